@@ -1,0 +1,19 @@
+"""flairseg: skull stripping and FLAIR abnormality segmentation of brain MRI with U-Nets."""
+
+from flairseg.errors import ConfigError, FlairsegError, InputError, WeightsError
+from flairseg.io import Case, Geometry, read_case, read_cases, write_mask
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Case",
+    "ConfigError",
+    "FlairsegError",
+    "Geometry",
+    "InputError",
+    "WeightsError",
+    "read_case",
+    "read_cases",
+    "write_mask",
+    "__version__",
+]
