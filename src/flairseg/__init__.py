@@ -1,7 +1,7 @@
 """flairseg: skull stripping and FLAIR abnormality segmentation of brain MRI with U-Nets."""
 
 from flairseg.errors import ConfigError, FlairsegError, InputError, WeightsError
-from flairseg.io import Case, Geometry, read_case, read_cases, write_mask
+from flairseg.io import Case, Geometry, find_cases, read_case, write_mask
 
 __version__ = "0.1.0"
 
@@ -13,7 +13,7 @@ __all__ = [
     "InputError",
     "WeightsError",
     "read_case",
-    "read_cases",
+    "find_cases",
     "write_mask",
     "__version__",
 ]

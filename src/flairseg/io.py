@@ -77,3 +77,275 @@ class Case:
         """(slices, height, width) of the case's grid."""
         array = self.image if self.image is not None else self.mask
         return tuple(array.shape[:3])  # type: ignore[union-attr,return-value]
+
+
+def _is_nifti(path: Path) -> bool:
+    return path.name.lower().endswith(NIFTI_SUFFIXES)
+
+
+def _nifti_stem(path: Path) -> str:
+    name = path.name
+    for suffix in NIFTI_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _has_tiffs(folder: Path) -> bool:
+    return any(p.suffix.lower() in TIFF_SUFFIXES for p in folder.iterdir() if p.is_file())
+
+
+def _read_tiff(path: Path) -> np.ndarray:
+    import tifffile
+
+    try:
+        array = tifffile.imread(path)
+    except Exception as exc:  # tifffile raises many types for corrupt, truncated or non-TIFF files
+        raise InputError(f"cannot read {path}: not a valid TIFF image or truncated ({type(exc).__name__})") from None
+    if array.ndim not in (2, 3) or array.size == 0:
+        raise InputError(f"{path} has shape {array.shape}; expected one 2-D slice (H, W) or (H, W, channels)")
+    if not np.isfinite(array).all():
+        raise InputError(f"{path} holds {np.count_nonzero(~np.isfinite(array))} NaN or infinite pixels; fix or drop the slice")
+    return array
+
+
+def _slice_files(folder: Path, suffix: str) -> dict[int, Path]:
+    """Map slice number k -> file for ``<CASE>_<k><suffix>.tif`` in a Kaggle case folder."""
+    files: dict[int, Path] = {}
+    for path in sorted(folder.iterdir()):
+        match = _SLICE_NAME.match(path.name)
+        if not path.is_file() or match is None or (match["suffix"] or "") != suffix:
+            continue
+        k = int(match["k"])
+        if k in files:
+            raise InputError(f"{folder}: slice number {k} appears twice ({files[k].name}, {path.name}); keep one file per slice")
+        files[k] = path
+    return files
+
+
+def _check_numbering(folder: Path, numbers: list[int], what: str) -> None:
+    expected = list(range(1, len(numbers) + 1))
+    if numbers != expected:
+        missing = sorted(set(expected) - set(numbers))[:5]
+        raise InputError(
+            f"{folder}: {what} slice numbers must run 1..{len(numbers)} without gaps "
+            f"(found {numbers[0]}..{numbers[-1]}, missing e.g. {missing}); rename or restore the missing slices"
+        )
+
+
+def _stack_labels(folder: Path, files: dict[int, Path], numbers: list[int], plane: tuple[int, int] | None) -> np.ndarray:
+    slices = []
+    for k in numbers:
+        label = _read_tiff(files[k])
+        if label.ndim == 3:
+            label = label.max(axis=2)
+        if plane is not None and label.shape != plane:
+            raise InputError(f"{files[k]} is {label.shape[0]}x{label.shape[1]} but the images are {plane[0]}x{plane[1]}")
+        if plane is None:
+            plane = label.shape
+        elif label.shape != plane:
+            raise InputError(f"{folder}: mixed slice sizes ({plane} and {label.shape} in {files[k].name})")
+        slices.append(label != 0)
+    return np.stack(slices)
+
+
+def read_kaggle_case(folder: str | os.PathLike, masks: MaskPolicy = "optional", mask_suffix: str = "_mask") -> Case:
+    """Read a Kaggle LGG case folder of ``<CASE>_<k>.tif`` slices (and ``<CASE>_<k>_mask.tif``).
+
+    Slices are ordered by the number k. Images may be 1-channel (H, W) or multi-channel
+    (H, W, C); masks are nonzero = True.
+
+    Args:
+        folder: the case folder.
+        masks: "ignore" (do not read masks), "optional" (read them if present: all or none),
+            "required" (every slice needs one) or "only" (read masks, no images).
+        mask_suffix: the label files' suffix (``_mask`` for tumour, ``_brain`` for brain masks).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"case folder {folder} does not exist")
+    image_files = _slice_files(folder, "") if masks != "only" else {}
+    mask_files = _slice_files(folder, mask_suffix) if masks != "ignore" else {}
+    if masks == "only":
+        if not mask_files:
+            raise InputError(f"{folder} holds no <CASE>_<k>{mask_suffix}.tif files")
+        numbers = sorted(mask_files)
+        _check_numbering(folder, numbers, "mask")
+        names = tuple(mask_files[k].name.replace(mask_suffix + ".", ".", 1) for k in numbers)
+        mask = _stack_labels(folder, mask_files, numbers, None)
+        return Case(folder.name, None, mask, Geometry(folder, "kaggle", slice_names=names))
+    if not image_files:
+        raise InputError(f"{folder} holds no <CASE>_<k>.tif slices; point flairseg at a Kaggle-layout case folder")
+    numbers = sorted(image_files)
+    _check_numbering(folder, numbers, "image")
+    if masks == "required" and not mask_files:
+        raise InputError(f"{folder} has images but no {mask_suffix}.tif masks, and masks are required here")
+    if mask_files and sorted(mask_files) != numbers:
+        raise InputError(
+            f"{folder}: {len(mask_files)} masks for {len(numbers)} image slices; every slice needs exactly one mask "
+            f"(slices without a mask: {sorted(set(numbers) - set(mask_files))[:5]})"
+        )
+    slices = []
+    for k in numbers:
+        array = _read_tiff(image_files[k])
+        array = array[..., None] if array.ndim == 2 else array
+        if slices and array.shape != slices[0].shape:
+            raise InputError(
+                f"{folder}: mixed slice sizes or channel counts ({slices[0].shape} and {array.shape} in {image_files[k].name})"
+            )
+        slices.append(array)
+    image = np.stack(slices)
+    mask = _stack_labels(folder, mask_files, numbers, image.shape[1:3]) if mask_files else None
+    names = tuple(image_files[k].name for k in numbers)
+    return Case(folder.name, image, mask, Geometry(folder, "kaggle", slice_names=names))
+
+
+def read_label(case: Case, suffix: str) -> np.ndarray | None:
+    """Read the extra label stack stored beside a case (e.g. ``_brain``), or None if it has none.
+
+    Kaggle: ``<CASE>_<k><suffix>.tif`` in the case folder; NIfTI: ``<case><suffix>.nii[.gz]``
+    beside the volume.
+    """
+    geometry = case.geometry
+    if geometry.format == "kaggle":
+        if not _slice_files(geometry.source, suffix):
+            return None
+        return read_kaggle_case(geometry.source, masks="only", mask_suffix=suffix).mask
+    if geometry.format == "nifti":
+        sibling = _sibling_label(geometry.source, suffix)
+        if sibling is None:
+            return None
+        from flairseg.volumes import read_nifti
+
+        return read_nifti(geometry.source, mask_path=sibling).mask
+    return None
+
+
+def _sibling_label(path: Path, suffix: str) -> Path | None:
+    stem = _nifti_stem(path)
+    for ext in NIFTI_SUFFIXES:
+        candidate = path.with_name(stem + suffix + ext)
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _read_volume_case(path: Path, masks: MaskPolicy, mask_suffix: str) -> Case:
+    from flairseg.volumes import read_nifti
+
+    stem = _nifti_stem(path)
+    if masks == "only":
+        label = read_nifti(path, case_id=stem.removesuffix(mask_suffix))
+        return Case(label.case_id, None, label.image[..., 0] != 0, label.geometry)
+    mask_path = _sibling_label(path, mask_suffix) if masks != "ignore" else None
+    if masks == "required" and mask_path is None:
+        raise InputError(f"{path} has no mask beside it ({stem}{mask_suffix}.nii.gz), and masks are required here")
+    return read_nifti(path, mask_path=mask_path, case_id=stem)
+
+
+def find_cases(path: str | os.PathLike, masks: MaskPolicy = "optional", mask_suffix: str = "_mask") -> list[Path]:
+    """List the cases under ``path``: itself if it is one case, else its case folders and volume files.
+
+    A case is a Kaggle folder of TIFF slices, a DICOM series folder, or a NIfTI file. With
+    masks="only" a folder's NIfTI cases are its ``*<mask_suffix>.nii[.gz]`` files (or all of
+    them when none has the suffix); otherwise NIfTI files ending in the suffix are labels, not cases.
+    """
+    from flairseg.volumes import is_dicom_folder
+
+    root = Path(path)
+    if not root.exists():
+        raise InputError(f"{root} does not exist")
+    if root.is_file():
+        if not _is_nifti(root):
+            raise InputError(f"{root} is not a case: give a Kaggle case folder, a DICOM series folder or a .nii/.nii.gz file")
+        return [root]
+    if _has_tiffs(root) or is_dicom_folder(root):
+        return [root]
+    children = sorted(root.iterdir())
+    volumes = [p for p in children if p.is_file() and _is_nifti(p)]
+    labelled = [p for p in volumes if _nifti_stem(p).endswith(mask_suffix)]
+    if masks == "only":
+        volumes = labelled or volumes
+    else:
+        volumes = [p for p in volumes if p not in labelled and not _nifti_stem(p).endswith(("_brain", "_mask"))]
+    folders = [p for p in children if p.is_dir() and not p.name.startswith(".") and (_has_tiffs(p) or is_dicom_folder(p))]
+    cases = folders + volumes
+    if not cases:
+        raise InputError(f"{root} holds no cases (Kaggle TIFF folders, DICOM series folders or NIfTI files)")
+    return cases
+
+
+def case_id_of(path: Path, masks: MaskPolicy = "optional", mask_suffix: str = "_mask") -> str:
+    """The case id a path found by :func:`find_cases` will have once read."""
+    if path.is_dir():
+        return path.name
+    stem = _nifti_stem(path)
+    return stem.removesuffix(mask_suffix) if masks == "only" else stem
+
+
+def read_case(path: str | os.PathLike, masks: MaskPolicy = "optional", mask_suffix: str = "_mask") -> Case:
+    """Read one case: a Kaggle TIFF folder, a DICOM series folder or a NIfTI file.
+
+    For NIfTI, the mask is the file ``<name><mask_suffix>.nii[.gz]`` beside the volume.
+    DICOM series carry no masks.
+    """
+    from flairseg.volumes import is_dicom_folder, read_dicom_series
+
+    if masks not in MASK_POLICIES:
+        raise ValueError(f"masks must be one of {MASK_POLICIES}, not {masks!r}")
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path} does not exist")
+    if path.is_file():
+        if not _is_nifti(path):
+            raise InputError(f"{path} is not a .nii/.nii.gz volume nor a case folder")
+        return _read_volume_case(path, masks, mask_suffix)
+    if _has_tiffs(path):
+        return read_kaggle_case(path, masks=masks, mask_suffix=mask_suffix)
+    if is_dicom_folder(path):
+        if masks in ("required", "only"):
+            raise InputError(f"{path} is a DICOM series, which carries no masks; give masks as NIfTI or TIFF")
+        return read_dicom_series(path)
+    if not any(path.iterdir()):
+        raise InputError(f"{path} is empty")
+    raise InputError(f"{path} holds no TIFF slices and no DICOM series; is it a folder of cases?")
+
+
+def mask_output_name(case: Case, suffix: str = "_mask") -> str:
+    """File or folder name under which a case's mask is written: the case folder, or ``<case><suffix>.nii.gz``."""
+    if case.geometry.format == "kaggle":
+        return case.case_id
+    return f"{case.case_id}{suffix}.nii.gz"
+
+
+def write_mask(case: Case, mask: np.ndarray, path: str | os.PathLike, suffix: str = "_mask") -> Path:
+    """Write a mask on the case's grid the way the case came, atomically, and return the path written.
+
+    Kaggle: a folder ``path`` of ``<CASE>_<k><suffix>.tif`` (uint8 0/255), named after the
+    input slices. Volumes: a NIfTI file ``path`` with the input's header and geometry.
+    """
+    from flairseg.outputs import atomic_dir
+
+    mask = np.asarray(mask)
+    if mask.shape != case.shape:
+        raise InputError(f"mask shape {mask.shape} does not match case {case.case_id} grid {case.shape}")
+    out = Path(path)
+    if case.geometry.format != "kaggle":
+        from flairseg.volumes import write_volume_mask
+
+        write_volume_mask(case, mask.astype(bool), out)
+        return out
+    import tifffile
+
+    with atomic_dir(out) as tmp:
+        for name, plane in zip(case.geometry.slice_names, mask):
+            stem = name.rsplit(".", 1)[0]
+            tifffile.imwrite(tmp / f"{stem}{suffix}.tif", (plane != 0).astype(np.uint8) * 255, photometric="minisblack")
+    return out
+
+
+def sample_case_path() -> Path:
+    """Folder of the bundled sample case (TCGA_CS_4942_19970222, Kaggle layout; see its README)."""
+    from importlib.resources import files
+
+    return Path(str(files("flairseg") / "sample" / "TCGA_CS_4942_19970222"))

@@ -1,0 +1,165 @@
+"""Evaluate predicted masks against the truth: per-case metrics CSV, summary and figures.
+
+Both trees are in the same layout: Kaggle case folders (``<CASE>_<k>_mask.tif``) or
+folders of NIfTI masks (``<case>_mask.nii.gz``, or ``<case>.nii.gz`` when no file carries
+the suffix). Cases are matched by id; a truth case without a prediction is an error.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from flairseg.errors import InputError
+from flairseg.io import Case, case_id_of, find_cases, read_case, read_kaggle_case
+from flairseg.metrics import CaseMetrics, Summary, case_metrics, summarise_cases
+from flairseg.outputs import atomic_dir, check_output
+
+CONVENTIONS = (
+    "Dice over all slices of a case at once; both masks empty -> 1, one empty -> 0. "
+    "HD95: larger directed 95th-percentile surface distance, mm when spacing is known, else voxels; "
+    "both empty -> 0, one empty -> undefined. Summaries leave undefined values out."
+)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What an evaluation produced: per-case rows, their summaries and the report folder."""
+
+    rows: list[CaseMetrics]
+    summary: dict[str, Summary]
+    out: Path
+    extra_predictions: list[str]
+
+
+def _index(root: Path) -> dict[str, Path]:
+    paths = find_cases(root, masks="only")
+    index: dict[str, Path] = {}
+    for path in paths:
+        case_id = case_id_of(path, masks="only")
+        if case_id in index:
+            raise InputError(f"{root}: case id {case_id} appears twice ({index[case_id].name}, {path.name})")
+        index[case_id] = path
+    return index
+
+
+def _flair(truth: Case) -> np.ndarray | None:
+    """The FLAIR channel of the truth case's images, if they are stored beside its masks."""
+    source = truth.geometry.source
+    if truth.geometry.format == "kaggle":
+        try:
+            image = read_kaggle_case(source, masks="ignore").image
+        except InputError:
+            return None
+    else:
+        stem = truth.case_id
+        candidates = [source.with_name(stem + ext) for ext in (".nii.gz", ".nii")]
+        found = next((c for c in candidates if c.is_file() and c != source), None)
+        if found is None:
+            return None
+        image = read_case(found, masks="ignore").image
+    if image is None or image.shape[:3] != truth.shape:
+        return None
+    return image[..., 1] if image.shape[-1] == 3 else image[..., 0]
+
+
+def _write_csv(rows: Sequence[CaseMetrics], path: Path) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0].as_row()))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.as_row().items()})
+
+
+def _fmt(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.4f}"
+
+
+def _summary_markdown(rows: Sequence[CaseMetrics], summary: dict[str, Summary], title: str) -> str:
+    dice = {row.case_id: row.dice for row in rows}
+    median_case = min(dice, key=lambda c: abs(dice[c] - summary["dice"].median))
+    mean_case = min(dice, key=lambda c: abs(dice[c] - summary["dice"].mean))
+    unit = rows[0].units
+    lines = [
+        f"# {title}",
+        "",
+        f"{len(rows)} cases. {CONVENTIONS}",
+        "",
+        "| metric | n | mean | std | median | Q1 | Q3 | min | max |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, s in summary.items():
+        label = {"hd95": f"hd95 ({unit})", "pred_volume": "pred volume", "truth_volume": "truth volume"}.get(name, name)
+        values = (s.mean, s.std, s.median, s.q1, s.q3, s.minimum, s.maximum)
+        lines.append(f"| {label} | {s.n} | " + " | ".join(_fmt(v) for v in values) + " |")
+    worst = sorted(rows, key=lambda r: r.dice)[:5]
+    lines += [
+        "",
+        f"Case nearest the mean Dice: {mean_case} ({dice[mean_case]:.4f}); "
+        f"median case: {median_case} ({dice[median_case]:.4f}).",
+        "",
+        "Lowest Dice: " + ", ".join(f"{r.case_id} ({r.dice:.4f})" for r in worst) + ".",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def evaluate(
+    pred: str | os.PathLike,
+    truth: str | os.PathLike,
+    out: str | os.PathLike,
+    overwrite: bool = False,
+    figures: bool = True,
+    quiet: bool = False,
+) -> Evaluation:
+    """Compare predicted masks with the truth and write ``metrics.csv``, ``summary.md``,
+    ``summary.json``, ``dice_distribution.png`` and per-case ``gifs/`` and ``montages/``.
+
+    The report folder appears complete or not at all.
+    """
+    from tqdm import tqdm
+
+    from flairseg import figures as fig
+
+    pred, truth = Path(pred), Path(truth)
+    for path, what in ((pred, "prediction"), (truth, "truth")):
+        if not path.exists():
+            raise InputError(f"{what} path {path} does not exist")
+    out_path = check_output(out, [pred, truth], overwrite)
+    truth_index, pred_index = _index(truth), _index(pred)
+    missing = sorted(set(truth_index) - set(pred_index))
+    if missing:
+        raise InputError(f"no prediction for {len(missing)} of {len(truth_index)} truth cases (e.g. {', '.join(missing[:3])})")
+    extra = sorted(set(pred_index) - set(truth_index))
+    rows: list[CaseMetrics] = []
+    with atomic_dir(out_path) as tmp:
+        for case_id in tqdm(sorted(truth_index), desc="evaluate", unit="case", disable=quiet, file=sys.stderr):
+            truth_case = read_case(truth_index[case_id], masks="only")
+            pred_case = read_case(pred_index[case_id], masks="only")
+            if pred_case.shape != truth_case.shape:
+                raise InputError(
+                    f"case {case_id}: prediction grid {pred_case.shape} differs from truth grid {truth_case.shape}"
+                )
+            rows.append(case_metrics(case_id, pred_case.mask, truth_case.mask, truth_case.geometry.spacing))
+            if figures:
+                flair = _flair(truth_case)
+                background = flair if flair is not None else np.zeros(truth_case.shape, dtype=np.uint8)
+                fig.outline_gif(background, truth_case.mask, pred_case.mask, tmp / "gifs" / f"{case_id}.gif")
+                fig.tumour_montage(background, truth_case.mask, pred_case.mask, tmp / "montages" / f"{case_id}.png")
+        summary = dict(summarise_cases(rows))
+        _write_csv(rows, tmp / "metrics.csv")
+        (tmp / "summary.md").write_text(_summary_markdown(rows, summary, f"Evaluation of {pred.name} against {truth.name}"))
+        (tmp / "summary.json").write_text(
+            json.dumps({"cases": len(rows), "conventions": CONVENTIONS, **{k: asdict(v) for k, v in summary.items()}}, indent=2)
+        )
+        if figures:
+            fig.dice_distribution({r.case_id: r.dice for r in rows}, tmp / "dice_distribution.png")
+    return Evaluation(rows, summary, out_path, extra)

@@ -1,0 +1,101 @@
+"""Write preprocessed copies of a case tree: the paper's MATLAB step, as a command.
+
+For every case: ``OUTPUT/<CASE>/<CASE>_<k>.tif`` (uint8 for the paper variants, float32
+for the port variant), ``<CASE>_<k>_mask.tif`` (0/255) when the case has labels, and
+``transform.json`` holding what is needed to map model-space masks back to the input grid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from flairseg.errors import InputError
+from flairseg.io import Case, find_cases, read_case, read_label
+from flairseg.outputs import atomic_dir, check_output
+from flairseg.preprocess import preprocess_case, substitute_missing
+
+
+@dataclass(frozen=True)
+class PrepareResult:
+    """Counts of what :func:`preprocess_tree` wrote."""
+
+    cases: int
+    slices: int
+    out: Path
+
+
+def _model_channels(case: Case, variant: str, missing: str) -> np.ndarray:
+    """The channels a variant works on: FLAIR alone for paper-brain, else pre/FLAIR/post."""
+    image = case.image
+    assert image is not None
+    channels = image.shape[-1]
+    if channels not in (1, 3):
+        raise InputError(f"case {case.case_id} has {channels} channels; expected 1 (FLAIR) or 3 (pre, FLAIR, post)")
+    flair = image[..., 1] if channels == 3 else image[..., 0]
+    if variant == "paper-brain":
+        return flair[..., None]
+    if channels == 3:
+        return image
+    return substitute_missing({"pre": None, "flair": flair, "post": None}, policy=missing)
+
+
+def _transform_json(transform: object) -> str:
+    def plain(value: object) -> object:
+        if isinstance(value, np.ndarray):
+            return value.tolist()
+        if isinstance(value, (np.integer, np.floating)):
+            return value.item()
+        if isinstance(value, (tuple, list)):
+            return [plain(v) for v in value]
+        return value
+
+    fields = {k: plain(v) for k, v in dataclasses.asdict(transform).items()}  # type: ignore[call-overload]
+    return json.dumps(fields, indent=2)
+
+
+def preprocess_tree(
+    source: str | os.PathLike,
+    out: str | os.PathLike,
+    variant: str = "paper-abnormality",
+    missing: str = "copy-flair",
+    overwrite: bool = False,
+    quiet: bool = False,
+) -> PrepareResult:
+    """Preprocess every case under ``source`` into TIFF slices under ``out`` (created atomically)."""
+    import tifffile
+    from tqdm import tqdm
+
+    source = Path(source)
+    if not source.exists():
+        raise InputError(f"input {source} does not exist")
+    out_path = check_output(out, [source], overwrite)
+    paths = find_cases(source)
+    label_suffix = "_brain" if variant == "paper-brain" else "_mask"
+    total = 0
+    with atomic_dir(out_path) as tmp:
+        for path in tqdm(paths, desc=f"preprocess ({variant})", unit="case", disable=quiet, file=sys.stderr):
+            case = read_case(path, masks="optional", mask_suffix=label_suffix)
+            brain = read_label(case, "_brain") if variant == "paper-abnormality" else None
+            try:
+                result = preprocess_case(_model_channels(case, variant, missing), case.mask, variant=variant, brain=brain)
+            except InputError as exc:
+                raise InputError(f"case {case.case_id}: {exc}") from None
+            folder = tmp / case.case_id
+            folder.mkdir()
+            photometric = "rgb" if result.image.shape[-1] == 3 and result.image.dtype == np.uint8 else "minisblack"
+            for k, plane in enumerate(result.image, start=1):
+                stem = folder / f"{case.case_id}_{k}"
+                data = plane[..., 0] if plane.shape[-1] == 1 else plane
+                tifffile.imwrite(f"{stem}.tif", np.ascontiguousarray(data), photometric=photometric)
+                if result.mask is not None:
+                    tifffile.imwrite(f"{stem}_mask.tif", result.mask[k - 1].astype(np.uint8) * 255, photometric="minisblack")
+            (folder / "transform.json").write_text(_transform_json(result.transform))
+            total += result.image.shape[0]
+    return PrepareResult(len(paths), total, out_path)

@@ -1,0 +1,155 @@
+"""Kaggle TIFF case folders: reading, slice order, writing back, and every bad input."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from conftest import phantom, write_kaggle_case
+from flairseg.errors import InputError
+from flairseg.io import find_cases, read_case, read_kaggle_case, read_label, write_mask
+
+
+def test_reads_slices_in_numeric_order(tmp_path: Path) -> None:
+    image, mask = phantom(slices=12)
+    image[:, 0, 0, 0] = np.arange(12)  # slice index stamped into a pixel
+    folder = write_kaggle_case(tmp_path, "CASE", image, mask)
+    case = read_case(folder)
+    assert case.case_id == "CASE"
+    assert case.image.shape == (12, 64, 64, 3) and case.image.dtype == np.uint8
+    np.testing.assert_array_equal(case.image[:, 0, 0, 0], np.arange(12))  # 1, 2, ..., 10, 11, 12, not 1, 10, 11, 12, 2
+    np.testing.assert_array_equal(case.mask, mask)
+    assert case.geometry.slice_names[9] == "CASE_10.tif"
+    assert case.geometry.spacing is None
+
+
+def test_single_channel_slices(tmp_path: Path) -> None:
+    image, mask = phantom(slices=4)
+    folder = write_kaggle_case(tmp_path, "GREY", image[..., 1], mask)
+    case = read_case(folder)
+    assert case.image.shape == (4, 64, 64, 1)
+
+
+def test_sample_case_is_real_and_complete(sample_case: Path) -> None:
+    case = read_case(sample_case, masks="required")
+    assert case.image.shape == (20, 256, 256, 3)
+    assert case.mask.sum() == 7112
+    brain = read_label(case, "_brain")
+    assert brain is not None and brain.shape == (20, 256, 256) and brain.any()
+    assert not (case.mask & ~brain).sum() > 0.05 * case.mask.sum()  # tumour lies (almost all) inside the brain
+
+
+def test_write_mask_mirrors_input_names(tmp_path: Path) -> None:
+    image, mask = phantom(slices=3)
+    case = read_case(write_kaggle_case(tmp_path / "in", "CASE", image, mask))
+    written = write_mask(case, mask, tmp_path / "out" / "CASE")
+    assert sorted(p.name for p in written.iterdir()) == ["CASE_1_mask.tif", "CASE_2_mask.tif", "CASE_3_mask.tif"]
+    again = read_case(written, masks="only")
+    np.testing.assert_array_equal(again.mask, mask)
+    assert set(np.unique(tifffile.imread(written / "CASE_1_mask.tif"))) <= {0, 255}
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]
+
+
+def test_find_cases_in_tree(kaggle_tree: Path) -> None:
+    assert [p.name for p in find_cases(kaggle_tree)] == ["CASE_0", "CASE_1", "CASE_2"]
+    assert find_cases(kaggle_tree / "CASE_1") == [kaggle_tree / "CASE_1"]
+
+
+# ---- bad inputs: each a one-line InputError -------------------------------------------------
+
+
+def _case(tmp_path: Path, slices: int = 4) -> Path:
+    image, mask = phantom(slices=slices)
+    return write_kaggle_case(tmp_path, "CASE", image, mask)
+
+
+def _error(path: Path, **kwargs: object) -> str:
+    with pytest.raises(InputError) as info:
+        read_case(path, **kwargs)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_missing_folder(tmp_path: Path) -> None:
+    assert "does not exist" in _error(tmp_path / "nope")
+
+
+def test_empty_folder(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    assert "empty" in _error(tmp_path / "empty")
+    with pytest.raises(InputError, match="holds no cases"):
+        find_cases(tmp_path / "empty")
+
+
+def test_images_without_required_masks(tmp_path: Path) -> None:
+    image, _ = phantom(slices=3)
+    folder = write_kaggle_case(tmp_path, "CASE", image, None)
+    assert "no _mask.tif masks" in _error(folder, masks="required")
+    assert read_case(folder).mask is None  # optional: fine
+
+
+def test_mask_count_mismatch(tmp_path: Path) -> None:
+    folder = _case(tmp_path)
+    (folder / "CASE_3_mask.tif").unlink()
+    assert "3 masks for 4 image slices" in _error(folder)
+
+
+def test_mask_size_mismatch(tmp_path: Path) -> None:
+    folder = _case(tmp_path)
+    tifffile.imwrite(folder / "CASE_2_mask.tif", np.zeros((32, 32), np.uint8))
+    assert "32x32 but the images are 64x64" in _error(folder)
+
+
+def test_truncated_tiff(tmp_path: Path) -> None:
+    folder = _case(tmp_path)
+    data = (folder / "CASE_2.tif").read_bytes()
+    (folder / "CASE_2.tif").write_bytes(data[: len(data) // 3])
+    assert "not a valid TIFF image or truncated" in _error(folder)
+
+
+def test_non_image_named_tif(tmp_path: Path) -> None:
+    folder = _case(tmp_path)
+    (folder / "CASE_3.tif").write_text("this is a note, not an image\n")
+    assert "CASE_3.tif" in _error(folder)
+
+
+def test_mixed_slice_sizes(tmp_path: Path) -> None:
+    folder = _case(tmp_path)
+    tifffile.imwrite(folder / "CASE_4.tif", np.zeros((48, 48, 3), np.uint8), photometric="rgb")
+    tifffile.imwrite(folder / "CASE_4_mask.tif", np.zeros((48, 48), np.uint8))
+    assert "mixed slice sizes" in _error(folder)
+
+
+def test_slice_number_gap(tmp_path: Path) -> None:
+    folder = _case(tmp_path)
+    for suffix in ("", "_mask"):
+        (folder / f"CASE_2{suffix}.tif").rename(folder / f"CASE_7{suffix}.tif")
+    assert "without gaps" in _error(folder)
+
+
+def test_duplicate_slice_number(tmp_path: Path) -> None:
+    folder = _case(tmp_path)
+    shutil.copy(folder / "CASE_2.tif", folder / "CASE_02.tif")
+    assert "appears twice" in _error(folder)
+
+
+def test_nan_pixels_in_float_tiff(tmp_path: Path) -> None:
+    folder = tmp_path / "FLOAT"
+    folder.mkdir()
+    for k in (1, 2):
+        plane = np.ones((16, 16), np.float32)
+        plane[3, 3] = np.nan if k == 2 else 1
+        tifffile.imwrite(folder / f"FLOAT_{k}.tif", plane)
+    assert "NaN or infinite" in _error(folder)
+
+
+def test_read_kaggle_case_only_masks(tmp_path: Path) -> None:
+    folder = _case(tmp_path)
+    case = read_kaggle_case(folder, masks="only")
+    assert case.image is None and case.mask.shape == (4, 64, 64)
+    assert case.geometry.slice_names[0] == "CASE_1.tif"

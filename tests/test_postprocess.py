@@ -1,0 +1,64 @@
+"""Largest 3-D component, per-slice hole filling and convex hull."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from flairseg.errors import ConfigError
+from flairseg.postprocess import convex_hull_per_slice, fill_holes_per_slice, largest_component, postprocess
+
+
+def test_largest_component_keeps_biggest_and_leaves_input() -> None:
+    mask = np.zeros((6, 20, 20), bool)
+    mask[1:4, 2:8, 2:8] = True  # 108 voxels
+    mask[4, 15:17, 15:17] = True  # 4 voxels
+    before = mask.copy()
+    kept = largest_component(mask)
+    assert kept.sum() == 108 and not kept[4].any()
+    np.testing.assert_array_equal(mask, before)
+
+
+def test_connectivity_26_vs_6() -> None:
+    mask = np.zeros((3, 5, 5), bool)
+    mask[0, 1, 1] = mask[1, 2, 2] = mask[2, 3, 3] = True  # a diagonal chain touching at corners
+    mask[0, 4, 4] = mask[0, 4, 3] = True  # two face-connected voxels
+    assert largest_component(mask, 26).sum() == 3
+    assert largest_component(mask, 6).sum() == 2
+    with pytest.raises(ConfigError):
+        largest_component(mask, 8)
+
+
+def test_empty_stays_empty() -> None:
+    empty = np.zeros((2, 4, 4), bool)
+    assert not largest_component(empty).any()
+    assert not postprocess(empty, "brain").any()
+
+
+def test_fill_holes_is_per_slice() -> None:
+    ring = np.zeros((3, 9, 9), bool)
+    ring[1, 2:7, 2:7] = True
+    ring[1, 4, 4] = False
+    filled = fill_holes_per_slice(ring)
+    assert filled[1, 4, 4] and filled.sum() == 25
+
+
+def test_convex_hull_per_slice() -> None:
+    mask = np.zeros((2, 11, 11), bool)
+    mask[0, 2:9, 2] = mask[0, 2, 2:9] = True  # an L shape
+    hull = convex_hull_per_slice(mask)
+    assert hull[0, 4, 4] and not hull[0, 8, 8] and not hull[1].any()
+    assert (hull >= mask).all()
+
+
+def test_postprocess_tasks() -> None:
+    mask = np.zeros((4, 12, 12), bool)
+    mask[:, 2:10, 2:10] = True
+    mask[:, 5, 5] = False  # a hole in every slice
+    mask[0, 0, 11] = True  # a speck
+    abnormality = postprocess(mask, "abnormality")
+    assert not abnormality[0, 0, 11] and not abnormality[1, 5, 5]
+    brain = postprocess(mask, "brain")
+    assert brain[1, 5, 5] and not brain[0, 0, 11]
+    with pytest.raises(ConfigError):
+        postprocess(mask, "tumor")
