@@ -1,0 +1,421 @@
+"""Preprocessing of one case into the network's grid, and the way back onto the input grid.
+
+Three variants:
+
+- ``"paper-abnormality"`` and ``"paper-brain"``: the original MATLAB preprocessing of Buda et al.
+  (2019) for the FLAIR-abnormality and the skull-stripping network: MATLAB-style bicubic scaling of
+  the shorter in-plane side to ``size``, a (one pixel off-centre) centre crop, and a histogram
+  window per modality that puts the tissue peak near 100 in uint8. All slices are kept.
+- ``"port"``: the PyTorch port: threshold at 10 % of the maximum, crop to the bounding box of what
+  remains (slices too), pad to a square, quadratic resize, [p10, p99] rescale and per-channel
+  z-score, float32. The first and last input slice are dropped.
+
+Every result carries a :class:`SpatialTransform` with which :func:`invert_mask` and
+:func:`invert_probability` put model-space outputs back onto the input grid.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from scipy import ndimage
+from skimage.transform import resize
+
+from flairseg.errors import ConfigError, InputError
+
+VARIANTS = ("paper-abnormality", "paper-brain", "port")
+MISSING_POLICIES = ("copy-flair", "zeros", "error")
+MODALITIES = ("pre", "flair", "post")
+
+_BIN_WIDTH = 2.0
+_PEAK_GAIN = 2.55  # high = low + 2.55 * (peak - low): the tissue peak lands at 255 / 2.55 = 100
+_RISING_BINS = 5  # paper-brain: the peak search starts after the 5th rising bin above the median
+_EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class SpatialTransform:
+    """Everything needed to map a model-space (S', size, size) array back onto the input grid.
+
+    The forward path is: keep input slices ``slices``, cut the in-plane ``box``, pad it to
+    ``padded_shape`` (``pad`` zeros before rows and columns), scale it by ``scale`` to
+    ``scaled_shape``, cut the ``size`` x ``size`` window starting at ``crop``.
+
+    Attributes:
+        variant: the preprocessing variant that made it.
+        input_shape: (slices, height, width) of the input.
+        size: side of the model grid.
+        slices: [start, stop) of the input slices present in model space.
+        box: (row_start, row_stop, col_start, col_stop) of the input region that was kept.
+        pad: zeros added before the rows and before the columns of the box.
+        padded_shape: in-plane shape of the box after padding (the grid that was scaled).
+        scale: in-plane scale factor from the padded grid to the scaled grid (1.0: none).
+        scaled_shape: in-plane shape after scaling.
+        crop: 0-based (row, col) start of the size x size window in the scaled grid.
+    """
+
+    variant: str
+    input_shape: tuple[int, int, int]
+    size: int
+    slices: tuple[int, int]
+    box: tuple[int, int, int, int]
+    pad: tuple[int, int]
+    padded_shape: tuple[int, int]
+    scale: float
+    scaled_shape: tuple[int, int]
+    crop: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Preprocessed:
+    """One preprocessed case.
+
+    Attributes:
+        image: (S', size, size, C); uint8 for the paper variants, float32 for the port.
+        mask: (S', size, size) bool, or None when no mask was given.
+        transform: how to map model-space outputs back onto the input grid.
+    """
+
+    image: np.ndarray
+    mask: np.ndarray | None
+    transform: SpatialTransform
+
+
+def preprocess_case(
+    image: np.ndarray,
+    mask: np.ndarray | None = None,
+    variant: str = "paper-abnormality",
+    size: int = 256,
+    brain: np.ndarray | None = None,
+) -> Preprocessed:
+    """Preprocess one case; the inputs are never modified.
+
+    Args:
+        image: (S, H, W, C) array of any real dtype.
+        mask: optional (S, H, W) label; nonzero is foreground.
+        variant: one of :data:`VARIANTS`.
+        size: side of the square model grid.
+        brain: optional (S, H, W) brain mask; voxels outside it are set to 0 first (the
+            paper-abnormality variant expects skull-stripped volumes).
+
+    Returns:
+        The preprocessed image, mask and the transform back to the input grid.
+    """
+    _check_variant(variant)
+    image = np.asarray(image)
+    if image.ndim != 4 or min(image.shape) < 1:
+        raise InputError(f"image has shape {image.shape}; expected (slices, height, width, channels), "
+                         "add a channel axis with image[..., None] for one modality")
+    if image.dtype.kind not in "iuf":
+        raise InputError(f"image has dtype {image.dtype}; give real numbers (integer or float)")
+    if image.dtype.kind == "f" and not np.isfinite(image).all():
+        raise InputError("image holds NaN or infinite values; replace them (e.g. np.nan_to_num) first")
+    if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
+        raise InputError(f"size must be a positive integer, got {size!r}")
+    mask = None if mask is None else _as_label(mask, image.shape[:3], "mask")
+    if brain is not None:
+        image = np.where(_as_label(brain, image.shape[:3], "brain")[..., None], image, 0).astype(image.dtype)
+    if variant == "port":
+        return _port(image, mask, int(size))
+    return _paper(image, mask, variant, int(size))
+
+
+def invert_mask(mask: np.ndarray, transform: SpatialTransform) -> np.ndarray:
+    """Map a model-space (S', size, size) mask back onto the input grid (nearest neighbour).
+
+    Returns:
+        (S, H, W) bool mask on the input grid; False wherever the model saw nothing.
+    """
+    return _to_input_grid(np.asarray(mask) != 0, transform, "nearest")
+
+
+def invert_probability(prob: np.ndarray, transform: SpatialTransform) -> np.ndarray:
+    """Map a model-space (S', size, size) float map back onto the input grid (linear, 0 outside).
+
+    Returns:
+        (S, H, W) float32 map on the input grid.
+    """
+    prob = np.asarray(prob)
+    if prob.dtype.kind not in "iuf":
+        raise InputError(f"probability map has dtype {prob.dtype}; give real numbers")
+    return _to_input_grid(prob.astype(np.float64), transform, "linear").astype(np.float32)
+
+
+def substitute_missing(channels: dict[str, np.ndarray | None], policy: str = "copy-flair") -> np.ndarray:
+    """Stack the modalities as (S, H, W, 3) in the order pre, flair, post, filling missing ones.
+
+    Args:
+        channels: keys ``"pre"``, ``"flair"``, ``"post"``; each an (S, H, W) array or None (missing).
+        policy: ``"copy-flair"`` (a copy of FLAIR, as the Kaggle dataset does), ``"zeros"`` or
+            ``"error"``.
+
+    Returns:
+        A new (S, H, W, 3) array.
+    """
+    if policy not in MISSING_POLICIES:
+        raise ConfigError(_unknown(policy, "missing-modality policy", MISSING_POLICIES))
+    unknown = sorted(set(channels) - set(MODALITIES))
+    if unknown:
+        raise InputError(f"unknown modality keys {unknown}; use {list(MODALITIES)}")
+    given = {name: np.asarray(array) for name, array in channels.items() if array is not None}
+    if "flair" not in given:
+        raise InputError("the FLAIR volume is missing; FLAIR is required by every network")
+    flair = given["flair"]
+    if flair.ndim != 3:
+        raise InputError(f"flair has shape {flair.shape}; expected (slices, height, width)")
+    for name, array in given.items():
+        if array.shape != flair.shape:
+            raise InputError(f"{name} has shape {array.shape} but flair has {flair.shape}; resample to one grid")
+    missing = [name for name in MODALITIES if name not in given]
+    if missing and policy == "error":
+        raise InputError(f"the {missing[0]} modality is missing; provide it or choose policy 'copy-flair' or 'zeros'")
+    dtype = np.result_type(*given.values())
+    filler = flair if policy == "copy-flair" else np.zeros(flair.shape, dtype)
+    return np.stack([given.get(name, filler) for name in MODALITIES], axis=-1).astype(dtype, copy=False)
+
+
+def paper_window(volume: np.ndarray, variant: str) -> np.ndarray:
+    """The paper's histogram window of one modality (steps 4-5): (S, H, W) float -> uint8.
+
+    Negatives are set to 0; then ``[low, low + 2.55 (peak - low)]`` maps to [0, 255], so the
+    tissue peak lands near 100.
+    """
+    _check_variant(variant)
+    if variant == "port":
+        raise ConfigError("paper_window needs 'paper-abnormality' or 'paper-brain', not 'port'")
+    x = np.maximum(np.asarray(volume, dtype=np.float64), 0.0)
+    if x.size == 0 or not np.isfinite(x).all():
+        raise InputError("the volume is empty or holds NaN/infinite values; give finite intensities")
+    low, _, high = _window_levels(x.ravel(), variant)
+    unit = (np.clip(x, low, high) - low) / (high - low)
+    return np.floor(unit * 255.0 + 0.5).astype(np.uint8)
+
+
+def _check_variant(variant: str) -> None:
+    if variant not in VARIANTS:
+        raise ConfigError(_unknown(variant, "preprocessing variant", VARIANTS))
+
+
+def _unknown(value: object, what: str, choices: tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(str(value), choices, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"unknown {what} {value!r}; choose one of {', '.join(choices)}{hint}"
+
+
+def _as_label(label: np.ndarray, shape: tuple[int, ...], name: str) -> np.ndarray:
+    label = np.asarray(label)
+    if label.shape != tuple(shape):
+        raise InputError(f"{name} has shape {label.shape} but the image grid is {tuple(shape)}; give one label per voxel")
+    return label != 0
+
+
+def _window_levels(x: np.ndarray, variant: str) -> tuple[float, float, float]:
+    """(low, peak, high) of the paper window for the flat, non-negative float64 intensities ``x``."""
+    left = _BIN_WIDTH * np.floor(x.min() / _BIN_WIDTH)
+    nbins = max(1, int(np.ceil((x.max() - left) / _BIN_WIDTH)))
+    edges = left + _BIN_WIDTH * np.arange(nbins + 1)
+    counts = np.bincount(np.minimum(((x - left) // _BIN_WIDTH).astype(np.intp), nbins - 1), minlength=nbins)
+    if variant == "paper-abnormality":
+        nonzero = x[x != 0]
+        if nonzero.size == 0:
+            raise InputError("the volume is all zero; give a modality with signal (a 'zeros' channel cannot be windowed)")
+        low = float(np.percentile(nonzero, 2, method="hazen"))
+        start = int(np.argmax(edges >= low))
+    else:
+        p2, p50 = np.percentile(x, [2, 50], method="hazen")
+        above = np.flatnonzero(edges > p2)
+        if above.size == 0:
+            raise InputError("the volume is constant; the paper-brain window needs a range of intensities")
+        low = float(edges[above[0]])
+        previous = counts[:-1]
+        rising = np.zeros(nbins, dtype=bool)  # N[i] / N[i-1] > 1, with k/0 > 1 and 0/0 not
+        rising[1:] = np.where(previous > 0, counts[1:] > previous, counts[1:] > 0)
+        first = int(np.argmax(edges >= p50))
+        found = first + np.flatnonzero(rising[first:])
+        if found.size < _RISING_BINS:
+            raise InputError("cannot find the tissue peak above the background in the histogram; "
+                             "check that the volume is a head MRI in scanner intensities, or use the port variant")
+        start = int(found[_RISING_BINS - 1]) + 1
+    if start >= nbins:
+        raise InputError("cannot find the tissue peak in the histogram; the volume has almost no intensity range")
+    peak = float(edges[start + int(np.argmax(counts[start:]))])
+    high = low + _PEAK_GAIN * (peak - low)
+    if high <= low:
+        if variant == "paper-abnormality":
+            raise InputError("the intensity window collapsed (background fills the fullest histogram bin): "
+                             "paper-abnormality needs a skull-stripped volume; pass brain=, or use paper-brain or port")
+        raise InputError("the intensity window collapsed; give scanner-range intensities (not rescaled to [0, 1])")
+    return low, peak, high
+
+
+def _paper(image: np.ndarray, mask: np.ndarray | None, variant: str, size: int) -> Preprocessed:
+    slices, height, width, channels = image.shape
+    scale, scaled = 1.0, (height, width)
+    if min(height, width) != size:
+        scale = size / min(height, width)
+        scaled = (int(np.ceil(scale * height - _EPS)), int(np.ceil(scale * width - _EPS)))
+        image = _resize_inplane(image, scaled, scale, "cubic")
+        if mask is not None:
+            mask = _resize_inplane(mask, scaled, scale, "nearest")
+    crop = (max(1, (scaled[0] - size) // 2) - 1, max(1, (scaled[1] - size) // 2) - 1)
+    window = (slice(None), slice(crop[0], crop[0] + size), slice(crop[1], crop[1] + size))
+    image = image[window]
+    if mask is not None:
+        mask = mask[window]
+        if variant == "paper-brain":
+            in_plane = np.zeros((3, 3, 3), dtype=bool)
+            in_plane[1] = ndimage.generate_binary_structure(2, 1)
+            mask = ndimage.binary_fill_holes(mask, structure=in_plane)
+    windowed = np.empty((slices, size, size, channels), dtype=np.uint8)
+    for c in range(channels):
+        try:
+            windowed[..., c] = paper_window(image[..., c], variant)
+        except InputError as error:
+            raise InputError(f"channel {c}: {error}") from None
+    transform = SpatialTransform(
+        variant=variant, input_shape=(slices, height, width), size=size, slices=(0, slices),
+        box=(0, height, 0, width), pad=(0, 0), padded_shape=(height, width), scale=scale,
+        scaled_shape=scaled, crop=crop,
+    )
+    return Preprocessed(windowed, None if mask is None else np.array(mask, dtype=bool), transform)
+
+
+def _port(image: np.ndarray, mask: np.ndarray | None, size: int) -> Preprocessed:
+    slices, height, width, _ = image.shape
+    if slices < 3:
+        raise InputError(f"the port variant drops the first and last slice and needs at least 3 slices, got {slices}")
+    volume = image[1:-1].astype(np.float64)
+    if volume.max() <= 0:
+        raise InputError("the volume has no positive intensities (all zero after dropping the end slices)")
+    volume[volume < 0.1 * volume.max()] = 0.0
+    occupied = (volume != 0).any(axis=3)
+    z0, z1 = _extent(occupied.any(axis=(1, 2)))
+    r0, r1 = _extent(occupied.any(axis=(0, 2)))
+    c0, c1 = _extent(occupied.any(axis=(0, 1)))
+    side = max(r1 - r0, c1 - c0)
+    pad = ((side - (r1 - r0)) // 2, (side - (c1 - c0)) // 2)
+    region = (slice(z0, z1), slice(r0, r1), slice(c0, c1))
+    place = (slice(None), slice(pad[0], pad[0] + r1 - r0), slice(pad[1], pad[1] + c1 - c0))
+    padded = np.zeros((z1 - z0, side, side, image.shape[3]))
+    padded[place] = volume[region]
+    resized = _resize_planes(padded, size)
+    p10, p99 = np.percentile(resized, [10, 99])
+    unit = (np.clip(resized, p10, p99) - p10) / (p99 - p10) if p99 > p10 else np.zeros_like(resized)
+    mean, std = unit.mean(axis=(0, 1, 2)), unit.std(axis=(0, 1, 2))
+    normalised = np.divide(unit - mean, std, out=np.zeros_like(unit), where=std > 0)
+    if mask is not None:
+        square = np.zeros((z1 - z0, side, side), dtype=bool)
+        square[place] = mask[1:-1][region]
+        mask = resize(square, (z1 - z0, size, size), order=0, mode="constant", cval=0, anti_aliasing=False) > 0.5
+    transform = SpatialTransform(
+        variant="port", input_shape=(slices, height, width), size=size, slices=(z0 + 1, z1 + 1),
+        box=(r0, r1, c0, c1), pad=pad, padded_shape=(side, side), scale=size / side,
+        scaled_shape=(size, size), crop=(0, 0),
+    )
+    return Preprocessed(normalised.astype(np.float32), mask, transform)
+
+
+def _resize_planes(volume: np.ndarray, size: int) -> np.ndarray:
+    """(S, L, L, C) -> (S, size, size, C) like one skimage ``resize(order=2, mode="constant")`` call.
+
+    Plane by plane (a 4-D spline resize is two orders of magnitude slower and leaves the slice and
+    channel axes unchanged anyway), clipped to the whole volume's range as the single call does.
+    """
+    planes = np.moveaxis(volume, 3, 1).reshape(-1, *volume.shape[1:3])
+    out = np.stack([resize(plane, (size, size), order=2, mode="constant", cval=0, anti_aliasing=False,
+                           preserve_range=True, clip=False) for plane in planes])
+    out = np.clip(out, min(volume.min(), 0.0), volume.max())
+    return np.moveaxis(out.reshape(volume.shape[0], volume.shape[3], size, size), 1, 3)
+
+
+def _extent(occupied: np.ndarray) -> tuple[int, int]:
+    index = np.flatnonzero(occupied)
+    return int(index[0]), int(index[-1]) + 1
+
+
+def _to_input_grid(volume: np.ndarray, transform: SpatialTransform, method: str) -> np.ndarray:
+    t = transform
+    expected = (t.slices[1] - t.slices[0], t.size, t.size)
+    if volume.shape != expected:
+        raise InputError(f"model-space array has shape {volume.shape} but this transform expects {expected}; "
+                         "pass the output for the same preprocessed case")
+    scaled = np.zeros((expected[0], *t.scaled_shape), dtype=volume.dtype)
+    scaled[:, t.crop[0]:t.crop[0] + t.size, t.crop[1]:t.crop[1] + t.size] = volume
+    padded = scaled
+    if t.scaled_shape != t.padded_shape:
+        padded = _resize_inplane(scaled, t.padded_shape, 1.0 / t.scale, method)
+    r0, r1, c0, c1 = t.box
+    output = np.zeros(t.input_shape, dtype=volume.dtype)
+    output[t.slices[0]:t.slices[1], r0:r1, c0:c1] = padded[:, t.pad[0]:t.pad[0] + r1 - r0, t.pad[1]:t.pad[1] + c1 - c0]
+    return output
+
+
+def _cubic(x: np.ndarray) -> np.ndarray:
+    """Keys cubic convolution kernel with a = -0.5 (MATLAB's bicubic)."""
+    ax = np.abs(x)
+    near = (1.5 * ax**3 - 2.5 * ax**2 + 1.0) * (ax <= 1)
+    return near + (-0.5 * ax**3 + 2.5 * ax**2 - 4.0 * ax + 2.0) * ((ax > 1) & (ax <= 2))
+
+
+def _triangle(x: np.ndarray) -> np.ndarray:
+    return np.maximum(1.0 - np.abs(x), 0.0)
+
+
+_KERNELS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], float]] = {"cubic": (_cubic, 4.0), "linear": (_triangle, 2.0)}
+
+
+def _source_coordinates(out_len: int, scale: float) -> np.ndarray:
+    """1-based input coordinate of every output pixel centre (MATLAB imresize mapping)."""
+    x = np.arange(1, out_len + 1, dtype=np.float64)
+    return x / scale + 0.5 * (1.0 - 1.0 / scale)
+
+
+def _resize_weights(in_len: int, out_len: int, scale: float, method: str) -> np.ndarray:
+    """(out_len, in_len) interpolation matrix of MATLAB imresize for ``method`` "cubic" or "linear".
+
+    When shrinking, the kernel is widened by 1 / scale (antialiasing); weights are normalised to
+    sum 1 and indices past the border are mirrored (symmetric padding).
+    """
+    kernel, width = _KERNELS[method]
+    if scale < 1:
+        base = kernel
+        kernel, width = (lambda x: scale * base(scale * x)), width / scale
+    u = _source_coordinates(out_len, scale)
+    index = np.floor(u - width / 2)[:, None] + np.arange(int(np.ceil(width)) + 2)
+    weights = kernel(u[:, None] - index)
+    weights /= weights.sum(axis=1, keepdims=True)
+    mirror = np.concatenate([np.arange(in_len), np.arange(in_len)[::-1]])
+    index = mirror[(index.astype(np.intp) - 1) % (2 * in_len)]
+    matrix = np.zeros((out_len, in_len))
+    np.add.at(matrix, (np.repeat(np.arange(out_len), index.shape[1]), index.ravel()), weights.ravel())
+    return matrix
+
+
+def _nearest_index(in_len: int, out_len: int, scale: float) -> np.ndarray:
+    """0-based source index of every output pixel for MATLAB's nearest-neighbour imresize."""
+    u = _source_coordinates(out_len, scale)
+    return np.clip(np.floor(u + 0.5).astype(np.intp), 1, in_len) - 1
+
+
+def _resize_inplane(volume: np.ndarray, shape: tuple[int, int], scale: float, method: str) -> np.ndarray:
+    """Resize axes 1 and 2 of ``volume`` to ``shape`` like MATLAB ``imresize(volume, scale, method)``.
+
+    Rows are resized first, then columns; integer inputs are rounded and saturated to their
+    dtype after each pass, as MATLAB does. ``method`` is "cubic", "linear" or "nearest".
+    """
+    out = volume
+    for axis, out_len in ((1, shape[0]), (2, shape[1])):
+        in_len = out.shape[axis]
+        if method == "nearest":
+            out = np.take(out, _nearest_index(in_len, out_len, scale), axis=axis)
+        else:
+            weights = _resize_weights(in_len, out_len, scale, method)
+            out = np.moveaxis(np.tensordot(out, weights, axes=([axis], [1])), -1, axis)
+            if volume.dtype.kind in "iu":
+                info = np.iinfo(volume.dtype)
+                rounded = np.sign(out) * np.floor(np.abs(out) + 0.5)
+                out = np.clip(rounded, info.min, info.max).astype(volume.dtype)
+    return out

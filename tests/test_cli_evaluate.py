@@ -1,0 +1,128 @@
+"""`flairseg evaluate` end to end on Kaggle trees, and the CLI's one-line errors that write nothing."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from conftest import phantom, write_kaggle_case
+from flairseg.cli import main
+from flairseg.io import read_case
+
+
+def _shifted_predictions(truth: Path, root: Path, shift: int = 3) -> Path:
+    """A prediction tree: each truth mask shifted by ``shift`` pixels (masks only, as predict writes them)."""
+    for folder in sorted(truth.iterdir()):
+        case = read_case(folder)
+        out = root / folder.name
+        out.mkdir(parents=True)
+        for k, plane in enumerate(np.roll(case.mask, shift, axis=2), start=1):
+            tifffile.imwrite(out / f"{folder.name}_{k}_mask.tif", plane.astype(np.uint8) * 255)
+    return root
+
+
+def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(args)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_evaluate_shifted_masks(kaggle_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pred = _shifted_predictions(kaggle_tree, tmp_path / "pred")
+    out = tmp_path / "report"
+    code, stdout, _ = _run(["evaluate", "--pred", str(pred), "--truth", str(kaggle_tree), "-o", str(out), "--quiet"], capsys)
+    assert code == 0 and "3 cases: Dice mean" in stdout
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    assert [r["case_id"] for r in rows] == ["CASE_0", "CASE_1", "CASE_2"]
+    for row in rows:
+        truth = read_case(kaggle_tree / row["case_id"]).mask
+        shifted = np.roll(truth, 3, axis=2)
+        expected = 2 * (truth & shifted).sum() / (truth.sum() + shifted.sum())
+        assert float(row["dice"]) == pytest.approx(expected, rel=1e-5)
+        assert 0.8 < float(row["hd95"]) <= 3.0 + 1e-6 and row["units"] == "voxel"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["cases"] == 3 and 0 < summary["dice"]["mean"] < 1
+    assert "median case" in (out / "summary.md").read_text()
+    assert Image.open(out / "dice_distribution.png").format == "PNG"
+    gif = Image.open(out / "gifs" / "CASE_1.gif")
+    assert gif.n_frames == 8
+    assert (out / "montages" / "CASE_1.png").is_file()
+
+
+def test_evaluate_against_itself_is_perfect(sample_case: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, stdout, _ = _run(
+        ["evaluate", "--pred", str(sample_case), "--truth", str(sample_case), "-o", str(tmp_path / "r"), "--quiet"], capsys
+    )
+    assert code == 0 and "Dice mean 1.0000" in stdout
+
+
+def _assert_error(args: list[str], capsys: pytest.CaptureFixture[str], fragment: str, nothing_at: Path | None = None) -> None:
+    code, stdout, stderr = _run(args, capsys)
+    assert code == 1 and stdout == ""
+    assert stderr.startswith("flairseg: error: ") and stderr.count("\n") == 1, stderr
+    assert fragment in stderr
+    if nothing_at is not None:
+        assert not nothing_at.exists()
+        assert not [p for p in nothing_at.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_evaluate_missing_prediction(kaggle_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pred = _shifted_predictions(kaggle_tree, tmp_path / "pred")
+    shutil.rmtree(pred / "CASE_1")
+    out = tmp_path / "report"
+    _assert_error(["evaluate", "--pred", str(pred), "--truth", str(kaggle_tree), "-o", str(out)], capsys, "no prediction for 1 of 3", out)
+
+
+def test_evaluate_grid_mismatch(kaggle_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pred = _shifted_predictions(kaggle_tree, tmp_path / "pred")
+    (pred / "CASE_2" / "CASE_2_8_mask.tif").unlink()
+    out = tmp_path / "report"
+    _assert_error(["evaluate", "--pred", str(pred), "--truth", str(kaggle_tree), "-o", str(out)], capsys, "differs from truth grid", out)
+
+
+def test_evaluate_missing_and_empty_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "report"
+    _assert_error(["evaluate", "--pred", str(tmp_path / "no"), "--truth", str(tmp_path), "-o", str(out)], capsys, "does not exist", out)
+    (tmp_path / "empty").mkdir()
+    _assert_error(["evaluate", "--pred", str(tmp_path / "empty"), "--truth", str(tmp_path / "empty"), "-o", str(out)], capsys, "holds no cases", out)
+
+
+def test_output_equal_to_input(kaggle_tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = sorted(p.name for p in kaggle_tree.rglob("*"))
+    _assert_error(["evaluate", "--pred", str(kaggle_tree), "--truth", str(kaggle_tree), "-o", str(kaggle_tree)], capsys, "overlaps the input")
+    _assert_error(["preprocess", "-i", str(kaggle_tree), "-o", str(kaggle_tree / "CASE_0"), "--overwrite"], capsys, "overlaps the input")
+    assert sorted(p.name for p in kaggle_tree.rglob("*")) == before
+
+
+def test_existing_output_needs_overwrite(kaggle_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    _assert_error(["evaluate", "--pred", str(kaggle_tree), "--truth", str(kaggle_tree), "-o", str(out)], capsys, "--overwrite")
+    assert (out / "keep.txt").read_text() == "mine"
+    code, _, _ = _run(["evaluate", "--pred", str(kaggle_tree), "--truth", str(kaggle_tree), "-o", str(out), "--overwrite", "--quiet"], capsys)
+    assert code == 0 and not (out / "keep.txt").exists() and (out / "metrics.csv").exists()
+
+
+def test_corrupt_case_writes_nothing(kaggle_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pred = _shifted_predictions(kaggle_tree, tmp_path / "pred")
+    (pred / "CASE_2" / "CASE_2_3_mask.tif").write_bytes(b"II*\x00garbage")
+    out = tmp_path / "report"
+    _assert_error(["evaluate", "--pred", str(pred), "--truth", str(kaggle_tree), "-o", str(out)], capsys, "CASE_2_3_mask.tif", out)
+
+
+def test_console_script_help_and_error() -> None:
+    exe = [sys.executable, "-m", "flairseg.cli"]
+    help_run = subprocess.run([*exe, "--help"], capture_output=True, text=True, check=False)
+    assert help_run.returncode == 0 and "evaluate" in help_run.stdout and "preprocess" in help_run.stdout
+    bad = subprocess.run([*exe, "evaluate", "--pred", "/nonexistent", "--truth", "/nonexistent", "-o", "/tmp/x"], capture_output=True, text=True, check=False)
+    assert bad.returncode == 1 and bad.stderr.startswith("flairseg: error:") and "Traceback" not in bad.stderr
