@@ -6,9 +6,9 @@ Three variants:
   (2019) for the FLAIR-abnormality and the skull-stripping network: MATLAB-style bicubic scaling of
   the shorter in-plane side to ``size``, a (one pixel off-centre) centre crop, and a histogram
   window per modality that puts the tissue peak near 100 in uint8. All slices are kept.
-- ``"port"``: the PyTorch port: threshold at 10 % of the maximum, crop to the bounding box of what
-  remains (slices too), pad to a square, quadratic resize, [p10, p99] rescale and per-channel
-  z-score, float32. The first and last input slice are dropped.
+- ``"port"``: the PyTorch port: drop the first and last slice (as its dataset does on reading),
+  threshold at 10 % of the maximum, crop to the bounding box of what remains (slices too), pad to
+  a square, quadratic resize, [p10, p99] rescale and per-channel z-score, float32.
 
 Every result carries a :class:`SpatialTransform` with which :func:`invert_mask` and
 :func:`invert_probability` put model-space outputs back onto the input grid.
@@ -17,8 +17,8 @@ Every result carries a :class:`SpatialTransform` with which :func:`invert_mask` 
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from scipy import ndimage
@@ -117,7 +117,7 @@ def preprocess_case(
         raise InputError(f"size must be a positive integer, got {size!r}")
     mask = None if mask is None else _as_label(mask, image.shape[:3], "mask")
     if brain is not None:
-        image = np.where(_as_label(brain, image.shape[:3], "brain")[..., None], image, 0).astype(image.dtype)
+        image = image * _as_label(brain, image.shape[:3], "brain")[..., None]
     if variant == "port":
         return _port(image, mask, int(size))
     return _paper(image, mask, variant, int(size))
@@ -174,7 +174,7 @@ def substitute_missing(channels: dict[str, np.ndarray | None], policy: str = "co
         raise InputError(f"the {missing[0]} modality is missing; provide it or choose policy 'copy-flair' or 'zeros'")
     dtype = np.result_type(*given.values())
     filler = flair if policy == "copy-flair" else np.zeros(flair.shape, dtype)
-    return np.stack([given.get(name, filler) for name in MODALITIES], axis=-1).astype(dtype, copy=False)
+    return np.stack([given.get(name, filler) for name in MODALITIES], axis=-1)
 
 
 def paper_window(volume: np.ndarray, variant: str) -> np.ndarray:
@@ -208,7 +208,8 @@ def _unknown(value: object, what: str, choices: tuple[str, ...]) -> str:
 def _as_label(label: np.ndarray, shape: tuple[int, ...], name: str) -> np.ndarray:
     label = np.asarray(label)
     if label.shape != tuple(shape):
-        raise InputError(f"{name} has shape {label.shape} but the image grid is {tuple(shape)}; give one label per voxel")
+        raise InputError(f"{name} has shape {label.shape} but the image grid is {tuple(shape)}; "
+                         "give one label per voxel")
     return label != 0
 
 
@@ -221,7 +222,8 @@ def _window_levels(x: np.ndarray, variant: str) -> tuple[float, float, float]:
     if variant == "paper-abnormality":
         nonzero = x[x != 0]
         if nonzero.size == 0:
-            raise InputError("the volume is all zero; give a modality with signal (a 'zeros' channel cannot be windowed)")
+            raise InputError("the volume is all zero; give a modality with signal "
+                             "(a channel filled with zeros cannot be windowed)")
         low = float(np.percentile(nonzero, 2, method="hazen"))
         start = int(np.argmax(edges >= low))
     else:
@@ -349,7 +351,8 @@ def _to_input_grid(volume: np.ndarray, transform: SpatialTransform, method: str)
         padded = _resize_inplane(scaled, t.padded_shape, 1.0 / t.scale, method)
     r0, r1, c0, c1 = t.box
     output = np.zeros(t.input_shape, dtype=volume.dtype)
-    output[t.slices[0]:t.slices[1], r0:r1, c0:c1] = padded[:, t.pad[0]:t.pad[0] + r1 - r0, t.pad[1]:t.pad[1] + c1 - c0]
+    rows, cols = slice(t.pad[0], t.pad[0] + r1 - r0), slice(t.pad[1], t.pad[1] + c1 - c0)
+    output[t.slices[0]:t.slices[1], r0:r1, c0:c1] = padded[:, rows, cols]
     return output
 
 
@@ -364,7 +367,10 @@ def _triangle(x: np.ndarray) -> np.ndarray:
     return np.maximum(1.0 - np.abs(x), 0.0)
 
 
-_KERNELS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], float]] = {"cubic": (_cubic, 4.0), "linear": (_triangle, 2.0)}
+_KERNELS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], float]] = {  # kernel and its support width
+    "cubic": (_cubic, 4.0),
+    "linear": (_triangle, 2.0),
+}
 
 
 def _source_coordinates(out_len: int, scale: float) -> np.ndarray:
@@ -380,12 +386,10 @@ def _resize_weights(in_len: int, out_len: int, scale: float, method: str) -> np.
     sum 1 and indices past the border are mirrored (symmetric padding).
     """
     kernel, width = _KERNELS[method]
-    if scale < 1:
-        base = kernel
-        kernel, width = (lambda x: scale * base(scale * x)), width / scale
+    stretch = min(scale, 1.0)  # < 1: antialiasing, the kernel is widened by 1 / scale
     u = _source_coordinates(out_len, scale)
-    index = np.floor(u - width / 2)[:, None] + np.arange(int(np.ceil(width)) + 2)
-    weights = kernel(u[:, None] - index)
+    index = np.floor(u - width / stretch / 2)[:, None] + np.arange(int(np.ceil(width / stretch)) + 2)
+    weights = kernel(stretch * (u[:, None] - index))
     weights /= weights.sum(axis=1, keepdims=True)
     mirror = np.concatenate([np.arange(in_len), np.arange(in_len)[::-1]])
     index = mirror[(index.astype(np.intp) - 1) % (2 * in_len)]
