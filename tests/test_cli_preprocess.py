@@ -1,0 +1,64 @@
+"""`flairseg preprocess`: writes the paper-variant TIFFs of a case tree, and maps back exactly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from conftest import phantom, write_kaggle_case
+from flairseg.cli import main
+from flairseg.io import read_case
+from flairseg.preprocess import SpatialTransform, invert_mask
+
+
+def test_preprocess_sample_paper_abnormality_uses_brain_masks(sample_case: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "prep"
+    assert main(["preprocess", "-i", str(sample_case), "-o", str(out), "--quiet"]) == 0
+    assert "1 cases, 20 slices preprocessed" in capsys.readouterr().out
+    case_out = out / sample_case.name
+    image = tifffile.imread(case_out / f"{sample_case.name}_7.tif")
+    assert image.shape == (256, 256, 3) and image.dtype == np.uint8
+    prepared = read_case(case_out, masks="required")
+    original = read_case(sample_case)
+    np.testing.assert_array_equal(prepared.mask, original.mask)  # 256 x 256 input: no resizing, masks unchanged
+    flair = prepared.image[..., 1][original.mask | (prepared.image[..., 1] > 0)]
+    assert 80 <= np.median(flair) <= 130  # tissue peak near 100, as the paper intends
+    transform = SpatialTransform(**{k: tuple(v) if isinstance(v, list) else v for k, v in json.loads((case_out / "transform.json").read_text()).items()})
+    np.testing.assert_array_equal(invert_mask(prepared.mask, transform), original.mask)
+
+
+def test_preprocess_paper_brain_writes_flair_and_brain_labels(sample_case: Path, tmp_path: Path) -> None:
+    out = tmp_path / "prep"
+    assert main(["preprocess", "-i", str(sample_case), "-o", str(out), "--variant", "paper-brain", "--quiet"]) == 0
+    case = read_case(out / sample_case.name, masks="required")
+    assert case.image.shape == (20, 256, 256, 1)
+    brain = read_case(sample_case, mask_suffix="_brain").mask
+    np.testing.assert_array_equal(case.mask, brain | (case.mask & ~brain))  # holes filled at most
+    assert case.mask.sum() >= brain.sum()
+
+
+def test_preprocess_port_variant_tree(tmp_path: Path) -> None:
+    root = tmp_path / "in"
+    for index in range(2):
+        image, mask = phantom(slices=6, size=80, seed=index)
+        write_kaggle_case(root, f"C{index}", image, mask)
+    out = tmp_path / "out"
+    assert main(["preprocess", "-i", str(root), "-o", str(out), "--variant", "port", "--quiet"]) == 0
+    case = read_case(out / "C1", masks="required")
+    assert case.image.dtype == np.float32 and case.image.shape[1:] == (256, 256, 3)
+
+
+def test_preprocess_raw_volume_abnormality_without_brain_is_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    image, mask = phantom(slices=6, size=64)
+    background = image < 10
+    image[background] = np.random.default_rng(0).integers(2, 4, size=int(background.sum()))  # noise fills the fullest bin
+    write_kaggle_case(tmp_path / "in", "RAW", image, mask)
+    out = tmp_path / "out"
+    assert main(["preprocess", "-i", str(tmp_path / "in"), "-o", str(out), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("flairseg: error: case RAW:") and err.count("\n") == 1
+    assert not out.exists()
