@@ -57,10 +57,19 @@ def _to_processing(data: np.ndarray, ornt: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(orientations.apply_orientation(data, ornt).transpose(2, 1, 0))
 
 
+def _inverse(ornt: np.ndarray) -> np.ndarray:
+    """The orientation transform that undoes ``ornt`` (input axis i went to axis ornt[i, 0], flipped if -1)."""
+    inverse = np.empty_like(ornt)
+    targets = ornt[:, 0].astype(int)
+    inverse[targets, 0] = np.arange(len(ornt))
+    inverse[targets, 1] = ornt[:, 1]
+    return inverse
+
+
 def _from_processing(array: np.ndarray, ornt: np.ndarray) -> np.ndarray:
     from nibabel import orientations
 
-    return np.ascontiguousarray(orientations.apply_orientation(array.transpose(2, 1, 0), orientations.invert_orientation(ornt)))
+    return np.ascontiguousarray(orientations.apply_orientation(array.transpose(2, 1, 0), _inverse(ornt)))
 
 
 def _spacing(zooms: tuple[float, ...], ornt: np.ndarray, path: Path) -> tuple[float, float, float]:
@@ -95,7 +104,7 @@ def read_nifti(path: str | os.PathLike, mask_path: str | os.PathLike | None = No
     image, data = _load_nifti(path)
     _check_finite(data, path)
     ornt = _orientation(image.affine, path)
-    spacing = _spacing(image.header.get_zooms(), ornt, path)
+    spacing = _spacing(tuple(np.linalg.norm(image.affine[:3, :3], axis=0)), ornt, path)
     mask = None
     if mask_path is not None:
         mask_path = Path(mask_path)
