@@ -248,7 +248,8 @@ def _window_levels(x: np.ndarray, variant: str) -> tuple[float, float, float]:
     if high <= low:
         if variant == "paper-abnormality":
             raise InputError("the intensity window collapsed (background fills the fullest histogram bin): "
-                             "paper-abnormality needs a skull-stripped volume; pass brain=, or use paper-brain or port")
+                             "paper-abnormality needs a skull-stripped volume; give a brain mask (brain=, or <CASE>_<k>_brain.tif "
+                             "slices / <case>_brain.nii.gz beside the input) or use paper-brain or port")
         raise InputError("the intensity window collapsed; give scanner-range intensities (not rescaled to [0, 1])")
     return low, peak, high
 

@@ -1,0 +1,42 @@
+"""The package's layering, read from the imports: a lower layer never imports a higher one."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import flairseg
+
+LAYERS = {
+    "errors": 0, "outputs": 0,
+    "io": 1, "volumes": 1, "preprocess": 1, "postprocess": 1, "metrics": 1, "figures": 1,
+    "model": 2,
+    "evaluate": 4, "prepare": 4,
+    "cli": 5,
+}
+TORCH_FREE = {name for name, layer in LAYERS.items() if layer <= 1}
+
+
+def _imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+    return names
+
+
+def test_every_module_has_a_layer_and_respects_it() -> None:
+    package = Path(flairseg.__file__).parent
+    modules = {p.stem for p in package.glob("*.py")} - {"__init__"}
+    assert modules <= set(LAYERS), f"give these modules a layer: {sorted(modules - set(LAYERS))}"
+    for module in modules:
+        imported = _imports(package / f"{module}.py")
+        for name in imported:
+            parts = name.split(".")
+            if parts[0] == "flairseg" and len(parts) > 1 and parts[1] in LAYERS:
+                assert LAYERS[parts[1]] <= LAYERS[module] or (parts[1] == module), f"{module} imports higher layer {parts[1]}"
+        if module in TORCH_FREE:
+            assert not any(n.split(".")[0] == "torch" for n in imported), f"{module} must not import torch"
