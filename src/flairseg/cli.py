@@ -45,6 +45,69 @@ def _cmd_preprocess(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_config(args: argparse.Namespace):
+    import json
+    from pathlib import Path
+
+    from flairseg.config import TrainConfig, model_preset, replace
+    from flairseg.errors import ConfigError
+
+    config = TrainConfig(task=args.task, model=model_preset(args.preset))
+    if args.config:
+        try:
+            values = json.loads(Path(args.config).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"cannot read config {args.config}: {exc}") from None
+        if not isinstance(values, dict):
+            raise ConfigError(f"config {args.config} must hold a JSON object of settings")
+        config = replace(config, **values)
+    changes: dict = {}
+    for name in ("epochs", "batch_size", "lr", "folds", "fold", "scheme", "validation_cases", "seed", "steps_per_epoch", "loss", "sampling"):
+        value = getattr(args, name)
+        if value is not None:
+            changes[name] = value
+    preprocess = {k: v for k, v in (("variant", args.variant), ("size", args.size)) if v is not None}
+    if preprocess:
+        changes["preprocess"] = preprocess
+    if args.features is not None:
+        changes["model"] = {"features": args.features}
+    for item in args.set or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set needs KEY=VALUE, not {item!r}")
+        head, dot, rest = key.partition(".")
+        changes[head] = {**changes.get(head, {}), rest: value} if dot else value
+    return replace(config, **changes) if changes else config
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from flairseg.train import train
+
+    result = train(_train_config(args), args.data, args.output, resume=args.resume, overwrite=args.overwrite,
+                   init_from=args.init, device=args.device, threads=args.threads, quiet=args.quiet)
+    if not result.main_process:
+        return 0
+    print(f"trained {result.epochs} epochs; best validation Dice {result.best_dice:.4f} at epoch {result.best_epoch + 1}; "
+          f"model in {result.run / 'best.json'}")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from flairseg.predict import Segmenter, predict_tree
+
+    segmenter = Segmenter(args.model, device=args.device, threads=args.threads, batch_size=args.batch_size, tta=args.tta)
+    result = predict_tree(args.input, args.output, segmenter, truth=args.truth, probabilities=args.probabilities,
+                          overwrite=args.overwrite, quiet=args.quiet)
+    line = f"{result.predicted} cases predicted, {result.skipped} already done, into {result.out}"
+    if result.metrics:
+        import numpy as np
+
+        dice = [m.dice for m in result.metrics]
+        line += f"; Dice mean {np.mean(dice):.4f}, median {np.median(dice):.4f} (report in {result.out / 'report'})"
+    print(line)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``flairseg`` command."""
     parser = argparse.ArgumentParser(
@@ -86,6 +149,60 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common(preprocess)
     preprocess.set_defaults(run=_cmd_preprocess)
+
+    train = commands.add_parser(
+        "train",
+        help="train a U-Net (abnormality or brain) with patient-level folds; resumable; torchrun for N processes",
+        description="Train on the cases under DATA into the run folder OUTPUT (config.json, split.json, log.csv, "
+        "best and last checkpoints). Run the same command under `torchrun --nproc-per-node N -m flairseg train ...` "
+        "for data-parallel training.",
+    )
+    train.add_argument("--data", required=True, help="a tree of cases with masks (Kaggle folders or NIfTI)")
+    train.add_argument("-o", "--output", required=True, metavar="RUN", help="run folder")
+    train.add_argument("--task", choices=("abnormality", "brain"), default="abnormality")
+    train.add_argument("--preset", default="default", help="model preset: paper, port or default")
+    train.add_argument("--config", help="JSON file of TrainConfig settings")
+    train.add_argument("--variant", choices=PREPROCESS_VARIANTS, help="preprocessing variant (default port)")
+    train.add_argument("--size", type=int, help="in-plane input size (default 256)")
+    train.add_argument("--features", type=int, help="channels of the first U-Net level")
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--lr", type=float)
+    train.add_argument("--scheme", choices=("kfold", "paper22"))
+    train.add_argument("--folds", type=int)
+    train.add_argument("--fold", type=int)
+    train.add_argument("--validation-cases", type=int)
+    train.add_argument("--seed", type=int)
+    train.add_argument("--steps-per-epoch", type=int)
+    train.add_argument("--loss", choices=("dice", "dice+bce"))
+    train.add_argument("--sampling", choices=("area", "oversample", "uniform"))
+    train.add_argument("--set", action="append", metavar="KEY=VALUE", help="any other setting, e.g. rotation=10 or model.depth=3")
+    train.add_argument("--init", metavar="CHECKPOINT", help="start from these weights (fine-tuning)")
+    train.add_argument("--resume", action="store_true", help="continue the run in OUTPUT from its last checkpoint")
+    train.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    train.add_argument("--threads", type=int, help="CPU threads for PyTorch")
+    _add_common(train)
+    train.set_defaults(run=_cmd_train)
+
+    predict = commands.add_parser(
+        "predict",
+        help="segment a case or a tree of cases with a trained model",
+        description="Write a mask per case into OUTPUT the way the input came (TIFF slices or NIfTI with the input header). "
+        "Cases already in OUTPUT are skipped, so an interrupted batch finishes when rerun. With --truth, or masks in the "
+        "input, a report (metrics.csv, summary, figures) is written to OUTPUT/report.",
+    )
+    predict.add_argument("-i", "--input", required=True, help="a case folder, a tree of cases, a NIfTI file or a DICOM folder")
+    predict.add_argument("-o", "--output", required=True, help="output folder")
+    predict.add_argument("--model", required=True, help="checkpoint (NAME.json / NAME.safetensors)")
+    predict.add_argument("--truth", help="true masks to evaluate against (same layout as the output)")
+    predict.add_argument("--probabilities", action="store_true", help="also write probability maps")
+    predict.add_argument("--tta", action="store_true", help="flip test-time augmentation")
+    predict.add_argument("--batch-size", type=int, default=8, help="slices per forward pass")
+    predict.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    predict.add_argument("--threads", type=int, help="CPU threads for PyTorch")
+    predict.add_argument("--overwrite", action="store_true", help="predict again cases already in OUTPUT")
+    predict.add_argument("--quiet", action="store_true", help="no progress bars")
+    predict.set_defaults(run=_cmd_predict)
     return parser
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from flairseg.errors import InputError
 from flairseg.io import Case, case_id_of, find_cases, read_case, read_kaggle_case
 from flairseg.metrics import CaseMetrics, Summary, case_metrics, summarise_cases
-from flairseg.outputs import atomic_dir, check_output
+from flairseg.outputs import atomic_dir, atomic_file, check_output
 
 CONVENTIONS = (
     "Dice over all slices of a case at once; both masks empty -> 1, one empty -> 0. "
@@ -112,6 +112,23 @@ def _summary_markdown(rows: Sequence[CaseMetrics], summary: dict[str, Summary], 
     return "\n".join(lines)
 
 
+def write_report(rows: Sequence[CaseMetrics], folder: Path, title: str, figures: bool = True) -> dict[str, Summary]:
+    """Write metrics.csv, summary.md, summary.json (and dice_distribution.png) into ``folder``, file by file atomically."""
+    from flairseg import figures as fig
+
+    summary = dict(summarise_cases(rows))
+    with atomic_file(folder / "metrics.csv") as tmp:
+        _write_csv(rows, tmp)
+    with atomic_file(folder / "summary.md") as tmp:
+        tmp.write_text(_summary_markdown(rows, summary, title))
+    record = {"cases": len(rows), "conventions": CONVENTIONS, **{k: asdict(v) for k, v in summary.items()}}
+    with atomic_file(folder / "summary.json") as tmp:
+        tmp.write_text(json.dumps(record, indent=2))
+    if figures:
+        fig.dice_distribution({r.case_id: r.dice for r in rows}, folder / "dice_distribution.png")
+    return summary
+
+
 def evaluate(
     pred: str | os.PathLike,
     truth: str | os.PathLike,
@@ -154,12 +171,5 @@ def evaluate(
                 background = flair if flair is not None else np.zeros(truth_case.shape, dtype=np.uint8)
                 fig.outline_gif(background, truth_case.mask, pred_case.mask, tmp / "gifs" / f"{case_id}.gif")
                 fig.tumour_montage(background, truth_case.mask, pred_case.mask, tmp / "montages" / f"{case_id}.png")
-        summary = dict(summarise_cases(rows))
-        _write_csv(rows, tmp / "metrics.csv")
-        (tmp / "summary.md").write_text(_summary_markdown(rows, summary, f"Evaluation of {pred.name} against {truth.name}"))
-        (tmp / "summary.json").write_text(
-            json.dumps({"cases": len(rows), "conventions": CONVENTIONS, **{k: asdict(v) for k, v in summary.items()}}, indent=2)
-        )
-        if figures:
-            fig.dice_distribution({r.case_id: r.dice for r in rows}, tmp / "dice_distribution.png")
+        summary = write_report(rows, tmp, f"Evaluation of {pred.name} against {truth.name}", figures=figures)
     return Evaluation(rows, summary, out_path, extra)

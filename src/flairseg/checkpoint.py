@@ -1,0 +1,131 @@
+"""Self-describing checkpoints: ``NAME.safetensors`` (tensors) + ``NAME.json`` (everything else).
+
+The JSON holds the format version, the flairseg version, the task, the model and
+preprocessing configs, the recipe, the split, the metrics and the sha256 of the tensor
+file. Loading verifies the hash first and never unpickles anything. Training state for
+resuming (optimizer moments, RNG states) uses the same two-file format.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from flairseg import __version__
+from flairseg.config import ModelConfig, PreprocessConfig, from_dict
+from flairseg.errors import ConfigError, WeightsError
+from flairseg.model import UNet
+from flairseg.outputs import atomic_file
+
+FORMAT_VERSION = 1
+_PICKLE_MAGIC = (b"PK\x03\x04", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The plain model inside DistributedDataParallel and/or torch.compile wrappers."""
+    while True:
+        if hasattr(model, "module") and isinstance(model.module, nn.Module):
+            model = model.module
+        elif hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        else:
+            return model
+
+
+def paths_of(path: str | os.PathLike) -> tuple[Path, Path]:
+    """(tensor file, JSON file) of a checkpoint given as NAME, NAME.json or NAME.safetensors."""
+    path = Path(path)
+    stem = path.with_suffix("") if path.suffix in (".json", ".safetensors") else path
+    return stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json")
+
+
+def save(tensors: dict[str, torch.Tensor], metadata: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write tensors and metadata atomically (tensors first, JSON with their hash last); returns the JSON path."""
+    from safetensors.torch import save_file
+
+    tensor_path, json_path = paths_of(path)
+    with atomic_file(tensor_path) as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
+        digest = sha256_of(tmp)
+    record = {"format_version": FORMAT_VERSION, "flairseg_version": __version__, **metadata, "weights": tensor_path.name, "sha256": digest}
+    with atomic_file(json_path) as tmp:
+        tmp.write_text(json.dumps(record, indent=2, sort_keys=False))
+    return json_path
+
+
+def save_model(model: nn.Module, model_config: ModelConfig, preprocess: PreprocessConfig, path: str | os.PathLike, **metadata: Any) -> Path:
+    """Save a model's weights with its architecture, preprocessing and any metadata (task, recipe, split, metrics)."""
+    weights = unwrap(model).state_dict()
+    return save(weights, {"model": dataclasses.asdict(model_config), "preprocess": dataclasses.asdict(preprocess), **metadata}, path)
+
+
+def read(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Tensors and metadata of a checkpoint, after checking the file kinds and the sha256."""
+    from safetensors.torch import load_file
+
+    given = Path(path)
+    if given.is_file() and given.suffix not in (".json", ".safetensors"):
+        with given.open("rb") as handle:
+            head = handle.read(4)
+        if head.startswith(_PICKLE_MAGIC):
+            raise WeightsError(f"{given} is a pickle/PyTorch file; flairseg loads only safetensors + JSON checkpoints (never unpickles)")
+        raise WeightsError(f"{given} is not a flairseg checkpoint (NAME.safetensors + NAME.json)")
+    tensor_path, json_path = paths_of(given)
+    if not json_path.is_file() or not tensor_path.is_file():
+        raise WeightsError(f"checkpoint {given} needs both {tensor_path.name} and {json_path.name}")
+    try:
+        metadata = json.loads(json_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise WeightsError(f"{json_path} is not valid JSON") from None
+    if not isinstance(metadata, dict) or "sha256" not in metadata:
+        raise WeightsError(f"{json_path} is not a flairseg checkpoint description (no sha256)")
+    if metadata.get("format_version", 0) > FORMAT_VERSION:
+        raise WeightsError(f"{json_path} has format version {metadata['format_version']}; upgrade flairseg to read it")
+    with tensor_path.open("rb") as handle:
+        if handle.read(4).startswith(_PICKLE_MAGIC):
+            raise WeightsError(f"{tensor_path} is a pickle file, not safetensors; flairseg never unpickles")
+    actual = sha256_of(tensor_path)
+    if actual != metadata["sha256"]:
+        raise WeightsError(f"{tensor_path} has sha256 {actual[:12]}..., but its JSON records {str(metadata['sha256'])[:12]}...: the file is corrupt or was replaced")
+    try:
+        tensors = load_file(str(tensor_path))
+    except Exception as exc:  # safetensors raises its own error types for malformed files
+        raise WeightsError(f"cannot read {tensor_path}: {exc}") from None
+    return tensors, metadata
+
+
+def load_model(path: str | os.PathLike, task: str | None = None) -> tuple[UNet, dict[str, Any]]:
+    """Rebuild the model of a checkpoint (in eval mode) and return it with its metadata.
+
+    Raises WeightsError for a wrong hash, a pickle file, or a model of another ``task``.
+    """
+    tensors, metadata = read(path)
+    if task is not None and metadata.get("task") != task:
+        raise WeightsError(f"checkpoint {Path(path).name} is a {metadata.get('task')!r} model, not a {task!r} model")
+    try:
+        config = from_dict(ModelConfig, metadata["model"])
+        model = UNet(**dataclasses.asdict(config))
+        model.load_state_dict(tensors, strict=True)
+    except (KeyError, ConfigError, RuntimeError) as exc:
+        raise WeightsError(f"checkpoint {Path(path).name} does not match its architecture: {str(exc).splitlines()[0]}") from None
+    model.eval()
+    return model, metadata
+
+
+def preprocess_config(metadata: dict[str, Any]) -> PreprocessConfig:
+    return from_dict(PreprocessConfig, metadata["preprocess"])

@@ -1,0 +1,136 @@
+"""Configuration as frozen dataclasses; presets are plain data.
+
+``ModelConfig`` and ``PreprocessConfig`` travel inside every checkpoint (they are what a
+model needs to be rebuilt and fed); ``TrainConfig`` is written to the run folder.
+Overrides from the command line or JSON are type-checked and unknown keys refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from flairseg.errors import ConfigError
+
+TASKS = ("abnormality", "brain")
+Task = Literal["abnormality", "brain"]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The U-Net's architecture."""
+
+    in_channels: int = 3  # modalities x neighbouring slices: 3 for both tasks
+    features: int = 32  # channels of the first level; doubled at every level
+    depth: int = 4  # encoder levels below the full resolution
+    batch_norm: bool = False  # after every convolution (the port) or none (the paper)
+
+
+MODEL_PRESETS: dict[str, ModelConfig] = {
+    "paper": ModelConfig(features=32, batch_norm=False),  # Buda et al. 2019, Keras
+    "port": ModelConfig(features=32, batch_norm=True),  # the PyTorch port
+    "default": ModelConfig(features=16, batch_norm=True),  # flairseg's own: a quarter of the FLOPs
+}
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """How a case becomes model input: the preprocessing variant, its size and the standardisation."""
+
+    variant: str = "port"  # "paper-abnormality" | "paper-brain" | "port" (see flairseg.preprocess)
+    size: int = 256  # in-plane size of the model's input
+    mean: float = 0.0  # one scalar standardisation over all channels: (x - mean) / std
+    std: float = 1.0
+    missing: str = "copy-flair"  # stand-in for a missing pre/post-contrast channel
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A training run's recipe; written to ``config.json`` in the run folder."""
+
+    task: Task = "abnormality"
+    model: ModelConfig = field(default_factory=lambda: MODEL_PRESETS["default"])
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    scheme: str = "kfold"  # "kfold" (``folds`` folds) or "paper22" (22 folds of 5 patients)
+    folds: int = 5
+    fold: int = 0  # which fold is the test fold (never seen in training or selection)
+    validation_cases: int = 10  # fixed subset of the training cases used for model selection
+    seed: int = 0
+    epochs: int = 10
+    steps_per_epoch: int = 0  # 0: as many as there are training slices / batch size
+    batch_size: int = 16
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    loss: str = "dice"  # "dice" (1 - soft Dice over the batch, smoothing 1) or "dice+bce"
+    sampling: str = "area"  # "area" (the port), "oversample" (the paper: tumour slices x3) or "uniform"
+    rotation: float = 15.0  # degrees, uniform in [-rotation, rotation]
+    scale: float = 0.05  # uniform in [1 - scale, 1 + scale]
+    flip: float = 0.5  # probability of a left-right flip
+    intensity: float = 0.0  # std of a random multiplicative intensity jitter (0: off)
+    threshold: float = 0.5
+    tensorboard: bool = False
+
+
+def _coerce(value: Any, kind: Any, name: str) -> Any:
+    if dataclasses.is_dataclass(kind):
+        if isinstance(value, kind):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(f"{name} must be a mapping of {kind.__name__} fields")
+        return from_dict(kind, value, prefix=f"{name}.")
+    origin = typing.get_origin(kind)
+    if origin is Literal:
+        if value not in typing.get_args(kind):
+            raise ConfigError(f"{name} must be one of {typing.get_args(kind)}, not {value!r}")
+        return value
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ConfigError(f"{name} must be true or false, not {value!r}")
+    if kind in (int, float, str):
+        if kind is int and isinstance(value, float) and not value.is_integer():
+            raise ConfigError(f"{name} must be an integer, not {value!r}")
+        try:
+            return kind(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name} must be {kind.__name__}, not {value!r}") from None
+    return value
+
+
+def from_dict(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
+    """Build a config dataclass from a mapping, refusing unknown keys (with a suggestion)."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in values.items():
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; valid keys: {', '.join(names)}"
+            raise ConfigError(f"unknown setting {prefix}{key}{hint}")
+        kwargs[key] = _coerce(value, hints[key], prefix + key)
+    return cls(**kwargs)
+
+
+def replace(config: Any, **changes: Any) -> Any:
+    """A copy of a config with type-checked changes (nested ones as dicts)."""
+    merged = dataclasses.asdict(config)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return from_dict(type(config), merged)
+
+
+def model_preset(name: str) -> ModelConfig:
+    """A named model preset ('paper', 'port', 'default')."""
+    if name not in MODEL_PRESETS:
+        close = difflib.get_close_matches(name, MODEL_PRESETS, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"unknown model preset {name!r}; choose one of {', '.join(MODEL_PRESETS)}{hint}")
+    return MODEL_PRESETS[name]

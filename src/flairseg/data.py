@@ -1,0 +1,172 @@
+"""Training and inference data: patient-level splits, cases turned into model inputs, slice sampling.
+
+A case becomes model input in one place, :func:`prepare_case`, used by training,
+validation and prediction alike: channels for the task, the preprocessing variant,
+the scalar standardisation, and (skull stripping) neighbouring slices as channels.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from flairseg.config import PreprocessConfig
+from flairseg.errors import ConfigError, InputError
+from flairseg.io import Case
+from flairseg.preprocess import SpatialTransform, preprocess_case, substitute_missing
+
+SCHEMES = ("kfold", "paper22")
+SAMPLINGS = ("area", "oversample", "uniform")
+
+
+@dataclass(frozen=True)
+class Split:
+    """Patient-level split: the test fold is never used for training or model selection."""
+
+    scheme: str
+    folds: int
+    fold: int
+    seed: int
+    train: tuple[str, ...]
+    validation: tuple[str, ...]
+    test: tuple[str, ...]
+
+
+def institution(case_id: str) -> str:
+    """The acquiring institution of a TCGA case id (``TCGA_CS_4941_19960909`` -> ``CS``), else ``""``."""
+    parts = case_id.split("_")
+    return parts[1] if len(parts) > 2 and parts[0] == "TCGA" else ""
+
+
+def make_split(case_ids: Sequence[str], scheme: str = "kfold", folds: int = 5, fold: int = 0, validation_cases: int = 10, seed: int = 0) -> Split:
+    """Seeded patient-level folds, spread over institutions; validation drawn from the training folds.
+
+    ``paper22`` is the paper's scheme: 22 folds (of 5 patients with 110 cases).
+    """
+    if scheme not in SCHEMES:
+        raise ConfigError(f"unknown split scheme {scheme!r}; choose one of {', '.join(SCHEMES)}")
+    folds = 22 if scheme == "paper22" else folds
+    ids = sorted(set(case_ids))
+    if len(ids) != len(case_ids):
+        raise InputError("case ids must be unique")
+    if folds < 2 or len(ids) < folds:
+        raise InputError(f"{len(ids)} cases cannot make {folds} folds; use fewer folds or more cases")
+    if not 0 <= fold < folds:
+        raise ConfigError(f"fold must be in 0..{folds - 1}, not {fold}")
+    rng = np.random.default_rng(seed)
+    groups: dict[str, list[str]] = defaultdict(list)
+    for case_id in ids:
+        groups[institution(case_id)].append(case_id)
+    dealt: list[str] = []
+    for name in sorted(groups):
+        members = list(groups[name])
+        rng.shuffle(members)
+        dealt.extend(members)
+    assignment = {case_id: index % folds for index, case_id in enumerate(dealt)}
+    test = tuple(sorted(c for c in ids if assignment[c] == fold))
+    rest = [c for c in dealt if assignment[c] != fold]
+    if not 0 <= validation_cases < len(rest):
+        raise InputError(f"cannot keep {validation_cases} validation cases out of {len(rest)} training cases")
+    validation = tuple(sorted(rest[:: max(1, len(rest) // validation_cases)][:validation_cases])) if validation_cases else ()
+    train = tuple(sorted(set(rest) - set(validation)))
+    return Split(scheme, folds, fold, seed, train, validation, test)
+
+
+def save_split(split: Split, path: str | os.PathLike) -> None:
+    Path(path).write_text(json.dumps(asdict(split), indent=2))
+
+
+def load_split(path: str | os.PathLike) -> Split:
+    values = json.loads(Path(path).read_text())
+    return Split(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A case as the model sees it, and what is needed to map its predictions back.
+
+    Attributes:
+        inputs: (S', C_in, size, size) float32 model inputs.
+        target: (S', size, size) bool labels in model space, or None.
+        transform: maps model-space masks back to the case's grid.
+        truth: (S, H, W) bool labels on the case's own grid, or None.
+    """
+
+    case_id: str
+    inputs: np.ndarray
+    target: np.ndarray | None
+    transform: SpatialTransform
+    truth: np.ndarray | None
+
+
+def task_channels(case: Case, task: str, missing: str = "copy-flair") -> np.ndarray:
+    """The channels a task reads: FLAIR alone (brain) or pre/FLAIR/post (abnormality)."""
+    image = case.image
+    if image is None:
+        raise InputError(f"case {case.case_id} has no image")
+    channels = image.shape[-1]
+    if channels not in (1, 3):
+        raise InputError(f"case {case.case_id} has {channels} channels; expected 1 (FLAIR) or 3 (pre, FLAIR, post)")
+    flair = image[..., 1] if channels == 3 else image[..., 0]
+    if task == "brain":
+        return flair[..., None]
+    if channels == 3:
+        return image
+    return substitute_missing({"pre": None, "flair": flair, "post": None}, policy=missing)
+
+
+def neighbour_slices(volume: np.ndarray, fill: float) -> np.ndarray:
+    """(S, H, W) -> (S, 3, H, W): previous, current and next slice, ``fill`` past the ends."""
+    padded = np.concatenate([np.full_like(volume[:1], fill), volume, np.full_like(volume[:1], fill)])
+    return np.stack([padded[:-2], padded[1:-1], padded[2:]], axis=1)
+
+
+def prepare_case(case: Case, task: str, preprocess: PreprocessConfig, brain: np.ndarray | None = None) -> Prepared:
+    """Turn a case into standardised model inputs (and labels), keeping the inverse transform."""
+    channels = task_channels(case, task, preprocess.missing)
+    try:
+        result = preprocess_case(channels, case.mask, variant=preprocess.variant, size=preprocess.size, brain=brain)
+    except InputError as exc:
+        raise InputError(f"case {case.case_id}: {exc}") from None
+    image = (result.image.astype(np.float32) - np.float32(preprocess.mean)) / np.float32(preprocess.std)
+    fill = (0.0 - preprocess.mean) / preprocess.std if result.image.dtype == np.uint8 else float(image.min())
+    inputs = neighbour_slices(image[..., 0], fill) if task == "brain" else np.ascontiguousarray(image.transpose(0, 3, 1, 2))
+    return Prepared(case.case_id, inputs.astype(np.float32, copy=False), result.mask, result.transform, case.mask)
+
+
+def epoch_items(rng: np.random.Generator, areas: Sequence[np.ndarray], sampling: str, count: int = 0) -> np.ndarray:
+    """(N, 2) array of (case index, slice index) to visit in one epoch.
+
+    area: the port's sampling: a uniformly random case, then a slice with probability
+    proportional to its tumour area plus a 10 % uniform share (``count`` draws).
+    oversample: the paper's: every slice once and every slice with tumour twice more, shuffled.
+    uniform: every slice once, shuffled. ``count`` > 0 truncates or repeats the list to that length.
+    """
+    if sampling not in SAMPLINGS:
+        raise ConfigError(f"unknown sampling {sampling!r}; choose one of {', '.join(SAMPLINGS)}")
+    everything = np.array([(c, s) for c, area in enumerate(areas) for s in range(len(area))], dtype=np.int64)
+    if sampling == "area":
+        count = count or len(everything)
+        chosen_cases = rng.integers(0, len(areas), size=count)
+        slices = np.empty(count, dtype=np.int64)
+        for c in np.unique(chosen_cases):
+            area = np.asarray(areas[c], dtype=float)
+            total = area.sum()
+            p = (area + total * 0.1 / len(area)) / (total * 1.1) if total > 0 else np.full(len(area), 1 / len(area))
+            where = np.flatnonzero(chosen_cases == c)
+            slices[where] = rng.choice(len(area), size=where.size, p=p)
+        return np.stack([chosen_cases, slices], axis=1)
+    items = everything
+    if sampling == "oversample":
+        tumour = np.array([areas[c][s] > 0 for c, s in everything], dtype=bool)
+        items = np.concatenate([everything, everything[tumour], everything[tumour]])
+    items = items[rng.permutation(len(items))]
+    if count:
+        items = np.resize(items, (count, 2))
+    return items

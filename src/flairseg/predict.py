@@ -1,0 +1,150 @@
+"""Prediction: a :class:`Segmenter` built once and applied to many cases; batch prediction of trees.
+
+``flairseg predict -i INPUT -o OUTPUT --model M`` writes, per case, a mask the way the
+input came (TIFF slices named after the input's, or a NIfTI with the input's header),
+optionally a probability map, and, when truth masks are available, a report. A case
+whose output already exists is skipped, so an interrupted batch is finished by running
+the same command again; every output appears complete or not at all.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from flairseg import checkpoint
+from flairseg.data import prepare_case
+from flairseg.errors import InputError
+from flairseg.inference import resolve_device, segment_prepared
+from flairseg.io import Case, Geometry, find_cases, mask_output_name, read_case, read_label, write_mask
+from flairseg.metrics import CaseMetrics, case_metrics
+
+
+class Segmenter:
+    """A loaded model with its preprocessing, ready to segment many cases.
+
+    Args:
+        model: path of a checkpoint (NAME, NAME.json or NAME.safetensors).
+        device: 'cpu', 'cuda' or 'cuda:N'.
+        threads: CPU threads for PyTorch (None: PyTorch's default).
+        batch_size: slices per forward pass.
+        tta: average with the prediction of left-right flipped slices.
+    """
+
+    def __init__(self, model: str | os.PathLike, device: str = "cpu", threads: int | None = None, batch_size: int = 8, tta: bool = False) -> None:
+        self.device = resolve_device(device)
+        if threads:
+            torch.set_num_threads(threads)
+        self.model, self.metadata = checkpoint.load_model(model)
+        self.model.to(self.device)
+        self.task = self.metadata.get("task", "abnormality")
+        self.preprocess = checkpoint.preprocess_config(self.metadata)
+        self.threshold = float(self.metadata.get("recipe", {}).get("threshold", 0.5))
+        self.batch_size, self.tta = batch_size, tta
+
+    def __call__(self, case: Case, brain: np.ndarray | None = None, with_probability: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """Mask (S, H, W) bool on the case's grid, and the probability map when asked."""
+        prepared = prepare_case(case, self.task, self.preprocess, brain=brain)
+        expected = self.model.enc1[0].in_channels
+        if prepared.inputs.shape[1] != expected:
+            raise InputError(f"case {case.case_id} gives {prepared.inputs.shape[1]} input channels; the model expects {expected}")
+        return segment_prepared(self.model, prepared, self.task, self.threshold, self.batch_size, self.device, self.tta, with_probability)
+
+
+def segment(case_or_array: Case | np.ndarray, model: str | os.PathLike | Segmenter, **options: object) -> np.ndarray:
+    """Segment one case (or a (S, H, W, C) array) and return the mask on its grid.
+
+    ``model`` is a checkpoint path or a :class:`Segmenter` (build one to segment many cases).
+    """
+    segmenter = model if isinstance(model, Segmenter) else Segmenter(model, **options)  # type: ignore[arg-type]
+    case = case_or_array
+    if isinstance(case_or_array, np.ndarray):
+        array = case_or_array[..., None] if case_or_array.ndim == 3 else case_or_array
+        case = Case("array", array, None, Geometry(Path("."), "kaggle"))
+    mask, _ = segmenter(case)  # type: ignore[arg-type]
+    return mask
+
+
+@dataclass(frozen=True)
+class PredictResult:
+    """What a batch prediction did."""
+
+    predicted: int
+    skipped: int
+    out: Path
+    metrics: list[CaseMetrics]
+
+
+def predict_tree(
+    source: str | os.PathLike,
+    out: str | os.PathLike,
+    segmenter: Segmenter,
+    truth: str | os.PathLike | None = None,
+    probabilities: bool = False,
+    overwrite: bool = False,
+    quiet: bool = False,
+) -> PredictResult:
+    """Segment every case under ``source`` into ``out`` (mirroring it), skipping cases already done."""
+    from tqdm import tqdm
+
+    from flairseg import figures
+    from flairseg.evaluate import write_report
+    from flairseg.outputs import check_output
+
+    source = Path(source)
+    if not source.exists():
+        raise InputError(f"input {source} does not exist")
+    out_path = check_output(out, [source] + ([truth] if truth else []), overwrite=True)
+    paths = find_cases(source)
+    truth_index = {}
+    if truth is not None:
+        truth_index = {read_case(p, masks="only").case_id: p for p in find_cases(truth, masks="only")}
+    predicted = skipped = 0
+    rows: list[CaseMetrics] = []
+    label = "_brain" if segmenter.task == "brain" else "_mask"
+    for path in tqdm(paths, desc="predict", unit="case", disable=quiet, file=sys.stderr):
+        case = read_case(path, masks="optional", mask_suffix=label)
+        target = out_path / mask_output_name(case)
+        truth_mask = case.mask
+        if case.case_id in truth_index:
+            truth_mask = read_case(truth_index[case.case_id], masks="only").mask
+        if target.exists() and not overwrite:
+            skipped += 1
+            if truth_mask is not None:
+                done = read_case(target, masks="only", mask_suffix=label).mask
+                rows.append(case_metrics(case.case_id, done, truth_mask, case.geometry.spacing))
+            continue
+        brain = read_label(case, "_brain") if segmenter.preprocess.variant == "paper-abnormality" else None
+        mask, probability = segmenter(case, brain=brain, with_probability=probabilities)
+        if probability is not None:
+            _write_probability(case, probability, out_path)
+        write_mask(case, mask, target)
+        predicted += 1
+        if truth_mask is not None:
+            if truth_mask.shape != mask.shape:
+                raise InputError(f"case {case.case_id}: truth grid {truth_mask.shape} differs from the image grid {mask.shape}")
+            rows.append(case_metrics(case.case_id, mask, truth_mask, case.geometry.spacing))
+            flair = case.image[..., 1] if case.image.shape[-1] == 3 else case.image[..., 0]
+            figures.outline_gif(flair, truth_mask, mask, out_path / "report" / "gifs" / f"{case.case_id}.gif")
+    if rows:
+        write_report(rows, out_path / "report", f"Prediction of {source.name} by {segmenter.metadata.get('name', 'the model')}")
+    return PredictResult(predicted, skipped, out_path, rows)
+
+
+def _write_probability(case: Case, probability: np.ndarray, out: Path) -> None:
+    from flairseg.outputs import atomic_file
+
+    if case.geometry.format == "kaggle":
+        import tifffile
+
+        with atomic_file(out / "probabilities" / f"{case.case_id}.tif") as tmp:
+            tifffile.imwrite(tmp, probability.astype(np.float32), photometric="minisblack")
+    else:
+        from flairseg.volumes import write_volume_mask
+
+        write_volume_mask(case, probability, out / f"{case.case_id}_probability.nii.gz", probability=True)

@@ -1,0 +1,240 @@
+"""Training: ``train(config, data, out)`` -> a run folder with config, split, log and checkpoints.
+
+The same function runs in one process or under ``torchrun`` (data parallel, gloo on
+CPU, nccl on GPU); only rank 0 logs, validates and saves. Randomness is derived from
+(seed, epoch, item), so a run killed and resumed from its last checkpoint continues
+exactly as the uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from flairseg import augment, checkpoint, distributed
+from flairseg.config import TrainConfig, from_dict
+from flairseg.data import Prepared, Split, epoch_items, load_split, make_split, prepare_case, save_split
+from flairseg.errors import InputError, WeightsError
+from flairseg.inference import resolve_device, segment_prepared
+from flairseg.io import case_id_of, find_cases, read_case, read_label
+from flairseg.losses import loss_function
+from flairseg.metrics import case_metrics
+from flairseg.model import UNet
+
+LOG_FIELDS = ("epoch", "train_loss", "val_dice_mean", "val_dice_median", "best_epoch", "seconds")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Where a run lives and how it ended."""
+
+    run: Path
+    best_epoch: int
+    best_dice: float
+    epochs: int
+    main_process: bool = True  # False on the other torchrun ranks, which report nothing
+
+
+def label_suffix(task: str) -> str:
+    return "_brain" if task == "brain" else "_mask"
+
+
+def _prepare(paths: Sequence[Path], config: TrainConfig, quiet: bool, what: str) -> list[Prepared]:
+    from tqdm import tqdm
+
+    prepared = []
+    for path in tqdm(paths, desc=f"prepare {what}", unit="case", disable=quiet, file=sys.stderr):
+        case = read_case(path, masks="required", mask_suffix=label_suffix(config.task))
+        brain = read_label(case, "_brain") if config.preprocess.variant == "paper-abnormality" else None
+        prepared.append(prepare_case(case, config.task, config.preprocess, brain=brain))
+    return prepared
+
+
+def _batch(cases: Sequence[Prepared], items: np.ndarray, config: TrainConfig, epoch: int, first_index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    images, masks = [], []
+    for offset, (c, s) in enumerate(items):
+        rng = np.random.default_rng([config.seed, epoch, first_index + offset])
+        draw = augment.draw(rng, config.rotation, config.scale, config.flip, config.intensity)
+        image, mask = augment.apply(cases[c].inputs[s], cases[c].target[s], draw)
+        images.append(image)
+        masks.append(mask)
+    return torch.from_numpy(np.stack(images)), torch.from_numpy(np.stack(masks)[:, None].astype(np.float32))
+
+
+def validate(model: torch.nn.Module, cases: Sequence[Prepared], config: TrainConfig, device: torch.device) -> list[float]:
+    """Per-case 3-D Dice on each case's own grid, after postprocessing (as users get it)."""
+    dice = []
+    for prepared in cases:
+        mask, _ = segment_prepared(model, prepared, config.task, config.threshold, config.batch_size, device)
+        dice.append(case_metrics(prepared.case_id, mask, prepared.truth).dice)
+    return dice
+
+
+def _rng_tensors() -> dict[str, torch.Tensor]:
+    return {"rng.torch": torch.get_rng_state()}
+
+
+def _open_run(out: Path, config: TrainConfig, case_ids: list[str], resume: bool, overwrite: bool, world: distributed.World) -> tuple[TrainConfig, Split]:
+    if out.exists() and not (resume or overwrite):
+        raise InputError(f"run folder {out} exists; pass --resume to continue it or --overwrite to start again")
+    if resume:
+        if not (out / "config.json").is_file() or not (out / "split.json").is_file():
+            raise InputError(f"{out} is not a flairseg run folder (no config.json / split.json) to resume")
+        config = from_dict(TrainConfig, json.loads((out / "config.json").read_text()))
+        split = load_split(out / "split.json")
+        missing = sorted(set(split.train + split.validation) - set(case_ids))
+        if missing:
+            raise InputError(f"the data folder lacks {len(missing)} cases of the run's split (e.g. {missing[0]})")
+        return config, split
+    split = make_split(case_ids, config.scheme, config.folds, config.fold, config.validation_cases, config.seed)
+    distributed.barrier(world)  # every rank has checked the folder before rank 0 creates it
+    if world.is_main:
+        if out.exists():
+            shutil.rmtree(out)
+        out.mkdir(parents=True)
+        (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
+        save_split(split, out / "split.json")
+    distributed.barrier(world)
+    return config, split
+
+
+def train(
+    config: TrainConfig,
+    data: str | os.PathLike,
+    out: str | os.PathLike,
+    resume: bool = False,
+    overwrite: bool = False,
+    init_from: str | os.PathLike | None = None,
+    device: str = "cpu",
+    threads: int | None = None,
+    quiet: bool = False,
+) -> TrainResult:
+    """Train a U-Net on the cases under ``data`` into the run folder ``out``.
+
+    The folder holds config.json, split.json, log.csv, best.safetensors/.json (highest mean
+    validation Dice) and last.safetensors/.json (model, optimizer and RNG state to resume).
+    """
+    from tqdm import tqdm
+
+    torch_device = resolve_device(device)
+    if threads:
+        torch.set_num_threads(threads)
+    data, out = Path(data), Path(out)
+    if not data.exists():
+        raise InputError(f"data folder {data} does not exist")
+    if out.resolve() == data.resolve() or data.resolve() in out.resolve().parents:
+        raise InputError(f"run folder {out} lies inside the data folder {data}; choose another place")
+    paths = {case_id_of(p): p for p in find_cases(data)}
+    world = distributed.init(torch_device)
+    if torch_device.type == "cuda":
+        torch_device = torch.device("cuda", world.local_rank)
+        torch.cuda.set_device(torch_device)
+    quiet = quiet or not world.is_main
+    config, split = _open_run(out, config, sorted(paths), resume, overwrite, world)
+
+    train_cases = _prepare([paths[c] for c in split.train], config, quiet, "training cases")
+    val_cases = _prepare([paths[c] for c in split.validation], config, quiet, "validation cases")
+    areas = [p.target.sum(axis=(1, 2)) for p in train_cases]
+    if sum(float(a.sum()) for a in areas) == 0:
+        raise InputError(f"no {'brain' if config.task == 'brain' else 'tumour'} voxel in any training case under {data}; check the masks")
+    channels = train_cases[0].inputs.shape[1]
+    if channels != config.model.in_channels:
+        raise InputError(f"the data give {channels} input channels but the model expects {config.model.in_channels}")
+
+    torch.manual_seed(config.seed)
+    model = UNet(**dataclasses.asdict(config.model))
+    if init_from is not None and not resume:
+        initial, meta = checkpoint.load_model(init_from)
+        if meta["model"] != dataclasses.asdict(config.model):
+            raise WeightsError(f"cannot fine-tune from {init_from}: its architecture {meta['model']} differs from {dataclasses.asdict(config.model)}")
+        model.load_state_dict(initial.state_dict())
+    model.to(torch_device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    loss_fn = loss_function(config.loss)
+    start_epoch, best_epoch, best_dice = 0, -1, -math.inf
+    if resume and checkpoint.paths_of(out / "last")[1].is_file():
+        tensors, meta = checkpoint.read(out / "last")
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        optimizer_state = {"state": {}, "param_groups": meta["optimizer_groups"]}
+        for key, value in tensors.items():
+            if key.startswith("optim."):
+                _, index, name = key.split(".", 2)
+                optimizer_state["state"].setdefault(int(index), {})[name] = value
+        optimizer.load_state_dict(optimizer_state)
+        torch.set_rng_state(tensors["rng.torch"])
+        start_epoch, best_epoch, best_dice = meta["epoch"] + 1, meta["best_epoch"], meta["best_dice"]
+    net = model
+    if world.size > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[torch_device.index] if torch_device.type == "cuda" else None)
+
+    per_rank = config.batch_size
+    total_slices = sum(len(a) for a in areas)
+    steps = config.steps_per_epoch or max(1, total_slices // (per_rank * world.size))
+    log_path = out / "log.csv"
+    if world.is_main and not log_path.exists():
+        log_path.write_text(",".join(LOG_FIELDS) + "\n")
+    writer = None
+    if config.tensorboard and world.is_main:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise InputError("tensorboard logging needs the tensorboard package: pip install tensorboard") from None
+        writer = SummaryWriter(str(out / "tensorboard"))
+
+    for epoch in range(start_epoch, config.epochs):
+        started = time.perf_counter()
+        items = epoch_items(np.random.default_rng([config.seed, epoch]), areas, config.sampling, steps * per_rank * world.size)
+        items = np.resize(items, (steps * per_rank * world.size, 2))
+        net.train()
+        losses = []
+        bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{config.epochs}", unit="step", disable=quiet, file=sys.stderr)
+        for step in bar:
+            first = (step * world.size + world.rank) * per_rank
+            images, masks = _batch(train_cases, items[first : first + per_rank], config, epoch, first)
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(net(images.to(torch_device)), masks.to(torch_device))
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()))
+            bar.set_postfix(loss=f"{np.mean(losses):.4f}")
+        train_loss = distributed.all_sum([float(np.mean(losses))], world)[0] / world.size
+        if world.is_main:
+            dice = validate(model, val_cases, config, torch_device) if val_cases else [1.0 - train_loss]
+            mean_dice = float(np.mean(dice))
+            metrics = {"val_dice_mean": mean_dice, "val_dice_median": float(np.median(dice)), "epoch": epoch}
+            recipe = {"task": config.task, "recipe": dataclasses.asdict(config), "split": dataclasses.asdict(split), "metrics": metrics}
+            if mean_dice > best_dice:
+                best_epoch, best_dice = epoch, mean_dice
+                checkpoint.save_model(model, config.model, config.preprocess, out / "best", **recipe)
+            state = {f"model.{k}": v for k, v in model.state_dict().items()}
+            optim = optimizer.state_dict()
+            for index, values in optim["state"].items():
+                state.update({f"optim.{index}.{name}": value for name, value in values.items() if torch.is_tensor(value)})
+            state.update(_rng_tensors())
+            checkpoint.save(state, {"task": config.task, "epoch": epoch, "best_epoch": best_epoch, "best_dice": best_dice,
+                                    "optimizer_groups": optim["param_groups"]}, out / "last")
+            seconds = time.perf_counter() - started
+            with log_path.open("a", newline="") as handle:
+                csv.writer(handle).writerow([epoch, f"{train_loss:.5f}", f"{mean_dice:.5f}", f"{metrics['val_dice_median']:.5f}", best_epoch, f"{seconds:.1f}"])
+            if writer is not None:
+                writer.add_scalar("loss/train", train_loss, epoch)
+                writer.add_scalar("dice/validation", mean_dice, epoch)
+            if not quiet:
+                print(f"epoch {epoch + 1}/{config.epochs}: loss {train_loss:.4f}, validation Dice {mean_dice:.4f} (best {best_dice:.4f} at epoch {best_epoch + 1}), {seconds:.0f} s", file=sys.stderr)
+        distributed.barrier(world)
+    if writer is not None:
+        writer.close()
+    distributed.shutdown(world)
+    return TrainResult(out, best_epoch, best_dice, config.epochs, world.is_main)

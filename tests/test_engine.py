@@ -1,0 +1,164 @@
+"""Training and inference engine on small synthetic phantoms: learning, save/load, resume, torchrun, predict."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from conftest import phantom, write_kaggle_case
+from flairseg import checkpoint
+from flairseg.cli import main
+from flairseg.config import TrainConfig, model_preset, replace
+from flairseg.io import read_case
+from flairseg.predict import Segmenter, segment
+from flairseg.train import train
+
+TINY = ["--size", "64", "--features", "8", "--batch-size", "8", "--lr", "2e-3", "--validation-cases", "2", "--quiet"]
+
+
+def _config(**changes: object) -> TrainConfig:
+    base = TrainConfig(model=replace(model_preset("default"), features=8), epochs=2, steps_per_epoch=6, batch_size=8,
+                       lr=2e-3, validation_cases=2)
+    base = replace(base, preprocess={"size": 64})
+    return replace(base, **changes) if changes else base
+
+
+@pytest.fixture(scope="module")
+def phantoms(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("phantoms") / "cases"
+    for index in range(8):
+        image, mask = phantom(slices=10, size=64, seed=index)
+        write_kaggle_case(root, f"PH_{index}", image, mask)
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(phantoms: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = tmp_path_factory.mktemp("runs") / "run"
+    assert main(["train", "--data", str(phantoms), "-o", str(run), "--epochs", "3", "--steps-per-epoch", "20", *TINY]) == 0
+    return run
+
+
+def test_training_learns(trained: Path) -> None:
+    log = (trained / "log.csv").read_text().splitlines()
+    assert len(log) == 4
+    best = json.loads((trained / "best.json").read_text())
+    # trivial baselines: empty mask -> Dice 0; whole head -> about 0.1 (tumour / head volume)
+    assert best["metrics"]["val_dice_mean"] > 0.7
+    split = json.loads((trained / "split.json").read_text())
+    assert not set(split["test"]) & (set(split["train"]) | set(split["validation"]))
+    assert best["task"] == "abnormality" and best["split"]["test"] == split["test"]
+
+
+def test_reloaded_model_predicts_identically(trained: Path, phantoms: Path) -> None:
+    case = read_case(phantoms / "PH_0")
+    first = segment(case, trained / "best.json")
+    again = Segmenter(trained / "best.safetensors")(case)[0]
+    np.testing.assert_array_equal(first, again)
+    code = (
+        "import sys, numpy as np; from flairseg import read_case; from flairseg.predict import segment;"
+        f"m = segment(read_case({str(phantoms / 'PH_0')!r}), {str(trained / 'best.json')!r});"
+        "np.save(sys.argv[1], m)"
+    )
+    subprocess.run([sys.executable, "-c", code, str(trained / "fresh.npy")], check=True)
+    np.testing.assert_array_equal(np.load(trained / "fresh.npy"), first)
+    assert first.any()
+
+
+def test_resume_continues_the_same_run(phantoms: Path, tmp_path: Path) -> None:
+    whole = train(_config(epochs=2), phantoms, tmp_path / "whole", quiet=True)
+    train(_config(epochs=1), phantoms, tmp_path / "killed", quiet=True)
+    config = json.loads((tmp_path / "killed" / "config.json").read_text())
+    config["epochs"] = 2  # as if the run had been killed after its first epoch
+    (tmp_path / "killed" / "config.json").write_text(json.dumps(config))
+    resumed = train(_config(epochs=99), phantoms, tmp_path / "killed", resume=True, quiet=True)
+    assert resumed.epochs == 2
+    a, _ = checkpoint.read(whole.run / "last")
+    b, _ = checkpoint.read(resumed.run / "last")
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_torchrun_two_processes(phantoms: Path, tmp_path: Path) -> None:
+    run = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517",
+               "-m", "flairseg", "train", "--data", str(phantoms), "-o", str(run), "--epochs", "1", "--steps-per-epoch", "3", *TINY]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (run / "best.json").is_file() and len((run / "log.csv").read_text().splitlines()) == 2
+    assert result.stdout.count("trained 1 epochs") == 1  # rank 0 reports; the other rank is quiet
+    checkpoint.load_model(run / "best.json")
+
+
+def test_fine_tune_from_checkpoint(trained: Path, phantoms: Path, tmp_path: Path) -> None:
+    out = tmp_path / "tuned"
+    assert main(["train", "--data", str(phantoms), "-o", str(out), "--epochs", "1", "--steps-per-epoch", "1", "--init", str(trained / "best.json"), *TINY]) == 0
+    before, _ = checkpoint.read(trained / "best")
+    after, meta = checkpoint.read(out / "best")
+    assert meta["metrics"]["val_dice_mean"] > 0.5  # starts from trained weights, not from scratch
+    assert not all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_predict_nifti_keeps_grid_and_header(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    image, mask = phantom(slices=10, size=64, seed=3)
+    affine = np.array([[0, 0, -3.0, 40], [-0.9, 0, 0, 20], [0, 0.9, 0, -10], [0, 0, 0, 1]])  # not axial-ordered
+    volume = np.ascontiguousarray(image[..., 1].transpose(1, 2, 0)[:, ::-1, :]).astype(np.int16)
+    source = tmp_path / "in" / "head.nii.gz"
+    source.parent.mkdir()
+    nib.save(nib.Nifti1Image(volume, affine), str(source))
+    out = tmp_path / "out"
+    assert main(["predict", "-i", str(source), "-o", str(out), "--model", str(trained / "best.json"), "--probabilities", "--quiet"]) == 0
+    written = nib.load(str(out / "head_mask.nii.gz"))
+    assert written.shape == volume.shape and np.allclose(written.affine, affine)
+    assert written.get_data_dtype() == np.uint8 and set(np.unique(np.asarray(written.dataobj))) <= {0, 1}
+    assert (out / "head_probability.nii.gz").is_file()
+    assert "1 cases predicted" in capsys.readouterr().out
+
+
+def _error(args: list[str], capsys: pytest.CaptureFixture[str], fragment: str) -> None:
+    assert main(args) == 1
+    err = capsys.readouterr().err.rstrip("\n").split("\n")[-1]
+    assert err.startswith("flairseg: error:") and fragment in err, err
+
+
+def test_bad_checkpoints(trained: Path, phantoms: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = str(tmp_path / "o")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for suffix in (".json", ".safetensors"):
+        (broken / f"m{suffix}").write_bytes((trained / f"best{suffix}").read_bytes())
+    data = bytearray((broken / "m.safetensors").read_bytes())
+    data[-1] ^= 0xFF
+    (broken / "m.safetensors").write_bytes(bytes(data))
+    _error(["predict", "-i", str(phantoms), "-o", out, "--model", str(broken / "m.json")], capsys, "sha256")
+    torch.save({"w": torch.zeros(1)}, tmp_path / "model.pt")
+    _error(["predict", "-i", str(phantoms), "-o", out, "--model", str(tmp_path / "model.pt")], capsys, "pickle")
+    with pytest.raises(Exception, match="not a 'brain' model"):
+        checkpoint.load_model(trained / "best.json", task="brain")
+    grey = tmp_path / "grey"
+    image, mask = phantom(slices=4, size=64)
+    write_kaggle_case(grey, "G", np.stack([image[..., 1]] * 2, axis=-1), mask)
+    _error(["predict", "-i", str(grey), "-o", out, "--model", str(trained / "best.json")], capsys, "channels")
+    _error(["predict", "-i", str(phantoms), "-o", out, "--model", str(trained / "best.json"), "--device", "cuda"] if not torch.cuda.is_available() else ["--help"], capsys, "CUDA")
+
+
+def test_bad_training_inputs(phantoms: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    empty = tmp_path / "clean"
+    for index in range(3):
+        image, mask = phantom(slices=4, size=64, seed=index)
+        write_kaggle_case(empty, f"N_{index}", image, np.zeros_like(mask))
+    _error(["train", "--data", str(empty), "-o", str(tmp_path / "r1"), "--folds", "3", "--validation-cases", "0", "--size", "64"], capsys, "no tumour voxel")
+    _error(["train", "--data", str(empty), "-o", str(tmp_path / "r2"), "--folds", "5"], capsys, "cannot make 5 folds")
+    existing = tmp_path / "r3"
+    existing.mkdir()
+    _error(["train", "--data", str(phantoms), "-o", str(existing)], capsys, "--resume")
+    _error(["train", "--data", str(phantoms), "-o", str(tmp_path / "r4"), "--set", "epoch=3"], capsys, "did you mean 'epochs'")
