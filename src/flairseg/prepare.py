@@ -16,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
+from flairseg.data import task_channels
 from flairseg.errors import InputError
-from flairseg.io import Case, find_cases, read_case, read_label
+from flairseg.io import find_cases, read_case, read_label
 from flairseg.outputs import atomic_dir, check_output
-from flairseg.preprocess import preprocess_case, substitute_missing
+from flairseg.preprocess import preprocess_case
 
 
 @dataclass(frozen=True)
@@ -29,21 +30,6 @@ class PrepareResult:
     cases: int
     slices: int
     out: Path
-
-
-def _model_channels(case: Case, variant: str, missing: str) -> np.ndarray:
-    """The channels a variant works on: FLAIR alone for paper-brain, else pre/FLAIR/post."""
-    image = case.image
-    assert image is not None
-    channels = image.shape[-1]
-    if channels not in (1, 3):
-        raise InputError(f"case {case.case_id} has {channels} channels; expected 1 (FLAIR) or 3 (pre, FLAIR, post)")
-    flair = image[..., 1] if channels == 3 else image[..., 0]
-    if variant == "paper-brain":
-        return flair[..., None]
-    if channels == 3:
-        return image
-    return substitute_missing({"pre": None, "flair": flair, "post": None}, policy=missing)
 
 
 def _transform_json(transform: object) -> str:
@@ -84,7 +70,8 @@ def preprocess_tree(
             case = read_case(path, masks="optional", mask_suffix=label_suffix)
             brain = read_label(case, "_brain") if variant == "paper-abnormality" else None
             try:
-                result = preprocess_case(_model_channels(case, variant, missing), case.mask, variant=variant, brain=brain)
+                channels = task_channels(case, "brain" if variant == "paper-brain" else "abnormality", missing)
+                result = preprocess_case(channels, case.mask, variant=variant, brain=brain)
             except InputError as exc:
                 raise InputError(f"case {case.case_id}: {exc}") from None
             folder = tmp / case.case_id
