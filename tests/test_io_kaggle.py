@@ -153,3 +153,15 @@ def test_read_kaggle_case_only_masks(tmp_path: Path) -> None:
     case = read_kaggle_case(folder, masks="only")
     assert case.image is None and case.mask.shape == (4, 64, 64)
     assert case.geometry.slice_names[0] == "CASE_1.tif"
+
+
+def test_outputs_get_usual_permissions(tmp_path: Path) -> None:
+    import os
+
+    image, mask = phantom(slices=2)
+    case = read_case(write_kaggle_case(tmp_path / "in", "CASE", image, mask))
+    written = write_mask(case, mask, tmp_path / "out" / "CASE")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (written.stat().st_mode & 0o777) == 0o777 & ~umask
+    assert ((written / "CASE_1_mask.tif").stat().st_mode & 0o777) == 0o666 & ~umask

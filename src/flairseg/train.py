@@ -175,6 +175,8 @@ def train(
         optimizer.load_state_dict(optimizer_state)
         torch.set_rng_state(tensors["rng.torch"])
         start_epoch, best_epoch, best_dice = meta["epoch"] + 1, meta["best_epoch"], meta["best_dice"]
+        if not quiet:
+            print(f"resuming {out} after epoch {start_epoch} of {config.epochs}", file=sys.stderr)
     net = model
     if world.size > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[torch_device.index] if torch_device.type == "cuda" else None)

@@ -3,52 +3,139 @@
 Volumes are reoriented to the processing layout on read and restored on write:
 slices inferior to superior, rows anterior to posterior, columns patient right to left
 (nibabel axis codes L, P, S, transposed to z, y, x). Only axis permutations and flips
-are applied (oblique volumes take their closest axes), so the round trip is exact and a
-written mask lines up voxel for voxel with the input, under the input's own header.
+are applied (oblique volumes take their closest axes, as ``io_orientation`` picks them),
+so the round trip is exact and a written mask lines up voxel for voxel with the input,
+under the input's own header.
+
+Two choices worth knowing:
+
+- The spacing is the length of the affine's columns (the affine nibabel uses: sform when
+  its code is set, else qform, else pixdim). It equals the header zooms in consistent
+  files and stays right in files whose pixdim disagrees with their sform, where the
+  NIfTI standard says the sform wins. The stored pixdim must still be positive and
+  finite: nibabel's loader would silently turn a zero into 1 mm.
+- A DICOM series must sit on a regular grid: SimpleITK averages the slice distance and
+  only warns, so a missing slice, uneven spacing or a tilted gantry would misplace the
+  mask. Each slice's position must lie within a tenth of a voxel of its grid position.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gzip
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from flairseg.errors import InputError
-from flairseg.io import Case, Geometry
+from flairseg.io import NIFTI_SUFFIXES, Case, Geometry
 from flairseg.outputs import atomic_file
 
 PROCESSING_AXES = ("L", "P", "S")
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+_POSITION_TOLERANCE = 0.1  # how far a DICOM slice may sit off its grid position, in units of the smallest voxel size
+_POSITION_TAG = "0020|0032"  # Image Position (Patient)
 
 
-def _squeeze_to_3d(data: np.ndarray, path: Path) -> np.ndarray:
-    while data.ndim > 3 and data.shape[-1] == 1:
-        data = data[..., 0]
-    if data.ndim != 3:
-        raise InputError(f"{path} is {data.ndim}-D (shape {data.shape}); flairseg needs one 3-D volume per file")
-    if min(data.shape) == 0:
-        raise InputError(f"{path} has an empty dimension (shape {data.shape})")
-    return data
+@contextlib.contextmanager
+def _quiet_nibabel() -> Iterator[None]:
+    """Silence nibabel's header-fix messages on stderr (its LoggingOutputSuppressor drops the handler for good)."""
+    logger = logging.getLogger("nibabel.global")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
-def _check_finite(data: np.ndarray, path: Path) -> None:
-    if np.issubdtype(data.dtype, np.floating) or np.issubdtype(data.dtype, np.complexfloating):
+@contextlib.contextmanager
+def _quiet_simpleitk() -> Iterator[None]:
+    """Silence ITK's warnings on stderr; the checks here report problems as InputError instead."""
+    import SimpleITK as sitk
+
+    previous = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)
+    try:
+        yield
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(previous)
+
+
+def _volume_shape(shape: tuple[int, ...], path: Path) -> tuple[int, int, int]:
+    """The 3-D shape of a volume, trailing singleton dimensions dropped."""
+    squeezed = tuple(shape)
+    while len(squeezed) > 3 and squeezed[-1] == 1:
+        squeezed = squeezed[:-1]
+    if len(squeezed) != 3:
+        raise InputError(f"{path} is {len(shape)}-D (shape {tuple(shape)}); flairseg needs one 3-D volume per file")
+    if 0 in squeezed:
+        raise InputError(f"{path} has an empty dimension (shape {tuple(shape)}); re-export the volume")
+    return squeezed  # type: ignore[return-value]
+
+
+def _check_spacing(spacing: Any, where: Path) -> None:
+    values = np.asarray(spacing, dtype=float)
+    if not np.isfinite(values).all() or (values <= 0).any():
+        shown = tuple(float(v) for v in values.round(4))
+        raise InputError(f"{where} has voxel spacing {shown}; spacing must be positive and finite: fix the header or re-export")
+
+
+def _check_finite(data: np.ndarray, where: Path) -> None:
+    if data.dtype.kind == "f":
         bad = int(np.count_nonzero(~np.isfinite(data)))
         if bad:
-            raise InputError(f"{path} holds {bad} NaN or infinite voxels; fix the volume (e.g. set them to 0) and retry")
+            raise InputError(f"{where} holds {bad} NaN or infinite voxels; fix the volume (e.g. set them to 0) and retry")
 
 
-def _orientation(affine: np.ndarray, path: Path) -> np.ndarray:
+def _load_nifti(path: Path) -> tuple[Any, np.ndarray]:
+    """A NIfTI file's nibabel image and its 3-D data, checked; every failure is an InputError."""
+    import nibabel as nib
+    from nibabel.openers import ImageOpener
+
+    if not path.is_file():
+        raise InputError(f"{path} does not exist")
+    try:
+        with _quiet_nibabel():
+            image = nib.load(path, mmap=False)
+        if not isinstance(image, nib.Nifti1Image):  # Nifti2Image derives from it; .img/.hdr pairs do not
+            raise InputError(f"{path} is a {type(image).__name__}, not a single-file NIfTI volume; convert it to .nii.gz")
+        shape = _volume_shape(image.shape, path)
+        with ImageOpener(path) as handle:  # the header as stored, before nibabel's fixes
+            _check_spacing(type(image.header).from_fileobj(handle, check=False)["pixdim"][1:4], path)
+        data = np.asanyarray(image.dataobj).reshape(shape)
+    except InputError:
+        raise
+    except Exception as exc:  # nibabel, gzip and zlib raise many types for corrupt or truncated files
+        raise InputError(f"cannot read {path}: not a valid NIfTI file, or truncated ({type(exc).__name__}); re-export it") from None
+    if data.dtype.kind not in "biuf":
+        raise InputError(f"{path} holds {data.dtype} voxels; flairseg needs one real-valued (grey-level) channel")
+    _check_finite(data, path)
+    return image, data
+
+
+def _orientation(affine: np.ndarray, where: Path) -> np.ndarray:
+    """The nibabel orientation transform from the affine's voxel axes to the processing axes (L, P, S)."""
     from nibabel import orientations
 
     if not np.isfinite(affine).all() or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
-        raise InputError(f"{path} has a degenerate or non-finite affine; its header geometry is broken")
+        raise InputError(f"{where} has a degenerate or non-finite affine; fix its header geometry (qform/sform)")
     source = orientations.io_orientation(affine)
+    if np.isnan(source).any():
+        raise InputError(f"{where} has a degenerate affine (a voxel axis of almost zero length); fix its header geometry")
     return orientations.ornt_transform(source, orientations.axcodes2ornt(PROCESSING_AXES))
+
+
+def _spacing(affine: np.ndarray, ornt: np.ndarray) -> tuple[float, float, float]:
+    """Millimetres along (slice, row, column) of the processing array."""
+    zooms = np.linalg.norm(affine[:3, :3], axis=0)
+    processed = np.empty(3)
+    processed[ornt[:, 0].astype(int)] = zooms  # input axis i becomes L/P/S axis ornt[i, 0]
+    return (float(processed[2]), float(processed[1]), float(processed[0]))
 
 
 def _to_processing(data: np.ndarray, ornt: np.ndarray) -> np.ndarray:
@@ -72,53 +159,34 @@ def _from_processing(array: np.ndarray, ornt: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(orientations.apply_orientation(array.transpose(2, 1, 0), _inverse(ornt)))
 
 
-def _spacing(zooms: tuple[float, ...], ornt: np.ndarray, path: Path) -> tuple[float, float, float]:
-    zooms_in = np.asarray(zooms[:3], dtype=float)
-    if zooms_in.size < 3 or not np.isfinite(zooms_in).all() or (zooms_in <= 0).any():
-        raise InputError(f"{path} has voxel spacing {tuple(zooms_in)}; spacing must be three positive numbers")
-    processed = np.empty(3)
-    processed[ornt[:, 0].astype(int)] = zooms_in
-    return (float(processed[2]), float(processed[1]), float(processed[0]))
-
-
-def _load_nifti(path: Path):  # -> (nibabel image, data array)
-    import nibabel as nib
-
-    if not path.is_file():
-        raise InputError(f"{path} does not exist")
-    try:
-        image = nib.load(str(path))
-        if not isinstance(image, (nib.Nifti1Image, nib.Nifti2Image)):
-            raise InputError(f"{path} is not a NIfTI volume")
-        data = np.asanyarray(image.dataobj)
-    except InputError:
-        raise
-    except Exception as exc:  # nibabel, gzip and zlib raise many types for corrupt or truncated files
-        raise InputError(f"cannot read {path}: not a valid NIfTI file or truncated ({type(exc).__name__})") from None
-    return image, _squeeze_to_3d(data, path)
-
-
 def read_nifti(path: str | os.PathLike, mask_path: str | os.PathLike | None = None, case_id: str | None = None) -> Case:
-    """Read a 3-D NIfTI volume (and optionally its mask on the same grid) in the processing layout."""
+    """Read a 3-D NIfTI volume (and optionally its mask on the same grid) in the processing layout.
+
+    Args:
+        path: a ``.nii`` or ``.nii.gz`` file holding one 3-D volume (trailing singleton
+            dimensions are dropped).
+        mask_path: optional mask on the same grid (same shape and affine); nonzero = True.
+        case_id: the case's name; default the file name without ``.nii``/``.nii.gz``.
+    """
     path = Path(path)
     image, data = _load_nifti(path)
-    _check_finite(data, path)
     ornt = _orientation(image.affine, path)
-    spacing = _spacing(tuple(np.linalg.norm(image.affine[:3, :3], axis=0)), ornt, path)
     mask = None
     if mask_path is not None:
         mask_path = Path(mask_path)
         mask_image, mask_data = _load_nifti(mask_path)
         if mask_data.shape != data.shape or not np.allclose(mask_image.affine, image.affine, atol=1e-4):
-            raise InputError(f"mask {mask_path.name} is not on the grid of {path.name} (shape or affine differ); resample it first")
-        _check_finite(mask_data, mask_path)
+            raise InputError(
+                f"mask {mask_path.name} (shape {mask_data.shape}) is not on the grid of {path.name} (shape {data.shape}): "
+                "shape or affine differ; resample the mask onto the image"
+            )
         mask = _to_processing(mask_data != 0, ornt)
     name = path.name
-    stem = name[: -len(".nii.gz")] if name.lower().endswith(".nii.gz") else name[: -len(".nii")]
+    stem = next((name[: -len(s)] for s in NIFTI_SUFFIXES if name.lower().endswith(s)), name)
     geometry = Geometry(
         source=path,
         format="nifti",
-        spacing=spacing,
+        spacing=_spacing(image.affine, ornt),
         affine=image.affine.copy(),
         header=image.header.copy(),
         ornt=ornt,
@@ -128,24 +196,12 @@ def read_nifti(path: str | os.PathLike, mask_path: str | os.PathLike | None = No
     return Case(case_id or stem, volume, mask, geometry)
 
 
-@contextlib.contextmanager
-def _quiet_simpleitk() -> Iterator[None]:
-    import SimpleITK as sitk
-
-    previous = sitk.ProcessObject.GetGlobalWarningDisplay()
-    sitk.ProcessObject.SetGlobalWarningDisplay(False)
-    try:
-        yield
-    finally:
-        sitk.ProcessObject.SetGlobalWarningDisplay(previous)
-
-
 def is_dicom_folder(folder: str | os.PathLike) -> bool:
-    """Cheap check: the folder holds a ``.dcm`` file or a file with the DICOM preamble (first few looked at)."""
+    """Cheap check: the folder holds a ``.dcm`` file, or one of its first files has the DICOM preamble."""
     folder = Path(folder)
     if not folder.is_dir():
         return False
-    files = [p for p in sorted(folder.iterdir()) if p.is_file()]
+    files = [p for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")]
     if any(p.suffix.lower() == ".dcm" for p in files):
         return True
     for candidate in files[:5]:
@@ -158,8 +214,37 @@ def is_dicom_folder(folder: str | os.PathLike) -> bool:
     return False
 
 
+def _check_positions(reader: Any, image: Any, folder: Path) -> None:
+    """Raise when the slices are off the regular grid SimpleITK assumed (missing slices, uneven spacing, tilt)."""
+    count = len(reader.GetFileNames())
+    if count < 2 or not all(reader.HasMetaDataKey(k, _POSITION_TAG) for k in range(count)):
+        return
+    values = [reader.GetMetaData(k, _POSITION_TAG).split("\\") for k in range(count)]
+    try:
+        positions = np.array(values, dtype=float)
+    except ValueError:
+        positions = np.empty(0)
+    if positions.shape != (count, 3):
+        raise InputError(f"{folder}: a slice has a malformed Image Position (Patient) tag; repair the series or drop that slice")
+    spacing = np.asarray(image.GetSpacing(), dtype=float)
+    normal = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3)[:, 2]
+    expected = np.asarray(image.GetOrigin()) + np.outer(np.arange(count) * spacing[2], normal)
+    offsets = np.linalg.norm(positions - expected, axis=1)
+    worst = int(np.argmax(offsets))
+    if offsets[worst] > _POSITION_TOLERANCE * spacing.min():
+        raise InputError(
+            f"{folder}: slice {worst + 1} of {count} lies {offsets[worst]:.2f} mm off a regular grid "
+            "(missing slices, uneven spacing or gantry tilt); give a complete, evenly spaced series"
+        )
+
+
 def read_dicom_series(folder: str | os.PathLike, case_id: str | None = None) -> Case:
-    """Read the one DICOM series in a folder (slices sorted by GDCM) in the processing layout."""
+    """Read the one DICOM series in a folder (slices sorted by GDCM) in the processing layout.
+
+    Args:
+        folder: a folder holding exactly one series (other files are ignored).
+        case_id: the case's name; default the folder name.
+    """
     import SimpleITK as sitk
 
     folder = Path(folder)
@@ -169,20 +254,25 @@ def read_dicom_series(folder: str | os.PathLike, case_id: str | None = None) -> 
     with _quiet_simpleitk():
         series = reader.GetGDCMSeriesIDs(str(folder))
         if not series:
-            raise InputError(f"{folder} holds no readable DICOM series")
+            raise InputError(f"{folder} holds no readable DICOM series; point flairseg at a folder of DICOM slices")
         if len(series) > 1:
-            raise InputError(f"{folder} holds {len(series)} DICOM series ({', '.join(series[:3])}); put each series in its own folder")
+            raise InputError(f"{folder} holds {len(series)} DICOM series ({', '.join(series)}); put each series in its own folder")
         reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(folder), series[0]))
+        reader.MetaDataDictionaryArrayUpdateOn()
         try:
             image = reader.Execute()
         except RuntimeError as exc:
-            raise InputError(f"cannot read the DICOM series in {folder}: {str(exc).strip().splitlines()[-1]}") from None
+            reason = (str(exc).strip().splitlines() or ["unknown error"])[-1]
+            raise InputError(f"cannot read the DICOM series in {folder}: {reason}") from None
     if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
-        raise InputError(f"{folder}: expected one 3-D greyscale series, got {image.GetDimension()}-D with {image.GetNumberOfComponentsPerPixel()} components")
-    spacing = np.asarray(image.GetSpacing(), dtype=float)
-    direction = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3)
+        raise InputError(
+            f"{folder}: expected one 3-D greyscale series, got {image.GetDimension()}-D "
+            f"with {image.GetNumberOfComponentsPerPixel()} components per voxel"
+        )
+    _check_spacing(image.GetSpacing(), folder)
+    _check_positions(reader, image, folder)
     lps = np.eye(4)
-    lps[:3, :3] = direction * spacing
+    lps[:3, :3] = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3) * np.asarray(image.GetSpacing())
     lps[:3, 3] = image.GetOrigin()
     affine = _LPS_TO_RAS @ lps
     data = sitk.GetArrayFromImage(image).transpose(2, 1, 0)  # (x, y, z) voxel axes, as the affine indexes them
@@ -191,7 +281,7 @@ def read_dicom_series(folder: str | os.PathLike, case_id: str | None = None) -> 
     geometry = Geometry(
         source=folder,
         format="dicom",
-        spacing=_spacing(tuple(spacing), ornt, folder),
+        spacing=_spacing(affine, ornt),
         affine=affine,
         ornt=ornt,
         input_shape=tuple(data.shape),
@@ -200,35 +290,56 @@ def read_dicom_series(folder: str | os.PathLike, case_id: str | None = None) -> 
     return Case(case_id or folder.name, volume, None, geometry)
 
 
+def _checked_mask(case: Case, mask: np.ndarray, probability: bool) -> np.ndarray:
+    """The mask as uint8 0/1 (or float32 probabilities), after checking its shape and values."""
+    array = np.asarray(mask)
+    if array.shape != case.shape:
+        raise InputError(f"mask shape {array.shape} does not match case {case.case_id} grid {case.shape}")
+    if probability:
+        if array.dtype.kind not in "biuf" or not np.isfinite(array).all():
+            raise InputError(f"the probability map of case {case.case_id} holds NaN, infinite or non-numeric values")
+        return array.astype(np.float32)
+    if array.dtype != bool and not np.isin(array, (0, 1)).all():
+        raise InputError(f"the mask of case {case.case_id} holds values other than 0 and 1; pass a bool mask or probability=True")
+    return array.astype(np.uint8)
+
+
 def write_volume_mask(case: Case, mask: np.ndarray, path: str | os.PathLike, probability: bool = False) -> None:
     """Write a processing-layout mask (or probability map) as NIfTI on the input's grid, atomically.
 
-    NIfTI inputs: the input's header (qform, sform and their codes kept), uint8 0/1 data
-    (float32 for probabilities), no scaling. DICOM inputs: the series' affine as qform and
-    sform with code 1 (scanner).
+    NIfTI inputs: the input's header (qform, sform and their codes kept; NIfTI-2 stays
+    NIfTI-2), uint8 0/1 data (float32 for probabilities), no scaling, display range 0..1,
+    no intent. DICOM inputs: the series' affine as qform and sform with code 1 (scanner).
+    Gzipped output carries no timestamp, so the same mask gives the same bytes.
+
+    Args:
+        case: the case the mask belongs to (read by :func:`read_nifti` or :func:`read_dicom_series`).
+        mask: (slices, rows, cols) bool mask, or probabilities when ``probability`` is True.
+        path: the output file, ending in ``.nii`` or ``.nii.gz``.
+        probability: write float32 values instead of a 0/1 mask.
     """
     import nibabel as nib
 
     geometry = case.geometry
     if geometry.format not in ("nifti", "dicom") or geometry.ornt is None or geometry.affine is None:
         raise InputError(f"case {case.case_id} did not come from a volume; write it with flairseg.io.write_mask")
-    array = np.asarray(mask)
-    if array.shape != case.shape:
-        raise InputError(f"mask shape {array.shape} does not match case {case.case_id} grid {case.shape}")
-    dtype = np.float32 if probability else np.uint8
-    data = _from_processing(array.astype(dtype) if probability else (array != 0).astype(dtype), geometry.ornt)
+    target = Path(path)
+    if not target.name.lower().endswith(NIFTI_SUFFIXES):
+        raise InputError(f"output {target} must end in .nii or .nii.gz")
+    data = _from_processing(_checked_mask(case, mask, probability), geometry.ornt)
     if geometry.format == "nifti":
         header = geometry.header.copy()
-        header.set_data_dtype(dtype)
-        image = nib.Nifti1Image(data, None, header=header) if isinstance(header, nib.Nifti1Header) else nib.Nifti2Image(data, None, header=header)
+        header.set_data_dtype(data.dtype)
+        header.set_intent("none")
+        header["cal_min"], header["cal_max"] = 0.0, 1.0
+        image_class = nib.Nifti2Image if isinstance(header, nib.Nifti2Header) else nib.Nifti1Image
+        image = image_class(data, None, header=header)  # no affine: the header's qform/sform stay as stored; scaling is reset
     else:
         image = nib.Nifti1Image(data, geometry.affine)
         image.set_qform(geometry.affine, code=1)
         image.set_sform(geometry.affine, code=1)
         image.header.set_xyzt_units("mm")
-    image.header.set_slope_inter(1.0, 0.0)
     payload = image.to_bytes()
-    target = Path(path)
     if target.name.lower().endswith(".gz"):
         payload = gzip.compress(payload, compresslevel=6, mtime=0)
     with atomic_file(target) as tmp:
