@@ -142,8 +142,7 @@ def test_bad_checkpoints(trained: Path, phantoms: Path, tmp_path: Path, capsys: 
     _error(["predict", "-i", str(phantoms), "-o", out, "--model", str(broken / "m.json")], capsys, "sha256")
     torch.save({"w": torch.zeros(1)}, tmp_path / "model.pt")
     _error(["predict", "-i", str(phantoms), "-o", out, "--model", str(tmp_path / "model.pt")], capsys, "pickle")
-    with pytest.raises(Exception, match="not a 'brain' model"):
-        checkpoint.load_model(trained / "best.json", task="brain")
+    _error(["predict", "-i", str(phantoms), "-o", out, "--model", str(trained / "best.json"), "--task", "brain"], capsys, "not a 'brain' model")
     grey = tmp_path / "grey"
     image, mask = phantom(slices=4, size=64)
     write_kaggle_case(grey, "G", np.stack([image[..., 1]] * 2, axis=-1), mask)
@@ -162,3 +161,23 @@ def test_bad_training_inputs(phantoms: Path, tmp_path: Path, capsys: pytest.Capt
     existing.mkdir()
     _error(["train", "--data", str(phantoms), "-o", str(existing)], capsys, "--resume")
     _error(["train", "--data", str(phantoms), "-o", str(tmp_path / "r4"), "--set", "epoch=3"], capsys, "did you mean 'epochs'")
+
+
+def test_brain_task_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import tifffile
+
+    root = tmp_path / "heads"
+    for index in range(5):
+        image, mask = phantom(slices=6, size=64, seed=index)
+        folder = write_kaggle_case(root, f"H_{index}", image, mask)
+        for k, plane in enumerate(image[..., 1] > 50, start=1):  # the head as the brain label
+            tifffile.imwrite(folder / f"H_{index}_{k}_brain.tif", plane.astype(np.uint8) * 255)
+    run = tmp_path / "brain"
+    assert main(["train", "--task", "brain", "--data", str(root), "-o", str(run), "--epochs", "2", "--steps-per-epoch", "10",
+                 "--folds", "5", *TINY[:-3], "--validation-cases", "1", "--quiet"]) == 0
+    meta = json.loads((run / "best.json").read_text())
+    assert meta["task"] == "brain" and meta["metrics"]["val_dice_mean"] > 0.6
+    out = tmp_path / "pred"
+    assert main(["predict", "-i", str(root), "-o", str(out), "--model", str(run / "best.json"), "--task", "brain", "--quiet"]) == 0
+    assert "Dice mean" in capsys.readouterr().out  # brain labels in the input: a report against them
+    assert read_case(out / "H_0", masks="only").mask.shape == (6, 64, 64)

@@ -3,26 +3,36 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
+import tempfile
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flairseg.errors import InputError
 from flairseg.io import find_cases, read_case, write_mask
-from flairseg.volumes import read_dicom_series, read_nifti, write_volume_mask
+from flairseg.volumes import is_dicom_folder, read_dicom_series, read_nifti, write_volume_mask
+
+GEOMETRY_FIELDS = (
+    "qform_code", "sform_code", "quatern_b", "quatern_c", "quatern_d", "qoffset_x", "qoffset_y", "qoffset_z",
+    "srow_x", "srow_y", "srow_z",
+)
 
 
 def _volume(shape: tuple[int, int, int] = (12, 10, 7), seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).normal(100, 30, size=shape).astype(np.float32)
 
 
-def _rotation(ax: float, ay: float) -> np.ndarray:
-    cx, sx, cy, sy = np.cos(ax), np.sin(ax), np.cos(ay), np.sin(ay)
+def _rotation(ax: float, ay: float, az: float = 0.0) -> np.ndarray:
+    cx, sx, cy, sy, cz, sz = np.cos(ax), np.sin(ax), np.cos(ay), np.sin(ay), np.cos(az), np.sin(az)
     rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
     ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
-    return rx @ ry
+    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
+    return rz @ rx @ ry
 
 
 def _save(data: np.ndarray, affine: np.ndarray, path: Path, qform_code: int = 1, sform_code: int = 2) -> Path:
@@ -34,14 +44,23 @@ def _save(data: np.ndarray, affine: np.ndarray, path: Path, qform_code: int = 1,
     return path
 
 
-# Expected processing arrays, worked out by hand: processing = (S, P, L) axes, i.e. [z_IS, y_AP, x_RL].
-def _expect_ras(data: np.ndarray) -> np.ndarray:  # voxel axes R, A, S (increasing toward R, A, S)
+def _assert_same_grid(written: nib.Nifti1Image, original: nib.Nifti1Image) -> None:
+    """Shape, affine, zooms and the stored qform/sform (codes and parameters) are exactly the input's."""
+    assert written.shape == original.shape
+    np.testing.assert_array_equal(written.affine, original.affine)
+    assert written.header.get_zooms() == original.header.get_zooms()
+    for name in GEOMETRY_FIELDS:
+        np.testing.assert_array_equal(written.header[name], original.header[name], err_msg=name)
+
+
+# Expected processing arrays, worked out by hand: processing axes = [z I->S, y A->P, x R->L].
+def _expect_ras(data: np.ndarray) -> np.ndarray:  # voxel axes increase toward R, A, S: flip x and y
     return data[::-1, ::-1, :].transpose(2, 1, 0)
 
 
-def _expect_sagittal(data: np.ndarray) -> np.ndarray:  # voxel axes increasing toward A, S, R
-    # x(R->L) is axis 2 reversed, y(A->P) is axis 0 reversed, z(I->S) is axis 1.
-    return data[::-1, :, ::-1].transpose(1, 0, 2)
+def _expect_sagittal(data: np.ndarray) -> np.ndarray:  # voxel axes increase toward A, S, R
+    # slices = axis 1 as is (toward S); rows = axis 0 reversed (toward P); columns = axis 2 reversed (toward L)
+    return data.transpose(1, 0, 2)[:, ::-1, ::-1]
 
 
 CASES = {
@@ -61,25 +80,26 @@ def test_reorientation_and_exact_round_trip(tmp_path: Path, name: str, suffix: s
     path = _save(data, affine, tmp_path / f"vol{suffix}")
     before = path.read_bytes()
     case = read_nifti(path)
+    assert case.case_id == "vol" and case.image.dtype == np.float32 and case.mask is None
     np.testing.assert_array_equal(case.image[..., 0], expect(data))
-    threshold = 110.0
-    out = tmp_path / "out_mask.nii.gz"
-    write_volume_mask(case, case.image[..., 0] > threshold, out)
+    mask = case.image[..., 0] > 110.0
+    kept = mask.copy()
+    out = tmp_path / f"out_mask{suffix}"
+    write_volume_mask(case, mask, out)
     written = nib.load(str(out))
-    np.testing.assert_array_equal(np.asarray(written.dataobj), (data > threshold).astype(np.uint8))
-    assert written.shape == data.shape and written.get_data_dtype() == np.uint8
-    np.testing.assert_allclose(written.affine, affine, atol=1e-6)
-    np.testing.assert_allclose(written.header.get_zooms(), nib.load(str(path)).header.get_zooms())
-    assert int(written.header["qform_code"]) == 1 and int(written.header["sform_code"]) == 2
-    assert written.header["descrip"].tobytes().rstrip(b"\0") == b"flairseg test"
-    assert path.read_bytes() == before
+    _assert_same_grid(written, nib.load(str(path)))
+    assert written.get_data_dtype() == np.uint8 and written.header["descrip"].tobytes().rstrip(b"\0") == b"flairseg test"
+    np.testing.assert_array_equal(np.asarray(written.dataobj), (data > 110.0).astype(np.uint8))
+    assert path.read_bytes() == before and np.array_equal(mask, kept)
 
 
 def test_spacing_follows_orientation(tmp_path: Path) -> None:
     affine, _ = CASES["sagittal"]
     case = read_nifti(_save(_volume(), affine, tmp_path / "s.nii.gz"))
-    # processing axes: slices along S (voxel axis 1, 0.8 mm), rows along A/P (axis 0, 0.9), columns along R/L (axis 2, 1.2)
+    # slices along S (voxel axis 1, 0.8 mm), rows along A/P (axis 0, 0.9 mm), columns along R/L (axis 2, 1.2 mm)
     assert case.geometry.spacing == pytest.approx((0.8, 0.9, 1.2))
+    assert case.geometry.input_shape == (12, 10, 7) and case.shape == (10, 12, 7)
+    assert case.geometry.format == "nifti" and case.geometry.source == tmp_path / "s.nii.gz"
 
 
 def test_oblique_affine_round_trip(tmp_path: Path) -> None:
@@ -89,16 +109,75 @@ def test_oblique_affine_round_trip(tmp_path: Path) -> None:
     data = _volume((16, 14, 6))
     path = _save(data, affine, tmp_path / "oblique.nii.gz")
     case = read_nifti(path)
-    assert case.shape == (6, 14, 16)  # closest axes: slices along the 5 mm axis
+    np.testing.assert_array_equal(case.image[..., 0], _expect_ras(data))  # 20 degrees: the closest axes are R, A, S
     assert case.geometry.spacing == pytest.approx((5.0, 0.9, 0.9))
     out = tmp_path / "mask.nii"
     write_volume_mask(case, case.image[..., 0] > 100, out)
     written = nib.load(str(out))
+    _assert_same_grid(written, nib.load(str(path)))
     np.testing.assert_array_equal(np.asarray(written.dataobj), data > 100)
-    np.testing.assert_allclose(written.affine, affine, atol=1e-5)
 
 
-def test_probability_map_and_io_dispatch(tmp_path: Path) -> None:
+@settings(max_examples=25, deadline=None)
+@given(
+    order=st.permutations([0, 1, 2]),
+    signs=st.tuples(*[st.sampled_from([-1.0, 1.0])] * 3),
+    angles=st.tuples(*[st.floats(-30, 30)] * 3),
+    zooms=st.tuples(*[st.floats(0.5, 5.0)] * 3),
+)
+def test_any_orientation_gives_lps_axes_and_round_trips(order: list[int], signs: tuple, angles: tuple, zooms: tuple) -> None:
+    affine = np.eye(4)
+    affine[:3, :3] = _rotation(*np.radians(angles)) @ np.eye(3)[:, order] @ np.diag(np.multiply(signs, zooms))
+    affine[:3, 3] = [3.0, -4.0, 5.0]
+    shape = (5, 6, 7)
+    world = nib.affines.apply_affine(affine, np.moveaxis(np.indices(shape), 0, -1))  # RAS mm of every voxel
+    with tempfile.TemporaryDirectory() as folder:
+        cases = [read_nifti(_save(world[..., a].astype(np.float32), affine, Path(folder) / f"{a}.nii")) for a in range(3)]
+        x, y, z = (c.image[..., 0] for c in cases)
+        assert (np.diff(x, axis=2) < 0).all() and (np.diff(y, axis=1) < 0).all() and (np.diff(z, axis=0) > 0).all()
+        steps = [np.linalg.norm(np.diff(np.stack([x, y, z], -1), axis=a)[0, 0, 0]) for a in range(3)]  # mm per voxel step
+        np.testing.assert_allclose(cases[0].geometry.spacing, steps, rtol=1e-4)
+        write_volume_mask(cases[0], x > 3.0, Path(folder) / "out.nii")
+        np.testing.assert_array_equal(np.asarray(nib.load(Path(folder) / "out.nii").dataobj), world[..., 0].astype(np.float32) > 3.0)
+
+
+@pytest.mark.parametrize("codes", [(1, 2), (2, 0), (0, 1), (0, 0)])
+def test_qform_sform_codes_kept(tmp_path: Path, codes: tuple[int, int]) -> None:
+    affine = np.diag([-1.1, 0.9, 3.0, 1.0])
+    affine[:3, 3] = [7, 8, 9]
+    path = _save(_volume(), affine, tmp_path / "v.nii.gz", *codes)
+    case = read_nifti(path)
+    write_volume_mask(case, case.image[..., 0] > 100, tmp_path / "m.nii.gz")
+    _assert_same_grid(nib.load(tmp_path / "m.nii.gz"), nib.load(path))
+
+
+def test_scaled_input_and_header_resets(tmp_path: Path) -> None:
+    data = np.random.default_rng(2).integers(0, 200, size=(6, 5, 4)).astype(np.int16)
+    image = nib.Nifti1Image(data, np.eye(4))
+    image.header.set_slope_inter(2.0, 10.0)
+    image.header["cal_max"] = 1000.0
+    image.header.set_intent("t test", (12,))
+    nib.save(image, tmp_path / "scaled.nii.gz")
+    case = read_nifti(tmp_path / "scaled.nii.gz")
+    np.testing.assert_array_equal(case.image[..., 0], _expect_ras(data * 2.0 + 10.0))
+    write_volume_mask(case, case.image[..., 0] > 200, tmp_path / "m.nii.gz")
+    written = nib.load(tmp_path / "m.nii.gz")
+    assert written.dataobj.slope == 1.0 and written.dataobj.inter == 0.0
+    assert written.header.get_intent()[0] == "none" and float(written.header["cal_max"]) == 1.0
+    np.testing.assert_array_equal(written.dataobj.get_unscaled(), (data * 2 + 10 > 200).astype(np.uint8))
+
+
+def test_nifti2_stays_nifti2(tmp_path: Path) -> None:
+    data = _volume()
+    nib.save(nib.Nifti2Image(data, np.diag([-1.0, -1.0, 2.0, 1.0])), tmp_path / "v2.nii")
+    case = read_nifti(tmp_path / "v2.nii")
+    write_volume_mask(case, case.image[..., 0] > 90, tmp_path / "m2.nii")
+    written = nib.load(tmp_path / "m2.nii")
+    assert isinstance(written, nib.Nifti2Image) and int(written.header["sizeof_hdr"]) == 540
+    np.testing.assert_array_equal(np.asarray(written.dataobj), data > 90)
+
+
+def test_probability_map_mask_file_and_io_dispatch(tmp_path: Path) -> None:
     data = _volume()
     path = _save(data, CASES["ras"][0], tmp_path / "case1.nii.gz")
     _save((data > 120).astype(np.uint8), CASES["ras"][0], tmp_path / "case1_mask.nii.gz")
@@ -108,20 +187,50 @@ def test_probability_map_and_io_dispatch(tmp_path: Path) -> None:
     written = write_mask(case, case.mask, tmp_path / "out" / "case1_mask.nii.gz")
     np.testing.assert_array_equal(np.asarray(nib.load(str(written)).dataobj), data > 120)
     write_volume_mask(case, case.image[..., 0] / 1000, tmp_path / "prob.nii.gz", probability=True)
-    np.testing.assert_allclose(np.asarray(nib.load(str(tmp_path / "prob.nii.gz")).dataobj), data / 1000, rtol=1e-6)
+    probability = nib.load(str(tmp_path / "prob.nii.gz"))
+    assert probability.get_data_dtype() == np.float32
+    np.testing.assert_allclose(np.asarray(probability.dataobj), data / 1000, rtol=1e-6)
 
 
-def _write_dicom_series(folder: Path, data: np.ndarray, spacing: tuple[float, float, float], direction: np.ndarray, origin: tuple[float, float, float]) -> None:
+def test_gzip_output_is_deterministic(tmp_path: Path) -> None:
+    case = read_nifti(_save(_volume(), np.eye(4), tmp_path / "v.nii.gz"))
+    write_volume_mask(case, case.image[..., 0] > 100, tmp_path / "a.nii.gz")
+    write_volume_mask(case, case.image[..., 0] > 100, tmp_path / "b.nii.gz")
+    assert (tmp_path / "a.nii.gz").read_bytes() == (tmp_path / "b.nii.gz").read_bytes()
+    assert gzip.decompress((tmp_path / "a.nii.gz").read_bytes())[:4] == (348).to_bytes(4, "little")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.nii.gz", "b.nii.gz", "v.nii.gz"]  # no temporary left
+
+
+# ---- DICOM ----------------------------------------------------------------------------------
+
+SAGITTAL = np.array([[0.0, 0.0, -1.0], [1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])  # columns toward P, I, R (LPS)
+DIRECTIONS = {
+    "axial": (np.eye(3), lambda d: d),
+    "flipped": (np.diag([-1.0, 1.0, -1.0]), lambda d: d[::-1, :, ::-1]),  # x toward R, slices toward I
+    # index (k, j, i) -> slices along j reversed (toward S), rows along i (toward P), columns along k reversed (toward L)
+    "sagittal": (SAGITTAL, lambda d: d.transpose(1, 2, 0)[::-1, :, ::-1]),
+}
+
+
+def _write_dicom_series(
+    folder: Path,
+    data: np.ndarray,
+    spacing: tuple[float, float, float],
+    direction: np.ndarray,
+    origin: tuple[float, float, float],
+    series_uid: str = "1.2.826.0.1.3680043.2.1125.1.2",
+    prefix: str = "slice",
+) -> None:
     """A DICOM series from a (z, y, x) array, one file per slice, positions along the slice direction."""
     import SimpleITK as sitk
 
-    folder.mkdir()
+    folder.mkdir(exist_ok=True)
     volume = sitk.GetImageFromArray(data.astype(np.int16))
     volume.SetSpacing(spacing)
     volume.SetDirection(direction.ravel().tolist())
     volume.SetOrigin(origin)
     writer = sitk.ImageFileWriter()
-    writer.KeepOriginalImageUIDOn()
+    writer.KeepOriginalImageUIDOn()  # else every file gets a fresh series UID, i.e. one series per slice
     orientation = "\\".join(f"{v:.6f}" for v in (*direction[:, 0], *direction[:, 1]))
     for k in range(data.shape[0]):
         plane = volume[:, :, k]
@@ -129,7 +238,7 @@ def _write_dicom_series(folder: Path, data: np.ndarray, spacing: tuple[float, fl
         for tag, value in {
             "0008|0060": "MR",
             "0020|000d": "1.2.826.0.1.3680043.2.1125.1",
-            "0020|000e": "1.2.826.0.1.3680043.2.1125.1.2",
+            "0020|000e": series_uid,
             "0020|0013": str(k + 1),
             "0020|0032": "\\".join(f"{v:.6f}" for v in position),
             "0020|0037": orientation,
@@ -137,27 +246,58 @@ def _write_dicom_series(folder: Path, data: np.ndarray, spacing: tuple[float, fl
             "0018|0050": f"{spacing[2]:.6f}",
         }.items():
             plane.SetMetaData(tag, value)
-        writer.SetFileName(str(folder / f"slice{k:03d}.dcm"))
+        writer.SetFileName(str(folder / f"{prefix}{k:03d}.dcm"))
         writer.Execute(plane)
 
 
-@pytest.mark.parametrize("flip", [False, True])
-def test_dicom_series(tmp_path: Path, flip: bool) -> None:
-    rng = np.random.default_rng(1)
-    data = rng.integers(0, 1000, size=(5, 12, 10))  # (z, y, x) in LPS index space
-    direction = np.diag([1.0, 1.0, 1.0]) if not flip else np.diag([-1.0, 1.0, -1.0])
-    _write_dicom_series(tmp_path / "series", data, (0.9, 0.8, 4.0), direction, (5.0, -7.0, 11.0))
-    case = read_dicom_series(tmp_path / "series")
-    expected = data if not flip else data[::-1, :, ::-1]  # flip x (R/L) and z (I/S) back to L, P, S
-    np.testing.assert_array_equal(case.image[..., 0], expected)
-    assert case.geometry.spacing == pytest.approx((4.0, 0.8, 0.9))
+def _digest(folder: Path) -> str:
+    return hashlib.sha256(b"".join(p.read_bytes() for p in sorted(folder.iterdir()))).hexdigest()
+
+
+@pytest.mark.parametrize("name", DIRECTIONS)
+def test_dicom_series(tmp_path: Path, name: str) -> None:
+    import pydicom
+
+    direction, expect = DIRECTIONS[name]
+    data = np.random.default_rng(1).integers(0, 1000, size=(5, 12, 10))  # (k, j, i) in DICOM index space
+    folder = tmp_path / "series"
+    _write_dicom_series(folder, data, (0.9, 0.8, 4.0), direction, (5.0, -7.0, 11.0))
+    before = _digest(folder)
+    assert is_dicom_folder(folder)
+    case = read_dicom_series(folder)
+    assert case.case_id == "series" and case.geometry.format == "dicom" and case.geometry.header is None
+    np.testing.assert_array_equal(case.image[..., 0], expect(data))
+    spacing = {"axial": (4.0, 0.8, 0.9), "flipped": (4.0, 0.8, 0.9), "sagittal": (0.8, 0.9, 4.0)}[name]
+    assert case.geometry.spacing == pytest.approx(spacing)
     out = tmp_path / "mask.nii.gz"
     write_volume_mask(case, case.image[..., 0] > 500, out)
     written = nib.load(str(out))
-    np.testing.assert_array_equal(np.asarray(written.dataobj), (data > 500).transpose(2, 1, 0))
-    # voxel (i, j, k) of the written mask sits where the DICOM series puts it (LPS -> RAS)
-    lps = np.array([5.0, -7.0, 11.0]) + direction @ (np.array([2, 3, 4]) * np.array([0.9, 0.8, 4.0]))
-    np.testing.assert_allclose(written.affine @ [2, 3, 4, 1], [-lps[0], -lps[1], lps[2], 1], atol=1e-4)
+    assert written.shape == (10, 12, 5) and int(written.header["qform_code"]) == 1 and int(written.header["sform_code"]) == 1
+    assert written.header.get_zooms() == pytest.approx((0.9, 0.8, 4.0))
+    np.testing.assert_allclose(written.get_qform(), written.get_sform(), atol=1e-5)
+    mask = np.asarray(written.dataobj)
+    for path in folder.iterdir():  # every slice file, read independently of SimpleITK
+        ds = pydicom.dcmread(path)
+        k = int(ds.InstanceNumber) - 1
+        row, col = np.array(ds.ImageOrientationPatient[:3], float), np.array(ds.ImageOrientationPatient[3:], float)
+        i, j = ds.Columns - 1, ds.Rows - 1  # the far corner pins the whole affine
+        corner = np.array(ds.ImagePositionPatient, float) + i * float(ds.PixelSpacing[1]) * row + j * float(ds.PixelSpacing[0]) * col
+        for voxel, lps in (((0, 0, k), np.array(ds.ImagePositionPatient, float)), ((i, j, k), corner)):
+            np.testing.assert_allclose(written.affine @ [*voxel, 1], [-lps[0], -lps[1], lps[2], 1], atol=1e-4)
+        np.testing.assert_array_equal(mask[:, :, k], (ds.pixel_array > 500).T)
+    assert _digest(folder) == before
+
+
+def test_dicom_without_extension_is_found(tmp_path: Path) -> None:
+    folder = tmp_path / "noext"
+    _write_dicom_series(folder, np.zeros((3, 4, 4)), (1.0, 1.0, 2.0), np.eye(3), (0.0, 0.0, 0.0))
+    for path in folder.iterdir():
+        path.rename(path.with_suffix(""))
+    (folder / ".DS_Store").write_bytes(b"junk")
+    assert is_dicom_folder(folder) and read_dicom_series(folder).shape == (3, 4, 4)
+    (tmp_path / "text").mkdir()
+    (tmp_path / "text" / "notes.txt").write_text("hello")
+    assert not is_dicom_folder(tmp_path / "text") and not is_dicom_folder(tmp_path / "missing")
 
 
 # ---- bad inputs -----------------------------------------------------------------------------
@@ -170,53 +310,72 @@ def _message(call, *args) -> str:
     return str(info.value)
 
 
-def test_bad_nifti_inputs(tmp_path: Path) -> None:
+def _with_pixdim(path: Path, index: int, value: float) -> Path:
+    image = nib.Nifti1Image(_volume(), np.diag([1.0, 1.0, 2.0, 1.0]))
+    image.header["pixdim"][index] = value
+    nib.save(image, str(path))
+    return path
+
+
+def test_bad_nifti_inputs(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     eye = np.eye(4)
-    assert "2-D" in _message(read_nifti, _save(np.zeros((8, 8), np.float32), eye, tmp_path / "flat.nii.gz"))
-    assert "4-D" in _message(read_nifti, _save(np.zeros((8, 8, 4, 3), np.float32), eye, tmp_path / "four.nii.gz"))
+    assert "is 2-D" in _message(read_nifti, _save(np.zeros((8, 8), np.float32), eye, tmp_path / "flat.nii.gz"))
+    four = _message(read_nifti, _save(np.zeros((8, 8, 4, 3), np.float32), eye, tmp_path / "four.nii.gz"))
+    assert "is 4-D (shape (8, 8, 4, 3)); flairseg needs one 3-D volume per file" in four
     assert read_nifti(_save(np.zeros((8, 8, 4, 1), np.float32), eye, tmp_path / "single.nii.gz")).shape == (4, 8, 8)
     nan = _volume()
     nan[1, 2, 3] = np.nan
-    assert "1 NaN or infinite" in _message(read_nifti, _save(nan, eye, tmp_path / "nan.nii.gz"))
+    assert "holds 1 NaN or infinite" in _message(read_nifti, _save(nan, eye, tmp_path / "nan.nii.gz"))
     inf = _volume()
     inf[0, 0, :2] = np.inf
-    assert "2 NaN or infinite" in _message(read_nifti, _save(inf, eye, tmp_path / "inf.nii.gz"))
-    good = _save(_volume(), eye, tmp_path / "good.nii.gz")
-    (tmp_path / "cut.nii.gz").write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2])
-    assert "truncated" in _message(read_nifti, tmp_path / "cut.nii.gz")
+    assert "holds 2 NaN or infinite" in _message(read_nifti, _save(inf, eye, tmp_path / "inf.nii.gz"))
+    for suffix in (".nii.gz", ".nii"):
+        good = _save(_volume(), eye, tmp_path / f"good{suffix}")
+        (tmp_path / f"cut{suffix}").write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2])
+        assert "truncated" in _message(read_nifti, tmp_path / f"cut{suffix}")
     (tmp_path / "note.nii.gz").write_text("not a volume")
     assert "not a valid NIfTI" in _message(read_nifti, tmp_path / "note.nii.gz")
-    zero = nib.Nifti1Image(_volume(), None)
-    zero.set_sform(np.diag([0.0, 1.0, 1.0, 1.0]), code=2)
-    zero.set_qform(None, code=0)
-    nib.save(zero, str(tmp_path / "zero.nii"))
-    assert "degenerate" in _message(read_nifti, tmp_path / "zero.nii")
+    assert "does not exist" in _message(read_nifti, tmp_path / "absent.nii.gz")
+    assert "voxel spacing (0.0, 1.0, 2.0)" in _message(read_nifti, _with_pixdim(tmp_path / "zero.nii", 1, 0.0))
+    assert "spacing" in _message(read_nifti, _with_pixdim(tmp_path / "neg.nii.gz", 3, -2.0))
+    assert "spacing" in _message(read_nifti, _with_pixdim(tmp_path / "nan_zoom.nii.gz", 2, np.nan))
+    flat = nib.Nifti1Image(_volume(), None)
+    flat.set_sform(np.diag([0.0, 1.0, 1.0, 1.0]), code=2)
+    nib.save(flat, str(tmp_path / "flat_affine.nii"))
+    assert "degenerate" in _message(read_nifti, tmp_path / "flat_affine.nii")
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 4), np.complex64), eye), str(tmp_path / "complex.nii"))
+    assert "real-valued" in _message(read_nifti, tmp_path / "complex.nii")
     other = _save(np.zeros((5, 5, 5), np.uint8), eye, tmp_path / "other_mask.nii.gz")
-    assert "not on the grid" in _message(read_nifti, good, other)
+    assert "not on the grid" in _message(read_nifti, tmp_path / "good.nii.gz", other)
+    moved = _save(np.zeros((12, 10, 7), np.uint8), np.diag([2.0, 1.0, 1.0, 1.0]), tmp_path / "moved_mask.nii.gz")
+    assert "not on the grid" in _message(read_nifti, tmp_path / "good.nii.gz", moved)
+    assert not [r for r in caplog.records if r.name.startswith("nibabel")]  # nibabel's header-fix chatter stays quiet
+
+
+def test_bad_masks_to_write(tmp_path: Path) -> None:
+    case = read_nifti(_save(_volume(), np.eye(4), tmp_path / "v.nii.gz"))
+    assert "does not match" in _message(write_volume_mask, case, np.zeros((7, 10, 11), bool), tmp_path / "m.nii.gz")
+    assert "other than 0 and 1" in _message(write_volume_mask, case, case.image[..., 0], tmp_path / "m.nii.gz")
+    assert "must end in .nii" in _message(write_volume_mask, case, case.image[..., 0] > 0, tmp_path / "m.img")
+    nan = case.image[..., 0].copy()
+    nan[0, 0, 0] = np.nan
+    assert "NaN" in _message(lambda: write_volume_mask(case, nan, tmp_path / "p.nii.gz", probability=True))
+    assert not (tmp_path / "m.nii.gz").exists() and not (tmp_path / "p.nii.gz").exists()
 
 
 def test_bad_dicom_folders(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "x.dcm").write_bytes(b"\0" * 200)
     assert "no readable DICOM series" in _message(read_dicom_series, tmp_path / "empty")
+    (tmp_path / "text").mkdir()
+    (tmp_path / "text" / "notes.txt").write_text("hello")
+    assert "no readable DICOM series" in _message(read_dicom_series, tmp_path / "text")
+    assert "does not exist" in _message(read_dicom_series, tmp_path / "missing")
     data = np.zeros((3, 6, 6))
-    _write_dicom_series(tmp_path / "two", data, (1.0, 1.0, 1.0), np.eye(3), (0.0, 0.0, 0.0))
-    _write_dicom_series(tmp_path / "b", data, (1.0, 1.0, 1.0), np.eye(3), (0.0, 0.0, 50.0))
-    import SimpleITK as sitk
-
-    for path in sorted((tmp_path / "b").iterdir()):
-        image = sitk.ReadImage(str(path))
-        image.SetMetaData("0020|000e", "1.2.826.0.1.3680043.2.1125.9.9")
-        writer = sitk.ImageFileWriter()
-        writer.KeepOriginalImageUIDOn()
-        writer.SetFileName(str(tmp_path / "two" / f"b_{path.name}"))
-        writer.Execute(image)
-    assert "2 DICOM series" in _message(read_dicom_series, tmp_path / "two")
-
-
-def test_gzip_output_is_deterministic(tmp_path: Path) -> None:
-    case = read_nifti(_save(_volume(), np.eye(4), tmp_path / "v.nii.gz"))
-    write_volume_mask(case, case.image[..., 0] > 100, tmp_path / "a.nii.gz")
-    write_volume_mask(case, case.image[..., 0] > 100, tmp_path / "b.nii.gz")
-    assert (tmp_path / "a.nii.gz").read_bytes() == (tmp_path / "b.nii.gz").read_bytes()
-    assert gzip.decompress((tmp_path / "a.nii.gz").read_bytes())[:4] == (348).to_bytes(4, "little")
+    _write_dicom_series(tmp_path / "two", data, (1.0, 1.0, 1.0), np.eye(3), (0.0, 0.0, 0.0), series_uid="1.2.3.1")
+    _write_dicom_series(tmp_path / "two", data, (1.0, 1.0, 1.0), np.eye(3), (0.0, 0.0, 50.0), series_uid="1.2.3.2", prefix="b")
+    message = _message(read_dicom_series, tmp_path / "two")
+    assert "2 DICOM series" in message and "1.2.3.1" in message and "1.2.3.2" in message
+    _write_dicom_series(tmp_path / "gap", np.zeros((5, 6, 6)), (1.0, 1.0, 3.0), np.eye(3), (0.0, 0.0, 0.0))
+    (tmp_path / "gap" / "slice002.dcm").unlink()
+    assert "off a regular grid" in _message(read_dicom_series, tmp_path / "gap")

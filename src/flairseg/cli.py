@@ -95,7 +95,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from flairseg.predict import Segmenter, predict_tree
 
-    segmenter = Segmenter(args.model, device=args.device, threads=args.threads, batch_size=args.batch_size, tta=args.tta)
+    segmenter = Segmenter(args.model, device=args.device, threads=args.threads, batch_size=args.batch_size, tta=args.tta, task=args.task)
     result = predict_tree(args.input, args.output, segmenter, truth=args.truth, probabilities=args.probabilities,
                           overwrite=args.overwrite, quiet=args.quiet)
     line = f"{result.predicted} cases predicted, {result.skipped} already done, into {result.out}"
@@ -194,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("-i", "--input", required=True, help="a case folder, a tree of cases, a NIfTI file or a DICOM folder")
     predict.add_argument("-o", "--output", required=True, help="output folder")
     predict.add_argument("--model", required=True, help="checkpoint (NAME.json / NAME.safetensors)")
+    predict.add_argument("--task", choices=("abnormality", "brain"), help="refuse a model trained for another task")
     predict.add_argument("--truth", help="true masks to evaluate against (same layout as the output)")
     predict.add_argument("--probabilities", action="store_true", help="also write probability maps")
     predict.add_argument("--tta", action="store_true", help="flip test-time augmentation")

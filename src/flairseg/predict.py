@@ -34,13 +34,14 @@ class Segmenter:
         threads: CPU threads for PyTorch (None: PyTorch's default).
         batch_size: slices per forward pass.
         tta: average with the prediction of left-right flipped slices.
+        task: when given, refuse a checkpoint trained for another task.
     """
 
-    def __init__(self, model: str | os.PathLike, device: str = "cpu", threads: int | None = None, batch_size: int = 8, tta: bool = False) -> None:
+    def __init__(self, model: str | os.PathLike, device: str = "cpu", threads: int | None = None, batch_size: int = 8, tta: bool = False, task: str | None = None) -> None:
         self.device = resolve_device(device)
         if threads:
             torch.set_num_threads(threads)
-        self.model, self.metadata = checkpoint.load_model(model)
+        self.model, self.metadata = checkpoint.load_model(model, task=task)
         self.model.to(self.device)
         self.task = self.metadata.get("task", "abnormality")
         self.preprocess = checkpoint.preprocess_config(self.metadata)

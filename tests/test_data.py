@@ -1,0 +1,80 @@
+"""Splits, slice sampling, augmentation and losses."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from flairseg import augment
+from flairseg.data import epoch_items, make_split, neighbour_slices
+from flairseg.errors import ConfigError, InputError
+from flairseg.losses import dice_bce_loss, soft_dice_loss
+
+IDS = [f"TCGA_{inst}_{i:04d}_20000101" for inst in ("CS", "DU", "EZ", "FG", "HT") for i in range(22)]
+
+
+def test_kfold_split_is_patient_level_seeded_and_spread() -> None:
+    splits = [make_split(IDS, folds=5, fold=f, validation_cases=10, seed=3) for f in range(5)]
+    tests = [set(s.test) for s in splits]
+    assert set().union(*tests) == set(IDS) and sum(len(t) for t in tests) == len(IDS)
+    for split in splits:
+        assert len(split.validation) == 10
+        assert not set(split.test) & (set(split.train) | set(split.validation))
+        assert {c.split("_")[1] for c in split.test} == {"CS", "DU", "EZ", "FG", "HT"}
+    assert make_split(IDS, seed=3) == make_split(IDS, seed=3) != make_split(IDS, seed=4)
+
+
+def test_paper22_scheme() -> None:
+    split = make_split(IDS, scheme="paper22", fold=21)
+    assert split.folds == 22 and len(split.test) == 5
+    with pytest.raises(InputError, match="cannot make 5 folds"):
+        make_split(IDS[:4])
+    with pytest.raises(ConfigError):
+        make_split(IDS, scheme="leave-one-out")
+
+
+def test_sampling_modes() -> None:
+    rng = np.random.default_rng(0)
+    areas = [np.array([0, 0, 10, 100, 0]), np.array([0, 5, 0])]
+    uniform = epoch_items(rng, areas, "uniform")
+    assert sorted(map(tuple, uniform)) == [(0, 0), (0, 1), (0, 2), (0, 3), (0, 4), (1, 0), (1, 1), (1, 2)]
+    over = epoch_items(rng, areas, "oversample")
+    assert len(over) == 8 + 2 * 3 and sum(1 for c, s in over if (c, s) == (0, 3)) == 3
+    area = epoch_items(np.random.default_rng(1), areas, "area", count=20000)
+    in_case0 = area[area[:, 0] == 0, 1]
+    share = np.bincount(in_case0, minlength=5) / len(in_case0)
+    expected = (areas[0] + 110 * 0.1 / 5) / (110 * 1.1)
+    np.testing.assert_allclose(share, expected, atol=0.02)
+
+
+def test_neighbour_slices() -> None:
+    volume = np.arange(3, dtype=np.float32)[:, None, None] * np.ones((3, 2, 2), np.float32)
+    stacked = neighbour_slices(volume, fill=-1)
+    assert stacked.shape == (3, 3, 2, 2)
+    assert stacked[0, :, 0, 0].tolist() == [-1, 0, 1] and stacked[2, :, 0, 0].tolist() == [1, 2, -1]
+
+
+def test_augmentation_keeps_image_and_mask_aligned() -> None:
+    image = np.zeros((2, 33, 33), np.float32)
+    mask = np.zeros((33, 33), bool)
+    image[:, 5:12, 20:28] = 1
+    mask[5:12, 20:28] = True
+    flipped_image, flipped_mask = augment.apply(image, mask, augment.Augmentation(0, 1, True, 1))
+    assert flipped_mask[5:12, 5:13].all() and flipped_image[0, 8, 8] == 1
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        draw = augment.draw(rng, rotation=15, scale=0.05, flip=0.5, intensity=0)
+        out_image, out_mask = augment.apply(image, mask, draw)
+        assert abs(int(out_mask.sum()) - int(mask.sum())) < 0.2 * mask.sum()
+        assert ((out_image[0] > 0.5) == out_mask).mean() > 0.97
+    np.testing.assert_array_equal(mask[5:12, 20:28], True)  # input untouched
+
+
+def test_losses() -> None:
+    target = torch.zeros(2, 1, 8, 8)
+    target[:, :, 2:6, 2:6] = 1
+    perfect = (target * 40 - 20)
+    assert soft_dice_loss(perfect, target) < 1e-3
+    assert soft_dice_loss(-perfect, target) > 0.99
+    assert dice_bce_loss(perfect, target) < 1e-3 < dice_bce_loss(torch.zeros_like(target), target)
