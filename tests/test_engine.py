@@ -181,3 +181,12 @@ def test_brain_task_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert main(["predict", "-i", str(root), "-o", str(out), "--model", str(run / "best.json"), "--task", "brain", "--quiet"]) == 0
     assert "Dice mean" in capsys.readouterr().out  # brain labels in the input: a report against them
     assert read_case(out / "H_0", masks="only").mask.shape == (6, 64, 64)
+
+
+def test_patch_training_predicts_whole_slices(phantoms: Path, tmp_path: Path) -> None:
+    run = tmp_path / "patch"
+    assert main(["train", "--data", str(phantoms), "-o", str(run), "--epochs", "2", "--steps-per-epoch", "15", "--set", "patch=32", *TINY]) == 0
+    meta = json.loads((run / "best.json").read_text())
+    assert meta["recipe"]["patch"] == 32 and meta["metrics"]["val_dice_mean"] > 0.5
+    mask = segment(read_case(phantoms / "PH_0"), run / "best.json")
+    assert mask.shape == (10, 64, 64)

@@ -66,6 +66,8 @@ class TrainConfig:
     weight_decay: float = 0.0
     loss: str = "dice"  # "dice" (1 - soft Dice over the batch, smoothing 1) or "dice+bce"
     sampling: str = "area"  # "area" (the port), "oversample" (the paper: tumour slices x3) or "uniform"
+    patch: int = 0  # train on patch x patch crops of the model-space slices (0: whole slices); inference stays whole
+    patch_tumour: float = 0.5  # share of crops centred on a random foreground pixel (the rest anywhere)
     rotation: float = 15.0  # degrees, uniform in [-rotation, rotation]
     scale: float = 0.05  # uniform in [1 - scale, 1 + scale]
     flip: float = 0.5  # probability of a left-right flip

@@ -36,7 +36,7 @@ def predict_probabilities(model: nn.Module, inputs: np.ndarray, batch_size: int 
     model.eval()
     out = np.empty((inputs.shape[0], *inputs.shape[2:]), dtype=np.float32)
     for start in range(0, inputs.shape[0], batch_size):
-        batch = torch.from_numpy(np.ascontiguousarray(inputs[start : start + batch_size])).to(device)
+        batch = torch.from_numpy(np.ascontiguousarray(inputs[start : start + batch_size])).to(device, memory_format=torch.channels_last)
         prob = torch.sigmoid(model(batch))
         if tta:
             prob = (prob + torch.sigmoid(model(batch.flip(-1))).flip(-1)) / 2

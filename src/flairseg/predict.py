@@ -42,7 +42,7 @@ class Segmenter:
         if threads:
             torch.set_num_threads(threads)
         self.model, self.metadata = checkpoint.load_model(model, task=task)
-        self.model.to(self.device)
+        self.model.to(self.device, memory_format=torch.channels_last)
         self.task = self.metadata.get("task", "abnormality")
         self.preprocess = checkpoint.preprocess_config(self.metadata)
         self.threshold = float(self.metadata.get("recipe", {}).get("threshold", 0.5))

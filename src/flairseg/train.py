@@ -68,9 +68,27 @@ def _batch(cases: Sequence[Prepared], items: np.ndarray, config: TrainConfig, ep
         rng = np.random.default_rng([config.seed, epoch, first_index + offset])
         draw = augment.draw(rng, config.rotation, config.scale, config.flip, config.intensity)
         image, mask = augment.apply(cases[c].inputs[s], cases[c].target[s], draw)
+        if config.patch:
+            image, mask = _crop(rng, image, mask, config.patch, config.patch_tumour)
         images.append(image)
         masks.append(mask)
-    return torch.from_numpy(np.stack(images)), torch.from_numpy(np.stack(masks)[:, None].astype(np.float32))
+    batch = torch.from_numpy(np.stack(images)).contiguous(memory_format=torch.channels_last)
+    return batch, torch.from_numpy(np.stack(masks)[:, None].astype(np.float32))
+
+
+def _crop(rng: np.random.Generator, image: np.ndarray, mask: np.ndarray, patch: int, tumour_share: float) -> tuple[np.ndarray, np.ndarray]:
+    """A patch x patch crop, centred on a random foreground pixel with probability ``tumour_share``."""
+    height, width = mask.shape
+    if patch > min(height, width):
+        raise InputError(f"patch {patch} is larger than the model input {height}x{width}")
+    if mask.any() and rng.random() < tumour_share:
+        rows, cols = np.nonzero(mask)
+        pick = rng.integers(len(rows))
+        top = int(np.clip(rows[pick] - patch // 2, 0, height - patch))
+        left = int(np.clip(cols[pick] - patch // 2, 0, width - patch))
+    else:
+        top, left = int(rng.integers(0, height - patch + 1)), int(rng.integers(0, width - patch + 1))
+    return image[:, top : top + patch, left : left + patch], mask[top : top + patch, left : left + patch]
 
 
 def validate(model: torch.nn.Module, cases: Sequence[Prepared], config: TrainConfig, device: torch.device) -> list[float]:
@@ -160,7 +178,7 @@ def train(
         if meta["model"] != dataclasses.asdict(config.model):
             raise WeightsError(f"cannot fine-tune from {init_from}: its architecture {meta['model']} differs from {dataclasses.asdict(config.model)}")
         model.load_state_dict(initial.state_dict())
-    model.to(torch_device)
+    model.to(torch_device, memory_format=torch.channels_last)  # about 1.8x faster convolutions on CPU (benchmarks/)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     loss_fn = loss_function(config.loss)
     start_epoch, best_epoch, best_dice = 0, -1, -math.inf
