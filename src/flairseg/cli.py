@@ -94,8 +94,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     from flairseg.predict import Segmenter, predict_tree
+    from flairseg.weights import resolve
 
-    segmenter = Segmenter(args.model, device=args.device, threads=args.threads, batch_size=args.batch_size, tta=args.tta, task=args.task)
+    model = resolve(args.model, task=args.task or "abnormality")
+    segmenter = Segmenter(model, device=args.device, threads=args.threads, batch_size=args.batch_size, tta=args.tta, task=args.task)
     result = predict_tree(args.input, args.output, segmenter, truth=args.truth, probabilities=args.probabilities,
                           overwrite=args.overwrite, quiet=args.quiet)
     line = f"{result.predicted} cases predicted, {result.skipped} already done, into {result.out}"
@@ -105,6 +107,20 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         dice = [m.dice for m in result.metrics]
         line += f"; Dice mean {np.mean(dice):.4f}, median {np.median(dice):.4f} (report in {result.out / 'report'})"
     print(line)
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from flairseg.weights import registry
+
+    released = registry()
+    if not released:
+        print("no released models ship with this version; train one with `flairseg train` and pass --model")
+        return 0
+    print("| name | task | default | description | metrics |\n|---|---|---|---|---|")
+    for entry in released:
+        metrics = ", ".join(f"{k} {v}" for k, v in entry.metrics.items())
+        print(f"| {entry.name} | {entry.task} | {'yes' if entry.default else ''} | {entry.description} | {metrics} |")
     return 0
 
 
@@ -193,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("-i", "--input", required=True, help="a case folder, a tree of cases, a NIfTI file or a DICOM folder")
     predict.add_argument("-o", "--output", required=True, help="output folder")
-    predict.add_argument("--model", required=True, help="checkpoint (NAME.json / NAME.safetensors)")
+    predict.add_argument("--model", help="checkpoint (NAME.json / NAME.safetensors) or released model name (default: the task's released model)")
     predict.add_argument("--task", choices=("abnormality", "brain"), help="refuse a model trained for another task")
     predict.add_argument("--truth", help="true masks to evaluate against (same layout as the output)")
     predict.add_argument("--probabilities", action="store_true", help="also write probability maps")
@@ -204,6 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--overwrite", action="store_true", help="predict again cases already in OUTPUT")
     predict.add_argument("--quiet", action="store_true", help="no progress bars")
     predict.set_defaults(run=_cmd_predict)
+
+    models = commands.add_parser("models", help="list the released models that ship with flairseg")
+    models.set_defaults(run=_cmd_models)
     return parser
 
 

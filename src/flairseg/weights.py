@@ -1,0 +1,77 @@
+"""Released models: a registry of checkpoints shipped inside the package, pinned by sha256.
+
+``models/registry.json`` lists each released model (name, task, checkpoint file, sha256
+of its tensors, input channels, measured metrics, whether it is the task's default).
+Weights load offline from the package; the hash is checked against the registry before
+use, on top of the checkpoint's own check.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from flairseg.checkpoint import paths_of, sha256_of
+from flairseg.errors import WeightsError
+
+
+@dataclass(frozen=True)
+class ReleasedModel:
+    """One entry of the registry."""
+
+    name: str
+    task: str
+    checkpoint: str  # file name of the JSON half, inside flairseg/models/
+    sha256: str  # of the .safetensors half
+    default: bool
+    description: str
+    metrics: dict[str, Any]
+
+    @property
+    def path(self) -> Path:
+        return models_folder() / self.checkpoint
+
+
+def models_folder() -> Path:
+    return Path(str(files("flairseg") / "models"))
+
+
+def registry() -> list[ReleasedModel]:
+    """The released models, as listed in ``models/registry.json`` (empty if none is released)."""
+    path = models_folder() / "registry.json"
+    if not path.is_file():
+        return []
+    return [ReleasedModel(**entry) for entry in json.loads(path.read_text())["models"]]
+
+
+def resolve(name_or_path: str | os.PathLike | None, task: str = "abnormality") -> Path:
+    """Path of a checkpoint: a released model's name, the task's default (None), or a file path.
+
+    Released weights are verified against the registry's sha256 before they are used.
+    """
+    if name_or_path is not None and (Path(name_or_path).exists() or paths_of(name_or_path)[1].exists()):
+        return Path(name_or_path)
+    released = registry()
+    if name_or_path is None:
+        defaults = [m for m in released if m.task == task and m.default]
+        if not defaults:
+            raise WeightsError(f"no released {task} model ships with this flairseg; pass --model PATH to a checkpoint")
+        entry = defaults[0]
+    else:
+        by_name = {m.name: m for m in released}
+        if str(name_or_path) not in by_name:
+            close = difflib.get_close_matches(str(name_or_path), list(by_name), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else (f"; released: {', '.join(by_name)}" if by_name else "")
+            raise WeightsError(f"{name_or_path} is neither a checkpoint file nor a released model{hint}")
+        entry = by_name[str(name_or_path)]
+    tensors, _ = paths_of(entry.path)
+    if not tensors.is_file():
+        raise WeightsError(f"released model {entry.name} is missing its weights file {tensors.name}; reinstall flairseg")
+    if sha256_of(tensors) != entry.sha256:
+        raise WeightsError(f"released model {entry.name} does not match its registered sha256; reinstall flairseg")
+    return entry.path

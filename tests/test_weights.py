@@ -1,0 +1,47 @@
+"""The released-model registry: names, defaults, hash pinning."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from flairseg import weights
+from flairseg.checkpoint import save_model, sha256_of
+from flairseg.config import ModelConfig, PreprocessConfig
+from flairseg.errors import WeightsError
+from flairseg.model import UNet
+
+
+@pytest.fixture
+def fake_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "models"
+    folder.mkdir()
+    config = ModelConfig(features=4, depth=2, batch_norm=True)
+    torch.manual_seed(0)
+    save_model(UNet(features=4, depth=2, batch_norm=True), config, PreprocessConfig(size=64), folder / "tiny", task="abnormality")
+    entry = {"name": "tiny-abnormality", "task": "abnormality", "checkpoint": "tiny.json",
+             "sha256": sha256_of(folder / "tiny.safetensors"), "default": True, "description": "test", "metrics": {}}
+    (folder / "registry.json").write_text(json.dumps({"models": [entry]}))
+    monkeypatch.setattr(weights, "models_folder", lambda: folder)
+    return folder
+
+
+def test_resolve_default_name_and_path(fake_package: Path) -> None:
+    assert weights.resolve(None) == fake_package / "tiny.json"
+    assert weights.resolve("tiny-abnormality") == fake_package / "tiny.json"
+    assert weights.resolve(fake_package / "tiny.json") == fake_package / "tiny.json"
+    with pytest.raises(WeightsError, match="did you mean 'tiny-abnormality'"):
+        weights.resolve("tiny-abnormalty")
+    with pytest.raises(WeightsError, match="no released brain model"):
+        weights.resolve(None, task="brain")
+
+
+def test_resolve_refuses_tampered_weights(fake_package: Path) -> None:
+    data = bytearray((fake_package / "tiny.safetensors").read_bytes())
+    data[-1] ^= 1
+    (fake_package / "tiny.safetensors").write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match="registered sha256"):
+        weights.resolve("tiny-abnormality")
