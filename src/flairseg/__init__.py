@@ -5,6 +5,21 @@ from flairseg.io import Case, Geometry, find_cases, read_case, write_mask
 
 __version__ = "0.1.0"
 
+
+def load_model(name_or_path=None, task="abnormality", **options):  # noqa: ANN001, ANN201
+    """A Segmenter for a checkpoint path, a released model's name or the task's default (see flairseg.predict)."""
+    from flairseg.predict import load_model as _load_model
+
+    return _load_model(name_or_path, task=task, **options)
+
+
+def segment(case_or_array, model=None, **options):  # noqa: ANN001, ANN201
+    """Segment a Case or a (slices, H, W, channels) array; the mask comes back on its grid (see flairseg.predict)."""
+    from flairseg.predict import segment as _segment
+
+    return _segment(case_or_array, model, **options)
+
+
 __all__ = [
     "Case",
     "ConfigError",
@@ -14,6 +29,8 @@ __all__ = [
     "WeightsError",
     "read_case",
     "find_cases",
+    "load_model",
+    "segment",
     "write_mask",
     "__version__",
 ]

@@ -57,12 +57,20 @@ class Segmenter:
         return segment_prepared(self.model, prepared, self.task, self.threshold, self.batch_size, self.device, self.tta, with_probability)
 
 
-def segment(case_or_array: Case | np.ndarray, model: str | os.PathLike | Segmenter, **options: object) -> np.ndarray:
+def load_model(name_or_path: str | os.PathLike | None = None, task: str = "abnormality", **options: object) -> Segmenter:
+    """A :class:`Segmenter` for a checkpoint path, a released model's name, or the task's released default (None)."""
+    from flairseg.weights import resolve
+
+    return Segmenter(resolve(name_or_path, task=task), task=task, **options)  # type: ignore[arg-type]
+
+
+def segment(case_or_array: Case | np.ndarray, model: str | os.PathLike | Segmenter | None = None, **options: object) -> np.ndarray:
     """Segment one case (or a (S, H, W, C) array) and return the mask on its grid.
 
-    ``model`` is a checkpoint path or a :class:`Segmenter` (build one to segment many cases).
+    ``model`` is a :class:`Segmenter` (build one with :func:`load_model` to segment many
+    cases), a checkpoint path, a released model's name, or None for the released default.
     """
-    segmenter = model if isinstance(model, Segmenter) else Segmenter(model, **options)  # type: ignore[arg-type]
+    segmenter = model if isinstance(model, Segmenter) else load_model(model, **options)  # type: ignore[arg-type]
     case = case_or_array
     if isinstance(case_or_array, np.ndarray):
         array = case_or_array[..., None] if case_or_array.ndim == 3 else case_or_array
