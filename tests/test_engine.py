@@ -190,3 +190,12 @@ def test_patch_training_predicts_whole_slices(phantoms: Path, tmp_path: Path) ->
     assert meta["recipe"]["patch"] == 32 and meta["metrics"]["val_dice_mean"] > 0.5
     mask = segment(read_case(phantoms / "PH_0"), run / "best.json")
     assert mask.shape == (10, 64, 64)
+
+
+def test_demo_on_the_sample_case(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "demo"
+    assert main(["demo", "-o", str(out), "--model", str(trained / "best.json")]) == 0
+    assert "TCGA_CS_4942_19970222: Dice" in capsys.readouterr().out
+    names = sorted(p.name for p in out.iterdir())
+    assert "TCGA_CS_4942_19970222" in names and "TCGA_CS_4942_19970222.gif" in names and "metrics.csv" in names
+    assert len(list((out / "TCGA_CS_4942_19970222").glob("*_mask.tif"))) == 20

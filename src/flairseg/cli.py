@@ -110,6 +110,14 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from flairseg.demo import run_demo
+
+    result = run_demo(args.output, model=args.model, overwrite=args.overwrite, threads=args.threads)
+    print(f"{result.case_id}: Dice {result.dice:.4f} against its manual mask; mask, GIF, montage and report in {result.out}")
+    return 0
+
+
 def _cmd_models(args: argparse.Namespace) -> int:
     from flairseg.weights import registry
 
@@ -220,6 +228,13 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--overwrite", action="store_true", help="predict again cases already in OUTPUT")
     predict.add_argument("--quiet", action="store_true", help="no progress bars")
     predict.set_defaults(run=_cmd_predict)
+
+    demo = commands.add_parser("demo", help="segment the bundled sample case with the released model (offline)")
+    demo.add_argument("-o", "--output", default="flairseg-demo", help="output folder (default: flairseg-demo)")
+    demo.add_argument("--model", help="checkpoint or released model name (default: the released abnormality model)")
+    demo.add_argument("--threads", type=int, help="CPU threads for PyTorch")
+    demo.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
+    demo.set_defaults(run=_cmd_demo)
 
     models = commands.add_parser("models", help="list the released models that ship with flairseg")
     models.set_defaults(run=_cmd_models)
