@@ -78,3 +78,15 @@ def test_losses() -> None:
     assert soft_dice_loss(perfect, target) < 1e-3
     assert soft_dice_loss(-perfect, target) > 0.99
     assert dice_bce_loss(perfect, target) < 1e-3 < dice_bce_loss(torch.zeros_like(target), target)
+
+
+def test_learning_rate_schedules() -> None:
+    from flairseg.config import TrainConfig
+    from flairseg.train import learning_rate
+
+    constant = TrainConfig(lr=1e-3)
+    assert learning_rate(constant, 50, 100) == 1e-3
+    cosine = TrainConfig(lr=1e-3, schedule="cosine", warmup_steps=10)
+    rates = [learning_rate(cosine, s, 100) for s in range(100)]
+    assert rates[0] == pytest.approx(1e-4) and rates[9] == pytest.approx(1e-3)
+    assert all(a >= b for a, b in zip(rates[10:], rates[11:])) and rates[-1] == pytest.approx(1e-5, rel=0.05)

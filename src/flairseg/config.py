@@ -64,6 +64,8 @@ class TrainConfig:
     batch_size: int = 16
     lr: float = 1e-4
     weight_decay: float = 0.0
+    schedule: str = "constant"  # "constant" or "cosine" (per step, to 1 % of lr, after a linear warm-up)
+    warmup_steps: int = 0
     loss: str = "dice"  # "dice" (1 - soft Dice over the batch, smoothing 1) or "dice+bce"
     sampling: str = "area"  # "area" (the port), "oversample" (the paper: tumour slices x3) or "uniform"
     patch: int = 0  # train on patch x patch crops of the model-space slices (0: whole slices); inference stays whole

@@ -100,6 +100,18 @@ def validate(model: torch.nn.Module, cases: Sequence[Prepared], config: TrainCon
     return dice
 
 
+def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
+    """The learning rate at a global step: constant, or linear warm-up then cosine decay to 1 % of ``lr``."""
+    if config.schedule == "constant":
+        return config.lr
+    if config.schedule != "cosine":
+        raise InputError(f"unknown schedule {config.schedule!r}; choose constant or cosine")
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    progress = (step - config.warmup_steps) / max(1, total_steps - config.warmup_steps)
+    return config.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
 def _rng_tensors() -> dict[str, torch.Tensor]:
     return {"rng.torch": torch.get_rng_state()}
 
@@ -223,6 +235,8 @@ def train(
         for step in bar:
             first = (step * world.size + world.rank) * per_rank
             images, masks = _batch(train_cases, items[first : first + per_rank], config, epoch, first)
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(config, epoch * steps + step, config.epochs * steps)
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(net(images.to(torch_device)), masks.to(torch_device))
             loss.backward()
