@@ -65,7 +65,8 @@ def test_bevr_of_cube_ball_and_rescaled_grids() -> None:
     ball = z**2 + y**2 + x**2 <= 11**2
     small = z**2 + y**2 + x**2 <= 5**2
     # voxel corners stick out of a digital ball by up to half a voxel diagonal: near 1, nearer as it grows
-    assert 0.75 < bounding_ellipsoid_volume_ratio(small) < bounding_ellipsoid_volume_ratio(ball) <= 1.0
+    assert 0.6 < bounding_ellipsoid_volume_ratio(small) < bounding_ellipsoid_volume_ratio(ball) <= 1.0
+    assert bounding_ellipsoid_volume_ratio(ball) > 0.75
     ellipsoid = (z / 12) ** 2 + (y / 6) ** 2 + (x / 9) ** 2 <= 1
     bevr = bounding_ellipsoid_volume_ratio(ellipsoid)
     assert bounding_ellipsoid_volume_ratio(ellipsoid, spacing=(3.0, 0.5, 0.8)) == pytest.approx(bevr, rel=1e-6)
