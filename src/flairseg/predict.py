@@ -21,7 +21,7 @@ from flairseg import checkpoint
 from flairseg.data import prepare_case
 from flairseg.errors import InputError
 from flairseg.inference import resolve_device, segment_prepared
-from flairseg.io import Case, Geometry, find_cases, mask_output_name, read_case, read_label, write_mask
+from flairseg.io import Case, Geometry, case_id_of, find_cases, mask_output_name, read_case, read_label, write_mask
 from flairseg.metrics import CaseMetrics, case_metrics
 
 
@@ -112,7 +112,7 @@ def predict_tree(
     paths = find_cases(source)
     truth_index = {}
     if truth is not None:
-        truth_index = {read_case(p, masks="only").case_id: p for p in find_cases(truth, masks="only")}
+        truth_index = {case_id_of(p, masks="only"): p for p in find_cases(truth, masks="only")}
     predicted = skipped = 0
     rows: list[CaseMetrics] = []
     label = "_brain" if segmenter.task == "brain" else "_mask"
