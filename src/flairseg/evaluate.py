@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from flairseg.data import institution
 from flairseg.errors import InputError
 from flairseg.io import Case, case_id_of, find_cases, read_case, read_kaggle_case
 from flairseg.metrics import CaseMetrics, Summary, case_metrics, summarise_cases
@@ -100,6 +101,13 @@ def _summary_markdown(rows: Sequence[CaseMetrics], summary: dict[str, Summary], 
         label = {"hd95": f"hd95 ({unit})", "pred_volume": "pred volume", "truth_volume": "truth volume"}.get(name, name)
         values = (s.mean, s.std, s.median, s.q1, s.q3, s.minimum, s.maximum)
         lines.append(f"| {label} | {s.n} | " + " | ".join(_fmt(v) for v in values) + " |")
+    groups: dict[str, list[float]] = {}
+    for row in rows:
+        groups.setdefault(institution(row.case_id), []).append(row.dice)
+    if len(groups) > 1 or "" not in groups:
+        lines += ["", "| institution | cases | Dice mean | Dice median |", "|---|---|---|---|"]
+        for name, values in sorted(groups.items()):
+            lines.append(f"| {name or 'other'} | {len(values)} | {np.mean(values):.4f} | {np.median(values):.4f} |")
     worst = sorted(rows, key=lambda r: r.dice)[:5]
     lines += [
         "",
