@@ -1,0 +1,47 @@
+"""Fisher's exact test for 2 x k tables against scipy (2 x 2) and a brute-force enumeration (2 x k)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from flairseg.association import contingency, fisher_exact_2xk, median_split
+
+
+def _brute(table: np.ndarray) -> float:
+    columns, row = table.sum(axis=0), table[0].sum()
+    n = table.sum()
+
+    def prob(first: tuple[int, ...]) -> float:
+        return math.prod(math.comb(int(c), a) for c, a in zip(columns, first)) / math.comb(int(n), int(row))
+
+    observed = prob(tuple(table[0]))
+    total = 0.0
+    for first in itertools.product(*[range(int(c) + 1) for c in columns]):
+        if sum(first) == row and prob(first) <= observed * (1 + 1e-7):
+            total += prob(first)
+    return total
+
+
+@pytest.mark.parametrize("table", [[[3, 1], [1, 3]], [[10, 2], [3, 15]], [[0, 5], [6, 1]], [[12, 30], [31, 15]]])
+def test_two_by_two_matches_scipy(table: list[list[int]]) -> None:
+    assert fisher_exact_2xk(np.array(table)) == pytest.approx(stats.fisher_exact(table).pvalue, rel=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_two_by_k_matches_brute_force(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    table = rng.integers(0, 7, size=(2, int(rng.integers(3, 5))))
+    table[:, 0] += 1
+    assert fisher_exact_2xk(table) == pytest.approx(_brute(table), rel=1e-9)
+
+
+def test_median_split_and_contingency() -> None:
+    high = median_split([1.0, 2.0, 3.0, 4.0, math.nan])
+    assert high.tolist() == [False, False, True, True, False]
+    table, levels = contingency([1.0, 2.0, 3.0, 4.0, math.nan], [1, 2, None, 2, 1])
+    assert levels == [1, 2] and table.tolist() == [[1, 1], [0, 1]]  # case 3 (no label) and case 5 (no feature) dropped
