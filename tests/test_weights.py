@@ -45,3 +45,11 @@ def test_resolve_refuses_tampered_weights(fake_package: Path) -> None:
     (fake_package / "tiny.safetensors").write_bytes(bytes(data))
     with pytest.raises(WeightsError, match="registered sha256"):
         weights.resolve("tiny-abnormality")
+
+
+def test_shipped_default_model_verifies_and_loads() -> None:
+    from flairseg.checkpoint import load_model
+
+    path = weights.resolve(None, task="abnormality")
+    model, meta = load_model(path, task="abnormality")
+    assert meta["name"] == "abnormality-cpu-trial" and "TCGA_CS_4942_19970222" in meta["split"]["test"]
