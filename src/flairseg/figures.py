@@ -1,8 +1,8 @@
 """Figures of the field: the Dice distribution, outline GIFs and tumour montages.
 
-matplotlib is imported lazily and used through its object API (no pyplot, no global
-backend switch), so importing this module is cheap and safe in notebooks and servers.
-Every file is written atomically.
+matplotlib and Pillow are imported lazily and matplotlib is used through its object API
+(``Figure`` + ``FigureCanvasAgg``, no pyplot, no global backend switch), so importing
+this module is cheap and safe in notebooks and servers. Every file is written atomically.
 """
 
 from __future__ import annotations
@@ -18,57 +18,95 @@ from flairseg.outputs import atomic_file
 
 TRUTH_COLOUR = (0, 0, 255)
 PRED_COLOUR = (255, 0, 0)
-_IN_PLANE = np.zeros((3, 3, 3), dtype=bool)
-_IN_PLANE[1] = ndimage.generate_binary_structure(2, 1)
+MONTAGE_COLUMNS = 6
+_IN_PLANE = ndimage.generate_binary_structure(2, 1)[None]  # (1, 3, 3): erode each slice in-plane only
+_GAP = 2  # pixels between montage tiles
+_GAP_GREY = 64
 
 
 def dice_distribution(dice: Mapping[str, float], path: str | os.PathLike, title: str | None = None) -> None:
-    """PNG with one horizontal bar per case sorted by Dice, a red mean line and a green median line."""
+    """Write a PNG with one horizontal bar per case sorted by Dice, a red mean and a green median line.
+
+    The lowest Dice is at the bottom. Cases whose Dice is NaN (undefined) are left out and
+    counted in the title. The mean line is dashed so that it stays visible on the median.
+
+    Args:
+        dice: Dice per case id.
+        path: output PNG.
+        title: figure title; default "Dice distribution, N cases".
+
+    Raises:
+        ValueError: when ``dice`` is empty.
+    """
+    if not dice:
+        raise ValueError("no cases to plot: the Dice mapping is empty")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    if not dice:
-        raise ValueError("no cases to plot")
-    defined = {case: value for case, value in dice.items() if not math.isnan(value)}
-    undefined = len(dice) - len(defined)
-    cases = sorted(defined, key=lambda case: defined[case])
+    defined = {case: float(value) for case, value in dice.items() if not math.isnan(value)}
+    cases = sorted(defined, key=defined.__getitem__)
     values = np.array([defined[case] for case in cases])
-    figure = Figure(figsize=(6.0, max(3.0, 0.18 * len(cases) + 1.4)), dpi=120)
+    rows = np.arange(len(cases))
+    figure = Figure(figsize=(6.0, max(2.4, 0.18 * len(cases) + 1.4)), dpi=120)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
-    axes.barh(np.arange(len(cases)), values, height=0.7, color="#8fa9c9")
+    axes.barh(rows, values, height=0.7, color="#8fa9c9")
     if len(values):
         mean, median = float(values.mean()), float(np.median(values))
-        axes.axvline(mean, color="red", linewidth=2, label=f"mean {mean:.3f}")
-        axes.axvline(median, color="green", linewidth=2, label=f"median {median:.3f}")
-        axes.legend(loc="lower right", fontsize=8)
-    axes.set_yticks(np.arange(len(cases)), cases, fontsize=max(4, min(8, 400 // max(len(cases), 1))))
-    axes.set_ylim(-0.6, len(cases) - 0.4)
+        median_line = axes.axvline(median, color="green", linewidth=2, label=f"median {median:.3f}")
+        mean_line = axes.axvline(mean, color="red", linewidth=2, linestyle="--", label=f"mean {mean:.3f}")
+        axes.legend(  # in a row above the axes, where it never hides a bar
+            handles=[mean_line, median_line], loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=2, frameon=False, fontsize=8
+        )
+    else:
+        axes.text(0.5, 0.5, "no defined Dice", ha="center", va="center", transform=axes.transAxes)
+    axes.set_yticks(rows, cases, fontsize=6.5)
+    axes.set_ylim(-0.6, max(len(cases), 1) - 0.4)
     axes.set_xlim(0, 1)
     axes.set_xlabel("Dice similarity coefficient")
-    suffix = f" ({undefined} undefined)" if undefined else ""
-    axes.set_title((title or f"Dice distribution, {len(cases)} cases") + suffix, fontsize=10)
+    undefined = len(dice) - len(defined)
+    heading = title or f"Dice distribution, {len(cases)} case{'' if len(cases) == 1 else 's'}"
+    axes.set_title(heading + (f" ({undefined} undefined)" if undefined else ""), fontsize=10, pad=20)
     figure.tight_layout()
     with atomic_file(path) as tmp:
         figure.savefig(tmp, format="png")
 
 
 def _grey(volume: np.ndarray) -> np.ndarray:
+    """Map the 0.5th..99.5th percentile window of the whole volume to uint8 0..255."""
     volume = np.asarray(volume, dtype=np.float64)
-    low, high = np.percentile(volume, [0.5, 99.5]) if volume.size else (0.0, 1.0)
+    low, high = np.percentile(volume, [0.5, 99.5])
     scaled = np.clip((volume - low) / (high - low), 0, 1) if high > low else np.zeros_like(volume)
     return np.round(scaled * 255).astype(np.uint8)
 
 
 def _outline(mask: np.ndarray) -> np.ndarray:
+    """Inner boundary of every slice of a (S, H, W) mask, one pixel wide."""
     mask = np.asarray(mask, dtype=bool)
     return mask & ~ndimage.binary_erosion(mask, structure=_IN_PLANE, border_value=0)
 
 
 def outline_frames(flair: np.ndarray, truth: np.ndarray | None, pred: np.ndarray | None) -> np.ndarray:
-    """(S, H, W, 3) uint8 frames: FLAIR in grey, truth outline blue, prediction outline red (on top)."""
-    grey = _grey(flair)
-    frames = np.repeat(grey[..., None], 3, axis=-1)
+    """Render FLAIR slices in grey with the truth outline in blue and the prediction outline in red.
+
+    Args:
+        flair: (S, H, W) image of any real dtype.
+        truth: (S, H, W) ground-truth mask, or None.
+        pred: (S, H, W) predicted mask, or None; drawn over the truth where they coincide.
+
+    Returns:
+        (S, H, W, 3) uint8 RGB frames.
+
+    Raises:
+        ValueError: when ``flair`` is not 3-D, is empty, or a mask's shape differs from it.
+    """
+    flair = np.asarray(flair)
+    if flair.ndim != 3 or flair.size == 0:
+        raise ValueError(f"flair must be a non-empty (slices, height, width) array, got shape {flair.shape}")
+    for name, mask in (("truth", truth), ("pred", pred)):
+        if mask is not None and np.shape(mask) != flair.shape:
+            raise ValueError(f"{name} has shape {np.shape(mask)} but flair has {flair.shape}; give masks on the image grid")
+    frames = np.repeat(_grey(flair)[..., None], 3, axis=-1)
     for mask, colour in ((truth, TRUTH_COLOUR), (pred, PRED_COLOUR)):
         if mask is not None:
             frames[_outline(mask)] = colour
@@ -78,43 +116,68 @@ def outline_frames(flair: np.ndarray, truth: np.ndarray | None, pred: np.ndarray
 def outline_gif(
     flair: np.ndarray, truth: np.ndarray | None, pred: np.ndarray | None, path: str | os.PathLike, fps: float = 5.0
 ) -> None:
-    """Animated GIF through all slices of :func:`outline_frames`, looping forever."""
+    """Write an animated GIF through all slices of :func:`outline_frames`, looping forever.
+
+    Pillow merges identical consecutive frames into one longer frame, so the playback time
+    is always ``S / fps`` but the frame count can be below S for, e.g., blank padding slices.
+
+    Raises:
+        ValueError: when ``fps`` is not positive, or as :func:`outline_frames`.
+    """
+    if not fps > 0:
+        raise ValueError(f"fps must be positive, got {fps}")
     from PIL import Image
 
     frames = [Image.fromarray(frame) for frame in outline_frames(flair, truth, pred)]
     with atomic_file(path) as tmp:
-        frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=int(1000 / fps), loop=0)
+        frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=round(1000 / fps), loop=0)
+
+
+def _tumour_slices(count: int, masks: list[np.ndarray], max_slices: int) -> tuple[np.ndarray, list[str]]:
+    """Indices and labels of the slices to show: those with tumour (evenly thinned) or the middle one."""
+    has_tumour = np.zeros(count, dtype=bool)
+    for mask in masks:
+        has_tumour |= np.asarray(mask, dtype=bool).any(axis=(1, 2))
+    chosen = np.flatnonzero(has_tumour)
+    if chosen.size == 0:
+        return np.array([count // 2]), ["no tumour"]
+    if chosen.size > max_slices:
+        chosen = chosen[np.linspace(0, chosen.size - 1, max_slices).round().astype(int)]
+    return chosen, [str(index + 1) for index in chosen]
 
 
 def tumour_montage(
     flair: np.ndarray, truth: np.ndarray | None, pred: np.ndarray | None, path: str | os.PathLike, max_slices: int = 24
 ) -> None:
-    """PNG grid of the outlined slices with tumour in truth or prediction, each labelled with its slice number."""
-    from PIL import Image, ImageDraw
+    """Write a PNG grid of the outlined slices with tumour in truth or prediction.
+
+    Each tile is labelled with its 1-based slice number. At most ``max_slices`` slices are
+    shown, evenly spread when more have tumour; with no tumour at all, the middle slice is
+    shown labelled "no tumour". Tiles are separated by a thin grey gap.
+
+    Raises:
+        ValueError: when ``max_slices`` is below 1, or as :func:`outline_frames`.
+    """
+    if max_slices < 1:
+        raise ValueError(f"max_slices must be at least 1, got {max_slices}")
+    from PIL import Image, ImageDraw, ImageFont
 
     frames = outline_frames(flair, truth, pred)
-    masks = [m for m in (truth, pred) if m is not None]
-    has_tumour = np.zeros(frames.shape[0], dtype=bool)
-    for mask in masks:
-        has_tumour |= np.asarray(mask, dtype=bool).any(axis=(1, 2))
-    chosen = np.flatnonzero(has_tumour)
-    labels = [f"{index + 1}" for index in chosen]
-    if chosen.size == 0:
-        chosen, labels = np.array([frames.shape[0] // 2]), ["no tumour"]
-    elif chosen.size > max_slices:
-        picks = np.linspace(0, chosen.size - 1, max_slices).round().astype(int)
-        chosen, labels = chosen[picks], [labels[i] for i in picks]
-    columns = min(6, chosen.size)
+    chosen, labels = _tumour_slices(len(frames), [m for m in (truth, pred) if m is not None], max_slices)
+    columns = min(MONTAGE_COLUMNS, chosen.size)
     rows = math.ceil(chosen.size / columns)
     height, width = frames.shape[1:3]
-    sheet = np.zeros((rows * height, columns * width, 3), dtype=np.uint8)
-    for position, index in enumerate(chosen):
-        row, column = divmod(position, columns)
-        sheet[row * height : (row + 1) * height, column * width : (column + 1) * width] = frames[index]
-    image = Image.fromarray(sheet)
+    padded = np.full((rows * columns, height + _GAP, width + _GAP, 3), _GAP_GREY, dtype=np.uint8)
+    padded[: chosen.size, :height, :width] = frames[chosen]
+    padded[chosen.size :, :height, :width] = 0
+    sheet = padded.reshape(rows, columns, height + _GAP, width + _GAP, 3).transpose(0, 2, 1, 3, 4)
+    sheet = sheet.reshape(rows * (height + _GAP), columns * (width + _GAP), 3)[:-_GAP, :-_GAP]
+    image = Image.fromarray(np.ascontiguousarray(sheet))
     draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=max(10, height // 14))
     for position, label in enumerate(labels):
         row, column = divmod(position, columns)
-        draw.text((column * width + 3, row * height + 2), label, fill=(255, 255, 0))
+        origin = (column * (width + _GAP) + 3, row * (height + _GAP) + 2)
+        draw.text(origin, label, fill=(255, 255, 0), font=font, stroke_width=1, stroke_fill=(0, 0, 0))
     with atomic_file(path) as tmp:
         image.save(tmp, format="PNG")
