@@ -14,7 +14,6 @@ import pytest
 import tifffile
 from PIL import Image
 
-from conftest import phantom, write_kaggle_case
 from flairseg.cli import main
 from flairseg.io import read_case
 

@@ -112,10 +112,6 @@ def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
     return config.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
-def _rng_tensors() -> dict[str, torch.Tensor]:
-    return {"rng.torch": torch.get_rng_state()}
-
-
 def _open_run(out: Path, config: TrainConfig, case_ids: list[str], resume: bool, overwrite: bool, world: distributed.World) -> tuple[TrainConfig, Split]:
     if out.exists() and not (resume or overwrite):
         raise InputError(f"run folder {out} exists; pass --resume to continue it or --overwrite to start again")
@@ -256,7 +252,7 @@ def train(
             optim = optimizer.state_dict()
             for index, values in optim["state"].items():
                 state.update({f"optim.{index}.{name}": value for name, value in values.items() if torch.is_tensor(value)})
-            state.update(_rng_tensors())
+            state["rng.torch"] = torch.get_rng_state()
             checkpoint.save(state, {"task": config.task, "epoch": epoch, "best_epoch": best_epoch, "best_dice": best_dice,
                                     "optimizer_groups": optim["param_groups"]}, out / "last")
             seconds = time.perf_counter() - started
