@@ -132,6 +132,28 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_shape(args: argparse.Namespace) -> int:
+    from flairseg.radiogenomics import shape_tree
+
+    result = shape_tree(args.input, args.output, sectors=args.sectors, smoothing=args.smoothing, points=args.points,
+                        overwrite=args.overwrite, quiet=args.quiet)
+    note = f" ({len(result.empty)} with an empty mask: features left empty)" if result.empty else ""
+    print(f"{len(result.rows)} cases{note}: ASD, MF, BEVR and volume in {result.out}")
+    return 0
+
+
+def _cmd_associate(args: argparse.Namespace) -> int:
+    from flairseg.radiogenomics import PAPER_HYPOTHESES, associate, parse_hypothesis, significant_summary
+
+    hypotheses = [parse_hypothesis(h) for h in args.hypothesis] if args.hypothesis else PAPER_HYPOTHESES
+    result = associate(args.features, args.clinical, args.output, hypotheses=hypotheses, alpha=args.alpha,
+                       id_column=args.id_column, plots=not args.no_plots, overwrite=args.overwrite)
+    if result.unmatched:
+        print(f"note: {len(result.unmatched)} cases have no clinical row and were left out (e.g. {result.unmatched[0]})", file=sys.stderr)
+    print(f"{significant_summary(result)}; table in {result.out / 'associations.md'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``flairseg`` command."""
     parser = argparse.ArgumentParser(
@@ -235,6 +257,40 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--threads", type=int, help="CPU threads for PyTorch")
     demo.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
     demo.set_defaults(run=_cmd_demo)
+
+    shape = commands.add_parser(
+        "shape",
+        help="tumour shape features (ASD, MF, BEVR, volume) of a tree of masks, as CSV",
+        description="Compute the shape features of Buda et al. (2019) for every case's tumour mask under INPUT "
+        "(Kaggle case folders of <CASE>_<k>_mask.tif, or NIfTI masks; manual or predicted) and write one row per case "
+        "to OUTPUT (.csv): ASD and MF on the slice of largest tumour area, BEVR and volume in 3-D.",
+    )
+    shape.add_argument("-i", "--input", required=True, metavar="MASKS", help="a case or a tree of cases with masks")
+    shape.add_argument("-o", "--output", required=True, metavar="CSV", help="features file to create (.csv)")
+    shape.add_argument("--sectors", type=int, default=10, help="angular sectors of ASD (default 10)")
+    shape.add_argument("--smoothing", type=float, default=0.1, help="MF smoothing window, share of the boundary (default 0.1)")
+    shape.add_argument("--points", type=int, default=360, help="boundary points, equally spaced by arc length (default 360)")
+    _add_common(shape)
+    shape.set_defaults(run=_cmd_shape)
+
+    associate = commands.add_parser(
+        "associate",
+        help="association of shape features with genomic subtypes (median split, Fisher's exact test, Bonferroni)",
+        description="Join a features CSV (from `flairseg shape`) with a clinical CSV (e.g. the LGG dataset's data.csv) "
+        "and test each hypothesis FEATURE:COLUMN: the feature split at its median against the column's clusters, "
+        "Fisher's exact test (2 x k exact), cases without a label dropped per test, Bonferroni over the hypotheses. "
+        "Writes associations.csv, associations.md and boxplots/ to OUTPUT.",
+    )
+    associate.add_argument("--features", required=True, help="features CSV from `flairseg shape`")
+    associate.add_argument("--clinical", required=True, help="clinical CSV, one row per patient, genomic cluster columns")
+    associate.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="report folder to create")
+    associate.add_argument("--hypothesis", action="append", metavar="FEATURE:COLUMN",
+                           help="a hypothesis to test, e.g. bevr:RNASeqCluster; repeat it (default: the paper's 10)")
+    associate.add_argument("--alpha", type=float, default=0.05, help="family-wise error rate before Bonferroni (default 0.05)")
+    associate.add_argument("--id-column", default="Patient", help="the clinical file's patient id column (default Patient)")
+    associate.add_argument("--no-plots", action="store_true", help="only the tables")
+    associate.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
+    associate.set_defaults(run=_cmd_associate)
 
     models = commands.add_parser("models", help="list the released models that ship with flairseg")
     models.set_defaults(run=_cmd_models)

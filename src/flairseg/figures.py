@@ -181,3 +181,33 @@ def tumour_montage(
         draw.text(origin, label, fill=(255, 255, 0), font=font, stroke_width=1, stroke_fill=(0, 0, 0))
     with atomic_file(path) as tmp:
         image.save(tmp, format="PNG")
+
+
+def grouped_boxplot(groups: Mapping[str, list[float]], path: str | os.PathLike, title: str, ylabel: str) -> None:
+    """Write a PNG with one box plot per group (in the mapping's order) and its points jittered over it.
+
+    Each group's tick label carries its size. Groups with no values are drawn empty.
+
+    Raises:
+        ValueError: when ``groups`` is empty.
+    """
+    if not groups:
+        raise ValueError("no groups to plot")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    names = list(groups)
+    figure = Figure(figsize=(1.2 + 1.1 * len(names), 3.6), dpi=120)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    axes.boxplot([list(groups[n]) for n in names], showfliers=False, medianprops={"color": "green"})
+    jitter = np.random.default_rng(0)  # fixed, so the figure is the same every run
+    for position, name in enumerate(names, start=1):
+        values = np.asarray(groups[name], dtype=float)
+        axes.scatter(position + jitter.uniform(-0.12, 0.12, values.size), values, s=10, color="#4a6f9c", alpha=0.7, zorder=3)
+    axes.set_xticks(range(1, len(names) + 1), [f"{n}\n(n={len(groups[n])})" for n in names], fontsize=8)
+    axes.set_ylabel(ylabel)
+    axes.set_title(title, fontsize=10)
+    figure.tight_layout()
+    with atomic_file(path) as tmp:
+        figure.savefig(tmp, format="png")
