@@ -93,13 +93,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
+    from flairseg.errors import ConfigError
     from flairseg.predict import Segmenter, predict_tree
     from flairseg.weights import resolve
 
     model = resolve(args.model, task=args.task or "abnormality")
-    segmenter = Segmenter(model, device=args.device, threads=args.threads, batch_size=args.batch_size, tta=args.tta, task=args.task)
+    options = {"device": args.device, "threads": args.threads, "batch_size": args.batch_size, "tta": args.tta}
+    segmenter = Segmenter(model, task=args.task, **options)
+    brain_segmenter = None
+    if args.brain_model:
+        if segmenter.task != "abnormality":
+            raise ConfigError("--brain-model runs the two-stage pipeline of an abnormality model; drop it for --task brain")
+        brain_segmenter = Segmenter(resolve(args.brain_model, task="brain"), task="brain", **options)
     result = predict_tree(args.input, args.output, segmenter, truth=args.truth, probabilities=args.probabilities,
-                          overwrite=args.overwrite, quiet=args.quiet)
+                          overwrite=args.overwrite, quiet=args.quiet, brain_segmenter=brain_segmenter, strip=args.strip)
     line = f"{result.predicted} cases predicted, {result.skipped} already done, into {result.out}"
     if result.metrics:
         import numpy as np
@@ -244,6 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--truth", help="true masks to evaluate against (same layout as the output)")
     predict.add_argument("--probabilities", action="store_true", help="also write probability maps")
     predict.add_argument("--tta", action="store_true", help="flip test-time augmentation")
+    predict.add_argument("--brain-model", metavar="MODEL",
+                         help="the paper's two-stage pipeline: strip the skull with this brain model (checkpoint or released name), "
+                         "then segment the abnormality inside the brain")
+    predict.add_argument("--strip", action="store_true",
+                         help="also write the skull-stripped image (non-brain zeroed) under OUTPUT/stripped (brain task or --brain-model)")
     predict.add_argument("--batch-size", type=int, default=8, help="slices per forward pass")
     predict.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     predict.add_argument("--threads", type=int, help="CPU threads for PyTorch")

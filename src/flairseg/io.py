@@ -344,6 +344,31 @@ def write_mask(case: Case, mask: np.ndarray, path: str | os.PathLike, suffix: st
     return out
 
 
+def write_image(case: Case, image: np.ndarray, path: str | os.PathLike) -> Path:
+    """Write an image on the case's grid the way the case came, atomically (e.g. a skull-stripped case).
+
+    Kaggle: a folder ``path`` of TIFF slices named exactly like the input's, in the input's
+    dtype. Volumes: a float32 NIfTI file ``path`` (first channel) with the input's header.
+    """
+    from flairseg.outputs import atomic_dir
+
+    image = np.asarray(image)
+    if image.shape[:3] != case.shape:
+        raise InputError(f"image shape {image.shape} does not match case {case.case_id} grid {case.shape}")
+    out = Path(path)
+    if case.geometry.format != "kaggle":
+        from flairseg.volumes import write_volume_image
+
+        write_volume_image(case, image[..., 0] if image.ndim == 4 else image, out)
+        return out
+    import tifffile
+
+    with atomic_dir(out) as tmp:
+        for name, plane in zip(case.geometry.slice_names, image):
+            rgb = plane.ndim == 3 and plane.shape[-1] == 3
+            tifffile.imwrite(tmp / name, plane if plane.ndim == 2 or rgb else plane[..., 0], photometric="rgb" if rgb else "minisblack")
+    return out
+
 def sample_case_path() -> Path:
     """Folder of the bundled sample case (TCGA_CS_4942_19970222, Kaggle layout; see its README)."""
     from importlib.resources import files

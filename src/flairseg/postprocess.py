@@ -52,7 +52,7 @@ def convex_hull_per_slice(mask: np.ndarray) -> np.ndarray:
     mask = _check_volume(mask)
     hull = np.zeros_like(mask)
     for index in np.flatnonzero(mask.any(axis=(1, 2))):
-        hull[index] = convex_hull_image(mask[index])
+        hull[index] = convex_hull_image(mask[index], offset_coordinates=False)  # hull of pixel centres: a convex set stays as it is
     return hull
 
 

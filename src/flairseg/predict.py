@@ -21,8 +21,9 @@ from flairseg import checkpoint
 from flairseg.data import prepare_case
 from flairseg.errors import InputError
 from flairseg.inference import resolve_device, segment_prepared
-from flairseg.io import Case, Geometry, case_id_of, find_cases, mask_output_name, read_case, read_label, write_mask
+from flairseg.io import Case, Geometry, case_id_of, find_cases, mask_output_name, read_case, read_label, write_image, write_mask
 from flairseg.metrics import CaseMetrics, case_metrics
+from flairseg.postprocess import postprocess
 
 
 class Segmenter:
@@ -55,6 +56,20 @@ class Segmenter:
         if prepared.inputs.shape[1] != expected:
             raise InputError(f"case {case.case_id} gives {prepared.inputs.shape[1]} input channels; the model expects {expected}")
         return segment_prepared(self.model, prepared, self.task, self.threshold, self.batch_size, self.device, self.tta, with_probability)
+
+
+def segment_within_brain(segmenter: Segmenter, brain_segmenter: Segmenter, case: Case,
+                         with_probability: bool = False) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """The paper's two-stage pipeline: strip the skull, then segment the abnormality inside the brain.
+
+    A model trained on skull-stripped input (the ``paper-abnormality`` variant) gets the predicted
+    brain for its preprocessing; any model's mask is then limited to the brain and postprocessed
+    again (the largest component inside it). Returns (mask, probability or None, brain).
+    """
+    brain, _ = brain_segmenter(case)
+    stripped_input = segmenter.preprocess.variant == "paper-abnormality"
+    mask, probability = segmenter(case, brain=brain if stripped_input else None, with_probability=with_probability)
+    return postprocess(mask & brain, segmenter.task), probability, brain
 
 
 def load_model(name_or_path: str | os.PathLike | None = None, task: str = "abnormality", **options: object) -> Segmenter:
@@ -97,8 +112,16 @@ def predict_tree(
     probabilities: bool = False,
     overwrite: bool = False,
     quiet: bool = False,
+    brain_segmenter: Segmenter | None = None,
+    strip: bool = False,
 ) -> PredictResult:
-    """Segment every case under ``source`` into ``out`` (mirroring it), skipping cases already done."""
+    """Segment every case under ``source`` into ``out`` (mirroring it), skipping cases already done.
+
+    With ``brain_segmenter`` (an abnormality ``segmenter`` only) the paper's two-stage pipeline
+    runs: see :func:`segment_within_brain`. With ``strip`` the skull-stripped image (every
+    channel zeroed outside the predicted brain) is written under ``out/stripped``, named like
+    the input; it needs a brain mask, from a brain model or the two-stage pipeline.
+    """
     from tqdm import tqdm
 
     from flairseg import figures
@@ -108,6 +131,10 @@ def predict_tree(
     source = Path(source)
     if not source.exists():
         raise InputError(f"input {source} does not exist")
+    if brain_segmenter is not None and (segmenter.task != "abnormality" or brain_segmenter.task != "brain"):
+        raise InputError("the two-stage pipeline needs an abnormality model and a brain model (--brain-model)")
+    if strip and segmenter.task != "brain" and brain_segmenter is None:
+        raise InputError("--strip needs a brain mask: predict with a brain model (--task brain) or add --brain-model")
     out_path = check_output(out, [source] + ([truth] if truth else []), overwrite=True)
     paths = find_cases(source)
     truth_index = {}
@@ -128,8 +155,15 @@ def predict_tree(
                 done = read_case(target, masks="only", mask_suffix=label).mask
                 rows.append(case_metrics(case.case_id, done, truth_mask, case.geometry.spacing))
             continue
-        brain = read_label(case, "_brain") if segmenter.preprocess.variant == "paper-abnormality" else None
-        mask, probability = segmenter(case, brain=brain, with_probability=probabilities)
+        if brain_segmenter is not None:
+            mask, probability, brain = segment_within_brain(segmenter, brain_segmenter, case, with_probability=probabilities)
+        else:
+            brain = read_label(case, "_brain") if segmenter.preprocess.variant == "paper-abnormality" else None
+            mask, probability = segmenter(case, brain=brain, with_probability=probabilities)
+            brain = mask if segmenter.task == "brain" else brain
+        if strip:
+            name = case.geometry.source.name if case.geometry.format == "kaggle" else f"{case.case_id}.nii.gz"
+            write_image(case, np.where(brain[..., None], case.image, 0).astype(case.image.dtype), out_path / "stripped" / name)
         if probability is not None:
             _write_probability(case, probability, out_path)
         write_mask(case, mask, target)

@@ -318,6 +318,26 @@ def write_volume_mask(case: Case, mask: np.ndarray, path: str | os.PathLike, pro
         path: the output file, ending in ``.nii`` or ``.nii.gz``.
         probability: write float32 values instead of a 0/1 mask.
     """
+    _write_volume(case, _checked_mask(case, mask, probability), path, (0.0, 1.0))
+
+
+def write_volume_image(case: Case, image: np.ndarray, path: str | os.PathLike) -> None:
+    """Write a processing-layout (slices, rows, cols) image as float32 NIfTI on the input's grid, atomically.
+
+    Used for skull-stripped volumes: the input's header and geometry as in :func:`write_volume_mask`,
+    the display range set to the image's own range.
+    """
+    array = np.asarray(image)
+    if array.shape != case.shape:
+        raise InputError(f"image shape {array.shape} does not match case {case.case_id} grid {case.shape}")
+    values = array.astype(np.float32)
+    if not np.isfinite(values).all():
+        raise InputError(f"the image of case {case.case_id} holds NaN or infinite values")
+    _write_volume(case, values, path, (float(values.min()), float(values.max())) if values.size else (0.0, 0.0))
+
+
+def _write_volume(case: Case, values: np.ndarray, path: str | os.PathLike, display: tuple[float, float]) -> None:
+    """Write processing-layout ``values`` under the input's header (NIfTI) or the series' affine (DICOM)."""
     import nibabel as nib
 
     geometry = case.geometry
@@ -326,12 +346,12 @@ def write_volume_mask(case: Case, mask: np.ndarray, path: str | os.PathLike, pro
     target = Path(path)
     if not target.name.lower().endswith(NIFTI_SUFFIXES):
         raise InputError(f"output {target} must end in .nii or .nii.gz")
-    data = _from_processing(_checked_mask(case, mask, probability), geometry.ornt)
+    data = _from_processing(values, geometry.ornt)
     if geometry.format == "nifti":
         header = geometry.header.copy()
         header.set_data_dtype(data.dtype)
         header.set_intent("none")
-        header["cal_min"], header["cal_max"] = 0.0, 1.0
+        header["cal_min"], header["cal_max"] = display
         image_class = nib.Nifti2Image if isinstance(header, nib.Nifti2Header) else nib.Nifti1Image
         image = image_class(data, None, header=header)  # no affine: the header's qform/sform stay as stored; scaling is reset
     else:
