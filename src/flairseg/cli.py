@@ -161,6 +161,15 @@ def _cmd_associate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from flairseg.export import export_onnx
+    from flairseg.weights import resolve
+
+    out = export_onnx(resolve(args.model, task=args.task or "abnormality"), args.output, task=args.task, overwrite=args.overwrite)
+    print(f"exported to {out}; predict with it: flairseg predict -i INPUT -o OUTPUT --model {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``flairseg`` command."""
     parser = argparse.ArgumentParser(
@@ -303,6 +312,19 @@ def build_parser() -> argparse.ArgumentParser:
     associate.add_argument("--no-plots", action="store_true", help="only the tables")
     associate.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
     associate.set_defaults(run=_cmd_associate)
+
+    export = commands.add_parser(
+        "export",
+        help="export a model to ONNX (for ONNX Runtime: flairseg predict --model NAME.onnx)",
+        description="Write a checkpoint or released model as an ONNX file carrying its preprocessing metadata; "
+        "`flairseg predict --model NAME.onnx` runs it with ONNX Runtime on the CPU. Needs the onnx extra.",
+    )
+    export.add_argument("--onnx", action="store_true", required=True, help="the format (ONNX, the only one for now)")
+    export.add_argument("-o", "--output", required=True, metavar="NAME.onnx", help="ONNX file to create")
+    export.add_argument("--model", help="checkpoint or released model name (default: the task's released model)")
+    export.add_argument("--task", choices=("abnormality", "brain"), help="refuse a model trained for another task")
+    export.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
+    export.set_defaults(run=_cmd_export)
 
     models = commands.add_parser("models", help="list the released models that ship with flairseg")
     models.set_defaults(run=_cmd_models)

@@ -6,12 +6,16 @@ run selects its model on are computed exactly as users will get them.
 
 from __future__ import annotations
 
+import json
+import os
+from typing import Any
+
 import numpy as np
 import torch
 from torch import nn
 
 from flairseg.data import Prepared
-from flairseg.errors import ConfigError
+from flairseg.errors import ConfigError, WeightsError
 from flairseg.postprocess import postprocess
 from flairseg.preprocess import invert_mask, invert_probability
 
@@ -25,12 +29,65 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+ONNX_METADATA_KEY = "flairseg"  # the ONNX metadata property holding the checkpoint's JSON
+
+
+class OnnxModel:
+    """A network exported by ``flairseg export --onnx``, run by ONNX Runtime on the CPU.
+
+    Attributes:
+        metadata: the source checkpoint's JSON (task, preprocessing, architecture, recipe).
+        in_channels: input channels the network expects.
+    """
+
+    def __init__(self, path: str | os.PathLike, threads: int | None = None) -> None:
+        try:
+            import onnxruntime
+        except ImportError:
+            raise WeightsError("running an ONNX model needs onnxruntime: pip install 'flairseg[onnx]'") from None
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads or 0
+        options.log_severity_level = 3
+        try:
+            self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own error types for unreadable or invalid files
+            raise WeightsError(f"cannot load ONNX model {path}: {str(exc).splitlines()[0]}") from None
+        text = self.session.get_modelmeta().custom_metadata_map.get(ONNX_METADATA_KEY)
+        if text is None:
+            raise WeightsError(f"{path} was not exported by flairseg (no {ONNX_METADATA_KEY!r} metadata); export it with `flairseg export --onnx`")
+        self.metadata: dict[str, Any] = json.loads(text)
+        self.in_channels = int(self.metadata["model"]["in_channels"])
+        self._input = self.session.get_inputs()[0].name
+
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        """(N, C, H, W) float32 -> (N, 1, H, W) float32 logits."""
+        return self.session.run(None, {self._input: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return (0.5 * (1.0 + np.tanh(0.5 * x))).astype(np.float32)  # overflow-free logistic
+
+
+def _onnx_probabilities(model: OnnxModel, inputs: np.ndarray, batch_size: int, tta: bool) -> np.ndarray:
+    out = np.empty((inputs.shape[0], *inputs.shape[2:]), dtype=np.float32)
+    for start in range(0, inputs.shape[0], batch_size):
+        batch = inputs[start : start + batch_size]
+        prob = _sigmoid(model.logits(batch))
+        if tta:
+            prob = (prob + _sigmoid(model.logits(batch[..., ::-1]))[..., ::-1]) / 2
+        out[start : start + batch.shape[0]] = prob[:, 0]
+    return out
+
+
 @torch.inference_mode()
-def predict_probabilities(model: nn.Module, inputs: np.ndarray, batch_size: int = 8, device: torch.device | None = None, tta: bool = False) -> np.ndarray:
+def predict_probabilities(model: nn.Module | OnnxModel, inputs: np.ndarray, batch_size: int = 8, device: torch.device | None = None, tta: bool = False) -> np.ndarray:
     """(S, C, H, W) model inputs -> (S, H, W) float32 foreground probabilities, a batch of slices at a time.
 
     With ``tta`` the left-right flipped slices are predicted too and the probabilities averaged.
+    ``model`` is a PyTorch network or an :class:`OnnxModel` (always on the CPU).
     """
+    if isinstance(model, OnnxModel):
+        return _onnx_probabilities(model, inputs, batch_size, tta)
     device = device or torch.device("cpu")
     was_training = model.training
     model.eval()
@@ -46,7 +103,7 @@ def predict_probabilities(model: nn.Module, inputs: np.ndarray, batch_size: int 
 
 
 def segment_prepared(
-    model: nn.Module,
+    model: nn.Module | OnnxModel,
     prepared: Prepared,
     task: str,
     threshold: float = 0.5,

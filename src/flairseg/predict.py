@@ -19,8 +19,8 @@ import torch
 
 from flairseg import checkpoint
 from flairseg.data import prepare_case
-from flairseg.errors import InputError
-from flairseg.inference import resolve_device, segment_prepared
+from flairseg.errors import InputError, WeightsError
+from flairseg.inference import OnnxModel, resolve_device, segment_prepared
 from flairseg.io import Case, Geometry, case_id_of, find_cases, mask_output_name, read_case, read_label, write_image, write_mask
 from flairseg.metrics import CaseMetrics, case_metrics
 from flairseg.postprocess import postprocess
@@ -30,7 +30,8 @@ class Segmenter:
     """A loaded model with its preprocessing, ready to segment many cases.
 
     Args:
-        model: path of a checkpoint (NAME, NAME.json or NAME.safetensors).
+        model: path of a checkpoint (NAME, NAME.json or NAME.safetensors), or of an ONNX export
+            (NAME.onnx, run by ONNX Runtime on the CPU).
         device: 'cpu', 'cuda' or 'cuda:N'.
         threads: CPU threads for PyTorch (None: PyTorch's default).
         batch_size: slices per forward pass.
@@ -42,8 +43,18 @@ class Segmenter:
         self.device = resolve_device(device)
         if threads:
             torch.set_num_threads(threads)
-        self.model, self.metadata = checkpoint.load_model(model, task=task)
-        self.model.to(self.device, memory_format=torch.channels_last)
+        if str(model).lower().endswith(".onnx"):
+            if self.device.type != "cpu":
+                raise InputError("ONNX models run on the CPU (ONNX Runtime); drop --device or use the checkpoint")
+            self.model = OnnxModel(model, threads)
+            self.metadata = self.model.metadata
+            if task is not None and self.metadata.get("task") != task:
+                raise WeightsError(f"{Path(model).name} is a {self.metadata.get('task')!r} model, not a {task!r} model")
+            self.in_channels = self.model.in_channels
+        else:
+            self.model, self.metadata = checkpoint.load_model(model, task=task)
+            self.model.to(self.device, memory_format=torch.channels_last)
+            self.in_channels = self.model.enc1[0].in_channels
         self.task = self.metadata.get("task", "abnormality")
         self.preprocess = checkpoint.preprocess_config(self.metadata)
         self.threshold = float(self.metadata.get("recipe", {}).get("threshold", 0.5))
@@ -52,9 +63,8 @@ class Segmenter:
     def __call__(self, case: Case, brain: np.ndarray | None = None, with_probability: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
         """Mask (S, H, W) bool on the case's grid, and the probability map when asked."""
         prepared = prepare_case(case, self.task, self.preprocess, brain=brain)
-        expected = self.model.enc1[0].in_channels
-        if prepared.inputs.shape[1] != expected:
-            raise InputError(f"case {case.case_id} gives {prepared.inputs.shape[1]} input channels; the model expects {expected}")
+        if prepared.inputs.shape[1] != self.in_channels:
+            raise InputError(f"case {case.case_id} gives {prepared.inputs.shape[1]} input channels; the model expects {self.in_channels}")
         return segment_prepared(self.model, prepared, self.task, self.threshold, self.batch_size, self.device, self.tta, with_probability)
 
 

@@ -1,0 +1,47 @@
+"""``flairseg export --onnx``: a checkpoint as an ONNX model that ONNX Runtime can run without PyTorch's autograd.
+
+The ONNX file holds the network (batch size free, the preprocessing's input size fixed) and,
+in its metadata property ``flairseg``, the checkpoint's JSON (task, preprocessing, threshold,
+architecture, sha256 of the source weights), so ``flairseg predict --model NAME.onnx``
+preprocesses and postprocesses exactly as with the checkpoint. The exporter is PyTorch's
+TorchScript-based one (``dynamo=False``): one self-contained file, seconds to write.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from flairseg import checkpoint
+from flairseg.errors import InputError
+from flairseg.inference import ONNX_METADATA_KEY
+from flairseg.outputs import atomic_file, check_output
+
+OPSET = 17
+
+
+def export_onnx(model: str | os.PathLike, out: str | os.PathLike, task: str | None = None, overwrite: bool = False) -> Path:
+    """Export the checkpoint ``model`` (a path; resolve released names with :func:`flairseg.weights.resolve`) to ``out``."""
+    try:
+        import onnx
+    except ImportError:
+        raise InputError("ONNX export needs the onnx package: pip install 'flairseg[onnx]'") from None
+    out_path = Path(out)
+    if out_path.suffix.lower() != ".onnx":
+        raise InputError(f"the ONNX file must end in .onnx, not {out_path.name!r}")
+    sources = checkpoint.paths_of(model)
+    out_path = check_output(out_path, list(sources), overwrite)
+    network, metadata = checkpoint.load_model(model, task=task)
+    size = int(metadata["preprocess"]["size"])
+    example = torch.zeros(1, network.enc1[0].in_channels, size, size)
+    with atomic_file(out_path) as tmp:
+        torch.onnx.export(network, (example,), str(tmp), dynamo=False, opset_version=OPSET, input_names=["image"],
+                          output_names=["logits"], dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}})
+        exported = onnx.load(str(tmp))
+        entry = exported.metadata_props.add()
+        entry.key, entry.value = ONNX_METADATA_KEY, json.dumps(metadata)
+        onnx.save(exported, str(tmp))
+    return out_path
