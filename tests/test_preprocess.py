@@ -14,7 +14,6 @@ from flairseg.preprocess import (
     VARIANTS,
     _nearest_index,
     _resize_inplane,
-    _resize_planes,
     _resize_weights,
     invert_mask,
     invert_probability,
@@ -293,11 +292,31 @@ def test_port_roundtrip_with_resize_within_one_pixel(shape: tuple[int, int]) -> 
     assert back.any() and not ((back ^ mask) & ~boundary_band(mask)).any()
 
 
-def test_port_plane_resize_equals_whole_stack_resize() -> None:
-    volume = np.random.default_rng(3).uniform(0, 100, size=(3, 20, 20, 2))
-    volume[:, :4] = 0
-    whole = resize(volume, (3, 32, 32, 2), order=2, mode="constant", cval=0, anti_aliasing=False, preserve_range=True)
-    np.testing.assert_allclose(_resize_planes(volume, 32), whole, atol=1e-9)
+def _port_reference(image: np.ndarray) -> np.ndarray:
+    """The port's preprocessing written out plainly in float64: threshold, crop, pad, one 4-D resize, window, z-score."""
+    volume = image[1:-1].astype(np.float64)
+    volume[volume < 0.1 * volume.max()] = 0
+    z, r, c = (np.flatnonzero((volume != 0).any(axis=3).any(axis=axes)) for axes in ((1, 2), (0, 2), (0, 1)))
+    region = volume[z[0]:z[-1] + 1, r[0]:r[-1] + 1, c[0]:c[-1] + 1]
+    side = max(region.shape[1:3])
+    padded = np.zeros((region.shape[0], side, side, volume.shape[3]))
+    top, left = (side - region.shape[1]) // 2, (side - region.shape[2]) // 2
+    padded[:, top:top + region.shape[1], left:left + region.shape[2]] = region
+    resized = resize(padded, (padded.shape[0], 64, 64, padded.shape[3]), order=2, mode="constant", cval=0, anti_aliasing=False,
+                     preserve_range=True)
+    p10, p99 = np.percentile(resized, [10, 99])
+    unit = (np.clip(resized, p10, p99) - p10) / (p99 - p10)
+    return (unit - unit.mean(axis=(0, 1, 2))) / unit.std(axis=(0, 1, 2))
+
+
+@pytest.mark.parametrize("shape", [(90, 70), (48, 100), (64, 64)])
+def test_port_separable_resize_equals_the_plain_definition(shape: tuple[int, int]) -> None:
+    rng = np.random.default_rng(3)
+    image = rng.uniform(0, 100, size=(5, *shape, 3))
+    image[:, :9] = rng.uniform(0, 5, size=(5, 9, shape[1], 3))  # background below the 10 % threshold
+    result = preprocess_case(image, variant="port", size=64)
+    assert result.image.dtype == np.float32
+    np.testing.assert_allclose(result.image, _port_reference(image), atol=2e-4)
 
 
 def test_port_rejects_empty_or_thin_volumes() -> None:
