@@ -112,7 +112,7 @@ def preprocess_case(
                          "add a channel axis with image[..., None] for one modality")
     if image.dtype.kind not in "iuf":
         raise InputError(f"image has dtype {image.dtype}; give real numbers (integer or float)")
-    if image.dtype.kind == "f" and not np.isfinite(image).all():
+    if image.dtype.kind == "f" and not all(np.isfinite(plane).all() for plane in image):  # a slice at a time
         raise InputError("image holds NaN or infinite values; replace them (e.g. np.nan_to_num) first")
     if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
         raise InputError(f"size must be a positive integer, got {size!r}")
@@ -154,7 +154,8 @@ def substitute_missing(channels: dict[str, np.ndarray | None], policy: str = "co
             ``"error"``.
 
     Returns:
-        A new (S, H, W, 3) array.
+        A new (S, H, W, 3) array; a read-only view of FLAIR when FLAIR is the only modality
+        and the policy is ``"copy-flair"`` (a large volume is then not held three times).
     """
     if policy not in MISSING_POLICIES:
         raise ConfigError(_unknown(policy, "missing-modality policy", MISSING_POLICIES))
@@ -173,6 +174,8 @@ def substitute_missing(channels: dict[str, np.ndarray | None], policy: str = "co
     missing = [name for name in MODALITIES if name not in given]
     if missing and policy == "error":
         raise InputError(f"the {missing[0]} modality is missing; provide it or choose policy 'copy-flair' or 'zeros'")
+    if missing and policy == "copy-flair" and len(given) == 1:  # FLAIR alone: three views of it, no copy
+        return np.broadcast_to(flair[..., None], (*flair.shape, len(MODALITIES)))
     dtype = np.result_type(*given.values())
     filler = flair if policy == "copy-flair" else np.zeros(flair.shape, dtype)
     return np.stack([given.get(name, filler) for name in MODALITIES], axis=-1)
@@ -309,11 +312,13 @@ def _port(image: np.ndarray, mask: np.ndarray | None, size: int) -> Preprocessed
     matrix = _spline_resize_matrix(side, size)
     rows = matrix[:, pad[0]:pad[0] + r1 - r0]
     cols = matrix[:, pad[1]:pad[1] + c1 - c0]
-    resized = np.empty((z1 - z0, size, size, image.shape[3]), dtype=np.float32)
-    for z in range(z0, z1):  # slice by slice: memory stays a few planes beyond the output
-        plane = inner[z, r0:r1, c0:c1].astype(np.float32)
-        plane[plane < cut] = 0.0
-        resized[z - z0] = np.einsum("ir,rcC,jc->ijC", rows, plane, cols, optimize=True)
+    channel_first = np.empty((image.shape[3], z1 - z0, size, size), dtype=np.float32)
+    for z in range(z0, z1):  # a plane at a time, the same way for every channel: equal channels stay equal
+        for channel in range(image.shape[3]):
+            plane = inner[z, r0:r1, c0:c1, channel].astype(np.float32)
+            plane[plane < cut] = 0.0
+            channel_first[channel, z - z0] = rows @ plane @ cols.T
+    resized = np.moveaxis(channel_first, 0, -1)
     np.clip(resized, 0.0, peak, out=resized)  # the spline's overshoot, clipped to the volume's range
     p10, p99 = np.percentile(resized, [10, 99])
     if p99 > p10:
