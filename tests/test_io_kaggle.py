@@ -11,7 +11,7 @@ import tifffile
 
 from conftest import phantom, write_kaggle_case
 from flairseg.errors import InputError
-from flairseg.io import find_cases, read_case, read_kaggle_case, read_label, write_mask
+from flairseg.io import case_id_of, find_cases, read_case, read_kaggle_case, read_label, write_mask
 
 
 def test_reads_slices_in_numeric_order(tmp_path: Path) -> None:
@@ -165,3 +165,10 @@ def test_outputs_get_usual_permissions(tmp_path: Path) -> None:
     os.umask(umask)
     assert (written.stat().st_mode & 0o777) == 0o777 & ~umask
     assert ((written / "CASE_1_mask.tif").stat().st_mode & 0o777) == 0o666 & ~umask
+
+
+def test_case_ids_are_resolved_names(kaggle_tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # "." or "x/.." as the input must not give an empty or ".." case id, which would escape the output folder
+    monkeypatch.chdir(kaggle_tree / "CASE_1")
+    assert read_case(Path(".")).case_id == "CASE_1" and case_id_of(Path(".")) == "CASE_1"
+    assert read_case(Path("../CASE_1/../CASE_1"), masks="only").case_id == "CASE_1"

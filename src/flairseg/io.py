@@ -173,7 +173,7 @@ def read_kaggle_case(folder: str | os.PathLike, masks: MaskPolicy = "optional", 
         _check_numbering(folder, numbers, "mask")
         names = tuple(mask_files[k].name.replace(mask_suffix + ".", ".", 1) for k in numbers)
         mask = _stack_labels(folder, mask_files, numbers, None)
-        return Case(folder.name, None, mask, Geometry(folder, "kaggle", slice_names=names))
+        return Case(folder.resolve().name, None, mask, Geometry(folder, "kaggle", slice_names=names))
     if not image_files:
         raise InputError(f"{folder} holds no <CASE>_<k>.tif slices; point flairseg at a Kaggle-layout case folder")
     numbers = sorted(image_files)
@@ -197,7 +197,8 @@ def read_kaggle_case(folder: str | os.PathLike, masks: MaskPolicy = "optional", 
     image = np.stack(slices)
     mask = _stack_labels(folder, mask_files, numbers, image.shape[1:3]) if mask_files else None
     names = tuple(image_files[k].name for k in numbers)
-    return Case(folder.name, image, mask, Geometry(folder, "kaggle", slice_names=names))
+    # the resolved name: "." or "cases/.." would otherwise become case ids that escape the output folder
+    return Case(folder.resolve().name, image, mask, Geometry(folder, "kaggle", slice_names=names))
 
 
 def read_label(case: Case, suffix: str) -> np.ndarray | None:
@@ -278,7 +279,7 @@ def find_cases(path: str | os.PathLike, masks: MaskPolicy = "optional", mask_suf
 def case_id_of(path: Path, masks: MaskPolicy = "optional", mask_suffix: str = "_mask") -> str:
     """The case id a path found by :func:`find_cases` will have once read."""
     if path.is_dir():
-        return path.name
+        return path.resolve().name
     stem = _nifti_stem(path)
     return stem.removesuffix(mask_suffix) if masks == "only" else stem
 

@@ -172,7 +172,7 @@ def predict_tree(
             mask, probability = segmenter(case, brain=brain, with_probability=probabilities)
             brain = mask if segmenter.task == "brain" else brain
         if strip:
-            name = case.geometry.source.name if case.geometry.format == "kaggle" else f"{case.case_id}.nii.gz"
+            name = case.case_id if case.geometry.format == "kaggle" else f"{case.case_id}.nii.gz"
             write_image(case, np.where(brain[..., None], case.image, 0).astype(case.image.dtype), out_path / "stripped" / name)
         if probability is not None:
             _write_probability(case, probability, out_path)

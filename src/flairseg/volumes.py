@@ -287,7 +287,7 @@ def read_dicom_series(folder: str | os.PathLike, case_id: str | None = None) -> 
         input_shape=tuple(data.shape),
     )
     volume = _to_processing(data, ornt).astype(np.float32)[..., None]
-    return Case(case_id or folder.name, volume, None, geometry)
+    return Case(case_id or folder.resolve().name, volume, None, geometry)
 
 
 def _checked_mask(case: Case, mask: np.ndarray, probability: bool) -> np.ndarray:
