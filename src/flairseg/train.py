@@ -78,9 +78,7 @@ def _batch(cases: Sequence[Prepared], items: np.ndarray, config: TrainConfig, ep
 
 def _crop(rng: np.random.Generator, image: np.ndarray, mask: np.ndarray, patch: int, tumour_share: float) -> tuple[np.ndarray, np.ndarray]:
     """A patch x patch crop, centred on a random foreground pixel with probability ``tumour_share``."""
-    height, width = mask.shape
-    if patch > min(height, width):
-        raise InputError(f"patch {patch} is larger than the model input {height}x{width}")
+    height, width = mask.shape  # patch <= both: checked when the run is planned
     if mask.any() and rng.random() < tumour_share:
         rows, cols = np.nonzero(mask)
         pick = rng.integers(len(rows))
@@ -112,7 +110,8 @@ def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
     return config.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
-def _open_run(out: Path, config: TrainConfig, case_ids: list[str], resume: bool, overwrite: bool, world: distributed.World) -> tuple[TrainConfig, Split]:
+def _plan_run(out: Path, config: TrainConfig, case_ids: list[str], resume: bool, overwrite: bool) -> tuple[TrainConfig, Split]:
+    """The run's config and split (a resumed run's own), checked; nothing is written yet."""
     if out.exists() and not (resume or overwrite):
         raise InputError(f"run folder {out} exists; pass --resume to continue it or --overwrite to start again")
     if resume:
@@ -124,8 +123,14 @@ def _open_run(out: Path, config: TrainConfig, case_ids: list[str], resume: bool,
         if missing:
             raise InputError(f"the data folder lacks {len(missing)} cases of the run's split (e.g. {missing[0]})")
         return config, split
-    split = make_split(case_ids, config.scheme, config.folds, config.fold, config.validation_cases, config.seed)
-    distributed.barrier(world)  # every rank has checked the folder before rank 0 creates it
+    if config.patch > config.preprocess.size:
+        raise InputError(f"patch {config.patch} is larger than the model input {config.preprocess.size}x{config.preprocess.size}")
+    return config, make_split(case_ids, config.scheme, config.folds, config.fold, config.validation_cases, config.seed)
+
+
+def _create_run(out: Path, config: TrainConfig, split: Split, world: distributed.World) -> None:
+    """Rank 0 makes the run folder with config.json and split.json, once every rank has checked its data."""
+    distributed.barrier(world)
     if world.is_main:
         if out.exists():
             shutil.rmtree(out)
@@ -133,7 +138,6 @@ def _open_run(out: Path, config: TrainConfig, case_ids: list[str], resume: bool,
         (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
         save_split(split, out / "split.json")
     distributed.barrier(world)
-    return config, split
 
 
 def train(
@@ -168,7 +172,7 @@ def train(
         torch_device = torch.device("cuda", world.local_rank)
         torch.cuda.set_device(torch_device)
     quiet = quiet or not world.is_main
-    config, split = _open_run(out, config, sorted(paths), resume, overwrite, world)
+    config, split = _plan_run(out, config, sorted(paths), resume, overwrite)
 
     train_cases = _prepare([paths[c] for c in split.train], config, quiet, "training cases")
     val_cases = _prepare([paths[c] for c in split.validation], config, quiet, "validation cases")
@@ -178,6 +182,8 @@ def train(
     channels = train_cases[0].inputs.shape[1]
     if channels != config.model.in_channels:
         raise InputError(f"the data give {channels} input channels but the model expects {config.model.in_channels}")
+    if not resume:
+        _create_run(out, config, split, world)  # only now: bad data leave no half-made run folder behind
 
     torch.manual_seed(config.seed)
     model = UNet(**dataclasses.asdict(config.model))

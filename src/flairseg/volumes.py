@@ -39,6 +39,7 @@ PROCESSING_AXES = ("L", "P", "S")
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 _POSITION_TOLERANCE = 0.1  # how far a DICOM slice may sit off its grid position, in units of the smallest voxel size
 _POSITION_TAG = "0020|0032"  # Image Position (Patient)
+MAX_VOXELS = 2**28  # 268 M voxels (e.g. 1024 x 1024 x 256): far above any brain MRI, a bound on memory
 
 
 @contextlib.contextmanager
@@ -92,6 +93,19 @@ def _check_finite(data: np.ndarray, where: Path) -> None:
             raise InputError(f"{where} holds {bad} NaN or infinite voxels; fix the volume (e.g. set them to 0) and retry")
 
 
+def _check_size(image: Any, shape: tuple[int, int, int], path: Path) -> None:
+    """Refuse absurd dimensions before any voxel is read: above MAX_VOXELS, or more bytes than the file holds."""
+    voxels = int(np.prod(shape, dtype=np.int64))
+    if voxels > MAX_VOXELS:
+        raise InputError(f"{path} claims {' x '.join(map(str, shape))} = {voxels:,} voxels, more than flairseg reads "
+                         f"({MAX_VOXELS:,}); check the dimensions in its header")
+    if not path.name.lower().endswith(".gz"):
+        needed = int(image.header.get_data_offset()) + voxels * image.header.get_data_dtype().itemsize
+        if path.stat().st_size < needed:
+            raise InputError(f"{path} holds {path.stat().st_size:,} bytes but its header describes {needed:,}: "
+                             "the file is truncated or its dimensions are wrong")
+
+
 def _load_nifti(path: Path) -> tuple[Any, np.ndarray]:
     """A NIfTI file's nibabel image and its 3-D data, checked; every failure is an InputError."""
     import nibabel as nib
@@ -105,6 +119,7 @@ def _load_nifti(path: Path) -> tuple[Any, np.ndarray]:
         if not isinstance(image, nib.Nifti1Image):  # Nifti2Image derives from it; .img/.hdr pairs do not
             raise InputError(f"{path} is a {type(image).__name__}, not a single-file NIfTI volume; convert it to .nii.gz")
         shape = _volume_shape(image.shape, path)
+        _check_size(image, shape, path)
         with ImageOpener(path) as handle:  # the header as stored, before nibabel's fixes
             _check_spacing(type(image.header).from_fileobj(handle, check=False)["pixdim"][1:4], path)
         data = np.asanyarray(image.dataobj).reshape(shape)

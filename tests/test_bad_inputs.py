@@ -1,0 +1,411 @@
+"""The catalogue of bad inputs: each one ends in exactly the documented one-line message, exit 1, nothing written.
+
+docs/bad-inputs.md is made from this catalogue (``python tests/test_bad_inputs.py > docs/bad-inputs.md``)
+and a test checks that it is current. ``TMP`` in a message stands for the folder the input lies in.
+"""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import tifffile
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from conftest import phantom, write_kaggle_case  # noqa: E402
+from flairseg.cli import main  # noqa: E402
+from flairseg.checkpoint import save_model  # noqa: E402
+from flairseg.config import ModelConfig, PreprocessConfig  # noqa: E402
+from flairseg.model import UNet  # noqa: E402
+
+
+@dataclass(frozen=True)
+class BadInput:
+    name: str
+    what: str  # the mistake, in a user's words
+    make: Callable[[Path], list[str]]  # builds the input under TMP and returns the command's arguments
+    message: str  # the exact message after "flairseg: error: ", TMP for the folder
+
+
+def _case(tmp: Path, name: str = "CASE", slices: int = 3, masks: bool = True) -> Path:
+    image, mask = phantom(slices=slices, size=32)
+    return write_kaggle_case(tmp / "in", name, image, mask if masks else None)
+
+
+def _predict(tmp: Path, source: Path | str, *extra: str) -> list[str]:
+    return ["predict", "-i", str(source), "-o", str(tmp / "out"), "--quiet", *extra]
+
+
+def _truncated_tiff(tmp: Path) -> list[str]:
+    case = _case(tmp)
+    (case / "CASE_2.tif").write_bytes((case / "CASE_2.tif").read_bytes()[:100])
+    return _predict(tmp, case)
+
+
+def _text_as_tiff(tmp: Path) -> list[str]:
+    case = _case(tmp)
+    (case / "CASE_2.tif").write_text("not an image")
+    return _predict(tmp, case)
+
+
+def _mixed_sizes(tmp: Path) -> list[str]:
+    case = _case(tmp)
+    tifffile.imwrite(case / "CASE_2.tif", np.zeros((16, 16, 3), np.uint8), photometric="rgb")
+    return _predict(tmp, case)
+
+
+def _slice_gap(tmp: Path) -> list[str]:
+    case = _case(tmp)
+    (case / "CASE_2.tif").unlink()
+    (case / "CASE_2_mask.tif").unlink()
+    return _predict(tmp, case)
+
+
+def _duplicate_number(tmp: Path) -> list[str]:
+    case = _case(tmp)
+    shutil.copy(case / "CASE_2.tif", case / "CASE_02.tif")
+    return _predict(tmp, case)
+
+
+def _nan_pixels(tmp: Path) -> list[str]:
+    case = _case(tmp, masks=False)
+    plane = np.zeros((32, 32), np.float32)
+    plane[3, 4] = np.nan
+    tifffile.imwrite(case / "CASE_2.tif", plane)
+    return _predict(tmp, case)
+
+
+def _missing_masks(tmp: Path) -> list[str]:
+    case = _case(tmp)
+    (case / "CASE_3_mask.tif").unlink()
+    return _predict(tmp, case)
+
+
+def _mask_size(tmp: Path) -> list[str]:
+    case = _case(tmp)
+    tifffile.imwrite(case / "CASE_2_mask.tif", np.zeros((16, 16), np.uint8))
+    return _predict(tmp, case)
+
+
+def _nifti(tmp: Path, data: np.ndarray, affine: np.ndarray | None = None, name: str = "vol.nii.gz") -> Path:
+    (tmp / "in").mkdir(exist_ok=True)
+    path = tmp / "in" / name
+    nib.save(nib.Nifti1Image(data, np.diag([0.9, 0.9, 3.0, 1.0]) if affine is None else affine), path)
+    return path
+
+
+def _four_d(tmp: Path) -> list[str]:
+    return _predict(tmp, _nifti(tmp, np.zeros((8, 8, 4, 2), np.float32)))
+
+
+def _edit_header(path: Path, offset: int, value: bytes) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset:offset + len(value)] = value
+    path.write_bytes(bytes(data))
+
+
+def _zero_spacing(tmp: Path) -> list[str]:
+    path = _nifti(tmp, np.ones((8, 8, 4), np.float32), name="vol.nii")
+    _edit_header(path, 88, np.float32(0).tobytes())  # pixdim[3]
+    _edit_header(path, 252, np.int16(0).tobytes() * 2)  # qform_code, sform_code: the spacing comes from pixdim alone
+    return _predict(tmp, path)
+
+
+def _nan_voxels(tmp: Path) -> list[str]:
+    data = np.ones((8, 8, 4), np.float32)
+    data[1, 2, 3] = np.nan
+    return _predict(tmp, _nifti(tmp, data))
+
+
+def _singular_affine(tmp: Path) -> list[str]:
+    path = _nifti(tmp, np.ones((8, 8, 4), np.float32), name="vol.nii")
+    data = path.read_bytes()
+    _edit_header(path, 312, data[296:312])  # srow_z = srow_y: the sform maps two voxel axes onto one
+    _edit_header(path, 252, np.int16(0).tobytes() + np.int16(1).tobytes())  # no qform, the sform in use
+    return _predict(tmp, path)
+
+
+def _text_as_nifti(tmp: Path) -> list[str]:
+    (tmp / "in").mkdir()
+    (tmp / "in" / "vol.nii").write_text("hello")
+    return _predict(tmp, tmp / "in" / "vol.nii")
+
+
+def _truncated_gzip(tmp: Path) -> list[str]:
+    path = _nifti(tmp, np.ones((32, 32, 8), np.float32))
+    path.write_bytes(path.read_bytes()[:200])
+    return _predict(tmp, path)
+
+
+def _huge_dimensions(tmp: Path) -> list[str]:
+    path = _nifti(tmp, np.ones((8, 8, 4), np.uint8), name="vol.nii")
+    header = bytearray(path.read_bytes())
+    header[42:48] = (30000).to_bytes(2, "little") * 3  # dim[1..3] = 30000 each: 27 T voxels in a file of a few hundred bytes
+    path.write_bytes(bytes(header))
+    return _predict(tmp, path)
+
+
+def _short_nifti(tmp: Path) -> list[str]:
+    path = _nifti(tmp, np.ones((32, 32, 8), np.float32), name="vol.nii")
+    path.write_bytes(path.read_bytes()[:5000])
+    return _predict(tmp, path)
+
+
+def _wrong_dtype(tmp: Path) -> list[str]:
+    return _predict(tmp, _nifti(tmp, np.zeros((8, 8, 4), np.complex64)))
+
+
+def _file_not_a_case(tmp: Path) -> list[str]:
+    (tmp / "in").mkdir()
+    (tmp / "in" / "notes.txt").write_text("x")
+    return _predict(tmp, tmp / "in" / "notes.txt")
+
+
+def _empty_folder(tmp: Path) -> list[str]:
+    (tmp / "in").mkdir()
+    return _predict(tmp, tmp / "in")
+
+
+def _folder_without_cases(tmp: Path) -> list[str]:
+    (tmp / "in" / "sub").mkdir(parents=True)
+    (tmp / "in" / "readme.txt").write_text("x")
+    return _predict(tmp, tmp / "in")
+
+
+def _output_exists(tmp: Path) -> list[str]:
+    case = _case(tmp)
+    (tmp / "report").mkdir()
+    return ["evaluate", "--pred", str(case), "--truth", str(case), "-o", str(tmp / "report")]
+
+
+def _output_inside_input(tmp: Path) -> list[str]:
+    case = _case(tmp)
+    return ["preprocess", "-i", str(tmp / "in"), "-o", str(case / "prep"), "--quiet"]
+
+
+def _no_prediction(tmp: Path) -> list[str]:
+    _case(tmp, "CASE_A")
+    _case(tmp, "CASE_B")
+    pred = tmp / "pred"
+    shutil.copytree(tmp / "in" / "CASE_A", pred / "CASE_A")
+    return ["evaluate", "--pred", str(pred), "--truth", str(tmp / "in"), "-o", str(tmp / "out")]
+
+
+def _zero_checkpoint(tmp: Path) -> Path:
+    """A small checkpoint with all-zero weights: its bytes, hence its sha256, never change."""
+    model = UNet(features=2, batch_norm=True)
+    for parameter in model.parameters():
+        torch.nn.init.zeros_(parameter)
+    return save_model(model, ModelConfig(features=2, batch_norm=True), PreprocessConfig(), tmp / "model" / "m", task="abnormality")
+
+
+def _unknown_model(tmp: Path) -> list[str]:
+    return _predict(tmp, _case(tmp), "--model", "abnormality-cpu-trail")
+
+
+def _corrupt_weights(tmp: Path) -> list[str]:
+    model = _zero_checkpoint(tmp)
+    tensors = model.with_suffix(".safetensors")
+    data = bytearray(tensors.read_bytes())
+    data[-10] ^= 0xFF
+    tensors.write_bytes(bytes(data))
+    return _predict(tmp, _case(tmp), "--model", str(model))
+
+
+def _pickle_weights(tmp: Path) -> list[str]:
+    model = _zero_checkpoint(tmp)
+    model.with_suffix(".safetensors").write_bytes(b"\x80\x04\x95" + b"\x00" * 64)
+    return _predict(tmp, _case(tmp), "--model", str(model))
+
+
+def _wrong_task(tmp: Path) -> list[str]:
+    return _predict(tmp, _case(tmp), "--model", str(_zero_checkpoint(tmp)), "--task", "brain")
+
+
+def _no_cuda(tmp: Path) -> list[str]:
+    return _predict(tmp, _case(tmp), "--device", "cuda")
+
+
+def _strip_without_brain(tmp: Path) -> list[str]:
+    return _predict(tmp, _case(tmp), "--strip")
+
+
+def _train(tmp: Path, *extra: str) -> list[str]:
+    for index in range(3):
+        _case(tmp, f"CASE_{index}", slices=4)
+    return ["train", "--data", str(tmp / "in"), "-o", str(tmp / "run"), "--size", "32", "--features", "4", "--epochs", "1",
+            "--steps-per-epoch", "1", "--folds", "3", "--validation-cases", "1", "--quiet", *extra]
+
+
+def _unknown_setting(tmp: Path) -> list[str]:
+    return _train(tmp, "--set", "learning_rate=0.1")
+
+
+def _run_exists(tmp: Path) -> list[str]:
+    argv = _train(tmp)
+    (tmp / "run").mkdir()
+    return argv
+
+
+def _patch_too_large(tmp: Path) -> list[str]:
+    return _train(tmp, "--set", "patch=64")
+
+
+def _no_tumour(tmp: Path) -> list[str]:
+    argv = _train(tmp)
+    for mask in (tmp / "in").rglob("*_mask.tif"):
+        tifffile.imwrite(mask, np.zeros((32, 32), np.uint8))
+    return argv
+
+
+def _shape_not_csv(tmp: Path) -> list[str]:
+    return ["shape", "-i", str(_case(tmp)), "-o", str(tmp / "features.txt")]
+
+
+def _unknown_feature(tmp: Path) -> list[str]:
+    (tmp / "f.csv").write_text("case_id,bevr\nTCGA_XX_0001_20000101,0.5\n")
+    (tmp / "c.csv").write_text("Patient,RNASeqCluster\nTCGA_XX_0001,1\n")
+    return ["associate", "--features", str(tmp / "f.csv"), "--clinical", str(tmp / "c.csv"), "-o", str(tmp / "out"),
+            "--hypothesis", "sphericity:RNASeqCluster"]
+
+
+def _clinical_without_ids(tmp: Path) -> list[str]:
+    (tmp / "f.csv").write_text("case_id,bevr\nTCGA_XX_0001_20000101,0.5\n")
+    (tmp / "c.csv").write_text("ID,RNASeqCluster\nTCGA_XX_0001,1\n")
+    return ["associate", "--features", str(tmp / "f.csv"), "--clinical", str(tmp / "c.csv"), "-o", str(tmp / "out")]
+
+
+def _export_name(tmp: Path) -> list[str]:
+    return ["export", "--onnx", "-o", str(tmp / "model.pt")]
+
+
+def _gzip_not_nifti(tmp: Path) -> list[str]:
+    (tmp / "in").mkdir()
+    (tmp / "in" / "vol.nii.gz").write_bytes(gzip.compress(b"not a nifti header" * 30))
+    return _predict(tmp, tmp / "in" / "vol.nii.gz")
+
+
+CATALOGUE = [
+    BadInput("missing-input", "the input path does not exist", lambda t: _predict(t, t / "nowhere"), "input TMP/nowhere does not exist"),
+    BadInput("file-not-a-case", "a file that is neither a volume nor a case folder", _file_not_a_case,
+             'TMP/in/notes.txt is not a case: give a Kaggle case folder, a DICOM series folder or a .nii/.nii.gz file'),
+    BadInput("empty-folder", "an empty folder", _empty_folder,
+             'TMP/in holds no cases (Kaggle TIFF folders, DICOM series folders or NIfTI files)'),
+    BadInput("folder-without-cases", "a folder with no case inside", _folder_without_cases,
+             'TMP/in holds no cases (Kaggle TIFF folders, DICOM series folders or NIfTI files)'),
+    BadInput("truncated-tiff", "a truncated TIFF slice", _truncated_tiff,
+             'cannot read TMP/in/CASE/CASE_2.tif: not a valid TIFF image or truncated (TiffFileError)'),
+    BadInput("text-as-tiff", "a text file named like a slice", _text_as_tiff,
+             'cannot read TMP/in/CASE/CASE_2.tif: not a valid TIFF image or truncated (TiffFileError)'),
+    BadInput("mixed-slice-sizes", "slices of different sizes in one case", _mixed_sizes,
+             'TMP/in/CASE: mixed slice sizes or channel counts ((32, 32, 3) and (16, 16, 3) in CASE_2.tif)'),
+    BadInput("slice-gap", "a slice number missing from the sequence", _slice_gap,
+             'TMP/in/CASE: image slice numbers must run 1..2 without gaps (found 1..3, missing e.g. [2]); rename or restore the missing slices'),
+    BadInput("duplicate-slice-number", "two files with the same slice number", _duplicate_number,
+             'TMP/in/CASE: slice number 2 appears twice (CASE_02.tif, CASE_2.tif); keep one file per slice'),
+    BadInput("nan-pixels", "a float TIFF slice with NaN pixels", _nan_pixels,
+             'TMP/in/CASE/CASE_2.tif holds 1 NaN or infinite pixels; fix or drop the slice'),
+    BadInput("missing-masks", "masks for some slices but not all", _missing_masks,
+             'TMP/in/CASE: 2 masks for 3 image slices; every slice needs exactly one mask (slices without a mask: [3])'),
+    BadInput("mask-size", "a mask of another size than its slice", _mask_size,
+             'TMP/in/CASE/CASE_2_mask.tif is 16x16 but the images are 32x32'),
+    BadInput("four-d-volume", "a 4-D NIfTI (e.g. diffusion) instead of a 3-D volume", _four_d,
+             'TMP/in/vol.nii.gz is 4-D (shape (8, 8, 4, 2)); flairseg needs one 3-D volume per file'),
+    BadInput("zero-spacing", "a NIfTI with zero voxel spacing", _zero_spacing,
+             'TMP/in/vol.nii has voxel spacing (0.9, 0.9, 0.0); spacing must be positive and finite: fix the header or re-export'),
+    BadInput("nan-voxels", "a NIfTI with NaN voxels", _nan_voxels,
+             'TMP/in/vol.nii.gz holds 1 NaN or infinite voxels; fix the volume (e.g. set them to 0) and retry'),
+    BadInput("singular-affine", "a NIfTI whose affine is singular", _singular_affine,
+             'TMP/in/vol.nii has a degenerate or non-finite affine; fix its header geometry (qform/sform)'),
+    BadInput("text-as-nifti", "a text file named .nii", _text_as_nifti,
+             'cannot read TMP/in/vol.nii: not a valid NIfTI file, or truncated (ImageFileError); re-export it'),
+    BadInput("truncated-gzip", "a truncated .nii.gz", _truncated_gzip,
+             'cannot read TMP/in/vol.nii.gz: not a valid NIfTI file, or truncated (EOFError); re-export it'),
+    BadInput("gzip-not-nifti", "a gzip file that holds no NIfTI", _gzip_not_nifti,
+             'cannot read TMP/in/vol.nii.gz: not a valid NIfTI file, or truncated (ImageFileError); re-export it'),
+    BadInput("huge-dimensions", "a NIfTI header claiming 30000^3 voxels in a tiny file", _huge_dimensions,
+             'TMP/in/vol.nii claims 30000 x 30000 x 30000 = 27,000,000,000,000 voxels, more than flairseg reads (268,435,456); check the dimensions in its header'),
+    BadInput("short-nifti", "an uncompressed NIfTI cut short", _short_nifti,
+             'TMP/in/vol.nii holds 5,000 bytes but its header describes 32,768: the file is truncated or its dimensions are wrong'),
+    BadInput("complex-dtype", "a NIfTI of complex numbers", _wrong_dtype,
+             'TMP/in/vol.nii.gz holds complex64 voxels; flairseg needs one real-valued (grey-level) channel'),
+    BadInput("output-exists", "the output exists and --overwrite is not given", _output_exists,
+             'output TMP/report already exists; pass --overwrite to replace it or choose another path'),
+    BadInput("output-inside-input", "the output folder inside the input", _output_inside_input,
+             'output TMP/in/CASE/prep overlaps the input TMP/in; choose an output path outside the inputs'),
+    BadInput("missing-prediction", "a truth case without a prediction", _no_prediction,
+             'no prediction for 1 of 2 truth cases (e.g. CASE_B)'),
+    BadInput("unknown-model", "a misspelt released model name", _unknown_model,
+             "abnormality-cpu-trail is neither a checkpoint file nor a released model; did you mean 'abnormality-cpu-trial'?"),
+    BadInput("corrupt-weights", "weights that do not match their recorded sha256", _corrupt_weights,
+             'TMP/model/m.safetensors has sha256 78a2c3eccaa0..., but its JSON records ebdbe99a68e8...: the file is corrupt or was replaced'),
+    BadInput("pickle-weights", "a pickle file in place of safetensors", _pickle_weights,
+             'TMP/model/m.safetensors is a pickle file, not safetensors; flairseg never unpickles'),
+    BadInput("wrong-task-model", "an abnormality model where a brain model is asked for", _wrong_task,
+             "checkpoint m.json is a 'abnormality' model, not a 'brain' model"),
+    BadInput("no-cuda", "--device cuda on a machine without CUDA", _no_cuda,
+             "device 'cuda' requested but CUDA is not available here; use --device cpu"),
+    BadInput("strip-without-brain", "--strip with an abnormality model alone", _strip_without_brain,
+             '--strip needs a brain mask: predict with a brain model (--task brain) or add --brain-model'),
+    BadInput("unknown-setting", "a misspelt training setting", _unknown_setting,
+             'unknown setting learning_rate; valid keys: task, model, preprocess, scheme, folds, fold, validation_cases, seed, epochs, steps_per_epoch, batch_size, lr, weight_decay, schedule, warmup_steps, loss, sampling, patch, patch_tumour, rotation, scale, flip, intensity, threshold, tensorboard'),
+    BadInput("run-exists", "a training run folder that exists", _run_exists,
+             'run folder TMP/run exists; pass --resume to continue it or --overwrite to start again'),
+    BadInput("patch-too-large", "a training patch larger than the model input", _patch_too_large,
+             'patch 64 is larger than the model input 32x32'),
+    BadInput("no-tumour", "training masks that are all empty", _no_tumour,
+             'no tumour voxel in any training case under TMP/in; check the masks'),
+    BadInput("features-not-csv", "a features file name without .csv", _shape_not_csv,
+             "the features file must end in .csv, not 'features.txt'"),
+    BadInput("unknown-feature", "an association hypothesis with an unknown feature", _unknown_feature,
+             "unknown feature 'sphericity' in hypothesis 'sphericity:RNASeqCluster'; choose one of asd, mf, bevr, volume"),
+    BadInput("clinical-without-ids", "a clinical table without the patient id column", _clinical_without_ids,
+             "clinical file TMP/c.csv has no 'Patient' column (columns: ID, RNASeqCluster); pass --id-column"),
+    BadInput("export-name", "an ONNX export file name without .onnx", _export_name,
+             "the ONNX file must end in .onnx, not 'model.pt'"),
+]
+
+
+def run(entry: BadInput, tmp: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    argv = entry.make(tmp)
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    return code, err.replace(str(tmp), "TMP")
+
+
+@pytest.mark.parametrize("entry", CATALOGUE, ids=lambda e: e.name)
+def test_bad_input_gives_its_documented_message(entry: BadInput, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = run(entry, tmp_path, capsys)
+    assert code == 1 and "\n" not in err and err == f"flairseg: error: {entry.message}"
+    for output in ("out", "run", "report", "features.txt", "model.pt"):
+        created = tmp_path / output
+        assert not created.exists() or output in ("report", "run") and not any(created.iterdir())
+
+
+def test_the_catalogue_is_long_and_documented() -> None:
+    assert len(CATALOGUE) >= 30 and len({e.name for e in CATALOGUE}) == len(CATALOGUE)
+    assert (Path(__file__).parents[1] / "docs" / "bad-inputs.md").read_text() == markdown()
+
+
+def markdown() -> str:
+    lines = ["# Bad inputs and what flairseg says", "",
+             "Every entry is a test (`tests/test_bad_inputs.py`): the command exits with status 1, prints exactly this",
+             "one line on stderr and writes nothing. TMP stands for the folder the input lies in. Regenerate this page with",
+             "`python tests/test_bad_inputs.py > docs/bad-inputs.md`.", "",
+             "| # | input | message |", "|---|---|---|"]
+    for number, entry in enumerate(CATALOGUE, start=1):
+        message = entry.message.replace("|", "\\|")
+        lines.append(f"| {number} | {entry.what} | `flairseg: error: {message}` |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")
