@@ -183,10 +183,12 @@ def tumour_montage(
         image.save(tmp, format="PNG")
 
 
-def grouped_boxplot(groups: Mapping[str, list[float]], path: str | os.PathLike, title: str, ylabel: str) -> None:
+def grouped_boxplot(groups: Mapping[str, list[float]], path: str | os.PathLike, title: str, ylabel: str,
+                    split: float | None = None) -> None:
     """Write a PNG with one box plot per group (in the mapping's order) and its points jittered over it.
 
-    Each group's tick label carries its size. Groups with no values are drawn empty.
+    Each group's tick label carries its size. Groups with no values are drawn empty. ``split``,
+    when given, is drawn as a dashed horizontal line (e.g. the median that splits high from low).
 
     Raises:
         ValueError: when ``groups`` is empty.
@@ -205,6 +207,9 @@ def grouped_boxplot(groups: Mapping[str, list[float]], path: str | os.PathLike, 
     for position, name in enumerate(names, start=1):
         values = np.asarray(groups[name], dtype=float)
         axes.scatter(position + jitter.uniform(-0.12, 0.12, values.size), values, s=10, color="#4a6f9c", alpha=0.7, zorder=3)
+    if split is not None:
+        axes.axhline(split, color="red", linestyle="--", linewidth=1, label=f"median split {split:.3g}")
+        axes.legend(loc="best", fontsize=7, frameon=False)
     axes.set_xticks(range(1, len(names) + 1), [f"{n}\n(n={len(groups[n])})" for n in names], fontsize=8)
     axes.set_ylabel(ylabel)
     axes.set_title(title, fontsize=10)

@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+import numpy as np
+
 from flairseg.association import contingency, fisher_exact_2xk
 from flairseg.errors import InputError
 from flairseg.io import case_id_of, find_cases, read_case
@@ -213,7 +215,9 @@ def _group_plot(feature: str, column: str, values: Sequence[float], labels: Sequ
         if label is not None and math.isfinite(value):
             groups.setdefault(label, []).append(value)
     ordered = {f"{column} {k}": groups[k] for k in sorted(groups, key=_level_order)}
-    grouped_boxplot(ordered, path, title=f"{feature.upper()} by {column} (Fisher p = {p:.2g})", ylabel=feature.upper())
+    finite = [v for v in values if math.isfinite(v)]
+    grouped_boxplot(ordered, path, title=f"{feature.upper()} by {column} (Fisher p = {p:.2g})", ylabel=feature.upper(),
+                    split=float(np.median(finite)) if finite else None)
 
 
 def _level_order(level: str) -> tuple[int, float | str]:
