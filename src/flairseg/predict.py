@@ -176,14 +176,14 @@ def predict_tree(
             write_image(case, np.where(brain[..., None], case.image, 0).astype(case.image.dtype), out_path / "stripped" / name)
         if probability is not None:
             _write_probability(case, probability, out_path)
-        write_mask(case, mask, target)
-        predicted += 1
         if truth_mask is not None:
             if truth_mask.shape != mask.shape:
                 raise InputError(f"case {case.case_id}: truth grid {truth_mask.shape} differs from the image grid {mask.shape}")
             rows.append(case_metrics(case.case_id, mask, truth_mask, case.geometry.spacing))
             flair = case.image[..., 1] if case.image.shape[-1] == 3 else case.image[..., 0]
             figures.outline_gif(flair, truth_mask, mask, out_path / "report" / "gifs" / f"{case.case_id}.gif")
+        write_mask(case, mask, target)  # last: a case whose mask exists has every other output too
+        predicted += 1
     if rows:
         write_report(rows, out_path / "report", f"Prediction of {source.name} by {segmenter.metadata.get('name', 'the model')}")
     return PredictResult(predicted, skipped, out_path, rows)

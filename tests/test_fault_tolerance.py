@@ -1,0 +1,108 @@
+"""Kill -9 at random points: a rerun of `flairseg predict` ends with exactly the outputs of an uninterrupted
+run and no partial output ever shows under a final name; a resumed training ends with the same weights."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import phantom, write_kaggle_case
+from flairseg import checkpoint
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same arithmetic in every process
+TINY = ["--size", "64", "--features", "4", "--batch-size", "4", "--lr", "2e-3", "--validation-cases", "1", "--folds", "3", "--quiet"]
+
+
+def _flairseg(*argv: str) -> list[str]:
+    return [sys.executable, "-m", "flairseg", *argv]
+
+
+def _visible_files(root: Path) -> dict[str, str]:
+    """sha256 of every file under root whose path has no hidden part (temporaries are hidden)."""
+    found = {}
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root)
+        if path.is_file() and not any(part.startswith(".") for part in relative.parts):
+            found[str(relative)] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
+def _kill_when_more_cases(command: list[str], out: Path, delay: float) -> int | None:
+    """Start ``command``; once one more case folder is visible in ``out``, wait ``delay`` s and kill -9.
+
+    Returns the number of finished cases the kill left, or None when the run ended before it.
+    """
+    before = len(list(out.glob("K_*"))) if out.exists() else 0
+    process = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while process.poll() is None and time.monotonic() < deadline:
+        if out.exists() and len(list(out.glob("K_*"))) > before:
+            time.sleep(delay)
+            break
+        time.sleep(0.005)
+    killed = process.poll() is None
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    return len(list(out.glob("K_*"))) if killed else None
+
+
+@pytest.fixture(scope="module")
+def cases_and_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("tree") / "cases"
+    for index in range(6):
+        image, mask = phantom(slices=8, size=64, seed=index)
+        write_kaggle_case(root, f"K_{index}", image, mask)
+    run = root.parent / "run"
+    subprocess.run(_flairseg("train", "--data", str(root), "-o", str(run), "--epochs", "2", "--steps-per-epoch", "8", *TINY),
+                   env=ENV, check=True, timeout=300)
+    return root, run / "best.json"
+
+
+def test_killed_predictions_finish_identically(cases_and_model: tuple[Path, Path], tmp_path: Path) -> None:
+    cases, model = cases_and_model
+    reference = tmp_path / "reference"
+    subprocess.run(_flairseg("predict", "-i", str(cases), "-o", str(reference), "--model", str(model), "--quiet"),
+                   env=ENV, check=True, timeout=300)
+    expected = _visible_files(reference)
+    assert len([name for name in expected if name.endswith("_mask.tif")]) == 6 * 8
+    rng = np.random.default_rng(7)
+    out = tmp_path / "killed"
+    command = _flairseg("predict", "-i", str(cases), "-o", str(out), "--model", str(model), "--quiet")
+    left = []
+    for delay in rng.uniform(0.0, 0.02, size=3):
+        left.append(_kill_when_more_cases(command, out, delay))
+        for name, digest in _visible_files(out).items():  # whatever is visible is complete, byte for byte
+            if not name.startswith("report"):
+                assert expected[name] == digest, name
+    assert any(done is not None and 0 < done < 6 for done in left), left  # a kill landed mid-run
+    subprocess.run(command, env=ENV, check=True, timeout=300)
+    assert _visible_files(out) == expected
+
+
+def test_killed_training_resumes_to_the_same_weights(cases_and_model: tuple[Path, Path], tmp_path: Path) -> None:
+    cases, _ = cases_and_model
+    train = ("train", "--data", str(cases), "--epochs", "4", "--steps-per-epoch", "6", *TINY)
+    subprocess.run(_flairseg(*train, "-o", str(tmp_path / "whole")), env=ENV, check=True, timeout=300)
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(_flairseg(*train, "-o", str(killed)), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (killed / "last.json").is_file() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # into the next epoch
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    subprocess.run(_flairseg(*train, "-o", str(killed), "--resume"), env=ENV, check=True, timeout=300)
+    a, meta_a = checkpoint.read(tmp_path / "whole" / "last")
+    b, meta_b = checkpoint.read(killed / "last")
+    assert meta_a["epoch"] == meta_b["epoch"] == 3
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
