@@ -246,7 +246,7 @@ def _train(tmp: Path, *extra: str) -> list[str]:
 
 
 def _unknown_setting(tmp: Path) -> list[str]:
-    return _train(tmp, "--set", "learning_rate=0.1")
+    return _train(tmp, "--set", "warmup=100")
 
 
 def _run_exists(tmp: Path) -> list[str]:
@@ -356,7 +356,7 @@ CATALOGUE = [
     BadInput("strip-without-brain", "--strip with an abnormality model alone", _strip_without_brain,
              '--strip needs a brain mask: predict with a brain model (--task brain) or add --brain-model'),
     BadInput("unknown-setting", "a misspelt training setting", _unknown_setting,
-             'unknown setting learning_rate; valid keys: task, model, preprocess, scheme, folds, fold, validation_cases, seed, epochs, steps_per_epoch, batch_size, lr, weight_decay, schedule, warmup_steps, loss, sampling, patch, patch_tumour, rotation, scale, flip, intensity, threshold, tensorboard'),
+             "unknown setting warmup; did you mean 'warmup_steps'?"),
     BadInput("run-exists", "a training run folder that exists", _run_exists,
              'run folder TMP/run exists; pass --resume to continue it or --overwrite to start again'),
     BadInput("patch-too-large", "a training patch larger than the model input", _patch_too_large,

@@ -75,6 +75,7 @@ class TrainConfig:
     flip: float = 0.5  # probability of a left-right flip
     intensity: float = 0.0  # std of a random multiplicative intensity jitter (0: off)
     threshold: float = 0.5
+    deterministic: bool = False  # GPU: deterministic kernels only (set CUBLAS_WORKSPACE_CONFIG=:4096:8); slower
     tensorboard: bool = False
 
 

@@ -186,6 +186,9 @@ def train(
         _create_run(out, config, split, world)  # only now: bad data leave no half-made run folder behind
 
     torch.manual_seed(config.seed)
+    if config.deterministic:  # CPU kernels are deterministic already; on GPU this trades speed for bitwise repeats
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
     model = UNet(**dataclasses.asdict(config.model))
     if init_from is not None and not resume:
         initial, meta = checkpoint.load_model(init_from)
