@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import tifffile
 
 from conftest import phantom, write_kaggle_case
 from flairseg.errors import InputError
-from flairseg.io import case_id_of, find_cases, read_case, read_kaggle_case, read_label, write_mask
+from flairseg.io import case_id_of, find_cases, mask_output_name, read_case, read_kaggle_case, read_label, write_mask
 
 
 def test_reads_slices_in_numeric_order(tmp_path: Path) -> None:
@@ -172,3 +173,10 @@ def test_case_ids_are_resolved_names(kaggle_tree: Path, monkeypatch: pytest.Monk
     monkeypatch.chdir(kaggle_tree / "CASE_1")
     assert read_case(Path(".")).case_id == "CASE_1" and case_id_of(Path(".")) == "CASE_1"
     assert read_case(Path("../CASE_1/../CASE_1"), masks="only").case_id == "CASE_1"
+
+
+@pytest.mark.parametrize("case_id", ["", ".", "..", "../evil", "a/b", "a\\b"])
+def test_case_ids_that_could_escape_the_output_are_refused(kaggle_tree: Path, case_id: str) -> None:
+    case = read_case(kaggle_tree / "CASE_0")
+    with pytest.raises(InputError, match="cannot name an output"):
+        mask_output_name(dataclasses.replace(case, case_id=case_id))
