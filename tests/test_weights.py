@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
 from flairseg import weights
-from flairseg.checkpoint import save_model, sha256_of
+from flairseg.checkpoint import load_model, save_model, sha256_of
 from flairseg.config import ModelConfig, PreprocessConfig
 from flairseg.errors import WeightsError
 from flairseg.model import UNet
@@ -53,3 +54,14 @@ def test_shipped_default_model_verifies_and_loads() -> None:
     path = weights.resolve(None, task="abnormality")
     model, meta = load_model(path, task="abnormality")
     assert meta["name"] == "abnormality-cpu-trial" and "TCGA_CS_4942_19970222" in meta["split"]["test"]
+
+
+def test_paths_inside_checkpoint_metadata_are_ignored(tmp_path: Path) -> None:
+    source = weights.resolve(None)
+    for suffix in (".json", ".safetensors"):
+        shutil.copy(source.with_suffix(suffix), tmp_path / f"m{suffix}")
+    meta = json.loads((tmp_path / "m.json").read_text())
+    meta["weights"] = "../../../etc/passwd"  # a hostile path: the tensors are always NAME.safetensors beside NAME.json
+    (tmp_path / "m.json").write_text(json.dumps(meta))
+    model, loaded = load_model(tmp_path / "m.json")
+    assert loaded["sha256"] == meta["sha256"] and sum(p.numel() for p in model.parameters()) > 1e6
