@@ -392,7 +392,7 @@ def test_bad_input_gives_its_documented_message(entry: BadInput, tmp_path: Path,
 
 def test_the_catalogue_is_long_and_documented() -> None:
     assert len(CATALOGUE) >= 30 and len({e.name for e in CATALOGUE}) == len(CATALOGUE)
-    assert (Path(__file__).parents[1] / "docs" / "bad-inputs.md").read_text() == markdown()
+    assert (Path(__file__).parents[1] / "docs" / "bad-inputs.md").read_text(encoding="utf-8") == markdown()
 
 
 def markdown() -> str:
