@@ -134,7 +134,10 @@ def prepare_case(case: Case, task: str, preprocess: PreprocessConfig, brain: np.
         result = preprocess_case(channels, case.mask, variant=preprocess.variant, size=preprocess.size, brain=brain)
     except InputError as exc:
         raise InputError(f"case {case.case_id}: {exc}") from None
-    image = (result.image.astype(np.float32) - np.float32(preprocess.mean)) / np.float32(preprocess.std)
+    image = result.image.astype(np.float32, copy=False)  # a new array (uint8 variants) or the port's own float32 one
+    if preprocess.mean != 0.0 or preprocess.std != 1.0:
+        image -= np.float32(preprocess.mean)  # in place: one case-sized array, not three
+        image /= np.float32(preprocess.std)
     fill = (0.0 - preprocess.mean) / preprocess.std if result.image.dtype == np.uint8 else float(image.min())
     inputs = neighbour_slices(image[..., 0], fill) if task == "brain" else np.ascontiguousarray(image.transpose(0, 3, 1, 2))
     return Prepared(case.case_id, inputs.astype(np.float32, copy=False), result.mask, result.transform, case.mask)

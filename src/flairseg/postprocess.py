@@ -31,13 +31,19 @@ def largest_component(mask: np.ndarray, connectivity: int = 26) -> np.ndarray:
     if connectivity not in CONNECTIVITIES:
         raise ConfigError(f"connectivity must be one of {CONNECTIVITIES}, not {connectivity}")
     mask = _check_volume(mask)
+    if not mask.any():
+        return mask.copy()
+    box = tuple(slice(int(np.flatnonzero(mask.any(axis=other))[0]), int(np.flatnonzero(mask.any(axis=other))[-1]) + 1)
+                for other in ((1, 2), (0, 2), (0, 1)))  # label only the foreground's bounding box: less memory, same result
     rank = {6: 1, 18: 2, 26: 3}[connectivity]
-    labels, count = ndimage.label(mask, structure=ndimage.generate_binary_structure(3, rank))
+    labels, count = ndimage.label(mask[box], structure=ndimage.generate_binary_structure(3, rank))
     if count <= 1:
         return mask.copy()
     sizes = np.bincount(labels.ravel())
     sizes[0] = 0
-    return labels == int(np.argmax(sizes))
+    kept = np.zeros_like(mask)
+    kept[box] = labels == int(np.argmax(sizes))
+    return kept
 
 
 def fill_holes_per_slice(mask: np.ndarray) -> np.ndarray:

@@ -1,0 +1,78 @@
+"""Peak resident memory of `flairseg predict` (the released default model) on the largest cases it meets.
+
+    python benchmarks/peak_memory.py DATA [--threads 2]
+
+Runs `flairseg predict` in a child process, once per input, and reads the child's peak
+resident set size (``getrusage(RUSAGE_CHILDREN)``, one fresh child per measurement):
+
+- the LGG case under DATA with the most slices (88 in the 88 restored cases);
+- a synthetic 512 x 512 x 200 float32 NIfTI head (an ellipsoid brain in a skull shell), as a
+  large clinical FLAIR volume would be.
+
+Prints a Markdown table and writes benchmarks/results/peak_memory.json. Not part of the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def synthetic_head(path: Path, shape: tuple[int, int, int] = (512, 512, 200)) -> None:
+    import nibabel as nib
+
+    x, y, z = (np.linspace(-1, 1, n, dtype=np.float32) for n in shape)
+    radius = np.sqrt(x[:, None, None] ** 2 / 0.55**2 + y[None, :, None] ** 2 / 0.7**2 + z[None, None, :] ** 2 / 0.8**2)
+    volume = np.where(radius <= 1.0, 400.0, 5.0).astype(np.float32)
+    volume[(radius > 1.05) & (radius <= 1.2)] = 900.0
+    volume[(radius < 0.25)] += 250.0  # a bright lesion
+    volume += np.random.default_rng(0).normal(0, 10, size=shape).astype(np.float32)
+    nib.save(nib.Nifti1Image(volume, np.diag([0.45, 0.45, 0.9, 1.0])), path)
+
+
+def measure(source: Path, out: Path, threads: int) -> dict:
+    """Run one `flairseg predict` in a fresh child interpreter and return its peak RSS and wall time."""
+    code = ("import resource, subprocess, sys; "
+            "subprocess.run(sys.argv[1:], check=True); "
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    command = [sys.executable, "-c", code, sys.executable, "-m", "flairseg", "predict", "-i", str(source), "-o", str(out),
+               "--threads", str(threads), "--quiet"]
+    start = time.perf_counter()
+    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    return {"input": source.name, "peak_rss_mb": int(done.stdout.strip().splitlines()[-1]) / 1024, "seconds": seconds}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("data", type=Path)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "peak_memory.json")
+    args = parser.parse_args()
+    largest = max((p for p in args.data.iterdir() if p.is_dir()), key=lambda p: len(list(p.glob("*_mask.tif"))))
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        rows.append({**measure(largest, folder / "lgg", args.threads), "shape": f"{len(list(largest.glob('*_mask.tif')))} x 256 x 256"})
+        volume = folder / "head_512x512x200.nii.gz"
+        synthetic_head(volume)
+        rows.append({**measure(volume, folder / "nifti", args.threads), "shape": "512 x 512 x 200"})
+    print(f"{platform.machine()}, {args.threads} threads, `flairseg predict` with the released default model\n")
+    print("| input | grid | peak RSS MB | wall s |\n|---|---|---|---|")
+    for row in rows:
+        print(f"| {row['input']} | {row['shape']} | {row['peak_rss_mb']:.0f} | {row['seconds']:.1f} |")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"machine": platform.platform(), "threads": args.threads, "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
