@@ -199,3 +199,25 @@ def test_demo_on_the_sample_case(trained: Path, tmp_path: Path, capsys: pytest.C
     names = sorted(p.name for p in out.iterdir())
     assert "TCGA_CS_4942_19970222" in names and "TCGA_CS_4942_19970222.gif" in names and "metrics.csv" in names
     assert len(list((out / "TCGA_CS_4942_19970222").glob("*_mask.tif"))) == 20
+
+
+def test_tail_average_of_the_last_epochs_survives_resume(phantoms: Path, tmp_path: Path) -> None:
+    two = train(_config(epochs=2), phantoms, tmp_path / "two", quiet=True)  # constant schedule: B's first two epochs
+    whole = train(_config(epochs=3, average_last=2), phantoms, tmp_path / "whole", quiet=True)
+    w1 = {k[6:]: v for k, v in checkpoint.read(two.run / "last")[0].items() if k.startswith("model.")}
+    w2 = {k[6:]: v for k, v in checkpoint.read(whole.run / "last")[0].items() if k.startswith("model.")}
+    average, meta = checkpoint.read(whole.run / "average")
+    assert meta["metrics"]["averaged_epochs"] == 2 and whole.average_dice == meta["metrics"]["val_dice_mean"]
+    for key, value in average.items():
+        expected = ((w1[key].double() + w2[key].double()) / 2).to(value.dtype) if value.is_floating_point() else w2[key]
+        assert torch.equal(value, expected), key
+    best = json.loads((whole.run / "best.json").read_text())
+    assert (best["metrics"].get("averaged_epochs") == 2) == whole.best_is_average
+    # killed after its second epoch (inside the averaged tail) and resumed: the same average
+    train(_config(epochs=2, average_last=1), phantoms, tmp_path / "killed", quiet=True)  # averages epoch 2 alone, as 3/2 would
+    config = json.loads((tmp_path / "killed" / "config.json").read_text())
+    config["epochs"], config["average_last"] = 3, 2
+    (tmp_path / "killed" / "config.json").write_text(json.dumps(config))
+    train(_config(epochs=99), phantoms, tmp_path / "killed", resume=True, quiet=True)
+    resumed, _ = checkpoint.read(tmp_path / "killed" / "average")
+    assert all(torch.equal(resumed[k], average[k]) for k in average)

@@ -87,8 +87,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                    init_from=args.init, device=args.device, threads=args.threads, quiet=args.quiet)
     if not result.main_process:
         return 0
-    print(f"trained {result.epochs} epochs; best validation Dice {result.best_dice:.4f} at epoch {result.best_epoch + 1}; "
-          f"model in {result.run / 'best.json'}")
+    where = "the tail average" if result.best_is_average else f"epoch {result.best_epoch + 1}"
+    print(f"trained {result.epochs} epochs; best validation Dice {result.best_dice:.4f} ({where}); model in {result.run / 'best.json'}")
     return 0
 
 

@@ -75,6 +75,7 @@ class TrainConfig:
     flip: float = 0.5  # probability of a left-right flip
     intensity: float = 0.0  # std of a random multiplicative intensity jitter (0: off)
     threshold: float = 0.5
+    average_last: int = 0  # also average the weights of the last N epochs; best = the better-validating of that and the best epoch
     deterministic: bool = False  # GPU: deterministic kernels only (set CUBLAS_WORKSPACE_CONFIG=:4096:8); slower
     tensorboard: bool = False
 

@@ -45,6 +45,8 @@ class TrainResult:
     best_dice: float
     epochs: int
     main_process: bool = True  # False on the other torchrun ranks, which report nothing
+    average_dice: float | None = None  # validation Dice of the tail average (``average_last``), if made
+    best_is_average: bool = False
 
 
 def label_suffix(task: str) -> str:
@@ -140,6 +142,17 @@ def _create_run(out: Path, config: TrainConfig, split: Split, world: distributed
     distributed.barrier(world)
 
 
+def accumulate(tail: dict[str, torch.Tensor], weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Add a state dict to a running float64 sum (integer buffers keep their latest value)."""
+    return {k: (tail[k] + v.double() if k in tail else v.double()) if v.is_floating_point() else v.clone()
+            for k, v in weights.items()}
+
+
+def tail_average(tail: dict[str, torch.Tensor], count: int, like: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The mean of ``count`` accumulated state dicts, in the dtypes of ``like``."""
+    return {k: (v / count).to(like[k].dtype) if like[k].is_floating_point() else v for k, v in tail.items()}
+
+
 def train(
     config: TrainConfig,
     data: str | os.PathLike,
@@ -199,6 +212,8 @@ def train(
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     loss_fn = loss_function(config.loss)
     start_epoch, best_epoch, best_dice = 0, -1, -math.inf
+    tail: dict[str, torch.Tensor] = {}  # running sum of the last epochs' weights (average_last)
+    averaged = 0
     if resume and checkpoint.paths_of(out / "last")[1].is_file():
         tensors, meta = checkpoint.read(out / "last")
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
@@ -210,6 +225,8 @@ def train(
         optimizer.load_state_dict(optimizer_state)
         torch.set_rng_state(tensors["rng.torch"])
         start_epoch, best_epoch, best_dice = meta["epoch"] + 1, meta["best_epoch"], meta["best_dice"]
+        tail = {k[4:]: v for k, v in tensors.items() if k.startswith("avg.")}
+        averaged = int(meta.get("averaged", 0))
         if not quiet:
             print(f"resuming {out} after epoch {start_epoch} of {config.epochs}", file=sys.stderr)
     net = model
@@ -262,8 +279,11 @@ def train(
             for index, values in optim["state"].items():
                 state.update({f"optim.{index}.{name}": value for name, value in values.items() if torch.is_tensor(value)})
             state["rng.torch"] = torch.get_rng_state()
+            if config.average_last and epoch >= config.epochs - config.average_last:
+                tail, averaged = accumulate(tail, model.state_dict()), averaged + 1
+            state.update({f"avg.{k}": v for k, v in tail.items()})
             checkpoint.save(state, {"task": config.task, "epoch": epoch, "best_epoch": best_epoch, "best_dice": best_dice,
-                                    "optimizer_groups": optim["param_groups"]}, out / "last")
+                                    "averaged": averaged, "optimizer_groups": optim["param_groups"]}, out / "last")
             seconds = time.perf_counter() - started
             with log_path.open("a", newline="") as handle:
                 csv.writer(handle).writerow([epoch, f"{train_loss:.5f}", f"{mean_dice:.5f}", f"{metrics['val_dice_median']:.5f}", best_epoch, f"{seconds:.1f}"])
@@ -273,7 +293,21 @@ def train(
             if not quiet:
                 print(f"epoch {epoch + 1}/{config.epochs}: loss {train_loss:.4f}, validation Dice {mean_dice:.4f} (best {best_dice:.4f} at epoch {best_epoch + 1}), {seconds:.0f} s", file=sys.stderr)
         distributed.barrier(world)
+    average_dice, best_is_average = None, False
+    if world.is_main and averaged:
+        model.load_state_dict(tail_average(tail, averaged, model.state_dict()))
+        dice = validate(model, val_cases, config, torch_device) if val_cases else [math.nan]
+        average_dice = float(np.mean(dice))
+        metrics = {"val_dice_mean": average_dice, "val_dice_median": float(np.median(dice)), "averaged_epochs": averaged}
+        recipe = {"task": config.task, "recipe": dataclasses.asdict(config), "split": dataclasses.asdict(split), "metrics": metrics}
+        checkpoint.save_model(model, config.model, config.preprocess, out / "average", **recipe)
+        if average_dice >= best_dice:  # the tail average wins ties: it is the steadier of the two
+            best_dice, best_is_average = average_dice, True
+            checkpoint.save_model(model, config.model, config.preprocess, out / "best", **recipe)
+        if not quiet:
+            print(f"average of the last {averaged} epochs: validation Dice {average_dice:.4f}"
+                  f"{' (kept as best)' if best_is_average else ''}", file=sys.stderr)
     if writer is not None:
         writer.close()
     distributed.shutdown(world)
-    return TrainResult(out, best_epoch, best_dice, config.epochs, world.is_main)
+    return TrainResult(out, best_epoch, best_dice, config.epochs, world.is_main, average_dice, best_is_average)
