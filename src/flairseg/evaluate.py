@@ -20,7 +20,7 @@ import numpy as np
 
 from flairseg.data import institution
 from flairseg.errors import InputError
-from flairseg.io import Case, case_id_of, find_cases, read_case, read_kaggle_case
+from flairseg.io import Case, index_mask_cases, read_case, read_kaggle_case
 from flairseg.metrics import CaseMetrics, Summary, case_metrics, summarise_cases
 from flairseg.outputs import atomic_dir, atomic_file, check_output
 
@@ -39,17 +39,6 @@ class Evaluation:
     summary: dict[str, Summary]
     out: Path
     extra_predictions: list[str]
-
-
-def _index(root: Path) -> dict[str, Path]:
-    paths = find_cases(root, masks="only")
-    index: dict[str, Path] = {}
-    for path in paths:
-        case_id = case_id_of(path, masks="only")
-        if case_id in index:
-            raise InputError(f"{root}: case id {case_id} appears twice ({index[case_id].name}, {path.name})")
-        index[case_id] = path
-    return index
 
 
 def _flair(truth: Case) -> np.ndarray | None:
@@ -159,7 +148,7 @@ def evaluate(
         if not path.exists():
             raise InputError(f"{what} path {path} does not exist")
     out_path = check_output(out, [pred, truth], overwrite)
-    truth_index, pred_index = _index(truth), _index(pred)
+    truth_index, pred_index = index_mask_cases(truth), index_mask_cases(pred)
     missing = sorted(set(truth_index) - set(pred_index))
     if missing:
         raise InputError(f"no prediction for {len(missing)} of {len(truth_index)} truth cases (e.g. {', '.join(missing[:3])})")

@@ -284,6 +284,16 @@ def case_id_of(path: Path, masks: MaskPolicy = "optional", mask_suffix: str = "_
     return stem.removesuffix(mask_suffix) if masks == "only" else stem
 
 
+def index_mask_cases(root: str | os.PathLike, mask_suffix: str = "_mask") -> dict[str, Path]:
+    """{case id: path} of the mask cases under ``root`` (see :func:`find_cases` with masks="only"); ids must be unique."""
+    index: dict[str, Path] = {}
+    for path in find_cases(root, masks="only", mask_suffix=mask_suffix):
+        case_id = case_id_of(path, masks="only", mask_suffix=mask_suffix)
+        if case_id in index:
+            raise InputError(f"{root}: case id {case_id} appears twice ({index[case_id].name}, {path.name})")
+        index[case_id] = path
+    return index
+
 def read_case(path: str | os.PathLike, masks: MaskPolicy = "optional", mask_suffix: str = "_mask") -> Case:
     """Read one case: a Kaggle TIFF folder, a DICOM series folder or a NIfTI file.
 

@@ -21,7 +21,7 @@ from flairseg import checkpoint
 from flairseg.data import prepare_case
 from flairseg.errors import InputError, WeightsError
 from flairseg.inference import OnnxModel, resolve_device, segment_prepared
-from flairseg.io import Case, Geometry, case_id_of, find_cases, mask_output_name, read_case, read_label, write_image, write_mask
+from flairseg.io import Case, Geometry, find_cases, index_mask_cases, mask_output_name, read_case, read_label, write_image, write_mask
 from flairseg.metrics import CaseMetrics, case_metrics
 from flairseg.postprocess import postprocess
 
@@ -149,7 +149,7 @@ def predict_tree(
     paths = find_cases(source)
     truth_index = {}
     if truth is not None:
-        truth_index = {case_id_of(p, masks="only"): p for p in find_cases(truth, masks="only")}
+        truth_index = index_mask_cases(truth)
     predicted = skipped = 0
     rows: list[CaseMetrics] = []
     label = "_brain" if segmenter.task == "brain" else "_mask"

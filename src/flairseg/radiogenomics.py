@@ -26,7 +26,7 @@ import numpy as np
 
 from flairseg.association import contingency, fisher_exact_2xk
 from flairseg.errors import InputError
-from flairseg.io import case_id_of, find_cases, read_case
+from flairseg.io import index_mask_cases, read_case
 from flairseg.outputs import atomic_dir, atomic_file, check_output
 from flairseg.shape import ShapeFeatures, shape_features
 
@@ -117,13 +117,7 @@ def shape_tree(masks: str | os.PathLike, out: str | os.PathLike, sectors: int = 
     out_path = check_output(out, [masks], overwrite)
     if out_path.suffix.lower() != ".csv":
         raise InputError(f"the features file must end in .csv, not {out_path.name!r}")
-    paths = find_cases(masks, masks="only")
-    seen: dict[str, Path] = {}
-    for path in paths:
-        case_id = case_id_of(path, masks="only")
-        if case_id in seen:
-            raise InputError(f"{masks}: case id {case_id} appears twice ({seen[case_id].name}, {path.name})")
-        seen[case_id] = path
+    seen = index_mask_cases(masks)
     rows, empty = [], []
     for case_id in tqdm(sorted(seen), desc="shape", unit="case", disable=quiet, file=sys.stderr):
         case = read_case(seen[case_id], masks="only")
