@@ -6,7 +6,8 @@ DATA is a Kaggle tree (e.g. the restored LGG cases). For every model, in a proce
 own (so that peak resident memory is the model's own), the first N cases (sorted by id)
 are read, preprocessed, inferred, postprocessed and written to a temporary folder through
 the same functions `flairseg predict` uses, after one untimed warm-up case. A model is
-``released`` (the default abnormality model), ``port`` (the PyTorch port's U-Net, 32 base
+``released`` (the default abnormality model), ``released-onnx`` (the same, exported to ONNX and
+run by ONNX Runtime), ``port`` (the PyTorch port's U-Net, 32 base
 features with batch norm and its preprocessing, random weights: speed does not depend
 on them) or a checkpoint path.
 
@@ -47,6 +48,11 @@ def gemm_gflops(threads: int, size: int = 2048, repeats: int = 10) -> float:
 
 
 def _checkpoint(model: str, folder: Path) -> Path:
+    if model == "released-onnx":
+        from flairseg.export import export_onnx
+        from flairseg.weights import resolve
+
+        return export_onnx(resolve(None, task="abnormality"), folder / "released.onnx")
     if model != "port":
         from flairseg.weights import resolve
 
@@ -67,6 +73,7 @@ def run_model(model: str, data: Path, cases: int, threads: int) -> dict:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
+    from flairseg import checkpoint
     from flairseg.data import prepare_case
     from flairseg.inference import predict_probabilities
     from flairseg.io import find_cases, read_case, write_mask
@@ -77,9 +84,11 @@ def run_model(model: str, data: Path, cases: int, threads: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         segmenter = Segmenter(_checkpoint(model, Path(tmp)), threads=threads)
         size = segmenter.preprocess.size
+        network, _ = checkpoint.load_model(_checkpoint(model.removesuffix("-onnx"), Path(tmp)))
         with FlopCounterMode(display=False) as counter, torch.inference_mode():
-            segmenter.model.eval()(torch.zeros(1, segmenter.model.enc1[0].in_channels, size, size))
+            network(torch.zeros(1, segmenter.in_channels, size, size))
         flops = counter.get_total_flops()
+        parameters = sum(p.numel() for p in network.parameters())
         paths = sorted(find_cases(data), key=lambda p: p.name)[: cases + 1]
         rows = []
         for index, path in enumerate(paths):
@@ -98,7 +107,6 @@ def run_model(model: str, data: Path, cases: int, threads: int) -> dict:
                 continue  # warm-up
             stage = {name: times[i + 1] - times[i] for i, name in enumerate(STAGES)}
             rows.append({"case": case.case_id, "slices": case.shape[0], "total": times[-1] - times[0], **stage})
-    parameters = sum(p.numel() for p in segmenter.model.parameters())
     return {"model": model, "parameters": parameters, "gflop_per_slice": flops / 1e9, "size": size, "cases": rows,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
