@@ -208,7 +208,7 @@ def _zero_checkpoint(tmp: Path) -> Path:
 
 
 def _unknown_model(tmp: Path) -> list[str]:
-    return _predict(tmp, _case(tmp), "--model", "abnormality-cpu-trail")
+    return _predict(tmp, _case(tmp), "--model", "abnormality-lgg-cp")
 
 
 def _corrupt_weights(tmp: Path) -> list[str]:
@@ -344,7 +344,7 @@ CATALOGUE = [
     BadInput("missing-prediction", "a truth case without a prediction", _no_prediction,
              'no prediction for 1 of 2 truth cases (e.g. CASE_B)'),
     BadInput("unknown-model", "a misspelt released model name", _unknown_model,
-             "abnormality-cpu-trail is neither a checkpoint file nor a released model; did you mean 'abnormality-cpu-trial'?"),
+             "abnormality-lgg-cp is neither a checkpoint file nor a released model; did you mean 'abnormality-lgg-cpu'?"),
     BadInput("corrupt-weights", "weights that do not match their recorded sha256", _corrupt_weights,
              'TMP/model/m.safetensors has sha256 78a2c3eccaa0..., but its JSON records ebdbe99a68e8...: the file is corrupt or was replaced'),
     BadInput("pickle-weights", "a pickle file in place of safetensors", _pickle_weights,

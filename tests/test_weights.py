@@ -53,7 +53,7 @@ def test_shipped_default_model_verifies_and_loads() -> None:
 
     path = weights.resolve(None, task="abnormality")
     model, meta = load_model(path, task="abnormality")
-    assert meta["name"] == "abnormality-cpu-trial" and "TCGA_CS_4942_19970222" in meta["split"]["test"]
+    assert meta["name"] == "abnormality-lgg-cpu" and "TCGA_CS_4942_19970222" in meta["split"]["test"]
 
 
 def test_paths_inside_checkpoint_metadata_are_ignored(tmp_path: Path) -> None:
