@@ -109,14 +109,19 @@ def read(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, An
     return tensors, metadata
 
 
+def check_task(metadata: dict[str, Any], what: str, task: str | None) -> None:
+    """Refuse a model trained for another task than ``task`` (None: any task)."""
+    if task is not None and metadata.get("task") != task:
+        raise WeightsError(f"{what} is a {metadata.get('task')!r} model, not a {task!r} model")
+
+
 def load_model(path: str | os.PathLike, task: str | None = None) -> tuple[UNet, dict[str, Any]]:
     """Rebuild the model of a checkpoint (in eval mode) and return it with its metadata.
 
     Raises WeightsError for a wrong hash, a pickle file, or a model of another ``task``.
     """
     tensors, metadata = read(path)
-    if task is not None and metadata.get("task") != task:
-        raise WeightsError(f"checkpoint {Path(path).name} is a {metadata.get('task')!r} model, not a {task!r} model")
+    check_task(metadata, f"checkpoint {Path(path).name}", task)
     try:
         config = from_dict(ModelConfig, metadata["model"])
         model = UNet(**dataclasses.asdict(config))

@@ -19,7 +19,7 @@ import torch
 
 from flairseg import checkpoint
 from flairseg.data import prepare_case
-from flairseg.errors import InputError, WeightsError
+from flairseg.errors import InputError
 from flairseg.inference import OnnxModel, resolve_device, segment_prepared
 from flairseg.io import Case, Geometry, find_cases, index_mask_cases, mask_output_name, read_case, read_label, write_image, write_mask
 from flairseg.metrics import CaseMetrics, case_metrics
@@ -48,8 +48,7 @@ class Segmenter:
                 raise InputError("ONNX models run on the CPU (ONNX Runtime); drop --device or use the checkpoint")
             self.model = OnnxModel(model, threads)
             self.metadata = self.model.metadata
-            if task is not None and self.metadata.get("task") != task:
-                raise WeightsError(f"{Path(model).name} is a {self.metadata.get('task')!r} model, not a {task!r} model")
+            checkpoint.check_task(self.metadata, Path(model).name, task)
             self.in_channels = self.model.in_channels
         else:
             self.model, self.metadata = checkpoint.load_model(model, task=task)
