@@ -1,6 +1,6 @@
 """End-to-end prediction speed on this machine, per case and per stage, against the compute floor.
 
-    python benchmarks/pipeline_speed.py DATA [--cases 10] [--models released port] [--threads 2]
+    python benchmarks/pipeline_speed.py DATA [--cases 10] [--models released released:fp32 port:fp32] [--threads 2]
 
 DATA is a Kaggle tree (e.g. the restored LGG cases). For every model, in a process of its
 own (so that peak resident memory is the model's own), the first N cases (sorted by id)
@@ -9,12 +9,16 @@ the same functions `flairseg predict` uses, after one untimed warm-up case. A mo
 ``released`` (the default abnormality model), ``released-onnx`` (the same, exported to ONNX and
 run by ONNX Runtime), ``port`` (the PyTorch port's U-Net, 32 base
 features with batch norm and its preprocessing, random weights: speed does not depend
-on them) or a checkpoint path.
+on them) or a checkpoint path, optionally followed by ``:PRECISION`` (auto, fp32 or bf16,
+as `predict --precision`; default auto, what `flairseg predict` does). The last model is
+the reference the others' speed-ups are given against: by default ``port:fp32``, the port
+as its own pipeline runs it.
 
-Also measured: the FLOPs of one slice (torch's FLOP counter), a float32 GEMM rate on the
-same threads (2048 x 2048 products), hence achieved GFLOP/s and the compute floor
-(FLOPs / GEMM rate). Prints a Markdown table (medians over the cases) and writes
-benchmarks/results/pipeline_speed.json. Not part of the test suite.
+Also measured: the FLOPs of one slice (torch's FLOP counter), float32 and bfloat16 GEMM
+rates on the same threads (2048 x 2048 products), hence achieved GFLOP/s and the compute
+floor (FLOPs / GEMM rate of the precision the network ran in). Prints a Markdown table
+(medians over the cases) and writes benchmarks/results/pipeline_speed.json. Not part of
+the test suite.
 """
 
 from __future__ import annotations
@@ -33,11 +37,11 @@ from pathlib import Path
 STAGES = ("read", "preprocess", "infer", "postprocess", "write")
 
 
-def gemm_gflops(threads: int, size: int = 2048, repeats: int = 10) -> float:
+def gemm_gflops(threads: int, dtype: str = "float32", size: int = 2048, repeats: int = 10) -> float:
     import torch
 
     torch.set_num_threads(threads)
-    a, b = torch.randn(size, size), torch.randn(size, size)
+    a, b = torch.randn(size, size, dtype=getattr(torch, dtype)), torch.randn(size, size, dtype=getattr(torch, dtype))
     torch.mm(a, b)
     samples = []
     for _ in range(repeats):
@@ -68,8 +72,9 @@ def _checkpoint(model: str, folder: Path) -> Path:
     return save_model(UNet(**config.__dict__).eval(), config, PreprocessConfig(variant="port"), folder / "port", task="abnormality")
 
 
-def run_model(model: str, data: Path, cases: int, threads: int) -> dict:
+def run_model(spec: str, data: Path, cases: int, threads: int) -> dict:
     """Time every stage of every case for one model (run in a process of its own)."""
+    model, _, precision = spec.partition(":")
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -82,7 +87,7 @@ def run_model(model: str, data: Path, cases: int, threads: int) -> dict:
     from flairseg.preprocess import invert_mask
 
     with tempfile.TemporaryDirectory() as tmp:
-        segmenter = Segmenter(_checkpoint(model, Path(tmp)), threads=threads)
+        segmenter = Segmenter(_checkpoint(model, Path(tmp)), threads=threads, precision=precision or "auto")
         size = segmenter.preprocess.size
         network, _ = checkpoint.load_model(_checkpoint(model.removesuffix("-onnx"), Path(tmp)))
         with FlopCounterMode(display=False) as counter, torch.inference_mode():
@@ -97,7 +102,8 @@ def run_model(model: str, data: Path, cases: int, threads: int) -> dict:
             times.append(time.perf_counter())
             prepared = prepare_case(case, segmenter.task, segmenter.preprocess)
             times.append(time.perf_counter())
-            prob = predict_probabilities(segmenter.model, prepared.inputs, segmenter.batch_size, segmenter.device)
+            prob = predict_probabilities(segmenter.model, prepared.inputs, segmenter.batch_size, segmenter.device,
+                                         autocast=segmenter.autocast)
             times.append(time.perf_counter())
             mask = postprocess(invert_mask(prob >= segmenter.threshold, prepared.transform), segmenter.task)
             times.append(time.perf_counter())
@@ -107,17 +113,19 @@ def run_model(model: str, data: Path, cases: int, threads: int) -> dict:
                 continue  # warm-up
             stage = {name: times[i + 1] - times[i] for i, name in enumerate(STAGES)}
             rows.append({"case": case.case_id, "slices": case.shape[0], "total": times[-1] - times[0], **stage})
-    return {"model": model, "parameters": parameters, "gflop_per_slice": flops / 1e9, "size": size, "cases": rows,
+    dtype = "bfloat16" if segmenter.autocast is torch.bfloat16 else "float32"
+    return {"model": spec, "dtype": dtype, "parameters": parameters, "gflop_per_slice": flops / 1e9, "size": size, "cases": rows,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def summarise(result: dict, gemm: float) -> dict:
+def summarise(result: dict, gemm: dict[str, float]) -> dict:
     rows = result["cases"]
     slices = sum(r["slices"] for r in rows)
     infer = sum(r["infer"] for r in rows)
     achieved = result["gflop_per_slice"] * slices / infer
     return {
         "model": result["model"],
+        "dtype": result["dtype"],
         "parameters": result["parameters"],
         "gflop_per_slice": result["gflop_per_slice"],
         "cases": len(rows),
@@ -126,23 +134,24 @@ def summarise(result: dict, gemm: float) -> dict:
         "ms_per_slice": 1000 * sum(r["total"] for r in rows) / slices,
         **{f"{s}_ms_per_case": 1000 * statistics.median(r[s] for r in rows) for s in STAGES},
         "infer_gflops": achieved,
-        "floor_ratio": gemm / achieved,  # inference time over FLOPs / GEMM rate
+        "floor_ratio": gemm[result["dtype"]] / achieved,  # inference time over FLOPs / GEMM rate in the network's dtype
+        "floor_ratio_fp32": gemm["float32"] / achieved,  # the same against the float32 GEMM rate
         "peak_rss_mb": result["peak_rss_mb"],
     }
 
 
-def markdown(summaries: list[dict], gemm: float, threads: int) -> str:
+def markdown(summaries: list[dict], gemm: dict[str, float], threads: int) -> str:
     lines = [
-        f"{platform.machine()}, {threads} threads, float32 GEMM {gemm:.1f} GFLOP/s; medians over "
+        f"{platform.machine()}, {threads} threads, GEMM float32 {gemm['float32']:.1f} / bfloat16 {gemm['bfloat16']:.1f} GFLOP/s; medians over "
         f"{summaries[0]['cases']} cases (median {summaries[0]['median_slices']:.0f} slices)",
         "",
-        "| model | GFLOP/slice | s/case | ms/slice | read | preprocess | infer | postprocess | write | infer GFLOP/s | x floor | peak RSS MB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model | dtype | GFLOP/slice | s/case | ms/slice | read | preprocess | infer | postprocess | write | infer GFLOP/s | x floor | x fp32 floor | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in summaries:
         stages = " | ".join(f"{s[f'{name}_ms_per_case']:.0f} ms" for name in STAGES)
-        lines.append(f"| {s['model']} | {s['gflop_per_slice']:.2f} | {s['s_per_case']:.2f} | {s['ms_per_slice']:.1f} | {stages} | "
-                     f"{s['infer_gflops']:.1f} | {s['floor_ratio']:.2f} | {s['peak_rss_mb']:.0f} |")
+        lines.append(f"| {s['model']} | {s['dtype']} | {s['gflop_per_slice']:.2f} | {s['s_per_case']:.2f} | {s['ms_per_slice']:.1f} | {stages} | "
+                     f"{s['infer_gflops']:.1f} | {s['floor_ratio']:.2f} | {s['floor_ratio_fp32']:.2f} | {s['peak_rss_mb']:.0f} |")
     return "\n".join(lines)
 
 
@@ -150,7 +159,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data", type=Path)
     parser.add_argument("--cases", type=int, default=10)
-    parser.add_argument("--models", nargs="+", default=["released", "port"])
+    parser.add_argument("--models", nargs="+", default=["released", "released:fp32", "released-onnx", "port:fp32"])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "pipeline_speed.json")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -158,7 +167,7 @@ def main() -> None:
     if args.worker:
         print(json.dumps(run_model(args.worker, args.data, args.cases, args.threads)))
         return
-    gemm = gemm_gflops(args.threads)
+    gemm = {dtype: gemm_gflops(args.threads, dtype) for dtype in ("float32", "bfloat16")}
     summaries, raw = [], []
     for model in args.models:
         print(f"timing {model} on {args.cases} cases ...", file=sys.stderr)

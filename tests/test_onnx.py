@@ -26,7 +26,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_onnx_runtime_matches_pytorch_on_the_sample_case(exported: Path) -> None:
     case = read_case(sample_case_path(), masks="required")
-    torch_segmenter, onnx_segmenter = Segmenter(resolve(None)), Segmenter(exported)
+    torch_segmenter, onnx_segmenter = Segmenter(resolve(None), precision="fp32"), Segmenter(exported)
     assert onnx_segmenter.metadata["sha256"] == torch_segmenter.metadata["sha256"]  # the export knows its source
     inputs = prepare_case(case, "abnormality", torch_segmenter.preprocess).inputs
     reference = predict_probabilities(torch_segmenter.model, inputs, tta=True)
@@ -55,6 +55,7 @@ def test_export_and_onnx_input_errors_are_one_line(exported: Path, tmp_path: Pat
         (["export", "--onnx", "-o", str(tmp_path / "b.onnx"), "--task", "brain"], "no released brain model"),
         (["predict", "-i", str(sample_case_path()), "-o", str(tmp_path / "p1"), "--model", str(foreign)], "not exported by flairseg"),
         (["predict", "-i", str(sample_case_path()), "-o", str(tmp_path / "p2"), "--model", str(exported), "--task", "brain"], "not a 'brain' model"),
+        (["predict", "-i", str(sample_case_path()), "-o", str(tmp_path / "p3"), "--model", str(exported), "--precision", "bf16"], "run in float32"),
     ]
     for argv, message in cases:
         assert main(argv) == 1

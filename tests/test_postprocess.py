@@ -51,6 +51,14 @@ def test_convex_hull_per_slice() -> None:
     assert (hull >= mask).all()
 
 
+def test_convex_hull_keeps_slices_without_area() -> None:
+    mask = np.zeros((3, 9, 9), bool)
+    mask[0, 4, 4] = True  # one pixel
+    mask[1, 2:7, 3] = True  # a line
+    mask[2, 1, 1] = mask[2, 7, 7] = True  # two pixels
+    assert np.array_equal(convex_hull_per_slice(mask), mask)
+
+
 def test_postprocess_tasks() -> None:
     mask = np.zeros((4, 12, 12), bool)
     mask[:, 2:10, 2:10] = True
@@ -60,5 +68,14 @@ def test_postprocess_tasks() -> None:
     assert not abnormality[0, 0, 11] and not abnormality[1, 5, 5]
     brain = postprocess(mask, "brain")
     assert brain[1, 5, 5] and not brain[0, 0, 11]
+    assert np.array_equal(brain, fill_holes_per_slice(largest_component(mask)))
+
+
+def test_brain_hole_filling_by_default_convex_hull_on_request() -> None:
+    mask = np.zeros((2, 11, 11), bool)
+    mask[:, 2:9, 2:4] = mask[:, 2:4, 2:9] = True  # an L: hole-free but not convex
+    assert np.array_equal(postprocess(mask, "brain"), mask)
+    hulled = postprocess(mask, "brain", convex_hull=True)
+    assert hulled.sum() > mask.sum() and hulled[0, 5, 5] and (hulled >= mask).all()
     with pytest.raises(ConfigError):
         postprocess(mask, "tumor")

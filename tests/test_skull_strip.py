@@ -56,7 +56,7 @@ def runs(heads: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pat
     return {task: folder / task / "best.json" for task in ("brain", "abnormality")}
 
 
-def test_brain_postprocessing_keeps_one_convex_hole_free_component() -> None:
+def test_brain_postprocessing_keeps_one_hole_free_component() -> None:
     _, brain, _ = head()
     noisy = brain.copy()
     noisy[:, 30:34, 30:34] = False  # a hole inside the brain

@@ -29,6 +29,26 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype inference runs in: None (float32 throughout) or torch.bfloat16.
+
+    ``auto`` picks bfloat16 where the hardware computes it natively (CPUs with AVX512-BF16 or
+    AMX, CUDA GPUs with bf16) and float32 elsewhere; ``fp32`` and ``bf16`` force one. Inputs,
+    probabilities and the sigmoid stay float32 either way.
+    """
+    if precision not in PRECISIONS:
+        raise ConfigError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    native = torch.cuda.is_bf16_supported() if device.type == "cuda" else torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    return torch.bfloat16 if native else None
+
+
 ONNX_METADATA_KEY = "flairseg"  # the ONNX metadata property holding the checkpoint's JSON
 
 
@@ -80,11 +100,13 @@ def _onnx_probabilities(model: OnnxModel, inputs: np.ndarray, batch_size: int, t
 
 
 @torch.inference_mode()
-def predict_probabilities(model: nn.Module | OnnxModel, inputs: np.ndarray, batch_size: int = 8, device: torch.device | None = None, tta: bool = False) -> np.ndarray:
+def predict_probabilities(model: nn.Module | OnnxModel, inputs: np.ndarray, batch_size: int = 8, device: torch.device | None = None,
+                          tta: bool = False, autocast: torch.dtype | None = None) -> np.ndarray:
     """(S, C, H, W) model inputs -> (S, H, W) float32 foreground probabilities, a batch of slices at a time.
 
     With ``tta`` the left-right flipped slices are predicted too and the probabilities averaged.
-    ``model`` is a PyTorch network or an :class:`OnnxModel` (always on the CPU).
+    ``model`` is a PyTorch network or an :class:`OnnxModel` (always on the CPU, float32).
+    ``autocast``: the network's compute dtype (see :func:`resolve_precision`); None is float32.
     """
     if isinstance(model, OnnxModel):
         return _onnx_probabilities(model, inputs, batch_size, tta)
@@ -94,9 +116,12 @@ def predict_probabilities(model: nn.Module | OnnxModel, inputs: np.ndarray, batc
     out = np.empty((inputs.shape[0], *inputs.shape[2:]), dtype=np.float32)
     for start in range(0, inputs.shape[0], batch_size):
         batch = torch.from_numpy(np.ascontiguousarray(inputs[start : start + batch_size])).to(device, memory_format=torch.channels_last)
-        prob = torch.sigmoid(model(batch))
-        if tta:
-            prob = (prob + torch.sigmoid(model(batch.flip(-1))).flip(-1)) / 2
+        with torch.autocast(device.type, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
+            logits = model(batch)
+            flipped = model(batch.flip(-1)).flip(-1) if tta else None
+        prob = torch.sigmoid(logits.float())
+        if flipped is not None:
+            prob = (prob + torch.sigmoid(flipped.float())) / 2
         out[start : start + batch.shape[0]] = prob[:, 0].float().cpu().numpy()
     model.train(was_training)
     return out
@@ -111,9 +136,11 @@ def segment_prepared(
     device: torch.device | None = None,
     tta: bool = False,
     with_probability: bool = False,
+    convex_hull: bool = False,
+    autocast: torch.dtype | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Mask (and optionally probability) on the case's own grid, postprocessed for the task."""
-    prob = predict_probabilities(model, prepared.inputs, batch_size, device, tta)
-    mask = postprocess(invert_mask(prob >= threshold, prepared.transform), task)
+    prob = predict_probabilities(model, prepared.inputs, batch_size, device, tta, autocast)
+    mask = postprocess(invert_mask(prob >= threshold, prepared.transform), task, convex_hull=convex_hull)
     probability = invert_probability(prob, prepared.transform) if with_probability else None
     return mask, probability

@@ -1,4 +1,4 @@
-"""Postprocessing of binary masks: largest 3-D component, per-slice convex hull and hole filling.
+"""Postprocessing of binary masks: largest 3-D component, per-slice hole filling or convex hull.
 
 Pure functions on (slices, height, width) arrays; inputs are never modified.
 """
@@ -52,25 +52,36 @@ def fill_holes_per_slice(mask: np.ndarray) -> np.ndarray:
 
 
 def convex_hull_per_slice(mask: np.ndarray) -> np.ndarray:
-    """Replace every non-empty slice by the 2-D convex hull of its foreground."""
+    """Replace every non-empty slice by the 2-D convex hull of its foreground.
+
+    A slice whose foreground has no area (one pixel, or pixels on a line) is kept as it is.
+    """
+    import warnings
+
     from skimage.morphology import convex_hull_image
 
     mask = _check_volume(mask)
     hull = np.zeros_like(mask)
     for index in np.flatnonzero(mask.any(axis=(1, 2))):
-        hull[index] = convex_hull_image(mask[index], offset_coordinates=False)  # hull of pixel centres: a convex set stays as it is
+        with warnings.catch_warnings():  # skimage warns and returns an empty image for a degenerate hull
+            warnings.simplefilter("ignore", UserWarning)
+            # hull of pixel centres: a convex set stays as it is
+            hull[index] = convex_hull_image(mask[index], offset_coordinates=False) | mask[index]
     return hull
 
 
-def postprocess(mask: np.ndarray, task: Task, connectivity: int = 26) -> np.ndarray:
-    """The paper's postprocessing of a binary prediction for a task.
+def postprocess(mask: np.ndarray, task: Task, connectivity: int = 26, convex_hull: bool = False) -> np.ndarray:
+    """Postprocessing of a binary prediction for a task.
 
-    abnormality: largest 3-D component. brain: largest 3-D component, then per-slice
-    convex hull (which also fills holes).
+    abnormality: largest 3-D component. brain: largest 3-D component, then per-slice hole
+    filling, or with ``convex_hull`` the paper's per-slice convex hull (which also fills
+    holes). The hull is not the default: on the 88 LGG cases it makes the HD-BET brain
+    labels themselves 3.9-8.3 % larger (median 5.8 %), while hole filling changes them by
+    at most 0.16 %.
     """
     kept = largest_component(mask, connectivity)
     if task == "abnormality":
         return kept
     if task == "brain":
-        return convex_hull_per_slice(kept)
+        return convex_hull_per_slice(kept) if convex_hull else fill_holes_per_slice(kept)
     raise ConfigError(f"unknown task {task!r}; choose 'abnormality' or 'brain'")

@@ -20,7 +20,7 @@ import torch
 from flairseg import checkpoint
 from flairseg.data import prepare_case
 from flairseg.errors import InputError
-from flairseg.inference import OnnxModel, resolve_device, segment_prepared
+from flairseg.inference import OnnxModel, resolve_device, resolve_precision, segment_prepared
 from flairseg.io import Case, Geometry, find_cases, index_mask_cases, mask_output_name, read_case, read_label, write_image, write_mask
 from flairseg.metrics import CaseMetrics, case_metrics
 from flairseg.postprocess import postprocess
@@ -37,15 +37,23 @@ class Segmenter:
         batch_size: slices per forward pass.
         tta: average with the prediction of left-right flipped slices.
         task: when given, refuse a checkpoint trained for another task.
+        convex_hull: brain masks: the paper's per-slice convex hull instead of hole filling.
+        precision: 'auto' (bfloat16 where the hardware has it natively, else float32), 'fp32'
+            or 'bf16'; ONNX models always run in float32.
     """
 
-    def __init__(self, model: str | os.PathLike, device: str = "cpu", threads: int | None = None, batch_size: int = 8, tta: bool = False, task: str | None = None) -> None:
+    def __init__(self, model: str | os.PathLike, device: str = "cpu", threads: int | None = None, batch_size: int = 8, tta: bool = False,
+                 task: str | None = None, convex_hull: bool = False, precision: str = "auto") -> None:
         self.device = resolve_device(device)
+        self.autocast = resolve_precision(precision, self.device)
         if threads:
             torch.set_num_threads(threads)
         if str(model).lower().endswith(".onnx"):
             if self.device.type != "cpu":
                 raise InputError("ONNX models run on the CPU (ONNX Runtime); drop --device or use the checkpoint")
+            if precision == "bf16":
+                raise InputError("ONNX models run in float32; drop --precision bf16 or use the checkpoint")
+            self.autocast = None
             self.model = OnnxModel(model, threads)
             self.metadata = self.model.metadata
             checkpoint.check_task(self.metadata, Path(model).name, task)
@@ -57,14 +65,15 @@ class Segmenter:
         self.task = self.metadata.get("task", "abnormality")
         self.preprocess = checkpoint.preprocess_config(self.metadata)
         self.threshold = float(self.metadata.get("recipe", {}).get("threshold", 0.5))
-        self.batch_size, self.tta = batch_size, tta
+        self.batch_size, self.tta, self.convex_hull = batch_size, tta, convex_hull
 
     def __call__(self, case: Case, brain: np.ndarray | None = None, with_probability: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
         """Mask (S, H, W) bool on the case's grid, and the probability map when asked."""
         prepared = prepare_case(case, self.task, self.preprocess, brain=brain)
         if prepared.inputs.shape[1] != self.in_channels:
             raise InputError(f"case {case.case_id} gives {prepared.inputs.shape[1]} input channels; the model expects {self.in_channels}")
-        return segment_prepared(self.model, prepared, self.task, self.threshold, self.batch_size, self.device, self.tta, with_probability)
+        return segment_prepared(self.model, prepared, self.task, self.threshold, self.batch_size, self.device, self.tta, with_probability,
+                                self.convex_hull, self.autocast)
 
 
 def segment_within_brain(segmenter: Segmenter, brain_segmenter: Segmenter, case: Case,

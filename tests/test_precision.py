@@ -1,0 +1,36 @@
+"""Inference precision: bfloat16 where the hardware has it, float32 on request, same masks within a voxel's worth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from flairseg.errors import ConfigError
+from flairseg.inference import resolve_precision
+from flairseg.io import read_case, sample_case_path
+from flairseg.metrics import case_metrics
+from flairseg.predict import Segmenter
+from flairseg.weights import resolve
+
+
+def test_resolve_precision() -> None:
+    cpu = torch.device("cpu")
+    assert resolve_precision("fp32", cpu) is None
+    assert resolve_precision("bf16", cpu) is torch.bfloat16
+    native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    assert resolve_precision("auto", cpu) is (torch.bfloat16 if native else None)
+    with pytest.raises(ConfigError, match="unknown precision"):
+        resolve_precision("fp16", cpu)
+
+
+def test_bfloat16_masks_match_float32_on_the_sample_case() -> None:
+    case = read_case(sample_case_path(), masks="required")
+    model = resolve(None)
+    fp32_mask, fp32_prob = Segmenter(model, precision="fp32")(case, with_probability=True)
+    bf16_mask, bf16_prob = Segmenter(model, precision="bf16")(case, with_probability=True)
+    assert fp32_prob is not None and bf16_prob is not None and bf16_prob.dtype == np.float32
+    assert not np.array_equal(fp32_prob, bf16_prob)  # bfloat16 did run
+    assert np.abs(bf16_prob - fp32_prob).max() < 0.1
+    assert case_metrics("sample", bf16_mask, fp32_mask).dice > 0.99
+    assert abs(case_metrics("sample", bf16_mask, case.mask).dice - case_metrics("sample", fp32_mask, case.mask).dice) < 0.005
