@@ -52,7 +52,7 @@ def test_export_and_onnx_input_errors_are_one_line(exported: Path, tmp_path: Pat
     cases = [
         (["export", "--onnx", "-o", str(tmp_path / "model.pt")], "must end in .onnx"),
         (["export", "--onnx", "-o", str(exported)], "already exists"),
-        (["export", "--onnx", "-o", str(tmp_path / "b.onnx"), "--task", "brain"], "no released brain model"),
+        (["export", "--onnx", "-o", str(tmp_path / "b.onnx"), "--model", "brain-lgg-gpu"], "did you mean 'brain-lgg-cpu'?"),
         (["predict", "-i", str(sample_case_path()), "-o", str(tmp_path / "p1"), "--model", str(foreign)], "not exported by flairseg"),
         (["predict", "-i", str(sample_case_path()), "-o", str(tmp_path / "p2"), "--model", str(exported), "--task", "brain"], "not a 'brain' model"),
         (["predict", "-i", str(sample_case_path()), "-o", str(tmp_path / "p3"), "--model", str(exported), "--precision", "bf16"], "run in float32"),

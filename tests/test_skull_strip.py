@@ -132,3 +132,28 @@ def test_strip_the_sample_case_on_its_grid(runs: dict[str, Path], tmp_path: Path
     predicted = read_case(out / sample.case_id, masks="only").mask
     assert stripped.shape == sample.image.shape == (*predicted.shape, 3) and stripped.dtype == np.uint8
     assert (stripped[~predicted] == 0).all() and np.array_equal(stripped[predicted], sample.image[predicted])
+
+
+def test_released_brain_model_on_the_sample_case(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The default brain model against the sample case's HD-BET label; its tumour stays inside the brain."""
+    sample = sample_case_path()
+    out = tmp_path / "brain"
+    assert main(["predict", "-i", str(sample), "-o", str(out), "--task", "brain", "--quiet"]) == 0
+    assert "Dice mean" in capsys.readouterr().out  # the _brain labels are the truth of the brain task
+    predicted = read_case(out / sample.name, masks="only").mask
+    label = read_case(sample, masks="only", mask_suffix="_brain").mask
+    tumour = read_case(sample, masks="only").mask
+    assert case_metrics(sample.name, predicted, label).dice > 0.97
+    assert abs(predicted.sum() / label.sum() - 1) < 0.03
+    assert not (tumour & ~predicted).any()
+
+
+def test_released_two_stage_pipeline_on_the_sample_case(tmp_path: Path) -> None:
+    sample = sample_case_path()
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert main(["predict", "-i", str(sample), "-o", str(one), "--quiet"]) == 0
+    assert main(["predict", "-i", str(sample), "-o", str(two), "--brain-model", "brain-lgg-cpu", "--quiet"]) == 0
+    tumour = read_case(sample, masks="only").mask
+    alone, staged = (read_case(folder / sample.name, masks="only").mask for folder in (one, two))
+    assert (staged <= alone).all()  # the second stage only removes what lies outside the brain
+    assert case_metrics(sample.name, staged, tumour).dice > 0.93
