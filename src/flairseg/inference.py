@@ -100,7 +100,7 @@ def _onnx_probabilities(model: OnnxModel, inputs: np.ndarray, batch_size: int, t
 
 
 @torch.inference_mode()
-def predict_probabilities(model: nn.Module | OnnxModel, inputs: np.ndarray, batch_size: int = 8, device: torch.device | None = None,
+def predict_probabilities(model: nn.Module | OnnxModel, inputs: np.ndarray, batch_size: int = 4, device: torch.device | None = None,
                           tta: bool = False, autocast: torch.dtype | None = None) -> np.ndarray:
     """(S, C, H, W) model inputs -> (S, H, W) float32 foreground probabilities, a batch of slices at a time.
 
@@ -132,7 +132,7 @@ def segment_prepared(
     prepared: Prepared,
     task: str,
     threshold: float = 0.5,
-    batch_size: int = 8,
+    batch_size: int = 4,
     device: torch.device | None = None,
     tta: bool = False,
     with_probability: bool = False,

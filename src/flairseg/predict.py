@@ -42,7 +42,7 @@ class Segmenter:
             or 'bf16'; ONNX models always run in float32.
     """
 
-    def __init__(self, model: str | os.PathLike, device: str = "cpu", threads: int | None = None, batch_size: int = 8, tta: bool = False,
+    def __init__(self, model: str | os.PathLike, device: str = "cpu", threads: int | None = None, batch_size: int = 4, tta: bool = False,
                  task: str | None = None, convex_hull: bool = False, precision: str = "auto") -> None:
         self.device = resolve_device(device)
         self.autocast = resolve_precision(precision, self.device)
