@@ -20,6 +20,7 @@ from flairseg.config import TrainConfig, model_preset, replace
 from flairseg.io import read_case
 from flairseg.predict import Segmenter, segment
 from flairseg.train import train
+from flairseg.weights import resolve
 
 TINY = ["--size", "64", "--features", "8", "--batch-size", "8", "--lr", "2e-3", "--validation-cases", "2", "--quiet"]
 
@@ -106,6 +107,16 @@ def test_fine_tune_from_checkpoint(trained: Path, phantoms: Path, tmp_path: Path
     after, meta = checkpoint.read(out / "best")
     assert meta["metrics"]["val_dice_mean"] > 0.5  # starts from trained weights, not from scratch
     assert not all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_fine_tune_the_abnormality_task_from_the_released_brain_model(phantoms: Path, tmp_path: Path) -> None:
+    out = tmp_path / "from-brain"
+    assert main(["train", "--data", str(phantoms), "-o", str(out), "--epochs", "1", "--steps-per-epoch", "1", "--init", "brain-lgg-cpu",
+                 "--size", "64", "--features", "16", "--batch-size", "2", "--validation-cases", "2", "--quiet"]) == 0
+    brain, _ = checkpoint.read(resolve("brain-lgg-cpu"))
+    tuned, meta = checkpoint.read(out / "best")
+    assert meta["task"] == "abnormality" and meta["model"]["features"] == 16
+    assert all(brain[k].shape == tuned[k].shape for k in brain) and not all(torch.equal(brain[k], tuned[k]) for k in brain)
 
 
 def test_predict_nifti_keeps_grid_and_header(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -82,9 +82,11 @@ def _train_config(args: argparse.Namespace):
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from flairseg.train import train
+    from flairseg.weights import resolve
 
+    init_from = resolve(args.init) if args.init else None  # a checkpoint path or a released model's name
     result = train(_train_config(args), args.data, args.output, resume=args.resume, overwrite=args.overwrite,
-                   init_from=args.init, device=args.device, threads=args.threads, quiet=args.quiet)
+                   init_from=init_from, device=args.device, threads=args.threads, quiet=args.quiet)
     if not result.main_process:
         return 0
     where = "the tail average" if result.best_is_average else f"epoch {result.best_epoch + 1}"
@@ -240,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--loss", choices=("dice", "dice+bce"))
     train.add_argument("--sampling", choices=("area", "oversample", "uniform"))
     train.add_argument("--set", action="append", metavar="KEY=VALUE", help="any other setting, e.g. rotation=10 or model.depth=3")
-    train.add_argument("--init", metavar="CHECKPOINT", help="start from these weights (fine-tuning)")
+    train.add_argument("--init", metavar="CHECKPOINT", help="start from these weights (fine-tuning): a checkpoint or a released model's name, e.g. brain-lgg-cpu")
     train.add_argument("--resume", action="store_true", help="continue the run in OUTPUT from its last checkpoint")
     train.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     train.add_argument("--threads", type=int, help="CPU threads for PyTorch")
