@@ -294,6 +294,7 @@ def index_mask_cases(root: str | os.PathLike, mask_suffix: str = "_mask") -> dic
         index[case_id] = path
     return index
 
+
 def read_case(path: str | os.PathLike, masks: MaskPolicy = "optional", mask_suffix: str = "_mask") -> Case:
     """Read one case: a Kaggle TIFF folder, a DICOM series folder or a NIfTI file.
 

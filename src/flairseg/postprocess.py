@@ -33,8 +33,8 @@ def largest_component(mask: np.ndarray, connectivity: int = 26) -> np.ndarray:
     mask = _check_volume(mask)
     if not mask.any():
         return mask.copy()
-    box = tuple(slice(int(np.flatnonzero(mask.any(axis=other))[0]), int(np.flatnonzero(mask.any(axis=other))[-1]) + 1)
-                for other in ((1, 2), (0, 2), (0, 1)))  # label only the foreground's bounding box: less memory, same result
+    spans = [np.flatnonzero(mask.any(axis=other)) for other in ((1, 2), (0, 2), (0, 1))]
+    box = tuple(slice(int(span[0]), int(span[-1]) + 1) for span in spans)  # label only the foreground's bounding box: less memory, same result
     rank = {6: 1, 18: 2, 26: 3}[connectivity]
     labels, count = ndimage.label(mask[box], structure=ndimage.generate_binary_structure(3, rank))
     if count <= 1:
