@@ -82,9 +82,8 @@ def run_model(spec: str, data: Path, cases: int, threads: int) -> dict:
     from flairseg.data import prepare_case
     from flairseg.inference import predict_probabilities
     from flairseg.io import find_cases, read_case, write_mask
-    from flairseg.postprocess import postprocess
+    from flairseg.inference import segmentation_from_probabilities
     from flairseg.predict import Segmenter
-    from flairseg.preprocess import invert_mask
 
     with tempfile.TemporaryDirectory() as tmp:
         segmenter = Segmenter(_checkpoint(model, Path(tmp)), threads=threads, precision=precision or "auto")
@@ -105,7 +104,7 @@ def run_model(spec: str, data: Path, cases: int, threads: int) -> dict:
             prob = predict_probabilities(segmenter.model, prepared.inputs, segmenter.batch_size, segmenter.device,
                                          autocast=segmenter.autocast)
             times.append(time.perf_counter())
-            mask = postprocess(invert_mask(prob >= segmenter.threshold, prepared.transform), segmenter.task)
+            mask = segmentation_from_probabilities(prob, prepared, segmenter.task, segmenter.threshold, components=segmenter.components).mask
             times.append(time.perf_counter())
             write_mask(case, mask, Path(tmp) / "out" / case.case_id)
             times.append(time.perf_counter())

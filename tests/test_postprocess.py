@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from flairseg.errors import ConfigError
-from flairseg.postprocess import convex_hull_per_slice, fill_holes_per_slice, largest_component, postprocess
+from flairseg.postprocess import convex_hull_per_slice, fill_holes_per_slice, largest_component, postprocess, select_components
 
 
 def test_largest_component_keeps_biggest_and_leaves_input() -> None:
@@ -79,3 +79,47 @@ def test_brain_hole_filling_by_default_convex_hull_on_request() -> None:
     assert hulled.sum() > mask.sum() and hulled[0, 5, 5] and (hulled >= mask).all()
     with pytest.raises(ConfigError):
         postprocess(mask, "tumor")
+
+
+def _two_blobs() -> tuple[np.ndarray, np.ndarray]:
+    """A large faint component (60 voxels, p 0.6) and a small confident one (8 voxels, p 0.98)."""
+    mask = np.zeros((4, 12, 12), bool)
+    probability = np.zeros(mask.shape, np.float32)
+    mask[0:3, 1:5, 1:6] = True
+    probability[0:3, 1:5, 1:6] = 0.6
+    mask[1:3, 8:10, 8:10] = True
+    probability[1:3, 8:10, 8:10] = 0.98
+    return mask, probability
+
+
+@pytest.mark.parametrize(("rule", "value", "kept"), [
+    ("none", 0.0, 68), ("largest", 0.0, 60), ("relative-volume", 0.1, 68), ("relative-volume", 0.2, 60),
+    ("largest-mass", 0.0, 60), ("peak", 0.9, 8), ("peak", 0.5, 68),
+])
+def test_select_components_rules(rule: str, value: float, kept: int) -> None:
+    mask, probability = _two_blobs()
+    before = mask.copy()
+    selected, components = select_components(mask, probability, rule, value)
+    assert selected.sum() == kept
+    assert [c.voxels for c in components] == [60, 8]  # largest first, every component listed
+    assert sum(c.voxels for c in components if c.kept) == kept
+    assert components[1].peak == pytest.approx(0.98) and components[0].mass == pytest.approx(36.0)
+    np.testing.assert_array_equal(mask, before)
+
+
+def test_largest_mass_prefers_a_confident_component_over_a_larger_faint_one() -> None:
+    mask, probability = _two_blobs()
+    probability[0:3, 1:5, 1:6] = 0.05  # the large one is barely above nothing: mass 3 < 7.84
+    selected, _ = select_components(mask, probability, "largest-mass")
+    assert selected.sum() == 8 and selected[1, 8, 8]
+
+
+def test_select_components_refuses_bad_rules() -> None:
+    mask, probability = _two_blobs()
+    with pytest.raises(ConfigError, match="did you mean 'largest'"):
+        select_components(mask, probability, "larges")
+    with pytest.raises(ConfigError, match=r"value in \(0, 1\]"):
+        select_components(mask, probability, "peak", 0.0)
+    with pytest.raises(ConfigError, match="needs the probability"):
+        select_components(mask, None, "peak", 0.9)
+    assert select_components(np.zeros((2, 3, 3), bool), None, "largest")[1] == []

@@ -355,3 +355,20 @@ def test_substitute_missing_policies() -> None:
 def test_substitute_missing_rejects(channels: dict, policy: str, error: type, message: str) -> None:
     with pytest.raises(error, match=message):
         substitute_missing(channels, policy)
+
+
+def test_z_scored_volumes_give_the_raw_volume_s_model_input(sample_case) -> None:
+    """A scan z-scored over the whole volume (negative background) preprocesses exactly as the raw scan."""
+    from flairseg.io import read_case, read_label
+    from flairseg.preprocess import background_to_zero
+
+    case = read_case(sample_case)
+    raw = case.image.astype(np.float32)
+    z = (raw - raw.mean()) / raw.std()  # one scaling for all channels: the port thresholds them jointly
+    expected = preprocess_case(raw, variant="port").image
+    np.testing.assert_allclose(preprocess_case(z, variant="port").image, expected, atol=2e-3)
+    brain = read_label(case, "_brain")
+    inside = np.where(brain[..., None], (raw - 50.0) / 20.0, 0.0).astype(np.float32)  # z-scored in the brain, 0 outside
+    shifted = background_to_zero(inside)
+    assert (shifted[~brain] == 0).all() and (shifted[brain] >= 0).all()
+    assert background_to_zero(raw) is raw  # raw scans are untouched

@@ -3,6 +3,8 @@
 One affine map (rotation, isotropic scale, left-right flip about the slice centre) is
 applied to the image channels (linear interpolation) and the mask (nearest), so both
 stay aligned; an optional multiplicative intensity jitter touches the image only.
+:func:`flair_only` turns a three-sequence slice into what a FLAIR-only input gives (the
+FLAIR copied into the pre- and post-contrast channels, as ``missing="copy-flair"`` does).
 """
 
 from __future__ import annotations
@@ -31,6 +33,11 @@ def draw(rng: np.random.Generator, rotation: float, scale: float, flip: float, i
         flip=bool(rng.random() < flip) if flip else False,
         gain=float(np.exp(rng.normal(0.0, intensity))) if intensity else 1.0,
     )
+
+
+def flair_only(image: np.ndarray) -> np.ndarray:
+    """A (3, H, W) pre/FLAIR/post slice as a FLAIR-only input gives it: the FLAIR in every channel."""
+    return np.repeat(image[1:2], 3, axis=0)
 
 
 def apply(image: np.ndarray, mask: np.ndarray, aug: Augmentation) -> tuple[np.ndarray, np.ndarray]:

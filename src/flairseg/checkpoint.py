@@ -19,9 +19,9 @@ import torch
 from torch import nn
 
 from flairseg import __version__
-from flairseg.config import ModelConfig, PreprocessConfig, from_dict
+from flairseg.config import ModelConfig, PostprocessConfig, PreprocessConfig, from_dict
 from flairseg.errors import ConfigError, WeightsError
-from flairseg.model import UNet
+from flairseg.model import Ensemble, UNet
 from flairseg.outputs import atomic_file
 
 FORMAT_VERSION = 1
@@ -115,18 +115,22 @@ def check_task(metadata: dict[str, Any], what: str, task: str | None) -> None:
         raise WeightsError(f"{what} is a {metadata.get('task')!r} model, not a {task!r} model")
 
 
-def load_model(path: str | os.PathLike, task: str | None = None) -> tuple[UNet, dict[str, Any]]:
+def load_model(path: str | os.PathLike, task: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the model of a checkpoint (in eval mode) and return it with its metadata.
 
-    Raises WeightsError for a wrong hash, a pickle file, or a model of another ``task``.
+    A checkpoint whose JSON has ``members: N`` holds an :class:`~flairseg.model.Ensemble` of N
+    U-Nets (tensors ``members.<i>.*``). Raises WeightsError for a wrong hash, a pickle file, or
+    a model of another ``task``.
     """
     tensors, metadata = read(path)
     check_task(metadata, f"checkpoint {Path(path).name}", task)
     try:
         config = from_dict(ModelConfig, metadata["model"])
-        model = UNet(**dataclasses.asdict(config))
+        members = int(metadata.get("members", 0))
+        unet = lambda: UNet(**dataclasses.asdict(config))  # noqa: E731
+        model: nn.Module = Ensemble([unet() for _ in range(members)]) if members else unet()
         model.load_state_dict(tensors, strict=True)
-    except (KeyError, ConfigError, RuntimeError) as exc:
+    except (KeyError, ValueError, TypeError, ConfigError, RuntimeError) as exc:
         raise WeightsError(f"checkpoint {Path(path).name} does not match its architecture: {str(exc).splitlines()[0]}") from None
     model.eval()
     return model, metadata
@@ -134,3 +138,15 @@ def load_model(path: str | os.PathLike, task: str | None = None) -> tuple[UNet, 
 
 def preprocess_config(metadata: dict[str, Any]) -> PreprocessConfig:
     return from_dict(PreprocessConfig, metadata["preprocess"])
+
+
+def postprocess_config(metadata: dict[str, Any]) -> PostprocessConfig:
+    """The component rule a checkpoint was released with (the largest component when it names none)."""
+    from flairseg.postprocess import check_rule
+
+    try:
+        config = from_dict(PostprocessConfig, metadata.get("postprocess") or {})
+        check_rule(config.rule, config.value)
+    except ConfigError as exc:
+        raise WeightsError(f"the checkpoint's postprocessing setting is invalid: {exc}") from None
+    return config

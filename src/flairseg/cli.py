@@ -63,7 +63,7 @@ def _train_config(args: argparse.Namespace):
         config = replace(config, **values)
     changes: dict = {}
     for name in ("epochs", "batch_size", "lr", "folds", "fold", "scheme", "validation_cases", "seed", "steps_per_epoch", "loss", "sampling"):
-        value = getattr(args, name)
+        value = getattr(args, name, None)
         if value is not None:
             changes[name] = value
     preprocess = {k: v for k, v in (("variant", args.variant), ("size", args.size)) if v is not None}
@@ -94,21 +94,70 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_predict(args: argparse.Namespace) -> int:
+def _cmd_cv(args: argparse.Namespace) -> int:
+    from flairseg.cv import cross_validate
+
+    result = cross_validate(_train_config(args), args.data, args.output, folds=args.train_folds, device=args.device,
+                            threads=args.threads, quiet=args.quiet)
+    if result is None:
+        print(f"trained fold(s) {', '.join(map(str, args.train_folds or []))}; other folds remain: rerun without --fold once they are trained")
+        return 0
+    import numpy as np
+
+    dice = np.array([row.dice for row in result.rows])
+    print(f"{len(dice)} cases out of fold: Dice mean {dice.mean():.4f}, median {np.median(dice):.4f}, min {dice.min():.4f}; "
+          f"postprocessing {result.rule.rule}{f' {result.rule.value:g}' if result.rule.value else ''}; "
+          f"report in {result.out / 'report'}, ensemble in {result.out / 'ensemble.json'}")
+    return 0
+
+
+def _explicit_case(args: argparse.Namespace):
+    """The case named by --flair [--t1] [--t1c] (files on one grid), refusing a mix with -i."""
+    from pathlib import Path
+
+    from flairseg.errors import InputError
+    from flairseg.volumes import read_sequences
+
+    if args.input:
+        raise InputError("give either -i INPUT or --flair FILE (with --t1 / --t1c), not both")
+    for path in (args.flair, args.t1, args.t1c):
+        if path is not None and not Path(path).is_file():
+            raise InputError(f"{path} does not exist or is not a file")
+    return read_sequences(args.flair, args.t1, args.t1c)
+
+
+def _folds(text: str | None) -> list[int] | None:
+    """``--folds 0,2`` -> [0, 2]; None keeps every member of an ensemble."""
     from flairseg.errors import ConfigError
+
+    if text is None:
+        return None
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"--folds takes member numbers separated by commas (e.g. 0 or 0,2), not {text!r}") from None
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from flairseg.errors import ConfigError, InputError
     from flairseg.predict import Segmenter, predict_tree
     from flairseg.weights import resolve
 
+    if not args.input and not args.flair:
+        raise InputError("give the cases with -i INPUT, or one case with --flair FILE [--t1 FILE] [--t1c FILE]")
+    if (args.t1 or args.t1c) and not args.flair:
+        raise InputError("--t1 and --t1c go with --flair FILE")
     model = resolve(args.model, task=args.task or "abnormality")
     options = {"device": args.device, "threads": args.threads, "batch_size": args.batch_size, "tta": args.tta,
                "convex_hull": args.convex_hull, "precision": args.precision}
-    segmenter = Segmenter(model, task=args.task, **options)
+    segmenter = Segmenter(model, task=args.task, folds=_folds(args.folds), **options)
+    source = _explicit_case(args) if args.flair else args.input
     brain_segmenter = None
     if args.brain_model:
         if segmenter.task != "abnormality":
             raise ConfigError("--brain-model runs the two-stage pipeline of an abnormality model; drop it for --task brain")
         brain_segmenter = Segmenter(resolve(args.brain_model, task="brain"), task="brain", **options)
-    result = predict_tree(args.input, args.output, segmenter, truth=args.truth, probabilities=args.probabilities,
+    result = predict_tree(source, args.output, segmenter, truth=args.truth, probabilities=args.probabilities,
                           overwrite=args.overwrite, quiet=args.quiet, brain_segmenter=brain_segmenter, strip=args.strip)
     line = f"{result.predicted} cases predicted, {result.skipped} already done, into {result.out}"
     if result.metrics:
@@ -116,6 +165,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
         dice = [m.dice for m in result.metrics]
         line += f"; Dice mean {np.mean(dice):.4f}, median {np.median(dice):.4f} (report in {result.out / 'report'})"
+    if result.substituted:
+        line += f"; {result.substituted} cases lacked a pre- or post-contrast T1, given a copy of the FLAIR instead (report/inputs.csv)"
+    if result.removed_components:
+        line += f"; postprocessing removed {result.removed_components} components (listed in {result.out / 'report' / 'components.csv'})"
     print(line)
     return 0
 
@@ -173,6 +226,28 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_recipe(parser: argparse.ArgumentParser) -> None:
+    """The training data and recipe options shared by ``train`` and ``cv``."""
+    parser.add_argument("--data", required=True, help="a tree of cases with masks (Kaggle folders or NIfTI)")
+    parser.add_argument("--task", choices=("abnormality", "brain"), default="abnormality")
+    parser.add_argument("--preset", default="default", help="model preset: paper, port or default")
+    parser.add_argument("--config", help="JSON file of TrainConfig settings")
+    parser.add_argument("--variant", choices=PREPROCESS_VARIANTS, help="preprocessing variant (default port)")
+    parser.add_argument("--size", type=int, help="in-plane input size (default 256)")
+    parser.add_argument("--features", type=int, help="channels of the first U-Net level")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--lr", type=float)
+    parser.add_argument("--scheme", choices=("kfold", "paper22"))
+    parser.add_argument("--folds", type=int)
+    parser.add_argument("--validation-cases", type=int)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--steps-per-epoch", type=int)
+    parser.add_argument("--loss", choices=("dice", "dice+bce"))
+    parser.add_argument("--sampling", choices=("area", "oversample", "uniform"))
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="any other setting, e.g. rotation=10 or model.depth=3")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``flairseg`` command."""
     parser = argparse.ArgumentParser(
@@ -222,32 +297,32 @@ def build_parser() -> argparse.ArgumentParser:
         "best and last checkpoints). Run the same command under `torchrun --nproc-per-node N -m flairseg train ...` "
         "for data-parallel training.",
     )
-    train.add_argument("--data", required=True, help="a tree of cases with masks (Kaggle folders or NIfTI)")
     train.add_argument("-o", "--output", required=True, metavar="RUN", help="run folder")
-    train.add_argument("--task", choices=("abnormality", "brain"), default="abnormality")
-    train.add_argument("--preset", default="default", help="model preset: paper, port or default")
-    train.add_argument("--config", help="JSON file of TrainConfig settings")
-    train.add_argument("--variant", choices=PREPROCESS_VARIANTS, help="preprocessing variant (default port)")
-    train.add_argument("--size", type=int, help="in-plane input size (default 256)")
-    train.add_argument("--features", type=int, help="channels of the first U-Net level")
-    train.add_argument("--epochs", type=int)
-    train.add_argument("--batch-size", type=int)
-    train.add_argument("--lr", type=float)
-    train.add_argument("--scheme", choices=("kfold", "paper22"))
-    train.add_argument("--folds", type=int)
+    _add_recipe(train)
     train.add_argument("--fold", type=int)
-    train.add_argument("--validation-cases", type=int)
-    train.add_argument("--seed", type=int)
-    train.add_argument("--steps-per-epoch", type=int)
-    train.add_argument("--loss", choices=("dice", "dice+bce"))
-    train.add_argument("--sampling", choices=("area", "oversample", "uniform"))
-    train.add_argument("--set", action="append", metavar="KEY=VALUE", help="any other setting, e.g. rotation=10 or model.depth=3")
     train.add_argument("--init", metavar="CHECKPOINT", help="start from these weights (fine-tuning): a checkpoint or a released model's name, e.g. brain-lgg-cpu")
     train.add_argument("--resume", action="store_true", help="continue the run in OUTPUT from its last checkpoint")
     train.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     train.add_argument("--threads", type=int, help="CPU threads for PyTorch")
     _add_common(train)
     train.set_defaults(run=_cmd_train)
+
+    cv = commands.add_parser(
+        "cv",
+        help="k-fold cross-validation: train every fold, predict every case out of fold, choose the postprocessing, make the ensemble",
+        description="Train the recipe's folds (default 5, patient-level, balanced by institution) into OUTPUT/fold-<k>, "
+        "resuming unfinished ones; once all are trained, predict every case with the model that never saw it and write "
+        "OUTPUT/report (metrics.csv, summary, Dice figure, postprocessing comparison, worst cases), OUTPUT/predictions "
+        "and OUTPUT/ensemble.json, the fold models averaged with the postprocessing chosen out of fold.",
+    )
+    cv.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="cross-validation folder (created or continued)")
+    _add_recipe(cv)
+    cv.add_argument("--fold", type=int, action="append", dest="train_folds", metavar="K",
+                    help="train only this fold now (repeatable; for parallel jobs); the evaluation runs once every fold is trained")
+    cv.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    cv.add_argument("--threads", type=int, help="CPU threads for PyTorch")
+    cv.add_argument("--quiet", action="store_true", help="no progress bars")
+    cv.set_defaults(run=_cmd_cv)
 
     predict = commands.add_parser(
         "predict",
@@ -256,13 +331,18 @@ def build_parser() -> argparse.ArgumentParser:
         "Cases already in OUTPUT are skipped, so an interrupted batch finishes when rerun. With --truth, or masks in the "
         "input, a report (metrics.csv, summary, figures) is written to OUTPUT/report.",
     )
-    predict.add_argument("-i", "--input", required=True, help="a case folder, a tree of cases, a NIfTI file or a DICOM folder")
+    predict.add_argument("-i", "--input", help="a case folder, a tree of cases, a NIfTI file, a DICOM folder, a BraTS / nnU-Net "
+                         "case folder or a BIDS dataset")
+    predict.add_argument("--flair", metavar="FILE", help="instead of -i: the FLAIR volume of one case (NIfTI)")
+    predict.add_argument("--t1", metavar="FILE", help="with --flair: its pre-contrast T1 on the same grid")
+    predict.add_argument("--t1c", metavar="FILE", help="with --flair: its post-contrast T1 on the same grid")
     predict.add_argument("-o", "--output", required=True, help="output folder")
     predict.add_argument("--model", help="checkpoint (NAME.json / NAME.safetensors) or released model name (default: the task's released model)")
     predict.add_argument("--task", choices=("abnormality", "brain"), help="refuse a model trained for another task")
     predict.add_argument("--truth", help="true masks to evaluate against (same layout as the output)")
     predict.add_argument("--probabilities", action="store_true", help="also write probability maps")
     predict.add_argument("--tta", action="store_true", help="flip test-time augmentation")
+    predict.add_argument("--folds", metavar="K[,K...]", help="members of an ensemble model to use (default: all), e.g. 0 for the first fold's model alone")
     predict.add_argument("--brain-model", metavar="MODEL",
                          help="the paper's two-stage pipeline: strip the skull with this brain model (checkpoint or released name), "
                          "then segment the abnormality inside the brain")

@@ -47,6 +47,20 @@ class PreprocessConfig:
     missing: str = "copy-flair"  # stand-in for a missing pre/post-contrast channel
 
 
+POSTPROCESS_RULES = ("none", "largest", "relative-volume", "largest-mass", "peak")  # see flairseg.postprocess.select_components
+
+
+@dataclass(frozen=True)
+class PostprocessConfig:
+    """Which connected components of an abnormality prediction are kept; travels inside checkpoints.
+
+    Checkpoints without it keep the largest component, as the paper does.
+    """
+
+    rule: str = "largest"  # one of POSTPROCESS_RULES
+    value: float = 0.0  # relative-volume: share of the largest component; peak: probability threshold
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """A training run's recipe; written to ``config.json`` in the run folder."""
@@ -74,6 +88,8 @@ class TrainConfig:
     scale: float = 0.05  # uniform in [1 - scale, 1 + scale]
     flip: float = 0.5  # probability of a left-right flip
     intensity: float = 0.0  # std of a random multiplicative intensity jitter (0: off)
+    flair_only: float = 0.0  # abnormality: probability a slice's pre/post-contrast channels are replaced by its FLAIR (a FLAIR-only input)
+    skull_strip: float = 0.0  # probability a slice is taken from its case skull-stripped with the case's _brain labels (needs them)
     threshold: float = 0.5
     average_last: int = 0  # also average the weights of the last N epochs; best = the better-validating of that and the best epoch
     deterministic: bool = False  # GPU: deterministic kernels only (set CUBLAS_WORKSPACE_CONFIG=:4096:8); slower

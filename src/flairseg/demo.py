@@ -33,7 +33,7 @@ def run_demo(out: str | os.PathLike, model: str | os.PathLike | None = None, ove
     out_path = check_output(out, [sample], overwrite)
     segmenter = load_model(model, task="abnormality", threads=threads)
     case = read_case(sample, masks="required")
-    mask, _ = segmenter(case)
+    mask = segmenter(case).mask
     metrics = case_metrics(case.case_id, mask, case.mask)
     flair = case.image[..., 1]
     with atomic_dir(out_path) as tmp:

@@ -126,6 +126,34 @@ def write_report(rows: Sequence[CaseMetrics], folder: Path, title: str, figures:
     return summary
 
 
+def write_case_table(name: str, rows: Sequence[dict[str, object]], report: Path) -> None:
+    """One case's rows of the table ``name`` as ``report/<name>/<case>.csv`` (merged by :func:`merge_case_tables`).
+
+    A case's own file survives reruns that skip it, so the merged table always covers every case.
+    """
+    if not rows:
+        return
+    with atomic_file(report / name / f"{rows[0]['case']}.csv") as tmp, tmp.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def merge_case_tables(name: str, report: Path) -> list[dict[str, str]]:
+    """Merge ``report/<name>/*.csv`` into ``report/<name>.csv`` and return its rows (none: nothing written)."""
+    rows: list[dict[str, str]] = []
+    for path in sorted((report / name).glob("*.csv")):
+        with path.open(newline="") as handle:
+            rows.extend(csv.DictReader(handle))
+    if rows:
+        fields = list(dict.fromkeys(key for row in rows for key in row))
+        with atomic_file(report / f"{name}.csv") as tmp, tmp.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=fields, restval="")
+            writer.writeheader()
+            writer.writerows(rows)
+    return rows
+
+
 def evaluate(
     pred: str | os.PathLike,
     truth: str | os.PathLike,

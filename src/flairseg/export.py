@@ -36,7 +36,7 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike, task: str | No
     out_path = check_output(out_path, list(sources), overwrite)
     network, metadata = checkpoint.load_model(model, task=task)
     size = int(metadata["preprocess"]["size"])
-    example = torch.zeros(1, network.enc1[0].in_channels, size, size)
+    example = torch.zeros(1, int(metadata["model"]["in_channels"]), size, size)
     with atomic_file(out_path) as tmp:
         torch.onnx.export(network, (example,), str(tmp), dynamo=False, opset_version=OPSET, input_names=["image"],
                           output_names=["logits"], dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}})

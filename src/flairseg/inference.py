@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
 
+from flairseg.config import PostprocessConfig
 from flairseg.data import Prepared
 from flairseg.errors import ConfigError, WeightsError
-from flairseg.postprocess import postprocess
+from flairseg.postprocess import Component, postprocess, select_components
 from flairseg.preprocess import invert_mask, invert_probability
 
 
@@ -127,6 +128,21 @@ def predict_probabilities(model: nn.Module | OnnxModel, inputs: np.ndarray, batc
     return out
 
 
+class Segmentation(NamedTuple):
+    """A case's segmentation on its own grid.
+
+    Attributes:
+        mask: (S, H, W) bool, postprocessed.
+        probability: (S, H, W) float32 foreground probability, when it was asked for.
+        components: abnormality: every connected component of the thresholded prediction, kept
+            or removed by postprocessing (largest first); brain: empty.
+    """
+
+    mask: np.ndarray
+    probability: np.ndarray | None
+    components: list[Component]
+
+
 def segment_prepared(
     model: nn.Module | OnnxModel,
     prepared: Prepared,
@@ -138,9 +154,24 @@ def segment_prepared(
     with_probability: bool = False,
     convex_hull: bool = False,
     autocast: torch.dtype | None = None,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Mask (and optionally probability) on the case's own grid, postprocessed for the task."""
+    components: PostprocessConfig = PostprocessConfig(),
+) -> Segmentation:
+    """Mask (and optionally probability) on the case's own grid, postprocessed for the task.
+
+    Abnormality masks keep the components that ``components`` selects; brain masks the largest
+    component with holes filled (or the convex hull).
+    """
     prob = predict_probabilities(model, prepared.inputs, batch_size, device, tta, autocast)
-    mask = postprocess(invert_mask(prob >= threshold, prepared.transform), task, convex_hull=convex_hull)
-    probability = invert_probability(prob, prepared.transform) if with_probability else None
-    return mask, probability
+    return segmentation_from_probabilities(prob, prepared, task, threshold, with_probability, convex_hull, components)
+
+
+def segmentation_from_probabilities(prob: np.ndarray, prepared: Prepared, task: str, threshold: float = 0.5, with_probability: bool = False,
+                                    convex_hull: bool = False, components: PostprocessConfig = PostprocessConfig()) -> Segmentation:
+    """Model-space probabilities -> the case's segmentation on its own grid (see :func:`segment_prepared`)."""
+    binary = invert_mask(prob >= threshold, prepared.transform)
+    if task == "brain":
+        probability = invert_probability(prob, prepared.transform) if with_probability else None
+        return Segmentation(postprocess(binary, task, convex_hull=convex_hull), probability, [])
+    probability = invert_probability(prob, prepared.transform)
+    mask, found = select_components(binary, probability, components.rule, components.value)
+    return Segmentation(mask, probability if with_probability else None, found)

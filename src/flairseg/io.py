@@ -11,6 +11,7 @@ left, as the Kaggle slices are shown) and restored on write; see ``volumes.py``.
 from __future__ import annotations
 
 import os
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +72,7 @@ class Case:
     image: np.ndarray | None
     mask: np.ndarray | None
     geometry: Geometry = field(repr=False)
+    sequences: tuple[tuple[str, str], ...] = ()  # volumes: (channel, source file or "copy of FLAIR") per channel read
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -238,10 +240,21 @@ def _read_volume_case(path: Path, masks: MaskPolicy, mask_suffix: str) -> Case:
     if masks == "only":
         label = read_nifti(path, case_id=stem.removesuffix(mask_suffix))
         return Case(label.case_id, None, label.image[..., 0] != 0, label.geometry)
+    from flairseg.sequences import LABEL, is_label_name, name_of
+    from flairseg.volumes import read_named_sequences
+
+    named = name_of(path)
+    if (named is not None and named.kind == LABEL) or (named is None and is_label_name(path)):
+        raise InputError(f"{path.name} is named like a label volume (segmentation or mask), not an image; give the case's FLAIR")
+    if named is not None and named.kind != "flair":
+        raise InputError(f"{path.name} is the {named.kind} volume of case {named.case_id} ({named.convention} naming), not a FLAIR; "
+                         "give the case's FLAIR file or its folder")
     mask_path = _sibling_label(path, mask_suffix) if masks != "ignore" else None
+    if named is not None:
+        return read_named_sequences(path, masks, mask_path)
     if masks == "required" and mask_path is None:
         raise InputError(f"{path} has no mask beside it ({stem}{mask_suffix}.nii.gz), and masks are required here")
-    return read_nifti(path, mask_path=mask_path, case_id=stem)
+    return dataclasses.replace(read_nifti(path, mask_path=mask_path, case_id=stem), sequences=(("flair", path.name),))
 
 
 def find_cases(path: str | os.PathLike, masks: MaskPolicy = "optional", mask_suffix: str = "_mask") -> list[Path]:
@@ -268,12 +281,34 @@ def find_cases(path: str | os.PathLike, masks: MaskPolicy = "optional", mask_suf
     if masks == "only":
         volumes = labelled or volumes
     else:
-        volumes = [p for p in volumes if p not in labelled and not _nifti_stem(p).endswith(("_brain", "_mask"))]
-    folders = [p for p in children if p.is_dir() and not p.name.startswith(".") and (_has_tiffs(p) or is_dicom_folder(p))]
+        volumes = [p for p in volumes if p not in labelled and _is_image_volume(p)]
+    subfolders = [p for p in children if p.is_dir() and not p.name.startswith(".") and p.name != "derivatives"]
+    folders = [p for p in subfolders if _has_tiffs(p) or is_dicom_folder(p)]
+    if masks != "only":
+        volumes += [flair for folder in subfolders if folder not in folders for flair in _named_flairs(folder)]
     cases = folders + volumes
     if not cases:
-        raise InputError(f"{root} holds no cases (Kaggle TIFF folders, DICOM series folders or NIfTI files)")
+        raise InputError(f"{root} holds no cases (Kaggle TIFF folders, DICOM series folders, NIfTI files, "
+                         "BraTS / nnU-Net case folders or a BIDS dataset with FLAIR images)")
     return cases
+
+
+def _is_image_volume(path: Path) -> bool:
+    """A NIfTI file that can be a case: a FLAIR by its name, or a file no naming convention claims."""
+    from flairseg.sequences import is_label_name, name_of
+
+    named = name_of(path)
+    return named.kind == "flair" if named is not None else not is_label_name(path)
+
+
+def _named_flairs(folder: Path) -> list[Path]:
+    """The FLAIR files named by a convention in a case folder (BraTS, nnU-Net) or a BIDS subject folder below it."""
+    from flairseg.sequences import name_of
+
+    candidates = [p for p in sorted(folder.iterdir()) if p.is_file() and _is_nifti(p)]
+    if folder.name.startswith("sub-"):  # BIDS: sub-<s>/anat or sub-<s>/ses-<x>/anat
+        candidates += sorted(folder.glob("anat/*.nii*")) + sorted(folder.glob("ses-*/anat/*.nii*"))
+    return [p for p in candidates if (named := name_of(p)) is not None and named.kind == "flair"]
 
 
 def case_id_of(path: Path, masks: MaskPolicy = "optional", mask_suffix: str = "_mask") -> str:

@@ -4,9 +4,12 @@
 stage), ``bottleneck``, ``decN``..``dec1`` (2x2 transposed convolution halving the
 channels, concatenation with the encoder map of the same size, two 3x3 convolutions),
 ``head`` (1x1 convolution to one channel). The sigmoid lives in the loss and the predictor.
+:class:`Ensemble` averages several U-Nets in probability and stands wherever one U-Net does.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -59,3 +62,27 @@ class UNet(nn.Module):
             x = getattr(self, f"up{level}")(x)
             x = getattr(self, f"dec{level}")(torch.cat([x, skips[level - 1]], dim=1))
         return self.head(x)
+
+
+class Ensemble(nn.Module):
+    """U-Nets averaged in probability (e.g. the models of the k cross-validation folds).
+
+    ``forward`` returns the logit of the mean probability, so an ensemble stands wherever one
+    U-Net does: prediction, flip TTA, thresholds, ONNX export.
+    """
+
+    def __init__(self, members: Sequence[UNet]) -> None:
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, in_channels, H, W) -> (N, 1, H, W) logits of the members' mean probability."""
+        probability = torch.stack([torch.sigmoid(member(x).float()) for member in self.members]).mean(dim=0)
+        return torch.logit(probability, eps=1e-6)
+
+    def subset(self, indices: Sequence[int]) -> nn.Module:
+        """The chosen members: one U-Net for one index, else a smaller ensemble."""
+        chosen = [self.members[i] for i in indices]
+        return chosen[0] if len(chosen) == 1 else Ensemble(chosen)

@@ -1,18 +1,27 @@
-"""Postprocessing of binary masks: largest 3-D component, per-slice hole filling or convex hull.
+"""Postprocessing of binary masks: component selection, per-slice hole filling or convex hull.
+
+Abnormality masks keep the connected components a rule selects (:func:`select_components`:
+the paper's largest component, or a rule chosen by cross-validation and stored with the
+model); every component is reported, so a user sees what was removed. Brain masks keep the
+largest component and have their holes filled.
 
 Pure functions on (slices, height, width) arrays; inputs are never modified.
 """
 
 from __future__ import annotations
 
+import difflib
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 from scipy import ndimage
 
+from flairseg.config import POSTPROCESS_RULES
 from flairseg.errors import ConfigError
 
 Task = Literal["abnormality", "brain"]
+RULES = POSTPROCESS_RULES
 CONNECTIVITIES = (6, 18, 26)
 # 2-D operations applied to every slice at once: a 3-D structuring element that is flat in z.
 _IN_PLANE = np.zeros((3, 3, 3), dtype=bool)
@@ -26,24 +35,92 @@ def _check_volume(mask: np.ndarray) -> np.ndarray:
     return mask.astype(bool, copy=False)
 
 
-def largest_component(mask: np.ndarray, connectivity: int = 26) -> np.ndarray:
-    """Keep the largest 3-D connected component (6-, 18- or 26-connected); empty stays empty."""
+def label_components(mask: np.ndarray, connectivity: int = 26) -> tuple[np.ndarray, int]:
+    """(labels, count) of the 3-D connected components (6-, 18- or 26-connected); 0 is background."""
     if connectivity not in CONNECTIVITIES:
         raise ConfigError(f"connectivity must be one of {CONNECTIVITIES}, not {connectivity}")
     mask = _check_volume(mask)
+    labels = np.zeros(mask.shape, dtype=np.int32)
     if not mask.any():
-        return mask.copy()
+        return labels, 0
     spans = [np.flatnonzero(mask.any(axis=other)) for other in ((1, 2), (0, 2), (0, 1))]
     box = tuple(slice(int(span[0]), int(span[-1]) + 1) for span in spans)  # label only the foreground's bounding box: less memory, same result
     rank = {6: 1, 18: 2, 26: 3}[connectivity]
-    labels, count = ndimage.label(mask[box], structure=ndimage.generate_binary_structure(3, rank))
+    labels[box], count = ndimage.label(mask[box], structure=ndimage.generate_binary_structure(3, rank))
+    return labels, int(count)
+
+
+def largest_component(mask: np.ndarray, connectivity: int = 26) -> np.ndarray:
+    """Keep the largest 3-D connected component (6-, 18- or 26-connected); empty stays empty."""
+    labels, count = label_components(mask, connectivity)
     if count <= 1:
-        return mask.copy()
+        return labels > 0
     sizes = np.bincount(labels.ravel())
     sizes[0] = 0
-    kept = np.zeros_like(mask)
-    kept[box] = labels == int(np.argmax(sizes))
-    return kept
+    return labels == int(np.argmax(sizes))
+
+
+@dataclass(frozen=True)
+class Component:
+    """One connected component of a binary prediction, and whether postprocessing kept it.
+
+    Attributes:
+        voxels: its size in voxels of the input grid.
+        peak: the highest foreground probability inside it (NaN when no probability was given).
+        mass: the sum of its probabilities, a size weighted by confidence (NaN without probability).
+        kept: False when postprocessing removed it.
+    """
+
+    voxels: int
+    peak: float
+    mass: float
+    kept: bool
+
+
+def select_components(mask: np.ndarray, probability: np.ndarray | None = None, rule: str = "largest", value: float = 0.0,
+                      connectivity: int = 26) -> tuple[np.ndarray, list[Component]]:
+    """Keep the components of a binary prediction that a rule of :data:`RULES` selects.
+
+    Rules: ``none`` keeps all; ``largest`` the one with most voxels (the paper);
+    ``relative-volume`` every component of at least ``value`` times the largest one's voxels
+    (a share, so it means the same on any grid); ``largest-mass`` the one with the largest
+    summed probability; ``peak`` every component whose highest probability reaches ``value``.
+    Returns the kept mask and every component, largest first, marked kept or removed.
+    """
+    rule = check_rule(rule, value)
+    if rule in ("largest-mass", "peak") and probability is None:
+        raise ConfigError(f"postprocessing rule {rule!r} needs the probability map")
+    labels, count = label_components(mask, connectivity)
+    if count == 0:
+        return labels > 0, []
+    voxels = np.bincount(labels.ravel(), minlength=count + 1)[1:]
+    if probability is None:
+        peak = mass = np.full(count, np.nan)
+    else:
+        ids = np.arange(1, count + 1)
+        peak = np.asarray(ndimage.maximum(probability, labels, ids), dtype=float)
+        mass = np.asarray(ndimage.sum(probability, labels, ids), dtype=float)
+    keep = {
+        "none": np.ones(count, dtype=bool),
+        "largest": np.arange(count) == np.argmax(voxels),
+        "relative-volume": voxels >= value * voxels.max(),
+        "largest-mass": np.arange(count) == (np.argmax(mass) if rule == "largest-mass" else 0),
+        "peak": peak >= value,
+    }[rule]
+    kept = np.concatenate([[False], keep])[labels]
+    order = np.argsort(-voxels, kind="stable")
+    return kept, [Component(int(voxels[i]), float(peak[i]), float(mass[i]), bool(keep[i])) for i in order]
+
+
+def check_rule(rule: str, value: float) -> str:
+    """``rule`` if it is one of :data:`RULES` and ``value`` suits it; else a ConfigError naming the fix."""
+    if rule not in RULES:
+        close = difflib.get_close_matches(rule, RULES, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"unknown postprocessing rule {rule!r}; choose one of {', '.join(RULES)}{hint}")
+    if rule in ("relative-volume", "peak") and not 0.0 < value <= 1.0:
+        raise ConfigError(f"postprocessing rule {rule!r} needs a value in (0, 1], not {value!r}")
+    return rule
 
 
 def fill_holes_per_slice(mask: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,10 +21,11 @@ import torch
 from flairseg import checkpoint
 from flairseg.data import prepare_case
 from flairseg.errors import InputError
-from flairseg.inference import OnnxModel, resolve_device, resolve_precision, segment_prepared
+from flairseg.inference import OnnxModel, Segmentation, resolve_device, resolve_precision, segment_prepared
 from flairseg.io import Case, Geometry, find_cases, index_mask_cases, mask_output_name, read_case, read_label, write_image, write_mask
 from flairseg.metrics import CaseMetrics, case_metrics
-from flairseg.postprocess import postprocess
+from flairseg.model import Ensemble
+from flairseg.postprocess import Component, select_components
 
 
 class Segmenter:
@@ -40,10 +42,12 @@ class Segmenter:
         convex_hull: brain masks: the paper's per-slice convex hull instead of hole filling.
         precision: 'auto' (bfloat16 where the hardware has it natively, else float32), 'fp32'
             or 'bf16'; ONNX models always run in float32.
+        folds: members of an ensemble checkpoint to use (None: all of them), e.g. [0] for the
+            first fold's model alone.
     """
 
     def __init__(self, model: str | os.PathLike, device: str = "cpu", threads: int | None = None, batch_size: int = 4, tta: bool = False,
-                 task: str | None = None, convex_hull: bool = False, precision: str = "auto") -> None:
+                 task: str | None = None, convex_hull: bool = False, precision: str = "auto", folds: Sequence[int] | None = None) -> None:
         self.device = resolve_device(device)
         self.autocast = resolve_precision(precision, self.device)
         if threads:
@@ -57,37 +61,54 @@ class Segmenter:
             self.model = OnnxModel(model, threads)
             self.metadata = self.model.metadata
             checkpoint.check_task(self.metadata, Path(model).name, task)
-            self.in_channels = self.model.in_channels
         else:
             self.model, self.metadata = checkpoint.load_model(model, task=task)
+            self.model = _members(self.model, folds, Path(model).name)
             self.model.to(self.device, memory_format=torch.channels_last)
-            self.in_channels = self.model.enc1[0].in_channels
+        if folds is not None and not isinstance(self.model, torch.nn.Module):
+            raise InputError("--folds chooses members of an ensemble checkpoint; an ONNX export is one network")
+        self.in_channels = int(self.metadata["model"]["in_channels"])
         self.task = self.metadata.get("task", "abnormality")
         self.preprocess = checkpoint.preprocess_config(self.metadata)
+        self.components = checkpoint.postprocess_config(self.metadata)
         self.threshold = float(self.metadata.get("recipe", {}).get("threshold", 0.5))
         self.batch_size, self.tta, self.convex_hull = batch_size, tta, convex_hull
 
-    def __call__(self, case: Case, brain: np.ndarray | None = None, with_probability: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-        """Mask (S, H, W) bool on the case's grid, and the probability map when asked."""
+    def __call__(self, case: Case, brain: np.ndarray | None = None, with_probability: bool = False) -> Segmentation:
+        """Mask (S, H, W) bool on the case's grid, the probability map when asked, and the components found."""
         prepared = prepare_case(case, self.task, self.preprocess, brain=brain)
         if prepared.inputs.shape[1] != self.in_channels:
             raise InputError(f"case {case.case_id} gives {prepared.inputs.shape[1]} input channels; the model expects {self.in_channels}")
         return segment_prepared(self.model, prepared, self.task, self.threshold, self.batch_size, self.device, self.tta, with_probability,
-                                self.convex_hull, self.autocast)
+                                self.convex_hull, self.autocast, self.components)
+
+
+def _members(model: torch.nn.Module, folds: Sequence[int] | None, name: str) -> torch.nn.Module:
+    """The chosen members of an ensemble (all when ``folds`` is None), refusing indices it lacks."""
+    if folds is None:
+        return model
+    count = len(model.members) if isinstance(model, Ensemble) else 0
+    if not count:
+        raise InputError(f"--folds chooses members of an ensemble, but {name} is a single model; drop --folds")
+    wrong = [f for f in folds if not 0 <= f < count]
+    if wrong or not folds or len(set(folds)) != len(folds):
+        raise InputError(f"--folds must name distinct members 0..{count - 1} of {name}, not {list(folds)}")
+    return model.subset(list(folds))
 
 
 def segment_within_brain(segmenter: Segmenter, brain_segmenter: Segmenter, case: Case,
-                         with_probability: bool = False) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+                         with_probability: bool = False) -> tuple[Segmentation, np.ndarray]:
     """The paper's two-stage pipeline: strip the skull, then segment the abnormality inside the brain.
 
     A model trained on skull-stripped input (the ``paper-abnormality`` variant) gets the predicted
-    brain for its preprocessing; any model's mask is then limited to the brain and postprocessed
-    again (the largest component inside it). Returns (mask, probability or None, brain).
+    brain for its preprocessing; any model's prediction is then limited to the brain and its
+    components selected again by the model's rule. Returns (segmentation, brain).
     """
-    brain, _ = brain_segmenter(case)
+    brain = brain_segmenter(case).mask
     stripped_input = segmenter.preprocess.variant == "paper-abnormality"
-    mask, probability = segmenter(case, brain=brain if stripped_input else None, with_probability=with_probability)
-    return postprocess(mask & brain, segmenter.task), probability, brain
+    found = segmenter(case, brain=brain if stripped_input else None, with_probability=True)
+    mask, components = select_components(found.mask & brain, found.probability, segmenter.components.rule, segmenter.components.value)
+    return Segmentation(mask, found.probability if with_probability else None, components), brain
 
 
 def load_model(name_or_path: str | os.PathLike | None = None, task: str = "abnormality", **options: object) -> Segmenter:
@@ -108,8 +129,7 @@ def segment(case_or_array: Case | np.ndarray, model: str | os.PathLike | Segment
     if isinstance(case_or_array, np.ndarray):
         array = case_or_array[..., None] if case_or_array.ndim == 3 else case_or_array
         case = Case("array", array, None, Geometry(Path("."), "kaggle"))
-    mask, _ = segmenter(case)  # type: ignore[arg-type]
-    return mask
+    return segmenter(case).mask  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -120,10 +140,12 @@ class PredictResult:
     skipped: int
     out: Path
     metrics: list[CaseMetrics]
+    removed_components: int = 0  # components postprocessing removed, over every case in the output's report
+    substituted: int = 0  # cases whose pre- or post-contrast channel was a copy of the FLAIR (report/inputs.csv)
 
 
 def predict_tree(
-    source: str | os.PathLike,
+    source: str | os.PathLike | Case,
     out: str | os.PathLike,
     segmenter: Segmenter,
     truth: str | os.PathLike | None = None,
@@ -135,6 +157,11 @@ def predict_tree(
 ) -> PredictResult:
     """Segment every case under ``source`` into ``out`` (mirroring it), skipping cases already done.
 
+    ``source`` is a path (a case, a tree of cases, a BIDS dataset) or one :class:`Case` already
+    read (e.g. from separately named sequence files). A BIDS dataset's masks go to a BIDS
+    derivatives layout in ``out`` (``sub-<s>/[ses-<x>/]anat/<case>_desc-tumour_mask.nii.gz``, with
+    ``dataset_description.json``); ``out`` may then be the dataset's own ``derivatives/<name>``.
+
     With ``brain_segmenter`` (an abnormality ``segmenter`` only) the paper's two-stage pipeline
     runs: see :func:`segment_within_brain`. With ``strip`` the skull-stripped image (every
     channel zeroed outside the predicted brain) is written under ``out/stripped``, named like
@@ -143,27 +170,32 @@ def predict_tree(
     from tqdm import tqdm
 
     from flairseg import figures
-    from flairseg.evaluate import write_report
+    from flairseg.evaluate import merge_case_tables, write_case_table, write_report
     from flairseg.outputs import check_output
 
-    source = Path(source)
+    given = source if isinstance(source, Case) else None
+    source = given.geometry.source if given is not None else Path(source)
     if not source.exists():
         raise InputError(f"input {source} does not exist")
     if brain_segmenter is not None and (segmenter.task != "abnormality" or brain_segmenter.task != "brain"):
         raise InputError("the two-stage pipeline needs an abnormality model and a brain model (--brain-model)")
     if strip and segmenter.task != "brain" and brain_segmenter is None:
         raise InputError("--strip needs a brain mask: predict with a brain model (--task brain) or add --brain-model")
-    out_path = check_output(out, [source] + ([truth] if truth else []), overwrite=True)
-    paths = find_cases(source)
+    bids = given is None and is_bids_root(source)
+    inputs = [source] if not bids or not Path(out).resolve().is_relative_to((source / "derivatives").resolve()) else []
+    out_path = check_output(out, inputs + ([truth] if truth else []), overwrite=True)
+    paths: list[Path | Case] = [given] if given is not None else list(find_cases(source))
     truth_index = {}
     if truth is not None:
         truth_index = index_mask_cases(truth)
     predicted = skipped = 0
     rows: list[CaseMetrics] = []
     label = "_brain" if segmenter.task == "brain" else "_mask"
+    if bids:
+        write_derivative_description(out_path)
     for path in tqdm(paths, desc="predict", unit="case", disable=quiet, file=sys.stderr):
-        case = read_case(path, masks="optional", mask_suffix=label)
-        target = out_path / mask_output_name(case)
+        case = path if isinstance(path, Case) else read_case(path, masks="optional", mask_suffix=label)
+        target = out_path / (bids_mask_name(case, source, segmenter.task) if bids else mask_output_name(case))
         truth_mask = case.mask
         if case.case_id in truth_index:
             truth_mask = read_case(truth_index[case.case_id], masks="only").mask
@@ -174,11 +206,12 @@ def predict_tree(
                 rows.append(case_metrics(case.case_id, done, truth_mask, case.geometry.spacing))
             continue
         if brain_segmenter is not None:
-            mask, probability, brain = segment_within_brain(segmenter, brain_segmenter, case, with_probability=probabilities)
+            found, brain = segment_within_brain(segmenter, brain_segmenter, case, with_probability=probabilities)
         else:
             brain = read_label(case, "_brain") if segmenter.preprocess.variant == "paper-abnormality" else None
-            mask, probability = segmenter(case, brain=brain, with_probability=probabilities)
-            brain = mask if segmenter.task == "brain" else brain
+            found = segmenter(case, brain=brain, with_probability=probabilities)
+            brain = found.mask if segmenter.task == "brain" else brain
+        mask, probability = found.mask, found.probability
         if strip:
             name = case.case_id if case.geometry.format == "kaggle" else f"{case.case_id}.nii.gz"
             write_image(case, np.where(brain[..., None], case.image, 0).astype(case.image.dtype), out_path / "stripped" / name)
@@ -190,11 +223,61 @@ def predict_tree(
             rows.append(case_metrics(case.case_id, mask, truth_mask, case.geometry.spacing))
             flair = case.image[..., 1] if case.image.shape[-1] == 3 else case.image[..., 0]
             figures.outline_gif(flair, truth_mask, mask, out_path / "report" / "gifs" / f"{case.case_id}.gif")
+        write_case_table("inputs", input_rows(case, segmenter.in_channels), out_path / "report")
+        if segmenter.task == "abnormality":
+            write_case_table("components", component_rows(case, found.components), out_path / "report")
         write_mask(case, mask, target)  # last: a case whose mask exists has every other output too
         predicted += 1
+    substituted = sum(row.get("substituted", "none") != "none" for row in merge_case_tables("inputs", out_path / "report"))
+    removed = sum(row["kept"] == "no" for row in merge_case_tables("components", out_path / "report"))
     if rows:
         write_report(rows, out_path / "report", f"Prediction of {source.name} by {segmenter.metadata.get('name', 'the model')}")
-    return PredictResult(predicted, skipped, out_path, rows)
+    return PredictResult(predicted, skipped, out_path, rows, removed, substituted)
+
+
+def is_bids_root(path: Path) -> bool:
+    """A BIDS dataset: a folder with ``dataset_description.json`` and ``sub-*`` folders."""
+    return path.is_dir() and (path / "dataset_description.json").is_file() and any(path.glob("sub-*"))
+
+
+def bids_mask_name(case: Case, root: Path, task: str) -> str:
+    """Where a BIDS case's mask goes inside a derivatives dataset: the FLAIR's folder, ``desc-tumour`` or ``desc-brain``."""
+    folder = case.geometry.source.parent.relative_to(root)
+    return str(folder / f"{case.case_id}_desc-{'brain' if task == 'brain' else 'tumour'}_mask.nii.gz")
+
+
+def write_derivative_description(out: Path) -> None:
+    """The ``dataset_description.json`` that makes ``out`` a BIDS derivatives dataset."""
+    import json
+
+    from flairseg import __version__
+    from flairseg.outputs import atomic_file
+
+    record = {"Name": "flairseg segmentations", "BIDSVersion": "1.9.0", "DatasetType": "derivative",
+              "GeneratedBy": [{"Name": "flairseg", "Version": __version__}]}
+    with atomic_file(out / "dataset_description.json") as tmp:
+        tmp.write_text(json.dumps(record, indent=2))
+
+
+def input_rows(case: Case, in_channels: int) -> list[dict[str, object]]:
+    """The file behind each channel the model read, and which were substituted by a copy of the FLAIR."""
+    record = dict(case.sequences)
+    if not record and case.geometry.format == "kaggle":
+        record = {"pre": "TIFF channel 1", "flair": "TIFF channel 2", "post": "TIFF channel 3"} if case.image.shape[-1] == 3 else {"flair": "TIFF"}
+    flair = record.get("flair", case.geometry.source.name)
+    row = {"case": case.case_id, "flair": flair}
+    if in_channels == 3:
+        row |= {"pre": record.get("pre", "copy of FLAIR"), "post": record.get("post", "copy of FLAIR")}
+        row["substituted"] = " ".join(k for k in ("pre", "post") if row[k] == "copy of FLAIR") or "none"
+    return [row]
+
+
+def component_rows(case: Case, components: Sequence[Component]) -> list[dict[str, object]]:
+    """One row per connected component (largest first): voxels, mL when the spacing is known, probabilities, kept."""
+    voxel_ml = None if case.geometry.spacing is None else float(np.prod(case.geometry.spacing)) / 1000.0
+    return [{"case": case.case_id, "component": index, "voxels": c.voxels,
+             "volume_ml": "" if voxel_ml is None else f"{c.voxels * voxel_ml:.4g}", "peak_probability": f"{c.peak:.4f}",
+             "summed_probability": f"{c.mass:.6g}", "kept": "yes" if c.kept else "no"} for index, c in enumerate(components, start=1)]
 
 
 def _write_probability(case: Case, probability: np.ndarray, out: Path) -> None:

@@ -6,6 +6,9 @@ Three variants:
   (2019) for the FLAIR-abnormality and the skull-stripping network: MATLAB-style bicubic scaling of
   the shorter in-plane side to ``size``, a (one pixel off-centre) centre crop, and a histogram
   window per modality that puts the tissue peak near 100 in uint8. All slices are kept.
+Before any variant, a channel with negative values (a z-scored or shifted scan) is moved so that
+its background is 0 (:func:`background_to_zero`); raw scans are untouched.
+
 - ``"port"``: the PyTorch port: drop the first and last slice (as its dataset does on reading),
   threshold at 10 % of the maximum, crop to the bounding box of what remains (slices too), pad to
   a square, quadratic resize, [p10, p99] rescale and per-channel z-score, float32.
@@ -117,11 +120,40 @@ def preprocess_case(
     if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
         raise InputError(f"size must be a positive integer, got {size!r}")
     mask = None if mask is None else _as_label(mask, image.shape[:3], "mask")
+    image = background_to_zero(image)
     if brain is not None:
         image = image * _as_label(brain, image.shape[:3], "brain")[..., None]
     if variant == "port":
         return _port(image, mask, int(size))
     return _paper(image, mask, variant, int(size))
+
+
+BACKGROUND_SHARE = 0.2  # a value held by this share of a channel's voxels is its background
+
+
+def background_to_zero(image: np.ndarray) -> np.ndarray:
+    """Channels with negative values (z-scored or shifted scans) moved so that their background is 0.
+
+    Every variant reads 0 as "nothing here" (the port: below 10 % of the maximum). A channel
+    whose minimum is negative is shifted by that minimum; when 0 itself is its background (at
+    least :data:`BACKGROUND_SHARE` of the voxels, as in scans z-scored inside the brain and zero
+    outside), those voxels stay 0. Channels without negative values, e.g. every raw scan, are
+    returned unchanged (the same array when no channel changes).
+    """
+    if image.dtype.kind not in "if" or not any(plane.min() < 0 for plane in image):  # a slice at a time: no full-size temporary
+        return image
+    out = image.astype(np.float32)
+    for channel in range(out.shape[-1]):
+        values = out[..., channel]
+        low = float(values.min())
+        if low >= 0:
+            continue
+        zero_background = np.count_nonzero(values == 0) >= BACKGROUND_SHARE * values.size
+        background = values == 0 if zero_background else None
+        values -= np.float32(low)
+        if background is not None:
+            values[background] = 0.0
+    return out
 
 
 def invert_mask(mask: np.ndarray, transform: SpatialTransform) -> np.ndarray:

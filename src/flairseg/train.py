@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from flairseg import augment, checkpoint, distributed
-from flairseg.config import TrainConfig, from_dict
+from flairseg.config import TrainConfig, from_dict, replace
 from flairseg.data import Prepared, Split, epoch_items, load_split, make_split, prepare_case, save_split
 from flairseg.errors import InputError, WeightsError
 from flairseg.inference import resolve_device, segment_prepared
@@ -53,29 +53,52 @@ def label_suffix(task: str) -> str:
     return "_brain" if task == "brain" else "_mask"
 
 
-def _prepare(paths: Sequence[Path], config: TrainConfig, quiet: bool, what: str) -> list[Prepared]:
+def _prepare(paths: Sequence[Path], config: TrainConfig, quiet: bool, what: str) -> tuple[list[Prepared], list[Prepared] | None]:
+    """The cases as model inputs and, when ``config.skull_strip`` asks for them, their skull-stripped copies."""
     from tqdm import tqdm
 
-    prepared = []
+    prepared, stripped = [], []
     for path in tqdm(paths, desc=f"prepare {what}", unit="case", disable=quiet, file=sys.stderr):
         case = read_case(path, masks="required", mask_suffix=label_suffix(config.task))
-        brain = read_label(case, "_brain") if config.preprocess.variant == "paper-abnormality" else None
-        prepared.append(prepare_case(case, config.task, config.preprocess, brain=brain))
-    return prepared
+        brain = read_label(case, "_brain") if config.preprocess.variant == "paper-abnormality" or config.skull_strip else None
+        if config.skull_strip and brain is None:
+            raise InputError(f"case {case.case_id} has no _brain labels, which skull_strip > 0 needs; add them or set skull_strip=0")
+        prepared.append(prepare_case(case, config.task, config.preprocess, brain=brain if config.preprocess.variant == "paper-abnormality" else None))
+        if config.skull_strip:
+            stripped.append(prepare_case(case, config.task, config.preprocess, brain=brain))
+    return prepared, (stripped if config.skull_strip else None)
 
 
-def _batch(cases: Sequence[Prepared], items: np.ndarray, config: TrainConfig, epoch: int, first_index: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _batch(cases: Sequence[Prepared], stripped: Sequence[Prepared] | None, items: np.ndarray, config: TrainConfig, epoch: int,
+           first_index: int) -> tuple[torch.Tensor, torch.Tensor]:
     images, masks = [], []
     for offset, (c, s) in enumerate(items):
         rng = np.random.default_rng([config.seed, epoch, first_index + offset])
         draw = augment.draw(rng, config.rotation, config.scale, config.flip, config.intensity)
-        image, mask = augment.apply(cases[c].inputs[s], cases[c].target[s], draw)
+        image, mask = cases[c].inputs[s], cases[c].target[s]
+        if stripped is not None and rng.random() < config.skull_strip:
+            image, mask = _same_slice(cases[c], stripped[c], s, image, mask)
+        if config.flair_only and rng.random() < config.flair_only:
+            image = augment.flair_only(image)
+        image, mask = augment.apply(image, mask, draw)
         if config.patch:
             image, mask = _crop(rng, image, mask, config.patch, config.patch_tumour)
         images.append(image)
         masks.append(mask)
     batch = torch.from_numpy(np.stack(images)).contiguous(memory_format=torch.channels_last)
     return batch, torch.from_numpy(np.stack(masks)[:, None].astype(np.float32))
+
+
+def _same_slice(prepared: Prepared, other: Prepared, index: int, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Slice ``index`` of ``prepared`` taken from ``other``, a differently prepared copy of the same case.
+
+    The two may keep different input slices (the port variant drops empty end slices); a slice
+    that ``other`` lacks (no brain on it) comes back as given.
+    """
+    at = index + prepared.transform.slices[0] - other.transform.slices[0]
+    if 0 <= at < len(other.inputs):
+        return other.inputs[at], other.target[at]
+    return image, mask
 
 
 def _crop(rng: np.random.Generator, image: np.ndarray, mask: np.ndarray, patch: int, tumour_share: float) -> tuple[np.ndarray, np.ndarray]:
@@ -95,7 +118,7 @@ def validate(model: torch.nn.Module, cases: Sequence[Prepared], config: TrainCon
     """Per-case 3-D Dice on each case's own grid, after postprocessing (as users get it)."""
     dice = []
     for prepared in cases:
-        mask, _ = segment_prepared(model, prepared, config.task, config.threshold, config.batch_size, device)
+        mask = segment_prepared(model, prepared, config.task, config.threshold, config.batch_size, device).mask
         dice.append(case_metrics(prepared.case_id, mask, prepared.truth).dice)
     return dice
 
@@ -187,8 +210,8 @@ def train(
     quiet = quiet or not world.is_main
     config, split = _plan_run(out, config, sorted(paths), resume, overwrite)
 
-    train_cases = _prepare([paths[c] for c in split.train], config, quiet, "training cases")
-    val_cases = _prepare([paths[c] for c in split.validation], config, quiet, "validation cases")
+    train_cases, stripped_cases = _prepare([paths[c] for c in split.train], config, quiet, "training cases")
+    val_cases, _ = _prepare([paths[c] for c in split.validation], replace(config, skull_strip=0.0), quiet, "validation cases")
     areas = [p.target.sum(axis=(1, 2)) for p in train_cases]
     if sum(float(a.sum()) for a in areas) == 0:
         raise InputError(f"no {'brain' if config.task == 'brain' else 'tumour'} voxel in any training case under {data}; check the masks")
@@ -205,6 +228,8 @@ def train(
     model = UNet(**dataclasses.asdict(config.model))
     if init_from is not None and not resume:
         initial, meta = checkpoint.load_model(init_from)
+        if meta.get("members"):
+            raise WeightsError(f"cannot fine-tune from {init_from}: it is an ensemble of {meta['members']} models; start from one of its folds' checkpoints")
         if meta["model"] != dataclasses.asdict(config.model):
             raise WeightsError(f"cannot fine-tune from {init_from}: its architecture {meta['model']} differs from {dataclasses.asdict(config.model)}")
         model.load_state_dict(initial.state_dict())
@@ -256,7 +281,7 @@ def train(
         bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{config.epochs}", unit="step", disable=quiet, file=sys.stderr)
         for step in bar:
             first = (step * world.size + world.rank) * per_rank
-            images, masks = _batch(train_cases, items[first : first + per_rank], config, epoch, first)
+            images, masks = _batch(train_cases, stripped_cases, items[first : first + per_rank], config, epoch, first)
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config, epoch * steps + step, config.epochs * steps)
             optimizer.zero_grad(set_to_none=True)

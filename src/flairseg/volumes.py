@@ -22,6 +22,7 @@ Two choices worth knowing:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gzip
 import logging
 import os
@@ -209,6 +210,60 @@ def read_nifti(path: str | os.PathLike, mask_path: str | os.PathLike | None = No
     )
     volume = _to_processing(data, ornt).astype(np.float32)[..., None]
     return Case(case_id or stem, volume, mask, geometry)
+
+
+def read_sequences(flair: str | os.PathLike, pre: str | os.PathLike | None = None, post: str | os.PathLike | None = None,
+                   mask_path: str | os.PathLike | None = None, case_id: str | None = None) -> Case:
+    """One case from separate NIfTI sequences on the FLAIR's grid: channels (pre-contrast T1, FLAIR, post-contrast T1).
+
+    A missing T1 or T1c is filled with a copy of the FLAIR (what the model does for a FLAIR-only
+    input); with neither, the case has the FLAIR alone. ``Case.sequences`` records the file behind
+    each channel. Sequences on another grid (shape or affine) are refused.
+    """
+    flair_case = read_nifti(flair, mask_path=mask_path, case_id=case_id)
+    if pre is None and post is None:
+        return dataclasses.replace(flair_case, sequences=(("flair", Path(flair).name),))
+    image = flair_case.image[..., 0]
+    channels, record = [], []
+    for role, path in (("pre", pre), ("flair", None), ("post", post)):
+        if role == "flair":
+            channels.append(image)
+            record.append(("flair", Path(flair).name))
+            continue
+        if path is None:
+            channels.append(image)
+            record.append((role, "copy of FLAIR"))
+            continue
+        other = read_nifti(path)
+        if other.image.shape != flair_case.image.shape or not np.allclose(other.geometry.affine, flair_case.geometry.affine, atol=1e-4):
+            raise InputError(f"{Path(path).name} is not on the grid of the FLAIR {Path(flair).name} (shape or affine differ); "
+                             "resample it onto the FLAIR first (e.g. with SimpleITK or ANTs)")
+        channels.append(other.image[..., 0])
+        record.append((role, Path(path).name))
+    return dataclasses.replace(flair_case, image=np.stack(channels, axis=-1), sequences=tuple(record))
+
+
+def read_named_sequences(flair: Path, masks: str = "optional", mask_path: Path | None = None) -> Case:
+    """A case found through its FLAIR file named by a convention of :mod:`flairseg.sequences`.
+
+    The mask is ``mask_path`` when given, else BraTS ``seg`` labels (nonzero = the whole tumour),
+    unless ``masks`` is "ignore".
+    """
+    from flairseg.sequences import LABEL, name_of, siblings
+
+    named = name_of(flair)
+    found = siblings(flair)
+    for kind in ("t1", "t1c"):
+        if len(found.get(kind, [])) > 1:
+            names = ", ".join(p.name for p in found[kind])
+            raise InputError(f"case {named.case_id if named else flair.name}: more than one {kind} volume ({names}); "
+                             "keep one, or name the files with flairseg predict --flair/--t1/--t1c")
+    labels = found.get(LABEL, []) if named is not None and named.convention.startswith("brats") and masks != "ignore" else []
+    labels = [mask_path] if mask_path is not None and masks != "ignore" else labels
+    if masks in ("required", "only") and not labels:
+        raise InputError(f"{flair} has no segmentation beside it, and masks are required here")
+    pre, post = (found.get(kind, [None])[0] for kind in ("t1", "t1c"))
+    return read_sequences(flair, pre, post, mask_path=labels[0] if labels else None, case_id=named.case_id if named else None)
 
 
 def is_dicom_folder(folder: str | os.PathLike) -> bool:

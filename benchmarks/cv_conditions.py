@@ -1,0 +1,99 @@
+"""Out-of-fold Dice of a cross-validation's fold models under simulated scan preparations.
+
+    python benchmarks/cv_conditions.py CV DATA [--config RECIPE] [--out CV/report/conditions.md]
+
+CV is a folder made by ``flairseg cv`` (every fold trained); DATA the Kaggle tree it was
+trained on, with the HD-BET ``_brain`` labels (``restore_lgg.py DIR --brain``). Every case
+is predicted by the fold model that never saw it, as it would come from elsewhere:
+
+- as trained: pre-contrast, FLAIR and post-contrast, with skull;
+- FLAIR only: a one-channel FLAIR volume (the missing channels filled as ``predict`` fills them);
+- skull-stripped: every channel zeroed outside the case's brain label;
+- FLAIR only and skull-stripped: what most public tumour data and clinical pipelines give;
+- the same, z-scored inside the brain with 0 outside (float, negative values), as many public
+  datasets ship.
+
+Each fold's cases are postprocessed with the rule cross-validation chose without them
+(``cv.md``). Prints and writes a Markdown table (mean, median, min Dice, cases below 0.5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from flairseg.config import TrainConfig, from_dict
+from flairseg.cv import fold_run, predict_held_out
+from flairseg.io import Case, read_label
+from flairseg.metrics import dice_from_counts
+from flairseg.postprocess import select_components
+
+
+def flair_only(case: Case) -> Case:
+    return dataclasses.replace(case, image=np.ascontiguousarray(case.image[..., 1:2]))
+
+
+def skull_stripped(case: Case) -> Case:
+    brain = read_label(case, "_brain")
+    if brain is None:
+        raise SystemExit(f"case {case.case_id} has no _brain labels; restore the data with --brain")
+    return dataclasses.replace(case, image=case.image * brain[..., None].astype(case.image.dtype))
+
+
+def z_scored_in_brain(case: Case) -> Case:
+    """Skull-stripped, then each channel z-scored over the brain with 0 outside, as many public datasets are prepared."""
+    brain = read_label(case, "_brain")
+    image = case.image.astype(np.float32)
+    inside = image[brain]
+    scored = (image - inside.mean(axis=0)) / np.maximum(inside.std(axis=0), 1e-6)
+    return dataclasses.replace(case, image=np.where(brain[..., None], scored, 0.0).astype(np.float32))
+
+
+CONDITIONS = {
+    "as trained (3 sequences, with skull)": None,
+    "FLAIR only": flair_only,
+    "skull-stripped, 3 sequences": skull_stripped,
+    "FLAIR only and skull-stripped": lambda case: flair_only(skull_stripped(case)),
+    "FLAIR only, skull-stripped, z-scored in the brain (negative values, 0 outside)": lambda case: flair_only(z_scored_in_brain(case)),
+}
+
+
+def rules_by_fold(cv: Path) -> dict[int, tuple[str, float]]:
+    """The rule ``flairseg cv`` postprocessed each fold with, chosen on the other folds (report/rules.json)."""
+    record = json.loads((cv / "report" / "rules.json").read_text())
+    return {int(fold): (rule["rule"], rule["value"]) for fold, rule in record.items()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("cv", type=Path)
+    parser.add_argument("data", type=Path)
+    parser.add_argument("--out", type=Path, help="Markdown table to write (default CV/report/conditions.md)")
+    parser.add_argument("--threads", type=int)
+    args = parser.parse_args()
+    config = from_dict(TrainConfig, json.loads((fold_run(args.cv, 0) / "config.json").read_text()))
+    rules = rules_by_fold(args.cv)
+    lines = ["| input | cases | Dice mean | median | min | cases < 0.5 |", "|---|---|---|---|---|---|"]
+    for name, condition in CONDITIONS.items():
+        held = predict_held_out(config, args.data, args.cv, threads=args.threads, condition=condition)
+        dice = []
+        for case in held:
+            rule, value = rules[case.fold]
+            mask, _ = select_components(case.binary, case.probability, rule, value)
+            dice.append(dice_from_counts(int((mask & case.truth).sum()), int(mask.sum()), int(case.truth.sum())))
+        dice = np.array(dice)
+        lines.append(f"| {name} | {len(dice)} | {dice.mean():.4f} | {np.median(dice):.4f} | {dice.min():.4f} | {int((dice < 0.5).sum())} |")
+        print(lines[-1], flush=True)
+    out = args.out or args.cv / "report" / "conditions.md"
+    out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

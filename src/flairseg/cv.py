@@ -1,0 +1,287 @@
+"""Cross-validation: k patient-level folds, every case predicted by the one model that never saw it.
+
+``cross_validate(config, data, out)`` trains the folds that are not finished into
+``out/fold-<k>`` (each an ordinary training run, resumable, its model chosen on an inner
+validation subset of its own training cases), then predicts every case with the model of
+the fold that held it out. On those out-of-fold probabilities it compares the component
+rules of :func:`flairseg.postprocess.select_components` and picks the one with the best
+mean Dice. The figure it reports is honest: each fold's cases are postprocessed with the
+rule chosen on the *other* folds' cases. The rule chosen on all cases goes, with the k
+fold models, into ``out/ensemble.safetensors/.json``, a checkpoint that averages them.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from flairseg.config import PostprocessConfig, TrainConfig, from_dict, replace
+from flairseg.errors import InputError
+from flairseg.io import Case
+from flairseg.metrics import CaseMetrics, case_metrics, dice_from_counts
+from flairseg.postprocess import select_components
+
+# The rules compared, in order of preference on a tie (simplest first).
+CANDIDATES: tuple[PostprocessConfig, ...] = (
+    PostprocessConfig("none"),
+    PostprocessConfig("largest"),
+    *(PostprocessConfig("relative-volume", v) for v in (0.05, 0.1, 0.2, 0.3, 0.5)),
+    PostprocessConfig("largest-mass"),
+    *(PostprocessConfig("peak", v) for v in (0.6, 0.7, 0.8, 0.9, 0.95)),
+)
+DELETED_RAW, DELETED_FINAL = 0.5, 0.3  # a tumour found (raw Dice > 0.5) but removed (final Dice < 0.3)
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """One case as predicted by the fold model that never saw it, on the case's own grid."""
+
+    case_id: str
+    fold: int
+    binary: np.ndarray  # (S, H, W) bool: thresholded, before postprocessing
+    probability: np.ndarray  # (S, H, W) float16
+    truth: np.ndarray  # (S, H, W) bool
+    spacing: tuple[float, float, float] | None
+
+
+def fold_run(out: Path, fold: int) -> Path:
+    return out / f"fold-{fold}"
+
+
+def is_finished(run: Path, config: TrainConfig) -> bool:
+    """Whether a fold's run has trained every epoch (and made its tail average, when asked)."""
+    last = run / "last.json"
+    if not last.is_file() or not (run / "best.json").is_file():
+        return False
+    done = json.loads(last.read_text()).get("epoch", -1) >= config.epochs - 1
+    return done and (not config.average_last or (run / "average.json").is_file())
+
+
+def _check_recipe(run: Path, config: TrainConfig) -> None:
+    saved = from_dict(TrainConfig, json.loads((run / "config.json").read_text()))
+    if saved != config:
+        raise InputError(f"{run} was trained with another recipe than the one given; use a new output folder or the same recipe")
+
+
+def train_folds(config: TrainConfig, data: Path, out: Path, folds: Sequence[int] | None = None, device: str = "cpu",
+                threads: int | None = None, quiet: bool = False) -> list[int]:
+    """Train (or resume) the given folds (default: all) that are not finished; returns the folds trained now."""
+    from flairseg.train import train
+
+    trained = []
+    for fold in range(config.folds) if folds is None else folds:
+        if not 0 <= fold < config.folds:
+            raise InputError(f"fold {fold} does not exist; the recipe has folds 0..{config.folds - 1}")
+        fold_config, run = replace(config, fold=fold), fold_run(out, fold)
+        started = (run / "config.json").is_file()
+        if started:
+            _check_recipe(run, fold_config)
+            if is_finished(run, fold_config):
+                continue
+        if not quiet:
+            print(f"fold {fold + 1} of {config.folds}: {'resuming' if started else 'training'} {run}", file=sys.stderr)
+        train(fold_config, data, run, resume=started, device=device, threads=threads, quiet=quiet)
+        trained.append(fold)
+    return trained
+
+
+def predict_held_out(config: TrainConfig, data: Path, out: Path, device: str = "cpu", threads: int | None = None,
+                     quiet: bool = False, condition: Callable[[Case], Case] | None = None) -> list[HeldOut]:
+    """Every test case of every fold, predicted by its fold's selected model (``best``).
+
+    ``condition`` changes each case before prediction (e.g. to simulate a FLAIR-only or a
+    skull-stripped scan); the truth stays the case's own.
+    """
+    from tqdm import tqdm
+
+    from flairseg.data import load_split, prepare_case
+    from flairseg.inference import predict_probabilities
+    from flairseg.io import case_id_of, find_cases, read_case
+    from flairseg.predict import Segmenter
+    from flairseg.preprocess import invert_mask, invert_probability
+
+    paths = {case_id_of(p): p for p in find_cases(data)}
+    jobs = []
+    for fold in range(config.folds):
+        run = fold_run(out, fold)
+        if not is_finished(run, replace(config, fold=fold)):
+            raise InputError(f"fold {fold} is not trained yet ({run}); run the folds first")
+        jobs += [(fold, case_id) for case_id in load_split(run / "split.json").test]
+    missing = sorted({c for _, c in jobs} - set(paths))
+    if missing:
+        raise InputError(f"the data folder lacks {len(missing)} held-out cases (e.g. {missing[0]})")
+    held, loaded = [], None
+    for fold, case_id in tqdm(jobs, desc="out-of-fold prediction", unit="case", disable=quiet, file=sys.stderr):
+        if loaded is None or loaded[0] != fold:
+            loaded = (fold, Segmenter(fold_run(out, fold) / "best.json", device=device, threads=threads))
+        segmenter = loaded[1]
+        case = read_case(paths[case_id], masks="required")
+        prepared = prepare_case(condition(case) if condition else case, segmenter.task, segmenter.preprocess)
+        prob = predict_probabilities(segmenter.model, prepared.inputs, segmenter.batch_size, segmenter.device, autocast=segmenter.autocast)
+        held.append(HeldOut(case_id, fold, invert_mask(prob >= segmenter.threshold, prepared.transform),
+                            invert_probability(prob, prepared.transform).astype(np.float16), case.mask, case.geometry.spacing))
+    return held
+
+
+def _dice(case: HeldOut, rule: PostprocessConfig) -> float:
+    mask, _ = select_components(case.binary, case.probability, rule.rule, rule.value)
+    return dice_from_counts(int(np.count_nonzero(mask & case.truth)), int(np.count_nonzero(mask)), int(np.count_nonzero(case.truth)))
+
+
+def compare_rules(held: Sequence[HeldOut]) -> dict[PostprocessConfig, np.ndarray]:
+    """Per-case Dice of every candidate rule, in the order of ``held``."""
+    return {rule: np.array([_dice(case, rule) for case in held]) for rule in CANDIDATES}
+
+
+def best_rule(dice: dict[PostprocessConfig, np.ndarray], chosen: np.ndarray | None = None) -> PostprocessConfig:
+    """The rule with the highest mean Dice over the ``chosen`` cases (all by default); the first on a tie."""
+    means = [float(np.mean(values if chosen is None else values[chosen])) for values in dice.values()]
+    return list(dice)[int(np.argmax(means))]
+
+
+@dataclass(frozen=True)
+class CrossValidation:
+    """What a cross-validation found."""
+
+    rows: list[CaseMetrics]  # out of fold, each fold postprocessed by the rule chosen on the other folds
+    folds: list[int]  # the fold of each row
+    rule: PostprocessConfig  # chosen on every case: the ensemble's rule
+    rules_by_fold: dict[int, PostprocessConfig]
+    comparison: dict[PostprocessConfig, np.ndarray]
+    raw_dice: np.ndarray  # without postprocessing
+    deleted: list[str]  # tumours found by the network but removed by postprocessing
+    out: Path
+
+
+def evaluate_held_out(held: Sequence[HeldOut], out: Path) -> CrossValidation:
+    """Choose the rule, score every case honestly and collect the deleted-tumour cases."""
+    comparison = compare_rules(held)
+    folds = np.array([case.fold for case in held])
+    rules_by_fold = {int(f): best_rule(comparison, folds != f) for f in np.unique(folds)}
+    rows = []
+    for case in held:
+        mask, _ = select_components(case.binary, case.probability, rules_by_fold[case.fold].rule, rules_by_fold[case.fold].value)
+        rows.append(case_metrics(case.case_id, mask, case.truth, case.spacing))
+    raw = comparison[PostprocessConfig("none")]
+    deleted = [c.case_id for c, r, row in zip(held, raw, rows) if r > DELETED_RAW and row.dice < DELETED_FINAL]
+    return CrossValidation(rows, folds.tolist(), best_rule(comparison), rules_by_fold, comparison, raw, deleted, out)
+
+
+def _rule_name(rule: PostprocessConfig) -> str:
+    return rule.rule if rule.rule in ("none", "largest", "largest-mass") else f"{rule.rule} {rule.value:g}"
+
+
+def _comparison_rows(result: CrossValidation) -> list[dict[str, object]]:
+    rows = []
+    for rule, dice in result.comparison.items():
+        deleted = int(np.sum((result.raw_dice > DELETED_RAW) & (dice < DELETED_FINAL)))
+        rows.append({"rule": rule.rule, "value": rule.value, "dice_mean": float(dice.mean()), "dice_median": float(np.median(dice)),
+                     "dice_min": float(dice.min()), "cases_below_0.5": int(np.sum(dice < 0.5)), "tumours_deleted": deleted,
+                     "chosen": rule == result.rule})
+    return rows
+
+
+def write_report(result: CrossValidation, held: Sequence[HeldOut], config: TrainConfig) -> None:
+    """``out/report``: metrics.csv, summary.md/.json, the Dice figure, postprocessing.csv, worst_cases.csv, cv.md,
+    rules.json (the rule each fold's cases were postprocessed with)."""
+    from flairseg import evaluate
+    from flairseg.outputs import atomic_file
+
+    report = result.out / "report"
+    summary = evaluate.write_report(result.rows, report, f"Out-of-fold prediction of {len(result.rows)} cases ({config.folds} folds)")
+    comparison = _comparison_rows(result)
+    with atomic_file(report / "postprocessing.csv") as tmp, tmp.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(comparison[0]))
+        writer.writeheader()
+        writer.writerows(comparison)
+    order = sorted(range(len(result.rows)), key=lambda i: result.rows[i].dice)
+    with atomic_file(report / "worst_cases.csv") as tmp, tmp.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["case", "fold", "dice", "dice_before_postprocessing", "pred_voxels", "truth_voxels", "volume_ratio"])
+        for i in order[:10]:
+            row = result.rows[i]
+            ratio = row.pred_voxels / row.truth_voxels if row.truth_voxels else float("nan")
+            writer.writerow([row.case_id, held[i].fold, f"{row.dice:.4f}", f"{result.raw_dice[i]:.4f}", row.pred_voxels, row.truth_voxels, f"{ratio:.2f}"])
+    lines = [
+        f"# Cross-validation: {len(result.rows)} cases, {config.folds} patient-level folds",
+        "",
+        f"Out of fold: Dice mean {summary['dice'].mean:.4f}, median {summary['dice'].median:.4f} "
+        f"(IQR {summary['dice'].q1:.4f}-{summary['dice'].q3:.4f}), minimum {summary['dice'].minimum:.4f}; "
+        f"{sum(r.dice < 0.5 for r in result.rows)} cases below 0.5.",
+        "Each fold's cases are postprocessed with the rule chosen on the other folds' cases: "
+        + ", ".join(f"fold {f}: {_rule_name(r)}" for f, r in result.rules_by_fold.items()) + ".",
+        f"Chosen on all cases (the ensemble's rule): {_rule_name(result.rule)}.",
+        f"Tumours found by the network (Dice > {DELETED_RAW} before postprocessing) and removed by it (< {DELETED_FINAL}): "
+        + (", ".join(result.deleted) if result.deleted else "none") + ".",
+        "",
+        "| postprocessing (all cases) | Dice mean | median | min | cases < 0.5 | tumours deleted |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row, rule in zip(comparison, result.comparison):
+        mark = " (chosen)" if row["chosen"] else ""
+        lines.append(f"| {_rule_name(rule)}{mark} | {row['dice_mean']:.4f} | {row['dice_median']:.4f} | {row['dice_min']:.4f} | "
+                     f"{row['cases_below_0.5']} | {row['tumours_deleted']} |")
+    with atomic_file(report / "cv.md") as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    with atomic_file(report / "rules.json") as tmp:
+        tmp.write_text(json.dumps({str(f): dataclasses.asdict(r) for f, r in result.rules_by_fold.items()}, indent=2))
+
+
+def write_masks(result: CrossValidation, held: Sequence[HeldOut], data: Path) -> None:
+    """The out-of-fold masks (as scored) under ``out/predictions``, in the layout of the input."""
+    from flairseg.io import case_id_of, find_cases, mask_output_name, read_case, write_mask
+
+    paths = {case_id_of(p): p for p in find_cases(data)}
+    for case, fold in zip(held, result.folds):
+        rule = result.rules_by_fold[fold]
+        mask, _ = select_components(case.binary, case.probability, rule.rule, rule.value)
+        source = read_case(paths[case.case_id], masks="ignore")
+        write_mask(source, mask, result.out / "predictions" / mask_output_name(source))
+
+
+def make_ensemble(result: CrossValidation, config: TrainConfig) -> Path:
+    """``out/ensemble.safetensors/.json``: the folds' selected models averaged, with the chosen rule."""
+    from flairseg import checkpoint
+    from flairseg.data import load_split
+    from flairseg.metrics import summarise_cases
+    from flairseg.model import Ensemble
+
+    members, splits = [], []
+    for fold in range(config.folds):
+        model, _ = checkpoint.load_model(fold_run(result.out, fold) / "best.json", task=config.task)
+        members.append(model)
+        splits.append(list(load_split(fold_run(result.out, fold) / "split.json").test))
+    dice = summarise_cases(result.rows)["dice"]
+    metrics = {"out_of_fold_cases": len(result.rows), "dice_mean": dice.mean, "dice_median": dice.median, "dice_q1": dice.q1,
+               "dice_q3": dice.q3, "dice_min": dice.minimum}
+    return checkpoint.save_model(Ensemble(members), config.model, config.preprocess, result.out / "ensemble", task=config.task,
+                                 members=len(members), postprocess=dataclasses.asdict(result.rule), recipe=dataclasses.asdict(config),
+                                 test_folds=splits, metrics=metrics)
+
+
+def cross_validate(config: TrainConfig, data: str | os.PathLike, out: str | os.PathLike, folds: Sequence[int] | None = None,
+                   device: str = "cpu", threads: int | None = None, quiet: bool = False) -> CrossValidation | None:
+    """Train the unfinished folds; once every fold is trained, evaluate out of fold and make the ensemble.
+
+    Returns None while folds remain untrained (only ``folds`` were asked for).
+    """
+    data, out = Path(data), Path(out)
+    if not data.is_dir():
+        raise InputError(f"data folder {data} does not exist")
+    train_folds(config, data, out, folds, device, threads, quiet)
+    if not all(is_finished(fold_run(out, f), replace(config, fold=f)) for f in range(config.folds)):
+        return None
+    held = predict_held_out(config, data, out, device, threads, quiet)
+    result = evaluate_held_out(held, out)
+    write_report(result, held, config)
+    write_masks(result, held, data)
+    make_ensemble(result, config)
+    return result

@@ -1,0 +1,144 @@
+"""Cross-validation on synthetic phantoms: out-of-fold coverage, honest rule choice, the ensemble, dropped components."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import phantom, write_kaggle_case
+from flairseg import checkpoint
+from flairseg.cli import main
+from flairseg.config import PostprocessConfig, TrainConfig, model_preset, replace
+from flairseg.cv import CANDIDATES, best_rule, cross_validate, fold_run
+from flairseg.data import load_split
+from flairseg.io import read_case
+from flairseg.model import Ensemble, UNet
+from flairseg.predict import Segmenter, predict_tree
+
+CASES = 6
+
+
+def _config() -> TrainConfig:
+    base = TrainConfig(model=replace(model_preset("default"), features=8), epochs=3, steps_per_epoch=10, batch_size=8, lr=2e-3,
+                       folds=3, validation_cases=1)
+    return replace(base, preprocess={"size": 64})
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("cvdata") / "cases"
+    for index in range(CASES):
+        image, mask = phantom(slices=10, size=64, seed=index)
+        write_kaggle_case(root, f"PH_{index}", image, mask)
+    return root
+
+
+@pytest.fixture(scope="module")
+def crossval(data: Path, tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("cv") / "cv"
+    assert cross_validate(_config(), data, out, folds=[0], quiet=True) is None  # one fold of three: no evaluation yet
+    assert (fold_run(out, 0) / "best.json").is_file() and not (out / "report").exists()
+    return cross_validate(_config(), data, out, quiet=True)
+
+
+def test_every_case_is_predicted_once_by_the_model_that_never_saw_it(crossval) -> None:
+    held_out = [c for f in range(3) for c in load_split(fold_run(crossval.out, f) / "split.json").test]
+    assert sorted(held_out) == [f"PH_{i}" for i in range(CASES)]
+    for fold, row in zip(crossval.folds, crossval.rows):
+        split = load_split(fold_run(crossval.out, fold) / "split.json")
+        assert row.case_id in split.test and row.case_id not in split.train + split.validation
+    assert np.mean([r.dice for r in crossval.rows]) > 0.5  # the phantoms are easy; an untrained net scores about 0
+    report = crossval.out / "report"
+    with (report / "metrics.csv").open() as handle:
+        assert len(list(csv.DictReader(handle))) == CASES
+    with (report / "postprocessing.csv").open() as handle:
+        assert len(list(csv.DictReader(handle))) == len(CANDIDATES)
+    for name in ("summary.md", "summary.json", "dice_distribution.png", "worst_cases.csv", "cv.md"):
+        assert (report / name).is_file(), name
+    assert sorted(p.name for p in (crossval.out / "predictions").iterdir()) == [f"PH_{i}" for i in range(CASES)]
+
+
+def test_each_fold_is_postprocessed_with_a_rule_chosen_without_it(crossval) -> None:
+    folds = np.array(crossval.folds)
+    for fold, rule in crossval.rules_by_fold.items():
+        assert rule == best_rule(crossval.comparison, folds != fold)
+    assert crossval.rule == best_rule(crossval.comparison)
+
+
+def test_ensemble_averages_the_folds_and_carries_the_rule(crossval, data: Path) -> None:
+    meta = json.loads((crossval.out / "ensemble.json").read_text())
+    assert meta["members"] == 3 and meta["postprocess"] == {"rule": crossval.rule.rule, "value": crossval.rule.value}
+    ensemble, _ = checkpoint.load_model(crossval.out / "ensemble.json")
+    assert isinstance(ensemble, Ensemble) and len(ensemble.members) == 3
+    folds = [checkpoint.load_model(fold_run(crossval.out, f) / "best.json")[0] for f in range(3)]
+    x = torch.randn(2, 3, 64, 64)
+    with torch.inference_mode():
+        mean = torch.stack([torch.sigmoid(m(x)) for m in folds]).mean(0)
+        torch.testing.assert_close(torch.sigmoid(ensemble(x)), mean, atol=1e-5, rtol=1e-4)
+    case = read_case(data / "PH_0")
+    alone = Segmenter(fold_run(crossval.out, 0) / "best.json", precision="fp32")(case).mask
+    np.testing.assert_array_equal(Segmenter(crossval.out / "ensemble.json", precision="fp32", folds=[0])(case).mask, alone)
+    assert Segmenter(crossval.out / "ensemble.json").components == crossval.rule
+
+
+def test_folds_option_is_checked(crossval, tmp_path: Path) -> None:
+    assert main(["predict", "-i", str(crossval.out / "predictions" / "PH_0"), "-o", str(tmp_path / "a"),
+                 "--model", str(crossval.out / "ensemble.json"), "--folds", "3"]) == 1
+    assert main(["predict", "-i", str(crossval.out / "predictions" / "PH_0"), "-o", str(tmp_path / "b"),
+                 "--model", str(fold_run(crossval.out, 0) / "best.json"), "--folds", "0"]) == 1
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_removed_components_are_listed_in_the_report(crossval, tmp_path: Path) -> None:
+    """A second bright blob, away from the labelled one, is found by the model and removed by 'largest'."""
+    image, mask = phantom(slices=10, size=64, seed=11)
+    image[3:7, 44:50, 14:20] = np.clip(image[3:7, 44:50, 14:20].astype(int) + 60, 0, 255).astype(np.uint8)
+    write_kaggle_case(tmp_path / "in", "TWO", image, mask)
+    model, meta = checkpoint.load_model(crossval.out / "ensemble.json")
+    largest = checkpoint.save_model(model, _config().model, checkpoint.preprocess_config(meta), tmp_path / "largest",
+                                    task="abnormality", members=3, postprocess={"rule": "largest", "value": 0.0})
+    result = predict_tree(tmp_path / "in", tmp_path / "out", Segmenter(largest), quiet=True)
+    with (tmp_path / "out" / "report" / "components.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) >= 2 and rows[0]["kept"] == "yes" and all(r["kept"] == "no" for r in rows[1:])
+    assert result.removed_components == len(rows) - 1
+    assert int(rows[0]["voxels"]) == read_case(tmp_path / "out" / "TWO", masks="only").mask.sum()
+    assert all(r["volume_ml"] == "" for r in rows)  # Kaggle TIFFs carry no spacing: voxels only
+    assert 0.5 <= float(rows[1]["peak_probability"]) <= 1.0
+
+
+def test_a_changed_recipe_is_refused(crossval, data: Path) -> None:
+    from flairseg.errors import InputError
+
+    with pytest.raises(InputError, match="another recipe"):
+        cross_validate(replace(_config(), lr=1e-3), data, crossval.out, quiet=True)
+
+
+def test_ensemble_cannot_seed_fine_tuning(crossval, data: Path, tmp_path: Path) -> None:
+    assert main(["train", "--data", str(data), "-o", str(tmp_path / "ft"), "--init", str(crossval.out / "ensemble.json"),
+                 "--size", "64", "--features", "8", "--epochs", "1", "--steps-per-epoch", "1", "--quiet"]) == 1
+    assert not (tmp_path / "ft").exists()
+
+
+def test_single_unet_checkpoints_still_load(tmp_path: Path) -> None:
+    small = replace(_config().model, features=4, depth=2)
+    path = checkpoint.save_model(UNet(**dataclasses.asdict(small)), small, _config().preprocess, tmp_path / "one", task="abnormality")
+    assert checkpoint.postprocess_config(json.loads(path.read_text())) == PostprocessConfig("largest")
+
+
+def test_ensemble_exports_to_onnx_with_its_rule(crossval, data: Path, tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    from flairseg.export import export_onnx
+
+    exported = export_onnx(crossval.out / "ensemble.json", tmp_path / "ensemble.onnx")
+    case = read_case(data / "PH_1")
+    onnx_segmenter = Segmenter(exported)
+    assert onnx_segmenter.components == crossval.rule
+    torch_mask = Segmenter(crossval.out / "ensemble.json", precision="fp32")(case).mask
+    assert (onnx_segmenter(case).mask != torch_mask).sum() <= 2  # float32 either way: at most a border voxel apart
