@@ -293,14 +293,50 @@ def _gzip_not_nifti(tmp: Path) -> list[str]:
     return _predict(tmp, tmp / "in" / "vol.nii.gz")
 
 
+def _train_over_its_data(tmp: Path) -> list[str]:
+    image, mask = phantom(slices=3, size=32)
+    write_kaggle_case(tmp / "project" / "data", "CASE", image, mask)
+    return ["train", "--data", str(tmp / "project" / "data"), "-o", str(tmp / "project"), "--overwrite", "--quiet"]
+
+
+def _train_over_its_init(tmp: Path) -> list[str]:
+    _case(tmp)
+    config = ModelConfig(features=4, depth=2, batch_norm=True)
+    save_model(UNet(features=4, depth=2, batch_norm=True), config, PreprocessConfig(size=32), tmp / "old" / "best", task="abnormality")
+    return ["train", "--data", str(tmp / "in"), "-o", str(tmp / "old"), "--init", str(tmp / "old" / "best.json"), "--overwrite", "--quiet"]
+
+
+def _empty_output(tmp: Path) -> list[str]:
+    _case(tmp)
+    return ["evaluate", "--pred", str(tmp / "in"), "--truth", str(tmp / "in"), "-o", "", "--overwrite", "--quiet"]
+
+
+def _foreign_folder(tmp: Path) -> list[str]:
+    _case(tmp)
+    (tmp / "mine").mkdir()
+    (tmp / "mine" / "thesis.tex").write_text("years of work")
+    return ["evaluate", "--pred", str(tmp / "in"), "--truth", str(tmp / "in"), "-o", str(tmp / "mine"), "--overwrite", "--quiet"]
+
+
+def _brats_case(tmp: Path, t1_shape: tuple[int, int, int] = (8, 8, 4)) -> Path:
+    folder = tmp / "in" / "BraTS_1"
+    folder.mkdir(parents=True)
+    for name, shape in (("flair", (8, 8, 4)), ("t1", t1_shape), ("seg", (8, 8, 4))):
+        data = np.zeros(shape, np.float32) if name == "seg" else np.random.default_rng(0).random(shape, np.float32)
+        nib.save(nib.Nifti1Image(data, np.eye(4)), folder / f"BraTS_1_{name}.nii.gz")
+    return folder
+
+
 CATALOGUE = [
     BadInput("missing-input", "the input path does not exist", lambda t: _predict(t, t / "nowhere"), "input TMP/nowhere does not exist"),
     BadInput("file-not-a-case", "a file that is neither a volume nor a case folder", _file_not_a_case,
              'TMP/in/notes.txt is not a case: give a Kaggle case folder, a DICOM series folder or a .nii/.nii.gz file'),
     BadInput("empty-folder", "an empty folder", _empty_folder,
-             'TMP/in holds no cases (Kaggle TIFF folders, DICOM series folders or NIfTI files)'),
+             ('TMP/in holds no cases (Kaggle TIFF folders, DICOM series folders, NIfTI files, '
+             'BraTS / nnU-Net case folders or a BIDS dataset with FLAIR images)')),
     BadInput("folder-without-cases", "a folder with no case inside", _folder_without_cases,
-             'TMP/in holds no cases (Kaggle TIFF folders, DICOM series folders or NIfTI files)'),
+             ('TMP/in holds no cases (Kaggle TIFF folders, DICOM series folders, NIfTI files, '
+             'BraTS / nnU-Net case folders or a BIDS dataset with FLAIR images)')),
     BadInput("truncated-tiff", "a truncated TIFF slice", _truncated_tiff,
              'cannot read TMP/in/CASE/CASE_2.tif: not a valid TIFF image or truncated (TiffFileError)'),
     BadInput("text-as-tiff", "a text file named like a slice", _text_as_tiff,
@@ -371,6 +407,22 @@ CATALOGUE = [
              "clinical file TMP/c.csv has no 'Patient' column (columns: ID, RNASeqCluster); pass --id-column"),
     BadInput("export-name", "an ONNX export file name without .onnx", _export_name,
              "the ONNX file must end in .onnx, not 'model.pt'"),
+    BadInput("train-over-its-data", "a training run folder that holds the training data, with --overwrite", _train_over_its_data,
+             "output TMP/project overlaps the input TMP/project/data; choose an output path outside the inputs"),
+    BadInput("train-over-its-init", "a training run folder that holds the --init checkpoint, with --overwrite", _train_over_its_init,
+             "output TMP/old overlaps the input TMP/old/best.safetensors; choose an output path outside the inputs"),
+    BadInput("empty-output", "an empty output path (an unset shell variable)", _empty_output,
+             "the output path is empty (an unset shell variable?); give the folder or file to write"),
+    BadInput("foreign-folder", "--overwrite on a folder flairseg did not make", _foreign_folder,
+             "output TMP/mine is a folder flairseg did not make (no .flairseg marker); flairseg replaces only its own outputs: "
+             "move it away or choose another path"),
+    BadInput("label-as-image", "a segmentation volume given as the image", lambda t: _predict(t, _brats_case(t) / "BraTS_1_seg.nii.gz"),
+             "BraTS_1_seg.nii.gz is named like a label volume (segmentation or mask), not an image; give the case's FLAIR"),
+    BadInput("t1-as-case", "a case's T1 given as the image", lambda t: _predict(t, _brats_case(t) / "BraTS_1_t1.nii.gz"),
+             "BraTS_1_t1.nii.gz is the t1 volume of case BraTS_1 (brats naming), not a FLAIR; give the case's FLAIR file or its folder"),
+    BadInput("sequence-off-grid", "a case's T1 on another grid than its FLAIR", lambda t: _predict(t, _brats_case(t, (8, 8, 5))),
+             "BraTS_1_t1.nii.gz is not on the grid of the FLAIR BraTS_1_flair.nii.gz (shape or affine differ); "
+             "pass --resample to resample it onto the FLAIR, or resample it yourself"),
 ]
 
 

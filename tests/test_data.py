@@ -71,6 +71,39 @@ def test_augmentation_keeps_image_and_mask_aligned() -> None:
     np.testing.assert_array_equal(mask[5:12, 20:28], True)  # input untouched
 
 
+def test_flair_only_slice_is_what_a_flair_only_input_gives() -> None:
+    from flairseg.config import PreprocessConfig
+    from flairseg.data import prepare_case
+    from flairseg.io import read_case, sample_case_path
+
+    case = read_case(sample_case_path())
+    three = prepare_case(case, "abnormality", PreprocessConfig(size=64))
+    flair = prepare_case(case.__class__(case.case_id, case.image[..., 1:2], case.mask, case.geometry), "abnormality", PreprocessConfig(size=64))
+    slice_ = augment.flair_only(three.inputs[5])
+    assert slice_.shape == three.inputs[5].shape and (slice_[0] == slice_[1]).all() and (slice_[2] == slice_[1]).all()
+    # the FLAIR-only case's own channels are equal too; the two differ only by the crop, set by all channels
+    assert (flair.inputs[5][0] == flair.inputs[5][1]).all()
+
+
+def test_skull_strip_augmentation_takes_the_same_input_slice() -> None:
+    from flairseg.config import PreprocessConfig
+    from flairseg.data import prepare_case
+    from flairseg.io import read_case, read_label, sample_case_path
+    from flairseg.train import _same_slice
+
+    case = read_case(sample_case_path())
+    raw = prepare_case(case, "abnormality", PreprocessConfig(size=64))
+    stripped = prepare_case(case, "abnormality", PreprocessConfig(size=64), brain=read_label(case, "_brain"))
+    for index in range(len(raw.inputs)):
+        image, mask = _same_slice(raw, stripped, index, raw.inputs[index], raw.target[index])
+        source_slice = index + raw.transform.slices[0]
+        if stripped.transform.slices[0] <= source_slice < stripped.transform.slices[1]:
+            np.testing.assert_array_equal(image, stripped.inputs[source_slice - stripped.transform.slices[0]])
+            assert np.shares_memory(mask, stripped.target)
+        else:
+            assert np.shares_memory(image, raw.inputs)  # no brain on that slice: the slice as it was
+
+
 def test_losses() -> None:
     target = torch.zeros(2, 1, 8, 8)
     target[:, :, 2:6, 2:6] = 1

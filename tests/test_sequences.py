@@ -123,6 +123,10 @@ def test_sequences_on_another_grid_are_refused(tmp_path: Path) -> None:
     shifted = _volume(tmp_path / "Q" / "t1.nii.gz", 20, affine=AFFINE + np.diag([0, 0, 0.5, 0]))
     with pytest.raises(InputError, match="not on the grid"):
         read_sequences(flair, pre=shifted)
+    resampled = read_sequences(flair, pre=shifted, resample=True)  # world coordinates: 0.5 mm along z, linear
+    assert dict(resampled.sequences)["pre"] == "t1.nii.gz (resampled onto the FLAIR)"
+    assert resampled.image.shape[:3] == read_case(tmp_path / "Q" / "t1.nii.gz").image.shape[:3]
+    assert np.isclose(np.median(resampled.image[..., 0]), 20.0)
     assert other.exists()
 
 
@@ -143,3 +147,14 @@ def test_names_of_the_conventions() -> None:
     assert name_of(Path("sub-1_ce-gd_T1w.nii.gz")).kind == "t1c"
     assert name_of(Path("scan_2019.nii.gz")) is None  # four digits without a dataset.json are not a channel
     assert name_of(Path("plain.nii.gz")) is None
+
+
+def test_resampling_follows_world_coordinates(tmp_path: Path) -> None:
+    """The same content stored with its x axis reversed (another affine) comes back voxel for voxel."""
+    data = np.arange(12 * 10 * 6, dtype=np.float32).reshape(12, 10, 6)
+    nib.save(nib.Nifti1Image(data, AFFINE), tmp_path / "P_flair.nii.gz")
+    flipped = AFFINE.copy()
+    flipped[0, 0], flipped[0, 3] = 1.0, -11.0  # x reversed: voxel i of the copy sits where voxel 11 - i of the FLAIR sits
+    nib.save(nib.Nifti1Image(data[::-1].copy(), flipped), tmp_path / "t1.nii.gz")
+    case = read_sequences(tmp_path / "P_flair.nii.gz", pre=tmp_path / "t1.nii.gz", resample=True)
+    np.testing.assert_allclose(case.image[..., 0], case.image[..., 1], atol=1e-3)

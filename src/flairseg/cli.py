@@ -123,7 +123,7 @@ def _explicit_case(args: argparse.Namespace):
     for path in (args.flair, args.t1, args.t1c):
         if path is not None and not Path(path).is_file():
             raise InputError(f"{path} does not exist or is not a file")
-    return read_sequences(args.flair, args.t1, args.t1c)
+    return read_sequences(args.flair, args.t1, args.t1c, resample=args.resample)
 
 
 def _folds(text: str | None) -> list[int] | None:
@@ -158,7 +158,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             raise ConfigError("--brain-model runs the two-stage pipeline of an abnormality model; drop it for --task brain")
         brain_segmenter = Segmenter(resolve(args.brain_model, task="brain"), task="brain", **options)
     result = predict_tree(source, args.output, segmenter, truth=args.truth, probabilities=args.probabilities,
-                          overwrite=args.overwrite, quiet=args.quiet, brain_segmenter=brain_segmenter, strip=args.strip)
+                          overwrite=args.overwrite, quiet=args.quiet, brain_segmenter=brain_segmenter, strip=args.strip,
+                          resample=args.resample)
     line = f"{result.predicted} cases predicted, {result.skipped} already done, into {result.out}"
     if result.metrics:
         import numpy as np
@@ -336,6 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--flair", metavar="FILE", help="instead of -i: the FLAIR volume of one case (NIfTI)")
     predict.add_argument("--t1", metavar="FILE", help="with --flair: its pre-contrast T1 on the same grid")
     predict.add_argument("--t1c", metavar="FILE", help="with --flair: its post-contrast T1 on the same grid")
+    predict.add_argument("--resample", action="store_true",
+                         help="resample a case's T1 / T1c onto its FLAIR's grid when they differ (default: refuse them)")
     predict.add_argument("-o", "--output", required=True, help="output folder")
     predict.add_argument("--model", help="checkpoint (NAME.json / NAME.safetensors) or released model name (default: the task's released model)")
     predict.add_argument("--task", choices=("abnormality", "brain"), help="refuse a model trained for another task")

@@ -36,7 +36,7 @@ def run_demo(out: str | os.PathLike, model: str | os.PathLike | None = None, ove
     mask = segmenter(case).mask
     metrics = case_metrics(case.case_id, mask, case.mask)
     flair = case.image[..., 1]
-    with atomic_dir(out_path) as tmp:
+    with atomic_dir(out_path, mark=True) as tmp:
         write_mask(case, mask, tmp / case.case_id)
         figures.outline_gif(flair, case.mask, mask, tmp / f"{case.case_id}.gif")
         figures.tumour_montage(flair, case.mask, mask, tmp / f"{case.case_id}_montage.png")

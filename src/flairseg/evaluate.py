@@ -182,7 +182,7 @@ def evaluate(
         raise InputError(f"no prediction for {len(missing)} of {len(truth_index)} truth cases (e.g. {', '.join(missing[:3])})")
     extra = sorted(set(pred_index) - set(truth_index))
     rows: list[CaseMetrics] = []
-    with atomic_dir(out_path) as tmp:
+    with atomic_dir(out_path, mark=True) as tmp:
         for case_id in tqdm(sorted(truth_index), desc="evaluate", unit="case", disable=quiet, file=sys.stderr):
             truth_case = read_case(truth_index[case_id], masks="only")
             pred_case = read_case(pred_index[case_id], masks="only")

@@ -233,7 +233,7 @@ def _sibling_label(path: Path, suffix: str) -> Path | None:
     return None
 
 
-def _read_volume_case(path: Path, masks: MaskPolicy, mask_suffix: str) -> Case:
+def _read_volume_case(path: Path, masks: MaskPolicy, mask_suffix: str, resample: bool = False) -> Case:
     from flairseg.volumes import read_nifti
 
     stem = _nifti_stem(path)
@@ -251,7 +251,7 @@ def _read_volume_case(path: Path, masks: MaskPolicy, mask_suffix: str) -> Case:
                          "give the case's FLAIR file or its folder")
     mask_path = _sibling_label(path, mask_suffix) if masks != "ignore" else None
     if named is not None:
-        return read_named_sequences(path, masks, mask_path)
+        return read_named_sequences(path, masks, mask_path, resample)
     if masks == "required" and mask_path is None:
         raise InputError(f"{path} has no mask beside it ({stem}{mask_suffix}.nii.gz), and masks are required here")
     return dataclasses.replace(read_nifti(path, mask_path=mask_path, case_id=stem), sequences=(("flair", path.name),))
@@ -330,11 +330,12 @@ def index_mask_cases(root: str | os.PathLike, mask_suffix: str = "_mask") -> dic
     return index
 
 
-def read_case(path: str | os.PathLike, masks: MaskPolicy = "optional", mask_suffix: str = "_mask") -> Case:
+def read_case(path: str | os.PathLike, masks: MaskPolicy = "optional", mask_suffix: str = "_mask", resample: bool = False) -> Case:
     """Read one case: a Kaggle TIFF folder, a DICOM series folder or a NIfTI file.
 
-    For NIfTI, the mask is the file ``<name><mask_suffix>.nii[.gz]`` beside the volume.
-    DICOM series carry no masks.
+    For NIfTI, the mask is the file ``<name><mask_suffix>.nii[.gz]`` beside the volume. A FLAIR
+    named by a convention of :mod:`flairseg.sequences` brings its case's other sequences (with
+    ``resample``, those on another grid are resampled onto the FLAIR's). DICOM series carry no masks.
     """
     from flairseg.volumes import is_dicom_folder, read_dicom_series
 
@@ -346,7 +347,7 @@ def read_case(path: str | os.PathLike, masks: MaskPolicy = "optional", mask_suff
     if path.is_file():
         if not _is_nifti(path):
             raise InputError(f"{path} is not a .nii/.nii.gz volume nor a case folder")
-        return _read_volume_case(path, masks, mask_suffix)
+        return _read_volume_case(path, masks, mask_suffix, resample)
     if _has_tiffs(path):
         return read_kaggle_case(path, masks=masks, mask_suffix=mask_suffix)
     if is_dicom_folder(path):

@@ -1,7 +1,10 @@
 """Safe outputs: refuse to overwrite inputs, write to a temporary name, rename into place.
 
 Nothing flairseg writes is ever visible half-written under its final name, and an
-existing output is replaced only when the caller says so (``--overwrite``).
+existing output is replaced only when the caller says so (``--overwrite``). Even then an
+output is never an input, never holds one, and is never an empty path, the current or home
+directory or a filesystem root; a folder is replaced only when flairseg made it (its
+``.flairseg`` marker, or a training run's ``config.json`` and ``split.json``).
 """
 
 from __future__ import annotations
@@ -26,19 +29,41 @@ def _overlaps(a: Path, b: Path) -> bool:
     return a == b or a in b.parents or b in a.parents
 
 
-def check_output(out: str | os.PathLike, inputs: Iterable[str | os.PathLike], overwrite: bool) -> Path:
+MARKER = ".flairseg"  # the file that marks a folder flairseg made (and may replace with --overwrite)
+
+
+def made_by_flairseg(folder: Path) -> bool:
+    """Whether ``folder`` is an output of flairseg: its marker, or a training run's record files."""
+    return (folder / MARKER).is_file() or ((folder / "config.json").is_file() and (folder / "split.json").is_file())
+
+
+def check_output(out: str | os.PathLike, inputs: Iterable[str | os.PathLike | None], overwrite: bool, replaces: bool = True) -> Path:
     """Validate an output path before any work starts and return it resolved.
 
-    Raises InputError when the output is, contains or lies inside an input, or when it
-    exists and ``overwrite`` is False.
+    Raises InputError when the output is empty, is, contains or lies inside an input, or when it
+    exists and ``overwrite`` is False. An output that ``replaces`` what is there (every command
+    but ``predict``, which adds to its folder) must also not be the current or home directory or a
+    filesystem root, and an existing folder must be one flairseg made (:func:`made_by_flairseg`).
     """
+    if not str(out).strip():
+        raise InputError("the output path is empty (an unset shell variable?); give the folder or file to write")
     out_path = Path(out).resolve()
     for given in inputs:
+        if given is None:
+            continue
         in_path = Path(given).resolve()
         if _overlaps(out_path, in_path):
             raise InputError(f"output {out} overlaps the input {given}; choose an output path outside the inputs")
+    if replaces:
+        special = {Path.cwd().resolve(): "the current directory", Path.home().resolve(): "your home directory",
+                   Path(out_path.anchor): "a filesystem root"}
+        if out_path in special:
+            raise InputError(f"output {out} is {special[out_path]}, which flairseg never replaces; give a new folder")
     if out_path.exists() and not overwrite:
         raise InputError(f"output {out} already exists; pass --overwrite to replace it or choose another path")
+    if replaces and out_path.is_dir() and not made_by_flairseg(out_path):
+        raise InputError(f"output {out} is a folder flairseg did not make (no {MARKER} marker); "
+                         "flairseg replaces only its own outputs: move it away or choose another path")
     return out_path
 
 
@@ -59,12 +84,17 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary folder beside ``path``; on success it replaces ``path``, else it is deleted."""
+def atomic_dir(path: str | os.PathLike, mark: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder beside ``path``; on success it replaces ``path``, else it is deleted.
+
+    ``mark``: leave the :data:`MARKER` file in it, so that a later ``--overwrite`` may replace it.
+    """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent))
     try:
+        if mark:
+            (tmp / MARKER).write_text("made by flairseg; `--overwrite` may replace this folder\n")
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())
         if final.exists():

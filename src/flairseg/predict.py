@@ -154,6 +154,7 @@ def predict_tree(
     quiet: bool = False,
     brain_segmenter: Segmenter | None = None,
     strip: bool = False,
+    resample: bool = False,
 ) -> PredictResult:
     """Segment every case under ``source`` into ``out`` (mirroring it), skipping cases already done.
 
@@ -165,7 +166,8 @@ def predict_tree(
     With ``brain_segmenter`` (an abnormality ``segmenter`` only) the paper's two-stage pipeline
     runs: see :func:`segment_within_brain`. With ``strip`` the skull-stripped image (every
     channel zeroed outside the predicted brain) is written under ``out/stripped``, named like
-    the input; it needs a brain mask, from a brain model or the two-stage pipeline.
+    the input; it needs a brain mask, from a brain model or the two-stage pipeline. With
+    ``resample``, a case's sequences on another grid than its FLAIR's are resampled onto it.
     """
     from tqdm import tqdm
 
@@ -183,7 +185,7 @@ def predict_tree(
         raise InputError("--strip needs a brain mask: predict with a brain model (--task brain) or add --brain-model")
     bids = given is None and is_bids_root(source)
     inputs = [source] if not bids or not Path(out).resolve().is_relative_to((source / "derivatives").resolve()) else []
-    out_path = check_output(out, inputs + ([truth] if truth else []), overwrite=True)
+    out_path = check_output(out, inputs + ([truth] if truth else []), overwrite=True, replaces=False)
     paths: list[Path | Case] = [given] if given is not None else list(find_cases(source))
     truth_index = {}
     if truth is not None:
@@ -194,7 +196,7 @@ def predict_tree(
     if bids:
         write_derivative_description(out_path)
     for path in tqdm(paths, desc="predict", unit="case", disable=quiet, file=sys.stderr):
-        case = path if isinstance(path, Case) else read_case(path, masks="optional", mask_suffix=label)
+        case = path if isinstance(path, Case) else read_case(path, masks="optional", mask_suffix=label, resample=resample)
         target = out_path / (bids_mask_name(case, source, segmenter.task) if bids else mask_output_name(case))
         truth_mask = case.mask
         if case.case_id in truth_index:

@@ -271,7 +271,7 @@ def associate(features: str | os.PathLike, clinical: str | os.PathLike, out: str
     if not matched:
         raise InputError(f"no case of {features} has a row in {clinical} (matched by {id_column}, e.g. {sorted(by_case)[0]!r})")
     results = []
-    with atomic_dir(out_path) as tmp:
+    with atomic_dir(out_path, mark=True) as tmp:
         for h in hypotheses:
             values = [by_case[c].get(h.feature, math.nan) for c, _ in matched]
             labels = [_label(row[h.column]) for _, row in matched]

@@ -32,6 +32,7 @@ from flairseg.io import case_id_of, find_cases, read_case, read_label
 from flairseg.losses import loss_function
 from flairseg.metrics import case_metrics
 from flairseg.model import UNet
+from flairseg.outputs import check_output
 
 LOG_FIELDS = ("epoch", "train_loss", "val_dice_mean", "val_dice_median", "best_epoch", "seconds")
 
@@ -135,10 +136,8 @@ def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
     return config.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
-def _plan_run(out: Path, config: TrainConfig, case_ids: list[str], resume: bool, overwrite: bool) -> tuple[TrainConfig, Split]:
+def _plan_run(out: Path, config: TrainConfig, case_ids: list[str], resume: bool) -> tuple[TrainConfig, Split]:
     """The run's config and split (a resumed run's own), checked; nothing is written yet."""
-    if out.exists() and not (resume or overwrite):
-        raise InputError(f"run folder {out} exists; pass --resume to continue it or --overwrite to start again")
     if resume:
         if not (out / "config.json").is_file() or not (out / "split.json").is_file():
             raise InputError(f"{out} is not a flairseg run folder (no config.json / split.json) to resume")
@@ -200,15 +199,17 @@ def train(
     data, out = Path(data), Path(out)
     if not data.exists():
         raise InputError(f"data folder {data} does not exist")
-    if out.resolve() == data.resolve() or data.resolve() in out.resolve().parents:
-        raise InputError(f"run folder {out} lies inside the data folder {data}; choose another place")
+    if out.exists() and not (resume or overwrite):
+        raise InputError(f"run folder {out} exists; pass --resume to continue it or --overwrite to start again")
+    check_output(out, [data, *(checkpoint.paths_of(init_from) if init_from is not None else ())], overwrite=True,
+                 replaces=not resume)  # never the data, the --init checkpoint, the current or home folder, or a foreign folder
     paths = {case_id_of(p): p for p in find_cases(data)}
     world = distributed.init(torch_device)
     if torch_device.type == "cuda":
         torch_device = torch.device("cuda", world.local_rank)
         torch.cuda.set_device(torch_device)
     quiet = quiet or not world.is_main
-    config, split = _plan_run(out, config, sorted(paths), resume, overwrite)
+    config, split = _plan_run(out, config, sorted(paths), resume)
 
     train_cases, stripped_cases = _prepare([paths[c] for c in split.train], config, quiet, "training cases")
     val_cases, _ = _prepare([paths[c] for c in split.validation], replace(config, skull_strip=0.0), quiet, "validation cases")

@@ -213,12 +213,13 @@ def read_nifti(path: str | os.PathLike, mask_path: str | os.PathLike | None = No
 
 
 def read_sequences(flair: str | os.PathLike, pre: str | os.PathLike | None = None, post: str | os.PathLike | None = None,
-                   mask_path: str | os.PathLike | None = None, case_id: str | None = None) -> Case:
+                   mask_path: str | os.PathLike | None = None, case_id: str | None = None, resample: bool = False) -> Case:
     """One case from separate NIfTI sequences on the FLAIR's grid: channels (pre-contrast T1, FLAIR, post-contrast T1).
 
     A missing T1 or T1c is filled with a copy of the FLAIR (what the model does for a FLAIR-only
     input); with neither, the case has the FLAIR alone. ``Case.sequences`` records the file behind
-    each channel. Sequences on another grid (shape or affine) are refused.
+    each channel. Sequences on another grid (shape or affine) are refused, or with ``resample``
+    resampled onto the FLAIR's grid in world coordinates (SimpleITK, linear; 0 outside).
     """
     flair_case = read_nifti(flair, mask_path=mask_path, case_id=case_id)
     if pre is None and post is None:
@@ -235,15 +236,30 @@ def read_sequences(flair: str | os.PathLike, pre: str | os.PathLike | None = Non
             record.append((role, "copy of FLAIR"))
             continue
         other = read_nifti(path)
-        if other.image.shape != flair_case.image.shape or not np.allclose(other.geometry.affine, flair_case.geometry.affine, atol=1e-4):
+        same_grid = other.image.shape == flair_case.image.shape and np.allclose(other.geometry.affine, flair_case.geometry.affine, atol=1e-4)
+        if not same_grid and not resample:
             raise InputError(f"{Path(path).name} is not on the grid of the FLAIR {Path(flair).name} (shape or affine differ); "
-                             "resample it onto the FLAIR first (e.g. with SimpleITK or ANTs)")
-        channels.append(other.image[..., 0])
-        record.append((role, Path(path).name))
+                             "pass --resample to resample it onto the FLAIR, or resample it yourself")
+        channels.append(other.image[..., 0] if same_grid else _resampled_onto(Path(path), Path(flair), flair_case.geometry.ornt))
+        record.append((role, Path(path).name + ("" if same_grid else " (resampled onto the FLAIR)")))
     return dataclasses.replace(flair_case, image=np.stack(channels, axis=-1), sequences=tuple(record))
 
 
-def read_named_sequences(flair: Path, masks: str = "optional", mask_path: Path | None = None) -> Case:
+def _resampled_onto(path: Path, reference: Path, ornt: np.ndarray) -> np.ndarray:
+    """The volume ``path`` resampled onto the grid of ``reference`` (world coordinates, linear), in the processing layout."""
+    import SimpleITK as sitk
+
+    with _quiet_simpleitk():
+        try:
+            moving, fixed = sitk.ReadImage(str(path), sitk.sitkFloat32), sitk.ReadImage(str(reference))
+        except RuntimeError as exc:
+            raise InputError(f"cannot read {path.name} to resample it: {str(exc).splitlines()[0]}") from None
+        resampled = sitk.Resample(moving, fixed, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+    data = sitk.GetArrayFromImage(resampled).transpose(2, 1, 0)  # SimpleITK (k, j, i) -> nibabel's (i, j, k)
+    return _to_processing(data, ornt).astype(np.float32)
+
+
+def read_named_sequences(flair: Path, masks: str = "optional", mask_path: Path | None = None, resample: bool = False) -> Case:
     """A case found through its FLAIR file named by a convention of :mod:`flairseg.sequences`.
 
     The mask is ``mask_path`` when given, else BraTS ``seg`` labels (nonzero = the whole tumour),
@@ -263,7 +279,8 @@ def read_named_sequences(flair: Path, masks: str = "optional", mask_path: Path |
     if masks in ("required", "only") and not labels:
         raise InputError(f"{flair} has no segmentation beside it, and masks are required here")
     pre, post = (found.get(kind, [None])[0] for kind in ("t1", "t1c"))
-    return read_sequences(flair, pre, post, mask_path=labels[0] if labels else None, case_id=named.case_id if named else None)
+    return read_sequences(flair, pre, post, mask_path=labels[0] if labels else None, case_id=named.case_id if named else None,
+                          resample=resample)
 
 
 def is_dicom_folder(folder: str | os.PathLike) -> bool:
