@@ -1,11 +1,12 @@
 """End-to-end prediction speed on this machine, per case and per stage, against the compute floor.
 
-    python benchmarks/pipeline_speed.py DATA [--cases 10] [--models released released:fp32 port:fp32] [--threads 2]
+    python benchmarks/pipeline_speed.py DATA [--cases 10] [--models released released:fp32 port:fp32] [--threads 2] [--near-slices 36]
 
 DATA is a Kaggle tree (e.g. the restored LGG cases). For every model, in a process of its
 own (so that peak resident memory is the model's own), the first N cases (sorted by id)
 are read, preprocessed, inferred, postprocessed and written to a temporary folder through
-the same functions `flairseg predict` uses, after one untimed warm-up case. A model is
+the same functions `flairseg predict` uses, after one untimed warm-up case (``--near-slices
+N``: the cases whose slice count is nearest N instead, e.g. 36, the LGG average). A model is
 ``released`` (the default abnormality model), ``released-onnx`` (the same, exported to ONNX and
 run by ONNX Runtime), ``port`` (the PyTorch port's U-Net, 32 base
 features with batch norm and its preprocessing, random weights: speed does not depend
@@ -72,7 +73,11 @@ def _checkpoint(model: str, folder: Path) -> Path:
     return save_model(UNet(**config.__dict__).eval(), config, PreprocessConfig(variant="port"), folder / "port", task="abnormality")
 
 
-def run_model(spec: str, data: Path, cases: int, threads: int) -> dict:
+def _slice_count(case: Path) -> int:
+    return sum(1 for p in case.iterdir() if p.suffix == ".tif" and p.stem.rsplit("_", 1)[-1].isdigit())
+
+
+def run_model(spec: str, data: Path, cases: int, threads: int, near: int = 0) -> dict:
     """Time every stage of every case for one model (run in a process of its own)."""
     model, _, precision = spec.partition(":")
     import torch
@@ -93,7 +98,10 @@ def run_model(spec: str, data: Path, cases: int, threads: int) -> dict:
             network(torch.zeros(1, segmenter.in_channels, size, size))
         flops = counter.get_total_flops()
         parameters = sum(p.numel() for p in network.parameters())
-        paths = sorted(find_cases(data), key=lambda p: p.name)[: cases + 1]
+        paths = sorted(find_cases(data), key=lambda p: p.name)
+        if near:  # the cases whose slice count is nearest ``near`` (ties by name)
+            paths = sorted(paths, key=lambda p: abs(_slice_count(p) - near))
+        paths = paths[: cases + 1]
         rows = []
         for index, path in enumerate(paths):
             times = [time.perf_counter()]
@@ -160,18 +168,19 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=10)
     parser.add_argument("--models", nargs="+", default=["released", "released:fp32", "released-onnx", "port:fp32"])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--near-slices", type=int, default=0, help="time the cases whose slice count is nearest this (Kaggle trees)")
     parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "pipeline_speed.json")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(run_model(args.worker, args.data, args.cases, args.threads)))
+        print(json.dumps(run_model(args.worker, args.data, args.cases, args.threads, args.near_slices)))
         return
     gemm = {dtype: gemm_gflops(args.threads, dtype) for dtype in ("float32", "bfloat16")}
     summaries, raw = [], []
     for model in args.models:
         print(f"timing {model} on {args.cases} cases ...", file=sys.stderr)
         done = subprocess.run([sys.executable, __file__, str(args.data), "--cases", str(args.cases), "--threads", str(args.threads),
-                               "--worker", model], check=True, capture_output=True, text=True)
+                               "--near-slices", str(args.near_slices), "--worker", model], check=True, capture_output=True, text=True)
         raw.append(json.loads(done.stdout))
         summaries.append(summarise(raw[-1], gemm))
     table = markdown(summaries, gemm, args.threads)

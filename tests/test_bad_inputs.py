@@ -461,3 +461,12 @@ def markdown() -> str:
 
 if __name__ == "__main__":
     print(markdown(), end="")
+
+
+def test_operating_system_errors_end_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An output under a file (ENOTDIR) and an unwritable folder (EACCES, when not root) give one line, no traceback."""
+    _case(tmp_path)
+    (tmp_path / "afile").write_text("x")
+    code = main(["evaluate", "--pred", str(tmp_path / "in"), "--truth", str(tmp_path / "in"), "-o", str(tmp_path / "afile" / "out"), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and "\n" not in err and str(tmp_path / "afile") in err and err.endswith("give another path")

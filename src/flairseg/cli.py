@@ -7,6 +7,7 @@ Errors the user can fix print ``flairseg: error: <one line>`` and exit with stat
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from collections.abc import Sequence
 
@@ -421,6 +422,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_OS_FIXES = {
+    errno.ENOSPC: "free some space or write elsewhere",
+    errno.EACCES: "check its permissions or write elsewhere",
+    errno.EPERM: "check its permissions or write elsewhere",
+    errno.EROFS: "the file system is read-only: write elsewhere",
+    errno.ENAMETOOLONG: "use a shorter path",
+    errno.EISDIR: "it is a folder where a file is needed: give another path",
+    errno.ENOTDIR: "a part of it is a file where a folder is needed: give another path",
+    errno.ENOENT: "check the path",
+    errno.EEXIST: "a file is in the way of a folder flairseg needs: give another path",
+}
+
+
+def _os_error(exc: OSError) -> str:
+    """One line for an operating-system error: what failed, on which path, and the fix."""
+    where = f" ({exc.filename})" if exc.filename else ""
+    fix = _OS_FIXES.get(exc.errno, "check the path and the disk")
+    return f"{exc.strerror or type(exc).__name__}{where}; {fix}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``flairseg`` console command."""
     parser = build_parser()
@@ -429,6 +450,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.run(args)
     except FlairsegError as exc:
         print(f"flairseg: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # disk full, permissions, read-only file systems, names too long, a file where a folder is needed
+        print(f"flairseg: error: {_os_error(exc)}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print("flairseg: error: out of memory; process fewer or smaller cases at a time, or use a machine with more memory", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("flairseg: interrupted; nothing was left half-written", file=sys.stderr)

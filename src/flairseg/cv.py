@@ -273,9 +273,12 @@ def cross_validate(config: TrainConfig, data: str | os.PathLike, out: str | os.P
 
     Returns None while folds remain untrained (only ``folds`` were asked for).
     """
+    from flairseg.outputs import check_output
+
     data, out = Path(data), Path(out)
     if not data.is_dir():
         raise InputError(f"data folder {data} does not exist")
+    check_output(out, [data], overwrite=True, replaces=False)  # a cross-validation folder is continued, never replaced
     train_folds(config, data, out, folds, device, threads, quiet)
     if not all(is_finished(fold_run(out, f), replace(config, fold=f)) for f in range(config.folds)):
         return None
