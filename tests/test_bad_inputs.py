@@ -327,6 +327,14 @@ def _brats_case(tmp: Path, t1_shape: tuple[int, int, int] = (8, 8, 4)) -> Path:
     return folder
 
 
+def _duplicate_ids(tmp: Path) -> list[str]:
+    (tmp / "in").mkdir()
+    data = np.random.default_rng(0).random((8, 8, 4), np.float32)
+    nib.save(nib.Nifti1Image(data, np.eye(4)), tmp / "in" / "vol.nii")
+    nib.save(nib.Nifti1Image(data, np.eye(4)), tmp / "in" / "vol.nii.gz")
+    return _predict(tmp, tmp / "in")
+
+
 CATALOGUE = [
     BadInput("missing-input", "the input path does not exist", lambda t: _predict(t, t / "nowhere"), "input TMP/nowhere does not exist"),
     BadInput("file-not-a-case", "a file that is neither a volume nor a case folder", _file_not_a_case,
@@ -420,6 +428,10 @@ CATALOGUE = [
              "BraTS_1_seg.nii.gz is named like a label volume (segmentation or mask), not an image; give the case's FLAIR"),
     BadInput("t1-as-case", "a case's T1 given as the image", lambda t: _predict(t, _brats_case(t) / "BraTS_1_t1.nii.gz"),
              "BraTS_1_t1.nii.gz is the t1 volume of case BraTS_1 (brats naming), not a FLAIR; give the case's FLAIR file or its folder"),
+    BadInput("duplicate-case-id", "two inputs with one case id", _duplicate_ids,
+             "two inputs have the case id 'vol' (TMP/in/vol.nii and TMP/in/vol.nii.gz); rename one, they would share an output"),
+    BadInput("case-named-report", "a case named like the run's own report", lambda t: _predict(t, _case(t, "report").parent),
+             "case TMP/in/report is named 'report', which the run's own outputs use; rename it"),
     BadInput("sequence-off-grid", "a case's T1 on another grid than its FLAIR", lambda t: _predict(t, _brats_case(t, (8, 8, 5))),
              "BraTS_1_t1.nii.gz is not on the grid of the FLAIR BraTS_1_flair.nii.gz (shape or affine differ); "
              "pass --resample to resample it onto the FLAIR, or resample it yourself"),

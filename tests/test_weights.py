@@ -48,6 +48,18 @@ def test_resolve_refuses_tampered_weights(fake_package: Path) -> None:
         weights.resolve("tiny-abnormality")
 
 
+def test_resolve_refuses_an_edited_description(fake_package: Path) -> None:
+    registry = json.loads((fake_package / "registry.json").read_text())
+    registry["models"][0]["json_sha256"] = sha256_of(fake_package / "tiny.json")
+    (fake_package / "registry.json").write_text(json.dumps(registry))
+    assert weights.resolve("tiny-abnormality") == fake_package / "tiny.json"
+    meta = json.loads((fake_package / "tiny.json").read_text())
+    meta["recipe"] = {"threshold": 0.99}  # a valid value, but not the released one
+    (fake_package / "tiny.json").write_text(json.dumps(meta))
+    with pytest.raises(WeightsError, match="changed after release"):
+        weights.resolve("tiny-abnormality")
+
+
 def test_shipped_default_model_verifies_and_loads() -> None:
     from flairseg.checkpoint import load_model
 
@@ -65,3 +77,22 @@ def test_paths_inside_checkpoint_metadata_are_ignored(tmp_path: Path) -> None:
     (tmp_path / "m.json").write_text(json.dumps(meta))
     model, loaded = load_model(tmp_path / "m.json")
     assert loaded["sha256"] == meta["sha256"] and sum(p.numel() for p in model.parameters()) > 1e6
+
+
+@pytest.mark.parametrize(("section", "key", "value", "message"), [
+    ("preprocess", "std", 0.0, "std 0.0 is not positive"),
+    ("preprocess", "size", 100000, "size 100000 is not in 16..1024"),
+    ("preprocess", "variant", "fancy", "variant 'fancy' is not one of"),
+    ("recipe", "threshold", float("nan"), "threshold nan is not a probability"),
+    ("recipe", "threshold", 1.5, "threshold 1.5 is not a probability"),
+    ("postprocess", "rule", "smallest", "postprocessing setting is invalid"),
+])
+def test_out_of_range_checkpoint_values_are_refused(fake_package: Path, section: str, key: str, value: object, message: str) -> None:
+    from flairseg.predict import Segmenter
+
+    path = fake_package / "tiny.json"
+    meta = json.loads(path.read_text())
+    meta.setdefault(section, {})[key] = value
+    path.write_text(json.dumps(meta))
+    with pytest.raises(WeightsError, match=message):
+        Segmenter(path)

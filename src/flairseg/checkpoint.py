@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -136,8 +137,38 @@ def load_model(path: str | os.PathLike, task: str | None = None) -> tuple[nn.Mod
     return model, metadata
 
 
+MAX_SIZE = 1024  # the largest model grid a checkpoint may ask for (memory grows with its square)
+
+
 def preprocess_config(metadata: dict[str, Any]) -> PreprocessConfig:
-    return from_dict(PreprocessConfig, metadata["preprocess"])
+    """A checkpoint's preprocessing, range-checked: a known variant and missing-channel policy, a finite
+    mean, a positive finite std and a size of 16..MAX_SIZE."""
+    from flairseg.preprocess import MISSING_POLICIES, VARIANTS
+
+    try:
+        config = from_dict(PreprocessConfig, metadata["preprocess"])
+    except (KeyError, TypeError, ConfigError) as exc:
+        raise WeightsError(f"the checkpoint's preprocessing record is invalid: {exc}") from None
+    problems = [
+        f"variant {config.variant!r} is not one of {', '.join(VARIANTS)}" if config.variant not in VARIANTS else "",
+        f"missing {config.missing!r} is not one of {', '.join(MISSING_POLICIES)}" if config.missing not in MISSING_POLICIES else "",
+        f"std {config.std!r} is not positive and finite" if not (math.isfinite(config.std) and config.std > 0) else "",
+        f"mean {config.mean!r} is not finite" if not math.isfinite(config.mean) else "",
+        f"size {config.size} is not in 16..{MAX_SIZE}" if not 16 <= config.size <= MAX_SIZE else "",
+    ]
+    problems = [p for p in problems if p]
+    if problems:
+        raise WeightsError(f"the checkpoint's preprocessing record is invalid: {'; '.join(problems)}")
+    return config
+
+
+def threshold_of(metadata: dict[str, Any]) -> float:
+    """The probability threshold a checkpoint was trained with (0.5 when it names none), checked to lie in (0, 1)."""
+    recipe = metadata.get("recipe") or {}
+    value = recipe.get("threshold", 0.5) if isinstance(recipe, dict) else 0.5
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 < float(value) < 1.0:
+        raise WeightsError(f"the checkpoint's threshold {value!r} is not a probability in (0, 1)")
+    return float(value)
 
 
 def postprocess_config(metadata: dict[str, Any]) -> PostprocessConfig:

@@ -313,10 +313,15 @@ def _named_flairs(folder: Path) -> list[Path]:
 
 def case_id_of(path: Path, masks: MaskPolicy = "optional", mask_suffix: str = "_mask") -> str:
     """The case id a path found by :func:`find_cases` will have once read."""
+    from flairseg.sequences import name_of
+
     if path.is_dir():
         return path.resolve().name
     stem = _nifti_stem(path)
-    return stem.removesuffix(mask_suffix) if masks == "only" else stem
+    if masks == "only":
+        return stem.removesuffix(mask_suffix)
+    named = name_of(path)
+    return named.case_id if named is not None else stem
 
 
 def index_mask_cases(root: str | os.PathLike, mask_suffix: str = "_mask") -> dict[str, Path]:

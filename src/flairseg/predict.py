@@ -22,7 +22,7 @@ from flairseg import checkpoint
 from flairseg.data import prepare_case
 from flairseg.errors import InputError
 from flairseg.inference import OnnxModel, Segmentation, resolve_device, resolve_precision, segment_prepared
-from flairseg.io import Case, Geometry, find_cases, index_mask_cases, mask_output_name, read_case, read_label, write_image, write_mask
+from flairseg.io import Case, Geometry, case_id_of, find_cases, index_mask_cases, mask_output_name, read_case, read_label, write_image, write_mask
 from flairseg.metrics import CaseMetrics, case_metrics
 from flairseg.model import Ensemble
 from flairseg.postprocess import Component, select_components
@@ -71,7 +71,7 @@ class Segmenter:
         self.task = self.metadata.get("task", "abnormality")
         self.preprocess = checkpoint.preprocess_config(self.metadata)
         self.components = checkpoint.postprocess_config(self.metadata)
-        self.threshold = float(self.metadata.get("recipe", {}).get("threshold", 0.5))
+        self.threshold = checkpoint.threshold_of(self.metadata)
         self.batch_size, self.tta, self.convex_hull = batch_size, tta, convex_hull
 
     def __call__(self, case: Case, brain: np.ndarray | None = None, with_probability: bool = False) -> Segmentation:
@@ -186,7 +186,7 @@ def predict_tree(
     bids = given is None and is_bids_root(source)
     inputs = [source] if not bids or not Path(out).resolve().is_relative_to((source / "derivatives").resolve()) else []
     out_path = check_output(out, inputs + ([truth] if truth else []), overwrite=True, replaces=False)
-    paths: list[Path | Case] = [given] if given is not None else list(find_cases(source))
+    paths: list[Path | Case] = [given] if given is not None else _unique_cases(find_cases(source))
     truth_index = {}
     if truth is not None:
         truth_index = index_mask_cases(truth)
@@ -235,6 +235,22 @@ def predict_tree(
     if rows:
         write_report(rows, out_path / "report", f"Prediction of {source.name} by {segmenter.metadata.get('name', 'the model')}")
     return PredictResult(predicted, skipped, out_path, rows, removed, substituted)
+
+
+RUN_NAMES = ("report", "probabilities", "stripped", "dataset_description")  # the run's own outputs beside the cases
+
+
+def _unique_cases(paths: Sequence[Path]) -> list[Path]:
+    """The cases of a tree, refusing two with one id (they would share an output) or an id the run's own files use."""
+    seen: dict[str, Path] = {}
+    for path in paths:
+        case_id = case_id_of(path)
+        if case_id in seen:
+            raise InputError(f"two inputs have the case id {case_id!r} ({seen[case_id]} and {path}); rename one, they would share an output")
+        if case_id.lower() in RUN_NAMES:
+            raise InputError(f"case {path} is named {case_id!r}, which the run's own outputs use; rename it")
+        seen[case_id] = path
+    return list(paths)
 
 
 def is_bids_root(path: Path) -> bool:

@@ -2,8 +2,9 @@
 
 ``models/registry.json`` lists each released model (name, task, checkpoint file, sha256
 of its tensors, input channels, measured metrics, whether it is the task's default).
-Weights load offline from the package; the hash is checked against the registry before
-use, on top of the checkpoint's own check.
+Weights load offline from the package; the hashes of both halves (tensors and JSON, so its
+threshold and pre- and postprocessing too) are checked against the registry before use, on
+top of the checkpoint's own check.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class ReleasedModel:
     default: bool
     description: str
     metrics: dict[str, Any]
+    json_sha256: str = ""  # of the JSON half: its threshold, preprocessing and postprocessing are pinned too
 
     @property
     def path(self) -> Path:
@@ -69,9 +71,11 @@ def resolve(name_or_path: str | os.PathLike | None, task: str = "abnormality") -
             hint = f"; did you mean {close[0]!r}?" if close else (f"; released: {', '.join(by_name)}" if by_name else "")
             raise WeightsError(f"{name_or_path} is neither a checkpoint file nor a released model{hint}")
         entry = by_name[str(name_or_path)]
-    tensors, _ = paths_of(entry.path)
+    tensors, description = paths_of(entry.path)
     if not tensors.is_file():
         raise WeightsError(f"released model {entry.name} is missing its weights file {tensors.name}; reinstall flairseg")
     if sha256_of(tensors) != entry.sha256:
         raise WeightsError(f"released model {entry.name} does not match its registered sha256; reinstall flairseg")
+    if entry.json_sha256 and sha256_of(description) != entry.json_sha256:
+        raise WeightsError(f"released model {entry.name}: {description.name} was changed after release (its sha256 differs); reinstall flairseg")
     return entry.path
