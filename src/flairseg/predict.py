@@ -2,13 +2,16 @@
 
 ``flairseg predict -i INPUT -o OUTPUT --model M`` writes, per case, a mask the way the
 input came (TIFF slices named after the input's, or a NIfTI with the input's header),
-optionally a probability map, and, when truth masks are available, a report. A case
-whose output already exists is skipped, so an interrupted batch is finished by running
-the same command again; every output appears complete or not at all.
+optionally a probability map, a record of how it was made (:mod:`flairseg.provenance`),
+and, when truth masks are available, a report. A case whose output exists and whose record
+matches the command is skipped, so an interrupted batch is finished by running the same
+command again; a different command stops with the difference. Every output appears complete
+or not at all.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -18,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from flairseg import checkpoint
+from flairseg import checkpoint, provenance
 from flairseg.data import prepare_case
 from flairseg.errors import InputError
 from flairseg.inference import OnnxModel, Segmentation, resolve_device, resolve_precision, segment_prepared
@@ -73,6 +76,16 @@ class Segmenter:
         self.components = checkpoint.postprocess_config(self.metadata)
         self.threshold = checkpoint.threshold_of(self.metadata)
         self.batch_size, self.tta, self.convex_hull = batch_size, tta, convex_hull
+        self.folds = None if folds is None else list(folds)
+
+    def settings(self) -> dict[str, object]:
+        """Everything about this segmenter that changes a mask: the provenance record's model part."""
+        from flairseg import __version__
+
+        return {"flairseg_version": __version__, "model": self.metadata.get("name", "unnamed checkpoint"),
+                "weights_sha256": self.metadata.get("sha256"), "task": self.task, "folds": self.folds, "threshold": self.threshold,
+                "postprocess": [self.components.rule, self.components.value], "convex_hull": self.convex_hull, "tta": self.tta,
+                "precision": "bfloat16" if self.autocast is torch.bfloat16 else "float32"}
 
     def __call__(self, case: Case, brain: np.ndarray | None = None, with_probability: bool = False) -> Segmentation:
         """Mask (S, H, W) bool on the case's grid, the probability map when asked, and the components found."""
@@ -173,7 +186,7 @@ def predict_tree(
 
     from flairseg import figures
     from flairseg.evaluate import merge_case_tables, write_case_table, write_report
-    from flairseg.outputs import check_output
+    from flairseg.outputs import atomic_file, check_output
 
     given = source if isinstance(source, Case) else None
     source = given.geometry.source if given is not None else Path(source)
@@ -195,13 +208,17 @@ def predict_tree(
     label = "_brain" if segmenter.task == "brain" else "_mask"
     if bids:
         write_derivative_description(out_path)
+    settings = {**segmenter.settings(), "brain_model": brain_segmenter.settings() if brain_segmenter else None,
+                "resample": resample, "probabilities": probabilities, "strip": strip}
     for path in tqdm(paths, desc="predict", unit="case", disable=quiet, file=sys.stderr):
         case = path if isinstance(path, Case) else read_case(path, masks="optional", mask_suffix=label, resample=resample)
         target = out_path / (bids_mask_name(case, source, segmenter.task) if bids else mask_output_name(case))
         truth_mask = case.mask
         if case.case_id in truth_index:
             truth_mask = read_case(truth_index[case.case_id], masks="only").mask
+        expected = provenance.record(settings, case)
         if target.exists() and not overwrite:
+            provenance.check_reusable(out_path / "report", expected, out_path)
             skipped += 1
             if truth_mask is not None:
                 done = read_case(target, masks="only", mask_suffix=label).mask
@@ -225,7 +242,9 @@ def predict_tree(
             rows.append(case_metrics(case.case_id, mask, truth_mask, case.geometry.spacing))
             flair = case.image[..., 1] if case.image.shape[-1] == 3 else case.image[..., 0]
             figures.outline_gif(flair, truth_mask, mask, out_path / "report" / "gifs" / f"{case.case_id}.gif")
-        write_case_table("inputs", input_rows(case, segmenter.in_channels), out_path / "report")
+        write_case_table("inputs", input_rows(case, segmenter), out_path / "report")
+        with atomic_file(provenance.record_path(out_path / "report", case.case_id)) as tmp:
+            tmp.write_text(json.dumps(expected, indent=2))
         if segmenter.task == "abnormality":
             write_case_table("components", component_rows(case, found.components), out_path / "report")
         write_mask(case, mask, target)  # last: a case whose mask exists has every other output too
@@ -266,8 +285,6 @@ def bids_mask_name(case: Case, root: Path, task: str) -> str:
 
 def write_derivative_description(out: Path) -> None:
     """The ``dataset_description.json`` that makes ``out`` a BIDS derivatives dataset."""
-    import json
-
     from flairseg import __version__
     from flairseg.outputs import atomic_file
 
@@ -277,16 +294,16 @@ def write_derivative_description(out: Path) -> None:
         tmp.write_text(json.dumps(record, indent=2))
 
 
-def input_rows(case: Case, in_channels: int) -> list[dict[str, object]]:
-    """The file behind each channel the model read, and which were substituted by a copy of the FLAIR."""
+def input_rows(case: Case, segmenter: Segmenter) -> list[dict[str, object]]:
+    """The file behind each channel the model read, and which were substituted (an abnormality model's pre/post)."""
     record = dict(case.sequences)
     if not record and case.geometry.format == "kaggle":
         record = {"pre": "TIFF channel 1", "flair": "TIFF channel 2", "post": "TIFF channel 3"} if case.image.shape[-1] == 3 else {"flair": "TIFF"}
-    flair = record.get("flair", case.geometry.source.name)
-    row = {"case": case.case_id, "flair": flair}
-    if in_channels == 3:
-        row |= {"pre": record.get("pre", "copy of FLAIR"), "post": record.get("post", "copy of FLAIR")}
-        row["substituted"] = " ".join(k for k in ("pre", "post") if row[k] == "copy of FLAIR") or "none"
+    row = {"case": case.case_id, "flair": record.get("flair", case.geometry.source.name)}
+    if segmenter.task == "abnormality":
+        stand_in = "copy of FLAIR" if segmenter.preprocess.missing == "copy-flair" else segmenter.preprocess.missing
+        row |= {"pre": record.get("pre", stand_in), "post": record.get("post", stand_in)}
+        row["substituted"] = " ".join(k for k in ("pre", "post") if row[k] in (stand_in, "copy of FLAIR")) or "none"
     return [row]
 
 

@@ -1,0 +1,58 @@
+"""How each predicted case was made, and whether a rerun may reuse it.
+
+``predict`` writes ``report/records/<case>.json`` beside each case's mask: the flairseg version,
+the model (name, sha256 of its weights, task, members used), every setting that changes the
+mask (threshold, postprocessing rule, precision, TTA, two-stage brain model, resampling) and
+the input files (names, sizes, modification times). A rerun skips a case only when its record
+equals the one the current command would write; any difference stops the run with a one-line
+error naming it, and ``--overwrite`` predicts the case again.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from flairseg.errors import InputError
+from flairseg.io import Case
+
+
+def input_files(case: Case) -> list[dict[str, Any]]:
+    """Name, size and modification time of every file the case was read from."""
+    source = case.geometry.source
+    if source.is_dir():
+        files = sorted(p for p in source.iterdir() if p.is_file() and p.name in set(case.geometry.slice_names)) or [source]
+    else:
+        names = [name.removesuffix(" (resampled onto the FLAIR)") for _, name in case.sequences if name != "copy of FLAIR"]
+        files = sorted({source.parent / name for name in names} | {source})
+    return [{"file": p.name, "bytes": p.stat().st_size, "mtime_ns": p.stat().st_mtime_ns} for p in files if p.is_file()]
+
+
+def record(settings: dict[str, Any], case: Case) -> dict[str, Any]:
+    """The record of one case: the run's settings and the case's inputs."""
+    return {"case": case.case_id, **settings, "inputs": input_files(case)}
+
+
+def record_path(report: Path, case_id: str) -> Path:
+    return report / "records" / f"{case_id}.json"
+
+
+def check_reusable(report: Path, expected: dict[str, Any], out: Path) -> None:
+    """Allow skipping a finished case only when its record matches ``expected``; else a one-line InputError."""
+    path = record_path(report, expected["case"])
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise InputError(f"case {expected['case']} in {out} has no readable record of how it was made; "
+                         "pass --overwrite to predict it again") from None
+    changed = [key for key in expected if found.get(key) != expected[key]]
+    if changed:
+        key = changed[0]
+        raise InputError(f"case {expected['case']} in {out} was made with another {key} ({_short(found.get(key))} -> "
+                         f"{_short(expected[key])}); pass --overwrite to predict it again, or write elsewhere")
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= 80 else text[:77] + "..."

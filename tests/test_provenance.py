@@ -1,0 +1,36 @@
+"""A rerun reuses a predicted case only when the record of how it was made matches the command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from flairseg.cli import main
+
+
+def test_rerun_skips_only_a_matching_case(sample_case: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    command = ["predict", "-i", str(sample_case), "-o", str(out), "--quiet", "--precision", "fp32"]
+    assert main(command) == 0
+    record = json.loads((out / "report" / "records" / "TCGA_CS_4942_19970222.json").read_text())
+    assert record["task"] == "abnormality" and record["weights_sha256"] and record["inputs"][0]["bytes"] > 0
+    capsys.readouterr()
+    assert main(command) == 0
+    assert "0 cases predicted, 1 already done" in capsys.readouterr().out
+    assert main(command[:-2] + ["--precision", "bf16"]) == 1  # another precision: not the same mask
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("flairseg: error: case TCGA_CS_4942_19970222") and "another precision" in err and "--overwrite" in err
+    assert main(command + ["--tta"]) == 1 and "another tta" in capsys.readouterr().err
+    assert main(["predict", "-i", str(sample_case), "-o", str(out), "--quiet", "--task", "brain"]) == 1
+    assert main(command + ["--tta", "--overwrite"]) == 0
+    assert json.loads((out / "report" / "records" / "TCGA_CS_4942_19970222.json").read_text())["tta"] is True
+
+
+def test_a_case_without_record_is_not_reused(sample_case: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    assert main(["predict", "-i", str(sample_case), "-o", str(out), "--quiet"]) == 0
+    (out / "report" / "records" / "TCGA_CS_4942_19970222.json").unlink()
+    assert main(["predict", "-i", str(sample_case), "-o", str(out), "--quiet"]) == 1
+    assert "no readable record" in capsys.readouterr().err
