@@ -34,3 +34,25 @@ def test_a_case_without_record_is_not_reused(sample_case: Path, tmp_path: Path, 
     (out / "report" / "records" / "TCGA_CS_4942_19970222.json").unlink()
     assert main(["predict", "-i", str(sample_case), "-o", str(out), "--quiet"]) == 1
     assert "no readable record" in capsys.readouterr().err
+
+
+def test_qc_table_flags_cases_to_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A FLAIR-only, z-scored volume through the abnormality model: its flags say so; volumes in mL."""
+    import csv
+
+    import nibabel as nib
+    import numpy as np
+
+    from flairseg.io import read_case, sample_case_path
+
+    case = read_case(sample_case_path())
+    flair = case.image[..., 1].astype(np.float32)
+    scored = (flair - flair.mean()) / flair.std()
+    (tmp_path / "in").mkdir()
+    nib.save(nib.Nifti1Image(scored.transpose(2, 1, 0)[::-1, ::-1].copy(), np.diag([1.0, 1.0, 5.0, 1.0])), tmp_path / "in" / "p.nii.gz")
+    assert main(["predict", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--quiet"]) == 0
+    assert "1 cases flagged for review" in capsys.readouterr().out
+    with (tmp_path / "out" / "report" / "qc.csv").open() as handle:
+        [row] = list(csv.DictReader(handle))
+    assert row["case"] == "p" and "flair-only" in row["flags"] and "shifted-intensities" in row["flags"]
+    assert float(row["volume_ml"]) == pytest.approx(int(row["voxels"]) * 5.0 / 1000.0, rel=1e-3) and int(row["voxels"]) > 0

@@ -169,6 +169,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         line += f"; Dice mean {np.mean(dice):.4f}, median {np.median(dice):.4f} (report in {result.out / 'report'})"
     if result.substituted:
         line += f"; {result.substituted} cases lacked a pre- or post-contrast T1, given a copy of the FLAIR instead (report/inputs.csv)"
+    if result.flagged:
+        line += f"; {result.flagged} cases flagged for review ({result.out / 'report' / 'qc.csv'})"
     if result.removed_components:
         line += f"; postprocessing removed {result.removed_components} components (listed in {result.out / 'report' / 'components.csv'})"
     print(line)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from flairseg import checkpoint, provenance
+from flairseg import checkpoint, provenance, qc
 from flairseg.data import prepare_case
 from flairseg.errors import InputError
 from flairseg.inference import OnnxModel, Segmentation, resolve_device, resolve_precision, segment_prepared
@@ -155,6 +155,7 @@ class PredictResult:
     metrics: list[CaseMetrics]
     removed_components: int = 0  # components postprocessing removed, over every case in the output's report
     substituted: int = 0  # cases whose pre- or post-contrast channel was a copy of the FLAIR (report/inputs.csv)
+    flagged: int = 0  # cases with at least one QC flag (report/qc.csv)
 
 
 def predict_tree(
@@ -242,7 +243,10 @@ def predict_tree(
             rows.append(case_metrics(case.case_id, mask, truth_mask, case.geometry.spacing))
             flair = case.image[..., 1] if case.image.shape[-1] == 3 else case.image[..., 0]
             figures.outline_gif(flair, truth_mask, mask, out_path / "report" / "gifs" / f"{case.case_id}.gif")
-        write_case_table("inputs", input_rows(case, segmenter), out_path / "report")
+        inputs = input_rows(case, segmenter)
+        write_case_table("inputs", inputs, out_path / "report")
+        flair_only = inputs[0].get("substituted") == "pre post"
+        write_case_table("qc", [qc.row(case, mask, segmenter.task, found.components, flair_only)], out_path / "report")
         with atomic_file(provenance.record_path(out_path / "report", case.case_id)) as tmp:
             tmp.write_text(json.dumps(expected, indent=2))
         if segmenter.task == "abnormality":
@@ -251,9 +255,10 @@ def predict_tree(
         predicted += 1
     substituted = sum(row.get("substituted", "none") != "none" for row in merge_case_tables("inputs", out_path / "report"))
     removed = sum(row["kept"] == "no" for row in merge_case_tables("components", out_path / "report"))
+    flagged = sum(row["flags"] != "none" for row in merge_case_tables("qc", out_path / "report"))
     if rows:
         write_report(rows, out_path / "report", f"Prediction of {source.name} by {segmenter.metadata.get('name', 'the model')}")
-    return PredictResult(predicted, skipped, out_path, rows, removed, substituted)
+    return PredictResult(predicted, skipped, out_path, rows, removed, substituted, flagged)
 
 
 RUN_NAMES = ("report", "probabilities", "stripped", "dataset_description")  # the run's own outputs beside the cases
