@@ -56,3 +56,47 @@ def test_qc_table_flags_cases_to_check(tmp_path: Path, capsys: pytest.CaptureFix
         [row] = list(csv.DictReader(handle))
     assert row["case"] == "p" and "flair-only" in row["flags"] and "shifted-intensities" in row["flags"]
     assert float(row["volume_ml"]) == pytest.approx(int(row["voxels"]) * 5.0 / 1000.0, rel=1e-3) and int(row["voxels"]) > 0
+
+
+def test_parts_split_the_cases_and_merge_their_tables(tmp_path: Path) -> None:
+    """Two jobs with --part 0/2 and 1/2 predict disjoint cases that together are all; the tables cover all."""
+    import csv
+
+    from conftest import phantom, write_kaggle_case
+    from flairseg.predict import split_parts
+
+    for index, slices in enumerate((6, 5, 4)):
+        image, mask = phantom(slices=slices, size=64, seed=index)
+        write_kaggle_case(tmp_path / "in", f"C{index}", image, mask)
+    parts = split_parts(sorted((tmp_path / "in").iterdir()), 2)
+    assert [[p.name for p in part] for part in parts] == [["C0"], ["C1", "C2"]]  # 6 slices | 5 + 4
+    for k in (0, 1):
+        assert main(["predict", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--part", f"{k}/2", "--quiet"]) == 0
+        record = json.loads((tmp_path / "out" / "report" / "parts" / f"part-{k}-of-2.json").read_text())
+        assert record["cases"] == [p.name for p in parts[k]] and record["predicted"] == len(parts[k])
+    with (tmp_path / "out" / "report" / "qc.csv").open() as handle:
+        assert sorted(row["case"] for row in csv.DictReader(handle)) == ["C0", "C1", "C2"]
+    assert main(["predict", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "x"), "--part", "2/2"]) == 1
+
+
+def test_torchrun_ranks_take_their_parts(tmp_path: Path) -> None:
+    """The same predict command under torchrun: each rank predicts its own part; rank 0 merges and reports."""
+    import csv
+    import os
+    import subprocess
+    import sys
+
+    from conftest import phantom, write_kaggle_case
+
+    for index in range(3):
+        image, mask = phantom(slices=4, size=64, seed=index)
+        write_kaggle_case(tmp_path / "in", f"C{index}", image, mask)
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29531",
+               "-m", "flairseg", "predict", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--quiet"]
+    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("3 cases predicted") == 1  # rank 0 reports for all ranks
+    parts = [json.loads(p.read_text()) for p in sorted((tmp_path / "out" / "report" / "parts").glob("*.json"))]
+    assert sorted(c for p in parts for c in p["cases"]) == ["C0", "C1", "C2"] and [p["parts"] for p in parts] == [2, 2]
+    with (tmp_path / "out" / "report" / "qc.csv").open() as handle:
+        assert len(list(csv.DictReader(handle))) == 3

@@ -7,6 +7,7 @@ Errors the user can fix print ``flairseg: error: <one line>`` and exit with stat
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import errno
 import sys
 from collections.abc import Sequence
@@ -127,6 +128,24 @@ def _explicit_case(args: argparse.Namespace):
     return read_sequences(args.flair, args.t1, args.t1c, resample=args.resample)
 
 
+def _part(args: argparse.Namespace):
+    """(part, torchrun world): ``--part K/N``, or this rank's part when launched by torchrun; (None, None) otherwise."""
+    from flairseg import distributed
+    from flairseg.errors import ConfigError
+
+    if args.part is not None:
+        k, sep, n = args.part.partition("/")
+        if not (sep and k.isdigit() and n.isdigit() and 0 <= int(k) < int(n)):
+            raise ConfigError(f"--part takes K/N with 0 <= K < N (e.g. 0/4 ... 3/4), not {args.part!r}")
+        return (int(k), int(n)), None
+    if not distributed.launched_by_torchrun():
+        return None, None
+    import torch
+
+    world = distributed.init(torch.device("cpu"))  # gloo: the ranks only meet once, at the end
+    return (world.rank, world.size), world
+
+
 def _folds(text: str | None) -> list[int] | None:
     """``--folds 0,2`` -> [0, 2]; None keeps every member of an ensemble."""
     from flairseg.errors import ConfigError
@@ -148,8 +167,15 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         raise InputError("give the cases with -i INPUT, or one case with --flair FILE [--t1 FILE] [--t1c FILE]")
     if (args.t1 or args.t1c) and not args.flair:
         raise InputError("--t1 and --t1c go with --flair FILE")
+    part, world = _part(args)
+    threads = args.threads
+    if world is not None and threads is None and args.device == "cpu":  # torchrun on CPUs: the cores split between the ranks
+        import os
+
+        threads = max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", world.size)))
+    device = f"cuda:{world.local_rank}" if world is not None and args.device == "cuda" else args.device  # a GPU per rank
     model = resolve(args.model, task=args.task or "abnormality")
-    options = {"device": args.device, "threads": args.threads, "batch_size": args.batch_size, "tta": args.tta,
+    options = {"device": device, "threads": threads, "batch_size": args.batch_size, "tta": args.tta,
                "convex_hull": args.convex_hull, "precision": args.precision}
     segmenter = Segmenter(model, task=args.task, folds=_folds(args.folds), **options)
     source = _explicit_case(args) if args.flair else args.input
@@ -159,8 +185,23 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             raise ConfigError("--brain-model runs the two-stage pipeline of an abnormality model; drop it for --task brain")
         brain_segmenter = Segmenter(resolve(args.brain_model, task="brain"), task="brain", **options)
     result = predict_tree(source, args.output, segmenter, truth=args.truth, probabilities=args.probabilities,
-                          overwrite=args.overwrite, quiet=args.quiet, brain_segmenter=brain_segmenter, strip=args.strip,
-                          resample=args.resample)
+                          overwrite=args.overwrite, quiet=args.quiet or (world is not None and not world.is_main),
+                          brain_segmenter=brain_segmenter, strip=args.strip, resample=args.resample, part=part)
+    if world is not None:  # every rank has written its cases: the first merges the run's tables and reports for all
+        from flairseg import distributed
+        from flairseg.predict import merge_run_tables
+
+        distributed.barrier(world)
+        if not world.is_main:
+            distributed.shutdown(world)
+            return 0
+        merged = merge_run_tables(result.out)
+        distributed.shutdown(world)
+        import json
+
+        records = [json.loads((result.out / "report" / "parts" / f"part-{k}-of-{world.size}.json").read_text()) for k in range(world.size)]
+        result = dataclasses.replace(result, substituted=merged[0], removed_components=merged[1], flagged=merged[2],
+                                     predicted=sum(r["predicted"] for r in records), skipped=sum(r["skipped"] for r in records))
     line = f"{result.predicted} cases predicted, {result.skipped} already done, into {result.out}"
     if result.metrics:
         import numpy as np
@@ -348,6 +389,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--truth", help="true masks to evaluate against (same layout as the output)")
     predict.add_argument("--probabilities", action="store_true", help="also write probability maps")
     predict.add_argument("--tta", action="store_true", help="flip test-time augmentation")
+    predict.add_argument("--part", metavar="K/N", help="predict only part K (0-based) of N parts balanced by case size, "
+                         "for N independent jobs into one OUTPUT (e.g. a SLURM array: --part $SLURM_ARRAY_TASK_ID/N); "
+                         "under torchrun each rank takes its own part")
     predict.add_argument("--folds", metavar="K[,K...]", help="members of an ensemble model to use (default: all), e.g. 0 for the first fold's model alone")
     predict.add_argument("--brain-model", metavar="MODEL",
                          help="the paper's two-stage pipeline: strip the skull with this brain model (checkpoint or released name), "

@@ -311,6 +311,20 @@ def _named_flairs(folder: Path) -> list[Path]:
     return [p for p in candidates if (named := name_of(p)) is not None and named.kind == "flair"]
 
 
+def case_size(path: Path) -> int:
+    """A cheap measure of a case's work, without reading its pixels: slice files of a folder, voxels of a volume."""
+    if path.is_dir():
+        files = [p for p in path.iterdir() if p.is_file()]
+        slices = [p for p in files if (match := _SLICE_NAME.match(p.name)) is not None and not match["suffix"]]
+        return len(slices) or len(files)  # Kaggle slices, else (DICOM) every file
+    import nibabel as nib
+
+    try:
+        return int(np.prod(nib.load(path).shape))
+    except Exception:  # an unreadable file: its size in bytes; reading it later gives the real error
+        return path.stat().st_size
+
+
 def case_id_of(path: Path, masks: MaskPolicy = "optional", mask_suffix: str = "_mask") -> str:
     """The case id a path found by :func:`find_cases` will have once read."""
     from flairseg.sequences import name_of

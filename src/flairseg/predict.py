@@ -169,6 +169,7 @@ def predict_tree(
     brain_segmenter: Segmenter | None = None,
     strip: bool = False,
     resample: bool = False,
+    part: tuple[int, int] | None = None,
 ) -> PredictResult:
     """Segment every case under ``source`` into ``out`` (mirroring it), skipping cases already done.
 
@@ -182,11 +183,13 @@ def predict_tree(
     channel zeroed outside the predicted brain) is written under ``out/stripped``, named like
     the input; it needs a brain mask, from a brain model or the two-stage pipeline. With
     ``resample``, a case's sequences on another grid than its FLAIR's are resampled onto it.
+    ``part`` = (K, N) predicts only part K (0-based) of a split of the cases into N parts balanced
+    by size (:func:`split_parts`), for N independent jobs writing into one ``out``.
     """
     from tqdm import tqdm
 
     from flairseg import figures
-    from flairseg.evaluate import merge_case_tables, write_case_table, write_report
+    from flairseg.evaluate import write_case_table, write_report
     from flairseg.outputs import atomic_file, check_output
 
     given = source if isinstance(source, Case) else None
@@ -201,6 +204,8 @@ def predict_tree(
     inputs = [source] if not bids or not Path(out).resolve().is_relative_to((source / "derivatives").resolve()) else []
     out_path = check_output(out, inputs + ([truth] if truth else []), overwrite=True, replaces=False)
     paths: list[Path | Case] = [given] if given is not None else _unique_cases(find_cases(source))
+    if part is not None and given is None:
+        paths = split_parts(paths, part[1])[part[0]]
     truth_index = {}
     if truth is not None:
         truth_index = index_mask_cases(truth)
@@ -253,12 +258,44 @@ def predict_tree(
             write_case_table("components", component_rows(case, found.components), out_path / "report")
         write_mask(case, mask, target)  # last: a case whose mask exists has every other output too
         predicted += 1
-    substituted = sum(row.get("substituted", "none") != "none" for row in merge_case_tables("inputs", out_path / "report"))
-    removed = sum(row["kept"] == "no" for row in merge_case_tables("components", out_path / "report"))
-    flagged = sum(row["flags"] != "none" for row in merge_case_tables("qc", out_path / "report"))
+    if part is not None:
+        with atomic_file(out_path / "report" / "parts" / f"part-{part[0]}-of-{part[1]}.json") as tmp:
+            tmp.write_text(json.dumps({"part": part[0], "parts": part[1], "predicted": predicted, "skipped": skipped,
+                                       "cases": [p.case_id if isinstance(p, Case) else case_id_of(p) for p in paths]}, indent=2))
+    substituted, removed, flagged = merge_run_tables(out_path)
     if rows:
         write_report(rows, out_path / "report", f"Prediction of {source.name} by {segmenter.metadata.get('name', 'the model')}")
     return PredictResult(predicted, skipped, out_path, rows, removed, substituted, flagged)
+
+
+def merge_run_tables(out: Path) -> tuple[int, int, int]:
+    """Merge every case's rows of ``out/report`` (inputs, components, qc) into the run's tables, whichever
+    process or part wrote them; returns (cases with substituted channels, removed components, flagged cases)."""
+    from flairseg.evaluate import merge_case_tables
+
+    substituted = sum(row.get("substituted", "none") != "none" for row in merge_case_tables("inputs", out / "report"))
+    removed = sum(row["kept"] == "no" for row in merge_case_tables("components", out / "report"))
+    flagged = sum(row["flags"] != "none" for row in merge_case_tables("qc", out / "report"))
+    return substituted, removed, flagged
+
+
+def split_parts(paths: Sequence[Path], parts: int) -> list[list[Path]]:
+    """Cases dealt into ``parts`` lists of about equal work (largest first, each to the lightest part so far).
+
+    Deterministic: the same tree gives the same parts in every job.
+    """
+    from flairseg.io import case_size
+
+    if parts < 1:
+        raise InputError(f"the number of parts must be at least 1, not {parts}")
+    sizes = {path: case_size(path) for path in paths}
+    dealt: list[list[Path]] = [[] for _ in range(parts)]
+    load = [0] * parts
+    for path in sorted(paths, key=lambda p: (-sizes[p], case_id_of(p))):
+        lightest = load.index(min(load))
+        dealt[lightest].append(path)
+        load[lightest] += sizes[path]
+    return [sorted(group, key=case_id_of) for group in dealt]
 
 
 RUN_NAMES = ("report", "probabilities", "stripped", "dataset_description")  # the run's own outputs beside the cases
