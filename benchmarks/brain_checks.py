@@ -28,8 +28,8 @@ def main() -> None:
     parser.add_argument("data", type=Path)
     args = parser.parse_args()
     rows = []
-    for case_id, path in sorted(index_mask_cases(args.predictions).items()):
-        brain = read_case(path, masks="only").mask
+    for case_id, path in sorted(index_mask_cases(args.predictions, mask_suffix="_brain").items()):
+        brain = read_case(path, masks="only", mask_suffix="_brain").mask
         label = read_case(args.data / case_id, masks="only", mask_suffix="_brain").mask
         tumour = read_case(args.data / case_id, masks="only").mask
         rows.append((case_id, case_metrics(case_id, brain, label).dice, brain.sum() / label.sum() - 1,

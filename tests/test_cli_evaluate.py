@@ -109,8 +109,13 @@ def test_existing_output_needs_overwrite(kaggle_tree: Path, tmp_path: Path, caps
     (out / "keep.txt").write_text("mine")
     _assert_error(["evaluate", "--pred", str(kaggle_tree), "--truth", str(kaggle_tree), "-o", str(out)], capsys, "--overwrite")
     assert (out / "keep.txt").read_text() == "mine"
-    code, _, _ = _run(["evaluate", "--pred", str(kaggle_tree), "--truth", str(kaggle_tree), "-o", str(out), "--overwrite", "--quiet"], capsys)
-    assert code == 0 and not (out / "keep.txt").exists() and (out / "metrics.csv").exists()
+    _assert_error(["evaluate", "--pred", str(kaggle_tree), "--truth", str(kaggle_tree), "-o", str(out), "--overwrite"], capsys,
+                  "did not make")  # a folder of the user's is never replaced
+    assert (out / "keep.txt").read_text() == "mine"
+    ours = tmp_path / "ours"
+    for _ in range(2):  # a report flairseg made is replaced with --overwrite
+        code, _, _ = _run(["evaluate", "--pred", str(kaggle_tree), "--truth", str(kaggle_tree), "-o", str(ours), "--overwrite", "--quiet"], capsys)
+        assert code == 0 and (ours / "metrics.csv").exists() and (ours / ".flairseg").exists()
 
 
 def test_corrupt_case_writes_nothing(kaggle_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -192,7 +192,8 @@ def test_brain_task_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
     out = tmp_path / "pred"
     assert main(["predict", "-i", str(root), "-o", str(out), "--model", str(run / "best.json"), "--task", "brain", "--quiet"]) == 0
     assert "Dice mean" in capsys.readouterr().out  # brain labels in the input: a report against them
-    assert read_case(out / "H_0", masks="only").mask.shape == (6, 64, 64)
+    assert read_case(out / "H_0", masks="only", mask_suffix="_brain").mask.shape == (6, 64, 64)
+    assert not list((out / "H_0").glob("*_mask.tif"))  # brain masks never look like tumour masks
 
 
 def test_patch_training_predicts_whole_slices(phantoms: Path, tmp_path: Path) -> None:

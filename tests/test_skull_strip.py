@@ -74,7 +74,7 @@ def test_strip_writes_brain_only_images_named_like_the_input(heads: Path, runs: 
     assert main(["predict", "-i", str(heads), "-o", str(out), "--model", str(runs["brain"]), "--task", "brain", "--strip", "--quiet"]) == 0
     assert "Dice mean" in capsys.readouterr().out
     source = read_case(heads / "HEAD_0", masks="ignore")
-    predicted = read_case(out / "HEAD_0", masks="only").mask
+    predicted = read_case(out / "HEAD_0", masks="only", mask_suffix="_brain").mask
     _, brain, _ = head(seed=0)
     assert case_metrics("HEAD_0", predicted, brain).dice > 0.85
     stripped_folder = out / "stripped" / "HEAD_0"
@@ -116,7 +116,7 @@ def test_strip_a_nifti_volume_keeps_its_header(runs: dict[str, Path], tmp_path: 
     nib.save(nib.Nifti1Image(volume, affine), folder / "head.nii.gz")
     out = tmp_path / "out"
     assert main(["predict", "-i", str(folder), "-o", str(out), "--model", str(runs["brain"]), "--task", "brain", "--strip", "--quiet"]) == 0
-    stripped, mask = nib.load(out / "stripped" / "head.nii.gz"), nib.load(out / "head_mask.nii.gz")
+    stripped, mask = nib.load(out / "stripped" / "head.nii.gz"), nib.load(out / "head_brain.nii.gz")
     assert stripped.shape == volume.shape and np.allclose(stripped.affine, affine)
     data, brain = np.asarray(stripped.dataobj), np.asarray(mask.dataobj).astype(bool)
     assert brain.any() and (data[~brain] == 0).all() and np.array_equal(data[brain], volume[brain].astype(np.float32))
@@ -129,7 +129,7 @@ def test_strip_the_sample_case_on_its_grid(runs: dict[str, Path], tmp_path: Path
     assert main(["predict", "-i", str(cases), "-o", str(out), "--model", str(runs["brain"]), "--task", "brain", "--strip", "--quiet"]) == 0
     sample = read_case(cases / sample_case_path().name, masks="ignore")
     stripped = read_case(out / "stripped" / sample.case_id, masks="ignore").image
-    predicted = read_case(out / sample.case_id, masks="only").mask
+    predicted = read_case(out / sample.case_id, masks="only", mask_suffix="_brain").mask
     assert stripped.shape == sample.image.shape == (*predicted.shape, 3) and stripped.dtype == np.uint8
     assert (stripped[~predicted] == 0).all() and np.array_equal(stripped[predicted], sample.image[predicted])
 
@@ -140,7 +140,7 @@ def test_released_brain_model_on_the_sample_case(tmp_path: Path, capsys: pytest.
     out = tmp_path / "brain"
     assert main(["predict", "-i", str(sample), "-o", str(out), "--task", "brain", "--quiet"]) == 0
     assert "Dice mean" in capsys.readouterr().out  # the _brain labels are the truth of the brain task
-    predicted = read_case(out / sample.name, masks="only").mask
+    predicted = read_case(out / sample.name, masks="only", mask_suffix="_brain").mask
     label = read_case(sample, masks="only", mask_suffix="_brain").mask
     tumour = read_case(sample, masks="only").mask
     assert case_metrics(sample.name, predicted, label).dice > 0.97

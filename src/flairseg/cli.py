@@ -26,7 +26,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from flairseg.evaluate import evaluate
 
-    result = evaluate(args.pred, args.truth, args.output, overwrite=args.overwrite, figures=not args.no_figures, quiet=args.quiet)
+    result = evaluate(args.pred, args.truth, args.output, overwrite=args.overwrite, figures=not args.no_figures, quiet=args.quiet,
+                      task=args.task)
     dice = result.summary["dice"]
     print(
         f"{len(result.rows)} cases: Dice mean {dice.mean:.4f}, median {dice.median:.4f} "
@@ -312,6 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--truth", required=True, metavar="TRUTH", help="true masks in the same layout")
     evaluate.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="report folder to create")
     evaluate.add_argument("--no-figures", action="store_true", help="only the CSV and summaries")
+    evaluate.add_argument("--task", choices=("abnormality", "brain"), default="abnormality",
+                          help="which masks to compare: tumour (_mask files, default) or brain (_brain files)")
     _add_common(evaluate)
     evaluate.set_defaults(run=_cmd_evaluate)
 

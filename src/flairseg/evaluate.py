@@ -161,9 +161,12 @@ def evaluate(
     overwrite: bool = False,
     figures: bool = True,
     quiet: bool = False,
+    task: str = "abnormality",
 ) -> Evaluation:
     """Compare predicted masks with the truth and write ``metrics.csv``, ``summary.md``,
     ``summary.json``, ``dice_distribution.png`` and per-case ``gifs/`` and ``montages/``.
+
+    ``task`` picks the masks of both trees: ``_mask`` files (abnormality) or ``_brain`` files (brain).
 
     The report folder appears complete or not at all.
     """
@@ -176,7 +179,8 @@ def evaluate(
         if not path.exists():
             raise InputError(f"{what} path {path} does not exist")
     out_path = check_output(out, [pred, truth], overwrite)
-    truth_index, pred_index = index_mask_cases(truth), index_mask_cases(pred)
+    suffix = "_brain" if task == "brain" else "_mask"  # brain masks and tumour masks are never compared with each other
+    truth_index, pred_index = index_mask_cases(truth, mask_suffix=suffix), index_mask_cases(pred, mask_suffix=suffix)
     missing = sorted(set(truth_index) - set(pred_index))
     if missing:
         raise InputError(f"no prediction for {len(missing)} of {len(truth_index)} truth cases (e.g. {', '.join(missing[:3])})")
@@ -184,8 +188,8 @@ def evaluate(
     rows: list[CaseMetrics] = []
     with atomic_dir(out_path, mark=True) as tmp:
         for case_id in tqdm(sorted(truth_index), desc="evaluate", unit="case", disable=quiet, file=sys.stderr):
-            truth_case = read_case(truth_index[case_id], masks="only")
-            pred_case = read_case(pred_index[case_id], masks="only")
+            truth_case = read_case(truth_index[case_id], masks="only", mask_suffix=suffix)
+            pred_case = read_case(pred_index[case_id], masks="only", mask_suffix=suffix)
             if pred_case.shape != truth_case.shape:
                 raise InputError(
                     f"case {case_id}: prediction grid {pred_case.shape} differs from truth grid {truth_case.shape}"

@@ -206,22 +206,22 @@ def predict_tree(
     paths: list[Path | Case] = [given] if given is not None else _unique_cases(find_cases(source))
     if part is not None and given is None:
         paths = split_parts(paths, part[1])[part[0]]
+    label = "_brain" if segmenter.task == "brain" else "_mask"  # brain and tumour masks never share a name
     truth_index = {}
     if truth is not None:
-        truth_index = index_mask_cases(truth)
+        truth_index = index_mask_cases(truth, mask_suffix=label)
     predicted = skipped = 0
     rows: list[CaseMetrics] = []
-    label = "_brain" if segmenter.task == "brain" else "_mask"
     if bids:
         write_derivative_description(out_path)
     settings = {**segmenter.settings(), "brain_model": brain_segmenter.settings() if brain_segmenter else None,
                 "resample": resample, "probabilities": probabilities, "strip": strip}
     for path in tqdm(paths, desc="predict", unit="case", disable=quiet, file=sys.stderr):
         case = path if isinstance(path, Case) else read_case(path, masks="optional", mask_suffix=label, resample=resample)
-        target = out_path / (bids_mask_name(case, source, segmenter.task) if bids else mask_output_name(case))
+        target = out_path / (bids_mask_name(case, source, segmenter.task) if bids else mask_output_name(case, suffix=label))
         truth_mask = case.mask
         if case.case_id in truth_index:
-            truth_mask = read_case(truth_index[case.case_id], masks="only").mask
+            truth_mask = read_case(truth_index[case.case_id], masks="only", mask_suffix=label).mask
         expected = provenance.record(settings, case)
         if target.exists() and not overwrite:
             provenance.check_reusable(out_path / "report", expected, out_path)
@@ -256,7 +256,7 @@ def predict_tree(
             tmp.write_text(json.dumps(expected, indent=2))
         if segmenter.task == "abnormality":
             write_case_table("components", component_rows(case, found.components), out_path / "report")
-        write_mask(case, mask, target)  # last: a case whose mask exists has every other output too
+        write_mask(case, mask, target, suffix=label)  # last: a case whose mask exists has every other output too
         predicted += 1
     if part is not None:
         with atomic_file(out_path / "report" / "parts" / f"part-{part[0]}-of-{part[1]}.json") as tmp:
