@@ -372,3 +372,12 @@ def test_z_scored_volumes_give_the_raw_volume_s_model_input(sample_case) -> None
     shifted = background_to_zero(inside)
     assert (shifted[~brain] == 0).all() and (shifted[brain] >= 0).all()
     assert background_to_zero(raw) is raw  # raw scans are untouched
+
+
+def test_a_lone_negative_padding_value_becomes_background() -> None:
+    from flairseg.preprocess import background_to_zero
+
+    image = np.full((2, 6, 6, 1), 100.0, np.float32)
+    image[:, :2] = -32768.0  # padding outside the field of view
+    out = background_to_zero(image)
+    assert (out[:, :2] == 0).all() and (out[:, 2:] == 100).all()

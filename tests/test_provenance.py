@@ -14,7 +14,7 @@ def test_rerun_skips_only_a_matching_case(sample_case: Path, tmp_path: Path, cap
     out = tmp_path / "out"
     command = ["predict", "-i", str(sample_case), "-o", str(out), "--quiet", "--precision", "fp32"]
     assert main(command) == 0
-    record = json.loads((out / "report" / "records" / "TCGA_CS_4942_19970222.json").read_text())
+    record = json.loads((out / "report" / "records" / "TCGA_CS_4942_19970222_mask.json").read_text())
     assert record["task"] == "abnormality" and record["weights_sha256"] and record["inputs"][0]["bytes"] > 0
     capsys.readouterr()
     assert main(command) == 0
@@ -23,17 +23,27 @@ def test_rerun_skips_only_a_matching_case(sample_case: Path, tmp_path: Path, cap
     err = capsys.readouterr().err.strip()
     assert err.startswith("flairseg: error: case TCGA_CS_4942_19970222") and "another precision" in err and "--overwrite" in err
     assert main(command + ["--tta"]) == 1 and "another tta" in capsys.readouterr().err
-    assert main(["predict", "-i", str(sample_case), "-o", str(out), "--quiet", "--task", "brain"]) == 1
+    assert main(["predict", "-i", str(sample_case), "-o", str(out), "--quiet", "--task", "brain"]) == 0  # brain masks: their own names
     assert main(command + ["--tta", "--overwrite"]) == 0
-    assert json.loads((out / "report" / "records" / "TCGA_CS_4942_19970222.json").read_text())["tta"] is True
+    assert json.loads((out / "report" / "records" / "TCGA_CS_4942_19970222_mask.json").read_text())["tta"] is True
 
 
-def test_a_case_without_record_is_not_reused(sample_case: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_case_without_record_is_predicted_again(sample_case: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out"
     assert main(["predict", "-i", str(sample_case), "-o", str(out), "--quiet"]) == 0
-    (out / "report" / "records" / "TCGA_CS_4942_19970222.json").unlink()
-    assert main(["predict", "-i", str(sample_case), "-o", str(out), "--quiet"]) == 1
-    assert "no readable record" in capsys.readouterr().err
+    (out / "report" / "records" / "TCGA_CS_4942_19970222_mask.json").unlink()  # as if killed before the record
+    capsys.readouterr()
+    assert main(["predict", "-i", str(sample_case), "-o", str(out), "--quiet"]) == 0
+    assert "1 cases predicted, 0 already done" in capsys.readouterr().out
+
+
+def test_brain_and_tumour_masks_share_a_case_folder(sample_case: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert main(["predict", "-i", str(sample_case), "-o", str(out), "--quiet"]) == 0
+    assert main(["predict", "-i", str(sample_case), "-o", str(out), "--quiet", "--task", "brain"]) == 0
+    folder = out / sample_case.name
+    assert len(list(folder.glob("*_mask.tif"))) == len(list(folder.glob("*_brain.tif"))) == 20
+    assert (out / "report" / "records" / "TCGA_CS_4942_19970222_brain.json").is_file()
 
 
 def test_qc_table_flags_cases_to_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -95,7 +105,7 @@ def test_torchrun_ranks_take_their_parts(tmp_path: Path) -> None:
                "-m", "flairseg", "predict", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--quiet"]
     result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.count("3 cases predicted") == 1  # rank 0 reports for all ranks
+    assert result.stdout.count("3 cases predicted") == 1 and "part 0 of 2" in result.stdout  # rank 0 reports for all ranks
     parts = [json.loads(p.read_text()) for p in sorted((tmp_path / "out" / "report" / "parts").glob("*.json"))]
     assert sorted(c for p in parts for c in p["cases"]) == ["C0", "C1", "C2"] and [p["parts"] for p in parts] == [2, 2]
     with (tmp_path / "out" / "report" / "qc.csv").open() as handle:

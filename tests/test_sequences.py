@@ -51,7 +51,8 @@ def test_a_brats_folder_is_one_case_with_its_sequences_and_labels(tmp_path: Path
     assert case.case_id == "BraTS19_X_1" and case.image.shape[-1] == 3
     assert [float(np.median(case.image[..., c])) for c in range(3)] == [20.0, 10.0, 30.0]  # pre (T1), FLAIR, post (T1ce)
     assert case.mask.sum() == 18  # the seg labels as the whole tumour
-    assert dict(case.sequences) == {"pre": "BraTS19_X_1_t1.nii.gz", "flair": "BraTS19_X_1_flair.nii.gz", "post": "BraTS19_X_1_t1ce.nii.gz"}
+    assert {k: Path(v).name for k, v in case.sequences} == {"pre": "BraTS19_X_1_t1.nii.gz", "flair": "BraTS19_X_1_flair.nii.gz",
+                                                             "post": "BraTS19_X_1_t1ce.nii.gz"}
 
 
 def test_a_brats_root_gives_one_case_per_folder_and_labels_are_never_images(tmp_path: Path) -> None:
@@ -111,7 +112,8 @@ def test_bids_dataset_gives_one_case_per_subject_and_session_and_derivatives(tmp
     assert (out / "sub-02" / "anat" / "sub-02_desc-tumour_mask.nii.gz").is_file()
     assert json.loads((out / "dataset_description.json").read_text())["DatasetType"] == "derivative"
     inputs = (out / "report" / "inputs.csv").read_text().splitlines()
-    assert inputs[0] == "case,flair,pre,post,substituted" and inputs[2] == "sub-02,sub-02_FLAIR.nii.gz,copy of FLAIR,copy of FLAIR,pre post"
+    assert inputs[0] == "case,task,flair,pre,post,substituted"
+    assert inputs[2] == "sub-02,abnormality,sub-02_FLAIR.nii.gz,copy of FLAIR,copy of FLAIR,pre post"
     assert find_cases(root) == cases  # the derivatives folder is not read as input
 
 
@@ -124,7 +126,7 @@ def test_sequences_on_another_grid_are_refused(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not on the grid"):
         read_sequences(flair, pre=shifted)
     resampled = read_sequences(flair, pre=shifted, resample=True)  # world coordinates: 0.5 mm along z, linear
-    assert dict(resampled.sequences)["pre"] == "t1.nii.gz (resampled onto the FLAIR)"
+    assert dict(resampled.sequences)["pre"] == str(tmp_path / "Q" / "t1.nii.gz") + " (resampled onto the FLAIR)"
     assert resampled.image.shape[:3] == read_case(tmp_path / "Q" / "t1.nii.gz").image.shape[:3]
     assert np.isclose(np.median(resampled.image[..., 0]), 20.0)
     assert other.exists()
@@ -136,6 +138,7 @@ def test_explicit_sequence_flags(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["predict", "--flair", str(flair), "--t1c", str(t1c), "-o", str(tmp_path / "out"), "--quiet"]) == 0
     assert "1 cases lacked a pre- or post-contrast T1" in capsys.readouterr().out
     assert (tmp_path / "out" / "scan_flair_only_mask.nii.gz").is_file()
+    assert "scan_post.nii.gz" in (tmp_path / "out" / "report" / "inputs.csv").read_text()
     assert main(["predict", "-i", str(flair), "--flair", str(flair), "-o", str(tmp_path / "x")]) == 1
     assert main(["predict", "--t1", str(t1c), "-o", str(tmp_path / "y")]) == 1
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()

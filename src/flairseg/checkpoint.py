@@ -147,7 +147,7 @@ def preprocess_config(metadata: dict[str, Any]) -> PreprocessConfig:
 
     try:
         config = from_dict(PreprocessConfig, metadata["preprocess"])
-    except (KeyError, TypeError, ConfigError) as exc:
+    except (KeyError, TypeError, AttributeError, ConfigError) as exc:
         raise WeightsError(f"the checkpoint's preprocessing record is invalid: {exc}") from None
     problems = [
         f"variant {config.variant!r} is not one of {', '.join(VARIANTS)}" if config.variant not in VARIANTS else "",
@@ -178,6 +178,6 @@ def postprocess_config(metadata: dict[str, Any]) -> PostprocessConfig:
     try:
         config = from_dict(PostprocessConfig, metadata.get("postprocess") or {})
         check_rule(config.rule, config.value)
-    except ConfigError as exc:
+    except (ConfigError, TypeError, AttributeError) as exc:
         raise WeightsError(f"the checkpoint's postprocessing setting is invalid: {exc}") from None
     return config

@@ -185,26 +185,53 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         if segmenter.task != "abnormality":
             raise ConfigError("--brain-model runs the two-stage pipeline of an abnormality model; drop it for --task brain")
         brain_segmenter = Segmenter(resolve(args.brain_model, task="brain"), task="brain", **options)
-    result = predict_tree(source, args.output, segmenter, truth=args.truth, probabilities=args.probabilities,
-                          overwrite=args.overwrite, quiet=args.quiet or (world is not None and not world.is_main),
-                          brain_segmenter=brain_segmenter, strip=args.strip, resample=args.resample, part=part)
-    if world is not None:  # every rank has written its cases: the first merges the run's tables and reports for all
-        from flairseg import distributed
-        from flairseg.predict import merge_run_tables
+    run = lambda: predict_tree(source, args.output, segmenter, truth=args.truth, probabilities=args.probabilities,  # noqa: E731
+                               overwrite=args.overwrite, quiet=args.quiet or (world is not None and not world.is_main),
+                               brain_segmenter=brain_segmenter, strip=args.strip, resample=args.resample, part=part)
+    result = run() if world is None else _run_on_ranks(run, world)
+    if result is None:
+        return 0
+    print(_predict_summary(result, part))
+    return 0
 
-        distributed.barrier(world)
-        if not world.is_main:
-            distributed.shutdown(world)
-            return 0
-        merged = merge_run_tables(result.out)
+
+def _run_on_ranks(run, world):
+    """``run`` on every torchrun rank; after all finish, rank 0 merges the run's tables and returns the whole run's result.
+
+    A rank that fails tells the others (they stop waiting); rank 0 then reports how many failed.
+    """
+    import json
+
+    from flairseg import distributed
+    from flairseg.errors import InputError
+    from flairseg.predict import merge_run_tables
+
+    error = None
+    try:
+        result = run()
+    except (FlairsegError, OSError) as exc:
+        error = exc
+    failed = int(distributed.all_sum([1.0 if error else 0.0], world)[0])
+    if error is not None or not world.is_main:
         distributed.shutdown(world)
-        import json
+        if error is not None:
+            raise error
+        return None
+    distributed.shutdown(world)
+    if failed:
+        raise InputError(f"{failed} of {world.size} ranks failed; their messages say why, and a rerun finishes their cases")
+    merged = merge_run_tables(result.out)
+    records = [json.loads((result.out / "report" / "parts" / f"part-{k}-of-{world.size}.json").read_text()) for k in range(world.size)]
+    return dataclasses.replace(result, substituted=merged[0], removed_components=merged[1], flagged=merged[2], metrics=[],
+                               predicted=sum(r["predicted"] for r in records), skipped=sum(r["skipped"] for r in records))
 
-        records = [json.loads((result.out / "report" / "parts" / f"part-{k}-of-{world.size}.json").read_text()) for k in range(world.size)]
-        result = dataclasses.replace(result, substituted=merged[0], removed_components=merged[1], flagged=merged[2],
-                                     predicted=sum(r["predicted"] for r in records), skipped=sum(r["skipped"] for r in records))
+
+def _predict_summary(result, part: tuple[int, int] | None) -> str:
+    """The last line of ``flairseg predict``: counts, Dice (whole runs only), substitutions, flags, removed components."""
     line = f"{result.predicted} cases predicted, {result.skipped} already done, into {result.out}"
-    if result.metrics:
+    if part is not None:
+        line += f" (part {part[0]} of {part[1]}; score the whole folder with `flairseg evaluate` once every part is done)"
+    elif result.metrics:
         import numpy as np
 
         dice = [m.dice for m in result.metrics]
@@ -215,8 +242,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         line += f"; {result.flagged} cases flagged for review ({result.out / 'report' / 'qc.csv'})"
     if result.removed_components:
         line += f"; postprocessing removed {result.removed_components} components (listed in {result.out / 'report' / 'components.csv'})"
-    print(line)
-    return 0
+    return line
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

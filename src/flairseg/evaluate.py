@@ -126,14 +126,17 @@ def write_report(rows: Sequence[CaseMetrics], folder: Path, title: str, figures:
     return summary
 
 
-def write_case_table(name: str, rows: Sequence[dict[str, object]], report: Path) -> None:
-    """One case's rows of the table ``name`` as ``report/<name>/<case>.csv`` (merged by :func:`merge_case_tables`).
+def write_case_table(name: str, key: str, rows: Sequence[dict[str, object]], report: Path) -> None:
+    """One case's rows of the table ``name`` as ``report/<name>/<key>.csv`` (merged by :func:`merge_case_tables`).
 
-    A case's own file survives reruns that skip it, so the merged table always covers every case.
+    ``key`` names the case and its task (``<case>_mask``, ``<case>_brain``). A case's own file
+    survives reruns that skip it, so the merged table always covers every case; no rows remove it.
     """
+    path = report / name / f"{key}.csv"
     if not rows:
+        path.unlink(missing_ok=True)
         return
-    with atomic_file(report / name / f"{rows[0]['case']}.csv") as tmp, tmp.open("w", newline="") as handle:
+    with atomic_file(path) as tmp, tmp.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)

@@ -136,11 +136,13 @@ class Segmentation(NamedTuple):
         probability: (S, H, W) float32 foreground probability, when it was asked for.
         components: abnormality: every connected component of the thresholded prediction, kept
             or removed by postprocessing (largest first); brain: empty.
+        binary: abnormality: the thresholded prediction before postprocessing (None for brain).
     """
 
     mask: np.ndarray
     probability: np.ndarray | None
     components: list[Component]
+    binary: np.ndarray | None = None
 
 
 def segment_prepared(
@@ -174,4 +176,4 @@ def segmentation_from_probabilities(prob: np.ndarray, prepared: Prepared, task: 
         return Segmentation(postprocess(binary, task, convex_hull=convex_hull), probability, [])
     probability = invert_probability(prob, prepared.transform)
     mask, found = select_components(binary, probability, components.rule, components.value)
-    return Segmentation(mask, probability if with_probability else None, found)
+    return Segmentation(mask, probability if with_probability else None, found, binary)

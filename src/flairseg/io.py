@@ -72,7 +72,7 @@ class Case:
     image: np.ndarray | None
     mask: np.ndarray | None
     geometry: Geometry = field(repr=False)
-    sequences: tuple[tuple[str, str], ...] = ()  # volumes: (channel, source file or "copy of FLAIR") per channel read
+    sequences: tuple[tuple[str, str], ...] = ()  # volumes: (channel, source file's path or "copy of FLAIR") per channel read
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -251,10 +251,10 @@ def _read_volume_case(path: Path, masks: MaskPolicy, mask_suffix: str, resample:
                          "give the case's FLAIR file or its folder")
     mask_path = _sibling_label(path, mask_suffix) if masks != "ignore" else None
     if named is not None:
-        return read_named_sequences(path, masks, mask_path, resample)
+        return read_named_sequences(path, masks, mask_path, resample, tumour_labels=mask_suffix == "_mask")
     if masks == "required" and mask_path is None:
         raise InputError(f"{path} has no mask beside it ({stem}{mask_suffix}.nii.gz), and masks are required here")
-    return dataclasses.replace(read_nifti(path, mask_path=mask_path, case_id=stem), sequences=(("flair", path.name),))
+    return dataclasses.replace(read_nifti(path, mask_path=mask_path, case_id=stem), sequences=(("flair", str(path.resolve())),))
 
 
 def find_cases(path: str | os.PathLike, masks: MaskPolicy = "optional", mask_suffix: str = "_mask") -> list[Path]:
@@ -306,8 +306,9 @@ def _named_flairs(folder: Path) -> list[Path]:
     from flairseg.sequences import name_of
 
     candidates = [p for p in sorted(folder.iterdir()) if p.is_file() and _is_nifti(p)]
-    if folder.name.startswith("sub-"):  # BIDS: sub-<s>/anat or sub-<s>/ses-<x>/anat
-        candidates += sorted(folder.glob("anat/*.nii*")) + sorted(folder.glob("ses-*/anat/*.nii*"))
+    candidates += sorted(folder.glob("anat/*.nii*"))  # BIDS: a subject's or a session's anat folder
+    if folder.name.startswith("sub-"):  # BIDS: sub-<s>/ses-<x>/anat
+        candidates += sorted(folder.glob("ses-*/anat/*.nii*"))
     return [p for p in candidates if (named := name_of(p)) is not None and named.kind == "flair"]
 
 
@@ -394,7 +395,8 @@ def write_mask(case: Case, mask: np.ndarray, path: str | os.PathLike, suffix: st
     """Write a mask on the case's grid the way the case came, atomically, and return the path written.
 
     Kaggle: a folder ``path`` of ``<CASE>_<k><suffix>.tif`` (uint8 0/255), named after the
-    input slices. Volumes: a NIfTI file ``path`` with the input's header and geometry.
+    input slices (added file by file to a folder that exists). Volumes: a NIfTI file ``path``
+    with the input's header and geometry.
     """
     from flairseg.outputs import atomic_dir
 
@@ -409,6 +411,13 @@ def write_mask(case: Case, mask: np.ndarray, path: str | os.PathLike, suffix: st
         return out
     import tifffile
 
+    from flairseg.outputs import atomic_file
+
+    if out.is_dir():  # the case's folder holds other outputs (the other task's masks): add the files one by one
+        for name, plane in zip(case.geometry.slice_names, mask):
+            with atomic_file(out / f"{name.rsplit('.', 1)[0]}{suffix}.tif") as tmp:
+                tifffile.imwrite(tmp, (plane != 0).astype(np.uint8) * 255, photometric="minisblack")
+        return out
     with atomic_dir(out) as tmp:
         for name, plane in zip(case.geometry.slice_names, mask):
             stem = name.rsplit(".", 1)[0]

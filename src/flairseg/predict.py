@@ -114,13 +114,14 @@ def segment_within_brain(segmenter: Segmenter, brain_segmenter: Segmenter, case:
     """The paper's two-stage pipeline: strip the skull, then segment the abnormality inside the brain.
 
     A model trained on skull-stripped input (the ``paper-abnormality`` variant) gets the predicted
-    brain for its preprocessing; any model's prediction is then limited to the brain and its
-    components selected again by the model's rule. Returns (segmentation, brain).
+    brain for its preprocessing; any model's thresholded prediction is then limited to the brain
+    before the model's rule selects its components (a false positive outside the brain can never
+    win over the tumour). Returns (segmentation, brain).
     """
     brain = brain_segmenter(case).mask
     stripped_input = segmenter.preprocess.variant == "paper-abnormality"
     found = segmenter(case, brain=brain if stripped_input else None, with_probability=True)
-    mask, components = select_components(found.mask & brain, found.probability, segmenter.components.rule, segmenter.components.value)
+    mask, components = select_components(found.binary & brain, found.probability, segmenter.components.rule, segmenter.components.value)
     return Segmentation(mask, found.probability if with_probability else None, components), brain
 
 
@@ -223,8 +224,10 @@ def predict_tree(
         if case.case_id in truth_index:
             truth_mask = read_case(truth_index[case.case_id], masks="only", mask_suffix=label).mask
         expected = provenance.record(settings, case)
-        if target.exists() and not overwrite:
-            provenance.check_reusable(out_path / "report", expected, out_path)
+        key = f"{case.case_id}{label}"  # a case's tumour and brain runs keep separate records and rows
+        record_file = provenance.record_path(out_path / "report", key)
+        if not overwrite and record_file.exists() and _mask_written(case, target, label):
+            provenance.check_reusable(record_file, expected, out_path)
             skipped += 1
             if truth_mask is not None:
                 done = read_case(target, masks="only", mask_suffix=label).mask
@@ -239,7 +242,8 @@ def predict_tree(
         mask, probability = found.mask, found.probability
         if strip:
             name = case.case_id if case.geometry.format == "kaggle" else f"{case.case_id}.nii.gz"
-            write_image(case, np.where(brain[..., None], case.image, 0).astype(case.image.dtype), out_path / "stripped" / name)
+            image = case.image if case.geometry.format == "kaggle" or case.image.shape[-1] == 1 else case.image[..., 1:2]  # volumes: the FLAIR
+            write_image(case, np.where(brain[..., None], image, 0).astype(case.image.dtype), out_path / "stripped" / name)
         if probability is not None:
             _write_probability(case, probability, out_path)
         if truth_mask is not None:
@@ -249,14 +253,14 @@ def predict_tree(
             flair = case.image[..., 1] if case.image.shape[-1] == 3 else case.image[..., 0]
             figures.outline_gif(flair, truth_mask, mask, out_path / "report" / "gifs" / f"{case.case_id}.gif")
         inputs = input_rows(case, segmenter)
-        write_case_table("inputs", inputs, out_path / "report")
+        write_case_table("inputs", key, inputs, out_path / "report")
         flair_only = inputs[0].get("substituted") == "pre post"
-        write_case_table("qc", [qc.row(case, mask, segmenter.task, found.components, flair_only)], out_path / "report")
-        with atomic_file(provenance.record_path(out_path / "report", case.case_id)) as tmp:
-            tmp.write_text(json.dumps(expected, indent=2))
+        write_case_table("qc", key, [qc.row(case, mask, segmenter.task, found.components, flair_only)], out_path / "report")
         if segmenter.task == "abnormality":
-            write_case_table("components", component_rows(case, found.components), out_path / "report")
-        write_mask(case, mask, target, suffix=label)  # last: a case whose mask exists has every other output too
+            write_case_table("components", key, component_rows(case, found.components), out_path / "report")
+        write_mask(case, mask, target, suffix=label)
+        with atomic_file(record_file) as tmp:  # last: a case with a record has every output, and a rerun may reuse it
+            tmp.write_text(json.dumps(expected, indent=2))
         predicted += 1
     if part is not None:
         with atomic_file(out_path / "report" / "parts" / f"part-{part[0]}-of-{part[1]}.json") as tmp:
@@ -266,6 +270,13 @@ def predict_tree(
     if rows:
         write_report(rows, out_path / "report", f"Prediction of {source.name} by {segmenter.metadata.get('name', 'the model')}")
     return PredictResult(predicted, skipped, out_path, rows, removed, substituted, flagged)
+
+
+def _mask_written(case: Case, target: Path, suffix: str) -> bool:
+    """Whether the case's mask is complete at ``target``: the volume, or every slice's ``<slice><suffix>.tif``."""
+    if case.geometry.format != "kaggle":
+        return target.is_file()
+    return all((target / f"{name.rsplit('.', 1)[0]}{suffix}.tif").is_file() for name in case.geometry.slice_names)
 
 
 def merge_run_tables(out: Path) -> tuple[int, int, int]:
@@ -330,6 +341,8 @@ def write_derivative_description(out: Path) -> None:
     from flairseg import __version__
     from flairseg.outputs import atomic_file
 
+    if (out / "dataset_description.json").exists():  # a derivatives folder shared with others keeps its own
+        return
     record = {"Name": "flairseg segmentations", "BIDSVersion": "1.9.0", "DatasetType": "derivative",
               "GeneratedBy": [{"Name": "flairseg", "Version": __version__}]}
     with atomic_file(out / "dataset_description.json") as tmp:
@@ -338,10 +351,11 @@ def write_derivative_description(out: Path) -> None:
 
 def input_rows(case: Case, segmenter: Segmenter) -> list[dict[str, object]]:
     """The file behind each channel the model read, and which were substituted (an abnormality model's pre/post)."""
-    record = dict(case.sequences)
+    record = {role: value if value == "copy of FLAIR" else Path(value.removesuffix(provenance.RESAMPLED)).name
+              + (provenance.RESAMPLED if value.endswith(provenance.RESAMPLED) else "") for role, value in case.sequences}
     if not record and case.geometry.format == "kaggle":
         record = {"pre": "TIFF channel 1", "flair": "TIFF channel 2", "post": "TIFF channel 3"} if case.image.shape[-1] == 3 else {"flair": "TIFF"}
-    row = {"case": case.case_id, "flair": record.get("flair", case.geometry.source.name)}
+    row = {"case": case.case_id, "task": segmenter.task, "flair": record.get("flair", case.geometry.source.name)}
     if segmenter.task == "abnormality":
         stand_in = "copy of FLAIR" if segmenter.preprocess.missing == "copy-flair" else segmenter.preprocess.missing
         row |= {"pre": record.get("pre", stand_in), "post": record.get("post", stand_in)}

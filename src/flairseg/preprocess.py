@@ -135,10 +135,12 @@ def background_to_zero(image: np.ndarray) -> np.ndarray:
     """Channels with negative values (z-scored or shifted scans) moved so that their background is 0.
 
     Every variant reads 0 as "nothing here" (the port: below 10 % of the maximum). A channel
-    whose minimum is negative is shifted by that minimum; when 0 itself is its background (at
-    least :data:`BACKGROUND_SHARE` of the voxels, as in scans z-scored inside the brain and zero
-    outside), those voxels stay 0. Channels without negative values, e.g. every raw scan, are
-    returned unchanged (the same array when no channel changes).
+    whose negative values are all one value (padding outside the field of view, e.g. -1024) has
+    them set to 0, the background of a raw scan. Otherwise (a z-scored scan) it is shifted by its
+    minimum; when 0 itself is its background (at least :data:`BACKGROUND_SHARE` of the voxels, as
+    in scans z-scored inside the brain and zero outside), those voxels stay 0. Channels without
+    negative values, e.g. every raw scan, are returned unchanged (the same array when no channel
+    changes).
     """
     if image.dtype.kind not in "if" or not any(plane.min() < 0 for plane in image):  # a slice at a time: no full-size temporary
         return image
@@ -147,6 +149,10 @@ def background_to_zero(image: np.ndarray) -> np.ndarray:
         values = out[..., channel]
         low = float(values.min())
         if low >= 0:
+            continue
+        negative = values < 0
+        if (values[negative] == low).all():  # one padding value: the background of a raw scan
+            values[negative] = 0.0
             continue
         zero_background = np.count_nonzero(values == 0) >= BACKGROUND_SHARE * values.size
         background = values == 0 if zero_background else None

@@ -1,11 +1,12 @@
 """How each predicted case was made, and whether a rerun may reuse it.
 
-``predict`` writes ``report/records/<case>.json`` beside each case's mask: the flairseg version,
+``predict`` writes ``report/records/<case>_mask.json`` (``_brain`` for brain masks) with each case's mask: the flairseg version,
 the model (name, sha256 of its weights, task, members used), every setting that changes the
 mask (threshold, postprocessing rule, precision, TTA, two-stage brain model, resampling) and
 the input files (names, sizes, modification times). A rerun skips a case only when its record
 equals the one the current command would write; any difference stops the run with a one-line
-error naming it, and ``--overwrite`` predicts the case again.
+error naming it, and ``--overwrite`` predicts the case again. The record is written last, so a
+case without one (an interrupted or older run) is predicted again.
 """
 
 from __future__ import annotations
@@ -18,15 +19,20 @@ from flairseg.errors import InputError
 from flairseg.io import Case
 
 
+RESAMPLED = " (resampled onto the FLAIR)"
+
+
 def input_files(case: Case) -> list[dict[str, Any]]:
-    """Name, size and modification time of every file the case was read from."""
+    """Role, name, size and modification time of every file the case was read from."""
     source = case.geometry.source
-    if source.is_dir():
-        files = sorted(p for p in source.iterdir() if p.is_file() and p.name in set(case.geometry.slice_names)) or [source]
+    if case.sequences:
+        files = [(role, Path(name.removesuffix(RESAMPLED))) for role, name in case.sequences if name != "copy of FLAIR"]
+    elif source.is_dir():
+        names = set(case.geometry.slice_names)
+        files = [("slice" if names else "series", p) for p in sorted(source.iterdir()) if p.is_file() and (not names or p.name in names)]
     else:
-        names = [name.removesuffix(" (resampled onto the FLAIR)") for _, name in case.sequences if name != "copy of FLAIR"]
-        files = sorted({source.parent / name for name in names} | {source})
-    return [{"file": p.name, "bytes": p.stat().st_size, "mtime_ns": p.stat().st_mtime_ns} for p in files if p.is_file()]
+        files = [("image", source)]
+    return [{"role": role, "file": p.name, "bytes": p.stat().st_size, "mtime_ns": p.stat().st_mtime_ns} for role, p in files if p.is_file()]
 
 
 def record(settings: dict[str, Any], case: Case) -> dict[str, Any]:
@@ -34,17 +40,17 @@ def record(settings: dict[str, Any], case: Case) -> dict[str, Any]:
     return {"case": case.case_id, **settings, "inputs": input_files(case)}
 
 
-def record_path(report: Path, case_id: str) -> Path:
-    return report / "records" / f"{case_id}.json"
+def record_path(report: Path, key: str) -> Path:
+    """Where the record of a case's run lies: ``report/records/<case>_mask.json`` (tumour) or ``<case>_brain.json``."""
+    return report / "records" / f"{key}.json"
 
 
-def check_reusable(report: Path, expected: dict[str, Any], out: Path) -> None:
-    """Allow skipping a finished case only when its record matches ``expected``; else a one-line InputError."""
-    path = record_path(report, expected["case"])
+def check_reusable(path: Path, expected: dict[str, Any], out: Path) -> None:
+    """Allow skipping a finished case only when its record at ``path`` matches ``expected``; else a one-line InputError."""
     try:
         found = json.loads(path.read_text())
     except (OSError, ValueError):
-        raise InputError(f"case {expected['case']} in {out} has no readable record of how it was made; "
+        raise InputError(f"case {expected['case']} in {out} has an unreadable record of how it was made ({path.name}); "
                          "pass --overwrite to predict it again") from None
     changed = [key for key in expected if found.get(key) != expected[key]]
     if changed:

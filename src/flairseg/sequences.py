@@ -60,9 +60,11 @@ def _channel_kind(name: str) -> str | None:
     lowered = name.lower().replace("-", "").replace("_", "")
     if "flair" in lowered or lowered == "t2f":
         return "flair"
-    if lowered in ("t1c", "t1ce", "t1gd", "ce", "t1post", "t1contrast") or "gd" in lowered or "contrast" in lowered:
+    if lowered.startswith("t1") and any(word in lowered for word in ("pre", "non", "native")):
+        return "t1"
+    if lowered in ("t1c", "t1ce", "t1gd", "ce", "t1post", "t1contrast") or "gd" in lowered or "contrast" in lowered or "post" in lowered:
         return "t1c"
-    if lowered in ("t1", "t1w", "t1n", "t1pre"):
+    if lowered in ("t1", "t1w", "t1n"):
         return "t1"
     if lowered in ("t2", "t2w"):
         return "t2"

@@ -221,19 +221,22 @@ def read_sequences(flair: str | os.PathLike, pre: str | os.PathLike | None = Non
     each channel. Sequences on another grid (shape or affine) are refused, or with ``resample``
     resampled onto the FLAIR's grid in world coordinates (SimpleITK, linear; 0 outside).
     """
-    flair_case = read_nifti(flair, mask_path=mask_path, case_id=case_id)
+    from flairseg.sequences import name_of
+
+    named = name_of(Path(flair))
+    flair_case = read_nifti(flair, mask_path=mask_path, case_id=case_id or (named.case_id if named is not None else None))
     if pre is None and post is None:
-        return dataclasses.replace(flair_case, sequences=(("flair", Path(flair).name),))
+        return dataclasses.replace(flair_case, sequences=(("flair", str(Path(flair).resolve())),))
     image = flair_case.image[..., 0]
     channels, record = [], []
     for role, path in (("pre", pre), ("flair", None), ("post", post)):
         if role == "flair":
             channels.append(image)
-            record.append(("flair", Path(flair).name))
+            record.append(("flair", str(Path(flair).resolve())))
             continue
         if path is None:
             channels.append(image)
-            record.append((role, "copy of FLAIR"))
+            record.append((role, "copy of FLAIR"))  # the stand-in the released model is trained for
             continue
         other = read_nifti(path)
         same_grid = other.image.shape == flair_case.image.shape and np.allclose(other.geometry.affine, flair_case.geometry.affine, atol=1e-4)
@@ -241,7 +244,7 @@ def read_sequences(flair: str | os.PathLike, pre: str | os.PathLike | None = Non
             raise InputError(f"{Path(path).name} is not on the grid of the FLAIR {Path(flair).name} (shape or affine differ); "
                              "pass --resample to resample it onto the FLAIR, or resample it yourself")
         channels.append(other.image[..., 0] if same_grid else _resampled_onto(Path(path), Path(flair), flair_case.geometry.ornt))
-        record.append((role, Path(path).name + ("" if same_grid else " (resampled onto the FLAIR)")))
+        record.append((role, str(Path(path).resolve()) + ("" if same_grid else " (resampled onto the FLAIR)")))
     return dataclasses.replace(flair_case, image=np.stack(channels, axis=-1), sequences=tuple(record))
 
 
@@ -259,11 +262,12 @@ def _resampled_onto(path: Path, reference: Path, ornt: np.ndarray) -> np.ndarray
     return _to_processing(data, ornt).astype(np.float32)
 
 
-def read_named_sequences(flair: Path, masks: str = "optional", mask_path: Path | None = None, resample: bool = False) -> Case:
+def read_named_sequences(flair: Path, masks: str = "optional", mask_path: Path | None = None, resample: bool = False,
+                         tumour_labels: bool = True) -> Case:
     """A case found through its FLAIR file named by a convention of :mod:`flairseg.sequences`.
 
-    The mask is ``mask_path`` when given, else BraTS ``seg`` labels (nonzero = the whole tumour),
-    unless ``masks`` is "ignore".
+    The mask is ``mask_path`` when given, else (``tumour_labels``: the mask asked for is a tumour
+    mask) BraTS ``seg`` labels (nonzero = the whole tumour), unless ``masks`` is "ignore".
     """
     from flairseg.sequences import LABEL, name_of, siblings
 
@@ -274,7 +278,8 @@ def read_named_sequences(flair: Path, masks: str = "optional", mask_path: Path |
             names = ", ".join(p.name for p in found[kind])
             raise InputError(f"case {named.case_id if named else flair.name}: more than one {kind} volume ({names}); "
                              "keep one, or name the files with flairseg predict --flair/--t1/--t1c")
-    labels = found.get(LABEL, []) if named is not None and named.convention.startswith("brats") and masks != "ignore" else []
+    brats = named is not None and named.convention.startswith("brats")
+    labels = found.get(LABEL, []) if brats and tumour_labels and masks != "ignore" else []
     labels = [mask_path] if mask_path is not None and masks != "ignore" else labels
     if masks in ("required", "only") and not labels:
         raise InputError(f"{flair} has no segmentation beside it, and masks are required here")
