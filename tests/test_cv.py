@@ -142,3 +142,15 @@ def test_ensemble_exports_to_onnx_with_its_rule(crossval, data: Path, tmp_path: 
     assert onnx_segmenter.components == crossval.rule
     torch_mask = Segmenter(crossval.out / "ensemble.json", precision="fp32")(case).mask
     assert (onnx_segmenter(case).mask != torch_mask).sum() <= 2  # float32 either way: at most a border voxel apart
+
+
+def test_cv_refuses_what_it_cannot_cross_validate(data: Path, tmp_path: Path) -> None:
+    from flairseg.errors import InputError
+
+    with pytest.raises(InputError, match="abnormality models"):
+        cross_validate(replace(_config(), task="brain"), data, tmp_path / "a", quiet=True)
+    with pytest.raises(InputError, match="folds=22"):
+        cross_validate(replace(_config(), scheme="paper22"), data, tmp_path / "b", quiet=True)
+    with pytest.raises(InputError, match="fold 7 does not exist"):
+        cross_validate(_config(), data, tmp_path / "c", folds=[0, 7], quiet=True)
+    assert not (tmp_path / "c").exists() or not any((tmp_path / "c").iterdir())  # refused before any training

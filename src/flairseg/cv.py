@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from flairseg.config import PostprocessConfig, TrainConfig, from_dict, replace
-from flairseg.errors import InputError
+from flairseg.errors import ConfigError, InputError
 from flairseg.io import Case
 from flairseg.metrics import CaseMetrics, case_metrics, dice_from_counts
 from flairseg.postprocess import select_components
@@ -56,19 +56,41 @@ def fold_run(out: Path, fold: int) -> Path:
     return out / f"fold-{fold}"
 
 
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise InputError(f"{path} is unreadable or truncated; delete the fold's folder {path.parent} and run again") from None
+
+
 def is_finished(run: Path, config: TrainConfig) -> bool:
     """Whether a fold's run has trained every epoch (and made its tail average, when asked)."""
     last = run / "last.json"
-    if not last.is_file() or not (run / "best.json").is_file():
+    if not last.is_file():
         return False
-    done = json.loads(last.read_text()).get("epoch", -1) >= config.epochs - 1
-    return done and (not config.average_last or (run / "average.json").is_file())
+    done = _read_json(last).get("epoch", -1) >= config.epochs - 1 and (not config.average_last or (run / "average.json").is_file())
+    if done and not (run / "best.json").is_file():
+        raise InputError(f"{run} trained every epoch but never validated a model (best.json); check its log.csv, then delete it and run again")
+    return done
 
 
 def _check_recipe(run: Path, config: TrainConfig) -> None:
-    saved = from_dict(TrainConfig, json.loads((run / "config.json").read_text()))
+    if not (run / "config.json").is_file() or not (run / "split.json").is_file():
+        raise InputError(f"{run} is an incomplete fold (no config.json or split.json); delete it and run again")
+    try:
+        saved = from_dict(TrainConfig, _read_json(run / "config.json"))
+    except ConfigError as exc:
+        raise InputError(f"{run}/config.json is not a recipe flairseg can read ({exc}); delete the fold and run again") from None
     if saved != config:
         raise InputError(f"{run} was trained with another recipe than the one given; use a new output folder or the same recipe")
+
+
+def check_recipe(config: TrainConfig) -> None:
+    """What cross-validation supports: k-fold abnormality recipes."""
+    if config.task != "abnormality":
+        raise InputError("flairseg cv cross-validates abnormality models (its component rules are the tumour's); train brain models with flairseg train")
+    if config.scheme != "kfold":
+        raise InputError(f"flairseg cv uses k-fold splits; for the paper's 22 folds set folds=22 instead of scheme={config.scheme}")
 
 
 def train_folds(config: TrainConfig, data: Path, out: Path, folds: Sequence[int] | None = None, device: str = "cpu",
@@ -76,16 +98,19 @@ def train_folds(config: TrainConfig, data: Path, out: Path, folds: Sequence[int]
     """Train (or resume) the given folds (default: all) that are not finished; returns the folds trained now."""
     from flairseg.train import train
 
+    chosen = list(range(config.folds)) if folds is None else list(folds)
+    wrong = [f for f in chosen if not 0 <= f < config.folds]
+    if wrong:
+        raise InputError(f"fold {wrong[0]} does not exist; the recipe has folds 0..{config.folds - 1}")
+    for fold in range(config.folds):  # every fold started so far, not only those asked for, must share the recipe
+        if fold_run(out, fold).exists():
+            _check_recipe(fold_run(out, fold), replace(config, fold=fold))
     trained = []
-    for fold in range(config.folds) if folds is None else folds:
-        if not 0 <= fold < config.folds:
-            raise InputError(f"fold {fold} does not exist; the recipe has folds 0..{config.folds - 1}")
+    for fold in chosen:
         fold_config, run = replace(config, fold=fold), fold_run(out, fold)
-        started = (run / "config.json").is_file()
-        if started:
-            _check_recipe(run, fold_config)
-            if is_finished(run, fold_config):
-                continue
+        started = run.exists()
+        if started and is_finished(run, fold_config):
+            continue
         if not quiet:
             print(f"fold {fold + 1} of {config.folds}: {'resuming' if started else 'training'} {run}", file=sys.stderr)
         train(fold_config, data, run, resume=started, device=device, threads=threads, quiet=quiet)
@@ -104,7 +129,7 @@ def predict_held_out(config: TrainConfig, data: Path, out: Path, device: str = "
 
     from flairseg.data import load_split, prepare_case
     from flairseg.inference import predict_probabilities
-    from flairseg.io import case_id_of, find_cases, read_case
+    from flairseg.io import case_id_of, find_cases, read_case, read_label
     from flairseg.predict import Segmenter
     from flairseg.preprocess import invert_mask, invert_probability
 
@@ -112,19 +137,22 @@ def predict_held_out(config: TrainConfig, data: Path, out: Path, device: str = "
     jobs = []
     for fold in range(config.folds):
         run = fold_run(out, fold)
+        _check_recipe(run, replace(config, fold=fold))
         if not is_finished(run, replace(config, fold=fold)):
             raise InputError(f"fold {fold} is not trained yet ({run}); run the folds first")
         jobs += [(fold, case_id) for case_id in load_split(run / "split.json").test]
-    missing = sorted({c for _, c in jobs} - set(paths))
-    if missing:
-        raise InputError(f"the data folder lacks {len(missing)} held-out cases (e.g. {missing[0]})")
+    held_out = [c for _, c in jobs]
+    if len(set(held_out)) != len(held_out) or set(held_out) != set(paths):
+        raise InputError(f"the folds' test cases do not cover the {len(paths)} cases under {data} exactly once "
+                         "(the data changed since the folds were made); use the same data or a new output folder")
     held, loaded = [], None
     for fold, case_id in tqdm(jobs, desc="out-of-fold prediction", unit="case", disable=quiet, file=sys.stderr):
         if loaded is None or loaded[0] != fold:
             loaded = (fold, Segmenter(fold_run(out, fold) / "best.json", device=device, threads=threads))
         segmenter = loaded[1]
         case = read_case(paths[case_id], masks="required")
-        prepared = prepare_case(condition(case) if condition else case, segmenter.task, segmenter.preprocess)
+        brain = read_label(case, "_brain") if segmenter.preprocess.variant == "paper-abnormality" else None  # as training had it
+        prepared = prepare_case(condition(case) if condition else case, segmenter.task, segmenter.preprocess, brain=brain)
         prob = predict_probabilities(segmenter.model, prepared.inputs, segmenter.batch_size, segmenter.device, autocast=segmenter.autocast)
         held.append(HeldOut(case_id, fold, invert_mask(prob >= segmenter.threshold, prepared.transform),
                             invert_probability(prob, prepared.transform).astype(np.float16), case.mask, case.geometry.spacing))
@@ -279,6 +307,7 @@ def cross_validate(config: TrainConfig, data: str | os.PathLike, out: str | os.P
     if not data.is_dir():
         raise InputError(f"data folder {data} does not exist")
     check_output(out, [data], overwrite=True, replaces=False)  # a cross-validation folder is continued, never replaced
+    check_recipe(config)
     train_folds(config, data, out, folds, device, threads, quiet)
     if not all(is_finished(fold_run(out, f), replace(config, fold=f)) for f in range(config.folds)):
         return None

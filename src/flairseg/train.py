@@ -13,7 +13,6 @@ import dataclasses
 import json
 import math
 import os
-import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -32,7 +31,7 @@ from flairseg.io import case_id_of, find_cases, read_case, read_label
 from flairseg.losses import loss_function
 from flairseg.metrics import case_metrics
 from flairseg.model import UNet
-from flairseg.outputs import check_output
+from flairseg.outputs import atomic_dir, check_output
 
 LOG_FIELDS = ("epoch", "train_loss", "val_dice_mean", "val_dice_median", "best_epoch", "seconds")
 
@@ -161,11 +160,9 @@ def _create_run(out: Path, config: TrainConfig, split: Split, world: distributed
     """Rank 0 makes the run folder with config.json and split.json, once every rank has checked its data."""
     distributed.barrier(world)
     if world.is_main:
-        if out.exists():
-            shutil.rmtree(out)
-        out.mkdir(parents=True)
-        (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
-        save_split(split, out / "split.json")
+        with atomic_dir(out) as tmp:  # the folder appears with both files or not at all
+            (tmp / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
+            save_split(split, tmp / "split.json")
     distributed.barrier(world)
 
 
