@@ -42,7 +42,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def crossval(data: Path, tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("cv") / "cv"
-    assert cross_validate(_config(), data, out, folds=[0], quiet=True) is None  # one fold of three: no evaluation yet
+    assert cross_validate(_config(), data, out, folds=[0], quiet=True) is None  # a job training one fold never evaluates
     assert (fold_run(out, 0) / "best.json").is_file() and not (out / "report").exists()
     return cross_validate(_config(), data, out, quiet=True)
 

@@ -103,7 +103,7 @@ def _cmd_cv(args: argparse.Namespace) -> int:
     result = cross_validate(_train_config(args), args.data, args.output, folds=args.train_folds, device=args.device,
                             threads=args.threads, quiet=args.quiet)
     if result is None:
-        print(f"trained fold(s) {', '.join(map(str, args.train_folds or []))}; other folds remain: rerun without --fold once they are trained")
+        print(f"fold(s) {', '.join(map(str, args.train_folds))} trained; once every fold is, run the same command without --fold to evaluate")
         return 0
     import numpy as np
 

@@ -299,7 +299,8 @@ def cross_validate(config: TrainConfig, data: str | os.PathLike, out: str | os.P
                    device: str = "cpu", threads: int | None = None, quiet: bool = False) -> CrossValidation | None:
     """Train the unfinished folds; once every fold is trained, evaluate out of fold and make the ensemble.
 
-    Returns None while folds remain untrained (only ``folds`` were asked for).
+    With ``folds`` (jobs that each train some folds) only those are trained and None is returned:
+    the evaluation is the job of a run without ``folds``, once every fold is finished.
     """
     from flairseg.outputs import check_output
 
@@ -309,7 +310,7 @@ def cross_validate(config: TrainConfig, data: str | os.PathLike, out: str | os.P
     check_output(out, [data], overwrite=True, replaces=False)  # a cross-validation folder is continued, never replaced
     check_recipe(config)
     train_folds(config, data, out, folds, device, threads, quiet)
-    if not all(is_finished(fold_run(out, f), replace(config, fold=f)) for f in range(config.folds)):
+    if folds is not None:
         return None
     held = predict_held_out(config, data, out, device, threads, quiet)
     result = evaluate_held_out(held, out)
