@@ -3,7 +3,7 @@
 from flairseg.errors import ConfigError, FlairsegError, InputError, WeightsError
 from flairseg.io import Case, Geometry, find_cases, read_case, write_mask
 
-__version__ = "0.1.0"
+from flairseg.version import __version__
 
 
 def load_model(name_or_path=None, task="abnormality", **options):  # noqa: ANN001, ANN201

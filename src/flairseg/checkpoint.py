@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from flairseg import __version__
+from flairseg.version import __version__
 from flairseg.config import ModelConfig, PostprocessConfig, PreprocessConfig, from_dict
 from flairseg.errors import ConfigError, WeightsError
 from flairseg.model import Ensemble, UNet

@@ -12,7 +12,7 @@ import errno
 import sys
 from collections.abc import Sequence
 
-from flairseg import __version__
+from flairseg.version import __version__
 from flairseg.errors import FlairsegError
 
 PREPROCESS_VARIANTS = ("paper-abnormality", "paper-brain", "port")

@@ -80,7 +80,7 @@ class Segmenter:
 
     def settings(self) -> dict[str, object]:
         """Everything about this segmenter that changes a mask: the provenance record's model part."""
-        from flairseg import __version__
+        from flairseg.version import __version__
 
         return {"flairseg_version": __version__, "model": self.metadata.get("name", "unnamed checkpoint"),
                 "weights_sha256": self.metadata.get("sha256"), "task": self.task, "folds": self.folds, "threshold": self.threshold,
@@ -338,7 +338,7 @@ def bids_mask_name(case: Case, root: Path, task: str) -> str:
 
 def write_derivative_description(out: Path) -> None:
     """The ``dataset_description.json`` that makes ``out`` a BIDS derivatives dataset."""
-    from flairseg import __version__
+    from flairseg.version import __version__
     from flairseg.outputs import atomic_file
 
     if (out / "dataset_description.json").exists():  # a derivatives folder shared with others keeps its own
