@@ -45,3 +45,13 @@ def test_median_split_and_contingency() -> None:
     assert high.tolist() == [False, False, True, True, False]
     table, levels = contingency([1.0, 2.0, 3.0, 4.0, math.nan], [1, 2, None, 2, 1])
     assert levels == [1, 2] and table.tolist() == [[1, 1], [0, 1]]  # case 3 (no label) and case 5 (no feature) dropped
+
+
+def test_the_exact_enumeration_is_bounded() -> None:
+    from flairseg.association import count_tables, fisher_exact_2xk
+    from flairseg.errors import InputError
+
+    assert count_tables([2, 3], 2) == 3  # (0,2) (1,1) (2,0)
+    one_per_patient = np.ones((2, 60), dtype=int)  # a column with one value per patient
+    with pytest.raises(InputError, match="too many distinct values"):
+        fisher_exact_2xk(one_per_patient)

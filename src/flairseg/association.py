@@ -15,7 +15,19 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.special import gammaln
 
+from flairseg.errors import InputError
+
 _RELATIVE_TOLERANCE = 1e-7  # tables this close to the observed probability count as equally probable
+MAX_TABLES = 5_000_000  # the exact test enumerates at most this many tables (about 1 GB at the widest)
+
+
+def count_tables(columns: Sequence[int], row_total: int) -> int:
+    """How many first rows (a_1..a_k), 0 <= a_j <= c_j, sum to ``row_total``: the tables the exact test enumerates."""
+    ways = np.zeros(row_total + 1, dtype=object)
+    ways[0] = 1
+    for capacity in columns:
+        ways = np.array([sum(ways[max(0, s - capacity): s + 1]) for s in range(row_total + 1)], dtype=object)
+    return int(ways[row_total])
 
 
 def _log_choose(n: np.ndarray | float, k: np.ndarray | float) -> np.ndarray:
@@ -47,6 +59,10 @@ def fisher_exact_2xk(table: np.ndarray) -> float:
         return 1.0
     columns = table.sum(axis=0)
     row_total, n = int(table[0].sum()), int(table.sum())
+    count = count_tables(list(map(int, columns)), row_total)
+    if count > MAX_TABLES:
+        raise InputError(f"the exact test of this {table.shape[1]}-cluster table would enumerate {count:,} tables (more than "
+                         f"{MAX_TABLES:,}); the column has too many distinct values: use a column of genomic clusters")
     tables = _first_row_tables(list(map(int, columns)), row_total)
     log_p = _log_choose(columns, tables).sum(axis=1) - _log_choose(n, row_total)
     observed = _log_choose(columns, table[0]).sum() - _log_choose(n, row_total)
