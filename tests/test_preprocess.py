@@ -135,11 +135,13 @@ def test_bicubic_shrink_is_antialiased() -> None:
     assert np.count_nonzero(weights[2]) == 8  # the kernel is twice as wide as when enlarging
 
 
-def test_integer_resize_rounds_and_saturates() -> None:
-    step = np.zeros((1, 8, 8), dtype=np.uint8)
-    step[:, :, 4:] = 255
-    out = _resize_inplane(step, (16, 16), 2.0, "cubic")
-    assert out.dtype == np.uint8 and out.min() == 0 and out.max() == 255  # overshoot clipped, not wrapped
+def test_integer_images_are_resized_in_floating_point() -> None:
+    """The paper variants give an integer image of another size exactly what its float copy gives (no rounding per pass)."""
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 200, size=(3, 200, 230, 3)).astype(np.uint8)
+    as_int = preprocess_case(image, variant="paper-abnormality").image
+    as_float = preprocess_case(image.astype(np.float64), variant="paper-abnormality").image
+    np.testing.assert_array_equal(as_int, as_float)
 
 
 @settings(max_examples=40, deadline=None)

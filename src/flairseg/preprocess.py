@@ -302,7 +302,7 @@ def _paper(image: np.ndarray, mask: np.ndarray | None, variant: str, size: int) 
     if min(height, width) != size:
         scale = size / min(height, width)
         scaled = (int(np.ceil(scale * height - _EPS)), int(np.ceil(scale * width - _EPS)))
-        image = _resize_inplane(image, scaled, scale, "cubic")
+        image = _resize_inplane(image.astype(np.float64), scaled, scale, "cubic")  # in floating point, as the MATLAB code converts first
         if mask is not None:
             mask = _resize_inplane(mask, scaled, scale, "nearest")
     crop = (max(1, (scaled[0] - size) // 2) - 1, max(1, (scaled[1] - size) // 2) - 1)
@@ -470,8 +470,8 @@ def _nearest_index(in_len: int, out_len: int, scale: float) -> np.ndarray:
 def _resize_inplane(volume: np.ndarray, shape: tuple[int, int], scale: float, method: str) -> np.ndarray:
     """Resize axes 1 and 2 of ``volume`` to ``shape`` like MATLAB ``imresize(volume, scale, method)``.
 
-    Rows are resized first, then columns; integer inputs are rounded and saturated to their
-    dtype after each pass, as MATLAB does. ``method`` is "cubic", "linear" or "nearest".
+    Rows are resized first, then columns. Images are resized in floating point (callers convert
+    them first); ``method`` is "cubic", "linear" or "nearest" (labels).
     """
     out = volume
     for axis, out_len in ((1, shape[0]), (2, shape[1])):
@@ -481,8 +481,4 @@ def _resize_inplane(volume: np.ndarray, shape: tuple[int, int], scale: float, me
         else:
             weights = _resize_weights(in_len, out_len, scale, method)
             out = np.moveaxis(np.tensordot(out, weights, axes=([axis], [1])), -1, axis)
-            if volume.dtype.kind in "iu":
-                info = np.iinfo(volume.dtype)
-                rounded = np.sign(out) * np.floor(np.abs(out) + 0.5)
-                out = np.clip(rounded, info.min, info.max).astype(volume.dtype)
     return out
