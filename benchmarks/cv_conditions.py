@@ -1,6 +1,6 @@
 """Out-of-fold Dice of a cross-validation's fold models under simulated scan preparations.
 
-    python benchmarks/cv_conditions.py CV DATA [--config RECIPE] [--out CV/report/conditions.md]
+    python benchmarks/cv_conditions.py CV DATA [--out CV/report/conditions.md] [--compare MODEL]
 
 CV is a folder made by ``flairseg cv`` (every fold trained); DATA the Kaggle tree it was
 trained on, with the HD-BET ``_brain`` labels (``restore_lgg.py DIR --brain``). Every case
@@ -15,6 +15,10 @@ is predicted by the fold model that never saw it, as it would come from elsewher
 
 Each fold's cases are postprocessed with the rule cross-validation chose without them
 (``cv.md``). Prints and writes a Markdown table (mean, median, min Dice, cases below 0.5).
+
+``--compare MODEL`` (a checkpoint or released name whose JSON records its split) adds, for the
+cases MODEL never saw (its ``split.test``), MODEL's own Dice under each condition beside the
+out-of-fold Dice of the cross-validation's models on the same cases: a like-for-like comparison.
 """
 
 from __future__ import annotations
@@ -69,26 +73,53 @@ def rules_by_fold(cv: Path) -> dict[int, tuple[str, float]]:
     return {int(fold): (rule["rule"], rule["value"]) for fold, rule in record.items()}
 
 
+def _compare(model: str, data: Path, condition, oof: dict[str, float], threads: int | None) -> tuple[int, str, str]:
+    """MODEL's Dice on its own test cases under ``condition``, and the out-of-fold Dice on the same cases."""
+    from flairseg.io import read_case
+    from flairseg.predict import Segmenter
+    from flairseg.weights import resolve
+
+    segmenter = Segmenter(resolve(model), threads=threads)
+    test = segmenter.metadata["split"]["test"]
+    own = []
+    for case_id in test:
+        case = read_case(data / case_id, masks="required")
+        mask = segmenter(condition(case) if condition else case).mask
+        own.append(dice_from_counts(int((mask & case.mask).sum()), int(mask.sum()), int(case.mask.sum())))
+    cv = [oof[c] for c in test]
+    text = lambda v: f"{np.mean(v):.4f} / {np.median(v):.4f} / {np.min(v):.4f}"  # noqa: E731
+    return len(test), text(own), text(cv)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("cv", type=Path)
     parser.add_argument("data", type=Path)
     parser.add_argument("--out", type=Path, help="Markdown table to write (default CV/report/conditions.md)")
     parser.add_argument("--threads", type=int)
+    parser.add_argument("--compare", help="a model whose recorded test cases are scored too (see above)")
     args = parser.parse_args()
     config = from_dict(TrainConfig, json.loads((fold_run(args.cv, 0) / "config.json").read_text()))
     rules = rules_by_fold(args.cv)
     lines = ["| input | cases | Dice mean | median | min | cases < 0.5 |", "|---|---|---|---|---|---|"]
+    compared = []
     for name, condition in CONDITIONS.items():
         held = predict_held_out(config, args.data, args.cv, threads=args.threads, condition=condition)
-        dice = []
+        dice = {}
         for case in held:
             rule, value = rules[case.fold]
             mask, _ = select_components(case.binary, case.probability, rule, value)
-            dice.append(dice_from_counts(int((mask & case.truth).sum()), int(mask.sum()), int(case.truth.sum())))
-        dice = np.array(dice)
-        lines.append(f"| {name} | {len(dice)} | {dice.mean():.4f} | {np.median(dice):.4f} | {dice.min():.4f} | {int((dice < 0.5).sum())} |")
+            dice[case.case_id] = dice_from_counts(int((mask & case.truth).sum()), int(mask.sum()), int(case.truth.sum()))
+        values = np.array(list(dice.values()))
+        lines.append(f"| {name} | {len(values)} | {values.mean():.4f} | {np.median(values):.4f} | {values.min():.4f} | {int((values < 0.5).sum())} |")
         print(lines[-1], flush=True)
+        if args.compare:
+            compared.append((name, *_compare(args.compare, args.data, condition, dice, args.threads)))
+    if compared:
+        lines += ["", f"On the {compared[0][1]} cases {args.compare} never saw: its Dice and the cross-validation's out-of-fold Dice",
+                  "", "| input | cases | compared model: mean / median / min | cross-validation, out of fold: mean / median / min |",
+                  "|---|---|---|---|"]
+        lines += [f"| {name} | {n} | {a} | {b} |" for name, n, a, b in compared]
     out = args.out or args.cv / "report" / "conditions.md"
     out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
