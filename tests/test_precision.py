@@ -27,8 +27,8 @@ def test_resolve_precision() -> None:
 def test_bfloat16_masks_match_float32_on_the_sample_case() -> None:
     case = read_case(sample_case_path(), masks="required")
     model = resolve(None)
-    fp32_mask, fp32_prob, _ = Segmenter(model, precision="fp32")(case, with_probability=True)
-    bf16_mask, bf16_prob, _ = Segmenter(model, precision="bf16")(case, with_probability=True)
+    fp32, bf16 = (Segmenter(model, precision=p)(case, with_probability=True) for p in ("fp32", "bf16"))
+    fp32_mask, fp32_prob, bf16_mask, bf16_prob = fp32.mask, fp32.probability, bf16.mask, bf16.probability
     assert fp32_prob is not None and bf16_prob is not None and bf16_prob.dtype == np.float32
     assert not np.array_equal(fp32_prob, bf16_prob)  # bfloat16 did run
     assert np.abs(bf16_prob - fp32_prob).max() < 0.1
