@@ -388,7 +388,7 @@ CATALOGUE = [
     BadInput("missing-prediction", "a truth case without a prediction", _no_prediction,
              'no prediction for 1 of 2 truth cases (e.g. CASE_B)'),
     BadInput("unknown-model", "a misspelt released model name", _unknown_model,
-             "abnormality-lgg-cp is neither a checkpoint file nor a released model; did you mean 'abnormality-lgg-cpu'?"),
+             "abnormality-lgg-cp is neither a checkpoint file nor a released model; did you mean 'abnormality-lgg-cv5'?"),
     BadInput("corrupt-weights", "weights that do not match their recorded sha256", _corrupt_weights,
              'TMP/model/m.safetensors has sha256 78a2c3eccaa0..., but its JSON records ebdbe99a68e8...: the file is corrupt or was replaced'),
     BadInput("pickle-weights", "a pickle file in place of safetensors", _pickle_weights,

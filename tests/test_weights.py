@@ -65,7 +65,9 @@ def test_shipped_default_model_verifies_and_loads() -> None:
 
     path = weights.resolve(None, task="abnormality")
     model, meta = load_model(path, task="abnormality")
-    assert meta["name"] == "abnormality-lgg-cpu" and "TCGA_CS_4942_19970222" in meta["split"]["test"]
+    assert meta["name"] == "abnormality-lgg-cv5" and meta["members"] == 5 and len(model.members) == 5
+    assert sum("TCGA_CS_4942_19970222" in fold for fold in meta["test_folds"]) == 1  # held out by exactly one fold
+    assert sum(len(fold) for fold in meta["test_folds"]) == 88
 
 
 def test_paths_inside_checkpoint_metadata_are_ignored(tmp_path: Path) -> None:
