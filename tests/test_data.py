@@ -9,7 +9,7 @@ import torch
 from flairseg import augment
 from flairseg.data import epoch_items, make_split, neighbour_slices
 from flairseg.errors import ConfigError, InputError
-from flairseg.losses import dice_bce_loss, soft_dice_loss
+from flairseg.losses import dice_bce_loss, dice_focal_loss, soft_dice_loss
 
 IDS = [f"TCGA_{inst}_{i:04d}_20000101" for inst in ("CS", "DU", "EZ", "FG", "HT") for i in range(22)]
 
@@ -56,19 +56,41 @@ def test_neighbour_slices() -> None:
 
 
 def test_augmentation_keeps_image_and_mask_aligned() -> None:
+    import torch
+
     image = np.zeros((2, 33, 33), np.float32)
-    mask = np.zeros((33, 33), bool)
+    mask = np.zeros((33, 33), np.float32)
     image[:, 5:12, 20:28] = 1
-    mask[5:12, 20:28] = True
-    flipped_image, flipped_mask = augment.apply(image, mask, augment.Augmentation(0, 1, True, 1))
-    assert flipped_mask[5:12, 5:13].all() and flipped_image[0, 8, 8] == 1
+    mask[5:12, 20:28] = 1
+    images, masks = torch.from_numpy(image[None]), torch.from_numpy(mask[None])
+    flipped_image, flipped_mask = augment.apply(images, masks, [augment.Augmentation(0, 1, True, 1)])
+    assert flipped_mask[0, 5:12, 5:13].all() and flipped_image[0, 0, 8, 8] == 1
     rng = np.random.default_rng(0)
-    for _ in range(5):
-        draw = augment.draw(rng, rotation=15, scale=0.05, flip=0.5, intensity=0)
-        out_image, out_mask = augment.apply(image, mask, draw)
+    draws = [augment.draw(rng, rotation=15, scale=0.05, flip=0.5, intensity=0) for _ in range(5)]
+    out_images, out_masks = augment.apply(images.expand(5, -1, -1, -1), masks.expand(5, -1, -1), draws)
+    for out_image, out_mask in zip(out_images.numpy(), out_masks.numpy()):
         assert abs(int(out_mask.sum()) - int(mask.sum())) < 0.2 * mask.sum()
-        assert ((out_image[0] > 0.5) == out_mask).mean() > 0.97
-    np.testing.assert_array_equal(mask[5:12, 20:28], True)  # input untouched
+        assert ((out_image[0] > 0.5) == (out_mask > 0.5)).mean() > 0.97
+    np.testing.assert_array_equal(mask[5:12, 20:28], 1)  # input untouched
+
+
+def test_augmentation_is_the_affine_map_scipy_applies() -> None:
+    """The batch transform on torch equals ``scipy.ndimage.affine_transform`` (linear, outside = channel minimum)."""
+    import torch
+    from scipy import ndimage
+
+    rng = np.random.default_rng(1)
+    image = ndimage.gaussian_filter(rng.normal(size=(3, 40, 48)), 3).astype(np.float32)
+    aug = augment.Augmentation(angle=11.0, scale=1.04, flip=True, gain=1.2)
+    out, _ = augment.apply(torch.from_numpy(image[None]), torch.zeros(1, 40, 48), [aug])
+    theta = np.radians(aug.angle)
+    inverse = np.array([[np.cos(theta), np.sin(theta)], [-np.sin(theta), np.cos(theta)]]) / aug.scale @ np.diag([1.0, -1.0])
+    centre = np.array([39 / 2, 47 / 2])
+    expected = np.stack([ndimage.affine_transform(c, inverse, centre - inverse @ centre, order=1, mode="constant", cval=float(c.min()))
+                         for c in image]) * aug.gain
+    inside = np.zeros((40, 48), bool)
+    inside[4:-4, 4:-4] = True  # the outermost pixels mix with the outside differently
+    np.testing.assert_allclose(out[0].numpy()[:, inside], expected[:, inside], atol=1e-4)
 
 
 def test_flair_only_slice_is_what_a_flair_only_input_gives() -> None:
@@ -111,6 +133,11 @@ def test_losses() -> None:
     assert soft_dice_loss(perfect, target) < 1e-3
     assert soft_dice_loss(-perfect, target) > 0.99
     assert dice_bce_loss(perfect, target) < 1e-3 < dice_bce_loss(torch.zeros_like(target), target)
+    assert dice_focal_loss(perfect, target) < 1e-3
+    unsure = torch.zeros_like(target)
+    # the focal term weighs an unsure pixel (p = 0.5) by 0.25 and a confidently wrong one almost fully
+    assert torch.isclose(dice_focal_loss(unsure, target) - soft_dice_loss(unsure, target), 0.25 * dice_bce_loss(unsure, target) - 0.25 * soft_dice_loss(unsure, target))
+    assert dice_focal_loss(-perfect, target) - soft_dice_loss(-perfect, target) > 0.9 * (dice_bce_loss(-perfect, target) - soft_dice_loss(-perfect, target))
 
 
 def test_learning_rate_schedules() -> None:

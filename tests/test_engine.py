@@ -205,6 +205,15 @@ def test_patch_training_predicts_whole_slices(phantoms: Path, tmp_path: Path) ->
     assert mask.shape == (10, 64, 64)
 
 
+def test_bfloat16_focal_training_learns(phantoms: Path, tmp_path: Path) -> None:
+    run = tmp_path / "bf16"
+    assert main(["train", "--data", str(phantoms), "-o", str(run), "--epochs", "2", "--steps-per-epoch", "15", "--loss", "dice+focal",
+                 "--set", "bfloat16=true", "--set", "patch=32", *TINY]) == 0
+    meta = json.loads((run / "best.json").read_text())
+    assert meta["recipe"]["bfloat16"] and meta["recipe"]["loss"] == "dice+focal" and meta["metrics"]["val_dice_mean"] > 0.5
+    assert checkpoint.read(run / "best")[0]["head.weight"].dtype == torch.float32  # autocast computes, the weights stay float32
+
+
 def test_demo_on_the_sample_case(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "demo"
     assert main(["demo", "-o", str(out), "--model", str(trained / "best.json")]) == 0

@@ -1,8 +1,10 @@
 """Train-time random geometry and intensity, drawn from an explicit ``np.random.Generator``.
 
-One affine map (rotation, isotropic scale, left-right flip about the slice centre) is
-applied to the image channels (linear interpolation) and the mask (nearest), so both
-stay aligned; an optional multiplicative intensity jitter touches the image only.
+One affine map per slice (rotation, isotropic scale, left-right flip about the slice centre)
+is applied to a whole batch at once with ``torch.nn.functional.grid_sample`` on the batch's
+device (the GPU when training there): the image channels with linear interpolation (outside
+the slice: each channel's minimum), the mask with nearest, so both stay aligned; an optional
+multiplicative intensity jitter touches the image only.
 :func:`flair_only` turns a three-sequence slice into what a FLAIR-only input gives (the
 FLAIR copied into the pre- and post-contrast channels, as ``missing="copy-flair"`` does).
 """
@@ -12,7 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
+import torch
+import torch.nn.functional as F
 
 
 @dataclass(frozen=True)
@@ -40,26 +43,27 @@ def flair_only(image: np.ndarray) -> np.ndarray:
     return np.repeat(image[1:2], 3, axis=0)
 
 
-def apply(image: np.ndarray, mask: np.ndarray, aug: Augmentation) -> tuple[np.ndarray, np.ndarray]:
-    """Apply ``aug`` to a (C, H, W) image and its (H, W) mask; returns new arrays."""
-    height, width = mask.shape
-    centre = np.array([(height - 1) / 2, (width - 1) / 2])
-    theta = np.radians(aug.angle)
-    # output pixel -> input pixel: undo the flip, rotation and scale about the centre
-    inverse = np.array([[np.cos(theta), np.sin(theta)], [-np.sin(theta), np.cos(theta)]]) / aug.scale
+def _theta(aug: Augmentation, height: int, width: int) -> np.ndarray:
+    """``aug`` as the 2 x 3 matrix of ``F.affine_grid``: output to input, normalised (x, y), corners aligned."""
+    angle = np.radians(aug.angle)
+    # output pixel -> input pixel in (row, col), about the centre: undo the flip, rotation and scale
+    inverse = np.array([[np.cos(angle), np.sin(angle)], [-np.sin(angle), np.cos(angle)]]) / aug.scale
     if aug.flip:
         inverse = inverse @ np.diag([1.0, -1.0])
-    offset = centre - inverse @ centre
-    identity = aug.angle == 0 and aug.scale == 1
-    if identity and not aug.flip:
-        out_image, out_mask = image.astype(np.float32, copy=True), mask.copy()
-    elif identity:
-        out_image, out_mask = np.ascontiguousarray(image[:, :, ::-1], dtype=np.float32), np.ascontiguousarray(mask[:, ::-1])
-    else:
-        out_image = np.stack(
-            [ndimage.affine_transform(c.astype(np.float32), inverse, offset, order=1, mode="constant", cval=float(c.min())) for c in image]
-        )
-        out_mask = ndimage.affine_transform(mask.astype(np.uint8), inverse, offset, order=0, mode="constant", cval=0).astype(mask.dtype)
-    if aug.gain != 1.0:
-        out_image *= aug.gain
-    return out_image, out_mask
+    half = np.array([max(height - 1, 1) / 2, max(width - 1, 1) / 2])
+    normalised = np.diag(1 / half) @ inverse @ np.diag(half)
+    theta = np.zeros((2, 3))
+    theta[:, :2] = normalised[::-1, ::-1]  # (row, col) -> (x, y)
+    return theta
+
+
+def apply(images: torch.Tensor, masks: torch.Tensor, augs: list[Augmentation]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Apply ``augs[i]`` to ``images[i]`` (B, C, H, W, float) and ``masks[i]`` (B, H, W, 0/1 float); new tensors."""
+    batch, _, height, width = images.shape
+    theta = torch.as_tensor(np.stack([_theta(a, height, width) for a in augs]), dtype=images.dtype, device=images.device)
+    grid = F.affine_grid(theta, [batch, 1, height, width], align_corners=True)
+    floor = images.amin(dim=(2, 3), keepdim=True)
+    out_images = F.grid_sample(images - floor, grid, mode="bilinear", padding_mode="zeros", align_corners=True) + floor
+    out_masks = F.grid_sample(masks[:, None], grid, mode="nearest", padding_mode="zeros", align_corners=True)[:, 0]
+    gains = torch.as_tensor([a.gain for a in augs], dtype=images.dtype, device=images.device)
+    return out_images * gains[:, None, None, None], out_masks

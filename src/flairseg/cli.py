@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from flairseg.version import __version__
+from flairseg.config import LOSSES
 from flairseg.errors import FlairsegError
 
 PREPROCESS_VARIANTS = ("paper-abnormality", "paper-brain", "port")
@@ -315,7 +316,7 @@ def _add_recipe(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--validation-cases", type=int)
     parser.add_argument("--seed", type=int)
     parser.add_argument("--steps-per-epoch", type=int)
-    parser.add_argument("--loss", choices=("dice", "dice+bce"))
+    parser.add_argument("--loss", choices=LOSSES)
     parser.add_argument("--sampling", choices=("area", "oversample", "uniform"))
     parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="any other setting, e.g. rotation=10 or model.depth=3")
 

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from flairseg.errors import ConfigError
 
 TASKS = ("abnormality", "brain")
+LOSSES = ("dice", "dice+bce", "dice+focal")  # flairseg.losses
 Task = Literal["abnormality", "brain"]
 
 
@@ -80,7 +81,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     schedule: str = "constant"  # "constant" or "cosine" (per step, to 1 % of lr, after a linear warm-up)
     warmup_steps: int = 0
-    loss: str = "dice"  # "dice" (1 - soft Dice over the batch, smoothing 1) or "dice+bce"
+    loss: str = "dice"  # "dice" (1 - soft Dice over the batch, smoothing 1), "dice+bce" or "dice+focal" (LOSSES)
     sampling: str = "area"  # "area" (the port), "oversample" (the paper: tumour slices x3) or "uniform"
     patch: int = 0  # train on patch x patch crops of the model-space slices (0: whole slices); inference stays whole
     patch_tumour: float = 0.5  # share of crops centred on a random foreground pixel (the rest anywhere)
@@ -92,6 +93,7 @@ class TrainConfig:
     skull_strip: float = 0.0  # probability a slice is taken from its case skull-stripped with the case's _brain labels (needs them)
     threshold: float = 0.5
     average_last: int = 0  # also average the weights of the last N epochs; best = the better-validating of that and the best epoch
+    bfloat16: bool = False  # the network's forward and backward in bfloat16 autocast (losses in float32): about 2x on GPUs, no gain on CPUs
     deterministic: bool = False  # GPU: deterministic kernels only (set CUBLAS_WORKSPACE_CONFIG=:4096:8); slower
     tensorboard: bool = False
 

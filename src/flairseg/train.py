@@ -70,23 +70,26 @@ def _prepare(paths: Sequence[Path], config: TrainConfig, quiet: bool, what: str)
 
 
 def _batch(cases: Sequence[Prepared], stripped: Sequence[Prepared] | None, items: np.ndarray, config: TrainConfig, epoch: int,
-           first_index: int) -> tuple[torch.Tensor, torch.Tensor]:
-    images, masks = [], []
+           first_index: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training batch ``items`` ((case, slice) pairs) on ``device``, augmented there; each item draws from its own seeded generator."""
+    images, masks, draws, rngs = [], [], [], []
     for offset, (c, s) in enumerate(items):
         rng = np.random.default_rng([config.seed, epoch, first_index + offset])
-        draw = augment.draw(rng, config.rotation, config.scale, config.flip, config.intensity)
+        draws.append(augment.draw(rng, config.rotation, config.scale, config.flip, config.intensity))
         image, mask = cases[c].inputs[s], cases[c].target[s]
         if stripped is not None and rng.random() < config.skull_strip:
             image, mask = _same_slice(cases[c], stripped[c], s, image, mask)
         if config.flair_only and rng.random() < config.flair_only:
             image = augment.flair_only(image)
-        image, mask = augment.apply(image, mask, draw)
-        if config.patch:
-            image, mask = _crop(rng, image, mask, config.patch, config.patch_tumour)
         images.append(image)
         masks.append(mask)
-    batch = torch.from_numpy(np.stack(images)).contiguous(memory_format=torch.channels_last)
-    return batch, torch.from_numpy(np.stack(masks)[:, None].astype(np.float32))
+        rngs.append(rng)
+    image_batch = torch.from_numpy(np.stack(images).astype(np.float32, copy=False)).to(device)
+    mask_batch = torch.from_numpy(np.stack(masks).astype(np.float32)).to(device)
+    image_batch, mask_batch = augment.apply(image_batch, mask_batch, draws)
+    if config.patch:
+        image_batch, mask_batch = _crop(rngs, image_batch, mask_batch, config.patch, config.patch_tumour)
+    return image_batch.contiguous(memory_format=torch.channels_last), mask_batch[:, None].contiguous()
 
 
 def _same_slice(prepared: Prepared, other: Prepared, index: int, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -101,17 +104,20 @@ def _same_slice(prepared: Prepared, other: Prepared, index: int, image: np.ndarr
     return image, mask
 
 
-def _crop(rng: np.random.Generator, image: np.ndarray, mask: np.ndarray, patch: int, tumour_share: float) -> tuple[np.ndarray, np.ndarray]:
-    """A patch x patch crop, centred on a random foreground pixel with probability ``tumour_share``."""
-    height, width = mask.shape  # patch <= both: checked when the run is planned
-    if mask.any() and rng.random() < tumour_share:
-        rows, cols = np.nonzero(mask)
-        pick = rng.integers(len(rows))
-        top = int(np.clip(rows[pick] - patch // 2, 0, height - patch))
-        left = int(np.clip(cols[pick] - patch // 2, 0, width - patch))
-    else:
-        top, left = int(rng.integers(0, height - patch + 1)), int(rng.integers(0, width - patch + 1))
-    return image[:, top : top + patch, left : left + patch], mask[top : top + patch, left : left + patch]
+def _crop(rngs: Sequence[np.random.Generator], images: torch.Tensor, masks: torch.Tensor, patch: int,
+          tumour_share: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """patch x patch crops, each centred on a random foreground pixel with probability ``tumour_share``."""
+    height, width = masks.shape[1:]  # patch <= both: checked when the run is planned
+    corners = []
+    for rng, mask in zip(rngs, (masks > 0.5).cpu().numpy()):
+        if mask.any() and rng.random() < tumour_share:
+            rows, cols = np.nonzero(mask)
+            pick = rng.integers(len(rows))
+            corners.append((int(np.clip(rows[pick] - patch // 2, 0, height - patch)), int(np.clip(cols[pick] - patch // 2, 0, width - patch))))
+        else:
+            corners.append((int(rng.integers(0, height - patch + 1)), int(rng.integers(0, width - patch + 1))))
+    return (torch.stack([images[i, :, top : top + patch, left : left + patch] for i, (top, left) in enumerate(corners)]),
+            torch.stack([masks[i, top : top + patch, left : left + patch] for i, (top, left) in enumerate(corners)]))
 
 
 def validate(model: torch.nn.Module, cases: Sequence[Prepared], config: TrainConfig, device: torch.device) -> list[float]:
@@ -284,11 +290,13 @@ def train(
         bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{config.epochs}", unit="step", disable=quiet, file=sys.stderr)
         for step in bar:
             first = (step * world.size + world.rank) * per_rank
-            images, masks = _batch(train_cases, stripped_cases, items[first : first + per_rank], config, epoch, first)
+            images, masks = _batch(train_cases, stripped_cases, items[first : first + per_rank], config, epoch, first, torch_device)
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config, epoch * steps + step, config.epochs * steps)
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(net(images.to(torch_device)), masks.to(torch_device))
+            with torch.autocast(torch_device.type, dtype=torch.bfloat16, enabled=config.bfloat16):
+                logits = net(images)
+            loss = loss_fn(logits.float(), masks)
             loss.backward()
             optimizer.step()
             losses.append(float(loss.detach()))
