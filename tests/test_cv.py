@@ -126,6 +126,26 @@ def test_ensemble_cannot_seed_fine_tuning(crossval, data: Path, tmp_path: Path) 
     assert not (tmp_path / "ft").exists()
 
 
+def test_fold_k_is_fine_tuned_from_member_k_of_the_ensemble(crossval, data: Path, tmp_path: Path) -> None:
+    from flairseg.errors import InputError
+
+    ensemble, _ = checkpoint.load_model(crossval.out / "ensemble.json")
+    phase = replace(_config(), epochs=1, steps_per_epoch=1, lr=1e-9, patch=32)  # a whole-slice or patch phase after the first
+    out = tmp_path / "phase"
+    cross_validate(phase, data, out, folds=[1], quiet=True, init=crossval.out / "ensemble.json")
+    tuned, _ = checkpoint.load_model(fold_run(out, 1) / "best.json")
+    start, other = ensemble.members[1].state_dict(), ensemble.members[0].state_dict()
+    weights = [k for k in start if k.endswith("weight")]
+    assert all(torch.allclose(tuned.state_dict()[k], start[k], atol=1e-5) for k in weights)
+    assert not all(torch.allclose(tuned.state_dict()[k], other[k], atol=1e-5) for k in weights)
+    # members trained on other folds (another seed, so other test cases) would leak those cases: refused
+    with pytest.raises(InputError, match="held-out cases differ"):
+        cross_validate(replace(phase, seed=1), data, tmp_path / "leak", folds=[0], quiet=True, init=crossval.out / "ensemble.json")
+    with pytest.raises(InputError, match="not an ensemble of 3 fold models"):
+        cross_validate(phase, data, tmp_path / "one", folds=[0], quiet=True, init=fold_run(crossval.out, 0) / "best.json")
+    assert not (tmp_path / "leak").exists() or not any((tmp_path / "leak").iterdir())
+
+
 def test_single_unet_checkpoints_still_load(tmp_path: Path) -> None:
     small = replace(_config().model, features=4, depth=2)
     path = checkpoint.save_model(UNet(**dataclasses.asdict(small)), small, _config().preprocess, tmp_path / "one", task="abnormality")

@@ -100,9 +100,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_cv(args: argparse.Namespace) -> int:
     from flairseg.cv import cross_validate
+    from flairseg.weights import resolve
 
     result = cross_validate(_train_config(args), args.data, args.output, folds=args.train_folds, device=args.device,
-                            threads=args.threads, quiet=args.quiet)
+                            threads=args.threads, quiet=args.quiet, init=resolve(args.init) if args.init else None)
     if result is None:
         print(f"fold(s) {', '.join(map(str, args.train_folds))} trained; once every fold is, run the same command without --fold to evaluate")
         return 0
@@ -394,6 +395,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_recipe(cv)
     cv.add_argument("--fold", type=int, action="append", dest="train_folds", metavar="K",
                     help="train only this fold now (repeatable; for parallel jobs); the evaluation runs once every fold is trained")
+    cv.add_argument("--init", metavar="ENSEMBLE", help="fine-tune: fold k starts from member k of an ensemble that flairseg cv made "
+                    "over the same folds (its JSON, or a released model's name, e.g. abnormality-lgg-cv5)")
     cv.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     cv.add_argument("--threads", type=int, help="CPU threads for PyTorch")
     cv.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -93,9 +93,30 @@ def check_recipe(config: TrainConfig) -> None:
         raise InputError(f"flairseg cv uses k-fold splits; for the paper's 22 folds set folds=22 instead of scheme={config.scheme}")
 
 
+def check_init(init: Path, config: TrainConfig, data: Path) -> None:
+    """Refuse an ``--init`` ensemble whose member k did not hold out exactly fold k's test cases (that would leak them)."""
+    from flairseg.data import make_split
+    from flairseg.io import case_id_of, find_cases
+
+    meta = _read_json(init)
+    folds = meta.get("test_folds")
+    if meta.get("members") != config.folds or not isinstance(folds, list) or len(folds) != config.folds:
+        raise InputError(f"{init} is not an ensemble of {config.folds} fold models made by flairseg cv; "
+                         "fine-tune each fold from its own fold model")
+    case_ids = sorted(case_id_of(p) for p in find_cases(data))
+    for fold, held in enumerate(folds):
+        test = make_split(case_ids, config.scheme, config.folds, fold, config.validation_cases, config.seed).test
+        if sorted(held) != sorted(test):
+            raise InputError(f"member {fold} of {init} was not trained on fold {fold}'s training cases of this data and recipe "
+                             "(its held-out cases differ); fine-tuning it would test on cases it saw")
+
+
 def train_folds(config: TrainConfig, data: Path, out: Path, folds: Sequence[int] | None = None, device: str = "cpu",
-                threads: int | None = None, quiet: bool = False) -> list[int]:
-    """Train (or resume) the given folds (default: all) that are not finished; returns the folds trained now."""
+                threads: int | None = None, quiet: bool = False, init: Path | None = None) -> list[int]:
+    """Train (or resume) the given folds (default: all) that are not finished; returns the folds trained now.
+
+    ``init``: an ensemble made by :func:`cross_validate` over the same folds; fold k starts from its member k.
+    """
     from flairseg.train import train
 
     chosen = list(range(config.folds)) if folds is None else list(folds)
@@ -105,6 +126,8 @@ def train_folds(config: TrainConfig, data: Path, out: Path, folds: Sequence[int]
     for fold in range(config.folds):  # every fold started so far, not only those asked for, must share the recipe
         if fold_run(out, fold).exists():
             _check_recipe(fold_run(out, fold), replace(config, fold=fold))
+    if init is not None:
+        check_init(init, config, data)
     trained = []
     for fold in chosen:
         fold_config, run = replace(config, fold=fold), fold_run(out, fold)
@@ -113,7 +136,8 @@ def train_folds(config: TrainConfig, data: Path, out: Path, folds: Sequence[int]
             continue
         if not quiet:
             print(f"fold {fold + 1} of {config.folds}: {'resuming' if started else 'training'} {run}", file=sys.stderr)
-        train(fold_config, data, run, resume=started, device=device, threads=threads, quiet=quiet)
+        train(fold_config, data, run, resume=started, init_from=init, init_member=fold if init else None, device=device,
+              threads=threads, quiet=quiet)
         trained.append(fold)
     return trained
 
@@ -296,7 +320,8 @@ def make_ensemble(result: CrossValidation, config: TrainConfig) -> Path:
 
 
 def cross_validate(config: TrainConfig, data: str | os.PathLike, out: str | os.PathLike, folds: Sequence[int] | None = None,
-                   device: str = "cpu", threads: int | None = None, quiet: bool = False) -> CrossValidation | None:
+                   device: str = "cpu", threads: int | None = None, quiet: bool = False,
+                   init: str | os.PathLike | None = None) -> CrossValidation | None:
     """Train the unfinished folds; once every fold is trained, evaluate out of fold and make the ensemble.
 
     With ``folds`` (jobs that each train some folds) only those are trained and None is returned:
@@ -309,7 +334,7 @@ def cross_validate(config: TrainConfig, data: str | os.PathLike, out: str | os.P
         raise InputError(f"data folder {data} does not exist")
     check_output(out, [data], overwrite=True, replaces=False)  # a cross-validation folder is continued, never replaced
     check_recipe(config)
-    train_folds(config, data, out, folds, device, threads, quiet)
+    train_folds(config, data, out, folds, device, threads, quiet, Path(init) if init is not None else None)
     if folds is not None:
         return None
     held = predict_held_out(config, data, out, device, threads, quiet)

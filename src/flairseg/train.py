@@ -190,6 +190,7 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     init_from: str | os.PathLike | None = None,
+    init_member: int | None = None,
     device: str = "cpu",
     threads: int | None = None,
     quiet: bool = False,
@@ -238,7 +239,9 @@ def train(
     if init_from is not None and not resume:
         initial, meta = checkpoint.load_model(init_from)
         if meta.get("members"):
-            raise WeightsError(f"cannot fine-tune from {init_from}: it is an ensemble of {meta['members']} models; start from one of its folds' checkpoints")
+            if init_member is None:
+                raise WeightsError(f"cannot fine-tune from {init_from}: it is an ensemble of {meta['members']} models; start from one of its folds' checkpoints")
+            initial = initial.members[init_member]
         if meta["model"] != dataclasses.asdict(config.model):
             raise WeightsError(f"cannot fine-tune from {init_from}: its architecture {meta['model']} differs from {dataclasses.asdict(config.model)}")
         model.load_state_dict(initial.state_dict())
