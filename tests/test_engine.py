@@ -133,6 +133,8 @@ def test_predict_nifti_keeps_grid_and_header(trained: Path, tmp_path: Path, caps
     assert written.get_data_dtype() == np.uint8 and set(np.unique(np.asarray(written.dataobj))) <= {0, 1}
     assert (out / "head_probability.nii.gz").is_file()
     assert "1 cases predicted" in capsys.readouterr().out
+    page = (out / "report" / "report.html").read_text()  # no truth: still a page to check by eye, with a volume in mL
+    assert "head" in page and "volume (mL)" in page and "Dice" not in page and page.count("data:image/png;base64,") == 1
 
 
 def _error(args: list[str], capsys: pytest.CaptureFixture[str], fragment: str) -> None:
@@ -220,6 +222,7 @@ def test_demo_on_the_sample_case(trained: Path, tmp_path: Path, capsys: pytest.C
     assert "TCGA_CS_4942_19970222: Dice" in capsys.readouterr().out
     names = sorted(p.name for p in out.iterdir())
     assert "TCGA_CS_4942_19970222" in names and "TCGA_CS_4942_19970222.gif" in names and "metrics.csv" in names
+    assert "report.html" in names and (out / "montages" / "TCGA_CS_4942_19970222.png").is_file()
     assert len(list((out / "TCGA_CS_4942_19970222").glob("*_mask.tif"))) == 20
 
 

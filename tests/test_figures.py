@@ -40,12 +40,13 @@ def test_outline_colours(volumes: tuple[np.ndarray, np.ndarray, np.ndarray]) -> 
     frames = outline_frames(flair, truth, pred)
     assert frames.shape == (*flair.shape, 3) and frames.dtype == np.uint8
     truth_edge, pred_edge = reference_outline(truth), reference_outline(pred)
-    blue, red = colour(frames, (0, 0, 255)), colour(frames, (255, 0, 0))
+    blue, red, green = colour(frames, (0, 0, 255)), colour(frames, (255, 0, 0)), colour(frames, (0, 230, 0))
     assert blue.any() and (pred_edge & truth_edge).any()
-    np.testing.assert_array_equal(blue, truth_edge & ~pred_edge)  # on the truth boundary, under red where shared
-    np.testing.assert_array_equal(red, pred_edge)
+    np.testing.assert_array_equal(blue, truth_edge & ~pred_edge)  # manual alone
+    np.testing.assert_array_equal(red, pred_edge & ~truth_edge)  # model alone
+    np.testing.assert_array_equal(green, pred_edge & truth_edge)  # both
     assert not blue[truth & ~truth_edge].any() and not red[pred & ~pred_edge].any()
-    grey = frames[~(blue | red)]
+    grey = frames[~(blue | red | green)]
     assert (grey[:, 0] == grey[:, 1]).all() and (grey[:, 1] == grey[:, 2]).all()
     assert grey.min() == 0 and grey.max() == 255  # percentile window spans the full range
     for given, copy in zip(volumes, copies):

@@ -10,7 +10,7 @@ import flairseg
 LAYERS = {
     "errors": 0, "outputs": 0, "config": 0, "version": 0,
     "io": 1, "volumes": 1, "sequences": 1, "preprocess": 1, "postprocess": 1, "metrics": 1, "figures": 1, "qc": 1,
-    "provenance": 1,
+    "provenance": 1, "html_report": 1,
     "model": 2, "losses": 2, "distributed": 2, "augment": 2,
     "data": 3, "checkpoint": 3, "inference": 3,
     "shape": 1, "association": 1, "train": 4, "predict": 4, "weights": 4, "demo": 4, "evaluate": 4, "prepare": 4, "radiogenomics": 4, "export": 4, "cv": 4,

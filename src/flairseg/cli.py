@@ -244,14 +244,14 @@ def _predict_summary(result, part: tuple[int, int] | None) -> str:
         line += f"; {result.flagged} cases flagged for review ({result.out / 'report' / 'qc.csv'})"
     if result.removed_components:
         line += f"; postprocessing removed {result.removed_components} components (listed in {result.out / 'report' / 'components.csv'})"
-    return line
+    return line + f"; check the masks by eye in {result.out / 'report' / 'report.html'}"
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from flairseg.demo import run_demo
 
     result = run_demo(args.output, model=args.model, overwrite=args.overwrite, threads=args.threads)
-    print(f"{result.case_id}: Dice {result.dice:.4f} against its manual mask; mask, GIF, montage and report in {result.out}")
+    print(f"{result.case_id}: Dice {result.dice:.4f} against its manual mask; mask, GIF, montage and report in {result.out} (open report.html)")
     return 0
 
 

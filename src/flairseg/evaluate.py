@@ -20,6 +20,7 @@ import numpy as np
 
 from flairseg.data import institution
 from flairseg.errors import InputError
+from flairseg.html_report import write_html_report
 from flairseg.io import Case, index_mask_cases, read_case, read_kaggle_case
 from flairseg.metrics import CaseMetrics, Summary, case_metrics, summarise_cases
 from flairseg.outputs import atomic_dir, atomic_file, check_output
@@ -204,4 +205,6 @@ def evaluate(
                 fig.outline_gif(background, truth_case.mask, pred_case.mask, tmp / "gifs" / f"{case_id}.gif")
                 fig.tumour_montage(background, truth_case.mask, pred_case.mask, tmp / "montages" / f"{case_id}.png")
         summary = write_report(rows, tmp, f"Evaluation of {pred.name} against {truth.name}", figures=figures)
+        if figures:
+            write_html_report(tmp, f"Evaluation of {pred.name} against {truth.name}")
     return Evaluation(rows, summary, out_path, extra)

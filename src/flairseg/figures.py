@@ -16,8 +16,9 @@ from scipy import ndimage
 
 from flairseg.outputs import atomic_file
 
-TRUTH_COLOUR = (0, 0, 255)
-PRED_COLOUR = (255, 0, 0)
+TRUTH_COLOUR = (0, 0, 255)  # manual outline
+PRED_COLOUR = (255, 0, 0)  # model outline
+AGREE_COLOUR = (0, 230, 0)  # where both outlines run
 MONTAGE_COLUMNS = 6
 _IN_PLANE = ndimage.generate_binary_structure(2, 1)[None]  # (1, 3, 3): erode each slice in-plane only
 _GAP = 2  # pixels between montage tiles
@@ -87,12 +88,12 @@ def _outline(mask: np.ndarray) -> np.ndarray:
 
 
 def outline_frames(flair: np.ndarray, truth: np.ndarray | None, pred: np.ndarray | None) -> np.ndarray:
-    """Render FLAIR slices in grey with the truth outline in blue and the prediction outline in red.
+    """Render FLAIR slices in grey with the truth outline in blue, the prediction outline in red, green where both run.
 
     Args:
         flair: (S, H, W) image of any real dtype.
         truth: (S, H, W) ground-truth mask, or None.
-        pred: (S, H, W) predicted mask, or None; drawn over the truth where they coincide.
+        pred: (S, H, W) predicted mask, or None.
 
     Returns:
         (S, H, W, 3) uint8 RGB frames.
@@ -107,9 +108,12 @@ def outline_frames(flair: np.ndarray, truth: np.ndarray | None, pred: np.ndarray
         if mask is not None and np.shape(mask) != flair.shape:
             raise ValueError(f"{name} has shape {np.shape(mask)} but flair has {flair.shape}; give masks on the image grid")
     frames = np.repeat(_grey(flair)[..., None], 3, axis=-1)
-    for mask, colour in ((truth, TRUTH_COLOUR), (pred, PRED_COLOUR)):
-        if mask is not None:
-            frames[_outline(mask)] = colour
+    edges = [None if mask is None else _outline(mask) for mask in (truth, pred)]
+    for edge, colour in zip(edges, (TRUTH_COLOUR, PRED_COLOUR)):
+        if edge is not None:
+            frames[edge] = colour
+    if edges[0] is not None and edges[1] is not None:
+        frames[edges[0] & edges[1]] = AGREE_COLOUR
     return frames
 
 
@@ -147,13 +151,16 @@ def _tumour_slices(count: int, masks: list[np.ndarray], max_slices: int) -> tupl
 
 
 def tumour_montage(
-    flair: np.ndarray, truth: np.ndarray | None, pred: np.ndarray | None, path: str | os.PathLike, max_slices: int = 24
+    flair: np.ndarray, truth: np.ndarray | None, pred: np.ndarray | None, path: str | os.PathLike, max_slices: int = 24,
+    sides: tuple[str, str] | None = None,
 ) -> None:
     """Write a PNG grid of the outlined slices with tumour in truth or prediction.
 
     Each tile is labelled with its 1-based slice number. At most ``max_slices`` slices are
     shown, evenly spread when more have tumour; with no tumour at all, the middle slice is
-    shown labelled "no tumour". Tiles are separated by a thin grey gap.
+    shown labelled "no tumour". Tiles are separated by a thin grey gap. ``sides`` (e.g.
+    ``("R", "L")``) are written at the left and right edge of the first tile: the patient's
+    sides, where the image's orientation is known.
 
     Raises:
         ValueError: when ``max_slices`` is below 1, or as :func:`outline_frames`.
@@ -179,6 +186,8 @@ def tumour_montage(
         row, column = divmod(position, columns)
         origin = (column * (width + _GAP) + 3, row * (height + _GAP) + 2)
         draw.text(origin, label, fill=(255, 255, 0), font=font, stroke_width=1, stroke_fill=(0, 0, 0))
+    for side, anchor, x in zip(sides or (), ("lm", "rm"), (3, width - 3)):
+        draw.text((x, height // 2), side, fill=(255, 255, 255), font=font, anchor=anchor, stroke_width=1, stroke_fill=(0, 0, 0))
     with atomic_file(path) as tmp:
         image.save(tmp, format="PNG")
 

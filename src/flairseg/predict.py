@@ -191,6 +191,7 @@ def predict_tree(
 
     from flairseg import figures
     from flairseg.evaluate import write_case_table, write_report
+    from flairseg.html_report import write_html_report
     from flairseg.outputs import atomic_file, check_output
 
     given = source if isinstance(source, Case) else None
@@ -246,12 +247,14 @@ def predict_tree(
             write_image(case, np.where(brain[..., None], image, 0).astype(case.image.dtype), out_path / "stripped" / name)
         if probability is not None:
             _write_probability(case, probability, out_path)
+        flair = case.image[..., 1] if case.image.shape[-1] == 3 else case.image[..., 0]
         if truth_mask is not None:
             if truth_mask.shape != mask.shape:
                 raise InputError(f"case {case.case_id}: truth grid {truth_mask.shape} differs from the image grid {mask.shape}")
             rows.append(case_metrics(case.case_id, mask, truth_mask, case.geometry.spacing))
-            flair = case.image[..., 1] if case.image.shape[-1] == 3 else case.image[..., 0]
             figures.outline_gif(flair, truth_mask, mask, out_path / "report" / "gifs" / f"{case.case_id}.gif")
+        sides = ("R", "L") if case.geometry.affine is not None else None  # processing layout: columns run patient right to left
+        figures.tumour_montage(flair, truth_mask, mask, out_path / "report" / "montages" / f"{key}.png", sides=sides)
         inputs = input_rows(case, segmenter)
         write_case_table("inputs", key, inputs, out_path / "report")
         flair_only = inputs[0].get("substituted") == "pre post"
@@ -267,8 +270,10 @@ def predict_tree(
             tmp.write_text(json.dumps({"part": part[0], "parts": part[1], "predicted": predicted, "skipped": skipped,
                                        "cases": [p.case_id if isinstance(p, Case) else case_id_of(p) for p in paths]}, indent=2))
     substituted, removed, flagged = merge_run_tables(out_path)
+    title = f"Prediction of {source.name} by {segmenter.metadata.get('name', 'the model')}"
     if rows:
-        write_report(rows, out_path / "report", f"Prediction of {source.name} by {segmenter.metadata.get('name', 'the model')}")
+        write_report(rows, out_path / "report", title)
+    write_html_report(out_path / "report", title)
     return PredictResult(predicted, skipped, out_path, rows, removed, substituted, flagged)
 
 

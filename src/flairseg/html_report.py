@@ -1,0 +1,130 @@
+"""``report.html``: one self-contained page per run for checking the masks by eye.
+
+It is written from what the run already left in its report folder: the QC table
+(``qc.csv``: volumes, components, flags), the metrics table when truth masks were given
+(``metrics.csv``: Dice, HD95), one overlay montage per case (``montages/<case>[_mask|_brain].png``)
+and the Dice distribution figure. Images are embedded (data URIs), so the file opens from
+disk with no network and can be mailed as it is. Flagged cases come first; a click on a
+column heading sorts the table by it (a few lines of plain script).
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+from collections.abc import Mapping
+from pathlib import Path
+
+from flairseg.outputs import atomic_file
+
+LEGEND_WITH_TRUTH = "outlines: <b style='color:#4060ff'>manual</b>, <b style='color:#ff3030'>model</b>, <b style='color:#00a000'>both</b>"
+LEGEND_MODEL_ONLY = "outline: <b style='color:#ff3030'>model</b>"
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
+th { background: #f0f0f0; cursor: pointer; user-select: none; }
+td:first-child, th:first-child, td.flags { text-align: left; }
+tr.flagged td.flags { color: #b00000; font-weight: bold; }
+section { margin: 2em 0; }
+img { max-width: 100%; image-rendering: pixelated; }
+"""
+
+_SORT_SCRIPT = """
+document.querySelectorAll('#cases th').forEach(function (th, column) {
+  th.addEventListener('click', function () {
+    var body = document.querySelector('#cases tbody');
+    var rows = Array.from(body.rows);
+    var down = th.dataset.order !== 'ascending';
+    rows.sort(function (a, b) {
+      var x = a.cells[column].dataset.value, y = b.cells[column].dataset.value;
+      var nx = parseFloat(x), ny = parseFloat(y);
+      var order = (isNaN(nx) || isNaN(ny)) ? x.localeCompare(y) : nx - ny;
+      return down ? order : -order;
+    });
+    th.dataset.order = down ? 'ascending' : 'descending';
+    rows.forEach(function (row) { body.appendChild(row); });
+  });
+});
+"""
+
+
+def _read_table(path: Path) -> list[dict[str, str]]:
+    if not path.is_file():
+        return []
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _image(path: Path) -> str:
+    return f"data:image/png;base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
+
+
+def _montage(report: Path, case: str, task: str) -> Path | None:
+    """The case's montage: predict names it by case and task, evaluate by case."""
+    for name in (f"{case}{'_brain' if task == 'brain' else '_mask'}.png", f"{case}.png"):
+        if (report / "montages" / name).is_file():
+            return report / "montages" / name
+    return None
+
+
+def case_rows(report: Path) -> list[dict[str, str]]:
+    """One row per case and task: the QC columns joined with the metrics (Dice, HD95) where truth was given."""
+    metrics = {row["case_id"]: row for row in _read_table(report / "metrics.csv")}
+    qc = _read_table(report / "qc.csv") or [{"case": case, "task": "", "flags": "none"} for case in metrics]
+    rows = []
+    for row in qc:
+        scored = metrics.get(row["case"], {})
+        rows.append({**row, "dice": scored.get("dice", ""), "hd95": scored.get("hd95", ""), "units": scored.get("units", "")})
+    return sorted(rows, key=lambda r: (r["flags"] == "none", r["case"], r["task"]))
+
+
+def _columns(rows: list[dict[str, str]]) -> Mapping[str, str]:
+    """Heading of each column shown, in order; columns that no row fills are left out."""
+    units = {r["units"] for r in rows if r.get("units")}
+    hd95 = f"HD95 ({units.pop()})" if len(units) == 1 else "HD95"
+    wanted = {"case": "case", "task": "task", "volume_ml": "volume (mL)", "voxels": "voxels", "components_kept": "components kept",
+              "components_removed": "components removed", "flags": "flags", "dice": "Dice", "hd95": hd95}
+    return {key: heading for key, heading in wanted.items() if any(r.get(key) not in (None, "") for r in rows)}
+
+
+def render(report: Path, title: str) -> str:
+    """The page's HTML text."""
+    rows = case_rows(report)
+    columns = _columns(rows)
+    has_truth = any(r["dice"] for r in rows)
+    flagged = sum(r["flags"] != "none" for r in rows)
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+             f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>",
+             f"<p>{len(rows)} case(s), {flagged} flagged (listed first). Click a column heading to sort.</p>",
+             "<table id='cases'><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in columns.values()) + "</tr></thead><tbody>"]
+    for index, row in enumerate(rows):
+        cells = []
+        for key in columns:
+            value = row.get(key, "")
+            shown = f"<a href='#case-{index}'>{html.escape(value)}</a>" if key == "case" else html.escape(value)
+            css = " class='flags'" if key == "flags" else ""
+            cells.append(f"<td{css} data-value='{html.escape(value, quote=True)}'>{shown}</td>")
+        parts.append(f"<tr{' class=flagged' if row['flags'] != 'none' else ''}>{''.join(cells)}</tr>")
+    parts.append("</tbody></table>")
+    if has_truth and (report / "dice_distribution.png").is_file():
+        parts.append(f"<h2>Dice distribution</h2><img alt='Dice distribution' src='{_image(report / 'dice_distribution.png')}'>")
+    parts.append(f"<h2>Cases</h2><p>{LEGEND_WITH_TRUTH if has_truth else LEGEND_MODEL_ONLY}; yellow numbers: slice numbers (from 1); "
+                 "R and L: the patient's right and left where the scan's orientation is known.</p>")
+    for index, row in enumerate(rows):
+        montage = _montage(report, row["case"], row["task"])
+        image = f"<img alt='overlay of {html.escape(row['case'])}' src='{_image(montage)}'>" if montage else "<p>no overlay</p>"
+        parts.append(f"<section id='case-{index}'><h3>{html.escape(row['case'])} {html.escape(row['task'])}"
+                     f" &mdash; flags: {html.escape(row['flags'])}</h3>{image}</section>")
+    parts.append(f"<script>{_SORT_SCRIPT}</script></body></html>")
+    return "\n".join(parts)
+
+
+def write_html_report(report: Path, title: str) -> Path:
+    """Write ``report/report.html`` (atomically) and return its path."""
+    path = report / "report.html"
+    with atomic_file(path) as tmp:
+        tmp.write_text(render(report, title), encoding="utf-8")
+    return path
