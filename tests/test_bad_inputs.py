@@ -335,6 +335,16 @@ def _duplicate_ids(tmp: Path) -> list[str]:
     return _predict(tmp, tmp / "in")
 
 
+def _train_with(tmp: Path, *extra: str) -> list[str]:
+    return ["train", "--data", str(_case(tmp).parent), "-o", str(tmp / "run"), "--folds", "2", "--quiet", *extra]
+
+
+def _resume_other_epochs(tmp: Path) -> list[str]:
+    (tmp / "old").mkdir()
+    (tmp / "old" / "config.json").write_text('{"epochs": 3}')
+    return ["train", "--data", str(_case(tmp).parent), "-o", str(tmp / "old"), "--resume", "--epochs", "5", "--quiet"]
+
+
 CATALOGUE = [
     BadInput("missing-input", "the input path does not exist", lambda t: _predict(t, t / "nowhere"), "input TMP/nowhere does not exist"),
     BadInput("file-not-a-case", "a file that is neither a volume nor a case folder", _file_not_a_case,
@@ -435,6 +445,15 @@ CATALOGUE = [
     BadInput("sequence-off-grid", "a case's T1 on another grid than its FLAIR", lambda t: _predict(t, _brats_case(t, (8, 8, 5))),
              "BraTS_1_t1.nii.gz is not on the grid of the FLAIR BraTS_1_flair.nii.gz (shape or affine differ); "
              "pass --resample to resample it onto the FLAIR, or resample it yourself"),
+    BadInput("negative-learning-rate", "a negative learning rate", lambda t: _train_with(t, "--lr", "-1"),
+             "lr must be > 0 and threshold in (0, 1), not lr=-1.0, threshold=0.5"),
+    BadInput("probability-above-one", "an augmentation probability above 1", lambda t: _train_with(t, "--set", "flair_only=2"),
+             "flair_only must be in [0, 1], not 2.0"),
+    BadInput("tail-longer-than-run", "averaging more epochs than the run has",
+             lambda t: _train_with(t, "--epochs", "2", "--set", "average_last=3"), "average_last (3) cannot exceed epochs (2)"),
+    BadInput("resume-other-epochs", "resuming a run with another number of epochs", _resume_other_epochs,
+             "TMP/old was planned for 3 epochs and resumes to that; to train longer, start a new run from its weights: "
+             "flairseg train ... --init TMP/old/best.json"),
 ]
 
 
@@ -473,6 +492,19 @@ def markdown() -> str:
 
 if __name__ == "__main__":
     print(markdown(), end="")
+
+
+@pytest.mark.parametrize("argv", [["predict", "-i", "IN", "-o", "OUT", "--batch-size", "0"], ["predict", "-i", "IN", "-o", "OUT", "--batch-size", "-3"],
+                                  ["predict", "-i", "IN", "-o", "OUT", "--threads", "0"], ["train", "--data", "IN", "-o", "OUT", "--epochs", "0"],
+                                  ["demo", "-o", "OUT", "--threads", "-1"], ["shape", "-i", "IN", "-o", "OUT", "--points", "x"]])
+def test_numeric_options_are_range_checked_where_parsed(argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [str(tmp_path / a) if a in ("IN", "OUT") else a for a in argv]
+    _case(tmp_path)
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert stop.value.code == 2 and "error: argument" in err[-1] and ("at least 1" in err[-1] or "whole number" in err[-1])
+    assert not (tmp_path / "OUT").exists()
 
 
 def test_operating_system_errors_end_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

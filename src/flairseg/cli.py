@@ -19,6 +19,17 @@ from flairseg.errors import FlairsegError
 PREPROCESS_VARIANTS = ("paper-abnormality", "paper-brain", "port")
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (batch sizes, threads, counts)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -84,11 +95,31 @@ def _train_config(args: argparse.Namespace):
     return replace(config, **changes) if changes else config
 
 
+def _check_resumed_epochs(args: argparse.Namespace) -> None:
+    """``--resume --epochs N`` with another N than the run's: refused (its learning-rate schedule is fixed by its epochs)."""
+    import json
+    from pathlib import Path
+
+    from flairseg.errors import ConfigError
+
+    recorded = Path(args.output) / "config.json"
+    if not (args.resume and args.epochs is not None and recorded.is_file()):
+        return
+    try:
+        epochs = json.loads(recorded.read_text())["epochs"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # train() reports an unreadable run folder
+    if epochs != args.epochs:
+        raise ConfigError(f"{args.output} was planned for {epochs} epochs and resumes to that; to train longer, start a new run "
+                          f"from its weights: flairseg train ... --init {Path(args.output) / 'best.json'}")
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from flairseg.train import train
     from flairseg.weights import resolve
 
     init_from = resolve(args.init) if args.init else None  # a checkpoint path or a released model's name
+    _check_resumed_epochs(args)
     result = train(_train_config(args), args.data, args.output, resume=args.resume, overwrite=args.overwrite,
                    init_from=init_from, device=args.device, threads=args.threads, quiet=args.quiet)
     if not result.main_process:
@@ -307,13 +338,13 @@ def _add_recipe(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="default", help="model preset: paper, port or default")
     parser.add_argument("--config", help="JSON file of TrainConfig settings")
     parser.add_argument("--variant", choices=PREPROCESS_VARIANTS, help="preprocessing variant (default port)")
-    parser.add_argument("--size", type=int, help="in-plane input size (default 256)")
-    parser.add_argument("--features", type=int, help="channels of the first U-Net level")
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--size", type=positive_int, help="in-plane input size (default 256)")
+    parser.add_argument("--features", type=positive_int, help="channels of the first U-Net level")
+    parser.add_argument("--epochs", type=positive_int)
+    parser.add_argument("--batch-size", type=positive_int)
     parser.add_argument("--lr", type=float)
     parser.add_argument("--scheme", choices=("kfold", "paper22"))
-    parser.add_argument("--folds", type=int)
+    parser.add_argument("--folds", type=positive_int)
     parser.add_argument("--validation-cases", type=int)
     parser.add_argument("--seed", type=int)
     parser.add_argument("--steps-per-epoch", type=int)
@@ -379,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--init", metavar="CHECKPOINT", help="start from these weights (fine-tuning): a checkpoint or a released model's name, e.g. brain-lgg-cpu")
     train.add_argument("--resume", action="store_true", help="continue the run in OUTPUT from its last checkpoint")
     train.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    train.add_argument("--threads", type=int, help="CPU threads for PyTorch")
+    train.add_argument("--threads", type=positive_int, help="CPU threads for PyTorch")
     _add_common(train)
     train.set_defaults(run=_cmd_train)
 
@@ -398,7 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--init", metavar="ENSEMBLE", help="fine-tune: fold k starts from member k of an ensemble that flairseg cv made "
                     "over the same folds (its JSON, or a released model's name, e.g. abnormality-lgg-cv5)")
     cv.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    cv.add_argument("--threads", type=int, help="CPU threads for PyTorch")
+    cv.add_argument("--threads", type=positive_int, help="CPU threads for PyTorch")
     cv.add_argument("--quiet", action="store_true", help="no progress bars")
     cv.set_defaults(run=_cmd_cv)
 
@@ -435,9 +466,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="brain masks: the paper's per-slice convex hull instead of hole filling (adds 4-8 %% of brain volume)")
     predict.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                          help="network compute precision: auto = bf16 where the CPU/GPU has it natively, else fp32 (default: auto)")
-    predict.add_argument("--batch-size", type=int, default=4, help="slices per forward pass (default 4: fastest on a CPU; raise it on a GPU)")
+    predict.add_argument("--batch-size", type=positive_int, default=4, help="slices per forward pass (default 4: fastest on a CPU; raise it on a GPU)")
     predict.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    predict.add_argument("--threads", type=int, help="CPU threads for PyTorch")
+    predict.add_argument("--threads", type=positive_int, help="CPU threads for PyTorch")
     predict.add_argument("--overwrite", action="store_true", help="predict again cases already in OUTPUT")
     predict.add_argument("--quiet", action="store_true", help="no progress bars")
     predict.set_defaults(run=_cmd_predict)
@@ -445,7 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="segment the bundled sample case with the released model (offline)")
     demo.add_argument("-o", "--output", default="flairseg-demo", help="output folder (default: flairseg-demo)")
     demo.add_argument("--model", help="checkpoint or released model name (default: the released abnormality model)")
-    demo.add_argument("--threads", type=int, help="CPU threads for PyTorch")
+    demo.add_argument("--threads", type=positive_int, help="CPU threads for PyTorch")
     demo.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
     demo.set_defaults(run=_cmd_demo)
 
@@ -458,9 +489,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     shape.add_argument("-i", "--input", required=True, metavar="MASKS", help="a case or a tree of cases with masks")
     shape.add_argument("-o", "--output", required=True, metavar="CSV", help="features file to create (.csv)")
-    shape.add_argument("--sectors", type=int, default=10, help="angular sectors of ASD (default 10)")
+    shape.add_argument("--sectors", type=positive_int, default=10, help="angular sectors of ASD (default 10)")
     shape.add_argument("--smoothing", type=float, default=0.1, help="MF smoothing window, share of the boundary (default 0.1)")
-    shape.add_argument("--points", type=int, default=360, help="boundary points, equally spaced by arc length (default 360)")
+    shape.add_argument("--points", type=positive_int, default=360, help="boundary points, equally spaced by arc length (default 360)")
     _add_common(shape)
     shape.set_defaults(run=_cmd_shape)
 

@@ -97,6 +97,34 @@ class TrainConfig:
     deterministic: bool = False  # GPU: deterministic kernels only (set CUBLAS_WORKSPACE_CONFIG=:4096:8); slower
     tensorboard: bool = False
 
+    def __post_init__(self) -> None:
+        """Refuse values no run can use, whichever way they came (command line, recipe, --set)."""
+        for name, low, high in TRAIN_RANGES:
+            value = _lookup(self, name)
+            if not (low is None or value >= low) or not (high is None or value <= high):
+                allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
+                raise ConfigError(f"{name} must be {allowed}, not {value}")
+        if self.lr <= 0 or not 0 < self.threshold < 1:
+            raise ConfigError(f"lr must be > 0 and threshold in (0, 1), not lr={self.lr}, threshold={self.threshold}")
+        if self.average_last > self.epochs:
+            raise ConfigError(f"average_last ({self.average_last}) cannot exceed epochs ({self.epochs})")
+
+
+# (setting, lowest, highest allowed); None: unbounded
+TRAIN_RANGES: tuple[tuple[str, float | None, float | None], ...] = (
+    ("epochs", 1, None), ("batch_size", 1, None), ("folds", 2, None), ("fold", 0, None), ("validation_cases", 0, None),
+    ("steps_per_epoch", 0, None), ("warmup_steps", 0, None), ("weight_decay", 0, None), ("patch", 0, None),
+    ("patch_tumour", 0, 1), ("rotation", 0, 180), ("scale", 0, 0.9), ("flip", 0, 1), ("intensity", 0, None),
+    ("flair_only", 0, 1), ("skull_strip", 0, 1), ("average_last", 0, None),
+    ("model.in_channels", 1, None), ("model.features", 1, None), ("model.depth", 1, None), ("preprocess.size", 8, None),
+)
+
+
+def _lookup(config: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        config = getattr(config, part)
+    return config
+
 
 def _coerce(value: Any, kind: Any, name: str) -> Any:
     if dataclasses.is_dataclass(kind):

@@ -51,6 +51,8 @@ class Segmenter:
 
     def __init__(self, model: str | os.PathLike, device: str = "cpu", threads: int | None = None, batch_size: int = 4, tta: bool = False,
                  task: str | None = None, convex_hull: bool = False, precision: str = "auto", folds: Sequence[int] | None = None) -> None:
+        if batch_size < 1 or (threads is not None and threads < 1):
+            raise InputError(f"batch_size and threads must be at least 1, not {batch_size} and {threads}")
         self.device = resolve_device(device)
         self.autocast = resolve_precision(precision, self.device)
         if threads:

@@ -152,9 +152,6 @@ def _plan_run(out: Path, config: TrainConfig, case_ids: list[str], resume: bool)
         if missing:
             raise InputError(f"the data folder lacks {len(missing)} cases of the run's split (e.g. {missing[0]})")
         return config, split
-    for name in ("flair_only", "skull_strip"):
-        if not 0.0 <= getattr(config, name) <= 1.0:
-            raise InputError(f"{name} is a probability; give a value in [0, 1], not {getattr(config, name)}")
     if config.flair_only and config.task != "abnormality":
         raise InputError("flair_only replaces the pre- and post-contrast channels of the abnormality task; set it to 0 for brain training")
     if config.patch > config.preprocess.size:
