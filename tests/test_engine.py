@@ -137,6 +137,21 @@ def test_predict_nifti_keeps_grid_and_header(trained: Path, tmp_path: Path, caps
     assert "head" in page and "volume (mL)" in page and "Dice" not in page and page.count("data:image/png;base64,") == 1
 
 
+def test_output_named_like_a_volume_is_the_mask_file(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    image, _ = phantom(slices=10, size=64, seed=4)
+    source = tmp_path / "scan.nii.gz"
+    nib.save(nib.Nifti1Image(np.ascontiguousarray(image[..., 1].transpose(1, 2, 0)).astype(np.int16), np.diag([0.9, 0.9, 3, 1])), str(source))
+    model = ["--model", str(trained / "best.json"), "--quiet"]
+    assert main(["predict", "-i", str(source), "-o", str(tmp_path / "lesion.nii.gz"), *model]) == 0
+    assert nib.load(str(tmp_path / "lesion.nii.gz")).shape == (64, 64, 10)  # the file itself, not a folder of that name
+    assert (tmp_path / "lesion_flairseg" / "report" / "report.html").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lesion.nii.gz", "lesion_flairseg", "scan.nii.gz"]
+    assert main(["predict", "-i", str(source), "-o", str(tmp_path / "lesion.nii.gz"), *model]) == 0  # a rerun reuses it
+    assert "0 cases predicted, 1 already done" in capsys.readouterr().out
+    assert main(["predict", "-i", str(tmp_path), "-o", str(tmp_path / "many.nii.gz"), *model]) == 1  # a folder: one file cannot hold it
+    assert "names a mask file, which fits one volume" in capsys.readouterr().err and not (tmp_path / "many_flairseg").exists()
+
+
 def _error(args: list[str], capsys: pytest.CaptureFixture[str], fragment: str) -> None:
     assert main(args) == 1
     err = capsys.readouterr().err.rstrip("\n").split("\n")[-1]

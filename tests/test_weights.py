@@ -98,3 +98,16 @@ def test_out_of_range_checkpoint_values_are_refused(fake_package: Path, section:
     path.write_text(json.dumps(meta))
     with pytest.raises(WeightsError, match=message):
         Segmenter(path)
+
+
+def test_models_command_names_the_licence_and_the_citation(capsys: pytest.CaptureFixture[str]) -> None:
+    from flairseg.cli import main
+    from flairseg.version import __version__
+
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "abnormality-lgg-cv5" in out and "CC BY-NC-SA 4.0" in out and "10.1016/j.compbiomed.2019.05.002" in out
+    root = Path(__file__).parents[1]
+    citation = (root / "CITATION.cff").read_text()
+    assert f"version: {__version__}\n" in citation and "10.1016/j.compbiomed.2019.05.002" in citation
+    assert (root / "LICENSE").read_text().startswith("MIT License")

@@ -201,13 +201,16 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         raise InputError("give the cases with -i INPUT, or one case with --flair FILE [--t1 FILE] [--t1c FILE]")
     if (args.t1 or args.t1c) and not args.flair:
         raise InputError("--t1 and --t1c go with --flair FILE")
+    from flairseg.inference import resolve_device
+
     part, world = _part(args)
-    threads = args.threads
-    if world is not None and threads is None and args.device == "cpu":  # torchrun on CPUs: the cores split between the ranks
+    threads, kind = args.threads, resolve_device(args.device).type
+    if world is not None and threads is None and kind == "cpu":  # torchrun on CPUs: the cores split between the ranks
         import os
 
         threads = max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", world.size)))
-    device = f"cuda:{world.local_rank}" if world is not None and args.device == "cuda" else args.device  # a GPU per rank
+    device = f"cuda:{world.local_rank}" if world is not None and kind == "cuda" else args.device  # a GPU per rank
+    output, mask_file = _output_of(args, part)
     model = resolve(args.model, task=args.task or "abnormality")
     options = {"device": device, "threads": threads, "batch_size": args.batch_size, "tta": args.tta,
                "convex_hull": args.convex_hull, "precision": args.precision}
@@ -218,14 +221,34 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         if segmenter.task != "abnormality":
             raise ConfigError("--brain-model runs the two-stage pipeline of an abnormality model; drop it for --task brain")
         brain_segmenter = Segmenter(resolve(args.brain_model, task="brain"), task="brain", **options)
-    run = lambda: predict_tree(source, args.output, segmenter, truth=args.truth, probabilities=args.probabilities,  # noqa: E731
+    run = lambda: predict_tree(source, output, segmenter, truth=args.truth, probabilities=args.probabilities,  # noqa: E731
                                overwrite=args.overwrite, quiet=args.quiet or (world is not None and not world.is_main),
-                               brain_segmenter=brain_segmenter, strip=args.strip, resample=args.resample, part=part)
+                               brain_segmenter=brain_segmenter, strip=args.strip, resample=args.resample, part=part,
+                               mask_file=mask_file)
     result = run() if world is None else _run_on_ranks(run, world)
     if result is None:
         return 0
     print(_predict_summary(result, part))
     return 0
+
+
+def _output_of(args: argparse.Namespace, part: tuple[int, int] | None):
+    """(run folder, mask file): ``-o NAME.nii[.gz]`` for one volume writes the mask to that file (as HD-BET and
+    SynthStrip do) and the run's report beside it, in ``NAME_flairseg/``; any other ``-o`` is the run folder."""
+    from pathlib import Path
+
+    from flairseg.errors import InputError
+
+    name = str(args.output)
+    if not name.lower().endswith((".nii", ".nii.gz")):
+        return args.output, None
+    one_volume = args.flair or (args.input and Path(args.input).is_file())
+    if not one_volume or part is not None or args.strip or args.probabilities:
+        raise InputError(f"-o {name} names a mask file, which fits one volume (-i FILE or --flair FILE) without --part, --strip "
+                         "or --probabilities; give a folder for anything else")
+    mask_file = Path(name)
+    stem = mask_file.name[: -len(".nii.gz")] if name.lower().endswith(".nii.gz") else mask_file.stem
+    return mask_file.with_name(f"{stem}_flairseg"), mask_file
 
 
 def _run_on_ranks(run, world):
@@ -287,7 +310,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from flairseg.weights import registry
+    from flairseg.weights import CITATION, WEIGHTS_LICENCE, registry
 
     released = registry()
     if not released:
@@ -297,6 +320,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
     for entry in released:
         metrics = ", ".join(f"{k} {v}" for k, v in entry.metrics.items())
         print(f"| {entry.name} | {entry.task} | {'yes' if entry.default else ''} | {entry.description} | {metrics} |")
+    print(f"\nLicence: {WEIGHTS_LICENCE}\nCite the method and the data: {CITATION}")
     return 0
 
 
@@ -409,7 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--fold", type=int)
     train.add_argument("--init", metavar="CHECKPOINT", help="start from these weights (fine-tuning): a checkpoint or a released model's name, e.g. brain-lgg-cpu")
     train.add_argument("--resume", action="store_true", help="continue the run in OUTPUT from its last checkpoint")
-    train.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    train.add_argument("--device", default="auto", help="auto (CUDA, then Apple MPS, then CPU; default), cpu, cuda, cuda:N or mps")
     train.add_argument("--threads", type=positive_int, help="CPU threads for PyTorch")
     _add_common(train)
     train.set_defaults(run=_cmd_train)
@@ -428,7 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="train only this fold now (repeatable; for parallel jobs); the evaluation runs once every fold is trained")
     cv.add_argument("--init", metavar="ENSEMBLE", help="fine-tune: fold k starts from member k of an ensemble that flairseg cv made "
                     "over the same folds (its JSON, or a released model's name, e.g. abnormality-lgg-cv5)")
-    cv.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    cv.add_argument("--device", default="auto", help="auto (CUDA, then Apple MPS, then CPU; default), cpu, cuda, cuda:N or mps")
     cv.add_argument("--threads", type=positive_int, help="CPU threads for PyTorch")
     cv.add_argument("--quiet", action="store_true", help="no progress bars")
     cv.set_defaults(run=_cmd_cv)
@@ -467,7 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                          help="network compute precision: auto = bf16 where the CPU/GPU has it natively, else fp32 (default: auto)")
     predict.add_argument("--batch-size", type=positive_int, default=4, help="slices per forward pass (default 4: fastest on a CPU; raise it on a GPU)")
-    predict.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    predict.add_argument("--device", default="auto", help="auto (CUDA, then Apple MPS, then CPU; default), cpu, cuda, cuda:N or mps")
     predict.add_argument("--threads", type=positive_int, help="CPU threads for PyTorch")
     predict.add_argument("--overwrite", action="store_true", help="predict again cases already in OUTPUT")
     predict.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -111,7 +111,7 @@ def check_init(init: Path, config: TrainConfig, data: Path) -> None:
                              "(its held-out cases differ); fine-tuning it would test on cases it saw")
 
 
-def train_folds(config: TrainConfig, data: Path, out: Path, folds: Sequence[int] | None = None, device: str = "cpu",
+def train_folds(config: TrainConfig, data: Path, out: Path, folds: Sequence[int] | None = None, device: str = "auto",
                 threads: int | None = None, quiet: bool = False, init: Path | None = None) -> list[int]:
     """Train (or resume) the given folds (default: all) that are not finished; returns the folds trained now.
 
@@ -142,7 +142,7 @@ def train_folds(config: TrainConfig, data: Path, out: Path, folds: Sequence[int]
     return trained
 
 
-def predict_held_out(config: TrainConfig, data: Path, out: Path, device: str = "cpu", threads: int | None = None,
+def predict_held_out(config: TrainConfig, data: Path, out: Path, device: str = "auto", threads: int | None = None,
                      quiet: bool = False, condition: Callable[[Case], Case] | None = None) -> list[HeldOut]:
     """Every test case of every fold, predicted by its fold's selected model (``best``).
 
@@ -320,7 +320,7 @@ def make_ensemble(result: CrossValidation, config: TrainConfig) -> Path:
 
 
 def cross_validate(config: TrainConfig, data: str | os.PathLike, out: str | os.PathLike, folds: Sequence[int] | None = None,
-                   device: str = "cpu", threads: int | None = None, quiet: bool = False,
+                   device: str = "auto", threads: int | None = None, quiet: bool = False,
                    init: str | os.PathLike | None = None) -> CrossValidation | None:
     """Train the unfinished folds; once every fold is trained, evaluate out of fold and make the ensemble.
 

@@ -22,11 +22,16 @@ from flairseg.preprocess import invert_mask, invert_probability
 
 
 def resolve_device(name: str) -> torch.device:
-    """A torch device from 'cpu', 'cuda' or 'cuda:N', refusing CUDA where there is none."""
+    """A torch device from 'auto' (CUDA, then Apple's MPS, then the CPU), 'cpu', 'cuda', 'cuda:N' or 'mps'."""
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if mps else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device {name!r} requested but CUDA is not available here; use --device cpu")
-    if name != "cpu" and not name.startswith("cuda"):
-        raise ConfigError(f"unknown device {name!r}; use cpu, cuda or cuda:N")
+    if name == "mps" and not mps:
+        raise ConfigError("device 'mps' requested but Apple's MPS is not available here; use --device cpu")
+    if name not in ("cpu", "mps") and not name.startswith("cuda"):
+        raise ConfigError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps")
     return torch.device(name)
 
 

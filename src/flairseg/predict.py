@@ -37,7 +37,7 @@ class Segmenter:
     Args:
         model: path of a checkpoint (NAME, NAME.json or NAME.safetensors), or of an ONNX export
             (NAME.onnx, run by ONNX Runtime on the CPU).
-        device: 'cpu', 'cuda' or 'cuda:N'.
+        device: 'auto' (CUDA, then Apple's MPS, then the CPU), 'cpu', 'cuda', 'cuda:N' or 'mps'.
         threads: CPU threads for PyTorch (None: PyTorch's default).
         batch_size: slices per forward pass.
         tta: average with the prediction of left-right flipped slices.
@@ -49,15 +49,16 @@ class Segmenter:
             first fold's model alone.
     """
 
-    def __init__(self, model: str | os.PathLike, device: str = "cpu", threads: int | None = None, batch_size: int = 4, tta: bool = False,
+    def __init__(self, model: str | os.PathLike, device: str = "auto", threads: int | None = None, batch_size: int = 4, tta: bool = False,
                  task: str | None = None, convex_hull: bool = False, precision: str = "auto", folds: Sequence[int] | None = None) -> None:
         if batch_size < 1 or (threads is not None and threads < 1):
             raise InputError(f"batch_size and threads must be at least 1, not {batch_size} and {threads}")
-        self.device = resolve_device(device)
+        onnx = str(model).lower().endswith(".onnx")
+        self.device = resolve_device("cpu" if onnx and device == "auto" else device)  # ONNX Runtime runs on the CPU
         self.autocast = resolve_precision(precision, self.device)
         if threads:
             torch.set_num_threads(threads)
-        if str(model).lower().endswith(".onnx"):
+        if onnx:
             if self.device.type != "cpu":
                 raise InputError("ONNX models run on the CPU (ONNX Runtime); drop --device or use the checkpoint")
             if precision == "bf16":
@@ -173,6 +174,7 @@ def predict_tree(
     strip: bool = False,
     resample: bool = False,
     part: tuple[int, int] | None = None,
+    mask_file: str | os.PathLike | None = None,
 ) -> PredictResult:
     """Segment every case under ``source`` into ``out`` (mirroring it), skipping cases already done.
 
@@ -187,7 +189,8 @@ def predict_tree(
     the input; it needs a brain mask, from a brain model or the two-stage pipeline. With
     ``resample``, a case's sequences on another grid than its FLAIR's are resampled onto it.
     ``part`` = (K, N) predicts only part K (0-based) of a split of the cases into N parts balanced
-    by size (:func:`split_parts`), for N independent jobs writing into one ``out``.
+    by size (:func:`split_parts`), for N independent jobs writing into one ``out``. ``mask_file``
+    (one case only) is where its mask goes instead of ``out``, which then holds the report alone.
     """
     from tqdm import tqdm
 
@@ -207,6 +210,8 @@ def predict_tree(
     bids = given is None and is_bids_root(source)
     inputs = [source] if not bids or not Path(out).resolve().is_relative_to((source / "derivatives").resolve()) else []
     out_path = check_output(out, inputs + ([truth] if truth else []), overwrite=True, replaces=False)
+    if mask_file is not None:
+        mask_file = check_output(mask_file, inputs + ([truth] if truth else []), overwrite=True, replaces=False)
     paths: list[Path | Case] = [given] if given is not None else _unique_cases(find_cases(source))
     if part is not None and given is None:
         paths = split_parts(paths, part[1])[part[0]]
@@ -222,7 +227,7 @@ def predict_tree(
                 "resample": resample, "probabilities": probabilities, "strip": strip}
     for path in tqdm(paths, desc="predict", unit="case", disable=quiet, file=sys.stderr):
         case = path if isinstance(path, Case) else read_case(path, masks="optional", mask_suffix=label, resample=resample)
-        target = out_path / (bids_mask_name(case, source, segmenter.task) if bids else mask_output_name(case, suffix=label))
+        target = mask_file or out_path / (bids_mask_name(case, source, segmenter.task) if bids else mask_output_name(case, suffix=label))
         truth_mask = case.mask
         if case.case_id in truth_index:
             truth_mask = read_case(truth_index[case.case_id], masks="only", mask_suffix=label).mask

@@ -188,7 +188,7 @@ def train(
     overwrite: bool = False,
     init_from: str | os.PathLike | None = None,
     init_member: int | None = None,
-    device: str = "cpu",
+    device: str = "auto",
     threads: int | None = None,
     quiet: bool = False,
 ) -> TrainResult:

@@ -20,6 +20,13 @@ from typing import Any
 from flairseg.checkpoint import paths_of, sha256_of
 from flairseg.errors import WeightsError
 
+CITATION = ("Buda M, Saha A, Mazurowski MA. Association of genomic subtypes of lower-grade gliomas with shape features "
+            "automatically extracted by a deep learning algorithm. Computers in Biology and Medicine 109 (2019) 218-225. "
+            "doi:10.1016/j.compbiomed.2019.05.002")
+WEIGHTS_LICENCE = ("The released weights were trained on the LGG Segmentation Dataset (TCIA, TCGA-LGG; masks by Buda et al.) "
+                   "and are shared under its licence, CC BY-NC-SA 4.0: non-commercial research use, with attribution, "
+                   "derivatives under the same licence. The flairseg code itself is MIT-licensed (LICENSE).")
+
 
 @dataclass(frozen=True)
 class ReleasedModel:
