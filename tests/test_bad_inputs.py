@@ -345,6 +345,17 @@ def _resume_other_epochs(tmp: Path) -> list[str]:
     return ["train", "--data", str(_case(tmp).parent), "-o", str(tmp / "old"), "--resume", "--epochs", "5", "--quiet"]
 
 
+def _prediction_off_its_truth(tmp: Path) -> list[str]:
+    mask = np.zeros((8, 8, 4), np.uint8)
+    mask[2:5, 2:5, 1:3] = 1
+    for folder, shift in (("truth", 0.0), ("pred", 40.0)):
+        (tmp / folder).mkdir()
+        affine = np.diag([0.9, 0.9, 3.0, 1.0])
+        affine[0, 3] = shift
+        nib.save(nib.Nifti1Image(mask, affine), tmp / folder / "P01_mask.nii.gz")
+    return ["evaluate", "--pred", str(tmp / "pred"), "--truth", str(tmp / "truth"), "-o", str(tmp / "out"), "--quiet"]
+
+
 CATALOGUE = [
     BadInput("missing-input", "the input path does not exist", lambda t: _predict(t, t / "nowhere"), "input TMP/nowhere does not exist"),
     BadInput("file-not-a-case", "a file that is neither a volume nor a case folder", _file_not_a_case,
@@ -451,6 +462,9 @@ CATALOGUE = [
              "flair_only must be in [0, 1], not 2.0"),
     BadInput("tail-longer-than-run", "averaging more epochs than the run has",
              lambda t: _train_with(t, "--epochs", "2", "--set", "average_last=3"), "average_last (3) cannot exceed epochs (2)"),
+    BadInput("prediction-off-its-truth", "a NIfTI prediction 40 mm away from its truth (same shape, other affine)",
+             _prediction_off_its_truth, "case P01: the prediction lies up to 40.0 mm away from its truth (their affines differ); "
+             "resample it onto the truth's grid before scoring it"),
     BadInput("resume-other-epochs", "resuming a run with another number of epochs", _resume_other_epochs,
              "TMP/old was planned for 3 epochs and resumes to that; to train longer, start a new run from its weights: "
              "flairseg train ... --init TMP/old/best.json"),
@@ -514,3 +528,43 @@ def test_operating_system_errors_end_in_one_line(tmp_path: Path, capsys: pytest.
     code = main(["evaluate", "--pred", str(tmp_path / "in"), "--truth", str(tmp_path / "in"), "-o", str(tmp_path / "afile" / "out"), "--quiet"])
     err = capsys.readouterr().err.strip()
     assert code == 1 and "\n" not in err and str(tmp_path / "afile") in err and err.endswith("give another path")
+
+
+def test_library_warnings_and_logs_stay_off_the_command_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import logging
+    import warnings
+
+    from flairseg import weights
+
+    def noisy() -> list:
+        warnings.warn("invalid value encountered in divide", RuntimeWarning)
+        logging.getLogger("nibabel.global").warning("pixdim[0] (qfac) should be 1 (default) or -1")
+        return []
+
+    monkeypatch.setattr(weights, "registry", noisy)
+    assert main(["models"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out.startswith("no released models")
+
+
+def test_sigterm_leaves_no_temporary_files(tmp_path: Path) -> None:
+    """A scheduler's cancel (SIGTERM) mid-run: exit 143, one line, no .part file or folder left behind."""
+    import signal
+    import subprocess
+    import time
+
+    for index in range(150):
+        image, mask = phantom(slices=12, size=64, seed=index)
+        write_kaggle_case(tmp_path / "cases", f"CASE_{index:03d}", image, mask)
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "flairseg", "evaluate", "--pred", str(tmp_path / "cases"), "--truth", str(tmp_path / "cases"),
+               "-o", str(out), "--quiet"]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not list(tmp_path.glob(".out.*.part")) and process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)  # until the run is writing its temporary folder
+    assert process.poll() is None, "the run ended before it could be interrupted; give it more cases"
+    process.send_signal(signal.SIGTERM)
+    err = process.communicate(timeout=60)[1].strip()
+    assert process.returncode == 143 and err == "flairseg: terminated; nothing was left half-written"
+    assert not list(tmp_path.rglob("*.part")) and not out.exists()

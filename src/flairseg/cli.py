@@ -7,10 +7,15 @@ Errors the user can fix print ``flairseg: error: <one line>`` and exit with stat
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import errno
+import logging
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+import warnings
+from collections.abc import Iterator, Sequence
 
 from flairseg.version import __version__
 from flairseg.config import LOSSES
@@ -576,12 +581,41 @@ def _os_error(exc: OSError) -> str:
     return f"{exc.strerror or type(exc).__name__}{where}; {fix}"
 
 
+class _Terminated(Exception):
+    """SIGTERM (a job scheduler's cancel, ``kill``), raised where the command is so that temporary files are removed."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
+@contextlib.contextmanager
+def _quiet_libraries() -> Iterator[None]:
+    """Library warnings and log lines (nibabel, tifffile, numpy) off while a command runs: its own messages are the output."""
+    previous = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
+    if previous is not None:
+        signal.signal(signal.SIGTERM, _terminate)
+    logging.disable(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(logging.NOTSET)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``flairseg`` console command."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.run(args)
+        with _quiet_libraries():
+            return args.run(args)
+    except _Terminated:
+        print("flairseg: terminated; nothing was left half-written", file=sys.stderr)
+        return 143
     except FlairsegError as exc:
         print(f"flairseg: error: {exc}", file=sys.stderr)
         return 1

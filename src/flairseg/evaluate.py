@@ -62,6 +62,17 @@ def _flair(truth: Case) -> np.ndarray | None:
     return image[..., 1] if image.shape[-1] == 3 else image[..., 0]
 
 
+def _check_same_space(case_id: str, pred: Case, truth: Case) -> None:
+    """Refuse a prediction whose voxels lie elsewhere in the world than its truth's (affines differ by > 0.01 mm)."""
+    a, b = pred.geometry.affine, truth.geometry.affine
+    if a is None or b is None or np.allclose(a, b, rtol=0, atol=1e-2):
+        return
+    corners = np.array([[0, 0, 0, 1], [*(np.array(pred.geometry.input_shape[:3]) - 1), 1]], dtype=float).T
+    offset = float(np.abs((a @ corners - b @ corners)[:3]).max())
+    raise InputError(f"case {case_id}: the prediction lies up to {offset:.1f} mm away from its truth (their affines differ); "
+                     "resample it onto the truth's grid before scoring it")
+
+
 def _write_csv(rows: Sequence[CaseMetrics], path: Path) -> None:
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0].as_row()))
@@ -198,6 +209,7 @@ def evaluate(
                 raise InputError(
                     f"case {case_id}: prediction grid {pred_case.shape} differs from truth grid {truth_case.shape}"
                 )
+            _check_same_space(case_id, pred_case, truth_case)
             rows.append(case_metrics(case_id, pred_case.mask, truth_case.mask, truth_case.geometry.spacing))
             if figures:
                 flair = _flair(truth_case)
