@@ -568,3 +568,41 @@ def test_sigterm_leaves_no_temporary_files(tmp_path: Path) -> None:
     err = process.communicate(timeout=60)[1].strip()
     assert process.returncode == 143 and err == "flairseg: terminated; nothing was left half-written"
     assert not list(tmp_path.rglob("*.part")) and not out.exists()
+
+
+def test_three_overwriting_predictions_into_one_folder_all_succeed(tmp_path: Path) -> None:
+    """Concurrent runs with --overwrite into one output: every run ends well, every case is whole, nothing is left aside."""
+    import subprocess
+
+    for index in range(4):
+        _case(tmp_path, f"CASE_{index}", slices=6)
+    model = _zero_checkpoint(tmp_path)
+    command = [sys.executable, "-m", "flairseg", "predict", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(model),
+               "--overwrite", "--quiet", "--threads", "1"]
+    runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    results = [(run.wait(timeout=300), run.stderr.read()) for run in runs]
+    assert all(code == 0 for code, _ in results), results
+    for index in range(4):
+        assert len(list((tmp_path / "out" / f"CASE_{index}").glob("*_mask.tif"))) == 6
+    assert not list((tmp_path / "out").rglob("*.part")) and not list((tmp_path / "out").rglob("*.old"))
+
+
+def _replace_many_times(args: tuple[str, int]) -> int:
+    from flairseg.outputs import atomic_dir
+
+    target, worker = args
+    for round_ in range(40):
+        with atomic_dir(target) as tmp:
+            (tmp / "who.txt").write_text(f"{worker} {round_}")
+    return worker
+
+
+def test_concurrent_replacements_of_one_folder_never_fail(tmp_path: Path) -> None:
+    """The folder-replacing step itself under contention: each writer's folder goes in whole, none crashes."""
+    import multiprocessing
+
+    target = tmp_path / "CASE"
+    with multiprocessing.get_context("fork").Pool(3) as pool:
+        assert sorted(pool.map(_replace_many_times, [(str(target), w) for w in range(3)])) == [0, 1, 2]
+    assert (target / "who.txt").read_text().endswith(" 39") and sorted(p.name for p in tmp_path.iterdir()) == ["CASE"]
+

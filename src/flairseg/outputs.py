@@ -10,6 +10,7 @@ directory or a filesystem root; a folder is replaced only when flairseg made it 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
@@ -97,15 +98,31 @@ def atomic_dir(path: str | os.PathLike, mark: bool = False) -> Iterator[Path]:
             (tmp / MARKER).write_text("made by flairseg; `--overwrite` may replace this folder\n")
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())
-        if final.exists():
-            old = final.with_name(f".{final.name}.old")
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, final)
+        _swap_in(tmp, final)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+def _swap_in(tmp: Path, final: Path) -> None:
+    """Put the folder ``tmp`` at ``final``, moving any folder there aside under a name of this process's own.
+
+    Several processes may finish the same folder at once (``--overwrite`` runs into one output): each
+    retries until its folder is in place; the last one wins, none fails.
+    """
+    aside = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=final.parent))
+    try:
+        for _ in range(100):
+            shutil.rmtree(aside)
+            aside.mkdir()
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(final, aside)  # onto an empty folder: allowed
+            try:
+                os.replace(tmp, final)
+                return
+            except OSError as exc:  # another process put its folder at ``final`` in between
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+        raise OSError(errno.EBUSY, "other processes keep replacing this folder", str(final))
+    finally:
+        shutil.rmtree(aside, ignore_errors=True)
