@@ -379,3 +379,13 @@ def test_bad_dicom_folders(tmp_path: Path) -> None:
     _write_dicom_series(tmp_path / "gap", np.zeros((5, 6, 6)), (1.0, 1.0, 3.0), np.eye(3), (0.0, 0.0, 0.0))
     (tmp_path / "gap" / "slice002.dcm").unlink()
     assert "off a regular grid" in _message(read_dicom_series, tmp_path / "gap")
+    import pydicom
+
+    for tag, words in (((0x0020, 0x0032), "slice 3 of 4 (slice002.dcm) has no Image Position (Patient) tag"),
+                       ((0x0028, 0x0030), "slice 3 (slice002.dcm) has no Pixel Spacing tag")):
+        folder = tmp_path / f"no-{tag[1]:04x}"
+        _write_dicom_series(folder, np.zeros((4, 6, 6)), (1.0, 1.0, 3.0), np.eye(3), (0.0, 0.0, 0.0))
+        ds = pydicom.dcmread(folder / "slice002.dcm")
+        del ds[tag]
+        ds.save_as(folder / "slice002.dcm")
+        assert words in _message(read_dicom_series, folder)

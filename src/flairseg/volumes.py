@@ -40,6 +40,7 @@ PROCESSING_AXES = ("L", "P", "S")
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 _POSITION_TOLERANCE = 0.1  # how far a DICOM slice may sit off its grid position, in units of the smallest voxel size
 _POSITION_TAG = "0020|0032"  # Image Position (Patient)
+_PIXEL_SPACING_TAG = "0028|0030"  # Pixel Spacing (row, column), mm
 MAX_VOXELS = 2**28  # 268 M voxels (e.g. 1024 x 1024 x 256): far above any brain MRI, a bound on memory
 
 
@@ -309,7 +310,11 @@ def is_dicom_folder(folder: str | os.PathLike) -> bool:
 def _check_positions(reader: Any, image: Any, folder: Path) -> None:
     """Raise when the slices are off the regular grid SimpleITK assumed (missing slices, uneven spacing, tilt)."""
     count = len(reader.GetFileNames())
-    if count < 2 or not all(reader.HasMetaDataKey(k, _POSITION_TAG) for k in range(count)):
+    missing = [k for k in range(count) if not reader.HasMetaDataKey(k, _POSITION_TAG)]
+    if missing and count > 1:
+        raise InputError(f"{folder}: slice {missing[0] + 1} of {count} ({Path(reader.GetFileNames()[missing[0]]).name}) has no Image "
+                         "Position (Patient) tag, so its place in the volume is unknown; repair the series or drop that slice")
+    if count < 2:
         return
     values = [reader.GetMetaData(k, _POSITION_TAG).split("\\") for k in range(count)]
     try:
@@ -362,6 +367,10 @@ def read_dicom_series(folder: str | os.PathLike, case_id: str | None = None) -> 
             f"with {image.GetNumberOfComponentsPerPixel()} components per voxel"
         )
     _check_spacing(image.GetSpacing(), folder)
+    missing = [k for k in range(len(reader.GetFileNames())) if not reader.HasMetaDataKey(k, _PIXEL_SPACING_TAG)]
+    if missing:
+        raise InputError(f"{folder}: slice {missing[0] + 1} ({Path(reader.GetFileNames()[missing[0]]).name}) has no Pixel Spacing tag, "
+                         "so its voxel size is unknown (a reader would guess 1 mm); repair the series")
     _check_positions(reader, image, folder)
     lps = np.eye(4)
     lps[:3, :3] = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3) * np.asarray(image.GetSpacing())
