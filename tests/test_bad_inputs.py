@@ -356,6 +356,31 @@ def _prediction_off_its_truth(tmp: Path) -> list[str]:
     return ["evaluate", "--pred", str(tmp / "pred"), "--truth", str(tmp / "truth"), "-o", str(tmp / "out"), "--quiet"]
 
 
+def _tiffs_declaring_a_huge_case(tmp: Path) -> list[str]:
+    """Three tiny TIFFs whose headers declare 16000 x 16000 x 3 pixels each."""
+    folder = tmp / "in" / "CASE"
+    folder.mkdir(parents=True)
+    for k in (1, 2, 3):
+        path = folder / f"CASE_{k}.tif"
+        tifffile.imwrite(path, np.zeros((8, 8, 3), np.uint8), photometric="rgb")
+        with tifffile.TiffFile(path, mode="r+b") as tiff:
+            tiff.pages[0].tags["ImageWidth"].overwrite(16000)
+            tiff.pages[0].tags["ImageLength"].overwrite(16000)
+    return _predict(tmp, folder, "--max-memory", "1G")
+
+
+def _nifti_declaring_a_huge_volume(tmp: Path) -> list[str]:
+    """A 1 kB .nii.gz whose header declares 600 x 600 x 600 voxels (within the voxel cap, far over the memory budget)."""
+    header = nib.Nifti1Header()
+    header.set_data_shape((600, 600, 600))
+    header.set_data_dtype(np.uint8)
+    header.set_qform(np.diag([1.0, 1.0, 1.0, 1.0]), code=1)
+    (tmp / "in").mkdir()
+    with gzip.open(tmp / "in" / "big.nii.gz", "wb") as handle:
+        handle.write(header.binaryblock + b"\0" * 4 + b"\0" * 1000)
+    return _predict(tmp, tmp / "in" / "big.nii.gz", "--max-memory", "1G")
+
+
 CATALOGUE = [
     BadInput("missing-input", "the input path does not exist", lambda t: _predict(t, t / "nowhere"), "input TMP/nowhere does not exist"),
     BadInput("file-not-a-case", "a file that is neither a volume nor a case folder", _file_not_a_case,
@@ -465,6 +490,14 @@ CATALOGUE = [
     BadInput("prediction-off-its-truth", "a NIfTI prediction 40 mm away from its truth (same shape, other affine)",
              _prediction_off_its_truth, "case P01: the prediction lies up to 40.0 mm away from its truth (their affines differ); "
              "resample it onto the truth's grid before scoring it"),
+    BadInput("tiff-declaring-a-huge-case", "three 1 kB TIFFs declaring 16000 x 16000 x 3 pixels each", _tiffs_declaring_a_huge_case,
+             "case TMP/in/CASE declares 768,000,000 voxels x 3 channel(s), about 85.8 GB to process, more than the memory budget "
+             "of 1.0 GB; check its header, or raise the budget with --max-memory (e.g. --max-memory 32G)"),
+    BadInput("nifti-declaring-a-huge-volume", "a 1 kB .nii.gz declaring 600 x 600 x 600 voxels", _nifti_declaring_a_huge_volume,
+             "TMP/in/big.nii.gz declares 216,000,000 voxels x 1 channel(s), about 8.0 GB to process, more than the memory budget "
+             "of 1.0 GB; check its header, or raise the budget with --max-memory (e.g. --max-memory 32G)"),
+    BadInput("memory-budget-not-a-size", "a memory budget that is not a size", lambda t: _predict(t, _case(t), "--max-memory", "lots"),
+             "memory budget 'lots' is not a size; write e.g. 8G, 512M or a number of bytes"),
     BadInput("resume-other-epochs", "resuming a run with another number of epochs", _resume_other_epochs,
              "TMP/old was planned for 3 epochs and resumes to that; to train longer, start a new run from its weights: "
              "flairseg train ... --init TMP/old/best.json"),
@@ -606,3 +639,18 @@ def test_concurrent_replacements_of_one_folder_never_fail(tmp_path: Path) -> Non
         assert sorted(pool.map(_replace_many_times, [(str(target), w) for w in range(3)])) == [0, 1, 2]
     assert (target / "who.txt").read_text().endswith(" 39") and sorted(p.name for p in tmp_path.iterdir()) == ["CASE"]
 
+
+
+def test_memory_budget_sizes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from flairseg import memory
+    from flairseg.errors import ConfigError
+
+    assert memory.parse_size("8G") == memory.parse_size("8GiB") == 8 * 2**30 and memory.parse_size("1.5g") == int(1.5 * 2**30)
+    assert memory.parse_size("512M") == 512 * 2**20 and memory.parse_size(str(2**21)) == 2**21
+    for bad in ("lots", "-2G", "100", ""):
+        with pytest.raises(ConfigError):
+            memory.parse_size(bad)
+    monkeypatch.delenv(memory.ENVIRONMENT, raising=False)
+    assert memory.budget() == memory.machine_memory() // 2
+    monkeypatch.setenv(memory.ENVIRONMENT, "2G")
+    assert memory.budget() == 2 * 2**30

@@ -8,7 +8,7 @@ from pathlib import Path
 import flairseg
 
 LAYERS = {
-    "errors": 0, "outputs": 0, "config": 0, "version": 0,
+    "errors": 0, "outputs": 0, "config": 0, "version": 0, "memory": 0,
     "io": 1, "volumes": 1, "sequences": 1, "preprocess": 1, "postprocess": 1, "metrics": 1, "figures": 1, "qc": 1,
     "provenance": 1, "html_report": 1,
     "model": 2, "losses": 2, "distributed": 2, "augment": 2,

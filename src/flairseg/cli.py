@@ -38,6 +38,12 @@ def positive_int(text: str) -> int:
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_memory(parser)
+
+
+def _add_memory(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-memory", metavar="SIZE", help="memory budget, e.g. 8G: a case whose header declares more is refused "
+                        "before decoding (default: half of this machine's memory, or FLAIRSEG_MAX_MEMORY)")
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -457,6 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="train only this fold now (repeatable; for parallel jobs); the evaluation runs once every fold is trained")
     cv.add_argument("--init", metavar="ENSEMBLE", help="fine-tune: fold k starts from member k of an ensemble that flairseg cv made "
                     "over the same folds (its JSON, or a released model's name, e.g. abnormality-lgg-cv5)")
+    _add_memory(cv)
     cv.add_argument("--device", default="auto", help="auto (CUDA, then Apple MPS, then CPU; default), cpu, cuda, cuda:N or mps")
     cv.add_argument("--threads", type=positive_int, help="CPU threads for PyTorch")
     cv.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -496,6 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                          help="network compute precision: auto = bf16 where the CPU/GPU has it natively, else fp32 (default: auto)")
     predict.add_argument("--batch-size", type=positive_int, default=4, help="slices per forward pass (default 4: fastest on a CPU; raise it on a GPU)")
+    _add_memory(predict)
     predict.add_argument("--device", default="auto", help="auto (CUDA, then Apple MPS, then CPU; default), cpu, cuda, cuda:N or mps")
     predict.add_argument("--threads", type=positive_int, help="CPU threads for PyTorch")
     predict.add_argument("--overwrite", action="store_true", help="predict again cases already in OUTPUT")
@@ -606,12 +614,34 @@ def _quiet_libraries() -> Iterator[None]:
             signal.signal(signal.SIGTERM, previous)
 
 
+@contextlib.contextmanager
+def _memory_budget(size: str | None) -> Iterator[None]:
+    """``--max-memory`` for the command's readers (flairseg.memory), checked first and undone after."""
+    import os
+
+    from flairseg.memory import ENVIRONMENT, parse_size
+
+    if size is None:
+        yield
+        return
+    parse_size(size)
+    previous = os.environ.get(ENVIRONMENT)
+    os.environ[ENVIRONMENT] = size
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(ENVIRONMENT, None)
+        else:
+            os.environ[ENVIRONMENT] = previous
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``flairseg`` console command."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        with _quiet_libraries():
+        with _quiet_libraries(), _memory_budget(getattr(args, "max_memory", None)):
             return args.run(args)
     except _Terminated:
         print("flairseg: terminated; nothing was left half-written", file=sys.stderr)

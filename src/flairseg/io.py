@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import dataclasses
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -111,6 +112,24 @@ def _read_tiff(path: Path) -> np.ndarray:
     return array
 
 
+def _check_declared_size(folder: Path, files: Sequence[Path]) -> None:
+    """The case's size as its TIFF headers declare it, against the memory budget, before any pixel is decoded."""
+    import tifffile
+
+    from flairseg.memory import check
+
+    largest, channels = 0, 1
+    for path in files:
+        try:
+            with tifffile.TiffFile(path) as tiff:
+                shape = tiff.pages[0].shape
+        except Exception:  # unreadable headers are reported by the reader, with their own message
+            continue
+        largest = max(largest, int(np.prod(shape[:2], dtype=np.int64)))
+        channels = max(channels, int(shape[2]) if len(shape) == 3 else 1)
+    check(largest * len(files), channels, f"case {folder}")
+
+
 def _slice_files(folder: Path, suffix: str) -> dict[int, Path]:
     """Map slice number k -> file for ``<CASE>_<k><suffix>.tif`` in a Kaggle case folder."""
     files: dict[int, Path] = {}
@@ -187,6 +206,7 @@ def read_kaggle_case(folder: str | os.PathLike, masks: MaskPolicy = "optional", 
             f"{folder}: {len(mask_files)} masks for {len(numbers)} image slices; every slice needs exactly one mask "
             f"(slices without a mask: {sorted(set(numbers) - set(mask_files))[:5]})"
         )
+    _check_declared_size(folder, [image_files[k] for k in numbers])
     slices = []
     for k in numbers:
         array = _read_tiff(image_files[k])

@@ -26,7 +26,7 @@ import dataclasses
 import gzip
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -97,10 +97,13 @@ def _check_finite(data: np.ndarray, where: Path) -> None:
 
 def _check_size(image: Any, shape: tuple[int, int, int], path: Path) -> None:
     """Refuse absurd dimensions before any voxel is read: above MAX_VOXELS, or more bytes than the file holds."""
+    from flairseg.memory import check
+
     voxels = int(np.prod(shape, dtype=np.int64))
     if voxels > MAX_VOXELS:
         raise InputError(f"{path} claims {' x '.join(map(str, shape))} = {voxels:,} voxels, more than flairseg reads "
                          f"({MAX_VOXELS:,}); check the dimensions in its header")
+    check(voxels, 1, str(path))
     if not path.name.lower().endswith(".gz"):
         needed = int(image.header.get_data_offset()) + voxels * image.header.get_data_dtype().itemsize
         if path.stat().st_size < needed:
@@ -354,7 +357,9 @@ def read_dicom_series(folder: str | os.PathLike, case_id: str | None = None) -> 
             raise InputError(f"{folder} holds no readable DICOM series; point flairseg at a folder of DICOM slices")
         if len(series) > 1:
             raise InputError(f"{folder} holds {len(series)} DICOM series ({', '.join(series)}); put each series in its own folder")
-        reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(folder), series[0]))
+        files = reader.GetGDCMSeriesFileNames(str(folder), series[0])
+        _check_dicom_size(files, folder)
+        reader.SetFileNames(files)
         reader.MetaDataDictionaryArrayUpdateOn()
         try:
             image = reader.Execute()
@@ -389,6 +394,22 @@ def read_dicom_series(folder: str | os.PathLike, case_id: str | None = None) -> 
     )
     volume = _to_processing(data, ornt).astype(np.float32)[..., None]
     return Case(case_id or folder.resolve().name, volume, None, geometry)
+
+
+def _check_dicom_size(files: Sequence[str], folder: Path) -> None:
+    """The series' size as its first slice's header declares it, against the memory budget, before decoding."""
+    import SimpleITK as sitk
+
+    from flairseg.memory import check
+
+    header = sitk.ImageFileReader()
+    header.SetFileName(files[0])
+    try:
+        header.ReadImageInformation()
+    except RuntimeError:
+        return  # the series reader reports an unreadable slice with its own message
+    rows, cols = header.GetSize()[:2]
+    check(rows * cols * len(files), header.GetNumberOfComponents(), f"DICOM series {folder}")
 
 
 def _checked_mask(case: Case, mask: np.ndarray, probability: bool) -> np.ndarray:

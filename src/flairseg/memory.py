@@ -1,0 +1,59 @@
+"""The memory budget: a case whose declared size would need more memory than the budget is refused before decoding.
+
+Readers call :func:`check` with the bytes the pipeline will need for a case, computed from
+the sizes its headers declare (TIFF pages, NIfTI and DICOM dimensions), before a voxel is
+decoded: a 152-byte TIFF that declares 16000 x 16000 pixels ends in one line, not in a
+``MemoryError`` half-way. The budget is half of the machine's memory unless set, on the
+command line with ``--max-memory 8G`` or in the environment as ``FLAIRSEG_MAX_MEMORY``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from flairseg.errors import ConfigError, InputError
+
+ENVIRONMENT = "FLAIRSEG_MAX_MEMORY"
+BYTES_PER_VOXEL = 40  # the case's float32 channels, their preprocessed copies, probabilities and masks, with room to spare
+_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """'8G', '512M', '1.5G' or a number of bytes, as bytes."""
+    value = text.strip().upper().removesuffix("B").removesuffix("I")
+    unit = value[-1:] if value[-1:] in _UNITS and value[-1:] else ""
+    try:
+        size = float(value[: len(value) - len(unit)]) * _UNITS[unit]
+    except ValueError:
+        raise ConfigError(f"memory budget {text!r} is not a size; write e.g. 8G, 512M or a number of bytes") from None
+    if not size >= 2**20:
+        raise ConfigError(f"memory budget {text!r} is below 1 MB; give e.g. 8G")
+    return int(size)
+
+
+def machine_memory() -> int:
+    """Physical memory of this machine in bytes (16 GiB where it cannot be read)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 16 * 2**30
+
+
+def budget() -> int:
+    """The budget in bytes: ``FLAIRSEG_MAX_MEMORY`` when set, else half of the machine's memory."""
+    given = os.environ.get(ENVIRONMENT)
+    return parse_size(given) if given else machine_memory() // 2
+
+
+def _shown(size: float) -> str:
+    return f"{size / 2**30:.1f} GB" if size >= 2**30 else f"{size / 2**20:.0f} MB"
+
+
+def check(voxels: int, channels: int, what: str) -> None:
+    """Refuse a case of ``voxels`` x ``channels`` declared values whose processing would exceed the budget."""
+    needed = int(voxels) * max(1, int(channels)) * BYTES_PER_VOXEL
+    allowed = budget()
+    if needed > allowed:
+        raise InputError(f"{what} declares {int(voxels):,} voxels x {channels} channel(s), about {_shown(needed)} to process, "
+                         f"more than the memory budget of {_shown(allowed)}; check its header, or raise the budget with "
+                         "--max-memory (e.g. --max-memory 32G)")
