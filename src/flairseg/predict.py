@@ -225,8 +225,15 @@ def predict_tree(
         write_derivative_description(out_path)
     settings = {**segmenter.settings(), "brain_model": brain_segmenter.settings() if brain_segmenter else None,
                 "resample": resample, "probabilities": probabilities, "strip": strip}
+    failures: list[tuple[str, str]] = []
     for path in tqdm(paths, desc="predict", unit="case", disable=quiet, file=sys.stderr):
-        case = path if isinstance(path, Case) else read_case(path, masks="optional", mask_suffix=label, resample=resample)
+        try:
+            case = path if isinstance(path, Case) else read_case(path, masks="optional", mask_suffix=label, resample=resample)
+        except InputError as exc:
+            if len(paths) == 1:
+                raise
+            failures.append((case_id_of(path), str(exc)))  # one unreadable case does not stop the others
+            continue
         target = mask_file or out_path / (bids_mask_name(case, source, segmenter.task) if bids else mask_output_name(case, suffix=label))
         truth_mask = case.mask
         if case.case_id in truth_index:
@@ -281,7 +288,27 @@ def predict_tree(
     if rows:
         write_report(rows, out_path / "report", title)
     write_html_report(out_path / "report", title)
+    _report_failures(failures, len(paths), out_path / "report")
     return PredictResult(predicted, skipped, out_path, rows, removed, substituted, flagged)
+
+
+def _report_failures(failures: Sequence[tuple[str, str]], cases: int, report: Path) -> None:
+    """``report/failures.csv`` (case, reason) and a one-line error naming the cases that could not be read; none: no file."""
+    import csv
+
+    from flairseg.outputs import atomic_file
+
+    path = report / "failures.csv"
+    if not failures:
+        path.unlink(missing_ok=True)  # a rerun that read every case leaves no stale list behind
+        return
+    with atomic_file(path) as tmp, tmp.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["case", "reason"])
+        writer.writerows(failures)
+    names = ", ".join(case for case, _ in failures[:5]) + (", ..." if len(failures) > 5 else "")
+    raise InputError(f"{len(failures)} of {cases} cases could not be read ({names}); the others were predicted; "
+                     f"the reasons are in {path}")
 
 
 def _mask_written(case: Case, target: Path, suffix: str) -> bool:
