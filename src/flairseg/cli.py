@@ -589,8 +589,11 @@ def _os_error(exc: OSError) -> str:
     return f"{exc.strerror or type(exc).__name__}{where}; {fix}"
 
 
-class _Terminated(Exception):
-    """SIGTERM (a job scheduler's cancel, ``kill``), raised where the command is so that temporary files are removed."""
+class _Terminated(BaseException):
+    """SIGTERM (a job scheduler's cancel, ``kill``), raised where the command is so that temporary files are removed.
+
+    A BaseException, like KeyboardInterrupt, so that no ``except Exception`` on the way swallows it.
+    """
 
 
 def _terminate(signum: int, frame: object) -> None:
