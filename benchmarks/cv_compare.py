@@ -31,8 +31,10 @@ from pathlib import Path
 import torch
 
 from flairseg.config import TrainConfig, from_dict
+from flairseg.errors import FlairsegError
 from flairseg.losses import loss_function
 from flairseg.model import UNet
+from flairseg.train import train_step
 
 PREPARE_SECONDS = 90  # reading and preparing the training cases, per process, all at once
 EVALUATE_SECONDS = 120  # out-of-fold prediction and report of one recipe (they run side by side)
@@ -48,20 +50,13 @@ def step_seconds(config: TrainConfig, device: torch.device, steps: int = 20) -> 
     images = torch.randn(config.batch_size, config.model.in_channels, side, side, device=device).contiguous(memory_format=torch.channels_last)
     masks = (torch.rand(config.batch_size, 1, side, side, device=device) > 0.9).float()
 
-    def step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bfloat16):
-            logits = model(images)
-        loss_fn(logits.float(), masks).backward()
-        optimizer.step()
-
     for _ in range(3):
-        step()
+        train_step(model, optimizer, loss_fn, images, masks, config.bfloat16)
     if device.type == "cuda":
         torch.cuda.synchronize()
     started = time.perf_counter()
     for _ in range(steps):
-        step()
+        train_step(model, optimizer, loss_fn, images, masks, config.bfloat16)
     if device.type == "cuda":
         torch.cuda.synchronize()
     return (time.perf_counter() - started) / steps
@@ -96,8 +91,13 @@ def train_all(data: Path, out: Path, recipes: dict[str, Path], epochs: int, devi
                                "--device", device, "--threads", str(threads), "--quiet", "--set", f"epochs={epochs}")
             jobs.append((name, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)))
     print(f"training {len(jobs)} folds of {len(recipes)} recipes, {epochs} epochs each, {threads} thread(s) per fold", flush=True)
+    started, reported = time.time(), 0
     while any(job.poll() is None for _, job in jobs) and time.time() < deadline:
         time.sleep(5)
+        done = sum(job.poll() is not None for _, job in jobs)
+        if done != reported or int(time.time() - started) % 60 < 5:
+            print(f"{done} of {len(jobs)} folds done after {time.time() - started:.0f} s", flush=True)
+            reported = done
     for _, job in jobs:
         if job.poll() is None:
             job.terminate()
@@ -164,7 +164,11 @@ def main() -> int:
     started = time.time()
     data, out = Path(args.data), Path(args.out)
     recipes = {Path(r).stem: Path(r) for r in args.recipes}
-    configs = {name: from_dict(TrainConfig, json.loads(path.read_text())) for name, path in recipes.items()}
+    try:
+        configs = {name: from_dict(TrainConfig, json.loads(path.read_text())) for name, path in recipes.items()}
+    except (OSError, ValueError, FlairsegError) as exc:
+        print(f"cv_compare: error: a recipe cannot be read: {exc}", file=sys.stderr)
+        return 1
     device = torch.device(args.device)
     seconds = {name: step_seconds(config, device) for name, config in configs.items()}
     for name in configs:

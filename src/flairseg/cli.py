@@ -601,11 +601,21 @@ def _terminate(signum: int, frame: object) -> None:
 
 
 @contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """SIGTERM raises :class:`_Terminated` while a command runs (signals reach the main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+@contextlib.contextmanager
 def _quiet_libraries() -> Iterator[None]:
     """Library warnings and log lines (nibabel, tifffile, numpy) off while a command runs: its own messages are the output."""
-    previous = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
-    if previous is not None:
-        signal.signal(signal.SIGTERM, _terminate)
     logging.disable(logging.WARNING)
     try:
         with warnings.catch_warnings():
@@ -613,8 +623,6 @@ def _quiet_libraries() -> Iterator[None]:
             yield
     finally:
         logging.disable(logging.NOTSET)
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager
@@ -644,7 +652,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        with _quiet_libraries(), _memory_budget(getattr(args, "max_memory", None)):
+        with _sigterm_raises(), _quiet_libraries(), _memory_budget(getattr(args, "max_memory", None)):
             return args.run(args)
     except _Terminated:
         print("flairseg: terminated; nothing was left half-written", file=sys.stderr)

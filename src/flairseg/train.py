@@ -120,6 +120,18 @@ def _crop(rngs: Sequence[np.random.Generator], images: torch.Tensor, masks: torc
             torch.stack([masks[i, top : top + patch, left : left + patch] for i, (top, left) in enumerate(corners)]))
 
 
+def train_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn, images: torch.Tensor, masks: torch.Tensor,
+               bfloat16: bool) -> float:
+    """One optimisation step on a batch; the network in bfloat16 autocast when asked, the loss in float32. Returns the loss."""
+    optimizer.zero_grad(set_to_none=True)
+    with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=bfloat16):
+        logits = net(images)
+    loss = loss_fn(logits.float(), masks)
+    loss.backward()
+    optimizer.step()
+    return float(loss.detach())
+
+
 def validate(model: torch.nn.Module, cases: Sequence[Prepared], config: TrainConfig, device: torch.device) -> list[float]:
     """Per-case 3-D Dice on each case's own grid, after postprocessing (as users get it)."""
     dice = []
@@ -293,13 +305,7 @@ def train(
             images, masks = _batch(train_cases, stripped_cases, items[first : first + per_rank], config, epoch, first, torch_device)
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config, epoch * steps + step, config.epochs * steps)
-            optimizer.zero_grad(set_to_none=True)
-            with torch.autocast(torch_device.type, dtype=torch.bfloat16, enabled=config.bfloat16):
-                logits = net(images)
-            loss = loss_fn(logits.float(), masks)
-            loss.backward()
-            optimizer.step()
-            losses.append(float(loss.detach()))
+            losses.append(train_step(net, optimizer, loss_fn, images, masks, config.bfloat16))
             bar.set_postfix(loss=f"{np.mean(losses):.4f}")
         train_loss = distributed.all_sum([float(np.mean(losses))], world)[0] / world.size
         if world.is_main:

@@ -310,15 +310,21 @@ def is_dicom_folder(folder: str | os.PathLike) -> bool:
     return False
 
 
+def _first_without(reader: Any, tag: str) -> tuple[int, str] | None:
+    """(index, file name) of the first slice of the series whose header lacks ``tag``; None when all have it."""
+    files = reader.GetFileNames()
+    return next(((k, Path(files[k]).name) for k in range(len(files)) if not reader.HasMetaDataKey(k, tag)), None)
+
+
 def _check_positions(reader: Any, image: Any, folder: Path) -> None:
     """Raise when the slices are off the regular grid SimpleITK assumed (missing slices, uneven spacing, tilt)."""
     count = len(reader.GetFileNames())
-    missing = [k for k in range(count) if not reader.HasMetaDataKey(k, _POSITION_TAG)]
-    if missing and count > 1:
-        raise InputError(f"{folder}: slice {missing[0] + 1} of {count} ({Path(reader.GetFileNames()[missing[0]]).name}) has no Image "
-                         "Position (Patient) tag, so its place in the volume is unknown; repair the series or drop that slice")
     if count < 2:
         return
+    missing = _first_without(reader, _POSITION_TAG)
+    if missing is not None:
+        raise InputError(f"{folder}: slice {missing[0] + 1} of {count} ({missing[1]}) has no Image Position (Patient) tag, "
+                         "so its place in the volume is unknown; repair the series or drop that slice")
     values = [reader.GetMetaData(k, _POSITION_TAG).split("\\") for k in range(count)]
     try:
         positions = np.array(values, dtype=float)
@@ -372,9 +378,9 @@ def read_dicom_series(folder: str | os.PathLike, case_id: str | None = None) -> 
             f"with {image.GetNumberOfComponentsPerPixel()} components per voxel"
         )
     _check_spacing(image.GetSpacing(), folder)
-    missing = [k for k in range(len(reader.GetFileNames())) if not reader.HasMetaDataKey(k, _PIXEL_SPACING_TAG)]
-    if missing:
-        raise InputError(f"{folder}: slice {missing[0] + 1} ({Path(reader.GetFileNames()[missing[0]]).name}) has no Pixel Spacing tag, "
+    missing = _first_without(reader, _PIXEL_SPACING_TAG)
+    if missing is not None:
+        raise InputError(f"{folder}: slice {missing[0] + 1} ({missing[1]}) has no Pixel Spacing tag, "
                          "so its voxel size is unknown (a reader would guess 1 mm); repair the series")
     _check_positions(reader, image, folder)
     lps = np.eye(4)
