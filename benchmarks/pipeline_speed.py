@@ -86,6 +86,7 @@ def run_model(spec: str, data: Path, cases: int, threads: int, near: int = 0) ->
     from flairseg import checkpoint
     from flairseg.data import prepare_case
     from flairseg.inference import predict_probabilities
+    from flairseg import figures
     from flairseg.io import find_cases, read_case, write_mask
     from flairseg.inference import segmentation_from_probabilities
     from flairseg.predict import Segmenter
@@ -115,6 +116,8 @@ def run_model(spec: str, data: Path, cases: int, threads: int, near: int = 0) ->
             mask = segmentation_from_probabilities(prob, prepared, segmenter.task, segmenter.threshold, components=segmenter.components).mask
             times.append(time.perf_counter())
             write_mask(case, mask, Path(tmp) / "out" / case.case_id)
+            flair = case.image[..., 1] if case.image.shape[-1] == 3 else case.image[..., 0]
+            figures.tumour_montage(flair, None, mask, Path(tmp) / "out" / "montages" / f"{case.case_id}.png")  # report.html's overlay
             times.append(time.perf_counter())
             if index == 0:
                 continue  # warm-up
