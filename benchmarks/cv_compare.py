@@ -25,8 +25,13 @@ import math
 import os
 import subprocess
 import sys
+import tarfile
 import time
+from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
 
 import torch
 
@@ -34,76 +39,123 @@ from flairseg.config import TrainConfig, from_dict
 from flairseg.errors import FlairsegError
 from flairseg.losses import loss_function
 from flairseg.model import UNet
-from flairseg.train import train_step
+from flairseg.inference import resolve_device
+from flairseg.train import train_step, training_batch
 
-PREPARE_SECONDS = 90  # reading and preparing the training cases, per process, all at once
+PREPARE_SECONDS = 120  # reading and preparing the training cases, per process, all at once
 EVALUATE_SECONDS = 120  # out-of-fold prediction and report of one recipe (they run side by side)
-SHARING = 1.5  # concurrent processes on one device get less done than the sum of their alone-timed steps
+MARGIN = 1.2  # validation after each epoch, checkpoints, and what the timing window misses
+TIMING_SECONDS = 10  # the window in which every fold's stand-in counts its steps
 
 
-def step_seconds(config: TrainConfig, device: torch.device, steps: int = 20) -> float:
-    """Wall time of one training step of ``config``'s network on ``device``, timed alone."""
+def synthetic_cases(config: TrainConfig, cases: int = 4, slices: int = 20) -> list[SimpleNamespace]:
+    """Stand-ins for prepared training cases: random inputs, a blob of tumour on every slice."""
+    rng = np.random.default_rng(0)
+    size = config.preprocess.size
+    target = np.zeros((slices, size, size), dtype=bool)
+    target[:, size // 3 : size // 2, size // 3 : size // 2] = True
+    return [SimpleNamespace(inputs=rng.random((slices, config.model.in_channels, size, size), dtype=np.float32), target=target)
+            for _ in range(cases)]
+
+
+def time_steps(recipe: Path, device_name: str, start: float, seconds: float) -> float:
+    """Seconds per real training step (batch built and augmented as in training, then one optimisation step)
+    of ``recipe``, counted between wall times ``start`` and ``start + seconds``, while the other folds do the same."""
+    config = from_dict(TrainConfig, json.loads(recipe.read_text()))
+    device = resolve_device(device_name)
     model = UNet(**vars(config.model)).to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     loss_fn = loss_function(config.loss)
-    side = config.patch or config.preprocess.size
-    images = torch.randn(config.batch_size, config.model.in_channels, side, side, device=device).contiguous(memory_format=torch.channels_last)
-    masks = (torch.rand(config.batch_size, 1, side, side, device=device) > 0.9).float()
+    cases = synthetic_cases(config)
+    items = np.array([(c, s) for c in range(len(cases)) for s in range(len(cases[0].inputs))])
 
-    for _ in range(3):
+    def step(index: int) -> None:
+        chosen = items[np.random.default_rng(index).integers(len(items), size=config.batch_size)]
+        images, masks = training_batch(cases, None, chosen, replace(config, skull_strip=0.0), 0, index, device)
         train_step(model, optimizer, loss_fn, images, masks, config.bfloat16)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    started = time.perf_counter()
-    for _ in range(steps):
-        train_step(model, optimizer, loss_fn, images, masks, config.bfloat16)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - started) / steps
+
+    index = 0
+    while time.time() < start:  # warm up until every fold is ready
+        step(index)
+        index += 1
+    counted = 0
+    while time.time() < start + seconds:
+        step(index + counted)
+        counted += 1
+    return seconds / max(counted, 1)
+
+
+def concurrent_step_seconds(recipes: dict[str, Path], folds: dict[str, int], device: str) -> dict[str, float]:
+    """Seconds per training step of each recipe while all its folds and the other recipes' run at once."""
+    start = time.time() + 20 + sum(folds.values())  # time for every process to start and reach the device
+    jobs = [(name, subprocess.Popen([sys.executable, __file__, "--time-step", str(path), "--device", device,
+                                     "--start", str(start)], stdout=subprocess.PIPE, text=True))
+            for name, path in recipes.items() for _ in range(folds[name])]
+    seconds: dict[str, list[float]] = {name: [] for name in recipes}
+    for name, job in jobs:
+        out, _ = job.communicate()
+        if job.returncode != 0:
+            raise FlairsegError(f"timing the steps of {name} failed (exit {job.returncode})")
+        seconds[name].append(float(out.split()[-1]))
+    return {name: max(values) for name, values in seconds.items()}
 
 
 def plan_epochs(configs: dict[str, TrainConfig], seconds: dict[str, float], budget: float, min_epochs: int,
-                max_epochs: int) -> tuple[int, list[str]]:
-    """One epoch count for all kept recipes so that their folds' steps fit ``budget`` seconds of shared device time."""
-    kept = list(configs)
-    while kept:
-        per_epoch = sum(configs[n].folds * configs[n].steps_per_epoch * seconds[n] for n in kept) * SHARING
-        epochs = min(max_epochs, max(configs[n].epochs for n in kept), math.floor(budget / per_epoch))
-        if epochs >= min_epochs:
-            return epochs, kept
-        kept.pop()
-    return 0, []
+                max_epochs: int) -> int:
+    """The most epochs (at most each recipe's own and ``max_epochs``) that the slowest recipe's folds finish in ``budget`` seconds."""
+    per_epoch = max(configs[n].steps_per_epoch * seconds[n] for n in configs) * MARGIN
+    epochs = min(max_epochs, max(c.epochs for c in configs.values()), math.floor(budget / per_epoch))
+    return epochs if epochs >= min_epochs else 0
 
 
 def flairseg(*args: str) -> list[str]:
     return [sys.executable, "-m", "flairseg", *args]
 
 
-def train_all(data: Path, out: Path, recipes: dict[str, Path], epochs: int, device: str, deadline: float) -> dict[str, bool]:
+def epochs_done(run: Path) -> int:
+    log = run / "log.csv"
+    return max(0, len(log.read_text().splitlines()) - 1) if log.is_file() else 0
+
+
+def train_all(data: Path, out: Path, recipes: dict[str, Path], folds: dict[str, int], epochs: int, device: str,
+              deadline: float) -> dict[str, bool]:
     """Start every fold of every recipe at once; stop what still runs at ``deadline``; which recipes finished."""
-    threads = max(1, (os.cpu_count() or 1) // sum(json.loads(p.read_text()).get("folds", 5) for p in recipes.values()))
+    threads = max(1, (os.cpu_count() or 1) // sum(folds.values()))
     jobs = []
     for name, recipe in recipes.items():
         (out / name).mkdir(parents=True, exist_ok=True)
-        for fold in range(json.loads(recipe.read_text()).get("folds", 5)):
+        for fold in range(folds[name]):
             log = (out / name / f"fold-{fold}.log").open("w")
             command = flairseg("cv", "--config", str(recipe), "--data", str(data), "-o", str(out / name), "--fold", str(fold),
-                               "--device", device, "--threads", str(threads), "--quiet", "--set", f"epochs={epochs}")
-            jobs.append((name, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)))
+                               "--device", device, "--threads", str(threads), "--set", f"epochs={epochs}")
+            jobs.append((name, fold, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)))
     print(f"training {len(jobs)} folds of {len(recipes)} recipes, {epochs} epochs each, {threads} thread(s) per fold", flush=True)
-    started, reported = time.time(), 0
-    while any(job.poll() is None for _, job in jobs) and time.time() < deadline:
-        time.sleep(5)
-        done = sum(job.poll() is not None for _, job in jobs)
-        if done != reported or int(time.time() - started) % 60 < 5:
-            print(f"{done} of {len(jobs)} folds done after {time.time() - started:.0f} s", flush=True)
-            reported = done
-    for _, job in jobs:
+    started, last_report = time.time(), 0.0
+    while any(job.poll() is None for *_, job in jobs) and time.time() < deadline:
+        time.sleep(2)
+        if time.time() - last_report >= 30:
+            last_report = time.time()
+            done = " ".join(f"{name[-5:]}/{fold}:{epochs_done(out / name / f'fold-{fold}')}" + ("" if job.poll() is None else f"(exit {job.returncode})")
+                            for name, fold, job in jobs)
+            print(f"{time.time() - started:4.0f} s, epochs done: {done}", flush=True)
+    for *_, job in jobs:
         if job.poll() is None:
             job.terminate()
-    for _, job in jobs:
+    for *_, job in jobs:
         job.wait()
-    return {name: all(job.returncode == 0 for n, job in jobs if n == name) for name in recipes}
+    return {name: all(job.returncode == 0 for n, _, job in jobs if n == name) for name in recipes}
+
+
+def keep_weights(run: Path, folds: int, keep: Path) -> None:
+    """Each fold of cross-validation ``run`` as keep/fold-<k>.tar: its run files and selected weights, enough
+    for `flairseg cv` to evaluate it elsewhere (tail-average weights and training state left out)."""
+    keep.mkdir(parents=True, exist_ok=True)
+    for fold in range(folds):
+        with tarfile.open(keep / f"fold-{fold}.tar", "w") as tar:
+            for part in sorted((run / f"fold-{fold}").glob("*.*")):
+                if part.suffix != ".safetensors" or part.name == "best.safetensors":
+                    tar.add(part, arcname=f"{run.name}/fold-{fold}/{part.name}")
+    print(f"kept the fold checkpoints of {run.name} in {keep}", flush=True)
 
 
 def evaluate_all(data: Path, out: Path, recipes: dict[str, Path], epochs: int, device: str) -> None:
@@ -153,39 +205,65 @@ def write_comparison(rows: list[dict[str, object]], out: Path, header: str) -> N
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("data")
-    parser.add_argument("out")
-    parser.add_argument("recipes", nargs="+", help="recipe JSON files, most important first")
+    parser.add_argument("data", nargs="?")
+    parser.add_argument("out", nargs="?")
+    parser.add_argument("recipes", nargs="*", help="recipe JSON files, most important first")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--seconds", type=float, default=540.0, help="wall time for everything (default 540)")
     parser.add_argument("--min-epochs", type=int, default=12)
     parser.add_argument("--max-epochs", type=int, default=40)
+    parser.add_argument("--keep", type=Path, help="folder for the fold checkpoints of the first recipe once trained, "
+                        "replaced by the best recipe's once evaluated")
+    parser.add_argument("--wait-for", type=Path, nargs="*", default=[], help="files that must exist before training starts "
+                        "(data still being unpacked while the steps are timed)")
+    parser.add_argument("--evaluate", action=argparse.BooleanOptionalAction, default=True,
+                        help="evaluate each recipe out of fold here (--no-evaluate: train only)")
+    parser.add_argument("--time-step", type=Path, help=argparse.SUPPRESS)  # one fold's stand-in of concurrent_step_seconds
+    parser.add_argument("--start", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.time_step:
+        print(time_steps(args.time_step, args.device, args.start, TIMING_SECONDS))
+        return 0
+    if not args.recipes:
+        parser.error("give DATA, OUT and at least one RECIPE")
     started = time.time()
     data, out = Path(args.data), Path(args.out)
     recipes = {Path(r).stem: Path(r) for r in args.recipes}
     try:
         configs = {name: from_dict(TrainConfig, json.loads(path.read_text())) for name, path in recipes.items()}
+        folds = {name: config.folds for name, config in configs.items()}
+        seconds = concurrent_step_seconds(recipes, folds, args.device)
     except (OSError, ValueError, FlairsegError) as exc:
-        print(f"cv_compare: error: a recipe cannot be read: {exc}", file=sys.stderr)
+        print(f"cv_compare: error: {exc}", file=sys.stderr)
         return 1
-    device = torch.device(args.device)
-    seconds = {name: step_seconds(config, device) for name, config in configs.items()}
     for name in configs:
-        print(f"{name}: {seconds[name] * 1000:.1f} ms per training step alone on {args.device}", flush=True)
-    deadline = started + args.seconds - EVALUATE_SECONDS
+        print(f"{name}: {seconds[name] * 1000:.1f} ms per training step with all {sum(folds.values())} folds at once on {args.device}", flush=True)
+    deadline = started + args.seconds - (EVALUATE_SECONDS if args.evaluate else 0)
     budget = deadline - time.time() - PREPARE_SECONDS
-    epochs, kept = plan_epochs(configs, seconds, budget, args.min_epochs, args.max_epochs)
-    if not kept:
-        print(f"no recipe fits {budget:.0f} s of training with {args.min_epochs} epochs; give more --seconds", file=sys.stderr)
+    epochs = plan_epochs(configs, seconds, budget, args.min_epochs, args.max_epochs)
+    if not epochs:
+        print(f"cv_compare: error: {args.min_epochs} epochs do not fit {budget:.0f} s of training; give more --seconds", file=sys.stderr)
         return 1
-    recipes = {name: recipes[name] for name in kept}
-    finished = train_all(data, out, recipes, epochs, args.device, deadline)
+    for needed in args.wait_for:
+        while not needed.exists():
+            time.sleep(1)
+    finished = train_all(data, out, recipes, folds, epochs, args.device, deadline)
     print(f"training ended after {time.time() - started:.0f} s; finished: {', '.join(n for n, ok in finished.items() if ok) or 'none'}", flush=True)
+    first = next(iter(recipes))
+    if args.keep:  # unfinished folds too: their best epoch so far is better than nothing
+        keep_weights(out / first, folds[first], args.keep)
+    if not args.evaluate:
+        return 0 if all(finished.values()) else 1
     evaluate_all(data, out, {n: recipes[n] for n, ok in finished.items() if ok}, epochs, args.device)
-    header = (f"Out-of-fold comparison on {args.device} ({torch.cuda.get_device_name() if device.type == 'cuda' else 'CPU'}), "
+    header = (f"Out-of-fold comparison on {args.device} ({torch.cuda.get_device_name() if args.device.startswith('cuda') else 'CPU'}), "
               f"{epochs} epochs per fold, {time.time() - started:.0f} s in all")
-    write_comparison(comparison_rows(out, {n: configs[n] for n in recipes}), out, header)
+    rows = comparison_rows(out, configs)
+    write_comparison(rows, out, header)
+    evaluated = [r for r in rows if r["status"] == "evaluated"]
+    if args.keep and evaluated:
+        best = max(evaluated, key=lambda r: float(r["dice_mean"]))["recipe"]
+        if best != first or not finished[first]:
+            keep_weights(out / best, folds[best], args.keep)
     return 0
 
 

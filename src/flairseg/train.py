@@ -69,7 +69,7 @@ def _prepare(paths: Sequence[Path], config: TrainConfig, quiet: bool, what: str)
     return prepared, (stripped if config.skull_strip else None)
 
 
-def _batch(cases: Sequence[Prepared], stripped: Sequence[Prepared] | None, items: np.ndarray, config: TrainConfig, epoch: int,
+def training_batch(cases: Sequence[Prepared], stripped: Sequence[Prepared] | None, items: np.ndarray, config: TrainConfig, epoch: int,
            first_index: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Training batch ``items`` ((case, slice) pairs) on ``device``, augmented there; each item draws from its own seeded generator."""
     images, masks, draws, rngs = [], [], [], []
@@ -302,7 +302,7 @@ def train(
         bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{config.epochs}", unit="step", disable=quiet, file=sys.stderr)
         for step in bar:
             first = (step * world.size + world.rank) * per_rank
-            images, masks = _batch(train_cases, stripped_cases, items[first : first + per_rank], config, epoch, first, torch_device)
+            images, masks = training_batch(train_cases, stripped_cases, items[first : first + per_rank], config, epoch, first, torch_device)
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config, epoch * steps + step, config.epochs * steps)
             losses.append(train_step(net, optimizer, loss_fn, images, masks, config.bfloat16))
