@@ -261,3 +261,13 @@ def test_tail_average_of_the_last_epochs_survives_resume(phantoms: Path, tmp_pat
     train(_config(epochs=99), phantoms, tmp_path / "killed", resume=True, quiet=True)
     resumed, _ = checkpoint.read(tmp_path / "killed" / "average")
     assert all(torch.equal(resumed[k], average[k]) for k in average)
+
+
+def test_threads_bound_pytorch_and_the_blas_pools() -> None:
+    """--threads N caps PyTorch and NumPy's BLAS alike (unbounded pools slow processes that share a machine)."""
+    probe = ("import threadpoolctl, torch; from flairseg.inference import limit_threads; limit_threads(1); "
+             "blas = {p['num_threads'] for p in threadpoolctl.threadpool_info() if p['user_api'] == 'blas'}; "
+             "print(torch.get_num_threads(), sorted(blas))")
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True)
+    assert result.stdout.split(maxsplit=1) == ["1", "[1]\n"]

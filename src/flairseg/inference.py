@@ -11,6 +11,7 @@ import os
 from typing import Any, NamedTuple
 
 import numpy as np
+import threadpoolctl
 import torch
 from torch import nn
 
@@ -19,6 +20,19 @@ from flairseg.data import Prepared
 from flairseg.errors import ConfigError, WeightsError
 from flairseg.postprocess import Component, postprocess, select_components
 from flairseg.preprocess import invert_mask, invert_probability
+
+
+def limit_threads(threads: int | None) -> None:
+    """Use at most ``threads`` CPU threads (None: the libraries' defaults): PyTorch's pool and the
+    BLAS/OpenMP pools under NumPy and SciPy.
+
+    Processes that share a machine (cross-validation folds, ``--part`` jobs, torchrun ranks) each get
+    a share of the cores; a BLAS pool as large as the machine in each of them made case preparation
+    about 20 times slower (5 processes on 16 cores, benchmarks/README.md).
+    """
+    if threads:
+        torch.set_num_threads(threads)
+        threadpoolctl.threadpool_limits(threads)
 
 
 def resolve_device(name: str) -> torch.device:

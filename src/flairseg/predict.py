@@ -24,7 +24,7 @@ import torch
 from flairseg import checkpoint, provenance, qc
 from flairseg.data import prepare_case
 from flairseg.errors import InputError
-from flairseg.inference import OnnxModel, Segmentation, resolve_device, resolve_precision, segment_prepared
+from flairseg.inference import OnnxModel, Segmentation, limit_threads, resolve_device, resolve_precision, segment_prepared
 from flairseg.io import Case, Geometry, case_id_of, find_cases, index_mask_cases, mask_output_name, read_case, read_label, write_image, write_mask
 from flairseg.metrics import CaseMetrics, case_metrics
 from flairseg.model import Ensemble
@@ -56,8 +56,7 @@ class Segmenter:
         onnx = str(model).lower().endswith(".onnx")
         self.device = resolve_device("cpu" if onnx and device == "auto" else device)  # ONNX Runtime runs on the CPU
         self.autocast = resolve_precision(precision, self.device)
-        if threads:
-            torch.set_num_threads(threads)
+        limit_threads(threads)
         if onnx:
             if self.device.type != "cpu":
                 raise InputError("ONNX models run on the CPU (ONNX Runtime); drop --device or use the checkpoint")

@@ -26,7 +26,7 @@ from flairseg import augment, checkpoint, distributed
 from flairseg.config import TrainConfig, from_dict, replace
 from flairseg.data import Prepared, Split, epoch_items, load_split, make_split, prepare_case, save_split
 from flairseg.errors import InputError, WeightsError
-from flairseg.inference import resolve_device, segment_prepared
+from flairseg.inference import limit_threads, resolve_device, segment_prepared
 from flairseg.io import case_id_of, find_cases, read_case, read_label
 from flairseg.losses import loss_function
 from flairseg.metrics import case_metrics
@@ -212,8 +212,7 @@ def train(
     from tqdm import tqdm
 
     torch_device = resolve_device(device)
-    if threads:
-        torch.set_num_threads(threads)
+    limit_threads(threads)
     data, out = Path(data), Path(out)
     if not data.exists():
         raise InputError(f"data folder {data} does not exist")
