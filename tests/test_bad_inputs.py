@@ -382,6 +382,15 @@ def _nifti_declaring_a_huge_volume(tmp: Path) -> list[str]:
 
 
 def _one_bad_case_of_three(tmp: Path) -> list[str]:
+    """A slice whose header is sound but whose pixels are not: found only while decoding."""
+    for name in ("CASE_A", "CASE_B", "CASE_C"):
+        _case(tmp, name)
+    slice_path = tmp / "in" / "CASE_B" / "CASE_B_2.tif"
+    tifffile.imwrite(slice_path, np.full(tifffile.imread(slice_path).shape, np.nan, dtype=np.float32), photometric="rgb")
+    return _predict(tmp, tmp / "in", "--model", str(_zero_checkpoint(tmp)))
+
+
+def _one_bad_header_of_three(tmp: Path) -> list[str]:
     for name in ("CASE_A", "CASE_B", "CASE_C"):
         _case(tmp, name)
     (tmp / "in" / "CASE_B" / "CASE_B_2.tif").write_bytes(b"II*\0" + b"\0" * 20)
@@ -505,8 +514,12 @@ CATALOGUE = [
              "of 1.0 GB; check its header, or raise the budget with --max-memory (e.g. --max-memory 32G)"),
     BadInput("memory-budget-not-a-size", "a memory budget that is not a size", lambda t: _predict(t, _case(t), "--max-memory", "lots"),
              "memory budget 'lots' is not a size; write e.g. 8G, 512M or a number of bytes"),
-    BadInput("one-case-of-three-unreadable", "a tree of three cases, one with a truncated slice", _one_bad_case_of_three,
+    BadInput("one-case-of-three-unreadable", "a tree of three cases, one with a slice of NaN pixels (found while decoding)",
+             _one_bad_case_of_three,
              "1 of 3 cases could not be read (CASE_B); the others were predicted; the reasons are in TMP/out/report/failures.csv"),
+    BadInput("one-header-of-three-unreadable", "a tree of three cases, one with a truncated slice header", _one_bad_header_of_three,
+             "1 of 3 cases fail their header checks, so nothing was written: CASE_B: cannot read TMP/in/CASE_B/CASE_B_2.tif: "
+             "not a valid TIFF image or truncated (IndexError); fix or move them, then run again"),
     BadInput("resume-other-epochs", "resuming a run with another number of epochs", _resume_other_epochs,
              "TMP/old was planned for 3 epochs and resumes to that; to train longer, start a new run from its weights: "
              "flairseg train ... --init TMP/old/best.json"),

@@ -113,7 +113,7 @@ def _read_tiff(path: Path) -> np.ndarray:
 
 
 def _check_declared_size(folder: Path, files: Sequence[Path]) -> None:
-    """The case's size as its TIFF headers declare it, against the memory budget, before any pixel is decoded."""
+    """Every slice's TIFF header readable, and the case's size as they declare it within the memory budget."""
     import tifffile
 
     from flairseg.memory import check
@@ -123,8 +123,8 @@ def _check_declared_size(folder: Path, files: Sequence[Path]) -> None:
         try:
             with tifffile.TiffFile(path) as tiff:
                 shape = tiff.pages[0].shape
-        except Exception:  # unreadable headers are reported by the reader, with their own message
-            continue
+        except Exception as exc:  # tifffile raises many types for corrupt, truncated or non-TIFF files
+            raise InputError(f"cannot read {path}: not a valid TIFF image or truncated ({type(exc).__name__})") from None
         largest = max(largest, int(np.prod(shape[:2], dtype=np.int64)))
         channels = max(channels, int(shape[2]) if len(shape) == 3 else 1)
     check(largest * len(files), channels, f"case {folder}")
@@ -170,6 +170,34 @@ def _stack_labels(folder: Path, files: dict[int, Path], numbers: list[int], plan
     return np.stack(slices)
 
 
+def _kaggle_files(folder: Path, masks: MaskPolicy, mask_suffix: str) -> tuple[list[int], dict[int, Path], dict[int, Path]]:
+    """A Kaggle case folder's slice numbers, image files and mask files, checked by name and header, nothing decoded."""
+    if not folder.is_dir():
+        raise InputError(f"case folder {folder} does not exist")
+    image_files = _slice_files(folder, "") if masks != "only" else {}
+    mask_files = _slice_files(folder, mask_suffix) if masks != "ignore" else {}
+    if masks == "only":
+        if not mask_files:
+            raise InputError(f"{folder} holds no <CASE>_<k>{mask_suffix}.tif files")
+        numbers = sorted(mask_files)
+        _check_numbering(folder, numbers, "mask")
+        _check_declared_size(folder, [mask_files[k] for k in numbers])
+        return numbers, image_files, mask_files
+    if not image_files:
+        raise InputError(f"{folder} holds no <CASE>_<k>.tif slices; point flairseg at a Kaggle-layout case folder")
+    numbers = sorted(image_files)
+    _check_numbering(folder, numbers, "image")
+    if masks == "required" and not mask_files:
+        raise InputError(f"{folder} has images but no {mask_suffix}.tif masks, and masks are required here")
+    if mask_files and sorted(mask_files) != numbers:
+        raise InputError(
+            f"{folder}: {len(mask_files)} masks for {len(numbers)} image slices; every slice needs exactly one mask "
+            f"(slices without a mask: {sorted(set(numbers) - set(mask_files))[:5]})"
+        )
+    _check_declared_size(folder, [image_files[k] for k in numbers])
+    return numbers, image_files, mask_files
+
+
 def read_kaggle_case(folder: str | os.PathLike, masks: MaskPolicy = "optional", mask_suffix: str = "_mask") -> Case:
     """Read a Kaggle LGG case folder of ``<CASE>_<k>.tif`` slices (and ``<CASE>_<k>_mask.tif``).
 
@@ -183,30 +211,11 @@ def read_kaggle_case(folder: str | os.PathLike, masks: MaskPolicy = "optional", 
         mask_suffix: the label files' suffix (``_mask`` for tumour, ``_brain`` for brain masks).
     """
     folder = Path(folder)
-    if not folder.is_dir():
-        raise InputError(f"case folder {folder} does not exist")
-    image_files = _slice_files(folder, "") if masks != "only" else {}
-    mask_files = _slice_files(folder, mask_suffix) if masks != "ignore" else {}
+    numbers, image_files, mask_files = _kaggle_files(folder, masks, mask_suffix)
     if masks == "only":
-        if not mask_files:
-            raise InputError(f"{folder} holds no <CASE>_<k>{mask_suffix}.tif files")
-        numbers = sorted(mask_files)
-        _check_numbering(folder, numbers, "mask")
         names = tuple(mask_files[k].name.replace(mask_suffix + ".", ".", 1) for k in numbers)
         mask = _stack_labels(folder, mask_files, numbers, None)
         return Case(folder.resolve().name, None, mask, Geometry(folder, "kaggle", slice_names=names))
-    if not image_files:
-        raise InputError(f"{folder} holds no <CASE>_<k>.tif slices; point flairseg at a Kaggle-layout case folder")
-    numbers = sorted(image_files)
-    _check_numbering(folder, numbers, "image")
-    if masks == "required" and not mask_files:
-        raise InputError(f"{folder} has images but no {mask_suffix}.tif masks, and masks are required here")
-    if mask_files and sorted(mask_files) != numbers:
-        raise InputError(
-            f"{folder}: {len(mask_files)} masks for {len(numbers)} image slices; every slice needs exactly one mask "
-            f"(slices without a mask: {sorted(set(numbers) - set(mask_files))[:5]})"
-        )
-    _check_declared_size(folder, [image_files[k] for k in numbers])
     slices = []
     for k in numbers:
         array = _read_tiff(image_files[k])
@@ -370,6 +379,25 @@ def index_mask_cases(root: str | os.PathLike, mask_suffix: str = "_mask") -> dic
     return index
 
 
+def _case_format(path: Path) -> str:
+    """What a case path is: "nifti" (a volume file), "kaggle" (a folder of TIFF slices) or "dicom" (a series folder)."""
+    from flairseg.volumes import is_dicom_folder
+
+    if not path.exists():
+        raise InputError(f"{path} does not exist")
+    if path.is_file():
+        if not _is_nifti(path):
+            raise InputError(f"{path} is not a .nii/.nii.gz volume nor a case folder")
+        return "nifti"
+    if _has_tiffs(path):
+        return "kaggle"
+    if is_dicom_folder(path):
+        return "dicom"
+    if not any(path.iterdir()):
+        raise InputError(f"{path} is empty")
+    raise InputError(f"{path} holds no TIFF slices and no DICOM series; is it a folder of cases?")
+
+
 def read_case(path: str | os.PathLike, masks: MaskPolicy = "optional", mask_suffix: str = "_mask", resample: bool = False) -> Case:
     """Read one case: a Kaggle TIFF folder, a DICOM series folder or a NIfTI file.
 
@@ -377,26 +405,30 @@ def read_case(path: str | os.PathLike, masks: MaskPolicy = "optional", mask_suff
     named by a convention of :mod:`flairseg.sequences` brings its case's other sequences (with
     ``resample``, those on another grid are resampled onto the FLAIR's). DICOM series carry no masks.
     """
-    from flairseg.volumes import is_dicom_folder, read_dicom_series
+    from flairseg.volumes import read_dicom_series
 
     if masks not in MASK_POLICIES:
         raise ValueError(f"masks must be one of {MASK_POLICIES}, not {masks!r}")
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path} does not exist")
-    if path.is_file():
-        if not _is_nifti(path):
-            raise InputError(f"{path} is not a .nii/.nii.gz volume nor a case folder")
+    kind = _case_format(path)
+    if kind == "nifti":
         return _read_volume_case(path, masks, mask_suffix, resample)
-    if _has_tiffs(path):
+    if kind == "kaggle":
         return read_kaggle_case(path, masks=masks, mask_suffix=mask_suffix)
-    if is_dicom_folder(path):
-        if masks in ("required", "only"):
-            raise InputError(f"{path} is a DICOM series, which carries no masks; give masks as NIfTI or TIFF")
-        return read_dicom_series(path)
-    if not any(path.iterdir()):
-        raise InputError(f"{path} is empty")
-    raise InputError(f"{path} holds no TIFF slices and no DICOM series; is it a folder of cases?")
+    if masks in ("required", "only"):
+        raise InputError(f"{path} is a DICOM series, which carries no masks; give masks as NIfTI or TIFF")
+    return read_dicom_series(path)
+
+
+def check_case(path: str | os.PathLike, masks: MaskPolicy = "optional", mask_suffix: str = "_mask") -> None:
+    """Check what a case's file names and headers declare, as :func:`read_case` would, without decoding pixels."""
+    from flairseg.volumes import check_headers
+
+    path = Path(path)
+    if _case_format(path) == "kaggle":
+        _kaggle_files(path, masks, mask_suffix)
+    else:
+        check_headers(path)
 
 
 def mask_output_name(case: Case, suffix: str = "_mask") -> str:

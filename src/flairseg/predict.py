@@ -25,7 +25,7 @@ from flairseg import checkpoint, provenance, qc
 from flairseg.data import prepare_case
 from flairseg.errors import InputError
 from flairseg.inference import OnnxModel, Segmentation, limit_threads, resolve_device, resolve_precision, segment_prepared
-from flairseg.io import Case, Geometry, case_id_of, find_cases, index_mask_cases, mask_output_name, read_case, read_label, write_image, write_mask
+from flairseg.io import Case, Geometry, case_id_of, check_case, find_cases, index_mask_cases, mask_output_name, read_case, read_label, write_image, write_mask
 from flairseg.metrics import CaseMetrics, case_metrics
 from flairseg.model import Ensemble
 from flairseg.postprocess import Component, select_components
@@ -161,6 +161,23 @@ class PredictResult:
     flagged: int = 0  # cases with at least one QC flag (report/qc.csv)
 
 
+def _check_headers(paths: Sequence[Path | Case], label: str) -> None:
+    """Refuse the run, before anything is written, when a case's file names or headers fail their checks."""
+    failed = []
+    for path in paths:
+        if isinstance(path, Path):
+            try:
+                check_case(path, masks="optional", mask_suffix=label)
+            except InputError as exc:
+                if len(paths) == 1:
+                    raise
+                failed.append(f"{case_id_of(path)}: {exc}")
+    if failed:
+        more = f"; and {len(failed) - 2} more" if len(failed) > 2 else ""
+        raise InputError(f"{len(failed)} of {len(paths)} cases fail their header checks, so nothing was written: "
+                         f"{'; '.join(failed[:2])}{more}; fix or move them, then run again")
+
+
 def predict_tree(
     source: str | os.PathLike | Case,
     out: str | os.PathLike,
@@ -208,13 +225,14 @@ def predict_tree(
         raise InputError("--strip needs a brain mask: predict with a brain model (--task brain) or add --brain-model")
     bids = given is None and is_bids_root(source)
     inputs = [source] if not bids or not Path(out).resolve().is_relative_to((source / "derivatives").resolve()) else []
-    out_path = check_output(out, inputs + ([truth] if truth else []), overwrite=True, replaces=False)
-    if mask_file is not None:
-        mask_file = check_output(mask_file, inputs + ([truth] if truth else []), overwrite=True, replaces=False)
     paths: list[Path | Case] = [given] if given is not None else _unique_cases(find_cases(source))
     if part is not None and given is None:
         paths = split_parts(paths, part[1])[part[0]]
     label = "_brain" if segmenter.task == "brain" else "_mask"  # brain and tumour masks never share a name
+    _check_headers(paths, label)
+    out_path = check_output(out, inputs + ([truth] if truth else []), overwrite=True, replaces=False)
+    if mask_file is not None:
+        mask_file = check_output(mask_file, inputs + ([truth] if truth else []), overwrite=True, replaces=False)
     truth_index = {}
     if truth is not None:
         truth_index = index_mask_cases(truth, mask_suffix=label)

@@ -111,8 +111,8 @@ def _check_size(image: Any, shape: tuple[int, int, int], path: Path) -> None:
                              "the file is truncated or its dimensions are wrong")
 
 
-def _load_nifti(path: Path) -> tuple[Any, np.ndarray]:
-    """A NIfTI file's nibabel image and its 3-D data, checked; every failure is an InputError."""
+def _nifti_header(path: Path) -> tuple[Any, tuple[int, int, int]]:
+    """A NIfTI file's nibabel image (no voxel read yet) and 3-D shape, its header checked; every failure is an InputError."""
     import nibabel as nib
     from nibabel.openers import ImageOpener
 
@@ -127,9 +127,18 @@ def _load_nifti(path: Path) -> tuple[Any, np.ndarray]:
         _check_size(image, shape, path)
         with ImageOpener(path) as handle:  # the header as stored, before nibabel's fixes
             _check_spacing(type(image.header).from_fileobj(handle, check=False)["pixdim"][1:4], path)
-        data = np.asanyarray(image.dataobj).reshape(shape)
     except InputError:
         raise
+    except Exception as exc:  # nibabel, gzip and zlib raise many types for corrupt or truncated files
+        raise InputError(f"cannot read {path}: not a valid NIfTI file, or truncated ({type(exc).__name__}); re-export it") from None
+    return image, shape
+
+
+def _load_nifti(path: Path) -> tuple[Any, np.ndarray]:
+    """A NIfTI file's nibabel image and its 3-D data, checked; every failure is an InputError."""
+    image, shape = _nifti_header(path)
+    try:
+        data = np.asanyarray(image.dataobj).reshape(shape)
     except Exception as exc:  # nibabel, gzip and zlib raise many types for corrupt or truncated files
         raise InputError(f"cannot read {path}: not a valid NIfTI file, or truncated ({type(exc).__name__}); re-export it") from None
     if data.dtype.kind not in "biuf":
@@ -358,14 +367,7 @@ def read_dicom_series(folder: str | os.PathLike, case_id: str | None = None) -> 
         raise InputError(f"DICOM folder {folder} does not exist")
     reader = sitk.ImageSeriesReader()
     with _quiet_simpleitk():
-        series = reader.GetGDCMSeriesIDs(str(folder))
-        if not series:
-            raise InputError(f"{folder} holds no readable DICOM series; point flairseg at a folder of DICOM slices")
-        if len(series) > 1:
-            raise InputError(f"{folder} holds {len(series)} DICOM series ({', '.join(series)}); put each series in its own folder")
-        files = reader.GetGDCMSeriesFileNames(str(folder), series[0])
-        _check_dicom_size(files, folder)
-        reader.SetFileNames(files)
+        reader.SetFileNames(_dicom_series_files(folder))
         reader.MetaDataDictionaryArrayUpdateOn()
         try:
             image = reader.Execute()
@@ -400,6 +402,34 @@ def read_dicom_series(folder: str | os.PathLike, case_id: str | None = None) -> 
     )
     volume = _to_processing(data, ornt).astype(np.float32)[..., None]
     return Case(case_id or folder.resolve().name, volume, None, geometry)
+
+
+def _dicom_series_files(folder: Path) -> Sequence[str]:
+    """The files of the one DICOM series in ``folder``, in GDCM's order, its declared size within the memory budget."""
+    import SimpleITK as sitk
+
+    with _quiet_simpleitk():
+        series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
+        if not series:
+            raise InputError(f"{folder} holds no readable DICOM series; point flairseg at a folder of DICOM slices")
+        if len(series) > 1:
+            raise InputError(f"{folder} holds {len(series)} DICOM series ({', '.join(series)}); put each series in its own folder")
+        files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series[0])
+    _check_dicom_size(files, folder)
+    return files
+
+
+def check_headers(path: Path) -> None:
+    """What a NIfTI case (with the sequences and labels named beside it) or a DICOM series declares in its
+    headers, checked as reading it would, without decoding any voxel."""
+    if path.is_dir():
+        _dicom_series_files(path)
+        return
+    from flairseg.sequences import siblings
+
+    for files in siblings(path).values():  # the FLAIR among them
+        for other in files:
+            _nifti_header(other)
 
 
 def _check_dicom_size(files: Sequence[str], folder: Path) -> None:
