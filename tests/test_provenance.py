@@ -68,45 +68,62 @@ def test_qc_table_flags_cases_to_check(tmp_path: Path, capsys: pytest.CaptureFix
     assert float(row["volume_ml"]) == pytest.approx(int(row["voxels"]) * 5.0 / 1000.0, rel=1e-3) and int(row["voxels"]) > 0
 
 
-def test_parts_split_the_cases_and_merge_their_tables(tmp_path: Path) -> None:
-    """Two jobs with --part 0/2 and 1/2 predict disjoint cases that together are all; the tables cover all."""
-    import csv
+@pytest.fixture(scope="module")
+def tree_and_single(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The sample case and three synthetic cases, and their prediction by one process (the reference)."""
+    import shutil
 
     from conftest import phantom, write_kaggle_case
-    from flairseg.predict import split_parts
+    from flairseg.io import sample_case_path
 
+    root = tmp_path_factory.mktemp("tree")
+    shutil.copytree(sample_case_path(), root / "in" / sample_case_path().name)
     for index, slices in enumerate((6, 5, 4)):
         image, mask = phantom(slices=slices, size=64, seed=index)
-        write_kaggle_case(tmp_path / "in", f"C{index}", image, mask)
-    parts = split_parts(sorted((tmp_path / "in").iterdir()), 2)
-    assert [[p.name for p in part] for part in parts] == [["C0"], ["C1", "C2"]]  # 6 slices | 5 + 4
+        write_kaggle_case(root / "in", f"C{index}", image, mask)
+    assert main(["predict", "-i", str(root / "in"), "-o", str(root / "single"), "--quiet"]) == 0
+    return root / "in", root / "single"
+
+
+def _assert_same_outputs(single: Path, merged: Path) -> None:
+    """Every file of the one-process run, byte for byte, and no other file but the part records."""
+    def files(root: Path) -> set[Path]:
+        return {p.relative_to(root) for p in root.rglob("*") if p.is_file() and "parts" not in p.relative_to(root).parts}
+
+    assert files(merged) == files(single)
+    assert [str(f) for f in sorted(files(single)) if (single / f).read_bytes() != (merged / f).read_bytes()] == []
+    assert (single / "report" / "metrics.csv").is_file() and list((single / "report" / "montages").iterdir())
+
+
+def test_parts_split_the_cases_and_merge_into_the_single_run(tree_and_single: tuple[Path, Path], tmp_path: Path) -> None:
+    """Two jobs with --part 0/2 and 1/2 predict disjoint cases that together are all; their merged masks,
+    tables, metrics and report are byte-identical to one process's."""
+    from flairseg.predict import split_parts
+
+    tree, single = tree_and_single
+    parts = split_parts(sorted(tree.iterdir()), 2)
+    assert [[p.name for p in part] for part in parts] == [["TCGA_CS_4942_19970222"], ["C0", "C1", "C2"]]  # 20 slices | 6 + 5 + 4
     for k in (0, 1):
-        assert main(["predict", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--part", f"{k}/2", "--quiet"]) == 0
+        assert main(["predict", "-i", str(tree), "-o", str(tmp_path / "out"), "--part", f"{k}/2", "--quiet"]) == 0
         record = json.loads((tmp_path / "out" / "report" / "parts" / f"part-{k}-of-2.json").read_text())
         assert record["cases"] == [p.name for p in parts[k]] and record["predicted"] == len(parts[k])
-    with (tmp_path / "out" / "report" / "qc.csv").open() as handle:
-        assert sorted(row["case"] for row in csv.DictReader(handle)) == ["C0", "C1", "C2"]
-    assert main(["predict", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "x"), "--part", "2/2"]) == 1
+    _assert_same_outputs(single, tmp_path / "out")
+    assert main(["predict", "-i", str(tree), "-o", str(tmp_path / "x"), "--part", "2/2"]) == 1
 
 
-def test_torchrun_ranks_take_their_parts(tmp_path: Path) -> None:
-    """The same predict command under torchrun: each rank predicts its own part; rank 0 merges and reports."""
-    import csv
+def test_torchrun_ranks_merge_into_the_single_run(tree_and_single: tuple[Path, Path], tmp_path: Path) -> None:
+    """The same predict command under torchrun (2 CPU ranks, gloo): each rank predicts its own part; rank 0
+    merges and reports, and the folder is byte-identical to one process's."""
     import os
     import subprocess
     import sys
 
-    from conftest import phantom, write_kaggle_case
-
-    for index in range(3):
-        image, mask = phantom(slices=4, size=64, seed=index)
-        write_kaggle_case(tmp_path / "in", f"C{index}", image, mask)
+    tree, single = tree_and_single
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29531",
-               "-m", "flairseg", "predict", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--quiet"]
+               "-m", "flairseg", "predict", "-i", str(tree), "-o", str(tmp_path / "out"), "--quiet"]
     result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.count("3 cases predicted") == 1 and "part 0 of 2" in result.stdout  # rank 0 reports for all ranks
+    assert result.stdout.count("4 cases predicted") == 1 and "over 4 cases with truth" in result.stdout  # rank 0 reports for all
     parts = [json.loads(p.read_text()) for p in sorted((tmp_path / "out" / "report" / "parts").glob("*.json"))]
-    assert sorted(c for p in parts for c in p["cases"]) == ["C0", "C1", "C2"] and [p["parts"] for p in parts] == [2, 2]
-    with (tmp_path / "out" / "report" / "qc.csv").open() as handle:
-        assert len(list(csv.DictReader(handle))) == 3
+    assert sorted(c for p in parts for c in p["cases"]) == ["C0", "C1", "C2", "TCGA_CS_4942_19970222"] and [p["parts"] for p in parts] == [2, 2]
+    _assert_same_outputs(single, tmp_path / "out")

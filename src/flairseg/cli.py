@@ -271,7 +271,7 @@ def _run_on_ranks(run, world):
 
     from flairseg import distributed
     from flairseg.errors import InputError
-    from flairseg.predict import merge_run_tables
+    from flairseg.predict import merge_run_report
 
     error = None
     try:
@@ -287,22 +287,22 @@ def _run_on_ranks(run, world):
     distributed.shutdown(world)
     if failed:
         raise InputError(f"{failed} of {world.size} ranks failed; their messages say why, and a rerun finishes their cases")
-    merged = merge_run_tables(result.out)
     records = [json.loads((result.out / "report" / "parts" / f"part-{k}-of-{world.size}.json").read_text()) for k in range(world.size)]
-    return dataclasses.replace(result, substituted=merged[0], removed_components=merged[1], flagged=merged[2], metrics=[],
-                               predicted=sum(r["predicted"] for r in records), skipped=sum(r["skipped"] for r in records))
+    return dataclasses.replace(merge_run_report(result.out, result.title), predicted=sum(r["predicted"] for r in records),
+                               skipped=sum(r["skipped"] for r in records))
 
 
 def _predict_summary(result, part: tuple[int, int] | None) -> str:
-    """The last line of ``flairseg predict``: counts, Dice (whole runs only), substitutions, flags, removed components."""
+    """The last line of ``flairseg predict``: counts, Dice, substitutions, flags, removed components."""
     line = f"{result.predicted} cases predicted, {result.skipped} already done, into {result.out}"
     if part is not None:
-        line += f" (part {part[0]} of {part[1]}; score the whole folder with `flairseg evaluate` once every part is done)"
-    elif result.metrics:
+        line += f" (part {part[0]} of {part[1]}; the report covers the cases of every part finished so far)"
+    if result.metrics:
         import numpy as np
 
         dice = [m.dice for m in result.metrics]
-        line += f"; Dice mean {np.mean(dice):.4f}, median {np.median(dice):.4f} (report in {result.out / 'report'})"
+        line += (f"; Dice mean {np.mean(dice):.4f}, median {np.median(dice):.4f} over {len(dice)} cases with truth "
+                 f"(report in {result.out / 'report'})")
     if result.substituted:
         line += f"; {result.substituted} cases lacked a pre- or post-contrast T1, given a copy of the FLAIR instead (report/inputs.csv)"
     if result.flagged:

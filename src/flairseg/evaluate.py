@@ -154,12 +154,18 @@ def write_case_table(name: str, key: str, rows: Sequence[dict[str, object]], rep
         writer.writerows(rows)
 
 
-def merge_case_tables(name: str, report: Path) -> list[dict[str, str]]:
-    """Merge ``report/<name>/*.csv`` into ``report/<name>.csv`` and return its rows (none: nothing written)."""
+def read_case_tables(name: str, report: Path) -> list[dict[str, str]]:
+    """Every case's rows of the table ``name`` (``report/<name>/*.csv``), in the order of their keys."""
     rows: list[dict[str, str]] = []
     for path in sorted((report / name).glob("*.csv")):
         with path.open(newline="") as handle:
             rows.extend(csv.DictReader(handle))
+    return rows
+
+
+def merge_case_tables(name: str, report: Path) -> list[dict[str, str]]:
+    """Merge ``report/<name>/*.csv`` into ``report/<name>.csv`` and return its rows (none: nothing written)."""
+    rows = read_case_tables(name, report)
     if rows:
         fields = list(dict.fromkeys(key for row in rows for key in row))
         with atomic_file(report / f"{name}.csv") as tmp, tmp.open("w", newline="") as handle:

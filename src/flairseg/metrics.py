@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 from scipy import ndimage
@@ -44,6 +44,12 @@ class CaseMetrics:
 
     def as_row(self) -> dict[str, object]:
         return asdict(self)
+
+    @classmethod
+    def from_row(cls, row: dict[str, str]) -> CaseMetrics:
+        """The metrics :meth:`as_row` wrote to a CSV row, read back exactly (floats round-trip through their repr)."""
+        kinds = {"str": str, "float": float, "int": int}
+        return cls(**{f.name: kinds[str(f.type)](row[f.name]) for f in fields(cls)})
 
 
 def dice_from_counts(true_positives: int, pred_voxels: int, truth_voxels: int) -> float:

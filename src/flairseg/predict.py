@@ -11,6 +11,7 @@ or not at all.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -159,6 +160,7 @@ class PredictResult:
     removed_components: int = 0  # components postprocessing removed, over every case in the output's report
     substituted: int = 0  # cases whose pre- or post-contrast channel was a copy of the FLAIR (report/inputs.csv)
     flagged: int = 0  # cases with at least one QC flag (report/qc.csv)
+    title: str = ""  # the report's title
 
 
 def _check_headers(paths: Sequence[Path | Case], label: str) -> None:
@@ -211,8 +213,7 @@ def predict_tree(
     from tqdm import tqdm
 
     from flairseg import figures
-    from flairseg.evaluate import write_case_table, write_report
-    from flairseg.html_report import write_html_report
+    from flairseg.evaluate import write_case_table
     from flairseg.outputs import atomic_file, check_output
 
     given = source if isinstance(source, Case) else None
@@ -237,7 +238,6 @@ def predict_tree(
     if truth is not None:
         truth_index = index_mask_cases(truth, mask_suffix=label)
     predicted = skipped = 0
-    rows: list[CaseMetrics] = []
     if bids:
         write_derivative_description(out_path)
     settings = {**segmenter.settings(), "brain_model": brain_segmenter.settings() if brain_segmenter else None,
@@ -261,9 +261,8 @@ def predict_tree(
         if not overwrite and record_file.exists() and _mask_written(case, target, label):
             provenance.check_reusable(record_file, expected, out_path)
             skipped += 1
-            if truth_mask is not None:
-                done = read_case(target, masks="only", mask_suffix=label).mask
-                rows.append(case_metrics(case.case_id, done, truth_mask, case.geometry.spacing))
+            done = read_case(target, masks="only", mask_suffix=label).mask if truth_mask is not None else None
+            _write_case_metrics(case, done, truth_mask, key, out_path / "report")
             continue
         if brain_segmenter is not None:
             found, brain = segment_within_brain(segmenter, brain_segmenter, case, with_probability=probabilities)
@@ -279,10 +278,8 @@ def predict_tree(
         if probability is not None:
             _write_probability(case, probability, out_path)
         flair = case.image[..., 1] if case.image.shape[-1] == 3 else case.image[..., 0]
+        _write_case_metrics(case, mask, truth_mask, key, out_path / "report")
         if truth_mask is not None:
-            if truth_mask.shape != mask.shape:
-                raise InputError(f"case {case.case_id}: truth grid {truth_mask.shape} differs from the image grid {mask.shape}")
-            rows.append(case_metrics(case.case_id, mask, truth_mask, case.geometry.spacing))
             figures.outline_gif(flair, truth_mask, mask, out_path / "report" / "gifs" / f"{case.case_id}.gif")
         sides = ("R", "L") if case.geometry.affine is not None else None  # processing layout: columns run patient right to left
         figures.tumour_montage(flair, truth_mask, mask, out_path / "report" / "montages" / f"{key}.png", sides=sides)
@@ -300,13 +297,20 @@ def predict_tree(
         with atomic_file(out_path / "report" / "parts" / f"part-{part[0]}-of-{part[1]}.json") as tmp:
             tmp.write_text(json.dumps({"part": part[0], "parts": part[1], "predicted": predicted, "skipped": skipped,
                                        "cases": [p.case_id if isinstance(p, Case) else case_id_of(p) for p in paths]}, indent=2))
-    substituted, removed, flagged = merge_run_tables(out_path)
     title = f"Prediction of {source.name} by {segmenter.metadata.get('name', 'the model')}"
-    if rows:
-        write_report(rows, out_path / "report", title)
-    write_html_report(out_path / "report", title)
+    merged = merge_run_report(out_path, title)
     _report_failures(failures, len(paths), out_path / "report")
-    return PredictResult(predicted, skipped, out_path, rows, removed, substituted, flagged)
+    return dataclasses.replace(merged, predicted=predicted, skipped=skipped)
+
+
+def _write_case_metrics(case: Case, mask: np.ndarray | None, truth: np.ndarray | None, key: str, report: Path) -> None:
+    """The case's metrics row against its truth (none without truth), kept in ``report/metrics/`` until the report merges them."""
+    from flairseg.evaluate import write_case_table
+
+    if truth is not None and truth.shape != mask.shape:
+        raise InputError(f"case {case.case_id}: truth grid {truth.shape} differs from the image grid {mask.shape}")
+    rows = [case_metrics(case.case_id, mask, truth, case.geometry.spacing).as_row()] if truth is not None else []
+    write_case_table("metrics", key, rows, report)
 
 
 def _report_failures(failures: Sequence[tuple[str, str]], cases: int, report: Path) -> None:
@@ -335,15 +339,21 @@ def _mask_written(case: Case, target: Path, suffix: str) -> bool:
     return all((target / f"{name.rsplit('.', 1)[0]}{suffix}.tif").is_file() for name in case.geometry.slice_names)
 
 
-def merge_run_tables(out: Path) -> tuple[int, int, int]:
-    """Merge every case's rows of ``out/report`` (inputs, components, qc) into the run's tables, whichever
-    process or part wrote them; returns (cases with substituted channels, removed components, flagged cases)."""
-    from flairseg.evaluate import merge_case_tables
+def merge_run_report(out: Path, title: str) -> PredictResult:
+    """The run's tables, metrics and report.html from every case's own rows in ``out/report``, whichever process
+    or part wrote them; the result's counts of predicted and skipped cases are left at 0 for the caller."""
+    from flairseg.evaluate import merge_case_tables, read_case_tables, write_report
+    from flairseg.html_report import write_html_report
 
-    substituted = sum(row.get("substituted", "none") != "none" for row in merge_case_tables("inputs", out / "report"))
-    removed = sum(row["kept"] == "no" for row in merge_case_tables("components", out / "report"))
-    flagged = sum(row["flags"] != "none" for row in merge_case_tables("qc", out / "report"))
-    return substituted, removed, flagged
+    report = out / "report"
+    substituted = sum(row.get("substituted", "none") != "none" for row in merge_case_tables("inputs", report))
+    removed = sum(row["kept"] == "no" for row in merge_case_tables("components", report))
+    flagged = sum(row["flags"] != "none" for row in merge_case_tables("qc", report))
+    rows = [CaseMetrics.from_row(row) for row in read_case_tables("metrics", report)]
+    if rows:
+        write_report(rows, report, title)
+    write_html_report(report, title)
+    return PredictResult(0, 0, out, rows, removed, substituted, flagged, title)
 
 
 def split_parts(paths: Sequence[Path], parts: int) -> list[list[Path]]:
