@@ -127,3 +127,28 @@ def test_torchrun_ranks_merge_into_the_single_run(tree_and_single: tuple[Path, P
     parts = [json.loads(p.read_text()) for p in sorted((tmp_path / "out" / "report" / "parts").glob("*.json"))]
     assert sorted(c for p in parts for c in p["cases"]) == ["C0", "C1", "C2", "TCGA_CS_4942_19970222"] and [p["parts"] for p in parts] == [2, 2]
     _assert_same_outputs(single, tmp_path / "out")
+
+
+def test_cases_are_read_ahead_in_order_with_errors_in_place() -> None:
+    """The next case is read in a background thread while the current one is worked on; order and errors are kept."""
+    import threading
+
+    from flairseg.errors import InputError
+    from flairseg.predict import _read_ahead
+
+    second_started = threading.Event()
+
+    def read(path: Path) -> str:
+        assert threading.current_thread().name.startswith("flairseg-read")
+        if path.name == "b":
+            second_started.set()
+            raise InputError("b is broken")
+        return path.name
+
+    paths = [Path("a"), Path("b"), Path("c")]
+    seen = []
+    for path, case in _read_ahead(paths, read):
+        if path.name == "a":
+            assert second_started.wait(timeout=10)  # b is being read while a is still being worked on
+        seen.append((path.name, str(case)))
+    assert seen == [("a", "a"), ("b", "b is broken"), ("c", "c")]

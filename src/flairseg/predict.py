@@ -12,10 +12,12 @@ or not at all.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -243,13 +245,12 @@ def predict_tree(
     settings = {**segmenter.settings(), "brain_model": brain_segmenter.settings() if brain_segmenter else None,
                 "resample": resample, "probabilities": probabilities, "strip": strip}
     failures: list[tuple[str, str]] = []
-    for path in tqdm(paths, desc="predict", unit="case", disable=quiet, file=sys.stderr):
-        try:
-            case = path if isinstance(path, Case) else read_case(path, masks="optional", mask_suffix=label, resample=resample)
-        except InputError as exc:
+    read = functools.partial(read_case, masks="optional", mask_suffix=label, resample=resample)
+    for path, case in tqdm(_read_ahead(paths, read), total=len(paths), desc="predict", unit="case", disable=quiet, file=sys.stderr):
+        if isinstance(case, InputError):
             if len(paths) == 1:
-                raise
-            failures.append((case_id_of(path), str(exc)))  # one unreadable case does not stop the others
+                raise case
+            failures.append((case_id_of(path), str(case)))  # one unreadable case does not stop the others
             continue
         target = mask_file or out_path / (bids_mask_name(case, source, segmenter.task) if bids else mask_output_name(case, suffix=label))
         truth_mask = case.mask
@@ -301,6 +302,25 @@ def predict_tree(
     merged = merge_run_report(out_path, title)
     _report_failures(failures, len(paths), out_path / "report")
     return dataclasses.replace(merged, predicted=predicted, skipped=skipped)
+
+
+def _read_ahead(paths: Sequence[Path | Case], read: Callable[[Path], Case]) -> Iterator[tuple[Path | Case, Case | InputError]]:
+    """Each path with its case, or the InputError reading it raised; the next case is read in a background
+    thread while the caller works on this one, so decoding overlaps the network (two cases in memory at most)."""
+    def load(path: Path | Case) -> Case | InputError:
+        if isinstance(path, Case):
+            return path
+        try:
+            return read(path)
+        except InputError as exc:
+            return exc
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="flairseg-read") as pool:
+        pending = pool.submit(load, paths[0]) if paths else None
+        for index, path in enumerate(paths):
+            case = pending.result()
+            pending = pool.submit(load, paths[index + 1]) if index + 1 < len(paths) else None
+            yield path, case
 
 
 def _write_case_metrics(case: Case, mask: np.ndarray | None, truth: np.ndarray | None, key: str, report: Path) -> None:
