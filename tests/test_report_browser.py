@@ -74,3 +74,19 @@ def test_report_lists_sorts_and_shows_every_case(run: Path, browser, tmp_path: P
     assert all(browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", img) for img in images)
     shot = tmp_path / "report.png"
     assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+
+
+def test_a_large_run_links_its_montages_and_they_load(run: Path, browser, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above EMBEDDED_CASES the page links montages/... instead of embedding them; opened from disk they still load."""
+    from selenium.webdriver.common.by import By
+
+    from flairseg import html_report
+
+    report = tmp_path / "report"
+    shutil.copytree(run / "report", report)
+    monkeypatch.setattr(html_report, "EMBEDDED_CASES", 1)
+    html_report.write_html_report(report, "two cases, linked")
+    browser.get((report / "report.html").resolve().as_uri())
+    overlays = [img for img in browser.find_elements(By.TAG_NAME, "img") if img.get_attribute("alt").startswith("overlay")]
+    assert len(overlays) == 2 and all(img.get_attribute("src").startswith("file:") for img in overlays)
+    assert all(browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", img) for img in overlays)

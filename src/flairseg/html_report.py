@@ -3,9 +3,11 @@
 It is written from what the run already left in its report folder: the QC table
 (``qc.csv``: volumes, components, flags), the metrics table when truth masks were given
 (``metrics.csv``: Dice, HD95), one overlay montage per case (``montages/<case>[_mask|_brain].png``)
-and the Dice distribution figure. Images are embedded (data URIs), so the file opens from
-disk with no network and can be mailed as it is. Flagged cases come first; a click on a
-column heading sorts the table by it (a few lines of plain script).
+and the Dice distribution figure. For runs of up to EMBEDDED_CASES cases the images are
+embedded (data URIs), so the file opens from disk with no network and can be mailed as it
+is; larger runs link the montages (``montages/...``, the page then needs its folder), so the
+page stays small enough for a browser. Flagged cases come first; a click on a column heading
+sorts the table by it (a few lines of plain script).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from flairseg.outputs import atomic_file
+
+EMBEDDED_CASES = 50  # larger runs link their montages instead: about 0.5 MB each for real scans
 
 LEGEND_WITH_TRUTH = "outlines: <b style='color:#4060ff'>manual</b>, <b style='color:#ff3030'>model</b>, <b style='color:#00a000'>both</b>"
 LEGEND_MODEL_ONLY = "outline: <b style='color:#ff3030'>model</b>"
@@ -115,7 +119,8 @@ def render(report: Path, title: str) -> str:
                  "R and L: the patient's right and left where the scan's orientation is known.</p>")
     for index, row in enumerate(rows):
         montage = _montage(report, row["case"], row["task"])
-        image = f"<img alt='overlay of {html.escape(row['case'])}' src='{_image(montage)}'>" if montage else "<p>no overlay</p>"
+        source = "" if montage is None else _image(montage) if len(rows) <= EMBEDDED_CASES else html.escape(montage.relative_to(report).as_posix(), quote=True)
+        image = f"<img alt='overlay of {html.escape(row['case'])}' src='{source}'>" if montage else "<p>no overlay</p>"
         parts.append(f"<section id='case-{index}'><h3>{html.escape(row['case'])} {html.escape(row['task'])}"
                      f" &mdash; flags: {html.escape(row['flags'])}</h3>{image}</section>")
     parts.append(f"<script>{_SORT_SCRIPT}</script></body></html>")
