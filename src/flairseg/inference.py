@@ -28,7 +28,7 @@ def limit_threads(threads: int | None) -> None:
 
     Processes that share a machine (cross-validation folds, ``--part`` jobs, torchrun ranks) each get
     a share of the cores; a BLAS pool as large as the machine in each of them made case preparation
-    about 20 times slower (5 processes on 16 cores, benchmarks/README.md).
+    about 20 times slower (5 processes on 16 cores; README, "Running at scale").
     """
     if threads:
         torch.set_num_threads(threads)

@@ -247,7 +247,7 @@ def predict_tree(
                 "resample": resample, "probabilities": probabilities, "strip": strip}
     failures: list[tuple[str, str]] = []
     read = functools.partial(read_case, masks="optional", mask_suffix=label, resample=resample)
-    for path, case in tqdm(_read_ahead(paths, read), total=len(paths), desc="predict", unit="case", disable=quiet, file=sys.stderr):
+    for path, case in tqdm(_read_ahead(paths, read, ahead=segmenter.device.type != "cpu"), total=len(paths), desc="predict", unit="case", disable=quiet, file=sys.stderr):
         if isinstance(case, InputError):
             if len(paths) == 1:
                 raise case
@@ -305,9 +305,10 @@ def predict_tree(
     return dataclasses.replace(merged, predicted=predicted, skipped=skipped)
 
 
-def _read_ahead(paths: Sequence[Path | Case], read: Callable[[Path], Case]) -> Iterator[tuple[Path | Case, Case | InputError]]:
-    """Each path with its case, or the InputError reading it raised; the next case is read in a background
-    thread while the caller works on this one, so decoding overlaps the network (two cases in memory at most)."""
+def _read_ahead(paths: Sequence[Path | Case], read: Callable[[Path], Case], ahead: bool = True) -> Iterator[tuple[Path | Case, Case | InputError]]:
+    """Each path with its case, or the InputError reading it raised. With ``ahead``, the next case is read in a
+    background thread while the caller works on this one, so decoding overlaps a GPU's work (two cases in memory
+    at most); on a CPU the network's threads have the cores already (no gain measured: README, "Running at scale")."""
     def load(path: Path | Case) -> Case | InputError:
         if isinstance(path, Case):
             return path
@@ -316,6 +317,9 @@ def _read_ahead(paths: Sequence[Path | Case], read: Callable[[Path], Case]) -> I
         except InputError as exc:
             return exc
 
+    if not ahead:
+        yield from ((path, load(path)) for path in paths)
+        return
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="flairseg-read") as pool:
         pending = pool.submit(load, paths[0]) if paths else None
         for index, path in enumerate(paths):
