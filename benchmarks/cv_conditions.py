@@ -33,7 +33,8 @@ import numpy as np
 
 from flairseg.config import TrainConfig, from_dict
 from flairseg.cv import fold_run, predict_held_out
-from flairseg.io import Case, read_label
+from flairseg.cases import Case
+from flairseg.io import read_label
 from flairseg.metrics import dice_from_counts
 from flairseg.postprocess import select_components
 

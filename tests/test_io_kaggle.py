@@ -12,7 +12,8 @@ import tifffile
 
 from conftest import phantom, write_kaggle_case
 from flairseg.errors import InputError
-from flairseg.io import case_id_of, find_cases, mask_output_name, read_case, read_kaggle_case, read_label, write_mask
+from flairseg.io import case_id_of, find_cases, mask_output_name, read_case, read_label, write_mask
+from flairseg.kaggle import read_kaggle_case
 
 
 def test_reads_slices_in_numeric_order(tmp_path: Path) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 import flairseg
 
 LAYERS = {
-    "errors": 0, "outputs": 0, "config": 0, "version": 0, "memory": 0,
-    "io": 1, "volumes": 1, "sequences": 1, "preprocess": 1, "postprocess": 1, "metrics": 1, "figures": 1, "qc": 1,
+    "errors": 0, "outputs": 0, "config": 0, "version": 0, "memory": 0, "cases": 0,
+    "io": 1, "kaggle": 1, "volumes": 1, "sequences": 1, "preprocess": 1, "postprocess": 1, "metrics": 1, "figures": 1, "qc": 1,
     "provenance": 1, "html_report": 1,
     "model": 2, "losses": 2, "distributed": 2, "augment": 2,
     "data": 3, "checkpoint": 3, "inference": 3,
@@ -43,3 +43,21 @@ def test_every_module_has_a_layer_and_respects_it() -> None:
                 assert LAYERS[parts[1]] <= LAYERS[module] or (parts[1] == module), f"{module} imports higher layer {parts[1]}"
         if module in TORCH_FREE:
             assert not any(n.split(".")[0] == "torch" for n in imported), f"{module} must not import torch"
+
+
+def test_no_module_imports_itself_through_others() -> None:
+    """Imports between the package's modules form no circle (same-layer imports included)."""
+    package = Path(flairseg.__file__).parent
+    graph = {p.stem: {n.split(".")[1] for n in _imports(p) if n.startswith("flairseg.") and n.split(".")[1] in LAYERS} - {p.stem}
+             for p in package.glob("*.py") if p.stem != "__init__"}
+    done: set[str] = set()
+
+    def visit(module: str, path: tuple[str, ...]) -> None:
+        assert module not in path, f"import circle: {' -> '.join(path[path.index(module):] + (module,))}"
+        if module not in done:
+            for imported in graph.get(module, ()):
+                visit(imported, path + (module,))
+            done.add(module)
+
+    for module in graph:
+        visit(module, ())

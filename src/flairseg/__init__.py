@@ -1,7 +1,8 @@
 """flairseg: skull stripping and FLAIR abnormality segmentation of brain MRI with U-Nets."""
 
 from flairseg.errors import ConfigError, FlairsegError, InputError, WeightsError
-from flairseg.io import Case, Geometry, find_cases, read_case, write_mask
+from flairseg.cases import Case, Geometry
+from flairseg.io import find_cases, read_case, write_mask
 
 from flairseg.version import __version__
 

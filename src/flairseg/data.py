@@ -18,7 +18,7 @@ import numpy as np
 
 from flairseg.config import PreprocessConfig
 from flairseg.errors import ConfigError, InputError
-from flairseg.io import Case
+from flairseg.cases import Case
 from flairseg.preprocess import SpatialTransform, preprocess_case, substitute_missing
 
 SCHEMES = ("kfold", "paper22")
@@ -113,7 +113,7 @@ def task_channels(case: Case, task: str, missing: str = "copy-flair") -> np.ndar
     channels = image.shape[-1]
     if channels not in (1, 3):
         raise InputError(f"case {case.case_id} has {channels} channels; expected 1 (FLAIR) or 3 (pre, FLAIR, post)")
-    flair = image[..., 1] if channels == 3 else image[..., 0]
+    flair = case.flair
     if task == "brain":
         return flair[..., None]
     if channels == 3:

@@ -21,7 +21,9 @@ import numpy as np
 from flairseg.data import institution
 from flairseg.errors import InputError
 from flairseg.html_report import write_html_report
-from flairseg.io import Case, index_mask_cases, read_case, read_kaggle_case
+from flairseg.cases import Case
+from flairseg.io import index_mask_cases, read_case
+from flairseg.kaggle import read_kaggle_case
 from flairseg.metrics import CaseMetrics, Summary, case_metrics, summarise_cases
 from flairseg.outputs import atomic_dir, atomic_file, check_output
 

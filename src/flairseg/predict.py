@@ -28,7 +28,8 @@ from flairseg import checkpoint, provenance, qc
 from flairseg.data import prepare_case
 from flairseg.errors import InputError
 from flairseg.inference import OnnxModel, Segmentation, limit_threads, resolve_device, resolve_precision, segment_prepared
-from flairseg.io import Case, Geometry, case_id_of, check_case, find_cases, index_mask_cases, mask_output_name, read_case, read_label, write_image, write_mask
+from flairseg.cases import Case, Geometry
+from flairseg.io import case_id_of, check_case, find_cases, index_mask_cases, mask_output_name, read_case, read_label, write_image, write_mask
 from flairseg.metrics import CaseMetrics, case_metrics
 from flairseg.model import Ensemble
 from flairseg.postprocess import Component, select_components
@@ -279,7 +280,7 @@ def predict_tree(
             write_image(case, np.where(brain[..., None], image, 0).astype(case.image.dtype), out_path / "stripped" / name)
         if probability is not None:
             _write_probability(case, probability, out_path)
-        flair = case.image[..., 1] if case.image.shape[-1] == 3 else case.image[..., 0]
+        flair = case.flair
         _write_case_metrics(case, mask, truth_mask, key, out_path / "report")
         if truth_mask is not None:
             figures.outline_gif(flair, truth_mask, mask, out_path / "report" / "gifs" / f"{case.case_id}.gif")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from flairseg.errors import InputError
-from flairseg.io import Case
+from flairseg.cases import Case
 
 
 RESAMPLED = " (resampled onto the FLAIR)"

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from flairseg.io import Case
+from flairseg.cases import Case
 from flairseg.postprocess import Component
 
 BRAIN_ML = (800.0, 2000.0)  # adult brain volumes, generously

@@ -22,9 +22,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from flairseg.cases import NIFTI_SUFFIXES, nifti_stem
+
 SEQUENCES = ("flair", "t1", "t1c", "t2")
 LABEL = "label"
-NIFTI_SUFFIXES = (".nii.gz", ".nii")
 LABEL_ENDINGS = ("_seg", "-seg", "_dseg", "_probseg", "_mask", "_brain", "_label", "_labels")
 
 _BRATS = re.compile(r"^(?P<id>.+)_(?P<kind>flair|t1ce|t1|t2|seg)$", re.IGNORECASE)
@@ -44,11 +45,6 @@ class Named:
     kind: str  # one of SEQUENCES, or LABEL
     convention: str  # "brats", "brats2023", "bids" or "nnunet"
     key: str  # what siblings of the same case share (the id; BIDS: subject and session)
-
-
-def nifti_stem(path: Path) -> str:
-    name = path.name
-    return next((name[: -len(s)] for s in NIFTI_SUFFIXES if name.lower().endswith(s)), name)
 
 
 def is_label_name(path: Path) -> bool:

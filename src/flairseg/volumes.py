@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from flairseg.errors import InputError
-from flairseg.io import NIFTI_SUFFIXES, Case, Geometry
+from flairseg.cases import NIFTI_SUFFIXES, Case, Geometry, nifti_stem
 from flairseg.outputs import atomic_file
 
 PROCESSING_AXES = ("L", "P", "S")
@@ -210,8 +210,7 @@ def read_nifti(path: str | os.PathLike, mask_path: str | os.PathLike | None = No
                 "shape or affine differ; resample the mask onto the image"
             )
         mask = _to_processing(mask_data != 0, ornt)
-    name = path.name
-    stem = next((name[: -len(s)] for s in NIFTI_SUFFIXES if name.lower().endswith(s)), name)
+    stem = nifti_stem(path)
     geometry = Geometry(
         source=path,
         format="nifti",

@@ -1,0 +1,96 @@
+"""The case types every module shares: a case in memory (:class:`Case`), where it came from
+(:class:`Geometry`), and the vocabulary of case files (mask policies, NIfTI and TIFF suffixes).
+
+A case is read into one :class:`Case`: the image as a numpy array shaped
+(slices, height, width, channels), the mask (or None) as a bool array shaped
+(slices, height, width), and the :class:`Geometry` needed to write results back
+exactly where they came from. Volumes are reoriented to the processing layout
+(slices inferior to superior, rows anterior to posterior, columns patient right to
+left, as the Kaggle slices are shown) and restored on write; see ``volumes.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+MaskPolicy = Literal["ignore", "optional", "required", "only"]
+MASK_POLICIES = ("ignore", "optional", "required", "only")
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
+TIFF_SUFFIXES = (".tif", ".tiff")
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Where a case came from and how to write results back onto its grid.
+
+    Attributes:
+        source: the case folder (Kaggle, DICOM) or volume file (NIfTI) that was read.
+        format: ``"kaggle"``, ``"nifti"`` or ``"dicom"``.
+        slice_names: Kaggle only: the input slice file names, in slice order.
+        spacing: millimetres along (slice, row, column) of the processing array, or None
+            when unknown (Kaggle TIFFs carry no spacing).
+        affine: volumes only: the input's voxel-to-world (RAS) 4x4 affine, in the input's
+            own axis order.
+        header: NIfTI only: the input's nibabel header, reused when writing.
+        ornt: volumes only: the nibabel orientation transform from the input's axes to the
+            processing layout (applied on read, inverted on write).
+        input_shape: volumes only: the input array's shape in its own axis order.
+    """
+
+    source: Path
+    format: Literal["kaggle", "nifti", "dicom"]
+    slice_names: tuple[str, ...] = ()
+    spacing: tuple[float, float, float] | None = None
+    affine: np.ndarray | None = None
+    header: Any = None
+    ornt: np.ndarray | None = None
+    input_shape: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Case:
+    """One case in memory.
+
+    Attributes:
+        case_id: the case's name (Kaggle folder name, or volume file name without extension).
+        image: (slices, height, width, channels) array as read (uint8 for Kaggle TIFFs,
+            float32 for volumes), or None when only masks were read.
+        mask: (slices, height, width) bool array, or None.
+        geometry: how to write results back onto the input grid.
+    """
+
+    case_id: str
+    image: np.ndarray | None
+    mask: np.ndarray | None
+    geometry: Geometry = field(repr=False)
+    sequences: tuple[tuple[str, str], ...] = ()  # volumes: (channel, source file's path or "copy of FLAIR") per channel read
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(slices, height, width) of the case's grid."""
+        array = self.image if self.image is not None else self.mask
+        return tuple(array.shape[:3])  # type: ignore[union-attr,return-value]
+
+    @property
+    def flair(self) -> np.ndarray:
+        """(slices, height, width) FLAIR image: the middle of three channels (Kaggle order pre-contrast, FLAIR,
+        post-contrast), else the first."""
+        return self.image[..., 1] if self.image.shape[-1] == 3 else self.image[..., 0]  # type: ignore[index]
+
+
+def is_nifti(path: Path) -> bool:
+    """A .nii or .nii.gz file name."""
+    return path.name.lower().endswith(NIFTI_SUFFIXES)
+
+
+def nifti_stem(path: Path) -> str:
+    """The file name without .nii or .nii.gz."""
+    name = path.name
+    for suffix in NIFTI_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name

@@ -1,0 +1,177 @@
+"""The Kaggle LGG layout: a case folder of ``<CASE>_<k>.tif`` slices, ``<CASE>_<k>_mask.tif`` masks
+(and other ``<CASE>_<k><suffix>.tif`` label stacks such as ``_brain``), read and written slice by slice."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+from flairseg.cases import TIFF_SUFFIXES, Case, Geometry, MaskPolicy
+from flairseg.errors import InputError
+from flairseg.memory import check
+from flairseg.outputs import atomic_dir, atomic_file
+
+SLICE_NAME = re.compile(r"^(?P<stem>.+)_(?P<k>\d+)(?P<suffix>_[A-Za-z]+)?\.tiff?$", re.IGNORECASE)
+
+
+def has_tiffs(folder: Path) -> bool:
+    return any(p.suffix.lower() in TIFF_SUFFIXES for p in folder.iterdir() if p.is_file())
+
+
+def _read_tiff(path: Path) -> np.ndarray:
+    try:
+        array = tifffile.imread(path)
+    except Exception as exc:  # tifffile raises many types for corrupt, truncated or non-TIFF files
+        raise InputError(f"cannot read {path}: not a valid TIFF image or truncated ({type(exc).__name__})") from None
+    if array.ndim not in (2, 3) or array.size == 0:
+        raise InputError(f"{path} has shape {array.shape}; expected one 2-D slice (H, W) or (H, W, channels)")
+    if not np.isfinite(array).all():
+        raise InputError(f"{path} holds {np.count_nonzero(~np.isfinite(array))} NaN or infinite pixels; fix or drop the slice")
+    return array
+
+
+def _check_declared_size(folder: Path, files: Sequence[Path]) -> None:
+    """Every slice's TIFF header readable, and the case's size as they declare it within the memory budget."""
+    largest, channels = 0, 1
+    for path in files:
+        try:
+            with tifffile.TiffFile(path) as tiff:
+                shape = tiff.pages[0].shape
+        except Exception as exc:  # tifffile raises many types for corrupt, truncated or non-TIFF files
+            raise InputError(f"cannot read {path}: not a valid TIFF image or truncated ({type(exc).__name__})") from None
+        largest = max(largest, int(np.prod(shape[:2], dtype=np.int64)))
+        channels = max(channels, int(shape[2]) if len(shape) == 3 else 1)
+    check(largest * len(files), channels, f"case {folder}")
+
+
+def slice_files(folder: Path, suffix: str) -> dict[int, Path]:
+    """Map slice number k -> file for ``<CASE>_<k><suffix>.tif`` in a Kaggle case folder."""
+    files: dict[int, Path] = {}
+    for path in sorted(folder.iterdir()):
+        match = SLICE_NAME.match(path.name)
+        if not path.is_file() or match is None or (match["suffix"] or "") != suffix:
+            continue
+        k = int(match["k"])
+        if k in files:
+            raise InputError(f"{folder}: slice number {k} appears twice ({files[k].name}, {path.name}); keep one file per slice")
+        files[k] = path
+    return files
+
+
+def _check_numbering(folder: Path, numbers: list[int], what: str) -> None:
+    expected = list(range(1, len(numbers) + 1))
+    if numbers != expected:
+        missing = sorted(set(expected) - set(numbers))[:5]
+        raise InputError(
+            f"{folder}: {what} slice numbers must run 1..{len(numbers)} without gaps "
+            f"(found {numbers[0]}..{numbers[-1]}, missing e.g. {missing}); rename or restore the missing slices"
+        )
+
+
+def _stack_labels(folder: Path, files: dict[int, Path], numbers: list[int], plane: tuple[int, int] | None) -> np.ndarray:
+    slices = []
+    for k in numbers:
+        label = _read_tiff(files[k])
+        if label.ndim == 3:
+            label = label.max(axis=2)
+        if plane is not None and label.shape != plane:
+            raise InputError(f"{files[k]} is {label.shape[0]}x{label.shape[1]} but the images are {plane[0]}x{plane[1]}")
+        if plane is None:
+            plane = label.shape
+        elif label.shape != plane:
+            raise InputError(f"{folder}: mixed slice sizes ({plane} and {label.shape} in {files[k].name})")
+        slices.append(label != 0)
+    return np.stack(slices)
+
+
+def kaggle_files(folder: Path, masks: MaskPolicy, mask_suffix: str) -> tuple[list[int], dict[int, Path], dict[int, Path]]:
+    """A Kaggle case folder's slice numbers, image files and mask files, checked by name and header, nothing decoded."""
+    if not folder.is_dir():
+        raise InputError(f"case folder {folder} does not exist")
+    image_files = slice_files(folder, "") if masks != "only" else {}
+    mask_files = slice_files(folder, mask_suffix) if masks != "ignore" else {}
+    if masks == "only":
+        if not mask_files:
+            raise InputError(f"{folder} holds no <CASE>_<k>{mask_suffix}.tif files")
+        numbers = sorted(mask_files)
+        _check_numbering(folder, numbers, "mask")
+        _check_declared_size(folder, [mask_files[k] for k in numbers])
+        return numbers, image_files, mask_files
+    if not image_files:
+        raise InputError(f"{folder} holds no <CASE>_<k>.tif slices; point flairseg at a Kaggle-layout case folder")
+    numbers = sorted(image_files)
+    _check_numbering(folder, numbers, "image")
+    if masks == "required" and not mask_files:
+        raise InputError(f"{folder} has images but no {mask_suffix}.tif masks, and masks are required here")
+    if mask_files and sorted(mask_files) != numbers:
+        raise InputError(
+            f"{folder}: {len(mask_files)} masks for {len(numbers)} image slices; every slice needs exactly one mask "
+            f"(slices without a mask: {sorted(set(numbers) - set(mask_files))[:5]})"
+        )
+    _check_declared_size(folder, [image_files[k] for k in numbers])
+    return numbers, image_files, mask_files
+
+
+def read_kaggle_case(folder: str | os.PathLike, masks: MaskPolicy = "optional", mask_suffix: str = "_mask") -> Case:
+    """Read a Kaggle LGG case folder of ``<CASE>_<k>.tif`` slices (and ``<CASE>_<k>_mask.tif``).
+
+    Slices are ordered by the number k. Images may be 1-channel (H, W) or multi-channel
+    (H, W, C); masks are nonzero = True.
+
+    Args:
+        folder: the case folder.
+        masks: "ignore" (do not read masks), "optional" (read them if present: all or none),
+            "required" (every slice needs one) or "only" (read masks, no images).
+        mask_suffix: the label files' suffix (``_mask`` for tumour, ``_brain`` for brain masks).
+    """
+    folder = Path(folder)
+    numbers, image_files, mask_files = kaggle_files(folder, masks, mask_suffix)
+    if masks == "only":
+        names = tuple(mask_files[k].name.replace(mask_suffix + ".", ".", 1) for k in numbers)
+        mask = _stack_labels(folder, mask_files, numbers, None)
+        return Case(folder.resolve().name, None, mask, Geometry(folder, "kaggle", slice_names=names))
+    slices = []
+    for k in numbers:
+        array = _read_tiff(image_files[k])
+        array = array[..., None] if array.ndim == 2 else array
+        if slices and array.shape != slices[0].shape:
+            raise InputError(
+                f"{folder}: mixed slice sizes or channel counts ({slices[0].shape} and {array.shape} in {image_files[k].name})"
+            )
+        slices.append(array)
+    image = np.stack(slices)
+    mask = _stack_labels(folder, mask_files, numbers, image.shape[1:3]) if mask_files else None
+    names = tuple(image_files[k].name for k in numbers)
+    # the resolved name: "." or "cases/.." would otherwise become case ids that escape the output folder
+    return Case(folder.resolve().name, image, mask, Geometry(folder, "kaggle", slice_names=names))
+
+
+def write_kaggle_mask(case: Case, mask: np.ndarray, out: Path, suffix: str) -> None:
+    """A folder ``out`` of ``<CASE>_<k><suffix>.tif`` (uint8 0/255) named after the input slices, atomically
+    (added file by file to a folder that exists: the case's folder holds the other task's masks)."""
+    if out.is_dir():
+        for name, plane in zip(case.geometry.slice_names, mask):
+            with atomic_file(out / f"{name.rsplit('.', 1)[0]}{suffix}.tif") as tmp:
+                tifffile.imwrite(tmp, (plane != 0).astype(np.uint8) * 255, photometric="minisblack")
+        return
+    with atomic_dir(out) as tmp:
+        for name, plane in zip(case.geometry.slice_names, mask):
+            stem = name.rsplit(".", 1)[0]
+            tifffile.imwrite(tmp / f"{stem}{suffix}.tif", (plane != 0).astype(np.uint8) * 255, photometric="minisblack")
+
+
+def write_kaggle_image(case: Case, image: np.ndarray, out: Path) -> None:
+    """A folder ``out`` of TIFF slices named exactly like the input's, in the image's dtype, atomically."""
+    with atomic_dir(out) as tmp:
+        for name, plane in zip(case.geometry.slice_names, image):
+            rgb = plane.ndim == 3 and plane.shape[-1] == 3
+            tifffile.imwrite(tmp / name, plane if plane.ndim == 2 or rgb else plane[..., 0], photometric="rgb" if rgb else "minisblack")
+
+
+def slice_count(folder: Path) -> int:
+    """The number of image slices of a Kaggle case folder, from the file names alone."""
+    return sum((match := SLICE_NAME.match(p.name)) is not None and not match["suffix"] for p in folder.iterdir() if p.is_file())
