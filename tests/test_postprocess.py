@@ -123,3 +123,13 @@ def test_select_components_refuses_bad_rules() -> None:
     with pytest.raises(ConfigError, match="needs the probability"):
         select_components(mask, None, "peak", 0.9)
     assert select_components(np.zeros((2, 3, 3), bool), None, "largest")[1] == []
+
+
+def test_a_hole_is_background_not_4_connected_to_the_border() -> None:
+    """One hole definition (MATLAB imfill's, which made the paper's labels): background reaching the border
+    only through diagonal steps is a hole and is filled."""
+    plane = np.ones((7, 7), dtype=bool)
+    for k in range(4):
+        plane[k, k] = False  # a diagonal chain of background from the corner to the centre
+    filled = fill_holes_per_slice(plane[None])[0]
+    assert filled[1, 1] and filled[2, 2] and filled[3, 3] and not filled[0, 0]

@@ -12,15 +12,14 @@ import os
 from collections.abc import Mapping
 
 import numpy as np
-from scipy import ndimage
 
+from flairseg.metrics import surface
 from flairseg.outputs import atomic_file
 
 TRUTH_COLOUR = (0, 0, 255)  # manual outline
 PRED_COLOUR = (255, 0, 0)  # model outline
 AGREE_COLOUR = (0, 230, 0)  # where both outlines run
 MONTAGE_COLUMNS = 6
-_IN_PLANE = ndimage.generate_binary_structure(2, 1)[None]  # (1, 3, 3): erode each slice in-plane only
 _GAP = 2  # pixels between montage tiles
 _GAP_GREY = 64
 
@@ -84,7 +83,7 @@ def _grey(volume: np.ndarray) -> np.ndarray:
 def _outline(mask: np.ndarray) -> np.ndarray:
     """Inner boundary of every slice of a (S, H, W) mask, one pixel wide."""
     mask = np.asarray(mask, dtype=bool)
-    return mask & ~ndimage.binary_erosion(mask, structure=_IN_PLANE, border_value=0)
+    return surface(mask, in_plane=True)
 
 
 def outline_frames(flair: np.ndarray, truth: np.ndarray | None, pred: np.ndarray | None) -> np.ndarray:

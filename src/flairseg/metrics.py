@@ -58,8 +58,11 @@ def dice_from_counts(true_positives: int, pred_voxels: int, truth_voxels: int) -
     return 1.0 if total == 0 else 2.0 * true_positives / total
 
 
-def _surface(mask: np.ndarray) -> np.ndarray:
-    return mask & ~ndimage.binary_erosion(mask, structure=ndimage.generate_binary_structure(mask.ndim, 1), border_value=0)
+def surface(mask: np.ndarray, in_plane: bool = False) -> np.ndarray:
+    """The mask's surface voxels: those with a face-neighbour outside it (the image border counts as outside).
+    ``in_plane``: neighbours within the slice only, so every slice of a volume gets its own 2-D outline."""
+    structure = ndimage.generate_binary_structure(2, 1)[None] if in_plane else ndimage.generate_binary_structure(mask.ndim, 1)
+    return mask & ~ndimage.binary_erosion(mask, structure=structure, border_value=0)
 
 
 def hd95(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float] | None = None) -> float:
@@ -76,7 +79,7 @@ def hd95(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float] | None = 
     # Distances between the two surfaces only involve voxels inside their joint bounding box.
     union = pred | truth
     box = tuple(slice(int(i.min()), int(i.max()) + 1) for i in np.nonzero(union))
-    pred_surface, truth_surface = _surface(np.pad(pred[box], 1)), _surface(np.pad(truth[box], 1))
+    pred_surface, truth_surface = surface(np.pad(pred[box], 1)), surface(np.pad(truth[box], 1))
     sampling = None if spacing is None else tuple(float(s) for s in spacing)
     to_truth = ndimage.distance_transform_edt(~truth_surface, sampling=sampling)[pred_surface]
     to_pred = ndimage.distance_transform_edt(~pred_surface, sampling=sampling)[truth_surface]

@@ -23,9 +23,11 @@ from flairseg.errors import ConfigError
 Task = Literal["abnormality", "brain"]
 RULES = POSTPROCESS_RULES
 CONNECTIVITIES = (6, 18, 26)
-# 2-D operations applied to every slice at once: a 3-D structuring element that is flat in z.
-_IN_PLANE = np.zeros((3, 3, 3), dtype=bool)
-_IN_PLANE[1] = True
+# A hole is background that no 4-connected in-plane path joins to the slice's border: MATLAB's
+# imfill(BW, 'holes') default, which made the paper's brain labels. One definition for labels and
+# predictions alike; a 3-D structuring element flat in z applies it to every slice at once.
+_HOLE_BACKGROUND = np.zeros((3, 3, 3), dtype=bool)
+_HOLE_BACKGROUND[1] = ndimage.generate_binary_structure(2, 1)
 
 
 def _check_volume(mask: np.ndarray) -> np.ndarray:
@@ -127,7 +129,7 @@ def check_rule(rule: str, value: float) -> str:
 
 def fill_holes_per_slice(mask: np.ndarray) -> np.ndarray:
     """Fill the holes of every slice in 2-D (a hole closed only through another slice is still filled)."""
-    return ndimage.binary_fill_holes(_check_volume(mask), structure=_IN_PLANE)
+    return ndimage.binary_fill_holes(_check_volume(mask), structure=_HOLE_BACKGROUND)
 
 
 def convex_hull_per_slice(mask: np.ndarray) -> np.ndarray:

@@ -25,10 +25,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 from skimage.transform import resize
 
 from flairseg.errors import ConfigError, InputError
+from flairseg.postprocess import fill_holes_per_slice
 
 VARIANTS = ("paper-abnormality", "paper-brain", "port")
 MISSING_POLICIES = ("copy-flair", "zeros", "error")
@@ -311,9 +311,7 @@ def _paper(image: np.ndarray, mask: np.ndarray | None, variant: str, size: int) 
     if mask is not None:
         mask = mask[window]
         if variant == "paper-brain":
-            in_plane = np.zeros((3, 3, 3), dtype=bool)
-            in_plane[1] = ndimage.generate_binary_structure(2, 1)
-            mask = ndimage.binary_fill_holes(mask, structure=in_plane)
+            mask = fill_holes_per_slice(mask)
     windowed = np.empty((slices, size, size, channels), dtype=np.uint8)
     for c in range(channels):
         try:

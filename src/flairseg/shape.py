@@ -29,6 +29,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from flairseg.metrics import surface
+from flairseg.postprocess import largest_component
+
 
 @dataclass(frozen=True)
 class ShapeFeatures:
@@ -52,7 +55,7 @@ def _boundary(plane: np.ndarray, spacing: tuple[float, float], points: int) -> t
     """Boundary resampled by arc length (points x 2, in mm) and the region centroid (mm)."""
     from skimage.measure import find_contours
 
-    largest = _largest_2d_component(plane)
+    largest = _largest_2d(plane)
     contours = find_contours(np.pad(largest, 1).astype(float), 0.5)
     contour = max(contours, key=len) - 1.0
     contour = contour * np.asarray(spacing)
@@ -63,15 +66,6 @@ def _boundary(plane: np.ndarray, spacing: tuple[float, float], points: int) -> t
     resampled = np.stack([np.interp(samples, arc, closed[:, axis]) for axis in range(2)], axis=1)
     centroid = np.argwhere(largest).mean(axis=0) * np.asarray(spacing)
     return resampled, centroid
-
-
-def _largest_2d_component(plane: np.ndarray) -> np.ndarray:
-    labels, count = ndimage.label(plane)
-    if count <= 1:
-        return plane.astype(bool)
-    sizes = np.bincount(labels.ravel())
-    sizes[0] = 0
-    return labels == int(np.argmax(sizes))
 
 
 def _radial(plane: np.ndarray, spacing: tuple[float, float], points: int) -> tuple[np.ndarray, np.ndarray]:
@@ -142,8 +136,7 @@ def bounding_ellipsoid_volume_ratio(mask: np.ndarray, spacing: Sequence[float] |
     if not mask.any():
         return math.nan
     step = np.asarray(spacing if spacing is not None else (1.0, 1.0, 1.0), dtype=float)
-    surface = mask & ~ndimage.binary_erosion(mask, border_value=0)  # inner voxels add no hull corner
-    voxels = np.argwhere(surface)
+    voxels = np.argwhere(surface(mask))  # inner voxels add no hull corner
     corners = (voxels[:, None, :] + np.array(np.meshgrid([0, 1], [0, 1], [0, 1], indexing="ij")).reshape(3, -1).T[None]).reshape(-1, 3)
     corners = np.unique(corners, axis=0) * step
     hull = corners[ConvexHull(corners).vertices]
@@ -170,3 +163,8 @@ def shape_features(case_id: str, mask: np.ndarray, spacing: Sequence[float] | No
         slice_index=index,
         slice_area=float(plane.sum() * step[1] * step[2]),
     )
+
+
+def _largest_2d(plane: np.ndarray) -> np.ndarray:
+    """The largest 4-connected component of one slice (the 3-D helper on a one-slice volume, 6-connected)."""
+    return largest_component(plane[None], connectivity=6)[0]
