@@ -41,9 +41,35 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     _add_memory(parser)
 
 
+def _add_threads(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=positive_int, help="CPU threads (PyTorch's, and the BLAS pools' under NumPy and SciPy)")
+
+
+def _add_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", help="auto (CUDA, then Apple MPS, then CPU; default), cpu, cuda, cuda:N or mps")
+    _add_threads(parser)
+
+
 def _add_memory(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-memory", metavar="SIZE", help="memory budget, e.g. 8G: a case whose header declares more is refused "
                         "before decoding (default: half of this machine's memory, or FLAIRSEG_MAX_MEMORY)")
+
+
+def _add_evaluate(commands: argparse._SubParsersAction) -> None:
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="per-case metrics, summary and figures of predicted masks against the truth",
+        description="Compare two trees of masks (Kaggle case folders or NIfTI folders) case by case and write "
+        "metrics.csv, summary.md, summary.json, dice_distribution.png, gifs/ and montages/ to OUTPUT.",
+    )
+    evaluate.add_argument("--pred", required=True, metavar="PRED", help="predicted masks (a case or a tree of cases)")
+    evaluate.add_argument("--truth", required=True, metavar="TRUTH", help="true masks in the same layout")
+    evaluate.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="report folder to create")
+    evaluate.add_argument("--no-figures", action="store_true", help="only the CSV and summaries")
+    evaluate.add_argument("--task", choices=("abnormality", "brain"), default="abnormality",
+                          help="which masks to compare: tumour (_mask files, default) or brain (_brain files)")
+    _add_common(evaluate)
+    evaluate.set_defaults(run=_cmd_evaluate)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -59,6 +85,28 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if result.extra_predictions:
         print(f"note: {len(result.extra_predictions)} predicted cases have no truth and were skipped", file=sys.stderr)
     return 0
+
+
+def _add_preprocess(commands: argparse._SubParsersAction) -> None:
+    preprocess = commands.add_parser(
+        "preprocess",
+        help="write preprocessed TIFF slices of a case tree (the paper's or the PyTorch port's variant)",
+        description="Preprocess every case under INPUT and write <CASE>_<k>.tif and <CASE>_<k>_mask.tif "
+        "under OUTPUT/<CASE>/, with transform.json to map masks back to the input grid. "
+        "paper-abnormality uses the <CASE>_<k>_brain.tif brain masks when present (the paper strips the skull first); "
+        "paper-brain writes the FLAIR channel with the brain masks as labels.",
+    )
+    preprocess.add_argument("-i", "--input", required=True, metavar="INPUT", help="a case or a tree of cases")
+    preprocess.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="output tree to create")
+    preprocess.add_argument("--variant", choices=PREPROCESS_VARIANTS, default="paper-abnormality")
+    preprocess.add_argument(
+        "--missing",
+        choices=("copy-flair", "zeros", "error"),
+        default="copy-flair",
+        help="what stands in for a missing pre- or post-contrast channel of a single-channel volume (default: copy FLAIR, as the dataset does)",
+    )
+    _add_common(preprocess)
+    preprocess.set_defaults(run=_cmd_preprocess)
 
 
 def _cmd_preprocess(args: argparse.Namespace) -> int:
@@ -125,6 +173,24 @@ def _check_resumed_epochs(args: argparse.Namespace) -> None:
                           f"from its weights: flairseg train ... --init {Path(args.output) / 'best.json'}")
 
 
+def _add_train(commands: argparse._SubParsersAction) -> None:
+    train = commands.add_parser(
+        "train",
+        help="train a U-Net (abnormality or brain) with patient-level folds; resumable; torchrun for N processes",
+        description="Train on the cases under DATA into the run folder OUTPUT (config.json, split.json, log.csv, "
+        "best and last checkpoints). Run the same command under `torchrun --nproc-per-node N -m flairseg train ...` "
+        "for data-parallel training.",
+    )
+    train.add_argument("-o", "--output", required=True, metavar="RUN", help="run folder")
+    _add_recipe(train)
+    train.add_argument("--fold", type=int)
+    train.add_argument("--init", metavar="CHECKPOINT", help="start from these weights (fine-tuning): a checkpoint or a released model's name, e.g. brain-lgg-cpu")
+    train.add_argument("--resume", action="store_true", help="continue the run in OUTPUT from its last checkpoint")
+    _add_device(train)
+    _add_common(train)
+    train.set_defaults(run=_cmd_train)
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from flairseg.train import train
     from flairseg.weights import resolve
@@ -138,6 +204,27 @@ def _cmd_train(args: argparse.Namespace) -> int:
     where = "the tail average" if result.best_is_average else f"epoch {result.best_epoch + 1}"
     print(f"trained {result.epochs} epochs; best validation Dice {result.best_dice:.4f} ({where}); model in {result.run / 'best.json'}")
     return 0
+
+
+def _add_cv(commands: argparse._SubParsersAction) -> None:
+    cv = commands.add_parser(
+        "cv",
+        help="k-fold cross-validation: train every fold, predict every case out of fold, choose the postprocessing, make the ensemble",
+        description="Train the recipe's folds (default 5, patient-level, balanced by institution) into OUTPUT/fold-<k>, "
+        "resuming unfinished ones; once all are trained, predict every case with the model that never saw it and write "
+        "OUTPUT/report (metrics.csv, summary, Dice figure, postprocessing comparison, worst cases), OUTPUT/predictions "
+        "and OUTPUT/ensemble.json, the fold models averaged with the postprocessing chosen out of fold.",
+    )
+    cv.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="cross-validation folder (created or continued)")
+    _add_recipe(cv)
+    cv.add_argument("--fold", type=int, action="append", dest="train_folds", metavar="K",
+                    help="train only this fold now (repeatable; for parallel jobs); the evaluation runs once every fold is trained")
+    cv.add_argument("--init", metavar="ENSEMBLE", help="fine-tune: fold k starts from member k of an ensemble that flairseg cv made "
+                    "over the same folds (its JSON, or a released model's name, e.g. abnormality-lgg-cv5)")
+    _add_memory(cv)
+    _add_device(cv)
+    cv.add_argument("--quiet", action="store_true", help="no progress bars")
+    cv.set_defaults(run=_cmd_cv)
 
 
 def _cmd_cv(args: argparse.Namespace) -> int:
@@ -201,6 +288,48 @@ def _folds(text: str | None) -> list[int] | None:
         return [int(part) for part in text.split(",")]
     except ValueError:
         raise ConfigError(f"--folds takes member numbers separated by commas (e.g. 0 or 0,2), not {text!r}") from None
+
+
+def _add_predict(commands: argparse._SubParsersAction) -> None:
+    predict = commands.add_parser(
+        "predict",
+        help="segment a case or a tree of cases with a trained model",
+        description="Write a mask per case into OUTPUT the way the input came (TIFF slices or NIfTI with the input header). "
+        "Cases already in OUTPUT are skipped, so an interrupted batch finishes when rerun. With --truth, or masks in the "
+        "input, a report (metrics.csv, summary, figures) is written to OUTPUT/report.",
+    )
+    predict.add_argument("-i", "--input", help="a case folder, a tree of cases, a NIfTI file, a DICOM folder, a BraTS / nnU-Net "
+                         "case folder or a BIDS dataset")
+    predict.add_argument("--flair", metavar="FILE", help="instead of -i: the FLAIR volume of one case (NIfTI)")
+    predict.add_argument("--t1", metavar="FILE", help="with --flair: its pre-contrast T1 on the same grid")
+    predict.add_argument("--t1c", metavar="FILE", help="with --flair: its post-contrast T1 on the same grid")
+    predict.add_argument("--resample", action="store_true",
+                         help="resample a case's T1 / T1c onto its FLAIR's grid when they differ (default: refuse them)")
+    predict.add_argument("-o", "--output", required=True, help="output folder")
+    predict.add_argument("--model", help="checkpoint (NAME.json / NAME.safetensors) or released model name (default: the task's released model)")
+    predict.add_argument("--task", choices=("abnormality", "brain"), help="refuse a model trained for another task")
+    predict.add_argument("--truth", help="true masks to evaluate against (same layout as the output)")
+    predict.add_argument("--probabilities", action="store_true", help="also write probability maps")
+    predict.add_argument("--tta", action="store_true", help="flip test-time augmentation")
+    predict.add_argument("--part", metavar="K/N", help="predict only part K (0-based) of N parts balanced by case size, "
+                         "for N independent jobs into one OUTPUT (e.g. a SLURM array: --part $SLURM_ARRAY_TASK_ID/N); "
+                         "under torchrun each rank takes its own part")
+    predict.add_argument("--folds", metavar="K[,K...]", help="members of an ensemble model to use (default: all), e.g. 0 for the first fold's model alone")
+    predict.add_argument("--brain-model", metavar="MODEL",
+                         help="the paper's two-stage pipeline: strip the skull with this brain model (checkpoint or released name), "
+                         "then segment the abnormality inside the brain")
+    predict.add_argument("--strip", action="store_true",
+                         help="also write the skull-stripped image (non-brain zeroed) under OUTPUT/stripped (brain task or --brain-model)")
+    predict.add_argument("--convex-hull", action="store_true",
+                         help="brain masks: the paper's per-slice convex hull instead of hole filling (adds 4-8 %% of brain volume)")
+    predict.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                         help="network compute precision: auto = bf16 where the CPU/GPU has it natively, else fp32 (default: auto)")
+    predict.add_argument("--batch-size", type=positive_int, help="slices per forward pass (default 4 on a CPU, the fastest there; 32 on a GPU)")
+    _add_memory(predict)
+    _add_device(predict)
+    predict.add_argument("--overwrite", action="store_true", help="predict again cases already in OUTPUT")
+    predict.add_argument("--quiet", action="store_true", help="no progress bars")
+    predict.set_defaults(run=_cmd_predict)
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -312,12 +441,26 @@ def _predict_summary(result, part: tuple[int, int] | None) -> str:
     return line + f"; check the masks by eye in {result.out / 'report' / 'report.html'}"
 
 
+def _add_demo(commands: argparse._SubParsersAction) -> None:
+    demo = commands.add_parser("demo", help="segment the bundled sample case with the released model (offline)")
+    demo.add_argument("-o", "--output", default="flairseg-demo", help="output folder (default: flairseg-demo)")
+    demo.add_argument("--model", help="checkpoint or released model name (default: the released abnormality model)")
+    _add_threads(demo)
+    demo.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
+    demo.set_defaults(run=_cmd_demo)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from flairseg.demo import run_demo
 
     result = run_demo(args.output, model=args.model, overwrite=args.overwrite, threads=args.threads)
     print(f"{result.case_id}: Dice {result.dice:.4f} against its manual mask; mask, GIF, montage and report in {result.out} (open report.html)")
     return 0
+
+
+def _add_models(commands: argparse._SubParsersAction) -> None:
+    models = commands.add_parser("models", help="list the released models that ship with flairseg")
+    models.set_defaults(run=_cmd_models)
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -335,6 +478,23 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_shape(commands: argparse._SubParsersAction) -> None:
+    shape = commands.add_parser(
+        "shape",
+        help="tumour shape features (ASD, MF, BEVR, volume) of a tree of masks, as CSV",
+        description="Compute the shape features of Buda et al. (2019) for every case's tumour mask under INPUT "
+        "(Kaggle case folders of <CASE>_<k>_mask.tif, or NIfTI masks; manual or predicted) and write one row per case "
+        "to OUTPUT (.csv): ASD and MF on the slice of largest tumour area, BEVR and volume in 3-D.",
+    )
+    shape.add_argument("-i", "--input", required=True, metavar="MASKS", help="a case or a tree of cases with masks")
+    shape.add_argument("-o", "--output", required=True, metavar="CSV", help="features file to create (.csv)")
+    shape.add_argument("--sectors", type=positive_int, default=10, help="angular sectors of ASD (default 10)")
+    shape.add_argument("--smoothing", type=float, default=0.1, help="MF smoothing window, share of the boundary (default 0.1)")
+    shape.add_argument("--points", type=positive_int, default=360, help="boundary points, equally spaced by arc length (default 360)")
+    _add_common(shape)
+    shape.set_defaults(run=_cmd_shape)
+
+
 def _cmd_shape(args: argparse.Namespace) -> int:
     from flairseg.radiogenomics import shape_tree
 
@@ -343,6 +503,27 @@ def _cmd_shape(args: argparse.Namespace) -> int:
     note = f" ({len(result.empty)} with an empty mask: features left empty)" if result.empty else ""
     print(f"{len(result.rows)} cases{note}: ASD, MF, BEVR and volume in {result.out}")
     return 0
+
+
+def _add_associate(commands: argparse._SubParsersAction) -> None:
+    associate = commands.add_parser(
+        "associate",
+        help="association of shape features with genomic subtypes (median split, Fisher's exact test, Bonferroni)",
+        description="Join a features CSV (from `flairseg shape`) with a clinical CSV (e.g. the LGG dataset's data.csv) "
+        "and test each hypothesis FEATURE:COLUMN: the feature split at its median against the column's clusters, "
+        "Fisher's exact test (2 x k exact), cases without a label dropped per test, Bonferroni over the hypotheses. "
+        "Writes associations.csv, associations.md and boxplots/ to OUTPUT.",
+    )
+    associate.add_argument("--features", required=True, help="features CSV from `flairseg shape`")
+    associate.add_argument("--clinical", required=True, help="clinical CSV, one row per patient, genomic cluster columns")
+    associate.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="report folder to create")
+    associate.add_argument("--hypothesis", action="append", metavar="FEATURE:COLUMN",
+                           help="a hypothesis to test, e.g. bevr:RNASeqCluster; repeat it (default: the paper's 10)")
+    associate.add_argument("--alpha", type=float, default=0.05, help="family-wise error rate before Bonferroni (default 0.05)")
+    associate.add_argument("--id-column", default="Patient", help="the clinical file's patient id column (default Patient)")
+    associate.add_argument("--no-plots", action="store_true", help="only the tables")
+    associate.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
+    associate.set_defaults(run=_cmd_associate)
 
 
 def _cmd_associate(args: argparse.Namespace) -> int:
@@ -355,6 +536,21 @@ def _cmd_associate(args: argparse.Namespace) -> int:
         print(f"note: {len(result.unmatched)} cases have no clinical row and were left out (e.g. {result.unmatched[0]})", file=sys.stderr)
     print(f"{significant_summary(result)}; table in {result.out / 'associations.md'}")
     return 0
+
+
+def _add_export(commands: argparse._SubParsersAction) -> None:
+    export = commands.add_parser(
+        "export",
+        help="export a model to ONNX (for ONNX Runtime: flairseg predict --model NAME.onnx)",
+        description="Write a checkpoint or released model as an ONNX file carrying its preprocessing metadata; "
+        "`flairseg predict --model NAME.onnx` runs it with ONNX Runtime on the CPU. Needs the onnx extra.",
+    )
+    export.add_argument("--onnx", action="store_true", required=True, help="the format (ONNX, the only one for now)")
+    export.add_argument("-o", "--output", required=True, metavar="NAME.onnx", help="ONNX file to create")
+    export.add_argument("--model", help="checkpoint or released model name (default: the task's released model)")
+    export.add_argument("--task", choices=("abnormality", "brain"), help="refuse a model trained for another task")
+    export.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
+    export.set_defaults(run=_cmd_export)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -389,183 +585,16 @@ def _add_recipe(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``flairseg`` command."""
+    """The argument parser of the ``flairseg`` command: each command's arguments are added beside its ``_cmd_``."""
     parser = argparse.ArgumentParser(
         prog="flairseg",
         description="Skull stripping and FLAIR abnormality segmentation of brain MRI with U-Nets.",
     )
     parser.add_argument("--version", action="version", version=f"flairseg {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    evaluate = commands.add_parser(
-        "evaluate",
-        help="per-case metrics, summary and figures of predicted masks against the truth",
-        description="Compare two trees of masks (Kaggle case folders or NIfTI folders) case by case and write "
-        "metrics.csv, summary.md, summary.json, dice_distribution.png, gifs/ and montages/ to OUTPUT.",
-    )
-    evaluate.add_argument("--pred", required=True, metavar="PRED", help="predicted masks (a case or a tree of cases)")
-    evaluate.add_argument("--truth", required=True, metavar="TRUTH", help="true masks in the same layout")
-    evaluate.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="report folder to create")
-    evaluate.add_argument("--no-figures", action="store_true", help="only the CSV and summaries")
-    evaluate.add_argument("--task", choices=("abnormality", "brain"), default="abnormality",
-                          help="which masks to compare: tumour (_mask files, default) or brain (_brain files)")
-    _add_common(evaluate)
-    evaluate.set_defaults(run=_cmd_evaluate)
-
-    preprocess = commands.add_parser(
-        "preprocess",
-        help="write preprocessed TIFF slices of a case tree (the paper's or the PyTorch port's variant)",
-        description="Preprocess every case under INPUT and write <CASE>_<k>.tif and <CASE>_<k>_mask.tif "
-        "under OUTPUT/<CASE>/, with transform.json to map masks back to the input grid. "
-        "paper-abnormality uses the <CASE>_<k>_brain.tif brain masks when present (the paper strips the skull first); "
-        "paper-brain writes the FLAIR channel with the brain masks as labels.",
-    )
-    preprocess.add_argument("-i", "--input", required=True, metavar="INPUT", help="a case or a tree of cases")
-    preprocess.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="output tree to create")
-    preprocess.add_argument("--variant", choices=PREPROCESS_VARIANTS, default="paper-abnormality")
-    preprocess.add_argument(
-        "--missing",
-        choices=("copy-flair", "zeros", "error"),
-        default="copy-flair",
-        help="what stands in for a missing pre- or post-contrast channel of a single-channel volume (default: copy FLAIR, as the dataset does)",
-    )
-    _add_common(preprocess)
-    preprocess.set_defaults(run=_cmd_preprocess)
-
-    train = commands.add_parser(
-        "train",
-        help="train a U-Net (abnormality or brain) with patient-level folds; resumable; torchrun for N processes",
-        description="Train on the cases under DATA into the run folder OUTPUT (config.json, split.json, log.csv, "
-        "best and last checkpoints). Run the same command under `torchrun --nproc-per-node N -m flairseg train ...` "
-        "for data-parallel training.",
-    )
-    train.add_argument("-o", "--output", required=True, metavar="RUN", help="run folder")
-    _add_recipe(train)
-    train.add_argument("--fold", type=int)
-    train.add_argument("--init", metavar="CHECKPOINT", help="start from these weights (fine-tuning): a checkpoint or a released model's name, e.g. brain-lgg-cpu")
-    train.add_argument("--resume", action="store_true", help="continue the run in OUTPUT from its last checkpoint")
-    train.add_argument("--device", default="auto", help="auto (CUDA, then Apple MPS, then CPU; default), cpu, cuda, cuda:N or mps")
-    train.add_argument("--threads", type=positive_int, help="CPU threads for PyTorch")
-    _add_common(train)
-    train.set_defaults(run=_cmd_train)
-
-    cv = commands.add_parser(
-        "cv",
-        help="k-fold cross-validation: train every fold, predict every case out of fold, choose the postprocessing, make the ensemble",
-        description="Train the recipe's folds (default 5, patient-level, balanced by institution) into OUTPUT/fold-<k>, "
-        "resuming unfinished ones; once all are trained, predict every case with the model that never saw it and write "
-        "OUTPUT/report (metrics.csv, summary, Dice figure, postprocessing comparison, worst cases), OUTPUT/predictions "
-        "and OUTPUT/ensemble.json, the fold models averaged with the postprocessing chosen out of fold.",
-    )
-    cv.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="cross-validation folder (created or continued)")
-    _add_recipe(cv)
-    cv.add_argument("--fold", type=int, action="append", dest="train_folds", metavar="K",
-                    help="train only this fold now (repeatable; for parallel jobs); the evaluation runs once every fold is trained")
-    cv.add_argument("--init", metavar="ENSEMBLE", help="fine-tune: fold k starts from member k of an ensemble that flairseg cv made "
-                    "over the same folds (its JSON, or a released model's name, e.g. abnormality-lgg-cv5)")
-    _add_memory(cv)
-    cv.add_argument("--device", default="auto", help="auto (CUDA, then Apple MPS, then CPU; default), cpu, cuda, cuda:N or mps")
-    cv.add_argument("--threads", type=positive_int, help="CPU threads for PyTorch")
-    cv.add_argument("--quiet", action="store_true", help="no progress bars")
-    cv.set_defaults(run=_cmd_cv)
-
-    predict = commands.add_parser(
-        "predict",
-        help="segment a case or a tree of cases with a trained model",
-        description="Write a mask per case into OUTPUT the way the input came (TIFF slices or NIfTI with the input header). "
-        "Cases already in OUTPUT are skipped, so an interrupted batch finishes when rerun. With --truth, or masks in the "
-        "input, a report (metrics.csv, summary, figures) is written to OUTPUT/report.",
-    )
-    predict.add_argument("-i", "--input", help="a case folder, a tree of cases, a NIfTI file, a DICOM folder, a BraTS / nnU-Net "
-                         "case folder or a BIDS dataset")
-    predict.add_argument("--flair", metavar="FILE", help="instead of -i: the FLAIR volume of one case (NIfTI)")
-    predict.add_argument("--t1", metavar="FILE", help="with --flair: its pre-contrast T1 on the same grid")
-    predict.add_argument("--t1c", metavar="FILE", help="with --flair: its post-contrast T1 on the same grid")
-    predict.add_argument("--resample", action="store_true",
-                         help="resample a case's T1 / T1c onto its FLAIR's grid when they differ (default: refuse them)")
-    predict.add_argument("-o", "--output", required=True, help="output folder")
-    predict.add_argument("--model", help="checkpoint (NAME.json / NAME.safetensors) or released model name (default: the task's released model)")
-    predict.add_argument("--task", choices=("abnormality", "brain"), help="refuse a model trained for another task")
-    predict.add_argument("--truth", help="true masks to evaluate against (same layout as the output)")
-    predict.add_argument("--probabilities", action="store_true", help="also write probability maps")
-    predict.add_argument("--tta", action="store_true", help="flip test-time augmentation")
-    predict.add_argument("--part", metavar="K/N", help="predict only part K (0-based) of N parts balanced by case size, "
-                         "for N independent jobs into one OUTPUT (e.g. a SLURM array: --part $SLURM_ARRAY_TASK_ID/N); "
-                         "under torchrun each rank takes its own part")
-    predict.add_argument("--folds", metavar="K[,K...]", help="members of an ensemble model to use (default: all), e.g. 0 for the first fold's model alone")
-    predict.add_argument("--brain-model", metavar="MODEL",
-                         help="the paper's two-stage pipeline: strip the skull with this brain model (checkpoint or released name), "
-                         "then segment the abnormality inside the brain")
-    predict.add_argument("--strip", action="store_true",
-                         help="also write the skull-stripped image (non-brain zeroed) under OUTPUT/stripped (brain task or --brain-model)")
-    predict.add_argument("--convex-hull", action="store_true",
-                         help="brain masks: the paper's per-slice convex hull instead of hole filling (adds 4-8 %% of brain volume)")
-    predict.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
-                         help="network compute precision: auto = bf16 where the CPU/GPU has it natively, else fp32 (default: auto)")
-    predict.add_argument("--batch-size", type=positive_int, help="slices per forward pass (default 4 on a CPU, the fastest there; 32 on a GPU)")
-    _add_memory(predict)
-    predict.add_argument("--device", default="auto", help="auto (CUDA, then Apple MPS, then CPU; default), cpu, cuda, cuda:N or mps")
-    predict.add_argument("--threads", type=positive_int, help="CPU threads for PyTorch")
-    predict.add_argument("--overwrite", action="store_true", help="predict again cases already in OUTPUT")
-    predict.add_argument("--quiet", action="store_true", help="no progress bars")
-    predict.set_defaults(run=_cmd_predict)
-
-    demo = commands.add_parser("demo", help="segment the bundled sample case with the released model (offline)")
-    demo.add_argument("-o", "--output", default="flairseg-demo", help="output folder (default: flairseg-demo)")
-    demo.add_argument("--model", help="checkpoint or released model name (default: the released abnormality model)")
-    demo.add_argument("--threads", type=positive_int, help="CPU threads for PyTorch")
-    demo.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
-    demo.set_defaults(run=_cmd_demo)
-
-    shape = commands.add_parser(
-        "shape",
-        help="tumour shape features (ASD, MF, BEVR, volume) of a tree of masks, as CSV",
-        description="Compute the shape features of Buda et al. (2019) for every case's tumour mask under INPUT "
-        "(Kaggle case folders of <CASE>_<k>_mask.tif, or NIfTI masks; manual or predicted) and write one row per case "
-        "to OUTPUT (.csv): ASD and MF on the slice of largest tumour area, BEVR and volume in 3-D.",
-    )
-    shape.add_argument("-i", "--input", required=True, metavar="MASKS", help="a case or a tree of cases with masks")
-    shape.add_argument("-o", "--output", required=True, metavar="CSV", help="features file to create (.csv)")
-    shape.add_argument("--sectors", type=positive_int, default=10, help="angular sectors of ASD (default 10)")
-    shape.add_argument("--smoothing", type=float, default=0.1, help="MF smoothing window, share of the boundary (default 0.1)")
-    shape.add_argument("--points", type=positive_int, default=360, help="boundary points, equally spaced by arc length (default 360)")
-    _add_common(shape)
-    shape.set_defaults(run=_cmd_shape)
-
-    associate = commands.add_parser(
-        "associate",
-        help="association of shape features with genomic subtypes (median split, Fisher's exact test, Bonferroni)",
-        description="Join a features CSV (from `flairseg shape`) with a clinical CSV (e.g. the LGG dataset's data.csv) "
-        "and test each hypothesis FEATURE:COLUMN: the feature split at its median against the column's clusters, "
-        "Fisher's exact test (2 x k exact), cases without a label dropped per test, Bonferroni over the hypotheses. "
-        "Writes associations.csv, associations.md and boxplots/ to OUTPUT.",
-    )
-    associate.add_argument("--features", required=True, help="features CSV from `flairseg shape`")
-    associate.add_argument("--clinical", required=True, help="clinical CSV, one row per patient, genomic cluster columns")
-    associate.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="report folder to create")
-    associate.add_argument("--hypothesis", action="append", metavar="FEATURE:COLUMN",
-                           help="a hypothesis to test, e.g. bevr:RNASeqCluster; repeat it (default: the paper's 10)")
-    associate.add_argument("--alpha", type=float, default=0.05, help="family-wise error rate before Bonferroni (default 0.05)")
-    associate.add_argument("--id-column", default="Patient", help="the clinical file's patient id column (default Patient)")
-    associate.add_argument("--no-plots", action="store_true", help="only the tables")
-    associate.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
-    associate.set_defaults(run=_cmd_associate)
-
-    export = commands.add_parser(
-        "export",
-        help="export a model to ONNX (for ONNX Runtime: flairseg predict --model NAME.onnx)",
-        description="Write a checkpoint or released model as an ONNX file carrying its preprocessing metadata; "
-        "`flairseg predict --model NAME.onnx` runs it with ONNX Runtime on the CPU. Needs the onnx extra.",
-    )
-    export.add_argument("--onnx", action="store_true", required=True, help="the format (ONNX, the only one for now)")
-    export.add_argument("-o", "--output", required=True, metavar="NAME.onnx", help="ONNX file to create")
-    export.add_argument("--model", help="checkpoint or released model name (default: the task's released model)")
-    export.add_argument("--task", choices=("abnormality", "brain"), help="refuse a model trained for another task")
-    export.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
-    export.set_defaults(run=_cmd_export)
-
-    models = commands.add_parser("models", help="list the released models that ship with flairseg")
-    models.set_defaults(run=_cmd_models)
+    for add in (_add_evaluate, _add_preprocess, _add_train, _add_cv, _add_predict, _add_demo, _add_shape, _add_associate, _add_export,
+                _add_models):
+        add(commands)
     return parser
 
 
