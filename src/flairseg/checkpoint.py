@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,46 @@ def read(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, An
     except Exception as exc:  # safetensors raises its own error types for malformed files
         raise WeightsError(f"cannot read {tensor_path}: {exc}") from None
     return tensors, metadata
+
+
+@dataclass
+class TrainingState:
+    """Where a training run stands between epochs (saved in ``RUN/last`` with the model and optimizer)."""
+
+    epoch: int = -1  # the last finished epoch
+    best_epoch: int = -1
+    best_dice: float = -math.inf
+    tail: dict[str, torch.Tensor] = field(default_factory=dict)  # running sum of the last epochs' weights (average_last)
+    averaged: int = 0  # how many epochs ``tail`` sums
+
+
+def save_training_state(model: nn.Module, optimizer: torch.optim.Optimizer, state: TrainingState, task: str,
+                        path: str | os.PathLike) -> Path:
+    """Model, optimizer, RNG and ``state`` as one checkpoint (tensors under key prefixes ``model.``, ``optim.<i>.``,
+    ``avg.``, ``rng.``), written atomically like every checkpoint."""
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    optim = optimizer.state_dict()
+    for index, values in optim["state"].items():
+        tensors.update({f"optim.{index}.{name}": value for name, value in values.items() if torch.is_tensor(value)})
+    tensors["rng.torch"] = torch.get_rng_state()
+    tensors.update({f"avg.{k}": v for k, v in state.tail.items()})
+    return save(tensors, {"task": task, "epoch": state.epoch, "best_epoch": state.best_epoch, "best_dice": state.best_dice,
+                          "averaged": state.averaged, "optimizer_groups": optim["param_groups"]}, path)
+
+
+def load_training_state(path: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Optimizer) -> TrainingState:
+    """Restore what :func:`save_training_state` wrote into ``model``, ``optimizer`` and the torch RNG; return the state."""
+    tensors, meta = read(path)
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    optimizer_state: dict[str, Any] = {"state": {}, "param_groups": meta["optimizer_groups"]}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, index, name = key.split(".", 2)
+            optimizer_state["state"].setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict(optimizer_state)
+    torch.set_rng_state(tensors["rng.torch"])
+    return TrainingState(meta["epoch"], meta["best_epoch"], meta["best_dice"], {k[4:]: v for k, v in tensors.items() if k.startswith("avg.")},
+                         int(meta.get("averaged", 0)))
 
 
 def check_task(metadata: dict[str, Any], what: str, task: str | None) -> None:

@@ -209,8 +209,6 @@ def train(
     The folder holds config.json, split.json, log.csv, best.safetensors/.json (highest mean
     validation Dice) and last.safetensors/.json (model, optimizer and RNG state to resume).
     """
-    from tqdm import tqdm
-
     torch_device = resolve_device(device)
     limit_threads(threads)
     data, out = Path(data), Path(out)
@@ -243,112 +241,137 @@ def train(
     if config.deterministic:  # CPU kernels are deterministic already; on GPU this trades speed for bitwise repeats
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
-    model = UNet(**dataclasses.asdict(config.model))
-    if init_from is not None and not resume:
-        initial, meta = checkpoint.load_model(init_from)
-        if meta.get("members"):
-            if init_member is None:
-                raise WeightsError(f"cannot fine-tune from {init_from}: it is an ensemble of {meta['members']} models; start from one of its folds' checkpoints")
-            initial = initial.members[init_member]
-        if meta["model"] != dataclasses.asdict(config.model):
-            raise WeightsError(f"cannot fine-tune from {init_from}: its architecture {meta['model']} differs from {dataclasses.asdict(config.model)}")
-        model.load_state_dict(initial.state_dict())
-    model.to(torch_device, memory_format=torch.channels_last)  # about 1.8x faster convolutions on CPU (benchmarks/)
+    model = _initial_model(config, init_from if not resume else None, init_member).to(torch_device, memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    loss_fn = loss_function(config.loss)
-    start_epoch, best_epoch, best_dice = 0, -1, -math.inf
-    tail: dict[str, torch.Tensor] = {}  # running sum of the last epochs' weights (average_last)
-    averaged = 0
+    state = checkpoint.TrainingState()
     if resume and checkpoint.paths_of(out / "last")[1].is_file():
-        tensors, meta = checkpoint.read(out / "last")
-        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-        optimizer_state = {"state": {}, "param_groups": meta["optimizer_groups"]}
-        for key, value in tensors.items():
-            if key.startswith("optim."):
-                _, index, name = key.split(".", 2)
-                optimizer_state["state"].setdefault(int(index), {})[name] = value
-        optimizer.load_state_dict(optimizer_state)
-        torch.set_rng_state(tensors["rng.torch"])
-        start_epoch, best_epoch, best_dice = meta["epoch"] + 1, meta["best_epoch"], meta["best_dice"]
-        tail = {k[4:]: v for k, v in tensors.items() if k.startswith("avg.")}
-        averaged = int(meta.get("averaged", 0))
+        state = checkpoint.load_training_state(out / "last", model, optimizer)
         if not quiet:
-            print(f"resuming {out} after epoch {start_epoch} of {config.epochs}", file=sys.stderr)
-    net = model
+            print(f"resuming {out} after epoch {state.epoch + 1} of {config.epochs}", file=sys.stderr)
+    net = model  # channels-last above: about 1.8x faster convolutions on CPU (benchmarks/)
     if world.size > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[torch_device.index] if torch_device.type == "cuda" else None)
+    steps = config.steps_per_epoch or max(1, sum(len(a) for a in areas) // (config.batch_size * world.size))
+    log = _EpochLog(out, quiet, config.tensorboard and world.is_main) if world.is_main else None
+    loss_fn = loss_function(config.loss)
+    for epoch in range(state.epoch + 1, config.epochs):
+        started = time.perf_counter()
+        losses = _train_epoch(net, optimizer, loss_fn, train_cases, stripped_cases, areas, config, epoch, steps, world, torch_device, quiet)
+        train_loss = distributed.all_sum([float(np.mean(losses))], world)[0] / world.size
+        if log is not None:
+            dice = validate(model, val_cases, config, torch_device) if val_cases else [1.0 - train_loss]
+            _record_epoch(model, optimizer, state, config, split, epoch, dice, out)
+            log.write(epoch, config.epochs, train_loss, dice, state, time.perf_counter() - started)
+        distributed.barrier(world)
+    average_dice, best_is_average = _finish_with_tail_average(model, state, config, split, val_cases, out, quiet) if log else (None, False)
+    if log is not None:
+        log.close()
+    distributed.shutdown(world)
+    return TrainResult(out, state.best_epoch, state.best_dice, config.epochs, world.is_main, average_dice, best_is_average)
+
+
+def _initial_model(config: TrainConfig, init_from: str | os.PathLike | None, init_member: int | None) -> UNet:
+    """The recipe's U-Net, with the weights of ``init_from`` (member ``init_member`` of an ensemble) when given."""
+    model = UNet(**dataclasses.asdict(config.model))
+    if init_from is None:
+        return model
+    initial, meta = checkpoint.load_model(init_from)
+    if meta.get("members"):
+        if init_member is None:
+            raise WeightsError(f"cannot fine-tune from {init_from}: it is an ensemble of {meta['members']} models; start from one of its folds' checkpoints")
+        initial = initial.members[init_member]
+    if meta["model"] != dataclasses.asdict(config.model):
+        raise WeightsError(f"cannot fine-tune from {init_from}: its architecture {meta['model']} differs from {dataclasses.asdict(config.model)}")
+    model.load_state_dict(initial.state_dict())
+    return model
+
+
+def _train_epoch(net: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn, cases: Sequence[Prepared],
+                 stripped: Sequence[Prepared] | None, areas: list[np.ndarray], config: TrainConfig, epoch: int, steps: int,
+                 world: distributed.World, device: torch.device, quiet: bool) -> list[float]:
+    """One epoch of ``steps`` optimisation steps (this rank's share of every batch); the losses of its steps."""
+    from tqdm import tqdm
 
     per_rank = config.batch_size
-    total_slices = sum(len(a) for a in areas)
-    steps = config.steps_per_epoch or max(1, total_slices // (per_rank * world.size))
-    log_path = out / "log.csv"
-    if world.is_main and not log_path.exists():
-        log_path.write_text(",".join(LOG_FIELDS) + "\n")
-    writer = None
-    if config.tensorboard and world.is_main:
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            raise InputError("tensorboard logging needs the tensorboard package: pip install tensorboard") from None
-        writer = SummaryWriter(str(out / "tensorboard"))
+    items = epoch_items(np.random.default_rng([config.seed, epoch]), areas, config.sampling, steps * per_rank * world.size)
+    items = np.resize(items, (steps * per_rank * world.size, 2))
+    net.train()
+    losses: list[float] = []
+    bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{config.epochs}", unit="step", disable=quiet, file=sys.stderr)
+    for step in bar:
+        first = (step * world.size + world.rank) * per_rank
+        images, masks = training_batch(cases, stripped, items[first : first + per_rank], config, epoch, first, device)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(config, epoch * steps + step, config.epochs * steps)
+        losses.append(train_step(net, optimizer, loss_fn, images, masks, config.bfloat16))
+        bar.set_postfix(loss=f"{np.mean(losses):.4f}")
+    return losses
 
-    for epoch in range(start_epoch, config.epochs):
-        started = time.perf_counter()
-        items = epoch_items(np.random.default_rng([config.seed, epoch]), areas, config.sampling, steps * per_rank * world.size)
-        items = np.resize(items, (steps * per_rank * world.size, 2))
-        net.train()
-        losses = []
-        bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{config.epochs}", unit="step", disable=quiet, file=sys.stderr)
-        for step in bar:
-            first = (step * world.size + world.rank) * per_rank
-            images, masks = training_batch(train_cases, stripped_cases, items[first : first + per_rank], config, epoch, first, torch_device)
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(config, epoch * steps + step, config.epochs * steps)
-            losses.append(train_step(net, optimizer, loss_fn, images, masks, config.bfloat16))
-            bar.set_postfix(loss=f"{np.mean(losses):.4f}")
-        train_loss = distributed.all_sum([float(np.mean(losses))], world)[0] / world.size
-        if world.is_main:
-            dice = validate(model, val_cases, config, torch_device) if val_cases else [1.0 - train_loss]
-            mean_dice = float(np.mean(dice))
-            metrics = {"val_dice_mean": mean_dice, "val_dice_median": float(np.median(dice)), "epoch": epoch}
-            recipe = {"task": config.task, "recipe": dataclasses.asdict(config), "split": dataclasses.asdict(split), "metrics": metrics}
-            if mean_dice > best_dice:
-                best_epoch, best_dice = epoch, mean_dice
-                checkpoint.save_model(model, config.model, config.preprocess, out / "best", **recipe)
-            state = {f"model.{k}": v for k, v in model.state_dict().items()}
-            optim = optimizer.state_dict()
-            for index, values in optim["state"].items():
-                state.update({f"optim.{index}.{name}": value for name, value in values.items() if torch.is_tensor(value)})
-            state["rng.torch"] = torch.get_rng_state()
-            if config.average_last and epoch >= config.epochs - config.average_last:
-                tail, averaged = accumulate(tail, model.state_dict()), averaged + 1
-            state.update({f"avg.{k}": v for k, v in tail.items()})
-            checkpoint.save(state, {"task": config.task, "epoch": epoch, "best_epoch": best_epoch, "best_dice": best_dice,
-                                    "averaged": averaged, "optimizer_groups": optim["param_groups"]}, out / "last")
-            seconds = time.perf_counter() - started
-            with log_path.open("a", newline="") as handle:
-                csv.writer(handle).writerow([epoch, f"{train_loss:.5f}", f"{mean_dice:.5f}", f"{metrics['val_dice_median']:.5f}", best_epoch, f"{seconds:.1f}"])
-            if writer is not None:
-                writer.add_scalar("loss/train", train_loss, epoch)
-                writer.add_scalar("dice/validation", mean_dice, epoch)
-            if not quiet:
-                print(f"epoch {epoch + 1}/{config.epochs}: loss {train_loss:.4f}, validation Dice {mean_dice:.4f} (best {best_dice:.4f} at epoch {best_epoch + 1}), {seconds:.0f} s", file=sys.stderr)
-        distributed.barrier(world)
-    average_dice, best_is_average = None, False
-    if world.is_main and averaged:
-        model.load_state_dict(tail_average(tail, averaged, model.state_dict()))
-        dice = validate(model, val_cases, config, torch_device) if val_cases else [math.nan]
-        average_dice = float(np.mean(dice))
-        metrics = {"val_dice_mean": average_dice, "val_dice_median": float(np.median(dice)), "averaged_epochs": averaged}
-        recipe = {"task": config.task, "recipe": dataclasses.asdict(config), "split": dataclasses.asdict(split), "metrics": metrics}
-        checkpoint.save_model(model, config.model, config.preprocess, out / "average", **recipe)
-        if average_dice >= best_dice:  # the tail average wins ties: it is the steadier of the two
-            best_dice, best_is_average = average_dice, True
-            checkpoint.save_model(model, config.model, config.preprocess, out / "best", **recipe)
-        if not quiet:
-            print(f"average of the last {averaged} epochs: validation Dice {average_dice:.4f}"
-                  f"{' (kept as best)' if best_is_average else ''}", file=sys.stderr)
-    if writer is not None:
-        writer.close()
-    distributed.shutdown(world)
-    return TrainResult(out, best_epoch, best_dice, config.epochs, world.is_main, average_dice, best_is_average)
+
+def _checkpoint_metadata(config: TrainConfig, split: Split, metrics: dict[str, float]) -> dict[str, object]:
+    return {"task": config.task, "recipe": dataclasses.asdict(config), "split": dataclasses.asdict(split), "metrics": metrics}
+
+
+def _record_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: checkpoint.TrainingState, config: TrainConfig,
+                  split: Split, epoch: int, dice: list[float], out: Path) -> None:
+    """After an epoch: ``best`` when its validation Dice is the highest so far, the tail sum, and ``last`` to resume from."""
+    metrics = {"val_dice_mean": float(np.mean(dice)), "val_dice_median": float(np.median(dice)), "epoch": epoch}
+    if metrics["val_dice_mean"] > state.best_dice:
+        state.best_epoch, state.best_dice = epoch, metrics["val_dice_mean"]
+        checkpoint.save_model(model, config.model, config.preprocess, out / "best", **_checkpoint_metadata(config, split, metrics))
+    if config.average_last and epoch >= config.epochs - config.average_last:
+        state.tail, state.averaged = accumulate(state.tail, model.state_dict()), state.averaged + 1
+    state.epoch = epoch
+    checkpoint.save_training_state(model, optimizer, state, config.task, out / "last")
+
+
+class _EpochLog:
+    """log.csv (one row per epoch), the optional TensorBoard scalars and the progress line of a run."""
+
+    def __init__(self, out: Path, quiet: bool, tensorboard: bool) -> None:
+        self.path, self.quiet, self.writer = out / "log.csv", quiet, None
+        if not self.path.exists():
+            self.path.write_text(",".join(LOG_FIELDS) + "\n")
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                raise InputError("tensorboard logging needs the tensorboard package: pip install tensorboard") from None
+            self.writer = SummaryWriter(str(out / "tensorboard"))
+
+    def write(self, epoch: int, epochs: int, train_loss: float, dice: list[float], state: checkpoint.TrainingState, seconds: float) -> None:
+        mean_dice = float(np.mean(dice))
+        with self.path.open("a", newline="") as handle:
+            csv.writer(handle).writerow([epoch, f"{train_loss:.5f}", f"{mean_dice:.5f}", f"{float(np.median(dice)):.5f}", state.best_epoch, f"{seconds:.1f}"])
+        if self.writer is not None:
+            self.writer.add_scalar("loss/train", train_loss, epoch)
+            self.writer.add_scalar("dice/validation", mean_dice, epoch)
+        if not self.quiet:
+            print(f"epoch {epoch + 1}/{epochs}: loss {train_loss:.4f}, validation Dice {mean_dice:.4f} "
+                  f"(best {state.best_dice:.4f} at epoch {state.best_epoch + 1}), {seconds:.0f} s", file=sys.stderr)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _finish_with_tail_average(model: torch.nn.Module, state: checkpoint.TrainingState, config: TrainConfig, split: Split,
+                              val_cases: Sequence[Prepared], out: Path, quiet: bool) -> tuple[float | None, bool]:
+    """The mean of the last epochs' weights as ``average``, and as ``best`` when it validates at least as well:
+    (its validation Dice, whether it became best); (None, False) without ``average_last``."""
+    if not state.averaged:
+        return None, False
+    model.load_state_dict(tail_average(state.tail, state.averaged, model.state_dict()))
+    dice = validate(model, val_cases, config, next(model.parameters()).device) if val_cases else [math.nan]
+    average_dice = float(np.mean(dice))
+    metadata = _checkpoint_metadata(config, split, {"val_dice_mean": average_dice, "val_dice_median": float(np.median(dice)),
+                                                    "averaged_epochs": state.averaged})
+    checkpoint.save_model(model, config.model, config.preprocess, out / "average", **metadata)
+    best_is_average = average_dice >= state.best_dice  # the tail average wins ties: it is the steadier of the two
+    if best_is_average:
+        state.best_dice = average_dice
+        checkpoint.save_model(model, config.model, config.preprocess, out / "best", **metadata)
+    if not quiet:
+        print(f"average of the last {state.averaged} epochs: validation Dice {average_dice:.4f}"
+              f"{' (kept as best)' if best_is_average else ''}", file=sys.stderr)
+    return average_dice, best_is_average
