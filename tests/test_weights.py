@@ -84,7 +84,8 @@ def test_paths_inside_checkpoint_metadata_are_ignored(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("section", "key", "value", "message"), [
     ("preprocess", "std", 0.0, "std 0.0 is not positive"),
     ("preprocess", "size", 100000, "size 100000 is not in 16..1024"),
-    ("preprocess", "variant", "fancy", "variant 'fancy' is not one of"),
+    ("preprocess", "variant", "fancy", r"variant must be one of \('paper-abnormality', 'paper-brain', 'port'\), not 'fancy'"),
+    ("preprocess", "missing", "guess", r"missing must be one of \('copy-flair', 'zeros', 'error'\), not 'guess'"),
     ("recipe", "threshold", float("nan"), "threshold nan is not a probability"),
     ("recipe", "threshold", 1.5, "threshold 1.5 is not a probability"),
     ("postprocess", "rule", "smallest", "postprocessing setting is invalid"),

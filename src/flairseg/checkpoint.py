@@ -182,17 +182,13 @@ MAX_SIZE = 1024  # the largest model grid a checkpoint may ask for (memory grows
 
 
 def preprocess_config(metadata: dict[str, Any]) -> PreprocessConfig:
-    """A checkpoint's preprocessing, range-checked: a known variant and missing-channel policy, a finite
-    mean, a positive finite std and a size of 16..MAX_SIZE."""
-    from flairseg.preprocess import MISSING_POLICIES, VARIANTS
-
+    """A checkpoint's preprocessing, range-checked: a known variant and missing-channel policy (checked as the
+    record is parsed), a finite mean, a positive finite std and a size of 16..MAX_SIZE."""
     try:
         config = from_dict(PreprocessConfig, metadata["preprocess"])
     except (KeyError, TypeError, AttributeError, ConfigError) as exc:
         raise WeightsError(f"the checkpoint's preprocessing record is invalid: {exc}") from None
     problems = [
-        f"variant {config.variant!r} is not one of {', '.join(VARIANTS)}" if config.variant not in VARIANTS else "",
-        f"missing {config.missing!r} is not one of {', '.join(MISSING_POLICIES)}" if config.missing not in MISSING_POLICIES else "",
         f"std {config.std!r} is not positive and finite" if not (math.isfinite(config.std) and config.std > 0) else "",
         f"mean {config.mean!r} is not finite" if not math.isfinite(config.mean) else "",
         f"size {config.size} is not in 16..{MAX_SIZE}" if not 16 <= config.size <= MAX_SIZE else "",

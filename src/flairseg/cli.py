@@ -18,10 +18,9 @@ import warnings
 from collections.abc import Iterator, Sequence
 
 from flairseg.version import __version__
-from flairseg.config import LOSSES
+from flairseg.config import LOSSES, MISSING_POLICIES, PRECISIONS, TASKS, VARIANTS
 from flairseg.errors import FlairsegError
 
-PREPROCESS_VARIANTS = ("paper-abnormality", "paper-brain", "port")
 
 
 def positive_int(text: str) -> int:
@@ -66,7 +65,7 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--truth", required=True, metavar="TRUTH", help="true masks in the same layout")
     evaluate.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="report folder to create")
     evaluate.add_argument("--no-figures", action="store_true", help="only the CSV and summaries")
-    evaluate.add_argument("--task", choices=("abnormality", "brain"), default="abnormality",
+    evaluate.add_argument("--task", choices=TASKS, default="abnormality",
                           help="which masks to compare: tumour (_mask files, default) or brain (_brain files)")
     _add_common(evaluate)
     evaluate.set_defaults(run=_cmd_evaluate)
@@ -98,10 +97,10 @@ def _add_preprocess(commands: argparse._SubParsersAction) -> None:
     )
     preprocess.add_argument("-i", "--input", required=True, metavar="INPUT", help="a case or a tree of cases")
     preprocess.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="output tree to create")
-    preprocess.add_argument("--variant", choices=PREPROCESS_VARIANTS, default="paper-abnormality")
+    preprocess.add_argument("--variant", choices=VARIANTS, default="paper-abnormality")
     preprocess.add_argument(
         "--missing",
-        choices=("copy-flair", "zeros", "error"),
+        choices=MISSING_POLICIES,
         default="copy-flair",
         help="what stands in for a missing pre- or post-contrast channel of a single-channel volume (default: copy FLAIR, as the dataset does)",
     )
@@ -307,7 +306,7 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
                          help="resample a case's T1 / T1c onto its FLAIR's grid when they differ (default: refuse them)")
     predict.add_argument("-o", "--output", required=True, help="output folder")
     predict.add_argument("--model", help="checkpoint (NAME.json / NAME.safetensors) or released model name (default: the task's released model)")
-    predict.add_argument("--task", choices=("abnormality", "brain"), help="refuse a model trained for another task")
+    predict.add_argument("--task", choices=TASKS, help="refuse a model trained for another task")
     predict.add_argument("--truth", help="true masks to evaluate against (same layout as the output)")
     predict.add_argument("--probabilities", action="store_true", help="also write probability maps")
     predict.add_argument("--tta", action="store_true", help="flip test-time augmentation")
@@ -322,7 +321,7 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
                          help="also write the skull-stripped image (non-brain zeroed) under OUTPUT/stripped (brain task or --brain-model)")
     predict.add_argument("--convex-hull", action="store_true",
                          help="brain masks: the paper's per-slice convex hull instead of hole filling (adds 4-8 %% of brain volume)")
-    predict.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+    predict.add_argument("--precision", choices=PRECISIONS, default="auto",
                          help="network compute precision: auto = bf16 where the CPU/GPU has it natively, else fp32 (default: auto)")
     predict.add_argument("--batch-size", type=positive_int, help="slices per forward pass (default 4 on a CPU, the fastest there; 32 on a GPU)")
     _add_memory(predict)
@@ -548,7 +547,7 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
     export.add_argument("--onnx", action="store_true", required=True, help="the format (ONNX, the only one for now)")
     export.add_argument("-o", "--output", required=True, metavar="NAME.onnx", help="ONNX file to create")
     export.add_argument("--model", help="checkpoint or released model name (default: the task's released model)")
-    export.add_argument("--task", choices=("abnormality", "brain"), help="refuse a model trained for another task")
+    export.add_argument("--task", choices=TASKS, help="refuse a model trained for another task")
     export.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
     export.set_defaults(run=_cmd_export)
 
@@ -565,10 +564,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _add_recipe(parser: argparse.ArgumentParser) -> None:
     """The training data and recipe options shared by ``train`` and ``cv``."""
     parser.add_argument("--data", required=True, help="a tree of cases with masks (Kaggle folders or NIfTI)")
-    parser.add_argument("--task", choices=("abnormality", "brain"), default="abnormality")
+    parser.add_argument("--task", choices=TASKS, default="abnormality")
     parser.add_argument("--preset", default="default", help="model preset: paper, port or default")
     parser.add_argument("--config", help="JSON file of TrainConfig settings")
-    parser.add_argument("--variant", choices=PREPROCESS_VARIANTS, help="preprocessing variant (default port)")
+    parser.add_argument("--variant", choices=VARIANTS, help="preprocessing variant (default port)")
     parser.add_argument("--size", type=positive_int, help="in-plane input size (default 256)")
     parser.add_argument("--features", type=positive_int, help="channels of the first U-Net level")
     parser.add_argument("--epochs", type=positive_int)

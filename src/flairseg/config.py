@@ -15,9 +15,27 @@ from typing import Any, Literal
 
 from flairseg.errors import ConfigError
 
-TASKS = ("abnormality", "brain")
-LOSSES = ("dice", "dice+bce", "dice+focal")  # flairseg.losses
+# Every option vocabulary of the package, defined once: a Literal type for the dataclass fields (checked
+# when a config is parsed, see _coerce) and its values as a tuple for command-line choices and messages.
 Task = Literal["abnormality", "brain"]
+Variant = Literal["paper-abnormality", "paper-brain", "port"]  # flairseg.preprocess
+MissingPolicy = Literal["copy-flair", "zeros", "error"]  # what stands in for a missing pre/post-contrast channel
+Loss = Literal["dice", "dice+bce", "dice+focal"]  # flairseg.losses
+Sampling = Literal["area", "oversample", "uniform"]  # flairseg.data.epoch_items
+Scheme = Literal["kfold", "paper22"]  # flairseg.data.make_split
+Schedule = Literal["constant", "cosine"]  # flairseg.train.learning_rate
+PostprocessRule = Literal["none", "largest", "relative-volume", "largest-mass", "peak"]  # flairseg.postprocess.select_components
+Precision = Literal["auto", "fp32", "bf16"]  # flairseg.inference.resolve_precision
+
+TASKS: tuple[str, ...] = typing.get_args(Task)
+VARIANTS: tuple[str, ...] = typing.get_args(Variant)
+MISSING_POLICIES: tuple[str, ...] = typing.get_args(MissingPolicy)
+LOSSES: tuple[str, ...] = typing.get_args(Loss)
+SAMPLINGS: tuple[str, ...] = typing.get_args(Sampling)
+SCHEMES: tuple[str, ...] = typing.get_args(Scheme)
+SCHEDULES: tuple[str, ...] = typing.get_args(Schedule)
+POSTPROCESS_RULES: tuple[str, ...] = typing.get_args(PostprocessRule)
+PRECISIONS: tuple[str, ...] = typing.get_args(Precision)
 
 
 @dataclass(frozen=True)
@@ -41,14 +59,11 @@ MODEL_PRESETS: dict[str, ModelConfig] = {
 class PreprocessConfig:
     """How a case becomes model input: the preprocessing variant, its size and the standardisation."""
 
-    variant: str = "port"  # "paper-abnormality" | "paper-brain" | "port" (see flairseg.preprocess)
+    variant: Variant = "port"
     size: int = 256  # in-plane size of the model's input
     mean: float = 0.0  # one scalar standardisation over all channels: (x - mean) / std
     std: float = 1.0
-    missing: str = "copy-flair"  # stand-in for a missing pre/post-contrast channel
-
-
-POSTPROCESS_RULES = ("none", "largest", "relative-volume", "largest-mass", "peak")  # see flairseg.postprocess.select_components
+    missing: MissingPolicy = "copy-flair"
 
 
 @dataclass(frozen=True)
@@ -58,7 +73,7 @@ class PostprocessConfig:
     Checkpoints without it keep the largest component, as the paper does.
     """
 
-    rule: str = "largest"  # one of POSTPROCESS_RULES
+    rule: PostprocessRule = "largest"
     value: float = 0.0  # relative-volume: share of the largest component; peak: probability threshold
 
 
@@ -69,7 +84,7 @@ class TrainConfig:
     task: Task = "abnormality"
     model: ModelConfig = field(default_factory=lambda: MODEL_PRESETS["default"])
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
-    scheme: str = "kfold"  # "kfold" (``folds`` folds) or "paper22" (22 folds of 5 patients)
+    scheme: Scheme = "kfold"  # "kfold" (``folds`` folds) or "paper22" (22 folds of 5 patients)
     folds: int = 5
     fold: int = 0  # which fold is the test fold (never seen in training or selection)
     validation_cases: int = 10  # fixed subset of the training cases used for model selection
@@ -79,10 +94,10 @@ class TrainConfig:
     batch_size: int = 16
     lr: float = 1e-4
     weight_decay: float = 0.0
-    schedule: str = "constant"  # "constant" or "cosine" (per step, to 1 % of lr, after a linear warm-up)
+    schedule: Schedule = "constant"  # "constant" or "cosine" (per step, to 1 % of lr, after a linear warm-up)
     warmup_steps: int = 0
-    loss: str = "dice"  # "dice" (1 - soft Dice over the batch, smoothing 1), "dice+bce" or "dice+focal" (LOSSES)
-    sampling: str = "area"  # "area" (the port), "oversample" (the paper: tumour slices x3) or "uniform"
+    loss: Loss = "dice"  # "dice" (1 - soft Dice over the batch, smoothing 1), "dice+bce" or "dice+focal"
+    sampling: Sampling = "area"  # "area" (the port), "oversample" (the paper: tumour slices x3) or "uniform"
     patch: int = 0  # train on patch x patch crops of the model-space slices (0: whole slices); inference stays whole
     patch_tumour: float = 0.5  # share of crops centred on a random foreground pixel (the rest anywhere)
     rotation: float = 15.0  # degrees, uniform in [-rotation, rotation]

@@ -16,13 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from flairseg.config import PreprocessConfig
+from flairseg.config import SAMPLINGS, SCHEMES, PreprocessConfig
 from flairseg.errors import ConfigError, InputError
 from flairseg.cases import Case
 from flairseg.preprocess import SpatialTransform, preprocess_case, substitute_missing
 
-SCHEMES = ("kfold", "paper22")
-SAMPLINGS = ("area", "oversample", "uniform")
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import threadpoolctl
 import torch
 from torch import nn
 
-from flairseg.config import PostprocessConfig
+from flairseg.config import PRECISIONS, PostprocessConfig
 from flairseg.data import Prepared
 from flairseg.errors import ConfigError, WeightsError
 from flairseg.postprocess import Component, postprocess, select_components
@@ -49,7 +49,6 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:

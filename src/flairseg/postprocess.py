@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 from scipy import ndimage
 
-from flairseg.config import POSTPROCESS_RULES
+from flairseg.config import POSTPROCESS_RULES, Task
 from flairseg.errors import ConfigError
 
-Task = Literal["abnormality", "brain"]
 RULES = POSTPROCESS_RULES
 CONNECTIVITIES = (6, 18, 26)
 # A hole is background that no 4-connected in-plane path joins to the slice's border: MATLAB's

@@ -27,11 +27,10 @@ from dataclasses import dataclass
 import numpy as np
 from skimage.transform import resize
 
+from flairseg.config import MISSING_POLICIES, VARIANTS
 from flairseg.errors import ConfigError, InputError
 from flairseg.postprocess import fill_holes_per_slice
 
-VARIANTS = ("paper-abnormality", "paper-brain", "port")
-MISSING_POLICIES = ("copy-flair", "zeros", "error")
 MODALITIES = ("pre", "flair", "post")
 
 _BIN_WIDTH = 2.0
