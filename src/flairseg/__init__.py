@@ -1,7 +1,7 @@
 """flairseg: skull stripping and FLAIR abnormality segmentation of brain MRI with U-Nets."""
 
-from flairseg.errors import ConfigError, FlairsegError, InputError, WeightsError
 from flairseg.cases import Case, Geometry
+from flairseg.errors import ConfigError, FlairsegError, InputError, WeightsError
 from flairseg.io import find_cases, read_case, write_mask
 
 from flairseg.version import __version__

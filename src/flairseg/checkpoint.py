@@ -20,11 +20,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from flairseg.version import __version__
 from flairseg.config import ModelConfig, PostprocessConfig, PreprocessConfig, from_dict
 from flairseg.errors import ConfigError, WeightsError
 from flairseg.model import Ensemble, UNet
 from flairseg.outputs import atomic_file
+from flairseg.version import __version__
 
 FORMAT_VERSION = 1
 _PICKLE_MAGIC = (b"PK\x03\x04", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")

@@ -17,9 +17,9 @@ import threading
 import warnings
 from collections.abc import Iterator, Sequence
 
-from flairseg.version import __version__
 from flairseg.config import LOSSES, MISSING_POLICIES, PRECISIONS, TASKS, VARIANTS
 from flairseg.errors import FlairsegError
+from flairseg.version import __version__
 
 
 

@@ -39,6 +39,21 @@ PRECISIONS: tuple[str, ...] = typing.get_args(Precision)
 
 
 @dataclass(frozen=True)
+class TaskSpec:
+    """What differs between the two tasks, in one place."""
+
+    label_suffix: str  # the masks' file suffix (<CASE>_<k><suffix>.tif, <case><suffix>.nii.gz): brain and tumour masks never share a name
+    label: str  # what the masks outline, in messages
+    components: bool  # postprocessing chooses connected components, listed per case (abnormality); brain masks are filled instead
+
+
+TASK_SPECS: dict[str, TaskSpec] = {
+    "abnormality": TaskSpec(label_suffix="_mask", label="tumour", components=True),
+    "brain": TaskSpec(label_suffix="_brain", label="brain", components=False),
+}
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """The U-Net's architecture."""
 

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from flairseg.cases import Case
 from flairseg.config import PostprocessConfig, TrainConfig, from_dict, replace
 from flairseg.errors import ConfigError, InputError
-from flairseg.cases import Case
 from flairseg.metrics import CaseMetrics, case_metrics, dice_from_counts
 from flairseg.postprocess import select_components
 

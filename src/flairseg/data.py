@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from flairseg.cases import Case
 from flairseg.config import SAMPLINGS, SCHEMES, PreprocessConfig
 from flairseg.errors import ConfigError, InputError
-from flairseg.cases import Case
 from flairseg.preprocess import SpatialTransform, preprocess_case, substitute_missing
 
 

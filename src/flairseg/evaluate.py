@@ -18,10 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
+from flairseg.cases import Case
+from flairseg.config import TASK_SPECS
 from flairseg.data import institution
 from flairseg.errors import InputError
 from flairseg.html_report import write_html_report
-from flairseg.cases import Case
 from flairseg.io import index_mask_cases, read_case
 from flairseg.kaggle import read_kaggle_case
 from flairseg.metrics import CaseMetrics, Summary, case_metrics, summarise_cases
@@ -202,7 +203,7 @@ def evaluate(
         if not path.exists():
             raise InputError(f"{what} path {path} does not exist")
     out_path = check_output(out, [pred, truth], overwrite)
-    suffix = "_brain" if task == "brain" else "_mask"  # brain masks and tumour masks are never compared with each other
+    suffix = TASK_SPECS[task].label_suffix  # brain masks and tumour masks are never compared with each other
     truth_index, pred_index = index_mask_cases(truth, mask_suffix=suffix), index_mask_cases(pred, mask_suffix=suffix)
     missing = sorted(set(truth_index) - set(pred_index))
     if missing:

@@ -25,10 +25,11 @@ import numpy as np
 import torch
 
 from flairseg import checkpoint, provenance, qc
+from flairseg.cases import Case, Geometry
+from flairseg.config import TASK_SPECS
 from flairseg.data import prepare_case
 from flairseg.errors import InputError
 from flairseg.inference import OnnxModel, Segmentation, limit_threads, resolve_device, resolve_precision, segment_prepared
-from flairseg.cases import Case, Geometry
 from flairseg.io import case_id_of, check_case, find_cases, index_mask_cases, mask_output_name, read_case, read_label, write_image, write_mask
 from flairseg.metrics import CaseMetrics, case_metrics
 from flairseg.model import Ensemble
@@ -233,7 +234,8 @@ def predict_tree(
     paths: list[Path | Case] = [given] if given is not None else _unique_cases(find_cases(source))
     if part is not None and given is None:
         paths = split_parts(paths, part[1])[part[0]]
-    label = "_brain" if segmenter.task == "brain" else "_mask"  # brain and tumour masks never share a name
+    spec = TASK_SPECS[segmenter.task]
+    label = spec.label_suffix
     _check_headers(paths, label)
     out_path = check_output(out, inputs + ([truth] if truth else []), overwrite=True, replaces=False)
     if mask_file is not None:
@@ -290,7 +292,7 @@ def predict_tree(
         write_case_table("inputs", key, inputs, out_path / "report")
         flair_only = inputs[0].get("substituted") == "pre post"
         write_case_table("qc", key, [qc.row(case, mask, segmenter.task, found.components, flair_only)], out_path / "report")
-        if segmenter.task == "abnormality":
+        if spec.components:
             write_case_table("components", key, component_rows(case, found.components), out_path / "report")
         write_mask(case, mask, target, suffix=label)
         with atomic_file(record_file) as tmp:  # last: a case with a record has every output, and a rerun may reuse it

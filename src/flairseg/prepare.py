@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from flairseg.config import TASK_SPECS
 from flairseg.data import task_channels
 from flairseg.errors import InputError
 from flairseg.io import find_cases, read_case, read_label
@@ -63,7 +64,7 @@ def preprocess_tree(
         raise InputError(f"input {source} does not exist")
     out_path = check_output(out, [source], overwrite)
     paths = find_cases(source)
-    label_suffix = "_brain" if variant == "paper-brain" else "_mask"
+    label_suffix = TASK_SPECS["brain" if variant == "paper-brain" else "abnormality"].label_suffix
     total = 0
     with atomic_dir(out_path, mark=True) as tmp:
         for path in tqdm(paths, desc=f"preprocess ({variant})", unit="case", disable=quiet, file=sys.stderr):

@@ -15,8 +15,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from flairseg.errors import InputError
 from flairseg.cases import Case
+from flairseg.errors import InputError
 
 
 RESAMPLED = " (resampled onto the FLAIR)"

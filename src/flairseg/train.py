@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from flairseg import augment, checkpoint, distributed
-from flairseg.config import TrainConfig, from_dict, replace
+from flairseg.config import TASK_SPECS, TrainConfig, from_dict, replace
 from flairseg.data import Prepared, Split, epoch_items, load_split, make_split, prepare_case, save_split
 from flairseg.errors import InputError, WeightsError
 from flairseg.inference import limit_threads, resolve_device, segment_prepared
@@ -49,17 +49,13 @@ class TrainResult:
     best_is_average: bool = False
 
 
-def label_suffix(task: str) -> str:
-    return "_brain" if task == "brain" else "_mask"
-
-
 def _prepare(paths: Sequence[Path], config: TrainConfig, quiet: bool, what: str) -> tuple[list[Prepared], list[Prepared] | None]:
     """The cases as model inputs and, when ``config.skull_strip`` asks for them, their skull-stripped copies."""
     from tqdm import tqdm
 
     prepared, stripped = [], []
     for path in tqdm(paths, desc=f"prepare {what}", unit="case", disable=quiet, file=sys.stderr):
-        case = read_case(path, masks="required", mask_suffix=label_suffix(config.task))
+        case = read_case(path, masks="required", mask_suffix=TASK_SPECS[config.task].label_suffix)
         brain = read_label(case, "_brain") if config.preprocess.variant == "paper-abnormality" or config.skull_strip else None
         if config.skull_strip and brain is None:
             raise InputError(f"case {case.case_id} has no _brain labels, which skull_strip > 0 needs; add them or set skull_strip=0")
@@ -230,7 +226,7 @@ def train(
     val_cases, _ = _prepare([paths[c] for c in split.validation], replace(config, skull_strip=0.0), quiet, "validation cases")
     areas = [p.target.sum(axis=(1, 2)) for p in train_cases]
     if sum(float(a.sum()) for a in areas) == 0:
-        raise InputError(f"no {'brain' if config.task == 'brain' else 'tumour'} voxel in any training case under {data}; check the masks")
+        raise InputError(f"no {TASK_SPECS[config.task].label} voxel in any training case under {data}; check the masks")
     channels = train_cases[0].inputs.shape[1]
     if channels != config.model.in_channels:
         raise InputError(f"the data give {channels} input channels but the model expects {config.model.in_channels}")

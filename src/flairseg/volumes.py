@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from flairseg.errors import InputError
 from flairseg.cases import NIFTI_SUFFIXES, Case, Geometry, nifti_stem
+from flairseg.errors import InputError
 from flairseg.outputs import atomic_file
 
 PROCESSING_AXES = ("L", "P", "S")
