@@ -19,6 +19,7 @@ from collections.abc import Iterator, Sequence
 
 from flairseg.config import LOSSES, MISSING_POLICIES, PRECISIONS, TASKS, VARIANTS
 from flairseg.errors import FlairsegError
+from flairseg.outputs import run_report
 from flairseg.version import __version__
 
 
@@ -415,7 +416,7 @@ def _run_on_ranks(run, world):
     distributed.shutdown(world)
     if failed:
         raise InputError(f"{failed} of {world.size} ranks failed; their messages say why, and a rerun finishes their cases")
-    records = [json.loads((result.out / "report" / "parts" / f"part-{k}-of-{world.size}.json").read_text()) for k in range(world.size)]
+    records = [json.loads(run_report(result.out).part_record(k, world.size).read_text()) for k in range(world.size)]
     return dataclasses.replace(merge_run_report(result.out, result.title), predicted=sum(r["predicted"] for r in records),
                                skipped=sum(r["skipped"] for r in records))
 
@@ -437,7 +438,7 @@ def _predict_summary(result, part: tuple[int, int] | None) -> str:
         line += f"; {result.flagged} cases flagged for review ({result.out / 'report' / 'qc.csv'})"
     if result.removed_components:
         line += f"; postprocessing removed {result.removed_components} components (listed in {result.out / 'report' / 'components.csv'})"
-    return line + f"; check the masks by eye in {result.out / 'report' / 'report.html'}"
+    return line + f"; check the masks by eye in {run_report(result.out).html}"
 
 
 def _add_demo(commands: argparse._SubParsersAction) -> None:

@@ -16,7 +16,7 @@ from flairseg.evaluate import write_report
 from flairseg.html_report import write_html_report
 from flairseg.io import read_case, sample_case_path, write_mask
 from flairseg.metrics import case_metrics
-from flairseg.outputs import atomic_dir, check_output
+from flairseg.outputs import ReportFolder, atomic_dir, check_output
 from flairseg.predict import load_model
 
 
@@ -40,7 +40,7 @@ def run_demo(out: str | os.PathLike, model: str | os.PathLike | None = None, ove
     with atomic_dir(out_path, mark=True) as tmp:
         write_mask(case, mask, tmp / case.case_id)
         figures.outline_gif(flair, case.mask, mask, tmp / f"{case.case_id}.gif")
-        figures.tumour_montage(flair, case.mask, mask, tmp / "montages" / f"{case.case_id}.png")
+        figures.tumour_montage(flair, case.mask, mask, ReportFolder(tmp).montage(case.case_id))
         write_report([metrics], tmp, f"flairseg demo: {case.case_id}", figures=False)
         write_html_report(tmp, f"flairseg demo: {case.case_id}")
     return DemoResult(case.case_id, metrics.dice, out_path, str(segmenter.metadata.get("name", model or "released default")))

@@ -26,7 +26,7 @@ from flairseg.html_report import write_html_report
 from flairseg.io import index_mask_cases, read_case
 from flairseg.kaggle import read_kaggle_case
 from flairseg.metrics import CaseMetrics, Summary, case_metrics, summarise_cases
-from flairseg.outputs import atomic_dir, atomic_file, check_output
+from flairseg.outputs import ReportFolder, atomic_dir, atomic_file, check_output
 
 CONVENTIONS = (
     "Dice over all slices of a case at once; both masks empty -> 1, one empty -> 0. "
@@ -147,7 +147,7 @@ def write_case_table(name: str, key: str, rows: Sequence[dict[str, object]], rep
     ``key`` names the case and its task (``<case>_mask``, ``<case>_brain``). A case's own file
     survives reruns that skip it, so the merged table always covers every case; no rows remove it.
     """
-    path = report / name / f"{key}.csv"
+    path = ReportFolder(report).case_table(name, key)
     if not rows:
         path.unlink(missing_ok=True)
         return
@@ -160,7 +160,7 @@ def write_case_table(name: str, key: str, rows: Sequence[dict[str, object]], rep
 def read_case_tables(name: str, report: Path) -> list[dict[str, str]]:
     """Every case's rows of the table ``name`` (``report/<name>/*.csv``), in the order of their keys."""
     rows: list[dict[str, str]] = []
-    for path in sorted((report / name).glob("*.csv")):
+    for path in ReportFolder(report).case_tables(name):
         with path.open(newline="") as handle:
             rows.extend(csv.DictReader(handle))
     return rows
@@ -171,7 +171,7 @@ def merge_case_tables(name: str, report: Path) -> list[dict[str, str]]:
     rows = read_case_tables(name, report)
     if rows:
         fields = list(dict.fromkeys(key for row in rows for key in row))
-        with atomic_file(report / f"{name}.csv") as tmp, tmp.open("w", newline="") as handle:
+        with atomic_file(ReportFolder(report).table(name)) as tmp, tmp.open("w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=fields, restval="")
             writer.writeheader()
             writer.writerows(rows)
@@ -223,8 +223,8 @@ def evaluate(
             if figures:
                 flair = _flair(truth_case)
                 background = flair if flair is not None else np.zeros(truth_case.shape, dtype=np.uint8)
-                fig.outline_gif(background, truth_case.mask, pred_case.mask, tmp / "gifs" / f"{case_id}.gif")
-                fig.tumour_montage(background, truth_case.mask, pred_case.mask, tmp / "montages" / f"{case_id}.png")
+                fig.outline_gif(background, truth_case.mask, pred_case.mask, ReportFolder(tmp).gif(case_id))
+                fig.tumour_montage(background, truth_case.mask, pred_case.mask, ReportFolder(tmp).montage(case_id))
         summary = write_report(rows, tmp, f"Evaluation of {pred.name} against {truth.name}", figures=figures)
         if figures:
             write_html_report(tmp, f"Evaluation of {pred.name} against {truth.name}")

@@ -18,7 +18,8 @@ import html
 from collections.abc import Mapping
 from pathlib import Path
 
-from flairseg.outputs import atomic_file
+from flairseg.config import TASK_SPECS
+from flairseg.outputs import ReportFolder, atomic_file
 
 EMBEDDED_CASES = 50  # larger runs link their montages instead: about 0.5 MB each for real scans
 
@@ -68,10 +69,9 @@ def _image(path: Path) -> str:
 
 def _montage(report: Path, case: str, task: str) -> Path | None:
     """The case's montage: predict names it by case and task, evaluate by case."""
-    for name in (f"{case}{'_brain' if task == 'brain' else '_mask'}.png", f"{case}.png"):
-        if (report / "montages" / name).is_file():
-            return report / "montages" / name
-    return None
+    folder = ReportFolder(report)
+    return next((path for path in (folder.montage(f"{case}{TASK_SPECS[task].label_suffix}") if task in TASK_SPECS else None,
+                                   folder.montage(case)) if path is not None and path.is_file()), None)
 
 
 def case_rows(report: Path) -> list[dict[str, str]]:
@@ -129,7 +129,7 @@ def render(report: Path, title: str) -> str:
 
 def write_html_report(report: Path, title: str) -> Path:
     """Write ``report/report.html`` (atomically) and return its path."""
-    path = report / "report.html"
+    path = ReportFolder(report).html
     with atomic_file(path) as tmp:
         tmp.write_text(render(report, title), encoding="utf-8")
     return path

@@ -15,6 +15,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from flairseg.errors import InputError
@@ -126,3 +127,50 @@ def _swap_in(tmp: Path, final: Path) -> None:
         raise OSError(errno.EBUSY, "other processes keep replacing this folder", str(final))
     finally:
         shutil.rmtree(aside, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class ReportFolder:
+    """The name of everything a run keeps in its report folder, made in this one place: ``OUTPUT/report``
+    for ``predict`` (:func:`run_report`), the output folder itself for ``evaluate`` and ``demo``.
+
+    ``key`` names a case and its task (``<case>_mask``, ``<case>_brain``); per-case tables are merged into
+    the run's tables (``table``) from ``case_table`` files, whichever process or part wrote them.
+    """
+
+    path: Path
+
+    def case_table(self, table: str, key: str) -> Path:
+        return self.path / table / f"{key}.csv"
+
+    def case_tables(self, table: str) -> list[Path]:
+        return sorted((self.path / table).glob("*.csv"))
+
+    def table(self, table: str) -> Path:
+        return self.path / f"{table}.csv"
+
+    def record(self, key: str) -> Path:
+        return self.path / "records" / f"{key}.json"
+
+    def montage(self, key: str) -> Path:
+        return self.path / "montages" / f"{key}.png"
+
+    def gif(self, case_id: str) -> Path:
+        return self.path / "gifs" / f"{case_id}.gif"
+
+    def part_record(self, part: int, parts: int) -> Path:
+        return self.path / "parts" / f"part-{part}-of-{parts}.json"
+
+    @property
+    def failures(self) -> Path:
+        return self.table("failures")
+
+    @property
+    def html(self) -> Path:
+        return self.path / "report.html"
+
+
+def run_report(out: Path) -> ReportFolder:
+    """The report folder of a prediction run in ``out``."""
+    return ReportFolder(Path(out) / "report")
+

@@ -33,6 +33,7 @@ from flairseg.inference import OnnxModel, Segmentation, limit_threads, resolve_d
 from flairseg.io import case_id_of, check_case, find_cases, index_mask_cases, mask_output_name, read_case, read_label, write_image, write_mask
 from flairseg.metrics import CaseMetrics, case_metrics
 from flairseg.model import Ensemble
+from flairseg.outputs import ReportFolder, run_report
 from flairseg.postprocess import Component, select_components
 
 
@@ -244,6 +245,7 @@ def predict_tree(
     if truth is not None:
         truth_index = index_mask_cases(truth, mask_suffix=label)
     predicted = skipped = 0
+    report = run_report(out_path)
     if bids:
         write_derivative_description(out_path)
     settings = {**segmenter.settings(), "brain_model": brain_segmenter.settings() if brain_segmenter else None,
@@ -262,12 +264,12 @@ def predict_tree(
             truth_mask = read_case(truth_index[case.case_id], masks="only", mask_suffix=label).mask
         expected = provenance.record(settings, case)
         key = f"{case.case_id}{label}"  # a case's tumour and brain runs keep separate records and rows
-        record_file = provenance.record_path(out_path / "report", key)
+        record_file = report.record(key)
         if not overwrite and record_file.exists() and _mask_written(case, target, label):
             provenance.check_reusable(record_file, expected, out_path)
             skipped += 1
             done = read_case(target, masks="only", mask_suffix=label).mask if truth_mask is not None else None
-            _write_case_metrics(case, done, truth_mask, key, out_path / "report")
+            _write_case_metrics(case, done, truth_mask, key, report.path)
             continue
         if brain_segmenter is not None:
             found, brain = segment_within_brain(segmenter, brain_segmenter, case, with_probability=probabilities)
@@ -283,28 +285,28 @@ def predict_tree(
         if probability is not None:
             _write_probability(case, probability, out_path)
         flair = case.flair
-        _write_case_metrics(case, mask, truth_mask, key, out_path / "report")
+        _write_case_metrics(case, mask, truth_mask, key, report.path)
         if truth_mask is not None:
-            figures.outline_gif(flair, truth_mask, mask, out_path / "report" / "gifs" / f"{case.case_id}.gif")
+            figures.outline_gif(flair, truth_mask, mask, report.gif(case.case_id))
         sides = ("R", "L") if case.geometry.affine is not None else None  # processing layout: columns run patient right to left
-        figures.tumour_montage(flair, truth_mask, mask, out_path / "report" / "montages" / f"{key}.png", sides=sides)
+        figures.tumour_montage(flair, truth_mask, mask, report.montage(key), sides=sides)
         inputs = input_rows(case, segmenter)
-        write_case_table("inputs", key, inputs, out_path / "report")
+        write_case_table("inputs", key, inputs, report.path)
         flair_only = inputs[0].get("substituted") == "pre post"
-        write_case_table("qc", key, [qc.row(case, mask, segmenter.task, found.components, flair_only)], out_path / "report")
+        write_case_table("qc", key, [qc.row(case, mask, segmenter.task, found.components, flair_only)], report.path)
         if spec.components:
-            write_case_table("components", key, component_rows(case, found.components), out_path / "report")
+            write_case_table("components", key, component_rows(case, found.components), report.path)
         write_mask(case, mask, target, suffix=label)
         with atomic_file(record_file) as tmp:  # last: a case with a record has every output, and a rerun may reuse it
             tmp.write_text(json.dumps(expected, indent=2))
         predicted += 1
     if part is not None:
-        with atomic_file(out_path / "report" / "parts" / f"part-{part[0]}-of-{part[1]}.json") as tmp:
+        with atomic_file(report.part_record(*part)) as tmp:
             tmp.write_text(json.dumps({"part": part[0], "parts": part[1], "predicted": predicted, "skipped": skipped,
                                        "cases": [p.case_id if isinstance(p, Case) else case_id_of(p) for p in paths]}, indent=2))
     title = f"Prediction of {source.name} by {segmenter.metadata.get('name', 'the model')}"
     merged = merge_run_report(out_path, title)
-    _report_failures(failures, len(paths), out_path / "report")
+    _report_failures(failures, len(paths), report)
     return dataclasses.replace(merged, predicted=predicted, skipped=skipped)
 
 
@@ -341,13 +343,13 @@ def _write_case_metrics(case: Case, mask: np.ndarray | None, truth: np.ndarray |
     write_case_table("metrics", key, rows, report)
 
 
-def _report_failures(failures: Sequence[tuple[str, str]], cases: int, report: Path) -> None:
+def _report_failures(failures: Sequence[tuple[str, str]], cases: int, report: ReportFolder) -> None:
     """``report/failures.csv`` (case, reason) and a one-line error naming the cases that could not be read; none: no file."""
     import csv
 
     from flairseg.outputs import atomic_file
 
-    path = report / "failures.csv"
+    path = report.failures
     if not failures:
         path.unlink(missing_ok=True)  # a rerun that read every case leaves no stale list behind
         return
@@ -373,7 +375,7 @@ def merge_run_report(out: Path, title: str) -> PredictResult:
     from flairseg.evaluate import merge_case_tables, read_case_tables, write_report
     from flairseg.html_report import write_html_report
 
-    report = out / "report"
+    report = run_report(out).path
     substituted = sum(row.get("substituted", "none") != "none" for row in merge_case_tables("inputs", report))
     removed = sum(row["kept"] == "no" for row in merge_case_tables("components", report))
     flagged = sum(row["flags"] != "none" for row in merge_case_tables("qc", report))

@@ -40,11 +40,6 @@ def record(settings: dict[str, Any], case: Case) -> dict[str, Any]:
     return {"case": case.case_id, **settings, "inputs": input_files(case)}
 
 
-def record_path(report: Path, key: str) -> Path:
-    """Where the record of a case's run lies: ``report/records/<case>_mask.json`` (tumour) or ``<case>_brain.json``."""
-    return report / "records" / f"{key}.json"
-
-
 def check_reusable(path: Path, expected: dict[str, Any], out: Path) -> None:
     """Allow skipping a finished case only when its record at ``path`` matches ``expected``; else a one-line InputError."""
     try:
