@@ -15,8 +15,6 @@ from pathlib import Path
 
 import numpy as np
 
-from flairseg.data import prepare_case
-from flairseg.inference import predict_probabilities
 from flairseg.io import read_case
 from flairseg.metrics import case_metrics
 from flairseg.postprocess import postprocess
@@ -31,13 +29,13 @@ def main() -> None:
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.3, 0.4, 0.5, 0.6, 0.7])
     parser.add_argument("--tta", action="store_true")
     args = parser.parse_args()
-    segmenter = Segmenter(args.run / "best.json")
+    segmenter = Segmenter(args.run / "best.json", tta=args.tta)
     validation = json.loads((args.run / "split.json").read_text())["validation"]
     dice = {t: [] for t in args.thresholds}
     for case_id in validation:
         case = read_case(args.data / case_id, masks="required")
-        prepared = prepare_case(case, segmenter.task, segmenter.preprocess)
-        prob = predict_probabilities(segmenter.model, prepared.inputs, tta=args.tta)
+        prepared = segmenter.prepare(case)
+        prob = segmenter.probabilities(prepared)
         for t in args.thresholds:
             mask = postprocess(invert_mask(prob >= t, prepared.transform), segmenter.task)
             dice[t].append(case_metrics(case_id, mask, case.mask).dice)

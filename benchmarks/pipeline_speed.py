@@ -84,8 +84,6 @@ def run_model(spec: str, data: Path, cases: int, threads: int, near: int = 0) ->
     from torch.utils.flop_counter import FlopCounterMode
 
     from flairseg import checkpoint
-    from flairseg.data import prepare_case
-    from flairseg.inference import predict_probabilities
     from flairseg import figures
     from flairseg.io import find_cases, read_case, write_mask
     from flairseg.inference import segmentation_from_probabilities
@@ -108,10 +106,9 @@ def run_model(spec: str, data: Path, cases: int, threads: int, near: int = 0) ->
             times = [time.perf_counter()]
             case = read_case(path, masks="ignore")
             times.append(time.perf_counter())
-            prepared = prepare_case(case, segmenter.task, segmenter.preprocess)
+            prepared = segmenter.prepare(case)
             times.append(time.perf_counter())
-            prob = predict_probabilities(segmenter.model, prepared.inputs, segmenter.batch_size, segmenter.device,
-                                         autocast=segmenter.autocast)
+            prob = segmenter.probabilities(prepared)
             times.append(time.perf_counter())
             mask = segmentation_from_probabilities(prob, prepared, segmenter.task, segmenter.threshold, components=segmenter.components).mask
             times.append(time.perf_counter())

@@ -10,8 +10,6 @@ import pytest
 from onnx import TensorProto, helper
 
 from flairseg.cli import main
-from flairseg.data import prepare_case
-from flairseg.inference import predict_probabilities
 from flairseg.io import read_case, sample_case_path
 from flairseg.predict import Segmenter
 from flairseg.weights import resolve
@@ -26,11 +24,10 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_onnx_runtime_matches_pytorch_on_the_sample_case(exported: Path) -> None:
     case = read_case(sample_case_path(), masks="required")
-    torch_segmenter, onnx_segmenter = Segmenter(resolve(None), precision="fp32"), Segmenter(exported)
+    torch_segmenter, onnx_segmenter = Segmenter(resolve(None), precision="fp32", tta=True), Segmenter(exported, tta=True)
     assert onnx_segmenter.metadata["sha256"] == torch_segmenter.metadata["sha256"]  # the export knows its source
-    inputs = prepare_case(case, "abnormality", torch_segmenter.preprocess).inputs
-    reference = predict_probabilities(torch_segmenter.model, inputs, tta=True)
-    probabilities = predict_probabilities(onnx_segmenter.model, inputs, tta=True)
+    prepared = torch_segmenter.prepare(case)
+    reference, probabilities = torch_segmenter.probabilities(prepared), onnx_segmenter.probabilities(prepared)  # one interface, two runtimes
     assert np.abs(probabilities - reference).max() < 1e-4
     torch_mask, onnx_mask = torch_segmenter(case)[0], onnx_segmenter(case)[0]
     assert torch_mask.sum() > 1000 and np.count_nonzero(torch_mask != onnx_mask) <= 2  # at most a voxel at 0.5 may flip

@@ -151,8 +151,7 @@ def predict_held_out(config: TrainConfig, data: Path, out: Path, device: str = "
     """
     from tqdm import tqdm
 
-    from flairseg.data import load_split, prepare_case
-    from flairseg.inference import predict_probabilities
+    from flairseg.data import load_split
     from flairseg.io import case_id_of, find_cases, read_case, read_label
     from flairseg.predict import Segmenter
     from flairseg.preprocess import invert_mask, invert_probability
@@ -176,8 +175,8 @@ def predict_held_out(config: TrainConfig, data: Path, out: Path, device: str = "
         segmenter = loaded[1]
         case = read_case(paths[case_id], masks="required")
         brain = read_label(case, "_brain") if segmenter.preprocess.variant == "paper-abnormality" else None  # as training had it
-        prepared = prepare_case(condition(case) if condition else case, segmenter.task, segmenter.preprocess, brain=brain)
-        prob = predict_probabilities(segmenter.model, prepared.inputs, segmenter.batch_size, segmenter.device, autocast=segmenter.autocast)
+        prepared = segmenter.prepare(condition(case) if condition else case, brain=brain)
+        prob = segmenter.probabilities(prepared)
         held.append(HeldOut(case_id, fold, invert_mask(prob >= segmenter.threshold, prepared.transform),
                             invert_probability(prob, prepared.transform).astype(np.float16), case.mask, case.geometry.spacing))
     return held

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -98,46 +99,53 @@ class OnnxModel:
         self.in_channels = int(self.metadata["model"]["in_channels"])
         self._input = self.session.get_inputs()[0].name
 
-    def logits(self, batch: np.ndarray) -> np.ndarray:
-        """(N, C, H, W) float32 -> (N, 1, H, W) float32 logits."""
-        return self.session.run(None, {self._input: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+    # The torch network's interface, so that inference takes either (as MONAI's inferers take any network).
+    training = False
+
+    def eval(self) -> OnnxModel:
+        return self
+
+    def train(self, mode: bool = True) -> OnnxModel:
+        return self
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) float32 -> (N, 1, H, W) float32 logits, like the torch network's forward."""
+        return torch.from_numpy(self.session.run(None, {self._input: np.ascontiguousarray(batch.float().numpy())})[0])
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return (0.5 * (1.0 + np.tanh(0.5 * x))).astype(np.float32)  # overflow-free logistic
+@dataclass(frozen=True)
+class InferenceOptions:
+    """How a network is run over a case's slices.
 
+    Attributes:
+        batch_size: slices per forward pass.
+        device: where the network and the batches are (an ONNX model: the CPU).
+        tta: also predict the left-right flipped slices and average the probabilities.
+        autocast: the network's compute dtype (see :func:`resolve_precision`); None is float32.
+    """
 
-def _onnx_probabilities(model: OnnxModel, inputs: np.ndarray, batch_size: int, tta: bool) -> np.ndarray:
-    out = np.empty((inputs.shape[0], *inputs.shape[2:]), dtype=np.float32)
-    for start in range(0, inputs.shape[0], batch_size):
-        batch = inputs[start : start + batch_size]
-        prob = _sigmoid(model.logits(batch))
-        if tta:
-            prob = (prob + _sigmoid(model.logits(batch[..., ::-1]))[..., ::-1]) / 2
-        out[start : start + batch.shape[0]] = prob[:, 0]
-    return out
+    batch_size: int = 4
+    device: torch.device = torch.device("cpu")
+    tta: bool = False
+    autocast: torch.dtype | None = None
 
 
 @torch.inference_mode()
-def predict_probabilities(model: nn.Module | OnnxModel, inputs: np.ndarray, batch_size: int = 4, device: torch.device | None = None,
-                          tta: bool = False, autocast: torch.dtype | None = None) -> np.ndarray:
+def predict_probabilities(model: nn.Module | OnnxModel, inputs: np.ndarray, options: InferenceOptions = InferenceOptions()) -> np.ndarray:
     """(S, C, H, W) model inputs -> (S, H, W) float32 foreground probabilities, a batch of slices at a time.
 
-    With ``tta`` the left-right flipped slices are predicted too and the probabilities averaged.
-    ``model`` is a PyTorch network or an :class:`OnnxModel` (always on the CPU, float32).
-    ``autocast``: the network's compute dtype (see :func:`resolve_precision`); None is float32.
+    ``model`` is a PyTorch network or an :class:`OnnxModel`: anything called on a (N, C, H, W) batch
+    that returns (N, 1, H, W) logits.
     """
-    if isinstance(model, OnnxModel):
-        return _onnx_probabilities(model, inputs, batch_size, tta)
-    device = device or torch.device("cpu")
+    device, autocast = options.device, options.autocast
     was_training = model.training
     model.eval()
     out = np.empty((inputs.shape[0], *inputs.shape[2:]), dtype=np.float32)
-    for start in range(0, inputs.shape[0], batch_size):
-        batch = torch.from_numpy(np.ascontiguousarray(inputs[start : start + batch_size])).to(device, memory_format=torch.channels_last)
+    for start in range(0, inputs.shape[0], options.batch_size):
+        batch = torch.from_numpy(np.ascontiguousarray(inputs[start : start + options.batch_size])).to(device, memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
             logits = model(batch)
-            flipped = model(batch.flip(-1)).flip(-1) if tta else None
+            flipped = model(batch.flip(-1)).flip(-1) if options.tta else None
         prob = torch.sigmoid(logits.float())
         if flipped is not None:
             prob = (prob + torch.sigmoid(flipped.float())) / 2
@@ -168,12 +176,9 @@ def segment_prepared(
     prepared: Prepared,
     task: str,
     threshold: float = 0.5,
-    batch_size: int = 4,
-    device: torch.device | None = None,
-    tta: bool = False,
+    options: InferenceOptions = InferenceOptions(),
     with_probability: bool = False,
     convex_hull: bool = False,
-    autocast: torch.dtype | None = None,
     components: PostprocessConfig = PostprocessConfig(),
 ) -> Segmentation:
     """Mask (and optionally probability) on the case's own grid, postprocessed for the task.
@@ -181,7 +186,7 @@ def segment_prepared(
     Abnormality masks keep the components that ``components`` selects; brain masks the largest
     component with holes filled (or the convex hull).
     """
-    prob = predict_probabilities(model, prepared.inputs, batch_size, device, tta, autocast)
+    prob = predict_probabilities(model, prepared.inputs, options)
     return segmentation_from_probabilities(prob, prepared, task, threshold, with_probability, convex_hull, components)
 
 

@@ -27,9 +27,10 @@ import torch
 from flairseg import checkpoint, provenance, qc
 from flairseg.cases import Case, Geometry
 from flairseg.config import TASK_SPECS
-from flairseg.data import prepare_case
+from flairseg.data import Prepared, prepare_case
 from flairseg.errors import InputError
-from flairseg.inference import OnnxModel, Segmentation, limit_threads, resolve_device, resolve_precision, segment_prepared
+from flairseg.inference import (InferenceOptions, OnnxModel, Segmentation, limit_threads, predict_probabilities, resolve_device,
+                                resolve_precision, segment_prepared)
 from flairseg.io import case_id_of, check_case, find_cases, index_mask_cases, mask_output_name, read_case, read_label, write_image, write_mask
 from flairseg.metrics import CaseMetrics, case_metrics
 from flairseg.model import Ensemble
@@ -85,6 +86,7 @@ class Segmenter:
         self.components = checkpoint.postprocess_config(self.metadata)
         self.threshold = checkpoint.threshold_of(self.metadata)
         self.batch_size, self.tta, self.convex_hull = batch_size, tta, convex_hull
+        self.options = InferenceOptions(batch_size, self.device, tta, self.autocast)
         self.folds = None if folds is None else list(folds)
 
     def settings(self) -> dict[str, object]:
@@ -96,13 +98,21 @@ class Segmenter:
                 "postprocess": [self.components.rule, self.components.value], "convex_hull": self.convex_hull, "tta": self.tta,
                 "precision": "bfloat16" if self.autocast is torch.bfloat16 else "float32"}
 
-    def __call__(self, case: Case, brain: np.ndarray | None = None, with_probability: bool = False) -> Segmentation:
-        """Mask (S, H, W) bool on the case's grid, the probability map when asked, and the components found."""
+    def prepare(self, case: Case, brain: np.ndarray | None = None) -> Prepared:
+        """The case as this model's input (its preprocessing), checked against the channels it expects."""
         prepared = prepare_case(case, self.task, self.preprocess, brain=brain)
         if prepared.inputs.shape[1] != self.in_channels:
             raise InputError(f"case {case.case_id} gives {prepared.inputs.shape[1]} input channels; the model expects {self.in_channels}")
-        return segment_prepared(self.model, prepared, self.task, self.threshold, self.batch_size, self.device, self.tta, with_probability,
-                                self.convex_hull, self.autocast, self.components)
+        return prepared
+
+    def probabilities(self, prepared: Prepared) -> np.ndarray:
+        """(S', size, size) foreground probabilities in model space, before thresholding and postprocessing."""
+        return predict_probabilities(self.model, prepared.inputs, self.options)
+
+    def __call__(self, case: Case, brain: np.ndarray | None = None, with_probability: bool = False) -> Segmentation:
+        """Mask (S, H, W) bool on the case's grid, the probability map when asked, and the components found."""
+        return segment_prepared(self.model, self.prepare(case, brain), self.task, self.threshold, self.options, with_probability,
+                                self.convex_hull, self.components)
 
 
 def _members(model: torch.nn.Module, folds: Sequence[int] | None, name: str) -> torch.nn.Module:

@@ -26,7 +26,7 @@ from flairseg import augment, checkpoint, distributed
 from flairseg.config import TASK_SPECS, TrainConfig, from_dict, replace
 from flairseg.data import Prepared, Split, epoch_items, load_split, make_split, prepare_case, save_split
 from flairseg.errors import InputError, WeightsError
-from flairseg.inference import limit_threads, resolve_device, segment_prepared
+from flairseg.inference import InferenceOptions, limit_threads, resolve_device, segment_prepared
 from flairseg.io import case_id_of, find_cases, read_case, read_label
 from flairseg.losses import loss_function
 from flairseg.metrics import case_metrics
@@ -132,7 +132,7 @@ def validate(model: torch.nn.Module, cases: Sequence[Prepared], config: TrainCon
     """Per-case 3-D Dice on each case's own grid, after postprocessing (as users get it)."""
     dice = []
     for prepared in cases:
-        mask = segment_prepared(model, prepared, config.task, config.threshold, config.batch_size, device).mask
+        mask = segment_prepared(model, prepared, config.task, config.threshold, InferenceOptions(config.batch_size, device)).mask
         dice.append(case_metrics(prepared.case_id, mask, prepared.truth).dice)
     return dice
 
