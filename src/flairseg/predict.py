@@ -34,7 +34,7 @@ from flairseg.inference import (InferenceOptions, OnnxModel, Segmentation, limit
 from flairseg.io import case_id_of, check_case, find_cases, index_mask_cases, mask_output_name, read_case, read_label, write_image, write_mask
 from flairseg.metrics import CaseMetrics, case_metrics
 from flairseg.model import Ensemble
-from flairseg.outputs import ReportFolder, run_report
+from flairseg.outputs import ReportFolder, atomic_file, run_report
 from flairseg.postprocess import Component, select_components
 
 
@@ -228,9 +228,7 @@ def predict_tree(
     """
     from tqdm import tqdm
 
-    from flairseg import figures
-    from flairseg.evaluate import write_case_table
-    from flairseg.outputs import atomic_file, check_output
+    from flairseg.outputs import check_output
 
     given = source if isinstance(source, Case) else None
     source = given.geometry.source if given is not None else Path(source)
@@ -245,8 +243,7 @@ def predict_tree(
     paths: list[Path | Case] = [given] if given is not None else _unique_cases(find_cases(source))
     if part is not None and given is None:
         paths = split_parts(paths, part[1])[part[0]]
-    spec = TASK_SPECS[segmenter.task]
-    label = spec.label_suffix
+    label = TASK_SPECS[segmenter.task].label_suffix
     _check_headers(paths, label)
     out_path = check_output(out, inputs + ([truth] if truth else []), overwrite=True, replaces=False)
     if mask_file is not None:
@@ -260,56 +257,19 @@ def predict_tree(
         write_derivative_description(out_path)
     settings = {**segmenter.settings(), "brain_model": brain_segmenter.settings() if brain_segmenter else None,
                 "resample": resample, "probabilities": probabilities, "strip": strip}
+    run = _Run(segmenter, brain_segmenter, out_path, report, source, bids, mask_file, truth_index, settings, overwrite, probabilities, strip)
     failures: list[tuple[str, str]] = []
     read = functools.partial(read_case, masks="optional", mask_suffix=label, resample=resample)
-    for path, case in tqdm(_read_ahead(paths, read, ahead=segmenter.device.type != "cpu"), total=len(paths), desc="predict", unit="case", disable=quiet, file=sys.stderr):
+    cases = _read_ahead(paths, read, ahead=segmenter.device.type != "cpu")
+    for path, case in tqdm(cases, total=len(paths), desc="predict", unit="case", disable=quiet, file=sys.stderr):
         if isinstance(case, InputError):
             if len(paths) == 1:
                 raise case
             failures.append((case_id_of(path), str(case)))  # one unreadable case does not stop the others
-            continue
-        target = mask_file or out_path / (bids_mask_name(case, source, segmenter.task) if bids else mask_output_name(case, suffix=label))
-        truth_mask = case.mask
-        if case.case_id in truth_index:
-            truth_mask = read_case(truth_index[case.case_id], masks="only", mask_suffix=label).mask
-        expected = provenance.record(settings, case)
-        key = f"{case.case_id}{label}"  # a case's tumour and brain runs keep separate records and rows
-        record_file = report.record(key)
-        if not overwrite and record_file.exists() and _mask_written(case, target, label):
-            provenance.check_reusable(record_file, expected, out_path)
-            skipped += 1
-            done = read_case(target, masks="only", mask_suffix=label).mask if truth_mask is not None else None
-            _write_case_metrics(case, done, truth_mask, key, report.path)
-            continue
-        if brain_segmenter is not None:
-            found, brain = segment_within_brain(segmenter, brain_segmenter, case, with_probability=probabilities)
+        elif _predict_case(run, case):
+            predicted += 1
         else:
-            brain = read_label(case, "_brain") if segmenter.preprocess.variant == "paper-abnormality" else None
-            found = segmenter(case, brain=brain, with_probability=probabilities)
-            brain = found.mask if segmenter.task == "brain" else brain
-        mask, probability = found.mask, found.probability
-        if strip:
-            name = case.case_id if case.geometry.format == "kaggle" else f"{case.case_id}.nii.gz"
-            image = case.image if case.geometry.format == "kaggle" or case.image.shape[-1] == 1 else case.image[..., 1:2]  # volumes: the FLAIR
-            write_image(case, np.where(brain[..., None], image, 0).astype(case.image.dtype), out_path / "stripped" / name)
-        if probability is not None:
-            _write_probability(case, probability, out_path)
-        flair = case.flair
-        _write_case_metrics(case, mask, truth_mask, key, report.path)
-        if truth_mask is not None:
-            figures.outline_gif(flair, truth_mask, mask, report.gif(case.case_id))
-        sides = ("R", "L") if case.geometry.affine is not None else None  # processing layout: columns run patient right to left
-        figures.tumour_montage(flair, truth_mask, mask, report.montage(key), sides=sides)
-        inputs = input_rows(case, segmenter)
-        write_case_table("inputs", key, inputs, report.path)
-        flair_only = inputs[0].get("substituted") == "pre post"
-        write_case_table("qc", key, [qc.row(case, mask, segmenter.task, found.components, flair_only)], report.path)
-        if spec.components:
-            write_case_table("components", key, component_rows(case, found.components), report.path)
-        write_mask(case, mask, target, suffix=label)
-        with atomic_file(record_file) as tmp:  # last: a case with a record has every output, and a rerun may reuse it
-            tmp.write_text(json.dumps(expected, indent=2))
-        predicted += 1
+            skipped += 1
     if part is not None:
         with atomic_file(report.part_record(*part)) as tmp:
             tmp.write_text(json.dumps({"part": part[0], "parts": part[1], "predicted": predicted, "skipped": skipped,
@@ -318,6 +278,85 @@ def predict_tree(
     merged = merge_run_report(out_path, title)
     _report_failures(failures, len(paths), report)
     return dataclasses.replace(merged, predicted=predicted, skipped=skipped)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What every case of one prediction run shares."""
+
+    segmenter: Segmenter
+    brain_segmenter: Segmenter | None
+    out: Path
+    report: ReportFolder
+    source: Path
+    bids: bool
+    mask_file: Path | None
+    truth_index: dict[str, Path]
+    settings: dict[str, object]
+    overwrite: bool
+    probabilities: bool
+    strip: bool
+
+    @property
+    def label(self) -> str:
+        return TASK_SPECS[self.segmenter.task].label_suffix
+
+
+def _predict_case(run: _Run, case: Case) -> bool:
+    """Segment one case and write everything about it, its record last; False when its record lets it be reused."""
+    label = run.label
+    target = run.mask_file or run.out / (bids_mask_name(case, run.source, run.segmenter.task) if run.bids else mask_output_name(case, suffix=label))
+    truth_mask = case.mask
+    if case.case_id in run.truth_index:
+        truth_mask = read_case(run.truth_index[case.case_id], masks="only", mask_suffix=label).mask
+    expected = provenance.record(run.settings, case)
+    key = f"{case.case_id}{label}"  # a case's tumour and brain runs keep separate records and rows
+    if not run.overwrite and run.report.record(key).exists() and _mask_written(case, target, label):
+        provenance.check_reusable(run.report.record(key), expected, run.out)
+        done = read_case(target, masks="only", mask_suffix=label).mask if truth_mask is not None else None
+        _write_case_metrics(case, done, truth_mask, key, run.report.path)
+        return False
+    found, brain = _segment(run, case)
+    if run.strip:
+        name = case.case_id if case.geometry.format == "kaggle" else f"{case.case_id}.nii.gz"
+        image = case.image if case.geometry.format == "kaggle" or case.image.shape[-1] == 1 else case.image[..., 1:2]  # volumes: the FLAIR
+        write_image(case, np.where(brain[..., None], image, 0).astype(case.image.dtype), run.out / "stripped" / name)
+    if found.probability is not None:
+        _write_probability(case, found.probability, run.out)
+    _write_case_report(run, case, found, truth_mask, key)
+    write_mask(case, found.mask, target, suffix=label)
+    with atomic_file(run.report.record(key)) as tmp:  # last: a case with a record has every output, and a rerun may reuse it
+        tmp.write_text(json.dumps(expected, indent=2))
+    return True
+
+
+def _segment(run: _Run, case: Case) -> tuple[Segmentation, np.ndarray | None]:
+    """The case's segmentation and its brain mask (None where neither the model nor the case gives one)."""
+    segmenter = run.segmenter
+    if run.brain_segmenter is not None:
+        return segment_within_brain(segmenter, run.brain_segmenter, case, with_probability=run.probabilities)
+    brain = read_label(case, "_brain") if segmenter.preprocess.variant == "paper-abnormality" else None
+    found = segmenter(case, brain=brain, with_probability=run.probabilities)
+    return found, found.mask if segmenter.task == "brain" else brain
+
+
+def _write_case_report(run: _Run, case: Case, found: Segmentation, truth_mask: np.ndarray | None, key: str) -> None:
+    """The case's rows (metrics, inputs, QC, components) and figures in the run's report folder."""
+    from flairseg import figures
+    from flairseg.evaluate import write_case_table
+
+    report, task = run.report, run.segmenter.task
+    _write_case_metrics(case, found.mask, truth_mask, key, report.path)
+    if truth_mask is not None:
+        figures.outline_gif(case.flair, truth_mask, found.mask, report.gif(case.case_id))
+    sides = ("R", "L") if case.geometry.affine is not None else None  # processing layout: columns run patient right to left
+    figures.tumour_montage(case.flair, truth_mask, found.mask, report.montage(key), sides=sides)
+    inputs = input_rows(case, run.segmenter)
+    write_case_table("inputs", key, inputs, report.path)
+    flair_only = inputs[0].get("substituted") == "pre post"
+    write_case_table("qc", key, [qc.row(case, found.mask, task, found.components, flair_only)], report.path)
+    if TASK_SPECS[task].components:
+        write_case_table("components", key, component_rows(case, found.components), report.path)
 
 
 def _read_ahead(paths: Sequence[Path | Case], read: Callable[[Path], Case], ahead: bool = True) -> Iterator[tuple[Path | Case, Case | InputError]]:
@@ -357,7 +396,6 @@ def _report_failures(failures: Sequence[tuple[str, str]], cases: int, report: Re
     """``report/failures.csv`` (case, reason) and a one-line error naming the cases that could not be read; none: no file."""
     import csv
 
-    from flairseg.outputs import atomic_file
 
     path = report.failures
     if not failures:
@@ -445,7 +483,6 @@ def bids_mask_name(case: Case, root: Path, task: str) -> str:
 def write_derivative_description(out: Path) -> None:
     """The ``dataset_description.json`` that makes ``out`` a BIDS derivatives dataset."""
     from flairseg.version import __version__
-    from flairseg.outputs import atomic_file
 
     if (out / "dataset_description.json").exists():  # a derivatives folder shared with others keeps its own
         return
@@ -478,7 +515,6 @@ def component_rows(case: Case, components: Sequence[Component]) -> list[dict[str
 
 
 def _write_probability(case: Case, probability: np.ndarray, out: Path) -> None:
-    from flairseg.outputs import atomic_file
 
     if case.geometry.format == "kaggle":
         import tifffile
