@@ -36,6 +36,12 @@ def test_readme_has_the_commands_a_user_starts_with() -> None:
     assert any("flairseg demo" in c for c in commands) and any(c.startswith(".venv/bin/python -m pytest") for c in commands)
 
 
+def test_ci_runs_the_test_command_readme_gives() -> None:
+    """.ci/run's last line is README's "Run the tests" command, word for word (lint and tests)."""
+    command = re.search(r"Run the tests.*?```bash\n(.*?)\n```", README.read_text(encoding="utf-8"), flags=re.S)[1]
+    assert "ruff check" in command and (README.parent / ".ci" / "run").read_text().rstrip().splitlines()[-1] == command
+
+
 @pytest.mark.parametrize("command", [c for c in _commands() if _flairseg_arguments(c) is not None])
 def test_every_flairseg_command_in_readme_parses(command: str) -> None:
     args = build_parser().parse_args(_flairseg_arguments(command))  # a stale option or command exits with status 2
