@@ -64,7 +64,7 @@ def test_reloaded_model_predicts_identically(trained: Path, phantoms: Path) -> N
     first = segment(case, trained / "best.json")
     again = Segmenter(trained / "best.safetensors")(case)[0]
     np.testing.assert_array_equal(first, again)
-    assert Segmenter(trained / "best.json", device="cpu").batch_size == 4  # the CPU's fastest; 32 on a GPU
+    assert Segmenter(trained / "best.json", device="cpu").options.batch_size == 4  # the CPU's fastest; 32 on a GPU
     code = (
         "import sys, numpy as np; from flairseg import read_case; from flairseg.predict import segment;"
         f"m = segment(read_case({str(phantoms / 'PH_0')!r}), {str(trained / 'best.json')!r});"

@@ -431,7 +431,7 @@ def _predict_summary(result, part: tuple[int, int] | None) -> str:
 
         dice = [m.dice for m in result.metrics]
         line += (f"; Dice mean {np.mean(dice):.4f}, median {np.median(dice):.4f} over {len(dice)} cases with truth "
-                 f"(report in {result.out / 'report'})")
+                 f"(report in {run_report(result.out).path})")
     if result.substituted:
         line += f"; {result.substituted} cases lacked a pre- or post-contrast T1, given a copy of the FLAIR instead (report/inputs.csv)"
     if result.flagged:

@@ -69,9 +69,8 @@ def _image(path: Path) -> str:
 
 def _montage(report: Path, case: str, task: str) -> Path | None:
     """The case's montage: predict names it by case and task, evaluate by case."""
-    folder = ReportFolder(report)
-    return next((path for path in (folder.montage(f"{case}{TASK_SPECS[task].label_suffix}") if task in TASK_SPECS else None,
-                                   folder.montage(case)) if path is not None and path.is_file()), None)
+    keys = ([f"{case}{TASK_SPECS[task].label_suffix}"] if task in TASK_SPECS else []) + [case]
+    return next((path for path in map(ReportFolder(report).montage, keys) if path.is_file()), None)
 
 
 def case_rows(report: Path) -> list[dict[str, str]]:

@@ -50,8 +50,6 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-
-
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype inference runs in: None (float32 throughout) or torch.bfloat16.
 

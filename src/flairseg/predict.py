@@ -45,7 +45,7 @@ class Segmenter:
         model: path of a checkpoint (NAME, NAME.json or NAME.safetensors), or of an ONNX export
             (NAME.onnx, run by ONNX Runtime on the CPU).
         device: 'auto' (CUDA, then Apple's MPS, then the CPU), 'cpu', 'cuda', 'cuda:N' or 'mps'.
-        threads: CPU threads for PyTorch (None: PyTorch's default).
+        threads: CPU threads for PyTorch and the BLAS pools (None: the libraries' defaults).
         batch_size: slices per forward pass (None: 4 on a CPU, the fastest there; 32 on a GPU).
         tta: average with the prediction of left-right flipped slices.
         task: when given, refuse a checkpoint trained for another task.
@@ -85,7 +85,7 @@ class Segmenter:
         self.preprocess = checkpoint.preprocess_config(self.metadata)
         self.components = checkpoint.postprocess_config(self.metadata)
         self.threshold = checkpoint.threshold_of(self.metadata)
-        self.batch_size, self.tta, self.convex_hull = batch_size, tta, convex_hull
+        self.convex_hull = convex_hull
         self.options = InferenceOptions(batch_size, self.device, tta, self.autocast)
         self.folds = None if folds is None else list(folds)
 
@@ -95,7 +95,7 @@ class Segmenter:
 
         return {"flairseg_version": __version__, "model": self.metadata.get("name", "unnamed checkpoint"),
                 "weights_sha256": self.metadata.get("sha256"), "task": self.task, "folds": self.folds, "threshold": self.threshold,
-                "postprocess": [self.components.rule, self.components.value], "convex_hull": self.convex_hull, "tta": self.tta,
+                "postprocess": [self.components.rule, self.components.value], "convex_hull": self.convex_hull, "tta": self.options.tta,
                 "precision": "bfloat16" if self.autocast is torch.bfloat16 else "float32"}
 
     def prepare(self, case: Case, brain: np.ndarray | None = None) -> Prepared:
@@ -396,7 +396,6 @@ def _report_failures(failures: Sequence[tuple[str, str]], cases: int, report: Re
     """``report/failures.csv`` (case, reason) and a one-line error naming the cases that could not be read; none: no file."""
     import csv
 
-
     path = report.failures
     if not failures:
         path.unlink(missing_ok=True)  # a rerun that read every case leaves no stale list behind
@@ -515,7 +514,6 @@ def component_rows(case: Case, components: Sequence[Component]) -> list[dict[str
 
 
 def _write_probability(case: Case, probability: np.ndarray, out: Path) -> None:
-
     if case.geometry.format == "kaggle":
         import tifffile
 

@@ -259,7 +259,7 @@ def train(
             _record_epoch(model, optimizer, state, config, split, epoch, dice, out)
             log.write(epoch, config.epochs, train_loss, dice, state, time.perf_counter() - started)
         distributed.barrier(world)
-    average_dice, best_is_average = _finish_with_tail_average(model, state, config, split, val_cases, out, quiet) if log else (None, False)
+    average_dice, best_is_average = _finish_with_tail_average(model, state, config, split, val_cases, out, quiet) if world.is_main else (None, False)
     if log is not None:
         log.close()
     distributed.shutdown(world)
