@@ -42,7 +42,7 @@ from flairseg.model import UNet
 from flairseg.inference import resolve_device
 from flairseg.train import train_step, training_batch
 
-PREPARE_SECONDS = 120  # reading and preparing the training cases, per process, all at once
+PREPARE_SECONDS = 60  # reading and preparing the training cases, per process, all at once
 EVALUATE_SECONDS = 120  # out-of-fold prediction and report of one recipe (they run side by side)
 MARGIN = 1.2  # validation after each epoch, checkpoints, and what the timing window misses
 TIMING_SECONDS = 10  # the window in which every fold's stand-in counts its steps
@@ -238,15 +238,15 @@ def main() -> int:
         return 1
     for name in configs:
         print(f"{name}: {seconds[name] * 1000:.1f} ms per training step with all {sum(folds.values())} folds at once on {args.device}", flush=True)
+    for needed in args.wait_for:
+        while not needed.exists():
+            time.sleep(1)
     deadline = started + args.seconds - (EVALUATE_SECONDS if args.evaluate else 0)
     budget = deadline - time.time() - PREPARE_SECONDS
     epochs = plan_epochs(configs, seconds, budget, args.min_epochs, args.max_epochs)
     if not epochs:
         print(f"cv_compare: error: {args.min_epochs} epochs do not fit {budget:.0f} s of training; give more --seconds", file=sys.stderr)
         return 1
-    for needed in args.wait_for:
-        while not needed.exists():
-            time.sleep(1)
     finished = train_all(data, out, recipes, folds, epochs, args.device, deadline)
     print(f"training ended after {time.time() - started:.0f} s; finished: {', '.join(n for n, ok in finished.items() if ok) or 'none'}", flush=True)
     first = next(iter(recipes))
