@@ -1,4 +1,4 @@
-"""Issue 5's checks of predicted brain masks against the HD-BET labels and the tumour masks.
+"""Checks of predicted brain masks against the HD-BET labels and the tumour masks.
 
     python benchmarks/brain_checks.py PREDICTIONS DATA
 

@@ -12,7 +12,8 @@ import tifffile
 
 from conftest import phantom, write_kaggle_case
 from flairseg.errors import InputError
-from flairseg.io import case_id_of, find_cases, mask_output_name, read_case, read_label, write_mask
+from flairseg.io import case_id_of, find_cases, read_case, read_label, write_mask
+from flairseg.outputs import PredictionFolder
 from flairseg.kaggle import read_kaggle_case
 
 
@@ -180,4 +181,4 @@ def test_case_ids_are_resolved_names(kaggle_tree: Path, monkeypatch: pytest.Monk
 def test_case_ids_that_could_escape_the_output_are_refused(kaggle_tree: Path, case_id: str) -> None:
     case = read_case(kaggle_tree / "CASE_0")
     with pytest.raises(InputError, match="cannot name an output"):
-        mask_output_name(dataclasses.replace(case, case_id=case_id))
+        PredictionFolder(kaggle_tree / "out").mask(dataclasses.replace(case, case_id=case_id))

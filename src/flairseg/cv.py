@@ -288,14 +288,15 @@ def write_report(result: CrossValidation, held: Sequence[HeldOut], config: Train
 
 def write_masks(result: CrossValidation, held: Sequence[HeldOut], data: Path) -> None:
     """The out-of-fold masks (as scored) under ``out/predictions``, in the layout of the input."""
-    from flairseg.io import case_id_of, find_cases, mask_output_name, read_case, write_mask
+    from flairseg.io import case_id_of, find_cases, read_case, write_mask
+    from flairseg.outputs import PredictionFolder
 
     paths = {case_id_of(p): p for p in find_cases(data)}
     for case, fold in zip(held, result.folds):
         rule = result.rules_by_fold[fold]
         mask, _ = select_components(case.binary, case.probability, rule.rule, rule.value)
         source = read_case(paths[case.case_id], masks="ignore")
-        write_mask(source, mask, result.out / "predictions" / mask_output_name(source))
+        write_mask(source, mask, PredictionFolder(result.out / "predictions").mask(source))
 
 
 def make_ensemble(result: CrossValidation, config: TrainConfig) -> Path:

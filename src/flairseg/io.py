@@ -202,18 +202,6 @@ def check_case(path: str | os.PathLike, masks: MaskPolicy = "optional", mask_suf
         check_headers(path)
 
 
-def mask_output_name(case: Case, suffix: str = "_mask") -> str:
-    """File or folder name under which a case's mask is written: the case folder, or ``<case><suffix>.nii.gz``.
-
-    Raises InputError for a case id that could leave the output folder ("", ".", "..", separators).
-    """
-    if case.case_id in ("", ".", "..") or any(c in case.case_id for c in ("/", "\\", "\0")):
-        raise InputError(f"case id {case.case_id!r} cannot name an output; give the case a plain name (no '..' or separators)")
-    if case.geometry.format == "kaggle":
-        return case.case_id
-    return f"{case.case_id}{suffix}.nii.gz"
-
-
 def write_mask(case: Case, mask: np.ndarray, path: str | os.PathLike, suffix: str = "_mask") -> Path:
     """Write a mask on the case's grid the way the case came, atomically, and return the path written.
 

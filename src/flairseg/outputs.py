@@ -18,6 +18,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from flairseg.cases import Case
+from flairseg.config import TASK_SPECS
 from flairseg.errors import InputError
 
 
@@ -173,4 +175,53 @@ class ReportFolder:
 def run_report(out: Path) -> ReportFolder:
     """The report folder of a prediction run in ``out``."""
     return ReportFolder(Path(out) / "report")
+
+
+RUN_NAMES = ("report", "probabilities", "stripped", "dataset_description")  # a prediction run's own outputs beside its cases
+
+
+@dataclass(frozen=True)
+class PredictionFolder:
+    """The name of every file a prediction run writes for a case, made in this one place.
+
+    Masks mirror the input (a Kaggle case folder of ``<CASE>_<k><suffix>.tif``, or
+    ``<case><suffix>.nii.gz`` with the task's suffix), or follow a BIDS derivatives layout when
+    ``bids_root`` is the dataset they come from (``<its folder>/<case>_desc-tumour_mask.nii.gz``), or
+    go to ``mask_file`` (one case only). Probability maps and skull-stripped images have their own
+    folders or suffixes, named in :data:`RUN_NAMES` so that no case can take them.
+    """
+
+    path: Path
+    task: str = "abnormality"
+    bids_root: Path | None = None
+    mask_file: Path | None = None
+
+    @property
+    def label(self) -> str:
+        """The task's mask suffix, which also keys a case's records and report rows (``<case><label>``)."""
+        return TASK_SPECS[self.task].label_suffix
+
+    def mask(self, case: Case) -> Path:
+        if self.mask_file is not None:
+            return self.mask_file
+        case_id = _output_case_id(case)
+        if self.bids_root is not None:
+            folder = case.geometry.source.parent.relative_to(self.bids_root)
+            return self.path / folder / f"{case_id}_desc-{TASK_SPECS[self.task].label}_mask.nii.gz"
+        return self.path / (case_id if case.geometry.format == "kaggle" else f"{case_id}{self.label}.nii.gz")
+
+    def probability(self, case: Case) -> Path:
+        case_id = _output_case_id(case)
+        return self.path / "probabilities" / f"{case_id}.tif" if case.geometry.format == "kaggle" else self.path / f"{case_id}_probability.nii.gz"
+
+    def stripped(self, case: Case) -> Path:
+        case_id = _output_case_id(case)
+        return self.path / "stripped" / (case_id if case.geometry.format == "kaggle" else f"{case_id}.nii.gz")
+
+
+def _output_case_id(case: Case) -> str:
+    """The case id, refused when it could leave the output folder ("", ".", "..", separators)."""
+    if case.case_id in ("", ".", "..") or any(c in case.case_id for c in ("/", "\\", "\0")):
+        raise InputError(f"case id {case.case_id!r} cannot name an output; give the case a plain name (no '..' or separators)")
+    return case.case_id
 

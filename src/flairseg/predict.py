@@ -31,10 +31,10 @@ from flairseg.data import Prepared, prepare_case
 from flairseg.errors import InputError
 from flairseg.inference import (InferenceOptions, OnnxModel, Segmentation, limit_threads, predict_probabilities, resolve_device,
                                 resolve_precision, segment_prepared)
-from flairseg.io import case_id_of, check_case, find_cases, index_mask_cases, mask_output_name, read_case, read_label, write_image, write_mask
+from flairseg.io import case_id_of, check_case, find_cases, index_mask_cases, read_case, read_label, write_image, write_mask
 from flairseg.metrics import CaseMetrics, case_metrics
 from flairseg.model import Ensemble
-from flairseg.outputs import ReportFolder, atomic_file, run_report
+from flairseg.outputs import RUN_NAMES, PredictionFolder, ReportFolder, atomic_file, run_report
 from flairseg.postprocess import Component, select_components
 
 
@@ -257,7 +257,8 @@ def predict_tree(
         write_derivative_description(out_path)
     settings = {**segmenter.settings(), "brain_model": brain_segmenter.settings() if brain_segmenter else None,
                 "resample": resample, "probabilities": probabilities, "strip": strip}
-    run = _Run(segmenter, brain_segmenter, out_path, report, source, bids, mask_file, truth_index, settings, overwrite, probabilities, strip)
+    names = PredictionFolder(out_path, segmenter.task, bids_root=source if bids else None, mask_file=mask_file)
+    run = _Run(segmenter, brain_segmenter, names, report, truth_index, settings, overwrite, probabilities, strip)
     failures: list[tuple[str, str]] = []
     read = functools.partial(read_case, masks="optional", mask_suffix=label, resample=resample)
     cases = _read_ahead(paths, read, ahead=segmenter.device.type != "cpu")
@@ -286,43 +287,35 @@ class _Run:
 
     segmenter: Segmenter
     brain_segmenter: Segmenter | None
-    out: Path
+    names: PredictionFolder
     report: ReportFolder
-    source: Path
-    bids: bool
-    mask_file: Path | None
     truth_index: dict[str, Path]
     settings: dict[str, object]
     overwrite: bool
     probabilities: bool
     strip: bool
 
-    @property
-    def label(self) -> str:
-        return TASK_SPECS[self.segmenter.task].label_suffix
-
 
 def _predict_case(run: _Run, case: Case) -> bool:
     """Segment one case and write everything about it, its record last; False when its record lets it be reused."""
-    label = run.label
-    target = run.mask_file or run.out / (bids_mask_name(case, run.source, run.segmenter.task) if run.bids else mask_output_name(case, suffix=label))
+    label = run.names.label
+    target = run.names.mask(case)
     truth_mask = case.mask
     if case.case_id in run.truth_index:
         truth_mask = read_case(run.truth_index[case.case_id], masks="only", mask_suffix=label).mask
     expected = provenance.record(run.settings, case)
     key = f"{case.case_id}{label}"  # a case's tumour and brain runs keep separate records and rows
     if not run.overwrite and run.report.record(key).exists() and _mask_written(case, target, label):
-        provenance.check_reusable(run.report.record(key), expected, run.out)
+        provenance.check_reusable(run.report.record(key), expected, run.names.path)
         done = read_case(target, masks="only", mask_suffix=label).mask if truth_mask is not None else None
         _write_case_metrics(case, done, truth_mask, key, run.report.path)
         return False
     found, brain = _segment(run, case)
     if run.strip:
-        name = case.case_id if case.geometry.format == "kaggle" else f"{case.case_id}.nii.gz"
         image = case.image if case.geometry.format == "kaggle" or case.image.shape[-1] == 1 else case.image[..., 1:2]  # volumes: the FLAIR
-        write_image(case, np.where(brain[..., None], image, 0).astype(case.image.dtype), run.out / "stripped" / name)
+        write_image(case, np.where(brain[..., None], image, 0).astype(case.image.dtype), run.names.stripped(case))
     if found.probability is not None:
-        _write_probability(case, found.probability, run.out)
+        _write_probability(case, found.probability, run.names.probability(case))
     _write_case_report(run, case, found, truth_mask, key)
     write_mask(case, found.mask, target, suffix=label)
     with atomic_file(run.report.record(key)) as tmp:  # last: a case with a record has every output, and a rerun may reuse it
@@ -452,9 +445,6 @@ def split_parts(paths: Sequence[Path], parts: int) -> list[list[Path]]:
     return [sorted(group, key=case_id_of) for group in dealt]
 
 
-RUN_NAMES = ("report", "probabilities", "stripped", "dataset_description")  # the run's own outputs beside the cases
-
-
 def _unique_cases(paths: Sequence[Path]) -> list[Path]:
     """The cases of a tree, refusing two with one id (they would share an output) or an id the run's own files use."""
     seen: dict[str, Path] = {}
@@ -471,12 +461,6 @@ def _unique_cases(paths: Sequence[Path]) -> list[Path]:
 def is_bids_root(path: Path) -> bool:
     """A BIDS dataset: a folder with ``dataset_description.json`` and ``sub-*`` folders."""
     return path.is_dir() and (path / "dataset_description.json").is_file() and any(path.glob("sub-*"))
-
-
-def bids_mask_name(case: Case, root: Path, task: str) -> str:
-    """Where a BIDS case's mask goes inside a derivatives dataset: the FLAIR's folder, ``desc-tumour`` or ``desc-brain``."""
-    folder = case.geometry.source.parent.relative_to(root)
-    return str(folder / f"{case.case_id}_desc-{'brain' if task == 'brain' else 'tumour'}_mask.nii.gz")
 
 
 def write_derivative_description(out: Path) -> None:
@@ -513,13 +497,13 @@ def component_rows(case: Case, components: Sequence[Component]) -> list[dict[str
              "summed_probability": f"{c.mass:.6g}", "kept": "yes" if c.kept else "no"} for index, c in enumerate(components, start=1)]
 
 
-def _write_probability(case: Case, probability: np.ndarray, out: Path) -> None:
+def _write_probability(case: Case, probability: np.ndarray, path: Path) -> None:
     if case.geometry.format == "kaggle":
         import tifffile
 
-        with atomic_file(out / "probabilities" / f"{case.case_id}.tif") as tmp:
+        with atomic_file(path) as tmp:
             tifffile.imwrite(tmp, probability.astype(np.float32), photometric="minisblack")
     else:
         from flairseg.volumes import write_volume_mask
 
-        write_volume_mask(case, probability, out / f"{case.case_id}_probability.nii.gz", probability=True)
+        write_volume_mask(case, probability, path, probability=True)
