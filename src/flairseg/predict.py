@@ -34,7 +34,7 @@ from flairseg.inference import (InferenceOptions, OnnxModel, Segmentation, limit
 from flairseg.io import case_id_of, check_case, find_cases, index_mask_cases, read_case, read_label, write_image, write_mask
 from flairseg.metrics import CaseMetrics, case_metrics
 from flairseg.model import Ensemble
-from flairseg.outputs import RUN_NAMES, PredictionFolder, ReportFolder, atomic_file, run_report
+from flairseg.outputs import RUN_NAMES, PredictionFolder, ReportFolder, atomic_file, check_output, run_report
 from flairseg.postprocess import Component, select_components
 
 
@@ -226,18 +226,9 @@ def predict_tree(
     by size (:func:`split_parts`), for N independent jobs writing into one ``out``. ``mask_file``
     (one case only) is where its mask goes instead of ``out``, which then holds the report alone.
     """
-    from tqdm import tqdm
-
-    from flairseg.outputs import check_output
-
     given = source if isinstance(source, Case) else None
     source = given.geometry.source if given is not None else Path(source)
-    if not source.exists():
-        raise InputError(f"input {source} does not exist")
-    if brain_segmenter is not None and (segmenter.task != "abnormality" or brain_segmenter.task != "brain"):
-        raise InputError("the two-stage pipeline needs an abnormality model and a brain model (--brain-model)")
-    if strip and segmenter.task != "brain" and brain_segmenter is None:
-        raise InputError("--strip needs a brain mask: predict with a brain model (--task brain) or add --brain-model")
+    _check_request(source, segmenter, brain_segmenter, strip)
     bids = given is None and is_bids_root(source)
     inputs = [source] if not bids or not Path(out).resolve().is_relative_to((source / "derivatives").resolve()) else []
     paths: list[Path | Case] = [given] if given is not None else _unique_cases(find_cases(source))
@@ -248,10 +239,7 @@ def predict_tree(
     out_path = check_output(out, inputs + ([truth] if truth else []), overwrite=True, replaces=False)
     if mask_file is not None:
         mask_file = check_output(mask_file, inputs + ([truth] if truth else []), overwrite=True, replaces=False)
-    truth_index = {}
-    if truth is not None:
-        truth_index = index_mask_cases(truth, mask_suffix=label)
-    predicted = skipped = 0
+    truth_index = index_mask_cases(truth, mask_suffix=label) if truth is not None else {}
     report = run_report(out_path)
     if bids:
         write_derivative_description(out_path)
@@ -259,9 +247,35 @@ def predict_tree(
                 "resample": resample, "probabilities": probabilities, "strip": strip}
     names = PredictionFolder(out_path, segmenter.task, bids_root=source if bids else None, mask_file=mask_file)
     run = _Run(segmenter, brain_segmenter, names, report, truth_index, settings, overwrite, probabilities, strip)
+    predicted, skipped, failures = _predict_cases(run, paths, resample, quiet)
+    if part is not None:
+        with atomic_file(report.part_record(*part)) as tmp:
+            tmp.write_text(json.dumps({"part": part[0], "parts": part[1], "predicted": predicted, "skipped": skipped,
+                                       "cases": [p.case_id if isinstance(p, Case) else case_id_of(p) for p in paths]}, indent=2))
+    title = f"Prediction of {source.name} by {segmenter.metadata.get('name', 'the model')}"
+    merged = merge_run_report(out_path, title)
+    _report_failures(failures, len(paths), report)
+    return dataclasses.replace(merged, predicted=predicted, skipped=skipped)
+
+
+def _check_request(source: Path, segmenter: Segmenter, brain_segmenter: Segmenter | None, strip: bool) -> None:
+    """Refuse a missing input and model combinations that cannot give what was asked."""
+    if not source.exists():
+        raise InputError(f"input {source} does not exist")
+    if brain_segmenter is not None and (segmenter.task != "abnormality" or brain_segmenter.task != "brain"):
+        raise InputError("the two-stage pipeline needs an abnormality model and a brain model (--brain-model)")
+    if strip and segmenter.task != "brain" and brain_segmenter is None:
+        raise InputError("--strip needs a brain mask: predict with a brain model (--task brain) or add --brain-model")
+
+
+def _predict_cases(run: _Run, paths: Sequence[Path | Case], resample: bool, quiet: bool) -> tuple[int, int, list[tuple[str, str]]]:
+    """Read (ahead, on an accelerator) and predict every case: how many were predicted and reused, and which failed to read."""
+    from tqdm import tqdm
+
+    predicted = skipped = 0
     failures: list[tuple[str, str]] = []
-    read = functools.partial(read_case, masks="optional", mask_suffix=label, resample=resample)
-    cases = _read_ahead(paths, read, ahead=segmenter.device.type != "cpu")
+    read = functools.partial(read_case, masks="optional", mask_suffix=run.names.label, resample=resample)
+    cases = _read_ahead(paths, read, ahead=run.segmenter.device.type != "cpu")
     for path, case in tqdm(cases, total=len(paths), desc="predict", unit="case", disable=quiet, file=sys.stderr):
         if isinstance(case, InputError):
             if len(paths) == 1:
@@ -271,14 +285,7 @@ def predict_tree(
             predicted += 1
         else:
             skipped += 1
-    if part is not None:
-        with atomic_file(report.part_record(*part)) as tmp:
-            tmp.write_text(json.dumps({"part": part[0], "parts": part[1], "predicted": predicted, "skipped": skipped,
-                                       "cases": [p.case_id if isinstance(p, Case) else case_id_of(p) for p in paths]}, indent=2))
-    title = f"Prediction of {source.name} by {segmenter.metadata.get('name', 'the model')}"
-    merged = merge_run_report(out_path, title)
-    _report_failures(failures, len(paths), report)
-    return dataclasses.replace(merged, predicted=predicted, skipped=skipped)
+    return predicted, skipped, failures
 
 
 @dataclass(frozen=True)

@@ -208,12 +208,7 @@ def train(
     torch_device = resolve_device(device)
     limit_threads(threads)
     data, out = Path(data), Path(out)
-    if not data.exists():
-        raise InputError(f"data folder {data} does not exist")
-    if out.exists() and not (resume or overwrite):
-        raise InputError(f"run folder {out} exists; pass --resume to continue it or --overwrite to start again")
-    check_output(out, [data, *(checkpoint.paths_of(init_from) if init_from is not None else ())], overwrite=True,
-                 replaces=not resume)  # never the data, the --init checkpoint, the current or home folder, or a foreign folder
+    _check_run_folder(data, out, resume, overwrite, init_from)
     paths = {case_id_of(p): p for p in find_cases(data)}
     world = distributed.init(torch_device)
     if torch_device.type == "cuda":
@@ -221,29 +216,11 @@ def train(
         torch.cuda.set_device(torch_device)
     quiet = quiet or not world.is_main
     config, split = _plan_run(out, config, sorted(paths), resume)
-
-    train_cases, stripped_cases = _prepare([paths[c] for c in split.train], config, quiet, "training cases")
-    val_cases, _ = _prepare([paths[c] for c in split.validation], replace(config, skull_strip=0.0), quiet, "validation cases")
+    train_cases, stripped_cases, val_cases = _training_cases(paths, split, config, quiet, data)
     areas = [p.target.sum(axis=(1, 2)) for p in train_cases]
-    if sum(float(a.sum()) for a in areas) == 0:
-        raise InputError(f"no {TASK_SPECS[config.task].label} voxel in any training case under {data}; check the masks")
-    channels = train_cases[0].inputs.shape[1]
-    if channels != config.model.in_channels:
-        raise InputError(f"the data give {channels} input channels but the model expects {config.model.in_channels}")
     if not resume:
         _create_run(out, config, split, world)  # only now: bad data leave no half-made run folder behind
-
-    torch.manual_seed(config.seed)
-    if config.deterministic:  # CPU kernels are deterministic already; on GPU this trades speed for bitwise repeats
-        torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.benchmark = False
-    model = _initial_model(config, init_from if not resume else None, init_member).to(torch_device, memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    state = checkpoint.TrainingState()
-    if resume and checkpoint.paths_of(out / "last")[1].is_file():
-        state = checkpoint.load_training_state(out / "last", model, optimizer)
-        if not quiet:
-            print(f"resuming {out} after epoch {state.epoch + 1} of {config.epochs}", file=sys.stderr)
+    model, optimizer, state = _model_and_state(config, out, init_from if not resume else None, init_member, resume, torch_device, quiet)
     net = model  # channels-last above: about 1.8x faster convolutions on CPU (benchmarks/)
     if world.size > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[torch_device.index] if torch_device.type == "cuda" else None)
@@ -264,6 +241,46 @@ def train(
         log.close()
     distributed.shutdown(world)
     return TrainResult(out, state.best_epoch, state.best_dice, config.epochs, world.is_main, average_dice, best_is_average)
+
+
+def _check_run_folder(data: Path, out: Path, resume: bool, overwrite: bool, init_from: str | os.PathLike | None) -> None:
+    """Refuse missing data, an existing run folder without --resume or --overwrite, and an output that holds an input."""
+    if not data.exists():
+        raise InputError(f"data folder {data} does not exist")
+    if out.exists() and not (resume or overwrite):
+        raise InputError(f"run folder {out} exists; pass --resume to continue it or --overwrite to start again")
+    check_output(out, [data, *(checkpoint.paths_of(init_from) if init_from is not None else ())], overwrite=True,
+                 replaces=not resume)  # never the data, the --init checkpoint, the current or home folder, or a foreign folder
+
+
+def _training_cases(paths: dict[str, Path], split: Split, config: TrainConfig, quiet: bool,
+                    data: Path) -> tuple[list[Prepared], list[Prepared] | None, list[Prepared]]:
+    """The training cases (and their skull-stripped copies when asked) and the validation cases, as model inputs."""
+    train_cases, stripped_cases = _prepare([paths[c] for c in split.train], config, quiet, "training cases")
+    val_cases, _ = _prepare([paths[c] for c in split.validation], replace(config, skull_strip=0.0), quiet, "validation cases")
+    if not any(p.target.any() for p in train_cases):
+        raise InputError(f"no {TASK_SPECS[config.task].label} voxel in any training case under {data}; check the masks")
+    channels = train_cases[0].inputs.shape[1]
+    if channels != config.model.in_channels:
+        raise InputError(f"the data give {channels} input channels but the model expects {config.model.in_channels}")
+    return train_cases, stripped_cases, val_cases
+
+
+def _model_and_state(config: TrainConfig, out: Path, init_from: str | os.PathLike | None, init_member: int | None, resume: bool,
+                     device: torch.device, quiet: bool) -> tuple[UNet, torch.optim.Optimizer, checkpoint.TrainingState]:
+    """The network (channels-last on ``device``), its optimizer and the training state, resumed from ``out/last`` when asked."""
+    torch.manual_seed(config.seed)
+    if config.deterministic:  # CPU kernels are deterministic already; on GPU this trades speed for bitwise repeats
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+    model = _initial_model(config, init_from, init_member).to(device, memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    state = checkpoint.TrainingState()
+    if resume and checkpoint.paths_of(out / "last")[1].is_file():
+        state = checkpoint.load_training_state(out / "last", model, optimizer)
+        if not quiet:
+            print(f"resuming {out} after epoch {state.epoch + 1} of {config.epochs}", file=sys.stderr)
+    return model, optimizer, state
 
 
 def _initial_model(config: TrainConfig, init_from: str | os.PathLike | None, init_member: int | None) -> UNet:
