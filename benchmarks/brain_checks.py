@@ -32,18 +32,31 @@ def main() -> None:
         brain = read_case(path, masks="only", mask_suffix="_brain").mask
         label = read_case(args.data / case_id, masks="only", mask_suffix="_brain").mask
         tumour = read_case(args.data / case_id, masks="only").mask
-        rows.append((case_id, case_metrics(case_id, brain, label).dice, brain.sum() / label.sum() - 1,
-                     int((tumour & ~brain).sum()), int((tumour & ~label).sum()), int(tumour.sum())))
-    print("| case | Dice | volume error | tumour voxels outside predicted brain | outside label brain | tumour voxels |")
+        rows.append(
+            (
+                case_id,
+                case_metrics(case_id, brain, label).dice,
+                brain.sum() / label.sum() - 1,
+                int((tumour & ~brain).sum()),
+                int((tumour & ~label).sum()),
+                int(tumour.sum()),
+            )
+        )
+    print(
+        "| case | Dice | volume error | tumour voxels outside predicted brain | outside label brain | tumour voxels |"
+    )
     print("|---|---|---|---|---|---|")
     for case_id, dice, error, outside, outside_label, tumour in rows:
         print(f"| {case_id} | {dice:.4f} | {100 * error:+.1f} % | {outside} | {outside_label} | {tumour} |")
     dice = np.array([r[1] for r in rows])
     error = np.array([r[2] for r in rows])
     outside = np.array([r[3] for r in rows])
-    print(f"\n{len(rows)} cases: Dice mean {dice.mean():.4f}, median {np.median(dice):.4f}, min {dice.min():.4f}; "
-          f"volume error {100 * error.min():+.1f} % to {100 * error.max():+.1f} % ({int((abs(error) <= 0.03).sum())} within 3 %); "
-          f"{int((outside > 0).sum())} cases leave tumour voxels outside the brain ({int(outside.sum())} voxels in all)")
+    print(
+        f"\n{len(rows)} cases: Dice mean {dice.mean():.4f}, median {np.median(dice):.4f}, min {dice.min():.4f}; "
+        f"volume error {100 * error.min():+.1f} % to {100 * error.max():+.1f} % ({int((abs(error) <= 0.03).sum())} "
+        "within 3 %); "
+        f"{int((outside > 0).sum())} cases leave tumour voxels outside the brain ({int(outside.sum())} voxels in all)"
+    )
 
 
 if __name__ == "__main__":

@@ -24,7 +24,9 @@ from flairseg import checkpoint
 from flairseg.weights import resolve
 
 
-def median_ms_per_slice(model: torch.nn.Module, batch: torch.Tensor, dtype: torch.dtype | None, repeats: int) -> tuple[float, float]:
+def median_ms_per_slice(
+    model: torch.nn.Module, batch: torch.Tensor, dtype: torch.dtype | None, repeats: int
+) -> tuple[float, float]:
     """(first call in s, median ms per slice over the following calls)."""
     with torch.inference_mode(), torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
         start = time.perf_counter()
@@ -58,12 +60,23 @@ def main() -> None:
                 model = torch.compile(model)
             first, ms = median_ms_per_slice(model, batch, dtype, args.repeats)
             rows.append({"dtype": name, "compiled": compiled, "first_call_s": first, "ms_per_slice": ms})
-    lines = [f"{platform.machine()}, {args.threads} threads, batch {args.batch} of 256 x 256, released abnormality network", "",
-             "| dtype | torch.compile | ms/slice | first call (s) |", "|---|---|---|---|"]
-    lines += [f"| {r['dtype']} | {'yes' if r['compiled'] else 'no'} | {r['ms_per_slice']:.1f} | {r['first_call_s']:.1f} |" for r in rows]
+    lines = [
+        f"{platform.machine()}, {args.threads} threads, batch {args.batch} of 256 x 256, released abnormality network",
+        "",
+        "| dtype | torch.compile | ms/slice | first call (s) |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['dtype']} | {'yes' if r['compiled'] else 'no'} | {r['ms_per_slice']:.1f} | {r['first_call_s']:.1f} |"
+        for r in rows
+    ]
     print("\n".join(lines))
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"machine": platform.platform(), "threads": args.threads, "batch": args.batch, "rows": rows}, indent=2))
+    args.json.write_text(
+        json.dumps(
+            {"machine": platform.platform(), "threads": args.threads, "batch": args.batch, "rows": rows}, indent=2
+        )
+    )
 
 
 if __name__ == "__main__":

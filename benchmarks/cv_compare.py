@@ -54,8 +54,12 @@ def synthetic_cases(config: TrainConfig, cases: int = 4, slices: int = 20) -> li
     size = config.preprocess.size
     target = np.zeros((slices, size, size), dtype=bool)
     target[:, size // 3 : size // 2, size // 3 : size // 2] = True
-    return [SimpleNamespace(inputs=rng.random((slices, config.model.in_channels, size, size), dtype=np.float32), target=target)
-            for _ in range(cases)]
+    return [
+        SimpleNamespace(
+            inputs=rng.random((slices, config.model.in_channels, size, size), dtype=np.float32), target=target
+        )
+        for _ in range(cases)
+    ]
 
 
 def time_steps(recipe: Path, device_name: str, start: float, seconds: float) -> float:
@@ -88,9 +92,18 @@ def time_steps(recipe: Path, device_name: str, start: float, seconds: float) -> 
 def concurrent_step_seconds(recipes: dict[str, Path], folds: dict[str, int], device: str) -> dict[str, float]:
     """Seconds per training step of each recipe while all its folds and the other recipes' run at once."""
     start = time.time() + 20 + sum(folds.values())  # time for every process to start and reach the device
-    jobs = [(name, subprocess.Popen([sys.executable, __file__, "--time-step", str(path), "--device", device,
-                                     "--start", str(start)], stdout=subprocess.PIPE, text=True))
-            for name, path in recipes.items() for _ in range(folds[name])]
+    jobs = [
+        (
+            name,
+            subprocess.Popen(
+                [sys.executable, __file__, "--time-step", str(path), "--device", device, "--start", str(start)],
+                stdout=subprocess.PIPE,
+                text=True,
+            ),
+        )
+        for name, path in recipes.items()
+        for _ in range(folds[name])
+    ]
     seconds: dict[str, list[float]] = {name: [] for name in recipes}
     for name, job in jobs:
         out, _ = job.communicate()
@@ -100,9 +113,12 @@ def concurrent_step_seconds(recipes: dict[str, Path], folds: dict[str, int], dev
     return {name: max(values) for name, values in seconds.items()}
 
 
-def plan_epochs(configs: dict[str, TrainConfig], seconds: dict[str, float], budget: float, min_epochs: int,
-                max_epochs: int) -> int:
-    """The most epochs (at most each recipe's own and ``max_epochs``) that the slowest recipe's folds finish in ``budget`` seconds."""
+def plan_epochs(
+    configs: dict[str, TrainConfig], seconds: dict[str, float], budget: float, min_epochs: int, max_epochs: int
+) -> int:
+    """The most epochs (at most each recipe's own and ``max_epochs``) that the slowest recipe's folds finish in
+    ``budget`` seconds.
+    """
     per_epoch = max(configs[n].steps_per_epoch * seconds[n] for n in configs) * MARGIN
     epochs = min(max_epochs, max(c.epochs for c in configs.values()), math.floor(budget / per_epoch))
     return epochs if epochs >= min_epochs else 0
@@ -117,8 +133,9 @@ def epochs_done(run: Path) -> int:
     return max(0, len(log.read_text().splitlines()) - 1) if log.is_file() else 0
 
 
-def train_all(data: Path, out: Path, recipes: dict[str, Path], folds: dict[str, int], epochs: int, device: str,
-              deadline: float) -> dict[str, bool]:
+def train_all(
+    data: Path, out: Path, recipes: dict[str, Path], folds: dict[str, int], epochs: int, device: str, deadline: float
+) -> dict[str, bool]:
     """Start every fold of every recipe at once; stop what still runs at ``deadline``; which recipes finished."""
     threads = max(1, (os.cpu_count() or 1) // sum(folds.values()))
     jobs = []
@@ -126,17 +143,38 @@ def train_all(data: Path, out: Path, recipes: dict[str, Path], folds: dict[str, 
         (out / name).mkdir(parents=True, exist_ok=True)
         for fold in range(folds[name]):
             log = (out / name / f"fold-{fold}.log").open("w")
-            command = flairseg("cv", "--config", str(recipe), "--data", str(data), "-o", str(out / name), "--fold", str(fold),
-                               "--device", device, "--threads", str(threads), "--set", f"epochs={epochs}")
+            command = flairseg(
+                "cv",
+                "--config",
+                str(recipe),
+                "--data",
+                str(data),
+                "-o",
+                str(out / name),
+                "--fold",
+                str(fold),
+                "--device",
+                device,
+                "--threads",
+                str(threads),
+                "--set",
+                f"epochs={epochs}",
+            )
             jobs.append((name, fold, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)))
-    print(f"training {len(jobs)} folds of {len(recipes)} recipes, {epochs} epochs each, {threads} thread(s) per fold", flush=True)
+    print(
+        f"training {len(jobs)} folds of {len(recipes)} recipes, {epochs} epochs each, {threads} thread(s) per fold",
+        flush=True,
+    )
     started, last_report = time.time(), 0.0
     while any(job.poll() is None for *_, job in jobs) and time.time() < deadline:
         time.sleep(2)
         if time.time() - last_report >= 30:
             last_report = time.time()
-            done = " ".join(f"{name[-5:]}/{fold}:{epochs_done(out / name / f'fold-{fold}')}" + ("" if job.poll() is None else f"(exit {job.returncode})")
-                            for name, fold, job in jobs)
+            done = " ".join(
+                f"{name[-5:]}/{fold}:{epochs_done(out / name / f'fold-{fold}')}"
+                + ("" if job.poll() is None else f"(exit {job.returncode})")
+                for name, fold, job in jobs
+            )
             print(f"{time.time() - started:4.0f} s, epochs done: {done}", flush=True)
     for *_, job in jobs:
         if job.poll() is None:
@@ -160,10 +198,27 @@ def keep_weights(run: Path, folds: int, keep: Path) -> None:
 
 def evaluate_all(data: Path, out: Path, recipes: dict[str, Path], epochs: int, device: str) -> None:
     """Out-of-fold prediction, report and ensemble of each recipe, side by side."""
-    jobs = [subprocess.Popen(flairseg("cv", "--config", str(recipe), "--data", str(data), "-o", str(out / name), "--device", device,
-                                      "--quiet", "--set", f"epochs={epochs}"),
-                             stdout=(out / name / "evaluate.log").open("w"), stderr=subprocess.STDOUT)
-            for name, recipe in recipes.items()]
+    jobs = [
+        subprocess.Popen(
+            flairseg(
+                "cv",
+                "--config",
+                str(recipe),
+                "--data",
+                str(data),
+                "-o",
+                str(out / name),
+                "--device",
+                device,
+                "--quiet",
+                "--set",
+                f"epochs={epochs}",
+            ),
+            stdout=(out / name / "evaluate.log").open("w"),
+            stderr=subprocess.STDOUT,
+        )
+        for name, recipe in recipes.items()
+    ]
     for job in jobs:
         job.wait()
 
@@ -185,9 +240,18 @@ def comparison_rows(out: Path, configs: dict[str, TrainConfig]) -> list[dict[str
         with (out / name / "report" / "metrics.csv").open() as handle:
             dice = [float(r["dice"]) for r in csv.DictReader(handle)]
         times = [fold_seconds(out / name / f"fold-{k}") for k in range(config.folds)]
-        rows.append({"recipe": name, "status": "evaluated", "cases": len(dice), "dice_mean": round(metrics["dice_mean"], 4),
-                     "dice_median": round(metrics["dice_median"], 4), "dice_min": round(metrics["dice_min"], 4),
-                     "below_0.5": sum(d < 0.5 for d in dice), "fold_seconds_median": round(sorted(times)[len(times) // 2])})
+        rows.append(
+            {
+                "recipe": name,
+                "status": "evaluated",
+                "cases": len(dice),
+                "dice_mean": round(metrics["dice_mean"], 4),
+                "dice_median": round(metrics["dice_median"], 4),
+                "dice_min": round(metrics["dice_min"], 4),
+                "below_0.5": sum(d < 0.5 for d in dice),
+                "fold_seconds_median": round(sorted(times)[len(times) // 2]),
+            }
+        )
     return rows
 
 
@@ -212,13 +276,27 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=540.0, help="wall time for everything (default 540)")
     parser.add_argument("--min-epochs", type=int, default=12)
     parser.add_argument("--max-epochs", type=int, default=40)
-    parser.add_argument("--keep", type=Path, help="folder for the fold checkpoints of the first recipe once trained, "
-                        "replaced by the best recipe's once evaluated")
-    parser.add_argument("--wait-for", type=Path, nargs="*", default=[], help="files that must exist before training starts "
-                        "(data still being unpacked while the steps are timed)")
-    parser.add_argument("--evaluate", action=argparse.BooleanOptionalAction, default=True,
-                        help="evaluate each recipe out of fold here (--no-evaluate: train only)")
-    parser.add_argument("--time-step", type=Path, help=argparse.SUPPRESS)  # one fold's stand-in of concurrent_step_seconds
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="folder for the fold checkpoints of the first recipe once trained, "
+        "replaced by the best recipe's once evaluated",
+    )
+    parser.add_argument(
+        "--wait-for",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="files that must exist before training starts (data still being unpacked while the steps are timed)",
+    )
+    parser.add_argument(
+        "--evaluate",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="evaluate each recipe out of fold here (--no-evaluate: train only)",
+    )
+    # one fold's stand-in of concurrent_step_seconds
+    parser.add_argument("--time-step", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--start", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.time_step:
@@ -237,7 +315,11 @@ def main() -> int:
         print(f"cv_compare: error: {exc}", file=sys.stderr)
         return 1
     for name in configs:
-        print(f"{name}: {seconds[name] * 1000:.1f} ms per training step with all {sum(folds.values())} folds at once on {args.device}", flush=True)
+        print(
+            f"{name}: {seconds[name] * 1000:.1f} ms per training step with all {sum(folds.values())} folds at once on "
+            f"{args.device}",
+            flush=True,
+        )
     for needed in args.wait_for:
         while not needed.exists():
             time.sleep(1)
@@ -245,18 +327,28 @@ def main() -> int:
     budget = deadline - time.time() - PREPARE_SECONDS
     epochs = plan_epochs(configs, seconds, budget, args.min_epochs, args.max_epochs)
     if not epochs:
-        print(f"cv_compare: error: {args.min_epochs} epochs do not fit {budget:.0f} s of training; give more --seconds", file=sys.stderr)
+        print(
+            f"cv_compare: error: {args.min_epochs} epochs do not fit {budget:.0f} s of training; give more --seconds",
+            file=sys.stderr,
+        )
         return 1
     finished = train_all(data, out, recipes, folds, epochs, args.device, deadline)
-    print(f"training ended after {time.time() - started:.0f} s; finished: {', '.join(n for n, ok in finished.items() if ok) or 'none'}", flush=True)
+    print(
+        f"training ended after {time.time() - started:.0f} s; finished: "
+        f"{', '.join(n for n, ok in finished.items() if ok) or 'none'}",
+        flush=True,
+    )
     first = next(iter(recipes))
     if args.keep:  # unfinished folds too: their best epoch so far is better than nothing
         keep_weights(out / first, folds[first], args.keep)
     if not args.evaluate:
         return 0 if all(finished.values()) else 1
     evaluate_all(data, out, {n: recipes[n] for n, ok in finished.items() if ok}, epochs, args.device)
-    header = (f"Out-of-fold comparison on {args.device} ({torch.cuda.get_device_name() if args.device.startswith('cuda') else 'CPU'}), "
-              f"{epochs} epochs per fold, {time.time() - started:.0f} s in all")
+    header = (
+        f"Out-of-fold comparison on {args.device} "
+        f"({torch.cuda.get_device_name() if args.device.startswith('cuda') else 'CPU'}), "
+        f"{epochs} epochs per fold, {time.time() - started:.0f} s in all"
+    )
     rows = comparison_rows(out, configs)
     write_comparison(rows, out, header)
     evaluated = [r for r in rows if r["status"] == "evaluated"]

@@ -51,7 +51,9 @@ def skull_stripped(case: Case) -> Case:
 
 
 def z_scored_in_brain(case: Case) -> Case:
-    """Skull-stripped, then each channel z-scored over the brain with 0 outside, as many public datasets are prepared."""
+    """Skull-stripped, then each channel z-scored over the brain with 0 outside, as many public datasets are
+    prepared.
+    """
     brain = read_label(case, "_brain")
     image = case.image.astype(np.float32)
     inside = image[brain]
@@ -64,7 +66,9 @@ CONDITIONS = {
     "FLAIR only": flair_only,
     "skull-stripped, 3 sequences": skull_stripped,
     "FLAIR only and skull-stripped": lambda case: flair_only(skull_stripped(case)),
-    "FLAIR only, skull-stripped, z-scored in the brain (negative values, 0 outside)": lambda case: flair_only(z_scored_in_brain(case)),
+    "FLAIR only, skull-stripped, z-scored in the brain (negative values, 0 outside)": lambda case: flair_only(
+        z_scored_in_brain(case)
+    ),
 }
 
 
@@ -110,16 +114,27 @@ def main() -> int:
         for case in held:
             rule, value = rules[case.fold]
             mask, _ = select_components(case.binary, case.probability, rule, value)
-            dice[case.case_id] = dice_from_counts(int((mask & case.truth).sum()), int(mask.sum()), int(case.truth.sum()))
+            dice[case.case_id] = dice_from_counts(
+                int((mask & case.truth).sum()), int(mask.sum()), int(case.truth.sum())
+            )
         values = np.array(list(dice.values()))
-        lines.append(f"| {name} | {len(values)} | {values.mean():.4f} | {np.median(values):.4f} | {values.min():.4f} | {int((values < 0.5).sum())} |")
+        lines.append(
+            f"| {name} | {len(values)} | {values.mean():.4f} | {np.median(values):.4f} | {values.min():.4f} | "
+            f"{int((values < 0.5).sum())} |"
+        )
         print(lines[-1], flush=True)
         if args.compare:
             compared.append((name, *_compare(args.compare, args.data, condition, dice, args.threads)))
     if compared:
-        lines += ["", f"On the {compared[0][1]} cases {args.compare} never saw: its Dice and the cross-validation's out-of-fold Dice",
-                  "", "| input | cases | compared model: mean / median / min | cross-validation, out of fold: mean / median / min |",
-                  "|---|---|---|---|"]
+        lines += [
+            "",
+            f"On the {compared[0][1]} cases {args.compare} never saw: its Dice and the cross-validation's out-of-fold "
+            "Dice",
+            "",
+            "| input | cases | compared model: mean / median / min | cross-validation, out of fold: mean / median / "
+            "min |",
+            "|---|---|---|---|",
+        ]
         lines += [f"| {name} | {n} | {a} | {b} |" for name, n, a, b in compared]
     out = args.out or args.cv / "report" / "conditions.md"
     out.write_text("\n".join(lines) + "\n")

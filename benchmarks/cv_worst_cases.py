@@ -36,8 +36,11 @@ def main() -> int:
         flair = case.image[..., 1]
         figures.tumour_montage(flair, case.mask, predicted, args.out / f"{row['case']}_montage.png")
         figures.outline_gif(flair, case.mask, predicted, args.out / f"{row['case']}.gif")
-        print(f"{row['case']} (fold {row['fold']}): Dice {row['dice']} (before postprocessing {row['dice_before_postprocessing']}), "
-              f"predicted {row['pred_voxels']} voxels vs {row['truth_voxels']} true (x{row['volume_ratio']})")
+        print(
+            f"{row['case']} (fold {row['fold']}): Dice {row['dice']} (before postprocessing "
+            f"{row['dice_before_postprocessing']}), "
+            f"predicted {row['pred_voxels']} voxels vs {row['truth_voxels']} true (x{row['volume_ratio']})"
+        )
     return 0
 
 

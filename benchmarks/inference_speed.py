@@ -25,6 +25,7 @@ SLICES_PER_CASE = 36
 
 def seconds_per_batch(models: list[torch.nn.Module], batch: torch.Tensor, bfloat16: bool, repeats: int) -> float:
     """Median wall time of one batch through every member, after warm-up."""
+
     def run() -> None:
         with torch.inference_mode(), torch.autocast(batch.device.type, dtype=torch.bfloat16, enabled=bfloat16):
             for model in models:
@@ -51,8 +52,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
     device = resolve_device(args.device)
-    models = [UNet(in_channels=3, features=args.features, depth=4, batch_norm=True).to(device, memory_format=torch.channels_last).eval()
-              for _ in range(args.members)]
+    models = [
+        UNet(in_channels=3, features=args.features, depth=4, batch_norm=True)
+        .to(device, memory_format=torch.channels_last)
+        .eval()
+        for _ in range(args.members)
+    ]
     batch = torch.rand(args.batch, 3, 256, 256, device=device).contiguous(memory_format=torch.channels_last)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"{args.members} x U-Net ({args.features} features), batch {args.batch}, {name}, torch {torch.__version__}")
@@ -60,7 +65,11 @@ def main() -> None:
     print("|---|---|---|---|")
     for label, bfloat16 in (("float32", False), ("bfloat16", True)):
         per_slice = seconds_per_batch(models, batch, bfloat16, args.repeats) / args.batch
-        print(f"| {label} | {per_slice * 1000:.3f} | {3600 / per_slice:,.0f} | {3600 / per_slice / SLICES_PER_CASE:,.0f} |", flush=True)
+        print(
+            f"| {label} | {per_slice * 1000:.3f} | {3600 / per_slice:,.0f} | "
+            f"{3600 / per_slice / SLICES_PER_CASE:,.0f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -40,11 +40,27 @@ def synthetic_head(path: Path, shape: tuple[int, int, int] = (512, 512, 200)) ->
 
 def measure(source: Path, out: Path, threads: int) -> dict:
     """Run one `flairseg predict` in a fresh child interpreter and return its peak RSS and wall time."""
-    code = ("import resource, subprocess, sys; "
-            "subprocess.run(sys.argv[1:], check=True); "
-            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-    command = [sys.executable, "-c", code, sys.executable, "-m", "flairseg", "predict", "-i", str(source), "-o", str(out),
-               "--threads", str(threads), "--quiet"]
+    code = (
+        "import resource, subprocess, sys; "
+        "subprocess.run(sys.argv[1:], check=True); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    command = [
+        sys.executable,
+        "-c",
+        code,
+        sys.executable,
+        "-m",
+        "flairseg",
+        "predict",
+        "-i",
+        str(source),
+        "-o",
+        str(out),
+        "--threads",
+        str(threads),
+        "--quiet",
+    ]
     start = time.perf_counter()
     done = subprocess.run(command, check=True, capture_output=True, text=True)
     seconds = time.perf_counter() - start
@@ -61,7 +77,12 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        rows.append({**measure(largest, folder / "lgg", args.threads), "shape": f"{len(list(largest.glob('*_mask.tif')))} x 256 x 256"})
+        rows.append(
+            {
+                **measure(largest, folder / "lgg", args.threads),
+                "shape": f"{len(list(largest.glob('*_mask.tif')))} x 256 x 256",
+            }
+        )
         volume = folder / "head_512x512x200.nii.gz"
         synthetic_head(volume)
         rows.append({**measure(volume, folder / "nifti", args.threads), "shape": "512 x 512 x 200"})

@@ -1,6 +1,7 @@
 """End-to-end prediction speed on this machine, per case and per stage, against the compute floor.
 
-    python benchmarks/pipeline_speed.py DATA [--cases 10] [--models released released:fp32 port:fp32] [--threads 2] [--near-slices 36]
+    python benchmarks/pipeline_speed.py DATA [--cases 10] [--models released released:fp32 port:fp32] \
+        [--threads 2] [--near-slices 36]
 
 DATA is a Kaggle tree (e.g. the restored LGG cases). For every model, in a process of its
 own (so that peak resident memory is the model's own), the first N cases (sorted by id)
@@ -70,7 +71,9 @@ def _checkpoint(model: str, folder: Path) -> Path:
 
     torch.manual_seed(0)
     config = MODEL_PRESETS["port"]
-    return save_model(UNet(**config.__dict__).eval(), config, PreprocessConfig(variant="port"), folder / "port", task="abnormality")
+    return save_model(
+        UNet(**config.__dict__).eval(), config, PreprocessConfig(variant="port"), folder / "port", task="abnormality"
+    )
 
 
 def _slice_count(case: Path) -> int:
@@ -110,19 +113,29 @@ def run_model(spec: str, data: Path, cases: int, threads: int, near: int = 0) ->
             times.append(time.perf_counter())
             prob = segmenter.probabilities(prepared)
             times.append(time.perf_counter())
-            mask = segmentation_from_probabilities(prob, prepared, segmenter.task, segmenter.threshold, components=segmenter.components).mask
+            mask = segmentation_from_probabilities(
+                prob, prepared, segmenter.task, segmenter.threshold, components=segmenter.components
+            ).mask
             times.append(time.perf_counter())
             write_mask(case, mask, Path(tmp) / "out" / case.case_id)
             flair = case.image[..., 1] if case.image.shape[-1] == 3 else case.image[..., 0]
-            figures.tumour_montage(flair, None, mask, Path(tmp) / "out" / "montages" / f"{case.case_id}.png")  # report.html's overlay
+            # report.html's overlay
+            figures.tumour_montage(flair, None, mask, Path(tmp) / "out" / "montages" / f"{case.case_id}.png")
             times.append(time.perf_counter())
             if index == 0:
                 continue  # warm-up
             stage = {name: times[i + 1] - times[i] for i, name in enumerate(STAGES)}
             rows.append({"case": case.case_id, "slices": case.shape[0], "total": times[-1] - times[0], **stage})
     dtype = "bfloat16" if segmenter.autocast is torch.bfloat16 else "float32"
-    return {"model": spec, "dtype": dtype, "parameters": parameters, "gflop_per_slice": flops / 1e9, "size": size, "cases": rows,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {
+        "model": spec,
+        "dtype": dtype,
+        "parameters": parameters,
+        "gflop_per_slice": flops / 1e9,
+        "size": size,
+        "cases": rows,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def summarise(result: dict, gemm: dict[str, float]) -> dict:
@@ -149,16 +162,21 @@ def summarise(result: dict, gemm: dict[str, float]) -> dict:
 
 def markdown(summaries: list[dict], gemm: dict[str, float], threads: int) -> str:
     lines = [
-        f"{platform.machine()}, {threads} threads, GEMM float32 {gemm['float32']:.1f} / bfloat16 {gemm['bfloat16']:.1f} GFLOP/s; medians over "
+        f"{platform.machine()}, {threads} threads, GEMM float32 {gemm['float32']:.1f} / bfloat16 "
+        f"{gemm['bfloat16']:.1f} GFLOP/s; medians over "
         f"{summaries[0]['cases']} cases (median {summaries[0]['median_slices']:.0f} slices)",
         "",
-        "| model | dtype | GFLOP/slice | s/case | ms/slice | read | preprocess | infer | postprocess | write | infer GFLOP/s | x floor | x fp32 floor | peak RSS MB |",
+        "| model | dtype | GFLOP/slice | s/case | ms/slice | read | preprocess | infer | postprocess | write | infer "
+        "GFLOP/s | x floor | x fp32 floor | peak RSS MB |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in summaries:
         stages = " | ".join(f"{s[f'{name}_ms_per_case']:.0f} ms" for name in STAGES)
-        lines.append(f"| {s['model']} | {s['dtype']} | {s['gflop_per_slice']:.2f} | {s['s_per_case']:.2f} | {s['ms_per_slice']:.1f} | {stages} | "
-                     f"{s['infer_gflops']:.1f} | {s['floor_ratio']:.2f} | {s['floor_ratio_fp32']:.2f} | {s['peak_rss_mb']:.0f} |")
+        lines.append(
+            f"| {s['model']} | {s['dtype']} | {s['gflop_per_slice']:.2f} | {s['s_per_case']:.2f} | "
+            f"{s['ms_per_slice']:.1f} | {stages} | "
+            f"{s['infer_gflops']:.1f} | {s['floor_ratio']:.2f} | {s['floor_ratio_fp32']:.2f} | {s['peak_rss_mb']:.0f} |"
+        )
     return "\n".join(lines)
 
 
@@ -168,7 +186,9 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=10)
     parser.add_argument("--models", nargs="+", default=["released", "released:fp32", "released-onnx", "port:fp32"])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--near-slices", type=int, default=0, help="time the cases whose slice count is nearest this (Kaggle trees)")
+    parser.add_argument(
+        "--near-slices", type=int, default=0, help="time the cases whose slice count is nearest this (Kaggle trees)"
+    )
     parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "pipeline_speed.json")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -179,18 +199,46 @@ def main() -> None:
     summaries, raw = [], []
     for model in args.models:
         print(f"timing {model} on {args.cases} cases ...", file=sys.stderr)
-        done = subprocess.run([sys.executable, __file__, str(args.data), "--cases", str(args.cases), "--threads", str(args.threads),
-                               "--near-slices", str(args.near_slices), "--worker", model], check=True, capture_output=True, text=True)
+        done = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                str(args.data),
+                "--cases",
+                str(args.cases),
+                "--threads",
+                str(args.threads),
+                "--near-slices",
+                str(args.near_slices),
+                "--worker",
+                model,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         raw.append(json.loads(done.stdout))
         summaries.append(summarise(raw[-1], gemm))
     table = markdown(summaries, gemm, args.threads)
     if len(summaries) > 1:
-        table += "\n\n" + "; ".join(f"{s['model']} is {summaries[-1]['s_per_case'] / s['s_per_case']:.1f}x faster than {summaries[-1]['model']}"
-                                    for s in summaries[:-1])
+        table += "\n\n" + "; ".join(
+            f"{s['model']} is {summaries[-1]['s_per_case'] / s['s_per_case']:.1f}x faster than {summaries[-1]['model']}"
+            for s in summaries[:-1]
+        )
     print(table)
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"machine": platform.platform(), "threads": args.threads, "gemm_gflops": gemm,
-                                     "summaries": summaries, "raw": raw}, indent=2))
+    args.json.write_text(
+        json.dumps(
+            {
+                "machine": platform.platform(),
+                "threads": args.threads,
+                "gemm_gflops": gemm,
+                "summaries": summaries,
+                "raw": raw,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

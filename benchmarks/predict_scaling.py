@@ -36,7 +36,9 @@ def write_cases(root: Path, count: int, slices: int, size: int) -> None:
         case = root / f"CASE{index:05d}"
         case.mkdir(parents=True)
         for k in range(1, slices + 1):
-            image = (head[..., None] * rng.integers(60, 120, size=(size, size, 3)) + blob[..., None] * 100).astype(np.uint8)
+            image = (head[..., None] * rng.integers(60, 120, size=(size, size, 3)) + blob[..., None] * 100).astype(
+                np.uint8
+            )
             tifffile.imwrite(case / f"CASE{index:05d}_{k}.tif", image, photometric="rgb")
             tifffile.imwrite(case / f"CASE{index:05d}_{k}_mask.tif", (blob * 255).astype(np.uint8))
 
@@ -66,16 +68,34 @@ def main() -> None:
     flairseg = [sys.executable, "-m", "flairseg"]
     start = min(timed(flairseg + ["--version"])[0] for _ in range(3))
     print(f"CLI start (flairseg --version, best of 3): {start:.2f} s", flush=True)
-    print(f"{args.slices} slices of {args.size} px per case, model: released, --folds {args.folds}, {args.threads} threads")
+    print(
+        f"{args.slices} slices of {args.size} px per case, model: released, --folds {args.folds}, {args.threads} "
+        "threads"
+    )
     print("| cases | first run s | s per case | peak MB | rerun (all done) s | rerun s per case | rerun peak MB |")
     print("|---|---|---|---|---|---|---|")
     for count in args.cases:
         data, out = args.work / f"in-{count}", args.work / f"out-{count}"
         write_cases(data, count, args.slices, args.size)
-        command = flairseg + ["predict", "-i", str(data), "-o", str(out), "--folds", args.folds, "--threads", str(args.threads), "--quiet"]
+        command = flairseg + [
+            "predict",
+            "-i",
+            str(data),
+            "-o",
+            str(out),
+            "--folds",
+            args.folds,
+            "--threads",
+            str(args.threads),
+            "--quiet",
+        ]
         first, first_mb = timed(command)
         rerun, rerun_mb = timed(command)
-        print(f"| {count} | {first:.1f} | {first / count:.3f} | {first_mb:.0f} | {rerun:.1f} | {rerun / count:.3f} | {rerun_mb:.0f} |", flush=True)
+        print(
+            f"| {count} | {first:.1f} | {first / count:.3f} | {first_mb:.0f} | {rerun:.1f} | {rerun / count:.3f} | "
+            f"{rerun_mb:.0f} |",
+            flush=True,
+        )
         shutil.rmtree(data)
         shutil.rmtree(out)
 

@@ -35,14 +35,21 @@ def worker(data: Path, cases: int, threads: int, bounded: bool) -> None:
         torch.set_num_threads(threads)
     for path in sorted(data.glob("TCGA_*"))[:cases]:
         started = time.perf_counter()
-        prepare_case(read_case(path, masks="required", mask_suffix="_mask"), "abnormality", PreprocessConfig(variant="port", size=256))
+        prepare_case(
+            read_case(path, masks="required", mask_suffix="_mask"),
+            "abnormality",
+            PreprocessConfig(variant="port", size=256),
+        )
         print(time.perf_counter() - started, flush=True)
 
 
 def run(data: Path, processes: int, cases: int, threads: int, bounded: bool) -> float:
     """Median seconds per case over all processes started at once."""
     command = [sys.executable, __file__, str(data), "--worker", "--cases", str(cases), "--threads", str(threads)]
-    jobs = [subprocess.Popen(command + (["--bounded"] if bounded else []), stdout=subprocess.PIPE, text=True) for _ in range(processes)]
+    jobs = [
+        subprocess.Popen(command + (["--bounded"] if bounded else []), stdout=subprocess.PIPE, text=True)
+        for _ in range(processes)
+    ]
     seconds = [float(line) for job in jobs for line in job.communicate()[0].split()]
     return statistics.median(seconds)
 
@@ -63,8 +70,11 @@ def main() -> None:
     print(f"1 process: {alone:.2f} s per case", flush=True)
     for bounded in (False, True):
         label = "PyTorch and BLAS threads bounded" if bounded else "PyTorch threads only"
-        print(f"{args.processes} processes, {args.threads} threads each, {label}: "
-              f"{run(args.data, args.processes, args.cases, args.threads, bounded):.2f} s per case", flush=True)
+        print(
+            f"{args.processes} processes, {args.threads} threads each, {label}: "
+            f"{run(args.data, args.processes, args.cases, args.threads, bounded):.2f} s per case",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

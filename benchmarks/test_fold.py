@@ -31,7 +31,17 @@ def main() -> None:
         link = cases / case_id
         if not link.exists():
             link.symlink_to((args.data / case_id).resolve(), target_is_directory=True)
-    command = ["flairseg", "predict", "-i", str(cases), "-o", str(args.out / "predictions"), "--model", str(args.model), "--quiet"]
+    command = [
+        "flairseg",
+        "predict",
+        "-i",
+        str(cases),
+        "-o",
+        str(args.out / "predictions"),
+        "--model",
+        str(args.model),
+        "--quiet",
+    ]
     subprocess.run(command + predict_options, check=True)
     print((args.out / "predictions" / "report" / "summary.md").read_text())
 

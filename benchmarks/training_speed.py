@@ -53,7 +53,11 @@ def measure(size: int, features: int, batch: int, batch_norm: bool, channels_las
             model.train()
 
     return {
-        "size": size, "features": features, "batch": batch, "batch_norm": batch_norm, "channels_last": channels_last,
+        "size": size,
+        "features": features,
+        "batch": batch,
+        "batch_norm": batch_norm,
+        "channels_last": channels_last,
         "train_ms_per_slice": 1000 * _time(step, repeats) / batch,
         "infer_ms_per_slice": 1000 * _time(infer, repeats) / batch,
     }
@@ -76,7 +80,11 @@ def main() -> None:
             for layout in layouts:
                 row = measure(size, features, args.batch, True, layout, args.repeats)
                 rows.append(row)
-                print(f"| {size} | {features} | {layout} | {row['train_ms_per_slice']:.1f} | {row['infer_ms_per_slice']:.1f} |", flush=True)
+                print(
+                    f"| {size} | {features} | {layout} | {row['train_ms_per_slice']:.1f} | "
+                    f"{row['infer_ms_per_slice']:.1f} |",
+                    flush=True,
+                )
     out = Path(__file__).parent / "results" / "training_speed.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "rows": rows}, indent=2))

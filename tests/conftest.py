@@ -17,7 +17,9 @@ def phantom(slices: int = 8, size: int = 64, seed: int = 0, shift: int = 0) -> t
     z, y, x = np.mgrid[:slices, :size, :size].astype(float)
     zc, c = (slices - 1) / 2, (size - 1) / 2
     head = ((y - c) / (0.42 * size)) ** 2 + ((x - c) / (0.35 * size)) ** 2 + ((z - zc) / (0.6 * slices)) ** 2 <= 1
-    tumour = ((y - c + 0.1 * size) ** 2 + (x - c - 0.1 * size - shift) ** 2) / (0.12 * size) ** 2 + ((z - zc) / (0.3 * slices)) ** 2 <= 1
+    tumour = ((y - c + 0.1 * size) ** 2 + (x - c - 0.1 * size - shift) ** 2) / (0.12 * size) ** 2 + (
+        (z - zc) / (0.3 * slices)
+    ) ** 2 <= 1
     base = rng.integers(1, 7, size=(slices, size, size)).astype(float)
     base[head] = rng.normal(100, 8, size=int(head.sum()))
     base[tumour & head] += 60
@@ -34,7 +36,9 @@ def write_kaggle_case(root: Path, case_id: str, image: np.ndarray, mask: np.ndar
         photometric = "rgb" if plane.ndim == 3 and plane.shape[-1] == 3 else "minisblack"
         tifffile.imwrite(folder / f"{case_id}_{k + 1}.tif", plane, photometric=photometric)
         if mask is not None:
-            tifffile.imwrite(folder / f"{case_id}_{k + 1}_mask.tif", mask[k].astype(np.uint8) * 255, photometric="minisblack")
+            tifffile.imwrite(
+                folder / f"{case_id}_{k + 1}_mask.tif", mask[k].astype(np.uint8) * 255, photometric="minisblack"
+            )
     return folder
 
 

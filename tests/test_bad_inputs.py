@@ -108,7 +108,7 @@ def _four_d(tmp: Path) -> list[str]:
 
 def _edit_header(path: Path, offset: int, value: bytes) -> None:
     data = bytearray(path.read_bytes())
-    data[offset:offset + len(value)] = value
+    data[offset : offset + len(value)] = value
     path.write_bytes(bytes(data))
 
 
@@ -148,7 +148,9 @@ def _truncated_gzip(tmp: Path) -> list[str]:
 def _huge_dimensions(tmp: Path) -> list[str]:
     path = _nifti(tmp, np.ones((8, 8, 4), np.uint8), name="vol.nii")
     header = bytearray(path.read_bytes())
-    header[42:48] = (30000).to_bytes(2, "little") * 3  # dim[1..3] = 30000 each: 27 T voxels in a file of a few hundred bytes
+    header[42:48] = (30000).to_bytes(
+        2, "little"
+    ) * 3  # dim[1..3] = 30000 each: 27 T voxels in a file of a few hundred bytes
     path.write_bytes(bytes(header))
     return _predict(tmp, path)
 
@@ -204,7 +206,9 @@ def _zero_checkpoint(tmp: Path) -> Path:
     model = UNet(features=2, batch_norm=True)
     for parameter in model.parameters():
         torch.nn.init.zeros_(parameter)
-    return save_model(model, ModelConfig(features=2, batch_norm=True), PreprocessConfig(), tmp / "model" / "m", task="abnormality")
+    return save_model(
+        model, ModelConfig(features=2, batch_norm=True), PreprocessConfig(), tmp / "model" / "m", task="abnormality"
+    )
 
 
 def _unknown_model(tmp: Path) -> list[str]:
@@ -241,8 +245,27 @@ def _strip_without_brain(tmp: Path) -> list[str]:
 def _train(tmp: Path, *extra: str) -> list[str]:
     for index in range(3):
         _case(tmp, f"CASE_{index}", slices=4)
-    return ["train", "--data", str(tmp / "in"), "-o", str(tmp / "run"), "--size", "32", "--features", "4", "--epochs", "1",
-            "--steps-per-epoch", "1", "--folds", "3", "--validation-cases", "1", "--quiet", *extra]
+    return [
+        "train",
+        "--data",
+        str(tmp / "in"),
+        "-o",
+        str(tmp / "run"),
+        "--size",
+        "32",
+        "--features",
+        "4",
+        "--epochs",
+        "1",
+        "--steps-per-epoch",
+        "1",
+        "--folds",
+        "3",
+        "--validation-cases",
+        "1",
+        "--quiet",
+        *extra,
+    ]
 
 
 def _unknown_setting(tmp: Path) -> list[str]:
@@ -273,8 +296,17 @@ def _shape_not_csv(tmp: Path) -> list[str]:
 def _unknown_feature(tmp: Path) -> list[str]:
     (tmp / "f.csv").write_text("case_id,bevr\nTCGA_XX_0001_20000101,0.5\n")
     (tmp / "c.csv").write_text("Patient,RNASeqCluster\nTCGA_XX_0001,1\n")
-    return ["associate", "--features", str(tmp / "f.csv"), "--clinical", str(tmp / "c.csv"), "-o", str(tmp / "out"),
-            "--hypothesis", "sphericity:RNASeqCluster"]
+    return [
+        "associate",
+        "--features",
+        str(tmp / "f.csv"),
+        "--clinical",
+        str(tmp / "c.csv"),
+        "-o",
+        str(tmp / "out"),
+        "--hypothesis",
+        "sphericity:RNASeqCluster",
+    ]
 
 
 def _clinical_without_ids(tmp: Path) -> list[str]:
@@ -302,8 +334,24 @@ def _train_over_its_data(tmp: Path) -> list[str]:
 def _train_over_its_init(tmp: Path) -> list[str]:
     _case(tmp)
     config = ModelConfig(features=4, depth=2, batch_norm=True)
-    save_model(UNet(features=4, depth=2, batch_norm=True), config, PreprocessConfig(size=32), tmp / "old" / "best", task="abnormality")
-    return ["train", "--data", str(tmp / "in"), "-o", str(tmp / "old"), "--init", str(tmp / "old" / "best.json"), "--overwrite", "--quiet"]
+    save_model(
+        UNet(features=4, depth=2, batch_norm=True),
+        config,
+        PreprocessConfig(size=32),
+        tmp / "old" / "best",
+        task="abnormality",
+    )
+    return [
+        "train",
+        "--data",
+        str(tmp / "in"),
+        "-o",
+        str(tmp / "old"),
+        "--init",
+        str(tmp / "old" / "best.json"),
+        "--overwrite",
+        "--quiet",
+    ]
 
 
 def _empty_output(tmp: Path) -> list[str]:
@@ -315,7 +363,17 @@ def _foreign_folder(tmp: Path) -> list[str]:
     _case(tmp)
     (tmp / "mine").mkdir()
     (tmp / "mine" / "thesis.tex").write_text("years of work")
-    return ["evaluate", "--pred", str(tmp / "in"), "--truth", str(tmp / "in"), "-o", str(tmp / "mine"), "--overwrite", "--quiet"]
+    return [
+        "evaluate",
+        "--pred",
+        str(tmp / "in"),
+        "--truth",
+        str(tmp / "in"),
+        "-o",
+        str(tmp / "mine"),
+        "--overwrite",
+        "--quiet",
+    ]
 
 
 def _brats_case(tmp: Path, t1_shape: tuple[int, int, int] = (8, 8, 4)) -> Path:
@@ -370,7 +428,9 @@ def _tiffs_declaring_a_huge_case(tmp: Path) -> list[str]:
 
 
 def _nifti_declaring_a_huge_volume(tmp: Path) -> list[str]:
-    """A 1 kB .nii.gz whose header declares 600 x 600 x 600 voxels (within the voxel cap, far over the memory budget)."""
+    """A 1 kB .nii.gz whose header declares 600 x 600 x 600 voxels (within the voxel cap, far over the memory
+    budget).
+    """
     header = nib.Nifti1Header()
     header.set_data_shape((600, 600, 600))
     header.set_data_dtype(np.uint8)
@@ -386,7 +446,9 @@ def _one_bad_case_of_three(tmp: Path) -> list[str]:
     for name in ("CASE_A", "CASE_B", "CASE_C"):
         _case(tmp, name)
     slice_path = tmp / "in" / "CASE_B" / "CASE_B_2.tif"
-    tifffile.imwrite(slice_path, np.full(tifffile.imread(slice_path).shape, np.nan, dtype=np.float32), photometric="rgb")
+    tifffile.imwrite(
+        slice_path, np.full(tifffile.imread(slice_path).shape, np.nan, dtype=np.float32), photometric="rgb"
+    )
     return _predict(tmp, tmp / "in", "--model", str(_zero_checkpoint(tmp)))
 
 
@@ -398,131 +460,379 @@ def _one_bad_header_of_three(tmp: Path) -> list[str]:
 
 
 CATALOGUE = [
-    BadInput("missing-input", "the input path does not exist", lambda t: _predict(t, t / "nowhere"), "input TMP/nowhere does not exist"),
-    BadInput("file-not-a-case", "a file that is neither a volume nor a case folder", _file_not_a_case,
-             'TMP/in/notes.txt is not a case: give a Kaggle case folder, a DICOM series folder or a .nii/.nii.gz file'),
-    BadInput("empty-folder", "an empty folder", _empty_folder,
-             ('TMP/in holds no cases (Kaggle TIFF folders, DICOM series folders, NIfTI files, '
-             'BraTS / nnU-Net case folders or a BIDS dataset with FLAIR images)')),
-    BadInput("folder-without-cases", "a folder with no case inside", _folder_without_cases,
-             ('TMP/in holds no cases (Kaggle TIFF folders, DICOM series folders, NIfTI files, '
-             'BraTS / nnU-Net case folders or a BIDS dataset with FLAIR images)')),
-    BadInput("truncated-tiff", "a truncated TIFF slice", _truncated_tiff,
-             'cannot read TMP/in/CASE/CASE_2.tif: not a valid TIFF image or truncated (TiffFileError)'),
-    BadInput("text-as-tiff", "a text file named like a slice", _text_as_tiff,
-             'cannot read TMP/in/CASE/CASE_2.tif: not a valid TIFF image or truncated (TiffFileError)'),
-    BadInput("mixed-slice-sizes", "slices of different sizes in one case", _mixed_sizes,
-             'TMP/in/CASE: mixed slice sizes or channel counts ((32, 32, 3) and (16, 16, 3) in CASE_2.tif)'),
-    BadInput("slice-gap", "a slice number missing from the sequence", _slice_gap,
-             'TMP/in/CASE: image slice numbers must run 1..2 without gaps (found 1..3, missing e.g. [2]); rename or restore the missing slices'),
-    BadInput("duplicate-slice-number", "two files with the same slice number", _duplicate_number,
-             'TMP/in/CASE: slice number 2 appears twice (CASE_02.tif, CASE_2.tif); keep one file per slice'),
-    BadInput("nan-pixels", "a float TIFF slice with NaN pixels", _nan_pixels,
-             'TMP/in/CASE/CASE_2.tif holds 1 NaN or infinite pixels; fix or drop the slice'),
-    BadInput("missing-masks", "masks for some slices but not all", _missing_masks,
-             'TMP/in/CASE: 2 masks for 3 image slices; every slice needs exactly one mask (slices without a mask: [3])'),
-    BadInput("mask-size", "a mask of another size than its slice", _mask_size,
-             'TMP/in/CASE/CASE_2_mask.tif is 16x16 but the images are 32x32'),
-    BadInput("four-d-volume", "a 4-D NIfTI (e.g. diffusion) instead of a 3-D volume", _four_d,
-             'TMP/in/vol.nii.gz is 4-D (shape (8, 8, 4, 2)); flairseg needs one 3-D volume per file'),
-    BadInput("zero-spacing", "a NIfTI with zero voxel spacing", _zero_spacing,
-             'TMP/in/vol.nii has voxel spacing (0.9, 0.9, 0.0); spacing must be positive and finite: fix the header or re-export'),
-    BadInput("nan-voxels", "a NIfTI with NaN voxels", _nan_voxels,
-             'TMP/in/vol.nii.gz holds 1 NaN or infinite voxels; fix the volume (e.g. set them to 0) and retry'),
-    BadInput("singular-affine", "a NIfTI whose affine is singular", _singular_affine,
-             'TMP/in/vol.nii has a degenerate or non-finite affine; fix its header geometry (qform/sform)'),
-    BadInput("text-as-nifti", "a text file named .nii", _text_as_nifti,
-             'cannot read TMP/in/vol.nii: not a valid NIfTI file, or truncated (ImageFileError); re-export it'),
-    BadInput("truncated-gzip", "a truncated .nii.gz", _truncated_gzip,
-             'cannot read TMP/in/vol.nii.gz: not a valid NIfTI file, or truncated (EOFError); re-export it'),
-    BadInput("gzip-not-nifti", "a gzip file that holds no NIfTI", _gzip_not_nifti,
-             'cannot read TMP/in/vol.nii.gz: not a valid NIfTI file, or truncated (ImageFileError); re-export it'),
-    BadInput("huge-dimensions", "a NIfTI header claiming 30000^3 voxels in a tiny file", _huge_dimensions,
-             'TMP/in/vol.nii claims 30000 x 30000 x 30000 = 27,000,000,000,000 voxels, more than flairseg reads (268,435,456); check the dimensions in its header'),
-    BadInput("short-nifti", "an uncompressed NIfTI cut short", _short_nifti,
-             'TMP/in/vol.nii holds 5,000 bytes but its header describes 32,768: the file is truncated or its dimensions are wrong'),
-    BadInput("complex-dtype", "a NIfTI of complex numbers", _wrong_dtype,
-             'TMP/in/vol.nii.gz holds complex64 voxels; flairseg needs one real-valued (grey-level) channel'),
-    BadInput("output-exists", "the output exists and --overwrite is not given", _output_exists,
-             'output TMP/report already exists; pass --overwrite to replace it or choose another path'),
-    BadInput("output-inside-input", "the output folder inside the input", _output_inside_input,
-             'output TMP/in/CASE/prep overlaps the input TMP/in; choose an output path outside the inputs'),
-    BadInput("missing-prediction", "a truth case without a prediction", _no_prediction,
-             'no prediction for 1 of 2 truth cases (e.g. CASE_B)'),
-    BadInput("unknown-model", "a misspelt released model name", _unknown_model,
-             "abnormality-lgg-cp is neither a checkpoint file nor a released model; did you mean 'abnormality-lgg-cv5'?"),
-    BadInput("corrupt-weights", "weights that do not match their recorded sha256", _corrupt_weights,
-             'TMP/model/m.safetensors has sha256 78a2c3eccaa0..., but its JSON records ebdbe99a68e8...: the file is corrupt or was replaced'),
-    BadInput("pickle-weights", "a pickle file in place of safetensors", _pickle_weights,
-             'TMP/model/m.safetensors is a pickle file, not safetensors; flairseg never unpickles'),
-    BadInput("wrong-task-model", "an abnormality model where a brain model is asked for", _wrong_task,
-             "checkpoint m.json is a 'abnormality' model, not a 'brain' model"),
-    BadInput("no-cuda", "--device cuda on a machine without CUDA", _no_cuda,
-             "device 'cuda' requested but CUDA is not available here; use --device cpu"),
-    BadInput("strip-without-brain", "--strip with an abnormality model alone", _strip_without_brain,
-             '--strip needs a brain mask: predict with a brain model (--task brain) or add --brain-model'),
-    BadInput("unknown-setting", "a misspelt training setting", _unknown_setting,
-             "unknown setting warmup; did you mean 'warmup_steps'?"),
-    BadInput("run-exists", "a training run folder that exists", _run_exists,
-             'run folder TMP/run exists; pass --resume to continue it or --overwrite to start again'),
-    BadInput("patch-too-large", "a training patch larger than the model input", _patch_too_large,
-             'patch 64 is larger than the model input 32x32'),
-    BadInput("no-tumour", "training masks that are all empty", _no_tumour,
-             'no tumour voxel in any training case under TMP/in; check the masks'),
-    BadInput("features-not-csv", "a features file name without .csv", _shape_not_csv,
-             "the features file must end in .csv, not 'features.txt'"),
-    BadInput("unknown-feature", "an association hypothesis with an unknown feature", _unknown_feature,
-             "unknown feature 'sphericity' in hypothesis 'sphericity:RNASeqCluster'; choose one of asd, mf, bevr, volume"),
-    BadInput("clinical-without-ids", "a clinical table without the patient id column", _clinical_without_ids,
-             "clinical file TMP/c.csv has no 'Patient' column (columns: ID, RNASeqCluster); pass --id-column"),
-    BadInput("export-name", "an ONNX export file name without .onnx", _export_name,
-             "the ONNX file must end in .onnx, not 'model.pt'"),
-    BadInput("train-over-its-data", "a training run folder that holds the training data, with --overwrite", _train_over_its_data,
-             "output TMP/project overlaps the input TMP/project/data; choose an output path outside the inputs"),
-    BadInput("train-over-its-init", "a training run folder that holds the --init checkpoint, with --overwrite", _train_over_its_init,
-             "output TMP/old overlaps the input TMP/old/best.safetensors; choose an output path outside the inputs"),
-    BadInput("empty-output", "an empty output path (an unset shell variable)", _empty_output,
-             "the output path is empty (an unset shell variable?); give the folder or file to write"),
-    BadInput("foreign-folder", "--overwrite on a folder flairseg did not make", _foreign_folder,
-             "output TMP/mine is a folder flairseg did not make (no .flairseg marker); flairseg replaces only its own outputs: "
-             "move it away or choose another path"),
-    BadInput("label-as-image", "a segmentation volume given as the image", lambda t: _predict(t, _brats_case(t) / "BraTS_1_seg.nii.gz"),
-             "BraTS_1_seg.nii.gz is named like a label volume (segmentation or mask), not an image; give the case's FLAIR"),
-    BadInput("t1-as-case", "a case's T1 given as the image", lambda t: _predict(t, _brats_case(t) / "BraTS_1_t1.nii.gz"),
-             "BraTS_1_t1.nii.gz is the t1 volume of case BraTS_1 (brats naming), not a FLAIR; give the case's FLAIR file or its folder"),
-    BadInput("duplicate-case-id", "two inputs with one case id", _duplicate_ids,
-             "two inputs have the case id 'vol' (TMP/in/vol.nii and TMP/in/vol.nii.gz); rename one, they would share an output"),
-    BadInput("case-named-report", "a case named like the run's own report", lambda t: _predict(t, _case(t, "report").parent),
-             "case TMP/in/report is named 'report', which the run's own outputs use; rename it"),
-    BadInput("sequence-off-grid", "a case's T1 on another grid than its FLAIR", lambda t: _predict(t, _brats_case(t, (8, 8, 5))),
-             "BraTS_1_t1.nii.gz is not on the grid of the FLAIR BraTS_1_flair.nii.gz (shape or affine differ); "
-             "pass --resample to resample it onto the FLAIR, or resample it yourself"),
-    BadInput("negative-learning-rate", "a negative learning rate", lambda t: _train_with(t, "--lr", "-1"),
-             "lr must be > 0 and threshold in (0, 1), not lr=-1.0, threshold=0.5"),
-    BadInput("probability-above-one", "an augmentation probability above 1", lambda t: _train_with(t, "--set", "flair_only=2"),
-             "flair_only must be in [0, 1], not 2.0"),
-    BadInput("tail-longer-than-run", "averaging more epochs than the run has",
-             lambda t: _train_with(t, "--epochs", "2", "--set", "average_last=3"), "average_last (3) cannot exceed epochs (2)"),
-    BadInput("prediction-off-its-truth", "a NIfTI prediction 40 mm away from its truth (same shape, other affine)",
-             _prediction_off_its_truth, "case P01: the prediction lies up to 40.0 mm away from its truth (their affines differ); "
-             "resample it onto the truth's grid before scoring it"),
-    BadInput("tiff-declaring-a-huge-case", "three 1 kB TIFFs declaring 16000 x 16000 x 3 pixels each", _tiffs_declaring_a_huge_case,
-             "case TMP/in/CASE declares 768,000,000 voxels x 3 channel(s), about 85.8 GB to process, more than the memory budget "
-             "of 1.0 GB; check its header, or raise the budget with --max-memory (e.g. --max-memory 32G)"),
-    BadInput("nifti-declaring-a-huge-volume", "a 1 kB .nii.gz declaring 600 x 600 x 600 voxels", _nifti_declaring_a_huge_volume,
-             "TMP/in/big.nii.gz declares 216,000,000 voxels x 1 channel(s), about 8.0 GB to process, more than the memory budget "
-             "of 1.0 GB; check its header, or raise the budget with --max-memory (e.g. --max-memory 32G)"),
-    BadInput("memory-budget-not-a-size", "a memory budget that is not a size", lambda t: _predict(t, _case(t), "--max-memory", "lots"),
-             "memory budget 'lots' is not a size; write e.g. 8G, 512M or a number of bytes"),
-    BadInput("one-case-of-three-unreadable", "a tree of three cases, one with a slice of NaN pixels (found while decoding)",
-             _one_bad_case_of_three,
-             "1 of 3 cases could not be read (CASE_B); the others were predicted; the reasons are in TMP/out/report/failures.csv"),
-    BadInput("one-header-of-three-unreadable", "a tree of three cases, one with a truncated slice header", _one_bad_header_of_three,
-             "1 of 3 cases fail their header checks, so nothing was written: CASE_B: cannot read TMP/in/CASE_B/CASE_B_2.tif: "
-             "not a valid TIFF image or truncated (IndexError); fix or move them, then run again"),
-    BadInput("resume-other-epochs", "resuming a run with another number of epochs", _resume_other_epochs,
-             "TMP/old was planned for 3 epochs and resumes to that; to train longer, start a new run from its weights: "
-             "flairseg train ... --init TMP/old/best.json"),
+    BadInput(
+        "missing-input",
+        "the input path does not exist",
+        lambda t: _predict(t, t / "nowhere"),
+        "input TMP/nowhere does not exist",
+    ),
+    BadInput(
+        "file-not-a-case",
+        "a file that is neither a volume nor a case folder",
+        _file_not_a_case,
+        "TMP/in/notes.txt is not a case: give a Kaggle case folder, a DICOM series folder or a .nii/.nii.gz file",
+    ),
+    BadInput(
+        "empty-folder",
+        "an empty folder",
+        _empty_folder,
+        (
+            "TMP/in holds no cases (Kaggle TIFF folders, DICOM series folders, NIfTI files, "
+            "BraTS / nnU-Net case folders or a BIDS dataset with FLAIR images)"
+        ),
+    ),
+    BadInput(
+        "folder-without-cases",
+        "a folder with no case inside",
+        _folder_without_cases,
+        (
+            "TMP/in holds no cases (Kaggle TIFF folders, DICOM series folders, NIfTI files, "
+            "BraTS / nnU-Net case folders or a BIDS dataset with FLAIR images)"
+        ),
+    ),
+    BadInput(
+        "truncated-tiff",
+        "a truncated TIFF slice",
+        _truncated_tiff,
+        "cannot read TMP/in/CASE/CASE_2.tif: not a valid TIFF image or truncated (TiffFileError)",
+    ),
+    BadInput(
+        "text-as-tiff",
+        "a text file named like a slice",
+        _text_as_tiff,
+        "cannot read TMP/in/CASE/CASE_2.tif: not a valid TIFF image or truncated (TiffFileError)",
+    ),
+    BadInput(
+        "mixed-slice-sizes",
+        "slices of different sizes in one case",
+        _mixed_sizes,
+        "TMP/in/CASE: mixed slice sizes or channel counts ((32, 32, 3) and (16, 16, 3) in CASE_2.tif)",
+    ),
+    BadInput(
+        "slice-gap",
+        "a slice number missing from the sequence",
+        _slice_gap,
+        "TMP/in/CASE: image slice numbers must run 1..2 without gaps (found 1..3, missing e.g. [2]); rename or "
+        "restore the missing slices",
+    ),
+    BadInput(
+        "duplicate-slice-number",
+        "two files with the same slice number",
+        _duplicate_number,
+        "TMP/in/CASE: slice number 2 appears twice (CASE_02.tif, CASE_2.tif); keep one file per slice",
+    ),
+    BadInput(
+        "nan-pixels",
+        "a float TIFF slice with NaN pixels",
+        _nan_pixels,
+        "TMP/in/CASE/CASE_2.tif holds 1 NaN or infinite pixels; fix or drop the slice",
+    ),
+    BadInput(
+        "missing-masks",
+        "masks for some slices but not all",
+        _missing_masks,
+        "TMP/in/CASE: 2 masks for 3 image slices; every slice needs exactly one mask (slices without a mask: [3])",
+    ),
+    BadInput(
+        "mask-size",
+        "a mask of another size than its slice",
+        _mask_size,
+        "TMP/in/CASE/CASE_2_mask.tif is 16x16 but the images are 32x32",
+    ),
+    BadInput(
+        "four-d-volume",
+        "a 4-D NIfTI (e.g. diffusion) instead of a 3-D volume",
+        _four_d,
+        "TMP/in/vol.nii.gz is 4-D (shape (8, 8, 4, 2)); flairseg needs one 3-D volume per file",
+    ),
+    BadInput(
+        "zero-spacing",
+        "a NIfTI with zero voxel spacing",
+        _zero_spacing,
+        "TMP/in/vol.nii has voxel spacing (0.9, 0.9, 0.0); spacing must be positive and finite: fix the header or "
+        "re-export",
+    ),
+    BadInput(
+        "nan-voxels",
+        "a NIfTI with NaN voxels",
+        _nan_voxels,
+        "TMP/in/vol.nii.gz holds 1 NaN or infinite voxels; fix the volume (e.g. set them to 0) and retry",
+    ),
+    BadInput(
+        "singular-affine",
+        "a NIfTI whose affine is singular",
+        _singular_affine,
+        "TMP/in/vol.nii has a degenerate or non-finite affine; fix its header geometry (qform/sform)",
+    ),
+    BadInput(
+        "text-as-nifti",
+        "a text file named .nii",
+        _text_as_nifti,
+        "cannot read TMP/in/vol.nii: not a valid NIfTI file, or truncated (ImageFileError); re-export it",
+    ),
+    BadInput(
+        "truncated-gzip",
+        "a truncated .nii.gz",
+        _truncated_gzip,
+        "cannot read TMP/in/vol.nii.gz: not a valid NIfTI file, or truncated (EOFError); re-export it",
+    ),
+    BadInput(
+        "gzip-not-nifti",
+        "a gzip file that holds no NIfTI",
+        _gzip_not_nifti,
+        "cannot read TMP/in/vol.nii.gz: not a valid NIfTI file, or truncated (ImageFileError); re-export it",
+    ),
+    BadInput(
+        "huge-dimensions",
+        "a NIfTI header claiming 30000^3 voxels in a tiny file",
+        _huge_dimensions,
+        "TMP/in/vol.nii claims 30000 x 30000 x 30000 = 27,000,000,000,000 voxels, more than flairseg reads "
+        "(268,435,456); check the dimensions in its header",
+    ),
+    BadInput(
+        "short-nifti",
+        "an uncompressed NIfTI cut short",
+        _short_nifti,
+        "TMP/in/vol.nii holds 5,000 bytes but its header describes 32,768: the file is truncated or its dimensions "
+        "are wrong",
+    ),
+    BadInput(
+        "complex-dtype",
+        "a NIfTI of complex numbers",
+        _wrong_dtype,
+        "TMP/in/vol.nii.gz holds complex64 voxels; flairseg needs one real-valued (grey-level) channel",
+    ),
+    BadInput(
+        "output-exists",
+        "the output exists and --overwrite is not given",
+        _output_exists,
+        "output TMP/report already exists; pass --overwrite to replace it or choose another path",
+    ),
+    BadInput(
+        "output-inside-input",
+        "the output folder inside the input",
+        _output_inside_input,
+        "output TMP/in/CASE/prep overlaps the input TMP/in; choose an output path outside the inputs",
+    ),
+    BadInput(
+        "missing-prediction",
+        "a truth case without a prediction",
+        _no_prediction,
+        "no prediction for 1 of 2 truth cases (e.g. CASE_B)",
+    ),
+    BadInput(
+        "unknown-model",
+        "a misspelt released model name",
+        _unknown_model,
+        "abnormality-lgg-cp is neither a checkpoint file nor a released model; did you mean 'abnormality-lgg-cv5'?",
+    ),
+    BadInput(
+        "corrupt-weights",
+        "weights that do not match their recorded sha256",
+        _corrupt_weights,
+        "TMP/model/m.safetensors has sha256 78a2c3eccaa0..., but its JSON records ebdbe99a68e8...: the file is "
+        "corrupt or was replaced",
+    ),
+    BadInput(
+        "pickle-weights",
+        "a pickle file in place of safetensors",
+        _pickle_weights,
+        "TMP/model/m.safetensors is a pickle file, not safetensors; flairseg never unpickles",
+    ),
+    BadInput(
+        "wrong-task-model",
+        "an abnormality model where a brain model is asked for",
+        _wrong_task,
+        "checkpoint m.json is a 'abnormality' model, not a 'brain' model",
+    ),
+    BadInput(
+        "no-cuda",
+        "--device cuda on a machine without CUDA",
+        _no_cuda,
+        "device 'cuda' requested but CUDA is not available here; use --device cpu",
+    ),
+    BadInput(
+        "strip-without-brain",
+        "--strip with an abnormality model alone",
+        _strip_without_brain,
+        "--strip needs a brain mask: predict with a brain model (--task brain) or add --brain-model",
+    ),
+    BadInput(
+        "unknown-setting",
+        "a misspelt training setting",
+        _unknown_setting,
+        "unknown setting warmup; did you mean 'warmup_steps'?",
+    ),
+    BadInput(
+        "run-exists",
+        "a training run folder that exists",
+        _run_exists,
+        "run folder TMP/run exists; pass --resume to continue it or --overwrite to start again",
+    ),
+    BadInput(
+        "patch-too-large",
+        "a training patch larger than the model input",
+        _patch_too_large,
+        "patch 64 is larger than the model input 32x32",
+    ),
+    BadInput(
+        "no-tumour",
+        "training masks that are all empty",
+        _no_tumour,
+        "no tumour voxel in any training case under TMP/in; check the masks",
+    ),
+    BadInput(
+        "features-not-csv",
+        "a features file name without .csv",
+        _shape_not_csv,
+        "the features file must end in .csv, not 'features.txt'",
+    ),
+    BadInput(
+        "unknown-feature",
+        "an association hypothesis with an unknown feature",
+        _unknown_feature,
+        "unknown feature 'sphericity' in hypothesis 'sphericity:RNASeqCluster'; choose one of asd, mf, bevr, volume",
+    ),
+    BadInput(
+        "clinical-without-ids",
+        "a clinical table without the patient id column",
+        _clinical_without_ids,
+        "clinical file TMP/c.csv has no 'Patient' column (columns: ID, RNASeqCluster); pass --id-column",
+    ),
+    BadInput(
+        "export-name",
+        "an ONNX export file name without .onnx",
+        _export_name,
+        "the ONNX file must end in .onnx, not 'model.pt'",
+    ),
+    BadInput(
+        "train-over-its-data",
+        "a training run folder that holds the training data, with --overwrite",
+        _train_over_its_data,
+        "output TMP/project overlaps the input TMP/project/data; choose an output path outside the inputs",
+    ),
+    BadInput(
+        "train-over-its-init",
+        "a training run folder that holds the --init checkpoint, with --overwrite",
+        _train_over_its_init,
+        "output TMP/old overlaps the input TMP/old/best.safetensors; choose an output path outside the inputs",
+    ),
+    BadInput(
+        "empty-output",
+        "an empty output path (an unset shell variable)",
+        _empty_output,
+        "the output path is empty (an unset shell variable?); give the folder or file to write",
+    ),
+    BadInput(
+        "foreign-folder",
+        "--overwrite on a folder flairseg did not make",
+        _foreign_folder,
+        "output TMP/mine is a folder flairseg did not make (no .flairseg marker); flairseg replaces only its own "
+        "outputs: "
+        "move it away or choose another path",
+    ),
+    BadInput(
+        "label-as-image",
+        "a segmentation volume given as the image",
+        lambda t: _predict(t, _brats_case(t) / "BraTS_1_seg.nii.gz"),
+        "BraTS_1_seg.nii.gz is named like a label volume (segmentation or mask), not an image; give the case's FLAIR",
+    ),
+    BadInput(
+        "t1-as-case",
+        "a case's T1 given as the image",
+        lambda t: _predict(t, _brats_case(t) / "BraTS_1_t1.nii.gz"),
+        "BraTS_1_t1.nii.gz is the t1 volume of case BraTS_1 (brats naming), not a FLAIR; give the case's FLAIR file "
+        "or its folder",
+    ),
+    BadInput(
+        "duplicate-case-id",
+        "two inputs with one case id",
+        _duplicate_ids,
+        "two inputs have the case id 'vol' (TMP/in/vol.nii and TMP/in/vol.nii.gz); rename one, they would share an "
+        "output",
+    ),
+    BadInput(
+        "case-named-report",
+        "a case named like the run's own report",
+        lambda t: _predict(t, _case(t, "report").parent),
+        "case TMP/in/report is named 'report', which the run's own outputs use; rename it",
+    ),
+    BadInput(
+        "sequence-off-grid",
+        "a case's T1 on another grid than its FLAIR",
+        lambda t: _predict(t, _brats_case(t, (8, 8, 5))),
+        "BraTS_1_t1.nii.gz is not on the grid of the FLAIR BraTS_1_flair.nii.gz (shape or affine differ); "
+        "pass --resample to resample it onto the FLAIR, or resample it yourself",
+    ),
+    BadInput(
+        "negative-learning-rate",
+        "a negative learning rate",
+        lambda t: _train_with(t, "--lr", "-1"),
+        "lr must be > 0 and threshold in (0, 1), not lr=-1.0, threshold=0.5",
+    ),
+    BadInput(
+        "probability-above-one",
+        "an augmentation probability above 1",
+        lambda t: _train_with(t, "--set", "flair_only=2"),
+        "flair_only must be in [0, 1], not 2.0",
+    ),
+    BadInput(
+        "tail-longer-than-run",
+        "averaging more epochs than the run has",
+        lambda t: _train_with(t, "--epochs", "2", "--set", "average_last=3"),
+        "average_last (3) cannot exceed epochs (2)",
+    ),
+    BadInput(
+        "prediction-off-its-truth",
+        "a NIfTI prediction 40 mm away from its truth (same shape, other affine)",
+        _prediction_off_its_truth,
+        "case P01: the prediction lies up to 40.0 mm away from its truth (their affines differ); "
+        "resample it onto the truth's grid before scoring it",
+    ),
+    BadInput(
+        "tiff-declaring-a-huge-case",
+        "three 1 kB TIFFs declaring 16000 x 16000 x 3 pixels each",
+        _tiffs_declaring_a_huge_case,
+        "case TMP/in/CASE declares 768,000,000 voxels x 3 channel(s), about 85.8 GB to process, more than the memory "
+        "budget "
+        "of 1.0 GB; check its header, or raise the budget with --max-memory (e.g. --max-memory 32G)",
+    ),
+    BadInput(
+        "nifti-declaring-a-huge-volume",
+        "a 1 kB .nii.gz declaring 600 x 600 x 600 voxels",
+        _nifti_declaring_a_huge_volume,
+        "TMP/in/big.nii.gz declares 216,000,000 voxels x 1 channel(s), about 8.0 GB to process, more than the memory "
+        "budget "
+        "of 1.0 GB; check its header, or raise the budget with --max-memory (e.g. --max-memory 32G)",
+    ),
+    BadInput(
+        "memory-budget-not-a-size",
+        "a memory budget that is not a size",
+        lambda t: _predict(t, _case(t), "--max-memory", "lots"),
+        "memory budget 'lots' is not a size; write e.g. 8G, 512M or a number of bytes",
+    ),
+    BadInput(
+        "one-case-of-three-unreadable",
+        "a tree of three cases, one with a slice of NaN pixels (found while decoding)",
+        _one_bad_case_of_three,
+        "1 of 3 cases could not be read (CASE_B); the others were predicted; the reasons are in "
+        "TMP/out/report/failures.csv",
+    ),
+    BadInput(
+        "one-header-of-three-unreadable",
+        "a tree of three cases, one with a truncated slice header",
+        _one_bad_header_of_three,
+        "1 of 3 cases fail their header checks, so nothing was written: CASE_B: cannot read "
+        "TMP/in/CASE_B/CASE_B_2.tif: "
+        "not a valid TIFF image or truncated (IndexError); fix or move them, then run again",
+    ),
+    BadInput(
+        "resume-other-epochs",
+        "resuming a run with another number of epochs",
+        _resume_other_epochs,
+        "TMP/old was planned for 3 epochs and resumes to that; to train longer, start a new run from its weights: "
+        "flairseg train ... --init TMP/old/best.json",
+    ),
 ]
 
 
@@ -537,7 +847,9 @@ PARTIAL = {"one-case-of-three-unreadable"}  # the readable cases are written, th
 
 
 @pytest.mark.parametrize("entry", CATALOGUE, ids=lambda e: e.name)
-def test_bad_input_gives_its_documented_message(entry: BadInput, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_input_gives_its_documented_message(
+    entry: BadInput, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, err = run(entry, tmp_path, capsys)
     assert code == 1 and "\n" not in err and err == f"flairseg: error: {entry.message}"
     if entry.name in PARTIAL:
@@ -556,11 +868,16 @@ def test_the_catalogue_is_long_and_documented() -> None:
 
 
 def markdown() -> str:
-    lines = ["# Bad inputs and what flairseg says", "",
-             "Every entry is a test (`tests/test_bad_inputs.py`): the command exits with status 1, prints exactly this",
-             "one line on stderr and writes nothing. TMP stands for the folder the input lies in. Regenerate this page with",
-             "`python tests/test_bad_inputs.py > docs/bad-inputs.md`.", "",
-             "| # | input | message |", "|---|---|---|"]
+    lines = [
+        "# Bad inputs and what flairseg says",
+        "",
+        "Every entry is a test (`tests/test_bad_inputs.py`): the command exits with status 1, prints exactly this",
+        "one line on stderr and writes nothing. TMP stands for the folder the input lies in. Regenerate this page with",
+        "`python tests/test_bad_inputs.py > docs/bad-inputs.md`.",
+        "",
+        "| # | input | message |",
+        "|---|---|---|",
+    ]
     for number, entry in enumerate(CATALOGUE, start=1):
         message = entry.message.replace("|", "\\|")
         lines.append(f"| {number} | {entry.what} | `flairseg: error: {message}` |")
@@ -571,16 +888,28 @@ if __name__ == "__main__":
     print(markdown(), end="")
 
 
-@pytest.mark.parametrize("argv", [["predict", "-i", "IN", "-o", "OUT", "--batch-size", "0"], ["predict", "-i", "IN", "-o", "OUT", "--batch-size", "-3"],
-                                  ["predict", "-i", "IN", "-o", "OUT", "--threads", "0"], ["train", "--data", "IN", "-o", "OUT", "--epochs", "0"],
-                                  ["demo", "-o", "OUT", "--threads", "-1"], ["shape", "-i", "IN", "-o", "OUT", "--points", "x"]])
-def test_numeric_options_are_range_checked_where_parsed(argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["predict", "-i", "IN", "-o", "OUT", "--batch-size", "0"],
+        ["predict", "-i", "IN", "-o", "OUT", "--batch-size", "-3"],
+        ["predict", "-i", "IN", "-o", "OUT", "--threads", "0"],
+        ["train", "--data", "IN", "-o", "OUT", "--epochs", "0"],
+        ["demo", "-o", "OUT", "--threads", "-1"],
+        ["shape", "-i", "IN", "-o", "OUT", "--points", "x"],
+    ],
+)
+def test_numeric_options_are_range_checked_where_parsed(
+    argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     argv = [str(tmp_path / a) if a in ("IN", "OUT") else a for a in argv]
     _case(tmp_path)
     with pytest.raises(SystemExit) as stop:
         main(argv)
     err = capsys.readouterr().err.strip().splitlines()
-    assert stop.value.code == 2 and "error: argument" in err[-1] and ("at least 1" in err[-1] or "whole number" in err[-1])
+    assert (
+        stop.value.code == 2 and "error: argument" in err[-1] and ("at least 1" in err[-1] or "whole number" in err[-1])
+    )
     assert not (tmp_path / "OUT").exists()
 
 
@@ -588,12 +917,25 @@ def test_operating_system_errors_end_in_one_line(tmp_path: Path, capsys: pytest.
     """An output under a file (ENOTDIR) and an unwritable folder (EACCES, when not root) give one line, no traceback."""
     _case(tmp_path)
     (tmp_path / "afile").write_text("x")
-    code = main(["evaluate", "--pred", str(tmp_path / "in"), "--truth", str(tmp_path / "in"), "-o", str(tmp_path / "afile" / "out"), "--quiet"])
+    code = main(
+        [
+            "evaluate",
+            "--pred",
+            str(tmp_path / "in"),
+            "--truth",
+            str(tmp_path / "in"),
+            "-o",
+            str(tmp_path / "afile" / "out"),
+            "--quiet",
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 1 and "\n" not in err and str(tmp_path / "afile") in err and err.endswith("give another path")
 
 
-def test_library_warnings_and_logs_stay_off_the_command_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_library_warnings_and_logs_stay_off_the_command_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     import logging
     import warnings
 
@@ -620,8 +962,19 @@ def test_sigterm_leaves_no_temporary_files(tmp_path: Path) -> None:
         image, mask = phantom(slices=12, size=64, seed=index)
         write_kaggle_case(tmp_path / "cases", f"CASE_{index:03d}", image, mask)
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "flairseg", "evaluate", "--pred", str(tmp_path / "cases"), "--truth", str(tmp_path / "cases"),
-               "-o", str(out), "--quiet"]
+    command = [
+        sys.executable,
+        "-m",
+        "flairseg",
+        "evaluate",
+        "--pred",
+        str(tmp_path / "cases"),
+        "--truth",
+        str(tmp_path / "cases"),
+        "-o",
+        str(out),
+        "--quiet",
+    ]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
     while not list(tmp_path.glob(".out.*.part")) and process.poll() is None and time.time() < deadline:
@@ -634,14 +987,30 @@ def test_sigterm_leaves_no_temporary_files(tmp_path: Path) -> None:
 
 
 def test_three_overwriting_predictions_into_one_folder_all_succeed(tmp_path: Path) -> None:
-    """Concurrent runs with --overwrite into one output: every run ends well, every case is whole, nothing is left aside."""
+    """Concurrent runs with --overwrite into one output: every run ends well, every case is whole, nothing is left
+    aside.
+    """
     import subprocess
 
     for index in range(4):
         _case(tmp_path, f"CASE_{index}", slices=6)
     model = _zero_checkpoint(tmp_path)
-    command = [sys.executable, "-m", "flairseg", "predict", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(model),
-               "--overwrite", "--quiet", "--threads", "1"]
+    command = [
+        sys.executable,
+        "-m",
+        "flairseg",
+        "predict",
+        "-i",
+        str(tmp_path / "in"),
+        "-o",
+        str(tmp_path / "out"),
+        "--model",
+        str(model),
+        "--overwrite",
+        "--quiet",
+        "--threads",
+        "1",
+    ]
     runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
     results = [(run.wait(timeout=300), run.stderr.read()) for run in runs]
     assert all(code == 0 for code, _ in results), results
@@ -670,12 +1039,13 @@ def test_concurrent_replacements_of_one_folder_never_fail(tmp_path: Path) -> Non
     assert (target / "who.txt").read_text().endswith(" 39") and sorted(p.name for p in tmp_path.iterdir()) == ["CASE"]
 
 
-
 def test_memory_budget_sizes(monkeypatch: pytest.MonkeyPatch) -> None:
     from flairseg import memory
     from flairseg.errors import ConfigError
 
-    assert memory.parse_size("8G") == memory.parse_size("8GiB") == 8 * 2**30 and memory.parse_size("1.5g") == int(1.5 * 2**30)
+    assert memory.parse_size("8G") == memory.parse_size("8GiB") == 8 * 2**30 and memory.parse_size("1.5g") == int(
+        1.5 * 2**30
+    )
     assert memory.parse_size("512M") == 512 * 2**20 and memory.parse_size(str(2**21)) == 2**21
     for bad in ("lots", "-2G", "100", ""):
         with pytest.raises(ConfigError):

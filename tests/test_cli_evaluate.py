@@ -38,7 +38,9 @@ def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
 def test_evaluate_shifted_masks(kaggle_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pred = _shifted_predictions(kaggle_tree, tmp_path / "pred")
     out = tmp_path / "report"
-    code, stdout, _ = _run(["evaluate", "--pred", str(pred), "--truth", str(kaggle_tree), "-o", str(out), "--quiet"], capsys)
+    code, stdout, _ = _run(
+        ["evaluate", "--pred", str(pred), "--truth", str(kaggle_tree), "-o", str(out), "--quiet"], capsys
+    )
     assert code == 0 and "3 cases: Dice mean" in stdout
     rows = list(csv.DictReader((out / "metrics.csv").open()))
     assert [r["case_id"] for r in rows] == ["CASE_0", "CASE_1", "CASE_2"]
@@ -57,14 +59,19 @@ def test_evaluate_shifted_masks(kaggle_tree: Path, tmp_path: Path, capsys: pytes
     assert (out / "montages" / "CASE_1.png").is_file()
 
 
-def test_evaluate_against_itself_is_perfect(sample_case: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_evaluate_against_itself_is_perfect(
+    sample_case: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, stdout, _ = _run(
-        ["evaluate", "--pred", str(sample_case), "--truth", str(sample_case), "-o", str(tmp_path / "r"), "--quiet"], capsys
+        ["evaluate", "--pred", str(sample_case), "--truth", str(sample_case), "-o", str(tmp_path / "r"), "--quiet"],
+        capsys,
     )
     assert code == 0 and "Dice mean 1.0000" in stdout
 
 
-def _assert_error(args: list[str], capsys: pytest.CaptureFixture[str], fragment: str, nothing_at: Path | None = None) -> None:
+def _assert_error(
+    args: list[str], capsys: pytest.CaptureFixture[str], fragment: str, nothing_at: Path | None = None
+) -> None:
     code, stdout, stderr = _run(args, capsys)
     assert code == 1 and stdout == ""
     last = stderr.rstrip("\n").split("\n")[-1]  # progress bars, if any, come before it
@@ -79,27 +86,55 @@ def test_evaluate_missing_prediction(kaggle_tree: Path, tmp_path: Path, capsys: 
     pred = _shifted_predictions(kaggle_tree, tmp_path / "pred")
     shutil.rmtree(pred / "CASE_1")
     out = tmp_path / "report"
-    _assert_error(["evaluate", "--pred", str(pred), "--truth", str(kaggle_tree), "-o", str(out)], capsys, "no prediction for 1 of 3", out)
+    _assert_error(
+        ["evaluate", "--pred", str(pred), "--truth", str(kaggle_tree), "-o", str(out)],
+        capsys,
+        "no prediction for 1 of 3",
+        out,
+    )
 
 
 def test_evaluate_grid_mismatch(kaggle_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pred = _shifted_predictions(kaggle_tree, tmp_path / "pred")
     (pred / "CASE_2" / "CASE_2_8_mask.tif").unlink()
     out = tmp_path / "report"
-    _assert_error(["evaluate", "--pred", str(pred), "--truth", str(kaggle_tree), "-o", str(out)], capsys, "differs from truth grid", out)
+    _assert_error(
+        ["evaluate", "--pred", str(pred), "--truth", str(kaggle_tree), "-o", str(out)],
+        capsys,
+        "differs from truth grid",
+        out,
+    )
 
 
 def test_evaluate_missing_and_empty_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "report"
-    _assert_error(["evaluate", "--pred", str(tmp_path / "no"), "--truth", str(tmp_path), "-o", str(out)], capsys, "does not exist", out)
+    _assert_error(
+        ["evaluate", "--pred", str(tmp_path / "no"), "--truth", str(tmp_path), "-o", str(out)],
+        capsys,
+        "does not exist",
+        out,
+    )
     (tmp_path / "empty").mkdir()
-    _assert_error(["evaluate", "--pred", str(tmp_path / "empty"), "--truth", str(tmp_path / "empty"), "-o", str(out)], capsys, "holds no cases", out)
+    _assert_error(
+        ["evaluate", "--pred", str(tmp_path / "empty"), "--truth", str(tmp_path / "empty"), "-o", str(out)],
+        capsys,
+        "holds no cases",
+        out,
+    )
 
 
 def test_output_equal_to_input(kaggle_tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
     before = sorted(p.name for p in kaggle_tree.rglob("*"))
-    _assert_error(["evaluate", "--pred", str(kaggle_tree), "--truth", str(kaggle_tree), "-o", str(kaggle_tree)], capsys, "overlaps the input")
-    _assert_error(["preprocess", "-i", str(kaggle_tree), "-o", str(kaggle_tree / "CASE_0"), "--overwrite"], capsys, "overlaps the input")
+    _assert_error(
+        ["evaluate", "--pred", str(kaggle_tree), "--truth", str(kaggle_tree), "-o", str(kaggle_tree)],
+        capsys,
+        "overlaps the input",
+    )
+    _assert_error(
+        ["preprocess", "-i", str(kaggle_tree), "-o", str(kaggle_tree / "CASE_0"), "--overwrite"],
+        capsys,
+        "overlaps the input",
+    )
     assert sorted(p.name for p in kaggle_tree.rglob("*")) == before
 
 
@@ -107,14 +142,33 @@ def test_existing_output_needs_overwrite(kaggle_tree: Path, tmp_path: Path, caps
     out = tmp_path / "report"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    _assert_error(["evaluate", "--pred", str(kaggle_tree), "--truth", str(kaggle_tree), "-o", str(out)], capsys, "--overwrite")
+    _assert_error(
+        ["evaluate", "--pred", str(kaggle_tree), "--truth", str(kaggle_tree), "-o", str(out)], capsys, "--overwrite"
+    )
     assert (out / "keep.txt").read_text() == "mine"
-    _assert_error(["evaluate", "--pred", str(kaggle_tree), "--truth", str(kaggle_tree), "-o", str(out), "--overwrite"], capsys,
-                  "did not make")  # a folder of the user's is never replaced
+    # a folder of the user's is never replaced
+    _assert_error(
+        ["evaluate", "--pred", str(kaggle_tree), "--truth", str(kaggle_tree), "-o", str(out), "--overwrite"],
+        capsys,
+        "did not make",
+    )
     assert (out / "keep.txt").read_text() == "mine"
     ours = tmp_path / "ours"
     for _ in range(2):  # a report flairseg made is replaced with --overwrite
-        code, _, _ = _run(["evaluate", "--pred", str(kaggle_tree), "--truth", str(kaggle_tree), "-o", str(ours), "--overwrite", "--quiet"], capsys)
+        code, _, _ = _run(
+            [
+                "evaluate",
+                "--pred",
+                str(kaggle_tree),
+                "--truth",
+                str(kaggle_tree),
+                "-o",
+                str(ours),
+                "--overwrite",
+                "--quiet",
+            ],
+            capsys,
+        )
         assert code == 0 and (ours / "metrics.csv").exists() and (ours / ".flairseg").exists()
 
 
@@ -122,12 +176,19 @@ def test_corrupt_case_writes_nothing(kaggle_tree: Path, tmp_path: Path, capsys: 
     pred = _shifted_predictions(kaggle_tree, tmp_path / "pred")
     (pred / "CASE_2" / "CASE_2_3_mask.tif").write_bytes(b"II*\x00garbage")
     out = tmp_path / "report"
-    _assert_error(["evaluate", "--pred", str(pred), "--truth", str(kaggle_tree), "-o", str(out)], capsys, "CASE_2_3_mask.tif", out)
+    _assert_error(
+        ["evaluate", "--pred", str(pred), "--truth", str(kaggle_tree), "-o", str(out)], capsys, "CASE_2_3_mask.tif", out
+    )
 
 
 def test_console_script_help_and_error() -> None:
     exe = [sys.executable, "-m", "flairseg.cli"]
     help_run = subprocess.run([*exe, "--help"], capture_output=True, text=True, check=False)
     assert help_run.returncode == 0 and "evaluate" in help_run.stdout and "preprocess" in help_run.stdout
-    bad = subprocess.run([*exe, "evaluate", "--pred", "/nonexistent", "--truth", "/nonexistent", "-o", "/tmp/x"], capture_output=True, text=True, check=False)
+    bad = subprocess.run(
+        [*exe, "evaluate", "--pred", "/nonexistent", "--truth", "/nonexistent", "-o", "/tmp/x"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert bad.returncode == 1 and bad.stderr.startswith("flairseg: error:") and "Traceback" not in bad.stderr

@@ -15,7 +15,9 @@ from flairseg.io import read_case
 from flairseg.preprocess import SpatialTransform, invert_mask
 
 
-def test_preprocess_sample_paper_abnormality_uses_brain_masks(sample_case: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_preprocess_sample_paper_abnormality_uses_brain_masks(
+    sample_case: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "prep"
     assert main(["preprocess", "-i", str(sample_case), "-o", str(out), "--quiet"]) == 0
     assert "1 cases, 20 slices preprocessed" in capsys.readouterr().out
@@ -27,7 +29,12 @@ def test_preprocess_sample_paper_abnormality_uses_brain_masks(sample_case: Path,
     np.testing.assert_array_equal(prepared.mask, original.mask)  # 256 x 256 input: no resizing, masks unchanged
     flair = prepared.image[..., 1][original.mask | (prepared.image[..., 1] > 0)]
     assert 80 <= np.median(flair) <= 130  # tissue peak near 100, as the paper intends
-    transform = SpatialTransform(**{k: tuple(v) if isinstance(v, list) else v for k, v in json.loads((case_out / "transform.json").read_text()).items()})
+    transform = SpatialTransform(
+        **{
+            k: tuple(v) if isinstance(v, list) else v
+            for k, v in json.loads((case_out / "transform.json").read_text()).items()
+        }
+    )
     np.testing.assert_array_equal(invert_mask(prepared.mask, transform), original.mask)
 
 
@@ -52,10 +59,13 @@ def test_preprocess_port_variant_tree(tmp_path: Path) -> None:
     assert case.image.dtype == np.float32 and case.image.shape[1:] == (256, 256, 3)
 
 
-def test_preprocess_raw_volume_abnormality_without_brain_is_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_preprocess_raw_volume_abnormality_without_brain_is_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     image, mask = phantom(slices=6, size=256)  # the Kaggle grid: no resizing smooths the background noise
     background = image < 10
-    image[background] = np.random.default_rng(0).integers(2, 4, size=int(background.sum()))  # noise fills the fullest bin
+    # noise fills the fullest bin
+    image[background] = np.random.default_rng(0).integers(2, 4, size=int(background.sum()))
     write_kaggle_case(tmp_path / "in", "RAW", image, mask)
     out = tmp_path / "out"
     assert main(["preprocess", "-i", str(tmp_path / "in"), "-o", str(out), "--quiet"]) == 1

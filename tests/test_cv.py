@@ -1,4 +1,6 @@
-"""Cross-validation on synthetic phantoms: out-of-fold coverage, honest rule choice, the ensemble, dropped components."""
+"""Cross-validation on synthetic phantoms: out-of-fold coverage, honest rule choice, the ensemble, dropped
+components.
+"""
 
 from __future__ import annotations
 
@@ -25,8 +27,15 @@ CASES = 6
 
 
 def _config() -> TrainConfig:
-    base = TrainConfig(model=replace(model_preset("default"), features=8), epochs=3, steps_per_epoch=10, batch_size=8, lr=2e-3,
-                       folds=3, validation_cases=1)
+    base = TrainConfig(
+        model=replace(model_preset("default"), features=8),
+        epochs=3,
+        steps_per_epoch=10,
+        batch_size=8,
+        lr=2e-3,
+        folds=3,
+        validation_cases=1,
+    )
     return replace(base, preprocess={"size": 64})
 
 
@@ -42,7 +51,8 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def crossval(data: Path, tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("cv") / "cv"
-    assert cross_validate(_config(), data, out, folds=[0], quiet=True) is None  # a job training one fold never evaluates
+    # a job training one fold never evaluates
+    assert cross_validate(_config(), data, out, folds=[0], quiet=True) is None
     assert (fold_run(out, 0) / "best.json").is_file() and not (out / "report").exists()
     return cross_validate(_config(), data, out, quiet=True)
 
@@ -83,15 +93,45 @@ def test_ensemble_averages_the_folds_and_carries_the_rule(crossval, data: Path) 
         torch.testing.assert_close(torch.sigmoid(ensemble(x)), mean, atol=1e-5, rtol=1e-4)
     case = read_case(data / "PH_0")
     alone = Segmenter(fold_run(crossval.out, 0) / "best.json", precision="fp32")(case).mask
-    np.testing.assert_array_equal(Segmenter(crossval.out / "ensemble.json", precision="fp32", folds=[0])(case).mask, alone)
+    np.testing.assert_array_equal(
+        Segmenter(crossval.out / "ensemble.json", precision="fp32", folds=[0])(case).mask, alone
+    )
     assert Segmenter(crossval.out / "ensemble.json").components == crossval.rule
 
 
 def test_folds_option_is_checked(crossval, tmp_path: Path) -> None:
-    assert main(["predict", "-i", str(crossval.out / "predictions" / "PH_0"), "-o", str(tmp_path / "a"),
-                 "--model", str(crossval.out / "ensemble.json"), "--folds", "3"]) == 1
-    assert main(["predict", "-i", str(crossval.out / "predictions" / "PH_0"), "-o", str(tmp_path / "b"),
-                 "--model", str(fold_run(crossval.out, 0) / "best.json"), "--folds", "0"]) == 1
+    assert (
+        main(
+            [
+                "predict",
+                "-i",
+                str(crossval.out / "predictions" / "PH_0"),
+                "-o",
+                str(tmp_path / "a"),
+                "--model",
+                str(crossval.out / "ensemble.json"),
+                "--folds",
+                "3",
+            ]
+        )
+        == 1
+    )
+    assert (
+        main(
+            [
+                "predict",
+                "-i",
+                str(crossval.out / "predictions" / "PH_0"),
+                "-o",
+                str(tmp_path / "b"),
+                "--model",
+                str(fold_run(crossval.out, 0) / "best.json"),
+                "--folds",
+                "0",
+            ]
+        )
+        == 1
+    )
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
@@ -101,8 +141,15 @@ def test_removed_components_are_listed_in_the_report(crossval, tmp_path: Path) -
     image[3:7, 44:50, 14:20] = np.clip(image[3:7, 44:50, 14:20].astype(int) + 60, 0, 255).astype(np.uint8)
     write_kaggle_case(tmp_path / "in", "TWO", image, mask)
     model, meta = checkpoint.load_model(crossval.out / "ensemble.json")
-    largest = checkpoint.save_model(model, _config().model, checkpoint.preprocess_config(meta), tmp_path / "largest",
-                                    task="abnormality", members=3, postprocess={"rule": "largest", "value": 0.0})
+    largest = checkpoint.save_model(
+        model,
+        _config().model,
+        checkpoint.preprocess_config(meta),
+        tmp_path / "largest",
+        task="abnormality",
+        members=3,
+        postprocess={"rule": "largest", "value": 0.0},
+    )
     result = predict_tree(tmp_path / "in", tmp_path / "out", Segmenter(largest), quiet=True)
     with (tmp_path / "out" / "report" / "components.csv").open() as handle:
         rows = list(csv.DictReader(handle))
@@ -121,8 +168,29 @@ def test_a_changed_recipe_is_refused(crossval, data: Path) -> None:
 
 
 def test_ensemble_cannot_seed_fine_tuning(crossval, data: Path, tmp_path: Path) -> None:
-    assert main(["train", "--data", str(data), "-o", str(tmp_path / "ft"), "--init", str(crossval.out / "ensemble.json"),
-                 "--size", "64", "--features", "8", "--epochs", "1", "--steps-per-epoch", "1", "--quiet"]) == 1
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(data),
+                "-o",
+                str(tmp_path / "ft"),
+                "--init",
+                str(crossval.out / "ensemble.json"),
+                "--size",
+                "64",
+                "--features",
+                "8",
+                "--epochs",
+                "1",
+                "--steps-per-epoch",
+                "1",
+                "--quiet",
+            ]
+        )
+        == 1
+    )
     assert not (tmp_path / "ft").exists()
 
 
@@ -130,7 +198,8 @@ def test_fold_k_is_fine_tuned_from_member_k_of_the_ensemble(crossval, data: Path
     from flairseg.errors import InputError
 
     ensemble, _ = checkpoint.load_model(crossval.out / "ensemble.json")
-    phase = replace(_config(), epochs=1, steps_per_epoch=1, lr=1e-9, patch=32)  # a whole-slice or patch phase after the first
+    # a whole-slice or patch phase after the first
+    phase = replace(_config(), epochs=1, steps_per_epoch=1, lr=1e-9, patch=32)
     out = tmp_path / "phase"
     cross_validate(phase, data, out, folds=[1], quiet=True, init=crossval.out / "ensemble.json")
     tuned, _ = checkpoint.load_model(fold_run(out, 1) / "best.json")
@@ -140,15 +209,21 @@ def test_fold_k_is_fine_tuned_from_member_k_of_the_ensemble(crossval, data: Path
     assert not all(torch.allclose(tuned.state_dict()[k], other[k], atol=1e-5) for k in weights)
     # members trained on other folds (another seed, so other test cases) would leak those cases: refused
     with pytest.raises(InputError, match="held-out cases differ"):
-        cross_validate(replace(phase, seed=1), data, tmp_path / "leak", folds=[0], quiet=True, init=crossval.out / "ensemble.json")
+        cross_validate(
+            replace(phase, seed=1), data, tmp_path / "leak", folds=[0], quiet=True, init=crossval.out / "ensemble.json"
+        )
     with pytest.raises(InputError, match="not an ensemble of 3 fold models"):
-        cross_validate(phase, data, tmp_path / "one", folds=[0], quiet=True, init=fold_run(crossval.out, 0) / "best.json")
+        cross_validate(
+            phase, data, tmp_path / "one", folds=[0], quiet=True, init=fold_run(crossval.out, 0) / "best.json"
+        )
     assert not (tmp_path / "leak").exists() or not any((tmp_path / "leak").iterdir())
 
 
 def test_single_unet_checkpoints_still_load(tmp_path: Path) -> None:
     small = replace(_config().model, features=4, depth=2)
-    path = checkpoint.save_model(UNet(**dataclasses.asdict(small)), small, _config().preprocess, tmp_path / "one", task="abnormality")
+    path = checkpoint.save_model(
+        UNet(**dataclasses.asdict(small)), small, _config().preprocess, tmp_path / "one", task="abnormality"
+    )
     assert checkpoint.postprocess_config(json.loads(path.read_text())) == PostprocessConfig("largest")
 
 

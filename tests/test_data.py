@@ -84,10 +84,21 @@ def test_augmentation_is_the_affine_map_scipy_applies() -> None:
     aug = augment.Augmentation(angle=11.0, scale=1.04, flip=True, gain=1.2)
     out, _ = augment.apply(torch.from_numpy(image[None]), torch.zeros(1, 40, 48), [aug])
     theta = np.radians(aug.angle)
-    inverse = np.array([[np.cos(theta), np.sin(theta)], [-np.sin(theta), np.cos(theta)]]) / aug.scale @ np.diag([1.0, -1.0])
+    inverse = (
+        np.array([[np.cos(theta), np.sin(theta)], [-np.sin(theta), np.cos(theta)]]) / aug.scale @ np.diag([1.0, -1.0])
+    )
     centre = np.array([39 / 2, 47 / 2])
-    expected = np.stack([ndimage.affine_transform(c, inverse, centre - inverse @ centre, order=1, mode="constant", cval=float(c.min()))
-                         for c in image]) * aug.gain
+    expected = (
+        np.stack(
+            [
+                ndimage.affine_transform(
+                    c, inverse, centre - inverse @ centre, order=1, mode="constant", cval=float(c.min())
+                )
+                for c in image
+            ]
+        )
+        * aug.gain
+    )
     inside = np.zeros((40, 48), bool)
     inside[4:-4, 4:-4] = True  # the outermost pixels mix with the outside differently
     np.testing.assert_allclose(out[0].numpy()[:, inside], expected[:, inside], atol=1e-4)
@@ -100,7 +111,11 @@ def test_flair_only_slice_is_what_a_flair_only_input_gives() -> None:
 
     case = read_case(sample_case_path())
     three = prepare_case(case, "abnormality", PreprocessConfig(size=64))
-    flair = prepare_case(case.__class__(case.case_id, case.image[..., 1:2], case.mask, case.geometry), "abnormality", PreprocessConfig(size=64))
+    flair = prepare_case(
+        case.__class__(case.case_id, case.image[..., 1:2], case.mask, case.geometry),
+        "abnormality",
+        PreprocessConfig(size=64),
+    )
     slice_ = augment.flair_only(three.inputs[5])
     assert slice_.shape == three.inputs[5].shape and (slice_[0] == slice_[1]).all() and (slice_[2] == slice_[1]).all()
     # the FLAIR-only case's own channels are equal too; the two differ only by the crop, set by all channels
@@ -129,15 +144,20 @@ def test_skull_strip_augmentation_takes_the_same_input_slice() -> None:
 def test_losses() -> None:
     target = torch.zeros(2, 1, 8, 8)
     target[:, :, 2:6, 2:6] = 1
-    perfect = (target * 40 - 20)
+    perfect = target * 40 - 20
     assert soft_dice_loss(perfect, target) < 1e-3
     assert soft_dice_loss(-perfect, target) > 0.99
     assert dice_bce_loss(perfect, target) < 1e-3 < dice_bce_loss(torch.zeros_like(target), target)
     assert dice_focal_loss(perfect, target) < 1e-3
     unsure = torch.zeros_like(target)
     # the focal term weighs an unsure pixel (p = 0.5) by 0.25 and a confidently wrong one almost fully
-    assert torch.isclose(dice_focal_loss(unsure, target) - soft_dice_loss(unsure, target), 0.25 * dice_bce_loss(unsure, target) - 0.25 * soft_dice_loss(unsure, target))
-    assert dice_focal_loss(-perfect, target) - soft_dice_loss(-perfect, target) > 0.9 * (dice_bce_loss(-perfect, target) - soft_dice_loss(-perfect, target))
+    assert torch.isclose(
+        dice_focal_loss(unsure, target) - soft_dice_loss(unsure, target),
+        0.25 * dice_bce_loss(unsure, target) - 0.25 * soft_dice_loss(unsure, target),
+    )
+    assert dice_focal_loss(-perfect, target) - soft_dice_loss(-perfect, target) > 0.9 * (
+        dice_bce_loss(-perfect, target) - soft_dice_loss(-perfect, target)
+    )
 
 
 def test_learning_rate_schedules() -> None:

@@ -26,8 +26,14 @@ TINY = ["--size", "64", "--features", "8", "--batch-size", "8", "--lr", "2e-3", 
 
 
 def _config(**changes: object) -> TrainConfig:
-    base = TrainConfig(model=replace(model_preset("default"), features=8), epochs=2, steps_per_epoch=6, batch_size=8,
-                       lr=2e-3, validation_cases=2)
+    base = TrainConfig(
+        model=replace(model_preset("default"), features=8),
+        epochs=2,
+        steps_per_epoch=6,
+        batch_size=8,
+        lr=2e-3,
+        validation_cases=2,
+    )
     base = replace(base, preprocess={"size": 64})
     return replace(base, **changes) if changes else base
 
@@ -44,7 +50,9 @@ def phantoms(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def trained(phantoms: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     run = tmp_path_factory.mktemp("runs") / "run"
-    assert main(["train", "--data", str(phantoms), "-o", str(run), "--epochs", "3", "--steps-per-epoch", "20", *TINY]) == 0
+    assert (
+        main(["train", "--data", str(phantoms), "-o", str(run), "--epochs", "3", "--steps-per-epoch", "20", *TINY]) == 0
+    )
     return run
 
 
@@ -92,8 +100,27 @@ def test_resume_continues_the_same_run(phantoms: Path, tmp_path: Path) -> None:
 def test_torchrun_two_processes(phantoms: Path, tmp_path: Path) -> None:
     run = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517",
-               "-m", "flairseg", "train", "--data", str(phantoms), "-o", str(run), "--epochs", "1", "--steps-per-epoch", "3", *TINY]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-port",
+        "29517",
+        "-m",
+        "flairseg",
+        "train",
+        "--data",
+        str(phantoms),
+        "-o",
+        str(run),
+        "--epochs",
+        "1",
+        "--steps-per-epoch",
+        "3",
+        *TINY,
+    ]
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     assert (run / "best.json").is_file() and len((run / "log.csv").read_text().splitlines()) == 2
@@ -103,7 +130,25 @@ def test_torchrun_two_processes(phantoms: Path, tmp_path: Path) -> None:
 
 def test_fine_tune_from_checkpoint(trained: Path, phantoms: Path, tmp_path: Path) -> None:
     out = tmp_path / "tuned"
-    assert main(["train", "--data", str(phantoms), "-o", str(out), "--epochs", "1", "--steps-per-epoch", "1", "--init", str(trained / "best.json"), *TINY]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(phantoms),
+                "-o",
+                str(out),
+                "--epochs",
+                "1",
+                "--steps-per-epoch",
+                "1",
+                "--init",
+                str(trained / "best.json"),
+                *TINY,
+            ]
+        )
+        == 0
+    )
     before, _ = checkpoint.read(trained / "best")
     after, meta = checkpoint.read(out / "best")
     assert meta["metrics"]["val_dice_mean"] > 0.5  # starts from trained weights, not from scratch
@@ -112,12 +157,39 @@ def test_fine_tune_from_checkpoint(trained: Path, phantoms: Path, tmp_path: Path
 
 def test_fine_tune_the_abnormality_task_from_the_released_brain_model(phantoms: Path, tmp_path: Path) -> None:
     out = tmp_path / "from-brain"
-    assert main(["train", "--data", str(phantoms), "-o", str(out), "--epochs", "1", "--steps-per-epoch", "1", "--init", "brain-lgg-cpu",
-                 "--size", "64", "--features", "16", "--batch-size", "2", "--validation-cases", "2", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(phantoms),
+                "-o",
+                str(out),
+                "--epochs",
+                "1",
+                "--steps-per-epoch",
+                "1",
+                "--init",
+                "brain-lgg-cpu",
+                "--size",
+                "64",
+                "--features",
+                "16",
+                "--batch-size",
+                "2",
+                "--validation-cases",
+                "2",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     brain, _ = checkpoint.read(resolve("brain-lgg-cpu"))
     tuned, meta = checkpoint.read(out / "best")
     assert meta["task"] == "abnormality" and meta["model"]["features"] == 16
-    assert all(brain[k].shape == tuned[k].shape for k in brain) and not all(torch.equal(brain[k], tuned[k]) for k in brain)
+    assert all(brain[k].shape == tuned[k].shape for k in brain) and not all(
+        torch.equal(brain[k], tuned[k]) for k in brain
+    )
 
 
 def test_predict_nifti_keeps_grid_and_header(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -128,7 +200,22 @@ def test_predict_nifti_keeps_grid_and_header(trained: Path, tmp_path: Path, caps
     source.parent.mkdir()
     nib.save(nib.Nifti1Image(volume, affine), str(source))
     out = tmp_path / "out"
-    assert main(["predict", "-i", str(source), "-o", str(out), "--model", str(trained / "best.json"), "--probabilities", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "-i",
+                str(source),
+                "-o",
+                str(out),
+                "--model",
+                str(trained / "best.json"),
+                "--probabilities",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     written = nib.load(str(out / "head_mask.nii.gz"))
     assert written.shape == volume.shape and np.allclose(written.affine, affine)
     assert written.get_data_dtype() == np.uint8 and set(np.unique(np.asarray(written.dataobj))) <= {0, 1}
@@ -138,10 +225,17 @@ def test_predict_nifti_keeps_grid_and_header(trained: Path, tmp_path: Path, caps
     assert "head" in page and "volume (mL)" in page and "Dice" not in page and page.count("data:image/png;base64,") == 1
 
 
-def test_output_named_like_a_volume_is_the_mask_file(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_output_named_like_a_volume_is_the_mask_file(
+    trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     image, _ = phantom(slices=10, size=64, seed=4)
     source = tmp_path / "scan.nii.gz"
-    nib.save(nib.Nifti1Image(np.ascontiguousarray(image[..., 1].transpose(1, 2, 0)).astype(np.int16), np.diag([0.9, 0.9, 3, 1])), str(source))
+    nib.save(
+        nib.Nifti1Image(
+            np.ascontiguousarray(image[..., 1].transpose(1, 2, 0)).astype(np.int16), np.diag([0.9, 0.9, 3, 1])
+        ),
+        str(source),
+    )
     model = ["--model", str(trained / "best.json"), "--quiet"]
     assert main(["predict", "-i", str(source), "-o", str(tmp_path / "lesion.nii.gz"), *model]) == 0
     assert nib.load(str(tmp_path / "lesion.nii.gz")).shape == (64, 64, 10)  # the file itself, not a folder of that name
@@ -149,8 +243,12 @@ def test_output_named_like_a_volume_is_the_mask_file(trained: Path, tmp_path: Pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lesion.nii.gz", "lesion_flairseg", "scan.nii.gz"]
     assert main(["predict", "-i", str(source), "-o", str(tmp_path / "lesion.nii.gz"), *model]) == 0  # a rerun reuses it
     assert "0 cases predicted, 1 already done" in capsys.readouterr().out
-    assert main(["predict", "-i", str(tmp_path), "-o", str(tmp_path / "many.nii.gz"), *model]) == 1  # a folder: one file cannot hold it
-    assert "names a mask file, which fits one volume" in capsys.readouterr().err and not (tmp_path / "many_flairseg").exists()
+    # a folder: one file cannot hold it
+    assert main(["predict", "-i", str(tmp_path), "-o", str(tmp_path / "many.nii.gz"), *model]) == 1
+    assert (
+        "names a mask file, which fits one volume" in capsys.readouterr().err
+        and not (tmp_path / "many_flairseg").exists()
+    )
 
 
 def _error(args: list[str], capsys: pytest.CaptureFixture[str], fragment: str) -> None:
@@ -171,13 +269,21 @@ def test_bad_checkpoints(trained: Path, phantoms: Path, tmp_path: Path, capsys: 
     _error(["predict", "-i", str(phantoms), "-o", out, "--model", str(broken / "m.json")], capsys, "sha256")
     torch.save({"w": torch.zeros(1)}, tmp_path / "model.pt")
     _error(["predict", "-i", str(phantoms), "-o", out, "--model", str(tmp_path / "model.pt")], capsys, "pickle")
-    _error(["predict", "-i", str(phantoms), "-o", out, "--model", str(trained / "best.json"), "--task", "brain"], capsys, "not a 'brain' model")
+    _error(
+        ["predict", "-i", str(phantoms), "-o", out, "--model", str(trained / "best.json"), "--task", "brain"],
+        capsys,
+        "not a 'brain' model",
+    )
     grey = tmp_path / "grey"
     image, mask = phantom(slices=4, size=64)
     write_kaggle_case(grey, "G", np.stack([image[..., 1]] * 2, axis=-1), mask)
     _error(["predict", "-i", str(grey), "-o", out, "--model", str(trained / "best.json")], capsys, "channels")
     if not torch.cuda.is_available():  # on a machine with CUDA the request is valid
-        _error(["predict", "-i", str(phantoms), "-o", out, "--model", str(trained / "best.json"), "--device", "cuda"], capsys, "CUDA")
+        _error(
+            ["predict", "-i", str(phantoms), "-o", out, "--model", str(trained / "best.json"), "--device", "cuda"],
+            capsys,
+            "CUDA",
+        )
 
 
 def test_bad_training_inputs(phantoms: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -185,12 +291,32 @@ def test_bad_training_inputs(phantoms: Path, tmp_path: Path, capsys: pytest.Capt
     for index in range(3):
         image, mask = phantom(slices=4, size=64, seed=index)
         write_kaggle_case(empty, f"N_{index}", image, np.zeros_like(mask))
-    _error(["train", "--data", str(empty), "-o", str(tmp_path / "r1"), "--folds", "3", "--validation-cases", "0", "--size", "64"], capsys, "no tumour voxel")
+    _error(
+        [
+            "train",
+            "--data",
+            str(empty),
+            "-o",
+            str(tmp_path / "r1"),
+            "--folds",
+            "3",
+            "--validation-cases",
+            "0",
+            "--size",
+            "64",
+        ],
+        capsys,
+        "no tumour voxel",
+    )
     _error(["train", "--data", str(empty), "-o", str(tmp_path / "r2"), "--folds", "5"], capsys, "cannot make 5 folds")
     existing = tmp_path / "r3"
     existing.mkdir()
     _error(["train", "--data", str(phantoms), "-o", str(existing)], capsys, "--resume")
-    _error(["train", "--data", str(phantoms), "-o", str(tmp_path / "r4"), "--set", "epoch=3"], capsys, "did you mean 'epochs'")
+    _error(
+        ["train", "--data", str(phantoms), "-o", str(tmp_path / "r4"), "--set", "epoch=3"],
+        capsys,
+        "did you mean 'epochs'",
+    )
 
 
 def test_brain_task_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -203,12 +329,50 @@ def test_brain_task_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
         for k, plane in enumerate(image[..., 1] > 50, start=1):  # the head as the brain label
             tifffile.imwrite(folder / f"H_{index}_{k}_brain.tif", plane.astype(np.uint8) * 255)
     run = tmp_path / "brain"
-    assert main(["train", "--task", "brain", "--data", str(root), "-o", str(run), "--epochs", "2", "--steps-per-epoch", "10",
-                 "--folds", "5", *TINY[:-3], "--validation-cases", "1", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--task",
+                "brain",
+                "--data",
+                str(root),
+                "-o",
+                str(run),
+                "--epochs",
+                "2",
+                "--steps-per-epoch",
+                "10",
+                "--folds",
+                "5",
+                *TINY[:-3],
+                "--validation-cases",
+                "1",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     meta = json.loads((run / "best.json").read_text())
     assert meta["task"] == "brain" and meta["metrics"]["val_dice_mean"] > 0.6
     out = tmp_path / "pred"
-    assert main(["predict", "-i", str(root), "-o", str(out), "--model", str(run / "best.json"), "--task", "brain", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "-i",
+                str(root),
+                "-o",
+                str(out),
+                "--model",
+                str(run / "best.json"),
+                "--task",
+                "brain",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert "Dice mean" in capsys.readouterr().out  # brain labels in the input: a report against them
     assert read_case(out / "H_0", masks="only", mask_suffix="_brain").mask.shape == (6, 64, 64)
     assert not list((out / "H_0").glob("*_mask.tif"))  # brain masks never look like tumour masks
@@ -216,7 +380,25 @@ def test_brain_task_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
 def test_patch_training_predicts_whole_slices(phantoms: Path, tmp_path: Path) -> None:
     run = tmp_path / "patch"
-    assert main(["train", "--data", str(phantoms), "-o", str(run), "--epochs", "2", "--steps-per-epoch", "15", "--set", "patch=32", *TINY]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(phantoms),
+                "-o",
+                str(run),
+                "--epochs",
+                "2",
+                "--steps-per-epoch",
+                "15",
+                "--set",
+                "patch=32",
+                *TINY,
+            ]
+        )
+        == 0
+    )
     meta = json.loads((run / "best.json").read_text())
     assert meta["recipe"]["patch"] == 32 and meta["metrics"]["val_dice_mean"] > 0.5
     mask = segment(read_case(phantoms / "PH_0"), run / "best.json")
@@ -225,11 +407,35 @@ def test_patch_training_predicts_whole_slices(phantoms: Path, tmp_path: Path) ->
 
 def test_bfloat16_focal_training_learns(phantoms: Path, tmp_path: Path) -> None:
     run = tmp_path / "bf16"
-    assert main(["train", "--data", str(phantoms), "-o", str(run), "--epochs", "2", "--steps-per-epoch", "15", "--loss", "dice+focal",
-                 "--set", "bfloat16=true", "--set", "patch=32", *TINY]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(phantoms),
+                "-o",
+                str(run),
+                "--epochs",
+                "2",
+                "--steps-per-epoch",
+                "15",
+                "--loss",
+                "dice+focal",
+                "--set",
+                "bfloat16=true",
+                "--set",
+                "patch=32",
+                *TINY,
+            ]
+        )
+        == 0
+    )
     meta = json.loads((run / "best.json").read_text())
-    assert meta["recipe"]["bfloat16"] and meta["recipe"]["loss"] == "dice+focal" and meta["metrics"]["val_dice_mean"] > 0.5
-    assert checkpoint.read(run / "best")[0]["head.weight"].dtype == torch.float32  # autocast computes, the weights stay float32
+    assert (
+        meta["recipe"]["bfloat16"] and meta["recipe"]["loss"] == "dice+focal" and meta["metrics"]["val_dice_mean"] > 0.5
+    )
+    # autocast computes, the weights stay float32
+    assert checkpoint.read(run / "best")[0]["head.weight"].dtype == torch.float32
 
 
 def test_demo_on_the_sample_case(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -255,7 +461,8 @@ def test_tail_average_of_the_last_epochs_survives_resume(phantoms: Path, tmp_pat
     best = json.loads((whole.run / "best.json").read_text())
     assert (best["metrics"].get("averaged_epochs") == 2) == whole.best_is_average
     # killed after its second epoch (inside the averaged tail) and resumed: the same average
-    train(_config(epochs=2, average_last=1), phantoms, tmp_path / "killed", quiet=True)  # averages epoch 2 alone, as 3/2 would
+    # averages epoch 2 alone, as 3/2 would
+    train(_config(epochs=2, average_last=1), phantoms, tmp_path / "killed", quiet=True)
     config = json.loads((tmp_path / "killed" / "config.json").read_text())
     config["epochs"], config["average_last"] = 3, 2
     (tmp_path / "killed" / "config.json").write_text(json.dumps(config))
@@ -266,9 +473,11 @@ def test_tail_average_of_the_last_epochs_survives_resume(phantoms: Path, tmp_pat
 
 def test_threads_bound_pytorch_and_the_blas_pools() -> None:
     """--threads N caps PyTorch and NumPy's BLAS alike (unbounded pools slow processes that share a machine)."""
-    probe = ("import threadpoolctl, torch; from flairseg.inference import limit_threads; limit_threads(1); "
-             "blas = {p['num_threads'] for p in threadpoolctl.threadpool_info() if p['user_api'] == 'blas'}; "
-             "print(torch.get_num_threads(), sorted(blas))")
+    probe = (
+        "import threadpoolctl, torch; from flairseg.inference import limit_threads; limit_threads(1); "
+        "blas = {p['num_threads'] for p in threadpoolctl.threadpool_info() if p['user_api'] == 'blas'}; "
+        "print(torch.get_num_threads(), sorted(blas))"
+    )
     env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True)
     assert result.stdout.split(maxsplit=1) == ["1", "[1]\n"]

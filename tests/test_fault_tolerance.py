@@ -19,7 +19,21 @@ from conftest import phantom, write_kaggle_case
 from flairseg import checkpoint
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same arithmetic in every process
-TINY = ["--size", "64", "--features", "4", "--batch-size", "4", "--lr", "2e-3", "--validation-cases", "1", "--folds", "3", "--quiet"]
+TINY = [
+    "--size",
+    "64",
+    "--features",
+    "4",
+    "--batch-size",
+    "4",
+    "--lr",
+    "2e-3",
+    "--validation-cases",
+    "1",
+    "--folds",
+    "3",
+    "--quiet",
+]
 
 
 def _flairseg(*argv: str) -> list[str]:
@@ -62,16 +76,24 @@ def cases_and_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pat
         image, mask = phantom(slices=8, size=64, seed=index)
         write_kaggle_case(root, f"K_{index}", image, mask)
     run = root.parent / "run"
-    subprocess.run(_flairseg("train", "--data", str(root), "-o", str(run), "--epochs", "2", "--steps-per-epoch", "8", *TINY),
-                   env=ENV, check=True, timeout=300)
+    subprocess.run(
+        _flairseg("train", "--data", str(root), "-o", str(run), "--epochs", "2", "--steps-per-epoch", "8", *TINY),
+        env=ENV,
+        check=True,
+        timeout=300,
+    )
     return root, run / "best.json"
 
 
 def test_killed_predictions_finish_identically(cases_and_model: tuple[Path, Path], tmp_path: Path) -> None:
     cases, model = cases_and_model
     reference = tmp_path / "reference"
-    subprocess.run(_flairseg("predict", "-i", str(cases), "-o", str(reference), "--model", str(model), "--quiet"),
-                   env=ENV, check=True, timeout=300)
+    subprocess.run(
+        _flairseg("predict", "-i", str(cases), "-o", str(reference), "--model", str(model), "--quiet"),
+        env=ENV,
+        check=True,
+        timeout=300,
+    )
     expected = _visible_files(reference)
     assert len([name for name in expected if name.endswith("_mask.tif")]) == 6 * 8
     rng = np.random.default_rng(7)
@@ -93,7 +115,9 @@ def test_killed_training_resumes_to_the_same_weights(cases_and_model: tuple[Path
     train = ("train", "--data", str(cases), "--epochs", "4", "--steps-per-epoch", "6", *TINY)
     subprocess.run(_flairseg(*train, "-o", str(tmp_path / "whole")), env=ENV, check=True, timeout=300)
     killed = tmp_path / "killed"
-    process = subprocess.Popen(_flairseg(*train, "-o", str(killed)), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        _flairseg(*train, "-o", str(killed)), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 120
     while not (killed / "last.json").is_file() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -24,8 +24,12 @@ from test_volumes import _write_dicom_series
 
 SECONDS_PER_READ = 10
 EXAMPLES = int(os.environ.get("FLAIRSEG_FUZZ_EXAMPLES", "40"))  # a longer run: FLAIRSEG_FUZZ_EXAMPLES=2000 (README)
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=EXAMPLES <= 40,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=EXAMPLES <= 40,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 @contextmanager
@@ -74,7 +78,7 @@ def _mutate(data: bytes, edits: list[tuple], header: int | None = None) -> bytes
             break
         position = int(edit[1] * span)
         if edit[0] == "truncate":
-            del buffer[max(position, 1):]
+            del buffer[max(position, 1) :]
         elif edit[0] == "flip":
             buffer[position] ^= 1 << edit[2]
         else:
@@ -95,7 +99,9 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @FUZZ
 @given(edits=_mutations(), which=st.sampled_from(["image", "mask"]))
-def test_fuzzed_tiff_slice(corpus: Path, tmp_path_factory: pytest.TempPathFactory, edits: list[tuple], which: str) -> None:
+def test_fuzzed_tiff_slice(
+    corpus: Path, tmp_path_factory: pytest.TempPathFactory, edits: list[tuple], which: str
+) -> None:
     case = tmp_path_factory.mktemp("tiff") / "CASE"
     shutil.copytree(corpus / "kaggle" / "CASE", case)
     target = case / ("CASE_2.tif" if which == "image" else "CASE_2_mask.tif")
@@ -105,7 +111,9 @@ def test_fuzzed_tiff_slice(corpus: Path, tmp_path_factory: pytest.TempPathFactor
 
 @FUZZ
 @given(edits=_mutations(), in_header=st.booleans(), compressed=st.booleans())
-def test_fuzzed_nifti(corpus: Path, tmp_path_factory: pytest.TempPathFactory, edits: list[tuple], in_header: bool, compressed: bool) -> None:
+def test_fuzzed_nifti(
+    corpus: Path, tmp_path_factory: pytest.TempPathFactory, edits: list[tuple], in_header: bool, compressed: bool
+) -> None:
     data = _mutate((corpus / "vol.nii").read_bytes(), edits, header=352 if in_header else None)
     folder = tmp_path_factory.mktemp("nifti")
     path = folder / ("vol.nii.gz" if compressed else "vol.nii")
@@ -115,7 +123,9 @@ def test_fuzzed_nifti(corpus: Path, tmp_path_factory: pytest.TempPathFactory, ed
 
 @FUZZ
 @given(edits=_mutations(), slice_index=st.integers(0, 3))
-def test_fuzzed_dicom_slice(corpus: Path, tmp_path_factory: pytest.TempPathFactory, edits: list[tuple], slice_index: int) -> None:
+def test_fuzzed_dicom_slice(
+    corpus: Path, tmp_path_factory: pytest.TempPathFactory, edits: list[tuple], slice_index: int
+) -> None:
     folder = tmp_path_factory.mktemp("dicom") / "series"
     shutil.copytree(corpus / "dicom", folder)
     target = sorted(folder.iterdir())[slice_index]

@@ -24,10 +24,17 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_onnx_runtime_matches_pytorch_on_the_sample_case(exported: Path) -> None:
     case = read_case(sample_case_path(), masks="required")
-    torch_segmenter, onnx_segmenter = Segmenter(resolve(None), precision="fp32", tta=True), Segmenter(exported, tta=True)
+    torch_segmenter, onnx_segmenter = (
+        Segmenter(resolve(None), precision="fp32", tta=True),
+        Segmenter(exported, tta=True),
+    )
     assert onnx_segmenter.metadata["sha256"] == torch_segmenter.metadata["sha256"]  # the export knows its source
     prepared = torch_segmenter.prepare(case)
-    reference, probabilities = torch_segmenter.probabilities(prepared), onnx_segmenter.probabilities(prepared)  # one interface, two runtimes
+    # one interface, two runtimes
+    reference, probabilities = (
+        torch_segmenter.probabilities(prepared),
+        onnx_segmenter.probabilities(prepared),
+    )
     assert np.abs(probabilities - reference).max() < 1e-4
     torch_mask, onnx_mask = torch_segmenter(case)[0], onnx_segmenter(case)[0]
     assert torch_mask.sum() > 1000 and np.count_nonzero(torch_mask != onnx_mask) <= 2  # at most a voxel at 0.5 may flip
@@ -40,19 +47,56 @@ def test_predict_command_runs_the_onnx_file(exported: Path, tmp_path: Path, caps
     assert read_case(out / sample_case_path().name, masks="only").mask.any()
 
 
-def test_export_and_onnx_input_errors_are_one_line(exported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_export_and_onnx_input_errors_are_one_line(
+    exported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     foreign = tmp_path / "identity.onnx"
-    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 8, 8])])
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 8, 8])],
+    )
     onnx.save(helper.make_model(graph), foreign)
     cases = [
         (["export", "--onnx", "-o", str(tmp_path / "model.pt")], "must end in .onnx"),
         (["export", "--onnx", "-o", str(exported)], "already exists"),
-        (["export", "--onnx", "-o", str(tmp_path / "b.onnx"), "--model", "brain-lgg-gpu"], "did you mean 'brain-lgg-cpu'?"),
-        (["predict", "-i", str(sample_case_path()), "-o", str(tmp_path / "p1"), "--model", str(foreign)], "not exported by flairseg"),
-        (["predict", "-i", str(sample_case_path()), "-o", str(tmp_path / "p2"), "--model", str(exported), "--task", "brain"], "not a 'brain' model"),
-        (["predict", "-i", str(sample_case_path()), "-o", str(tmp_path / "p3"), "--model", str(exported), "--precision", "bf16"], "run in float32"),
+        (
+            ["export", "--onnx", "-o", str(tmp_path / "b.onnx"), "--model", "brain-lgg-gpu"],
+            "did you mean 'brain-lgg-cpu'?",
+        ),
+        (
+            ["predict", "-i", str(sample_case_path()), "-o", str(tmp_path / "p1"), "--model", str(foreign)],
+            "not exported by flairseg",
+        ),
+        (
+            [
+                "predict",
+                "-i",
+                str(sample_case_path()),
+                "-o",
+                str(tmp_path / "p2"),
+                "--model",
+                str(exported),
+                "--task",
+                "brain",
+            ],
+            "not a 'brain' model",
+        ),
+        (
+            [
+                "predict",
+                "-i",
+                str(sample_case_path()),
+                "-o",
+                str(tmp_path / "p3"),
+                "--model",
+                str(exported),
+                "--precision",
+                "bf16",
+            ],
+            "run in float32",
+        ),
     ]
     for argv, message in cases:
         assert main(argv) == 1

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from flairseg.errors import ConfigError
-from flairseg.postprocess import convex_hull_per_slice, fill_holes_per_slice, largest_component, postprocess, select_components
+from flairseg.postprocess import (
+    convex_hull_per_slice,
+    fill_holes_per_slice,
+    largest_component,
+    postprocess,
+    select_components,
+)
 
 
 def test_largest_component_keeps_biggest_and_leaves_input() -> None:
@@ -92,10 +98,18 @@ def _two_blobs() -> tuple[np.ndarray, np.ndarray]:
     return mask, probability
 
 
-@pytest.mark.parametrize(("rule", "value", "kept"), [
-    ("none", 0.0, 68), ("largest", 0.0, 60), ("relative-volume", 0.1, 68), ("relative-volume", 0.2, 60),
-    ("largest-mass", 0.0, 60), ("peak", 0.9, 8), ("peak", 0.5, 68),
-])
+@pytest.mark.parametrize(
+    ("rule", "value", "kept"),
+    [
+        ("none", 0.0, 68),
+        ("largest", 0.0, 60),
+        ("relative-volume", 0.1, 68),
+        ("relative-volume", 0.2, 60),
+        ("largest-mass", 0.0, 60),
+        ("peak", 0.9, 8),
+        ("peak", 0.5, 68),
+    ],
+)
 def test_select_components_rules(rule: str, value: float, kept: int) -> None:
     mask, probability = _two_blobs()
     before = mask.copy()

@@ -33,4 +33,7 @@ def test_bfloat16_masks_match_float32_on_the_sample_case() -> None:
     assert not np.array_equal(fp32_prob, bf16_prob)  # bfloat16 did run
     assert np.abs(bf16_prob - fp32_prob).max() < 0.1
     assert case_metrics("sample", bf16_mask, fp32_mask).dice > 0.99
-    assert abs(case_metrics("sample", bf16_mask, case.mask).dice - case_metrics("sample", fp32_mask, case.mask).dice) < 0.005
+    assert (
+        abs(case_metrics("sample", bf16_mask, case.mask).dice - case_metrics("sample", fp32_mask, case.mask).dice)
+        < 0.005
+    )

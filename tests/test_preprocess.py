@@ -114,7 +114,7 @@ def test_bicubic_upscale_matches_keys_kernel() -> None:
     np.testing.assert_allclose(expected[3:7], [0.2265625, 0.8671875, 0.8671875, 0.2265625])
     for row, v in zip(weights[3:7], u[3:7]):  # interior rows: the kernel itself at the four neighbours
         left = int(np.floor(v))
-        np.testing.assert_allclose(row[left - 2:left + 2], [keys(v - k) for k in range(left - 1, left + 3)])
+        np.testing.assert_allclose(row[left - 2 : left + 2], [keys(v - k) for k in range(left - 1, left + 3)])
 
 
 @pytest.mark.parametrize(
@@ -136,7 +136,9 @@ def test_bicubic_shrink_is_antialiased() -> None:
 
 
 def test_integer_images_are_resized_in_floating_point() -> None:
-    """The paper variants give an integer image of another size exactly what its float copy gives (no rounding per pass)."""
+    """The paper variants give an integer image of another size exactly what its float copy gives (no rounding per
+    pass).
+    """
     rng = np.random.default_rng(0)
     image = rng.integers(0, 200, size=(3, 200, 230, 3)).astype(np.uint8)
     as_int = preprocess_case(image, variant="paper-abnormality").image
@@ -175,7 +177,7 @@ def test_paper_crop_start_is_one_pixel_off_centre(width: int, start: int) -> Non
     result = preprocess_case(image, marker, "paper-brain")
     assert result.transform.scale == 1.0 and result.transform.crop == (0, start)
     assert result.mask[:, 100, 0].all() and result.mask.sum() == 3
-    cropped_first = preprocess_case(image[:, :, start:start + 256], None, "paper-brain")
+    cropped_first = preprocess_case(image[:, :, start : start + 256], None, "paper-brain")
     np.testing.assert_array_equal(result.image, cropped_first.image)
 
 
@@ -295,17 +297,26 @@ def test_port_roundtrip_with_resize_within_one_pixel(shape: tuple[int, int]) -> 
 
 
 def _port_reference(image: np.ndarray) -> np.ndarray:
-    """The port's preprocessing written out plainly in float64: threshold, crop, pad, one 4-D resize, window, z-score."""
+    """The port's preprocessing written out plainly in float64: threshold, crop, pad, one 4-D resize, window,
+    z-score.
+    """
     volume = image[1:-1].astype(np.float64)
     volume[volume < 0.1 * volume.max()] = 0
     z, r, c = (np.flatnonzero((volume != 0).any(axis=3).any(axis=axes)) for axes in ((1, 2), (0, 2), (0, 1)))
-    region = volume[z[0]:z[-1] + 1, r[0]:r[-1] + 1, c[0]:c[-1] + 1]
+    region = volume[z[0] : z[-1] + 1, r[0] : r[-1] + 1, c[0] : c[-1] + 1]
     side = max(region.shape[1:3])
     padded = np.zeros((region.shape[0], side, side, volume.shape[3]))
     top, left = (side - region.shape[1]) // 2, (side - region.shape[2]) // 2
-    padded[:, top:top + region.shape[1], left:left + region.shape[2]] = region
-    resized = resize(padded, (padded.shape[0], 64, 64, padded.shape[3]), order=2, mode="constant", cval=0, anti_aliasing=False,
-                     preserve_range=True)
+    padded[:, top : top + region.shape[1], left : left + region.shape[2]] = region
+    resized = resize(
+        padded,
+        (padded.shape[0], 64, 64, padded.shape[3]),
+        order=2,
+        mode="constant",
+        cval=0,
+        anti_aliasing=False,
+        preserve_range=True,
+    )
     p10, p99 = np.percentile(resized, [10, 99])
     unit = (np.clip(resized, p10, p99) - p10) / (p99 - p10)
     return (unit - unit.mean(axis=(0, 1, 2))) / unit.std(axis=(0, 1, 2))

@@ -10,7 +10,9 @@ import pytest
 from flairseg.cli import main
 
 
-def test_rerun_skips_only_a_matching_case(sample_case: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_rerun_skips_only_a_matching_case(
+    sample_case: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "out"
     command = ["predict", "-i", str(sample_case), "-o", str(out), "--quiet", "--precision", "fp32"]
     assert main(command) == 0
@@ -21,14 +23,21 @@ def test_rerun_skips_only_a_matching_case(sample_case: Path, tmp_path: Path, cap
     assert "0 cases predicted, 1 already done" in capsys.readouterr().out
     assert main(command[:-2] + ["--precision", "bf16"]) == 1  # another precision: not the same mask
     err = capsys.readouterr().err.strip()
-    assert err.startswith("flairseg: error: case TCGA_CS_4942_19970222") and "another precision" in err and "--overwrite" in err
+    assert (
+        err.startswith("flairseg: error: case TCGA_CS_4942_19970222")
+        and "another precision" in err
+        and "--overwrite" in err
+    )
     assert main(command + ["--tta"]) == 1 and "another tta" in capsys.readouterr().err
-    assert main(["predict", "-i", str(sample_case), "-o", str(out), "--quiet", "--task", "brain"]) == 0  # brain masks: their own names
+    # brain masks: their own names
+    assert main(["predict", "-i", str(sample_case), "-o", str(out), "--quiet", "--task", "brain"]) == 0
     assert main(command + ["--tta", "--overwrite"]) == 0
     assert json.loads((out / "report" / "records" / "TCGA_CS_4942_19970222_mask.json").read_text())["tta"] is True
 
 
-def test_a_case_without_record_is_predicted_again(sample_case: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_case_without_record_is_predicted_again(
+    sample_case: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "out"
     assert main(["predict", "-i", str(sample_case), "-o", str(out), "--quiet"]) == 0
     (out / "report" / "records" / "TCGA_CS_4942_19970222_mask.json").unlink()  # as if killed before the record
@@ -59,13 +68,18 @@ def test_qc_table_flags_cases_to_check(tmp_path: Path, capsys: pytest.CaptureFix
     flair = case.image[..., 1].astype(np.float32)
     scored = (flair - flair.mean()) / flair.std()
     (tmp_path / "in").mkdir()
-    nib.save(nib.Nifti1Image(scored.transpose(2, 1, 0)[::-1, ::-1].copy(), np.diag([1.0, 1.0, 5.0, 1.0])), tmp_path / "in" / "p.nii.gz")
+    nib.save(
+        nib.Nifti1Image(scored.transpose(2, 1, 0)[::-1, ::-1].copy(), np.diag([1.0, 1.0, 5.0, 1.0])),
+        tmp_path / "in" / "p.nii.gz",
+    )
     assert main(["predict", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--quiet"]) == 0
     assert "1 cases flagged for review" in capsys.readouterr().out
     with (tmp_path / "out" / "report" / "qc.csv").open() as handle:
         [row] = list(csv.DictReader(handle))
     assert row["case"] == "p" and "flair-only" in row["flags"] and "shifted-intensities" in row["flags"]
-    assert float(row["volume_ml"]) == pytest.approx(int(row["voxels"]) * 5.0 / 1000.0, rel=1e-3) and int(row["voxels"]) > 0
+    assert (
+        float(row["volume_ml"]) == pytest.approx(int(row["voxels"]) * 5.0 / 1000.0, rel=1e-3) and int(row["voxels"]) > 0
+    )
 
 
 @pytest.fixture(scope="module")
@@ -87,22 +101,30 @@ def tree_and_single(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pat
 
 def _assert_same_outputs(single: Path, merged: Path) -> None:
     """Every file of the one-process run, byte for byte, and no other file but the part records."""
+
     def files(root: Path) -> set[Path]:
-        return {p.relative_to(root) for p in root.rglob("*") if p.is_file() and "parts" not in p.relative_to(root).parts}
+        return {
+            p.relative_to(root) for p in root.rglob("*") if p.is_file() and "parts" not in p.relative_to(root).parts
+        }
 
     assert files(merged) == files(single)
     assert [str(f) for f in sorted(files(single)) if (single / f).read_bytes() != (merged / f).read_bytes()] == []
     assert (single / "report" / "metrics.csv").is_file() and list((single / "report" / "montages").iterdir())
 
 
-def test_parts_split_the_cases_and_merge_into_the_single_run(tree_and_single: tuple[Path, Path], tmp_path: Path) -> None:
+def test_parts_split_the_cases_and_merge_into_the_single_run(
+    tree_and_single: tuple[Path, Path], tmp_path: Path
+) -> None:
     """Two jobs with --part 0/2 and 1/2 predict disjoint cases that together are all; their merged masks,
     tables, metrics and report are byte-identical to one process's."""
     from flairseg.predict import split_parts
 
     tree, single = tree_and_single
     parts = split_parts(sorted(tree.iterdir()), 2)
-    assert [[p.name for p in part] for part in parts] == [["TCGA_CS_4942_19970222"], ["C0", "C1", "C2"]]  # 20 slices | 6 + 5 + 4
+    assert [[p.name for p in part] for part in parts] == [
+        ["TCGA_CS_4942_19970222"],
+        ["C0", "C1", "C2"],
+    ]  # 20 slices | 6 + 5 + 4
     for k in (0, 1):
         assert main(["predict", "-i", str(tree), "-o", str(tmp_path / "out"), "--part", f"{k}/2", "--quiet"]) == 0
         record = json.loads((tmp_path / "out" / "report" / "parts" / f"part-{k}-of-2.json").read_text())
@@ -119,13 +141,33 @@ def test_torchrun_ranks_merge_into_the_single_run(tree_and_single: tuple[Path, P
     import sys
 
     tree, single = tree_and_single
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29531",
-               "-m", "flairseg", "predict", "-i", str(tree), "-o", str(tmp_path / "out"), "--quiet"]
-    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300, check=False)
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-port",
+        "29531",
+        "-m",
+        "flairseg",
+        "predict",
+        "-i",
+        str(tree),
+        "-o",
+        str(tmp_path / "out"),
+        "--quiet",
+    ]
+    result = subprocess.run(
+        command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300, check=False
+    )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.count("4 cases predicted") == 1 and "over 4 cases with truth" in result.stdout  # rank 0 reports for all
+    # rank 0 reports for all
+    assert result.stdout.count("4 cases predicted") == 1 and "over 4 cases with truth" in result.stdout
     parts = [json.loads(p.read_text()) for p in sorted((tmp_path / "out" / "report" / "parts").glob("*.json"))]
-    assert sorted(c for p in parts for c in p["cases"]) == ["C0", "C1", "C2", "TCGA_CS_4942_19970222"] and [p["parts"] for p in parts] == [2, 2]
+    assert sorted(c for p in parts for c in p["cases"]) == ["C0", "C1", "C2", "TCGA_CS_4942_19970222"] and [
+        p["parts"] for p in parts
+    ] == [2, 2]
     _assert_same_outputs(single, tmp_path / "out")
 
 

@@ -17,7 +17,10 @@ from flairseg.shape import bounding_ellipsoid_volume_ratio
 
 
 def _ball(slices: int = 12, size: int = 40, radius: float = 5.0) -> np.ndarray:
-    z, y, x = np.mgrid[:slices, :size, :size] - np.array([(slices - 1) / 2, (size - 1) / 2, (size - 1) / 2])[:, None, None, None]
+    z, y, x = (
+        np.mgrid[:slices, :size, :size]
+        - np.array([(slices - 1) / 2, (size - 1) / 2, (size - 1) / 2])[:, None, None, None]
+    )
     return np.sqrt(z**2 + y**2 + x**2) <= radius
 
 
@@ -71,12 +74,16 @@ def test_associate_against_scipy_and_bonferroni(tmp_path: Path) -> None:
     cases = [f"TCGA_XX_{i:04d}_20000101" for i in range(12)]
     bevr = [0.1, 0.2, 0.15, 0.12, 0.18, 0.11, 0.6, 0.7, 0.65, 0.8, 0.75, 0.9]
     asd = [0.3, 0.1, 0.3, 0.1, 0.3, 0.1, 0.3, 0.1, 0.3, 0.1, 0.3, 0.1]
-    features = _write(tmp_path / "features.csv", ["case_id", "asd", "mf", "bevr", "volume"],
-                      [[c, a, "", b, 100] for c, a, b in zip(cases, asd, bevr)])
+    features = _write(
+        tmp_path / "features.csv",
+        ["case_id", "asd", "mf", "bevr", "volume"],
+        [[c, a, "", b, 100] for c, a, b in zip(cases, asd, bevr)],
+    )
     labels = ["1"] * 6 + ["2"] * 6
     labels[0], labels[11] = "", "NA"
-    clinical = _write(tmp_path / "data.csv", ["Patient", "RNASeqCluster"],
-                      [[patient_id(c), lab] for c, lab in zip(cases, labels)])
+    clinical = _write(
+        tmp_path / "data.csv", ["Patient", "RNASeqCluster"], [[patient_id(c), lab] for c, lab in zip(cases, labels)]
+    )
     hypotheses = [Hypothesis("bevr", "RNASeqCluster"), Hypothesis("asd", "RNASeqCluster")]
     result = associate(features, clinical, tmp_path / "report", hypotheses=hypotheses)
     bevr_row, asd_row = result.rows
@@ -96,9 +103,26 @@ def test_associate_command_defaults_to_the_declared_ten(tmp_path: Path, capsys: 
     rng = np.random.default_rng(0)
     cases = [f"TCGA_XX_{i:04d}_20000101" for i in range(20)]
     features = _write(tmp_path / "f.csv", ["case_id", "asd", "mf", "bevr"], [[c, *rng.random(3)] for c in cases])
-    clinical = _write(tmp_path / "c.csv", ["Patient", *columns],
-                      [[patient_id(c), *rng.integers(1, 4, len(columns))] for c in cases[:18]])
-    assert main(["associate", "--features", str(features), "--clinical", str(clinical), "-o", str(tmp_path / "out"), "--no-plots"]) == 0
+    clinical = _write(
+        tmp_path / "c.csv",
+        ["Patient", *columns],
+        [[patient_id(c), *rng.integers(1, 4, len(columns))] for c in cases[:18]],
+    )
+    assert (
+        main(
+            [
+                "associate",
+                "--features",
+                str(features),
+                "--clinical",
+                str(clinical),
+                "-o",
+                str(tmp_path / "out"),
+                "--no-plots",
+            ]
+        )
+        == 0
+    )
     captured = capsys.readouterr()
     assert "10 hypotheses on 18 cases" in captured.out and "2 cases have no clinical row" in captured.err
     assert len(_rows(tmp_path / "out" / "associations.csv")) == 10 and not (tmp_path / "out" / "boxplots").exists()
@@ -114,7 +138,9 @@ def test_associate_command_defaults_to_the_declared_ten(tmp_path: Path, capsys: 
         (["--alpha", "2"], "alpha must lie in (0, 1)"),
     ],
 )
-def test_associate_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str) -> None:
+def test_associate_bad_input_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
     features = _write(tmp_path / "f.csv", ["case_id", "bevr"], [["TCGA_XX_0001_20000101", 0.5]])
     clinical = _write(tmp_path / "c.csv", ["Patient", "RNASeqCluster"], [["TCGA_XX_0001", 1]])
     out = tmp_path / "out"

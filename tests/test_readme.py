@@ -23,8 +23,12 @@ def _commands() -> list[str]:
 
 
 def _flairseg_arguments(command: str) -> list[str] | None:
-    """The arguments after ``flairseg`` (or ``-m flairseg``), with shell variables given example values; None: not flairseg."""
-    words = shlex.split(re.sub(r"\$\{(\w+)\}", lambda m: {"SLURM_ARRAY_TASK_ID": "3", "SLURM_CPUS_PER_TASK": "4"}[m[1]], command))
+    """The arguments after ``flairseg`` (or ``-m flairseg``), with shell variables given example values; None: not
+    flairseg.
+    """
+    words = shlex.split(
+        re.sub(r"\$\{(\w+)\}", lambda m: {"SLURM_ARRAY_TASK_ID": "3", "SLURM_CPUS_PER_TASK": "4"}[m[1]], command)
+    )
     for index, word in enumerate(words):
         if word.endswith("/flairseg") or word == "flairseg":
             return words[index + 1 :]
@@ -33,7 +37,9 @@ def _flairseg_arguments(command: str) -> list[str] | None:
 
 def test_readme_has_the_commands_a_user_starts_with() -> None:
     commands = _commands()
-    assert any("flairseg demo" in c for c in commands) and any(c.startswith(".venv/bin/python -m pytest") for c in commands)
+    assert any("flairseg demo" in c for c in commands) and any(
+        c.startswith(".venv/bin/python -m pytest") for c in commands
+    )
 
 
 def test_ci_runs_the_test_command_readme_gives() -> None:

@@ -12,9 +12,14 @@ from flairseg.cli import main
 from flairseg.io import sample_case_path
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-webdriver = pytest.importorskip("selenium.webdriver", reason="the browser test needs selenium (pip install -e '.[test]')")
-pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER),
-                                reason="no headless browser: install Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)")
+webdriver = pytest.importorskip(
+    "selenium.webdriver", reason="the browser test needs selenium (pip install -e '.[test]')"
+)
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM and DRIVER),
+    reason="no headless browser: install Debian's chromium and chromium-driver (apt-get install chromium "
+    "chromium-driver)",
+)
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +46,14 @@ def browser():
     os.environ.setdefault("SE_OFFLINE", "true")  # never download a driver or browser
     options = Options()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                 "--window-size=1400,1000"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--window-size=1400,1000",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(executable_path=DRIVER), options=options)
     yield driver
@@ -52,7 +63,10 @@ def browser():
 def _cases(browser) -> list[str]:
     from selenium.webdriver.common.by import By
 
-    return [row.find_elements(By.TAG_NAME, "td")[0].text for row in browser.find_elements(By.CSS_SELECTOR, "#cases tbody tr")]
+    return [
+        row.find_elements(By.TAG_NAME, "td")[0].text
+        for row in browser.find_elements(By.CSS_SELECTOR, "#cases tbody tr")
+    ]
 
 
 def test_report_lists_sorts_and_shows_every_case(run: Path, browser, tmp_path: Path) -> None:
@@ -68,15 +82,20 @@ def test_report_lists_sorts_and_shows_every_case(run: Path, browser, tmp_path: P
     case_heading.click()
     assert _cases(browser) == sorted(_cases(browser), reverse=True)
     browser.find_elements(By.CSS_SELECTOR, "#cases th")[headings.index("Dice")].click()
-    assert _cases(browser)[-1] == sample_case_path().name  # the scored case sorts after the empty cell of the unscored one
+    # the scored case sorts after the empty cell of the unscored one
+    assert _cases(browser)[-1] == sample_case_path().name
     images = browser.find_elements(By.TAG_NAME, "img")
     assert len(images) == 3  # the Dice distribution and one overlay per case
-    assert all(browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", img) for img in images)
+    assert all(
+        browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", img) for img in images
+    )
     shot = tmp_path / "report.png"
     assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
 
 
-def test_a_large_run_links_its_montages_and_they_load(run: Path, browser, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_large_run_links_its_montages_and_they_load(
+    run: Path, browser, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Above EMBEDDED_CASES the page links montages/... instead of embedding them; opened from disk they still load."""
     from selenium.webdriver.common.by import By
 
@@ -87,6 +106,10 @@ def test_a_large_run_links_its_montages_and_they_load(run: Path, browser, tmp_pa
     monkeypatch.setattr(html_report, "EMBEDDED_CASES", 1)
     html_report.write_html_report(report, "two cases, linked")
     browser.get((report / "report.html").resolve().as_uri())
-    overlays = [img for img in browser.find_elements(By.TAG_NAME, "img") if img.get_attribute("alt").startswith("overlay")]
+    overlays = [
+        img for img in browser.find_elements(By.TAG_NAME, "img") if img.get_attribute("alt").startswith("overlay")
+    ]
     assert len(overlays) == 2 and all(img.get_attribute("src").startswith("file:") for img in overlays)
-    assert all(browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", img) for img in overlays)
+    assert all(
+        browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", img) for img in overlays
+    )

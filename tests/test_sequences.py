@@ -49,10 +49,17 @@ def test_a_brats_folder_is_one_case_with_its_sequences_and_labels(tmp_path: Path
     assert find_cases(folder) == [folder / "BraTS19_X_1_flair.nii.gz"]
     case = read_case(find_cases(folder)[0])
     assert case.case_id == "BraTS19_X_1" and case.image.shape[-1] == 3
-    assert [float(np.median(case.image[..., c])) for c in range(3)] == [20.0, 10.0, 30.0]  # pre (T1), FLAIR, post (T1ce)
+    assert [float(np.median(case.image[..., c])) for c in range(3)] == [
+        20.0,
+        10.0,
+        30.0,
+    ]  # pre (T1), FLAIR, post (T1ce)
     assert case.mask.sum() == 18  # the seg labels as the whole tumour
-    assert {k: Path(v).name for k, v in case.sequences} == {"pre": "BraTS19_X_1_t1.nii.gz", "flair": "BraTS19_X_1_flair.nii.gz",
-                                                             "post": "BraTS19_X_1_t1ce.nii.gz"}
+    assert {k: Path(v).name for k, v in case.sequences} == {
+        "pre": "BraTS19_X_1_t1.nii.gz",
+        "flair": "BraTS19_X_1_flair.nii.gz",
+        "post": "BraTS19_X_1_t1ce.nii.gz",
+    }
 
 
 def test_a_brats_root_gives_one_case_per_folder_and_labels_are_never_images(tmp_path: Path) -> None:
@@ -83,12 +90,17 @@ def test_nnunet_channels_are_named_by_dataset_json(tmp_path: Path) -> None:
     folder = tmp_path / "Dataset001_BrainTumour" / "imagesTs"
     (tmp_path / "Dataset001_BrainTumour").mkdir()
     (tmp_path / "Dataset001_BrainTumour" / "dataset.json").write_text(
-        json.dumps({"channel_names": {"0": "FLAIR", "1": "T1w", "2": "t1gd", "3": "T2w"}}))
+        json.dumps({"channel_names": {"0": "FLAIR", "1": "T1w", "2": "t1gd", "3": "T2w"}})
+    )
     for channel, value in ((0, 10), (1, 20), (2, 30), (3, 40)):
         _volume(folder / f"BRATS_001_{channel:04d}.nii.gz", value)
     [flair] = find_cases(folder)
     case = read_case(flair)
-    assert case.case_id == "BRATS_001" and [float(np.median(case.image[..., c])) for c in range(3)] == [20.0, 10.0, 30.0]
+    assert case.case_id == "BRATS_001" and [float(np.median(case.image[..., c])) for c in range(3)] == [
+        20.0,
+        10.0,
+        30.0,
+    ]
 
 
 def test_bids_dataset_gives_one_case_per_subject_and_session_and_derivatives(tmp_path: Path, sample_case: Path) -> None:
@@ -157,7 +169,11 @@ def test_resampling_follows_world_coordinates(tmp_path: Path) -> None:
     data = np.arange(12 * 10 * 6, dtype=np.float32).reshape(12, 10, 6)
     nib.save(nib.Nifti1Image(data, AFFINE), tmp_path / "P_flair.nii.gz")
     flipped = AFFINE.copy()
-    flipped[0, 0], flipped[0, 3] = 1.0, -11.0  # x reversed: voxel i of the copy sits where voxel 11 - i of the FLAIR sits
+    # x reversed: voxel i of the copy sits where voxel 11 - i of the FLAIR sits
+    flipped[0, 0], flipped[0, 3] = (
+        1.0,
+        -11.0,
+    )
     nib.save(nib.Nifti1Image(data[::-1].copy(), flipped), tmp_path / "t1.nii.gz")
     case = read_sequences(tmp_path / "P_flair.nii.gz", pre=tmp_path / "t1.nii.gz", resample=True)
     np.testing.assert_allclose(case.image[..., 0], case.image[..., 1], atol=1e-3)

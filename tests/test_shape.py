@@ -47,7 +47,9 @@ def test_scale_invariance() -> None:
     assert angular_standard_deviation(large) == pytest.approx(angular_standard_deviation(small), rel=0.15)
     assert margin_fluctuation(large) == pytest.approx(margin_fluctuation(small), rel=0.15)
     # spacing scales the geometry the same way as more pixels
-    assert angular_standard_deviation(small, spacing=(0.7, 0.7)) == pytest.approx(angular_standard_deviation(small), rel=1e-9)
+    assert angular_standard_deviation(small, spacing=(0.7, 0.7)) == pytest.approx(
+        angular_standard_deviation(small), rel=1e-9
+    )
 
 
 def test_khachiyan_circumscribes_a_cube() -> None:

@@ -17,7 +17,21 @@ from flairseg.io import read_case, sample_case_path
 from flairseg.metrics import case_metrics
 from flairseg.postprocess import postprocess
 
-TINY = ["--size", "64", "--features", "8", "--batch-size", "8", "--lr", "2e-3", "--validation-cases", "1", "--folds", "5", "--quiet"]
+TINY = [
+    "--size",
+    "64",
+    "--features",
+    "8",
+    "--batch-size",
+    "8",
+    "--lr",
+    "2e-3",
+    "--validation-cases",
+    "1",
+    "--folds",
+    "5",
+    "--quiet",
+]
 
 
 def head(slices: int = 8, size: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -28,7 +42,11 @@ def head(slices: int = 8, size: int = 64, seed: int = 0) -> tuple[np.ndarray, np
     radius = np.sqrt(((y - c) / (0.30 * size)) ** 2 + ((x - c) / (0.25 * size)) ** 2 + ((z - zc) / (0.7 * slices)) ** 2)
     brain = radius <= 1.0
     shell = (radius > 1.12) & (radius <= 1.35)
-    tumour = brain & (((y - c - 0.08 * size) ** 2 + (x - c + 0.06 * size) ** 2) / (0.09 * size) ** 2 + ((z - zc) / (0.35 * slices)) ** 2 <= 1)
+    tumour = brain & (
+        ((y - c - 0.08 * size) ** 2 + (x - c + 0.06 * size) ** 2) / (0.09 * size) ** 2
+        + ((z - zc) / (0.35 * slices)) ** 2
+        <= 1
+    )
     flair = rng.normal(8, 3, size=brain.shape)
     flair[shell] = rng.normal(190, 10, size=int(shell.sum()))
     flair[brain] = rng.normal(100, 8, size=int(brain.sum()))
@@ -52,7 +70,25 @@ def heads(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def runs(heads: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("runs")
     for task in ("brain", "abnormality"):
-        assert main(["train", "--task", task, "--data", str(heads), "-o", str(folder / task), "--epochs", "3", "--steps-per-epoch", "15", *TINY]) == 0
+        assert (
+            main(
+                [
+                    "train",
+                    "--task",
+                    task,
+                    "--data",
+                    str(heads),
+                    "-o",
+                    str(folder / task),
+                    "--epochs",
+                    "3",
+                    "--steps-per-epoch",
+                    "15",
+                    *TINY,
+                ]
+            )
+            == 0
+        )
     return {task: folder / task / "best.json" for task in ("brain", "abnormality")}
 
 
@@ -68,10 +104,28 @@ def test_brain_postprocessing_keeps_one_hole_free_component() -> None:
     assert not np.array_equal(noisy, out) and noisy[2, 3, 3]  # the input is left alone
 
 
-def test_strip_writes_brain_only_images_named_like_the_input(heads: Path, runs: dict[str, Path], tmp_path: Path,
-                                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_strip_writes_brain_only_images_named_like_the_input(
+    heads: Path, runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "strip"
-    assert main(["predict", "-i", str(heads), "-o", str(out), "--model", str(runs["brain"]), "--task", "brain", "--strip", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "-i",
+                str(heads),
+                "-o",
+                str(out),
+                "--model",
+                str(runs["brain"]),
+                "--task",
+                "brain",
+                "--strip",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert "Dice mean" in capsys.readouterr().out
     source = read_case(heads / "HEAD_0", masks="ignore")
     predicted = read_case(out / "HEAD_0", masks="only", mask_suffix="_brain").mask
@@ -84,21 +138,45 @@ def test_strip_writes_brain_only_images_named_like_the_input(heads: Path, runs: 
     assert (stripped[~predicted] == 0).all() and np.array_equal(stripped[predicted], source.image[predicted])
 
 
-def test_two_stage_pipeline_keeps_the_abnormality_inside_the_brain(heads: Path, runs: dict[str, Path], tmp_path: Path) -> None:
+def test_two_stage_pipeline_keeps_the_abnormality_inside_the_brain(
+    heads: Path, runs: dict[str, Path], tmp_path: Path
+) -> None:
     out = tmp_path / "two-stage"
-    assert main(["predict", "-i", str(heads), "-o", str(out), "--model", str(runs["abnormality"]), "--brain-model", str(runs["brain"]),
-                 "--strip", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "-i",
+                str(heads),
+                "-o",
+                str(out),
+                "--model",
+                str(runs["abnormality"]),
+                "--brain-model",
+                str(runs["brain"]),
+                "--strip",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     for index in range(6):
         tumour = read_case(out / f"HEAD_{index}", masks="only").mask
         brain = read_case(out / "stripped" / f"HEAD_{index}", masks="ignore").image[..., 1] > 0
         assert tumour.any() and not (tumour & ~brain).any()
 
 
-def test_strip_and_two_stage_refuse_what_cannot_work(heads: Path, runs: dict[str, Path], tmp_path: Path,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    cases = [(["--model", str(runs["abnormality"]), "--strip"], "--strip needs a brain mask"),
-             (["--model", str(runs["brain"]), "--task", "brain", "--brain-model", str(runs["brain"])], "drop it for --task brain"),
-             (["--model", str(runs["abnormality"]), "--brain-model", str(runs["abnormality"])], "not a 'brain' model")]
+def test_strip_and_two_stage_refuse_what_cannot_work(
+    heads: Path, runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cases = [
+        (["--model", str(runs["abnormality"]), "--strip"], "--strip needs a brain mask"),
+        (
+            ["--model", str(runs["brain"]), "--task", "brain", "--brain-model", str(runs["brain"])],
+            "drop it for --task brain",
+        ),
+        (["--model", str(runs["abnormality"]), "--brain-model", str(runs["abnormality"])], "not a 'brain' model"),
+    ]
     for extra, message in cases:
         out = tmp_path / "refused"
         assert main(["predict", "-i", str(heads), "-o", str(out), *extra, "--quiet"]) == 1
@@ -109,13 +187,31 @@ def test_strip_and_two_stage_refuse_what_cannot_work(heads: Path, runs: dict[str
 
 def test_strip_a_nifti_volume_keeps_its_header(runs: dict[str, Path], tmp_path: Path) -> None:
     image, _, _ = head(seed=3)
-    affine = np.array([[0, 0, -0.9, 60], [-0.9, 0, 0, 70], [0, 3.0, 0, -20], [0, 0, 0, 1]])  # not in the processing order
+    # not in the processing order
+    affine = np.array([[0, 0, -0.9, 60], [-0.9, 0, 0, 70], [0, 3.0, 0, -20], [0, 0, 0, 1]])
     volume = image[..., 1].transpose(2, 0, 1).astype(np.int16)
     folder = tmp_path / "nifti"
     folder.mkdir()
     nib.save(nib.Nifti1Image(volume, affine), folder / "head.nii.gz")
     out = tmp_path / "out"
-    assert main(["predict", "-i", str(folder), "-o", str(out), "--model", str(runs["brain"]), "--task", "brain", "--strip", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "-i",
+                str(folder),
+                "-o",
+                str(out),
+                "--model",
+                str(runs["brain"]),
+                "--task",
+                "brain",
+                "--strip",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     stripped, mask = nib.load(out / "stripped" / "head.nii.gz"), nib.load(out / "head_brain.nii.gz")
     assert stripped.shape == volume.shape and np.allclose(stripped.affine, affine)
     data, brain = np.asarray(stripped.dataobj), np.asarray(mask.dataobj).astype(bool)
@@ -126,7 +222,24 @@ def test_strip_the_sample_case_on_its_grid(runs: dict[str, Path], tmp_path: Path
     cases = tmp_path / "cases"
     shutil.copytree(sample_case_path(), cases / sample_case_path().name)
     out = tmp_path / "out"
-    assert main(["predict", "-i", str(cases), "-o", str(out), "--model", str(runs["brain"]), "--task", "brain", "--strip", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "-i",
+                str(cases),
+                "-o",
+                str(out),
+                "--model",
+                str(runs["brain"]),
+                "--task",
+                "brain",
+                "--strip",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     sample = read_case(cases / sample_case_path().name, masks="ignore")
     stripped = read_case(out / "stripped" / sample.case_id, masks="ignore").image
     predicted = read_case(out / sample.case_id, masks="only", mask_suffix="_brain").mask

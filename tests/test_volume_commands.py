@@ -21,7 +21,9 @@ def _nifti_tree(root: Path, shift: int = 0, with_images: bool = True) -> Path:
         image, mask = phantom(slices=8, size=48, seed=index)
         to_xyz = lambda a: np.ascontiguousarray(a.transpose(2, 1, 0))  # noqa: E731
         if with_images:
-            nib.save(nib.Nifti1Image(to_xyz(image[..., 1]).astype(np.float32), affine), str(root / f"vol{index}.nii.gz"))
+            nib.save(
+                nib.Nifti1Image(to_xyz(image[..., 1]).astype(np.float32), affine), str(root / f"vol{index}.nii.gz")
+            )
         moved = np.roll(mask, shift, axis=2)
         nib.save(nib.Nifti1Image(to_xyz(moved).astype(np.uint8), affine), str(root / f"vol{index}_mask.nii.gz"))
     return root
@@ -47,7 +49,22 @@ def test_preprocess_flair_only_volume_copies_flair(tmp_path: Path, capsys: pytes
     case = read_case(out / "vol0", masks="required")
     assert case.image.shape[-1] == 3
     np.testing.assert_array_equal(case.image[..., 0], case.image[..., 2])
-    assert main(["preprocess", "-i", str(truth / "vol0.nii.gz"), "-o", str(tmp_path / "p2"), "--variant", "port", "--missing", "error"]) == 1
+    assert (
+        main(
+            [
+                "preprocess",
+                "-i",
+                str(truth / "vol0.nii.gz"),
+                "-o",
+                str(tmp_path / "p2"),
+                "--variant",
+                "port",
+                "--missing",
+                "error",
+            ]
+        )
+        == 1
+    )
     assert "flairseg: error:" in capsys.readouterr().err and not (tmp_path / "p2").exists()
 
 

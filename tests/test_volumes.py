@@ -18,8 +18,17 @@ from flairseg.io import find_cases, read_case, write_mask
 from flairseg.volumes import is_dicom_folder, read_dicom_series, read_nifti, write_volume_mask
 
 GEOMETRY_FIELDS = (
-    "qform_code", "sform_code", "quatern_b", "quatern_c", "quatern_d", "qoffset_x", "qoffset_y", "qoffset_z",
-    "srow_x", "srow_y", "srow_z",
+    "qform_code",
+    "sform_code",
+    "quatern_b",
+    "quatern_c",
+    "quatern_d",
+    "qoffset_x",
+    "qoffset_y",
+    "qoffset_z",
+    "srow_x",
+    "srow_y",
+    "srow_z",
 )
 
 
@@ -88,7 +97,9 @@ def test_reorientation_and_exact_round_trip(tmp_path: Path, name: str, suffix: s
     write_volume_mask(case, mask, out)
     written = nib.load(str(out))
     _assert_same_grid(written, nib.load(str(path)))
-    assert written.get_data_dtype() == np.uint8 and written.header["descrip"].tobytes().rstrip(b"\0") == b"flairseg test"
+    assert (
+        written.get_data_dtype() == np.uint8 and written.header["descrip"].tobytes().rstrip(b"\0") == b"flairseg test"
+    )
     np.testing.assert_array_equal(np.asarray(written.dataobj), (data > 110.0).astype(np.uint8))
     assert path.read_bytes() == before and np.array_equal(mask, kept)
 
@@ -125,20 +136,28 @@ def test_oblique_affine_round_trip(tmp_path: Path) -> None:
     angles=st.tuples(*[st.floats(-30, 30)] * 3),
     zooms=st.tuples(*[st.floats(0.5, 5.0)] * 3),
 )
-def test_any_orientation_gives_lps_axes_and_round_trips(order: list[int], signs: tuple, angles: tuple, zooms: tuple) -> None:
+def test_any_orientation_gives_lps_axes_and_round_trips(
+    order: list[int], signs: tuple, angles: tuple, zooms: tuple
+) -> None:
     affine = np.eye(4)
     affine[:3, :3] = _rotation(*np.radians(angles)) @ np.eye(3)[:, order] @ np.diag(np.multiply(signs, zooms))
     affine[:3, 3] = [3.0, -4.0, 5.0]
     shape = (5, 6, 7)
     world = nib.affines.apply_affine(affine, np.moveaxis(np.indices(shape), 0, -1))  # RAS mm of every voxel
     with tempfile.TemporaryDirectory() as folder:
-        cases = [read_nifti(_save(world[..., a].astype(np.float32), affine, Path(folder) / f"{a}.nii")) for a in range(3)]
+        cases = [
+            read_nifti(_save(world[..., a].astype(np.float32), affine, Path(folder) / f"{a}.nii")) for a in range(3)
+        ]
         x, y, z = (c.image[..., 0] for c in cases)
         assert (np.diff(x, axis=2) < 0).all() and (np.diff(y, axis=1) < 0).all() and (np.diff(z, axis=0) > 0).all()
-        steps = [np.linalg.norm(np.diff(np.stack([x, y, z], -1), axis=a)[0, 0, 0]) for a in range(3)]  # mm per voxel step
+        steps = [
+            np.linalg.norm(np.diff(np.stack([x, y, z], -1), axis=a)[0, 0, 0]) for a in range(3)
+        ]  # mm per voxel step
         np.testing.assert_allclose(cases[0].geometry.spacing, steps, rtol=1e-4)
         write_volume_mask(cases[0], x > 3.0, Path(folder) / "out.nii")
-        np.testing.assert_array_equal(np.asarray(nib.load(Path(folder) / "out.nii").dataobj), world[..., 0].astype(np.float32) > 3.0)
+        np.testing.assert_array_equal(
+            np.asarray(nib.load(Path(folder) / "out.nii").dataobj), world[..., 0].astype(np.float32) > 3.0
+        )
 
 
 @pytest.mark.parametrize("codes", [(1, 2), (2, 0), (0, 1), (0, 0)])
@@ -207,7 +226,8 @@ SAGITTAL = np.array([[0.0, 0.0, -1.0], [1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])  # co
 DIRECTIONS = {
     "axial": (np.eye(3), lambda d: d),
     "flipped": (np.diag([-1.0, 1.0, -1.0]), lambda d: d[::-1, :, ::-1]),  # x toward R, slices toward I
-    # index (k, j, i) -> slices along j reversed (toward S), rows along i (toward P), columns along k reversed (toward L)
+    # index (k, j, i) -> slices along j reversed (toward S), rows along i (toward P),
+    # columns along k reversed (toward L)
     "sagittal": (SAGITTAL, lambda d: d.transpose(1, 2, 0)[::-1, :, ::-1]),
 }
 
@@ -272,7 +292,11 @@ def test_dicom_series(tmp_path: Path, name: str) -> None:
     out = tmp_path / "mask.nii.gz"
     write_volume_mask(case, case.image[..., 0] > 500, out)
     written = nib.load(str(out))
-    assert written.shape == (10, 12, 5) and int(written.header["qform_code"]) == 1 and int(written.header["sform_code"]) == 1
+    assert (
+        written.shape == (10, 12, 5)
+        and int(written.header["qform_code"]) == 1
+        and int(written.header["sform_code"]) == 1
+    )
     assert written.header.get_zooms() == pytest.approx((0.9, 0.8, 4.0))
     np.testing.assert_allclose(written.get_qform(), written.get_sform(), atol=1e-5)
     mask = np.asarray(written.dataobj)
@@ -281,7 +305,11 @@ def test_dicom_series(tmp_path: Path, name: str) -> None:
         k = int(ds.InstanceNumber) - 1
         row, col = np.array(ds.ImageOrientationPatient[:3], float), np.array(ds.ImageOrientationPatient[3:], float)
         i, j = ds.Columns - 1, ds.Rows - 1  # the far corner pins the whole affine
-        corner = np.array(ds.ImagePositionPatient, float) + i * float(ds.PixelSpacing[1]) * row + j * float(ds.PixelSpacing[0]) * col
+        corner = (
+            np.array(ds.ImagePositionPatient, float)
+            + i * float(ds.PixelSpacing[1]) * row
+            + j * float(ds.PixelSpacing[0]) * col
+        )
         for voxel, lps in (((0, 0, k), np.array(ds.ImagePositionPatient, float)), ((i, j, k), corner)):
             np.testing.assert_allclose(written.affine @ [*voxel, 1], [-lps[0], -lps[1], lps[2], 1], atol=1e-4)
         np.testing.assert_array_equal(mask[:, :, k], (ds.pixel_array > 500).T)
@@ -373,7 +401,9 @@ def test_bad_dicom_folders(tmp_path: Path) -> None:
     assert "does not exist" in _message(read_dicom_series, tmp_path / "missing")
     data = np.zeros((3, 6, 6))
     _write_dicom_series(tmp_path / "two", data, (1.0, 1.0, 1.0), np.eye(3), (0.0, 0.0, 0.0), series_uid="1.2.3.1")
-    _write_dicom_series(tmp_path / "two", data, (1.0, 1.0, 1.0), np.eye(3), (0.0, 0.0, 50.0), series_uid="1.2.3.2", prefix="b")
+    _write_dicom_series(
+        tmp_path / "two", data, (1.0, 1.0, 1.0), np.eye(3), (0.0, 0.0, 50.0), series_uid="1.2.3.2", prefix="b"
+    )
     message = _message(read_dicom_series, tmp_path / "two")
     assert "2 DICOM series" in message and "1.2.3.1" in message and "1.2.3.2" in message
     _write_dicom_series(tmp_path / "gap", np.zeros((5, 6, 6)), (1.0, 1.0, 3.0), np.eye(3), (0.0, 0.0, 0.0))
@@ -381,8 +411,10 @@ def test_bad_dicom_folders(tmp_path: Path) -> None:
     assert "off a regular grid" in _message(read_dicom_series, tmp_path / "gap")
     import pydicom
 
-    for tag, words in (((0x0020, 0x0032), "slice 3 of 4 (slice002.dcm) has no Image Position (Patient) tag"),
-                       ((0x0028, 0x0030), "slice 3 (slice002.dcm) has no Pixel Spacing tag")):
+    for tag, words in (
+        ((0x0020, 0x0032), "slice 3 of 4 (slice002.dcm) has no Image Position (Patient) tag"),
+        ((0x0028, 0x0030), "slice 3 (slice002.dcm) has no Pixel Spacing tag"),
+    ):
         folder = tmp_path / f"no-{tag[1]:04x}"
         _write_dicom_series(folder, np.zeros((4, 6, 6)), (1.0, 1.0, 3.0), np.eye(3), (0.0, 0.0, 0.0))
         ds = pydicom.dcmread(folder / "slice002.dcm")

@@ -22,9 +22,22 @@ def fake_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder.mkdir()
     config = ModelConfig(features=4, depth=2, batch_norm=True)
     torch.manual_seed(0)
-    save_model(UNet(features=4, depth=2, batch_norm=True), config, PreprocessConfig(size=64), folder / "tiny", task="abnormality")
-    entry = {"name": "tiny-abnormality", "task": "abnormality", "checkpoint": "tiny.json",
-             "sha256": sha256_of(folder / "tiny.safetensors"), "default": True, "description": "test", "metrics": {}}
+    save_model(
+        UNet(features=4, depth=2, batch_norm=True),
+        config,
+        PreprocessConfig(size=64),
+        folder / "tiny",
+        task="abnormality",
+    )
+    entry = {
+        "name": "tiny-abnormality",
+        "task": "abnormality",
+        "checkpoint": "tiny.json",
+        "sha256": sha256_of(folder / "tiny.safetensors"),
+        "default": True,
+        "description": "test",
+        "metrics": {},
+    }
     (folder / "registry.json").write_text(json.dumps({"models": [entry]}))
     monkeypatch.setattr(weights, "models_folder", lambda: folder)
     return folder
@@ -81,16 +94,26 @@ def test_paths_inside_checkpoint_metadata_are_ignored(tmp_path: Path) -> None:
     assert loaded["sha256"] == meta["sha256"] and sum(p.numel() for p in model.parameters()) > 1e6
 
 
-@pytest.mark.parametrize(("section", "key", "value", "message"), [
-    ("preprocess", "std", 0.0, "std 0.0 is not positive"),
-    ("preprocess", "size", 100000, "size 100000 is not in 16..1024"),
-    ("preprocess", "variant", "fancy", r"variant must be one of \('paper-abnormality', 'paper-brain', 'port'\), not 'fancy'"),
-    ("preprocess", "missing", "guess", r"missing must be one of \('copy-flair', 'zeros', 'error'\), not 'guess'"),
-    ("recipe", "threshold", float("nan"), "threshold nan is not a probability"),
-    ("recipe", "threshold", 1.5, "threshold 1.5 is not a probability"),
-    ("postprocess", "rule", "smallest", "postprocessing setting is invalid"),
-])
-def test_out_of_range_checkpoint_values_are_refused(fake_package: Path, section: str, key: str, value: object, message: str) -> None:
+@pytest.mark.parametrize(
+    ("section", "key", "value", "message"),
+    [
+        ("preprocess", "std", 0.0, "std 0.0 is not positive"),
+        ("preprocess", "size", 100000, "size 100000 is not in 16..1024"),
+        (
+            "preprocess",
+            "variant",
+            "fancy",
+            r"variant must be one of \('paper-abnormality', 'paper-brain', 'port'\), not 'fancy'",
+        ),
+        ("preprocess", "missing", "guess", r"missing must be one of \('copy-flair', 'zeros', 'error'\), not 'guess'"),
+        ("recipe", "threshold", float("nan"), "threshold nan is not a probability"),
+        ("recipe", "threshold", 1.5, "threshold 1.5 is not a probability"),
+        ("postprocess", "rule", "smallest", "postprocessing setting is invalid"),
+    ],
+)
+def test_out_of_range_checkpoint_values_are_refused(
+    fake_package: Path, section: str, key: str, value: object, message: str
+) -> None:
     from flairseg.predict import Segmenter
 
     path = fake_package / "tiny.json"

@@ -26,7 +26,7 @@ def count_tables(columns: Sequence[int], row_total: int) -> int:
     ways = np.zeros(row_total + 1, dtype=object)
     ways[0] = 1
     for capacity in columns:
-        ways = np.array([sum(ways[max(0, s - capacity): s + 1]) for s in range(row_total + 1)], dtype=object)
+        ways = np.array([sum(ways[max(0, s - capacity) : s + 1]) for s in range(row_total + 1)], dtype=object)
     return int(ways[row_total])
 
 
@@ -41,7 +41,9 @@ def _first_row_tables(columns: Sequence[int], row_total: int) -> np.ndarray:
     for j, capacity in enumerate(columns):
         sums = partial.sum(axis=1)
         options = np.arange(capacity + 1)
-        candidates = np.concatenate([np.repeat(partial, len(options), axis=0), np.tile(options, len(partial))[:, None]], axis=1)
+        candidates = np.concatenate(
+            [np.repeat(partial, len(options), axis=0), np.tile(options, len(partial))[:, None]], axis=1
+        )
         totals = np.repeat(sums, len(options)) + np.tile(options, len(partial))
         rest = remaining[j + 1] if j + 1 < len(columns) else 0
         keep = (totals <= row_total) & (totals + rest >= row_total)
@@ -61,8 +63,10 @@ def fisher_exact_2xk(table: np.ndarray) -> float:
     row_total, n = int(table[0].sum()), int(table.sum())
     count = count_tables(list(map(int, columns)), row_total)
     if count > MAX_TABLES:
-        raise InputError(f"the exact test of this {table.shape[1]}-cluster table would enumerate {count:,} tables (more than "
-                         f"{MAX_TABLES:,}); the column has too many distinct values: use a column of genomic clusters")
+        raise InputError(
+            f"the exact test of this {table.shape[1]}-cluster table would enumerate {count:,} tables (more than "
+            f"{MAX_TABLES:,}); the column has too many distinct values: use a column of genomic clusters"
+        )
     tables = _first_row_tables(list(map(int, columns)), row_total)
     log_p = _log_choose(columns, tables).sum(axis=1) - _log_choose(n, row_total)
     observed = _log_choose(columns, table[0]).sum() - _log_choose(n, row_total)

@@ -29,7 +29,9 @@ class Augmentation:
 
 
 def draw(rng: np.random.Generator, rotation: float, scale: float, flip: float, intensity: float) -> Augmentation:
-    """Draw a transform: angle in [-rotation, rotation], scale in [1 - scale, 1 + scale], flip with probability ``flip``."""
+    """Draw a transform: angle in [-rotation, rotation], scale in [1 - scale, 1 + scale], flip with probability
+    ``flip``.
+    """
     return Augmentation(
         angle=float(rng.uniform(-rotation, rotation)) if rotation else 0.0,
         scale=float(rng.uniform(1 - scale, 1 + scale)) if scale else 1.0,
@@ -60,7 +62,9 @@ def _theta(aug: Augmentation, height: int, width: int) -> np.ndarray:
 def apply(images: torch.Tensor, masks: torch.Tensor, augs: list[Augmentation]) -> tuple[torch.Tensor, torch.Tensor]:
     """Apply ``augs[i]`` to ``images[i]`` (B, C, H, W, float) and ``masks[i]`` (B, H, W, 0/1 float); new tensors."""
     batch, _, height, width = images.shape
-    theta = torch.as_tensor(np.stack([_theta(a, height, width) for a in augs]), dtype=images.dtype, device=images.device)
+    theta = torch.as_tensor(
+        np.stack([_theta(a, height, width) for a in augs]), dtype=images.dtype, device=images.device
+    )
     grid = F.affine_grid(theta, [batch, 1, height, width], align_corners=True)
     floor = images.amin(dim=(2, 3), keepdim=True)
     out_images = F.grid_sample(images - floor, grid, mode="bilinear", padding_mode="zeros", align_corners=True) + floor

@@ -67,7 +67,9 @@ class Case:
     image: np.ndarray | None
     mask: np.ndarray | None
     geometry: Geometry = field(repr=False)
-    sequences: tuple[tuple[str, str], ...] = ()  # volumes: (channel, source file's path or "copy of FLAIR") per channel read
+    sequences: tuple[
+        tuple[str, str], ...
+    ] = ()  # volumes: (channel, source file's path or "copy of FLAIR") per channel read
 
     @property
     def shape(self) -> tuple[int, int, int]:

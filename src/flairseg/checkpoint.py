@@ -64,16 +64,28 @@ def save(tensors: dict[str, torch.Tensor], metadata: dict[str, Any], path: str |
     with atomic_file(tensor_path) as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
         digest = sha256_of(tmp)
-    record = {"format_version": FORMAT_VERSION, "flairseg_version": __version__, **metadata, "weights": tensor_path.name, "sha256": digest}
+    record = {
+        "format_version": FORMAT_VERSION,
+        "flairseg_version": __version__,
+        **metadata,
+        "weights": tensor_path.name,
+        "sha256": digest,
+    }
     with atomic_file(json_path) as tmp:
         tmp.write_text(json.dumps(record, indent=2, sort_keys=False))
     return json_path
 
 
-def save_model(model: nn.Module, model_config: ModelConfig, preprocess: PreprocessConfig, path: str | os.PathLike, **metadata: Any) -> Path:
+def save_model(
+    model: nn.Module, model_config: ModelConfig, preprocess: PreprocessConfig, path: str | os.PathLike, **metadata: Any
+) -> Path:
     """Save a model's weights with its architecture, preprocessing and any metadata (task, recipe, split, metrics)."""
     weights = unwrap(model).state_dict()
-    return save(weights, {"model": dataclasses.asdict(model_config), "preprocess": dataclasses.asdict(preprocess), **metadata}, path)
+    return save(
+        weights,
+        {"model": dataclasses.asdict(model_config), "preprocess": dataclasses.asdict(preprocess), **metadata},
+        path,
+    )
 
 
 def read(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -85,7 +97,10 @@ def read(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, An
         with given.open("rb") as handle:
             head = handle.read(4)
         if head.startswith(_PICKLE_MAGIC):
-            raise WeightsError(f"{given} is a pickle/PyTorch file; flairseg loads only safetensors + JSON checkpoints (never unpickles)")
+            raise WeightsError(
+                f"{given} is a pickle/PyTorch file; flairseg loads only safetensors + JSON checkpoints (never "
+                "unpickles)"
+            )
         raise WeightsError(f"{given} is not a flairseg checkpoint (NAME.safetensors + NAME.json)")
     tensor_path, json_path = paths_of(given)
     if not json_path.is_file() or not tensor_path.is_file():
@@ -103,7 +118,10 @@ def read(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, An
             raise WeightsError(f"{tensor_path} is a pickle file, not safetensors; flairseg never unpickles")
     actual = sha256_of(tensor_path)
     if actual != metadata["sha256"]:
-        raise WeightsError(f"{tensor_path} has sha256 {actual[:12]}..., but its JSON records {str(metadata['sha256'])[:12]}...: the file is corrupt or was replaced")
+        raise WeightsError(
+            f"{tensor_path} has sha256 {actual[:12]}..., but its JSON records {str(metadata['sha256'])[:12]}...: the "
+            "file is corrupt or was replaced"
+        )
     try:
         tensors = load_file(str(tensor_path))
     except Exception as exc:  # safetensors raises its own error types for malformed files
@@ -118,12 +136,14 @@ class TrainingState:
     epoch: int = -1  # the last finished epoch
     best_epoch: int = -1
     best_dice: float = -math.inf
-    tail: dict[str, torch.Tensor] = field(default_factory=dict)  # running sum of the last epochs' weights (average_last)
+    # running sum of the last epochs' weights (average_last)
+    tail: dict[str, torch.Tensor] = field(default_factory=dict)
     averaged: int = 0  # how many epochs ``tail`` sums
 
 
-def save_training_state(model: nn.Module, optimizer: torch.optim.Optimizer, state: TrainingState, task: str,
-                        path: str | os.PathLike) -> Path:
+def save_training_state(
+    model: nn.Module, optimizer: torch.optim.Optimizer, state: TrainingState, task: str, path: str | os.PathLike
+) -> Path:
     """Model, optimizer, RNG and ``state`` as one checkpoint (tensors under key prefixes ``model.``, ``optim.<i>.``,
     ``avg.``, ``rng.``), written atomically like every checkpoint."""
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
@@ -132,12 +152,24 @@ def save_training_state(model: nn.Module, optimizer: torch.optim.Optimizer, stat
         tensors.update({f"optim.{index}.{name}": value for name, value in values.items() if torch.is_tensor(value)})
     tensors["rng.torch"] = torch.get_rng_state()
     tensors.update({f"avg.{k}": v for k, v in state.tail.items()})
-    return save(tensors, {"task": task, "epoch": state.epoch, "best_epoch": state.best_epoch, "best_dice": state.best_dice,
-                          "averaged": state.averaged, "optimizer_groups": optim["param_groups"]}, path)
+    return save(
+        tensors,
+        {
+            "task": task,
+            "epoch": state.epoch,
+            "best_epoch": state.best_epoch,
+            "best_dice": state.best_dice,
+            "averaged": state.averaged,
+            "optimizer_groups": optim["param_groups"],
+        },
+        path,
+    )
 
 
 def load_training_state(path: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Optimizer) -> TrainingState:
-    """Restore what :func:`save_training_state` wrote into ``model``, ``optimizer`` and the torch RNG; return the state."""
+    """Restore what :func:`save_training_state` wrote into ``model``, ``optimizer`` and the torch RNG; return the
+    state.
+    """
     tensors, meta = read(path)
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     optimizer_state: dict[str, Any] = {"state": {}, "param_groups": meta["optimizer_groups"]}
@@ -147,8 +179,13 @@ def load_training_state(path: str | os.PathLike, model: nn.Module, optimizer: to
             optimizer_state["state"].setdefault(int(index), {})[name] = value
     optimizer.load_state_dict(optimizer_state)
     torch.set_rng_state(tensors["rng.torch"])
-    return TrainingState(meta["epoch"], meta["best_epoch"], meta["best_dice"], {k[4:]: v for k, v in tensors.items() if k.startswith("avg.")},
-                         int(meta.get("averaged", 0)))
+    return TrainingState(
+        meta["epoch"],
+        meta["best_epoch"],
+        meta["best_dice"],
+        {k[4:]: v for k, v in tensors.items() if k.startswith("avg.")},
+        int(meta.get("averaged", 0)),
+    )
 
 
 def check_task(metadata: dict[str, Any], what: str, task: str | None) -> None:
@@ -173,7 +210,9 @@ def load_model(path: str | os.PathLike, task: str | None = None) -> tuple[nn.Mod
         model: nn.Module = Ensemble([unet() for _ in range(members)]) if members else unet()
         model.load_state_dict(tensors, strict=True)
     except (KeyError, ValueError, TypeError, ConfigError, RuntimeError) as exc:
-        raise WeightsError(f"checkpoint {Path(path).name} does not match its architecture: {str(exc).splitlines()[0]}") from None
+        raise WeightsError(
+            f"checkpoint {Path(path).name} does not match its architecture: {str(exc).splitlines()[0]}"
+        ) from None
     model.eval()
     return model, metadata
 

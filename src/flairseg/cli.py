@@ -23,7 +23,6 @@ from flairseg.outputs import run_report
 from flairseg.version import __version__
 
 
-
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1 (batch sizes, threads, counts)."""
     try:
@@ -42,17 +41,25 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_threads(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--threads", type=positive_int, help="CPU threads (PyTorch's, and the BLAS pools' under NumPy and SciPy)")
+    parser.add_argument(
+        "--threads", type=positive_int, help="CPU threads (PyTorch's, and the BLAS pools' under NumPy and SciPy)"
+    )
 
 
 def _add_device(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="auto", help="auto (CUDA, then Apple MPS, then CPU; default), cpu, cuda, cuda:N or mps")
+    parser.add_argument(
+        "--device", default="auto", help="auto (CUDA, then Apple MPS, then CPU; default), cpu, cuda, cuda:N or mps"
+    )
     _add_threads(parser)
 
 
 def _add_memory(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--max-memory", metavar="SIZE", help="memory budget, e.g. 8G: a case whose header declares more is refused "
-                        "before decoding (default: half of this machine's memory, or FLAIRSEG_MAX_MEMORY)")
+    parser.add_argument(
+        "--max-memory",
+        metavar="SIZE",
+        help="memory budget, e.g. 8G: a case whose header declares more is refused "
+        "before decoding (default: half of this machine's memory, or FLAIRSEG_MAX_MEMORY)",
+    )
 
 
 def _add_evaluate(commands: argparse._SubParsersAction) -> None:
@@ -66,8 +73,12 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--truth", required=True, metavar="TRUTH", help="true masks in the same layout")
     evaluate.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="report folder to create")
     evaluate.add_argument("--no-figures", action="store_true", help="only the CSV and summaries")
-    evaluate.add_argument("--task", choices=TASKS, default="abnormality",
-                          help="which masks to compare: tumour (_mask files, default) or brain (_brain files)")
+    evaluate.add_argument(
+        "--task",
+        choices=TASKS,
+        default="abnormality",
+        help="which masks to compare: tumour (_mask files, default) or brain (_brain files)",
+    )
     _add_common(evaluate)
     evaluate.set_defaults(run=_cmd_evaluate)
 
@@ -75,8 +86,15 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from flairseg.evaluate import evaluate
 
-    result = evaluate(args.pred, args.truth, args.output, overwrite=args.overwrite, figures=not args.no_figures, quiet=args.quiet,
-                      task=args.task)
+    result = evaluate(
+        args.pred,
+        args.truth,
+        args.output,
+        overwrite=args.overwrite,
+        figures=not args.no_figures,
+        quiet=args.quiet,
+        task=args.task,
+    )
     dice = result.summary["dice"]
     print(
         f"{len(result.rows)} cases: Dice mean {dice.mean:.4f}, median {dice.median:.4f} "
@@ -103,7 +121,8 @@ def _add_preprocess(commands: argparse._SubParsersAction) -> None:
         "--missing",
         choices=MISSING_POLICIES,
         default="copy-flair",
-        help="what stands in for a missing pre- or post-contrast channel of a single-channel volume (default: copy FLAIR, as the dataset does)",
+        help="what stands in for a missing pre- or post-contrast channel of a single-channel volume (default: copy "
+        "FLAIR, as the dataset does)",
     )
     _add_common(preprocess)
     preprocess.set_defaults(run=_cmd_preprocess)
@@ -136,7 +155,19 @@ def _train_config(args: argparse.Namespace):
             raise ConfigError(f"config {args.config} must hold a JSON object of settings")
         config = replace(config, **values)
     changes: dict = {}
-    for name in ("epochs", "batch_size", "lr", "folds", "fold", "scheme", "validation_cases", "seed", "steps_per_epoch", "loss", "sampling"):
+    for name in (
+        "epochs",
+        "batch_size",
+        "lr",
+        "folds",
+        "fold",
+        "scheme",
+        "validation_cases",
+        "seed",
+        "steps_per_epoch",
+        "loss",
+        "sampling",
+    ):
         value = getattr(args, name, None)
         if value is not None:
             changes[name] = value
@@ -155,7 +186,9 @@ def _train_config(args: argparse.Namespace):
 
 
 def _check_resumed_epochs(args: argparse.Namespace) -> None:
-    """``--resume --epochs N`` with another N than the run's: refused (its learning-rate schedule is fixed by its epochs)."""
+    """``--resume --epochs N`` with another N than the run's: refused (its learning-rate schedule is fixed by its
+    epochs).
+    """
     import json
     from pathlib import Path
 
@@ -169,8 +202,10 @@ def _check_resumed_epochs(args: argparse.Namespace) -> None:
     except (OSError, ValueError, KeyError, TypeError):
         return  # train() reports an unreadable run folder
     if epochs != args.epochs:
-        raise ConfigError(f"{args.output} was planned for {epochs} epochs and resumes to that; to train longer, start a new run "
-                          f"from its weights: flairseg train ... --init {Path(args.output) / 'best.json'}")
+        raise ConfigError(
+            f"{args.output} was planned for {epochs} epochs and resumes to that; to train longer, start a new run "
+            f"from its weights: flairseg train ... --init {Path(args.output) / 'best.json'}"
+        )
 
 
 def _add_train(commands: argparse._SubParsersAction) -> None:
@@ -184,7 +219,11 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     train.add_argument("-o", "--output", required=True, metavar="RUN", help="run folder")
     _add_recipe(train)
     train.add_argument("--fold", type=int)
-    train.add_argument("--init", metavar="CHECKPOINT", help="start from these weights (fine-tuning): a checkpoint or a released model's name, e.g. brain-lgg-cpu")
+    train.add_argument(
+        "--init",
+        metavar="CHECKPOINT",
+        help="start from these weights (fine-tuning): a checkpoint or a released model's name, e.g. brain-lgg-cpu",
+    )
     train.add_argument("--resume", action="store_true", help="continue the run in OUTPUT from its last checkpoint")
     _add_device(train)
     _add_common(train)
@@ -197,30 +236,56 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     init_from = resolve(args.init) if args.init else None  # a checkpoint path or a released model's name
     _check_resumed_epochs(args)
-    result = train(_train_config(args), args.data, args.output, resume=args.resume, overwrite=args.overwrite,
-                   init_from=init_from, device=args.device, threads=args.threads, quiet=args.quiet)
+    result = train(
+        _train_config(args),
+        args.data,
+        args.output,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        init_from=init_from,
+        device=args.device,
+        threads=args.threads,
+        quiet=args.quiet,
+    )
     if not result.main_process:
         return 0
     where = "the tail average" if result.best_is_average else f"epoch {result.best_epoch + 1}"
-    print(f"trained {result.epochs} epochs; best validation Dice {result.best_dice:.4f} ({where}); model in {result.run / 'best.json'}")
+    print(
+        f"trained {result.epochs} epochs; best validation Dice {result.best_dice:.4f} ({where}); model in "
+        f"{result.run / 'best.json'}"
+    )
     return 0
 
 
 def _add_cv(commands: argparse._SubParsersAction) -> None:
     cv = commands.add_parser(
         "cv",
-        help="k-fold cross-validation: train every fold, predict every case out of fold, choose the postprocessing, make the ensemble",
-        description="Train the recipe's folds (default 5, patient-level, balanced by institution) into OUTPUT/fold-<k>, "
+        help="k-fold cross-validation: train every fold, predict every case out of fold, choose the postprocessing, "
+        "make the ensemble",
+        description="Train the recipe's folds (default 5, patient-level, balanced by institution) into "
+        "OUTPUT/fold-<k>, "
         "resuming unfinished ones; once all are trained, predict every case with the model that never saw it and write "
         "OUTPUT/report (metrics.csv, summary, Dice figure, postprocessing comparison, worst cases), OUTPUT/predictions "
         "and OUTPUT/ensemble.json, the fold models averaged with the postprocessing chosen out of fold.",
     )
-    cv.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="cross-validation folder (created or continued)")
+    cv.add_argument(
+        "-o", "--output", required=True, metavar="OUTPUT", help="cross-validation folder (created or continued)"
+    )
     _add_recipe(cv)
-    cv.add_argument("--fold", type=int, action="append", dest="train_folds", metavar="K",
-                    help="train only this fold now (repeatable; for parallel jobs); the evaluation runs once every fold is trained")
-    cv.add_argument("--init", metavar="ENSEMBLE", help="fine-tune: fold k starts from member k of an ensemble that flairseg cv made "
-                    "over the same folds (its JSON, or a released model's name, e.g. abnormality-lgg-cv5)")
+    cv.add_argument(
+        "--fold",
+        type=int,
+        action="append",
+        dest="train_folds",
+        metavar="K",
+        help="train only this fold now (repeatable; for parallel jobs); the evaluation runs once every fold is trained",
+    )
+    cv.add_argument(
+        "--init",
+        metavar="ENSEMBLE",
+        help="fine-tune: fold k starts from member k of an ensemble that flairseg cv made "
+        "over the same folds (its JSON, or a released model's name, e.g. abnormality-lgg-cv5)",
+    )
     _add_memory(cv)
     _add_device(cv)
     cv.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -231,17 +296,31 @@ def _cmd_cv(args: argparse.Namespace) -> int:
     from flairseg.cv import cross_validate
     from flairseg.weights import resolve
 
-    result = cross_validate(_train_config(args), args.data, args.output, folds=args.train_folds, device=args.device,
-                            threads=args.threads, quiet=args.quiet, init=resolve(args.init) if args.init else None)
+    result = cross_validate(
+        _train_config(args),
+        args.data,
+        args.output,
+        folds=args.train_folds,
+        device=args.device,
+        threads=args.threads,
+        quiet=args.quiet,
+        init=resolve(args.init) if args.init else None,
+    )
     if result is None:
-        print(f"fold(s) {', '.join(map(str, args.train_folds))} trained; once every fold is, run the same command without --fold to evaluate")
+        print(
+            f"fold(s) {', '.join(map(str, args.train_folds))} trained; once every fold is, run the same command "
+            "without --fold to evaluate"
+        )
         return 0
     import numpy as np
 
     dice = np.array([row.dice for row in result.rows])
-    print(f"{len(dice)} cases out of fold: Dice mean {dice.mean():.4f}, median {np.median(dice):.4f}, min {dice.min():.4f}; "
-          f"postprocessing {result.rule.rule}{f' {result.rule.value:g}' if result.rule.value else ''}; "
-          f"report in {result.out / 'report'}, ensemble in {result.out / 'ensemble.json'}")
+    print(
+        f"{len(dice)} cases out of fold: Dice mean {dice.mean():.4f}, median {np.median(dice):.4f}, min "
+        f"{dice.min():.4f}; "
+        f"postprocessing {result.rule.rule}{f' {result.rule.value:g}' if result.rule.value else ''}; "
+        f"report in {result.out / 'report'}, ensemble in {result.out / 'ensemble.json'}"
+    )
     return 0
 
 
@@ -294,37 +373,75 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
     predict = commands.add_parser(
         "predict",
         help="segment a case or a tree of cases with a trained model",
-        description="Write a mask per case into OUTPUT the way the input came (TIFF slices or NIfTI with the input header). "
-        "Cases already in OUTPUT are skipped, so an interrupted batch finishes when rerun. With --truth, or masks in the "
+        description="Write a mask per case into OUTPUT the way the input came (TIFF slices or NIfTI with the input "
+        "header). "
+        "Cases already in OUTPUT are skipped, so an interrupted batch finishes when rerun. With --truth, or masks in "
+        "the "
         "input, a report (metrics.csv, summary, figures) is written to OUTPUT/report.",
     )
-    predict.add_argument("-i", "--input", help="a case folder, a tree of cases, a NIfTI file, a DICOM folder, a BraTS / nnU-Net "
-                         "case folder or a BIDS dataset")
+    predict.add_argument(
+        "-i",
+        "--input",
+        help="a case folder, a tree of cases, a NIfTI file, a DICOM folder, a BraTS / nnU-Net "
+        "case folder or a BIDS dataset",
+    )
     predict.add_argument("--flair", metavar="FILE", help="instead of -i: the FLAIR volume of one case (NIfTI)")
     predict.add_argument("--t1", metavar="FILE", help="with --flair: its pre-contrast T1 on the same grid")
     predict.add_argument("--t1c", metavar="FILE", help="with --flair: its post-contrast T1 on the same grid")
-    predict.add_argument("--resample", action="store_true",
-                         help="resample a case's T1 / T1c onto its FLAIR's grid when they differ (default: refuse them)")
+    predict.add_argument(
+        "--resample",
+        action="store_true",
+        help="resample a case's T1 / T1c onto its FLAIR's grid when they differ (default: refuse them)",
+    )
     predict.add_argument("-o", "--output", required=True, help="output folder")
-    predict.add_argument("--model", help="checkpoint (NAME.json / NAME.safetensors) or released model name (default: the task's released model)")
+    predict.add_argument(
+        "--model",
+        help="checkpoint (NAME.json / NAME.safetensors) or released model name (default: the task's released model)",
+    )
     predict.add_argument("--task", choices=TASKS, help="refuse a model trained for another task")
     predict.add_argument("--truth", help="true masks to evaluate against (same layout as the output)")
     predict.add_argument("--probabilities", action="store_true", help="also write probability maps")
     predict.add_argument("--tta", action="store_true", help="flip test-time augmentation")
-    predict.add_argument("--part", metavar="K/N", help="predict only part K (0-based) of N parts balanced by case size, "
-                         "for N independent jobs into one OUTPUT (e.g. a SLURM array: --part $SLURM_ARRAY_TASK_ID/N); "
-                         "under torchrun each rank takes its own part")
-    predict.add_argument("--folds", metavar="K[,K...]", help="members of an ensemble model to use (default: all), e.g. 0 for the first fold's model alone")
-    predict.add_argument("--brain-model", metavar="MODEL",
-                         help="the paper's two-stage pipeline: strip the skull with this brain model (checkpoint or released name), "
-                         "then segment the abnormality inside the brain")
-    predict.add_argument("--strip", action="store_true",
-                         help="also write the skull-stripped image (non-brain zeroed) under OUTPUT/stripped (brain task or --brain-model)")
-    predict.add_argument("--convex-hull", action="store_true",
-                         help="brain masks: the paper's per-slice convex hull instead of hole filling (adds 4-8 %% of brain volume)")
-    predict.add_argument("--precision", choices=PRECISIONS, default="auto",
-                         help="network compute precision: auto = bf16 where the CPU/GPU has it natively, else fp32 (default: auto)")
-    predict.add_argument("--batch-size", type=positive_int, help="slices per forward pass (default 4 on a CPU, the fastest there; 32 on a GPU)")
+    predict.add_argument(
+        "--part",
+        metavar="K/N",
+        help="predict only part K (0-based) of N parts balanced by case size, "
+        "for N independent jobs into one OUTPUT (e.g. a SLURM array: --part $SLURM_ARRAY_TASK_ID/N); "
+        "under torchrun each rank takes its own part",
+    )
+    predict.add_argument(
+        "--folds",
+        metavar="K[,K...]",
+        help="members of an ensemble model to use (default: all), e.g. 0 for the first fold's model alone",
+    )
+    predict.add_argument(
+        "--brain-model",
+        metavar="MODEL",
+        help="the paper's two-stage pipeline: strip the skull with this brain model (checkpoint or released name), "
+        "then segment the abnormality inside the brain",
+    )
+    predict.add_argument(
+        "--strip",
+        action="store_true",
+        help="also write the skull-stripped image (non-brain zeroed) under OUTPUT/stripped (brain task or "
+        "--brain-model)",
+    )
+    predict.add_argument(
+        "--convex-hull",
+        action="store_true",
+        help="brain masks: the paper's per-slice convex hull instead of hole filling (adds 4-8 %% of brain volume)",
+    )
+    predict.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="network compute precision: auto = bf16 where the CPU/GPU has it natively, else fp32 (default: auto)",
+    )
+    predict.add_argument(
+        "--batch-size",
+        type=positive_int,
+        help="slices per forward pass (default 4 on a CPU, the fastest there; 32 on a GPU)",
+    )
     _add_memory(predict)
     _add_device(predict)
     predict.add_argument("--overwrite", action="store_true", help="predict again cases already in OUTPUT")
@@ -352,19 +469,37 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     device = f"cuda:{world.local_rank}" if world is not None and kind == "cuda" else args.device  # a GPU per rank
     output, mask_file = _output_of(args, part)
     model = resolve(args.model, task=args.task or "abnormality")
-    options = {"device": device, "threads": threads, "batch_size": args.batch_size, "tta": args.tta,
-               "convex_hull": args.convex_hull, "precision": args.precision}
+    options = {
+        "device": device,
+        "threads": threads,
+        "batch_size": args.batch_size,
+        "tta": args.tta,
+        "convex_hull": args.convex_hull,
+        "precision": args.precision,
+    }
     segmenter = Segmenter(model, task=args.task, folds=_folds(args.folds), **options)
     source = _explicit_case(args) if args.flair else args.input
     brain_segmenter = None
     if args.brain_model:
         if segmenter.task != "abnormality":
-            raise ConfigError("--brain-model runs the two-stage pipeline of an abnormality model; drop it for --task brain")
+            raise ConfigError(
+                "--brain-model runs the two-stage pipeline of an abnormality model; drop it for --task brain"
+            )
         brain_segmenter = Segmenter(resolve(args.brain_model, task="brain"), task="brain", **options)
-    run = lambda: predict_tree(source, output, segmenter, truth=args.truth, probabilities=args.probabilities,  # noqa: E731
-                               overwrite=args.overwrite, quiet=args.quiet or (world is not None and not world.is_main),
-                               brain_segmenter=brain_segmenter, strip=args.strip, resample=args.resample, part=part,
-                               mask_file=mask_file)
+    run = lambda: predict_tree(
+        source,
+        output,
+        segmenter,
+        truth=args.truth,
+        probabilities=args.probabilities,  # noqa: E731
+        overwrite=args.overwrite,
+        quiet=args.quiet or (world is not None and not world.is_main),
+        brain_segmenter=brain_segmenter,
+        strip=args.strip,
+        resample=args.resample,
+        part=part,
+        mask_file=mask_file,
+    )
     result = run() if world is None else _run_on_ranks(run, world)
     if result is None:
         return 0
@@ -384,15 +519,18 @@ def _output_of(args: argparse.Namespace, part: tuple[int, int] | None):
         return args.output, None
     one_volume = args.flair or (args.input and Path(args.input).is_file())
     if not one_volume or part is not None or args.strip or args.probabilities:
-        raise InputError(f"-o {name} names a mask file, which fits one volume (-i FILE or --flair FILE) without --part, --strip "
-                         "or --probabilities; give a folder for anything else")
+        raise InputError(
+            f"-o {name} names a mask file, which fits one volume (-i FILE or --flair FILE) without --part, --strip "
+            "or --probabilities; give a folder for anything else"
+        )
     mask_file = Path(name)
     stem = mask_file.name[: -len(".nii.gz")] if name.lower().endswith(".nii.gz") else mask_file.stem
     return mask_file.with_name(f"{stem}_flairseg"), mask_file
 
 
 def _run_on_ranks(run, world):
-    """``run`` on every torchrun rank; after all finish, rank 0 merges the run's tables and returns the whole run's result.
+    """``run`` on every torchrun rank; after all finish, rank 0 merges the run's tables and returns the whole
+    run's result.
 
     A rank that fails tells the others (they stop waiting); rank 0 then reports how many failed.
     """
@@ -415,10 +553,15 @@ def _run_on_ranks(run, world):
         return None
     distributed.shutdown(world)
     if failed:
-        raise InputError(f"{failed} of {world.size} ranks failed; their messages say why, and a rerun finishes their cases")
+        raise InputError(
+            f"{failed} of {world.size} ranks failed; their messages say why, and a rerun finishes their cases"
+        )
     records = [json.loads(run_report(result.out).part_record(k, world.size).read_text()) for k in range(world.size)]
-    return dataclasses.replace(merge_run_report(result.out, result.title), predicted=sum(r["predicted"] for r in records),
-                               skipped=sum(r["skipped"] for r in records))
+    return dataclasses.replace(
+        merge_run_report(result.out, result.title),
+        predicted=sum(r["predicted"] for r in records),
+        skipped=sum(r["skipped"] for r in records),
+    )
 
 
 def _predict_summary(result, part: tuple[int, int] | None) -> str:
@@ -430,14 +573,18 @@ def _predict_summary(result, part: tuple[int, int] | None) -> str:
         import numpy as np
 
         dice = [m.dice for m in result.metrics]
-        line += (f"; Dice mean {np.mean(dice):.4f}, median {np.median(dice):.4f} over {len(dice)} cases with truth "
-                 f"(report in {run_report(result.out).path})")
+        line += (
+            f"; Dice mean {np.mean(dice):.4f}, median {np.median(dice):.4f} over {len(dice)} cases with truth "
+            f"(report in {run_report(result.out).path})"
+        )
     if result.substituted:
-        line += f"; {result.substituted} cases lacked a pre- or post-contrast T1, given a copy of the FLAIR instead (report/inputs.csv)"
+        line += f"; {result.substituted} cases lacked a pre- or post-contrast T1, given a copy of the FLAIR instead"
+        line += " (report/inputs.csv)"
     if result.flagged:
         line += f"; {result.flagged} cases flagged for review ({result.out / 'report' / 'qc.csv'})"
     if result.removed_components:
-        line += f"; postprocessing removed {result.removed_components} components (listed in {result.out / 'report' / 'components.csv'})"
+        components = result.out / "report" / "components.csv"
+        line += f"; postprocessing removed {result.removed_components} components (listed in {components})"
     return line + f"; check the masks by eye in {run_report(result.out).html}"
 
 
@@ -454,7 +601,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from flairseg.demo import run_demo
 
     result = run_demo(args.output, model=args.model, overwrite=args.overwrite, threads=args.threads)
-    print(f"{result.case_id}: Dice {result.dice:.4f} against its manual mask; mask, GIF, montage and report in {result.out} (open report.html)")
+    print(
+        f"{result.case_id}: Dice {result.dice:.4f} against its manual mask; mask, GIF, montage and report in "
+        f"{result.out} (open report.html)"
+    )
     return 0
 
 
@@ -489,8 +639,12 @@ def _add_shape(commands: argparse._SubParsersAction) -> None:
     shape.add_argument("-i", "--input", required=True, metavar="MASKS", help="a case or a tree of cases with masks")
     shape.add_argument("-o", "--output", required=True, metavar="CSV", help="features file to create (.csv)")
     shape.add_argument("--sectors", type=positive_int, default=10, help="angular sectors of ASD (default 10)")
-    shape.add_argument("--smoothing", type=float, default=0.1, help="MF smoothing window, share of the boundary (default 0.1)")
-    shape.add_argument("--points", type=positive_int, default=360, help="boundary points, equally spaced by arc length (default 360)")
+    shape.add_argument(
+        "--smoothing", type=float, default=0.1, help="MF smoothing window, share of the boundary (default 0.1)"
+    )
+    shape.add_argument(
+        "--points", type=positive_int, default=360, help="boundary points, equally spaced by arc length (default 360)"
+    )
     _add_common(shape)
     shape.set_defaults(run=_cmd_shape)
 
@@ -498,8 +652,15 @@ def _add_shape(commands: argparse._SubParsersAction) -> None:
 def _cmd_shape(args: argparse.Namespace) -> int:
     from flairseg.radiogenomics import shape_tree
 
-    result = shape_tree(args.input, args.output, sectors=args.sectors, smoothing=args.smoothing, points=args.points,
-                        overwrite=args.overwrite, quiet=args.quiet)
+    result = shape_tree(
+        args.input,
+        args.output,
+        sectors=args.sectors,
+        smoothing=args.smoothing,
+        points=args.points,
+        overwrite=args.overwrite,
+        quiet=args.quiet,
+    )
     note = f" ({len(result.empty)} with an empty mask: features left empty)" if result.empty else ""
     print(f"{len(result.rows)} cases{note}: ASD, MF, BEVR and volume in {result.out}")
     return 0
@@ -515,12 +676,22 @@ def _add_associate(commands: argparse._SubParsersAction) -> None:
         "Writes associations.csv, associations.md and boxplots/ to OUTPUT.",
     )
     associate.add_argument("--features", required=True, help="features CSV from `flairseg shape`")
-    associate.add_argument("--clinical", required=True, help="clinical CSV, one row per patient, genomic cluster columns")
+    associate.add_argument(
+        "--clinical", required=True, help="clinical CSV, one row per patient, genomic cluster columns"
+    )
     associate.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="report folder to create")
-    associate.add_argument("--hypothesis", action="append", metavar="FEATURE:COLUMN",
-                           help="a hypothesis to test, e.g. bevr:RNASeqCluster; repeat it (default: the paper's 10)")
-    associate.add_argument("--alpha", type=float, default=0.05, help="family-wise error rate before Bonferroni (default 0.05)")
-    associate.add_argument("--id-column", default="Patient", help="the clinical file's patient id column (default Patient)")
+    associate.add_argument(
+        "--hypothesis",
+        action="append",
+        metavar="FEATURE:COLUMN",
+        help="a hypothesis to test, e.g. bevr:RNASeqCluster; repeat it (default: the paper's 10)",
+    )
+    associate.add_argument(
+        "--alpha", type=float, default=0.05, help="family-wise error rate before Bonferroni (default 0.05)"
+    )
+    associate.add_argument(
+        "--id-column", default="Patient", help="the clinical file's patient id column (default Patient)"
+    )
     associate.add_argument("--no-plots", action="store_true", help="only the tables")
     associate.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
     associate.set_defaults(run=_cmd_associate)
@@ -530,10 +701,21 @@ def _cmd_associate(args: argparse.Namespace) -> int:
     from flairseg.radiogenomics import PAPER_HYPOTHESES, associate, parse_hypothesis, significant_summary
 
     hypotheses = [parse_hypothesis(h) for h in args.hypothesis] if args.hypothesis else PAPER_HYPOTHESES
-    result = associate(args.features, args.clinical, args.output, hypotheses=hypotheses, alpha=args.alpha,
-                       id_column=args.id_column, plots=not args.no_plots, overwrite=args.overwrite)
+    result = associate(
+        args.features,
+        args.clinical,
+        args.output,
+        hypotheses=hypotheses,
+        alpha=args.alpha,
+        id_column=args.id_column,
+        plots=not args.no_plots,
+        overwrite=args.overwrite,
+    )
     if result.unmatched:
-        print(f"note: {len(result.unmatched)} cases have no clinical row and were left out (e.g. {result.unmatched[0]})", file=sys.stderr)
+        print(
+            f"note: {len(result.unmatched)} cases have no clinical row and were left out (e.g. {result.unmatched[0]})",
+            file=sys.stderr,
+        )
     print(f"{significant_summary(result)}; table in {result.out / 'associations.md'}")
     return 0
 
@@ -557,7 +739,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from flairseg.export import export_onnx
     from flairseg.weights import resolve
 
-    out = export_onnx(resolve(args.model, task=args.task or "abnormality"), args.output, task=args.task, overwrite=args.overwrite)
+    out = export_onnx(
+        resolve(args.model, task=args.task or "abnormality"), args.output, task=args.task, overwrite=args.overwrite
+    )
     print(f"exported to {out}; predict with it: flairseg predict -i INPUT -o OUTPUT --model {out}")
     return 0
 
@@ -581,7 +765,9 @@ def _add_recipe(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps-per-epoch", type=int)
     parser.add_argument("--loss", choices=LOSSES)
     parser.add_argument("--sampling", choices=("area", "oversample", "uniform"))
-    parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="any other setting, e.g. rotation=10 or model.depth=3")
+    parser.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="any other setting, e.g. rotation=10 or model.depth=3"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -592,8 +778,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"flairseg {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (_add_evaluate, _add_preprocess, _add_train, _add_cv, _add_predict, _add_demo, _add_shape, _add_associate, _add_export,
-                _add_models):
+    for add in (
+        _add_evaluate,
+        _add_preprocess,
+        _add_train,
+        _add_cv,
+        _add_predict,
+        _add_demo,
+        _add_shape,
+        _add_associate,
+        _add_export,
+        _add_models,
+    ):
         add(commands)
     return parser
 
@@ -644,7 +840,9 @@ def _sigterm_raises() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _quiet_libraries() -> Iterator[None]:
-    """Library warnings and log lines (nibabel, tifffile, numpy) off while a command runs: its own messages are the output."""
+    """Library warnings and log lines (nibabel, tifffile, numpy) off while a command runs: its own messages are the
+    output.
+    """
     logging.disable(logging.WARNING)
     try:
         with warnings.catch_warnings():
@@ -689,11 +887,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FlairsegError as exc:
         print(f"flairseg: error: {exc}", file=sys.stderr)
         return 1
-    except OSError as exc:  # disk full, permissions, read-only file systems, names too long, a file where a folder is needed
+    except (
+        OSError
+    ) as exc:  # disk full, permissions, read-only file systems, names too long, a file where a folder is needed
         print(f"flairseg: error: {_os_error(exc)}", file=sys.stderr)
         return 1
     except MemoryError:
-        print("flairseg: error: out of memory; process fewer or smaller cases at a time, or use a machine with more memory", file=sys.stderr)
+        print(
+            "flairseg: error: out of memory; process fewer or smaller cases at a time, or use a machine with more "
+            "memory",
+            file=sys.stderr,
+        )
         return 1
     except KeyboardInterrupt:
         print("flairseg: interrupted; nothing was left half-written", file=sys.stderr)

@@ -24,7 +24,9 @@ Loss = Literal["dice", "dice+bce", "dice+focal"]  # flairseg.losses
 Sampling = Literal["area", "oversample", "uniform"]  # flairseg.data.epoch_items
 Scheme = Literal["kfold", "paper22"]  # flairseg.data.make_split
 Schedule = Literal["constant", "cosine"]  # flairseg.train.learning_rate
-PostprocessRule = Literal["none", "largest", "relative-volume", "largest-mass", "peak"]  # flairseg.postprocess.select_components
+PostprocessRule = Literal[
+    "none", "largest", "relative-volume", "largest-mass", "peak"
+]  # flairseg.postprocess.select_components
 Precision = Literal["auto", "fp32", "bf16"]  # flairseg.inference.resolve_precision
 
 TASKS: tuple[str, ...] = typing.get_args(Task)
@@ -42,9 +44,11 @@ PRECISIONS: tuple[str, ...] = typing.get_args(Precision)
 class TaskSpec:
     """What differs between the two tasks, in one place."""
 
-    label_suffix: str  # the masks' file suffix (<CASE>_<k><suffix>.tif, <case><suffix>.nii.gz): brain and tumour masks never share a name
+    # the masks' file suffix (<CASE>_<k><suffix>.tif, <case><suffix>.nii.gz): brain and tumour masks never share a name
+    label_suffix: str
     label: str  # what the masks outline, in messages
-    components: bool  # postprocessing chooses connected components, listed per case (abnormality); brain masks are filled instead
+    # postprocessing chooses connected components, listed per case (abnormality); brain masks are filled instead
+    components: bool
 
 
 TASK_SPECS: dict[str, TaskSpec] = {
@@ -119,11 +123,15 @@ class TrainConfig:
     scale: float = 0.05  # uniform in [1 - scale, 1 + scale]
     flip: float = 0.5  # probability of a left-right flip
     intensity: float = 0.0  # std of a random multiplicative intensity jitter (0: off)
-    flair_only: float = 0.0  # abnormality: probability a slice's pre/post-contrast channels are replaced by its FLAIR (a FLAIR-only input)
-    skull_strip: float = 0.0  # probability a slice is taken from its case skull-stripped with the case's _brain labels (needs them)
+    # abnormality: probability a slice's pre/post-contrast channels are replaced by its FLAIR (a FLAIR-only input)
+    flair_only: float = 0.0
+    # probability a slice is taken from its case skull-stripped with the case's _brain labels (needs them)
+    skull_strip: float = 0.0
     threshold: float = 0.5
-    average_last: int = 0  # also average the weights of the last N epochs; best = the better-validating of that and the best epoch
-    bfloat16: bool = False  # the network's forward and backward in bfloat16 autocast (losses in float32): faster where bf16 is native
+    # also average the weights of the last N epochs; best = the better-validating of that and the best epoch
+    average_last: int = 0
+    # the network's forward and backward in bfloat16 autocast (losses in float32): faster where bf16 is native
+    bfloat16: bool = False
     deterministic: bool = False  # GPU: deterministic kernels only (set CUBLAS_WORKSPACE_CONFIG=:4096:8); slower
     tensorboard: bool = False
 
@@ -142,11 +150,27 @@ class TrainConfig:
 
 # (setting, lowest, highest allowed); None: unbounded
 TRAIN_RANGES: tuple[tuple[str, float | None, float | None], ...] = (
-    ("epochs", 1, None), ("batch_size", 1, None), ("folds", 2, None), ("fold", 0, None), ("validation_cases", 0, None),
-    ("steps_per_epoch", 0, None), ("warmup_steps", 0, None), ("weight_decay", 0, None), ("patch", 0, None),
-    ("patch_tumour", 0, 1), ("rotation", 0, 180), ("scale", 0, 0.9), ("flip", 0, 1), ("intensity", 0, None),
-    ("flair_only", 0, 1), ("skull_strip", 0, 1), ("average_last", 0, None),
-    ("model.in_channels", 1, None), ("model.features", 1, None), ("model.depth", 1, None), ("preprocess.size", 8, None),
+    ("epochs", 1, None),
+    ("batch_size", 1, None),
+    ("folds", 2, None),
+    ("fold", 0, None),
+    ("validation_cases", 0, None),
+    ("steps_per_epoch", 0, None),
+    ("warmup_steps", 0, None),
+    ("weight_decay", 0, None),
+    ("patch", 0, None),
+    ("patch_tumour", 0, 1),
+    ("rotation", 0, 180),
+    ("scale", 0, 0.9),
+    ("flip", 0, 1),
+    ("intensity", 0, None),
+    ("flair_only", 0, 1),
+    ("skull_strip", 0, 1),
+    ("average_last", 0, None),
+    ("model.in_channels", 1, None),
+    ("model.features", 1, None),
+    ("model.depth", 1, None),
+    ("preprocess.size", 8, None),
 )
 
 

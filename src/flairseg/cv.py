@@ -60,7 +60,9 @@ def _read_json(path: Path) -> dict:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
-        raise InputError(f"{path} is unreadable or truncated; delete the fold's folder {path.parent} and run again") from None
+        raise InputError(
+            f"{path} is unreadable or truncated; delete the fold's folder {path.parent} and run again"
+        ) from None
 
 
 def is_finished(run: Path, config: TrainConfig) -> bool:
@@ -68,9 +70,14 @@ def is_finished(run: Path, config: TrainConfig) -> bool:
     last = run / "last.json"
     if not last.is_file():
         return False
-    done = _read_json(last).get("epoch", -1) >= config.epochs - 1 and (not config.average_last or (run / "average.json").is_file())
+    done = _read_json(last).get("epoch", -1) >= config.epochs - 1 and (
+        not config.average_last or (run / "average.json").is_file()
+    )
     if done and not (run / "best.json").is_file():
-        raise InputError(f"{run} trained every epoch but never validated a model (best.json); check its log.csv, then delete it and run again")
+        raise InputError(
+            f"{run} trained every epoch but never validated a model (best.json); check its log.csv, then delete it "
+            "and run again"
+        )
     return done
 
 
@@ -80,39 +87,62 @@ def _check_recipe(run: Path, config: TrainConfig) -> None:
     try:
         saved = from_dict(TrainConfig, _read_json(run / "config.json"))
     except ConfigError as exc:
-        raise InputError(f"{run}/config.json is not a recipe flairseg can read ({exc}); delete the fold and run again") from None
+        raise InputError(
+            f"{run}/config.json is not a recipe flairseg can read ({exc}); delete the fold and run again"
+        ) from None
     if saved != config:
-        raise InputError(f"{run} was trained with another recipe than the one given; use a new output folder or the same recipe")
+        raise InputError(
+            f"{run} was trained with another recipe than the one given; use a new output folder or the same recipe"
+        )
 
 
 def check_recipe(config: TrainConfig) -> None:
     """What cross-validation supports: k-fold abnormality recipes."""
     if config.task != "abnormality":
-        raise InputError("flairseg cv cross-validates abnormality models (its component rules are the tumour's); train brain models with flairseg train")
+        raise InputError(
+            "flairseg cv cross-validates abnormality models (its component rules are the tumour's); train brain "
+            "models with flairseg train"
+        )
     if config.scheme != "kfold":
-        raise InputError(f"flairseg cv uses k-fold splits; for the paper's 22 folds set folds=22 instead of scheme={config.scheme}")
+        raise InputError(
+            f"flairseg cv uses k-fold splits; for the paper's 22 folds set folds=22 instead of scheme={config.scheme}"
+        )
 
 
 def check_init(init: Path, config: TrainConfig, data: Path) -> None:
-    """Refuse an ``--init`` ensemble whose member k did not hold out exactly fold k's test cases (that would leak them)."""
+    """Refuse an ``--init`` ensemble whose member k did not hold out exactly fold k's test cases (that would leak
+    them).
+    """
     from flairseg.data import make_split
     from flairseg.io import case_id_of, find_cases
 
     meta = _read_json(init)
     folds = meta.get("test_folds")
     if meta.get("members") != config.folds or not isinstance(folds, list) or len(folds) != config.folds:
-        raise InputError(f"{init} is not an ensemble of {config.folds} fold models made by flairseg cv; "
-                         "fine-tune each fold from its own fold model")
+        raise InputError(
+            f"{init} is not an ensemble of {config.folds} fold models made by flairseg cv; "
+            "fine-tune each fold from its own fold model"
+        )
     case_ids = sorted(case_id_of(p) for p in find_cases(data))
     for fold, held in enumerate(folds):
         test = make_split(case_ids, config.scheme, config.folds, fold, config.validation_cases, config.seed).test
         if sorted(held) != sorted(test):
-            raise InputError(f"member {fold} of {init} was not trained on fold {fold}'s training cases of this data and recipe "
-                             "(its held-out cases differ); fine-tuning it would test on cases it saw")
+            raise InputError(
+                f"member {fold} of {init} was not trained on fold {fold}'s training cases of this data and recipe "
+                "(its held-out cases differ); fine-tuning it would test on cases it saw"
+            )
 
 
-def train_folds(config: TrainConfig, data: Path, out: Path, folds: Sequence[int] | None = None, device: str = "auto",
-                threads: int | None = None, quiet: bool = False, init: Path | None = None) -> list[int]:
+def train_folds(
+    config: TrainConfig,
+    data: Path,
+    out: Path,
+    folds: Sequence[int] | None = None,
+    device: str = "auto",
+    threads: int | None = None,
+    quiet: bool = False,
+    init: Path | None = None,
+) -> list[int]:
     """Train (or resume) the given folds (default: all) that are not finished; returns the folds trained now.
 
     ``init``: an ensemble made by :func:`cross_validate` over the same folds; fold k starts from its member k.
@@ -136,14 +166,30 @@ def train_folds(config: TrainConfig, data: Path, out: Path, folds: Sequence[int]
             continue
         if not quiet:
             print(f"fold {fold + 1} of {config.folds}: {'resuming' if started else 'training'} {run}", file=sys.stderr)
-        train(fold_config, data, run, resume=started, init_from=init, init_member=fold if init else None, device=device,
-              threads=threads, quiet=quiet)
+        train(
+            fold_config,
+            data,
+            run,
+            resume=started,
+            init_from=init,
+            init_member=fold if init else None,
+            device=device,
+            threads=threads,
+            quiet=quiet,
+        )
         trained.append(fold)
     return trained
 
 
-def predict_held_out(config: TrainConfig, data: Path, out: Path, device: str = "auto", threads: int | None = None,
-                     quiet: bool = False, condition: Callable[[Case], Case] | None = None) -> list[HeldOut]:
+def predict_held_out(
+    config: TrainConfig,
+    data: Path,
+    out: Path,
+    device: str = "auto",
+    threads: int | None = None,
+    quiet: bool = False,
+    condition: Callable[[Case], Case] | None = None,
+) -> list[HeldOut]:
     """Every test case of every fold, predicted by its fold's selected model (``best``).
 
     ``condition`` changes each case before prediction (e.g. to simulate a FLAIR-only or a
@@ -166,25 +212,38 @@ def predict_held_out(config: TrainConfig, data: Path, out: Path, device: str = "
         jobs += [(fold, case_id) for case_id in load_split(run / "split.json").test]
     held_out = [c for _, c in jobs]
     if len(set(held_out)) != len(held_out) or set(held_out) != set(paths):
-        raise InputError(f"the folds' test cases do not cover the {len(paths)} cases under {data} exactly once "
-                         "(the data changed since the folds were made); use the same data or a new output folder")
+        raise InputError(
+            f"the folds' test cases do not cover the {len(paths)} cases under {data} exactly once "
+            "(the data changed since the folds were made); use the same data or a new output folder"
+        )
     held, loaded = [], None
     for fold, case_id in tqdm(jobs, desc="out-of-fold prediction", unit="case", disable=quiet, file=sys.stderr):
         if loaded is None or loaded[0] != fold:
             loaded = (fold, Segmenter(fold_run(out, fold) / "best.json", device=device, threads=threads))
         segmenter = loaded[1]
         case = read_case(paths[case_id], masks="required")
-        brain = read_label(case, "_brain") if segmenter.preprocess.variant == "paper-abnormality" else None  # as training had it
+        # as training had it
+        brain = read_label(case, "_brain") if segmenter.preprocess.variant == "paper-abnormality" else None
         prepared = segmenter.prepare(condition(case) if condition else case, brain=brain)
         prob = segmenter.probabilities(prepared)
-        held.append(HeldOut(case_id, fold, invert_mask(prob >= segmenter.threshold, prepared.transform),
-                            invert_probability(prob, prepared.transform).astype(np.float16), case.mask, case.geometry.spacing))
+        held.append(
+            HeldOut(
+                case_id,
+                fold,
+                invert_mask(prob >= segmenter.threshold, prepared.transform),
+                invert_probability(prob, prepared.transform).astype(np.float16),
+                case.mask,
+                case.geometry.spacing,
+            )
+        )
     return held
 
 
 def _dice(case: HeldOut, rule: PostprocessConfig) -> float:
     mask, _ = select_components(case.binary, case.probability, rule.rule, rule.value)
-    return dice_from_counts(int(np.count_nonzero(mask & case.truth)), int(np.count_nonzero(mask)), int(np.count_nonzero(case.truth)))
+    return dice_from_counts(
+        int(np.count_nonzero(mask & case.truth)), int(np.count_nonzero(mask)), int(np.count_nonzero(case.truth))
+    )
 
 
 def compare_rules(held: Sequence[HeldOut]) -> dict[PostprocessConfig, np.ndarray]:
@@ -219,7 +278,9 @@ def evaluate_held_out(held: Sequence[HeldOut], out: Path) -> CrossValidation:
     rules_by_fold = {int(f): best_rule(comparison, folds != f) for f in np.unique(folds)}
     rows = []
     for case in held:
-        mask, _ = select_components(case.binary, case.probability, rules_by_fold[case.fold].rule, rules_by_fold[case.fold].value)
+        mask, _ = select_components(
+            case.binary, case.probability, rules_by_fold[case.fold].rule, rules_by_fold[case.fold].value
+        )
         rows.append(case_metrics(case.case_id, mask, case.truth, case.spacing))
     raw = comparison[PostprocessConfig("none")]
     deleted = [c.case_id for c, r, row in zip(held, raw, rows) if r > DELETED_RAW and row.dice < DELETED_FINAL]
@@ -234,9 +295,18 @@ def _comparison_rows(result: CrossValidation) -> list[dict[str, object]]:
     rows = []
     for rule, dice in result.comparison.items():
         deleted = int(np.sum((result.raw_dice > DELETED_RAW) & (dice < DELETED_FINAL)))
-        rows.append({"rule": rule.rule, "value": rule.value, "dice_mean": float(dice.mean()), "dice_median": float(np.median(dice)),
-                     "dice_min": float(dice.min()), "cases_below_0.5": int(np.sum(dice < 0.5)), "tumours_deleted": deleted,
-                     "chosen": rule == result.rule})
+        rows.append(
+            {
+                "rule": rule.rule,
+                "value": rule.value,
+                "dice_mean": float(dice.mean()),
+                "dice_median": float(np.median(dice)),
+                "dice_min": float(dice.min()),
+                "cases_below_0.5": int(np.sum(dice < 0.5)),
+                "tumours_deleted": deleted,
+                "chosen": rule == result.rule,
+            }
+        )
     return rows
 
 
@@ -247,7 +317,9 @@ def write_report(result: CrossValidation, held: Sequence[HeldOut], config: Train
     from flairseg.outputs import atomic_file
 
     report = result.out / "report"
-    summary = evaluate.write_report(result.rows, report, f"Out-of-fold prediction of {len(result.rows)} cases ({config.folds} folds)")
+    summary = evaluate.write_report(
+        result.rows, report, f"Out-of-fold prediction of {len(result.rows)} cases ({config.folds} folds)"
+    )
     comparison = _comparison_rows(result)
     with atomic_file(report / "postprocessing.csv") as tmp, tmp.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(comparison[0]))
@@ -256,11 +328,23 @@ def write_report(result: CrossValidation, held: Sequence[HeldOut], config: Train
     order = sorted(range(len(result.rows)), key=lambda i: result.rows[i].dice)
     with atomic_file(report / "worst_cases.csv") as tmp, tmp.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["case", "fold", "dice", "dice_before_postprocessing", "pred_voxels", "truth_voxels", "volume_ratio"])
+        writer.writerow(
+            ["case", "fold", "dice", "dice_before_postprocessing", "pred_voxels", "truth_voxels", "volume_ratio"]
+        )
         for i in order[:10]:
             row = result.rows[i]
             ratio = row.pred_voxels / row.truth_voxels if row.truth_voxels else float("nan")
-            writer.writerow([row.case_id, held[i].fold, f"{row.dice:.4f}", f"{result.raw_dice[i]:.4f}", row.pred_voxels, row.truth_voxels, f"{ratio:.2f}"])
+            writer.writerow(
+                [
+                    row.case_id,
+                    held[i].fold,
+                    f"{row.dice:.4f}",
+                    f"{result.raw_dice[i]:.4f}",
+                    row.pred_voxels,
+                    row.truth_voxels,
+                    f"{ratio:.2f}",
+                ]
+            )
     lines = [
         f"# Cross-validation: {len(result.rows)} cases, {config.folds} patient-level folds",
         "",
@@ -268,18 +352,21 @@ def write_report(result: CrossValidation, held: Sequence[HeldOut], config: Train
         f"(IQR {summary['dice'].q1:.4f}-{summary['dice'].q3:.4f}), minimum {summary['dice'].minimum:.4f}; "
         f"{sum(r.dice < 0.5 for r in result.rows)} cases below 0.5.",
         "Each fold's cases are postprocessed with the rule chosen on the other folds' cases: "
-        + ", ".join(f"fold {f}: {_rule_name(r)}" for f, r in result.rules_by_fold.items()) + ".",
+        + ", ".join(f"fold {f}: {_rule_name(r)}" for f, r in result.rules_by_fold.items())
+        + ".",
         f"Chosen on all cases (the ensemble's rule): {_rule_name(result.rule)}.",
-        f"Tumours found by the network (Dice > {DELETED_RAW} before postprocessing) and removed by it (< {DELETED_FINAL}): "
-        + (", ".join(result.deleted) if result.deleted else "none") + ".",
+        f"Tumours found by the network (Dice > {DELETED_RAW} before postprocessing) and removed by it (< "
+        f"{DELETED_FINAL}): " + (", ".join(result.deleted) if result.deleted else "none") + ".",
         "",
         "| postprocessing (all cases) | Dice mean | median | min | cases < 0.5 | tumours deleted |",
         "|---|---|---|---|---|---|",
     ]
     for row, rule in zip(comparison, result.comparison):
         mark = " (chosen)" if row["chosen"] else ""
-        lines.append(f"| {_rule_name(rule)}{mark} | {row['dice_mean']:.4f} | {row['dice_median']:.4f} | {row['dice_min']:.4f} | "
-                     f"{row['cases_below_0.5']} | {row['tumours_deleted']} |")
+        lines.append(
+            f"| {_rule_name(rule)}{mark} | {row['dice_mean']:.4f} | {row['dice_median']:.4f} | {row['dice_min']:.4f} | "
+            f"{row['cases_below_0.5']} | {row['tumours_deleted']} |"
+        )
     with atomic_file(report / "cv.md") as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     with atomic_file(report / "rules.json") as tmp:
@@ -312,16 +399,38 @@ def make_ensemble(result: CrossValidation, config: TrainConfig) -> Path:
         members.append(model)
         splits.append(list(load_split(fold_run(result.out, fold) / "split.json").test))
     dice = summarise_cases(result.rows)["dice"]
-    metrics = {"out_of_fold_cases": len(result.rows), "dice_mean": dice.mean, "dice_median": dice.median, "dice_q1": dice.q1,
-               "dice_q3": dice.q3, "dice_min": dice.minimum}
-    return checkpoint.save_model(Ensemble(members), config.model, config.preprocess, result.out / "ensemble", task=config.task,
-                                 members=len(members), postprocess=dataclasses.asdict(result.rule), recipe=dataclasses.asdict(config),
-                                 test_folds=splits, metrics=metrics)
+    metrics = {
+        "out_of_fold_cases": len(result.rows),
+        "dice_mean": dice.mean,
+        "dice_median": dice.median,
+        "dice_q1": dice.q1,
+        "dice_q3": dice.q3,
+        "dice_min": dice.minimum,
+    }
+    return checkpoint.save_model(
+        Ensemble(members),
+        config.model,
+        config.preprocess,
+        result.out / "ensemble",
+        task=config.task,
+        members=len(members),
+        postprocess=dataclasses.asdict(result.rule),
+        recipe=dataclasses.asdict(config),
+        test_folds=splits,
+        metrics=metrics,
+    )
 
 
-def cross_validate(config: TrainConfig, data: str | os.PathLike, out: str | os.PathLike, folds: Sequence[int] | None = None,
-                   device: str = "auto", threads: int | None = None, quiet: bool = False,
-                   init: str | os.PathLike | None = None) -> CrossValidation | None:
+def cross_validate(
+    config: TrainConfig,
+    data: str | os.PathLike,
+    out: str | os.PathLike,
+    folds: Sequence[int] | None = None,
+    device: str = "auto",
+    threads: int | None = None,
+    quiet: bool = False,
+    init: str | os.PathLike | None = None,
+) -> CrossValidation | None:
     """Train the unfinished folds; once every fold is trained, evaluate out of fold and make the ensemble.
 
     With ``folds`` (jobs that each train some folds) only those are trained and None is returned:

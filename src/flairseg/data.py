@@ -22,7 +22,6 @@ from flairseg.errors import ConfigError, InputError
 from flairseg.preprocess import SpatialTransform, preprocess_case, substitute_missing
 
 
-
 @dataclass(frozen=True)
 class Split:
     """Patient-level split: the test fold is never used for training or model selection."""
@@ -42,7 +41,14 @@ def institution(case_id: str) -> str:
     return parts[1] if len(parts) > 2 and parts[0] == "TCGA" else ""
 
 
-def make_split(case_ids: Sequence[str], scheme: str = "kfold", folds: int = 5, fold: int = 0, validation_cases: int = 10, seed: int = 0) -> Split:
+def make_split(
+    case_ids: Sequence[str],
+    scheme: str = "kfold",
+    folds: int = 5,
+    fold: int = 0,
+    validation_cases: int = 10,
+    seed: int = 0,
+) -> Split:
     """Seeded patient-level folds, spread over institutions; validation drawn from the training folds.
 
     ``paper22`` is the paper's scheme: 22 folds (of 5 patients with 110 cases).
@@ -71,7 +77,9 @@ def make_split(case_ids: Sequence[str], scheme: str = "kfold", folds: int = 5, f
     rest = [c for c in dealt if assignment[c] != fold]
     if not 0 <= validation_cases < len(rest):
         raise InputError(f"cannot keep {validation_cases} validation cases out of {len(rest)} training cases")
-    validation = tuple(sorted(rest[:: max(1, len(rest) // validation_cases)][:validation_cases])) if validation_cases else ()
+    validation = (
+        tuple(sorted(rest[:: max(1, len(rest) // validation_cases)][:validation_cases])) if validation_cases else ()
+    )
     train = tuple(sorted(set(rest) - set(validation)))
     return Split(scheme, folds, fold, seed, train, validation, test)
 
@@ -137,7 +145,9 @@ def prepare_case(case: Case, task: str, preprocess: PreprocessConfig, brain: np.
         image -= np.float32(preprocess.mean)  # in place: one case-sized array, not three
         image /= np.float32(preprocess.std)
     fill = (0.0 - preprocess.mean) / preprocess.std if result.image.dtype == np.uint8 else float(image.min())
-    inputs = neighbour_slices(image[..., 0], fill) if task == "brain" else np.ascontiguousarray(image.transpose(0, 3, 1, 2))
+    inputs = (
+        neighbour_slices(image[..., 0], fill) if task == "brain" else np.ascontiguousarray(image.transpose(0, 3, 1, 2))
+    )
     return Prepared(case.case_id, inputs.astype(np.float32, copy=False), result.mask, result.transform, case.mask)
 
 

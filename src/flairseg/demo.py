@@ -28,7 +28,9 @@ class DemoResult:
     model: str
 
 
-def run_demo(out: str | os.PathLike, model: str | os.PathLike | None = None, overwrite: bool = False, threads: int | None = None) -> DemoResult:
+def run_demo(
+    out: str | os.PathLike, model: str | os.PathLike | None = None, overwrite: bool = False, threads: int | None = None
+) -> DemoResult:
     """Segment the sample case with ``model`` (default: the released abnormality model) into ``out``."""
     sample = sample_case_path()
     out_path = check_output(out, [sample], overwrite)
@@ -43,4 +45,6 @@ def run_demo(out: str | os.PathLike, model: str | os.PathLike | None = None, ove
         figures.tumour_montage(flair, case.mask, mask, ReportFolder(tmp).montage(case.case_id))
         write_report([metrics], tmp, f"flairseg demo: {case.case_id}", figures=False)
         write_html_report(tmp, f"flairseg demo: {case.case_id}")
-    return DemoResult(case.case_id, metrics.dice, out_path, str(segmenter.metadata.get("name", model or "released default")))
+    return DemoResult(
+        case.case_id, metrics.dice, out_path, str(segmenter.metadata.get("name", model or "released default"))
+    )

@@ -72,8 +72,10 @@ def _check_same_space(case_id: str, pred: Case, truth: Case) -> None:
         return
     corners = np.array([[0, 0, 0, 1], [*(np.array(pred.geometry.input_shape[:3]) - 1), 1]], dtype=float).T
     offset = float(np.abs((a @ corners - b @ corners)[:3]).max())
-    raise InputError(f"case {case_id}: the prediction lies up to {offset:.1f} mm away from its truth (their affines differ); "
-                     "resample it onto the truth's grid before scoring it")
+    raise InputError(
+        f"case {case_id}: the prediction lies up to {offset:.1f} mm away from its truth (their affines differ); "
+        "resample it onto the truth's grid before scoring it"
+    )
 
 
 def _write_csv(rows: Sequence[CaseMetrics], path: Path) -> None:
@@ -125,7 +127,9 @@ def _summary_markdown(rows: Sequence[CaseMetrics], summary: dict[str, Summary], 
 
 
 def write_report(rows: Sequence[CaseMetrics], folder: Path, title: str, figures: bool = True) -> dict[str, Summary]:
-    """Write metrics.csv, summary.md, summary.json (and dice_distribution.png) into ``folder``, file by file atomically."""
+    """Write metrics.csv, summary.md, summary.json (and dice_distribution.png) into ``folder``, file by file
+    atomically.
+    """
     from flairseg import figures as fig
 
     summary = dict(summarise_cases(rows))
@@ -207,7 +211,9 @@ def evaluate(
     truth_index, pred_index = index_mask_cases(truth, mask_suffix=suffix), index_mask_cases(pred, mask_suffix=suffix)
     missing = sorted(set(truth_index) - set(pred_index))
     if missing:
-        raise InputError(f"no prediction for {len(missing)} of {len(truth_index)} truth cases (e.g. {', '.join(missing[:3])})")
+        raise InputError(
+            f"no prediction for {len(missing)} of {len(truth_index)} truth cases (e.g. {', '.join(missing[:3])})"
+        )
     extra = sorted(set(pred_index) - set(truth_index))
     rows: list[CaseMetrics] = []
     with atomic_dir(out_path, mark=True) as tmp:

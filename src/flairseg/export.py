@@ -23,8 +23,12 @@ from flairseg.outputs import atomic_file, check_output
 OPSET = 17
 
 
-def export_onnx(model: str | os.PathLike, out: str | os.PathLike, task: str | None = None, overwrite: bool = False) -> Path:
-    """Export the checkpoint ``model`` (a path; resolve released names with :func:`flairseg.weights.resolve`) to ``out``."""
+def export_onnx(
+    model: str | os.PathLike, out: str | os.PathLike, task: str | None = None, overwrite: bool = False
+) -> Path:
+    """Export the checkpoint ``model`` (a path; resolve released names with :func:`flairseg.weights.resolve`) to
+    ``out``.
+    """
     try:
         import onnx
     except ImportError:
@@ -38,8 +42,16 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike, task: str | No
     size = int(metadata["preprocess"]["size"])
     example = torch.zeros(1, int(metadata["model"]["in_channels"]), size, size)
     with atomic_file(out_path) as tmp:
-        torch.onnx.export(network, (example,), str(tmp), dynamo=False, opset_version=OPSET, input_names=["image"],
-                          output_names=["logits"], dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}})
+        torch.onnx.export(
+            network,
+            (example,),
+            str(tmp),
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=["image"],
+            output_names=["logits"],
+            dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+        )
         exported = onnx.load(str(tmp))
         entry = exported.metadata_props.add()
         entry.key, entry.value = ONNX_METADATA_KEY, json.dumps(metadata)

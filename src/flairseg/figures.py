@@ -56,7 +56,12 @@ def dice_distribution(dice: Mapping[str, float], path: str | os.PathLike, title:
         median_line = axes.axvline(median, color="green", linewidth=2, label=f"median {median:.3f}")
         mean_line = axes.axvline(mean, color="red", linewidth=2, linestyle="--", label=f"mean {mean:.3f}")
         axes.legend(  # in a row above the axes, where it never hides a bar
-            handles=[mean_line, median_line], loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=2, frameon=False, fontsize=8
+            handles=[mean_line, median_line],
+            loc="lower center",
+            bbox_to_anchor=(0.5, 1.0),
+            ncols=2,
+            frameon=False,
+            fontsize=8,
         )
     else:
         axes.text(0.5, 0.5, "no defined Dice", ha="center", va="center", transform=axes.transAxes)
@@ -105,7 +110,9 @@ def outline_frames(flair: np.ndarray, truth: np.ndarray | None, pred: np.ndarray
         raise ValueError(f"flair must be a non-empty (slices, height, width) array, got shape {flair.shape}")
     for name, mask in (("truth", truth), ("pred", pred)):
         if mask is not None and np.shape(mask) != flair.shape:
-            raise ValueError(f"{name} has shape {np.shape(mask)} but flair has {flair.shape}; give masks on the image grid")
+            raise ValueError(
+                f"{name} has shape {np.shape(mask)} but flair has {flair.shape}; give masks on the image grid"
+            )
     frames = np.repeat(_grey(flair)[..., None], 3, axis=-1)
     edges = [None if mask is None else _outline(mask) for mask in (truth, pred)]
     for edge, colour in zip(edges, (TRUTH_COLOUR, PRED_COLOUR)):
@@ -150,7 +157,11 @@ def _tumour_slices(count: int, masks: list[np.ndarray], max_slices: int) -> tupl
 
 
 def tumour_montage(
-    flair: np.ndarray, truth: np.ndarray | None, pred: np.ndarray | None, path: str | os.PathLike, max_slices: int = 24,
+    flair: np.ndarray,
+    truth: np.ndarray | None,
+    pred: np.ndarray | None,
+    path: str | os.PathLike,
+    max_slices: int = 24,
     sides: tuple[str, str] | None = None,
 ) -> None:
     """Write a PNG grid of the outlined slices with tumour in truth or prediction.
@@ -186,13 +197,22 @@ def tumour_montage(
         origin = (column * (width + _GAP) + 3, row * (height + _GAP) + 2)
         draw.text(origin, label, fill=(255, 255, 0), font=font, stroke_width=1, stroke_fill=(0, 0, 0))
     for side, anchor, x in zip(sides or (), ("lm", "rm"), (3, width - 3)):
-        draw.text((x, height // 2), side, fill=(255, 255, 255), font=font, anchor=anchor, stroke_width=1, stroke_fill=(0, 0, 0))
+        draw.text(
+            (x, height // 2),
+            side,
+            fill=(255, 255, 255),
+            font=font,
+            anchor=anchor,
+            stroke_width=1,
+            stroke_fill=(0, 0, 0),
+        )
     with atomic_file(path) as tmp:
         image.save(tmp, format="PNG", compress_level=3)  # 4x faster than the default 6, and no larger on MRI
 
 
-def grouped_boxplot(groups: Mapping[str, list[float]], path: str | os.PathLike, title: str, ylabel: str,
-                    split: float | None = None) -> None:
+def grouped_boxplot(
+    groups: Mapping[str, list[float]], path: str | os.PathLike, title: str, ylabel: str, split: float | None = None
+) -> None:
     """Write a PNG with one box plot per group (in the mapping's order) and its points jittered over it.
 
     Each group's tick label carries its size. Groups with no values are drawn empty. ``split``,
@@ -214,7 +234,9 @@ def grouped_boxplot(groups: Mapping[str, list[float]], path: str | os.PathLike, 
     jitter = np.random.default_rng(0)  # fixed, so the figure is the same every run
     for position, name in enumerate(names, start=1):
         values = np.asarray(groups[name], dtype=float)
-        axes.scatter(position + jitter.uniform(-0.12, 0.12, values.size), values, s=10, color="#4a6f9c", alpha=0.7, zorder=3)
+        axes.scatter(
+            position + jitter.uniform(-0.12, 0.12, values.size), values, s=10, color="#4a6f9c", alpha=0.7, zorder=3
+        )
     if split is not None:
         axes.axhline(split, color="red", linestyle="--", linewidth=1, label=f"median split {split:.3g}")
         axes.legend(loc="best", fontsize=7, frameon=False)

@@ -23,7 +23,10 @@ from flairseg.outputs import ReportFolder, atomic_file
 
 EMBEDDED_CASES = 50  # larger runs link their montages instead: about 0.5 MB each for real scans
 
-LEGEND_WITH_TRUTH = "outlines: <b style='color:#4060ff'>manual</b>, <b style='color:#ff3030'>model</b>, <b style='color:#00a000'>both</b>"
+LEGEND_WITH_TRUTH = (
+    "outlines: <b style='color:#4060ff'>manual</b>, <b style='color:#ff3030'>model</b>, "
+    "<b style='color:#00a000'>both</b>"
+)
 LEGEND_MODEL_ONLY = "outline: <b style='color:#ff3030'>model</b>"
 
 _STYLE = """
@@ -80,7 +83,9 @@ def case_rows(report: Path) -> list[dict[str, str]]:
     rows = []
     for row in qc:
         scored = metrics.get(row["case"], {})
-        rows.append({**row, "dice": scored.get("dice", ""), "hd95": scored.get("hd95", ""), "units": scored.get("units", "")})
+        rows.append(
+            {**row, "dice": scored.get("dice", ""), "hd95": scored.get("hd95", ""), "units": scored.get("units", "")}
+        )
     return sorted(rows, key=lambda r: (r["flags"] == "none", r["case"], r["task"]))
 
 
@@ -88,8 +93,17 @@ def _columns(rows: list[dict[str, str]]) -> Mapping[str, str]:
     """Heading of each column shown, in order; columns that no row fills are left out."""
     units = {r["units"] for r in rows if r.get("units")}
     hd95 = f"HD95 ({units.pop()})" if len(units) == 1 else "HD95"
-    wanted = {"case": "case", "task": "task", "volume_ml": "volume (mL)", "voxels": "voxels", "components_kept": "components kept",
-              "components_removed": "components removed", "flags": "flags", "dice": "Dice", "hd95": hd95}
+    wanted = {
+        "case": "case",
+        "task": "task",
+        "volume_ml": "volume (mL)",
+        "voxels": "voxels",
+        "components_kept": "components kept",
+        "components_removed": "components removed",
+        "flags": "flags",
+        "dice": "Dice",
+        "hd95": hd95,
+    }
     return {key: heading for key, heading in wanted.items() if any(r.get(key) not in (None, "") for r in rows)}
 
 
@@ -99,10 +113,14 @@ def render(report: Path, title: str) -> str:
     columns = _columns(rows)
     has_truth = any(r["dice"] for r in rows)
     flagged = sum(r["flags"] != "none" for r in rows)
-    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-             f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>",
-             f"<p>{len(rows)} case(s), {flagged} flagged (listed first). Click a column heading to sort.</p>",
-             "<table id='cases'><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in columns.values()) + "</tr></thead><tbody>"]
+    parts = [
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+        f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>",
+        f"<p>{len(rows)} case(s), {flagged} flagged (listed first). Click a column heading to sort.</p>",
+        "<table id='cases'><thead><tr>"
+        + "".join(f"<th>{html.escape(h)}</th>" for h in columns.values())
+        + "</tr></thead><tbody>",
+    ]
     for index, row in enumerate(rows):
         cells = []
         for key in columns:
@@ -113,15 +131,28 @@ def render(report: Path, title: str) -> str:
         parts.append(f"<tr{' class=flagged' if row['flags'] != 'none' else ''}>{''.join(cells)}</tr>")
     parts.append("</tbody></table>")
     if has_truth and (report / "dice_distribution.png").is_file():
-        parts.append(f"<h2>Dice distribution</h2><img alt='Dice distribution' src='{_image(report / 'dice_distribution.png')}'>")
-    parts.append(f"<h2>Cases</h2><p>{LEGEND_WITH_TRUTH if has_truth else LEGEND_MODEL_ONLY}; yellow numbers: slice numbers (from 1); "
-                 "R and L: the patient's right and left where the scan's orientation is known.</p>")
+        parts.append(
+            f"<h2>Dice distribution</h2><img alt='Dice distribution' src='{_image(report / 'dice_distribution.png')}'>"
+        )
+    parts.append(
+        f"<h2>Cases</h2><p>{LEGEND_WITH_TRUTH if has_truth else LEGEND_MODEL_ONLY}; yellow numbers: slice numbers "
+        "(from 1); "
+        "R and L: the patient's right and left where the scan's orientation is known.</p>"
+    )
     for index, row in enumerate(rows):
         montage = _montage(report, row["case"], row["task"])
-        source = "" if montage is None else _image(montage) if len(rows) <= EMBEDDED_CASES else html.escape(montage.relative_to(report).as_posix(), quote=True)
+        source = (
+            ""
+            if montage is None
+            else _image(montage)
+            if len(rows) <= EMBEDDED_CASES
+            else html.escape(montage.relative_to(report).as_posix(), quote=True)
+        )
         image = f"<img alt='overlay of {html.escape(row['case'])}' src='{source}'>" if montage else "<p>no overlay</p>"
-        parts.append(f"<section id='case-{index}'><h3>{html.escape(row['case'])} {html.escape(row['task'])}"
-                     f" &mdash; flags: {html.escape(row['flags'])}</h3>{image}</section>")
+        parts.append(
+            f"<section id='case-{index}'><h3>{html.escape(row['case'])} {html.escape(row['task'])}"
+            f" &mdash; flags: {html.escape(row['flags'])}</h3>{image}</section>"
+        )
     parts.append(f"<script>{_SORT_SCRIPT}</script></body></html>")
     return "\n".join(parts)
 

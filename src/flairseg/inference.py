@@ -92,7 +92,10 @@ class OnnxModel:
             raise WeightsError(f"cannot load ONNX model {path}: {str(exc).splitlines()[0]}") from None
         text = self.session.get_modelmeta().custom_metadata_map.get(ONNX_METADATA_KEY)
         if text is None:
-            raise WeightsError(f"{path} was not exported by flairseg (no {ONNX_METADATA_KEY!r} metadata); export it with `flairseg export --onnx`")
+            raise WeightsError(
+                f"{path} was not exported by flairseg (no {ONNX_METADATA_KEY!r} metadata); export it with `flairseg "
+                "export --onnx`"
+            )
         self.metadata: dict[str, Any] = json.loads(text)
         self.in_channels = int(self.metadata["model"]["in_channels"])
         self._input = self.session.get_inputs()[0].name
@@ -129,7 +132,9 @@ class InferenceOptions:
 
 
 @torch.inference_mode()
-def predict_probabilities(model: nn.Module | OnnxModel, inputs: np.ndarray, options: InferenceOptions = InferenceOptions()) -> np.ndarray:
+def predict_probabilities(
+    model: nn.Module | OnnxModel, inputs: np.ndarray, options: InferenceOptions = InferenceOptions()
+) -> np.ndarray:
     """(S, C, H, W) model inputs -> (S, H, W) float32 foreground probabilities, a batch of slices at a time.
 
     ``model`` is a PyTorch network or an :class:`OnnxModel`: anything called on a (N, C, H, W) batch
@@ -140,7 +145,9 @@ def predict_probabilities(model: nn.Module | OnnxModel, inputs: np.ndarray, opti
     model.eval()
     out = np.empty((inputs.shape[0], *inputs.shape[2:]), dtype=np.float32)
     for start in range(0, inputs.shape[0], options.batch_size):
-        batch = torch.from_numpy(np.ascontiguousarray(inputs[start : start + options.batch_size])).to(device, memory_format=torch.channels_last)
+        batch = torch.from_numpy(np.ascontiguousarray(inputs[start : start + options.batch_size])).to(
+            device, memory_format=torch.channels_last
+        )
         with torch.autocast(device.type, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
             logits = model(batch)
             flipped = model(batch.flip(-1)).flip(-1) if options.tta else None
@@ -188,8 +195,15 @@ def segment_prepared(
     return segmentation_from_probabilities(prob, prepared, task, threshold, with_probability, convex_hull, components)
 
 
-def segmentation_from_probabilities(prob: np.ndarray, prepared: Prepared, task: str, threshold: float = 0.5, with_probability: bool = False,
-                                    convex_hull: bool = False, components: PostprocessConfig = PostprocessConfig()) -> Segmentation:
+def segmentation_from_probabilities(
+    prob: np.ndarray,
+    prepared: Prepared,
+    task: str,
+    threshold: float = 0.5,
+    with_probability: bool = False,
+    convex_hull: bool = False,
+    components: PostprocessConfig = PostprocessConfig(),
+) -> Segmentation:
     """Model-space probabilities -> the case's segmentation on its own grid (see :func:`segment_prepared`)."""
     binary = invert_mask(prob >= threshold, prepared.transform)
     if task == "brain":

@@ -13,9 +13,24 @@ import numpy as np
 
 from flairseg.cases import MASK_POLICIES, NIFTI_SUFFIXES, Case, MaskPolicy, is_nifti, nifti_stem
 from flairseg.errors import InputError
-from flairseg.kaggle import has_tiffs, kaggle_files, read_kaggle_case, slice_count, slice_files, write_kaggle_image, write_kaggle_mask
-from flairseg.volumes import (check_headers, is_dicom_folder, read_dicom_series, read_named_sequences, read_nifti, write_volume_image,
-                              write_volume_mask)
+from flairseg.kaggle import (
+    has_tiffs,
+    kaggle_files,
+    read_kaggle_case,
+    slice_count,
+    slice_files,
+    write_kaggle_image,
+    write_kaggle_mask,
+)
+from flairseg.volumes import (
+    check_headers,
+    is_dicom_folder,
+    read_dicom_series,
+    read_named_sequences,
+    read_nifti,
+    write_volume_image,
+    write_volume_mask,
+)
 
 
 def read_label(case: Case, suffix: str) -> np.ndarray | None:
@@ -55,16 +70,22 @@ def _read_volume_case(path: Path, masks: MaskPolicy, mask_suffix: str, resample:
 
     named = name_of(path)
     if (named is not None and named.kind == LABEL) or (named is None and is_label_name(path)):
-        raise InputError(f"{path.name} is named like a label volume (segmentation or mask), not an image; give the case's FLAIR")
+        raise InputError(
+            f"{path.name} is named like a label volume (segmentation or mask), not an image; give the case's FLAIR"
+        )
     if named is not None and named.kind != "flair":
-        raise InputError(f"{path.name} is the {named.kind} volume of case {named.case_id} ({named.convention} naming), not a FLAIR; "
-                         "give the case's FLAIR file or its folder")
+        raise InputError(
+            f"{path.name} is the {named.kind} volume of case {named.case_id} ({named.convention} naming), not a FLAIR; "
+            "give the case's FLAIR file or its folder"
+        )
     mask_path = _sibling_label(path, mask_suffix) if masks != "ignore" else None
     if named is not None:
         return read_named_sequences(path, masks, mask_path, resample, tumour_labels=mask_suffix == "_mask")
     if masks == "required" and mask_path is None:
         raise InputError(f"{path} has no mask beside it ({stem}{mask_suffix}.nii.gz), and masks are required here")
-    return dataclasses.replace(read_nifti(path, mask_path=mask_path, case_id=stem), sequences=(("flair", str(path.resolve())),))
+    return dataclasses.replace(
+        read_nifti(path, mask_path=mask_path, case_id=stem), sequences=(("flair", str(path.resolve())),)
+    )
 
 
 def find_cases(path: str | os.PathLike, masks: MaskPolicy = "optional", mask_suffix: str = "_mask") -> list[Path]:
@@ -79,7 +100,9 @@ def find_cases(path: str | os.PathLike, masks: MaskPolicy = "optional", mask_suf
         raise InputError(f"{root} does not exist")
     if root.is_file():
         if not is_nifti(root):
-            raise InputError(f"{root} is not a case: give a Kaggle case folder, a DICOM series folder or a .nii/.nii.gz file")
+            raise InputError(
+                f"{root} is not a case: give a Kaggle case folder, a DICOM series folder or a .nii/.nii.gz file"
+            )
         return [root]
     if has_tiffs(root) or is_dicom_folder(root):
         return [root]
@@ -96,8 +119,10 @@ def find_cases(path: str | os.PathLike, masks: MaskPolicy = "optional", mask_suf
         volumes += [flair for folder in subfolders if folder not in folders for flair in _named_flairs(folder)]
     cases = folders + volumes
     if not cases:
-        raise InputError(f"{root} holds no cases (Kaggle TIFF folders, DICOM series folders, NIfTI files, "
-                         "BraTS / nnU-Net case folders or a BIDS dataset with FLAIR images)")
+        raise InputError(
+            f"{root} holds no cases (Kaggle TIFF folders, DICOM series folders, NIfTI files, "
+            "BraTS / nnU-Net case folders or a BIDS dataset with FLAIR images)"
+        )
     return cases
 
 
@@ -146,7 +171,9 @@ def case_id_of(path: Path, masks: MaskPolicy = "optional", mask_suffix: str = "_
 
 
 def index_mask_cases(root: str | os.PathLike, mask_suffix: str = "_mask") -> dict[str, Path]:
-    """{case id: path} of the mask cases under ``root`` (see :func:`find_cases` with masks="only"); ids must be unique."""
+    """{case id: path} of the mask cases under ``root`` (see :func:`find_cases` with masks="only"); ids must be
+    unique.
+    """
     index: dict[str, Path] = {}
     for path in find_cases(root, masks="only", mask_suffix=mask_suffix):
         case_id = case_id_of(path, masks="only", mask_suffix=mask_suffix)
@@ -173,7 +200,9 @@ def _case_format(path: Path) -> str:
     raise InputError(f"{path} holds no TIFF slices and no DICOM series; is it a folder of cases?")
 
 
-def read_case(path: str | os.PathLike, masks: MaskPolicy = "optional", mask_suffix: str = "_mask", resample: bool = False) -> Case:
+def read_case(
+    path: str | os.PathLike, masks: MaskPolicy = "optional", mask_suffix: str = "_mask", resample: bool = False
+) -> Case:
     """Read one case: a Kaggle TIFF folder, a DICOM series folder or a NIfTI file.
 
     For NIfTI, the mask is the file ``<name><mask_suffix>.nii[.gz]`` beside the volume. A FLAIR

@@ -31,7 +31,9 @@ def _read_tiff(path: Path) -> np.ndarray:
     if array.ndim not in (2, 3) or array.size == 0:
         raise InputError(f"{path} has shape {array.shape}; expected one 2-D slice (H, W) or (H, W, channels)")
     if not np.isfinite(array).all():
-        raise InputError(f"{path} holds {np.count_nonzero(~np.isfinite(array))} NaN or infinite pixels; fix or drop the slice")
+        raise InputError(
+            f"{path} holds {np.count_nonzero(~np.isfinite(array))} NaN or infinite pixels; fix or drop the slice"
+        )
     return array
 
 
@@ -43,7 +45,9 @@ def _check_declared_size(folder: Path, files: Sequence[Path]) -> None:
             with tifffile.TiffFile(path) as tiff:
                 shape = tiff.pages[0].shape
         except Exception as exc:  # tifffile raises many types for corrupt, truncated or non-TIFF files
-            raise InputError(f"cannot read {path}: not a valid TIFF image or truncated ({type(exc).__name__})") from None
+            raise InputError(
+                f"cannot read {path}: not a valid TIFF image or truncated ({type(exc).__name__})"
+            ) from None
         largest = max(largest, int(np.prod(shape[:2], dtype=np.int64)))
         channels = max(channels, int(shape[2]) if len(shape) == 3 else 1)
     check(largest * len(files), channels, f"case {folder}")
@@ -58,7 +62,9 @@ def slice_files(folder: Path, suffix: str) -> dict[int, Path]:
             continue
         k = int(match["k"])
         if k in files:
-            raise InputError(f"{folder}: slice number {k} appears twice ({files[k].name}, {path.name}); keep one file per slice")
+            raise InputError(
+                f"{folder}: slice number {k} appears twice ({files[k].name}, {path.name}); keep one file per slice"
+            )
         files[k] = path
     return files
 
@@ -73,14 +79,18 @@ def _check_numbering(folder: Path, numbers: list[int], what: str) -> None:
         )
 
 
-def _stack_labels(folder: Path, files: dict[int, Path], numbers: list[int], plane: tuple[int, int] | None) -> np.ndarray:
+def _stack_labels(
+    folder: Path, files: dict[int, Path], numbers: list[int], plane: tuple[int, int] | None
+) -> np.ndarray:
     slices = []
     for k in numbers:
         label = _read_tiff(files[k])
         if label.ndim == 3:
             label = label.max(axis=2)
         if plane is not None and label.shape != plane:
-            raise InputError(f"{files[k]} is {label.shape[0]}x{label.shape[1]} but the images are {plane[0]}x{plane[1]}")
+            raise InputError(
+                f"{files[k]} is {label.shape[0]}x{label.shape[1]} but the images are {plane[0]}x{plane[1]}"
+            )
         if plane is None:
             plane = label.shape
         elif label.shape != plane:
@@ -89,7 +99,9 @@ def _stack_labels(folder: Path, files: dict[int, Path], numbers: list[int], plan
     return np.stack(slices)
 
 
-def kaggle_files(folder: Path, masks: MaskPolicy, mask_suffix: str) -> tuple[list[int], dict[int, Path], dict[int, Path]]:
+def kaggle_files(
+    folder: Path, masks: MaskPolicy, mask_suffix: str
+) -> tuple[list[int], dict[int, Path], dict[int, Path]]:
     """A Kaggle case folder's slice numbers, image files and mask files, checked by name and header, nothing decoded."""
     if not folder.is_dir():
         raise InputError(f"case folder {folder} does not exist")
@@ -141,7 +153,8 @@ def read_kaggle_case(folder: str | os.PathLike, masks: MaskPolicy = "optional", 
         array = array[..., None] if array.ndim == 2 else array
         if slices and array.shape != slices[0].shape:
             raise InputError(
-                f"{folder}: mixed slice sizes or channel counts ({slices[0].shape} and {array.shape} in {image_files[k].name})"
+                f"{folder}: mixed slice sizes or channel counts ({slices[0].shape} and {array.shape} in "
+                f"{image_files[k].name})"
             )
         slices.append(array)
     image = np.stack(slices)
@@ -170,9 +183,15 @@ def write_kaggle_image(case: Case, image: np.ndarray, out: Path) -> None:
     with atomic_dir(out) as tmp:
         for name, plane in zip(case.geometry.slice_names, image):
             rgb = plane.ndim == 3 and plane.shape[-1] == 3
-            tifffile.imwrite(tmp / name, plane if plane.ndim == 2 or rgb else plane[..., 0], photometric="rgb" if rgb else "minisblack")
+            tifffile.imwrite(
+                tmp / name,
+                plane if plane.ndim == 2 or rgb else plane[..., 0],
+                photometric="rgb" if rgb else "minisblack",
+            )
 
 
 def slice_count(folder: Path) -> int:
     """The number of image slices of a Kaggle case folder, from the file names alone."""
-    return sum((match := SLICE_NAME.match(p.name)) is not None and not match["suffix"] for p in folder.iterdir() if p.is_file())
+    return sum(
+        (match := SLICE_NAME.match(p.name)) is not None and not match["suffix"] for p in folder.iterdir() if p.is_file()
+    )

@@ -25,7 +25,9 @@ def dice_bce_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def dice_focal_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Soft Dice loss plus focal loss: cross-entropy weighted by (1 - p_true)^gamma, so confident pixels count little."""
+    """Soft Dice loss plus focal loss: cross-entropy weighted by (1 - p_true)^gamma, so confident pixels count
+    little.
+    """
     target = target.to(logits.dtype)
     bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
     p_true = torch.exp(-bce)

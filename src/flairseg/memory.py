@@ -14,7 +14,8 @@ import os
 from flairseg.errors import ConfigError, InputError
 
 ENVIRONMENT = "FLAIRSEG_MAX_MEMORY"
-BYTES_PER_VOXEL = 40  # the case's float32 channels, their preprocessed copies, probabilities and masks, with room to spare
+# the case's float32 channels, their preprocessed copies, probabilities and masks, with room to spare
+BYTES_PER_VOXEL = 40
 _UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
 
@@ -54,6 +55,8 @@ def check(voxels: int, channels: int, what: str) -> None:
     needed = int(voxels) * max(1, int(channels)) * BYTES_PER_VOXEL
     allowed = budget()
     if needed > allowed:
-        raise InputError(f"{what} declares {int(voxels):,} voxels x {channels} channel(s), about {_shown(needed)} to process, "
-                         f"more than the memory budget of {_shown(allowed)}; check its header, or raise the budget with "
-                         "--max-memory (e.g. --max-memory 32G)")
+        raise InputError(
+            f"{what} declares {int(voxels):,} voxels x {channels} channel(s), about {_shown(needed)} to process, "
+            f"more than the memory budget of {_shown(allowed)}; check its header, or raise the budget with "
+            "--max-memory (e.g. --max-memory 32G)"
+        )

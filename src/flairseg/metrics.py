@@ -61,7 +61,9 @@ def dice_from_counts(true_positives: int, pred_voxels: int, truth_voxels: int) -
 def surface(mask: np.ndarray, in_plane: bool = False) -> np.ndarray:
     """The mask's surface voxels: those with a face-neighbour outside it (the image border counts as outside).
     ``in_plane``: neighbours within the slice only, so every slice of a volume gets its own 2-D outline."""
-    structure = ndimage.generate_binary_structure(2, 1)[None] if in_plane else ndimage.generate_binary_structure(mask.ndim, 1)
+    structure = (
+        ndimage.generate_binary_structure(2, 1)[None] if in_plane else ndimage.generate_binary_structure(mask.ndim, 1)
+    )
     return mask & ~ndimage.binary_erosion(mask, structure=structure, border_value=0)
 
 
@@ -86,7 +88,9 @@ def hd95(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float] | None = 
     return float(max(np.percentile(to_truth, 95), np.percentile(to_pred, 95)))
 
 
-def case_metrics(case_id: str, pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float] | None = None) -> CaseMetrics:
+def case_metrics(
+    case_id: str, pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float] | None = None
+) -> CaseMetrics:
     """All per-case metrics of a binary prediction against the truth on the same grid."""
     pred = np.asarray(pred, dtype=bool)
     truth = np.asarray(truth, dtype=bool)

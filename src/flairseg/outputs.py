@@ -41,7 +41,9 @@ def made_by_flairseg(folder: Path) -> bool:
     return (folder / MARKER).is_file() or ((folder / "config.json").is_file() and (folder / "split.json").is_file())
 
 
-def check_output(out: str | os.PathLike, inputs: Iterable[str | os.PathLike | None], overwrite: bool, replaces: bool = True) -> Path:
+def check_output(
+    out: str | os.PathLike, inputs: Iterable[str | os.PathLike | None], overwrite: bool, replaces: bool = True
+) -> Path:
     """Validate an output path before any work starts and return it resolved.
 
     Raises InputError when the output is empty, is, contains or lies inside an input, or when it
@@ -59,15 +61,20 @@ def check_output(out: str | os.PathLike, inputs: Iterable[str | os.PathLike | No
         if _overlaps(out_path, in_path):
             raise InputError(f"output {out} overlaps the input {given}; choose an output path outside the inputs")
     if replaces:
-        special = {Path.cwd().resolve(): "the current directory", Path.home().resolve(): "your home directory",
-                   Path(out_path.anchor): "a filesystem root"}
+        special = {
+            Path.cwd().resolve(): "the current directory",
+            Path.home().resolve(): "your home directory",
+            Path(out_path.anchor): "a filesystem root",
+        }
         if out_path in special:
             raise InputError(f"output {out} is {special[out_path]}, which flairseg never replaces; give a new folder")
     if out_path.exists() and not overwrite:
         raise InputError(f"output {out} already exists; pass --overwrite to replace it or choose another path")
     if replaces and out_path.is_dir() and not made_by_flairseg(out_path):
-        raise InputError(f"output {out} is a folder flairseg did not make (no {MARKER} marker); "
-                         "flairseg replaces only its own outputs: move it away or choose another path")
+        raise InputError(
+            f"output {out} is a folder flairseg did not make (no {MARKER} marker); "
+            "flairseg replaces only its own outputs: move it away or choose another path"
+        )
     return out_path
 
 
@@ -177,7 +184,13 @@ def run_report(out: Path) -> ReportFolder:
     return ReportFolder(Path(out) / "report")
 
 
-RUN_NAMES = ("report", "probabilities", "stripped", "dataset_description")  # a prediction run's own outputs beside its cases
+# a prediction run's own outputs beside its cases
+RUN_NAMES = (
+    "report",
+    "probabilities",
+    "stripped",
+    "dataset_description",
+)
 
 
 @dataclass(frozen=True)
@@ -212,7 +225,11 @@ class PredictionFolder:
 
     def probability(self, case: Case) -> Path:
         case_id = _output_case_id(case)
-        return self.path / "probabilities" / f"{case_id}.tif" if case.geometry.format == "kaggle" else self.path / f"{case_id}_probability.nii.gz"
+        return (
+            self.path / "probabilities" / f"{case_id}.tif"
+            if case.geometry.format == "kaggle"
+            else self.path / f"{case_id}_probability.nii.gz"
+        )
 
     def stripped(self, case: Case) -> Path:
         case_id = _output_case_id(case)
@@ -222,6 +239,7 @@ class PredictionFolder:
 def _output_case_id(case: Case) -> str:
     """The case id, refused when it could leave the output folder ("", ".", "..", separators)."""
     if case.case_id in ("", ".", "..") or any(c in case.case_id for c in ("/", "\\", "\0")):
-        raise InputError(f"case id {case.case_id!r} cannot name an output; give the case a plain name (no '..' or separators)")
+        raise InputError(
+            f"case id {case.case_id!r} cannot name an output; give the case a plain name (no '..' or separators)"
+        )
     return case.case_id
-

@@ -44,7 +44,8 @@ def label_components(mask: np.ndarray, connectivity: int = 26) -> tuple[np.ndarr
     if not mask.any():
         return labels, 0
     spans = [np.flatnonzero(mask.any(axis=other)) for other in ((1, 2), (0, 2), (0, 1))]
-    box = tuple(slice(int(span[0]), int(span[-1]) + 1) for span in spans)  # label only the foreground's bounding box: less memory, same result
+    # label only the foreground's bounding box: less memory, same result
+    box = tuple(slice(int(span[0]), int(span[-1]) + 1) for span in spans)
     rank = {6: 1, 18: 2, 26: 3}[connectivity]
     labels[box], count = ndimage.label(mask[box], structure=ndimage.generate_binary_structure(3, rank))
     return labels, int(count)
@@ -77,8 +78,13 @@ class Component:
     kept: bool
 
 
-def select_components(mask: np.ndarray, probability: np.ndarray | None = None, rule: str = "largest", value: float = 0.0,
-                      connectivity: int = 26) -> tuple[np.ndarray, list[Component]]:
+def select_components(
+    mask: np.ndarray,
+    probability: np.ndarray | None = None,
+    rule: str = "largest",
+    value: float = 0.0,
+    connectivity: int = 26,
+) -> tuple[np.ndarray, list[Component]]:
     """Keep the components of a binary prediction that a rule of :data:`RULES` selects.
 
     Rules: ``none`` keeps all; ``largest`` the one with most voxels (the paper);

@@ -29,9 +29,26 @@ from flairseg.cases import Case, Geometry
 from flairseg.config import TASK_SPECS
 from flairseg.data import Prepared, prepare_case
 from flairseg.errors import InputError
-from flairseg.inference import (InferenceOptions, OnnxModel, Segmentation, limit_threads, predict_probabilities, resolve_device,
-                                resolve_precision, segment_prepared)
-from flairseg.io import case_id_of, check_case, find_cases, index_mask_cases, read_case, read_label, write_image, write_mask
+from flairseg.inference import (
+    InferenceOptions,
+    OnnxModel,
+    Segmentation,
+    limit_threads,
+    predict_probabilities,
+    resolve_device,
+    resolve_precision,
+    segment_prepared,
+)
+from flairseg.io import (
+    case_id_of,
+    check_case,
+    find_cases,
+    index_mask_cases,
+    read_case,
+    read_label,
+    write_image,
+    write_mask,
+)
 from flairseg.metrics import CaseMetrics, case_metrics
 from flairseg.model import Ensemble
 from flairseg.outputs import RUN_NAMES, PredictionFolder, ReportFolder, atomic_file, check_output, run_report
@@ -56,8 +73,18 @@ class Segmenter:
             first fold's model alone.
     """
 
-    def __init__(self, model: str | os.PathLike, device: str = "auto", threads: int | None = None, batch_size: int | None = None, tta: bool = False,
-                 task: str | None = None, convex_hull: bool = False, precision: str = "auto", folds: Sequence[int] | None = None) -> None:
+    def __init__(
+        self,
+        model: str | os.PathLike,
+        device: str = "auto",
+        threads: int | None = None,
+        batch_size: int | None = None,
+        tta: bool = False,
+        task: str | None = None,
+        convex_hull: bool = False,
+        precision: str = "auto",
+        folds: Sequence[int] | None = None,
+    ) -> None:
         if (batch_size is not None and batch_size < 1) or (threads is not None and threads < 1):
             raise InputError(f"batch_size and threads must be at least 1, not {batch_size} and {threads}")
         onnx = str(model).lower().endswith(".onnx")
@@ -93,16 +120,27 @@ class Segmenter:
         """Everything about this segmenter that changes a mask: the provenance record's model part."""
         from flairseg.version import __version__
 
-        return {"flairseg_version": __version__, "model": self.metadata.get("name", "unnamed checkpoint"),
-                "weights_sha256": self.metadata.get("sha256"), "task": self.task, "folds": self.folds, "threshold": self.threshold,
-                "postprocess": [self.components.rule, self.components.value], "convex_hull": self.convex_hull, "tta": self.options.tta,
-                "precision": "bfloat16" if self.autocast is torch.bfloat16 else "float32"}
+        return {
+            "flairseg_version": __version__,
+            "model": self.metadata.get("name", "unnamed checkpoint"),
+            "weights_sha256": self.metadata.get("sha256"),
+            "task": self.task,
+            "folds": self.folds,
+            "threshold": self.threshold,
+            "postprocess": [self.components.rule, self.components.value],
+            "convex_hull": self.convex_hull,
+            "tta": self.options.tta,
+            "precision": "bfloat16" if self.autocast is torch.bfloat16 else "float32",
+        }
 
     def prepare(self, case: Case, brain: np.ndarray | None = None) -> Prepared:
         """The case as this model's input (its preprocessing), checked against the channels it expects."""
         prepared = prepare_case(case, self.task, self.preprocess, brain=brain)
         if prepared.inputs.shape[1] != self.in_channels:
-            raise InputError(f"case {case.case_id} gives {prepared.inputs.shape[1]} input channels; the model expects {self.in_channels}")
+            raise InputError(
+                f"case {case.case_id} gives {prepared.inputs.shape[1]} input channels; the model expects "
+                f"{self.in_channels}"
+            )
         return prepared
 
     def probabilities(self, prepared: Prepared) -> np.ndarray:
@@ -111,8 +149,16 @@ class Segmenter:
 
     def __call__(self, case: Case, brain: np.ndarray | None = None, with_probability: bool = False) -> Segmentation:
         """Mask (S, H, W) bool on the case's grid, the probability map when asked, and the components found."""
-        return segment_prepared(self.model, self.prepare(case, brain), self.task, self.threshold, self.options, with_probability,
-                                self.convex_hull, self.components)
+        return segment_prepared(
+            self.model,
+            self.prepare(case, brain),
+            self.task,
+            self.threshold,
+            self.options,
+            with_probability,
+            self.convex_hull,
+            self.components,
+        )
 
 
 def _members(model: torch.nn.Module, folds: Sequence[int] | None, name: str) -> torch.nn.Module:
@@ -128,8 +174,9 @@ def _members(model: torch.nn.Module, folds: Sequence[int] | None, name: str) -> 
     return model.subset(list(folds))
 
 
-def segment_within_brain(segmenter: Segmenter, brain_segmenter: Segmenter, case: Case,
-                         with_probability: bool = False) -> tuple[Segmentation, np.ndarray]:
+def segment_within_brain(
+    segmenter: Segmenter, brain_segmenter: Segmenter, case: Case, with_probability: bool = False
+) -> tuple[Segmentation, np.ndarray]:
     """The paper's two-stage pipeline: strip the skull, then segment the abnormality inside the brain.
 
     A model trained on skull-stripped input (the ``paper-abnormality`` variant) gets the predicted
@@ -140,18 +187,24 @@ def segment_within_brain(segmenter: Segmenter, brain_segmenter: Segmenter, case:
     brain = brain_segmenter(case).mask
     stripped_input = segmenter.preprocess.variant == "paper-abnormality"
     found = segmenter(case, brain=brain if stripped_input else None, with_probability=True)
-    mask, components = select_components(found.binary & brain, found.probability, segmenter.components.rule, segmenter.components.value)
+    mask, components = select_components(
+        found.binary & brain, found.probability, segmenter.components.rule, segmenter.components.value
+    )
     return Segmentation(mask, found.probability if with_probability else None, components), brain
 
 
-def load_model(name_or_path: str | os.PathLike | None = None, task: str = "abnormality", **options: object) -> Segmenter:
+def load_model(
+    name_or_path: str | os.PathLike | None = None, task: str = "abnormality", **options: object
+) -> Segmenter:
     """A :class:`Segmenter` for a checkpoint path, a released model's name, or the task's released default (None)."""
     from flairseg.weights import resolve
 
     return Segmenter(resolve(name_or_path, task=task), task=task, **options)  # type: ignore[arg-type]
 
 
-def segment(case_or_array: Case | np.ndarray, model: str | os.PathLike | Segmenter | None = None, **options: object) -> np.ndarray:
+def segment(
+    case_or_array: Case | np.ndarray, model: str | os.PathLike | Segmenter | None = None, **options: object
+) -> np.ndarray:
     """Segment one case (or a (S, H, W, C) array) and return the mask on its grid.
 
     ``model`` is a :class:`Segmenter` (build one with :func:`load_model` to segment many
@@ -192,8 +245,10 @@ def _check_headers(paths: Sequence[Path | Case], label: str) -> None:
                 failed.append(f"{case_id_of(path)}: {exc}")
     if failed:
         more = f"; and {len(failed) - 2} more" if len(failed) > 2 else ""
-        raise InputError(f"{len(failed)} of {len(paths)} cases fail their header checks, so nothing was written: "
-                         f"{'; '.join(failed[:2])}{more}; fix or move them, then run again")
+        raise InputError(
+            f"{len(failed)} of {len(paths)} cases fail their header checks, so nothing was written: "
+            f"{'; '.join(failed[:2])}{more}; fix or move them, then run again"
+        )
 
 
 def predict_tree(
@@ -243,15 +298,30 @@ def predict_tree(
     report = run_report(out_path)
     if bids:
         write_derivative_description(out_path)
-    settings = {**segmenter.settings(), "brain_model": brain_segmenter.settings() if brain_segmenter else None,
-                "resample": resample, "probabilities": probabilities, "strip": strip}
+    settings = {
+        **segmenter.settings(),
+        "brain_model": brain_segmenter.settings() if brain_segmenter else None,
+        "resample": resample,
+        "probabilities": probabilities,
+        "strip": strip,
+    }
     names = PredictionFolder(out_path, segmenter.task, bids_root=source if bids else None, mask_file=mask_file)
     run = _Run(segmenter, brain_segmenter, names, report, truth_index, settings, overwrite, probabilities, strip)
     predicted, skipped, failures = _predict_cases(run, paths, resample, quiet)
     if part is not None:
         with atomic_file(report.part_record(*part)) as tmp:
-            tmp.write_text(json.dumps({"part": part[0], "parts": part[1], "predicted": predicted, "skipped": skipped,
-                                       "cases": [p.case_id if isinstance(p, Case) else case_id_of(p) for p in paths]}, indent=2))
+            tmp.write_text(
+                json.dumps(
+                    {
+                        "part": part[0],
+                        "parts": part[1],
+                        "predicted": predicted,
+                        "skipped": skipped,
+                        "cases": [p.case_id if isinstance(p, Case) else case_id_of(p) for p in paths],
+                    },
+                    indent=2,
+                )
+            )
     title = f"Prediction of {source.name} by {segmenter.metadata.get('name', 'the model')}"
     merged = merge_run_report(out_path, title)
     _report_failures(failures, len(paths), report)
@@ -268,8 +338,12 @@ def _check_request(source: Path, segmenter: Segmenter, brain_segmenter: Segmente
         raise InputError("--strip needs a brain mask: predict with a brain model (--task brain) or add --brain-model")
 
 
-def _predict_cases(run: _Run, paths: Sequence[Path | Case], resample: bool, quiet: bool) -> tuple[int, int, list[tuple[str, str]]]:
-    """Read (ahead, on an accelerator) and predict every case: how many were predicted and reused, and which failed to read."""
+def _predict_cases(
+    run: _Run, paths: Sequence[Path | Case], resample: bool, quiet: bool
+) -> tuple[int, int, list[tuple[str, str]]]:
+    """Read (ahead, on an accelerator) and predict every case: how many were predicted and reused, and which failed
+    to read.
+    """
     from tqdm import tqdm
 
     predicted = skipped = 0
@@ -319,13 +393,16 @@ def _predict_case(run: _Run, case: Case) -> bool:
         return False
     found, brain = _segment(run, case)
     if run.strip:
-        image = case.image if case.geometry.format == "kaggle" or case.image.shape[-1] == 1 else case.image[..., 1:2]  # volumes: the FLAIR
+        # volumes: the FLAIR
+        image = case.image if case.geometry.format == "kaggle" or case.image.shape[-1] == 1 else case.image[..., 1:2]
         write_image(case, np.where(brain[..., None], image, 0).astype(case.image.dtype), run.names.stripped(case))
     if found.probability is not None:
         _write_probability(case, found.probability, run.names.probability(case))
     _write_case_report(run, case, found, truth_mask, key)
     write_mask(case, found.mask, target, suffix=label)
-    with atomic_file(run.report.record(key)) as tmp:  # last: a case with a record has every output, and a rerun may reuse it
+    with atomic_file(
+        run.report.record(key)
+    ) as tmp:  # last: a case with a record has every output, and a rerun may reuse it
         tmp.write_text(json.dumps(expected, indent=2))
     return True
 
@@ -349,7 +426,8 @@ def _write_case_report(run: _Run, case: Case, found: Segmentation, truth_mask: n
     _write_case_metrics(case, found.mask, truth_mask, key, report.path)
     if truth_mask is not None:
         figures.outline_gif(case.flair, truth_mask, found.mask, report.gif(case.case_id))
-    sides = ("R", "L") if case.geometry.affine is not None else None  # processing layout: columns run patient right to left
+    # processing layout: columns run patient right to left
+    sides = ("R", "L") if case.geometry.affine is not None else None
     figures.tumour_montage(case.flair, truth_mask, found.mask, report.montage(key), sides=sides)
     inputs = input_rows(case, run.segmenter)
     write_case_table("inputs", key, inputs, report.path)
@@ -359,10 +437,13 @@ def _write_case_report(run: _Run, case: Case, found: Segmentation, truth_mask: n
         write_case_table("components", key, component_rows(case, found.components), report.path)
 
 
-def _read_ahead(paths: Sequence[Path | Case], read: Callable[[Path], Case], ahead: bool = True) -> Iterator[tuple[Path | Case, Case | InputError]]:
+def _read_ahead(
+    paths: Sequence[Path | Case], read: Callable[[Path], Case], ahead: bool = True
+) -> Iterator[tuple[Path | Case, Case | InputError]]:
     """Each path with its case, or the InputError reading it raised. With ``ahead``, the next case is read in a
     background thread while the caller works on this one, so decoding overlaps a GPU's work (two cases in memory
     at most); on a CPU the network's threads have the cores already (no gain measured: README, "Running at scale")."""
+
     def load(path: Path | Case) -> Case | InputError:
         if isinstance(path, Case):
             return path
@@ -383,7 +464,9 @@ def _read_ahead(paths: Sequence[Path | Case], read: Callable[[Path], Case], ahea
 
 
 def _write_case_metrics(case: Case, mask: np.ndarray | None, truth: np.ndarray | None, key: str, report: Path) -> None:
-    """The case's metrics row against its truth (none without truth), kept in ``report/metrics/`` until the report merges them."""
+    """The case's metrics row against its truth (none without truth), kept in ``report/metrics/`` until the report
+    merges them.
+    """
     from flairseg.evaluate import write_case_table
 
     if truth is not None and truth.shape != mask.shape:
@@ -393,7 +476,9 @@ def _write_case_metrics(case: Case, mask: np.ndarray | None, truth: np.ndarray |
 
 
 def _report_failures(failures: Sequence[tuple[str, str]], cases: int, report: ReportFolder) -> None:
-    """``report/failures.csv`` (case, reason) and a one-line error naming the cases that could not be read; none: no file."""
+    """``report/failures.csv`` (case, reason) and a one-line error naming the cases that could not be read; none: no
+    file.
+    """
     import csv
 
     path = report.failures
@@ -405,8 +490,10 @@ def _report_failures(failures: Sequence[tuple[str, str]], cases: int, report: Re
         writer.writerow(["case", "reason"])
         writer.writerows(failures)
     names = ", ".join(case for case, _ in failures[:5]) + (", ..." if len(failures) > 5 else "")
-    raise InputError(f"{len(failures)} of {cases} cases could not be read ({names}); the others were predicted; "
-                     f"the reasons are in {path}")
+    raise InputError(
+        f"{len(failures)} of {cases} cases could not be read ({names}); the others were predicted; "
+        f"the reasons are in {path}"
+    )
 
 
 def _mask_written(case: Case, target: Path, suffix: str) -> bool:
@@ -458,7 +545,10 @@ def _unique_cases(paths: Sequence[Path]) -> list[Path]:
     for path in paths:
         case_id = case_id_of(path)
         if case_id in seen:
-            raise InputError(f"two inputs have the case id {case_id!r} ({seen[case_id]} and {path}); rename one, they would share an output")
+            raise InputError(
+                f"two inputs have the case id {case_id!r} ({seen[case_id]} and {path}); rename one, they would share "
+                "an output"
+            )
         if case_id.lower() in RUN_NAMES:
             raise InputError(f"case {path} is named {case_id!r}, which the run's own outputs use; rename it")
         seen[case_id] = path
@@ -476,18 +566,31 @@ def write_derivative_description(out: Path) -> None:
 
     if (out / "dataset_description.json").exists():  # a derivatives folder shared with others keeps its own
         return
-    record = {"Name": "flairseg segmentations", "BIDSVersion": "1.9.0", "DatasetType": "derivative",
-              "GeneratedBy": [{"Name": "flairseg", "Version": __version__}]}
+    record = {
+        "Name": "flairseg segmentations",
+        "BIDSVersion": "1.9.0",
+        "DatasetType": "derivative",
+        "GeneratedBy": [{"Name": "flairseg", "Version": __version__}],
+    }
     with atomic_file(out / "dataset_description.json") as tmp:
         tmp.write_text(json.dumps(record, indent=2))
 
 
 def input_rows(case: Case, segmenter: Segmenter) -> list[dict[str, object]]:
     """The file behind each channel the model read, and which were substituted (an abnormality model's pre/post)."""
-    record = {role: value if value == "copy of FLAIR" else Path(value.removesuffix(provenance.RESAMPLED)).name
-              + (provenance.RESAMPLED if value.endswith(provenance.RESAMPLED) else "") for role, value in case.sequences}
+    record = {
+        role: value
+        if value == "copy of FLAIR"
+        else Path(value.removesuffix(provenance.RESAMPLED)).name
+        + (provenance.RESAMPLED if value.endswith(provenance.RESAMPLED) else "")
+        for role, value in case.sequences
+    }
     if not record and case.geometry.format == "kaggle":
-        record = {"pre": "TIFF channel 1", "flair": "TIFF channel 2", "post": "TIFF channel 3"} if case.image.shape[-1] == 3 else {"flair": "TIFF"}
+        record = (
+            {"pre": "TIFF channel 1", "flair": "TIFF channel 2", "post": "TIFF channel 3"}
+            if case.image.shape[-1] == 3
+            else {"flair": "TIFF"}
+        )
     row = {"case": case.case_id, "task": segmenter.task, "flair": record.get("flair", case.geometry.source.name)}
     if segmenter.task == "abnormality":
         stand_in = "copy of FLAIR" if segmenter.preprocess.missing == "copy-flair" else segmenter.preprocess.missing
@@ -499,9 +602,18 @@ def input_rows(case: Case, segmenter: Segmenter) -> list[dict[str, object]]:
 def component_rows(case: Case, components: Sequence[Component]) -> list[dict[str, object]]:
     """One row per connected component (largest first): voxels, mL when the spacing is known, probabilities, kept."""
     voxel_ml = None if case.geometry.spacing is None else float(np.prod(case.geometry.spacing)) / 1000.0
-    return [{"case": case.case_id, "component": index, "voxels": c.voxels,
-             "volume_ml": "" if voxel_ml is None else f"{c.voxels * voxel_ml:.4g}", "peak_probability": f"{c.peak:.4f}",
-             "summed_probability": f"{c.mass:.6g}", "kept": "yes" if c.kept else "no"} for index, c in enumerate(components, start=1)]
+    return [
+        {
+            "case": case.case_id,
+            "component": index,
+            "voxels": c.voxels,
+            "volume_ml": "" if voxel_ml is None else f"{c.voxels * voxel_ml:.4g}",
+            "peak_probability": f"{c.peak:.4f}",
+            "summed_probability": f"{c.mass:.6g}",
+            "kept": "yes" if c.kept else "no",
+        }
+        for index, c in enumerate(components, start=1)
+    ]
 
 
 def _write_probability(case: Case, probability: np.ndarray, path: Path) -> None:

@@ -83,7 +83,9 @@ def preprocess_tree(
                 data = plane[..., 0] if plane.shape[-1] == 1 else plane
                 tifffile.imwrite(f"{stem}.tif", np.ascontiguousarray(data), photometric=photometric)
                 if result.mask is not None:
-                    tifffile.imwrite(f"{stem}_mask.tif", result.mask[k - 1].astype(np.uint8) * 255, photometric="minisblack")
+                    tifffile.imwrite(
+                        f"{stem}_mask.tif", result.mask[k - 1].astype(np.uint8) * 255, photometric="minisblack"
+                    )
             (folder / "transform.json").write_text(_transform_json(result.transform))
             total += result.image.shape[0]
     return PrepareResult(len(paths), total, out_path)

@@ -110,8 +110,10 @@ def preprocess_case(
     _check_variant(variant)
     image = np.asarray(image)
     if image.ndim != 4 or min(image.shape) < 1:
-        raise InputError(f"image has shape {image.shape}; expected (slices, height, width, channels), "
-                         "add a channel axis with image[..., None] for one modality")
+        raise InputError(
+            f"image has shape {image.shape}; expected (slices, height, width, channels), "
+            "add a channel axis with image[..., None] for one modality"
+        )
     if image.dtype.kind not in "iuf":
         raise InputError(f"image has dtype {image.dtype}; give real numbers (integer or float)")
     if image.dtype.kind == "f" and not all(np.isfinite(plane).all() for plane in image):  # a slice at a time
@@ -141,7 +143,9 @@ def background_to_zero(image: np.ndarray) -> np.ndarray:
     negative values, e.g. every raw scan, are returned unchanged (the same array when no channel
     changes).
     """
-    if image.dtype.kind not in "if" or not any(plane.min() < 0 for plane in image):  # a slice at a time: no full-size temporary
+    if image.dtype.kind not in "if" or not any(
+        plane.min() < 0 for plane in image
+    ):  # a slice at a time: no full-size temporary
         return image
     out = image.astype(np.float32)
     for channel in range(out.shape[-1]):
@@ -249,8 +253,9 @@ def _unknown(value: object, what: str, choices: tuple[str, ...]) -> str:
 def _as_label(label: np.ndarray, shape: tuple[int, ...], name: str) -> np.ndarray:
     label = np.asarray(label)
     if label.shape != tuple(shape):
-        raise InputError(f"{name} has shape {label.shape} but the image grid is {tuple(shape)}; "
-                         "give one label per voxel")
+        raise InputError(
+            f"{name} has shape {label.shape} but the image grid is {tuple(shape)}; give one label per voxel"
+        )
     return label != 0
 
 
@@ -263,8 +268,9 @@ def _window_levels(x: np.ndarray, variant: str) -> tuple[float, float, float]:
     if variant == "paper-abnormality":
         nonzero = x[x != 0]
         if nonzero.size == 0:
-            raise InputError("the volume is all zero; give a modality with signal "
-                             "(a channel filled with zeros cannot be windowed)")
+            raise InputError(
+                "the volume is all zero; give a modality with signal (a channel filled with zeros cannot be windowed)"
+            )
         low = float(np.percentile(nonzero, 2, method="hazen"))
         start = int(np.argmax(edges >= low))
     else:
@@ -279,8 +285,10 @@ def _window_levels(x: np.ndarray, variant: str) -> tuple[float, float, float]:
         first = int(np.argmax(edges >= p50))
         found = first + np.flatnonzero(rising[first:])
         if found.size < _RISING_BINS:
-            raise InputError("cannot find the tissue peak above the background in the histogram; "
-                             "check that the volume is a head MRI in scanner intensities, or use the port variant")
+            raise InputError(
+                "cannot find the tissue peak above the background in the histogram; "
+                "check that the volume is a head MRI in scanner intensities, or use the port variant"
+            )
         start = int(found[_RISING_BINS - 1]) + 1
     if start >= nbins:
         raise InputError("cannot find the tissue peak in the histogram; the volume has almost no intensity range")
@@ -288,9 +296,11 @@ def _window_levels(x: np.ndarray, variant: str) -> tuple[float, float, float]:
     high = low + _PEAK_GAIN * (peak - low)
     if high <= low:
         if variant == "paper-abnormality":
-            raise InputError("the intensity window collapsed (background fills the fullest histogram bin): "
-                             "paper-abnormality needs a skull-stripped volume; give a brain mask (brain=, or <CASE>_<k>_brain.tif "
-                             "slices / <case>_brain.nii.gz beside the input) or use paper-brain or port")
+            raise InputError(
+                "the intensity window collapsed (background fills the fullest histogram bin): "
+                "paper-abnormality needs a skull-stripped volume; give a brain mask (brain=, or <CASE>_<k>_brain.tif "
+                "slices / <case>_brain.nii.gz beside the input) or use paper-brain or port"
+            )
         raise InputError("the intensity window collapsed; give scanner-range intensities (not rescaled to [0, 1])")
     return low, peak, high
 
@@ -301,7 +311,8 @@ def _paper(image: np.ndarray, mask: np.ndarray | None, variant: str, size: int) 
     if min(height, width) != size:
         scale = size / min(height, width)
         scaled = (int(np.ceil(scale * height - _EPS)), int(np.ceil(scale * width - _EPS)))
-        image = _resize_inplane(image.astype(np.float64), scaled, scale, "cubic")  # in floating point, as the MATLAB code converts first
+        # in floating point, as the MATLAB code converts first
+        image = _resize_inplane(image.astype(np.float64), scaled, scale, "cubic")
         if mask is not None:
             mask = _resize_inplane(mask, scaled, scale, "nearest")
     crop = (max(1, (scaled[0] - size) // 2) - 1, max(1, (scaled[1] - size) // 2) - 1)
@@ -318,9 +329,16 @@ def _paper(image: np.ndarray, mask: np.ndarray | None, variant: str, size: int) 
         except InputError as error:
             raise InputError(f"channel {c}: {error}") from None
     transform = SpatialTransform(
-        variant=variant, input_shape=(slices, height, width), size=size, slices=(0, slices),
-        box=(0, height, 0, width), pad=(0, 0), padded_shape=(height, width), scale=scale,
-        scaled_shape=scaled, crop=crop,
+        variant=variant,
+        input_shape=(slices, height, width),
+        size=size,
+        slices=(0, slices),
+        box=(0, height, 0, width),
+        pad=(0, 0),
+        padded_shape=(height, width),
+        scale=scale,
+        scaled_shape=scaled,
+        crop=crop,
     )
     return Preprocessed(windowed, None if mask is None else np.array(mask, dtype=bool), transform)
 
@@ -345,8 +363,8 @@ def _port(image: np.ndarray, mask: np.ndarray | None, size: int) -> Preprocessed
     # The square padding and the resize are one linear map per axis: the resize matrix's columns
     # for the rows and columns the box occupies inside the zero-padded square.
     matrix = _spline_resize_matrix(side, size)
-    rows = matrix[:, pad[0]:pad[0] + r1 - r0]
-    cols = matrix[:, pad[1]:pad[1] + c1 - c0]
+    rows = matrix[:, pad[0] : pad[0] + r1 - r0]
+    cols = matrix[:, pad[1] : pad[1] + c1 - c0]
     channel_first = np.empty((image.shape[3], z1 - z0, size, size), dtype=np.float32)
     for z in range(z0, z1):  # a plane at a time, the same way for every channel: equal channels stay equal
         for channel in range(image.shape[3]):
@@ -368,12 +386,19 @@ def _port(image: np.ndarray, mask: np.ndarray | None, size: int) -> Preprocessed
     resized[..., std == 0] = 0.0
     if mask is not None:
         square = np.zeros((z1 - z0, side, side), dtype=bool)
-        square[:, pad[0]:pad[0] + r1 - r0, pad[1]:pad[1] + c1 - c0] = mask[1:-1][z0:z1, r0:r1, c0:c1]
+        square[:, pad[0] : pad[0] + r1 - r0, pad[1] : pad[1] + c1 - c0] = mask[1:-1][z0:z1, r0:r1, c0:c1]
         mask = resize(square, (z1 - z0, size, size), order=0, mode="constant", cval=0, anti_aliasing=False) > 0.5
     transform = SpatialTransform(
-        variant="port", input_shape=(slices, height, width), size=size, slices=(z0 + 1, z1 + 1),
-        box=(r0, r1, c0, c1), pad=pad, padded_shape=(side, side), scale=size / side,
-        scaled_shape=(size, size), crop=(0, 0),
+        variant="port",
+        input_shape=(slices, height, width),
+        size=size,
+        slices=(z0 + 1, z1 + 1),
+        box=(r0, r1, c0, c1),
+        pad=pad,
+        padded_shape=(side, side),
+        scale=size / side,
+        scaled_shape=(size, size),
+        crop=(0, 0),
     )
     return Preprocessed(resized, mask, transform)
 
@@ -387,8 +412,16 @@ def _spline_resize_matrix(in_len: int, out_len: int) -> np.ndarray:
     products instead of a spline evaluation per pixel. The matrix is the resize of the identity.
     """
     identity = np.eye(in_len)
-    matrix = resize(identity, (out_len, in_len), order=2, mode="constant", cval=0, anti_aliasing=False,
-                    preserve_range=True, clip=False).astype(np.float32)
+    matrix = resize(
+        identity,
+        (out_len, in_len),
+        order=2,
+        mode="constant",
+        cval=0,
+        anti_aliasing=False,
+        preserve_range=True,
+        clip=False,
+    ).astype(np.float32)
     # The spline's far tails underflow to subnormal floats (down to 1e-45), which x86 multiplies about
     # 10x slower; they weigh nothing next to a pixel's 1..255, so they become exact zeros.
     matrix[np.abs(matrix) < np.finfo(np.float32).tiny] = 0.0
@@ -405,17 +438,19 @@ def _to_input_grid(volume: np.ndarray, transform: SpatialTransform, method: str)
     t = transform
     expected = (t.slices[1] - t.slices[0], t.size, t.size)
     if volume.shape != expected:
-        raise InputError(f"model-space array has shape {volume.shape} but this transform expects {expected}; "
-                         "pass the output for the same preprocessed case")
+        raise InputError(
+            f"model-space array has shape {volume.shape} but this transform expects {expected}; "
+            "pass the output for the same preprocessed case"
+        )
     scaled = np.zeros((expected[0], *t.scaled_shape), dtype=volume.dtype)
-    scaled[:, t.crop[0]:t.crop[0] + t.size, t.crop[1]:t.crop[1] + t.size] = volume
+    scaled[:, t.crop[0] : t.crop[0] + t.size, t.crop[1] : t.crop[1] + t.size] = volume
     padded = scaled
     if t.scaled_shape != t.padded_shape:
         padded = _resize_inplane(scaled, t.padded_shape, 1.0 / t.scale, method)
     r0, r1, c0, c1 = t.box
     output = np.zeros(t.input_shape, dtype=volume.dtype)
     rows, cols = slice(t.pad[0], t.pad[0] + r1 - r0), slice(t.pad[1], t.pad[1] + c1 - c0)
-    output[t.slices[0]:t.slices[1], r0:r1, c0:c1] = padded[:, rows, cols]
+    output[t.slices[0] : t.slices[1], r0:r1, c0:c1] = padded[:, rows, cols]
     return output
 
 

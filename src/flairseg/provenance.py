@@ -1,7 +1,7 @@
 """How each predicted case was made, and whether a rerun may reuse it.
 
-``predict`` writes ``report/records/<case>_mask.json`` (``_brain`` for brain masks) with each case's mask: the flairseg version,
-the model (name, sha256 of its weights, task, members used), every setting that changes the
+``predict`` writes ``report/records/<case>_mask.json`` (``_brain`` for brain masks) with each case's
+mask: the flairseg version, the model (name, sha256 of its weights, task, members used), every setting that changes the
 mask (threshold, postprocessing rule, precision, TTA, two-stage brain model, resampling) and
 the input files (names, sizes, modification times). A rerun skips a case only when its record
 equals the one the current command would write; any difference stops the run with a one-line
@@ -29,10 +29,18 @@ def input_files(case: Case) -> list[dict[str, Any]]:
         files = [(role, Path(name.removesuffix(RESAMPLED))) for role, name in case.sequences if name != "copy of FLAIR"]
     elif source.is_dir():
         names = set(case.geometry.slice_names)
-        files = [("slice" if names else "series", p) for p in sorted(source.iterdir()) if p.is_file() and (not names or p.name in names)]
+        files = [
+            ("slice" if names else "series", p)
+            for p in sorted(source.iterdir())
+            if p.is_file() and (not names or p.name in names)
+        ]
     else:
         files = [("image", source)]
-    return [{"role": role, "file": p.name, "bytes": p.stat().st_size, "mtime_ns": p.stat().st_mtime_ns} for role, p in files if p.is_file()]
+    return [
+        {"role": role, "file": p.name, "bytes": p.stat().st_size, "mtime_ns": p.stat().st_mtime_ns}
+        for role, p in files
+        if p.is_file()
+    ]
 
 
 def record(settings: dict[str, Any], case: Case) -> dict[str, Any]:
@@ -41,17 +49,23 @@ def record(settings: dict[str, Any], case: Case) -> dict[str, Any]:
 
 
 def check_reusable(path: Path, expected: dict[str, Any], out: Path) -> None:
-    """Allow skipping a finished case only when its record at ``path`` matches ``expected``; else a one-line InputError."""
+    """Allow skipping a finished case only when its record at ``path`` matches ``expected``; else a one-line
+    InputError.
+    """
     try:
         found = json.loads(path.read_text())
     except (OSError, ValueError):
-        raise InputError(f"case {expected['case']} in {out} has an unreadable record of how it was made ({path.name}); "
-                         "pass --overwrite to predict it again") from None
+        raise InputError(
+            f"case {expected['case']} in {out} has an unreadable record of how it was made ({path.name}); "
+            "pass --overwrite to predict it again"
+        ) from None
     changed = [key for key in expected if found.get(key) != expected[key]]
     if changed:
         key = changed[0]
-        raise InputError(f"case {expected['case']} in {out} was made with another {key} ({_short(found.get(key))} -> "
-                         f"{_short(expected[key])}); pass --overwrite to predict it again, or write elsewhere")
+        raise InputError(
+            f"case {expected['case']} in {out} was made with another {key} ({_short(found.get(key))} -> "
+            f"{_short(expected[key])}); pass --overwrite to predict it again, or write elsewhere"
+        )
 
 
 def _short(value: Any) -> str:

@@ -28,7 +28,9 @@ MAX_SLICE_MM = 8.0
 CONFIDENT = 0.9  # a removed component this sure deserves a look
 
 
-def flags(case: Case, mask: np.ndarray, task: str, components: Sequence[Component] = (), flair_only: bool = False) -> list[str]:
+def flags(
+    case: Case, mask: np.ndarray, task: str, components: Sequence[Component] = (), flair_only: bool = False
+) -> list[str]:
     """The QC flags of one predicted case (see the table above), in a fixed order."""
     spacing = case.geometry.spacing
     raised = []
@@ -42,7 +44,9 @@ def flags(case: Case, mask: np.ndarray, task: str, components: Sequence[Componen
         raised.append("flair-only")
     if mask.shape[0] > 1 and (mask[0].any() or mask[-1].any()):
         raised.append("end-slice")
-    if spacing is not None and (not all(IN_PLANE_MM[0] <= s <= IN_PLANE_MM[1] for s in spacing[1:]) or spacing[0] > MAX_SLICE_MM):
+    if spacing is not None and (
+        not all(IN_PLANE_MM[0] <= s <= IN_PLANE_MM[1] for s in spacing[1:]) or spacing[0] > MAX_SLICE_MM
+    ):
         raised.append("spacing")
     if case.image is not None and case.image.dtype.kind in "if" and any(plane.min() < 0 for plane in case.image):
         raised.append("shifted-intensities")
@@ -51,12 +55,18 @@ def flags(case: Case, mask: np.ndarray, task: str, components: Sequence[Componen
     return raised
 
 
-def row(case: Case, mask: np.ndarray, task: str, components: Sequence[Component] = (), flair_only: bool = False) -> dict[str, object]:
+def row(
+    case: Case, mask: np.ndarray, task: str, components: Sequence[Component] = (), flair_only: bool = False
+) -> dict[str, object]:
     """The case's QC row: volume (mL when the spacing is known, else voxels), components kept and removed, flags."""
     voxels = int(np.count_nonzero(mask))
     spacing = case.geometry.spacing
-    return {"case": case.case_id, "task": task, "voxels": voxels,
-            "volume_ml": "" if spacing is None else f"{voxels * float(np.prod(spacing)) / 1000.0:.4g}",
-            "components_kept": sum(c.kept for c in components) if task == "abnormality" else "",
-            "components_removed": sum(not c.kept for c in components) if task == "abnormality" else "",
-            "flags": " ".join(flags(case, mask, task, components, flair_only)) or "none"}
+    return {
+        "case": case.case_id,
+        "task": task,
+        "voxels": voxels,
+        "volume_ml": "" if spacing is None else f"{voxels * float(np.prod(spacing)) / 1000.0:.4g}",
+        "components_kept": sum(c.kept for c in components) if task == "abnormality" else "",
+        "components_removed": sum(not c.kept for c in components) if task == "abnormality" else "",
+        "flags": " ".join(flags(case, mask, task, components, flair_only)) or "none",
+    }

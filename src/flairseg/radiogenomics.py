@@ -99,8 +99,15 @@ def _fmt(value: float | int | str) -> str:
     return str(value)
 
 
-def shape_tree(masks: str | os.PathLike, out: str | os.PathLike, sectors: int = 10, smoothing: float = 0.1, points: int = 360,
-               overwrite: bool = False, quiet: bool = False) -> ShapeRun:
+def shape_tree(
+    masks: str | os.PathLike,
+    out: str | os.PathLike,
+    sectors: int = 10,
+    smoothing: float = 0.1,
+    points: int = 360,
+    overwrite: bool = False,
+    quiet: bool = False,
+) -> ShapeRun:
     """Shape features of every case's mask under ``masks`` written to the CSV ``out``.
 
     Features are in millimetres where the masks carry a spacing (volumes) and in voxels
@@ -123,7 +130,11 @@ def shape_tree(masks: str | os.PathLike, out: str | os.PathLike, sectors: int = 
         case = read_case(seen[case_id], masks="only")
         if case.mask is None or not case.mask.any():
             empty.append(case_id)
-        rows.append(shape_features(case_id, case.mask, case.geometry.spacing, sectors=sectors, smoothing=smoothing, points=points))
+        rows.append(
+            shape_features(
+                case_id, case.mask, case.geometry.spacing, sectors=sectors, smoothing=smoothing, points=points
+            )
+        )
     names = [f.name for f in fields(ShapeFeatures)]
     with atomic_file(out_path) as tmp, tmp.open("w", newline="") as handle:
         writer = csv.writer(handle)
@@ -201,7 +212,9 @@ def _label(value: str | None) -> str | None:
     return None if text.lower() in MISSING_LABELS else text
 
 
-def _group_plot(feature: str, column: str, values: Sequence[float], labels: Sequence[str | None], p: float, path: Path) -> None:
+def _group_plot(
+    feature: str, column: str, values: Sequence[float], labels: Sequence[str | None], p: float, path: Path
+) -> None:
     from flairseg.figures import grouped_boxplot
 
     groups: dict[str, list[float]] = {}
@@ -210,8 +223,13 @@ def _group_plot(feature: str, column: str, values: Sequence[float], labels: Sequ
             groups.setdefault(label, []).append(value)
     ordered = {f"{column} {k}": groups[k] for k in sorted(groups, key=_level_order)}
     finite = [v for v in values if math.isfinite(v)]
-    grouped_boxplot(ordered, path, title=f"{feature.upper()} by {column} (Fisher p = {p:.2g})", ylabel=feature.upper(),
-                    split=float(np.median(finite)) if finite else None)
+    grouped_boxplot(
+        ordered,
+        path,
+        title=f"{feature.upper()} by {column} (Fisher p = {p:.2g})",
+        ylabel=feature.upper(),
+        split=float(np.median(finite)) if finite else None,
+    )
 
 
 def _level_order(level: str) -> tuple[int, float | str]:
@@ -230,20 +248,29 @@ def _markdown(rows: Sequence[AssociationRow], alpha: float, matched: int, unmatc
         f"(above: high); Fisher's exact test (2 x k exact) per hypothesis, cases without a label dropped per test; "
         f"Bonferroni over {m} hypotheses: significant when p < {alpha:g} / {m} = {alpha / m:.2g}.",
         "",
-        "| feature | subtype | cases | clusters | low (per cluster) | high (per cluster) | p | p (Bonferroni) | significant |",
+        "| feature | subtype | cases | clusters | low (per cluster) | high (per cluster) | p | p (Bonferroni) | "
+        "significant |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r.feature.upper()} | {r.column} | {r.cases} | {' / '.join(r.levels)} | {' / '.join(map(str, r.low))} | "
+            f"| {r.feature.upper()} | {r.column} | {r.cases} | {' / '.join(r.levels)} | {' / '.join(map(str, r.low))} "
+            "| "
             f"{' / '.join(map(str, r.high))} | {r.p:.3g} | {r.p_bonferroni:.3g} | {'yes' if r.significant else ''} |"
         )
     return "\n".join(lines) + "\n"
 
 
-def associate(features: str | os.PathLike, clinical: str | os.PathLike, out: str | os.PathLike,
-              hypotheses: Sequence[Hypothesis] = PAPER_HYPOTHESES, alpha: float = 0.05, id_column: str = "Patient",
-              plots: bool = True, overwrite: bool = False) -> Association:
+def associate(
+    features: str | os.PathLike,
+    clinical: str | os.PathLike,
+    out: str | os.PathLike,
+    hypotheses: Sequence[Hypothesis] = PAPER_HYPOTHESES,
+    alpha: float = 0.05,
+    id_column: str = "Patient",
+    plots: bool = True,
+    overwrite: bool = False,
+) -> Association:
     """Test each hypothesis on the cases of ``features`` found in ``clinical``; write the report folder ``out``.
 
     The folder holds ``associations.csv``, ``associations.md`` and ``boxplots/FEATURE_COLUMN.png``.
@@ -257,7 +284,9 @@ def associate(features: str | os.PathLike, clinical: str | os.PathLike, out: str
     by_case = read_features(features)
     header, rows = _read_csv(clinical, "clinical")
     if id_column not in header:
-        raise InputError(f"clinical file {clinical} has no {id_column!r} column (columns: {', '.join(header)}); pass --id-column")
+        raise InputError(
+            f"clinical file {clinical} has no {id_column!r} column (columns: {', '.join(header)}); pass --id-column"
+        )
     for h in hypotheses:
         if h.column not in header:
             raise InputError(f"clinical file {clinical} has no column {h.column!r} for hypothesis {h}")
@@ -269,7 +298,9 @@ def associate(features: str | os.PathLike, clinical: str | os.PathLike, out: str
         row = clinical_rows.get(case_id) or clinical_rows.get(patient_id(case_id))
         (matched if row is not None else unmatched).append((case_id, row))
     if not matched:
-        raise InputError(f"no case of {features} has a row in {clinical} (matched by {id_column}, e.g. {sorted(by_case)[0]!r})")
+        raise InputError(
+            f"no case of {features} has a row in {clinical} (matched by {id_column}, e.g. {sorted(by_case)[0]!r})"
+        )
     results = []
     with atomic_dir(out_path, mark=True) as tmp:
         for h in hypotheses:
@@ -277,18 +308,38 @@ def associate(features: str | os.PathLike, clinical: str | os.PathLike, out: str
             labels = [_label(row[h.column]) for _, row in matched]
             table, levels = contingency(values, labels)
             p = fisher_exact_2xk(table)
-            results.append(AssociationRow(
-                h.feature, h.column, int(table.sum()), tuple(map(str, levels)), tuple(map(int, table[0])),
-                tuple(map(int, table[1])), p, min(1.0, p * len(hypotheses)), p < alpha / len(hypotheses),
-            ))
+            results.append(
+                AssociationRow(
+                    h.feature,
+                    h.column,
+                    int(table.sum()),
+                    tuple(map(str, levels)),
+                    tuple(map(int, table[0])),
+                    tuple(map(int, table[1])),
+                    p,
+                    min(1.0, p * len(hypotheses)),
+                    p < alpha / len(hypotheses),
+                )
+            )
             if plots:
                 _group_plot(h.feature, h.column, values, labels, p, tmp / "boxplots" / f"{h.feature}_{h.column}.png")
         with (tmp / "associations.csv").open("w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow([f.name for f in fields(AssociationRow)])
             for r in results:
-                writer.writerow([r.feature, r.column, r.cases, " ".join(r.levels), " ".join(map(str, r.low)),
-                                 " ".join(map(str, r.high)), f"{r.p:.6g}", f"{r.p_bonferroni:.6g}", r.significant])
+                writer.writerow(
+                    [
+                        r.feature,
+                        r.column,
+                        r.cases,
+                        " ".join(r.levels),
+                        " ".join(map(str, r.low)),
+                        " ".join(map(str, r.high)),
+                        f"{r.p:.6g}",
+                        f"{r.p_bonferroni:.6g}",
+                        r.significant,
+                    ]
+                )
         (tmp / "associations.md").write_text(_markdown(results, alpha, len(matched), [c for c, _ in unmatched]))
     return Association(results, out_path, len(matched), [c for c, _ in unmatched], alpha)
 
@@ -297,6 +348,8 @@ def significant_summary(result: Association) -> str:
     """One line for the command's summary: how many hypotheses, which are significant."""
     hits = [f"{r.feature.upper()} x {r.column} (p {r.p:.2g})" for r in result.rows if r.significant]
     smallest = min(result.rows, key=lambda r: r.p)
-    return (f"{len(result.rows)} hypotheses on {result.matched} cases; significant after Bonferroni: "
-            f"{', '.join(hits) if hits else 'none'}; smallest p {smallest.p:.2g} ({smallest.feature.upper()} x {smallest.column})")
-
+    return (
+        f"{len(result.rows)} hypotheses on {result.matched} cases; significant after Bonferroni: "
+        f"{', '.join(hits) if hits else 'none'}; smallest p {smallest.p:.2g} ({smallest.feature.upper()} x "
+        f"{smallest.column})"
+    )

@@ -8,7 +8,7 @@ case are its siblings under the same convention. Recognised (file names, case-in
 | BraTS 2018-2021 | `<id>_flair` | `<id>_t1` | `<id>_t1ce` | `<id>_t2` | `<id>_seg` |
 | BraTS 2023 | `<id>-t2f` | `<id>-t1n` | `<id>-t1c` | `<id>-t2w` | `<id>-seg` |
 | BIDS | `sub-<s>[_ses-<x>]..._FLAIR` | `..._T1w` | `..._ce-<agent>..._T1w` | `..._T2w` | `_dseg`, `_probseg`, `_mask` |
-| nnU-Net | `<id>_<XXXX>` with the channel named FLAIR in `dataset.json` | named T1 / T1w / t1n | named T1c / T1ce / T1gd / ce | named T2 / T2w | (labels live in `labelsTr`) |
+| nnU-Net | `<id>_<XXXX>`, channel named FLAIR | T1 / T1w / t1n | T1c / T1ce / T1gd / ce | T2 / T2w | in `labelsTr` |
 
 Any file ending `_seg`, `-seg`, `_dseg`, `_probseg`, `_mask`, `_brain`, `_label` or `_labels`
 is a label. The model reads pre-contrast T1, FLAIR and post-contrast T1 (T2 is recognised, so
@@ -32,8 +32,17 @@ _BRATS = re.compile(r"^(?P<id>.+)_(?P<kind>flair|t1ce|t1|t2|seg)$", re.IGNORECAS
 _BRATS_2023 = re.compile(r"^(?P<id>.+)-(?P<kind>t2f|t1n|t1c|t2w|seg)$", re.IGNORECASE)
 _BIDS = re.compile(r"^(?P<entities>sub-[A-Za-z0-9]+(?:_[A-Za-z]+-[A-Za-z0-9]+)*)_(?P<suffix>[A-Za-z0-9]+)$")
 _NNUNET = re.compile(r"^(?P<id>.+)_(?P<channel>\d{4})$")
-_BRATS_KINDS = {"flair": "flair", "t1": "t1", "t1ce": "t1c", "t2": "t2", "seg": LABEL,
-                "t2f": "flair", "t1n": "t1", "t1c": "t1c", "t2w": "t2"}
+_BRATS_KINDS = {
+    "flair": "flair",
+    "t1": "t1",
+    "t1ce": "t1c",
+    "t2": "t2",
+    "seg": LABEL,
+    "t2f": "flair",
+    "t1n": "t1",
+    "t1c": "t1c",
+    "t2w": "t2",
+}
 _BIDS_KINDS = {"FLAIR": "flair", "T1w": "t1", "T2w": "t2", "dseg": LABEL, "probseg": LABEL, "mask": LABEL}
 
 
@@ -58,7 +67,12 @@ def _channel_kind(name: str) -> str | None:
         return "flair"
     if lowered.startswith("t1") and any(word in lowered for word in ("pre", "non", "native")):
         return "t1"
-    if lowered in ("t1c", "t1ce", "t1gd", "ce", "t1post", "t1contrast") or "gd" in lowered or "contrast" in lowered or "post" in lowered:
+    if (
+        lowered in ("t1c", "t1ce", "t1gd", "ce", "t1post", "t1contrast")
+        or "gd" in lowered
+        or "contrast" in lowered
+        or "post" in lowered
+    ):
         return "t1c"
     if lowered in ("t1", "t1w", "t1n"):
         return "t1"

@@ -77,8 +77,13 @@ def _radial(plane: np.ndarray, spacing: tuple[float, float], points: int) -> tup
     return distance / distance.mean(), angle
 
 
-def angular_standard_deviation(plane: np.ndarray, spacing: tuple[float, float] = (1.0, 1.0), sectors: int = 10,
-                               origin: float = 0.0, points: int = 360) -> float:
+def angular_standard_deviation(
+    plane: np.ndarray,
+    spacing: tuple[float, float] = (1.0, 1.0),
+    sectors: int = 10,
+    origin: float = 0.0,
+    points: int = 360,
+) -> float:
     """ASD of a 2-D mask; NaN for fewer than 3 foreground pixels."""
     plane = np.asarray(plane, dtype=bool)
     if plane.sum() < 3:
@@ -89,8 +94,9 @@ def angular_standard_deviation(plane: np.ndarray, spacing: tuple[float, float] =
     return float(np.mean(stds)) if stds else math.nan
 
 
-def margin_fluctuation(plane: np.ndarray, spacing: tuple[float, float] = (1.0, 1.0), smoothing: float = 0.1,
-                       points: int = 360) -> float:
+def margin_fluctuation(
+    plane: np.ndarray, spacing: tuple[float, float] = (1.0, 1.0), smoothing: float = 0.1, points: int = 360
+) -> float:
     """MF of a 2-D mask; NaN for fewer than 3 foreground pixels."""
     plane = np.asarray(plane, dtype=bool)
     if plane.sum() < 3:
@@ -101,7 +107,9 @@ def margin_fluctuation(plane: np.ndarray, spacing: tuple[float, float] = (1.0, 1
     return float(np.std(radius - smoothed))
 
 
-def minimum_volume_ellipsoid(points: np.ndarray, tolerance: float = 1e-7, max_iterations: int = 100000) -> tuple[np.ndarray, np.ndarray]:
+def minimum_volume_ellipsoid(
+    points: np.ndarray, tolerance: float = 1e-7, max_iterations: int = 100000
+) -> tuple[np.ndarray, np.ndarray]:
     """Khachiyan's algorithm: (A, c) with the enclosing ellipsoid {x : (x - c)^T A (x - c) <= 1}."""
     points = np.asarray(points, dtype=float)
     n, d = points.shape
@@ -137,15 +145,23 @@ def bounding_ellipsoid_volume_ratio(mask: np.ndarray, spacing: Sequence[float] |
         return math.nan
     step = np.asarray(spacing if spacing is not None else (1.0, 1.0, 1.0), dtype=float)
     voxels = np.argwhere(surface(mask))  # inner voxels add no hull corner
-    corners = (voxels[:, None, :] + np.array(np.meshgrid([0, 1], [0, 1], [0, 1], indexing="ij")).reshape(3, -1).T[None]).reshape(-1, 3)
+    corners = (
+        voxels[:, None, :] + np.array(np.meshgrid([0, 1], [0, 1], [0, 1], indexing="ij")).reshape(3, -1).T[None]
+    ).reshape(-1, 3)
     corners = np.unique(corners, axis=0) * step
     hull = corners[ConvexHull(corners).vertices]
     matrix, _ = minimum_volume_ellipsoid(hull)
     return float(mask.sum() * np.prod(step) / ellipsoid_volume(matrix))
 
 
-def shape_features(case_id: str, mask: np.ndarray, spacing: Sequence[float] | None = None, sectors: int = 10,
-                   smoothing: float = 0.1, points: int = 360) -> ShapeFeatures:
+def shape_features(
+    case_id: str,
+    mask: np.ndarray,
+    spacing: Sequence[float] | None = None,
+    sectors: int = 10,
+    smoothing: float = 0.1,
+    points: int = 360,
+) -> ShapeFeatures:
     """ASD and MF on the largest-area slice, BEVR and volume of the whole (S, H, W) mask."""
     mask = np.asarray(mask, dtype=bool)
     if mask.ndim != 3:

@@ -49,25 +49,49 @@ class TrainResult:
     best_is_average: bool = False
 
 
-def _prepare(paths: Sequence[Path], config: TrainConfig, quiet: bool, what: str) -> tuple[list[Prepared], list[Prepared] | None]:
+def _prepare(
+    paths: Sequence[Path], config: TrainConfig, quiet: bool, what: str
+) -> tuple[list[Prepared], list[Prepared] | None]:
     """The cases as model inputs and, when ``config.skull_strip`` asks for them, their skull-stripped copies."""
     from tqdm import tqdm
 
     prepared, stripped = [], []
     for path in tqdm(paths, desc=f"prepare {what}", unit="case", disable=quiet, file=sys.stderr):
         case = read_case(path, masks="required", mask_suffix=TASK_SPECS[config.task].label_suffix)
-        brain = read_label(case, "_brain") if config.preprocess.variant == "paper-abnormality" or config.skull_strip else None
+        brain = (
+            read_label(case, "_brain")
+            if config.preprocess.variant == "paper-abnormality" or config.skull_strip
+            else None
+        )
         if config.skull_strip and brain is None:
-            raise InputError(f"case {case.case_id} has no _brain labels, which skull_strip > 0 needs; add them or set skull_strip=0")
-        prepared.append(prepare_case(case, config.task, config.preprocess, brain=brain if config.preprocess.variant == "paper-abnormality" else None))
+            raise InputError(
+                f"case {case.case_id} has no _brain labels, which skull_strip > 0 needs; add them or set skull_strip=0"
+            )
+        prepared.append(
+            prepare_case(
+                case,
+                config.task,
+                config.preprocess,
+                brain=brain if config.preprocess.variant == "paper-abnormality" else None,
+            )
+        )
         if config.skull_strip:
             stripped.append(prepare_case(case, config.task, config.preprocess, brain=brain))
     return prepared, (stripped if config.skull_strip else None)
 
 
-def training_batch(cases: Sequence[Prepared], stripped: Sequence[Prepared] | None, items: np.ndarray, config: TrainConfig, epoch: int,
-           first_index: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Training batch ``items`` ((case, slice) pairs) on ``device``, augmented there; each item draws from its own seeded generator."""
+def training_batch(
+    cases: Sequence[Prepared],
+    stripped: Sequence[Prepared] | None,
+    items: np.ndarray,
+    config: TrainConfig,
+    epoch: int,
+    first_index: int,
+    device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training batch ``items`` ((case, slice) pairs) on ``device``, augmented there; each item draws from its own
+    seeded generator.
+    """
     images, masks, draws, rngs = [], [], [], []
     for offset, (c, s) in enumerate(items):
         rng = np.random.default_rng([config.seed, epoch, first_index + offset])
@@ -88,7 +112,9 @@ def training_batch(cases: Sequence[Prepared], stripped: Sequence[Prepared] | Non
     return image_batch.contiguous(memory_format=torch.channels_last), mask_batch[:, None].contiguous()
 
 
-def _same_slice(prepared: Prepared, other: Prepared, index: int, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _same_slice(
+    prepared: Prepared, other: Prepared, index: int, image: np.ndarray, mask: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Slice ``index`` of ``prepared`` taken from ``other``, a differently prepared copy of the same case.
 
     The two may keep different input slices (the port variant drops empty end slices); a slice
@@ -100,8 +126,9 @@ def _same_slice(prepared: Prepared, other: Prepared, index: int, image: np.ndarr
     return image, mask
 
 
-def _crop(rngs: Sequence[np.random.Generator], images: torch.Tensor, masks: torch.Tensor, patch: int,
-          tumour_share: float) -> tuple[torch.Tensor, torch.Tensor]:
+def _crop(
+    rngs: Sequence[np.random.Generator], images: torch.Tensor, masks: torch.Tensor, patch: int, tumour_share: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """patch x patch crops, each centred on a random foreground pixel with probability ``tumour_share``."""
     height, width = masks.shape[1:]  # patch <= both: checked when the run is planned
     corners = []
@@ -109,16 +136,31 @@ def _crop(rngs: Sequence[np.random.Generator], images: torch.Tensor, masks: torc
         if mask.any() and rng.random() < tumour_share:
             rows, cols = np.nonzero(mask)
             pick = rng.integers(len(rows))
-            corners.append((int(np.clip(rows[pick] - patch // 2, 0, height - patch)), int(np.clip(cols[pick] - patch // 2, 0, width - patch))))
+            corners.append(
+                (
+                    int(np.clip(rows[pick] - patch // 2, 0, height - patch)),
+                    int(np.clip(cols[pick] - patch // 2, 0, width - patch)),
+                )
+            )
         else:
             corners.append((int(rng.integers(0, height - patch + 1)), int(rng.integers(0, width - patch + 1))))
-    return (torch.stack([images[i, :, top : top + patch, left : left + patch] for i, (top, left) in enumerate(corners)]),
-            torch.stack([masks[i, top : top + patch, left : left + patch] for i, (top, left) in enumerate(corners)]))
+    return (
+        torch.stack([images[i, :, top : top + patch, left : left + patch] for i, (top, left) in enumerate(corners)]),
+        torch.stack([masks[i, top : top + patch, left : left + patch] for i, (top, left) in enumerate(corners)]),
+    )
 
 
-def train_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn, images: torch.Tensor, masks: torch.Tensor,
-               bfloat16: bool) -> float:
-    """One optimisation step on a batch; the network in bfloat16 autocast when asked, the loss in float32. Returns the loss."""
+def train_step(
+    net: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn,
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    bfloat16: bool,
+) -> float:
+    """One optimisation step on a batch; the network in bfloat16 autocast when asked, the loss in float32. Returns
+    the loss.
+    """
     optimizer.zero_grad(set_to_none=True)
     with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=bfloat16):
         logits = net(images)
@@ -128,11 +170,15 @@ def train_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn, 
     return float(loss.detach())
 
 
-def validate(model: torch.nn.Module, cases: Sequence[Prepared], config: TrainConfig, device: torch.device) -> list[float]:
+def validate(
+    model: torch.nn.Module, cases: Sequence[Prepared], config: TrainConfig, device: torch.device
+) -> list[float]:
     """Per-case 3-D Dice on each case's own grid, after postprocessing (as users get it)."""
     dice = []
     for prepared in cases:
-        mask = segment_prepared(model, prepared, config.task, config.threshold, InferenceOptions(config.batch_size, device)).mask
+        mask = segment_prepared(
+            model, prepared, config.task, config.threshold, InferenceOptions(config.batch_size, device)
+        ).mask
         dice.append(case_metrics(prepared.case_id, mask, prepared.truth).dice)
     return dice
 
@@ -161,9 +207,14 @@ def _plan_run(out: Path, config: TrainConfig, case_ids: list[str], resume: bool)
             raise InputError(f"the data folder lacks {len(missing)} cases of the run's split (e.g. {missing[0]})")
         return config, split
     if config.flair_only and config.task != "abnormality":
-        raise InputError("flair_only replaces the pre- and post-contrast channels of the abnormality task; set it to 0 for brain training")
+        raise InputError(
+            "flair_only replaces the pre- and post-contrast channels of the abnormality task; set it to 0 for brain "
+            "training"
+        )
     if config.patch > config.preprocess.size:
-        raise InputError(f"patch {config.patch} is larger than the model input {config.preprocess.size}x{config.preprocess.size}")
+        raise InputError(
+            f"patch {config.patch} is larger than the model input {config.preprocess.size}x{config.preprocess.size}"
+        )
     return config, make_split(case_ids, config.scheme, config.folds, config.fold, config.validation_cases, config.seed)
 
 
@@ -179,8 +230,10 @@ def _create_run(out: Path, config: TrainConfig, split: Split, world: distributed
 
 def accumulate(tail: dict[str, torch.Tensor], weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Add a state dict to a running float64 sum (integer buffers keep their latest value)."""
-    return {k: (tail[k] + v.double() if k in tail else v.double()) if v.is_floating_point() else v.clone()
-            for k, v in weights.items()}
+    return {
+        k: (tail[k] + v.double() if k in tail else v.double()) if v.is_floating_point() else v.clone()
+        for k, v in weights.items()
+    }
 
 
 def tail_average(tail: dict[str, torch.Tensor], count: int, like: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -220,44 +273,79 @@ def train(
     areas = [p.target.sum(axis=(1, 2)) for p in train_cases]
     if not resume:
         _create_run(out, config, split, world)  # only now: bad data leave no half-made run folder behind
-    model, optimizer, state = _model_and_state(config, out, init_from if not resume else None, init_member, resume, torch_device, quiet)
+    model, optimizer, state = _model_and_state(
+        config, out, init_from if not resume else None, init_member, resume, torch_device, quiet
+    )
     net = model  # channels-last above: about 1.8x faster convolutions on CPU (benchmarks/)
     if world.size > 1:
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[torch_device.index] if torch_device.type == "cuda" else None)
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[torch_device.index] if torch_device.type == "cuda" else None
+        )
     steps = config.steps_per_epoch or max(1, sum(len(a) for a in areas) // (config.batch_size * world.size))
     log = _EpochLog(out, quiet, config.tensorboard and world.is_main) if world.is_main else None
     loss_fn = loss_function(config.loss)
     for epoch in range(state.epoch + 1, config.epochs):
         started = time.perf_counter()
-        losses = _train_epoch(net, optimizer, loss_fn, train_cases, stripped_cases, areas, config, epoch, steps, world, torch_device, quiet)
+        losses = _train_epoch(
+            net,
+            optimizer,
+            loss_fn,
+            train_cases,
+            stripped_cases,
+            areas,
+            config,
+            epoch,
+            steps,
+            world,
+            torch_device,
+            quiet,
+        )
         train_loss = distributed.all_sum([float(np.mean(losses))], world)[0] / world.size
         if log is not None:
             dice = validate(model, val_cases, config, torch_device) if val_cases else [1.0 - train_loss]
             _record_epoch(model, optimizer, state, config, split, epoch, dice, out)
             log.write(epoch, config.epochs, train_loss, dice, state, time.perf_counter() - started)
         distributed.barrier(world)
-    average_dice, best_is_average = _finish_with_tail_average(model, state, config, split, val_cases, out, quiet) if world.is_main else (None, False)
+    average_dice, best_is_average = (
+        _finish_with_tail_average(model, state, config, split, val_cases, out, quiet)
+        if world.is_main
+        else (None, False)
+    )
     if log is not None:
         log.close()
     distributed.shutdown(world)
-    return TrainResult(out, state.best_epoch, state.best_dice, config.epochs, world.is_main, average_dice, best_is_average)
+    return TrainResult(
+        out, state.best_epoch, state.best_dice, config.epochs, world.is_main, average_dice, best_is_average
+    )
 
 
-def _check_run_folder(data: Path, out: Path, resume: bool, overwrite: bool, init_from: str | os.PathLike | None) -> None:
-    """Refuse missing data, an existing run folder without --resume or --overwrite, and an output that holds an input."""
+def _check_run_folder(
+    data: Path, out: Path, resume: bool, overwrite: bool, init_from: str | os.PathLike | None
+) -> None:
+    """Refuse missing data, an existing run folder without --resume or --overwrite, and an output that holds an
+    input.
+    """
     if not data.exists():
         raise InputError(f"data folder {data} does not exist")
     if out.exists() and not (resume or overwrite):
         raise InputError(f"run folder {out} exists; pass --resume to continue it or --overwrite to start again")
-    check_output(out, [data, *(checkpoint.paths_of(init_from) if init_from is not None else ())], overwrite=True,
-                 replaces=not resume)  # never the data, the --init checkpoint, the current or home folder, or a foreign folder
+    # never the data, the --init checkpoint, the current or home folder, or a foreign folder
+    check_output(
+        out,
+        [data, *(checkpoint.paths_of(init_from) if init_from is not None else ())],
+        overwrite=True,
+        replaces=not resume,
+    )
 
 
-def _training_cases(paths: dict[str, Path], split: Split, config: TrainConfig, quiet: bool,
-                    data: Path) -> tuple[list[Prepared], list[Prepared] | None, list[Prepared]]:
+def _training_cases(
+    paths: dict[str, Path], split: Split, config: TrainConfig, quiet: bool, data: Path
+) -> tuple[list[Prepared], list[Prepared] | None, list[Prepared]]:
     """The training cases (and their skull-stripped copies when asked) and the validation cases, as model inputs."""
     train_cases, stripped_cases = _prepare([paths[c] for c in split.train], config, quiet, "training cases")
-    val_cases, _ = _prepare([paths[c] for c in split.validation], replace(config, skull_strip=0.0), quiet, "validation cases")
+    val_cases, _ = _prepare(
+        [paths[c] for c in split.validation], replace(config, skull_strip=0.0), quiet, "validation cases"
+    )
     if not any(p.target.any() for p in train_cases):
         raise InputError(f"no {TASK_SPECS[config.task].label} voxel in any training case under {data}; check the masks")
     channels = train_cases[0].inputs.shape[1]
@@ -266,9 +354,18 @@ def _training_cases(paths: dict[str, Path], split: Split, config: TrainConfig, q
     return train_cases, stripped_cases, val_cases
 
 
-def _model_and_state(config: TrainConfig, out: Path, init_from: str | os.PathLike | None, init_member: int | None, resume: bool,
-                     device: torch.device, quiet: bool) -> tuple[UNet, torch.optim.Optimizer, checkpoint.TrainingState]:
-    """The network (channels-last on ``device``), its optimizer and the training state, resumed from ``out/last`` when asked."""
+def _model_and_state(
+    config: TrainConfig,
+    out: Path,
+    init_from: str | os.PathLike | None,
+    init_member: int | None,
+    resume: bool,
+    device: torch.device,
+    quiet: bool,
+) -> tuple[UNet, torch.optim.Optimizer, checkpoint.TrainingState]:
+    """The network (channels-last on ``device``), its optimizer and the training state, resumed from ``out/last``
+    when asked.
+    """
     torch.manual_seed(config.seed)
     if config.deterministic:  # CPU kernels are deterministic already; on GPU this trades speed for bitwise repeats
         torch.use_deterministic_algorithms(True)
@@ -291,22 +388,41 @@ def _initial_model(config: TrainConfig, init_from: str | os.PathLike | None, ini
     initial, meta = checkpoint.load_model(init_from)
     if meta.get("members"):
         if init_member is None:
-            raise WeightsError(f"cannot fine-tune from {init_from}: it is an ensemble of {meta['members']} models; start from one of its folds' checkpoints")
+            raise WeightsError(
+                f"cannot fine-tune from {init_from}: it is an ensemble of {meta['members']} models; start from one of "
+                "its folds' checkpoints"
+            )
         initial = initial.members[init_member]
     if meta["model"] != dataclasses.asdict(config.model):
-        raise WeightsError(f"cannot fine-tune from {init_from}: its architecture {meta['model']} differs from {dataclasses.asdict(config.model)}")
+        raise WeightsError(
+            f"cannot fine-tune from {init_from}: its architecture {meta['model']} differs from "
+            f"{dataclasses.asdict(config.model)}"
+        )
     model.load_state_dict(initial.state_dict())
     return model
 
 
-def _train_epoch(net: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn, cases: Sequence[Prepared],
-                 stripped: Sequence[Prepared] | None, areas: list[np.ndarray], config: TrainConfig, epoch: int, steps: int,
-                 world: distributed.World, device: torch.device, quiet: bool) -> list[float]:
+def _train_epoch(
+    net: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn,
+    cases: Sequence[Prepared],
+    stripped: Sequence[Prepared] | None,
+    areas: list[np.ndarray],
+    config: TrainConfig,
+    epoch: int,
+    steps: int,
+    world: distributed.World,
+    device: torch.device,
+    quiet: bool,
+) -> list[float]:
     """One epoch of ``steps`` optimisation steps (this rank's share of every batch); the losses of its steps."""
     from tqdm import tqdm
 
     per_rank = config.batch_size
-    items = epoch_items(np.random.default_rng([config.seed, epoch]), areas, config.sampling, steps * per_rank * world.size)
+    items = epoch_items(
+        np.random.default_rng([config.seed, epoch]), areas, config.sampling, steps * per_rank * world.size
+    )
     items = np.resize(items, (steps * per_rank * world.size, 2))
     net.train()
     losses: list[float] = []
@@ -322,16 +438,33 @@ def _train_epoch(net: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn
 
 
 def _checkpoint_metadata(config: TrainConfig, split: Split, metrics: dict[str, float]) -> dict[str, object]:
-    return {"task": config.task, "recipe": dataclasses.asdict(config), "split": dataclasses.asdict(split), "metrics": metrics}
+    return {
+        "task": config.task,
+        "recipe": dataclasses.asdict(config),
+        "split": dataclasses.asdict(split),
+        "metrics": metrics,
+    }
 
 
-def _record_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: checkpoint.TrainingState, config: TrainConfig,
-                  split: Split, epoch: int, dice: list[float], out: Path) -> None:
-    """After an epoch: ``best`` when its validation Dice is the highest so far, the tail sum, and ``last`` to resume from."""
+def _record_epoch(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    state: checkpoint.TrainingState,
+    config: TrainConfig,
+    split: Split,
+    epoch: int,
+    dice: list[float],
+    out: Path,
+) -> None:
+    """After an epoch: ``best`` when its validation Dice is the highest so far, the tail sum, and ``last`` to resume
+    from.
+    """
     metrics = {"val_dice_mean": float(np.mean(dice)), "val_dice_median": float(np.median(dice)), "epoch": epoch}
     if metrics["val_dice_mean"] > state.best_dice:
         state.best_epoch, state.best_dice = epoch, metrics["val_dice_mean"]
-        checkpoint.save_model(model, config.model, config.preprocess, out / "best", **_checkpoint_metadata(config, split, metrics))
+        checkpoint.save_model(
+            model, config.model, config.preprocess, out / "best", **_checkpoint_metadata(config, split, metrics)
+        )
     if config.average_last and epoch >= config.epochs - config.average_last:
         state.tail, state.averaged = accumulate(state.tail, model.state_dict()), state.averaged + 1
     state.epoch = epoch
@@ -352,24 +485,51 @@ class _EpochLog:
                 raise InputError("tensorboard logging needs the tensorboard package: pip install tensorboard") from None
             self.writer = SummaryWriter(str(out / "tensorboard"))
 
-    def write(self, epoch: int, epochs: int, train_loss: float, dice: list[float], state: checkpoint.TrainingState, seconds: float) -> None:
+    def write(
+        self,
+        epoch: int,
+        epochs: int,
+        train_loss: float,
+        dice: list[float],
+        state: checkpoint.TrainingState,
+        seconds: float,
+    ) -> None:
         mean_dice = float(np.mean(dice))
         with self.path.open("a", newline="") as handle:
-            csv.writer(handle).writerow([epoch, f"{train_loss:.5f}", f"{mean_dice:.5f}", f"{float(np.median(dice)):.5f}", state.best_epoch, f"{seconds:.1f}"])
+            csv.writer(handle).writerow(
+                [
+                    epoch,
+                    f"{train_loss:.5f}",
+                    f"{mean_dice:.5f}",
+                    f"{float(np.median(dice)):.5f}",
+                    state.best_epoch,
+                    f"{seconds:.1f}",
+                ]
+            )
         if self.writer is not None:
             self.writer.add_scalar("loss/train", train_loss, epoch)
             self.writer.add_scalar("dice/validation", mean_dice, epoch)
         if not self.quiet:
-            print(f"epoch {epoch + 1}/{epochs}: loss {train_loss:.4f}, validation Dice {mean_dice:.4f} "
-                  f"(best {state.best_dice:.4f} at epoch {state.best_epoch + 1}), {seconds:.0f} s", file=sys.stderr)
+            print(
+                f"epoch {epoch + 1}/{epochs}: loss {train_loss:.4f}, validation Dice {mean_dice:.4f} "
+                f"(best {state.best_dice:.4f} at epoch {state.best_epoch + 1}), {seconds:.0f} s",
+                file=sys.stderr,
+            )
 
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
 
 
-def _finish_with_tail_average(model: torch.nn.Module, state: checkpoint.TrainingState, config: TrainConfig, split: Split,
-                              val_cases: Sequence[Prepared], out: Path, quiet: bool) -> tuple[float | None, bool]:
+def _finish_with_tail_average(
+    model: torch.nn.Module,
+    state: checkpoint.TrainingState,
+    config: TrainConfig,
+    split: Split,
+    val_cases: Sequence[Prepared],
+    out: Path,
+    quiet: bool,
+) -> tuple[float | None, bool]:
     """The mean of the last epochs' weights as ``average``, and as ``best`` when it validates at least as well:
     (its validation Dice, whether it became best); (None, False) without ``average_last``."""
     if not state.averaged:
@@ -377,14 +537,20 @@ def _finish_with_tail_average(model: torch.nn.Module, state: checkpoint.Training
     model.load_state_dict(tail_average(state.tail, state.averaged, model.state_dict()))
     dice = validate(model, val_cases, config, next(model.parameters()).device) if val_cases else [math.nan]
     average_dice = float(np.mean(dice))
-    metadata = _checkpoint_metadata(config, split, {"val_dice_mean": average_dice, "val_dice_median": float(np.median(dice)),
-                                                    "averaged_epochs": state.averaged})
+    metadata = _checkpoint_metadata(
+        config,
+        split,
+        {"val_dice_mean": average_dice, "val_dice_median": float(np.median(dice)), "averaged_epochs": state.averaged},
+    )
     checkpoint.save_model(model, config.model, config.preprocess, out / "average", **metadata)
     best_is_average = average_dice >= state.best_dice  # the tail average wins ties: it is the steadier of the two
     if best_is_average:
         state.best_dice = average_dice
         checkpoint.save_model(model, config.model, config.preprocess, out / "best", **metadata)
     if not quiet:
-        print(f"average of the last {state.averaged} epochs: validation Dice {average_dice:.4f}"
-              f"{' (kept as best)' if best_is_average else ''}", file=sys.stderr)
+        print(
+            f"average of the last {state.averaged} epochs: validation Dice {average_dice:.4f}"
+            f"{' (kept as best)' if best_is_average else ''}",
+            file=sys.stderr,
+        )
     return average_dice, best_is_average

@@ -85,14 +85,18 @@ def _check_spacing(spacing: Any, where: Path) -> None:
     values = np.asarray(spacing, dtype=float)
     if not np.isfinite(values).all() or (values <= 0).any():
         shown = tuple(float(v) for v in values.round(4))
-        raise InputError(f"{where} has voxel spacing {shown}; spacing must be positive and finite: fix the header or re-export")
+        raise InputError(
+            f"{where} has voxel spacing {shown}; spacing must be positive and finite: fix the header or re-export"
+        )
 
 
 def _check_finite(data: np.ndarray, where: Path) -> None:
     if data.dtype.kind == "f":
         bad = int(np.count_nonzero(~np.isfinite(data)))
         if bad:
-            raise InputError(f"{where} holds {bad} NaN or infinite voxels; fix the volume (e.g. set them to 0) and retry")
+            raise InputError(
+                f"{where} holds {bad} NaN or infinite voxels; fix the volume (e.g. set them to 0) and retry"
+            )
 
 
 def _check_size(image: Any, shape: tuple[int, int, int], path: Path) -> None:
@@ -101,18 +105,24 @@ def _check_size(image: Any, shape: tuple[int, int, int], path: Path) -> None:
 
     voxels = int(np.prod(shape, dtype=np.int64))
     if voxels > MAX_VOXELS:
-        raise InputError(f"{path} claims {' x '.join(map(str, shape))} = {voxels:,} voxels, more than flairseg reads "
-                         f"({MAX_VOXELS:,}); check the dimensions in its header")
+        raise InputError(
+            f"{path} claims {' x '.join(map(str, shape))} = {voxels:,} voxels, more than flairseg reads "
+            f"({MAX_VOXELS:,}); check the dimensions in its header"
+        )
     check(voxels, 1, str(path))
     if not path.name.lower().endswith(".gz"):
         needed = int(image.header.get_data_offset()) + voxels * image.header.get_data_dtype().itemsize
         if path.stat().st_size < needed:
-            raise InputError(f"{path} holds {path.stat().st_size:,} bytes but its header describes {needed:,}: "
-                             "the file is truncated or its dimensions are wrong")
+            raise InputError(
+                f"{path} holds {path.stat().st_size:,} bytes but its header describes {needed:,}: "
+                "the file is truncated or its dimensions are wrong"
+            )
 
 
 def _nifti_header(path: Path) -> tuple[Any, tuple[int, int, int]]:
-    """A NIfTI file's nibabel image (no voxel read yet) and 3-D shape, its header checked; every failure is an InputError."""
+    """A NIfTI file's nibabel image (no voxel read yet) and 3-D shape, its header checked; every failure is an
+    InputError.
+    """
     import nibabel as nib
     from nibabel.openers import ImageOpener
 
@@ -122,7 +132,9 @@ def _nifti_header(path: Path) -> tuple[Any, tuple[int, int, int]]:
         with _quiet_nibabel():
             image = nib.load(path, mmap=False)
         if not isinstance(image, nib.Nifti1Image):  # Nifti2Image derives from it; .img/.hdr pairs do not
-            raise InputError(f"{path} is a {type(image).__name__}, not a single-file NIfTI volume; convert it to .nii.gz")
+            raise InputError(
+                f"{path} is a {type(image).__name__}, not a single-file NIfTI volume; convert it to .nii.gz"
+            )
         shape = _volume_shape(image.shape, path)
         _check_size(image, shape, path)
         with ImageOpener(path) as handle:  # the header as stored, before nibabel's fixes
@@ -130,7 +142,9 @@ def _nifti_header(path: Path) -> tuple[Any, tuple[int, int, int]]:
     except InputError:
         raise
     except Exception as exc:  # nibabel, gzip and zlib raise many types for corrupt or truncated files
-        raise InputError(f"cannot read {path}: not a valid NIfTI file, or truncated ({type(exc).__name__}); re-export it") from None
+        raise InputError(
+            f"cannot read {path}: not a valid NIfTI file, or truncated ({type(exc).__name__}); re-export it"
+        ) from None
     return image, shape
 
 
@@ -140,7 +154,9 @@ def _load_nifti(path: Path) -> tuple[Any, np.ndarray]:
     try:
         data = np.asanyarray(image.dataobj).reshape(shape)
     except Exception as exc:  # nibabel, gzip and zlib raise many types for corrupt or truncated files
-        raise InputError(f"cannot read {path}: not a valid NIfTI file, or truncated ({type(exc).__name__}); re-export it") from None
+        raise InputError(
+            f"cannot read {path}: not a valid NIfTI file, or truncated ({type(exc).__name__}); re-export it"
+        ) from None
     if data.dtype.kind not in "biuf":
         raise InputError(f"{path} holds {data.dtype} voxels; flairseg needs one real-valued (grey-level) channel")
     _check_finite(data, path)
@@ -155,7 +171,9 @@ def _orientation(affine: np.ndarray, where: Path) -> np.ndarray:
         raise InputError(f"{where} has a degenerate or non-finite affine; fix its header geometry (qform/sform)")
     source = orientations.io_orientation(affine)
     if np.isnan(source).any():
-        raise InputError(f"{where} has a degenerate affine (a voxel axis of almost zero length); fix its header geometry")
+        raise InputError(
+            f"{where} has a degenerate affine (a voxel axis of almost zero length); fix its header geometry"
+        )
     return orientations.ornt_transform(source, orientations.axcodes2ornt(PROCESSING_AXES))
 
 
@@ -206,7 +224,8 @@ def read_nifti(path: str | os.PathLike, mask_path: str | os.PathLike | None = No
         mask_image, mask_data = _load_nifti(mask_path)
         if mask_data.shape != data.shape or not np.allclose(mask_image.affine, image.affine, atol=1e-4):
             raise InputError(
-                f"mask {mask_path.name} (shape {mask_data.shape}) is not on the grid of {path.name} (shape {data.shape}): "
+                f"mask {mask_path.name} (shape {mask_data.shape}) is not on the grid of {path.name} (shape "
+                f"{data.shape}): "
                 "shape or affine differ; resample the mask onto the image"
             )
         mask = _to_processing(mask_data != 0, ornt)
@@ -224,8 +243,14 @@ def read_nifti(path: str | os.PathLike, mask_path: str | os.PathLike | None = No
     return Case(case_id or stem, volume, mask, geometry)
 
 
-def read_sequences(flair: str | os.PathLike, pre: str | os.PathLike | None = None, post: str | os.PathLike | None = None,
-                   mask_path: str | os.PathLike | None = None, case_id: str | None = None, resample: bool = False) -> Case:
+def read_sequences(
+    flair: str | os.PathLike,
+    pre: str | os.PathLike | None = None,
+    post: str | os.PathLike | None = None,
+    mask_path: str | os.PathLike | None = None,
+    case_id: str | None = None,
+    resample: bool = False,
+) -> Case:
     """One case from separate NIfTI sequences on the FLAIR's grid: channels (pre-contrast T1, FLAIR, post-contrast T1).
 
     A missing T1 or T1c is filled with a copy of the FLAIR (what the model does for a FLAIR-only
@@ -236,7 +261,9 @@ def read_sequences(flair: str | os.PathLike, pre: str | os.PathLike | None = Non
     from flairseg.sequences import name_of
 
     named = name_of(Path(flair))
-    flair_case = read_nifti(flair, mask_path=mask_path, case_id=case_id or (named.case_id if named is not None else None))
+    flair_case = read_nifti(
+        flair, mask_path=mask_path, case_id=case_id or (named.case_id if named is not None else None)
+    )
     if pre is None and post is None:
         return dataclasses.replace(flair_case, sequences=(("flair", str(Path(flair).resolve())),))
     image = flair_case.image[..., 0]
@@ -251,17 +278,25 @@ def read_sequences(flair: str | os.PathLike, pre: str | os.PathLike | None = Non
             record.append((role, "copy of FLAIR"))  # the stand-in the released model is trained for
             continue
         other = read_nifti(path)
-        same_grid = other.image.shape == flair_case.image.shape and np.allclose(other.geometry.affine, flair_case.geometry.affine, atol=1e-4)
+        same_grid = other.image.shape == flair_case.image.shape and np.allclose(
+            other.geometry.affine, flair_case.geometry.affine, atol=1e-4
+        )
         if not same_grid and not resample:
-            raise InputError(f"{Path(path).name} is not on the grid of the FLAIR {Path(flair).name} (shape or affine differ); "
-                             "pass --resample to resample it onto the FLAIR, or resample it yourself")
-        channels.append(other.image[..., 0] if same_grid else _resampled_onto(Path(path), Path(flair), flair_case.geometry.ornt))
+            raise InputError(
+                f"{Path(path).name} is not on the grid of the FLAIR {Path(flair).name} (shape or affine differ); "
+                "pass --resample to resample it onto the FLAIR, or resample it yourself"
+            )
+        channels.append(
+            other.image[..., 0] if same_grid else _resampled_onto(Path(path), Path(flair), flair_case.geometry.ornt)
+        )
         record.append((role, str(Path(path).resolve()) + ("" if same_grid else " (resampled onto the FLAIR)")))
     return dataclasses.replace(flair_case, image=np.stack(channels, axis=-1), sequences=tuple(record))
 
 
 def _resampled_onto(path: Path, reference: Path, ornt: np.ndarray) -> np.ndarray:
-    """The volume ``path`` resampled onto the grid of ``reference`` (world coordinates, linear), in the processing layout."""
+    """The volume ``path`` resampled onto the grid of ``reference`` (world coordinates, linear), in the processing
+    layout.
+    """
     import SimpleITK as sitk
 
     with _quiet_simpleitk():
@@ -274,8 +309,13 @@ def _resampled_onto(path: Path, reference: Path, ornt: np.ndarray) -> np.ndarray
     return _to_processing(data, ornt).astype(np.float32)
 
 
-def read_named_sequences(flair: Path, masks: str = "optional", mask_path: Path | None = None, resample: bool = False,
-                         tumour_labels: bool = True) -> Case:
+def read_named_sequences(
+    flair: Path,
+    masks: str = "optional",
+    mask_path: Path | None = None,
+    resample: bool = False,
+    tumour_labels: bool = True,
+) -> Case:
     """A case found through its FLAIR file named by a convention of :mod:`flairseg.sequences`.
 
     The mask is ``mask_path`` when given, else (``tumour_labels``: the mask asked for is a tumour
@@ -288,16 +328,24 @@ def read_named_sequences(flair: Path, masks: str = "optional", mask_path: Path |
     for kind in ("t1", "t1c"):
         if len(found.get(kind, [])) > 1:
             names = ", ".join(p.name for p in found[kind])
-            raise InputError(f"case {named.case_id if named else flair.name}: more than one {kind} volume ({names}); "
-                             "keep one, or name the files with flairseg predict --flair/--t1/--t1c")
+            raise InputError(
+                f"case {named.case_id if named else flair.name}: more than one {kind} volume ({names}); "
+                "keep one, or name the files with flairseg predict --flair/--t1/--t1c"
+            )
     brats = named is not None and named.convention.startswith("brats")
     labels = found.get(LABEL, []) if brats and tumour_labels and masks != "ignore" else []
     labels = [mask_path] if mask_path is not None and masks != "ignore" else labels
     if masks in ("required", "only") and not labels:
         raise InputError(f"{flair} has no segmentation beside it, and masks are required here")
     pre, post = (found.get(kind, [None])[0] for kind in ("t1", "t1c"))
-    return read_sequences(flair, pre, post, mask_path=labels[0] if labels else None, case_id=named.case_id if named else None,
-                          resample=resample)
+    return read_sequences(
+        flair,
+        pre,
+        post,
+        mask_path=labels[0] if labels else None,
+        case_id=named.case_id if named else None,
+        resample=resample,
+    )
 
 
 def is_dicom_folder(folder: str | os.PathLike) -> bool:
@@ -331,15 +379,19 @@ def _check_positions(reader: Any, image: Any, folder: Path) -> None:
         return
     missing = _first_without(reader, _POSITION_TAG)
     if missing is not None:
-        raise InputError(f"{folder}: slice {missing[0] + 1} of {count} ({missing[1]}) has no Image Position (Patient) tag, "
-                         "so its place in the volume is unknown; repair the series or drop that slice")
+        raise InputError(
+            f"{folder}: slice {missing[0] + 1} of {count} ({missing[1]}) has no Image Position (Patient) tag, "
+            "so its place in the volume is unknown; repair the series or drop that slice"
+        )
     values = [reader.GetMetaData(k, _POSITION_TAG).split("\\") for k in range(count)]
     try:
         positions = np.array(values, dtype=float)
     except ValueError:
         positions = np.empty(0)
     if positions.shape != (count, 3):
-        raise InputError(f"{folder}: a slice has a malformed Image Position (Patient) tag; repair the series or drop that slice")
+        raise InputError(
+            f"{folder}: a slice has a malformed Image Position (Patient) tag; repair the series or drop that slice"
+        )
     spacing = np.asarray(image.GetSpacing(), dtype=float)
     normal = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3)[:, 2]
     expected = np.asarray(image.GetOrigin()) + np.outer(np.arange(count) * spacing[2], normal)
@@ -381,8 +433,10 @@ def read_dicom_series(folder: str | os.PathLike, case_id: str | None = None) -> 
     _check_spacing(image.GetSpacing(), folder)
     missing = _first_without(reader, _PIXEL_SPACING_TAG)
     if missing is not None:
-        raise InputError(f"{folder}: slice {missing[0] + 1} ({missing[1]}) has no Pixel Spacing tag, "
-                         "so its voxel size is unknown (a reader would guess 1 mm); repair the series")
+        raise InputError(
+            f"{folder}: slice {missing[0] + 1} ({missing[1]}) has no Pixel Spacing tag, "
+            "so its voxel size is unknown (a reader would guess 1 mm); repair the series"
+        )
     _check_positions(reader, image, folder)
     lps = np.eye(4)
     lps[:3, :3] = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3) * np.asarray(image.GetSpacing())
@@ -412,7 +466,9 @@ def _dicom_series_files(folder: Path) -> Sequence[str]:
         if not series:
             raise InputError(f"{folder} holds no readable DICOM series; point flairseg at a folder of DICOM slices")
         if len(series) > 1:
-            raise InputError(f"{folder} holds {len(series)} DICOM series ({', '.join(series)}); put each series in its own folder")
+            raise InputError(
+                f"{folder} holds {len(series)} DICOM series ({', '.join(series)}); put each series in its own folder"
+            )
         files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series[0])
     _check_dicom_size(files, folder)
     return files
@@ -457,7 +513,9 @@ def _checked_mask(case: Case, mask: np.ndarray, probability: bool) -> np.ndarray
             raise InputError(f"the probability map of case {case.case_id} holds NaN, infinite or non-numeric values")
         return array.astype(np.float32)
     if array.dtype != bool and not np.isin(array, (0, 1)).all():
-        raise InputError(f"the mask of case {case.case_id} holds values other than 0 and 1; pass a bool mask or probability=True")
+        raise InputError(
+            f"the mask of case {case.case_id} holds values other than 0 and 1; pass a bool mask or probability=True"
+        )
     return array.astype(np.uint8)
 
 
@@ -510,7 +568,8 @@ def _write_volume(case: Case, values: np.ndarray, path: str | os.PathLike, displ
         header.set_intent("none")
         header["cal_min"], header["cal_max"] = display
         image_class = nib.Nifti2Image if isinstance(header, nib.Nifti2Header) else nib.Nifti1Image
-        image = image_class(data, None, header=header)  # no affine: the header's qform/sform stay as stored; scaling is reset
+        # no affine: the header's qform/sform stay as stored; scaling is reset
+        image = image_class(data, None, header=header)
     else:
         image = nib.Nifti1Image(data, geometry.affine)
         image.set_qform(geometry.affine, code=1)

@@ -20,12 +20,16 @@ from typing import Any
 from flairseg.checkpoint import paths_of, sha256_of
 from flairseg.errors import WeightsError
 
-CITATION = ("Buda M, Saha A, Mazurowski MA. Association of genomic subtypes of lower-grade gliomas with shape features "
-            "automatically extracted by a deep learning algorithm. Computers in Biology and Medicine 109 (2019) 218-225. "
-            "doi:10.1016/j.compbiomed.2019.05.002")
-WEIGHTS_LICENCE = ("The released weights were trained on the LGG Segmentation Dataset (TCIA, TCGA-LGG; masks by Buda et al.) "
-                   "and are shared under its licence, CC BY-NC-SA 4.0: non-commercial research use, with attribution, "
-                   "derivatives under the same licence. The flairseg code itself is MIT-licensed (LICENSE).")
+CITATION = (
+    "Buda M, Saha A, Mazurowski MA. Association of genomic subtypes of lower-grade gliomas with shape features "
+    "automatically extracted by a deep learning algorithm. Computers in Biology and Medicine 109 (2019) 218-225. "
+    "doi:10.1016/j.compbiomed.2019.05.002"
+)
+WEIGHTS_LICENCE = (
+    "The released weights were trained on the LGG Segmentation Dataset (TCIA, TCGA-LGG; masks by Buda et al.) "
+    "and are shared under its licence, CC BY-NC-SA 4.0: non-commercial research use, with attribution, "
+    "derivatives under the same licence. The flairseg code itself is MIT-licensed (LICENSE)."
+)
 
 
 @dataclass(frozen=True)
@@ -75,14 +79,21 @@ def resolve(name_or_path: str | os.PathLike | None, task: str = "abnormality") -
         by_name = {m.name: m for m in released}
         if str(name_or_path) not in by_name:
             close = difflib.get_close_matches(str(name_or_path), list(by_name), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else (f"; released: {', '.join(by_name)}" if by_name else "")
+            hint = (
+                f"; did you mean {close[0]!r}?" if close else (f"; released: {', '.join(by_name)}" if by_name else "")
+            )
             raise WeightsError(f"{name_or_path} is neither a checkpoint file nor a released model{hint}")
         entry = by_name[str(name_or_path)]
     tensors, description = paths_of(entry.path)
     if not tensors.is_file():
-        raise WeightsError(f"released model {entry.name} is missing its weights file {tensors.name}; reinstall flairseg")
+        raise WeightsError(
+            f"released model {entry.name} is missing its weights file {tensors.name}; reinstall flairseg"
+        )
     if sha256_of(tensors) != entry.sha256:
         raise WeightsError(f"released model {entry.name} does not match its registered sha256; reinstall flairseg")
     if entry.json_sha256 and sha256_of(description) != entry.json_sha256:
-        raise WeightsError(f"released model {entry.name}: {description.name} was changed after release (its sha256 differs); reinstall flairseg")
+        raise WeightsError(
+            f"released model {entry.name}: {description.name} was changed after release (its sha256 differs); "
+            "reinstall flairseg"
+        )
     return entry.path
