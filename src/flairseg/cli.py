@@ -263,10 +263,10 @@ def _add_cv(commands: argparse._SubParsersAction) -> None:
         help="k-fold cross-validation: train every fold, predict every case out of fold, choose the postprocessing, "
         "make the ensemble",
         description="Train the recipe's folds (default 5, patient-level, balanced by institution) into "
-        "OUTPUT/fold-<k>, "
-        "resuming unfinished ones; once all are trained, predict every case with the model that never saw it and write "
-        "OUTPUT/report (metrics.csv, summary, Dice figure, postprocessing comparison, worst cases), OUTPUT/predictions "
-        "and OUTPUT/ensemble.json, the fold models averaged with the postprocessing chosen out of fold.",
+        "OUTPUT/fold-<k>, resuming unfinished ones; once all are trained, predict every case with the model that "
+        "never saw it and write OUTPUT/report (metrics.csv, summary, Dice figure, postprocessing comparison, worst "
+        "cases), OUTPUT/predictions and OUTPUT/ensemble.json, the fold models averaged with the postprocessing chosen "
+        "out of fold.",
     )
     cv.add_argument(
         "-o", "--output", required=True, metavar="OUTPUT", help="cross-validation folder (created or continued)"
@@ -374,10 +374,8 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
         "predict",
         help="segment a case or a tree of cases with a trained model",
         description="Write a mask per case into OUTPUT the way the input came (TIFF slices or NIfTI with the input "
-        "header). "
-        "Cases already in OUTPUT are skipped, so an interrupted batch finishes when rerun. With --truth, or masks in "
-        "the "
-        "input, a report (metrics.csv, summary, figures) is written to OUTPUT/report.",
+        "header). Cases already in OUTPUT are skipped, so an interrupted batch finishes when rerun. With --truth, or "
+        "masks in the input, a report (metrics.csv, summary, figures) is written to OUTPUT/report.",
     )
     predict.add_argument(
         "-i",
