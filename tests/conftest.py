@@ -4,42 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
-import tifffile
+from synthetic import phantom, write_kaggle_case
 
 from flairseg.io import sample_case_path
-
-
-def phantom(slices: int = 8, size: int = 64, seed: int = 0, shift: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """A head-like ellipse with a bright blob "tumour": (S, H, W, 3) uint8 image and (S, H, W) bool mask."""
-    rng = np.random.default_rng(seed)
-    z, y, x = np.mgrid[:slices, :size, :size].astype(float)
-    zc, c = (slices - 1) / 2, (size - 1) / 2
-    head = ((y - c) / (0.42 * size)) ** 2 + ((x - c) / (0.35 * size)) ** 2 + ((z - zc) / (0.6 * slices)) ** 2 <= 1
-    tumour = ((y - c + 0.1 * size) ** 2 + (x - c - 0.1 * size - shift) ** 2) / (0.12 * size) ** 2 + (
-        (z - zc) / (0.3 * slices)
-    ) ** 2 <= 1
-    base = rng.integers(1, 7, size=(slices, size, size)).astype(float)
-    base[head] = rng.normal(100, 8, size=int(head.sum()))
-    base[tumour & head] += 60
-    image = np.stack([base * 0.8, base, base * 0.9], axis=-1)
-    return np.clip(image, 0, 255).astype(np.uint8), tumour & head
-
-
-def write_kaggle_case(root: Path, case_id: str, image: np.ndarray, mask: np.ndarray | None) -> Path:
-    """Write a case folder ``root/case_id`` of ``<case>_<k>.tif`` (+ ``_mask.tif``) like the Kaggle dataset."""
-    folder = root / case_id
-    folder.mkdir(parents=True)
-    for k in range(image.shape[0]):
-        plane = image[k]
-        photometric = "rgb" if plane.ndim == 3 and plane.shape[-1] == 3 else "minisblack"
-        tifffile.imwrite(folder / f"{case_id}_{k + 1}.tif", plane, photometric=photometric)
-        if mask is not None:
-            tifffile.imwrite(
-                folder / f"{case_id}_{k + 1}_mask.tif", mask[k].astype(np.uint8) * 255, photometric="minisblack"
-            )
-    return folder
 
 
 @pytest.fixture

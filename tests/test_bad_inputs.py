@@ -20,7 +20,7 @@ import tifffile
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from conftest import phantom, write_kaggle_case  # noqa: E402
+from synthetic import phantom, write_kaggle_case  # noqa: E402
 from flairseg.cli import main  # noqa: E402
 from flairseg.checkpoint import save_model  # noqa: E402
 from flairseg.config import ModelConfig, PreprocessConfig  # noqa: E402

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from conftest import phantom, write_kaggle_case
+from synthetic import phantom, write_kaggle_case
 from flairseg.cli import main
 from flairseg.io import read_case
 from flairseg.preprocess import SpatialTransform, invert_mask

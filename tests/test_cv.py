@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import phantom, write_kaggle_case
+from synthetic import phantom, write_kaggle_case
 from flairseg import checkpoint
 from flairseg.cli import main
 from flairseg.config import PostprocessConfig, TrainConfig, model_preset, replace

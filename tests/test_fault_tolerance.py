@@ -1,5 +1,6 @@
-"""Kill -9 at random points: a rerun of `flairseg predict` ends with exactly the outputs of an uninterrupted
-run and no partial output ever shows under a final name; a resumed training ends with the same weights."""
+"""Kill -9 at chosen events (a case just written, a checkpoint just saved): a rerun of `flairseg predict` ends with
+exactly the outputs of an uninterrupted run and no partial output ever shows under a final name; a resumed
+training ends with the same weights."""
 
 from __future__ import annotations
 
@@ -11,11 +12,10 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
-from conftest import phantom, write_kaggle_case
+from synthetic import phantom, write_kaggle_case
 from flairseg import checkpoint
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same arithmetic in every process
@@ -50,8 +50,9 @@ def _visible_files(root: Path) -> dict[str, str]:
     return found
 
 
-def _kill_when_more_cases(command: list[str], out: Path, delay: float) -> int | None:
-    """Start ``command``; once one more case folder is visible in ``out``, wait ``delay`` s and kill -9.
+def _kill_when_more_cases(command: list[str], out: Path) -> int | None:
+    """Start ``command``; the moment one more case's mask folder is visible in ``out`` (before its record is
+    written: the record comes last), kill -9.
 
     Returns the number of finished cases the kill left, or None when the run ended before it.
     """
@@ -60,9 +61,8 @@ def _kill_when_more_cases(command: list[str], out: Path, delay: float) -> int | 
     deadline = time.monotonic() + 120
     while process.poll() is None and time.monotonic() < deadline:
         if out.exists() and len(list(out.glob("K_*"))) > before:
-            time.sleep(delay)
             break
-        time.sleep(0.005)
+        time.sleep(0.005)  # polling for the event, not a delay the outcome depends on
     killed = process.poll() is None
     process.send_signal(signal.SIGKILL)
     process.wait()
@@ -96,12 +96,11 @@ def test_killed_predictions_finish_identically(cases_and_model: tuple[Path, Path
     )
     expected = _visible_files(reference)
     assert len([name for name in expected if name.endswith("_mask.tif")]) == 6 * 8
-    rng = np.random.default_rng(7)
     out = tmp_path / "killed"
     command = _flairseg("predict", "-i", str(cases), "-o", str(out), "--model", str(model), "--quiet")
     left = []
-    for delay in rng.uniform(0.0, 0.02, size=3):
-        left.append(_kill_when_more_cases(command, out, delay))
+    for _ in range(3):  # each run is killed as its first new case appears: cases 1, 2 and 3 of 6
+        left.append(_kill_when_more_cases(command, out))
         for name, digest in _visible_files(out).items():  # whatever is visible is complete, byte for byte
             if not name.startswith("report"):
                 assert expected[name] == digest, name
@@ -120,9 +119,9 @@ def test_killed_training_resumes_to_the_same_weights(cases_and_model: tuple[Path
     )
     deadline = time.monotonic() + 120
     while not (killed / "last.json").is_file() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.3)  # into the next epoch
-    process.send_signal(signal.SIGKILL)
+        time.sleep(0.005)  # polling for the event: the first epoch's checkpoint
+    assert process.poll() is None, "training ended before it could be killed"
+    process.send_signal(signal.SIGKILL)  # at once: in the second epoch, or still writing the first one's state
     process.wait()
     subprocess.run(_flairseg(*train, "-o", str(killed), "--resume"), env=ENV, check=True, timeout=300)
     a, meta_a = checkpoint.read(tmp_path / "whole" / "last")

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image, ImageSequence
 from scipy import ndimage
 
-from conftest import phantom
+from synthetic import phantom
 from flairseg.figures import dice_distribution, outline_frames, outline_gif, tumour_montage
 
 SLICES, SIZE = 12, 64

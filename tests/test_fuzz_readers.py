@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import phantom, write_kaggle_case
+from synthetic import phantom, write_kaggle_case
 from flairseg.errors import FlairsegError
 from flairseg.io import read_case
 from test_volumes import _write_dicom_series

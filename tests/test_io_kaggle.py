@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from conftest import phantom, write_kaggle_case
+from synthetic import phantom, write_kaggle_case
 from flairseg.errors import InputError
 from flairseg.io import case_id_of, find_cases, read_case, read_label, write_mask
 from flairseg.outputs import PredictionFolder

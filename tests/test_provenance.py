@@ -87,7 +87,7 @@ def tree_and_single(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pat
     """The sample case and three synthetic cases, and their prediction by one process (the reference)."""
     import shutil
 
-    from conftest import phantom, write_kaggle_case
+    from synthetic import phantom, write_kaggle_case
     from flairseg.io import sample_case_path
 
     root = tmp_path_factory.mktemp("tree")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from conftest import write_kaggle_case
+from synthetic import write_kaggle_case
 from flairseg.cli import main
 from flairseg.radiogenomics import PAPER_HYPOTHESES, Hypothesis, associate, parse_hypothesis, patient_id, shape_tree
 from flairseg.shape import bounding_ellipsoid_volume_ratio

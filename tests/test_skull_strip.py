@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from conftest import write_kaggle_case
+from synthetic import write_kaggle_case
 from flairseg.cli import main
 from flairseg.io import read_case, sample_case_path
 from flairseg.metrics import case_metrics

@@ -9,7 +9,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from conftest import phantom
+from synthetic import phantom
 from flairseg.cli import main
 from flairseg.io import read_case
 
