@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from flairseg import checkpoint
-from flairseg.weights import resolve
+from flairseg.released_models import resolve
 
 
 def median_ms_per_slice(

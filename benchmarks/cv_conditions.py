@@ -82,7 +82,7 @@ def _compare(model: str, data: Path, condition, oof: dict[str, float], threads: 
     """MODEL's Dice on its own test cases under ``condition``, and the out-of-fold Dice on the same cases."""
     from flairseg.io import read_case
     from flairseg.predict import Segmenter
-    from flairseg.weights import resolve
+    from flairseg.released_models import resolve
 
     segmenter = Segmenter(resolve(model), threads=threads)
     test = segmenter.metadata["split"]["test"]

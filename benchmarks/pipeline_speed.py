@@ -56,11 +56,11 @@ def gemm_gflops(threads: int, dtype: str = "float32", size: int = 2048, repeats:
 def _checkpoint(model: str, folder: Path) -> Path:
     if model == "released-onnx":
         from flairseg.export import export_onnx
-        from flairseg.weights import resolve
+        from flairseg.released_models import resolve
 
         return export_onnx(resolve(None, task="abnormality"), folder / "released.onnx")
     if model != "port":
-        from flairseg.weights import resolve
+        from flairseg.released_models import resolve
 
         return resolve(None if model == "released" else model, task="abnormality")
     import torch

@@ -939,14 +939,14 @@ def test_library_warnings_and_logs_stay_off_the_command_line(
     import logging
     import warnings
 
-    from flairseg import weights
+    from flairseg import released_models
 
     def noisy() -> list:
         warnings.warn("invalid value encountered in divide", RuntimeWarning)
         logging.getLogger("nibabel.global").warning("pixdim[0] (qfac) should be 1 (default) or -1")
         return []
 
-    monkeypatch.setattr(weights, "registry", noisy)
+    monkeypatch.setattr(released_models, "registry", noisy)
     assert main(["models"]) == 0
     captured = capsys.readouterr()
     assert captured.err == "" and captured.out.startswith("no released models")

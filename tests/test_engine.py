@@ -20,7 +20,7 @@ from flairseg.config import TrainConfig, model_preset, replace
 from flairseg.io import read_case
 from flairseg.predict import Segmenter, segment
 from flairseg.train import train
-from flairseg.weights import resolve
+from flairseg.released_models import resolve
 
 TINY = ["--size", "64", "--features", "8", "--batch-size", "8", "--lr", "2e-3", "--validation-cases", "2", "--quiet"]
 

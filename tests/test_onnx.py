@@ -12,7 +12,7 @@ from onnx import TensorProto, helper
 from flairseg.cli import main
 from flairseg.io import read_case, sample_case_path
 from flairseg.predict import Segmenter
-from flairseg.weights import resolve
+from flairseg.released_models import resolve
 
 
 @pytest.fixture(scope="module")

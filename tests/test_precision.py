@@ -11,7 +11,7 @@ from flairseg.inference import resolve_precision
 from flairseg.io import read_case, sample_case_path
 from flairseg.metrics import case_metrics
 from flairseg.predict import Segmenter
-from flairseg.weights import resolve
+from flairseg.released_models import resolve
 
 
 def test_resolve_precision() -> None:

@@ -129,7 +129,7 @@ def _add_preprocess(commands: argparse._SubParsersAction) -> None:
 
 
 def _cmd_preprocess(args: argparse.Namespace) -> int:
-    from flairseg.prepare import preprocess_tree
+    from flairseg.preprocess_tree import preprocess_tree
 
     result = preprocess_tree(
         args.input, args.output, variant=args.variant, missing=args.missing, overwrite=args.overwrite, quiet=args.quiet
@@ -232,7 +232,7 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from flairseg.train import train
-    from flairseg.weights import resolve
+    from flairseg.released_models import resolve
 
     init_from = resolve(args.init) if args.init else None  # a checkpoint path or a released model's name
     _check_resumed_epochs(args)
@@ -294,7 +294,7 @@ def _add_cv(commands: argparse._SubParsersAction) -> None:
 
 def _cmd_cv(args: argparse.Namespace) -> int:
     from flairseg.cv import cross_validate
-    from flairseg.weights import resolve
+    from flairseg.released_models import resolve
 
     result = cross_validate(
         _train_config(args),
@@ -450,7 +450,7 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from flairseg.errors import ConfigError, InputError
     from flairseg.predict import Segmenter, predict_tree
-    from flairseg.weights import resolve
+    from flairseg.released_models import resolve
 
     if not args.input and not args.flair:
         raise InputError("give the cases with -i INPUT, or one case with --flair FILE [--t1 FILE] [--t1c FILE]")
@@ -612,7 +612,7 @@ def _add_models(commands: argparse._SubParsersAction) -> None:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from flairseg.weights import CITATION, WEIGHTS_LICENCE, registry
+    from flairseg.released_models import CITATION, WEIGHTS_LICENCE, registry
 
     released = registry()
     if not released:
@@ -735,7 +735,7 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from flairseg.export import export_onnx
-    from flairseg.weights import resolve
+    from flairseg.released_models import resolve
 
     out = export_onnx(
         resolve(args.model, task=args.task or "abnormality"), args.output, task=args.task, overwrite=args.overwrite

@@ -26,7 +26,7 @@ OPSET = 17
 def export_onnx(
     model: str | os.PathLike, out: str | os.PathLike, task: str | None = None, overwrite: bool = False
 ) -> Path:
-    """Export the checkpoint ``model`` (a path; resolve released names with :func:`flairseg.weights.resolve`) to
+    """Export the checkpoint ``model`` (a path; resolve released names with :func:`flairseg.released_models.resolve`) to
     ``out``.
     """
     try:

@@ -197,7 +197,7 @@ def load_model(
     name_or_path: str | os.PathLike | None = None, task: str = "abnormality", **options: object
 ) -> Segmenter:
     """A :class:`Segmenter` for a checkpoint path, a released model's name, or the task's released default (None)."""
-    from flairseg.weights import resolve
+    from flairseg.released_models import resolve
 
     return Segmenter(resolve(name_or_path, task=task), task=task, **options)  # type: ignore[arg-type]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from flairseg import weights
+from flairseg import released_models
 from flairseg.checkpoint import load_model, save_model, sha256_of
 from flairseg.config import ModelConfig, PreprocessConfig
 from flairseg.errors import WeightsError
@@ -39,18 +39,18 @@ def fake_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         "metrics": {},
     }
     (folder / "registry.json").write_text(json.dumps({"models": [entry]}))
-    monkeypatch.setattr(weights, "models_folder", lambda: folder)
+    monkeypatch.setattr(released_models, "models_folder", lambda: folder)
     return folder
 
 
 def test_resolve_default_name_and_path(fake_package: Path) -> None:
-    assert weights.resolve(None) == fake_package / "tiny.json"
-    assert weights.resolve("tiny-abnormality") == fake_package / "tiny.json"
-    assert weights.resolve(fake_package / "tiny.json") == fake_package / "tiny.json"
+    assert released_models.resolve(None) == fake_package / "tiny.json"
+    assert released_models.resolve("tiny-abnormality") == fake_package / "tiny.json"
+    assert released_models.resolve(fake_package / "tiny.json") == fake_package / "tiny.json"
     with pytest.raises(WeightsError, match="did you mean 'tiny-abnormality'"):
-        weights.resolve("tiny-abnormalty")
+        released_models.resolve("tiny-abnormalty")
     with pytest.raises(WeightsError, match="no released brain model"):
-        weights.resolve(None, task="brain")
+        released_models.resolve(None, task="brain")
 
 
 def test_resolve_refuses_tampered_weights(fake_package: Path) -> None:
@@ -58,25 +58,25 @@ def test_resolve_refuses_tampered_weights(fake_package: Path) -> None:
     data[-1] ^= 1
     (fake_package / "tiny.safetensors").write_bytes(bytes(data))
     with pytest.raises(WeightsError, match="registered sha256"):
-        weights.resolve("tiny-abnormality")
+        released_models.resolve("tiny-abnormality")
 
 
 def test_resolve_refuses_an_edited_description(fake_package: Path) -> None:
     registry = json.loads((fake_package / "registry.json").read_text())
     registry["models"][0]["json_sha256"] = sha256_of(fake_package / "tiny.json")
     (fake_package / "registry.json").write_text(json.dumps(registry))
-    assert weights.resolve("tiny-abnormality") == fake_package / "tiny.json"
+    assert released_models.resolve("tiny-abnormality") == fake_package / "tiny.json"
     meta = json.loads((fake_package / "tiny.json").read_text())
     meta["recipe"] = {"threshold": 0.99}  # a valid value, but not the released one
     (fake_package / "tiny.json").write_text(json.dumps(meta))
     with pytest.raises(WeightsError, match="changed after release"):
-        weights.resolve("tiny-abnormality")
+        released_models.resolve("tiny-abnormality")
 
 
 def test_shipped_default_model_verifies_and_loads() -> None:
     from flairseg.checkpoint import load_model
 
-    path = weights.resolve(None, task="abnormality")
+    path = released_models.resolve(None, task="abnormality")
     model, meta = load_model(path, task="abnormality")
     assert meta["name"] == "abnormality-lgg-cv5" and meta["members"] == 5 and len(model.members) == 5
     assert sum("TCGA_CS_4942_19970222" in fold for fold in meta["test_folds"]) == 1  # held out by exactly one fold
@@ -84,7 +84,7 @@ def test_shipped_default_model_verifies_and_loads() -> None:
 
 
 def test_paths_inside_checkpoint_metadata_are_ignored(tmp_path: Path) -> None:
-    source = weights.resolve(None)
+    source = released_models.resolve(None)
     for suffix in (".json", ".safetensors"):
         shutil.copy(source.with_suffix(suffix), tmp_path / f"m{suffix}")
     meta = json.loads((tmp_path / "m.json").read_text())
