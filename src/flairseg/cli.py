@@ -399,24 +399,12 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
     predict.add_argument("--task", choices=TASKS, help="refuse a model trained for another task")
     predict.add_argument("--truth", help="true masks to evaluate against (same layout as the output)")
     predict.add_argument("--probabilities", action="store_true", help="also write probability maps")
-    predict.add_argument("--tta", action="store_true", help="flip test-time augmentation")
     predict.add_argument(
         "--part",
         metavar="K/N",
         help="predict only part K (0-based) of N parts balanced by case size, "
         "for N independent jobs into one OUTPUT (e.g. a SLURM array: --part $SLURM_ARRAY_TASK_ID/N); "
         "under torchrun each rank takes its own part",
-    )
-    predict.add_argument(
-        "--folds",
-        metavar="K[,K...]",
-        help="members of an ensemble model to use (default: all), e.g. 0 for the first fold's model alone",
-    )
-    predict.add_argument(
-        "--brain-model",
-        metavar="MODEL",
-        help="the paper's two-stage pipeline: strip the skull with this brain model (checkpoint or released name), "
-        "then segment the abnormality inside the brain",
     )
     predict.add_argument(
         "--strip",
@@ -429,6 +417,28 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
         action="store_true",
         help="brain masks: the paper's per-slice convex hull instead of hole filling (adds 4-8 %% of brain volume)",
     )
+    _add_model_options(predict)
+    _add_memory(predict)
+    _add_device(predict)
+    predict.add_argument("--overwrite", action="store_true", help="predict again cases already in OUTPUT")
+    predict.add_argument("--quiet", action="store_true", help="no progress bars")
+    predict.set_defaults(run=_cmd_predict)
+
+
+def _add_model_options(predict: argparse.ArgumentParser) -> None:
+    """How predict runs its model: ensemble members, TTA, the two-stage pipeline, precision, batch size."""
+    predict.add_argument(
+        "--folds",
+        metavar="K[,K...]",
+        help="members of an ensemble model to use (default: all), e.g. 0 for the first fold's model alone",
+    )
+    predict.add_argument("--tta", action="store_true", help="flip test-time augmentation")
+    predict.add_argument(
+        "--brain-model",
+        metavar="MODEL",
+        help="the paper's two-stage pipeline: strip the skull with this brain model (checkpoint or released name), "
+        "then segment the abnormality inside the brain",
+    )
     predict.add_argument(
         "--precision",
         choices=PRECISIONS,
@@ -440,11 +450,6 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
         type=positive_int,
         help="slices per forward pass (default 4 on a CPU, the fastest there; 32 on a GPU)",
     )
-    _add_memory(predict)
-    _add_device(predict)
-    predict.add_argument("--overwrite", action="store_true", help="predict again cases already in OUTPUT")
-    predict.add_argument("--quiet", action="store_true", help="no progress bars")
-    predict.set_defaults(run=_cmd_predict)
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:

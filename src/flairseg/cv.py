@@ -287,7 +287,7 @@ def evaluate_held_out(held: Sequence[HeldOut], out: Path) -> CrossValidation:
     return CrossValidation(rows, folds.tolist(), best_rule(comparison), rules_by_fold, comparison, raw, deleted, out)
 
 
-def _rule_name(rule: PostprocessConfig) -> str:
+def rule_name(rule: PostprocessConfig) -> str:
     return rule.rule if rule.rule in ("none", "largest", "largest-mass") else f"{rule.rule} {rule.value:g}"
 
 
@@ -325,26 +325,7 @@ def write_report(result: CrossValidation, held: Sequence[HeldOut], config: Train
         writer = csv.DictWriter(handle, fieldnames=list(comparison[0]))
         writer.writeheader()
         writer.writerows(comparison)
-    order = sorted(range(len(result.rows)), key=lambda i: result.rows[i].dice)
-    with atomic_file(report / "worst_cases.csv") as tmp, tmp.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(
-            ["case", "fold", "dice", "dice_before_postprocessing", "pred_voxels", "truth_voxels", "volume_ratio"]
-        )
-        for i in order[:10]:
-            row = result.rows[i]
-            ratio = row.pred_voxels / row.truth_voxels if row.truth_voxels else float("nan")
-            writer.writerow(
-                [
-                    row.case_id,
-                    held[i].fold,
-                    f"{row.dice:.4f}",
-                    f"{result.raw_dice[i]:.4f}",
-                    row.pred_voxels,
-                    row.truth_voxels,
-                    f"{ratio:.2f}",
-                ]
-            )
+    _write_worst_cases(result, held, report / "worst_cases.csv")
     lines = [
         f"# Cross-validation: {len(result.rows)} cases, {config.folds} patient-level folds",
         "",
@@ -352,9 +333,9 @@ def write_report(result: CrossValidation, held: Sequence[HeldOut], config: Train
         f"(IQR {summary['dice'].q1:.4f}-{summary['dice'].q3:.4f}), minimum {summary['dice'].minimum:.4f}; "
         f"{sum(r.dice < 0.5 for r in result.rows)} cases below 0.5.",
         "Each fold's cases are postprocessed with the rule chosen on the other folds' cases: "
-        + ", ".join(f"fold {f}: {_rule_name(r)}" for f, r in result.rules_by_fold.items())
+        + ", ".join(f"fold {f}: {rule_name(r)}" for f, r in result.rules_by_fold.items())
         + ".",
-        f"Chosen on all cases (the ensemble's rule): {_rule_name(result.rule)}.",
+        f"Chosen on all cases (the ensemble's rule): {rule_name(result.rule)}.",
         f"Tumours found by the network (Dice > {DELETED_RAW} before postprocessing) and removed by it (< "
         f"{DELETED_FINAL}): " + (", ".join(result.deleted) if result.deleted else "none") + ".",
         "",
@@ -364,13 +345,29 @@ def write_report(result: CrossValidation, held: Sequence[HeldOut], config: Train
     for row, rule in zip(comparison, result.comparison):
         mark = " (chosen)" if row["chosen"] else ""
         lines.append(
-            f"| {_rule_name(rule)}{mark} | {row['dice_mean']:.4f} | {row['dice_median']:.4f} | {row['dice_min']:.4f} | "
+            f"| {rule_name(rule)}{mark} | {row['dice_mean']:.4f} | {row['dice_median']:.4f} | {row['dice_min']:.4f} | "
             f"{row['cases_below_0.5']} | {row['tumours_deleted']} |"
         )
     with atomic_file(report / "cv.md") as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     with atomic_file(report / "rules.json") as tmp:
         tmp.write_text(json.dumps({str(f): dataclasses.asdict(r) for f, r in result.rules_by_fold.items()}, indent=2))
+
+
+def _write_worst_cases(result: CrossValidation, held: Sequence[HeldOut], path: Path, count: int = 10) -> None:
+    """The ``count`` lowest-scoring cases: Dice before and after postprocessing, predicted and true volumes."""
+    from flairseg.outputs import atomic_file
+
+    header = ["case", "fold", "dice", "dice_before_postprocessing", "pred_voxels", "truth_voxels", "volume_ratio"]
+    order = sorted(range(len(result.rows)), key=lambda i: result.rows[i].dice)
+    with atomic_file(path) as tmp, tmp.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for i in order[:count]:
+            row = result.rows[i]
+            ratio = row.pred_voxels / row.truth_voxels if row.truth_voxels else float("nan")
+            dice, raw = f"{row.dice:.4f}", f"{result.raw_dice[i]:.4f}"
+            writer.writerow([row.case_id, held[i].fold, dice, raw, row.pred_voxels, row.truth_voxels, f"{ratio:.2f}"])
 
 
 def write_masks(result: CrossValidation, held: Sequence[HeldOut], data: Path) -> None:

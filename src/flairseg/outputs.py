@@ -184,13 +184,7 @@ def run_report(out: Path) -> ReportFolder:
     return ReportFolder(Path(out) / "report")
 
 
-# a prediction run's own outputs beside its cases
-RUN_NAMES = (
-    "report",
-    "probabilities",
-    "stripped",
-    "dataset_description",
-)
+RUN_NAMES = ("report", "probabilities", "stripped", "dataset_description")  # a prediction run's own outputs
 
 
 @dataclass(frozen=True)

@@ -298,34 +298,27 @@ def predict_tree(
     report = run_report(out_path)
     if bids:
         write_derivative_description(out_path)
-    settings = {
-        **segmenter.settings(),
-        "brain_model": brain_segmenter.settings() if brain_segmenter else None,
-        "resample": resample,
-        "probabilities": probabilities,
-        "strip": strip,
-    }
+    settings = segmenter.settings() | {"brain_model": brain_segmenter.settings() if brain_segmenter else None}
+    settings |= {"resample": resample, "probabilities": probabilities, "strip": strip}
     names = PredictionFolder(out_path, segmenter.task, bids_root=source if bids else None, mask_file=mask_file)
     run = _Run(segmenter, brain_segmenter, names, report, truth_index, settings, overwrite, probabilities, strip)
     predicted, skipped, failures = _predict_cases(run, paths, resample, quiet)
     if part is not None:
-        with atomic_file(report.part_record(*part)) as tmp:
-            tmp.write_text(
-                json.dumps(
-                    {
-                        "part": part[0],
-                        "parts": part[1],
-                        "predicted": predicted,
-                        "skipped": skipped,
-                        "cases": [p.case_id if isinstance(p, Case) else case_id_of(p) for p in paths],
-                    },
-                    indent=2,
-                )
-            )
+        _write_part_record(report, part, predicted, skipped, paths)
     title = f"Prediction of {source.name} by {segmenter.metadata.get('name', 'the model')}"
     merged = merge_run_report(out_path, title)
     _report_failures(failures, len(paths), report)
     return dataclasses.replace(merged, predicted=predicted, skipped=skipped)
+
+
+def _write_part_record(
+    report: ReportFolder, part: tuple[int, int], predicted: int, skipped: int, paths: Sequence[Path | Case]
+) -> None:
+    """What part K of N did, beside the other parts' records: the merge counts every part from them."""
+    cases = [p.case_id if isinstance(p, Case) else case_id_of(p) for p in paths]
+    record = {"part": part[0], "parts": part[1], "predicted": predicted, "skipped": skipped, "cases": cases}
+    with atomic_file(report.part_record(*part)) as tmp:
+        tmp.write_text(json.dumps(record, indent=2))
 
 
 def _check_request(source: Path, segmenter: Segmenter, brain_segmenter: Segmenter | None, strip: bool) -> None:

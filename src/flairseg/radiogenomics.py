@@ -261,6 +261,43 @@ def _markdown(rows: Sequence[AssociationRow], alpha: float, matched: int, unmatc
     return "\n".join(lines) + "\n"
 
 
+def _check_hypotheses(
+    hypotheses: Sequence[Hypothesis], header: list[str], by_case: dict, features: Path, clinical: Path
+) -> None:
+    """Refuse a hypothesis whose clinical column or feature is missing."""
+    for h in hypotheses:
+        if h.column not in header:
+            raise InputError(f"clinical file {clinical} has no column {h.column!r} for hypothesis {h}")
+        if not any(h.feature in values for values in by_case.values()):
+            raise InputError(f"features file {features} has no {h.feature!r} column for hypothesis {h}")
+
+
+def _match_cases(
+    by_case: dict, rows: list[dict[str, str]], id_column: str, features: Path, clinical: Path
+) -> tuple[list[tuple[str, dict[str, str]]], list[tuple[str, None]]]:
+    """Each case's clinical row, by case id or its patient id: (matched, unmatched); none matched is refused."""
+    clinical_rows = {row[id_column].strip(): row for row in rows}
+    matched, unmatched = [], []
+    for case_id in sorted(by_case):
+        row = clinical_rows.get(case_id) or clinical_rows.get(patient_id(case_id))
+        (matched if row is not None else unmatched).append((case_id, row))
+    if not matched:
+        raise InputError(
+            f"no case of {features} has a row in {clinical} (matched by {id_column}, e.g. {sorted(by_case)[0]!r})"
+        )
+    return matched, unmatched
+
+
+def _write_table(results: list[AssociationRow], path: Path) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([f.name for f in fields(AssociationRow)])
+        for r in results:
+            low, high = " ".join(map(str, r.low)), " ".join(map(str, r.high))
+            p_values = [f"{r.p:.6g}", f"{r.p_bonferroni:.6g}"]
+            writer.writerow([r.feature, r.column, r.cases, " ".join(r.levels), low, high, *p_values, r.significant])
+
+
 def associate(
     features: str | os.PathLike,
     clinical: str | os.PathLike,
@@ -287,20 +324,8 @@ def associate(
         raise InputError(
             f"clinical file {clinical} has no {id_column!r} column (columns: {', '.join(header)}); pass --id-column"
         )
-    for h in hypotheses:
-        if h.column not in header:
-            raise InputError(f"clinical file {clinical} has no column {h.column!r} for hypothesis {h}")
-        if not any(h.feature in values for values in by_case.values()):
-            raise InputError(f"features file {features} has no {h.feature!r} column for hypothesis {h}")
-    clinical_rows = {row[id_column].strip(): row for row in rows}
-    matched, unmatched = [], []
-    for case_id in sorted(by_case):
-        row = clinical_rows.get(case_id) or clinical_rows.get(patient_id(case_id))
-        (matched if row is not None else unmatched).append((case_id, row))
-    if not matched:
-        raise InputError(
-            f"no case of {features} has a row in {clinical} (matched by {id_column}, e.g. {sorted(by_case)[0]!r})"
-        )
+    _check_hypotheses(hypotheses, header, by_case, features, clinical)
+    matched, unmatched = _match_cases(by_case, rows, id_column, features, clinical)
     results = []
     with atomic_dir(out_path, mark=True) as tmp:
         for h in hypotheses:
@@ -308,38 +333,13 @@ def associate(
             labels = [_label(row[h.column]) for _, row in matched]
             table, levels = contingency(values, labels)
             p = fisher_exact_2xk(table)
-            results.append(
-                AssociationRow(
-                    h.feature,
-                    h.column,
-                    int(table.sum()),
-                    tuple(map(str, levels)),
-                    tuple(map(int, table[0])),
-                    tuple(map(int, table[1])),
-                    p,
-                    min(1.0, p * len(hypotheses)),
-                    p < alpha / len(hypotheses),
-                )
-            )
+            low, high = tuple(map(int, table[0])), tuple(map(int, table[1]))
+            bonferroni, significant = min(1.0, p * len(hypotheses)), p < alpha / len(hypotheses)
+            cases, levels = int(table.sum()), tuple(map(str, levels))
+            results.append(AssociationRow(h.feature, h.column, cases, levels, low, high, p, bonferroni, significant))
             if plots:
                 _group_plot(h.feature, h.column, values, labels, p, tmp / "boxplots" / f"{h.feature}_{h.column}.png")
-        with (tmp / "associations.csv").open("w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow([f.name for f in fields(AssociationRow)])
-            for r in results:
-                writer.writerow(
-                    [
-                        r.feature,
-                        r.column,
-                        r.cases,
-                        " ".join(r.levels),
-                        " ".join(map(str, r.low)),
-                        " ".join(map(str, r.high)),
-                        f"{r.p:.6g}",
-                        f"{r.p_bonferroni:.6g}",
-                        r.significant,
-                    ]
-                )
+        _write_table(results, tmp / "associations.csv")
         (tmp / "associations.md").write_text(_markdown(results, alpha, len(matched), [c for c, _ in unmatched]))
     return Association(results, out_path, len(matched), [c for c, _ in unmatched], alpha)
 

@@ -258,19 +258,14 @@ def train(
     The folder holds config.json, split.json, log.csv, best.safetensors/.json (highest mean
     validation Dice) and last.safetensors/.json (model, optimizer and RNG state to resume).
     """
-    torch_device = resolve_device(device)
     limit_threads(threads)
     data, out = Path(data), Path(out)
     _check_run_folder(data, out, resume, overwrite, init_from)
     paths = {case_id_of(p): p for p in find_cases(data)}
-    world = distributed.init(torch_device)
-    if torch_device.type == "cuda":
-        torch_device = torch.device("cuda", world.local_rank)
-        torch.cuda.set_device(torch_device)
+    torch_device, world = _device_and_world(resolve_device(device))
     quiet = quiet or not world.is_main
     config, split = _plan_run(out, config, sorted(paths), resume)
-    train_cases, stripped_cases, val_cases = _training_cases(paths, split, config, quiet, data)
-    areas = [p.target.sum(axis=(1, 2)) for p in train_cases]
+    cases = _training_cases(paths, split, config, quiet, data)
     if not resume:
         _create_run(out, config, split, world)  # only now: bad data leave no half-made run folder behind
     model, optimizer, state = _model_and_state(
@@ -281,33 +276,20 @@ def train(
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[torch_device.index] if torch_device.type == "cuda" else None
         )
-    steps = config.steps_per_epoch or max(1, sum(len(a) for a in areas) // (config.batch_size * world.size))
+    steps = config.steps_per_epoch or max(1, sum(len(a) for a in cases.areas) // (config.batch_size * world.size))
     log = _EpochLog(out, quiet, config.tensorboard and world.is_main) if world.is_main else None
     loss_fn = loss_function(config.loss)
     for epoch in range(state.epoch + 1, config.epochs):
         started = time.perf_counter()
-        losses = _train_epoch(
-            net,
-            optimizer,
-            loss_fn,
-            train_cases,
-            stripped_cases,
-            areas,
-            config,
-            epoch,
-            steps,
-            world,
-            torch_device,
-            quiet,
-        )
+        losses = _train_epoch(net, optimizer, loss_fn, cases, config, epoch, steps, world, torch_device, quiet)
         train_loss = distributed.all_sum([float(np.mean(losses))], world)[0] / world.size
         if log is not None:
-            dice = validate(model, val_cases, config, torch_device) if val_cases else [1.0 - train_loss]
+            dice = validate(model, cases.validation, config, torch_device) if cases.validation else [1.0 - train_loss]
             _record_epoch(model, optimizer, state, config, split, epoch, dice, out)
             log.write(epoch, config.epochs, train_loss, dice, state, time.perf_counter() - started)
         distributed.barrier(world)
     average_dice, best_is_average = (
-        _finish_with_tail_average(model, state, config, split, val_cases, out, quiet)
+        _finish_with_tail_average(model, state, config, split, cases.validation, out, quiet)
         if world.is_main
         else (None, False)
     )
@@ -317,6 +299,15 @@ def train(
     return TrainResult(
         out, state.best_epoch, state.best_dice, config.epochs, world.is_main, average_dice, best_is_average
     )
+
+
+def _device_and_world(device: torch.device) -> tuple[torch.device, distributed.World]:
+    """The torchrun world (one process without torchrun) and this rank's device: its own GPU under torchrun."""
+    world = distributed.init(device)
+    if device.type == "cuda":
+        device = torch.device("cuda", world.local_rank)
+        torch.cuda.set_device(device)
+    return device, world
 
 
 def _check_run_folder(
@@ -338,9 +329,17 @@ def _check_run_folder(
     )
 
 
-def _training_cases(
-    paths: dict[str, Path], split: Split, config: TrainConfig, quiet: bool, data: Path
-) -> tuple[list[Prepared], list[Prepared] | None, list[Prepared]]:
+@dataclass(frozen=True)
+class _Cases:
+    """A run's cases as model inputs."""
+
+    train: list[Prepared]
+    stripped: list[Prepared] | None  # the training cases skull-stripped, when the recipe mixes them in
+    validation: list[Prepared]
+    areas: list[np.ndarray]  # per training case, the label's area on each slice (slice sampling)
+
+
+def _training_cases(paths: dict[str, Path], split: Split, config: TrainConfig, quiet: bool, data: Path) -> _Cases:
     """The training cases (and their skull-stripped copies when asked) and the validation cases, as model inputs."""
     train_cases, stripped_cases = _prepare([paths[c] for c in split.train], config, quiet, "training cases")
     val_cases, _ = _prepare(
@@ -351,7 +350,7 @@ def _training_cases(
     channels = train_cases[0].inputs.shape[1]
     if channels != config.model.in_channels:
         raise InputError(f"the data give {channels} input channels but the model expects {config.model.in_channels}")
-    return train_cases, stripped_cases, val_cases
+    return _Cases(train_cases, stripped_cases, val_cases, [p.target.sum(axis=(1, 2)) for p in train_cases])
 
 
 def _model_and_state(
@@ -406,9 +405,7 @@ def _train_epoch(
     net: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     loss_fn,
-    cases: Sequence[Prepared],
-    stripped: Sequence[Prepared] | None,
-    areas: list[np.ndarray],
+    cases: _Cases,
     config: TrainConfig,
     epoch: int,
     steps: int,
@@ -421,7 +418,7 @@ def _train_epoch(
 
     per_rank = config.batch_size
     items = epoch_items(
-        np.random.default_rng([config.seed, epoch]), areas, config.sampling, steps * per_rank * world.size
+        np.random.default_rng([config.seed, epoch]), cases.areas, config.sampling, steps * per_rank * world.size
     )
     items = np.resize(items, (steps * per_rank * world.size, 2))
     net.train()
@@ -429,7 +426,8 @@ def _train_epoch(
     bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{config.epochs}", unit="step", disable=quiet, file=sys.stderr)
     for step in bar:
         first = (step * world.size + world.rank) * per_rank
-        images, masks = training_batch(cases, stripped, items[first : first + per_rank], config, epoch, first, device)
+        batch_items = items[first : first + per_rank]
+        images, masks = training_batch(cases.train, cases.stripped, batch_items, config, epoch, first, device)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, epoch * steps + step, config.epochs * steps)
         losses.append(train_step(net, optimizer, loss_fn, images, masks, config.bfloat16))
