@@ -128,6 +128,12 @@ def flairseg(*args: str) -> list[str]:
     return [sys.executable, "-m", "flairseg", *args]
 
 
+def cv_command(recipe: Path, data: Path, run: Path, device: str, epochs: int, *extra: str) -> list[str]:
+    """`flairseg cv` of ``recipe`` on ``data`` into ``run`` with ``epochs`` epochs, plus ``extra`` options."""
+    common = ("--config", str(recipe), "--data", str(data), "-o", str(run), "--device", device)
+    return flairseg("cv", *common, "--set", f"epochs={epochs}", *extra)
+
+
 def epochs_done(run: Path) -> int:
     log = run / "log.csv"
     return max(0, len(log.read_text().splitlines()) - 1) if log.is_file() else 0
@@ -143,22 +149,8 @@ def train_all(
         (out / name).mkdir(parents=True, exist_ok=True)
         for fold in range(folds[name]):
             log = (out / name / f"fold-{fold}.log").open("w")
-            command = flairseg(
-                "cv",
-                "--config",
-                str(recipe),
-                "--data",
-                str(data),
-                "-o",
-                str(out / name),
-                "--fold",
-                str(fold),
-                "--device",
-                device,
-                "--threads",
-                str(threads),
-                "--set",
-                f"epochs={epochs}",
+            command = cv_command(
+                recipe, data, out / name, device, epochs, "--fold", str(fold), "--threads", str(threads)
             )
             jobs.append((name, fold, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)))
     print(
@@ -200,20 +192,7 @@ def evaluate_all(data: Path, out: Path, recipes: dict[str, Path], epochs: int, d
     """Out-of-fold prediction, report and ensemble of each recipe, side by side."""
     jobs = [
         subprocess.Popen(
-            flairseg(
-                "cv",
-                "--config",
-                str(recipe),
-                "--data",
-                str(data),
-                "-o",
-                str(out / name),
-                "--device",
-                device,
-                "--quiet",
-                "--set",
-                f"epochs={epochs}",
-            ),
+            cv_command(recipe, data, out / name, device, epochs, "--quiet"),
             stdout=(out / name / "evaluate.log").open("w"),
             stderr=subprocess.STDOUT,
         )
