@@ -148,9 +148,8 @@ def _truncated_gzip(tmp: Path) -> list[str]:
 def _huge_dimensions(tmp: Path) -> list[str]:
     path = _nifti(tmp, np.ones((8, 8, 4), np.uint8), name="vol.nii")
     header = bytearray(path.read_bytes())
-    header[42:48] = (30000).to_bytes(
-        2, "little"
-    ) * 3  # dim[1..3] = 30000 each: 27 T voxels in a file of a few hundred bytes
+    # dim[1..3] = 30000 each: 27 T voxels in a file of a few hundred bytes
+    header[42:48] = (30000).to_bytes(2, "little") * 3
     path.write_bytes(bytes(header))
     return _predict(tmp, path)
 

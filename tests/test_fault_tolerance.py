@@ -50,17 +50,18 @@ def _visible_files(root: Path) -> dict[str, str]:
     return found
 
 
-def _kill_when_more_cases(command: list[str], out: Path) -> int | None:
-    """Start ``command``; the moment one more case's mask folder is visible in ``out`` (before its record is
-    written: the record comes last), kill -9.
+def _kill_when_more_cases(command: list[str], out: Path, pattern: str = "K_*") -> int | None:
+    """Start ``command``; the moment one more entry matching ``pattern`` is in ``out``, kill -9: a case's mask
+    folder just put in place (``K_*``, its record not written yet: the record comes last), or one being
+    written under its temporary name (``.K_*.part``).
 
     Returns the number of finished cases the kill left, or None when the run ended before it.
     """
-    before = len(list(out.glob("K_*"))) if out.exists() else 0
+    before = len(list(out.glob(pattern))) if out.exists() else 0
     process = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while process.poll() is None and time.monotonic() < deadline:
-        if out.exists() and len(list(out.glob("K_*"))) > before:
+        if out.exists() and len(list(out.glob(pattern))) > before:
             break
         time.sleep(0.005)  # polling for the event, not a delay the outcome depends on
     killed = process.poll() is None
@@ -99,8 +100,9 @@ def test_killed_predictions_finish_identically(cases_and_model: tuple[Path, Path
     out = tmp_path / "killed"
     command = _flairseg("predict", "-i", str(cases), "-o", str(out), "--model", str(model), "--quiet")
     left = []
-    for _ in range(3):  # each run is killed as its first new case appears: cases 1, 2 and 3 of 6
-        left.append(_kill_when_more_cases(command, out))
+    # killed as a case's mask folder appears (cases 1 and 2 of 6), and while one is being written
+    for pattern in ("K_*", ".K_*.part", "K_*"):
+        left.append(_kill_when_more_cases(command, out, pattern))
         for name, digest in _visible_files(out).items():  # whatever is visible is complete, byte for byte
             if not name.startswith("report"):
                 assert expected[name] == digest, name

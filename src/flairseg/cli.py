@@ -890,9 +890,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FlairsegError as exc:
         print(f"flairseg: error: {exc}", file=sys.stderr)
         return 1
-    except (
-        OSError
-    ) as exc:  # disk full, permissions, read-only file systems, names too long, a file where a folder is needed
+    # disk full, permissions, read-only file systems, names too long, a file where a folder is needed
+    except OSError as exc:
         print(f"flairseg: error: {_os_error(exc)}", file=sys.stderr)
         return 1
     except MemoryError:

@@ -195,7 +195,7 @@ class PredictionFolder:
     ``<case><suffix>.nii.gz`` with the task's suffix), or follow a BIDS derivatives layout when
     ``bids_root`` is the dataset they come from (``<its folder>/<case>_desc-tumour_mask.nii.gz``), or
     go to ``mask_file`` (one case only). Probability maps and skull-stripped images have their own
-    folders or suffixes, named in :data:`RUN_NAMES` so that no case can take them.
+    folders (named in :data:`RUN_NAMES`, so that no case can take them) or suffixes.
     """
 
     path: Path

@@ -393,9 +393,8 @@ def _predict_case(run: _Run, case: Case) -> bool:
         _write_probability(case, found.probability, run.names.probability(case))
     _write_case_report(run, case, found, truth_mask, key)
     write_mask(case, found.mask, target, suffix=label)
-    with atomic_file(
-        run.report.record(key)
-    ) as tmp:  # last: a case with a record has every output, and a rerun may reuse it
+    # last: a case with a record has every output, and a rerun may reuse it
+    with atomic_file(run.report.record(key)) as tmp:
         tmp.write_text(json.dumps(expected, indent=2))
     return True
 

@@ -143,9 +143,8 @@ def background_to_zero(image: np.ndarray) -> np.ndarray:
     negative values, e.g. every raw scan, are returned unchanged (the same array when no channel
     changes).
     """
-    if image.dtype.kind not in "if" or not any(
-        plane.min() < 0 for plane in image
-    ):  # a slice at a time: no full-size temporary
+    # a slice at a time: no full-size temporary
+    if image.dtype.kind not in "if" or not any(plane.min() < 0 for plane in image):
         return image
     out = image.astype(np.float32)
     for channel in range(out.shape[-1]):

@@ -8,7 +8,7 @@ case are its siblings under the same convention. Recognised (file names, case-in
 | BraTS 2018-2021 | `<id>_flair` | `<id>_t1` | `<id>_t1ce` | `<id>_t2` | `<id>_seg` |
 | BraTS 2023 | `<id>-t2f` | `<id>-t1n` | `<id>-t1c` | `<id>-t2w` | `<id>-seg` |
 | BIDS | `sub-<s>[_ses-<x>]..._FLAIR` | `..._T1w` | `..._ce-<agent>..._T1w` | `..._T2w` | `_dseg`, `_probseg`, `_mask` |
-| nnU-Net | `<id>_<XXXX>`, channel named FLAIR | T1 / T1w / t1n | T1c / T1ce / T1gd / ce | T2 / T2w | in `labelsTr` |
+| nnU-Net | `<id>_<XXXX>`, named in `dataset.json` | T1 / T1w / t1n | T1c / T1ce / T1gd / ce | T2 / T2w | `labelsTr` |
 
 Any file ending `_seg`, `-seg`, `_dseg`, `_probseg`, `_mask`, `_brain`, `_label` or `_labels`
 is a label. The model reads pre-contrast T1, FLAIR and post-contrast T1 (T2 is recognised, so

@@ -258,11 +258,12 @@ def train(
     The folder holds config.json, split.json, log.csv, best.safetensors/.json (highest mean
     validation Dice) and last.safetensors/.json (model, optimizer and RNG state to resume).
     """
+    torch_device = resolve_device(device)
     limit_threads(threads)
     data, out = Path(data), Path(out)
     _check_run_folder(data, out, resume, overwrite, init_from)
     paths = {case_id_of(p): p for p in find_cases(data)}
-    torch_device, world = _device_and_world(resolve_device(device))
+    torch_device, world = _device_and_world(torch_device)
     quiet = quiet or not world.is_main
     config, split = _plan_run(out, config, sorted(paths), resume)
     cases = _training_cases(paths, split, config, quiet, data)
