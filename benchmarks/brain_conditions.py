@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from brain_checks import brain_rows, summary
 
+from flairseg.errors import FlairsegError
 from flairseg.io import read_case, read_label, write_image, write_mask
 
 CONDITIONS = ("raw", "skull-stripped")
@@ -44,15 +45,25 @@ def main() -> int:
     parser.add_argument("out", type=Path)
     parser.add_argument("--threads", default="2")
     args = parser.parse_args()
-    test = json.loads(args.model.read_text())["split"]["test"]
+    try:
+        test = json.loads(args.model.read_text())["split"]["test"]
+    except (OSError, ValueError, KeyError, TypeError):
+        print(f"brain_conditions: error: {args.model} is not a checkpoint JSON that records its split", file=sys.stderr)
+        return 1
     for condition in CONDITIONS:
         cases, predictions = args.out / condition / "cases", args.out / condition / "predictions"
-        for case_id in test:
-            if not (cases / case_id).exists():
-                write_condition(args.data / case_id, condition, cases)
+        print(f"{condition}: writing {len(test)} test cases to {cases}", file=sys.stderr, flush=True)
+        try:
+            for case_id in test:
+                if not (cases / case_id).exists():
+                    write_condition(args.data / case_id, condition, cases)
+        except FlairsegError as exc:
+            print(f"brain_conditions: error: {exc}", file=sys.stderr)
+            return 1
         command = [sys.executable, "-m", "flairseg", "predict", "-i", str(cases), "-o", str(predictions)]
-        command += ["--task", "brain", "--model", str(args.model), "--threads", args.threads, "--quiet"]
-        subprocess.run(command, check=True)
+        command += ["--task", "brain", "--model", str(args.model), "--threads", args.threads]
+        if subprocess.run(command).returncode != 0:  # predict has said why, in one line
+            return 1
         print(f"{condition}: {summary(brain_rows(predictions, cases))}", flush=True)
     return 0
 

@@ -23,6 +23,7 @@ import numpy as np
 from flairseg import cv
 from flairseg.config import TrainConfig, from_dict
 from flairseg.data import load_split
+from flairseg.errors import FlairsegError
 from flairseg.io import case_id_of, find_cases, read_case
 from flairseg.predict import Segmenter
 from flairseg.preprocess import invert_mask, invert_probability
@@ -54,7 +55,14 @@ def main() -> int:
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.3, 0.4, 0.5, 0.6, 0.7])
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    held = held_out(args.cv, args.data, args.thresholds, args.threads)
+    if not (args.cv / "fold-0" / "config.json").is_file():
+        print(f"cv_thresholds: error: {args.cv} is not a cross-validation folder made by flairseg cv", file=sys.stderr)
+        return 1
+    try:
+        held = held_out(args.cv, args.data, args.thresholds, args.threads)
+    except FlairsegError as exc:
+        print(f"cv_thresholds: error: {exc}", file=sys.stderr)
+        return 1
     comparisons = {t: cv.compare_rules(cases) for t, cases in held.items()}
     folds = np.array([case.fold for case in held[args.thresholds[0]]])
     print("| threshold | rule (each fold's, chosen on the others) | mean | median | cases < 0.5 |")
