@@ -39,7 +39,7 @@ from flairseg.config import TrainConfig, from_dict
 from flairseg.errors import FlairsegError
 from flairseg.losses import loss_function
 from flairseg.model import UNet
-from flairseg.inference import resolve_device
+from flairseg.inference import limit_threads, resolve_device
 from flairseg.train import train_step, training_batch
 
 PREPARE_SECONDS = 60  # reading and preparing the training cases, per process, all at once
@@ -62,9 +62,11 @@ def synthetic_cases(config: TrainConfig, cases: int = 4, slices: int = 20) -> li
     ]
 
 
-def time_steps(recipe: Path, device_name: str, start: float, seconds: float) -> float:
+def time_steps(recipe: Path, device_name: str, start: float, seconds: float, threads: int) -> float:
     """Seconds per real training step (batch built and augmented as in training, then one optimisation step)
-    of ``recipe``, counted between wall times ``start`` and ``start + seconds``, while the other folds do the same."""
+    of ``recipe`` on ``threads`` CPU threads, counted from wall time ``start`` (or the first step after it) to
+    ``start + seconds``, while the other folds do the same."""
+    limit_threads(threads)
     config = from_dict(TrainConfig, json.loads(recipe.read_text()))
     device = resolve_device(device_name)
     model = UNet(**vars(config.model)).to(device, memory_format=torch.channels_last)
@@ -78,25 +80,28 @@ def time_steps(recipe: Path, device_name: str, start: float, seconds: float) -> 
         images, masks = training_batch(cases, None, chosen, replace(config, skull_strip=0.0), 0, index, device)
         train_step(model, optimizer, loss_fn, images, masks, config.bfloat16)
 
-    index = 0
+    step(0)  # warm up at least once: CUDA kernels and lazy imports (MONAI's takes seconds) stay out of the count
+    index = 1
     while time.time() < start:  # warm up until every fold is ready
         step(index)
         index += 1
-    counted = 0
-    while time.time() < start + seconds:
+    began, counted = time.time(), 0
+    while counted < 3 or time.time() < start + seconds:
         step(index + counted)
         counted += 1
-    return seconds / max(counted, 1)
+    return (time.time() - began) / counted
 
 
 def concurrent_step_seconds(recipes: dict[str, Path], folds: dict[str, int], device: str) -> dict[str, float]:
     """Seconds per training step of each recipe while all its folds and the other recipes' run at once."""
     start = time.time() + 20 + sum(folds.values())  # time for every process to start and reach the device
+    threads = str(fold_threads(folds))
     jobs = [
         (
             name,
             subprocess.Popen(
-                [sys.executable, __file__, "--time-step", str(path), "--device", device, "--start", str(start)],
+                [sys.executable, __file__, "--time-step", str(path), "--device", device, "--start", str(start)]
+                + ["--threads", threads],
                 stdout=subprocess.PIPE,
                 text=True,
             ),
@@ -111,6 +116,11 @@ def concurrent_step_seconds(recipes: dict[str, Path], folds: dict[str, int], dev
             raise FlairsegError(f"timing the steps of {name} failed (exit {job.returncode})")
         seconds[name].append(float(out.split()[-1]))
     return {name: max(values) for name, values in seconds.items()}
+
+
+def fold_threads(folds: dict[str, int]) -> int:
+    """CPU threads of each fold process: an equal share of the cores."""
+    return max(1, (os.cpu_count() or 1) // sum(folds.values()))
 
 
 def plan_epochs(
@@ -143,7 +153,7 @@ def train_all(
     data: Path, out: Path, recipes: dict[str, Path], folds: dict[str, int], epochs: int, device: str, deadline: float
 ) -> dict[str, bool]:
     """Start every fold of every recipe at once; stop what still runs at ``deadline``; which recipes finished."""
-    threads = max(1, (os.cpu_count() or 1) // sum(folds.values()))
+    threads = fold_threads(folds)
     jobs = []
     for name, recipe in recipes.items():
         (out / name).mkdir(parents=True, exist_ok=True)
@@ -278,9 +288,10 @@ def main() -> int:
     # one fold's stand-in of concurrent_step_seconds
     parser.add_argument("--time-step", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--start", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.time_step:
-        print(time_steps(args.time_step, args.device, args.start, TIMING_SECONDS))
+        print(time_steps(args.time_step, args.device, args.start, TIMING_SECONDS, args.threads))
         return 0
     if not args.recipes:
         parser.error("give DATA, OUT and at least one RECIPE")

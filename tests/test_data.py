@@ -141,6 +141,43 @@ def test_skull_strip_augmentation_takes_the_same_input_slice() -> None:
             assert np.shares_memory(image, raw.inputs)  # no brain on that slice: the slice as it was
 
 
+def test_scanner_transforms_are_monai_seeded_and_keep_the_background() -> None:
+    assert augment.scanner_transforms(0.0, 0.0, 0.0, 0.0) is None
+    rng = np.random.default_rng(0)
+    images = torch.full((4, 3, 32, 32), -0.7)  # a standardised slice's background sits below zero
+    images[:, :, 8:24, 8:24] += torch.from_numpy(rng.random((4, 3, 16, 16), dtype=np.float32)) + 0.5
+    every = augment.scanner_transforms(1.0, 1.0, 0.0, 0.0)  # gamma and bias field on every slice
+    first, again = augment.apply_scanner(images, every, 7), augment.apply_scanner(images, every, 7)
+    assert torch.equal(first, again) and not torch.equal(first, augment.apply_scanner(images, every, 8))
+    assert first.shape == images.shape and type(first) is torch.Tensor  # plain tensors, no MONAI metadata
+    outside = images == -0.7
+    assert torch.equal(first[outside], images[outside])  # both act above the floor: background stays
+    assert not torch.allclose(first[~outside], images[~outside])
+    blurred = augment.apply_scanner(images, augment.scanner_transforms(0.0, 0.0, 0.0, 1.0), 7)
+    assert blurred[:, :, 16, 16].std() < images[:, :, 16, 16].std()  # smoothing evens out the texture
+
+
+def test_training_batch_applies_scanner_transforms_reproducibly() -> None:
+    from types import SimpleNamespace
+
+    from flairseg.config import TrainConfig
+    from flairseg.train import training_batch
+
+    rng = np.random.default_rng(1)
+    target = np.zeros((6, 32, 32), dtype=bool)
+    target[:, 10:20, 10:20] = True
+    cases = [SimpleNamespace(inputs=rng.random((6, 3, 32, 32), dtype=np.float32), target=target)]
+    items = np.array([(0, s) for s in range(6)])
+    plain = TrainConfig(rotation=0, scale=0, flip=0)
+    scanner = TrainConfig(rotation=0, scale=0, flip=0, gamma=1.0, bias_field=1.0)
+    base, masks = training_batch(cases, None, items, plain, 0, 0, torch.device("cpu"))
+    one, masks_one = training_batch(cases, None, items, scanner, 0, 0, torch.device("cpu"))
+    two, _ = training_batch(cases, None, items, scanner, 0, 0, torch.device("cpu"))
+    assert torch.equal(one, two) and not torch.allclose(one, base) and torch.equal(masks_one, masks)
+    with pytest.raises(ConfigError, match="gamma must be in"):
+        TrainConfig(gamma=1.5)
+
+
 def test_losses() -> None:
     target = torch.zeros(2, 1, 8, 8)
     target[:, :, 2:6, 2:6] = 1

@@ -170,7 +170,7 @@ def test_fine_tune_the_abnormality_task_from_the_released_brain_model(phantoms: 
                 "--steps-per-epoch",
                 "1",
                 "--init",
-                "brain-lgg-cpu",
+                "brain-lgg",
                 "--size",
                 "64",
                 "--features",
@@ -184,7 +184,7 @@ def test_fine_tune_the_abnormality_task_from_the_released_brain_model(phantoms: 
         )
         == 0
     )
-    brain, _ = checkpoint.read(resolve("brain-lgg-cpu"))
+    brain, _ = checkpoint.read(resolve("brain-lgg"))
     tuned, meta = checkpoint.read(out / "best")
     assert meta["task"] == "abnormality" and meta["model"]["features"] == 16
     assert all(brain[k].shape == tuned[k].shape for k in brain) and not all(

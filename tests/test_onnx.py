@@ -63,7 +63,7 @@ def test_export_and_onnx_input_errors_are_one_line(
         (["export", "--onnx", "-o", str(exported)], "already exists"),
         (
             ["export", "--onnx", "-o", str(tmp_path / "b.onnx"), "--model", "brain-lgg-gpu"],
-            "did you mean 'brain-lgg-cpu'?",
+            "did you mean 'brain-lgg'?",
         ),
         (
             ["predict", "-i", str(sample_case_path()), "-o", str(tmp_path / "p1"), "--model", str(foreign)],

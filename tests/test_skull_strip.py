@@ -265,7 +265,7 @@ def test_released_two_stage_pipeline_on_the_sample_case(tmp_path: Path) -> None:
     sample = sample_case_path()
     one, two = tmp_path / "one", tmp_path / "two"
     assert main(["predict", "-i", str(sample), "-o", str(one), "--quiet"]) == 0
-    assert main(["predict", "-i", str(sample), "-o", str(two), "--brain-model", "brain-lgg-cpu", "--quiet"]) == 0
+    assert main(["predict", "-i", str(sample), "-o", str(two), "--brain-model", "brain-lgg", "--quiet"]) == 0
     tumour = read_case(sample, masks="only").mask
     alone, staged = (read_case(folder / sample.name, masks="only").mask for folder in (one, two))
     assert (staged <= alone).all()  # the second stage only removes what lies outside the brain

@@ -5,12 +5,16 @@ is applied to a whole batch at once with ``torch.nn.functional.grid_sample`` on 
 device (the GPU when training there): the image channels with linear interpolation (outside
 the slice: each channel's minimum), the mask with nearest, so both stay aligned; an optional
 multiplicative intensity jitter touches the image only.
+:func:`scanner_transforms` are MONAI's intensity transforms for what differs between scanners and
+the ways scans are prepared (gamma, bias field, blur, noise); :func:`apply_scanner` runs them on
+a batch, seeded once per batch.
 :func:`flair_only` turns a three-sequence slice into what a FLAIR-only input gives (the
 FLAIR copied into the pre- and post-contrast channels, as ``missing="copy-flair"`` does).
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,3 +75,35 @@ def apply(images: torch.Tensor, masks: torch.Tensor, augs: list[Augmentation]) -
     out_masks = F.grid_sample(masks[:, None], grid, mode="nearest", padding_mode="zeros", align_corners=True)[:, 0]
     gains = torch.as_tensor([a.gain for a in augs], dtype=images.dtype, device=images.device)
     return out_images * gains[:, None, None, None], out_masks
+
+
+@functools.lru_cache(maxsize=4)
+def scanner_transforms(gamma: float, bias_field: float, noise: float, blur: float):
+    """MONAI transforms, each applied with its probability: a smooth multiplicative bias field (degree 3), a gamma
+    in [0.7, 1.5], Gaussian blur of 0.5-1.5 pixels (thicker slices, coarser grids) and Gaussian noise (std up to 0.1
+    of the standardised intensity). None when every probability is 0.
+    """
+    if not (gamma or bias_field or noise or blur):
+        return None
+    from monai.data import set_track_meta  # a 5 s import, needed only by training runs that ask for these
+    from monai.transforms import Compose, RandAdjustContrast, RandBiasField, RandGaussianNoise, RandGaussianSmooth
+
+    set_track_meta(False)  # plain tensors out, no MONAI metadata
+    return Compose(
+        [
+            RandBiasField(prob=bias_field, degree=3, coeff_range=(0.0, 0.15)),
+            RandAdjustContrast(prob=gamma, gamma=(0.7, 1.5)),
+            RandGaussianSmooth(prob=blur, sigma_x=(0.5, 1.5), sigma_y=(0.5, 1.5)),
+            RandGaussianNoise(prob=noise, std=0.1),
+        ]
+    )
+
+
+def apply_scanner(images: torch.Tensor, transforms, seed: int) -> torch.Tensor:
+    """``transforms`` on each (C, H, W) image of a (B, C, H, W) batch in turn, seeded once with ``seed`` (seeding
+    MONAI's generators costs more than the transforms), above each channel's floor (so the background stays
+    background under the bias field and the gamma); a new tensor.
+    """
+    transforms.set_random_state(seed=seed)
+    floor = images.amin(dim=(2, 3), keepdim=True)
+    return torch.stack([transforms(image) for image in images - floor]) + floor

@@ -222,7 +222,7 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--init",
         metavar="CHECKPOINT",
-        help="start from these weights (fine-tuning): a checkpoint or a released model's name, e.g. brain-lgg-cpu",
+        help="start from these weights (fine-tuning): a checkpoint or a released model's name, e.g. brain-lgg",
     )
     train.add_argument("--resume", action="store_true", help="continue the run in OUTPUT from its last checkpoint")
     _add_device(train)

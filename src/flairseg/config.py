@@ -127,6 +127,11 @@ class TrainConfig:
     flair_only: float = 0.0
     # probability a slice is taken from its case skull-stripped with the case's _brain labels (needs them)
     skull_strip: float = 0.0
+    # probabilities of MONAI's scanner-like intensity transforms on a training slice (augment.scanner_transforms)
+    gamma: float = 0.0
+    bias_field: float = 0.0
+    noise: float = 0.0
+    blur: float = 0.0
     threshold: float = 0.5
     # also average the weights of the last N epochs; best = the better-validating of that and the best epoch
     average_last: int = 0
@@ -166,6 +171,10 @@ TRAIN_RANGES: tuple[tuple[str, float | None, float | None], ...] = (
     ("intensity", 0, None),
     ("flair_only", 0, 1),
     ("skull_strip", 0, 1),
+    ("gamma", 0, 1),
+    ("bias_field", 0, 1),
+    ("noise", 0, 1),
+    ("blur", 0, 1),
     ("average_last", 0, None),
     ("model.in_channels", 1, None),
     ("model.features", 1, None),

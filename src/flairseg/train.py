@@ -90,7 +90,7 @@ def training_batch(
     device: torch.device,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Training batch ``items`` ((case, slice) pairs) on ``device``, augmented there; each item draws from its own
-    seeded generator.
+    seeded generator, the scanner-like intensity transforms from the first item's.
     """
     images, masks, draws, rngs = [], [], [], []
     for offset, (c, s) in enumerate(items):
@@ -109,6 +109,9 @@ def training_batch(
     image_batch, mask_batch = augment.apply(image_batch, mask_batch, draws)
     if config.patch:
         image_batch, mask_batch = _crop(rngs, image_batch, mask_batch, config.patch, config.patch_tumour)
+    scanner = augment.scanner_transforms(config.gamma, config.bias_field, config.noise, config.blur)
+    if scanner is not None:
+        image_batch = augment.apply_scanner(image_batch, scanner, int(rngs[0].integers(2**31)))
     return image_batch.contiguous(memory_format=torch.channels_last), mask_batch[:, None].contiguous()
 
 
@@ -229,7 +232,9 @@ def _create_run(out: Path, config: TrainConfig, split: Split, world: distributed
 
 
 def accumulate(tail: dict[str, torch.Tensor], weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Add a state dict to a running float64 sum (integer buffers keep their latest value)."""
+    """Add a state dict to a running float64 sum on the CPU, where a resumed run loads it (integer buffers keep
+    their latest value)."""
+    weights = {k: v.detach().cpu() for k, v in weights.items()}
     return {
         k: (tail[k] + v.double() if k in tail else v.double()) if v.is_floating_point() else v.clone()
         for k, v in weights.items()
