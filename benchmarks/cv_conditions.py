@@ -1,6 +1,6 @@
 """Out-of-fold Dice of a cross-validation's fold models under simulated scan preparations.
 
-    python benchmarks/cv_conditions.py CV DATA [--out CV/report/conditions.md] [--compare MODEL]
+    python benchmarks/cv_conditions.py CV DATA [--out CV/report/conditions.md] [--compare MODEL] [--only K ...]
 
 CV is a folder made by ``flairseg cv`` (every fold trained); DATA the Kaggle tree it was
 trained on, with the HD-BET ``_brain`` labels (``restore_lgg.py DIR --brain``). Every case
@@ -11,7 +11,14 @@ is predicted by the fold model that never saw it, as it would come from elsewher
 - skull-stripped: every channel zeroed outside the case's brain label;
 - FLAIR only and skull-stripped: what most public tumour data and clinical pipelines give;
 - the same, z-scored inside the brain with 0 outside (float, negative values), as many public
-  datasets ship.
+  datasets ship;
+- resampled to 1 mm isotropic (linear, SimpleITK; the mask with it), with skull and three
+  sequences, and FLAIR-only and skull-stripped as BraTS ships its volumes;
+- on a 512 x 512 grid (0.47 mm pixels), as high-resolution clinical series come.
+
+The Kaggle slices carry no spacing; resampling assumes 0.9375 mm pixels and
+clip(170 mm / slices, 1, 7.5) mm between slices, the assumption the HD-BET labels were made with.
+Dice of a resampled condition is measured on its own grid, against the resampled mask.
 
 Each fold's cases are postprocessed with the rule cross-validation chose without them
 (``cv.md``). Prints and writes a Markdown table (mean, median, min Dice, cases below 0.5).
@@ -30,6 +37,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import SimpleITK as sitk
 
 from flairseg.config import TrainConfig, from_dict
 from flairseg.cv import fold_run, predict_held_out
@@ -61,6 +69,35 @@ def z_scored_in_brain(case: Case) -> Case:
     return dataclasses.replace(case, image=np.where(brain[..., None], scored, 0.0).astype(np.float32))
 
 
+ASSUMED_PIXEL_MM = 0.9375
+
+
+def assumed_spacing(case: Case) -> tuple[float, float, float]:
+    """(slice, row, column) millimetres of a Kaggle case, which stores none (see the docstring)."""
+    return float(np.clip(170.0 / case.shape[0], 1.0, 7.5)), ASSUMED_PIXEL_MM, ASSUMED_PIXEL_MM
+
+
+def resampled(case: Case, spacing: tuple[float | None, float, float]) -> Case:
+    """``case`` on a grid of ``spacing`` mm (slice, row, column; None keeps the slices), grid edges aligned:
+    every channel and the mask linearly interpolated with SimpleITK, the mask then thresholded at 0.5."""
+    source = assumed_spacing(case)
+    target = tuple(source[0] if s is None else s for s in spacing)
+    size = [max(1, round(n * a / b)) for n, a, b in zip(case.shape, source, target)]
+
+    def one(volume: np.ndarray) -> np.ndarray:
+        image = sitk.GetImageFromArray(volume.astype(np.float32))  # SimpleITK's axes are (column, row, slice)
+        image.SetSpacing(source[::-1])
+        origin = [(b - a) / 2 for a, b in zip(source[::-1], target[::-1])]  # first voxel's centre; edges align
+        out = sitk.Resample(image, size[::-1], sitk.Transform(), sitk.sitkLinear, origin, target[::-1])
+        return sitk.GetArrayFromImage(out)
+
+    image = np.stack([one(case.image[..., c]) for c in range(case.image.shape[3])], axis=-1)
+    mask = one(case.mask) >= 0.5
+    return dataclasses.replace(
+        case, image=image, mask=mask, geometry=dataclasses.replace(case.geometry, spacing=target)
+    )
+
+
 CONDITIONS = {
     "as trained (3 sequences, with skull)": None,
     "FLAIR only": flair_only,
@@ -69,6 +106,11 @@ CONDITIONS = {
     "FLAIR only, skull-stripped, z-scored in the brain (negative values, 0 outside)": lambda case: flair_only(
         z_scored_in_brain(case)
     ),
+    "resampled to 1 mm isotropic (3 sequences, with skull)": lambda case: resampled(case, (1.0, 1.0, 1.0)),
+    "FLAIR only, skull-stripped, 1 mm isotropic (as BraTS ships)": lambda case: resampled(
+        flair_only(skull_stripped(case)), (1.0, 1.0, 1.0)
+    ),
+    "512 x 512 grid (3 sequences, with skull)": lambda case: resampled(case, (None, 0.46875, 0.46875)),
 }
 
 
@@ -103,12 +145,16 @@ def main() -> int:
     parser.add_argument("--out", type=Path, help="Markdown table to write (default CV/report/conditions.md)")
     parser.add_argument("--threads", type=int)
     parser.add_argument("--compare", help="a model whose recorded test cases are scored too (see above)")
+    parser.add_argument(
+        "--only", type=int, nargs="+", help=f"run only these conditions (1-{len(CONDITIONS)}, in the order above)"
+    )
     args = parser.parse_args()
+    chosen = {n: c for k, (n, c) in enumerate(CONDITIONS.items(), 1) if not args.only or k in args.only}
     config = from_dict(TrainConfig, json.loads((fold_run(args.cv, 0) / "config.json").read_text()))
     rules = rules_by_fold(args.cv)
     lines = ["| input | cases | Dice mean | median | min | cases < 0.5 |", "|---|---|---|---|---|---|"]
     compared = []
-    for name, condition in CONDITIONS.items():
+    for name, condition in chosen.items():
         held = predict_held_out(config, args.data, args.cv, threads=args.threads, condition=condition)
         dice = {}
         for case in held:

@@ -74,6 +74,21 @@ def test_every_case_is_predicted_once_by_the_model_that_never_saw_it(crossval) -
     assert sorted(p.name for p in (crossval.out / "predictions").iterdir()) == [f"PH_{i}" for i in range(CASES)]
 
 
+def test_a_condition_that_changes_the_grid_brings_its_own_truth(crossval, data: Path) -> None:
+    from flairseg.cv import predict_held_out
+
+    def every_other_slice(case):  # a coarser grid: the truth must follow it, not stay the case's own
+        geometry = dataclasses.replace(case.geometry, spacing=(2.0, 1.0, 1.0))
+        return dataclasses.replace(case, image=case.image[::2], mask=case.mask[::2], geometry=geometry)
+
+    held = predict_held_out(_config(), data, crossval.out, quiet=True, condition=every_other_slice)
+    assert len(held) == CASES
+    for case in held:
+        original = read_case(data / case.case_id, masks="required")
+        assert case.binary.shape == case.truth.shape == original.mask[::2].shape
+        assert np.array_equal(case.truth, original.mask[::2]) and case.spacing == (2.0, 1.0, 1.0)
+
+
 def test_each_fold_is_postprocessed_with_a_rule_chosen_without_it(crossval) -> None:
     folds = np.array(crossval.folds)
     for fold, rule in crossval.rules_by_fold.items():

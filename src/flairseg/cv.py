@@ -193,7 +193,7 @@ def predict_held_out(
     """Every test case of every fold, predicted by its fold's selected model (``best``).
 
     ``condition`` changes each case before prediction (e.g. to simulate a FLAIR-only or a
-    skull-stripped scan); the truth stays the case's own.
+    skull-stripped scan); the truth is the changed case's (a resampled case brings its resampled mask).
     """
     from tqdm import tqdm
 
@@ -224,7 +224,8 @@ def predict_held_out(
         case = read_case(paths[case_id], masks="required")
         # as training had it
         brain = read_label(case, "_brain") if segmenter.preprocess.variant == "paper-abnormality" else None
-        prepared = segmenter.prepare(condition(case) if condition else case, brain=brain)
+        given = condition(case) if condition else case
+        prepared = segmenter.prepare(given, brain=brain)
         prob = segmenter.probabilities(prepared)
         held.append(
             HeldOut(
@@ -232,8 +233,8 @@ def predict_held_out(
                 fold,
                 invert_mask(prob >= segmenter.threshold, prepared.transform),
                 invert_probability(prob, prepared.transform).astype(np.float16),
-                case.mask,
-                case.geometry.spacing,
+                given.mask,
+                given.geometry.spacing,
             )
         )
     return held
