@@ -40,7 +40,8 @@ from flairseg.errors import FlairsegError
 from flairseg.losses import loss_function
 from flairseg.model import UNet
 from flairseg.inference import limit_threads, resolve_device
-from flairseg.train import train_step, training_batch
+from flairseg.distributed import World
+from flairseg.train import epoch_batches, train_step
 
 PREPARE_SECONDS = 60  # reading and preparing the training cases, per process, all at once
 EVALUATE_SECONDS = 120  # out-of-fold prediction and report of one recipe (they run side by side)
@@ -63,9 +64,9 @@ def synthetic_cases(config: TrainConfig, cases: int = 4, slices: int = 20) -> li
 
 
 def time_steps(recipe: Path, device_name: str, start: float, seconds: float, threads: int) -> float:
-    """Seconds per real training step (batch built and augmented as in training, then one optimisation step)
-    of ``recipe`` on ``threads`` CPU threads, counted from wall time ``start`` (or the first step after it) to
-    ``start + seconds``, while the other folds do the same."""
+    """Seconds per real training step (batches built and augmented as in training, by its batch workers when the
+    recipe has them, then one optimisation step) of ``recipe`` on ``threads`` CPU threads, counted from wall time
+    ``start`` (or the first step after it) to ``start + seconds``, while the other folds do the same."""
     limit_threads(threads)
     config = from_dict(TrainConfig, json.loads(recipe.read_text()))
     device = resolve_device(device_name)
@@ -73,21 +74,14 @@ def time_steps(recipe: Path, device_name: str, start: float, seconds: float, thr
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     loss_fn = loss_function(config.loss)
     cases = synthetic_cases(config)
-    items = np.array([(c, s) for c in range(len(cases)) for s in range(len(cases[0].inputs))])
-
-    def step(index: int) -> None:
-        chosen = items[np.random.default_rng(index).integers(len(items), size=config.batch_size)]
-        images, masks = training_batch(cases, None, chosen, replace(config, skull_strip=0.0), 0, index, device)
-        train_step(model, optimizer, loss_fn, images, masks, config.bfloat16)
-
-    step(0)  # warm up at least once: CUDA kernels and lazy imports (MONAI's takes seconds) stay out of the count
-    index = 1
+    stand_in = SimpleNamespace(train=cases, stripped=None, areas=[case.target.sum(axis=(1, 2)) for case in cases])
+    batches = epoch_batches(stand_in, replace(config, skull_strip=0.0), 0, 5000, World(0, 1, 0), device)
+    train_step(model, optimizer, loss_fn, *next(batches), config.bfloat16)  # warm-up: kernels, lazy imports
     while time.time() < start:  # warm up until every fold is ready
-        step(index)
-        index += 1
+        train_step(model, optimizer, loss_fn, *next(batches), config.bfloat16)
     began, counted = time.time(), 0
     while counted < 3 or time.time() < start + seconds:
-        step(index + counted)
+        train_step(model, optimizer, loss_fn, *next(batches), config.bfloat16)
         counted += 1
     return (time.time() - began) / counted
 

@@ -97,6 +97,14 @@ def test_resume_continues_the_same_run(phantoms: Path, tmp_path: Path) -> None:
         assert torch.equal(a[key], b[key]), key
 
 
+def test_batch_workers_build_the_same_batches(phantoms: Path, tmp_path: Path) -> None:
+    here = train(_config(epochs=2), phantoms, tmp_path / "here", quiet=True)
+    ahead = train(replace(_config(epochs=2), batch_workers=2), phantoms, tmp_path / "ahead", quiet=True)
+    a, _ = checkpoint.read(here.run / "last")
+    b, _ = checkpoint.read(ahead.run / "last")
+    assert a.keys() == b.keys() and all(torch.equal(a[key], b[key]) for key in a)
+
+
 def test_torchrun_two_processes(phantoms: Path, tmp_path: Path) -> None:
     run = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

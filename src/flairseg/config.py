@@ -137,6 +137,9 @@ class TrainConfig:
     average_last: int = 0
     # the network's forward and backward in bfloat16 autocast (losses in float32): faster where bf16 is native
     bfloat16: bool = False
+    # processes that build the batches (augmentation included, on the CPU) ahead of the training steps, so a GPU
+    # need not wait for them; 0: each batch is built by the training process on its device, step by step
+    batch_workers: int = 0
     deterministic: bool = False  # GPU: deterministic kernels only (set CUBLAS_WORKSPACE_CONFIG=:4096:8); slower
     tensorboard: bool = False
 
@@ -176,6 +179,7 @@ TRAIN_RANGES: tuple[tuple[str, float | None, float | None], ...] = (
     ("noise", 0, 1),
     ("blur", 0, 1),
     ("average_last", 0, None),
+    ("batch_workers", 0, None),
     ("model.in_channels", 1, None),
     ("model.features", 1, None),
     ("model.depth", 1, None),

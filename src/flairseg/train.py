@@ -15,7 +15,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -422,23 +422,61 @@ def _train_epoch(
     """One epoch of ``steps`` optimisation steps (this rank's share of every batch); the losses of its steps."""
     from tqdm import tqdm
 
-    per_rank = config.batch_size
-    items = epoch_items(
-        np.random.default_rng([config.seed, epoch]), cases.areas, config.sampling, steps * per_rank * world.size
-    )
-    items = np.resize(items, (steps * per_rank * world.size, 2))
     net.train()
     losses: list[float] = []
     bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{config.epochs}", unit="step", disable=quiet, file=sys.stderr)
-    for step in bar:
-        first = (step * world.size + world.rank) * per_rank
-        batch_items = items[first : first + per_rank]
-        images, masks = training_batch(cases.train, cases.stripped, batch_items, config, epoch, first, device)
+    for step, (images, masks) in zip(bar, epoch_batches(cases, config, epoch, steps, world, device)):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, epoch * steps + step, config.epochs * steps)
         losses.append(train_step(net, optimizer, loss_fn, images, masks, config.bfloat16))
         bar.set_postfix(loss=f"{np.mean(losses):.4f}")
     return losses
+
+
+class _StepBatches(torch.utils.data.Dataset):
+    """Step ``k``'s batch of an epoch, built on the CPU: what a loader worker computes."""
+
+    def __init__(self, build, steps: int) -> None:
+        self.build, self.steps = build, steps
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __getitem__(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.build(step, torch.device("cpu"))
+
+
+def epoch_batches(
+    cases: _Cases, config: TrainConfig, epoch: int, steps: int, world: distributed.World, device: torch.device
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Every step's (images, masks) on ``device``, this rank's share: built step by step on the device, or ahead
+    by ``config.batch_workers`` forked processes on the CPU (the same batches: each is a function of its step).
+    """
+    per_rank = config.batch_size
+    count = steps * per_rank * world.size
+    items = np.resize(
+        epoch_items(np.random.default_rng([config.seed, epoch]), cases.areas, config.sampling, count), (count, 2)
+    )
+
+    def build(step: int, where: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        first = (step * world.size + world.rank) * per_rank
+        return training_batch(cases.train, cases.stripped, items[first : first + per_rank], config, epoch, first, where)
+
+    if not config.batch_workers:
+        return (build(step, device) for step in range(steps))
+    loader = torch.utils.data.DataLoader(
+        _StepBatches(build, steps),
+        batch_size=None,
+        num_workers=config.batch_workers,
+        pin_memory=device.type == "cuda",
+        multiprocessing_context="fork",  # the workers share the prepared cases instead of pickling them
+        generator=torch.Generator(),  # its workers' seeds, drawn without touching the run's own torch RNG
+    )
+    channels_last = torch.channels_last
+    return (
+        (i.to(device, non_blocking=True).contiguous(memory_format=channels_last), m.to(device, non_blocking=True))
+        for i, m in loader
+    )
 
 
 def _checkpoint_metadata(config: TrainConfig, split: Split, metrics: dict[str, float]) -> dict[str, object]:
