@@ -86,10 +86,12 @@ def time_steps(recipe: Path, device_name: str, start: float, seconds: float, thr
     return (time.time() - began) / counted
 
 
-def concurrent_step_seconds(recipes: dict[str, Path], folds: dict[str, int], device: str) -> dict[str, float]:
+def concurrent_step_seconds(
+    recipes: dict[str, Path], configs: dict[str, TrainConfig], folds: dict[str, int], device: str
+) -> dict[str, float]:
     """Seconds per training step of each recipe while all its folds and the other recipes' run at once."""
     start = time.time() + 20 + sum(folds.values())  # time for every process to start and reach the device
-    threads = str(fold_threads(folds))
+    threads = str(fold_threads(folds, configs))
     jobs = [
         (
             name,
@@ -112,9 +114,10 @@ def concurrent_step_seconds(recipes: dict[str, Path], folds: dict[str, int], dev
     return {name: max(values) for name, values in seconds.items()}
 
 
-def fold_threads(folds: dict[str, int]) -> int:
-    """CPU threads of each fold process: an equal share of the cores."""
-    return max(1, (os.cpu_count() or 1) // sum(folds.values()))
+def fold_threads(folds: dict[str, int], configs: dict[str, TrainConfig]) -> int:
+    """CPU threads of each fold process: an equal share of the cores, its batch workers counted."""
+    processes = sum(count * (1 + configs[name].batch_workers) for name, count in folds.items())
+    return max(1, (os.cpu_count() or 1) // processes)
 
 
 def plan_epochs(
@@ -144,10 +147,17 @@ def epochs_done(run: Path) -> int:
 
 
 def train_all(
-    data: Path, out: Path, recipes: dict[str, Path], folds: dict[str, int], epochs: int, device: str, deadline: float
+    data: Path,
+    out: Path,
+    recipes: dict[str, Path],
+    folds: dict[str, int],
+    epochs: int,
+    device: str,
+    deadline: float,
+    threads: int,
 ) -> dict[str, bool]:
-    """Start every fold of every recipe at once; stop what still runs at ``deadline``; which recipes finished."""
-    threads = fold_threads(folds)
+    """Start every fold of every recipe at once, each on ``threads`` CPU threads; stop what still runs at
+    ``deadline``; which recipes finished."""
     jobs = []
     for name, recipe in recipes.items():
         (out / name).mkdir(parents=True, exist_ok=True)
@@ -295,7 +305,7 @@ def main() -> int:
     try:
         configs = {name: from_dict(TrainConfig, json.loads(path.read_text())) for name, path in recipes.items()}
         folds = {name: config.folds for name, config in configs.items()}
-        seconds = concurrent_step_seconds(recipes, folds, args.device)
+        seconds = concurrent_step_seconds(recipes, configs, folds, args.device)
     except (OSError, ValueError, FlairsegError) as exc:
         print(f"cv_compare: error: {exc}", file=sys.stderr)
         return 1
@@ -317,7 +327,7 @@ def main() -> int:
             file=sys.stderr,
         )
         return 1
-    finished = train_all(data, out, recipes, folds, epochs, args.device, deadline)
+    finished = train_all(data, out, recipes, folds, epochs, args.device, deadline, fold_threads(folds, configs))
     print(
         f"training ended after {time.time() - started:.0f} s; finished: "
         f"{', '.join(n for n, ok in finished.items() if ok) or 'none'}",

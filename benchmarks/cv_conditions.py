@@ -130,9 +130,10 @@ def _compare(model: str, data: Path, condition, oof: dict[str, float], threads: 
     test = segmenter.metadata["split"]["test"]
     own = []
     for case_id in test:
-        case = read_case(data / case_id, masks="required")
-        mask = segmenter(condition(case) if condition else case).mask
-        own.append(dice_from_counts(int((mask & case.mask).sum()), int(mask.sum()), int(case.mask.sum())))
+        given = read_case(data / case_id, masks="required")
+        given = condition(given) if condition else given
+        mask = segmenter(given).mask
+        own.append(dice_from_counts(int((mask & given.mask).sum()), int(mask.sum()), int(given.mask.sum())))
     cv = [oof[c] for c in test]
     text = lambda v: f"{np.mean(v):.4f} / {np.median(v):.4f} / {np.min(v):.4f}"  # noqa: E731
     return len(test), text(own), text(cv)
@@ -149,6 +150,8 @@ def main() -> int:
         "--only", type=int, nargs="+", help=f"run only these conditions (1-{len(CONDITIONS)}, in the order above)"
     )
     args = parser.parse_args()
+    if args.only and not set(args.only) <= set(range(1, len(CONDITIONS) + 1)):
+        parser.error(f"--only takes condition numbers 1-{len(CONDITIONS)}")
     chosen = {n: c for k, (n, c) in enumerate(CONDITIONS.items(), 1) if not args.only or k in args.only}
     config = from_dict(TrainConfig, json.loads((fold_run(args.cv, 0) / "config.json").read_text()))
     rules = rules_by_fold(args.cv)

@@ -261,6 +261,22 @@ def test_released_brain_model_on_the_sample_case(tmp_path: Path, capsys: pytest.
     assert not (tumour & ~predicted).any()
 
 
+def test_released_brain_model_keeps_an_already_stripped_brain_whole(tmp_path: Path) -> None:
+    """A scan skull-stripped elsewhere (every channel zeroed outside the HD-BET label) comes back as its brain."""
+    sample = read_case(sample_case_path(), masks="required")
+    label = read_case(sample_case_path(), masks="only", mask_suffix="_brain").mask
+    stripped = np.where(label[..., None], sample.image, 0).astype(sample.image.dtype)
+    write_kaggle_case(tmp_path / "in", sample.case_id, stripped, sample.mask)
+    out = tmp_path / "brain"
+    assert (
+        main(["predict", "-i", str(tmp_path / "in" / sample.case_id), "-o", str(out), "--task", "brain", "--quiet"])
+        == 0
+    )
+    predicted = read_case(out / sample.case_id, masks="only", mask_suffix="_brain").mask
+    assert case_metrics(sample.case_id, predicted, label).dice > 0.98
+    assert abs(predicted.sum() / label.sum() - 1) < 0.03  # the replaced model cut stripped brains by a quarter
+
+
 def test_released_two_stage_pipeline_on_the_sample_case(tmp_path: Path) -> None:
     sample = sample_case_path()
     one, two = tmp_path / "one", tmp_path / "two"

@@ -16,10 +16,14 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from monai.transforms import Compose
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,7 @@ def apply(images: torch.Tensor, masks: torch.Tensor, augs: list[Augmentation]) -
 
 
 @functools.lru_cache(maxsize=4)
-def scanner_transforms(gamma: float, bias_field: float, noise: float, blur: float):
+def scanner_transforms(gamma: float, bias_field: float, noise: float, blur: float) -> Compose | None:
     """MONAI transforms, each applied with its probability: a smooth multiplicative bias field (degree 3), a gamma
     in [0.7, 1.5], Gaussian blur of 0.5-1.5 pixels (thicker slices, coarser grids) and Gaussian noise (std up to 0.1
     of the standardised intensity). None when every probability is 0.
@@ -99,10 +103,10 @@ def scanner_transforms(gamma: float, bias_field: float, noise: float, blur: floa
     )
 
 
-def apply_scanner(images: torch.Tensor, transforms, seed: int) -> torch.Tensor:
-    """``transforms`` on each (C, H, W) image of a (B, C, H, W) batch in turn, seeded once with ``seed`` (seeding
-    MONAI's generators costs more than the transforms), above each channel's floor (so the background stays
-    background under the bias field and the gamma); a new tensor.
+def apply_scanner(images: torch.Tensor, transforms: Compose, seed: int) -> torch.Tensor:
+    """``transforms`` on each whole (C, H, W) slice of a (B, C, H, W) batch in turn, seeded once with ``seed``
+    (seeding MONAI's generators costs more than the transforms), above each channel's floor, its background (so
+    the background stays background under the bias field and the gamma); a new tensor.
     """
     transforms.set_random_state(seed=seed)
     floor = images.amin(dim=(2, 3), keepdim=True)

@@ -225,6 +225,11 @@ def predict_held_out(
         # as training had it
         brain = read_label(case, "_brain") if segmenter.preprocess.variant == "paper-abnormality" else None
         given = condition(case) if condition else case
+        if brain is not None and brain.shape != given.shape:
+            raise InputError(
+                "a condition that changes the grid cannot be used with a paper-abnormality model (its brain label "
+                "stays on the case's own grid)"
+            )
         prepared = segmenter.prepare(given, brain=brain)
         prob = segmenter.probabilities(prepared)
         held.append(

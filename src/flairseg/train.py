@@ -107,11 +107,11 @@ def training_batch(
     image_batch = torch.from_numpy(np.stack(images).astype(np.float32, copy=False)).to(device)
     mask_batch = torch.from_numpy(np.stack(masks).astype(np.float32)).to(device)
     image_batch, mask_batch = augment.apply(image_batch, mask_batch, draws)
+    scanner = augment.scanner_transforms(config.gamma, config.bias_field, config.noise, config.blur)
+    if scanner is not None:  # on whole slices: a bias field spans the slice, gamma pivots on its background
+        image_batch = augment.apply_scanner(image_batch, scanner, int(rngs[0].integers(2**31)))
     if config.patch:
         image_batch, mask_batch = _crop(rngs, image_batch, mask_batch, config.patch, config.patch_tumour)
-    scanner = augment.scanner_transforms(config.gamma, config.bias_field, config.noise, config.blur)
-    if scanner is not None:
-        image_batch = augment.apply_scanner(image_batch, scanner, int(rngs[0].integers(2**31)))
     return image_batch.contiguous(memory_format=torch.channels_last), mask_batch[:, None].contiguous()
 
 
@@ -450,7 +450,8 @@ def epoch_batches(
     cases: _Cases, config: TrainConfig, epoch: int, steps: int, world: distributed.World, device: torch.device
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Every step's (images, masks) on ``device``, this rank's share: built step by step on the device, or ahead
-    by ``config.batch_workers`` forked processes on the CPU (the same batches: each is a function of its step).
+    by ``config.batch_workers`` forked processes on the CPU (each batch is a function of its step: on a CPU the
+    same batches; on a GPU the augmentation then runs on the CPU, which changes only rounding).
     """
     per_rank = config.batch_size
     count = steps * per_rank * world.size
@@ -464,6 +465,7 @@ def epoch_batches(
 
     if not config.batch_workers:
         return (build(step, device) for step in range(steps))
+    augment.scanner_transforms(config.gamma, config.bias_field, config.noise, config.blur)  # import MONAI once, here
     loader = torch.utils.data.DataLoader(
         _StepBatches(build, steps),
         batch_size=None,
