@@ -174,6 +174,9 @@ def test_training_batch_applies_scanner_transforms_reproducibly() -> None:
     one, masks_one = training_batch(cases, None, items, scanner, 0, 0, torch.device("cpu"))
     two, _ = training_batch(cases, None, items, scanner, 0, 0, torch.device("cpu"))
     assert torch.equal(one, two) and not torch.allclose(one, base) and torch.equal(masks_one, masks)
+    noisy_flair = TrainConfig(rotation=0, scale=0, flip=0, flair_only=1.0, noise=1.0)
+    images, _ = training_batch(cases, None, items, noisy_flair, 0, 0, torch.device("cpu"))
+    assert torch.equal(images[:, 0], images[:, 1]) and torch.equal(images[:, 2], images[:, 1])
     with pytest.raises(ConfigError, match="gamma must be in"):
         TrainConfig(gamma=1.5)
 

@@ -92,14 +92,15 @@ def training_batch(
     """Training batch ``items`` ((case, slice) pairs) on ``device``, augmented there; each item draws from its own
     seeded generator, the scanner-like intensity transforms from the first item's.
     """
-    images, masks, draws, rngs = [], [], [], []
+    images, masks, draws, rngs, flair_only = [], [], [], [], []
     for offset, (c, s) in enumerate(items):
         rng = np.random.default_rng([config.seed, epoch, first_index + offset])
         draws.append(augment.draw(rng, config.rotation, config.scale, config.flip, config.intensity))
         image, mask = cases[c].inputs[s], cases[c].target[s]
         if stripped is not None and rng.random() < config.skull_strip:
             image, mask = _same_slice(cases[c], stripped[c], s, image, mask)
-        if config.flair_only and rng.random() < config.flair_only:
+        flair_only.append(bool(config.flair_only) and rng.random() < config.flair_only)
+        if flair_only[-1]:
             image = augment.flair_only(image)
         images.append(image)
         masks.append(mask)
@@ -110,6 +111,9 @@ def training_batch(
     scanner = augment.scanner_transforms(config.gamma, config.bias_field, config.noise, config.blur)
     if scanner is not None:  # on whole slices: a bias field spans the slice, gamma pivots on its background
         image_batch = augment.apply_scanner(image_batch, scanner, int(rngs[0].integers(2**31)))
+        copies = [i for i, copied in enumerate(flair_only) if copied]
+        if copies:  # noise must not tell the FLAIR copies apart: a FLAIR-only input's channels are equal
+            image_batch[copies] = image_batch[copies, 1:2].expand_as(image_batch[copies])
     if config.patch:
         image_batch, mask_batch = _crop(rngs, image_batch, mask_batch, config.patch, config.patch_tumour)
     return image_batch.contiguous(memory_format=torch.channels_last), mask_batch[:, None].contiguous()
