@@ -182,7 +182,8 @@ def invert_probability(prob: np.ndarray, transform: SpatialTransform) -> np.ndar
     prob = np.asarray(prob)
     if prob.dtype.kind not in "iuf":
         raise InputError(f"probability map has dtype {prob.dtype}; give real numbers")
-    return _to_input_grid(prob.astype(np.float64), transform, "linear").astype(np.float32)
+    # float32 in and out: a float64 copy of the whole map on the input grid was one more array of 8 bytes a voxel
+    return _to_input_grid(prob.astype(np.float32), transform, "linear")
 
 
 def substitute_missing(channels: dict[str, np.ndarray | None], policy: str = "copy-flair") -> np.ndarray:
