@@ -53,6 +53,16 @@ def test_outline_colours(volumes: tuple[np.ndarray, np.ndarray, np.ndarray]) -> 
         np.testing.assert_array_equal(given, copy)
 
 
+def test_outline_frames_of_chosen_slices_keep_the_whole_volume_window(
+    volumes: tuple[np.ndarray, np.ndarray, np.ndarray],
+) -> None:
+    flair, truth, pred = volumes
+    chosen = np.array([0, len(flair) // 2, len(flair) - 1])
+    np.testing.assert_array_equal(
+        outline_frames(flair, truth, pred, chosen), outline_frames(flair, truth, pred)[chosen]
+    )
+
+
 def test_outline_frames_without_masks_and_bad_shapes(volumes: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
     flair, truth, _ = volumes
     frames = outline_frames(flair.astype(np.float32) * 3.7 - 20, None, None)

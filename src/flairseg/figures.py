@@ -77,11 +77,15 @@ def dice_distribution(dice: Mapping[str, float], path: str | os.PathLike, title:
         figure.savefig(tmp, format="png")
 
 
-def _grey(volume: np.ndarray) -> np.ndarray:
-    """Map the 0.5th..99.5th percentile window of the whole volume to uint8 0..255."""
-    volume = np.asarray(volume, dtype=np.float64)
-    low, high = np.percentile(volume, [0.5, 99.5])
-    scaled = np.clip((volume - low) / (high - low), 0, 1) if high > low else np.zeros_like(volume)
+def _grey(volume: np.ndarray, slices: np.ndarray | None = None) -> np.ndarray:
+    """Map the 0.5th..99.5th percentile window of the whole volume to uint8 0..255, on ``slices`` (default all).
+
+    The window is found in the volume's own dtype and only the slices drawn are converted to float64:
+    a float64 copy of a large volume and its temporaries once took 1.6 GB for a 512 x 512 x 200 one.
+    """
+    low, high = (float(v) for v in np.percentile(volume, [0.5, 99.5]))
+    chosen = np.asarray(volume if slices is None else volume[slices], dtype=np.float64)
+    scaled = np.clip((chosen - low) / (high - low), 0, 1) if high > low else np.zeros_like(chosen)
     return np.round(scaled * 255).astype(np.uint8)
 
 
@@ -91,20 +95,8 @@ def _outline(mask: np.ndarray) -> np.ndarray:
     return surface(mask, in_plane=True)
 
 
-def outline_frames(flair: np.ndarray, truth: np.ndarray | None, pred: np.ndarray | None) -> np.ndarray:
-    """Render FLAIR slices in grey with the truth outline in blue, the prediction outline in red, green where both run.
-
-    Args:
-        flair: (S, H, W) image of any real dtype.
-        truth: (S, H, W) ground-truth mask, or None.
-        pred: (S, H, W) predicted mask, or None.
-
-    Returns:
-        (S, H, W, 3) uint8 RGB frames.
-
-    Raises:
-        ValueError: when ``flair`` is not 3-D, is empty, or a mask's shape differs from it.
-    """
+def _checked_flair(flair: np.ndarray, truth: np.ndarray | None, pred: np.ndarray | None) -> np.ndarray:
+    """``flair`` as an array, refused unless it is a non-empty (S, H, W) volume with the masks on its grid."""
     flair = np.asarray(flair)
     if flair.ndim != 3 or flair.size == 0:
         raise ValueError(f"flair must be a non-empty (slices, height, width) array, got shape {flair.shape}")
@@ -113,8 +105,30 @@ def outline_frames(flair: np.ndarray, truth: np.ndarray | None, pred: np.ndarray
             raise ValueError(
                 f"{name} has shape {np.shape(mask)} but flair has {flair.shape}; give masks on the image grid"
             )
-    frames = np.repeat(_grey(flair)[..., None], 3, axis=-1)
-    edges = [None if mask is None else _outline(mask) for mask in (truth, pred)]
+    return flair
+
+
+def outline_frames(
+    flair: np.ndarray, truth: np.ndarray | None, pred: np.ndarray | None, slices: np.ndarray | None = None
+) -> np.ndarray:
+    """Render FLAIR slices in grey with the truth outline in blue, the prediction outline in red, green where both run.
+
+    Args:
+        flair: (S, H, W) image of any real dtype.
+        truth: (S, H, W) ground-truth mask, or None.
+        pred: (S, H, W) predicted mask, or None.
+        slices: indices of the slices to render (default all); the grey window is the whole volume's.
+
+    Returns:
+        (len(slices), H, W, 3) uint8 RGB frames.
+
+    Raises:
+        ValueError: when ``flair`` is not 3-D, is empty, or a mask's shape differs from it.
+    """
+    flair = _checked_flair(flair, truth, pred)
+    frames = np.repeat(_grey(flair, slices)[..., None], 3, axis=-1)
+    chosen = slice(None) if slices is None else slices
+    edges = [None if mask is None else _outline(np.asarray(mask)[chosen]) for mask in (truth, pred)]
     for edge, colour in zip(edges, (TRUTH_COLOUR, PRED_COLOUR)):
         if edge is not None:
             frames[edge] = colour
@@ -179,13 +193,14 @@ def tumour_montage(
         raise ValueError(f"max_slices must be at least 1, got {max_slices}")
     from PIL import Image, ImageDraw, ImageFont
 
-    frames = outline_frames(flair, truth, pred)
-    chosen, labels = _tumour_slices(len(frames), [m for m in (truth, pred) if m is not None], max_slices)
+    flair = _checked_flair(flair, truth, pred)
+    chosen, labels = _tumour_slices(len(flair), [m for m in (truth, pred) if m is not None], max_slices)
+    frames = outline_frames(flair, truth, pred, chosen)  # only the slices shown
     columns = min(MONTAGE_COLUMNS, chosen.size)
     rows = math.ceil(chosen.size / columns)
     height, width = frames.shape[1:3]
     padded = np.full((rows * columns, height + _GAP, width + _GAP, 3), _GAP_GREY, dtype=np.uint8)
-    padded[: chosen.size, :height, :width] = frames[chosen]
+    padded[: chosen.size, :height, :width] = frames
     padded[chosen.size :, :height, :width] = 0
     sheet = padded.reshape(rows, columns, height + _GAP, width + _GAP, 3).transpose(0, 2, 1, 3, 4)
     sheet = sheet.reshape(rows * (height + _GAP), columns * (width + _GAP), 3)[:-_GAP, :-_GAP]
