@@ -19,11 +19,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 from brain_checks import brain_rows, summary
 
 from flairseg.errors import FlairsegError
 from flairseg.io import read_case, read_label, write_image, write_mask
+from flairseg.preprocess import strip_skull
 
 CONDITIONS = ("raw", "skull-stripped")
 
@@ -32,7 +32,7 @@ def write_condition(case_dir: Path, condition: str, out: Path) -> None:
     """The case under ``out`` as the condition gives it, with its tumour masks and brain labels."""
     case = read_case(case_dir, masks="optional")
     brain = read_label(case, "_brain")
-    image = case.image if condition == "raw" else np.where(brain[..., None], case.image, 0).astype(case.image.dtype)
+    image = case.image if condition == "raw" else strip_skull(case.image, brain)
     write_image(case, image, out / case.case_id)
     write_mask(case, case.mask, out / case.case_id)
     write_mask(case, brain, out / case.case_id, suffix="_brain")

@@ -45,6 +45,7 @@ from flairseg.cases import Case
 from flairseg.io import read_label
 from flairseg.metrics import dice_from_counts
 from flairseg.postprocess import select_components
+from flairseg.preprocess import strip_skull
 
 
 def flair_only(case: Case) -> Case:
@@ -55,7 +56,7 @@ def skull_stripped(case: Case) -> Case:
     brain = read_label(case, "_brain")
     if brain is None:
         raise SystemExit(f"case {case.case_id} has no _brain labels; restore the data with --brain")
-    return dataclasses.replace(case, image=case.image * brain[..., None].astype(case.image.dtype))
+    return dataclasses.replace(case, image=strip_skull(case.image, brain))
 
 
 def z_scored_in_brain(case: Case) -> Case:

@@ -38,6 +38,12 @@ def _config(**changes: object) -> TrainConfig:
     return replace(base, **changes) if changes else base
 
 
+def _train(data: Path, run: Path, epochs: int, steps: int, *options: str) -> int:
+    """`flairseg train` on ``data`` into ``run`` for ``epochs`` x ``steps``; its exit status."""
+    command = ["train", "--data", str(data), "-o", str(run), "--epochs", str(epochs), "--steps-per-epoch", str(steps)]
+    return main([*command, *options])
+
+
 @pytest.fixture(scope="module")
 def phantoms(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("phantoms") / "cases"
@@ -50,9 +56,7 @@ def phantoms(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def trained(phantoms: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     run = tmp_path_factory.mktemp("runs") / "run"
-    assert (
-        main(["train", "--data", str(phantoms), "-o", str(run), "--epochs", "3", "--steps-per-epoch", "20", *TINY]) == 0
-    )
+    assert _train(phantoms, run, 3, 20, *TINY) == 0
     return run
 
 
@@ -138,25 +142,7 @@ def test_torchrun_two_processes(phantoms: Path, tmp_path: Path) -> None:
 
 def test_fine_tune_from_checkpoint(trained: Path, phantoms: Path, tmp_path: Path) -> None:
     out = tmp_path / "tuned"
-    assert (
-        main(
-            [
-                "train",
-                "--data",
-                str(phantoms),
-                "-o",
-                str(out),
-                "--epochs",
-                "1",
-                "--steps-per-epoch",
-                "1",
-                "--init",
-                str(trained / "best.json"),
-                *TINY,
-            ]
-        )
-        == 0
-    )
+    assert _train(phantoms, out, 1, 1, "--init", str(trained / "best.json"), *TINY) == 0
     before, _ = checkpoint.read(trained / "best")
     after, meta = checkpoint.read(out / "best")
     assert meta["metrics"]["val_dice_mean"] > 0.5  # starts from trained weights, not from scratch
@@ -166,29 +152,12 @@ def test_fine_tune_from_checkpoint(trained: Path, phantoms: Path, tmp_path: Path
 def test_fine_tune_the_abnormality_task_from_the_released_brain_model(phantoms: Path, tmp_path: Path) -> None:
     out = tmp_path / "from-brain"
     assert (
-        main(
-            [
-                "train",
-                "--data",
-                str(phantoms),
-                "-o",
-                str(out),
-                "--epochs",
-                "1",
-                "--steps-per-epoch",
-                "1",
-                "--init",
-                "brain-lgg",
-                "--size",
-                "64",
-                "--features",
-                "16",
-                "--batch-size",
-                "2",
-                "--validation-cases",
-                "2",
-                "--quiet",
-            ]
+        _train(
+            phantoms,
+            out,
+            1,
+            1,
+            *"--init brain-lgg --size 64 --features 16 --batch-size 2 --validation-cases 2 --quiet".split(),
         )
         == 0
     )
@@ -338,27 +307,7 @@ def test_brain_task_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
             tifffile.imwrite(folder / f"H_{index}_{k}_brain.tif", plane.astype(np.uint8) * 255)
     run = tmp_path / "brain"
     assert (
-        main(
-            [
-                "train",
-                "--task",
-                "brain",
-                "--data",
-                str(root),
-                "-o",
-                str(run),
-                "--epochs",
-                "2",
-                "--steps-per-epoch",
-                "10",
-                "--folds",
-                "5",
-                *TINY[:-3],
-                "--validation-cases",
-                "1",
-                "--quiet",
-            ]
-        )
+        _train(root, run, 2, 10, "--task", "brain", "--folds", "5", *TINY[:-3], "--validation-cases", "1", "--quiet")
         == 0
     )
     meta = json.loads((run / "best.json").read_text())
@@ -388,25 +337,7 @@ def test_brain_task_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
 def test_patch_training_predicts_whole_slices(phantoms: Path, tmp_path: Path) -> None:
     run = tmp_path / "patch"
-    assert (
-        main(
-            [
-                "train",
-                "--data",
-                str(phantoms),
-                "-o",
-                str(run),
-                "--epochs",
-                "2",
-                "--steps-per-epoch",
-                "15",
-                "--set",
-                "patch=32",
-                *TINY,
-            ]
-        )
-        == 0
-    )
+    assert _train(phantoms, run, 2, 15, "--set", "patch=32", *TINY) == 0
     meta = json.loads((run / "best.json").read_text())
     assert meta["recipe"]["patch"] == 32 and meta["metrics"]["val_dice_mean"] > 0.5
     mask = segment(read_case(phantoms / "PH_0"), run / "best.json")
@@ -416,27 +347,7 @@ def test_patch_training_predicts_whole_slices(phantoms: Path, tmp_path: Path) ->
 def test_bfloat16_focal_training_learns(phantoms: Path, tmp_path: Path) -> None:
     run = tmp_path / "bf16"
     assert (
-        main(
-            [
-                "train",
-                "--data",
-                str(phantoms),
-                "-o",
-                str(run),
-                "--epochs",
-                "2",
-                "--steps-per-epoch",
-                "15",
-                "--loss",
-                "dice+focal",
-                "--set",
-                "bfloat16=true",
-                "--set",
-                "patch=32",
-                *TINY,
-            ]
-        )
-        == 0
+        _train(phantoms, run, 2, 15, "--loss", "dice+focal", "--set", "bfloat16=true", "--set", "patch=32", *TINY) == 0
     )
     meta = json.loads((run / "best.json").read_text())
     assert (

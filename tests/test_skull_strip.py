@@ -92,6 +92,12 @@ def runs(heads: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pat
     return {task: folder / task / "best.json" for task in ("brain", "abnormality")}
 
 
+def _strip(source: Path, out: Path, brain_model: Path) -> int:
+    """`flairseg predict --task brain --strip` of ``source`` into ``out``; its exit status."""
+    options = ["--model", str(brain_model), "--task", "brain", "--strip", "--quiet"]
+    return main(["predict", "-i", str(source), "-o", str(out), *options])
+
+
 def test_brain_postprocessing_keeps_one_hole_free_component() -> None:
     _, brain, _ = head()
     noisy = brain.copy()
@@ -108,24 +114,7 @@ def test_strip_writes_brain_only_images_named_like_the_input(
     heads: Path, runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "strip"
-    assert (
-        main(
-            [
-                "predict",
-                "-i",
-                str(heads),
-                "-o",
-                str(out),
-                "--model",
-                str(runs["brain"]),
-                "--task",
-                "brain",
-                "--strip",
-                "--quiet",
-            ]
-        )
-        == 0
-    )
+    assert _strip(heads, out, runs["brain"]) == 0
     assert "Dice mean" in capsys.readouterr().out
     source = read_case(heads / "HEAD_0", masks="ignore")
     predicted = read_case(out / "HEAD_0", masks="only", mask_suffix="_brain").mask
@@ -194,24 +183,7 @@ def test_strip_a_nifti_volume_keeps_its_header(runs: dict[str, Path], tmp_path: 
     folder.mkdir()
     nib.save(nib.Nifti1Image(volume, affine), folder / "head.nii.gz")
     out = tmp_path / "out"
-    assert (
-        main(
-            [
-                "predict",
-                "-i",
-                str(folder),
-                "-o",
-                str(out),
-                "--model",
-                str(runs["brain"]),
-                "--task",
-                "brain",
-                "--strip",
-                "--quiet",
-            ]
-        )
-        == 0
-    )
+    assert _strip(folder, out, runs["brain"]) == 0
     stripped, mask = nib.load(out / "stripped" / "head.nii.gz"), nib.load(out / "head_brain.nii.gz")
     assert stripped.shape == volume.shape and np.allclose(stripped.affine, affine)
     data, brain = np.asarray(stripped.dataobj), np.asarray(mask.dataobj).astype(bool)
@@ -222,24 +194,7 @@ def test_strip_the_sample_case_on_its_grid(runs: dict[str, Path], tmp_path: Path
     cases = tmp_path / "cases"
     shutil.copytree(sample_case_path(), cases / sample_case_path().name)
     out = tmp_path / "out"
-    assert (
-        main(
-            [
-                "predict",
-                "-i",
-                str(cases),
-                "-o",
-                str(out),
-                "--model",
-                str(runs["brain"]),
-                "--task",
-                "brain",
-                "--strip",
-                "--quiet",
-            ]
-        )
-        == 0
-    )
+    assert _strip(cases, out, runs["brain"]) == 0
     sample = read_case(cases / sample_case_path().name, masks="ignore")
     stripped = read_case(out / "stripped" / sample.case_id, masks="ignore").image
     predicted = read_case(out / sample.case_id, masks="only", mask_suffix="_brain").mask

@@ -53,6 +53,7 @@ from flairseg.metrics import CaseMetrics, case_metrics
 from flairseg.model import Ensemble
 from flairseg.outputs import RUN_NAMES, PredictionFolder, ReportFolder, atomic_file, check_output, run_report
 from flairseg.postprocess import Component, select_components
+from flairseg.preprocess import strip_skull
 
 
 class Segmenter:
@@ -388,7 +389,7 @@ def _predict_case(run: _Run, case: Case) -> bool:
     if run.strip:
         # volumes: the FLAIR
         image = case.image if case.geometry.format == "kaggle" or case.image.shape[-1] == 1 else case.image[..., 1:2]
-        write_image(case, np.where(brain[..., None], image, 0).astype(case.image.dtype), run.names.stripped(case))
+        write_image(case, strip_skull(image, brain), run.names.stripped(case))
     if found.probability is not None:
         _write_probability(case, found.probability, run.names.probability(case))
     _write_case_report(run, case, found, truth_mask, key)

@@ -123,7 +123,7 @@ def preprocess_case(
     mask = None if mask is None else _as_label(mask, image.shape[:3], "mask")
     image = background_to_zero(image)
     if brain is not None:
-        image = image * _as_label(brain, image.shape[:3], "brain")[..., None]
+        image = strip_skull(image, brain)
     if variant == "port":
         return _port(image, mask, int(size))
     return _paper(image, mask, variant, int(size))
@@ -162,6 +162,11 @@ def background_to_zero(image: np.ndarray) -> np.ndarray:
         if background is not None:
             values[background] = 0.0
     return out
+
+
+def strip_skull(image: np.ndarray, brain: np.ndarray) -> np.ndarray:
+    """A (S, H, W, C) image with every channel set to 0 outside the (S, H, W) brain label, in the image's dtype."""
+    return image * _as_label(brain, image.shape[:3], "brain")[..., None]
 
 
 def invert_mask(mask: np.ndarray, transform: SpatialTransform) -> np.ndarray:
