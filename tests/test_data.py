@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -132,13 +134,44 @@ def test_skull_strip_augmentation_takes_the_same_input_slice() -> None:
     raw = prepare_case(case, "abnormality", PreprocessConfig(size=64))
     stripped = prepare_case(case, "abnormality", PreprocessConfig(size=64), brain=read_label(case, "_brain"))
     for index in range(len(raw.inputs)):
-        image, mask = _same_slice(raw, stripped, index, raw.inputs[index], raw.target[index])
+        source, at = _same_slice(raw, stripped, index)
         source_slice = index + raw.transform.slices[0]
         if stripped.transform.slices[0] <= source_slice < stripped.transform.slices[1]:
-            np.testing.assert_array_equal(image, stripped.inputs[source_slice - stripped.transform.slices[0]])
-            assert np.shares_memory(mask, stripped.target)
+            assert source is stripped and at == source_slice - stripped.transform.slices[0]
         else:
-            assert np.shares_memory(image, raw.inputs)  # no brain on that slice: the slice as it was
+            assert (source, at) == (raw, index)  # no brain on that slice: the slice as it was
+
+
+def test_slice_mix_blends_a_neighbour_and_keeps_the_mask() -> None:
+    from flairseg.config import PreprocessConfig, TrainConfig
+    from flairseg.data import prepare_case
+    from flairseg.io import read_case, sample_case_path
+    from flairseg.train import _mixed_with_neighbour, training_batch
+
+    prepared = prepare_case(read_case(sample_case_path()), "abnormality", PreprocessConfig(size=64))
+    inputs = prepared.inputs
+    for seed in range(20):
+        index = 1 + seed % (len(inputs) - 2)
+        mixed = _mixed_with_neighbour(prepared, index, np.random.default_rng(seed))
+        pairs = [(inputs[index], inputs[n]) for n in (index - 1, index + 1)]
+        # mixed = (1 - w) * own + w * neighbour for one neighbour and one w in [0, 0.5]
+        weights = [np.sum((mixed - a) * (b - a)) / max(np.sum((b - a) ** 2), 1e-12) for a, b in pairs]
+        fits = [
+            np.allclose(mixed, (1 - w) * a + w * b, atol=1e-5) and -1e-6 <= w <= 0.5
+            for w, (a, b) in zip(weights, pairs)
+        ]
+        assert any(fits)
+    last = len(inputs) - 1
+    edge = [_mixed_with_neighbour(prepared, last, np.random.default_rng(s)) for s in range(8)]
+    assert any(np.array_equal(e, inputs[last]) for e in edge)  # no slice above the last one: the slice as it was
+    items = np.array([[0, i] for i in range(len(inputs))])
+    plain = TrainConfig(rotation=0.0, scale=0.0, flip=0.0, preprocess=PreprocessConfig(size=64))
+    images, masks = training_batch([prepared], None, items, plain, 0, 0, torch.device("cpu"))
+    mixed_images, mixed_masks = training_batch(
+        [prepared], None, items, replace(plain, slice_mix=1.0), 0, 0, torch.device("cpu")
+    )
+    torch.testing.assert_close(mixed_masks, masks)
+    assert not torch.allclose(mixed_images, images)
 
 
 def test_scanner_transforms_are_monai_seeded_and_keep_the_background() -> None:

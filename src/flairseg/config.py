@@ -127,6 +127,9 @@ class TrainConfig:
     flair_only: float = 0.0
     # probability a slice is taken from its case skull-stripped with the case's _brain labels (needs them)
     skull_strip: float = 0.0
+    # probability a slice is blended with a neighbour (weight up to 0.5; its own mask kept), as a volume
+    # interpolated to thinner slices gives it
+    slice_mix: float = 0.0
     # probabilities of MONAI's scanner-like intensity transforms on a training slice (augment.scanner_transforms)
     gamma: float = 0.0
     bias_field: float = 0.0
@@ -174,6 +177,7 @@ TRAIN_RANGES: tuple[tuple[str, float | None, float | None], ...] = (
     ("intensity", 0, None),
     ("flair_only", 0, 1),
     ("skull_strip", 0, 1),
+    ("slice_mix", 0, 1),
     ("gamma", 0, 1),
     ("bias_field", 0, 1),
     ("noise", 0, 1),

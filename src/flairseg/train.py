@@ -96,9 +96,12 @@ def training_batch(
     for offset, (c, s) in enumerate(items):
         rng = np.random.default_rng([config.seed, epoch, first_index + offset])
         draws.append(augment.draw(rng, config.rotation, config.scale, config.flip, config.intensity))
-        image, mask = cases[c].inputs[s], cases[c].target[s]
+        source, at = cases[c], s
         if stripped is not None and rng.random() < config.skull_strip:
-            image, mask = _same_slice(cases[c], stripped[c], s, image, mask)
+            source, at = _same_slice(cases[c], stripped[c], s)
+        image, mask = source.inputs[at], source.target[at]
+        if config.slice_mix and rng.random() < config.slice_mix:
+            image = _mixed_with_neighbour(source, at, rng)
         flair_only.append(bool(config.flair_only) and rng.random() < config.flair_only)
         if flair_only[-1]:
             image = augment.flair_only(image)
@@ -119,18 +122,27 @@ def training_batch(
     return image_batch.contiguous(memory_format=torch.channels_last), mask_batch[:, None].contiguous()
 
 
-def _same_slice(
-    prepared: Prepared, other: Prepared, index: int, image: np.ndarray, mask: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Slice ``index`` of ``prepared`` taken from ``other``, a differently prepared copy of the same case.
+def _same_slice(prepared: Prepared, other: Prepared, index: int) -> tuple[Prepared, int]:
+    """Slice ``index`` of ``prepared`` located in ``other``, a differently prepared copy of the same case:
+    (other, its index there).
 
     The two may keep different input slices (the port variant drops empty end slices); a slice
-    that ``other`` lacks (no brain on it) comes back as given.
+    that ``other`` lacks (no brain on it) stays where it was: (prepared, index).
     """
     at = index + prepared.transform.slices[0] - other.transform.slices[0]
-    if 0 <= at < len(other.inputs):
-        return other.inputs[at], other.target[at]
-    return image, mask
+    return (other, at) if 0 <= at < len(other.inputs) else (prepared, index)
+
+
+def _mixed_with_neighbour(prepared: Prepared, index: int, rng: np.random.Generator) -> np.ndarray:
+    """Input slice ``index`` blended with the slice above or below (weight uniform in [0, 0.5]): what linear
+    interpolation to thinner slices makes between two acquired ones; the mask stays the slice's own (the
+    interpolated mask thresholded at 0.5). A slice without that neighbour comes back as it is.
+    """
+    neighbour = index + (1 if rng.random() < 0.5 else -1)
+    weight = rng.uniform(0.0, 0.5)
+    if not 0 <= neighbour < len(prepared.inputs):
+        return prepared.inputs[index]
+    return (1 - weight) * prepared.inputs[index] + weight * prepared.inputs[neighbour]
 
 
 def _crop(
