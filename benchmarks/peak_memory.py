@@ -1,13 +1,14 @@
 """Peak resident memory of `flairseg predict` (the released default model) on the largest cases it meets.
 
-    python benchmarks/peak_memory.py DATA [--threads 2]
+    python benchmarks/peak_memory.py DATA [--threads 2] [--slices 200 ...]
 
 Runs `flairseg predict` in a child process, once per input, and reads the child's peak
 resident set size (``getrusage(RUSAGE_CHILDREN)``, one fresh child per measurement):
 
 - the LGG case under DATA with the most slices (88 in the 88 restored cases);
 - a synthetic 512 x 512 x 200 float32 NIfTI head (an ellipsoid brain in a skull shell), as a
-  large clinical FLAIR volume would be.
+  large clinical FLAIR volume would be; ``--slices 100 200 400`` measures heads of those slice
+  counts instead, and the table then gives how much the peak grows per slice.
 
 Prints a Markdown table and writes benchmarks/results/peak_memory.json. Not part of the tests.
 """
@@ -72,24 +73,35 @@ def main() -> None:
     parser.add_argument("data", type=Path)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "peak_memory.json")
+    parser.add_argument("--slices", type=int, nargs="+", default=[200], help="slice counts of the synthetic heads")
     args = parser.parse_args()
+    if min(args.slices) < 3:
+        parser.error("--slices takes slice counts of at least 3")
     largest = max((p for p in args.data.iterdir() if p.is_dir()), key=lambda p: len(list(p.glob("*_mask.tif"))))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
+        print(f"predicting {largest.name}", file=sys.stderr, flush=True)
         rows.append(
             {
                 **measure(largest, folder / "lgg", args.threads),
                 "shape": f"{len(list(largest.glob('*_mask.tif')))} x 256 x 256",
             }
         )
-        volume = folder / "head_512x512x200.nii.gz"
-        synthetic_head(volume)
-        rows.append({**measure(volume, folder / "nifti", args.threads), "shape": "512 x 512 x 200"})
+        for slices in args.slices:
+            print(f"predicting a synthetic 512 x 512 x {slices} head", file=sys.stderr, flush=True)
+            volume = folder / f"head_512x512x{slices}.nii.gz"
+            synthetic_head(volume, (512, 512, slices))
+            rows.append({**measure(volume, folder / f"nifti{slices}", args.threads), "shape": f"512 x 512 x {slices}"})
+            volume.unlink()
     print(f"{platform.machine()}, {args.threads} threads, `flairseg predict` with the released default model\n")
     print("| input | grid | peak RSS MB | wall s |\n|---|---|---|---|")
     for row in rows:
         print(f"| {row['input']} | {row['shape']} | {row['peak_rss_mb']:.0f} | {row['seconds']:.1f} |")
+    heads = rows[1:]
+    if args.slices[-1] != args.slices[0]:
+        growth = (heads[-1]["peak_rss_mb"] - heads[0]["peak_rss_mb"]) / (args.slices[-1] - args.slices[0])
+        print(f"\npeak grows {growth:.2f} MB per 512 x 512 slice ({growth * 2**20 / 512**2:.1f} bytes per voxel)")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"machine": platform.platform(), "threads": args.threads, "rows": rows}, indent=2))
 

@@ -147,3 +147,24 @@ def test_a_hole_is_background_not_4_connected_to_the_border() -> None:
         plane[k, k] = False  # a diagonal chain of background from the corner to the centre
     filled = fill_holes_per_slice(plane[None])[0]
     assert filled[1, 1] and filled[2, 2] and filled[3, 3] and not filled[0, 0]
+
+
+def test_components_labelled_in_the_foreground_box_match_the_whole_volume() -> None:
+    from scipy import ndimage
+
+    from flairseg.postprocess import largest_component, select_components
+
+    rng = np.random.default_rng(3)
+    mask = np.zeros((30, 40, 50), dtype=bool)
+    mask[5:25, 10:30, 20:45] = ndimage.binary_opening(rng.random((20, 20, 25)) > 0.6)
+    probability = rng.random(mask.shape).astype(np.float32)
+    labels, count = ndimage.label(mask, structure=np.ones((3, 3, 3)))
+    assert count > 3
+    voxels = np.bincount(labels.ravel())[1:]
+    kept, components = select_components(mask, probability, "relative-volume", 0.2)
+    expected = np.isin(labels, 1 + np.flatnonzero(voxels >= 0.2 * voxels.max()))
+    np.testing.assert_array_equal(kept, expected)
+    assert sorted(c.voxels for c in components) == sorted(voxels.tolist())
+    peaks = ndimage.maximum(probability, labels, index=np.arange(1, count + 1))
+    assert sorted(c.peak for c in components) == pytest.approx(sorted(peaks.tolist()))
+    np.testing.assert_array_equal(largest_component(mask), labels == 1 + np.argmax(voxels))

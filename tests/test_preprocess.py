@@ -394,3 +394,27 @@ def test_a_lone_negative_padding_value_becomes_background() -> None:
     image[:, :2] = -32768.0  # padding outside the field of view
     out = background_to_zero(image)
     assert (out[:, :2] == 0).all() and (out[:, 2:] == 100).all()
+
+
+def test_a_flair_seen_as_three_channels_is_shifted_once_and_stays_a_view() -> None:
+    from flairseg.preprocess import background_to_zero
+
+    flair = np.random.default_rng(0).normal(0.0, 1.0, (4, 8, 8, 1)).astype(np.float32)  # z-scored: negative values
+    three = np.broadcast_to(flair, (4, 8, 8, 3))  # what a FLAIR-only input gives the abnormality model
+    out = background_to_zero(three)
+    assert out.strides[-1] == 0  # one channel's worth of memory, not three
+    np.testing.assert_array_equal(out, background_to_zero(np.ascontiguousarray(three)))
+
+
+def test_mapping_back_in_slabs_gives_the_whole_volume_s_values(monkeypatch) -> None:
+    from flairseg import preprocess
+
+    rng = np.random.default_rng(1)
+    image = rng.random((2 * preprocess.SLAB_SLICES + 5, 70, 90, 1)).astype(np.float32) + 1.0
+    transform = preprocess_case(image, variant="port", size=32).transform
+    prob = rng.random((transform.slices[1] - transform.slices[0], 32, 32)).astype(np.float32)
+    slabs = preprocess.invert_probability(prob, transform), preprocess.invert_mask(prob > 0.5, transform)
+    monkeypatch.setattr(preprocess, "SLAB_SLICES", 10**6)  # the whole volume at once
+    whole = preprocess.invert_probability(prob, transform), preprocess.invert_mask(prob > 0.5, transform)
+    for a, b in zip(slabs, whole):
+        np.testing.assert_array_equal(a, b)

@@ -35,30 +35,33 @@ def _check_volume(mask: np.ndarray) -> np.ndarray:
     return mask.astype(bool, copy=False)
 
 
-def label_components(mask: np.ndarray, connectivity: int = 26) -> tuple[np.ndarray, int]:
-    """(labels, count) of the 3-D connected components (6-, 18- or 26-connected); 0 is background."""
+def _label_box(mask: np.ndarray, connectivity: int) -> tuple[np.ndarray, int, tuple[slice, ...]]:
+    """(labels, count, box): the components labelled inside the foreground's bounding box only, the box's
+    int32 labels instead of the whole volume's (a tumour's box is a small part of a large volume).
+    """
     if connectivity not in CONNECTIVITIES:
         raise ConfigError(f"connectivity must be one of {CONNECTIVITIES}, not {connectivity}")
     mask = _check_volume(mask)
-    labels = np.zeros(mask.shape, dtype=np.int32)
     if not mask.any():
-        return labels, 0
+        return np.zeros((0, 0, 0), dtype=np.int32), 0, (slice(0, 0),) * 3
     spans = [np.flatnonzero(mask.any(axis=other)) for other in ((1, 2), (0, 2), (0, 1))]
-    # label only the foreground's bounding box: less memory, same result
     box = tuple(slice(int(span[0]), int(span[-1]) + 1) for span in spans)
     rank = {6: 1, 18: 2, 26: 3}[connectivity]
-    labels[box], count = ndimage.label(mask[box], structure=ndimage.generate_binary_structure(3, rank))
-    return labels, int(count)
+    labels, count = ndimage.label(mask[box], structure=ndimage.generate_binary_structure(3, rank), output=np.int32)
+    return labels, int(count), box
 
 
 def largest_component(mask: np.ndarray, connectivity: int = 26) -> np.ndarray:
     """Keep the largest 3-D connected component (6-, 18- or 26-connected); empty stays empty."""
-    labels, count = label_components(mask, connectivity)
+    mask = _check_volume(mask)
+    labels, count, box = _label_box(mask, connectivity)
     if count <= 1:
-        return labels > 0
+        return mask.copy()
     sizes = np.bincount(labels.ravel())
     sizes[0] = 0
-    return labels == int(np.argmax(sizes))
+    kept = np.zeros(mask.shape, dtype=bool)
+    kept[box] = labels == int(np.argmax(sizes))
+    return kept
 
 
 @dataclass(frozen=True)
@@ -96,15 +99,16 @@ def select_components(
     rule = check_rule(rule, value)
     if rule in ("largest-mass", "peak") and probability is None:
         raise ConfigError(f"postprocessing rule {rule!r} needs the probability map")
-    labels, count = label_components(mask, connectivity)
+    mask = _check_volume(mask)
+    labels, count, box = _label_box(mask, connectivity)  # labels of the foreground's bounding box only
     if count == 0:
-        return labels > 0, []
+        return np.zeros(mask.shape, dtype=bool), []
     voxels = np.bincount(labels.ravel(), minlength=count + 1)[1:]
     if probability is None:
         peak = mass = np.full(count, np.nan)
     else:  # over the foreground voxels only: fast however many components there are
         foreground = labels > 0
-        index, values = labels[foreground] - 1, np.asarray(probability)[foreground].astype(np.float64)
+        index, values = labels[foreground] - 1, np.asarray(probability)[box][foreground].astype(np.float64)
         peak = np.full(count, -np.inf)
         np.maximum.at(peak, index, values)
         mass = np.bincount(index, weights=values, minlength=count)
@@ -115,7 +119,8 @@ def select_components(
         "largest-mass": np.arange(count) == (np.argmax(mass) if rule == "largest-mass" else 0),
         "peak": peak >= value,
     }[rule]
-    kept = np.concatenate([[False], keep])[labels]
+    kept = np.zeros(mask.shape, dtype=bool)
+    kept[box] = np.concatenate([[False], keep])[labels]
     order = np.argsort(-voxels, kind="stable")
     return kept, [Component(int(voxels[i]), float(peak[i]), float(mass[i]), bool(keep[i])) for i in order]
 

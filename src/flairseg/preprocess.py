@@ -146,6 +146,8 @@ def background_to_zero(image: np.ndarray) -> np.ndarray:
     # a slice at a time: no full-size temporary
     if image.dtype.kind not in "if" or not any(plane.min() < 0 for plane in image):
         return image
+    if image.shape[-1] > 1 and image.strides[-1] == 0:  # one channel seen several times (FLAIR only): shift it once
+        return np.broadcast_to(background_to_zero(image[..., :1]), image.shape)
     out = image.astype(np.float32)
     for channel in range(out.shape[-1]):
         values = out[..., channel]
@@ -385,7 +387,9 @@ def _port(image: np.ndarray, mask: np.ndarray | None, size: int) -> Preprocessed
         resized /= np.float32(p99 - p10)
     else:
         resized[:] = 0.0
-    mean, std = resized.mean(axis=(0, 1, 2), dtype=np.float64), resized.std(axis=(0, 1, 2), dtype=np.float64)
+    # a channel at a time: the float64 temporaries of one channel, not of all
+    mean = np.array([channel.mean(dtype=np.float64) for channel in channel_first])
+    std = np.array([channel.std(dtype=np.float64) for channel in channel_first])
     resized -= mean.astype(np.float32)
     resized /= np.where(std > 0, std, 1.0).astype(np.float32)
     resized[..., std == 0] = 0.0
@@ -439,6 +443,9 @@ def _extent(occupied: np.ndarray) -> tuple[int, int]:
     return int(index[0]), int(index[-1]) + 1
 
 
+SLAB_SLICES = 16  # model-space slices mapped back to the input grid at a time: no whole-volume temporaries
+
+
 def _to_input_grid(volume: np.ndarray, transform: SpatialTransform, method: str) -> np.ndarray:
     t = transform
     expected = (t.slices[1] - t.slices[0], t.size, t.size)
@@ -447,15 +454,18 @@ def _to_input_grid(volume: np.ndarray, transform: SpatialTransform, method: str)
             f"model-space array has shape {volume.shape} but this transform expects {expected}; "
             "pass the output for the same preprocessed case"
         )
-    scaled = np.zeros((expected[0], *t.scaled_shape), dtype=volume.dtype)
-    scaled[:, t.crop[0] : t.crop[0] + t.size, t.crop[1] : t.crop[1] + t.size] = volume
-    padded = scaled
-    if t.scaled_shape != t.padded_shape:
-        padded = _resize_inplane(scaled, t.padded_shape, 1.0 / t.scale, method)
     r0, r1, c0, c1 = t.box
-    output = np.zeros(t.input_shape, dtype=volume.dtype)
     rows, cols = slice(t.pad[0], t.pad[0] + r1 - r0), slice(t.pad[1], t.pad[1] + c1 - c0)
-    output[t.slices[0] : t.slices[1], r0:r1, c0:c1] = padded[:, rows, cols]
+    output = np.zeros(t.input_shape, dtype=volume.dtype)
+    for start in range(0, expected[0], SLAB_SLICES):  # each slice on its own: slabs give the same values
+        part = volume[start : start + SLAB_SLICES]
+        scaled = np.zeros((len(part), *t.scaled_shape), dtype=volume.dtype)
+        scaled[:, t.crop[0] : t.crop[0] + t.size, t.crop[1] : t.crop[1] + t.size] = part
+        padded = scaled
+        if t.scaled_shape != t.padded_shape:
+            padded = _resize_inplane(scaled, t.padded_shape, 1.0 / t.scale, method)
+        first = t.slices[0] + start
+        output[first : first + len(part), r0:r1, c0:c1] = padded[:, rows, cols]
     return output
 
 

@@ -191,6 +191,13 @@ def _to_processing(data: np.ndarray, ornt: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(orientations.apply_orientation(data, ornt).transpose(2, 1, 0))
 
 
+def _float32_processing(data: np.ndarray, ornt: np.ndarray) -> np.ndarray:
+    """The volume in processing layout as a float32 array of its own (never a view of a memory-mapped file), made
+    with one copy of the volume, not two.
+    """
+    return np.require(_to_processing(data, ornt), np.float32, ["C", "O"])
+
+
 def _inverse(ornt: np.ndarray) -> np.ndarray:
     """The orientation transform that undoes ``ornt`` (input axis i went to axis ornt[i, 0], flipped if -1)."""
     inverse = np.empty_like(ornt)
@@ -239,7 +246,7 @@ def read_nifti(path: str | os.PathLike, mask_path: str | os.PathLike | None = No
         ornt=ornt,
         input_shape=tuple(data.shape),
     )
-    volume = _to_processing(data, ornt).astype(np.float32)[..., None]
+    volume = _float32_processing(data, ornt)[..., None]
     return Case(case_id or stem, volume, mask, geometry)
 
 
@@ -306,7 +313,7 @@ def _resampled_onto(path: Path, reference: Path, ornt: np.ndarray) -> np.ndarray
             raise InputError(f"cannot read {path.name} to resample it: {str(exc).splitlines()[0]}") from None
         resampled = sitk.Resample(moving, fixed, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
     data = sitk.GetArrayFromImage(resampled).transpose(2, 1, 0)  # SimpleITK (k, j, i) -> nibabel's (i, j, k)
-    return _to_processing(data, ornt).astype(np.float32)
+    return _float32_processing(data, ornt)
 
 
 def read_named_sequences(
@@ -453,7 +460,7 @@ def read_dicom_series(folder: str | os.PathLike, case_id: str | None = None) -> 
         ornt=ornt,
         input_shape=tuple(data.shape),
     )
-    volume = _to_processing(data, ornt).astype(np.float32)[..., None]
+    volume = _float32_processing(data, ornt)[..., None]
     return Case(case_id or folder.resolve().name, volume, None, geometry)
 
 
