@@ -792,7 +792,7 @@ CATALOGUE = [
         "tiff-declaring-a-huge-case",
         "three 1 kB TIFFs declaring 16000 x 16000 x 3 pixels each",
         _tiffs_declaring_a_huge_case,
-        "case TMP/in/CASE declares 768,000,000 voxels x 3 channel(s), about 85.8 GB to process, more than the memory "
+        "case TMP/in/CASE declares 768,000,000 voxels x 3 channel(s), about 51.5 GB to process, more than the memory "
         "budget "
         "of 1.0 GB; check its header, or raise the budget with --max-memory (e.g. --max-memory 32G)",
     ),
@@ -800,7 +800,7 @@ CATALOGUE = [
         "nifti-declaring-a-huge-volume",
         "a 1 kB .nii.gz declaring 600 x 600 x 600 voxels",
         _nifti_declaring_a_huge_volume,
-        "TMP/in/big.nii.gz declares 216,000,000 voxels x 1 channel(s), about 8.0 GB to process, more than the memory "
+        "TMP/in/big.nii.gz declares 216,000,000 voxels x 1 channel(s), about 4.8 GB to process, more than the memory "
         "budget "
         "of 1.0 GB; check its header, or raise the budget with --max-memory (e.g. --max-memory 32G)",
     ),

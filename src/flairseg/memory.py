@@ -14,8 +14,10 @@ import os
 from flairseg.errors import ConfigError, InputError
 
 ENVIRONMENT = "FLAIRSEG_MAX_MEMORY"
-# the case's float32 channels, their preprocessed copies, probabilities and masks, with room to spare
-BYTES_PER_VOXEL = 40
+# a prediction's peak grows by about 17 bytes per voxel of a one-channel volume (benchmarks/peak_memory.py: the
+# decoded float32 volume, its model-space copy, the probability map and masks; the mapping back to the input grid
+# runs in slabs of slices), with room to spare
+BYTES_PER_VOXEL = 24
 _UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
 
