@@ -418,3 +418,22 @@ def test_mapping_back_in_slabs_gives_the_whole_volume_s_values(monkeypatch) -> N
     whole = preprocess.invert_probability(prob, transform), preprocess.invert_mask(prob > 0.5, transform)
     for a, b in zip(slabs, whole):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_percentile_peak_keeps_a_dim_flair_that_a_few_bright_voxels_would_cut() -> None:
+    image = np.zeros((6, 40, 40, 1), dtype=np.float32)
+    image[:, 8:32, 8:32] = 20.0  # a dim FLAIR's brain
+    image[:, 18:22, 18:22] = 28.0  # its lesion
+    image[2:4, 12, 12] = 255.0  # a few very bright voxels (fat, an artefact)
+    by_maximum = preprocess_case(image, variant="port", size=16)  # cut at 25.5: the brain is background
+    by_percentile = preprocess_case(image, variant="port", size=16, peak_percentile=99.0)  # cut near 2.8
+    assert by_maximum.transform.box == (12, 22, 12, 22)  # the lesion and the bright voxels alone
+    assert by_percentile.transform.box == (8, 32, 8, 32)  # the whole brain
+
+
+def test_peak_percentile_is_range_checked() -> None:
+    from flairseg.config import PreprocessConfig, TrainConfig
+    from flairseg.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="peak_percentile"):
+        TrainConfig(preprocess=PreprocessConfig(peak_percentile=50.0))

@@ -231,6 +231,9 @@ def preprocess_config(metadata: dict[str, Any]) -> PreprocessConfig:
         f"std {config.std!r} is not positive and finite" if not (math.isfinite(config.std) and config.std > 0) else "",
         f"mean {config.mean!r} is not finite" if not math.isfinite(config.mean) else "",
         f"size {config.size} is not in 16..{MAX_SIZE}" if not 16 <= config.size <= MAX_SIZE else "",
+        f"peak_percentile {config.peak_percentile!r} is not in [90, 100]"
+        if not 90 <= config.peak_percentile <= 100
+        else "",
     ]
     problems = [p for p in problems if p]
     if problems:

@@ -83,6 +83,9 @@ class PreprocessConfig:
     mean: float = 0.0  # one scalar standardisation over all channels: (x - mean) / std
     std: float = 1.0
     missing: MissingPolicy = "copy-flair"
+    # port: values below 10 % of this percentile of the volume are background (100: the maximum, as the PyTorch
+    # port; a lower one keeps a dim FLAIR whose scan has a few very bright voxels)
+    peak_percentile: float = 100.0
 
 
 @dataclass(frozen=True)
@@ -188,6 +191,7 @@ TRAIN_RANGES: tuple[tuple[str, float | None, float | None], ...] = (
     ("model.features", 1, None),
     ("model.depth", 1, None),
     ("preprocess.size", 8, None),
+    ("preprocess.peak_percentile", 90, 100),
 )
 
 

@@ -137,7 +137,14 @@ def prepare_case(case: Case, task: str, preprocess: PreprocessConfig, brain: np.
     """Turn a case into standardised model inputs (and labels), keeping the inverse transform."""
     channels = task_channels(case, task, preprocess.missing)
     try:
-        result = preprocess_case(channels, case.mask, variant=preprocess.variant, size=preprocess.size, brain=brain)
+        result = preprocess_case(
+            channels,
+            case.mask,
+            variant=preprocess.variant,
+            size=preprocess.size,
+            brain=brain,
+            peak_percentile=preprocess.peak_percentile,
+        )
     except InputError as exc:
         raise InputError(f"case {case.case_id}: {exc}") from None
     image = result.image.astype(np.float32, copy=False)  # a new array (uint8 variants) or the port's own float32 one

@@ -10,7 +10,8 @@ Before any variant, a channel with negative values (a z-scored or shifted scan) 
 its background is 0 (:func:`background_to_zero`); raw scans are untouched.
 
 - ``"port"``: the PyTorch port: drop the first and last slice (as its dataset does on reading),
-  threshold at 10 % of the maximum, crop to the bounding box of what remains (slices too), pad to
+  threshold at 10 % of the maximum (or of a percentile: ``peak_percentile``), crop to the bounding
+  box of what remains (slices too), pad to
   a square, quadratic resize, [p10, p99] rescale and per-channel z-score, float32.
 
 Every result carries a :class:`SpatialTransform` with which :func:`invert_mask` and
@@ -93,6 +94,7 @@ def preprocess_case(
     variant: str = "paper-abnormality",
     size: int = 256,
     brain: np.ndarray | None = None,
+    peak_percentile: float = 100.0,
 ) -> Preprocessed:
     """Preprocess one case; the inputs are never modified.
 
@@ -103,6 +105,8 @@ def preprocess_case(
         size: side of the square model grid.
         brain: optional (S, H, W) brain mask; voxels outside it are set to 0 first (the
             paper-abnormality variant expects skull-stripped volumes).
+        peak_percentile: the port variant: values below 10 % of this percentile of the volume are
+            background (100: the maximum).
 
     Returns:
         The preprocessed image, mask and the transform back to the input grid.
@@ -125,7 +129,7 @@ def preprocess_case(
     if brain is not None:
         image = strip_skull(image, brain)
     if variant == "port":
-        return _port(image, mask, int(size))
+        return _port(image, mask, int(size), peak_percentile)
     return _paper(image, mask, variant, int(size))
 
 
@@ -350,7 +354,7 @@ def _paper(image: np.ndarray, mask: np.ndarray | None, variant: str, size: int) 
     return Preprocessed(windowed, None if mask is None else np.array(mask, dtype=bool), transform)
 
 
-def _port(image: np.ndarray, mask: np.ndarray | None, size: int) -> Preprocessed:
+def _port(image: np.ndarray, mask: np.ndarray | None, size: int, peak_percentile: float = 100.0) -> Preprocessed:
     slices, height, width, _ = image.shape
     if slices < 3:
         raise InputError(f"the port variant drops the first and last slice and needs at least 3 slices, got {slices}")
@@ -358,7 +362,7 @@ def _port(image: np.ndarray, mask: np.ndarray | None, size: int) -> Preprocessed
     peak = float(inner.max())
     if peak <= 0:
         raise InputError("the volume has no positive intensities (all zero after dropping the end slices)")
-    cut = np.float32(0.1 * peak)  # values below 10 % of the maximum count as background (set to 0)
+    cut = np.float32(0.1 * _robust_peak(inner, peak, peak_percentile))  # below it: background (set to 0)
     occupied = np.zeros(inner.shape[:3], dtype=bool)
     for channel in range(inner.shape[3]):
         occupied |= inner[..., channel] >= cut
@@ -410,6 +414,14 @@ def _port(image: np.ndarray, mask: np.ndarray | None, size: int) -> Preprocessed
         crop=(0, 0),
     )
     return Preprocessed(resized, mask, transform)
+
+
+def _robust_peak(inner: np.ndarray, peak: float, percentile: float) -> float:
+    """``percentile`` of the volume's values (estimated on every second row and column, so no whole-volume copy is
+    made); ``peak``, the maximum, at 100."""
+    if percentile >= 100:
+        return peak
+    return float(np.percentile(inner[:, ::2, ::2], percentile))
 
 
 @functools.lru_cache(maxsize=32)
