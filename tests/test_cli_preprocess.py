@@ -72,3 +72,24 @@ def test_preprocess_raw_volume_abnormality_without_brain_is_clear_error(
     err = capsys.readouterr().err
     assert err.startswith("flairseg: error: case RAW:") and err.count("\n") == 1
     assert not out.exists()
+
+
+def test_preprocess_port_with_a_percentile_peak_and_its_refusals(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from flairseg.preprocess import preprocess_case
+
+    image, mask = phantom(slices=6, size=80, seed=0)
+    write_kaggle_case(tmp_path / "in", "C0", image, mask)
+    out = tmp_path / "out"
+    command = ["preprocess", "-i", str(tmp_path / "in"), "-o", str(out), "--variant", "port", "--quiet"]
+    assert main([*command, "--peak-percentile", "99.9"]) == 0
+    written = read_case(out / "C0").image
+    expected = preprocess_case(read_case(tmp_path / "in" / "C0").image, variant="port", peak_percentile=99.9).image
+    np.testing.assert_allclose(written, expected)
+    for variant, value in (("port", "80"), ("paper-brain", "99")):
+        bad = ["preprocess", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "bad"), "--variant", variant]
+        assert main([*bad, "--peak-percentile", value, "--quiet"]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("flairseg: error: --peak-percentile takes 90-100") and err.count("\n") == 1
+        assert not (tmp_path / "bad").exists()

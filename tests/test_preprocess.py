@@ -431,9 +431,22 @@ def test_a_percentile_peak_keeps_a_dim_flair_that_a_few_bright_voxels_would_cut(
     assert by_percentile.transform.box == (8, 32, 8, 32)  # the whole brain
 
 
-def test_peak_percentile_is_range_checked() -> None:
+@pytest.mark.parametrize("value", [50.0, 100.5, float("nan")])
+def test_peak_percentile_outside_90_to_100_is_refused(value: float) -> None:
     from flairseg.config import PreprocessConfig, TrainConfig
     from flairseg.errors import ConfigError
 
     with pytest.raises(ConfigError, match="peak_percentile"):
-        TrainConfig(preprocess=PreprocessConfig(peak_percentile=50.0))
+        TrainConfig(preprocess=PreprocessConfig(peak_percentile=value))
+
+
+def test_peak_percentile_belongs_to_the_port_variant_and_never_cuts_at_zero() -> None:
+    from flairseg.config import PreprocessConfig, TrainConfig
+    from flairseg.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="port variant"):
+        TrainConfig(preprocess=PreprocessConfig(variant="paper-brain", peak_percentile=99.0))
+    image = np.zeros((20, 100, 100, 1), dtype=np.float32)
+    image[5:15, 40:60, 40:60] = 50.0  # a brain in 4 % of the voxels: the 90th percentile is 0
+    by_percentile = preprocess_case(image, variant="port", size=16, peak_percentile=90.0)
+    assert by_percentile.transform.box == preprocess_case(image, variant="port", size=16).transform.box

@@ -421,3 +421,16 @@ def test_bad_dicom_folders(tmp_path: Path) -> None:
         del ds[tag]
         ds.save_as(folder / "slice002.dcm")
         assert words in _message(read_dicom_series, folder)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int16])
+def test_a_read_volume_is_its_own_writable_float32_array_never_the_file_s_memory(tmp_path: Path, dtype) -> None:
+    data = np.arange(4 * 5 * 6, dtype=dtype).reshape(4, 5, 6)
+    path = tmp_path / "flair.nii"  # uncompressed: nibabel maps the file into memory
+    nib.save(nib.Nifti1Image(data, np.eye(4)), path)
+    mapped = np.asanyarray(nib.load(path).dataobj)
+    case = read_case(path)
+    assert case.image.dtype == np.float32 and case.image.flags.writeable
+    assert not np.shares_memory(case.image, mapped)
+    case.image[...] = 0  # writing to it leaves the file as it was
+    np.testing.assert_array_equal(np.asanyarray(nib.load(path).dataobj), data)

@@ -234,6 +234,9 @@ def preprocess_config(metadata: dict[str, Any]) -> PreprocessConfig:
         f"peak_percentile {config.peak_percentile!r} is not in [90, 100]"
         if not 90 <= config.peak_percentile <= 100
         else "",
+        f"peak_percentile {config.peak_percentile!r} is set for the {config.variant} variant, which has none"
+        if config.peak_percentile != 100 and config.variant != "port"
+        else "",
     ]
     problems = [p for p in problems if p]
     if problems:

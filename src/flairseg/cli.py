@@ -124,6 +124,13 @@ def _add_preprocess(commands: argparse._SubParsersAction) -> None:
         help="what stands in for a missing pre- or post-contrast channel of a single-channel volume (default: copy "
         "FLAIR, as the dataset does)",
     )
+    preprocess.add_argument(
+        "--peak-percentile",
+        type=float,
+        default=100.0,
+        help="port variant: values below 10 %% of this percentile of the volume are background (default 100: the "
+        "maximum, as the PyTorch port; a model trained with another states it as preprocess.peak_percentile)",
+    )
     _add_common(preprocess)
     preprocess.set_defaults(run=_cmd_preprocess)
 
@@ -132,7 +139,13 @@ def _cmd_preprocess(args: argparse.Namespace) -> int:
     from flairseg.preprocess_tree import preprocess_tree
 
     result = preprocess_tree(
-        args.input, args.output, variant=args.variant, missing=args.missing, overwrite=args.overwrite, quiet=args.quiet
+        args.input,
+        args.output,
+        variant=args.variant,
+        missing=args.missing,
+        overwrite=args.overwrite,
+        quiet=args.quiet,
+        peak_percentile=args.peak_percentile,
     )
     print(f"{result.cases} cases, {result.slices} slices preprocessed ({args.variant}) into {result.out}")
     return 0

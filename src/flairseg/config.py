@@ -158,6 +158,11 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be {allowed}, not {value}")
         if self.lr <= 0 or not 0 < self.threshold < 1:
             raise ConfigError(f"lr must be > 0 and threshold in (0, 1), not lr={self.lr}, threshold={self.threshold}")
+        if self.preprocess.peak_percentile != 100 and self.preprocess.variant != "port":
+            raise ConfigError(
+                f"preprocess.peak_percentile is a setting of the port variant, not of {self.preprocess.variant}; "
+                "leave it at 100"
+            )
         if self.average_last > self.epochs:
             raise ConfigError(f"average_last ({self.average_last}) cannot exceed epochs ({self.epochs})")
 

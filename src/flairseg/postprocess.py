@@ -99,6 +99,8 @@ def select_components(
     rule = check_rule(rule, value)
     if rule in ("largest-mass", "peak") and probability is None:
         raise ConfigError(f"postprocessing rule {rule!r} needs the probability map")
+    if probability is not None and np.shape(probability) != np.shape(mask):
+        raise ValueError(f"probability map of shape {np.shape(probability)} for a mask of shape {np.shape(mask)}")
     mask = _check_volume(mask)
     labels, count, box = _label_box(mask, connectivity)  # labels of the foreground's bounding box only
     if count == 0:

@@ -127,6 +127,7 @@ class Segmenter:
             "weights_sha256": self.metadata.get("sha256"),
             "task": self.task,
             "folds": self.folds,
+            "preprocess": dataclasses.asdict(self.preprocess),
             "threshold": self.threshold,
             "postprocess": [self.components.rule, self.components.value],
             "convex_hull": self.convex_hull,

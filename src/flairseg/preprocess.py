@@ -38,6 +38,8 @@ _BIN_WIDTH = 2.0
 _PEAK_GAIN = 2.55  # high = low + 2.55 * (peak - low): the tissue peak lands at 255 / 2.55 = 100
 _RISING_BINS = 5  # paper-brain: the peak search starts after the 5th rising bin above the median
 _EPS = 1e-6
+# input-grid slices resized (paper variants) or mapped back at a time: no whole-volume temporaries
+SLAB_SLICES = 16
 
 
 @dataclass(frozen=True)
@@ -139,13 +141,14 @@ BACKGROUND_SHARE = 0.2  # a value held by this share of a channel's voxels is it
 def background_to_zero(image: np.ndarray) -> np.ndarray:
     """Channels with negative values (z-scored or shifted scans) moved so that their background is 0.
 
-    Every variant reads 0 as "nothing here" (the port: below 10 % of the maximum). A channel
+    Every variant reads 0 as "nothing here" (the port: below 10 % of the maximum or of
+    ``peak_percentile``). A channel
     whose negative values are all one value (padding outside the field of view, e.g. -1024) has
     them set to 0, the background of a raw scan. Otherwise (a z-scored scan) it is shifted by its
     minimum; when 0 itself is its background (at least :data:`BACKGROUND_SHARE` of the voxels, as
     in scans z-scored inside the brain and zero outside), those voxels stay 0. Channels without
     negative values, e.g. every raw scan, are returned unchanged (the same array when no channel
-    changes).
+    changes); a FLAIR seen as three channels (a read-only broadcast view) comes back as such a view.
     """
     # a slice at a time: no full-size temporary
     if image.dtype.kind not in "if" or not any(plane.min() < 0 for plane in image):
@@ -322,23 +325,26 @@ def _paper(image: np.ndarray, mask: np.ndarray | None, variant: str, size: int) 
     if min(height, width) != size:
         scale = size / min(height, width)
         scaled = (int(np.ceil(scale * height - _EPS)), int(np.ceil(scale * width - _EPS)))
-        # in floating point, as the MATLAB code converts first
-        image = _resize_inplane(image.astype(np.float64), scaled, scale, "cubic")
         if mask is not None:
             mask = _resize_inplane(mask, scaled, scale, "nearest")
     crop = (max(1, (scaled[0] - size) // 2) - 1, max(1, (scaled[1] - size) // 2) - 1)
     window = (slice(None), slice(crop[0], crop[0] + size), slice(crop[1], crop[1] + size))
-    image = image[window]
     if mask is not None:
         mask = mask[window]
         if variant == "paper-brain":
             mask = fill_holes_per_slice(mask)
     windowed = np.empty((slices, size, size, channels), dtype=np.uint8)
-    for c in range(channels):
+    shared = channels > 1 and image.strides[-1] == 0  # one channel seen several times (FLAIR only): window it once
+    for c in range(1 if shared else channels):  # a channel at a time: one channel's float64 copy, not all
+        channel = image[..., c]
+        if scale != 1.0:
+            channel = _resize_in_slabs(channel, scaled, scale)
         try:
-            windowed[..., c] = paper_window(image[..., c], variant)
+            windowed[..., c] = paper_window(channel[window], variant)
         except InputError as error:
             raise InputError(f"channel {c}: {error}") from None
+    if shared:
+        windowed[..., 1:] = windowed[..., :1]
     transform = SpatialTransform(
         variant=variant,
         input_shape=(slices, height, width),
@@ -352,6 +358,17 @@ def _paper(image: np.ndarray, mask: np.ndarray | None, variant: str, size: int) 
         crop=crop,
     )
     return Preprocessed(windowed, None if mask is None else np.array(mask, dtype=bool), transform)
+
+
+def _resize_in_slabs(channel: np.ndarray, shape: tuple[int, int], scale: float) -> np.ndarray:
+    """(S, H, W) -> (S, *shape) float64, cubic: in floating point, as the MATLAB code converts first, converted and
+    resized ``SLAB_SLICES`` slices at a time (no float64 copy of the whole input).
+    """
+    out = np.empty((len(channel), *shape))
+    for start in range(0, len(channel), SLAB_SLICES):
+        slab = channel[start : start + SLAB_SLICES].astype(np.float64)
+        out[start : start + SLAB_SLICES] = _resize_inplane(slab, shape, scale, "cubic")
+    return out
 
 
 def _port(image: np.ndarray, mask: np.ndarray | None, size: int, peak_percentile: float = 100.0) -> Preprocessed:
@@ -418,10 +435,10 @@ def _port(image: np.ndarray, mask: np.ndarray | None, size: int, peak_percentile
 
 def _robust_peak(inner: np.ndarray, peak: float, percentile: float) -> float:
     """``percentile`` of the volume's values (estimated on every second row and column, so no whole-volume copy is
-    made); ``peak``, the maximum, at 100."""
-    if percentile >= 100:
-        return peak
-    return float(np.percentile(inner[:, ::2, ::2], percentile))
+    made); ``peak``, the maximum, at 100 or where the percentile is not positive (a volume almost all background).
+    """
+    robust = float(np.percentile(inner[:, ::2, ::2], percentile)) if percentile < 100 else peak
+    return robust if robust > 0 else peak
 
 
 @functools.lru_cache(maxsize=32)
@@ -453,9 +470,6 @@ def _spline_resize_matrix(in_len: int, out_len: int) -> np.ndarray:
 def _extent(occupied: np.ndarray) -> tuple[int, int]:
     index = np.flatnonzero(occupied)
     return int(index[0]), int(index[-1]) + 1
-
-
-SLAB_SLICES = 16  # model-space slices mapped back to the input grid at a time: no whole-volume temporaries
 
 
 def _to_input_grid(volume: np.ndarray, transform: SpatialTransform, method: str) -> np.ndarray:

@@ -18,7 +18,7 @@ import numpy as np
 
 from flairseg.config import TASK_SPECS
 from flairseg.data import task_channels
-from flairseg.errors import InputError
+from flairseg.errors import ConfigError, InputError
 from flairseg.io import find_cases, read_case, read_label
 from flairseg.outputs import atomic_dir, check_output
 from flairseg.preprocess import preprocess_case
@@ -54,11 +54,16 @@ def preprocess_tree(
     missing: str = "copy-flair",
     overwrite: bool = False,
     quiet: bool = False,
+    peak_percentile: float = 100.0,
 ) -> PrepareResult:
-    """Preprocess every case under ``source`` into TIFF slices under ``out`` (created atomically)."""
+    """Preprocess every case under ``source`` into TIFF slices under ``out`` (created atomically);
+    ``peak_percentile`` as :class:`flairseg.config.PreprocessConfig` has it (the port variant only).
+    """
     import tifffile
     from tqdm import tqdm
 
+    if peak_percentile != 100 and (variant != "port" or not 90 <= peak_percentile <= 100):
+        raise ConfigError(f"--peak-percentile takes 90-100 with the port variant, not {peak_percentile} with {variant}")
     source = Path(source)
     if not source.exists():
         raise InputError(f"input {source} does not exist")
@@ -72,7 +77,9 @@ def preprocess_tree(
             brain = read_label(case, "_brain") if variant == "paper-abnormality" else None
             try:
                 channels = task_channels(case, "brain" if variant == "paper-brain" else "abnormality", missing)
-                result = preprocess_case(channels, case.mask, variant=variant, brain=brain)
+                result = preprocess_case(
+                    channels, case.mask, variant=variant, brain=brain, peak_percentile=peak_percentile
+                )
             except InputError as exc:
                 raise InputError(f"case {case.case_id}: {exc}") from None
             folder = tmp / case.case_id
