@@ -121,23 +121,30 @@ def rules_by_fold(cv: Path) -> dict[int, tuple[str, float]]:
     return {int(fold): (rule["rule"], rule["value"]) for fold, rule in record.items()}
 
 
-def _compare(model: str, data: Path, condition, oof: dict[str, float], threads: int | None) -> tuple[int, str, str]:
-    """MODEL's Dice on its own test cases under ``condition``, and the out-of-fold Dice on the same cases."""
+def own_test_dice(model: str, data: Path, condition, threads: int | None) -> dict[str, float]:
+    """MODEL's Dice on each case its JSON records as its test case (``split.test``), changed by ``condition``
+    (None: as given), predicted with MODEL's own settings and postprocessing.
+    """
     from flairseg.io import read_case
     from flairseg.predict import Segmenter
     from flairseg.released_models import resolve
 
     segmenter = Segmenter(resolve(model), threads=threads)
-    test = segmenter.metadata["split"]["test"]
-    own = []
-    for case_id in test:
+    dice = {}
+    for case_id in segmenter.metadata["split"]["test"]:
         given = read_case(data / case_id, masks="required")
         given = condition(given) if condition else given
         mask = segmenter(given).mask
-        own.append(dice_from_counts(int((mask & given.mask).sum()), int(mask.sum()), int(given.mask.sum())))
-    cv = [oof[c] for c in test]
+        dice[case_id] = dice_from_counts(int((mask & given.mask).sum()), int(mask.sum()), int(given.mask.sum()))
+    return dice
+
+
+def _compare(model: str, data: Path, condition, oof: dict[str, float], threads: int | None) -> tuple[int, str, str]:
+    """MODEL's Dice on its own test cases under ``condition``, and the out-of-fold Dice on the same cases."""
+    own = own_test_dice(model, data, condition, threads)
+    cv = [oof[c] for c in own]
     text = lambda v: f"{np.mean(v):.4f} / {np.median(v):.4f} / {np.min(v):.4f}"  # noqa: E731
-    return len(test), text(own), text(cv)
+    return len(own), text(list(own.values())), text(cv)
 
 
 def main() -> int:
