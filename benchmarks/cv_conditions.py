@@ -115,6 +115,14 @@ CONDITIONS = {
 }
 
 
+def chosen_conditions(parser: argparse.ArgumentParser, only: list[int] | None) -> dict:
+    """The conditions numbered ``only`` (1-based, in the order above; all when None); other numbers end the
+    command through ``parser``."""
+    if only and not set(only) <= set(range(1, len(CONDITIONS) + 1)):
+        parser.error(f"--only takes condition numbers 1-{len(CONDITIONS)}")
+    return {name: change for k, (name, change) in enumerate(CONDITIONS.items(), 1) if not only or k in only}
+
+
 def rules_by_fold(cv: Path) -> dict[int, tuple[str, float]]:
     """The rule ``flairseg cv`` postprocessed each fold with, chosen on the other folds (report/rules.json)."""
     record = json.loads((cv / "report" / "rules.json").read_text())
@@ -158,9 +166,7 @@ def main() -> int:
         "--only", type=int, nargs="+", help=f"run only these conditions (1-{len(CONDITIONS)}, in the order above)"
     )
     args = parser.parse_args()
-    if args.only and not set(args.only) <= set(range(1, len(CONDITIONS) + 1)):
-        parser.error(f"--only takes condition numbers 1-{len(CONDITIONS)}")
-    chosen = {n: c for k, (n, c) in enumerate(CONDITIONS.items(), 1) if not args.only or k in args.only}
+    chosen = chosen_conditions(parser, args.only)
     config = from_dict(TrainConfig, json.loads((fold_run(args.cv, 0) / "config.json").read_text()))
     rules = rules_by_fold(args.cv)
     lines = ["| input | cases | Dice mean | median | min | cases < 0.5 |", "|---|---|---|---|---|---|"]

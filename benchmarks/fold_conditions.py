@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from cv_conditions import CONDITIONS, own_test_dice
+from cv_conditions import chosen_conditions, own_test_dice
 
 
 def main() -> int:
@@ -31,21 +31,19 @@ def main() -> int:
     parser.add_argument("--only", type=int, nargs="+", default=[1, 4, 6, 7])
     parser.add_argument("--threads", type=int)
     args = parser.parse_args()
-    names = list(CONDITIONS)
-    if not set(args.only) <= set(range(1, len(names) + 1)):
-        parser.error(f"--only takes condition numbers 1-{len(names)}")
-    missing = [str(run / f"fold-{k}" / "best.json") for run in args.runs for k in args.folds]
-    missing = [m for m in missing if not Path(m).is_file()]
+    chosen = chosen_conditions(parser, args.only)
+    missing = [
+        model for run in args.runs for k in args.folds if not (model := run / f"fold-{k}" / "best.json").is_file()
+    ]
     if missing:
         parser.error(f"no trained fold model at {missing[0]}; train it with flairseg cv --fold K first")
-    chosen = [names[k - 1] for k in args.only]
     results = {}
     for run in args.runs:
         per = {name: {} for name in chosen}
         for fold in args.folds:
-            for name in chosen:
+            for name, change in chosen.items():
                 per[name].update(
-                    own_test_dice(str(run / f"fold-{fold}" / "best.json"), args.data, CONDITIONS[name], args.threads)
+                    own_test_dice(str(run / f"fold-{fold}" / "best.json"), args.data, change, args.threads)
                 )
             print(f"{run.name} fold {fold}: done", file=sys.stderr, flush=True)
         results[run] = per

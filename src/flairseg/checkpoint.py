@@ -221,8 +221,9 @@ MAX_SIZE = 1024  # the largest model grid a checkpoint may ask for (memory grows
 
 
 def preprocess_config(metadata: dict[str, Any]) -> PreprocessConfig:
-    """A checkpoint's preprocessing, range-checked: a known variant and missing-channel policy (checked as the
-    record is parsed), a finite mean, a positive finite std and a size of 16..MAX_SIZE."""
+    """A checkpoint's preprocessing, range-checked: a known variant and missing-channel policy and a peak
+    percentile the variant takes (checked as the record is parsed), a finite mean, a positive finite std and a
+    size of 16..MAX_SIZE."""
     try:
         config = from_dict(PreprocessConfig, metadata["preprocess"])
     except (KeyError, TypeError, AttributeError, ConfigError) as exc:
@@ -231,12 +232,6 @@ def preprocess_config(metadata: dict[str, Any]) -> PreprocessConfig:
         f"std {config.std!r} is not positive and finite" if not (math.isfinite(config.std) and config.std > 0) else "",
         f"mean {config.mean!r} is not finite" if not math.isfinite(config.mean) else "",
         f"size {config.size} is not in 16..{MAX_SIZE}" if not 16 <= config.size <= MAX_SIZE else "",
-        f"peak_percentile {config.peak_percentile!r} is not in [90, 100]"
-        if not 90 <= config.peak_percentile <= 100
-        else "",
-        f"peak_percentile {config.peak_percentile!r} is set for the {config.variant} variant, which has none"
-        if config.peak_percentile != 100 and config.variant != "port"
-        else "",
     ]
     problems = [p for p in problems if p]
     if problems:

@@ -87,6 +87,15 @@ class PreprocessConfig:
     # port; a lower one keeps a dim FLAIR whose scan has a few very bright voxels)
     peak_percentile: float = 100.0
 
+    def __post_init__(self) -> None:
+        """Refuse a ``peak_percentile`` outside 90-100, or one set for a variant that has no such cut."""
+        if not 90 <= self.peak_percentile <= 100:
+            raise ConfigError(f"peak_percentile {self.peak_percentile!r} is not in [90, 100]")
+        if self.peak_percentile != 100 and self.variant != "port":
+            raise ConfigError(
+                f"preprocess.peak_percentile is a setting of the port variant, not of {self.variant}; leave it at 100"
+            )
+
 
 @dataclass(frozen=True)
 class PostprocessConfig:
@@ -158,11 +167,6 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be {allowed}, not {value}")
         if self.lr <= 0 or not 0 < self.threshold < 1:
             raise ConfigError(f"lr must be > 0 and threshold in (0, 1), not lr={self.lr}, threshold={self.threshold}")
-        if self.preprocess.peak_percentile != 100 and self.preprocess.variant != "port":
-            raise ConfigError(
-                f"preprocess.peak_percentile is a setting of the port variant, not of {self.preprocess.variant}; "
-                "leave it at 100"
-            )
         if self.average_last > self.epochs:
             raise ConfigError(f"average_last ({self.average_last}) cannot exceed epochs ({self.epochs})")
 
@@ -196,7 +200,6 @@ TRAIN_RANGES: tuple[tuple[str, float | None, float | None], ...] = (
     ("model.features", 1, None),
     ("model.depth", 1, None),
     ("preprocess.size", 8, None),
-    ("preprocess.peak_percentile", 90, 100),
 )
 
 

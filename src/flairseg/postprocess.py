@@ -36,12 +36,12 @@ def _check_volume(mask: np.ndarray) -> np.ndarray:
 
 
 def _label_box(mask: np.ndarray, connectivity: int) -> tuple[np.ndarray, int, tuple[slice, ...]]:
-    """(labels, count, box): the components labelled inside the foreground's bounding box only, the box's
-    int32 labels instead of the whole volume's (a tumour's box is a small part of a large volume).
+    """(labels, count, box) of a checked (S, H, W) bool mask: the components labelled inside the foreground's
+    bounding box only, the box's int32 labels instead of the whole volume's (a tumour's box is a small part of a
+    large volume).
     """
     if connectivity not in CONNECTIVITIES:
         raise ConfigError(f"connectivity must be one of {CONNECTIVITIES}, not {connectivity}")
-    mask = _check_volume(mask)
     if not mask.any():
         return np.zeros((0, 0, 0), dtype=np.int32), 0, (slice(0, 0),) * 3
     spans = [np.flatnonzero(mask.any(axis=other)) for other in ((1, 2), (0, 2), (0, 1))]

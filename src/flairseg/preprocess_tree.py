@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from flairseg.config import TASK_SPECS
+from flairseg.config import TASK_SPECS, PreprocessConfig
 from flairseg.data import task_channels
 from flairseg.errors import ConfigError, InputError
 from flairseg.io import find_cases, read_case, read_label
@@ -62,8 +62,12 @@ def preprocess_tree(
     import tifffile
     from tqdm import tqdm
 
-    if peak_percentile != 100 and (variant != "port" or not 90 <= peak_percentile <= 100):
-        raise ConfigError(f"--peak-percentile takes 90-100 with the port variant, not {peak_percentile} with {variant}")
+    try:
+        PreprocessConfig(variant=variant, peak_percentile=peak_percentile)  # checks the pair
+    except ConfigError:
+        raise ConfigError(
+            f"--peak-percentile takes 90-100 with the port variant, not {peak_percentile} with {variant}"
+        ) from None
     source = Path(source)
     if not source.exists():
         raise InputError(f"input {source} does not exist")
