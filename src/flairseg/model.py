@@ -4,15 +4,18 @@
 stage), ``bottleneck``, ``decN``..``dec1`` (2x2 transposed convolution halving the
 channels, concatenation with the encoder map of the same size, two 3x3 convolutions),
 ``head`` (1x1 convolution to one channel). The sigmoid lives in the loss and the predictor.
-:class:`Ensemble` averages several U-Nets in probability and stands wherever one U-Net does.
+:class:`Ensemble` averages several U-Nets in probability and stands wherever one U-Net does;
+:func:`folded` makes either faster for inference.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from copy import deepcopy
 
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 
 def _double_conv(in_channels: int, out_channels: int, batch_norm: bool) -> nn.Sequential:
@@ -86,3 +89,23 @@ class Ensemble(nn.Module):
         """The chosen members: one U-Net for one index, else a smaller ensemble."""
         chosen = [self.members[i] for i in indices]
         return chosen[0] if len(chosen) == 1 else Ensemble(chosen)
+
+
+
+def folded(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` for inference with each batch normalisation folded into the convolution before it.
+
+    The same function (to float32 rounding), in half the passes over memory: under bfloat16
+    autocast every batch normalisation otherwise runs in float32 between two conversions, and
+    folding it made the released ensemble about 1.6x faster on a 2-core CPU
+    (``benchmarks/pipeline_speed.py``). The copy cannot be trained further.
+    """
+    copy = deepcopy(model).eval()
+    for block in copy.modules():
+        if not isinstance(block, nn.Sequential):
+            continue
+        for i in range(len(block) - 1):
+            if isinstance(block[i], nn.Conv2d) and isinstance(block[i + 1], nn.BatchNorm2d):
+                block[i] = fuse_conv_bn_eval(block[i], block[i + 1])
+                block[i + 1] = nn.Identity()
+    return copy

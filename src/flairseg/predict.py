@@ -50,7 +50,7 @@ from flairseg.io import (
     write_mask,
 )
 from flairseg.metrics import CaseMetrics, case_metrics
-from flairseg.model import Ensemble
+from flairseg.model import Ensemble, folded
 from flairseg.outputs import RUN_NAMES, PredictionFolder, ReportFolder, atomic_file, check_output, run_report
 from flairseg.postprocess import Component, select_components
 from flairseg.preprocess import strip_skull
@@ -104,7 +104,7 @@ class Segmenter:
             checkpoint.check_task(self.metadata, Path(model).name, task)
         else:
             self.model, self.metadata = checkpoint.load_model(model, task=task)
-            self.model = _members(self.model, folds, Path(model).name)
+            self.model = folded(_members(self.model, folds, Path(model).name))
             self.model.to(self.device, memory_format=torch.channels_last)
         if folds is not None and not isinstance(self.model, torch.nn.Module):
             raise InputError("--folds chooses members of an ensemble checkpoint; an ONNX export is one network")
