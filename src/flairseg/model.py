@@ -91,7 +91,6 @@ class Ensemble(nn.Module):
         return chosen[0] if len(chosen) == 1 else Ensemble(chosen)
 
 
-
 def folded(model: nn.Module) -> nn.Module:
     """A copy of ``model`` for inference with each batch normalisation folded into the convolution before it.
 
