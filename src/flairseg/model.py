@@ -94,10 +94,9 @@ class Ensemble(nn.Module):
 def folded(model: nn.Module) -> nn.Module:
     """A copy of ``model`` for inference with each batch normalisation folded into the convolution before it.
 
-    The same function (to float32 rounding), in half the passes over memory: under bfloat16
-    autocast every batch normalisation otherwise runs in float32 between two conversions, and
-    folding it made the released ensemble about 1.6x faster on a 2-core CPU
-    (``benchmarks/pipeline_speed.py``). The copy cannot be trained further.
+    The same function (to float32 rounding) in fewer passes over memory: under bfloat16 autocast
+    every batch normalisation otherwise runs in float32 between two conversions. The copy cannot
+    be trained further.
     """
     copy = deepcopy(model).eval()
     for block in copy.modules():
