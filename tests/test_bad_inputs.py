@@ -623,7 +623,7 @@ CATALOGUE = [
         "unknown-model",
         "a misspelt released model name",
         _unknown_model,
-        "abnormality-lgg-cp is neither a checkpoint file nor a released model; did you mean 'abnormality-lgg-cv5'?",
+        "abnormality-lgg-cp is neither a checkpoint file nor a released model; did you mean 'abnormality-lgg-cv5-v2'?",
     ),
     BadInput(
         "corrupt-weights",
