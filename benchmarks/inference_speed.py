@@ -29,7 +29,8 @@ SLICES_PER_CASE = 36
 def paired_seconds(
     variants: list[list[torch.nn.Module]], batch: torch.Tensor, bfloat16: bool, repeats: int
 ) -> list[list[float]]:
-    """Wall time of one batch through every member, for each variant in turn (A B A B ...), after warm-up."""
+    """Wall time of one batch through every member, for each variant in turn, after warm-up; the order
+    alternates (A B, B A, ...) so that neither variant always runs first."""
 
     def run(models: list[torch.nn.Module]) -> float:
         started = time.perf_counter()
@@ -44,8 +45,9 @@ def paired_seconds(
         for models in variants:
             run(models)
     times: list[list[float]] = [[] for _ in variants]
-    for _ in range(repeats):
-        for models, recorded in zip(variants, times):
+    for repeat in range(repeats):
+        order = list(zip(variants, times))
+        for models, recorded in order if repeat % 2 == 0 else reversed(order):
             recorded.append(run(models))
     return times
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from flairseg import checkpoint
 from flairseg.model import Ensemble, UNet, folded
 from flairseg.predict import Segmenter
 from flairseg.released_models import resolve
@@ -41,11 +42,39 @@ def test_folded_network_computes_what_the_original_computes(members: int, batch_
     assert got.shape == expected.shape == (5, 1, 32, 32)
     assert torch.allclose(got, expected, atol=1e-5)
     assert torch.allclose(channels_last, expected, atol=1e-5)
-    assert all(torch.equal(before[k], v) for k, v in original.state_dict().items())  # the original is untouched
+    assert before.keys() == original.state_dict().keys()  # the original is untouched
+    assert all(torch.equal(before[k], v) for k, v in original.state_dict().items())
 
 
-def test_segmenter_runs_the_released_ensemble_folded() -> None:
-    for folds, members in ((None, 5), ([2], 1)):
-        model = Segmenter(resolve(None), device="cpu", folds=folds).model
-        assert len(model.members) == members if isinstance(model, Ensemble) else members == 1
-        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+def test_folded_network_under_bfloat16_autocast_stays_within_its_rounding() -> None:
+    original = Ensemble([_trained_unet(seed, True) for seed in range(3)]).eval()
+    fast = folded(original)
+    x = torch.randn(4, 3, 32, 32)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        expected, got = torch.sigmoid(original(x).float()), torch.sigmoid(fast(x).float())
+    assert 0 < (got - expected).abs().max() < 0.05  # bfloat16 keeps 8 bits of mantissa: not bit-identical, close
+
+
+def test_folded_copy_is_frozen_and_keeps_the_weight_names() -> None:
+    original = _trained_unet(0, True)
+    fast = folded(original)
+    assert not any(p.requires_grad for p in fast.parameters())
+    assert all(p.requires_grad for p in original.parameters())
+    convolutions = {k for k in original.state_dict() if k.endswith(".weight") and original.state_dict()[k].dim() == 4}
+    assert convolutions <= set(fast.state_dict())
+
+
+def test_segmenter_runs_the_chosen_members_folded() -> None:
+    released = resolve(None)
+    ensemble, _ = checkpoint.load_model(released)
+    whole = Segmenter(released, device="cpu", precision="fp32").model
+    assert isinstance(whole, Ensemble) and len(whole.members) == 5
+    one = Segmenter(released, device="cpu", precision="fp32", folds=[2]).model
+    assert isinstance(one, UNet)
+    for model in (whole, one):
+        assert not model.training and not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    x = torch.randn(2, 3, 64, 64)
+    with torch.inference_mode():
+        expected = torch.sigmoid(ensemble.members[2].eval()(x))
+        assert torch.allclose(torch.sigmoid(one(x)), expected, atol=1e-5)
+        assert not torch.allclose(torch.sigmoid(ensemble.members[1](x)), expected, atol=1e-3)  # member 2, not another

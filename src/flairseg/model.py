@@ -94,11 +94,12 @@ class Ensemble(nn.Module):
 def folded(model: nn.Module) -> nn.Module:
     """A copy of ``model`` for inference with each batch normalisation folded into the convolution before it.
 
-    The same function (to float32 rounding) in fewer passes over memory: under bfloat16 autocast
-    every batch normalisation otherwise runs in float32 between two conversions. The copy cannot
-    be trained further.
+    The same function in float32 (to its rounding; under bfloat16 autocast the folded weights round
+    differently, within bfloat16's precision) in fewer passes over memory: under bfloat16 autocast
+    every batch normalisation otherwise runs in float32 between two conversions. The copy is frozen
+    (no gradients), for inference only.
     """
-    copy = deepcopy(model).eval()
+    copy = deepcopy(model).eval().requires_grad_(False)
     for block in copy.modules():
         if not isinstance(block, nn.Sequential):
             continue

@@ -72,6 +72,10 @@ class Segmenter:
             or 'bf16'; ONNX models always run in float32.
         folds: members of an ensemble checkpoint to use (None: all of them), e.g. [0] for the
             first fold's model alone.
+
+    ``model`` (attribute) is the network as it runs: the chosen members with batch normalisation
+    folded into their convolutions (:func:`flairseg.model.folded`), so its state dict is not the
+    checkpoint's.
     """
 
     def __init__(
