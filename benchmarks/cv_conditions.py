@@ -42,9 +42,10 @@ import SimpleITK as sitk
 from flairseg.config import TrainConfig, from_dict
 from flairseg.cv import fold_run, predict_held_out
 from flairseg.cases import Case
-from flairseg.io import read_label
+from flairseg.io import read_case, read_label
 from flairseg.metrics import dice_from_counts
 from flairseg.postprocess import select_components
+from flairseg.predict import Segmenter, load_model
 from flairseg.preprocess import strip_skull
 
 
@@ -129,15 +130,10 @@ def rules_by_fold(cv: Path) -> dict[int, tuple[str, float]]:
     return {int(fold): (rule["rule"], rule["value"]) for fold, rule in record.items()}
 
 
-def own_test_dice(model: str, data: Path, condition, threads: int | None) -> dict[str, float]:
-    """MODEL's Dice on each case its JSON records as its test case (``split.test``), changed by ``condition``
-    (None: as given), predicted with MODEL's own settings and postprocessing.
+def own_test_dice(segmenter: Segmenter, data: Path, condition) -> dict[str, float]:
+    """The segmenter's Dice on each case its JSON records as its test case (``split.test``), changed by
+    ``condition`` (None: as given), predicted with its own settings and postprocessing.
     """
-    from flairseg.io import read_case
-    from flairseg.predict import Segmenter
-    from flairseg.released_models import resolve
-
-    segmenter = Segmenter(resolve(model), threads=threads)
     dice = {}
     for case_id in segmenter.metadata["split"]["test"]:
         given = read_case(data / case_id, masks="required")
@@ -147,9 +143,10 @@ def own_test_dice(model: str, data: Path, condition, threads: int | None) -> dic
     return dice
 
 
-def _compare(model: str, data: Path, condition, oof: dict[str, float], threads: int | None) -> tuple[int, str, str]:
-    """MODEL's Dice on its own test cases under ``condition``, and the out-of-fold Dice on the same cases."""
-    own = own_test_dice(model, data, condition, threads)
+def _compare(segmenter: Segmenter, data: Path, condition, oof: dict[str, float]) -> tuple[int, str, str]:
+    """The compared model's Dice on its own test cases under ``condition``, and the out-of-fold Dice on the same
+    cases."""
+    own = own_test_dice(segmenter, data, condition)
     cv = [oof[c] for c in own]
     text = lambda v: f"{np.mean(v):.4f} / {np.median(v):.4f} / {np.min(v):.4f}"  # noqa: E731
     return len(own), text(list(own.values())), text(cv)
@@ -170,7 +167,7 @@ def main() -> int:
     config = from_dict(TrainConfig, json.loads((fold_run(args.cv, 0) / "config.json").read_text()))
     rules = rules_by_fold(args.cv)
     lines = ["| input | cases | Dice mean | median | min | cases < 0.5 |", "|---|---|---|---|---|---|"]
-    compared = []
+    compared, compared_model = [], load_model(args.compare, threads=args.threads) if args.compare else None
     for name, condition in chosen.items():
         held = predict_held_out(config, args.data, args.cv, threads=args.threads, condition=condition)
         dice = {}
@@ -186,8 +183,8 @@ def main() -> int:
             f"{int((values < 0.5).sum())} |"
         )
         print(lines[-1], flush=True)
-        if args.compare:
-            compared.append((name, *_compare(args.compare, args.data, condition, dice, args.threads)))
+        if compared_model is not None:
+            compared.append((name, *_compare(compared_model, args.data, condition, dice)))
     if compared:
         lines += [
             "",

@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 from cv_conditions import chosen_conditions, own_test_dice
 
+from flairseg.predict import load_model
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -41,10 +43,9 @@ def main() -> int:
     for run in args.runs:
         per = {name: {} for name in chosen}
         for fold in args.folds:
+            segmenter = load_model(run / f"fold-{fold}" / "best.json", threads=args.threads)
             for name, change in chosen.items():
-                per[name].update(
-                    own_test_dice(str(run / f"fold-{fold}" / "best.json"), args.data, change, args.threads)
-                )
+                per[name].update(own_test_dice(segmenter, args.data, change))
             print(f"{run.name} fold {fold}: done", file=sys.stderr, flush=True)
         results[run] = per
         Path(f"{run}_fold_conditions.json").write_text(json.dumps(per, indent=1))
