@@ -124,6 +124,20 @@ def test_flair_only_slice_is_what_a_flair_only_input_gives() -> None:
     assert (flair.inputs[5][0] == flair.inputs[5][1]).all()
 
 
+def test_prediction_inputs_leave_the_labels_on_the_case_grid() -> None:
+    from flairseg.config import PreprocessConfig
+    from flairseg.data import prepare_case
+    from flairseg.io import read_case, sample_case_path
+    from flairseg.predict import load_model
+
+    case = read_case(sample_case_path())
+    for_training = prepare_case(case, "abnormality", PreprocessConfig(size=64))
+    for_prediction = prepare_case(case, "abnormality", PreprocessConfig(size=64), target=False)
+    assert for_training.target is not None and for_training.target.any() and for_prediction.target is None
+    assert (for_prediction.inputs == for_training.inputs).all() and (for_prediction.truth == case.mask).all()
+    assert load_model().prepare(case).target is None  # what predict runs: no resized labels
+
+
 def test_skull_strip_augmentation_takes_the_same_input_slice() -> None:
     from flairseg.config import PreprocessConfig
     from flairseg.data import prepare_case

@@ -15,6 +15,7 @@ from flairseg.preprocess import (
     _nearest_index,
     _resize_inplane,
     _resize_weights,
+    _spline_resize_matrix,
     invert_mask,
     invert_probability,
     paper_window,
@@ -330,6 +331,16 @@ def test_port_separable_resize_equals_the_plain_definition(shape: tuple[int, int
     result = preprocess_case(image, variant="port", size=64)
     assert result.image.dtype == np.float32
     np.testing.assert_allclose(result.image, _port_reference(image), atol=2e-4)
+
+
+def test_port_resize_of_a_lone_pixel_makes_no_subnormal_values() -> None:
+    # the row pass spreads a pixel into the spline's far tails, the column pass multiplies tail by tail: kept
+    # down to 1e-38, those products underflow to subnormal floats, which x86 multiplies many times slower
+    matrix = _spline_resize_matrix(226, 256)
+    plane = np.zeros((226, 226), dtype=np.float32)
+    plane[0, 0] = 1.0
+    resized = matrix @ plane @ matrix.T
+    assert np.abs(resized[resized != 0]).min() >= np.finfo(np.float32).tiny
 
 
 def test_port_rejects_empty_or_thin_volumes() -> None:

@@ -133,13 +133,19 @@ def neighbour_slices(volume: np.ndarray, fill: float) -> np.ndarray:
     return np.stack([padded[:-2], padded[1:-1], padded[2:]], axis=1)
 
 
-def prepare_case(case: Case, task: str, preprocess: PreprocessConfig, brain: np.ndarray | None = None) -> Prepared:
-    """Turn a case into standardised model inputs (and labels), keeping the inverse transform."""
+def prepare_case(
+    case: Case, task: str, preprocess: PreprocessConfig, brain: np.ndarray | None = None, target: bool = True
+) -> Prepared:
+    """Turn a case into standardised model inputs (and labels), keeping the inverse transform.
+
+    ``target=False`` keeps the labels on the case's own grid only (``truth``): prediction has no use for them in
+    model space, so they are not resized.
+    """
     channels = task_channels(case, task, preprocess.missing)
     try:
         result = preprocess_case(
             channels,
-            case.mask,
+            case.mask if target else None,
             variant=preprocess.variant,
             size=preprocess.size,
             brain=brain,

@@ -141,7 +141,7 @@ class Segmenter:
 
     def prepare(self, case: Case, brain: np.ndarray | None = None) -> Prepared:
         """The case as this model's input (its preprocessing), checked against the channels it expects."""
-        prepared = prepare_case(case, self.task, self.preprocess, brain=brain)
+        prepared = prepare_case(case, self.task, self.preprocess, brain=brain, target=False)
         if prepared.inputs.shape[1] != self.in_channels:
             raise InputError(
                 f"case {case.case_id} gives {prepared.inputs.shape[1]} input channels; the model expects "
