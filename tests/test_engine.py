@@ -149,6 +149,28 @@ def test_fine_tune_from_checkpoint(trained: Path, phantoms: Path, tmp_path: Path
     assert not all(torch.equal(before[k], after[k]) for k in before)
 
 
+def test_fine_tune_stopped_before_its_first_checkpoint_resumes_from_its_init(
+    trained: Path, phantoms: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    init = ("--init", str(trained / "best.json"))
+    assert _train(phantoms, tmp_path / "whole", 1, 2, *init, *TINY) == 0
+    stopped = tmp_path / "stopped"
+    assert _train(phantoms, stopped, 1, 2, *init, *TINY) == 0
+    for path in stopped.iterdir():  # what a run killed in its first epoch holds
+        if path.name not in ("config.json", "split.json", "start.json", "log.csv"):
+            path.unlink()
+    (stopped / "log.csv").write_text((stopped / "log.csv").read_text().splitlines()[0] + "\n")
+    assert json.loads((stopped / "start.json").read_text())["init"] == str((trained / "best.json").resolve())
+    capsys.readouterr()
+    assert _train(phantoms, stopped, 1, 2, "--init", str(stopped / "../whole/best.json"), "--resume", *TINY) == 1
+    assert "started from" in capsys.readouterr().err  # another --init may not replace the run's own
+    assert _train(phantoms, stopped, 1, 2, "--resume", *TINY) == 0  # no --init: the recorded one
+    whole, _ = checkpoint.read(tmp_path / "whole" / "best")
+    resumed, meta = checkpoint.read(stopped / "best")
+    assert meta["metrics"]["val_dice_mean"] > 0.5  # from the trained weights, not from scratch
+    assert all(torch.allclose(whole[k].float(), resumed[k].float(), atol=1e-6) for k in whole)
+
+
 def test_fine_tune_the_abnormality_task_from_the_released_brain_model(phantoms: Path, tmp_path: Path) -> None:
     out = tmp_path / "from-brain"
     assert (

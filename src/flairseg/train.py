@@ -34,6 +34,7 @@ from flairseg.model import UNet
 from flairseg.outputs import atomic_dir, check_output
 
 LOG_FIELDS = ("epoch", "train_loss", "val_dice_mean", "val_dice_median", "best_epoch", "seconds")
+START_FILE = "start.json"  # the weights a run started from: a resumed run starts from them too
 
 
 @dataclass(frozen=True)
@@ -237,13 +238,46 @@ def _plan_run(out: Path, config: TrainConfig, case_ids: list[str], resume: bool)
     return config, make_split(case_ids, config.scheme, config.folds, config.fold, config.validation_cases, config.seed)
 
 
-def _create_run(out: Path, config: TrainConfig, split: Split, world: distributed.World) -> None:
-    """Rank 0 makes the run folder with config.json and split.json, once every rank has checked its data."""
+def _start_record(init_from: str | os.PathLike | None, init_member: int | None) -> dict[str, object]:
+    """What start.json holds: the checkpoint a run's weights start from (None: random) and its ensemble member."""
+    if init_from is None:
+        return {"init": None, "member": None}
+    return {"init": str(checkpoint.paths_of(init_from)[1].resolve()), "member": init_member}
+
+
+def _starting_point(
+    out: Path, init_from: str | os.PathLike | None, init_member: int | None, resume: bool
+) -> tuple[str | os.PathLike | None, int | None]:
+    """The weights the run starts from: ``init_from`` for a new run; for a resumed one, those its start.json
+    records (a run stopped before its first checkpoint starts again from them), which another --init may not replace.
+    """
+    if not resume or not (out / START_FILE).is_file():
+        return init_from, init_member  # a new run, or one made before runs recorded their start
+    try:
+        recorded = json.loads((out / START_FILE).read_text())
+        start, member = recorded["init"], recorded["member"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise InputError(f"{out / START_FILE} is unreadable; train the run again with --overwrite") from None
+    if init_from is not None and _start_record(init_from, init_member) != recorded:
+        raise InputError(
+            f"run {out} started from {start or 'random weights'}"
+            f"{'' if member is None else f' (member {member})'}; resume it with that --init or none"
+        )
+    return start, member
+
+
+def _create_run(
+    out: Path, config: TrainConfig, split: Split, start: dict[str, object], world: distributed.World
+) -> None:
+    """Rank 0 makes the run folder with config.json, split.json and start.json, once every rank has checked its
+    data.
+    """
     distributed.barrier(world)
     if world.is_main:
-        with atomic_dir(out) as tmp:  # the folder appears with both files or not at all
+        with atomic_dir(out) as tmp:  # the folder appears with all three files or not at all
             (tmp / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
             save_split(split, tmp / "split.json")
+            (tmp / START_FILE).write_text(json.dumps(start, indent=2))
     distributed.barrier(world)
 
 
@@ -287,12 +321,11 @@ def train(
     torch_device, world = _device_and_world(torch_device)
     quiet = quiet or not world.is_main
     config, split = _plan_run(out, config, sorted(paths), resume)
+    init_from, init_member = _starting_point(out, init_from, init_member, resume)
     cases = _training_cases(paths, split, config, quiet, data)
-    if not resume:
-        _create_run(out, config, split, world)  # only now: bad data leave no half-made run folder behind
-    model, optimizer, state = _model_and_state(
-        config, out, init_from if not resume else None, init_member, resume, torch_device, quiet
-    )
+    if not resume:  # only now: bad data leave no half-made run folder behind
+        _create_run(out, config, split, _start_record(init_from, init_member), world)
+    model, optimizer, state = _model_and_state(config, out, init_from, init_member, resume, torch_device, quiet)
     net = model  # channels-last above: about 1.8x faster convolutions on CPU (benchmarks/)
     if world.size > 1:
         net = torch.nn.parallel.DistributedDataParallel(
@@ -391,10 +424,13 @@ def _model_and_state(
     if config.deterministic:  # CPU kernels are deterministic already; on GPU this trades speed for bitwise repeats
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
-    model = _initial_model(config, init_from, init_member).to(device, memory_format=torch.channels_last)
+    resumed = resume and checkpoint.paths_of(out / "last")[1].is_file()
+    # a run stopped before its first checkpoint starts again from its starting weights
+    model = _initial_model(config, None if resumed else init_from, init_member)
+    model = model.to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     state = checkpoint.TrainingState()
-    if resume and checkpoint.paths_of(out / "last")[1].is_file():
+    if resumed:
         state = checkpoint.load_training_state(out / "last", model, optimizer)
         if not quiet:
             print(f"resuming {out} after epoch {state.epoch + 1} of {config.epochs}", file=sys.stderr)
