@@ -225,9 +225,9 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     train = commands.add_parser(
         "train",
         help="train a U-Net (abnormality or brain) with patient-level folds; resumable; torchrun for N processes",
-        description="Train on the cases under DATA into the run folder OUTPUT (config.json, split.json, start.json, log.csv, "
-        "best and last checkpoints). Run the same command under `torchrun --nproc-per-node N -m flairseg train ...` "
-        "for data-parallel training.",
+        description="Train on the cases under DATA into the run folder OUTPUT (config.json, split.json, start.json, "
+        "log.csv, best and last checkpoints). Run the same command under "
+        "`torchrun --nproc-per-node N -m flairseg train ...` for data-parallel training.",
     )
     train.add_argument("-o", "--output", required=True, metavar="RUN", help="run folder")
     _add_recipe(train)
