@@ -402,6 +402,22 @@ def _resume_other_epochs(tmp: Path) -> list[str]:
     return ["train", "--data", str(_case(tmp).parent), "-o", str(tmp / "old"), "--resume", "--epochs", "5", "--quiet"]
 
 
+def _resume_from_another_init(tmp: Path) -> list[str]:
+    import dataclasses
+    import json
+
+    from flairseg.config import TrainConfig
+    from flairseg.data import Split, save_split
+
+    data = _case(tmp).parent
+    (tmp / "old").mkdir()
+    (tmp / "old" / "config.json").write_text(json.dumps(dataclasses.asdict(TrainConfig())))
+    save_split(Split("kfold", 5, 0, 0, ("CASE",), (), ()), tmp / "old" / "split.json")
+    (tmp / "old" / "start.json").write_text(json.dumps({"init": str(tmp / "a" / "best.json"), "member": None}))
+    save_model(UNet(), ModelConfig(), PreprocessConfig(), tmp / "b" / "best", task="abnormality")
+    return ["train", "--data", str(data), "-o", str(tmp / "old"), "--resume", "--init", str(tmp / "b" / "best.json")]
+
+
 def _prediction_off_its_truth(tmp: Path) -> list[str]:
     mask = np.zeros((8, 8, 4), np.uint8)
     mask[2:5, 2:5, 1:3] = 1
@@ -715,6 +731,12 @@ CATALOGUE = [
         "a training run folder that holds the --init checkpoint, with --overwrite",
         _train_over_its_init,
         "output TMP/old overlaps the input TMP/old/best.safetensors; choose an output path outside the inputs",
+    ),
+    BadInput(
+        "resume-from-another-init",
+        "resuming a fine-tuning run with another --init checkpoint",
+        _resume_from_another_init,
+        "run TMP/old started from TMP/a/best.json; resume it with that --init or none",
     ),
     BadInput(
         "empty-output",
