@@ -474,6 +474,29 @@ def _one_bad_header_of_three(tmp: Path) -> list[str]:
     return _predict(tmp, tmp / "in", "--model", str(_zero_checkpoint(tmp)))
 
 
+def _tampered_checkpoint(tmp: Path, key: str, value: object) -> Path:
+    import json
+
+    model = _zero_checkpoint(tmp)
+    meta = json.loads(model.read_text())
+    meta[key] = value
+    model.write_text(json.dumps(meta))
+    return model
+
+
+def _onnx_off_its_graph(tmp: Path) -> list[str]:
+    import onnx
+
+    from flairseg.export import export_onnx
+
+    export_onnx(_zero_checkpoint(tmp), tmp / "m.onnx")
+    exported = onnx.load(str(tmp / "m.onnx"))
+    entry = exported.metadata_props[0]
+    entry.value = entry.value.replace('"size": 256', '"size": 64')
+    onnx.save(exported, str(tmp / "m.onnx"))
+    return _predict(tmp, _case(tmp), "--model", str(tmp / "m.onnx"))
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -854,6 +877,25 @@ CATALOGUE = [
         "TMP/old was planned for 3 epochs and resumes to that; to train longer, start a new run from its weights: "
         "flairseg train ... --init TMP/old/best.json",
     ),
+    BadInput(
+        "checkpoint-unknown-task",
+        "a checkpoint whose JSON was edited to an unknown task",
+        lambda t: _predict(t, _case(t), "--model", str(_tampered_checkpoint(t, "task", "foo"))),
+        "checkpoint m.json is for task 'foo'; flairseg knows abnormality, brain",
+    ),
+    BadInput(
+        "onnx-size-off-its-graph",
+        "an ONNX export whose metadata asks for another input size than its graph takes",
+        _onnx_off_its_graph,
+        "TMP/m.onnx declares input ['batch', 3, 256, 256], but its metadata asks for 3 channels of 64x64; export "
+        "the checkpoint again",
+    ),
+    BadInput(
+        "train-size-off-the-grid",
+        "a model input size the U-Net cannot halve at each of its levels",
+        lambda t: _train_with(t, "--set", "preprocess.size=40"),
+        "preprocess.size 40 is not a multiple of 2**model.depth = 16; the U-Net halves it at every level",
+    ),
 ]
 
 
@@ -932,6 +974,27 @@ def test_numeric_options_are_range_checked_where_parsed(
         stop.value.code == 2 and "error: argument" in err[-1] and ("at least 1" in err[-1] or "whole number" in err[-1])
     )
     assert not (tmp_path / "OUT").exists()
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("preprocess.size=8", "preprocess.size 8 is not in 16..1024"),
+        ("preprocess.size=2048", "preprocess.size 2048 is not in 16..1024"),
+        ("seed=-1", "seed must be >= 0, not -1"),
+        ("lr=inf", "lr must be > 0 and threshold in (0, 1), not lr=inf"),
+        ("weight_decay=nan", "weight_decay must be >= 0, not nan"),
+        ("preprocess.std=0", "preprocess.std 0.0 is not positive and finite in float32"),
+        ("preprocess.mean=1e308", "preprocess.mean 1e+308 is not finite in float32"),
+    ],
+)
+def test_train_settings_are_range_checked_before_anything_is_written(
+    setting: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(_train_with(tmp_path, "--set", setting)) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("flairseg: error: ") and message in err and "\n" not in err
+    assert not (tmp_path / "run").exists()
 
 
 def test_operating_system_errors_end_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

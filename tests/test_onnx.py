@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -103,3 +106,53 @@ def test_export_and_onnx_input_errors_are_one_line(
         err = capsys.readouterr().err.strip()
         assert err.startswith("flairseg: error:") and message in err and "\n" not in err
     assert not (tmp_path / "p1").exists() and not (tmp_path / "model.pt").exists()
+
+
+def _with_metadata(exported: Path, out: Path, text: str) -> Path:
+    model = onnx.load(str(exported))
+    for entry in model.metadata_props:
+        if entry.key == "flairseg":
+            entry.value = text
+    onnx.save(model, str(out))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda meta: '{"model":', "'flairseg' metadata is not valid JSON"),
+        (lambda meta: json.dumps({k: v for k, v in meta.items() if k != "model"}), "model must be a mapping"),
+        (lambda meta: "[1]", "holds no model description"),
+        (
+            lambda meta: json.dumps({**meta, "preprocess": {**meta["preprocess"], "size": 64}}),
+            "declares input ['batch', 3, 256, 256], but its metadata asks for 3 channels of 64x64",
+        ),
+    ],
+)
+def test_edited_onnx_metadata_is_refused_in_one_line(
+    exported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], edit: Callable[[dict], str], message: str
+) -> None:
+    meta = json.loads(onnx.load(str(exported)).metadata_props[0].value)
+    edited = _with_metadata(exported, tmp_path / "edited.onnx", edit(meta))
+    assert main(["predict", "-i", str(sample_case_path()), "-o", str(tmp_path / "p"), "--model", str(edited)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("flairseg: error:") and message in err and "\n" not in err
+    assert not (tmp_path / "p").exists()
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [("size", 100000, "size 100000 is not in 16..1024"), ("mean", 1e308, "mean 1e+308 is not finite in float32")],
+)
+def test_export_checks_the_checkpoint_record(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], key: str, value: float, message: str
+) -> None:
+    source = resolve(None)
+    for suffix in (".json", ".safetensors"):
+        shutil.copy(source.with_suffix(suffix), tmp_path / f"m{suffix}")
+    meta = json.loads((tmp_path / "m.json").read_text())
+    meta["preprocess"][key] = value
+    (tmp_path / "m.json").write_text(json.dumps(meta))
+    assert main(["export", "--onnx", "--model", str(tmp_path / "m.json"), "-o", str(tmp_path / "m.onnx")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err and not (tmp_path / "m.onnx").exists()

@@ -136,3 +136,27 @@ def test_models_command_names_the_licence_and_the_citation(capsys: pytest.Captur
     citation = (root / "CITATION.cff").read_text()
     assert f"version: {__version__}\n" in citation and "10.1016/j.compbiomed.2019.05.002" in citation
     assert (root / "LICENSE").read_text().startswith("MIT License")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("format_version", "2", "format version '2'; a checkpoint's format version is a whole number"),
+        ("format_version", None, "format version None"),
+        ("task", "foo", "is for task 'foo'; flairseg knows abnormality, brain"),
+        ("task", None, "is for task None"),
+        ("model", [1, 2], r"model must be a mapping of ModelConfig fields, not \[1, 2\]"),
+        ("model", {"depth": -1}, "model.depth -1 is not a whole number >= 1"),
+        ("model", {"depth": 7}, "preprocess.size 64 is not a multiple of 2\\*\\*model.depth = 128"),
+        ("members", "five", "members 'five'"),
+    ],
+)
+def test_tampered_checkpoint_records_are_refused(fake_package: Path, key: str, value: object, message: str) -> None:
+    from flairseg.predict import Segmenter
+
+    path = fake_package / "tiny.json"
+    meta = json.loads(path.read_text())
+    meta[key] = {**meta[key], **value} if isinstance(value, dict) else value
+    path.write_text(json.dumps(meta))
+    with pytest.raises(WeightsError, match=message):
+        Segmenter(path)

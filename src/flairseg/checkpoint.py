@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from flairseg.config import ModelConfig, PostprocessConfig, PreprocessConfig, from_dict
+from flairseg.config import TASKS, ModelConfig, PostprocessConfig, PreprocessConfig, check_grid, from_dict
 from flairseg.errors import ConfigError, WeightsError
 from flairseg.model import Ensemble, UNet
 from flairseg.outputs import atomic_file
@@ -111,8 +111,7 @@ def read(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, An
         raise WeightsError(f"{json_path} is not valid JSON") from None
     if not isinstance(metadata, dict) or "sha256" not in metadata:
         raise WeightsError(f"{json_path} is not a flairseg checkpoint description (no sha256)")
-    if metadata.get("format_version", 0) > FORMAT_VERSION:
-        raise WeightsError(f"{json_path} has format version {metadata['format_version']}; upgrade flairseg to read it")
+    check_format_version(metadata, str(json_path))
     with tensor_path.open("rb") as handle:
         if handle.read(4).startswith(_PICKLE_MAGIC):
             raise WeightsError(f"{tensor_path} is a pickle file, not safetensors; flairseg never unpickles")
@@ -127,6 +126,20 @@ def read(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, An
     except Exception as exc:  # safetensors raises its own error types for malformed files
         raise WeightsError(f"cannot read {tensor_path}: {exc}") from None
     return tensors, metadata
+
+
+def check_format_version(metadata: dict[str, Any], what: str) -> None:
+    """Refuse a format version that is not a whole number from 1, or one newer than this flairseg reads (a record
+    without one predates versioning)."""
+    version = metadata.get("format_version", FORMAT_VERSION)
+    if not _is_int(version) or version < 1:
+        raise WeightsError(f"{what} has format version {version!r}; a checkpoint's format version is a whole number")
+    if version > FORMAT_VERSION:
+        raise WeightsError(f"{what} has format version {version}; upgrade flairseg to read it")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass
@@ -202,14 +215,14 @@ def load_model(path: str | os.PathLike, task: str | None = None) -> tuple[nn.Mod
     a model of another ``task``.
     """
     tensors, metadata = read(path)
+    check_metadata(metadata, f"checkpoint {Path(path).name}")
     check_task(metadata, f"checkpoint {Path(path).name}", task)
+    config, members = model_config(metadata), metadata.get("members", 0)
     try:
-        config = from_dict(ModelConfig, metadata["model"])
-        members = int(metadata.get("members", 0))
         unet = lambda: UNet(**dataclasses.asdict(config))  # noqa: E731
         model: nn.Module = Ensemble([unet() for _ in range(members)]) if members else unet()
         model.load_state_dict(tensors, strict=True)
-    except (KeyError, ValueError, TypeError, ConfigError, RuntimeError) as exc:
+    except (ValueError, RuntimeError) as exc:
         raise WeightsError(
             f"checkpoint {Path(path).name} does not match its architecture: {str(exc).splitlines()[0]}"
         ) from None
@@ -217,26 +230,57 @@ def load_model(path: str | os.PathLike, task: str | None = None) -> tuple[nn.Mod
     return model, metadata
 
 
-MAX_SIZE = 1024  # the largest model grid a checkpoint may ask for (memory grows with its square)
+def check_metadata(metadata: Any, what: str) -> dict[str, Any]:
+    """A model's record (a checkpoint's JSON or an ONNX export's metadata), checked field by field before anything
+    uses it: the format version, a known task, the architecture, the preprocessing (and that the U-Net can halve its
+    input ``depth`` times), the ensemble size, the threshold and the component rule. Returns it."""
+    if not isinstance(metadata, dict):
+        raise WeightsError(f"{what} holds no model description (a JSON object)")
+    check_format_version(metadata, what)
+    task = metadata.get("task", "abnormality")
+    if task not in TASKS:
+        raise WeightsError(f"{what} is for task {task!r}; flairseg knows {', '.join(TASKS)}")
+    members = metadata.get("members", 0)
+    if not _is_int(members) or members < 0:
+        raise WeightsError(f"{what} has members {members!r}; an ensemble size is a whole number >= 0")
+    try:
+        check_grid(model_config(metadata), preprocess_config(metadata))
+    except ConfigError as exc:
+        raise WeightsError(f"{what} has an invalid record: {exc}") from None
+    threshold_of(metadata)
+    postprocess_config(metadata)
+    return metadata
+
+
+def model_config(metadata: dict[str, Any]) -> ModelConfig:
+    """A checkpoint's architecture: known keys, whole numbers of at least 1 (channels, features, depth)."""
+    record = metadata.get("model")
+    try:
+        if not isinstance(record, dict):
+            raise ConfigError(f"model must be a mapping of ModelConfig fields, not {record!r}")
+        config = from_dict(ModelConfig, record, prefix="model.")
+    except ConfigError as exc:
+        raise WeightsError(f"the checkpoint's architecture record is invalid: {exc}") from None
+    for name in ("in_channels", "features", "depth"):
+        value = record.get(name, getattr(config, name))
+        if not _is_int(value) or value < 1:
+            raise WeightsError(
+                f"the checkpoint's architecture record is invalid: model.{name} {value!r} is not a whole number >= 1"
+            )
+    return config
 
 
 def preprocess_config(metadata: dict[str, Any]) -> PreprocessConfig:
-    """A checkpoint's preprocessing, range-checked: a known variant and missing-channel policy and a peak
-    percentile the variant takes (checked as the record is parsed), a finite mean, a positive finite std and a
-    size of 16..MAX_SIZE."""
+    """A checkpoint's preprocessing, range-checked as any recipe's is (:class:`~flairseg.config.PreprocessConfig`):
+    a known variant and missing-channel policy, a peak percentile the variant takes, a finite mean, a positive finite
+    std and a size of 16..MAX_SIZE."""
+    record = metadata.get("preprocess")
     try:
-        config = from_dict(PreprocessConfig, metadata["preprocess"])
-    except (KeyError, TypeError, AttributeError, ConfigError) as exc:
+        if not isinstance(record, dict):
+            raise ConfigError(f"preprocess must be a mapping of PreprocessConfig fields, not {record!r}")
+        return from_dict(PreprocessConfig, record)
+    except ConfigError as exc:
         raise WeightsError(f"the checkpoint's preprocessing record is invalid: {exc}") from None
-    problems = [
-        f"std {config.std!r} is not positive and finite" if not (math.isfinite(config.std) and config.std > 0) else "",
-        f"mean {config.mean!r} is not finite" if not math.isfinite(config.mean) else "",
-        f"size {config.size} is not in 16..{MAX_SIZE}" if not 16 <= config.size <= MAX_SIZE else "",
-    ]
-    problems = [p for p in problems if p]
-    if problems:
-        raise WeightsError(f"the checkpoint's preprocessing record is invalid: {'; '.join(problems)}")
-    return config
 
 
 def threshold_of(metadata: dict[str, Any]) -> float:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -51,6 +52,10 @@ class TaskSpec:
     components: bool
 
 
+MAX_SIZE = 1024  # the largest model grid a recipe or checkpoint may ask for (memory grows with its square)
+MIN_SIZE = 16
+FLOAT32_MAX, FLOAT32_TINY = 3.4028234663852886e38, 1.1754943508222875e-38  # its largest and least normal
+
 TASK_SPECS: dict[str, TaskSpec] = {
     "abnormality": TaskSpec(label_suffix="_mask", label="tumour", components=True),
     "brain": TaskSpec(label_suffix="_brain", label="brain", components=False),
@@ -88,7 +93,14 @@ class PreprocessConfig:
     peak_percentile: float = 100.0
 
     def __post_init__(self) -> None:
-        """Refuse a ``peak_percentile`` outside 90-100, or one set for a variant that has no such cut."""
+        """Refuse a size outside 16..MAX_SIZE, a mean or std (positive) that is not finite in float32, a
+        ``peak_percentile`` outside 90-100, or one set for a variant that has no such cut."""
+        if not MIN_SIZE <= self.size <= MAX_SIZE:
+            raise ConfigError(f"preprocess.size {self.size} is not in {MIN_SIZE}..{MAX_SIZE}")
+        if not abs(self.mean) <= FLOAT32_MAX:  # the inputs are standardised in float32
+            raise ConfigError(f"preprocess.mean {self.mean!r} is not finite in float32")
+        if not FLOAT32_TINY <= self.std <= FLOAT32_MAX:
+            raise ConfigError(f"preprocess.std {self.std!r} is not positive and finite in float32")
         if not 90 <= self.peak_percentile <= 100:
             raise ConfigError(f"peak_percentile {self.peak_percentile!r} is not in [90, 100]")
         if self.peak_percentile != 100 and self.variant != "port":
@@ -162,13 +174,23 @@ class TrainConfig:
         """Refuse values no run can use, whichever way they came (command line, recipe, --set)."""
         for name, low, high in TRAIN_RANGES:
             value = _lookup(self, name)
-            if not (low is None or value >= low) or not (high is None or value <= high):
+            if not math.isfinite(value) or not (low is None or value >= low) or not (high is None or value <= high):
                 allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
                 raise ConfigError(f"{name} must be {allowed}, not {value}")
-        if self.lr <= 0 or not 0 < self.threshold < 1:
+        if not (math.isfinite(self.lr) and self.lr > 0) or not 0 < self.threshold < 1:
             raise ConfigError(f"lr must be > 0 and threshold in (0, 1), not lr={self.lr}, threshold={self.threshold}")
         if self.average_last > self.epochs:
             raise ConfigError(f"average_last ({self.average_last}) cannot exceed epochs ({self.epochs})")
+        check_grid(self.model, self.preprocess)
+
+
+def check_grid(model: ModelConfig, preprocess: PreprocessConfig) -> None:
+    """Refuse a model input the U-Net cannot halve ``depth`` times: its size must be a multiple of 2**depth."""
+    if preprocess.size % 2**model.depth:
+        raise ConfigError(
+            f"preprocess.size {preprocess.size} is not a multiple of 2**model.depth = {2**model.depth}; the U-Net "
+            "halves it at every level"
+        )
 
 
 # (setting, lowest, highest allowed); None: unbounded
@@ -177,6 +199,7 @@ TRAIN_RANGES: tuple[tuple[str, float | None, float | None], ...] = (
     ("batch_size", 1, None),
     ("folds", 2, None),
     ("fold", 0, None),
+    ("seed", 0, None),
     ("validation_cases", 0, None),
     ("steps_per_epoch", 0, None),
     ("warmup_steps", 0, None),
@@ -199,7 +222,6 @@ TRAIN_RANGES: tuple[tuple[str, float | None, float | None], ...] = (
     ("model.in_channels", 1, None),
     ("model.features", 1, None),
     ("model.depth", 1, None),
-    ("preprocess.size", 8, None),
 )
 
 

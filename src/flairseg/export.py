@@ -39,8 +39,8 @@ def export_onnx(
     sources = checkpoint.paths_of(model)
     out_path = check_output(out_path, list(sources), overwrite)
     network, metadata = checkpoint.load_model(model, task=task)
-    size = int(metadata["preprocess"]["size"])
-    example = torch.zeros(1, int(metadata["model"]["in_channels"]), size, size)
+    size = checkpoint.preprocess_config(metadata).size
+    example = torch.zeros(1, checkpoint.model_config(metadata).in_channels, size, size)
     with atomic_file(out_path) as tmp:
         torch.onnx.export(
             network,

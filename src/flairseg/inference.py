@@ -16,6 +16,7 @@ import threadpoolctl
 import torch
 from torch import nn
 
+from flairseg import checkpoint
 from flairseg.config import PRECISIONS, PostprocessConfig
 from flairseg.data import Prepared
 from flairseg.errors import ConfigError, WeightsError
@@ -70,6 +71,15 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
 ONNX_METADATA_KEY = "flairseg"  # the ONNX metadata property holding the checkpoint's JSON
 
 
+def _onnx_metadata(text: str, path: str | os.PathLike) -> dict[str, Any]:
+    """An ONNX export's ``flairseg`` metadata, parsed and checked as a checkpoint's JSON is."""
+    try:
+        metadata = json.loads(text)
+    except json.JSONDecodeError:
+        raise WeightsError(f"{path}: its {ONNX_METADATA_KEY!r} metadata is not valid JSON") from None
+    return checkpoint.check_metadata(metadata, str(path))
+
+
 class OnnxModel:
     """A network exported by ``flairseg export --onnx``, run by ONNX Runtime on the CPU.
 
@@ -96,9 +106,16 @@ class OnnxModel:
                 f"{path} was not exported by flairseg (no {ONNX_METADATA_KEY!r} metadata); export it with `flairseg "
                 "export --onnx`"
             )
-        self.metadata: dict[str, Any] = json.loads(text)
-        self.in_channels = int(self.metadata["model"]["in_channels"])
-        self._input = self.session.get_inputs()[0].name
+        self.metadata: dict[str, Any] = _onnx_metadata(text, path)
+        self.in_channels = checkpoint.model_config(self.metadata).in_channels
+        size = checkpoint.preprocess_config(self.metadata).size
+        graph_input = self.session.get_inputs()[0]
+        if list(graph_input.shape[1:]) != [self.in_channels, size, size]:
+            raise WeightsError(
+                f"{path} declares input {list(graph_input.shape)}, but its metadata asks for {self.in_channels} "
+                f"channels of {size}x{size}; export the checkpoint again"
+            )
+        self._input = graph_input.name
 
     # The torch network's interface, so that inference takes either (as MONAI's inferers take any network).
     training = False
