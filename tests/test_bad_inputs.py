@@ -497,6 +497,20 @@ def _onnx_off_its_graph(tmp: Path) -> list[str]:
     return _predict(tmp, _case(tmp), "--model", str(tmp / "m.onnx"))
 
 
+def _resume_leaking_split(tmp: Path) -> list[str]:
+    import dataclasses
+    import json
+
+    from flairseg.config import TrainConfig
+    from flairseg.data import Split, save_split
+
+    data = _case(tmp).parent
+    (tmp / "old").mkdir()
+    (tmp / "old" / "config.json").write_text(json.dumps(dataclasses.asdict(TrainConfig())))
+    save_split(Split("kfold", 5, 0, 0, ("CASE",), ("CASE",), ()), tmp / "old" / "split.json")
+    return ["train", "--data", str(data), "-o", str(tmp / "old"), "--resume", "--quiet"]
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -896,6 +910,12 @@ CATALOGUE = [
         lambda t: _train_with(t, "--set", "preprocess.size=40"),
         "preprocess.size 40 is not a multiple of 2**model.depth = 16; the U-Net halves it at every level",
     ),
+    BadInput(
+        "resume-split-leak",
+        "resuming a run whose split.json lists a validation case among the training cases",
+        _resume_leaking_split,
+        "TMP/old/split.json lists case 'CASE' twice (each case belongs to one of train, validation, test)",
+    ),
 ]
 
 
@@ -995,6 +1015,72 @@ def test_train_settings_are_range_checked_before_anything_is_written(
     err = capsys.readouterr().err.strip()
     assert err.startswith("flairseg: error: ") and message in err and "\n" not in err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A one-epoch run of a tiny U-Net on four cases: config.json, split.json, last.json and the rest."""
+    tmp = tmp_path_factory.mktemp("finished")
+    for index in range(4):
+        image, mask = phantom(slices=3, size=32, seed=index)
+        write_kaggle_case(tmp / "in", f"C{index}", image, mask)
+    tiny = ("model.features=2", "model.depth=1", "preprocess.size=16", "validation_cases=1")
+    argv = ["train", "--data", str(tmp / "in"), "-o", str(tmp / "run"), "--folds", "2", "--epochs", "1", "--quiet"]
+    assert main(argv + [a for setting in tiny for a in ("--set", setting)]) == 0
+    return tmp
+
+
+def _edit_json(path: Path, edit: Callable[[dict], object]) -> None:
+    import json
+
+    path.write_text(json.dumps(edit(json.loads(path.read_text()))))
+
+
+def _without(values: dict, key: str) -> dict:
+    return {k: v for k, v in values.items() if k != key}
+
+
+@pytest.mark.parametrize(
+    ("name", "edit", "message"),
+    [
+        ("config.json", "{", "TMP/run/config.json is not valid JSON"),
+        ("config.json", [], "TMP/run/config.json is not a training recipe (a JSON object of settings)"),
+        ("config.json", lambda c: {**c, "epochs": "x"}, "TMP/run/config.json: epochs must be int, not 'x'"),
+        (
+            "config.json",
+            lambda c: {**c, "task": "brain"},
+            "TMP/run/last.json is the state of a 'abnormality' run, but the run's config is for 'brain'",
+        ),
+        ("split.json", "nope", "TMP/run/split.json is not valid JSON"),
+        ("split.json", {}, "TMP/run/split.json is not a split record"),
+        ("split.json", {"train": "P1"}, "TMP/run/split.json is not a split record"),
+        ("split.json", lambda s: {**s, "train": "C3"}, "TMP/run/split.json: train is not a list of case ids"),
+        ("split.json", lambda s: {**s, "train": s["train"] + s["validation"]}, "split.json lists case 'C0' twice"),
+        ("split.json", lambda s: {**s, "train": s["train"] * 2}, "split.json lists case 'C3' twice"),
+        ("last.json", lambda m: _without(m, "epoch"), "TMP/run/last.json: epoch None is not a whole number >= -1"),
+        ("last.json", lambda m: {**m, "epoch": "0"}, "TMP/run/last.json: epoch '0' is not a whole number >= -1"),
+        ("last.json", lambda m: {**m, "epoch": -5}, "TMP/run/last.json: epoch -5 is not a whole number >= -1"),
+        (
+            "last.json",
+            lambda m: {**m, "optimizer_groups": []},
+            "TMP/run/last.json does not match the run it resumes: loaded state dict has a different number of",
+        ),
+    ],
+)
+def test_broken_run_files_are_refused_on_resume(
+    finished_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, edit: object, message: str
+) -> None:
+    shutil.copytree(finished_run / "run", tmp_path / "run")
+    path = tmp_path / "run" / name
+    if callable(edit):
+        _edit_json(path, edit)
+    else:
+        path.write_text(edit if isinstance(edit, str) else repr(edit).replace("'", '"'))
+    before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()}
+    assert main(["train", "--data", str(finished_run / "in"), "-o", str(tmp_path / "run"), "--resume", "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().replace(str(tmp_path), "TMP")
+    assert err.startswith("flairseg: error: ") and message in err and "\n" not in err
+    assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()} == before
 
 
 def test_operating_system_errors_end_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -179,26 +179,40 @@ def save_training_state(
     )
 
 
-def load_training_state(path: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Optimizer) -> TrainingState:
+def load_training_state(
+    path: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Optimizer, task: str
+) -> TrainingState:
     """Restore what :func:`save_training_state` wrote into ``model``, ``optimizer`` and the torch RNG; return the
-    state.
+    state. Its record is checked first (:func:`check_state_record`).
     """
     tensors, meta = read(path)
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    check_state_record(meta, str(paths_of(path)[1]), task)
     optimizer_state: dict[str, Any] = {"state": {}, "param_groups": meta["optimizer_groups"]}
-    for key, value in tensors.items():
-        if key.startswith("optim."):
-            _, index, name = key.split(".", 2)
-            optimizer_state["state"].setdefault(int(index), {})[name] = value
-    optimizer.load_state_dict(optimizer_state)
-    torch.set_rng_state(tensors["rng.torch"])
-    return TrainingState(
-        meta["epoch"],
-        meta["best_epoch"],
-        meta["best_dice"],
-        {k[4:]: v for k, v in tensors.items() if k.startswith("avg.")},
-        int(meta.get("averaged", 0)),
-    )
+    try:
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        for key, value in tensors.items():
+            if key.startswith("optim."):
+                _, index, name = key.split(".", 2)
+                optimizer_state["state"].setdefault(int(index), {})[name] = value
+        optimizer.load_state_dict(optimizer_state)
+        torch.set_rng_state(tensors["rng.torch"])
+    except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+        reason = str(exc).splitlines()[0]
+        raise WeightsError(f"{paths_of(path)[1]} does not match the run it resumes: {reason}") from None
+    tail = {k[4:]: v for k, v in tensors.items() if k.startswith("avg.")}
+    return TrainingState(meta["epoch"], meta["best_epoch"], float(meta["best_dice"]), tail, meta.get("averaged", 0))
+
+
+def check_state_record(meta: dict[str, Any], what: str, task: str) -> None:
+    """Refuse a training-state record of another task than the run's, or with epochs or counts no run writes."""
+    if meta.get("task") != task:
+        raise WeightsError(f"{what} is the state of a {meta.get('task')!r} run, but the run's config is for {task!r}")
+    for name, low in (("epoch", -1), ("best_epoch", -1), ("averaged", 0)):
+        value = meta.get(name, 0 if name == "averaged" else None)
+        if not _is_int(value) or value < low:
+            raise WeightsError(f"{what}: {name} {value!r} is not a whole number >= {low}")
+    if meta["best_epoch"] > meta["epoch"] or not isinstance(meta.get("best_dice"), (int, float)):
+        raise WeightsError(f"{what}: best_epoch {meta['best_epoch']} or best_dice {meta.get('best_dice')!r} is invalid")
 
 
 def check_task(metadata: dict[str, Any], what: str, task: str | None) -> None:

@@ -89,8 +89,30 @@ def save_split(split: Split, path: str | os.PathLike) -> None:
 
 
 def load_split(path: str | os.PathLike) -> Split:
-    values = json.loads(Path(path).read_text())
+    """A split written by :func:`save_split`, checked: every field, lists of case ids, at least one training case,
+    none listed twice or in two parts (a validation or test case trained on would leak)."""
+    values = read_json(path)
+    names = list(Split.__dataclass_fields__)
+    if not isinstance(values, dict) or sorted(values) != sorted(names):
+        raise InputError(f"{path} is not a split record (a JSON object of {', '.join(names)})")
+    for part in ("train", "validation", "test"):
+        if not isinstance(values[part], list) or not all(isinstance(c, str) for c in values[part]):
+            raise InputError(f"{path}: {part} is not a list of case ids")
+    listed = values["train"] + values["validation"] + values["test"]
+    twice = sorted({c for c in listed if listed.count(c) > 1})
+    if twice:
+        raise InputError(f"{path} lists case {twice[0]!r} twice (each case belongs to one of train, validation, test)")
+    if not values["train"]:
+        raise InputError(f"{path} has no training case")
     return Split(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+def read_json(path: str | os.PathLike) -> object:
+    """The JSON value in ``path``, or an InputError naming the file."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (ValueError, UnicodeDecodeError):
+        raise InputError(f"{path} is not valid JSON") from None
 
 
 @dataclass(frozen=True)

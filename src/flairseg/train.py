@@ -24,8 +24,17 @@ import torch
 
 from flairseg import augment, checkpoint, distributed
 from flairseg.config import TASK_SPECS, TrainConfig, from_dict, replace
-from flairseg.data import Prepared, Split, epoch_items, load_split, make_split, prepare_case, save_split
-from flairseg.errors import InputError, WeightsError
+from flairseg.data import (
+    Prepared,
+    Split,
+    epoch_items,
+    load_split,
+    make_split,
+    prepare_case,
+    read_json,
+    save_split,
+)
+from flairseg.errors import ConfigError, InputError, WeightsError
 from flairseg.inference import InferenceOptions, limit_threads, resolve_device, segment_prepared
 from flairseg.io import case_id_of, find_cases, read_case, read_label
 from flairseg.losses import loss_function
@@ -220,12 +229,32 @@ def _plan_run(out: Path, config: TrainConfig, case_ids: list[str], resume: bool)
     if resume:
         if not (out / "config.json").is_file() or not (out / "split.json").is_file():
             raise InputError(f"{out} is not a flairseg run folder (no config.json / split.json) to resume")
-        config = from_dict(TrainConfig, json.loads((out / "config.json").read_text()))
+        config = _recorded_recipe(out / "config.json")
         split = load_split(out / "split.json")
         missing = sorted(set(split.train + split.validation) - set(case_ids))
         if missing:
             raise InputError(f"the data folder lacks {len(missing)} cases of the run's split (e.g. {missing[0]})")
+        _check_recipe(config)
+        if checkpoint.paths_of(out / "last")[1].is_file():  # its record now, before the cases are prepared
+            checkpoint.check_state_record(checkpoint.read(out / "last")[1], str(out / "last.json"), config.task)
         return config, split
+    _check_recipe(config)
+    return config, make_split(case_ids, config.scheme, config.folds, config.fold, config.validation_cases, config.seed)
+
+
+def _recorded_recipe(path: Path) -> TrainConfig:
+    """A run's config.json, parsed and checked as a recipe given on the command line is."""
+    values = read_json(path)
+    if not isinstance(values, dict):
+        raise InputError(f"{path} is not a training recipe (a JSON object of settings)")
+    try:
+        return from_dict(TrainConfig, values)
+    except ConfigError as exc:
+        raise InputError(f"{path}: {exc}") from None
+
+
+def _check_recipe(config: TrainConfig) -> None:
+    """Refuse settings that contradict each other for the task or the input size."""
     if config.flair_only and config.task != "abnormality":
         raise InputError(
             "flair_only replaces the pre- and post-contrast channels of the abnormality task; set it to 0 for brain "
@@ -235,7 +264,6 @@ def _plan_run(out: Path, config: TrainConfig, case_ids: list[str], resume: bool)
         raise InputError(
             f"patch {config.patch} is larger than the model input {config.preprocess.size}x{config.preprocess.size}"
         )
-    return config, make_split(case_ids, config.scheme, config.folds, config.fold, config.validation_cases, config.seed)
 
 
 def _start_record(init_from: str | os.PathLike | None, init_member: int | None) -> dict[str, object]:
@@ -431,7 +459,7 @@ def _model_and_state(
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     state = checkpoint.TrainingState()
     if resumed:
-        state = checkpoint.load_training_state(out / "last", model, optimizer)
+        state = checkpoint.load_training_state(out / "last", model, optimizer, config.task)
         if not quiet:
             print(f"resuming {out} after epoch {state.epoch + 1} of {config.epochs}", file=sys.stderr)
     return model, optimizer, state
