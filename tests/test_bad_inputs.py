@@ -511,6 +511,19 @@ def _resume_leaking_split(tmp: Path) -> list[str]:
     return ["train", "--data", str(data), "-o", str(tmp / "old"), "--resume", "--quiet"]
 
 
+def _dicom_zero_pixel_spacing(tmp: Path) -> list[str]:
+    import pydicom
+    from test_volumes import _write_dicom_series
+
+    (tmp / "in").mkdir()
+    _write_dicom_series(tmp / "in" / "S", np.zeros((5, 6, 6)), (1.0, 1.0, 3.0), np.eye(3), (0.0, 0.0, 0.0))
+    for path in sorted((tmp / "in" / "S").iterdir()):
+        ds = pydicom.dcmread(path)
+        ds.PixelSpacing = [0, 0]
+        ds.save_as(path)
+    return _predict(tmp, tmp / "in" / "S")
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -915,6 +928,13 @@ CATALOGUE = [
         "resuming a run whose split.json lists a validation case among the training cases",
         _resume_leaking_split,
         "TMP/old/split.json lists case 'CASE' twice (each case belongs to one of train, validation, test)",
+    ),
+    BadInput(
+        "dicom-zero-pixel-spacing",
+        "a DICOM series whose Pixel Spacing is 0\\0",
+        _dicom_zero_pixel_spacing,
+        "TMP/in/S: slice 1 (slice000.dcm) has Pixel Spacing '0.0\\0.0'; it must be two positive finite millimetre "
+        "values (a reader would guess 1 mm); repair the series",
     ),
 ]
 

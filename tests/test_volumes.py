@@ -423,6 +423,27 @@ def test_bad_dicom_folders(tmp_path: Path) -> None:
         assert words in _message(read_dicom_series, folder)
 
 
+@pytest.mark.parametrize(
+    ("tag", "value", "words"),
+    [
+        ((0x0028, 0x0030), [0, 0], "slice 1 (slice000.dcm) has Pixel Spacing '0.0\\0.0'; it must be two positive"),
+        ((0x0028, 0x0030), [-1, 1], "slice 1 (slice000.dcm) has Pixel Spacing '-1"),
+        ((0x0020, 0x0032), ["nan", 0, 6], "slice 3 of 5 (slice002.dcm) has a non-finite Image Position (Patient)"),
+    ],
+)
+def test_dicom_geometry_that_is_not_positive_and_finite_is_refused(
+    tmp_path: Path, tag: tuple[int, int], value: list, words: str
+) -> None:
+    import pydicom
+
+    _write_dicom_series(tmp_path / "s", np.zeros((5, 6, 6)), (1.0, 1.0, 3.0), np.eye(3), (0.0, 0.0, 0.0))
+    for path in sorted((tmp_path / "s").iterdir()) if tag[1] == 0x0030 else [tmp_path / "s" / "slice002.dcm"]:
+        ds = pydicom.dcmread(path)
+        ds[tag].value = value
+        ds.save_as(path)
+    assert words in _message(read_dicom_series, tmp_path / "s")
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.int16])
 def test_a_read_volume_is_its_own_writable_float32_array_never_the_file_s_memory(tmp_path: Path, dtype) -> None:
     data = np.arange(4 * 5 * 6, dtype=dtype).reshape(4, 5, 6)

@@ -379,6 +379,29 @@ def _first_without(reader: Any, tag: str) -> tuple[int, str] | None:
     return next(((k, Path(files[k]).name) for k in range(len(files)) if not reader.HasMetaDataKey(k, tag)), None)
 
 
+def _check_pixel_spacing(reader: Any, folder: Path) -> None:
+    """Raise when a slice lacks Pixel Spacing or gives one that is not two positive finite numbers: a reader would
+    put it at 1 mm."""
+    missing = _first_without(reader, _PIXEL_SPACING_TAG)
+    if missing is not None:
+        raise InputError(
+            f"{folder}: slice {missing[0] + 1} ({missing[1]}) has no Pixel Spacing tag, "
+            "so its voxel size is unknown (a reader would guess 1 mm); repair the series"
+        )
+    files = reader.GetFileNames()
+    for k in range(len(files)):
+        text = reader.GetMetaData(k, _PIXEL_SPACING_TAG).strip()
+        try:
+            values = np.array(text.split("\\"), dtype=float)
+        except ValueError:
+            values = np.empty(0)
+        if values.shape != (2,) or not np.isfinite(values).all() or (values <= 0).any():
+            raise InputError(
+                f"{folder}: slice {k + 1} ({Path(files[k]).name}) has Pixel Spacing '{text}'; it must be two positive "
+                "finite millimetre values (a reader would guess 1 mm); repair the series"
+            )
+
+
 def _check_positions(reader: Any, image: Any, folder: Path) -> None:
     """Raise when the slices are off the regular grid SimpleITK assumed (missing slices, uneven spacing, tilt)."""
     count = len(reader.GetFileNames())
@@ -398,6 +421,13 @@ def _check_positions(reader: Any, image: Any, folder: Path) -> None:
     if positions.shape != (count, 3):
         raise InputError(
             f"{folder}: a slice has a malformed Image Position (Patient) tag; repair the series or drop that slice"
+        )
+    unplaced = np.flatnonzero(~np.isfinite(positions).all(axis=1))
+    if unplaced.size:
+        name = Path(reader.GetFileNames()[unplaced[0]]).name
+        raise InputError(
+            f"{folder}: slice {unplaced[0] + 1} of {count} ({name}) has a non-finite Image Position (Patient); "
+            "repair the series or drop that slice"
         )
     spacing = np.asarray(image.GetSpacing(), dtype=float)
     normal = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3)[:, 2]
@@ -438,12 +468,7 @@ def read_dicom_series(folder: str | os.PathLike, case_id: str | None = None) -> 
             f"with {image.GetNumberOfComponentsPerPixel()} components per voxel"
         )
     _check_spacing(image.GetSpacing(), folder)
-    missing = _first_without(reader, _PIXEL_SPACING_TAG)
-    if missing is not None:
-        raise InputError(
-            f"{folder}: slice {missing[0] + 1} ({missing[1]}) has no Pixel Spacing tag, "
-            "so its voxel size is unknown (a reader would guess 1 mm); repair the series"
-        )
+    _check_pixel_spacing(reader, folder)
     _check_positions(reader, image, folder)
     lps = np.eye(4)
     lps[:3, :3] = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3) * np.asarray(image.GetSpacing())
