@@ -311,7 +311,8 @@ def _unknown_feature(tmp: Path) -> list[str]:
 def _clinical_without_ids(tmp: Path) -> list[str]:
     (tmp / "f.csv").write_text("case_id,bevr\nTCGA_XX_0001_20000101,0.5\n")
     (tmp / "c.csv").write_text("ID,RNASeqCluster\nTCGA_XX_0001,1\n")
-    return ["associate", "--features", str(tmp / "f.csv"), "--clinical", str(tmp / "c.csv"), "-o", str(tmp / "out")]
+    argv = ["associate", "--features", str(tmp / "f.csv"), "--clinical", str(tmp / "c.csv"), "-o", str(tmp / "out")]
+    return [*argv, "--hypothesis", "bevr:RNASeqCluster"]
 
 
 def _export_name(tmp: Path) -> list[str]:
@@ -522,6 +523,13 @@ def _dicom_zero_pixel_spacing(tmp: Path) -> list[str]:
         ds.PixelSpacing = [0, 0]
         ds.save_as(path)
     return _predict(tmp, tmp / "in" / "S")
+
+
+def _clinical_patient_twice(tmp: Path) -> list[str]:
+    (tmp / "f.csv").write_text("case_id,bevr\nTCGA_XX_0001_20000101,0.5\n")
+    (tmp / "c.csv").write_text("Patient,RNASeqCluster\nTCGA_XX_0001,1\nTCGA_XX_0001,2\n")
+    argv = ["associate", "--features", str(tmp / "f.csv"), "--clinical", str(tmp / "c.csv"), "-o", str(tmp / "out")]
+    return [*argv, "--hypothesis", "bevr:RNASeqCluster"]
 
 
 CATALOGUE = [
@@ -935,6 +943,13 @@ CATALOGUE = [
         _dicom_zero_pixel_spacing,
         "TMP/in/S: slice 1 (slice000.dcm) has Pixel Spacing '0.0\\0.0'; it must be two positive finite millimetre "
         "values (a reader would guess 1 mm); repair the series",
+    ),
+    BadInput(
+        "clinical-patient-twice",
+        "a clinical CSV that gives one patient two rows with different labels",
+        _clinical_patient_twice,
+        "clinical file TMP/c.csv lists Patient 'TCGA_XX_0001' on lines 2 and 3 with different values; keep one row "
+        "per id",
     ),
 ]
 

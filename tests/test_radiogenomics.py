@@ -154,3 +154,36 @@ def test_parse_hypothesis_and_patient_id() -> None:
     assert parse_hypothesis(" BEVR : RNASeqCluster ") == Hypothesis("bevr", "RNASeqCluster")
     assert patient_id("TCGA_CS_4941_19960909") == "TCGA_CS_4941" and patient_id("subject-7") == "subject-7"
     assert len(set(PAPER_HYPOTHESES)) == len(PAPER_HYPOTHESES) == 10
+
+
+@pytest.mark.parametrize(
+    ("features_rows", "clinical_rows", "message"),
+    [
+        (
+            [["TCGA_XX_0001_20000101", 0.5]],
+            [["TCGA_XX_0001", 1], ["TCGA_XX_0001", 2]],
+            "lists Patient 'TCGA_XX_0001' on lines 2 and 3 with different values; keep one row per id",
+        ),
+        (
+            [["TCGA_XX_0001_20000101", 0.5], ["TCGA_XX_0001_20000101", 0.7]],
+            [["TCGA_XX_0001", 1]],
+            "lists case_id 'TCGA_XX_0001_20000101' on lines 2 and 3 with different values",
+        ),
+        (
+            [["TCGA_XX_0001_20000101", 0.5]],
+            [["TCGA_XX_0001", 1, 3]],
+            "line 2: 3 cells, more than the header's 2 columns",
+        ),
+    ],
+)
+def test_associate_refuses_ambiguous_or_overlong_rows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], features_rows: list, clinical_rows: list, message: str
+) -> None:
+    features = _write(tmp_path / "f.csv", ["case_id", "bevr"], features_rows)
+    clinical = _write(tmp_path / "c.csv", ["Patient", "RNASeqCluster"], clinical_rows)
+    out = tmp_path / "out"
+    argv = ["associate", "--features", str(features), "--clinical", str(clinical), "-o", str(out)]
+    assert main([*argv, "--hypothesis", "bevr:RNASeqCluster"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("flairseg: error:") and message in err and "\n" not in err
+    assert not out.exists()

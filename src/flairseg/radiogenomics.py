@@ -171,19 +171,47 @@ class Association:
     alpha: float
 
 
+LINE = "\0line"  # the key under which a read row keeps its line number (no CSV header holds a NUL)
+
+
 def _read_csv(path: Path, what: str) -> tuple[list[str], list[dict[str, str]]]:
     if not path.is_file():
         raise InputError(f"{what} file {path} does not exist")
+    rows = []
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
-            rows = list(reader)
+            for row in reader:
+                if None in row:  # cells beyond the header's columns, which DictReader would set aside
+                    raise InputError(
+                        f"{what} file {path}, line {reader.line_num}: {len(reader.fieldnames or []) + len(row[None])} "
+                        f"cells, more than the header's {len(reader.fieldnames or [])} columns"
+                    )
+                rows.append({**row, LINE: str(reader.line_num)})
             header = list(reader.fieldnames or [])
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise InputError(f"cannot read {what} file {path}: {exc}") from None
     if not header or not rows:
         raise InputError(f"{what} file {path} has no header or no rows")
     return header, rows
+
+
+def _unique_by(rows: list[dict[str, str]], column: str, what: str, path: Path) -> dict[str, dict[str, str]]:
+    """Rows keyed by ``column``; an id on two rows that differ is refused (which one holds the truth?)."""
+    by_id: dict[str, dict[str, str]] = {}
+    for row in rows:
+        key = (row[column] or "").strip()
+        first = by_id.setdefault(key, row)
+        if _without_line(first) != _without_line(row):
+            raise InputError(
+                f"{what} file {path} lists {column} {key!r} on lines {first[LINE]} and {row[LINE]} with different "
+                "values; keep one row per id"
+            )
+    return by_id
+
+
+def _without_line(row: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in row.items() if k != LINE}
 
 
 def read_features(path: str | os.PathLike) -> dict[str, dict[str, float]]:
@@ -193,7 +221,8 @@ def read_features(path: str | os.PathLike) -> dict[str, dict[str, float]]:
     if "case_id" not in header:
         raise InputError(f"features file {path} has no case_id column; make it with `flairseg shape`")
     table: dict[str, dict[str, float]] = {}
-    for number, row in enumerate(rows, start=2):
+    for row in _unique_by(rows, "case_id", "features", path).values():
+        number = row[LINE]
         values = {}
         for name in FEATURES:
             if name not in header:
@@ -276,7 +305,7 @@ def _match_cases(
     by_case: dict, rows: list[dict[str, str]], id_column: str, features: Path, clinical: Path
 ) -> tuple[list[tuple[str, dict[str, str]]], list[tuple[str, None]]]:
     """Each case's clinical row, by case id or its patient id: (matched, unmatched); none matched is refused."""
-    clinical_rows = {row[id_column].strip(): row for row in rows}
+    clinical_rows = _unique_by(rows, id_column, "clinical", clinical)
     matched, unmatched = [], []
     for case_id in sorted(by_case):
         row = clinical_rows.get(case_id) or clinical_rows.get(patient_id(case_id))
