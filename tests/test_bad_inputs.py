@@ -532,6 +532,15 @@ def _clinical_patient_twice(tmp: Path) -> list[str]:
     return [*argv, "--hypothesis", "bevr:RNASeqCluster"]
 
 
+def _probability_as_prediction(tmp: Path) -> list[str]:
+    mask = np.zeros((8, 8, 4), np.float32)
+    mask[2:5, 2:5, 1:3] = 1
+    for folder, values in (("truth", mask), ("pred", mask * 0.3)):
+        (tmp / folder).mkdir()
+        nib.save(nib.Nifti1Image(values, np.eye(4)), tmp / folder / "P01_mask.nii.gz")
+    return ["evaluate", "--pred", str(tmp / "pred"), "--truth", str(tmp / "truth"), "-o", str(tmp / "out"), "--quiet"]
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -950,6 +959,13 @@ CATALOGUE = [
         _clinical_patient_twice,
         "clinical file TMP/c.csv lists Patient 'TCGA_XX_0001' on lines 2 and 3 with different values; keep one row "
         "per id",
+    ),
+    BadInput(
+        "prediction-not-binary",
+        "a probability map (0 and 0.3) given as the prediction to evaluate",
+        _probability_as_prediction,
+        "case P01: the prediction P01_mask.nii.gz holds the values 0, 0.3, not 0 and one positive label; threshold it "
+        "into a binary mask first",
     ),
 ]
 

@@ -23,7 +23,7 @@ from flairseg.config import TASK_SPECS
 from flairseg.data import institution
 from flairseg.errors import InputError
 from flairseg.html_report import write_html_report
-from flairseg.io import index_mask_cases, read_case
+from flairseg.io import index_mask_cases, mask_levels, read_case
 from flairseg.kaggle import read_kaggle_case
 from flairseg.metrics import CaseMetrics, Summary, case_metrics, summarise_cases
 from flairseg.outputs import ReportFolder, atomic_dir, atomic_file, check_output
@@ -63,6 +63,19 @@ def _flair(truth: Case) -> np.ndarray | None:
     if image is None or image.shape[:3] != truth.shape:
         return None
     return image[..., 1] if image.shape[-1] == 3 else image[..., 0]
+
+
+def _check_binary(case_id: str, path: Path, suffix: str) -> None:
+    """Refuse a prediction that is not a binary mask (0 and one positive whole-number label): a probability map
+    would otherwise count every non-zero voxel as foreground."""
+    levels = mask_levels(path, suffix)
+    labels = levels[levels != 0]
+    if labels.size > 1 or (labels.size and not (labels[0] > 0 and float(labels[0]).is_integer())):
+        shown = ", ".join(f"{v:g}" for v in levels[:4]) + (", ..." if levels.size > 4 else "")
+        raise InputError(
+            f"case {case_id}: the prediction {path.name} holds the values {shown}, not 0 and one positive label; "
+            "threshold it into a binary mask first"
+        )
 
 
 def _check_same_space(case_id: str, pred: Case, truth: Case) -> None:
@@ -219,6 +232,7 @@ def evaluate(
     with atomic_dir(out_path, mark=True) as tmp:
         for case_id in tqdm(sorted(truth_index), desc="evaluate", unit="case", disable=quiet, file=sys.stderr):
             truth_case = read_case(truth_index[case_id], masks="only", mask_suffix=suffix)
+            _check_binary(case_id, pred_index[case_id], suffix)
             pred_case = read_case(pred_index[case_id], masks="only", mask_suffix=suffix)
             if pred_case.shape != truth_case.shape:
                 raise InputError(

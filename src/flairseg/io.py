@@ -16,6 +16,7 @@ from flairseg.errors import InputError
 from flairseg.kaggle import (
     has_tiffs,
     kaggle_files,
+    mask_levels as kaggle_mask_levels,
     read_kaggle_case,
     slice_count,
     slice_files,
@@ -220,6 +221,14 @@ def read_case(
     if masks in ("required", "only"):
         raise InputError(f"{path} is a DICOM series, which carries no masks; give masks as NIfTI or TIFF")
     return read_dicom_series(path)
+
+
+def mask_levels(path: str | os.PathLike, mask_suffix: str = "_mask") -> np.ndarray:
+    """The distinct values (sorted) of a mask case: a NIfTI label file or a Kaggle folder's mask slices."""
+    path = Path(path)
+    if _case_format(path) == "kaggle":
+        return kaggle_mask_levels(path, mask_suffix)
+    return np.unique(read_nifti(path).image)
 
 
 def check_case(path: str | os.PathLike, masks: MaskPolicy = "optional", mask_suffix: str = "_mask") -> None:

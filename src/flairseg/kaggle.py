@@ -129,6 +129,12 @@ def kaggle_files(
     return numbers, image_files, mask_files
 
 
+def mask_levels(folder: str | os.PathLike, mask_suffix: str = "_mask") -> np.ndarray:
+    """The distinct values of a Kaggle case's mask slices, as stored (sorted)."""
+    numbers, _, mask_files = kaggle_files(Path(folder), "only", mask_suffix)
+    return np.unique(np.concatenate([np.unique(_read_tiff(mask_files[k])) for k in numbers]))
+
+
 def read_kaggle_case(folder: str | os.PathLike, masks: MaskPolicy = "optional", mask_suffix: str = "_mask") -> Case:
     """Read a Kaggle LGG case folder of ``<CASE>_<k>.tif`` slices (and ``<CASE>_<k>_mask.tif``).
 
