@@ -541,6 +541,21 @@ def _probability_as_prediction(tmp: Path) -> list[str]:
     return ["evaluate", "--pred", str(tmp / "pred"), "--truth", str(tmp / "truth"), "-o", str(tmp / "out"), "--quiet"]
 
 
+def _input_rewritten_in_place(tmp: Path) -> list[str]:
+    import os
+
+    (tmp / "in").mkdir()
+    volume = tmp / "in" / "vol.nii"  # uncompressed: its last bytes are voxels
+    nib.save(nib.Nifti1Image(np.random.default_rng(0).random((8, 8, 4), np.float32), np.eye(4)), volume)
+    argv = ["predict", "-i", str(tmp / "in"), "-o", str(tmp / "pred"), "--quiet", "--model", str(_zero_checkpoint(tmp))]
+    assert main(argv) == 0
+    stat, data = volume.stat(), bytearray(volume.read_bytes())
+    data[-1] ^= 0x01
+    volume.write_bytes(bytes(data))
+    os.utime(volume, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    return argv
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -966,6 +981,13 @@ CATALOGUE = [
         _probability_as_prediction,
         "case P01: the prediction P01_mask.nii.gz holds the values 0, 0.3, not 0 and one positive label; threshold it "
         "into a binary mask first",
+    ),
+    BadInput(
+        "input-rewritten-in-place",
+        "rerunning a prediction after an input was rewritten with its size and modification time kept",
+        _input_rewritten_in_place,
+        "case vol in TMP/pred was made from other inputs (vol.nii changed: sha256); pass --overwrite to predict it "
+        "again, or write elsewhere",
     ),
 ]
 

@@ -194,3 +194,29 @@ def test_cases_are_read_ahead_in_order_with_errors_in_place() -> None:
             assert second_started.wait(timeout=10)  # b is being read while a is still being worked on
         seen.append((path.name, str(case)))
     assert seen == [("a", "a"), ("b", "b is broken"), ("c", "c")]
+
+
+def test_an_input_rewritten_with_its_size_and_time_is_not_reused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+
+    import nibabel as nib
+    import numpy as np
+
+    from flairseg.io import read_case, sample_case_path
+
+    flair = read_case(sample_case_path()).image[..., 1].astype(np.float32)
+    volume = tmp_path / "in" / "p.nii"  # uncompressed: its last bytes are voxels
+    volume.parent.mkdir()
+    nib.save(nib.Nifti1Image(flair.transpose(2, 1, 0)[::-1, ::-1].copy(), np.diag([1.0, 1.0, 5.0, 1.0])), volume)
+    command = ["predict", "-i", str(volume.parent), "-o", str(tmp_path / "out"), "--quiet", "--precision", "fp32"]
+    assert main(command) == 0
+    capsys.readouterr()
+    stat, data = volume.stat(), bytearray(volume.read_bytes())
+    data[-1] ^= 0x01  # a voxel changed: same size
+    volume.write_bytes(bytes(data))
+    os.utime(volume, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # and the same time (touch -r)
+    assert main(command) == 1
+    err = capsys.readouterr().err.strip()
+    assert "was made from other inputs (p.nii changed: sha256)" in err and "--overwrite" in err and "\n" not in err

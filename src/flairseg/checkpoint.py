@@ -9,7 +9,6 @@ resuming (optimizer moments, RNG states) uses the same two-file format.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -24,18 +23,11 @@ from flairseg.config import TASKS, ModelConfig, PostprocessConfig, PreprocessCon
 from flairseg.errors import ConfigError, WeightsError
 from flairseg.model import Ensemble, UNet
 from flairseg.outputs import atomic_file
+from flairseg.provenance import sha256_of
 from flairseg.version import __version__
 
 FORMAT_VERSION = 1
 _PICKLE_MAGIC = (b"PK\x03\x04", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
-
-
-def sha256_of(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def unwrap(model: nn.Module) -> nn.Module:

@@ -3,7 +3,8 @@
 ``predict`` writes ``report/records/<case>_mask.json`` (``_brain`` for brain masks) with each case's
 mask: the flairseg version, the model (name, sha256 of its weights, task, members used), every setting that changes the
 mask (threshold, postprocessing rule, precision, TTA, two-stage brain model, resampling) and
-the input files (names, sizes, modification times). A rerun skips a case only when its record
+the input files (names, sizes, modification times and sha256 of their contents, so that a file rewritten
+with the same size and time is not mistaken for the one predicted). A rerun skips a case only when its record
 equals the one the current command would write; any difference stops the run with a one-line
 error naming it, and ``--overwrite`` predicts the case again. The record is written last, so a
 case without one (an interrupted or older run) is predicted again.
@@ -11,7 +12,9 @@ case without one (an interrupted or older run) is predicted again.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +25,17 @@ from flairseg.errors import InputError
 RESAMPLED = " (resampled onto the FLAIR)"
 
 
+def sha256_of(path: str | os.PathLike) -> str:
+    """The sha256 of a file's contents, read a megabyte at a time."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def input_files(case: Case) -> list[dict[str, Any]]:
-    """Role, name, size and modification time of every file the case was read from."""
+    """Role, name, size, modification time and sha256 of every file the case was read from."""
     source = case.geometry.source
     if case.sequences:
         files = [(role, Path(name.removesuffix(RESAMPLED))) for role, name in case.sequences if name != "copy of FLAIR"]
@@ -37,7 +49,13 @@ def input_files(case: Case) -> list[dict[str, Any]]:
     else:
         files = [("image", source)]
     return [
-        {"role": role, "file": p.name, "bytes": p.stat().st_size, "mtime_ns": p.stat().st_mtime_ns}
+        {
+            "role": role,
+            "file": p.name,
+            "bytes": p.stat().st_size,
+            "mtime_ns": p.stat().st_mtime_ns,
+            "sha256": sha256_of(p),
+        }
         for role, p in files
         if p.is_file()
     ]
@@ -60,12 +78,30 @@ def check_reusable(path: Path, expected: dict[str, Any], out: Path) -> None:
             "pass --overwrite to predict it again"
         ) from None
     changed = [key for key in expected if found.get(key) != expected[key]]
+    if changed == ["inputs"]:
+        raise InputError(
+            f"case {expected['case']} in {out} was made from other inputs ({_changed_input(found, expected)}); pass "
+            "--overwrite to predict it again, or write elsewhere"
+        )
     if changed:
         key = changed[0]
         raise InputError(
             f"case {expected['case']} in {out} was made with another {key} ({_short(found.get(key))} -> "
             f"{_short(expected[key])}); pass --overwrite to predict it again, or write elsewhere"
         )
+
+
+def _changed_input(found: dict[str, Any], expected: dict[str, Any]) -> str:
+    """The first input file whose record differs, and what differs (its contents, size or time), in words."""
+    before = {entry.get("file"): entry for entry in found.get("inputs") or [] if isinstance(entry, dict)}
+    for entry in expected["inputs"]:
+        old = before.get(entry["file"])
+        if old is None:
+            return f"{entry['file']} is new"
+        differs = [name for name in ("sha256", "bytes", "mtime_ns") if old.get(name) != entry[name]]
+        if differs:
+            return f"{entry['file']} changed: {', '.join(differs)}"
+    return "a file was removed"
 
 
 def _short(value: Any) -> str:

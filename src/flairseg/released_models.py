@@ -17,7 +17,8 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from flairseg.checkpoint import paths_of, sha256_of
+from flairseg.checkpoint import paths_of
+from flairseg.provenance import sha256_of
 from flairseg.errors import WeightsError
 
 CITATION = (
