@@ -341,7 +341,7 @@ def _predict_cases(
     run: _Run, paths: Sequence[Path | Case], resample: bool, quiet: bool
 ) -> tuple[int, int, list[tuple[str, str]]]:
     """Read (ahead, on an accelerator) and predict every case: how many were predicted and reused, and which failed
-    to read.
+    (to read, to preprocess, to be written) with their reasons; one failed case does not stop the others.
     """
     from tqdm import tqdm
 
@@ -350,15 +350,25 @@ def _predict_cases(
     read = functools.partial(read_case, masks="optional", mask_suffix=run.names.label, resample=resample)
     cases = _read_ahead(paths, read, ahead=run.segmenter.device.type != "cpu")
     for path, case in tqdm(cases, total=len(paths), desc="predict", unit="case", disable=quiet, file=sys.stderr):
-        if isinstance(case, InputError):
-            if len(paths) == 1:
+        try:
+            if isinstance(case, InputError):
                 raise case
-            failures.append((case_id_of(path), str(case)))  # one unreadable case does not stop the others
-        elif _predict_case(run, case):
-            predicted += 1
-        else:
-            skipped += 1
+            if _predict_case(run, case):
+                predicted += 1
+            else:
+                skipped += 1
+        except (InputError, OSError) as error:
+            if len(paths) == 1:
+                raise
+            failures.append((case_id_of(path) if not isinstance(path, Case) else path.case_id, _reason(error)))
     return predicted, skipped, failures
+
+
+def _reason(error: InputError | OSError) -> str:
+    """A failed case's reason as one line (an OS error with the file it concerns)."""
+    if isinstance(error, OSError):
+        return f"{error.strerror or error} ({error.filename})" if error.filename else str(error.strerror or error)
+    return str(error)
 
 
 @dataclass(frozen=True)
@@ -474,9 +484,7 @@ def _write_case_metrics(case: Case, mask: np.ndarray | None, truth: np.ndarray |
 
 
 def _report_failures(failures: Sequence[tuple[str, str]], cases: int, report: ReportFolder) -> None:
-    """``report/failures.csv`` (case, reason) and a one-line error naming the cases that could not be read; none: no
-    file.
-    """
+    """``report/failures.csv`` (case, reason) and a one-line error naming the cases that failed; none: no file."""
     import csv
 
     path = report.failures
@@ -489,7 +497,7 @@ def _report_failures(failures: Sequence[tuple[str, str]], cases: int, report: Re
         writer.writerows(failures)
     names = ", ".join(case for case, _ in failures[:5]) + (", ..." if len(failures) > 5 else "")
     raise InputError(
-        f"{len(failures)} of {cases} cases could not be read ({names}); the others were predicted; "
+        f"{len(failures)} of {cases} cases could not be read or predicted ({names}); the others were predicted; "
         f"the reasons are in {path}"
     )
 
