@@ -118,6 +118,7 @@ class Segmenter:
         self.components = checkpoint.postprocess_config(self.metadata)
         self.threshold = checkpoint.threshold_of(self.metadata)
         self.convex_hull = convex_hull
+        self.source = Path(model)  # the file the model was read from: no output may hold it
         self.options = InferenceOptions(batch_size, self.device, tta, self.autocast)
         self.folds = None if folds is None else list(folds)
 
@@ -297,9 +298,10 @@ def predict_tree(
         paths = split_parts(paths, part[1])[part[0]]
     label = TASK_SPECS[segmenter.task].label_suffix
     _check_headers(paths, label)
-    out_path = check_output(out, inputs + ([truth] if truth else []), overwrite=True, replaces=False)
+    inputs += _files_read(given, truth, segmenter, brain_segmenter)
+    out_path = check_output(out, inputs, overwrite=True, replaces=False)
     if mask_file is not None:
-        mask_file = check_output(mask_file, inputs + ([truth] if truth else []), overwrite=True, replaces=False)
+        mask_file = check_output(mask_file, inputs, overwrite=True, replaces=False)
     truth_index = index_mask_cases(truth, mask_suffix=label) if truth is not None else {}
     report = run_report(out_path)
     if bids:
@@ -315,6 +317,17 @@ def predict_tree(
     merged = merge_run_report(out_path, title)
     _report_failures(failures, len(paths), report)
     return dataclasses.replace(merged, predicted=predicted, skipped=skipped)
+
+
+def _files_read(
+    given: Case | None, truth: str | os.PathLike | None, segmenter: Segmenter, brain_segmenter: Segmenter | None
+) -> list[Path]:
+    """The files a prediction reads besides its input tree: a case's named sequences, the truth, the models."""
+    files = [path for _, path in provenance.source_files(given)] if given is not None else []
+    files += [Path(truth)] if truth is not None else []
+    for model in (segmenter, brain_segmenter):
+        files += checkpoint.files_of(model.source) if model is not None else []
+    return files
 
 
 def _write_part_record(

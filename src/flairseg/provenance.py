@@ -22,23 +22,26 @@ from flairseg.errors import InputError
 RESAMPLED = " (resampled onto the FLAIR)"
 
 
-def input_files(case: Case) -> list[dict[str, Any]]:
-    """Role, name, size and modification time of every file the case was read from."""
+def source_files(case: Case) -> list[tuple[str, Path]]:
+    """(role, path) of every file the case was read from: its sequences, slices, series or image."""
     source = case.geometry.source
     if case.sequences:
-        files = [(role, Path(name.removesuffix(RESAMPLED))) for role, name in case.sequences if name != "copy of FLAIR"]
-    elif source.is_dir():
+        return [(role, Path(name.removesuffix(RESAMPLED))) for role, name in case.sequences if name != "copy of FLAIR"]
+    if source.is_dir():
         names = set(case.geometry.slice_names)
-        files = [
+        return [
             ("slice" if names else "series", p)
             for p in sorted(source.iterdir())
             if p.is_file() and (not names or p.name in names)
         ]
-    else:
-        files = [("image", source)]
+    return [("image", source)]
+
+
+def input_files(case: Case) -> list[dict[str, Any]]:
+    """Role, name, size and modification time of every file the case was read from."""
     return [
         {"role": role, "file": p.name, "bytes": p.stat().st_size, "mtime_ns": p.stat().st_mtime_ns}
-        for role, p in files
+        for role, p in source_files(case)
         if p.is_file()
     ]
 
