@@ -270,6 +270,11 @@ class ReportFolder:
     def record(self, key: str) -> Path:
         return self.path / "records" / f"{key}.json"
 
+    def started(self, key: str) -> Path:
+        """Written before a case's outputs, removed once its record is: the outputs of an interrupted case are
+        flairseg's too."""
+        return self.path / "records" / f"{key}.started"
+
     def montage(self, key: str) -> Path:
         return self.path / "montages" / f"{key}.png"
 

@@ -403,6 +403,10 @@ def _predict_case(run: _Run, case: Case) -> bool:
         done = read_case(target, masks="only", mask_suffix=label).mask if truth_mask is not None else None
         _write_case_metrics(case, done, truth_mask, key, run.report.path)
         return False
+    if not run.overwrite:
+        _refuse_foreign_outputs(run, case, key)
+    with atomic_file(run.report.started(key)) as tmp:  # from here on, the case's outputs are flairseg's
+        tmp.write_text("being predicted; its record replaces this file\n")
     found, brain = _segment(run, case)
     if run.strip:
         # volumes: the FLAIR
@@ -415,7 +419,28 @@ def _predict_case(run: _Run, case: Case) -> bool:
     # last: a case with a record has every output, and a rerun may reuse it
     with atomic_file(run.report.record(key)) as tmp:
         tmp.write_text(json.dumps(expected, indent=2))
+    run.report.started(key).unlink(missing_ok=True)
     return True
+
+
+def _refuse_foreign_outputs(run: _Run, case: Case, key: str) -> None:
+    """Refuse to write over a file (or folder) where the case's outputs go that flairseg has no record of writing:
+    its mask files without the case's record (or started file) under ``key``, its probability map or stripped image
+    without one under either task's key.
+    """
+    report = run.report
+    keys = [f"{case.case_id}{spec.label_suffix}" for spec in TASK_SPECS.values()]
+    known = [k for k in keys if report.record(k).exists() or report.started(k).exists()]
+    paths = [] if key in known else _mask_files(case, run.names.mask(case), run.names.label)
+    if not known:
+        paths += [run.names.probability(case)] if run.probabilities else []
+        paths += [run.names.stripped(case)] if run.strip else []
+    found = [path for path in paths if path.exists() or path.is_symlink()]
+    if found:
+        raise InputError(
+            f"{found[0]} is in the way of case {case.case_id}'s output and flairseg has no record of writing it; "
+            "move it away, or pass --overwrite to replace it"
+        )
 
 
 def _segment(run: _Run, case: Case) -> tuple[Segmentation, np.ndarray | None]:
@@ -507,11 +532,16 @@ def _report_failures(failures: Sequence[tuple[str, str]], cases: int, report: Re
     )
 
 
-def _mask_written(case: Case, target: Path, suffix: str) -> bool:
-    """Whether the case's mask is complete at ``target``: the volume, or every slice's ``<slice><suffix>.tif``."""
+def _mask_files(case: Case, target: Path, suffix: str) -> list[Path]:
+    """The files of the case's mask at ``target``: the volume, or every slice's ``<slice><suffix>.tif``."""
     if case.geometry.format != "kaggle":
-        return target.is_file()
-    return all((target / f"{name.rsplit('.', 1)[0]}{suffix}.tif").is_file() for name in case.geometry.slice_names)
+        return [target]
+    return [target / f"{name.rsplit('.', 1)[0]}{suffix}.tif" for name in case.geometry.slice_names]
+
+
+def _mask_written(case: Case, target: Path, suffix: str) -> bool:
+    """Whether the case's mask is complete at ``target``."""
+    return all(path.is_file() for path in _mask_files(case, target, suffix))
 
 
 def merge_run_report(out: Path, title: str) -> PredictResult:

@@ -6,7 +6,8 @@ mask (threshold, postprocessing rule, precision, TTA, two-stage brain model, res
 the input files (names, sizes, modification times). A rerun skips a case only when its record
 equals the one the current command would write; any difference stops the run with a one-line
 error naming it, and ``--overwrite`` predicts the case again. The record is written last, so a
-case without one (an interrupted or older run) is predicted again.
+case without one (an interrupted run) is predicted again; outputs of a case with neither a record
+nor the ``.started`` file written before them are not flairseg's, and only ``--overwrite`` replaces them.
 """
 
 from __future__ import annotations
