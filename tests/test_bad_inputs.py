@@ -358,6 +358,52 @@ def _empty_output(tmp: Path) -> list[str]:
     return ["evaluate", "--pred", str(tmp / "in"), "--truth", str(tmp / "in"), "-o", "", "--overwrite", "--quiet"]
 
 
+def _train_over_its_config(tmp: Path) -> list[str]:
+    _case(tmp)
+    (tmp / "oldrun").mkdir()
+    (tmp / "oldrun" / ".flairseg").write_text("")
+    (tmp / "oldrun" / "recipe.json").write_text('{"epochs": 1}')
+    return [
+        "train",
+        "--data",
+        str(tmp / "in"),
+        "-o",
+        str(tmp / "oldrun"),
+        "--config",
+        str(tmp / "oldrun" / "recipe.json"),
+        "--overwrite",
+        "--quiet",
+    ]
+
+
+def _unmarked_run_folder(tmp: Path) -> list[str]:
+    _case(tmp)
+    (tmp / "myproj").mkdir()
+    for name, text in (("config.json", "{}"), ("split.json", "{}"), ("thesis.tex", "years of work")):
+        (tmp / "myproj" / name).write_text(text)
+    return ["evaluate", "--pred", str(tmp / "in"), "--truth", str(tmp / "in"), "-o", str(tmp / "myproj"), "--overwrite"]
+
+
+def _predict_over_manual_masks(tmp: Path) -> list[str]:
+    case = _case(tmp)
+    (tmp / "manual").mkdir()
+    shutil.copytree(case, tmp / "manual" / "CASE")
+    return [
+        "predict",
+        "-i",
+        str(case),
+        "-o",
+        str(tmp / "manual"),
+        "--model",
+        str(_zero_checkpoint(tmp)),
+        "--quiet",
+    ]
+
+
+def _output_name_too_long(tmp: Path) -> list[str]:
+    return ["shape", "-i", str(_case(tmp)), "-o", str(tmp / f"{'y' * 252}.csv"), "--quiet"]
+
+
 def _foreign_folder(tmp: Path) -> list[str]:
     _case(tmp)
     (tmp / "mine").mkdir()
@@ -738,6 +784,32 @@ CATALOGUE = [
         "a training run folder that holds the --init checkpoint, with --overwrite",
         _train_over_its_init,
         "output TMP/old overlaps the input TMP/old/best.safetensors; choose an output path outside the inputs",
+    ),
+    BadInput(
+        "train-over-its-config",
+        "a training run folder that holds the --config file, with --overwrite",
+        _train_over_its_config,
+        "output TMP/oldrun overlaps the input TMP/oldrun/recipe.json; choose an output path outside the inputs",
+    ),
+    BadInput(
+        "unmarked-run-folder",
+        "--overwrite on a folder that holds a config.json and a split.json but no .flairseg marker",
+        _unmarked_run_folder,
+        "output TMP/myproj looks like a training run of an older flairseg (no .flairseg marker), which flairseg does "
+        "not replace on that evidence alone: delete it yourself if you no longer need it, or choose another path",
+    ),
+    BadInput(
+        "predict-over-manual-masks",
+        "predicting into a folder that holds masks flairseg did not write, without --overwrite",
+        _predict_over_manual_masks,
+        "TMP/manual/CASE/CASE_1_mask.tif is in the way of case CASE's output and flairseg has no record of writing "
+        "it; move it away, or pass --overwrite to replace it",
+    ),
+    BadInput(
+        "output-name-too-long",
+        "an output file name longer than the file system allows (255 bytes)",
+        _output_name_too_long,
+        f"File name too long (TMP/{'y' * 252}.csv); use a shorter path",
     ),
     BadInput(
         "resume-from-another-init",

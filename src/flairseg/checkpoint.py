@@ -56,6 +56,13 @@ def paths_of(path: str | os.PathLike) -> tuple[Path, Path]:
     return stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json")
 
 
+def files_of(path: str | os.PathLike) -> list[Path]:
+    """Every file a model given as ``path`` may be read from: the path itself (e.g. an ONNX export) and a
+    checkpoint's two halves; an output may hold none of them.
+    """
+    return [*paths_of(path), Path(path)]
+
+
 def save(tensors: dict[str, torch.Tensor], metadata: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write tensors and metadata atomically (tensors first, JSON with their hash last); returns the JSON path."""
     from safetensors.torch import save_file

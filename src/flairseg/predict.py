@@ -118,6 +118,7 @@ class Segmenter:
         self.components = checkpoint.postprocess_config(self.metadata)
         self.threshold = checkpoint.threshold_of(self.metadata)
         self.convex_hull = convex_hull
+        self.source = Path(model)  # the file the model was read from: no output may hold it
         self.options = InferenceOptions(batch_size, self.device, tta, self.autocast)
         self.folds = None if folds is None else list(folds)
 
@@ -297,9 +298,10 @@ def predict_tree(
         paths = split_parts(paths, part[1])[part[0]]
     label = TASK_SPECS[segmenter.task].label_suffix
     _check_headers(paths, label)
-    out_path = check_output(out, inputs + ([truth] if truth else []), overwrite=True, replaces=False)
+    inputs += _files_read(given, truth, segmenter, brain_segmenter)
+    out_path = check_output(out, inputs, overwrite=True, replaces=False)
     if mask_file is not None:
-        mask_file = check_output(mask_file, inputs + ([truth] if truth else []), overwrite=True, replaces=False)
+        mask_file = check_output(mask_file, inputs, overwrite=True, replaces=False)
     truth_index = index_mask_cases(truth, mask_suffix=label) if truth is not None else {}
     report = run_report(out_path)
     if bids:
@@ -315,6 +317,17 @@ def predict_tree(
     merged = merge_run_report(out_path, title)
     _report_failures(failures, len(paths), report)
     return dataclasses.replace(merged, predicted=predicted, skipped=skipped)
+
+
+def _files_read(
+    given: Case | None, truth: str | os.PathLike | None, segmenter: Segmenter, brain_segmenter: Segmenter | None
+) -> list[Path]:
+    """The files a prediction reads besides its input tree: a case's named sequences, the truth, the models."""
+    files = [path for _, path in provenance.source_files(given)] if given is not None else []
+    files += [Path(truth)] if truth is not None else []
+    for model in (segmenter, brain_segmenter):
+        files += checkpoint.files_of(model.source) if model is not None else []
+    return files
 
 
 def _write_part_record(
@@ -400,6 +413,10 @@ def _predict_case(run: _Run, case: Case) -> bool:
         done = read_case(target, masks="only", mask_suffix=label).mask if truth_mask is not None else None
         _write_case_metrics(case, done, truth_mask, key, run.report.path)
         return False
+    if not run.overwrite:
+        _refuse_foreign_outputs(run, case, key)
+    with atomic_file(run.report.started(key)) as tmp:  # from here on, the case's outputs are flairseg's
+        tmp.write_text("being predicted; its record replaces this file\n")
     found, brain = _segment(run, case)
     if run.strip:
         # volumes: the FLAIR
@@ -412,7 +429,28 @@ def _predict_case(run: _Run, case: Case) -> bool:
     # last: a case with a record has every output, and a rerun may reuse it
     with atomic_file(run.report.record(key)) as tmp:
         tmp.write_text(json.dumps(expected, indent=2))
+    run.report.started(key).unlink(missing_ok=True)
     return True
+
+
+def _refuse_foreign_outputs(run: _Run, case: Case, key: str) -> None:
+    """Refuse to write over a file (or folder) where the case's outputs go that flairseg has no record of writing:
+    its mask files without the case's record (or started file) under ``key``, its probability map or stripped image
+    without one under either task's key.
+    """
+    report = run.report
+    keys = [f"{case.case_id}{spec.label_suffix}" for spec in TASK_SPECS.values()]
+    known = [k for k in keys if report.record(k).exists() or report.started(k).exists()]
+    paths = [] if key in known else _mask_files(case, run.names.mask(case), run.names.label)
+    if not known:
+        paths += [run.names.probability(case)] if run.probabilities else []
+        paths += [run.names.stripped(case)] if run.strip else []
+    found = [path for path in paths if path.exists() or path.is_symlink()]
+    if found:
+        raise InputError(
+            f"{found[0]} is in the way of case {case.case_id}'s output and flairseg has no record of writing it; "
+            "move it away, or pass --overwrite to replace it"
+        )
 
 
 def _segment(run: _Run, case: Case) -> tuple[Segmentation, np.ndarray | None]:
@@ -502,11 +540,16 @@ def _report_failures(failures: Sequence[tuple[str, str]], cases: int, report: Re
     )
 
 
-def _mask_written(case: Case, target: Path, suffix: str) -> bool:
-    """Whether the case's mask is complete at ``target``: the volume, or every slice's ``<slice><suffix>.tif``."""
+def _mask_files(case: Case, target: Path, suffix: str) -> list[Path]:
+    """The files of the case's mask at ``target``: the volume, or every slice's ``<slice><suffix>.tif``."""
     if case.geometry.format != "kaggle":
-        return target.is_file()
-    return all((target / f"{name.rsplit('.', 1)[0]}{suffix}.tif").is_file() for name in case.geometry.slice_names)
+        return [target]
+    return [target / f"{name.rsplit('.', 1)[0]}{suffix}.tif" for name in case.geometry.slice_names]
+
+
+def _mask_written(case: Case, target: Path, suffix: str) -> bool:
+    """Whether the case's mask is complete at ``target``."""
+    return all(path.is_file() for path in _mask_files(case, target, suffix))
 
 
 def merge_run_report(out: Path, title: str) -> PredictResult:
