@@ -827,6 +827,12 @@ CATALOGUE = [
         "of 1.0 GB; check its header, or raise the budget with --max-memory (e.g. --max-memory 32G)",
     ),
     BadInput(
+        "memory-budget-too-large",
+        "a memory budget too large to be a number (1e400)",
+        lambda t: _predict(t, _case(t), "--max-memory", "1e400"),
+        "memory budget '1e400' is too large to be a size; give e.g. 8G",
+    ),
+    BadInput(
         "memory-budget-not-a-size",
         "a memory budget that is not a size",
         lambda t: _predict(t, _case(t), "--max-memory", "lots"),
@@ -1068,7 +1074,7 @@ def test_memory_budget_sizes(monkeypatch: pytest.MonkeyPatch) -> None:
         1.5 * 2**30
     )
     assert memory.parse_size("512M") == 512 * 2**20 and memory.parse_size(str(2**21)) == 2**21
-    for bad in ("lots", "-2G", "100", ""):
+    for bad in ("lots", "-2G", "100", "", "1e400", "1e300T"):
         with pytest.raises(ConfigError):
             memory.parse_size(bad)
     monkeypatch.delenv(memory.ENVIRONMENT, raising=False)
