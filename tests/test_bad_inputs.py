@@ -456,6 +456,21 @@ def _nifti_declaring_a_huge_volume(tmp: Path) -> list[str]:
     return _predict(tmp, tmp / "in" / "big.nii.gz", "--max-memory", "1G")
 
 
+def _paper_brain_checkpoint(tmp: Path) -> Path:
+    """A small brain-extraction checkpoint that windows its inputs the paper's way (paper-brain)."""
+    config = ModelConfig(features=2, batch_norm=True)
+    preprocess = PreprocessConfig(variant="paper-brain", size=32)
+    return save_model(UNet(features=2, batch_norm=True), config, preprocess, tmp / "model" / "paperb", task="brain")
+
+
+def _nifti_beyond_the_histogram(tmp: Path) -> list[str]:
+    """A float NIfTI head scaled to 1e28: the paper window's 2-unit bins cannot count that range exactly."""
+    head = phantom(slices=4, size=32)[0][..., 1].astype(np.float32) * np.float32(1e28)
+    (tmp / "in").mkdir()
+    nib.save(nib.Nifti1Image(head.transpose(2, 1, 0).copy(), np.eye(4)), tmp / "in" / "bright.nii.gz")
+    return _predict(tmp, tmp / "in" / "bright.nii.gz", "--model", str(_paper_brain_checkpoint(tmp)))
+
+
 def _one_bad_case_of_three(tmp: Path) -> list[str]:
     """A slice whose header is sound but whose pixels are not: found only while decoding."""
     for name in ("CASE_A", "CASE_B", "CASE_C"):
@@ -825,6 +840,13 @@ CATALOGUE = [
         "TMP/in/big.nii.gz declares 216,000,000 voxels x 1 channel(s), about 4.8 GB to process, more than the memory "
         "budget "
         "of 1.0 GB; check its header, or raise the budget with --max-memory (e.g. --max-memory 32G)",
+    ),
+    BadInput(
+        "nifti-beyond-the-paper-histogram",
+        "a float NIfTI head scaled by 1e28 for a model with the paper's histogram window",
+        _nifti_beyond_the_histogram,
+        "case bright: channel 0: intensities reach 1.76e+30, beyond what the paper's 2-unit histogram counts exactly "
+        "(9.01e+15); rescale the volume to scanner intensities",
     ),
     BadInput(
         "memory-budget-too-large",
