@@ -471,6 +471,15 @@ def _nifti_beyond_the_histogram(tmp: Path) -> list[str]:
     return _predict(tmp, tmp / "in" / "bright.nii.gz", "--model", str(_paper_brain_checkpoint(tmp)))
 
 
+def _multi_page_slices(tmp: Path) -> list[str]:
+    """Slices of 300 compressed pages each (a few kB on disk, 20 MB each decoded)."""
+    folder = tmp / "in" / "CASE"
+    folder.mkdir(parents=True)
+    for k in (1, 2, 3):
+        tifffile.imwrite(folder / f"CASE_{k}.tif", np.zeros((300, 256, 256), np.uint8), compression="zlib")
+    return _predict(tmp, folder)
+
+
 def _one_bad_case_of_three(tmp: Path) -> list[str]:
     """A slice whose header is sound but whose pixels are not: found only while decoding."""
     for name in ("CASE_A", "CASE_B", "CASE_C"):
@@ -847,6 +856,13 @@ CATALOGUE = [
         _nifti_beyond_the_histogram,
         "case bright: channel 0: intensities reach 1.76e+30, beyond what the paper's 2-unit histogram counts exactly "
         "(9.01e+15); rescale the volume to scanner intensities",
+    ),
+    BadInput(
+        "multi-page-tiff-slice",
+        "Kaggle slices that are 300-page TIFF stacks (refused from the header, before decoding)",
+        _multi_page_slices,
+        "TMP/in/CASE/CASE_1.tif holds 300 pages (images); a slice is one page, (H, W) or (H, W, channels): split the "
+        "stack into <CASE>_<k>.tif files",
     ),
     BadInput(
         "memory-budget-too-large",
