@@ -480,6 +480,24 @@ def _multi_page_slices(tmp: Path) -> list[str]:
     return _predict(tmp, folder)
 
 
+def _standardisation_beyond_float32(tmp: Path) -> list[str]:
+    """A checkpoint standardising with a mean of 1e308 and a std of 1e-320: finite doubles, not float32 numbers."""
+    config = ModelConfig(features=2, batch_norm=True)
+    preprocess = PreprocessConfig(mean=1e308, std=1e-320)
+    model = save_model(UNet(features=2, batch_norm=True), config, preprocess, tmp / "model" / "m", task="abnormality")
+    return _predict(tmp, _case(tmp), "--model", str(model))
+
+
+def _nan_weight(tmp: Path) -> list[str]:
+    """A checkpoint with one NaN weight, saved with its own sha256 (the file is consistent, the model is not)."""
+    model = UNet(features=2, batch_norm=True)
+    with torch.no_grad():
+        model.head.weight[0, 0, 0, 0] = float("nan")
+    config = ModelConfig(features=2, batch_norm=True)
+    path = save_model(model, config, PreprocessConfig(), tmp / "model" / "m", task="abnormality")
+    return _predict(tmp, _case(tmp), "--model", str(path))
+
+
 def _one_bad_case_of_three(tmp: Path) -> list[str]:
     """A slice whose header is sound but whose pixels are not: found only while decoding."""
     for name in ("CASE_A", "CASE_B", "CASE_C"):
@@ -869,6 +887,19 @@ CATALOGUE = [
         "a memory budget too large to be a number (1e400)",
         lambda t: _predict(t, _case(t), "--max-memory", "1e400"),
         "memory budget '1e400' is too large to be a size; give e.g. 8G",
+    ),
+    BadInput(
+        "standardisation-beyond-float32",
+        "a checkpoint whose mean (1e308) and std (1e-320) are finite but not float32 numbers",
+        _standardisation_beyond_float32,
+        "the checkpoint's preprocessing record is invalid: std 1e-320 is not a normal float32 (1.18e-38..3.4e+38); "
+        "mean 1e+308 is beyond float32 (+-3.4e+38)",
+    ),
+    BadInput(
+        "nan-weight",
+        "a checkpoint with a NaN weight (and a matching sha256)",
+        _nan_weight,
+        "checkpoint m.json holds NaN or infinite values in head.weight; the file is damaged or its training diverged",
     ),
     BadInput(
         "memory-budget-not-a-size",
