@@ -502,6 +502,48 @@ def _nifti_declaring_a_huge_volume(tmp: Path) -> list[str]:
     return _predict(tmp, tmp / "in" / "big.nii.gz", "--max-memory", "1G")
 
 
+def _paper_brain_checkpoint(tmp: Path) -> Path:
+    """A small brain-extraction checkpoint that windows its inputs the paper's way (paper-brain)."""
+    config = ModelConfig(features=2, batch_norm=True)
+    preprocess = PreprocessConfig(variant="paper-brain", size=32)
+    return save_model(UNet(features=2, batch_norm=True), config, preprocess, tmp / "model" / "paperb", task="brain")
+
+
+def _nifti_beyond_the_histogram(tmp: Path) -> list[str]:
+    """A float NIfTI head scaled to 1e28: the paper window's 2-unit bins cannot count that range exactly."""
+    head = phantom(slices=4, size=32)[0][..., 1].astype(np.float32) * np.float32(1e28)
+    (tmp / "in").mkdir()
+    nib.save(nib.Nifti1Image(head.transpose(2, 1, 0).copy(), np.eye(4)), tmp / "in" / "bright.nii.gz")
+    return _predict(tmp, tmp / "in" / "bright.nii.gz", "--model", str(_paper_brain_checkpoint(tmp)))
+
+
+def _multi_page_slices(tmp: Path) -> list[str]:
+    """Slices of 300 compressed pages each (a few kB on disk, 20 MB each decoded)."""
+    folder = tmp / "in" / "CASE"
+    folder.mkdir(parents=True)
+    for k in (1, 2, 3):
+        tifffile.imwrite(folder / f"CASE_{k}.tif", np.zeros((300, 256, 256), np.uint8), compression="zlib")
+    return _predict(tmp, folder)
+
+
+def _standardisation_beyond_float32(tmp: Path) -> list[str]:
+    """A checkpoint standardising with a mean of 1e308 and a std of 1e-320: finite doubles, not float32 numbers."""
+    config = ModelConfig(features=2, batch_norm=True)
+    preprocess = PreprocessConfig(mean=1e308, std=1e-320)
+    model = save_model(UNet(features=2, batch_norm=True), config, preprocess, tmp / "model" / "m", task="abnormality")
+    return _predict(tmp, _case(tmp), "--model", str(model))
+
+
+def _nan_weight(tmp: Path) -> list[str]:
+    """A checkpoint with one NaN weight, saved with its own sha256 (the file is consistent, the model is not)."""
+    model = UNet(features=2, batch_norm=True)
+    with torch.no_grad():
+        model.head.weight[0, 0, 0, 0] = float("nan")
+    config = ModelConfig(features=2, batch_norm=True)
+    path = save_model(model, config, PreprocessConfig(), tmp / "model" / "m", task="abnormality")
+    return _predict(tmp, _case(tmp), "--model", str(path))
+
+
 def _one_bad_case_of_three(tmp: Path) -> list[str]:
     """A slice whose header is sound but whose pixels are not: found only while decoding."""
     for name in ("CASE_A", "CASE_B", "CASE_C"):
@@ -906,6 +948,39 @@ CATALOGUE = [
         "of 1.0 GB; check its header, or raise the budget with --max-memory (e.g. --max-memory 32G)",
     ),
     BadInput(
+        "nifti-beyond-the-paper-histogram",
+        "a float NIfTI head scaled by 1e28 for a model with the paper's histogram window",
+        _nifti_beyond_the_histogram,
+        "case bright: channel 0: intensities reach 1.76e+30, beyond what the paper's 2-unit histogram counts exactly "
+        "(9.01e+15); rescale the volume to scanner intensities",
+    ),
+    BadInput(
+        "multi-page-tiff-slice",
+        "Kaggle slices that are 300-page TIFF stacks (refused from the header, before decoding)",
+        _multi_page_slices,
+        "TMP/in/CASE/CASE_1.tif holds 300 pages (images); a slice is one page, (H, W) or (H, W, channels): split the "
+        "stack into <CASE>_<k>.tif files",
+    ),
+    BadInput(
+        "memory-budget-too-large",
+        "a memory budget too large to be a number (1e400)",
+        lambda t: _predict(t, _case(t), "--max-memory", "1e400"),
+        "memory budget '1e400' is too large to be a size; give e.g. 8G",
+    ),
+    BadInput(
+        "standardisation-beyond-float32",
+        "a checkpoint whose mean (1e308) and std (1e-320) are finite but not float32 numbers",
+        _standardisation_beyond_float32,
+        "the checkpoint's preprocessing record is invalid: std 1e-320 is not a normal float32 (1.18e-38..3.4e+38); "
+        "mean 1e+308 is beyond float32 (+-3.4e+38)",
+    ),
+    BadInput(
+        "nan-weight",
+        "a checkpoint with a NaN weight (and a matching sha256)",
+        _nan_weight,
+        "checkpoint m.json holds NaN or infinite values in head.weight; the file is damaged or its training diverged",
+    ),
+    BadInput(
         "memory-budget-not-a-size",
         "a memory budget that is not a size",
         lambda t: _predict(t, _case(t), "--max-memory", "lots"),
@@ -1154,7 +1229,7 @@ def test_memory_budget_sizes(monkeypatch: pytest.MonkeyPatch) -> None:
         1.5 * 2**30
     )
     assert memory.parse_size("512M") == 512 * 2**20 and memory.parse_size(str(2**21)) == 2**21
-    for bad in ("lots", "-2G", "100", ""):
+    for bad in ("lots", "-2G", "100", "", "1e400", "1e300T"):
         with pytest.raises(ConfigError):
             memory.parse_size(bad)
     monkeypatch.delenv(memory.ENVIRONMENT, raising=False)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -210,6 +211,7 @@ def load_model(path: str | os.PathLike, task: str | None = None) -> tuple[nn.Mod
     """
     tensors, metadata = read(path)
     check_task(metadata, f"checkpoint {Path(path).name}", task)
+    _check_finite(tensors, f"checkpoint {Path(path).name}")
     try:
         config = from_dict(ModelConfig, metadata["model"])
         members = int(metadata.get("members", 0))
@@ -224,26 +226,49 @@ def load_model(path: str | os.PathLike, task: str | None = None) -> tuple[nn.Mod
     return model, metadata
 
 
+def _check_finite(tensors: dict[str, torch.Tensor], what: str) -> None:
+    """Refuse weights with a NaN or infinite value: the model would answer NaN probabilities, hence empty masks."""
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise WeightsError(
+                f"{what} holds NaN or infinite values in {name}; the file is damaged or its training diverged"
+            )
+
+
 MAX_SIZE = 1024  # the largest model grid a checkpoint may ask for (memory grows with its square)
 
 
 def preprocess_config(metadata: dict[str, Any]) -> PreprocessConfig:
     """A checkpoint's preprocessing, range-checked: a known variant and missing-channel policy and a peak
-    percentile the variant takes (checked as the record is parsed), a finite mean, a positive finite std and a
-    size of 16..MAX_SIZE."""
+    percentile the variant takes (checked as the record is parsed), a mean and a positive std that are finite
+    float32 numbers (std a normal one: the inputs are standardised in float32) and a size of 16..MAX_SIZE."""
     try:
         config = from_dict(PreprocessConfig, metadata["preprocess"])
     except (KeyError, TypeError, AttributeError, ConfigError) as exc:
         raise WeightsError(f"the checkpoint's preprocessing record is invalid: {exc}") from None
     problems = [
-        f"std {config.std!r} is not positive and finite" if not (math.isfinite(config.std) and config.std > 0) else "",
-        f"mean {config.mean!r} is not finite" if not math.isfinite(config.mean) else "",
+        *_standardisation_problems(config.mean, config.std),
         f"size {config.size} is not in 16..{MAX_SIZE}" if not 16 <= config.size <= MAX_SIZE else "",
     ]
     problems = [p for p in problems if p]
     if problems:
         raise WeightsError(f"the checkpoint's preprocessing record is invalid: {'; '.join(problems)}")
     return config
+
+
+def _standardisation_problems(mean: float, std: float) -> list[str]:
+    """What is wrong with the mean and std that standardise the model's float32 inputs (none: an empty list)."""
+    tiny, largest = float(np.finfo(np.float32).tiny), float(np.finfo(np.float32).max)
+    problems = []
+    if not (math.isfinite(std) and std > 0):
+        problems.append(f"std {std!r} is not positive and finite")
+    elif not tiny <= std <= largest:
+        problems.append(f"std {std!r} is not a normal float32 ({tiny:.3g}..{largest:.3g})")
+    if not math.isfinite(mean):
+        problems.append(f"mean {mean!r} is not finite")
+    elif abs(mean) > largest:
+        problems.append(f"mean {mean!r} is beyond float32 (+-{largest:.3g})")
+    return problems
 
 
 def threshold_of(metadata: dict[str, Any]) -> float:
