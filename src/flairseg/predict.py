@@ -415,9 +415,9 @@ def _predict_case(run: _Run, case: Case) -> bool:
         return False
     if not run.overwrite:
         _refuse_foreign_outputs(run, case, key)
+    found, brain = _segment(run, case)
     with atomic_file(run.report.started(key)) as tmp:  # from here on, the case's outputs are flairseg's
         tmp.write_text("being predicted; its record replaces this file\n")
-    found, brain = _segment(run, case)
     if run.strip:
         # volumes: the FLAIR
         image = case.image if case.geometry.format == "kaggle" or case.image.shape[-1] == 1 else case.image[..., 1:2]
