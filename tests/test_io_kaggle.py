@@ -151,6 +151,15 @@ def test_nan_pixels_in_float_tiff(tmp_path: Path) -> None:
     assert "NaN or infinite" in _error(folder)
 
 
+def test_multi_page_masks_are_refused_from_their_headers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    image, mask = phantom(slices=3)
+    folder = write_kaggle_case(tmp_path, "CASE", image, mask)
+    tifffile.imwrite(folder / "CASE_2_mask.tif", np.zeros((50, 64, 64), np.uint8), compression="zlib")
+    monkeypatch.setattr(tifffile, "imread", None)  # nothing may be decoded
+    with pytest.raises(InputError, match=r"CASE_2_mask.tif holds 50 pages \(images\); a slice is one page"):
+        read_kaggle_case(folder, masks="required")
+
+
 def test_read_kaggle_case_only_masks(tmp_path: Path) -> None:
     folder = _case(tmp_path)
     case = read_kaggle_case(folder, masks="only")

@@ -12,6 +12,7 @@ from skimage.transform import resize
 from flairseg.errors import ConfigError, InputError
 from flairseg.preprocess import (
     VARIANTS,
+    _histogram,
     _nearest_index,
     _resize_inplane,
     _resize_weights,
@@ -461,3 +462,26 @@ def test_peak_percentile_belongs_to_the_port_variant_and_never_cuts_at_zero() ->
     image[5:15, 40:60, 40:60] = 50.0  # a brain in 4 % of the voxels: the 90th percentile is 0
     by_percentile = preprocess_case(image, variant="port", size=16, peak_percentile=90.0)
     assert by_percentile.transform.box == preprocess_case(image, variant="port", size=16).transform.box
+
+
+def test_the_histogram_holds_only_occupied_bins_with_the_counts_of_every_bin() -> None:
+    x = np.array([0.0, 1.0, 3.0, 3.5, 7.0, 7.9, 40001.0])  # 20001 two-unit bins for 7 voxels
+    left, nbins, occupied, counts = _histogram(x)
+    every_bin = np.bincount(np.minimum((x // 2).astype(int), nbins - 1), minlength=nbins)
+    assert (left, nbins) == (0.0, 20001)
+    assert occupied.tolist() == np.flatnonzero(every_bin).tolist() == [0, 1, 3, 20000]
+    assert counts.tolist() == every_bin[every_bin > 0].tolist() == [2, 2, 2, 1]
+
+
+def test_the_paper_window_needs_memory_for_the_voxels_not_for_the_intensity_range() -> None:
+    """Intensities scaled to ~4e7 span 2e7 two-unit bins: a count per bin alone would be 160 MB."""
+    import tracemalloc
+
+    head = np.round(np.random.default_rng(0).gamma(4.0, 25.0, (4, 32, 32))) * 1e5
+    tracemalloc.start()
+    try:
+        windows = [paper_window(head, variant) for variant in ("paper-abnormality", "paper-brain")]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 2**20 and all(window.dtype == np.uint8 and window.max() == 255 for window in windows)

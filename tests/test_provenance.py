@@ -40,10 +40,33 @@ def test_a_case_without_record_is_predicted_again(
 ) -> None:
     out = tmp_path / "out"
     assert main(["predict", "-i", str(sample_case), "-o", str(out), "--quiet"]) == 0
-    (out / "report" / "records" / "TCGA_CS_4942_19970222_mask.json").unlink()  # as if killed before the record
+    records = out / "report" / "records"
+    (records / "TCGA_CS_4942_19970222_mask.json").unlink()  # as if killed before the record: the started file is left
+    (records / "TCGA_CS_4942_19970222_mask.started").write_text("")
     capsys.readouterr()
     assert main(["predict", "-i", str(sample_case), "-o", str(out), "--quiet"]) == 0
     assert "1 cases predicted, 0 already done" in capsys.readouterr().out
+    assert sorted(p.name for p in records.iterdir()) == ["TCGA_CS_4942_19970222_mask.json"]
+
+
+def test_masks_without_a_record_are_not_overwritten(
+    sample_case: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Masks flairseg has no record of writing (a user's manual ones) stop the run; --overwrite replaces them."""
+    import shutil
+
+    manual = tmp_path / "manual" / sample_case.name
+    shutil.copytree(sample_case, manual)
+    first = sorted(manual.glob("*_mask.tif"))[0]
+    first.write_bytes(b"a manual mask")
+    command = ["predict", "-i", str(sample_case), "-o", str(tmp_path / "manual"), "--quiet"]
+    assert main(command) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("flairseg: error: ") and "no record of writing it" in err and "\n" not in err
+    assert first.read_bytes() == b"a manual mask"
+    assert main(command + ["--overwrite"]) == 0 and first.read_bytes() != b"a manual mask"
+    capsys.readouterr()
+    assert main(command) == 0 and "0 cases predicted, 1 already done" in capsys.readouterr().out
 
 
 def test_brain_and_tumour_masks_share_a_case_folder(sample_case: Path, tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from scipy.special import gammaln
 from flairseg.errors import InputError
 
 _RELATIVE_TOLERANCE = 1e-7  # tables this close to the observed probability count as equally probable
-MAX_TABLES = 5_000_000  # the exact test enumerates at most this many tables (about 1 GB at the widest)
+MAX_TABLES = 5_000_000  # the exact test enumerates at most this many tables (16 bytes each, whatever their width)
 
 
 def count_tables(columns: Sequence[int], row_total: int) -> int:
@@ -34,21 +34,24 @@ def _log_choose(n: np.ndarray | float, k: np.ndarray | float) -> np.ndarray:
     return gammaln(np.asarray(n) + 1) - gammaln(np.asarray(k) + 1) - gammaln(np.asarray(n) - np.asarray(k) + 1)
 
 
-def _first_row_tables(columns: Sequence[int], row_total: int) -> np.ndarray:
-    """Every first row (a_1..a_k) with 0 <= a_j <= c_j and sum row_total, as an (M, k) array."""
-    partial = np.zeros((1, 0), dtype=np.int64)
-    remaining = np.array(columns[::-1]).cumsum()[::-1]  # capacity of columns j..k
+def _log_weights(columns: Sequence[int], row_total: int) -> np.ndarray:
+    """sum_j log C(c_j, a_j) of every first row (a_1..a_k), 0 <= a_j <= c_j, summing to ``row_total``.
+
+    The rows are built a column at a time as (sum so far, log weight so far) pairs, never as (tables, k) arrays: 16
+    bytes a partial row whatever k is, and no more partial rows than whole ones (a partial row is kept only when the
+    columns left can complete it).
+    """
+    sums, logs = np.zeros(1, dtype=np.int64), np.zeros(1)
+    room = np.append(np.cumsum(columns[::-1])[::-1], 0)  # room[j]: the capacity of columns j..k
     for j, capacity in enumerate(columns):
-        sums = partial.sum(axis=1)
-        options = np.arange(capacity + 1)
-        candidates = np.concatenate(
-            [np.repeat(partial, len(options), axis=0), np.tile(options, len(partial))[:, None]], axis=1
-        )
-        totals = np.repeat(sums, len(options)) + np.tile(options, len(partial))
-        rest = remaining[j + 1] if j + 1 < len(columns) else 0
-        keep = (totals <= row_total) & (totals + rest >= row_total)
-        partial = candidates[keep]
-    return partial
+        kept_sums, kept_logs = [], []
+        for value, weight in zip(range(capacity + 1), _log_choose(capacity, np.arange(capacity + 1))):
+            totals = sums + value
+            keep = (totals <= row_total) & (totals + room[j + 1] >= row_total)
+            kept_sums.append(totals[keep])
+            kept_logs.append(logs[keep] + weight)
+        sums, logs = np.concatenate(kept_sums), np.concatenate(kept_logs)
+    return logs
 
 
 def fisher_exact_2xk(table: np.ndarray) -> float:
@@ -59,17 +62,16 @@ def fisher_exact_2xk(table: np.ndarray) -> float:
     table = table[:, table.sum(axis=0) > 0]
     if table.shape[1] < 2 or (table.sum(axis=1) == 0).any():
         return 1.0
-    columns = table.sum(axis=0)
+    columns = list(map(int, table.sum(axis=0)))
     row_total, n = int(table[0].sum()), int(table.sum())
-    count = count_tables(list(map(int, columns)), row_total)
+    count = count_tables(columns, row_total)
     if count > MAX_TABLES:
         raise InputError(
             f"the exact test of this {table.shape[1]}-cluster table would enumerate {count:,} tables (more than "
             f"{MAX_TABLES:,}); the column has too many distinct values: use a column of genomic clusters"
         )
-    tables = _first_row_tables(list(map(int, columns)), row_total)
-    log_p = _log_choose(columns, tables).sum(axis=1) - _log_choose(n, row_total)
-    observed = _log_choose(columns, table[0]).sum() - _log_choose(n, row_total)
+    log_p = _log_weights(columns, row_total) - _log_choose(n, row_total)
+    observed = sum(float(_log_choose(c, a)) for c, a in zip(columns, table[0])) - _log_choose(n, row_total)
     p = np.exp(log_p[log_p <= observed + _RELATIVE_TOLERANCE]).sum()
     return float(min(1.0, p))
 

@@ -48,6 +48,13 @@ def paths_of(path: str | os.PathLike) -> tuple[Path, Path]:
     return stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json")
 
 
+def files_of(path: str | os.PathLike) -> list[Path]:
+    """Every file a model given as ``path`` may be read from: the path itself (e.g. an ONNX export) and a
+    checkpoint's two halves; an output may hold none of them.
+    """
+    return [*paths_of(path), Path(path)]
+
+
 def save(tensors: dict[str, torch.Tensor], metadata: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write tensors and metadata atomically (tensors first, JSON with their hash last); returns the JSON path."""
     from safetensors.torch import save_file
@@ -223,6 +230,7 @@ def load_model(path: str | os.PathLike, task: str | None = None) -> tuple[nn.Mod
     tensors, metadata = read(path)
     check_metadata(metadata, f"checkpoint {Path(path).name}")
     check_task(metadata, f"checkpoint {Path(path).name}", task)
+    _check_finite(tensors, f"checkpoint {Path(path).name}")
     config, members = model_config(metadata), metadata.get("members", 0)
     try:
         unet = lambda: UNet(**dataclasses.asdict(config))  # noqa: E731
@@ -234,6 +242,15 @@ def load_model(path: str | os.PathLike, task: str | None = None) -> tuple[nn.Mod
         ) from None
     model.eval()
     return model, metadata
+
+
+def _check_finite(tensors: dict[str, torch.Tensor], what: str) -> None:
+    """Refuse weights with a NaN or infinite value: the model would answer NaN probabilities, hence empty masks."""
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise WeightsError(
+                f"{what} holds NaN or infinite values in {name}; the file is damaged or its training diverged"
+            )
 
 
 def check_metadata(metadata: Any, what: str) -> dict[str, Any]:

@@ -259,6 +259,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         device=args.device,
         threads=args.threads,
         quiet=args.quiet,
+        config_file=args.config,
     )
     if not result.main_process:
         return 0
@@ -318,6 +319,7 @@ def _cmd_cv(args: argparse.Namespace) -> int:
         threads=args.threads,
         quiet=args.quiet,
         init=resolve(args.init) if args.init else None,
+        config_file=args.config,
     )
     if result is None:
         print(

@@ -93,20 +93,33 @@ class PreprocessConfig:
     peak_percentile: float = 100.0
 
     def __post_init__(self) -> None:
-        """Refuse a size outside 16..MAX_SIZE, a mean or std (positive) that is not finite in float32, a
+        """Refuse a size outside 16..MAX_SIZE, a mean or std (positive, normal) that is not a finite float32, a
         ``peak_percentile`` outside 90-100, or one set for a variant that has no such cut."""
         if not MIN_SIZE <= self.size <= MAX_SIZE:
             raise ConfigError(f"preprocess.size {self.size} is not in {MIN_SIZE}..{MAX_SIZE}")
-        if not abs(self.mean) <= FLOAT32_MAX:  # the inputs are standardised in float32
-            raise ConfigError(f"preprocess.mean {self.mean!r} is not finite in float32")
-        if not FLOAT32_TINY <= self.std <= FLOAT32_MAX:
-            raise ConfigError(f"preprocess.std {self.std!r} is not positive and finite in float32")
+        problems = _standardisation_problems(self.mean, self.std)
+        if problems:
+            raise ConfigError("; ".join(problems))
         if not 90 <= self.peak_percentile <= 100:
             raise ConfigError(f"peak_percentile {self.peak_percentile!r} is not in [90, 100]")
         if self.peak_percentile != 100 and self.variant != "port":
             raise ConfigError(
                 f"preprocess.peak_percentile is a setting of the port variant, not of {self.variant}; leave it at 100"
             )
+
+
+def _standardisation_problems(mean: float, std: float) -> list[str]:
+    """What is wrong with the mean and std that standardise the model's float32 inputs (none: an empty list)."""
+    problems = []
+    if not (math.isfinite(std) and std > 0):
+        problems.append(f"std {std!r} is not positive and finite")
+    elif not FLOAT32_TINY <= std <= FLOAT32_MAX:
+        problems.append(f"std {std!r} is not a normal float32 ({FLOAT32_TINY:.3g}..{FLOAT32_MAX:.3g})")
+    if not math.isfinite(mean):
+        problems.append(f"mean {mean!r} is not finite")
+    elif abs(mean) > FLOAT32_MAX:
+        problems.append(f"mean {mean!r} is beyond float32 (+-{FLOAT32_MAX:.3g})")
+    return problems
 
 
 @dataclass(frozen=True)

@@ -147,6 +147,7 @@ def train_folds(
 
     ``init``: an ensemble made by :func:`cross_validate` over the same folds; fold k starts from its member k.
     """
+    from flairseg.outputs import make_marked_folder
     from flairseg.train import train
 
     chosen = list(range(config.folds)) if folds is None else list(folds)
@@ -166,6 +167,7 @@ def train_folds(
             continue
         if not quiet:
             print(f"fold {fold + 1} of {config.folds}: {'resuming' if started else 'training'} {run}", file=sys.stderr)
+        make_marked_folder(out)  # a new cross-validation folder is flairseg's, an existing one stays as it was
         train(
             fold_config,
             data,
@@ -433,18 +435,22 @@ def cross_validate(
     threads: int | None = None,
     quiet: bool = False,
     init: str | os.PathLike | None = None,
+    config_file: str | os.PathLike | None = None,
 ) -> CrossValidation | None:
     """Train the unfinished folds; once every fold is trained, evaluate out of fold and make the ensemble.
 
     With ``folds`` (jobs that each train some folds) only those are trained and None is returned:
-    the evaluation is the job of a run without ``folds``, once every fold is finished.
+    the evaluation is the job of a run without ``folds``, once every fold is finished. ``config_file``: the file
+    ``config`` was read from (``--config``), which ``out`` may not hold, nor the ``init`` ensemble.
     """
+    from flairseg.checkpoint import files_of
     from flairseg.outputs import check_output
 
     data, out = Path(data), Path(out)
     if not data.is_dir():
         raise InputError(f"data folder {data} does not exist")
-    check_output(out, [data], overwrite=True, replaces=False)  # a cross-validation folder is continued, never replaced
+    inputs = [data, config_file, *(files_of(init) if init is not None else ())]
+    check_output(out, inputs, overwrite=True, replaces=False)  # a cross-validation folder is continued, never replaced
     check_recipe(config)
     train_folds(config, data, out, folds, device, threads, quiet, Path(init) if init is not None else None)
     if folds is not None:

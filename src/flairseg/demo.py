@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flairseg import figures
+from flairseg.checkpoint import files_of
 from flairseg.evaluate import write_report
 from flairseg.html_report import write_html_report
 from flairseg.io import read_case, sample_case_path, write_mask
 from flairseg.metrics import case_metrics
 from flairseg.outputs import ReportFolder, atomic_dir, check_output
 from flairseg.predict import load_model
+from flairseg.released_models import resolve
 
 
 @dataclass(frozen=True)
@@ -33,8 +35,9 @@ def run_demo(
 ) -> DemoResult:
     """Segment the sample case with ``model`` (default: the released abnormality model) into ``out``."""
     sample = sample_case_path()
-    out_path = check_output(out, [sample], overwrite)
-    segmenter = load_model(model, task="abnormality", threads=threads)
+    model_path = resolve(model, task="abnormality")
+    out_path = check_output(out, [sample, *files_of(model_path)], overwrite)
+    segmenter = load_model(model_path, task="abnormality", threads=threads)
     case = read_case(sample, masks="required")
     mask = segmenter(case).mask
     metrics = case_metrics(case.case_id, mask, case.mask)

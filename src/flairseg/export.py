@@ -36,8 +36,7 @@ def export_onnx(
     out_path = Path(out)
     if out_path.suffix.lower() != ".onnx":
         raise InputError(f"the ONNX file must end in .onnx, not {out_path.name!r}")
-    sources = checkpoint.paths_of(model)
-    out_path = check_output(out_path, list(sources), overwrite)
+    out_path = check_output(out_path, checkpoint.files_of(model), overwrite)
     network, metadata = checkpoint.load_model(model, task=task)
     size = checkpoint.preprocess_config(metadata).size
     example = torch.zeros(1, checkpoint.model_config(metadata).in_channels, size, size)

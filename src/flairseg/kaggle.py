@@ -37,17 +37,27 @@ def _read_tiff(path: Path) -> np.ndarray:
     return array
 
 
+def _page_shape(path: Path) -> tuple[int, ...]:
+    """The shape a slice file's header declares for its one page (every page would be decoded: a slice is one)."""
+    try:
+        with tifffile.TiffFile(path) as tiff:
+            pages, shape = len(tiff.pages), tiff.pages[0].shape
+    except Exception as exc:  # tifffile raises many types for corrupt, truncated or non-TIFF files
+        raise InputError(f"cannot read {path}: not a valid TIFF image or truncated ({type(exc).__name__})") from None
+    if pages != 1:
+        raise InputError(
+            f"{path} holds {pages:,} pages (images); a slice is one page, (H, W) or (H, W, channels): "
+            "split the stack into <CASE>_<k>.tif files"
+        )
+    return shape
+
+
 def _check_declared_size(folder: Path, files: Sequence[Path]) -> None:
-    """Every slice's TIFF header readable, and the case's size as they declare it within the memory budget."""
+    """Every slice's TIFF header readable and of one page, and the case's size as they declare it within the memory
+    budget."""
     largest, channels = 0, 1
     for path in files:
-        try:
-            with tifffile.TiffFile(path) as tiff:
-                shape = tiff.pages[0].shape
-        except Exception as exc:  # tifffile raises many types for corrupt, truncated or non-TIFF files
-            raise InputError(
-                f"cannot read {path}: not a valid TIFF image or truncated ({type(exc).__name__})"
-            ) from None
+        shape = _page_shape(path)
         largest = max(largest, int(np.prod(shape[:2], dtype=np.int64)))
         channels = max(channels, int(shape[2]) if len(shape) == 3 else 1)
     check(largest * len(files), channels, f"case {folder}")
@@ -126,6 +136,8 @@ def kaggle_files(
             f"(slices without a mask: {sorted(set(numbers) - set(mask_files))[:5]})"
         )
     _check_declared_size(folder, [image_files[k] for k in numbers])
+    if mask_files:
+        _check_declared_size(folder, [mask_files[k] for k in numbers])
     return numbers, image_files, mask_files
 
 

@@ -9,6 +9,7 @@ command line with ``--max-memory 8G`` or in the environment as ``FLAIRSEG_MAX_ME
 
 from __future__ import annotations
 
+import math
 import os
 
 from flairseg.errors import ConfigError, InputError
@@ -29,6 +30,8 @@ def parse_size(text: str) -> int:
         size = float(value.removesuffix(unit)) * _UNITS[unit]
     except (ValueError, KeyError):
         raise ConfigError(f"memory budget {text!r} is not a size; write e.g. 8G, 512M or a number of bytes") from None
+    if size == math.inf:
+        raise ConfigError(f"memory budget {text!r} is too large to be a size; give e.g. 8G")
     if not size >= 2**20:
         raise ConfigError(f"memory budget {text!r} is below 1 MB; give e.g. 8G")
     return int(size)

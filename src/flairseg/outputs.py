@@ -4,15 +4,23 @@ Nothing flairseg writes is ever visible half-written under its final name, and a
 existing output is replaced only when the caller says so (``--overwrite``). Even then an
 output is never an input, never holds one, and is never an empty path, the current or home
 directory or a filesystem root; a folder is replaced only when flairseg made it (its
-``.flairseg`` marker, or a training run's ``config.json`` and ``split.json``).
+``.flairseg`` marker).
+
+Temporary names carry this machine's tag and the writing process's id (:func:`_temporary_affixes`), so a
+later run removes those that a killed process (SIGKILL, a power cut) left behind (:func:`_remove_stale`),
+and they stay within the file system's name limit however long the output's name.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import functools
+import hashlib
 import os
+import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -37,8 +45,38 @@ MARKER = ".flairseg"  # the file that marks a folder flairseg made (and may repl
 
 
 def made_by_flairseg(folder: Path) -> bool:
-    """Whether ``folder`` is an output of flairseg: its marker, or a training run's record files."""
-    return (folder / MARKER).is_file() or ((folder / "config.json").is_file() and (folder / "split.json").is_file())
+    """Whether ``folder`` is an output of flairseg: its marker (any folder may hold other files of the same names)."""
+    return (folder / MARKER).is_file()
+
+
+def write_marker(folder: Path) -> None:
+    """Leave the :data:`MARKER` file in ``folder``, so that a later ``--overwrite`` may replace it."""
+    (folder / MARKER).write_text("made by flairseg; `--overwrite` may replace this folder\n")
+
+
+def make_marked_folder(path: Path) -> None:
+    """Create the folder ``path`` with the marker; an existing folder is left as it is (and unmarked)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir()
+    except FileExistsError:
+        return
+    write_marker(path)
+
+
+def _foreign_folder_reason(out: str | os.PathLike, folder: Path) -> str:
+    """Why the existing folder ``out`` is not replaced, and what to do; an unmarked training run (made by a
+    flairseg before runs were marked) is named as such.
+    """
+    if (folder / "config.json").is_file() and (folder / "split.json").is_file():
+        return (
+            f"output {out} looks like a training run of an older flairseg (no {MARKER} marker), which flairseg does "
+            "not replace on that evidence alone: delete it yourself if you no longer need it, or choose another path"
+        )
+    return (
+        f"output {out} is a folder flairseg did not make (no {MARKER} marker); "
+        "flairseg replaces only its own outputs: move it away or choose another path"
+    )
 
 
 def check_output(
@@ -71,10 +109,7 @@ def check_output(
     if out_path.exists() and not overwrite:
         raise InputError(f"output {out} already exists; pass --overwrite to replace it or choose another path")
     if replaces and out_path.is_dir() and not made_by_flairseg(out_path):
-        raise InputError(
-            f"output {out} is a folder flairseg did not make (no {MARKER} marker); "
-            "flairseg replaces only its own outputs: move it away or choose another path"
-        )
+        raise InputError(_foreign_folder_reason(out, out_path))
     return out_path
 
 
@@ -83,13 +118,16 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it to ``path``, else delete it."""
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
+    prefix, suffix = _temporary_affixes(final, "part")
+    with _naming_the_output(final):
+        fd, tmp_name = tempfile.mkstemp(suffix=suffix, prefix=prefix, dir=final.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs get the usual permissions
-        os.replace(tmp, final)
+        with _naming_the_output(final):
+            os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -102,13 +140,16 @@ def atomic_dir(path: str | os.PathLike, mark: bool = False) -> Iterator[Path]:
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent))
+    prefix, suffix = _temporary_affixes(final, "part")
+    with _naming_the_output(final):
+        tmp = Path(tempfile.mkdtemp(suffix=suffix, prefix=prefix, dir=final.parent))
     try:
         if mark:
-            (tmp / MARKER).write_text("made by flairseg; `--overwrite` may replace this folder\n")
+            write_marker(tmp)
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())
-        _swap_in(tmp, final)
+        with _naming_the_output(final):
+            _swap_in(tmp, final)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
@@ -120,7 +161,8 @@ def _swap_in(tmp: Path, final: Path) -> None:
     Several processes may finish the same folder at once (``--overwrite`` runs into one output): each
     retries until its folder is in place; the last one wins, none fails.
     """
-    aside = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=final.parent))
+    prefix, suffix = _temporary_affixes(final, "old")
+    aside = Path(tempfile.mkdtemp(suffix=suffix, prefix=prefix, dir=final.parent))
     try:
         for _ in range(100):
             shutil.rmtree(aside)
@@ -136,6 +178,73 @@ def _swap_in(tmp: Path, final: Path) -> None:
         raise OSError(errno.EBUSY, "other processes keep replacing this folder", str(final))
     finally:
         shutil.rmtree(aside, ignore_errors=True)
+
+
+_NAME_MAX = 255  # bytes in one file name on most file systems, where the system does not say
+_RANDOM = 8  # the characters tempfile puts between a temporary name's prefix and suffix
+# a name of _temporary_affixes: .<name>.<tempfile's random part>.<host>.<pid>.<kind>
+_TEMPORARY = re.compile(r"\..*\.[a-z0-9_]{8}\.(?P<host>[0-9a-f]{6})\.(?P<pid>[0-9]+)\.(?:part|old)", re.DOTALL)
+
+
+@functools.cache
+def _host_tag() -> str:
+    """Six hex digits naming this machine: a process id proves nothing about another machine's processes."""
+    return hashlib.blake2s(socket.gethostname().encode(), digest_size=3).hexdigest()
+
+
+def _temporary_affixes(final: Path, kind: str) -> tuple[str, str]:
+    """(prefix, suffix) of a temporary name beside ``final``: ``.<name>.<random>.<host>.<pid>.<kind>``, the name cut
+    so that the whole stays within the file system's name limit; :func:`_remove_stale` removes those of dead
+    processes first.
+    """
+    _remove_stale(final.parent.resolve())
+    suffix = f".{_host_tag()}.{os.getpid()}.{kind}"
+    try:
+        limit = os.pathconf(final.parent, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = _NAME_MAX
+    name = os.fsencode(final.name)
+    if len(name) > limit:
+        raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), str(final))
+    room = limit - len(suffix) - _RANDOM - 2  # the prefix's two dots
+    return f".{os.fsdecode(name[:room])}.", suffix
+
+
+@contextlib.contextmanager
+def _naming_the_output(final: Path) -> Iterator[None]:
+    """An operating-system error in making a temporary name or renaming it into place names ``final``, the path the
+    user gave, not the temporary one.
+    """
+    try:
+        yield
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(final)) from None
+
+
+@functools.cache
+def _remove_stale(folder: Path) -> None:
+    """Remove the temporaries in ``folder`` of this machine's processes that no longer run (killed outright), once
+    per folder and process: a process's own and a running process's temporaries are in use.
+    """
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
+        for entry in entries:
+            found = _TEMPORARY.fullmatch(entry.name)
+            if found is not None and found["host"] == _host_tag() and not _running(int(found["pid"])):
+                with contextlib.suppress(OSError):
+                    shutil.rmtree(entry.path) if entry.is_dir(follow_symlinks=False) else os.unlink(entry.path)
+
+
+def _running(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this machine (one of another user counts)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
 
 
 @dataclass(frozen=True)
@@ -160,6 +269,11 @@ class ReportFolder:
 
     def record(self, key: str) -> Path:
         return self.path / "records" / f"{key}.json"
+
+    def started(self, key: str) -> Path:
+        """Written before a case's outputs, removed once its record is: the outputs of an interrupted case are
+        flairseg's too."""
+        return self.path / "records" / f"{key}.started"
 
     def montage(self, key: str) -> Path:
         return self.path / "montages" / f"{key}.png"

@@ -118,6 +118,7 @@ class Segmenter:
         self.components = checkpoint.postprocess_config(self.metadata)
         self.threshold = checkpoint.threshold_of(self.metadata)
         self.convex_hull = convex_hull
+        self.source = Path(model)  # the file the model was read from: no output may hold it
         self.options = InferenceOptions(batch_size, self.device, tta, self.autocast)
         self.folds = None if folds is None else list(folds)
 
@@ -297,9 +298,10 @@ def predict_tree(
         paths = split_parts(paths, part[1])[part[0]]
     label = TASK_SPECS[segmenter.task].label_suffix
     _check_headers(paths, label)
-    out_path = check_output(out, inputs + ([truth] if truth else []), overwrite=True, replaces=False)
+    inputs += _files_read(given, truth, segmenter, brain_segmenter)
+    out_path = check_output(out, inputs, overwrite=True, replaces=False)
     if mask_file is not None:
-        mask_file = check_output(mask_file, inputs + ([truth] if truth else []), overwrite=True, replaces=False)
+        mask_file = check_output(mask_file, inputs, overwrite=True, replaces=False)
     truth_index = index_mask_cases(truth, mask_suffix=label) if truth is not None else {}
     report = run_report(out_path)
     if bids:
@@ -315,6 +317,17 @@ def predict_tree(
     merged = merge_run_report(out_path, title)
     _report_failures(failures, len(paths), report)
     return dataclasses.replace(merged, predicted=predicted, skipped=skipped)
+
+
+def _files_read(
+    given: Case | None, truth: str | os.PathLike | None, segmenter: Segmenter, brain_segmenter: Segmenter | None
+) -> list[Path]:
+    """The files a prediction reads besides its input tree: a case's named sequences, the truth, the models."""
+    files = [path for _, path in provenance.source_files(given)] if given is not None else []
+    files += [Path(truth)] if truth is not None else []
+    for model in (segmenter, brain_segmenter):
+        files += checkpoint.files_of(model.source) if model is not None else []
+    return files
 
 
 def _write_part_record(
@@ -341,7 +354,7 @@ def _predict_cases(
     run: _Run, paths: Sequence[Path | Case], resample: bool, quiet: bool
 ) -> tuple[int, int, list[tuple[str, str]]]:
     """Read (ahead, on an accelerator) and predict every case: how many were predicted and reused, and which failed
-    to read.
+    (to read, to preprocess, to be written) with their reasons; one failed case does not stop the others.
     """
     from tqdm import tqdm
 
@@ -350,15 +363,25 @@ def _predict_cases(
     read = functools.partial(read_case, masks="optional", mask_suffix=run.names.label, resample=resample)
     cases = _read_ahead(paths, read, ahead=run.segmenter.device.type != "cpu")
     for path, case in tqdm(cases, total=len(paths), desc="predict", unit="case", disable=quiet, file=sys.stderr):
-        if isinstance(case, InputError):
-            if len(paths) == 1:
+        try:
+            if isinstance(case, InputError):
                 raise case
-            failures.append((case_id_of(path), str(case)))  # one unreadable case does not stop the others
-        elif _predict_case(run, case):
-            predicted += 1
-        else:
-            skipped += 1
+            if _predict_case(run, case):
+                predicted += 1
+            else:
+                skipped += 1
+        except (InputError, OSError) as error:
+            if len(paths) == 1:
+                raise
+            failures.append((case_id_of(path) if not isinstance(path, Case) else path.case_id, _reason(error)))
     return predicted, skipped, failures
+
+
+def _reason(error: InputError | OSError) -> str:
+    """A failed case's reason as one line (an OS error with the file it concerns)."""
+    if isinstance(error, OSError):
+        return f"{error.strerror or error} ({error.filename})" if error.filename else str(error.strerror or error)
+    return str(error)
 
 
 @dataclass(frozen=True)
@@ -390,7 +413,11 @@ def _predict_case(run: _Run, case: Case) -> bool:
         done = read_case(target, masks="only", mask_suffix=label).mask if truth_mask is not None else None
         _write_case_metrics(case, done, truth_mask, key, run.report.path)
         return False
+    if not run.overwrite:
+        _refuse_foreign_outputs(run, case, key)
     found, brain = _segment(run, case)
+    with atomic_file(run.report.started(key)) as tmp:  # from here on, the case's outputs are flairseg's
+        tmp.write_text("being predicted; its record replaces this file\n")
     if run.strip:
         # volumes: the FLAIR
         image = case.image if case.geometry.format == "kaggle" or case.image.shape[-1] == 1 else case.image[..., 1:2]
@@ -402,7 +429,28 @@ def _predict_case(run: _Run, case: Case) -> bool:
     # last: a case with a record has every output, and a rerun may reuse it
     with atomic_file(run.report.record(key)) as tmp:
         tmp.write_text(json.dumps(expected, indent=2))
+    run.report.started(key).unlink(missing_ok=True)
     return True
+
+
+def _refuse_foreign_outputs(run: _Run, case: Case, key: str) -> None:
+    """Refuse to write over a file (or folder) where the case's outputs go that flairseg has no record of writing:
+    its mask files without the case's record (or started file) under ``key``, its probability map or stripped image
+    without one under either task's key.
+    """
+    report = run.report
+    keys = [f"{case.case_id}{spec.label_suffix}" for spec in TASK_SPECS.values()]
+    known = [k for k in keys if report.record(k).exists() or report.started(k).exists()]
+    paths = [] if key in known else _mask_files(case, run.names.mask(case), run.names.label)
+    if not known:
+        paths += [run.names.probability(case)] if run.probabilities else []
+        paths += [run.names.stripped(case)] if run.strip else []
+    found = [path for path in paths if path.exists() or path.is_symlink()]
+    if found:
+        raise InputError(
+            f"{found[0]} is in the way of case {case.case_id}'s output and flairseg has no record of writing it; "
+            "move it away, or pass --overwrite to replace it"
+        )
 
 
 def _segment(run: _Run, case: Case) -> tuple[Segmentation, np.ndarray | None]:
@@ -474,9 +522,7 @@ def _write_case_metrics(case: Case, mask: np.ndarray | None, truth: np.ndarray |
 
 
 def _report_failures(failures: Sequence[tuple[str, str]], cases: int, report: ReportFolder) -> None:
-    """``report/failures.csv`` (case, reason) and a one-line error naming the cases that could not be read; none: no
-    file.
-    """
+    """``report/failures.csv`` (case, reason) and a one-line error naming the cases that failed; none: no file."""
     import csv
 
     path = report.failures
@@ -489,16 +535,21 @@ def _report_failures(failures: Sequence[tuple[str, str]], cases: int, report: Re
         writer.writerows(failures)
     names = ", ".join(case for case, _ in failures[:5]) + (", ..." if len(failures) > 5 else "")
     raise InputError(
-        f"{len(failures)} of {cases} cases could not be read ({names}); the others were predicted; "
+        f"{len(failures)} of {cases} cases could not be read or predicted ({names}); the others were predicted; "
         f"the reasons are in {path}"
     )
 
 
-def _mask_written(case: Case, target: Path, suffix: str) -> bool:
-    """Whether the case's mask is complete at ``target``: the volume, or every slice's ``<slice><suffix>.tif``."""
+def _mask_files(case: Case, target: Path, suffix: str) -> list[Path]:
+    """The files of the case's mask at ``target``: the volume, or every slice's ``<slice><suffix>.tif``."""
     if case.geometry.format != "kaggle":
-        return target.is_file()
-    return all((target / f"{name.rsplit('.', 1)[0]}{suffix}.tif").is_file() for name in case.geometry.slice_names)
+        return [target]
+    return [target / f"{name.rsplit('.', 1)[0]}{suffix}.tif" for name in case.geometry.slice_names]
+
+
+def _mask_written(case: Case, target: Path, suffix: str) -> bool:
+    """Whether the case's mask is complete at ``target``."""
+    return all(path.is_file() for path in _mask_files(case, target, suffix))
 
 
 def merge_run_report(out: Path, title: str) -> PredictResult:

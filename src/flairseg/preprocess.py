@@ -20,6 +20,7 @@ Every result carries a :class:`SpatialTransform` with which :func:`invert_mask` 
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import functools
 from collections.abc import Callable
@@ -35,6 +36,7 @@ from flairseg.postprocess import fill_holes_per_slice
 MODALITIES = ("pre", "flair", "post")
 
 _BIN_WIDTH = 2.0
+_MAX_BINS = 2**52  # 2-unit bins up to 9e15: past it the edges are no longer exact in float64
 _PEAK_GAIN = 2.55  # high = low + 2.55 * (peak - low): the tissue peak lands at 255 / 2.55 = 100
 _RISING_BINS = 5  # paper-brain: the peak search starts after the 5th rising bin above the median
 _EPS = 1e-6
@@ -274,12 +276,60 @@ def _as_label(label: np.ndarray, shape: tuple[int, ...], name: str) -> np.ndarra
     return label != 0
 
 
-def _window_levels(x: np.ndarray, variant: str) -> tuple[float, float, float]:
-    """(low, peak, high) of the paper window for the flat, non-negative float64 intensities ``x``."""
+def _histogram(x: np.ndarray) -> tuple[float, int, np.ndarray, np.ndarray]:
+    """The paper's histogram of ``x`` (``histcounts`` with 2-unit bins from an even left edge) as its occupied bins:
+    (left edge, number of bins, the occupied bins' indices in increasing order, their counts).
+
+    Only occupied bins are held, so memory follows the voxels, not the intensity range (a scan scaled to 1e9 would
+    otherwise need a count for each of 5e8 bins); the levels are the same either way.
+    """
     left = _BIN_WIDTH * np.floor(x.min() / _BIN_WIDTH)
     nbins = max(1, int(np.ceil((x.max() - left) / _BIN_WIDTH)))
-    edges = left + _BIN_WIDTH * np.arange(nbins + 1)
-    counts = np.bincount(np.minimum(((x - left) // _BIN_WIDTH).astype(np.intp), nbins - 1), minlength=nbins)
+    if nbins > _MAX_BINS:
+        raise InputError(
+            f"intensities reach {x.max():.3g}, beyond what the paper's 2-unit histogram counts exactly "
+            f"({_BIN_WIDTH * _MAX_BINS:.3g}); rescale the volume to scanner intensities"
+        )
+    bins = np.minimum(((x - left) // _BIN_WIDTH).astype(np.intp), nbins - 1)
+    if nbins <= bins.size:  # a count per bin is no larger than the voxels, and quicker than sorting them
+        counts = np.bincount(bins, minlength=nbins)
+        occupied = np.flatnonzero(counts)
+        return float(left), nbins, occupied, counts[occupied]
+    occupied, counts = np.unique(bins, return_counts=True)
+    return float(left), nbins, occupied, counts
+
+
+def _first_edge(left: float, nbins: int, value: float, strictly: bool = False) -> int:
+    """Index of the first bin edge ``left + 2 i`` (0 <= i <= nbins) at or above ``value`` (above, ``strictly``);
+    nbins + 1 when there is none. A binary search over the edges, none of them stored."""
+    search = bisect.bisect_right if strictly else bisect.bisect_left
+    return search(range(nbins + 1), value, key=lambda i: left + _BIN_WIDTH * i)
+
+
+def _brain_start(x: np.ndarray, left: float, nbins: int, occupied: np.ndarray, counts: np.ndarray) -> tuple[float, int]:
+    """paper-brain: the window's low level and the bin the peak search starts at (one after the fifth rising bin at
+    or above the median)."""
+    p2, p50 = np.percentile(x, [2, 50], method="hazen")
+    above = _first_edge(left, nbins, p2, strictly=True)
+    if above > nbins:
+        raise InputError("the volume is constant; the paper-brain window needs a range of intensities")
+    # N[i] / N[i-1] > 1, with k/0 > 1 and 0/0 not: a bin rises above its left neighbour (an empty one counts 0)
+    previous = np.zeros_like(counts)
+    adjacent = np.diff(occupied) == 1
+    previous[1:][adjacent] = counts[:-1][adjacent]
+    rising = (counts > previous) & (occupied > 0)
+    found = occupied[rising & (occupied >= _first_edge(left, nbins, p50))]
+    if found.size < _RISING_BINS:
+        raise InputError(
+            "cannot find the tissue peak above the background in the histogram; "
+            "check that the volume is a head MRI in scanner intensities, or use the port variant"
+        )
+    return left + _BIN_WIDTH * above, int(found[_RISING_BINS - 1]) + 1
+
+
+def _window_levels(x: np.ndarray, variant: str) -> tuple[float, float, float]:
+    """(low, peak, high) of the paper window for the flat, non-negative float64 intensities ``x``."""
+    left, nbins, occupied, counts = _histogram(x)
     if variant == "paper-abnormality":
         nonzero = x[x != 0]
         if nonzero.size == 0:
@@ -287,27 +337,13 @@ def _window_levels(x: np.ndarray, variant: str) -> tuple[float, float, float]:
                 "the volume is all zero; give a modality with signal (a channel filled with zeros cannot be windowed)"
             )
         low = float(np.percentile(nonzero, 2, method="hazen"))
-        start = int(np.argmax(edges >= low))
+        start = _first_edge(left, nbins, low)
     else:
-        p2, p50 = np.percentile(x, [2, 50], method="hazen")
-        above = np.flatnonzero(edges > p2)
-        if above.size == 0:
-            raise InputError("the volume is constant; the paper-brain window needs a range of intensities")
-        low = float(edges[above[0]])
-        previous = counts[:-1]
-        rising = np.zeros(nbins, dtype=bool)  # N[i] / N[i-1] > 1, with k/0 > 1 and 0/0 not
-        rising[1:] = np.where(previous > 0, counts[1:] > previous, counts[1:] > 0)
-        first = int(np.argmax(edges >= p50))
-        found = first + np.flatnonzero(rising[first:])
-        if found.size < _RISING_BINS:
-            raise InputError(
-                "cannot find the tissue peak above the background in the histogram; "
-                "check that the volume is a head MRI in scanner intensities, or use the port variant"
-            )
-        start = int(found[_RISING_BINS - 1]) + 1
+        low, start = _brain_start(x, left, nbins, occupied, counts)
     if start >= nbins:
         raise InputError("cannot find the tissue peak in the histogram; the volume has almost no intensity range")
-    peak = float(edges[start + int(np.argmax(counts[start:]))])
+    later = occupied >= start  # never empty: the last bin holds the maximum
+    peak = left + _BIN_WIDTH * int(occupied[later][np.argmax(counts[later])])
     high = low + _PEAK_GAIN * (peak - low)
     if high <= low:
         if variant == "paper-abnormality":

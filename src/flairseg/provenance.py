@@ -7,7 +7,8 @@ the input files (names, sizes, modification times and sha256 of their contents, 
 with the same size and time is not mistaken for the one predicted). A rerun skips a case only when its record
 equals the one the current command would write; any difference stops the run with a one-line
 error naming it, and ``--overwrite`` predicts the case again. The record is written last, so a
-case without one (an interrupted or older run) is predicted again.
+case without one (an interrupted run) is predicted again; outputs of a case with neither a record
+nor the ``.started`` file written before them are not flairseg's, and only ``--overwrite`` replaces them.
 """
 
 from __future__ import annotations
@@ -34,20 +35,23 @@ def sha256_of(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def input_files(case: Case) -> list[dict[str, Any]]:
-    """Role, name, size, modification time and sha256 of every file the case was read from."""
+def source_files(case: Case) -> list[tuple[str, Path]]:
+    """(role, path) of every file the case was read from: its sequences, slices, series or image."""
     source = case.geometry.source
     if case.sequences:
-        files = [(role, Path(name.removesuffix(RESAMPLED))) for role, name in case.sequences if name != "copy of FLAIR"]
-    elif source.is_dir():
+        return [(role, Path(name.removesuffix(RESAMPLED))) for role, name in case.sequences if name != "copy of FLAIR"]
+    if source.is_dir():
         names = set(case.geometry.slice_names)
-        files = [
+        return [
             ("slice" if names else "series", p)
             for p in sorted(source.iterdir())
             if p.is_file() and (not names or p.name in names)
         ]
-    else:
-        files = [("image", source)]
+    return [("image", source)]
+
+
+def input_files(case: Case) -> list[dict[str, Any]]:
+    """Role, name, size, modification time and sha256 of every file the case was read from."""
     return [
         {
             "role": role,
@@ -56,7 +60,7 @@ def input_files(case: Case) -> list[dict[str, Any]]:
             "mtime_ns": p.stat().st_mtime_ns,
             "sha256": sha256_of(p),
         }
-        for role, p in files
+        for role, p in source_files(case)
         if p.is_file()
     ]
 

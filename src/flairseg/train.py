@@ -302,7 +302,7 @@ def _create_run(
     """
     distributed.barrier(world)
     if world.is_main:
-        with atomic_dir(out) as tmp:  # the folder appears with all three files or not at all
+        with atomic_dir(out, mark=True) as tmp:  # the folder appears with its three files and marker or not at all
             (tmp / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
             save_split(split, tmp / "split.json")
             (tmp / START_FILE).write_text(json.dumps(start, indent=2))
@@ -335,16 +335,18 @@ def train(
     device: str = "auto",
     threads: int | None = None,
     quiet: bool = False,
+    config_file: str | os.PathLike | None = None,
 ) -> TrainResult:
     """Train a U-Net on the cases under ``data`` into the run folder ``out``.
 
     The folder holds config.json, split.json, log.csv, best.safetensors/.json (highest mean
     validation Dice) and last.safetensors/.json (model, optimizer and RNG state to resume).
+    ``config_file``: the file ``config`` was read from (``--config``), which the run folder may not hold.
     """
     torch_device = resolve_device(device)
     limit_threads(threads)
     data, out = Path(data), Path(out)
-    _check_run_folder(data, out, resume, overwrite, init_from)
+    _check_run_folder(data, out, resume, overwrite, init_from, config_file)
     paths = {case_id_of(p): p for p in find_cases(data)}
     torch_device, world = _device_and_world(torch_device)
     quiet = quiet or not world.is_main
@@ -394,22 +396,23 @@ def _device_and_world(device: torch.device) -> tuple[torch.device, distributed.W
 
 
 def _check_run_folder(
-    data: Path, out: Path, resume: bool, overwrite: bool, init_from: str | os.PathLike | None
+    data: Path,
+    out: Path,
+    resume: bool,
+    overwrite: bool,
+    init_from: str | os.PathLike | None,
+    config_file: str | os.PathLike | None,
 ) -> None:
     """Refuse missing data, an existing run folder without --resume or --overwrite, and an output that holds an
-    input.
+    input: the data, the --init checkpoint or the --config file.
     """
     if not data.exists():
         raise InputError(f"data folder {data} does not exist")
     if out.exists() and not (resume or overwrite):
         raise InputError(f"run folder {out} exists; pass --resume to continue it or --overwrite to start again")
-    # never the data, the --init checkpoint, the current or home folder, or a foreign folder
-    check_output(
-        out,
-        [data, *(checkpoint.paths_of(init_from) if init_from is not None else ())],
-        overwrite=True,
-        replaces=not resume,
-    )
+    # never an input, the current or home folder, or a foreign folder
+    inputs = [data, config_file, *(checkpoint.files_of(init_from) if init_from is not None else ())]
+    check_output(out, inputs, overwrite=True, replaces=not resume)
 
 
 @dataclass(frozen=True)

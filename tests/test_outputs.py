@@ -1,0 +1,112 @@
+"""What flairseg may write over: never a file it reads, only folders it marked, temporaries within the name limit
+and none left behind by a killed run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from synthetic import phantom, write_kaggle_case  # noqa: E402
+from flairseg.checkpoint import save_model  # noqa: E402
+from flairseg.cli import main  # noqa: E402
+from flairseg.config import ModelConfig, PreprocessConfig  # noqa: E402
+from flairseg.model import UNet  # noqa: E402
+from flairseg.outputs import MARKER, atomic_file, make_marked_folder  # noqa: E402
+
+TINY = ["--size", "32", "--features", "4", "--batch-size", "2", "--epochs", "1", "--steps-per-epoch", "1", "--quiet"]
+
+
+def _cases(tmp: Path, count: int = 4) -> Path:
+    for index in range(count):
+        image, mask = phantom(slices=3, size=32, seed=index)
+        write_kaggle_case(tmp / "in", f"CASE_{index}", image, mask)
+    return tmp / "in"
+
+
+def _checkpoint(path: Path, task: str = "abnormality") -> Path:
+    model = UNet(features=2, batch_norm=True)
+    return save_model(model, ModelConfig(features=2, batch_norm=True), PreprocessConfig(size=32), path, task=task)
+
+
+def test_demo_never_replaces_its_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "dm"
+    make_marked_folder(folder)
+    model = _checkpoint(folder / "best")
+    assert main(["demo", "-o", str(folder), "--overwrite", "--model", str(model)]) == 1
+    assert "overlaps the input" in capsys.readouterr().err and model.is_file()
+    assert model.with_suffix(".safetensors").is_file()
+
+
+def test_predict_and_cv_never_write_over_their_model_or_recipe(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cases = _cases(tmp_path, 1)
+    for option in ("--model", "--brain-model"):
+        model = _checkpoint(tmp_path / "out" / "m", "brain" if option == "--brain-model" else "abnormality")
+        other = ["--model", str(_checkpoint(tmp_path / "abnormality"))] if option == "--brain-model" else []
+        command = ["predict", "-i", str(cases), "-o", str(tmp_path / "out"), *other, option, str(model), "--overwrite"]
+        assert main([*command, "--quiet"]) == 1
+        assert "overlaps the input" in capsys.readouterr().err
+    (tmp_path / "cv").mkdir()
+    (tmp_path / "cv" / "recipe.json").write_text('{"epochs": 1}')
+    command = ["cv", "--data", str(cases), "-o", str(tmp_path / "cv"), "--config", str(tmp_path / "cv" / "recipe.json")]
+    assert main(command) == 1 and "overlaps the input" in capsys.readouterr().err
+
+
+def test_runs_and_cross_validations_are_marked_and_replaceable(tmp_path: Path) -> None:
+    cases = _cases(tmp_path)
+    run = tmp_path / "run"
+    command = ["train", "--data", str(cases), "-o", str(run), "--folds", "2", "--validation-cases", "1", *TINY]
+    assert main(command) == 0 and (run / MARKER).is_file()
+    (run / "extra.txt").write_text("replaced with the run")
+    assert main([*command, "--overwrite"]) == 0 and not (run / "extra.txt").exists()
+    cv = tmp_path / "cv"
+    command = ["cv", "--data", str(cases), "-o", str(cv), "--folds", "2", "--fold", "0", "--validation-cases", "1"]
+    assert main([*command, *TINY]) == 0
+    assert (cv / MARKER).is_file() and (cv / "fold-0" / MARKER).is_file()
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    make_marked_folder(existing)
+    assert not (existing / MARKER).exists()  # only a folder flairseg makes gets the marker
+
+
+def test_a_long_output_name_within_the_limit_is_written(tmp_path: Path) -> None:
+    out = tmp_path / "long" / f"{'y' * 246}.csv"
+    assert main(["shape", "-i", str(_cases(tmp_path, 1)), "-o", str(out), "--quiet"]) == 0
+    assert out.is_file() and os.listdir(out.parent) == [out.name]
+    with atomic_file(tmp_path / "long" / ("z" * 255)) as tmp:
+        assert len(os.fsencode(tmp.name)) <= 255 and tmp.name.startswith(".zzz")
+
+
+_KILLED_WRITER = """
+import os, signal, sys
+from flairseg.outputs import atomic_dir, atomic_file
+with atomic_dir(sys.argv[1] + "/report"), atomic_file(sys.argv[1] + "/table.csv"):
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_the_next_run_removes_temporaries_of_a_killed_one(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "src"), *sys.path])}
+    killed = subprocess.run([sys.executable, "-c", _KILLED_WRITER, str(tmp_path)], env=env, check=False)
+    assert killed.returncode == -9
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert len(left) == 2 and all(name.endswith(".part") for name in left)
+    host = left[0].split(".")[-3]  # .<name>.<random>.<host>.<pid>.part
+    mine = tmp_path / f".report.abcdefgh.{host}.{os.getpid()}.part"  # a running process's (this one's)
+    mine.mkdir()
+    (tmp_path / ".report.user.part").write_text("not flairseg's")
+    cases = _cases(tmp_path / "cases", 1)
+    assert (
+        main(["evaluate", "--pred", str(cases), "--truth", str(cases), "-o", str(tmp_path / "report"), "--no-figures"])
+        == 0
+    )
+    expected = sorted([".report.user.part", mine.name, "cases", "report"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == expected
+    shutil.rmtree(mine)
