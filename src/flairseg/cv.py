@@ -183,6 +183,26 @@ def train_folds(
     return trained
 
 
+def _held_out_jobs(config: TrainConfig, out: Path, case_ids: set[str], data: Path) -> list[tuple[int, str]]:
+    """(fold, case id) of every fold's test case, once every fold is trained and the folds cover the data exactly."""
+    from flairseg.data import load_split
+
+    jobs = []
+    for fold in range(config.folds):
+        run = fold_run(out, fold)
+        _check_recipe(run, replace(config, fold=fold))
+        if not is_finished(run, replace(config, fold=fold)):
+            raise InputError(f"fold {fold} is not trained yet ({run}); run the folds first")
+        jobs += [(fold, case_id) for case_id in load_split(run / "split.json").test]
+    held_out = [c for _, c in jobs]
+    if len(set(held_out)) != len(held_out) or set(held_out) != case_ids:
+        raise InputError(
+            f"the folds' test cases do not cover the {len(case_ids)} cases under {data} exactly once "
+            "(the data changed since the folds were made); use the same data or a new output folder"
+        )
+    return jobs
+
+
 def predict_held_out(
     config: TrainConfig,
     data: Path,
@@ -199,25 +219,12 @@ def predict_held_out(
     """
     from tqdm import tqdm
 
-    from flairseg.data import load_split
     from flairseg.io import case_id_of, find_cases, read_case, read_label
     from flairseg.predict import Segmenter
     from flairseg.preprocess import invert_mask, invert_probability
 
     paths = {case_id_of(p): p for p in find_cases(data)}
-    jobs = []
-    for fold in range(config.folds):
-        run = fold_run(out, fold)
-        _check_recipe(run, replace(config, fold=fold))
-        if not is_finished(run, replace(config, fold=fold)):
-            raise InputError(f"fold {fold} is not trained yet ({run}); run the folds first")
-        jobs += [(fold, case_id) for case_id in load_split(run / "split.json").test]
-    held_out = [c for _, c in jobs]
-    if len(set(held_out)) != len(held_out) or set(held_out) != set(paths):
-        raise InputError(
-            f"the folds' test cases do not cover the {len(paths)} cases under {data} exactly once "
-            "(the data changed since the folds were made); use the same data or a new output folder"
-        )
+    jobs = _held_out_jobs(config, out, set(paths), data)
     held, loaded = [], None
     for fold, case_id in tqdm(jobs, desc="out-of-fold prediction", unit="case", disable=quiet, file=sys.stderr):
         if loaded is None or loaded[0] != fold:
