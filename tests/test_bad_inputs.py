@@ -1141,8 +1141,8 @@ CATALOGUE = [
         "prediction-not-binary",
         "a probability map (0 and 0.3) given as the prediction to evaluate",
         _probability_as_prediction,
-        "case P01: the prediction P01_mask.nii.gz holds the values 0, 0.3, not 0 and one positive label; threshold it "
-        "into a binary mask first",
+        "case P01: the prediction P01_mask.nii.gz holds the values 0, 0.3, not 0 and positive whole-number labels; "
+        "threshold it into a binary mask first",
     ),
     BadInput(
         "input-rewritten-in-place",

@@ -192,3 +192,22 @@ def test_console_script_help_and_error() -> None:
         check=False,
     )
     assert bad.returncode == 1 and bad.stderr.startswith("flairseg: error:") and "Traceback" not in bad.stderr
+
+
+def test_label_map_predictions_count_every_label_as_foreground(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import nibabel as nib
+
+    truth = np.zeros((8, 8, 4), np.uint8)
+    truth[2:6, 2:6, 1:3] = 1
+    labels = truth.copy()
+    labels[2:4, 2:6, 1:3] = 4  # BraTS-like labels 1 and 4: whole tumour as the truth's nonzero voxels are
+    for folder, volume in (("truth", truth), ("pred", labels)):
+        (tmp_path / folder).mkdir()
+        nib.save(nib.Nifti1Image(volume, np.diag([0.9, 0.9, 3.0, 1.0])), tmp_path / folder / "P01_mask.nii.gz")
+    args = ["evaluate", "--pred", str(tmp_path / "pred"), "--truth", str(tmp_path / "truth"), "-o", str(tmp_path / "r")]
+    code, _, err = _run([*args, "--quiet"], capsys)
+    assert code == 0, err
+    row = next(csv.DictReader((tmp_path / "r" / "metrics.csv").open()))
+    assert float(row["dice"]) == 1.0

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -99,6 +100,11 @@ def test_the_next_run_removes_temporaries_of_a_killed_one(tmp_path: Path) -> Non
     left = sorted(p.name for p in tmp_path.iterdir())
     assert len(left) == 2 and all(name.endswith(".part") for name in left)
     host = left[0].split(".")[-3]  # .<name>.<random>.<host>.<pid>.part
+    dead = left[0].split(".")[-2]
+    recent = tmp_path / f".table.csv.abcdefgh.{host}.{dead}.part"  # the dead process's, changed a moment ago: kept
+    recent.write_text("")
+    for name in left:  # untouched for two hours: abandoned
+        os.utime(tmp_path / name, (time.time() - 7200, time.time() - 7200))
     mine = tmp_path / f".report.abcdefgh.{host}.{os.getpid()}.part"  # a running process's (this one's)
     mine.mkdir()
     (tmp_path / ".report.user.part").write_text("not flairseg's")
@@ -107,6 +113,6 @@ def test_the_next_run_removes_temporaries_of_a_killed_one(tmp_path: Path) -> Non
         main(["evaluate", "--pred", str(cases), "--truth", str(cases), "-o", str(tmp_path / "report"), "--no-figures"])
         == 0
     )
-    expected = sorted([".report.user.part", mine.name, "cases", "report"])
+    expected = sorted([".report.user.part", mine.name, recent.name, "cases", "report"])
     assert sorted(p.name for p in tmp_path.iterdir()) == expected
     shutil.rmtree(mine)

@@ -243,3 +243,27 @@ def test_an_input_rewritten_with_its_size_and_time_is_not_reused(
     assert main(command) == 1
     err = capsys.readouterr().err.strip()
     assert "was made from other inputs (p.nii changed: sha256)" in err and "--overwrite" in err and "\n" not in err
+
+
+def test_inputs_match_by_contents_and_older_records_by_time(tmp_path: Path) -> None:
+    from flairseg.errors import InputError
+    from flairseg.io import read_case, sample_case_path
+    from flairseg.provenance import check_reusable, record
+
+    expected = record({"model": "m"}, read_case(sample_case_path()))
+    path = tmp_path / "record.json"
+
+    def reusable(inputs: list[dict]) -> bool:
+        path.write_text(json.dumps({**expected, "inputs": inputs}))
+        try:
+            check_reusable(path, expected, tmp_path)
+        except InputError:
+            return False
+        return True
+
+    inputs = expected["inputs"]
+    assert reusable([{**e, "mtime_ns": 1} for e in inputs])  # copied with new times: the same contents
+    assert not reusable([{**inputs[0], "sha256": "0" * 64}, *inputs[1:]])
+    older = [{k: v for k, v in e.items() if k != "sha256"} for e in inputs]  # made before records held hashes
+    assert reusable(older)
+    assert not reusable([{**older[0], "mtime_ns": 1}, *older[1:]])

@@ -19,7 +19,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from flairseg.config import TASKS, ModelConfig, PostprocessConfig, PreprocessConfig, check_grid, from_dict
+from flairseg.config import (
+    MAX_FEATURES,
+    MAX_IN_CHANNELS,
+    TASKS,
+    ModelConfig,
+    PostprocessConfig,
+    PreprocessConfig,
+    check_grid,
+    from_dict,
+)
 from flairseg.errors import ConfigError, WeightsError
 from flairseg.model import Ensemble, UNet
 from flairseg.outputs import atomic_file
@@ -27,6 +36,7 @@ from flairseg.provenance import sha256_of
 from flairseg.version import __version__
 
 FORMAT_VERSION = 1
+MAX_MEMBERS = 64  # networks in one ensemble checkpoint
 _PICKLE_MAGIC = (b"PK\x03\x04", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
 
 
@@ -264,8 +274,8 @@ def check_metadata(metadata: Any, what: str) -> dict[str, Any]:
     if task not in TASKS:
         raise WeightsError(f"{what} is for task {task!r}; flairseg knows {', '.join(TASKS)}")
     members = metadata.get("members", 0)
-    if not _is_int(members) or members < 0:
-        raise WeightsError(f"{what} has members {members!r}; an ensemble size is a whole number >= 0")
+    if not _is_int(members) or not 0 <= members <= MAX_MEMBERS:
+        raise WeightsError(f"{what} has members {members!r}; an ensemble size is a whole number in 0..{MAX_MEMBERS}")
     try:
         check_grid(model_config(metadata), preprocess_config(metadata))
     except ConfigError as exc:
@@ -284,11 +294,12 @@ def model_config(metadata: dict[str, Any]) -> ModelConfig:
         config = from_dict(ModelConfig, record, prefix="model.")
     except ConfigError as exc:
         raise WeightsError(f"the checkpoint's architecture record is invalid: {exc}") from None
-    for name in ("in_channels", "features", "depth"):
+    for name, high in (("in_channels", MAX_IN_CHANNELS), ("features", MAX_FEATURES), ("depth", None)):
         value = record.get(name, getattr(config, name))
-        if not _is_int(value) or value < 1:
+        if not _is_int(value) or not 1 <= value <= (high or value):
+            bound = ">= 1" if high is None else f"in 1..{high}"
             raise WeightsError(
-                f"the checkpoint's architecture record is invalid: model.{name} {value!r} is not a whole number >= 1"
+                f"the checkpoint's architecture record is invalid: model.{name} {value!r} is not a whole number {bound}"
             )
     return config
 

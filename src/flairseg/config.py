@@ -187,7 +187,8 @@ class TrainConfig:
         """Refuse values no run can use, whichever way they came (command line, recipe, --set)."""
         for name, low, high in TRAIN_RANGES:
             value = _lookup(self, name)
-            if not math.isfinite(value) or not (low is None or value >= low) or not (high is None or value <= high):
+            finite = not isinstance(value, float) or math.isfinite(value)  # a huge int is finite, not a float's
+            if not finite or not (low is None or value >= low) or not (high is None or value <= high):
                 allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
                 raise ConfigError(f"{name} must be {allowed}, not {value}")
         if not (math.isfinite(self.lr) and self.lr > 0) or not 0 < self.threshold < 1:
@@ -199,6 +200,8 @@ class TrainConfig:
 
 def check_grid(model: ModelConfig, preprocess: PreprocessConfig) -> None:
     """Refuse a model input the U-Net cannot halve ``depth`` times: its size must be a multiple of 2**depth."""
+    if model.depth >= preprocess.size.bit_length():
+        raise ConfigError(f"model.depth {model.depth} would halve the {preprocess.size}-pixel input below one pixel")
     if preprocess.size % 2**model.depth:
         raise ConfigError(
             f"preprocess.size {preprocess.size} is not a multiple of 2**model.depth = {2**model.depth}; the U-Net "
@@ -206,13 +209,15 @@ def check_grid(model: ModelConfig, preprocess: PreprocessConfig) -> None:
         )
 
 
+MAX_IN_CHANNELS = 64  # input channels (sequences, neighbour slices) a model may take
+MAX_FEATURES = 1024  # base features of a U-Net: memory grows with their square at every level
 # (setting, lowest, highest allowed); None: unbounded
 TRAIN_RANGES: tuple[tuple[str, float | None, float | None], ...] = (
     ("epochs", 1, None),
     ("batch_size", 1, None),
     ("folds", 2, None),
     ("fold", 0, None),
-    ("seed", 0, None),
+    ("seed", 0, 2**63 - 1),  # numpy and torch seeds
     ("validation_cases", 0, None),
     ("steps_per_epoch", 0, None),
     ("warmup_steps", 0, None),
@@ -232,8 +237,8 @@ TRAIN_RANGES: tuple[tuple[str, float | None, float | None], ...] = (
     ("blur", 0, 1),
     ("average_last", 0, None),
     ("batch_workers", 0, None),
-    ("model.in_channels", 1, None),
-    ("model.features", 1, None),
+    ("model.in_channels", 1, MAX_IN_CHANNELS),
+    ("model.features", 1, MAX_FEATURES),
     ("model.depth", 1, None),
 )
 

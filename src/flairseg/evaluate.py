@@ -66,15 +66,15 @@ def _flair(truth: Case) -> np.ndarray | None:
 
 
 def _check_binary(case_id: str, path: Path, suffix: str) -> None:
-    """Refuse a prediction that is not a binary mask (0 and one positive whole-number label): a probability map
-    would otherwise count every non-zero voxel as foreground."""
+    """Refuse a prediction that is not a mask or label map (0 and positive whole numbers, every label counting as
+    foreground, as the truth's do): a probability map would otherwise count every non-zero voxel as foreground."""
     levels = mask_levels(path, suffix)
     labels = levels[levels != 0]
-    if labels.size > 1 or (labels.size and not (labels[0] > 0 and float(labels[0]).is_integer())):
+    if not all(label > 0 and float(label).is_integer() for label in labels):
         shown = ", ".join(f"{v:g}" for v in levels[:4]) + (", ..." if levels.size > 4 else "")
         raise InputError(
-            f"case {case_id}: the prediction {path.name} holds the values {shown}, not 0 and one positive label; "
-            "threshold it into a binary mask first"
+            f"case {case_id}: the prediction {path.name} holds the values {shown}, not 0 and positive whole-number "
+            "labels; threshold it into a binary mask first"
         )
 
 

@@ -22,6 +22,7 @@ import re
 import shutil
 import socket
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -229,9 +230,22 @@ def _remove_stale(folder: Path) -> None:
     with contextlib.suppress(OSError), os.scandir(folder) as entries:
         for entry in entries:
             found = _TEMPORARY.fullmatch(entry.name)
-            if found is not None and found["host"] == _host_tag() and not _running(int(found["pid"])):
+            if found is not None and found["host"] == _host_tag() and _abandoned(entry, int(found["pid"])):
                 with contextlib.suppress(OSError):
                     shutil.rmtree(entry.path) if entry.is_dir(follow_symlinks=False) else os.unlink(entry.path)
+
+
+STALE_AFTER = 3600.0  # seconds untouched before a dead process's temporary is removed
+
+
+def _abandoned(entry: os.DirEntry, pid: int) -> bool:
+    """A temporary whose process no longer runs and that has not changed for :data:`STALE_AFTER`: the age guards
+    against a process id this machine's tag cannot tell apart (another PID namespace, a hostname shared)."""
+    try:
+        untouched = time.time() - entry.stat(follow_symlinks=False).st_mtime
+    except OSError:
+        return False
+    return untouched > STALE_AFTER and not _running(pid)
 
 
 def _running(pid: int) -> bool:

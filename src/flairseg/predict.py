@@ -365,23 +365,20 @@ def _predict_cases(
     for path, case in tqdm(cases, total=len(paths), desc="predict", unit="case", disable=quiet, file=sys.stderr):
         try:
             if isinstance(case, InputError):
-                raise case
+                raise _CaseFailure(str(case))
             if _predict_case(run, case):
                 predicted += 1
             else:
                 skipped += 1
-        except (InputError, OSError) as error:
+        except _CaseFailure as failure:  # anything else (a changed record, a file in the way, a full disk) stops
             if len(paths) == 1:
-                raise
-            failures.append((case_id_of(path) if not isinstance(path, Case) else path.case_id, _reason(error)))
+                raise InputError(str(failure)) from None
+            failures.append((case_id_of(path) if not isinstance(path, Case) else path.case_id, str(failure)))
     return predicted, skipped, failures
 
 
-def _reason(error: InputError | OSError) -> str:
-    """A failed case's reason as one line (an OS error with the file it concerns)."""
-    if isinstance(error, OSError):
-        return f"{error.strerror or error} ({error.filename})" if error.filename else str(error.strerror or error)
-    return str(error)
+class _CaseFailure(InputError):
+    """What is wrong with one case of a tree (it cannot be read or preprocessed): listed, and the others go on."""
 
 
 @dataclass(frozen=True)
@@ -415,7 +412,10 @@ def _predict_case(run: _Run, case: Case) -> bool:
         return False
     if not run.overwrite:
         _refuse_foreign_outputs(run, case, key)
-    found, brain = _segment(run, case)
+    try:
+        found, brain = _segment(run, case)
+    except InputError as error:
+        raise _CaseFailure(str(error)) from None
     with atomic_file(run.report.started(key)) as tmp:  # from here on, the case's outputs are flairseg's
         tmp.write_text("being predicted; its record replaces this file\n")
     if run.strip:
@@ -534,9 +534,9 @@ def _report_failures(failures: Sequence[tuple[str, str]], cases: int, report: Re
         writer.writerow(["case", "reason"])
         writer.writerows(failures)
     names = ", ".join(case for case, _ in failures[:5]) + (", ..." if len(failures) > 5 else "")
+    others = "the others were predicted; " if len(failures) < cases else ""
     raise InputError(
-        f"{len(failures)} of {cases} cases could not be read or predicted ({names}); the others were predicted; "
-        f"the reasons are in {path}"
+        f"{len(failures)} of {cases} cases could not be read or predicted ({names}); {others}the reasons are in {path}"
     )
 
 

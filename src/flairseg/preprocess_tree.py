@@ -92,7 +92,10 @@ def preprocess_tree(
             for k, plane in enumerate(result.image, start=1):
                 stem = folder / f"{case.case_id}_{k}"
                 data = plane[..., 0] if plane.shape[-1] == 1 else plane
-                tifffile.imwrite(f"{stem}.tif", np.ascontiguousarray(data), photometric=photometric)
+                # one page per slice, its channels as samples of each pixel (a slice file is one page)
+                tifffile.imwrite(
+                    f"{stem}.tif", np.ascontiguousarray(data), photometric=photometric, planarconfig="contig"
+                )
                 if result.mask is not None:
                     tifffile.imwrite(
                         f"{stem}_mask.tif", result.mask[k - 1].astype(np.uint8) * 255, photometric="minisblack"
