@@ -1236,7 +1236,7 @@ def test_numeric_options_are_range_checked_where_parsed(
     [
         ("preprocess.size=8", "preprocess.size 8 is not in 16..1024"),
         ("preprocess.size=2048", "preprocess.size 2048 is not in 16..1024"),
-        ("seed=-1", "seed must be >= 0, not -1"),
+        ("seed=-1", "seed must be in [0, 9223372036854775807], not -1"),
         ("lr=inf", "lr must be > 0 and threshold in (0, 1), not lr=inf"),
         ("weight_decay=nan", "weight_decay must be >= 0, not nan"),
         ("preprocess.std=0", "std 0.0 is not positive and finite"),

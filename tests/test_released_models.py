@@ -147,8 +147,10 @@ def test_models_command_names_the_licence_and_the_citation(capsys: pytest.Captur
         ("task", None, "is for task None"),
         ("model", [1, 2], r"model must be a mapping of ModelConfig fields, not \[1, 2\]"),
         ("model", {"depth": -1}, "model.depth -1 is not a whole number >= 1"),
-        ("model", {"depth": 7}, "preprocess.size 64 is not a multiple of 2\\*\\*model.depth = 128"),
+        ("model", {"depth": 7}, "model.depth 7 would halve the 64-pixel input below one pixel"),
+        ("model", {"depth": 3, "features": 10**6}, "model.features 1000000 is not a whole number in 1..1024"),
         ("members", "five", "members 'five'"),
+        ("members", 10**9, "members 1000000000; an ensemble size is a whole number in 0..64"),
     ],
 )
 def test_tampered_checkpoint_records_are_refused(fake_package: Path, key: str, value: object, message: str) -> None:
