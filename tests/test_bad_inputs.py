@@ -817,7 +817,7 @@ CATALOGUE = [
         "unknown-model",
         "a misspelt released model name",
         _unknown_model,
-        "abnormality-lgg-cp is neither a checkpoint file nor a released model; did you mean 'abnormality-lgg-cv5-v2'?",
+        "abnormality-lgg-cp is neither a checkpoint file nor a released model; did you mean 'abnormality-lgg-cv5-v3'?",
     ),
     BadInput(
         "corrupt-weights",

@@ -78,7 +78,7 @@ def test_shipped_default_model_verifies_and_loads() -> None:
 
     path = released_models.resolve(None, task="abnormality")
     model, meta = load_model(path, task="abnormality")
-    assert meta["name"] == "abnormality-lgg-cv5-v2" and meta["members"] == 5 and len(model.members) == 5
+    assert meta["name"] == "abnormality-lgg-cv5-v3" and meta["members"] == 5 and len(model.members) == 5
     assert sum("TCGA_CS_4942_19970222" in fold for fold in meta["test_folds"]) == 1  # held out by exactly one fold
     assert sum(len(fold) for fold in meta["test_folds"]) == 88
 
@@ -131,7 +131,7 @@ def test_models_command_names_the_licence_and_the_citation(capsys: pytest.Captur
 
     assert main(["models"]) == 0
     out = capsys.readouterr().out
-    assert "abnormality-lgg-cv5-v2" in out and "CC BY-NC-SA 4.0" in out and "10.1016/j.compbiomed.2019.05.002" in out
+    assert "abnormality-lgg-cv5-v3" in out and "CC BY-NC-SA 4.0" in out and "10.1016/j.compbiomed.2019.05.002" in out
     root = Path(__file__).parents[1]
     citation = (root / "CITATION.cff").read_text()
     assert f"version: {__version__}\n" in citation and "10.1016/j.compbiomed.2019.05.002" in citation
