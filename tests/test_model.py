@@ -75,6 +75,7 @@ def test_segmenter_runs_the_chosen_members_folded() -> None:
         assert not model.training and not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
     x = torch.randn(2, 3, 64, 64)
     with torch.inference_mode():
-        expected = torch.sigmoid(ensemble.members[2].eval()(x))
-        assert torch.allclose(torch.sigmoid(one(x)), expected, atol=1e-5)
-        assert not torch.allclose(torch.sigmoid(ensemble.members[1](x)), expected, atol=1e-3)  # member 2, not another
+        # logits: on random input every member's probabilities are all near 0, alike whichever member ran
+        expected = ensemble.members[2].eval()(x)
+        assert torch.allclose(one(x), expected, atol=1e-3)
+        assert not torch.allclose(ensemble.members[1].eval()(x), expected, atol=0.1)  # member 2, not another

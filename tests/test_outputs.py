@@ -60,6 +60,19 @@ def test_predict_and_cv_never_write_over_their_model_or_recipe(
     assert main(command) == 1 and "overlaps the input" in capsys.readouterr().err
 
 
+def test_a_symlink_in_the_output_never_leads_a_case_into_its_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cases = _cases(tmp_path, 1)
+    model = str(_checkpoint(tmp_path / "m"))
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "CASE_0").symlink_to(cases / "CASE_0")  # the case's output folder is its input folder
+    before = {p.name: p.read_bytes() for p in (cases / "CASE_0").iterdir()}
+    command = ["predict", "-i", str(cases), "-o", str(tmp_path / "out"), "--model", model, "--overwrite", "--quiet"]
+    assert main(command) == 1 and "overlaps the input" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in (cases / "CASE_0").iterdir()} == before
+
+
 def test_runs_and_cross_validations_are_marked_and_replaceable(tmp_path: Path) -> None:
     cases = _cases(tmp_path)
     run = tmp_path / "run"

@@ -156,6 +156,15 @@ def test_parts_split_the_cases_and_merge_into_the_single_run(
     assert main(["predict", "-i", str(tree), "-o", str(tmp_path / "x"), "--part", "2/2"]) == 1
 
 
+def test_more_parts_than_cases_cost_nothing(tree_and_single: tuple[Path, Path]) -> None:
+    from flairseg.predict import split_parts
+
+    tree, _ = tree_and_single
+    cases = sorted(tree.iterdir())
+    parts = split_parts(cases, 10**18)  # a list per part would not fit in any memory
+    assert len(parts) == len(cases) and sorted(p for part in parts for p in part) == cases
+
+
 def test_torchrun_ranks_merge_into_the_single_run(tree_and_single: tuple[Path, Path], tmp_path: Path) -> None:
     """The same predict command under torchrun (2 CPU ranks, gloo): each rank predicts its own part; rank 0
     merges and reports, and the folder is byte-identical to one process's."""

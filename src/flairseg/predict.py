@@ -295,7 +295,8 @@ def predict_tree(
     inputs = [source] if not bids or not Path(out).resolve().is_relative_to((source / "derivatives").resolve()) else []
     paths: list[Path | Case] = [given] if given is not None else _unique_cases(find_cases(source))
     if part is not None and given is None:
-        paths = split_parts(paths, part[1])[part[0]]
+        dealt = split_parts(paths, part[1])
+        paths = dealt[part[0]] if part[0] < len(dealt) else []  # more parts than cases: this one has none
     label = TASK_SPECS[segmenter.task].label_suffix
     _check_headers(paths, label)
     inputs += _files_read(given, truth, segmenter, brain_segmenter)
@@ -410,6 +411,10 @@ def _predict_case(run: _Run, case: Case) -> bool:
         done = read_case(target, masks="only", mask_suffix=label).mask if truth_mask is not None else None
         _write_case_metrics(case, done, truth_mask, key, run.report.path)
         return False
+    # a symlink inside the output folder must not lead a case's outputs into its own input or truth
+    sources = [case.geometry.source, run.truth_index.get(case.case_id)]
+    for output in (target, run.names.probability(case), run.names.stripped(case)):
+        check_output(output.resolve(), sources, overwrite=True, replaces=False)
     if not run.overwrite:
         _refuse_foreign_outputs(run, case, key)
     try:
@@ -570,7 +575,8 @@ def merge_run_report(out: Path, title: str) -> PredictResult:
 
 
 def split_parts(paths: Sequence[Path], parts: int) -> list[list[Path]]:
-    """Cases dealt into ``parts`` lists of about equal work (largest first, each to the lightest part so far).
+    """Cases dealt into ``parts`` lists of about equal work (largest first, each to the lightest part so far); only
+    as many lists as there are cases (the parts after them would be empty), so a huge ``parts`` costs nothing.
 
     Deterministic: the same tree gives the same parts in every job.
     """
@@ -579,8 +585,9 @@ def split_parts(paths: Sequence[Path], parts: int) -> list[list[Path]]:
     if parts < 1:
         raise InputError(f"the number of parts must be at least 1, not {parts}")
     sizes = {path: case_size(path) for path in paths}
-    dealt: list[list[Path]] = [[] for _ in range(parts)]
-    load = [0] * parts
+    used = max(1, min(parts, len(sizes)))
+    dealt: list[list[Path]] = [[] for _ in range(used)]
+    load = [0] * used
     for path in sorted(paths, key=lambda p: (-sizes[p], case_id_of(p))):
         lightest = load.index(min(load))
         dealt[lightest].append(path)
