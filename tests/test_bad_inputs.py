@@ -1459,3 +1459,13 @@ def test_memory_budget_sizes(monkeypatch: pytest.MonkeyPatch) -> None:
     assert memory.budget() == memory.machine_memory() // 2
     monkeypatch.setenv(memory.ENVIRONMENT, "2G")
     assert memory.budget() == 2 * 2**30
+
+
+def test_a_line_break_in_a_file_name_keeps_the_error_on_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    case = _case(tmp_path, "CA\nSE")
+    (case / "CA\nSE_2.tif").write_bytes(b"not a TIFF")
+    assert main(_predict(tmp_path, case)) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("flairseg: error: ") and "CA\\nSE" in err

@@ -892,6 +892,11 @@ def _memory_budget(size: str | None) -> Iterator[None]:
             os.environ[ENVIRONMENT] = previous
 
 
+def _one_line(message: str) -> str:
+    """A message as one line: line breaks and other control characters (a file name may hold them) escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``flairseg`` console command."""
     parser = build_parser()
@@ -903,11 +908,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("flairseg: terminated; nothing was left half-written", file=sys.stderr)
         return 143
     except FlairsegError as exc:
-        print(f"flairseg: error: {exc}", file=sys.stderr)
+        print(f"flairseg: error: {_one_line(str(exc))}", file=sys.stderr)
         return 1
     # disk full, permissions, read-only file systems, names too long, a file where a folder is needed
     except OSError as exc:
-        print(f"flairseg: error: {_os_error(exc)}", file=sys.stderr)
+        print(f"flairseg: error: {_one_line(_os_error(exc))}", file=sys.stderr)
         return 1
     except MemoryError:
         print(
