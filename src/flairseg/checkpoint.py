@@ -20,8 +20,6 @@ import torch
 from torch import nn
 
 from flairseg.config import (
-    MAX_FEATURES,
-    MAX_IN_CHANNELS,
     TASKS,
     ModelConfig,
     PostprocessConfig,
@@ -286,22 +284,14 @@ def check_metadata(metadata: Any, what: str) -> dict[str, Any]:
 
 
 def model_config(metadata: dict[str, Any]) -> ModelConfig:
-    """A checkpoint's architecture: known keys, whole numbers of at least 1 (channels, features, depth)."""
+    """A checkpoint's architecture: known keys, in the ranges :class:`~flairseg.config.ModelConfig` allows."""
     record = metadata.get("model")
     try:
         if not isinstance(record, dict):
             raise ConfigError(f"model must be a mapping of ModelConfig fields, not {record!r}")
-        config = from_dict(ModelConfig, record, prefix="model.")
+        return from_dict(ModelConfig, record, prefix="model.")
     except ConfigError as exc:
         raise WeightsError(f"the checkpoint's architecture record is invalid: {exc}") from None
-    for name, high in (("in_channels", MAX_IN_CHANNELS), ("features", MAX_FEATURES), ("depth", None)):
-        value = record.get(name, getattr(config, name))
-        if not _is_int(value) or not 1 <= value <= (high or value):
-            bound = ">= 1" if high is None else f"in 1..{high}"
-            raise WeightsError(
-                f"the checkpoint's architecture record is invalid: model.{name} {value!r} is not a whole number {bound}"
-            )
-    return config
 
 
 def preprocess_config(metadata: dict[str, Any]) -> PreprocessConfig:

@@ -62,6 +62,10 @@ TASK_SPECS: dict[str, TaskSpec] = {
 }
 
 
+MAX_IN_CHANNELS = 64  # input channels (sequences, neighbour slices) a model may take
+MAX_FEATURES = 1024  # base features of a U-Net: memory grows with their square at every level
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """The U-Net's architecture."""
@@ -70,6 +74,15 @@ class ModelConfig:
     features: int = 32  # channels of the first level; doubled at every level
     depth: int = 4  # encoder levels below the full resolution
     batch_norm: bool = False  # after every convolution (the port) or none (the paper)
+
+    def __post_init__(self) -> None:
+        """Refuse channels, features or depth that are not whole numbers in their ranges, whichever way they came
+        (recipe, --set, a checkpoint's record)."""
+        for name, high in (("in_channels", MAX_IN_CHANNELS), ("features", MAX_FEATURES), ("depth", None)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= (high or value):
+                bound = ">= 1" if high is None else f"in 1..{high}"
+                raise ConfigError(f"model.{name} {value!r} is not a whole number {bound}")
 
 
 MODEL_PRESETS: dict[str, ModelConfig] = {
@@ -209,8 +222,6 @@ def check_grid(model: ModelConfig, preprocess: PreprocessConfig) -> None:
         )
 
 
-MAX_IN_CHANNELS = 64  # input channels (sequences, neighbour slices) a model may take
-MAX_FEATURES = 1024  # base features of a U-Net: memory grows with their square at every level
 # (setting, lowest, highest allowed); None: unbounded
 TRAIN_RANGES: tuple[tuple[str, float | None, float | None], ...] = (
     ("epochs", 1, None),
@@ -237,9 +248,6 @@ TRAIN_RANGES: tuple[tuple[str, float | None, float | None], ...] = (
     ("blur", 0, 1),
     ("average_last", 0, None),
     ("batch_workers", 0, None),
-    ("model.in_channels", 1, MAX_IN_CHANNELS),
-    ("model.features", 1, MAX_FEATURES),
-    ("model.depth", 1, None),
 )
 
 

@@ -236,7 +236,10 @@ def _plan_run(out: Path, config: TrainConfig, case_ids: list[str], resume: bool)
             raise InputError(f"the data folder lacks {len(missing)} cases of the run's split (e.g. {missing[0]})")
         _check_recipe(config)
         if checkpoint.paths_of(out / "last")[1].is_file():  # its record now, before the cases are prepared
-            checkpoint.check_state_record(checkpoint.read(out / "last")[1], str(out / "last.json"), config.task)
+            record = read_json(out / "last.json")  # the record only: the tensors are read once, when resuming
+            if not isinstance(record, dict):
+                raise InputError(f"{out / 'last.json'} is not a training-state record (a JSON object)")
+            checkpoint.check_state_record(record, str(out / "last.json"), config.task)
         return config, split
     _check_recipe(config)
     return config, make_split(case_ids, config.scheme, config.folds, config.fold, config.validation_cases, config.seed)
@@ -281,11 +284,11 @@ def _starting_point(
     """
     if not resume or not (out / START_FILE).is_file():
         return init_from, init_member  # a new run, or one made before runs recorded their start
+    recorded = read_json(out / START_FILE)
     try:
-        recorded = json.loads((out / START_FILE).read_text())
-        start, member = recorded["init"], recorded["member"]
-    except (OSError, ValueError, KeyError, TypeError):
-        raise InputError(f"{out / START_FILE} is unreadable; train the run again with --overwrite") from None
+        start, member = recorded["init"], recorded["member"]  # type: ignore[index]
+    except (KeyError, TypeError):
+        raise InputError(f"{out / START_FILE} is not a start record; train the run again with --overwrite") from None
     if init_from is not None and _start_record(init_from, init_member) != recorded:
         raise InputError(
             f"run {out} started from {start or 'random weights'}"
