@@ -1,6 +1,7 @@
 """Out-of-fold Dice of a cross-validation's fold models under simulated scan preparations.
 
     python benchmarks/cv_conditions.py CV DATA [--out CV/report/conditions.md] [--compare MODEL] [--only K ...]
+        [--tta]
 
 CV is a folder made by ``flairseg cv`` (every fold trained); DATA the Kaggle tree it was
 trained on, with the HD-BET ``_brain`` labels (``restore_lgg.py DIR --brain``). Every case
@@ -22,6 +23,8 @@ Dice of a resampled condition is measured on its own grid, against the resampled
 
 Each fold's cases are postprocessed with the rule cross-validation chose without them
 (``cv.md``). Prints and writes a Markdown table (mean, median, min Dice, cases below 0.5).
+
+``--tta`` predicts with flip test-time augmentation (``predict --tta``).
 
 ``--compare MODEL`` (a checkpoint or released name whose JSON records its split) adds, for the
 cases MODEL never saw (its ``split.test``), MODEL's own Dice under each condition beside the
@@ -162,6 +165,7 @@ def main() -> int:
     parser.add_argument(
         "--only", type=int, nargs="+", help=f"run only these conditions (1-{len(CONDITIONS)}, in the order above)"
     )
+    parser.add_argument("--tta", action="store_true", help="flip test-time augmentation, as predict --tta")
     args = parser.parse_args()
     chosen = chosen_conditions(parser, args.only)
     config = from_dict(TrainConfig, json.loads((fold_run(args.cv, 0) / "config.json").read_text()))
@@ -169,7 +173,7 @@ def main() -> int:
     lines = ["| input | cases | Dice mean | median | min | cases < 0.5 |", "|---|---|---|---|---|---|"]
     compared, compared_model = [], load_model(args.compare, threads=args.threads) if args.compare else None
     for name, condition in chosen.items():
-        held = predict_held_out(config, args.data, args.cv, threads=args.threads, condition=condition)
+        held = predict_held_out(config, args.data, args.cv, threads=args.threads, condition=condition, tta=args.tta)
         dice = {}
         for case in held:
             rule, value = rules[case.fold]

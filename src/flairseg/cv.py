@@ -211,11 +211,13 @@ def predict_held_out(
     threads: int | None = None,
     quiet: bool = False,
     condition: Callable[[Case], Case] | None = None,
+    tta: bool = False,
 ) -> list[HeldOut]:
     """Every test case of every fold, predicted by its fold's selected model (``best``).
 
     ``condition`` changes each case before prediction (e.g. to simulate a FLAIR-only or a
     skull-stripped scan); the truth is the changed case's (a resampled case brings its resampled mask).
+    ``tta``: with flip test-time augmentation, as ``predict --tta``.
     """
     from tqdm import tqdm
 
@@ -228,7 +230,7 @@ def predict_held_out(
     held, loaded = [], None
     for fold, case_id in tqdm(jobs, desc="out-of-fold prediction", unit="case", disable=quiet, file=sys.stderr):
         if loaded is None or loaded[0] != fold:
-            loaded = (fold, Segmenter(fold_run(out, fold) / "best.json", device=device, threads=threads))
+            loaded = (fold, Segmenter(fold_run(out, fold) / "best.json", device=device, threads=threads, tta=tta))
         segmenter = loaded[1]
         case = read_case(paths[case_id], masks="required")
         # as training had it
