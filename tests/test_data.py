@@ -57,6 +57,42 @@ def test_neighbour_slices() -> None:
     assert stacked[0, :, 0, 0].tolist() == [-1, 0, 1] and stacked[2, :, 0, 0].tolist() == [1, 2, -1]
 
 
+def test_neighbour_slices_reach_further() -> None:
+    volume = np.arange(4, dtype=np.float32)[:, None, None] * np.ones((4, 1, 1), np.float32)
+    stacked = neighbour_slices(volume, fill=-1, reach=2)
+    assert stacked[:, :, 0, 0].tolist() == [[-1, -1, 0, 1, 2], [-1, 0, 1, 2, 3], [0, 1, 2, 3, -1], [1, 2, 3, -1, -1]]
+
+
+def test_a_two_and_a_half_d_input_adds_the_neighbouring_flair_slices() -> None:
+    from flairseg.config import PreprocessConfig
+    from flairseg.data import prepare_case
+    from flairseg.io import read_case, sample_case_path
+
+    case = read_case(sample_case_path())
+    flat = prepare_case(case, "abnormality", PreprocessConfig(size=64)).inputs
+    deep = prepare_case(case, "abnormality", PreprocessConfig(size=64, flair_neighbours=2)).inputs
+    assert deep.shape == (len(flat), 7, 64, 64) and np.array_equal(deep[:, :3], flat)
+    middle = 10
+    for channel, offset in zip(range(3, 7), (-2, -1, 1, 2)):
+        assert np.array_equal(deep[middle, channel], flat[middle + offset, 1])
+    assert (deep[0, 3:5] == flat.min()).all()  # past the first slice: the background
+    flair_only = augment.flair_only(deep[middle])
+    assert np.array_equal(flair_only[0], deep[middle, 1]) and np.array_equal(flair_only[3:], deep[middle, 3:])
+
+
+def test_input_channels_must_match_the_task_and_its_neighbours() -> None:
+    from flairseg.config import ModelConfig, PreprocessConfig, TrainConfig
+
+    deep = PreprocessConfig(flair_neighbours=1)
+    assert TrainConfig(preprocess=deep, model=ModelConfig(in_channels=5)).model.in_channels == 5
+    with pytest.raises(ConfigError, match="does not match the 5 channels"):
+        TrainConfig(preprocess=deep)
+    with pytest.raises(ConfigError, match="abnormality setting"):
+        TrainConfig(task="brain", preprocess=deep, model=ModelConfig(in_channels=5))
+    with pytest.raises(ConfigError, match="flair_neighbours 4 is not in 0..3"):
+        PreprocessConfig(flair_neighbours=4)
+
+
 def test_augmentation_keeps_image_and_mask_aligned() -> None:
     import torch
 
@@ -224,6 +260,10 @@ def test_training_batch_applies_scanner_transforms_reproducibly() -> None:
     noisy_flair = TrainConfig(rotation=0, scale=0, flip=0, flair_only=1.0, noise=1.0)
     images, _ = training_batch(cases, None, items, noisy_flair, 0, 0, torch.device("cpu"))
     assert torch.equal(images[:, 0], images[:, 1]) and torch.equal(images[:, 2], images[:, 1])
+    cases[0].inputs = rng.random((6, 5, 32, 32), dtype=np.float32)  # with two FLAIR neighbours: they stay
+    images, _ = training_batch(cases, None, items, noisy_flair, 0, 0, torch.device("cpu"))
+    assert torch.equal(images[:, 0], images[:, 1]) and torch.equal(images[:, 2], images[:, 1])
+    assert not torch.allclose(images[:, 3], images[:, 1]) and not torch.allclose(images[:, 4], images[:, 3])
     with pytest.raises(ConfigError, match="gamma must be in"):
         TrainConfig(gamma=1.5)
 

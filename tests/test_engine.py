@@ -171,6 +171,28 @@ def test_fine_tune_stopped_before_its_first_checkpoint_resumes_from_its_init(
     assert all(torch.allclose(whole[k].float(), resumed[k].float(), atol=1e-6) for k in whole)
 
 
+def test_a_two_d_model_fine_tuned_into_a_two_and_a_half_d_one_starts_where_it_was(
+    trained: Path, phantoms: Path, tmp_path: Path
+) -> None:
+    from flairseg.train import _initial_model
+
+    deep = _config(
+        preprocess={"size": 64, "flair_neighbours": 1},
+        model=replace(model_preset("default"), features=8, in_channels=5),
+    )
+    widened = _initial_model(deep, trained / "best.json", None).eval()
+    flat, _ = checkpoint.load_model(trained / "best.json")
+    inputs = torch.rand(2, 5, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(widened(inputs), flat.eval()(inputs[:, :3]), atol=1e-5)
+    out = tmp_path / "deep"
+    options = ("--set", "preprocess.flair_neighbours=1", "--set", "model.in_channels=5")
+    assert _train(phantoms, out, 1, 2, "--init", str(trained / "best.json"), *options, *TINY) == 0
+    result = Segmenter(out / "best.json")(read_case(phantoms / "PH_0"))
+    assert result.mask.shape == read_case(phantoms / "PH_0").shape and result.mask.any()
+    assert _train(phantoms, tmp_path / "narrowed", 1, 1, "--init", str(out / "best.json"), *TINY) == 1
+
+
 def test_fine_tune_the_abnormality_task_from_the_released_brain_model(phantoms: Path, tmp_path: Path) -> None:
     out = tmp_path / "from-brain"
     assert (

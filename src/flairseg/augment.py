@@ -49,8 +49,9 @@ def draw(rng: np.random.Generator, rotation: float, scale: float, flip: float, i
 
 
 def flair_only(image: np.ndarray) -> np.ndarray:
-    """A (3, H, W) pre/FLAIR/post slice as a FLAIR-only input gives it: the FLAIR in every channel."""
-    return np.repeat(image[1:2], 3, axis=0)
+    """A (C, H, W) pre/FLAIR/post slice (then any FLAIR neighbours) as a FLAIR-only input gives it: the FLAIR in
+    the pre- and post-contrast channels."""
+    return np.concatenate([np.repeat(image[1:2], 3, axis=0), image[3:]])
 
 
 def _theta(aug: Augmentation, height: int, width: int) -> np.ndarray:

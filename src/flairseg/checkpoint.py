@@ -24,6 +24,7 @@ from flairseg.config import (
     ModelConfig,
     PostprocessConfig,
     PreprocessConfig,
+    check_channels,
     check_grid,
     from_dict,
 )
@@ -275,7 +276,9 @@ def check_metadata(metadata: Any, what: str) -> dict[str, Any]:
     if not _is_int(members) or not 0 <= members <= MAX_MEMBERS:
         raise WeightsError(f"{what} has members {members!r}; an ensemble size is a whole number in 0..{MAX_MEMBERS}")
     try:
-        check_grid(model_config(metadata), preprocess_config(metadata))
+        architecture, preprocess = model_config(metadata), preprocess_config(metadata)
+        check_grid(architecture, preprocess)
+        check_channels(task, architecture, preprocess)
     except ConfigError as exc:
         raise WeightsError(f"{what} has an invalid record: {exc}") from None
     threshold_of(metadata)

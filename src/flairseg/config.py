@@ -64,13 +64,14 @@ TASK_SPECS: dict[str, TaskSpec] = {
 
 MAX_IN_CHANNELS = 64  # input channels (sequences, neighbour slices) a model may take
 MAX_FEATURES = 1024  # base features of a U-Net: memory grows with their square at every level
+MAX_FLAIR_NEIGHBOURS = 3  # slices above and below a 2.5-D abnormality model sees
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     """The U-Net's architecture."""
 
-    in_channels: int = 3  # modalities x neighbouring slices: 3 for both tasks
+    in_channels: int = 3  # what input_channels gives for the task and preprocessing
     features: int = 32  # channels of the first level; doubled at every level
     depth: int = 4  # encoder levels below the full resolution
     batch_norm: bool = False  # after every convolution (the port) or none (the paper)
@@ -104,12 +105,19 @@ class PreprocessConfig:
     # port: values below 10 % of this percentile of the volume are background (100: the maximum, as the PyTorch
     # port; a lower one keeps a dim FLAIR whose scan has a few very bright voxels)
     peak_percentile: float = 100.0
+    # abnormality (2.5-D): the FLAIR of this many slices above and below as channels after pre/FLAIR/post
+    flair_neighbours: int = 0
 
     def __post_init__(self) -> None:
         """Refuse a size outside 16..MAX_SIZE, a mean or std (positive, normal) that is not a finite float32, a
-        ``peak_percentile`` outside 90-100, or one set for a variant that has no such cut."""
+        ``peak_percentile`` outside 90-100, or one set for a variant that has no such cut, and more than
+        MAX_FLAIR_NEIGHBOURS neighbours."""
         if not MIN_SIZE <= self.size <= MAX_SIZE:
             raise ConfigError(f"preprocess.size {self.size} is not in {MIN_SIZE}..{MAX_SIZE}")
+        if not 0 <= self.flair_neighbours <= MAX_FLAIR_NEIGHBOURS:
+            raise ConfigError(
+                f"preprocess.flair_neighbours {self.flair_neighbours} is not in 0..{MAX_FLAIR_NEIGHBOURS}"
+            )
         problems = _standardisation_problems(self.mean, self.std)
         if problems:
             raise ConfigError("; ".join(problems))
@@ -209,6 +217,29 @@ class TrainConfig:
         if self.average_last > self.epochs:
             raise ConfigError(f"average_last ({self.average_last}) cannot exceed epochs ({self.epochs})")
         check_grid(self.model, self.preprocess)
+        check_channels(self.task, self.model, self.preprocess)
+
+
+def input_channels(task: Task, preprocess: PreprocessConfig) -> int:
+    """The channels a task's model input has: brain, the FLAIR of the slice and its two neighbours; abnormality,
+    pre-contrast, FLAIR and post-contrast, then the FLAIR of ``flair_neighbours`` slices above and below."""
+    return 3 + 2 * preprocess.flair_neighbours if task == "abnormality" else 3
+
+
+def check_channels(task: Task, model: ModelConfig, preprocess: PreprocessConfig) -> None:
+    """Refuse neighbours on a brain model (it has its own) and a model whose input channels differ from what the
+    preprocessing gives."""
+    if task == "brain" and preprocess.flair_neighbours:
+        raise ConfigError(
+            "preprocess.flair_neighbours is an abnormality setting; the brain model's 3 channels are "
+            "already the slice and its two neighbours"
+        )
+    expected = input_channels(task, preprocess)
+    if model.in_channels != expected:
+        raise ConfigError(
+            f"model.in_channels {model.in_channels} does not match the {expected} channels the {task} input has"
+            + (f" with flair_neighbours {preprocess.flair_neighbours}" if task == "abnormality" else "")
+        )
 
 
 def check_grid(model: ModelConfig, preprocess: PreprocessConfig) -> None:

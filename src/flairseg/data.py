@@ -149,10 +149,27 @@ def task_channels(case: Case, task: str, missing: str = "copy-flair") -> np.ndar
     return substitute_missing({"pre": None, "flair": flair, "post": None}, policy=missing)
 
 
-def neighbour_slices(volume: np.ndarray, fill: float) -> np.ndarray:
-    """(S, H, W) -> (S, 3, H, W): previous, current and next slice, ``fill`` past the ends."""
-    padded = np.concatenate([np.full_like(volume[:1], fill), volume, np.full_like(volume[:1], fill)])
-    return np.stack([padded[:-2], padded[1:-1], padded[2:]], axis=1)
+def neighbour_slices(volume: np.ndarray, fill: float, reach: int = 1) -> np.ndarray:
+    """(S, H, W) -> (S, 2 * reach + 1, H, W): the slices from ``reach`` below to ``reach`` above each slice (the
+    slice itself in the middle), ``fill`` past the ends."""
+    edge = np.full((reach, *volume.shape[1:]), fill, dtype=volume.dtype)
+    padded = np.concatenate([edge, volume, edge])
+    count = len(volume)
+    return np.stack([padded[k : k + count] for k in range(2 * reach + 1)], axis=1)
+
+
+def model_inputs(image: np.ndarray, task: str, preprocess: PreprocessConfig, fill: float) -> np.ndarray:
+    """Preprocessed (S, H, W, C) channels -> the model's (S, C', H, W) inputs (``config.input_channels``): brain,
+    the FLAIR's neighbour slices; abnormality, the sequences and, for a 2.5-D model, the FLAIR of
+    ``flair_neighbours`` slices above and below."""
+    if task == "brain":
+        return neighbour_slices(image[..., 0], fill)
+    sequences = np.ascontiguousarray(image.transpose(0, 3, 1, 2))
+    reach = preprocess.flair_neighbours
+    if not reach:
+        return sequences
+    around = neighbour_slices(image[..., 1], fill, reach)
+    return np.concatenate([sequences, around[:, :reach], around[:, reach + 1 :]], axis=1)
 
 
 def prepare_case(
@@ -180,9 +197,7 @@ def prepare_case(
         image -= np.float32(preprocess.mean)  # in place: one case-sized array, not three
         image /= np.float32(preprocess.std)
     fill = (0.0 - preprocess.mean) / preprocess.std if result.image.dtype == np.uint8 else float(image.min())
-    inputs = (
-        neighbour_slices(image[..., 0], fill) if task == "brain" else np.ascontiguousarray(image.transpose(0, 3, 1, 2))
-    )
+    inputs = model_inputs(image, task, preprocess, fill)
     return Prepared(case.case_id, inputs.astype(np.float32, copy=False), result.mask, result.transform, case.mask)
 
 

@@ -126,7 +126,7 @@ def training_batch(
         image_batch = augment.apply_scanner(image_batch, scanner, int(rngs[0].integers(2**31)))
         copies = [i for i, copied in enumerate(flair_only) if copied]
         if copies:  # noise must not tell the FLAIR copies apart: a FLAIR-only input's channels are equal
-            image_batch[copies] = image_batch[copies, 1:2].expand_as(image_batch[copies])
+            image_batch[copies, :3] = image_batch[copies, 1:2].expand(-1, 3, -1, -1)
     if config.patch:
         image_batch, mask_batch = _crop(rngs, image_batch, mask_batch, config.patch, config.patch_tumour)
     return image_batch.contiguous(memory_format=torch.channels_last), mask_batch[:, None].contiguous()
@@ -484,13 +484,27 @@ def _initial_model(config: TrainConfig, init_from: str | os.PathLike | None, ini
                 "its folds' checkpoints"
             )
         initial = initial.members[init_member]
-    if meta["model"] != dataclasses.asdict(config.model):
+    widened = dict(meta["model"], in_channels=config.model.in_channels)
+    if widened != dataclasses.asdict(config.model) or meta["model"]["in_channels"] > config.model.in_channels:
         raise WeightsError(
             f"cannot fine-tune from {init_from}: its architecture {meta['model']} differs from "
-            f"{dataclasses.asdict(config.model)}"
+            f"{dataclasses.asdict(config.model)} (only more input channels may be added)"
         )
-    model.load_state_dict(initial.state_dict())
+    model.load_state_dict(_with_input_channels(initial.state_dict(), config.model.in_channels))
     return model
+
+
+def _with_input_channels(state: dict[str, torch.Tensor], channels: int) -> dict[str, torch.Tensor]:
+    """A U-Net's weights taking ``channels`` inputs: the first convolution's weights for the added channels (a 2-D
+    model's weights widened to a 2.5-D model's input) are zero, so the widened network computes what it did."""
+    first = "enc1.0.weight"
+    weight = state[first]
+    added = channels - weight.shape[1]
+    if added:
+        state = dict(
+            state, **{first: torch.cat([weight, weight.new_zeros(weight.shape[0], added, *weight.shape[2:])], 1)}
+        )
+    return state
 
 
 def _train_epoch(
