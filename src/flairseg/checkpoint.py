@@ -27,6 +27,7 @@ from flairseg.config import (
     check_channels,
     check_grid,
     from_dict,
+    is_whole_number,
 )
 from flairseg.errors import ConfigError, WeightsError
 from flairseg.model import Ensemble, UNet
@@ -140,14 +141,10 @@ def check_format_version(metadata: dict[str, Any], what: str) -> None:
     """Refuse a format version that is not a whole number from 1, or one newer than this flairseg reads (a record
     without one predates versioning)."""
     version = metadata.get("format_version", FORMAT_VERSION)
-    if not _is_int(version) or version < 1:
+    if not is_whole_number(version) or version < 1:
         raise WeightsError(f"{what} has format version {version!r}; a checkpoint's format version is a whole number")
     if version > FORMAT_VERSION:
         raise WeightsError(f"{what} has format version {version}; upgrade flairseg to read it")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass
@@ -217,7 +214,7 @@ def check_state_record(meta: dict[str, Any], what: str, task: str) -> None:
         raise WeightsError(f"{what} is the state of a {meta.get('task')!r} run, but the run's config is for {task!r}")
     for name, low in (("epoch", -1), ("best_epoch", -1), ("averaged", 0)):
         value = meta.get(name, 0 if name == "averaged" else None)
-        if not _is_int(value) or value < low:
+        if not is_whole_number(value) or value < low:
             raise WeightsError(f"{what}: {name} {value!r} is not a whole number >= {low}")
     if meta["best_epoch"] > meta["epoch"] or not isinstance(meta.get("best_dice"), (int, float)):
         raise WeightsError(f"{what}: best_epoch {meta['best_epoch']} or best_dice {meta.get('best_dice')!r} is invalid")
@@ -273,7 +270,7 @@ def check_metadata(metadata: Any, what: str) -> dict[str, Any]:
     if task not in TASKS:
         raise WeightsError(f"{what} is for task {task!r}; flairseg knows {', '.join(TASKS)}")
     members = metadata.get("members", 0)
-    if not _is_int(members) or not 0 <= members <= MAX_MEMBERS:
+    if not is_whole_number(members) or not 0 <= members <= MAX_MEMBERS:
         raise WeightsError(f"{what} has members {members!r}; an ensemble size is a whole number in 0..{MAX_MEMBERS}")
     try:
         architecture, preprocess = model_config(metadata), preprocess_config(metadata)

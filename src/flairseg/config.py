@@ -81,9 +81,14 @@ class ModelConfig:
         (recipe, --set, a checkpoint's record)."""
         for name, high in (("in_channels", MAX_IN_CHANNELS), ("features", MAX_FEATURES), ("depth", None)):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= (high or value):
+            if not is_whole_number(value) or not 1 <= value <= (high or value):
                 bound = ">= 1" if high is None else f"in 1..{high}"
                 raise ConfigError(f"model.{name} {value!r} is not a whole number {bound}")
+
+
+def is_whole_number(value: Any) -> bool:
+    """Whether a recorded value (a recipe's or a checkpoint's JSON) is an integer, a boolean not counting as one."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 MODEL_PRESETS: dict[str, ModelConfig] = {
