@@ -1,4 +1,5 @@
-"""The catalogue of bad inputs: each one ends in exactly the documented one-line message, exit 1, nothing written.
+"""The catalogue of bad inputs: each one ends in exactly the documented one-line message, exit 1 (2 for a command
+line the parser cannot take), nothing written.
 
 docs/bad-inputs.md is made from this catalogue (``python tests/test_bad_inputs.py > docs/bad-inputs.md``)
 and a test checks that it is current. ``TMP`` in a message stands for the folder the input lies in.
@@ -32,7 +33,13 @@ class BadInput:
     name: str
     what: str  # the mistake, in a user's words
     make: Callable[[Path], list[str]]  # builds the input under TMP and returns the command's arguments
-    message: str  # the exact message after "flairseg: error: ", TMP for the folder
+    message: str  # the exact message after "<prog>: error: ", TMP for the folder
+    prog: str = "flairseg"  # who speaks: "flairseg", or "flairseg <command>" for a command line it cannot parse
+    status: int = 1  # the exit status: 2 for a command line it cannot parse
+
+    @property
+    def line(self) -> str:
+        return f"{self.prog}: error: {self.message}"
 
 
 def _case(tmp: Path, name: str = "CASE", slices: int = 3, masks: bool = True) -> Path:
@@ -1151,12 +1158,31 @@ CATALOGUE = [
         "case vol in TMP/pred was made from other inputs (vol.nii changed: sha256); pass --overwrite to predict it "
         "again, or write elsewhere",
     ),
+    BadInput(
+        "predict-without-output",
+        "predict without the required -o",
+        lambda t: ["predict", "-i", str(_case(t))],
+        "the following arguments are required: -o/--output (see flairseg predict --help)",
+        prog="flairseg predict",
+        status=2,
+    ),
+    BadInput(
+        "misspelt-option",
+        "a misspelt option (--treshold)",
+        lambda t: _predict(t, _case(t), "--treshold", "0.4"),
+        "unrecognized arguments: --treshold 0.4 (see flairseg predict --help)",
+        prog="flairseg predict",
+        status=2,
+    ),
 ]
 
 
 def run(entry: BadInput, tmp: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     argv = entry.make(tmp)
-    code = main(argv)
+    try:
+        code = main(argv)
+    except SystemExit as stop:  # argparse's exit, for a command line it cannot parse
+        code = stop.code
     err = capsys.readouterr().err.strip()
     return code, err.replace(str(tmp), "TMP")
 
@@ -1169,7 +1195,7 @@ def test_bad_input_gives_its_documented_message(
     entry: BadInput, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, err = run(entry, tmp_path, capsys)
-    assert code == 1 and "\n" not in err and err == f"flairseg: error: {entry.message}"
+    assert code == entry.status and "\n" not in err and err == entry.line
     if entry.name in PARTIAL:
         out = tmp_path / "out"
         assert sorted(p.name for p in out.iterdir() if p.name.startswith("CASE")) == ["CASE_A", "CASE_C"]
@@ -1189,16 +1215,16 @@ def markdown() -> str:
     lines = [
         "# Bad inputs and what flairseg says",
         "",
-        "Every entry is a test (`tests/test_bad_inputs.py`): the command exits with status 1, prints exactly this",
-        "one line on stderr and writes nothing. TMP stands for the folder the input lies in. Regenerate this page with",
-        "`python tests/test_bad_inputs.py > docs/bad-inputs.md`.",
+        "Every entry is a test (`tests/test_bad_inputs.py`): the command exits with status 1 (2 for a command line",
+        "it cannot parse), prints exactly this one line on stderr and writes nothing. TMP stands for the folder the",
+        "input lies in. Regenerate this page with `python tests/test_bad_inputs.py > docs/bad-inputs.md`.",
         "",
         "| # | input | message |",
         "|---|---|---|",
     ]
     for number, entry in enumerate(CATALOGUE, start=1):
-        message = entry.message.replace("|", "\\|")
-        lines.append(f"| {number} | {entry.what} | `flairseg: error: {message}` |")
+        line = entry.line.replace("|", "\\|")
+        lines.append(f"| {number} | {entry.what} | `{line}` |")
     return "\n".join(lines) + "\n"
 
 
@@ -1229,6 +1255,50 @@ def test_numeric_options_are_range_checked_where_parsed(
         stop.value.code == 2 and "error: argument" in err[-1] and ("at least 1" in err[-1] or "whole number" in err[-1])
     )
     assert not (tmp_path / "OUT").exists()
+
+
+def _commands() -> list[str]:
+    """The names of flairseg's commands, as its parser knows them."""
+    import argparse
+
+    from flairseg.cli import build_parser
+
+    return list(next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices)
+
+
+@pytest.mark.parametrize("command", [[], *([name] for name in _commands())], ids=lambda c: " ".join(c) or "flairseg")
+def test_every_parser_says_what_it_cannot_parse_in_one_line(
+    command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The top-level parser and each command's: one line on stderr and status 2 for a command line they cannot take,
+    the whole usage and option list for --help."""
+    prog = " ".join(["flairseg", *command])
+    for argv in ([*command, "--no-such-option"], [*command, "--no-such-option=1", "--quiet", "x"]):
+        with pytest.raises(SystemExit) as stop:
+            main(argv)
+        err = capsys.readouterr().err
+        assert stop.value.code == 2 and err.count("\n") == 1, err
+        assert err.startswith(f"{prog}: error: ") and err.endswith(f" (see {prog} --help)\n"), err
+    with pytest.raises(SystemExit) as stop:
+        main([*command, "--help"])
+    out = capsys.readouterr().out
+    assert stop.value.code == 0 and out.startswith(f"usage: {prog} ") and "options:" in out and "--help" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["predict", "-i", "x", "-o", "y", "--task", "tumour"], "argument --task: invalid choice: 'tumour'"),
+        (["evaluate", "--pred", "x"], "the following arguments are required: --truth, -o/--output"),
+        (["predcit", "-i", "x"], "argument COMMAND: invalid choice: 'predcit'"),
+        (["predict", "-i", "x", "-o", "y", "--precision", "fp1\n6"], "invalid choice: 'fp1\\n6'"),
+    ],
+)
+def test_parser_errors_name_the_mistake(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.count("\n") == 1 and message in err, err
 
 
 @pytest.mark.parametrize(
