@@ -615,17 +615,42 @@ def _resume_leaking_split(tmp: Path) -> list[str]:
     return ["train", "--data", str(data), "-o", str(tmp / "old"), "--resume", "--quiet"]
 
 
-def _dicom_zero_pixel_spacing(tmp: Path) -> list[str]:
-    import pydicom
+def _dicom_series(tmp: Path, slices: int = 5) -> Path:
     from test_volumes import _write_dicom_series
 
     (tmp / "in").mkdir()
-    _write_dicom_series(tmp / "in" / "S", np.zeros((5, 6, 6)), (1.0, 1.0, 3.0), np.eye(3), (0.0, 0.0, 0.0))
-    for path in sorted((tmp / "in" / "S").iterdir()):
+    _write_dicom_series(tmp / "in" / "S", np.zeros((slices, 6, 6)), (1.0, 1.0, 3.0), np.eye(3), (0.0, 0.0, 0.0))
+    return tmp / "in" / "S"
+
+
+def _edit_dicom(paths: list[Path], edit: Callable[[object], None]) -> None:
+    import pydicom
+
+    for path in paths:
         ds = pydicom.dcmread(path)
-        ds.PixelSpacing = [0, 0]
+        edit(ds)
         ds.save_as(path)
-    return _predict(tmp, tmp / "in" / "S")
+
+
+def _dicom_zero_pixel_spacing(tmp: Path) -> list[str]:
+    series = _dicom_series(tmp)
+    _edit_dicom(sorted(series.iterdir()), lambda ds: setattr(ds, "PixelSpacing", [0, 0]))
+    return _predict(tmp, series)
+
+
+def _dicom_short_pixel_data(tmp: Path) -> list[str]:
+    """A slice whose Pixel Data holds 40 of the 6 x 6 x 16-bit = 72 bytes its header declares."""
+    series = _dicom_series(tmp)
+    _edit_dicom([series / "slice002.dcm"], lambda ds: setattr(ds, "PixelData", ds.PixelData[:40]))
+    return _predict(tmp, series)
+
+
+def _dicom_declaring_huge_slices(tmp: Path) -> list[str]:
+    """Three 1 kB slices whose headers declare 8000 x 8000 pixels (within the default memory budget of a large
+    machine)."""
+    series = _dicom_series(tmp, slices=3)
+    _edit_dicom(sorted(series.iterdir()), lambda ds: setattr(ds, "Rows", 8000) or setattr(ds, "Columns", 8000))
+    return _predict(tmp, series, "--max-memory", "64G")
 
 
 def _clinical_patient_twice(tmp: Path) -> list[str]:
@@ -1173,6 +1198,20 @@ CATALOGUE = [
         "unrecognized arguments: --treshold 0.4 (see flairseg predict --help)",
         prog="flairseg predict",
         status=2,
+    ),
+    BadInput(
+        "dicom-short-pixel-data",
+        "a DICOM slice whose pixel data is shorter than its header declares",
+        _dicom_short_pixel_data,
+        "TMP/in/S/slice002.dcm holds 40 bytes of pixel data but its header describes 72: the file is truncated or its "
+        "dimensions are wrong",
+    ),
+    BadInput(
+        "dicom-declaring-huge-slices",
+        "three 1 kB DICOM slices declaring 8000 x 8000 pixels each",
+        _dicom_declaring_huge_slices,
+        "TMP/in/S/slice000.dcm holds 72 bytes of pixel data but its header describes 128,000,000: the file is "
+        "truncated or its dimensions are wrong",
     ),
 ]
 
