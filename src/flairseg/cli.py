@@ -411,7 +411,8 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
         help="segment a case or a tree of cases with a trained model",
         description="Write a mask per case into OUTPUT the way the input came (TIFF slices or NIfTI with the input "
         "header). Cases already in OUTPUT are skipped, so an interrupted batch finishes when rerun. With --truth, or "
-        "masks in the input, a report (metrics.csv, summary, figures) is written to OUTPUT/report.",
+        "masks in the input, a report (metrics.csv, summary, figures) is written to OUTPUT/report; a --task brain "
+        "run's scores are metrics_brain.csv, summary_brain.md and so on, so both tasks can share OUTPUT.",
     )
     predict.add_argument(
         "-i",
@@ -597,7 +598,7 @@ def _run_on_ranks(run, world):
         )
     records = [json.loads(run_report(result.out).part_record(k, world.size).read_text()) for k in range(world.size)]
     return dataclasses.replace(
-        merge_run_report(result.out, result.title),
+        merge_run_report(result.out, result.title, result.task),
         predicted=sum(r["predicted"] for r in records),
         skipped=sum(r["skipped"] for r in records),
     )
