@@ -1,4 +1,5 @@
-"""The catalogue of bad inputs: each one ends in exactly the documented one-line message, exit 1, nothing written.
+"""The catalogue of bad inputs: each one ends in exactly the documented one-line message, exit 1 (2 for a command
+line the parser cannot take), nothing written.
 
 docs/bad-inputs.md is made from this catalogue (``python tests/test_bad_inputs.py > docs/bad-inputs.md``)
 and a test checks that it is current. ``TMP`` in a message stands for the folder the input lies in.
@@ -32,7 +33,13 @@ class BadInput:
     name: str
     what: str  # the mistake, in a user's words
     make: Callable[[Path], list[str]]  # builds the input under TMP and returns the command's arguments
-    message: str  # the exact message after "flairseg: error: ", TMP for the folder
+    message: str  # the exact message after "<prog>: error: ", TMP for the folder
+    prog: str = "flairseg"  # who speaks: "flairseg", or "flairseg <command>" for a command line it cannot parse
+    status: int = 1  # the exit status: 2 for a command line it cannot parse
+
+    @property
+    def line(self) -> str:
+        return f"{self.prog}: error: {self.message}"
 
 
 def _case(tmp: Path, name: str = "CASE", slices: int = 3, masks: bool = True) -> Path:
@@ -608,17 +615,42 @@ def _resume_leaking_split(tmp: Path) -> list[str]:
     return ["train", "--data", str(data), "-o", str(tmp / "old"), "--resume", "--quiet"]
 
 
-def _dicom_zero_pixel_spacing(tmp: Path) -> list[str]:
-    import pydicom
+def _dicom_series(tmp: Path, slices: int = 5) -> Path:
     from test_volumes import _write_dicom_series
 
     (tmp / "in").mkdir()
-    _write_dicom_series(tmp / "in" / "S", np.zeros((5, 6, 6)), (1.0, 1.0, 3.0), np.eye(3), (0.0, 0.0, 0.0))
-    for path in sorted((tmp / "in" / "S").iterdir()):
+    _write_dicom_series(tmp / "in" / "S", np.zeros((slices, 6, 6)), (1.0, 1.0, 3.0), np.eye(3), (0.0, 0.0, 0.0))
+    return tmp / "in" / "S"
+
+
+def _edit_dicom(paths: list[Path], edit: Callable[[object], None]) -> None:
+    import pydicom
+
+    for path in paths:
         ds = pydicom.dcmread(path)
-        ds.PixelSpacing = [0, 0]
+        edit(ds)
         ds.save_as(path)
-    return _predict(tmp, tmp / "in" / "S")
+
+
+def _dicom_zero_pixel_spacing(tmp: Path) -> list[str]:
+    series = _dicom_series(tmp)
+    _edit_dicom(sorted(series.iterdir()), lambda ds: setattr(ds, "PixelSpacing", [0, 0]))
+    return _predict(tmp, series)
+
+
+def _dicom_short_pixel_data(tmp: Path) -> list[str]:
+    """A slice whose Pixel Data holds 40 of the 6 x 6 x 16-bit = 72 bytes its header declares."""
+    series = _dicom_series(tmp)
+    _edit_dicom([series / "slice002.dcm"], lambda ds: setattr(ds, "PixelData", ds.PixelData[:40]))
+    return _predict(tmp, series)
+
+
+def _dicom_declaring_huge_slices(tmp: Path) -> list[str]:
+    """Three 1 kB slices whose headers declare 8000 x 8000 pixels (within the default memory budget of a large
+    machine)."""
+    series = _dicom_series(tmp, slices=3)
+    _edit_dicom(sorted(series.iterdir()), lambda ds: setattr(ds, "Rows", 8000) or setattr(ds, "Columns", 8000))
+    return _predict(tmp, series, "--max-memory", "64G")
 
 
 def _clinical_patient_twice(tmp: Path) -> list[str]:
@@ -1151,12 +1183,45 @@ CATALOGUE = [
         "case vol in TMP/pred was made from other inputs (vol.nii changed: sha256); pass --overwrite to predict it "
         "again, or write elsewhere",
     ),
+    BadInput(
+        "predict-without-output",
+        "predict without the required -o",
+        lambda t: ["predict", "-i", str(_case(t))],
+        "the following arguments are required: -o/--output (see flairseg predict --help)",
+        prog="flairseg predict",
+        status=2,
+    ),
+    BadInput(
+        "misspelt-option",
+        "a misspelt option (--treshold)",
+        lambda t: _predict(t, _case(t), "--treshold", "0.4"),
+        "unrecognized arguments: --treshold 0.4 (see flairseg predict --help)",
+        prog="flairseg predict",
+        status=2,
+    ),
+    BadInput(
+        "dicom-short-pixel-data",
+        "a DICOM slice whose pixel data is shorter than its header declares",
+        _dicom_short_pixel_data,
+        "TMP/in/S/slice002.dcm holds 40 bytes of pixel data but its header describes 72: the file is truncated or its "
+        "dimensions are wrong",
+    ),
+    BadInput(
+        "dicom-declaring-huge-slices",
+        "three 1 kB DICOM slices declaring 8000 x 8000 pixels each",
+        _dicom_declaring_huge_slices,
+        "TMP/in/S/slice000.dcm holds 72 bytes of pixel data but its header describes 128,000,000: the file is "
+        "truncated or its dimensions are wrong",
+    ),
 ]
 
 
 def run(entry: BadInput, tmp: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     argv = entry.make(tmp)
-    code = main(argv)
+    try:
+        code = main(argv)
+    except SystemExit as stop:  # argparse's exit, for a command line it cannot parse
+        code = stop.code
     err = capsys.readouterr().err.strip()
     return code, err.replace(str(tmp), "TMP")
 
@@ -1169,7 +1234,7 @@ def test_bad_input_gives_its_documented_message(
     entry: BadInput, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, err = run(entry, tmp_path, capsys)
-    assert code == 1 and "\n" not in err and err == f"flairseg: error: {entry.message}"
+    assert code == entry.status and "\n" not in err and err == entry.line
     if entry.name in PARTIAL:
         out = tmp_path / "out"
         assert sorted(p.name for p in out.iterdir() if p.name.startswith("CASE")) == ["CASE_A", "CASE_C"]
@@ -1189,16 +1254,16 @@ def markdown() -> str:
     lines = [
         "# Bad inputs and what flairseg says",
         "",
-        "Every entry is a test (`tests/test_bad_inputs.py`): the command exits with status 1, prints exactly this",
-        "one line on stderr and writes nothing. TMP stands for the folder the input lies in. Regenerate this page with",
-        "`python tests/test_bad_inputs.py > docs/bad-inputs.md`.",
+        "Every entry is a test (`tests/test_bad_inputs.py`): the command exits with status 1 (2 for a command line",
+        "it cannot parse), prints exactly this one line on stderr and writes nothing. TMP stands for the folder the",
+        "input lies in. Regenerate this page with `python tests/test_bad_inputs.py > docs/bad-inputs.md`.",
         "",
         "| # | input | message |",
         "|---|---|---|",
     ]
     for number, entry in enumerate(CATALOGUE, start=1):
-        message = entry.message.replace("|", "\\|")
-        lines.append(f"| {number} | {entry.what} | `flairseg: error: {message}` |")
+        line = entry.line.replace("|", "\\|")
+        lines.append(f"| {number} | {entry.what} | `{line}` |")
     return "\n".join(lines) + "\n"
 
 
@@ -1229,6 +1294,50 @@ def test_numeric_options_are_range_checked_where_parsed(
         stop.value.code == 2 and "error: argument" in err[-1] and ("at least 1" in err[-1] or "whole number" in err[-1])
     )
     assert not (tmp_path / "OUT").exists()
+
+
+def _commands() -> list[str]:
+    """The names of flairseg's commands, as its parser knows them."""
+    import argparse
+
+    from flairseg.cli import build_parser
+
+    return list(next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices)
+
+
+@pytest.mark.parametrize("command", [[], *([name] for name in _commands())], ids=lambda c: " ".join(c) or "flairseg")
+def test_every_parser_says_what_it_cannot_parse_in_one_line(
+    command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The top-level parser and each command's: one line on stderr and status 2 for a command line they cannot take,
+    the whole usage and option list for --help."""
+    prog = " ".join(["flairseg", *command])
+    for argv in ([*command, "--no-such-option"], [*command, "--no-such-option=1", "--quiet", "x"]):
+        with pytest.raises(SystemExit) as stop:
+            main(argv)
+        err = capsys.readouterr().err
+        assert stop.value.code == 2 and err.count("\n") == 1, err
+        assert err.startswith(f"{prog}: error: ") and err.endswith(f" (see {prog} --help)\n"), err
+    with pytest.raises(SystemExit) as stop:
+        main([*command, "--help"])
+    out = capsys.readouterr().out
+    assert stop.value.code == 0 and out.startswith(f"usage: {prog} ") and "options:" in out and "--help" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["predict", "-i", "x", "-o", "y", "--task", "tumour"], "argument --task: invalid choice: 'tumour'"),
+        (["evaluate", "--pred", "x"], "the following arguments are required: --truth, -o/--output"),
+        (["predcit", "-i", "x"], "argument COMMAND: invalid choice: 'predcit'"),
+        (["predict", "-i", "x", "-o", "y", "--precision", "fp1\n6"], "invalid choice: 'fp1\\n6'"),
+    ],
+)
+def test_parser_errors_name_the_mistake(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.count("\n") == 1 and message in err, err
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ LAYERS = {
     "io": 1,
     "kaggle": 1,
     "volumes": 1,
+    "dicom_pixels": 1,
     "sequences": 1,
     "preprocess": 1,
     "postprocess": 1,

@@ -78,6 +78,57 @@ def test_brain_and_tumour_masks_share_a_case_folder(sample_case: Path, tmp_path:
     assert (out / "report" / "records" / "TCGA_CS_4942_19970222_brain.json").is_file()
 
 
+def _empty_mask_checkpoint(path: Path, task: str) -> Path:
+    """A tiny model whose masks are always empty (its head's bias far below 0)."""
+    import torch
+
+    from flairseg.checkpoint import save_model
+    from flairseg.config import ModelConfig, PreprocessConfig
+    from flairseg.model import UNet
+
+    model = UNet(features=2, batch_norm=True)
+    with torch.no_grad():
+        model.head.bias.fill_(-100.0)
+    return save_model(model, ModelConfig(features=2, batch_norm=True), PreprocessConfig(size=32), path, task=task)
+
+
+def test_a_brain_run_beside_a_tumour_run_reports_its_own_cases(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Tumour and brain predictions in one output folder: each run's summary line, scores and GIFs are its own task's
+    (empty masks score 0 against the tumour and 1 against an empty brain label), the tables and report.html list
+    both, each with its own Dice."""
+    import csv
+
+    import numpy as np
+    import tifffile
+
+    from synthetic import phantom, write_kaggle_case
+
+    image, tumour = phantom(slices=3, size=32)
+    case = write_kaggle_case(tmp_path / "in", "CASE", image, tumour)
+    for k in (1, 2, 3):
+        tifffile.imwrite(case / f"CASE_{k}_brain.tif", np.zeros((32, 32), np.uint8))
+    out, report = tmp_path / "out", tmp_path / "out" / "report"
+    for task in ("abnormality", "brain"):
+        model = _empty_mask_checkpoint(tmp_path / "models" / task, task)
+        assert main(["predict", "-i", str(tmp_path / "in"), "-o", str(out), "--model", str(model), "--quiet"]) == 0
+        line = capsys.readouterr().out
+        dice = {"abnormality": "0.0000", "brain": "1.0000"}[task]
+        assert f"Dice mean {dice}, median {dice} over 1 cases with truth" in line and "2 cases flagged" not in line
+    for name, dice in (("metrics.csv", "0"), ("metrics_brain.csv", "1")):
+        with (report / name).open() as handle:
+            assert [(row["case_id"], row["dice"]) for row in csv.DictReader(handle)] == [("CASE", dice)]
+    assert json.loads((report / "summary.json").read_text())["dice"]["mean"] == 0.0
+    assert json.loads((report / "summary_brain.json").read_text())["dice"]["mean"] == 1.0
+    assert sorted(p.name for p in (report / "gifs").iterdir()) == ["CASE.gif", "CASE_brain.gif"]
+    with (report / "qc.csv").open() as handle:
+        assert sorted(row["task"] for row in csv.DictReader(handle)) == ["abnormality", "brain"]
+    from flairseg.html_report import case_rows
+
+    assert sorted((row["task"], row["dice"]) for row in case_rows(report)) == [("abnormality", "0"), ("brain", "1")]
+
+
 def test_qc_table_flags_cases_to_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A FLAIR-only, z-scored volume through the abnormality model: its flags say so; volumes in mL."""
     import csv

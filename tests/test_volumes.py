@@ -444,6 +444,94 @@ def test_dicom_geometry_that_is_not_positive_and_finite_is_refused(
     assert words in _message(read_dicom_series, tmp_path / "s")
 
 
+def _reencode(folder: Path, syntax: str, nested: bool = True) -> None:
+    """Write every slice of a series again in another transfer syntax, with an undefined-length sequence (nested, a
+    thumbnail's own Rows and Pixel Data inside) before its pixels."""
+    import pydicom
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+    from pydicom.uid import UID, ExplicitVRBigEndian, ImplicitVRLittleEndian
+
+    for path in sorted(folder.iterdir()):
+        ds = pydicom.dcmread(path)
+        if nested:
+            icon = Dataset()
+            icon.Rows, icon.Columns, icon.BitsAllocated, icon.SamplesPerPixel = 2, 2, 8, 1
+            icon.PixelData = bytes(4)
+            icon.ConceptNameCodeSequence = Sequence([Dataset()])
+            icon.ConceptNameCodeSequence[0].CodeValue = "X"
+            icon.ConceptNameCodeSequence.is_undefined_length = True
+            ds.IconImageSequence = Sequence([icon])
+            ds.IconImageSequence.is_undefined_length = True
+        if UID(syntax) == ExplicitVRBigEndian:
+            ds.PixelData = ds.pixel_array.astype(">i2").tobytes()
+            ds.file_meta.TransferSyntaxUID = syntax
+            pydicom.dcmwrite(path, ds, little_endian=False, implicit_vr=False, force_encoding=True)
+        elif UID(syntax).is_encapsulated:
+            ds.compress(syntax)
+            ds.save_as(path)
+        else:
+            ds.file_meta.TransferSyntaxUID = syntax
+            ds.save_as(path, implicit_vr=UID(syntax) == ImplicitVRLittleEndian)
+
+
+NATIVE = ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"]
+RLE = "1.2.840.10008.1.2.5"
+
+
+@pytest.mark.parametrize("syntax", NATIVE, ids=["implicit", "explicit", "big-endian", "deflated"])
+def test_dicom_pixel_data_is_counted_in_every_native_transfer_syntax(tmp_path: Path, syntax: str) -> None:
+    """A whole series reads in each syntax; a slice whose Pixel Data is 40 of the 72 bytes its header declares is
+    refused (GDCM would make up the rest); a file cut short inside its pixels is counted short."""
+    import pydicom
+
+    from flairseg.dicom_pixels import pixel_bytes
+
+    data = np.arange(4 * 6 * 6).reshape(4, 6, 6) * 7 + 100
+    _write_dicom_series(tmp_path / "s", data, (1.0, 1.0, 3.0), np.eye(3), (0.0, 0.0, 0.0))
+    _reencode(tmp_path / "s", syntax)
+    pixels = pixel_bytes(tmp_path / "s" / "slice002.dcm")
+    assert (pixels.syntax, pixels.declared, pixels.present, pixels.complete) == (syntax, 72, 72, True)
+    assert read_dicom_series(tmp_path / "s").image[..., 0].max() == data.max()
+    target = tmp_path / "s" / "slice002.dcm"
+    whole = target.read_bytes()
+    target.write_bytes(whole[:-30])  # the file ends inside its pixels (a deflated one: inside its stream)
+    cut = pixel_bytes(target)
+    assert cut.present < 72 and not cut.complete  # GDCM leaves such a file out of the series: the grid check speaks
+    target.write_bytes(whole)
+    ds = pydicom.dcmread(target)
+    ds.PixelData = ds.PixelData[:40]
+    ds.save_as(target)
+    assert _message(read_dicom_series, tmp_path / "s") == (
+        f"{target} holds 40 bytes of pixel data but its header describes 72: the file is truncated or its dimensions "
+        "are wrong"
+    )
+
+
+def test_compressed_dicom_pixels_need_fragments_not_the_declared_size(tmp_path: Path) -> None:
+    """RLE fragments hold fewer bytes than the header declares, rightly; Pixel Data without a fragment is refused."""
+    import pydicom
+
+    from flairseg.dicom_pixels import pixel_bytes
+    from flairseg.volumes import check_headers
+
+    _write_dicom_series(tmp_path / "s", np.zeros((4, 32, 32)), (1.0, 1.0, 3.0), np.eye(3), (0.0, 0.0, 0.0))
+    _reencode(tmp_path / "s", RLE)
+    target = tmp_path / "s" / "slice002.dcm"
+    pixels = pixel_bytes(target)
+    assert pixels.compressed and pixels.complete and 0 < pixels.present < pixels.declared // 10 == 204
+    check_headers(tmp_path / "s")
+    ds = pydicom.dcmread(target)
+    ds.PixelData = b"\xfe\xff\x00\xe0" + bytes(4)  # the (empty) offset table and no fragment
+    ds.save_as(target)
+    assert _message(check_headers, tmp_path / "s") == (
+        f"{target} holds 0 bytes of compressed pixel data (transfer syntax {RLE}) in fragments that are missing or "
+        "cut short: the file is damaged or truncated; re-export the series"
+    )
+    target.write_bytes(target.read_bytes()[:-4])  # the sequence delimiter cut off
+    assert pixel_bytes(target).complete is False
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.int16])
 def test_a_read_volume_is_its_own_writable_float32_array_never_the_file_s_memory(tmp_path: Path, dtype) -> None:
     data = np.arange(4 * 5 * 6, dtype=dtype).reshape(4, 5, 6)

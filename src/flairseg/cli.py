@@ -1,7 +1,8 @@
 """The ``flairseg`` command: argparse subcommands, each one parse, one API call, one summary.
 
 Heavy imports happen inside the command functions so ``flairseg --help`` is instant.
-Errors the user can fix print ``flairseg: error: <one line>`` and exit with status 1.
+Errors the user can fix print ``flairseg: error: <one line>`` and exit with status 1; a command line the parser
+cannot take prints ``flairseg <command>: error: <one line> (see flairseg <command> --help)`` and exits with status 2.
 """
 
 from __future__ import annotations
@@ -16,11 +17,31 @@ import sys
 import threading
 import warnings
 from collections.abc import Iterator, Sequence
+from typing import NoReturn
 
 from flairseg.config import LOSSES, MISSING_POLICIES, PRECISIONS, TASKS, VARIANTS
 from flairseg.errors import FlairsegError
 from flairseg.outputs import run_report
 from flairseg.version import __version__
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``PROG: error: REASON (see PROG --help)`` on stderr, exit status 2, no usage
+    block (``--help`` prints it)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n")
+
+
+class _CommandParser(_Parser):
+    """A command's parser: an argument it does not know is its own error, named after the command (argparse leaves
+    it to the top level, whose help does not list the command's options)."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace, extras
 
 
 def positive_int(text: str) -> int:
@@ -390,7 +411,8 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
         help="segment a case or a tree of cases with a trained model",
         description="Write a mask per case into OUTPUT the way the input came (TIFF slices or NIfTI with the input "
         "header). Cases already in OUTPUT are skipped, so an interrupted batch finishes when rerun. With --truth, or "
-        "masks in the input, a report (metrics.csv, summary, figures) is written to OUTPUT/report.",
+        "masks in the input, a report (metrics.csv, summary, figures) is written to OUTPUT/report; a --task brain "
+        "run's scores are metrics_brain.csv, summary_brain.md and so on, so both tasks can share OUTPUT.",
     )
     predict.add_argument(
         "-i",
@@ -576,7 +598,7 @@ def _run_on_ranks(run, world):
         )
     records = [json.loads(run_report(result.out).part_record(k, world.size).read_text()) for k in range(world.size)]
     return dataclasses.replace(
-        merge_run_report(result.out, result.title),
+        merge_run_report(result.out, result.title, result.task),
         predicted=sum(r["predicted"] for r in records),
         skipped=sum(r["skipped"] for r in records),
     )
@@ -790,12 +812,12 @@ def _add_recipe(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``flairseg`` command: each command's arguments are added beside its ``_cmd_``."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="flairseg",
         description="Skull stripping and FLAIR abnormality segmentation of brain MRI with U-Nets.",
     )
     parser.add_argument("--version", action="version", version=f"flairseg {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_CommandParser)
     for add in (
         _add_evaluate,
         _add_preprocess,

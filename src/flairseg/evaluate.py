@@ -139,22 +139,25 @@ def _summary_markdown(rows: Sequence[CaseMetrics], summary: dict[str, Summary], 
     return "\n".join(lines)
 
 
-def write_report(rows: Sequence[CaseMetrics], folder: Path, title: str, figures: bool = True) -> dict[str, Summary]:
+def write_report(
+    rows: Sequence[CaseMetrics], folder: Path, title: str, figures: bool = True, task: str = "abnormality"
+) -> dict[str, Summary]:
     """Write metrics.csv, summary.md, summary.json (and dice_distribution.png) into ``folder``, file by file
-    atomically.
+    atomically, under ``task``'s names (:meth:`ReportFolder.scores`).
     """
     from flairseg import figures as fig
 
+    names = ReportFolder(folder)
     summary = dict(summarise_cases(rows))
-    with atomic_file(folder / "metrics.csv") as tmp:
+    with atomic_file(names.scores("metrics.csv", task)) as tmp:
         _write_csv(rows, tmp)
-    with atomic_file(folder / "summary.md") as tmp:
+    with atomic_file(names.scores("summary.md", task)) as tmp:
         tmp.write_text(_summary_markdown(rows, summary, title))
     record = {"cases": len(rows), "conventions": CONVENTIONS, **{k: asdict(v) for k, v in summary.items()}}
-    with atomic_file(folder / "summary.json") as tmp:
+    with atomic_file(names.scores("summary.json", task)) as tmp:
         tmp.write_text(json.dumps(record, indent=2))
     if figures:
-        fig.dice_distribution({r.case_id: r.dice for r in rows}, folder / "dice_distribution.png")
+        fig.dice_distribution({r.case_id: r.dice for r in rows}, names.scores("dice_distribution.png", task))
     return summary
 
 
@@ -174,10 +177,10 @@ def write_case_table(name: str, key: str, rows: Sequence[dict[str, object]], rep
         writer.writerows(rows)
 
 
-def read_case_tables(name: str, report: Path) -> list[dict[str, str]]:
-    """Every case's rows of the table ``name`` (``report/<name>/*.csv``), in the order of their keys."""
+def read_case_tables(name: str, report: Path, key_suffix: str = "") -> list[dict[str, str]]:
+    """Every case's rows of the table ``name`` (``report/<name>/*<key_suffix>.csv``), in the order of their keys."""
     rows: list[dict[str, str]] = []
-    for path in ReportFolder(report).case_tables(name):
+    for path in ReportFolder(report).case_tables(name, key_suffix):
         with path.open(newline="") as handle:
             rows.extend(csv.DictReader(handle))
     return rows

@@ -1,13 +1,13 @@
 """``report.html``: one self-contained page per run for checking the masks by eye.
 
 It is written from what the run already left in its report folder: the QC table
-(``qc.csv``: volumes, components, flags), the metrics table when truth masks were given
-(``metrics.csv``: Dice, HD95), one overlay montage per case (``montages/<case>[_mask|_brain].png``)
-and the Dice distribution figure. For runs of up to EMBEDDED_CASES cases the images are
-embedded (data URIs), so the file opens from disk with no network and can be mailed as it
-is; larger runs link the montages (``montages/...``, the page then needs its folder), so the
-page stays small enough for a browser. Flagged cases come first; a click on a column heading
-sorts the table by it (a few lines of plain script).
+(``qc.csv``: volumes, components, flags), each task's metrics table when truth masks were given
+(``metrics.csv``, ``metrics_brain.csv``: Dice, HD95), one overlay montage per case
+(``montages/<case>[_mask|_brain].png``) and the Dice distribution figures. For runs of up to
+EMBEDDED_CASES cases the images are embedded (data URIs), so the file opens from disk with no
+network and can be mailed as it is; larger runs link the montages (``montages/...``, the page
+then needs its folder), so the page stays small enough for a browser. Flagged cases come first;
+a click on a column heading sorts the table by it (a few lines of plain script).
 """
 
 from __future__ import annotations
@@ -76,16 +76,25 @@ def _montage(report: Path, case: str, task: str) -> Path | None:
     return next((path for path in map(ReportFolder(report).montage, keys) if path.is_file()), None)
 
 
+def _metrics(report: Path, task: str = "abnormality") -> dict[str, dict[str, str]]:
+    """``task``'s metrics rows by case (evaluate and demo write theirs under the plain names)."""
+    return {row["case_id"]: row for row in _read_table(ReportFolder(report).scores("metrics.csv", task))}
+
+
+def _with_metrics(row: dict[str, str], metrics: dict[str, dict[str, str]]) -> dict[str, str]:
+    scored = metrics.get(row["case"], {})
+    return {**row, "dice": scored.get("dice", ""), "hd95": scored.get("hd95", ""), "units": scored.get("units", "")}
+
+
 def case_rows(report: Path) -> list[dict[str, str]]:
-    """One row per case and task: the QC columns joined with the metrics (Dice, HD95) where truth was given."""
-    metrics = {row["case_id"]: row for row in _read_table(report / "metrics.csv")}
-    qc = _read_table(report / "qc.csv") or [{"case": case, "task": "", "flags": "none"} for case in metrics]
-    rows = []
-    for row in qc:
-        scored = metrics.get(row["case"], {})
-        rows.append(
-            {**row, "dice": scored.get("dice", ""), "hd95": scored.get("hd95", ""), "units": scored.get("units", "")}
-        )
+    """One row per case and task: the QC columns joined with that task's metrics (Dice, HD95) where truth was given."""
+    qc = _read_table(report / "qc.csv")
+    if qc:
+        metrics = {task: _metrics(report, task) for task in TASK_SPECS}
+        rows = [_with_metrics(row, metrics[row["task"]]) for row in qc]
+    else:  # evaluate and demo: one set of masks scored, no QC table
+        metrics = _metrics(report)
+        rows = [_with_metrics({"case": case, "task": "", "flags": "none"}, metrics) for case in metrics]
     return sorted(rows, key=lambda r: (r["flags"] == "none", r["case"], r["task"]))
 
 
@@ -130,9 +139,12 @@ def render(report: Path, title: str) -> str:
             cells.append(f"<td{css} data-value='{html.escape(value, quote=True)}'>{shown}</td>")
         parts.append(f"<tr{' class=flagged' if row['flags'] != 'none' else ''}>{''.join(cells)}</tr>")
     parts.append("</tbody></table>")
-    if has_truth and (report / "dice_distribution.png").is_file():
+    figures = [ReportFolder(report).scores("dice_distribution.png", task) for task in TASK_SPECS]
+    figures = [path for path in figures if path.is_file()]
+    if has_truth and figures:
         parts.append(
-            f"<h2>Dice distribution</h2><img alt='Dice distribution' src='{_image(report / 'dice_distribution.png')}'>"
+            "<h2>Dice distribution</h2>"
+            + "".join(f"<img alt='Dice distribution' src='{_image(path)}'>" for path in figures)
         )
     parts.append(
         f"<h2>Cases</h2><p>{LEGEND_WITH_TRUTH if has_truth else LEGEND_MODEL_ONLY}; yellow numbers: slice numbers "

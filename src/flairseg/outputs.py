@@ -267,7 +267,8 @@ class ReportFolder:
     for ``predict`` (:func:`run_report`), the output folder itself for ``evaluate`` and ``demo``.
 
     ``key`` names a case and its task (``<case>_mask``, ``<case>_brain``); per-case tables are merged into
-    the run's tables (``table``) from ``case_table`` files, whichever process or part wrote them.
+    the run's tables (``table``) from ``case_table`` files, whichever process or part wrote them. A task's scores
+    (``scores``) and outline GIFs carry its ``report_suffix``, so that both tasks' can share the folder.
     """
 
     path: Path
@@ -275,8 +276,14 @@ class ReportFolder:
     def case_table(self, table: str, key: str) -> Path:
         return self.path / table / f"{key}.csv"
 
-    def case_tables(self, table: str) -> list[Path]:
-        return sorted((self.path / table).glob("*.csv"))
+    def case_tables(self, table: str, key_suffix: str = "") -> list[Path]:
+        """The case tables of ``table`` whose keys end in ``key_suffix`` (a task's label: that task's cases)."""
+        return sorted((self.path / table).glob(f"*{key_suffix}.csv"))
+
+    def scores(self, name: str, task: str = "abnormality") -> Path:
+        """``metrics.csv``, ``summary.md``, ``summary.json`` or ``dice_distribution.png`` of ``task``'s cases."""
+        stem, extension = name.split(".")
+        return self.path / f"{stem}{TASK_SPECS[task].report_suffix}.{extension}"
 
     def table(self, table: str) -> Path:
         return self.path / f"{table}.csv"
@@ -292,8 +299,8 @@ class ReportFolder:
     def montage(self, key: str) -> Path:
         return self.path / "montages" / f"{key}.png"
 
-    def gif(self, case_id: str) -> Path:
-        return self.path / "gifs" / f"{case_id}.gif"
+    def gif(self, case_id: str, task: str = "abnormality") -> Path:
+        return self.path / "gifs" / f"{case_id}{TASK_SPECS[task].report_suffix}.gif"
 
     def part_record(self, part: int, parts: int) -> Path:
         return self.path / "parts" / f"part-{part}-of-{parts}.json"

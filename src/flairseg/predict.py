@@ -237,6 +237,7 @@ class PredictResult:
     substituted: int = 0  # cases whose pre- or post-contrast channel was a copy of the FLAIR (report/inputs.csv)
     flagged: int = 0  # cases with at least one QC flag (report/qc.csv)
     title: str = ""  # the report's title
+    task: str = "abnormality"  # the task whose cases the metrics and counts cover
 
 
 def _check_headers(paths: Sequence[Path | Case], label: str) -> None:
@@ -315,7 +316,7 @@ def predict_tree(
     if part is not None:
         _write_part_record(report, part, predicted, skipped, paths)
     title = f"Prediction of {source.name} by {segmenter.metadata.get('name', 'the model')}"
-    merged = merge_run_report(out_path, title)
+    merged = merge_run_report(out_path, title, segmenter.task)
     _report_failures(failures, len(paths), report)
     return dataclasses.replace(merged, predicted=predicted, skipped=skipped)
 
@@ -476,7 +477,7 @@ def _write_case_report(run: _Run, case: Case, found: Segmentation, truth_mask: n
     report, task = run.report, run.segmenter.task
     _write_case_metrics(case, found.mask, truth_mask, key, report.path)
     if truth_mask is not None:
-        figures.outline_gif(case.flair, truth_mask, found.mask, report.gif(case.case_id))
+        figures.outline_gif(case.flair, truth_mask, found.mask, report.gif(case.case_id, task))
     # processing layout: columns run patient right to left
     sides = ("R", "L") if case.geometry.affine is not None else None
     figures.tumour_montage(case.flair, truth_mask, found.mask, report.montage(key), sides=sides)
@@ -557,21 +558,27 @@ def _mask_written(case: Case, target: Path, suffix: str) -> bool:
     return all(path.is_file() for path in _mask_files(case, target, suffix))
 
 
-def merge_run_report(out: Path, title: str) -> PredictResult:
-    """The run's tables, metrics and report.html from every case's own rows in ``out/report``, whichever process
-    or part wrote them; the result's counts of predicted and skipped cases are left at 0 for the caller."""
+def merge_run_report(out: Path, title: str, task: str) -> PredictResult:
+    """The run's tables, ``task``'s scores and report.html from every case's own rows in ``out/report``, whichever
+    process or part wrote them; the result's counts of predicted and skipped cases are left at 0 for the caller.
+
+    A folder may hold both tasks' predictions: the tables list both (each row with its task), while the scores
+    (:meth:`ReportFolder.scores`) and the result's metrics and counts cover ``task``'s cases alone.
+    """
     from flairseg.evaluate import merge_case_tables, read_case_tables, write_report
     from flairseg.html_report import write_html_report
 
     report = run_report(out).path
-    substituted = sum(row.get("substituted", "none") != "none" for row in merge_case_tables("inputs", report))
-    removed = sum(row["kept"] == "no" for row in merge_case_tables("components", report))
-    flagged = sum(row["flags"] != "none" for row in merge_case_tables("qc", report))
-    rows = [CaseMetrics.from_row(row) for row in read_case_tables("metrics", report)]
+    inputs, qc = ([row for row in merge_case_tables(name, report) if row["task"] == task] for name in ("inputs", "qc"))
+    substituted = sum(row.get("substituted", "none") != "none" for row in inputs)
+    flagged = sum(row["flags"] != "none" for row in qc)
+    components = merge_case_tables("components", report)  # the tumour task's alone
+    removed = sum(row["kept"] == "no" for row in components) if TASK_SPECS[task].components else 0
+    rows = [CaseMetrics.from_row(row) for row in read_case_tables("metrics", report, TASK_SPECS[task].label_suffix)]
     if rows:
-        write_report(rows, report, title)
+        write_report(rows, report, title, task=task)
     write_html_report(report, title)
-    return PredictResult(0, 0, out, rows, removed, substituted, flagged, title)
+    return PredictResult(0, 0, out, rows, removed, substituted, flagged, title, task)
 
 
 def split_parts(paths: Sequence[Path], parts: int) -> list[list[Path]]:

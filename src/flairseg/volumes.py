@@ -112,11 +112,16 @@ def _check_size(image: Any, shape: tuple[int, int, int], path: Path) -> None:
     check(voxels, 1, str(path))
     if not path.name.lower().endswith(".gz"):
         needed = int(image.header.get_data_offset()) + voxels * image.header.get_data_dtype().itemsize
-        if path.stat().st_size < needed:
-            raise InputError(
-                f"{path} holds {path.stat().st_size:,} bytes but its header describes {needed:,}: "
-                "the file is truncated or its dimensions are wrong"
-            )
+        _check_holds(path, path.stat().st_size, needed, "bytes")
+
+
+def _check_holds(path: Path, held: int, described: int, what: str) -> None:
+    """Refuse a file that holds fewer bytes than its header describes: a reader would make up the rest."""
+    if held < described:
+        raise InputError(
+            f"{path} holds {held:,} {what} but its header describes {described:,}: "
+            "the file is truncated or its dimensions are wrong"
+        )
 
 
 def _nifti_header(path: Path) -> tuple[Any, tuple[int, int, int]]:
@@ -490,7 +495,8 @@ def read_dicom_series(folder: str | os.PathLike, case_id: str | None = None) -> 
 
 
 def _dicom_series_files(folder: Path) -> Sequence[str]:
-    """The files of the one DICOM series in ``folder``, in GDCM's order, its declared size within the memory budget."""
+    """The files of the one DICOM series in ``folder``, in GDCM's order, each holding the pixel data its header
+    declares, and their declared size within the memory budget."""
     import SimpleITK as sitk
 
     with _quiet_simpleitk():
@@ -502,7 +508,7 @@ def _dicom_series_files(folder: Path) -> Sequence[str]:
                 f"{folder} holds {len(series)} DICOM series ({', '.join(series)}); put each series in its own folder"
             )
         files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series[0])
-    _check_dicom_size(files, folder)
+    _check_dicom_pixels(files, folder)
     return files
 
 
@@ -519,20 +525,30 @@ def check_headers(path: Path) -> None:
             _nifti_header(other)
 
 
-def _check_dicom_size(files: Sequence[str], folder: Path) -> None:
-    """The series' size as its first slice's header declares it, against the memory budget, before decoding."""
-    import SimpleITK as sitk
+def _check_dicom_pixels(files: Sequence[str], folder: Path) -> None:
+    """Each slice's pixel data against what its header declares, then the series' declared size against the memory
+    budget, before GDCM decodes a pixel (it would make up missing pixels from whatever memory follows them).
 
+    Stored as they are (implicit or explicit VR, little or big endian, deflated once inflated), the pixels must
+    fill Rows x Columns x Samples per Pixel x Bits Allocated / 8 x Number of Frames bytes. Compressed pixels
+    (JPEG, JPEG-LS, JPEG 2000, RLE) are legitimately far fewer, and no ratio tells a damaged stream from a good one
+    (a blank slice in JPEG 2000 or JPEG-LS takes a few hundred bytes at any size): their fragments must be there,
+    non-empty and whole, and the codec reports the rest; the memory budget bounds what decoding them can take.
+    """
+    from flairseg.dicom_pixels import pixel_bytes
     from flairseg.memory import check
 
-    header = sitk.ImageFileReader()
-    header.SetFileName(files[0])
-    try:
-        header.ReadImageInformation()
-    except RuntimeError:
-        return  # the series reader reports an unreadable slice with its own message
-    rows, cols = header.GetSize()[:2]
-    check(rows * cols * len(files), header.GetNumberOfComponents(), f"DICOM series {folder}")
+    slices = [pixel_bytes(Path(name)) for name in files]
+    for name, pixels in zip(files, slices):
+        if not pixels.compressed:
+            _check_holds(Path(name), pixels.present, pixels.declared, "bytes of pixel data")
+        elif not pixels.complete or not pixels.present:
+            raise InputError(
+                f"{name} holds {pixels.present:,} bytes of compressed pixel data (transfer syntax {pixels.syntax}) in "
+                "fragments that are missing or cut short: the file is damaged or truncated; re-export the series"
+            )
+    voxels = sum(pixels.rows * pixels.columns * pixels.frames for pixels in slices)
+    check(voxels, max(pixels.samples for pixels in slices), f"DICOM series {folder}")
 
 
 def _checked_mask(case: Case, mask: np.ndarray, probability: bool) -> np.ndarray:
