@@ -653,6 +653,14 @@ def _dicom_declaring_huge_slices(tmp: Path) -> list[str]:
     return _predict(tmp, series, "--max-memory", "64G")
 
 
+def _dicom_last_slice_cut(tmp: Path, keep: slice) -> list[str]:
+    """A series whose last slice file keeps only ``keep`` of its bytes (GDCM would leave it out of the series)."""
+    series = _dicom_series(tmp)
+    last = series / "slice004.dcm"
+    last.write_bytes(last.read_bytes()[keep])
+    return _predict(tmp, series)
+
+
 def _clinical_patient_twice(tmp: Path) -> list[str]:
     (tmp / "f.csv").write_text("case_id,bevr\nTCGA_XX_0001_20000101,0.5\n")
     (tmp / "c.csv").write_text("Patient,RNASeqCluster\nTCGA_XX_0001,1\nTCGA_XX_0001,2\n")
@@ -1212,6 +1220,20 @@ CATALOGUE = [
         _dicom_declaring_huge_slices,
         "TMP/in/S/slice000.dcm holds 72 bytes of pixel data but its header describes 128,000,000: the file is "
         "truncated or its dimensions are wrong",
+    ),
+    BadInput(
+        "dicom-last-slice-truncated",
+        "a DICOM series whose last slice file is cut short inside its pixel data",
+        lambda t: _dicom_last_slice_cut(t, slice(-30)),
+        "TMP/in/S/slice004.dcm holds 42 bytes of pixel data but its header describes 72: the file is truncated or its "
+        "dimensions are wrong",
+    ),
+    BadInput(
+        "dicom-last-slice-unparseable",
+        "a DICOM series whose last slice file is cut short inside its header",
+        lambda t: _dicom_last_slice_cut(t, slice(300)),
+        "TMP/in/S/slice004.dcm looks like a DICOM file but is not part of the series in its folder: it is damaged, "
+        "truncated or holds no image; repair it or move it out of the folder",
     ),
 ]
 

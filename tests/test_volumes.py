@@ -424,6 +424,35 @@ def test_bad_dicom_folders(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("cut", "words"),
+    [
+        (lambda data: data[:-30], "slice004.dcm holds 42 bytes of pixel data but its header describes 72"),
+        (lambda data: data[:300], "slice004.dcm looks like a DICOM file but is not part of the series in its folder"),
+        (lambda data: b"", "slice004.dcm looks like a DICOM file but is not part of the series in its folder"),
+    ],
+    ids=["pixels-cut", "header-cut", "empty"],
+)
+def test_a_damaged_end_slice_is_refused_not_left_out(tmp_path: Path, cut, words: str) -> None:
+    """GDCM leaves a file it cannot parse out of the series: the volume would lose its last slice without a word."""
+    folder = tmp_path / "s"
+    _write_dicom_series(folder, np.ones((5, 6, 6)), (1.0, 1.0, 3.0), np.eye(3), (0.0, 0.0, 0.0))
+    last = folder / "slice004.dcm"
+    last.write_bytes(cut(last.read_bytes()))
+    assert words in _message(read_dicom_series, folder)
+
+
+def test_files_that_are_not_dicom_slices_are_left_alone(tmp_path: Path) -> None:
+    folder = tmp_path / "s"
+    _write_dicom_series(folder, np.ones((3, 6, 6)), (1.0, 1.0, 3.0), np.eye(3), (0.0, 0.0, 0.0))
+    (folder / "README").write_text("exported by the scanner")
+    (folder / ".DS_Store").write_bytes(bytes(200))
+    (folder / "._slice000.dcm").write_bytes(bytes(200))  # macOS's resource fork of a copied file
+    (folder / "DICOMDIR").write_bytes(bytes(128) + b"DICM" + bytes(64))  # the file set's index, no image
+    nib.save(nib.Nifti1Image(np.zeros((2, 2, 2)), np.eye(4)), folder / "mask.nii.gz")
+    assert read_dicom_series(folder).shape == (3, 6, 6)
+
+
+@pytest.mark.parametrize(
     ("tag", "value", "words"),
     [
         ((0x0028, 0x0030), [0, 0], "slice 1 (slice000.dcm) has Pixel Spacing '0.0\\0.0'; it must be two positive"),
@@ -497,7 +526,7 @@ def test_dicom_pixel_data_is_counted_in_every_native_transfer_syntax(tmp_path: P
     whole = target.read_bytes()
     target.write_bytes(whole[:-30])  # the file ends inside its pixels (a deflated one: inside its stream)
     cut = pixel_bytes(target)
-    assert cut.present < 72 and not cut.complete  # GDCM leaves such a file out of the series: the grid check speaks
+    assert cut.present < 72 and not cut.complete  # GDCM leaves such a file out of the series: the reader names it
     target.write_bytes(whole)
     ds = pydicom.dcmread(target)
     ds.PixelData = ds.PixelData[:40]

@@ -175,10 +175,24 @@ def _fragments(elements: _Elements) -> tuple[int, bool]:
     return present, False
 
 
+def _is_part10(head: bytes) -> bool:
+    """Whether a file's first bytes open a Part 10 file: 128 bytes of preamble, then "DICM"."""
+    return head[_PREAMBLE : _PREAMBLE + len(_MAGIC)] == _MAGIC
+
+
+def is_part10(path: Path) -> bool:
+    """Whether ``path`` is a DICOM Part 10 file by its first bytes; a file that cannot be opened is not."""
+    try:
+        with path.open("rb") as handle:
+            return _is_part10(handle.read(_PREAMBLE + len(_MAGIC)))
+    except OSError:
+        return False
+
+
 def _transfer_syntax(handle: BinaryIO) -> str:
     """The file's transfer syntax, from its meta information (always explicit VR little endian), the handle left at
     the data set. Without one: implicit VR little endian, the default, unless the first element has a VR."""
-    handle.seek(_PREAMBLE + len(_MAGIC) if handle.read(_PREAMBLE + len(_MAGIC))[_PREAMBLE:] == _MAGIC else 0)
+    handle.seek(_PREAMBLE + len(_MAGIC) if _is_part10(handle.read(_PREAMBLE + len(_MAGIC))) else 0)
     meta, syntax = _Elements(handle), None
     while True:
         start = handle.tell()

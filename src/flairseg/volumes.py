@@ -7,7 +7,7 @@ are applied (oblique volumes take their closest axes, as ``io_orientation`` pick
 so the round trip is exact and a written mask lines up voxel for voxel with the input,
 under the input's own header.
 
-Two choices worth knowing:
+Three choices worth knowing:
 
 - The spacing is the length of the affine's columns (the affine nibabel uses: sform when
   its code is set, else qform, else pixdim). It equals the header zooms in consistent
@@ -17,6 +17,9 @@ Two choices worth knowing:
 - A DICOM series must sit on a regular grid: SimpleITK averages the slice distance and
   only warns, so a missing slice, uneven spacing or a tilted gantry would misplace the
   mask. Each slice's position must lie within a tenth of a voxel of its grid position.
+- GDCM leaves out of a series every file it cannot parse, so a truncated end slice would vanish from the
+  volume: a file of the folder that looks like DICOM (named ``.dcm``, or a Part 10 file) and is not in the
+  series is refused, by name; other files (a README, ``.DS_Store``, a NIfTI mask) are ignored.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,11 +39,16 @@ from flairseg.cases import NIFTI_SUFFIXES, Case, Geometry, nifti_stem
 from flairseg.errors import InputError
 from flairseg.outputs import atomic_file
 
+if TYPE_CHECKING:
+    from flairseg.dicom_pixels import PixelBytes
+
 PROCESSING_AXES = ("L", "P", "S")
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 _POSITION_TOLERANCE = 0.1  # how far a DICOM slice may sit off its grid position, in units of the smallest voxel size
 _POSITION_TAG = "0020|0032"  # Image Position (Patient)
 _PIXEL_SPACING_TAG = "0028|0030"  # Pixel Spacing (row, column), mm
+_DICOM_SUFFIX = ".dcm"
+_DICOM_DIRECTORY = "DICOMDIR"  # the index of a DICOM file set, always so named (PS3.10): no image
 MAX_VOXELS = 2**28  # 268 M voxels (e.g. 1024 x 1024 x 256): far above any brain MRI, a bound on memory
 
 
@@ -360,22 +368,24 @@ def read_named_sequences(
     )
 
 
+def _visible_files(folder: Path) -> list[Path]:
+    """The files of a folder, by name, hidden ones (``.DS_Store``, macOS's ``._`` copies) left out."""
+    return [p for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")]
+
+
+def _named_dicom(path: Path) -> bool:
+    return path.suffix.lower() == _DICOM_SUFFIX
+
+
 def is_dicom_folder(folder: str | os.PathLike) -> bool:
-    """Cheap check: the folder holds a ``.dcm`` file, or one of its first files has the DICOM preamble."""
+    """Cheap check: the folder holds a ``.dcm`` file, or one of its first files is a DICOM Part 10 file."""
+    from flairseg.dicom_pixels import is_part10
+
     folder = Path(folder)
     if not folder.is_dir():
         return False
-    files = [p for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")]
-    if any(p.suffix.lower() == ".dcm" for p in files):
-        return True
-    for candidate in files[:5]:
-        try:
-            with candidate.open("rb") as handle:
-                if handle.read(132)[128:132] == b"DICM":
-                    return True
-        except OSError:
-            continue
-    return False
+    files = _visible_files(folder)
+    return any(map(_named_dicom, files)) or any(map(is_part10, files[:5]))
 
 
 def _first_without(reader: Any, tag: str) -> tuple[int, str] | None:
@@ -450,7 +460,8 @@ def read_dicom_series(folder: str | os.PathLike, case_id: str | None = None) -> 
     """Read the one DICOM series in a folder (slices sorted by GDCM) in the processing layout.
 
     Args:
-        folder: a folder holding exactly one series (other files are ignored).
+        folder: a folder holding exactly one series, and no other DICOM file than its DICOMDIR (files that are
+            not DICOM are ignored).
         case_id: the case's name; default the folder name.
     """
     import SimpleITK as sitk
@@ -509,7 +520,25 @@ def _dicom_series_files(folder: Path) -> Sequence[str]:
             )
         files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series[0])
     _check_dicom_pixels(files, folder)
+    _check_nothing_left_out(files, folder)
     return files
+
+
+def _check_nothing_left_out(files: Sequence[str], folder: Path) -> None:
+    """Refuse a file of the folder that looks like DICOM (named ``.dcm``, or a Part 10 file) but is not one of the
+    series' ``files``: GDCM leaves out the files it cannot parse, so a truncated end slice would vanish from the
+    volume (a middle one would leave a gap). A file set's DICOMDIR index holds no image and is no slice."""
+    from flairseg.dicom_pixels import is_part10, pixel_bytes
+
+    kept = {Path(name).name for name in files}
+    for path in _visible_files(folder):
+        if path.name in kept or path.name == _DICOM_DIRECTORY or not (_named_dicom(path) or is_part10(path)):
+            continue
+        _check_slice_pixels(path, pixel_bytes(path))  # the precise reason, where its pixels are cut short
+        raise InputError(
+            f"{path} looks like a DICOM file but is not part of the series in its folder: it is damaged, truncated "
+            "or holds no image; repair it or move it out of the folder"
+        )
 
 
 def check_headers(path: Path) -> None:
@@ -540,15 +569,21 @@ def _check_dicom_pixels(files: Sequence[str], folder: Path) -> None:
 
     slices = [pixel_bytes(Path(name)) for name in files]
     for name, pixels in zip(files, slices):
-        if not pixels.compressed:
-            _check_holds(Path(name), pixels.present, pixels.declared, "bytes of pixel data")
-        elif not pixels.complete or not pixels.present:
-            raise InputError(
-                f"{name} holds {pixels.present:,} bytes of compressed pixel data (transfer syntax {pixels.syntax}) in "
-                "fragments that are missing or cut short: the file is damaged or truncated; re-export the series"
-            )
+        _check_slice_pixels(Path(name), pixels)
     voxels = sum(pixels.rows * pixels.columns * pixels.frames for pixels in slices)
     check(voxels, max(pixels.samples for pixels in slices), f"DICOM series {folder}")
+
+
+def _check_slice_pixels(path: Path, pixels: PixelBytes) -> None:
+    """Refuse a slice whose pixels stored as they are fall short of what its header declares, or whose compressed
+    pixels lack whole, non-empty fragments."""
+    if not pixels.compressed:
+        _check_holds(path, pixels.present, pixels.declared, "bytes of pixel data")
+    elif not pixels.complete or not pixels.present:
+        raise InputError(
+            f"{path} holds {pixels.present:,} bytes of compressed pixel data (transfer syntax {pixels.syntax}) in "
+            "fragments that are missing or cut short: the file is damaged or truncated; re-export the series"
+        )
 
 
 def _checked_mask(case: Case, mask: np.ndarray, probability: bool) -> np.ndarray:
