@@ -78,8 +78,8 @@ def test_brain_and_tumour_masks_share_a_case_folder(sample_case: Path, tmp_path:
     assert (out / "report" / "records" / "TCGA_CS_4942_19970222_brain.json").is_file()
 
 
-def _empty_mask_checkpoint(path: Path, task: str) -> Path:
-    """A tiny model whose masks are always empty (its head's bias far below 0)."""
+def _empty_mask_checkpoint(path: Path, task: str, logit: float = -100.0) -> Path:
+    """A tiny model whose every logit is ``logit``: masks always empty (its head's bias far below 0), or whole."""
     import torch
 
     from flairseg.checkpoint import save_model
@@ -88,8 +88,55 @@ def _empty_mask_checkpoint(path: Path, task: str) -> Path:
 
     model = UNet(features=2, batch_norm=True)
     with torch.no_grad():
-        model.head.bias.fill_(-100.0)
+        model.head.weight.zero_()
+        model.head.bias.fill_(logit)
     return save_model(model, ModelConfig(features=2, batch_norm=True), PreprocessConfig(size=32), path, task=task)
+
+
+@pytest.mark.parametrize("layout", ["kaggle", "nifti"])
+def test_a_brain_run_keeps_its_probabilities_and_stripped_images_apart_from_a_tumour_run(
+    tmp_path: Path, layout: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The two-stage tumour pipeline (probability 1, the whole image its brain) and then a brain run (probability 0,
+    no brain) with --probabilities --strip into one folder: the brain run's files have names of their own, and a
+    file it has no record of writing stands in its way whatever the tumour run's records."""
+    import hashlib
+
+    import nibabel as nib
+    import numpy as np
+
+    from synthetic import phantom, write_kaggle_case
+
+    image, tumour = phantom(slices=3, size=32)
+    if layout == "kaggle":
+        write_kaggle_case(tmp_path / "in", "CASE", image, tumour)
+        brain_run = [*(f"CASE/CASE_{k}_brain.tif" for k in (1, 2, 3)), "probabilities/CASE_brain.tif"]
+        brain_run += [f"stripped_brain/CASE/CASE_{k}.tif" for k in (1, 2, 3)]
+    else:
+        (tmp_path / "in").mkdir()
+        volume = nib.Nifti1Image(image[..., 1].transpose(2, 1, 0).astype(np.int16), np.eye(4))
+        nib.save(volume, tmp_path / "in" / "CASE.nii.gz")
+        brain_run = ["CASE_brain.nii.gz", "CASE_brain_probability.nii.gz", "stripped_brain/CASE.nii.gz"]
+    out = tmp_path / "out"
+    command = ["predict", "-i", str(tmp_path / "in"), "-o", str(out), "--probabilities", "--strip", "--quiet"]
+    tumour_model = _empty_mask_checkpoint(tmp_path / "tumour", "abnormality", 100.0)
+    whole_brain = _empty_mask_checkpoint(tmp_path / "whole", "brain", 100.0)
+    assert main([*command, "--model", str(tumour_model), "--brain-model", str(whole_brain)]) == 0
+
+    def outputs() -> dict[str, str]:
+        files = (p for p in sorted(out.rglob("*")) if p.is_file() and "report" not in p.parts)
+        return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+    tumour_run = outputs()
+    brain = [*command, "--model", str(_empty_mask_checkpoint(tmp_path / "none", "brain")), "--task", "brain"]
+    foreign = out / next(name for name in brain_run if "probabilit" in name)  # the brain run's probability map
+    foreign.write_bytes(b"a user's file")
+    assert main(brain) == 1 and "no record of writing it" in capsys.readouterr().err
+    foreign.unlink()
+    assert main(brain) == 0
+    both = outputs()
+    assert {name: both[name] for name in tumour_run} == tumour_run
+    assert sorted(set(both) - set(tumour_run)) == sorted(brain_run)
 
 
 def test_a_brain_run_beside_a_tumour_run_reports_its_own_cases(

@@ -120,7 +120,7 @@ def test_strip_writes_brain_only_images_named_like_the_input(
     predicted = read_case(out / "HEAD_0", masks="only", mask_suffix="_brain").mask
     _, brain, _ = head(seed=0)
     assert case_metrics("HEAD_0", predicted, brain).dice > 0.85
-    stripped_folder = out / "stripped" / "HEAD_0"
+    stripped_folder = out / "stripped_brain" / "HEAD_0"
     assert sorted(p.name for p in stripped_folder.iterdir()) == sorted(source.geometry.slice_names)
     stripped = read_case(stripped_folder, masks="ignore").image
     assert stripped.dtype == source.image.dtype and stripped.shape == source.image.shape
@@ -184,7 +184,7 @@ def test_strip_a_nifti_volume_keeps_its_header(runs: dict[str, Path], tmp_path: 
     nib.save(nib.Nifti1Image(volume, affine), folder / "head.nii.gz")
     out = tmp_path / "out"
     assert _strip(folder, out, runs["brain"]) == 0
-    stripped, mask = nib.load(out / "stripped" / "head.nii.gz"), nib.load(out / "head_brain.nii.gz")
+    stripped, mask = nib.load(out / "stripped_brain" / "head.nii.gz"), nib.load(out / "head_brain.nii.gz")
     assert stripped.shape == volume.shape and np.allclose(stripped.affine, affine)
     data, brain = np.asarray(stripped.dataobj), np.asarray(mask.dataobj).astype(bool)
     assert brain.any() and (data[~brain] == 0).all() and np.array_equal(data[brain], volume[brain].astype(np.float32))
@@ -196,7 +196,7 @@ def test_strip_the_sample_case_on_its_grid(runs: dict[str, Path], tmp_path: Path
     out = tmp_path / "out"
     assert _strip(cases, out, runs["brain"]) == 0
     sample = read_case(cases / sample_case_path().name, masks="ignore")
-    stripped = read_case(out / "stripped" / sample.case_id, masks="ignore").image
+    stripped = read_case(out / "stripped_brain" / sample.case_id, masks="ignore").image
     predicted = read_case(out / sample.case_id, masks="only", mask_suffix="_brain").mask
     assert stripped.shape == sample.image.shape == (*predicted.shape, 3) and stripped.dtype == np.uint8
     assert (stripped[~predicted] == 0).all() and np.array_equal(stripped[predicted], sample.image[predicted])

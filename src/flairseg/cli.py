@@ -446,8 +446,8 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
     predict.add_argument(
         "--strip",
         action="store_true",
-        help="also write the skull-stripped image (non-brain zeroed) under OUTPUT/stripped (brain task or "
-        "--brain-model)",
+        help="also write the skull-stripped image (non-brain zeroed) under OUTPUT/stripped_brain (brain task) or "
+        "OUTPUT/stripped (--brain-model)",
     )
     predict.add_argument(
         "--convex-hull",

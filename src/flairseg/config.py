@@ -50,9 +50,10 @@ class TaskSpec:
     label: str  # what the masks outline, in messages
     # postprocessing chooses connected components, listed per case (abnormality); brain masks are filled instead
     components: bool
-    # what the task's scores and outline GIFs in a prediction run's report add to their names (metrics_brain.csv,
-    # gifs/<case>_brain.gif), so that one output folder keeps both tasks' apart: none for the tumour task, whose
-    # names evaluate and cv write too
+    # what the task's scores and outline GIFs in a prediction run's report, its probability maps and the folder of its
+    # skull-stripped images add to their names (metrics_brain.csv, gifs/<case>_brain.gif,
+    # <case>_brain_probability.nii.gz, stripped_brain/), so that one output folder keeps both tasks' apart: none for
+    # the tumour task, whose names evaluate and cv write too
     report_suffix: str
 
 

@@ -319,7 +319,13 @@ def run_report(out: Path) -> ReportFolder:
     return ReportFolder(Path(out) / "report")
 
 
-RUN_NAMES = ("report", "probabilities", "stripped", "dataset_description")  # a prediction run's own outputs
+def _stripped_folder(task: str) -> str:
+    """The folder of a task's skull-stripped images: ``stripped`` (the two-stage pipeline's) or ``stripped_brain``."""
+    return f"stripped{TASK_SPECS[task].report_suffix}"
+
+
+# a prediction run's own outputs
+RUN_NAMES = ("report", "probabilities", *map(_stripped_folder, TASK_SPECS), "dataset_description")
 
 
 @dataclass(frozen=True)
@@ -330,7 +336,9 @@ class PredictionFolder:
     ``<case><suffix>.nii.gz`` with the task's suffix), or follow a BIDS derivatives layout when
     ``bids_root`` is the dataset they come from (``<its folder>/<case>_desc-tumour_mask.nii.gz``), or
     go to ``mask_file`` (one case only). Probability maps and skull-stripped images have their own
-    folders (named in :data:`RUN_NAMES`, so that no case can take them) or suffixes.
+    folders (named in :data:`RUN_NAMES`, so that no case can take them) or suffixes, and carry the task's
+    ``report_suffix`` (``<case>_brain_probability.nii.gz``, ``probabilities/<case>_brain.tif``,
+    ``stripped_brain/``), so that a tumour run and a brain run into one folder never write over each other.
     """
 
     path: Path
@@ -353,16 +361,18 @@ class PredictionFolder:
         return self.path / (case_id if case.geometry.format == "kaggle" else f"{case_id}{self.label}.nii.gz")
 
     def probability(self, case: Case) -> Path:
-        case_id = _output_case_id(case)
+        name = _output_case_id(case) + TASK_SPECS[self.task].report_suffix
         return (
-            self.path / "probabilities" / f"{case_id}.tif"
+            self.path / "probabilities" / f"{name}.tif"
             if case.geometry.format == "kaggle"
-            else self.path / f"{case_id}_probability.nii.gz"
+            else self.path / f"{name}_probability.nii.gz"
         )
 
     def stripped(self, case: Case) -> Path:
+        """The skull-stripped image, named like the input (a Kaggle case folder, ``<case>.nii.gz``)."""
         case_id = _output_case_id(case)
-        return self.path / "stripped" / (case_id if case.geometry.format == "kaggle" else f"{case_id}.nii.gz")
+        folder = self.path / _stripped_folder(self.task)
+        return folder / (case_id if case.geometry.format == "kaggle" else f"{case_id}.nii.gz")
 
 
 def _output_case_id(case: Case) -> str:

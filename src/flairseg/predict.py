@@ -282,8 +282,8 @@ def predict_tree(
 
     With ``brain_segmenter`` (an abnormality ``segmenter`` only) the paper's two-stage pipeline
     runs: see :func:`segment_within_brain`. With ``strip`` the skull-stripped image (every
-    channel zeroed outside the predicted brain) is written under ``out/stripped``, named like
-    the input; it needs a brain mask, from a brain model or the two-stage pipeline. With
+    channel zeroed outside the predicted brain) is written, named like the input, under ``out/stripped_brain``
+    (a brain model) or ``out/stripped`` (the two-stage pipeline: see :class:`PredictionFolder`). With
     ``resample``, a case's sequences on another grid than its FLAIR's are resampled onto it.
     ``part`` = (K, N) predicts only part K (0-based) of a split of the cases into N parts balanced
     by size (:func:`split_parts`), for N independent jobs writing into one ``out``. ``mask_file``
@@ -440,17 +440,14 @@ def _predict_case(run: _Run, case: Case) -> bool:
 
 
 def _refuse_foreign_outputs(run: _Run, case: Case, key: str) -> None:
-    """Refuse to write over a file (or folder) where the case's outputs go that flairseg has no record of writing:
-    its mask files without the case's record (or started file) under ``key``, its probability map or stripped image
-    without one under either task's key.
+    """Refuse to write over a file (or folder) where the case's outputs go (its mask, probability map and stripped
+    image: each task's own names) that flairseg has no record of writing: no record (or started file) under ``key``.
     """
-    report = run.report
-    keys = [f"{case.case_id}{spec.label_suffix}" for spec in TASK_SPECS.values()]
-    known = [k for k in keys if report.record(k).exists() or report.started(k).exists()]
-    paths = [] if key in known else _mask_files(case, run.names.mask(case), run.names.label)
-    if not known:
-        paths += [run.names.probability(case)] if run.probabilities else []
-        paths += [run.names.stripped(case)] if run.strip else []
+    if run.report.record(key).exists() or run.report.started(key).exists():
+        return
+    paths = _mask_files(case, run.names.mask(case), run.names.label)
+    paths += [run.names.probability(case)] if run.probabilities else []
+    paths += [run.names.stripped(case)] if run.strip else []
     found = [path for path in paths if path.exists() or path.is_symlink()]
     if found:
         raise InputError(
