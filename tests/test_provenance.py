@@ -352,6 +352,33 @@ def test_an_input_rewritten_with_its_size_and_time_is_not_reused(
     assert "was made from other inputs (p.nii changed: sha256)" in err and "--overwrite" in err and "\n" not in err
 
 
+def test_a_dicom_case_is_recorded_by_the_files_of_its_series(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A series folder's other files (a README, the file set's DICOMDIR) are not the case's inputs: changing them
+    leaves the case reusable; changing a slice does not."""
+    import numpy as np
+
+    from test_volumes import _write_dicom_series
+
+    series = tmp_path / "in" / "S"
+    (tmp_path / "in").mkdir()
+    _write_dicom_series(series, np.arange(3 * 16 * 16).reshape(3, 16, 16), (1.0, 1.0, 3.0), np.eye(3), (0.0,) * 3)
+    (series / "README").write_text("exported by the scanner")
+    (series / "DICOMDIR").write_bytes(bytes(128) + b"DICM" + bytes(64))
+    model = _empty_mask_checkpoint(tmp_path / "model", "abnormality")
+    command = ["predict", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(model), "--quiet"]
+    assert main(command) == 0
+    record = json.loads((tmp_path / "out" / "report" / "records" / "S_mask.json").read_text())
+    assert [(e["role"], e["file"]) for e in record["inputs"]] == [("series", f"slice00{k}.dcm") for k in range(3)]
+    (series / "README").write_text("exported by the scanner, then annotated")
+    (series / "DICOMDIR").write_bytes(bytes(128) + b"DICM" + bytes(80))
+    capsys.readouterr()
+    assert main(command) == 0 and "0 cases predicted, 1 already done" in capsys.readouterr().out
+    (series / "slice001.dcm").write_bytes((series / "slice001.dcm").read_bytes()[:-2] + b"\x01\x00")
+    assert main(command) == 1 and "made from other inputs (slice001.dcm changed: sha256)" in capsys.readouterr().err
+
+
 def test_inputs_match_by_contents_and_older_records_by_time(tmp_path: Path) -> None:
     from flairseg.errors import InputError
     from flairseg.io import read_case, sample_case_path

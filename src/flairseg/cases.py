@@ -30,7 +30,8 @@ class Geometry:
     Attributes:
         source: the case folder (Kaggle, DICOM) or volume file (NIfTI) that was read.
         format: ``"kaggle"``, ``"nifti"`` or ``"dicom"``.
-        slice_names: Kaggle only: the input slice file names, in slice order.
+        slice_names: Kaggle and DICOM: the input slice file names, in slice order (a DICOM series: the files of
+            the folder the series was read from).
         spacing: millimetres along (slice, row, column) of the processing array, or None
             when unknown (Kaggle TIFFs carry no spacing).
         affine: volumes only: the input's voxel-to-world (RAS) 4x4 affine, in the input's

@@ -36,17 +36,14 @@ def sha256_of(path: str | os.PathLike) -> str:
 
 
 def source_files(case: Case) -> list[tuple[str, Path]]:
-    """(role, path) of every file the case was read from: its sequences, slices, series or image."""
+    """(role, path) of every file the case was read from: its sequences, slices, series or image (a folder's other
+    files are none of the case's)."""
     source = case.geometry.source
     if case.sequences:
         return [(role, Path(name.removesuffix(RESAMPLED))) for role, name in case.sequences if name != "copy of FLAIR"]
     if source.is_dir():
-        names = set(case.geometry.slice_names)
-        return [
-            ("slice" if names else "series", p)
-            for p in sorted(source.iterdir())
-            if p.is_file() and (not names or p.name in names)
-        ]
+        role = "slice" if case.geometry.format == "kaggle" else "series"
+        return [(role, source / name) for name in sorted(set(case.geometry.slice_names))]
     return [("image", source)]
 
 

@@ -469,9 +469,10 @@ def read_dicom_series(folder: str | os.PathLike, case_id: str | None = None) -> 
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"DICOM folder {folder} does not exist")
+    files = _dicom_series_files(folder)
     reader = sitk.ImageSeriesReader()
     with _quiet_simpleitk():
-        reader.SetFileNames(_dicom_series_files(folder))
+        reader.SetFileNames(files)
         reader.MetaDataDictionaryArrayUpdateOn()
         try:
             image = reader.Execute()
@@ -496,6 +497,7 @@ def read_dicom_series(folder: str | os.PathLike, case_id: str | None = None) -> 
     geometry = Geometry(
         source=folder,
         format="dicom",
+        slice_names=tuple(Path(name).name for name in files),
         spacing=_spacing(affine, ornt),
         affine=affine,
         ornt=ornt,
