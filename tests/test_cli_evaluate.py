@@ -211,3 +211,43 @@ def test_label_map_predictions_count_every_label_as_foreground(
     assert code == 0, err
     row = next(csv.DictReader((tmp_path / "r" / "metrics.csv").open()))
     assert float(row["dice"]) == 1.0
+
+
+def _nifti_predictions(root: Path) -> tuple[Path, Path]:
+    """A truth tree and a prediction tree of one NIfTI mask each."""
+    import nibabel as nib
+
+    truth = np.zeros((8, 8, 4), np.uint8)
+    truth[2:6, 2:6, 1:3] = 1
+    for folder in ("truth", "pred"):
+        (root / folder).mkdir(parents=True)
+        nib.save(nib.Nifti1Image(truth, np.eye(4)), root / folder / "P01_mask.nii.gz")
+    return root / "truth", root / "pred"
+
+
+@pytest.mark.parametrize("layout", ["kaggle", "nifti"])
+def test_each_prediction_file_is_read_once(
+    kaggle_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, layout: str
+) -> None:
+    """The values that refuse a probability map come from the read that scores the prediction."""
+    from collections import Counter
+
+    from flairseg import kaggle, volumes
+
+    if layout == "kaggle":
+        truth, pred = kaggle_tree, _shifted_predictions(kaggle_tree, tmp_path / "pred")
+    else:
+        truth, pred = _nifti_predictions(tmp_path / "nifti")
+    module, name = (kaggle, "_read_tiff") if layout == "kaggle" else (volumes, "_load_nifti")
+    reads: Counter[Path] = Counter()
+    reader = getattr(module, name)
+
+    def counted(path: Path) -> object:
+        reads[Path(path)] += 1
+        return reader(path)
+
+    monkeypatch.setattr(module, name, counted)
+    code, _, err = _run(["evaluate", "--pred", str(pred), "--truth", str(truth), "-o", str(tmp_path / "r")], capsys)
+    assert code == 0, err
+    predictions = [path for path in reads if pred in path.parents]
+    assert predictions and all(reads[path] == 1 for path in predictions)

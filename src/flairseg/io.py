@@ -16,8 +16,8 @@ from flairseg.errors import InputError
 from flairseg.kaggle import (
     has_tiffs,
     kaggle_files,
-    mask_levels as kaggle_mask_levels,
     read_kaggle_case,
+    read_kaggle_labels,
     slice_count,
     slice_files,
     write_kaggle_image,
@@ -64,9 +64,6 @@ def _sibling_label(path: Path, suffix: str) -> Path | None:
 
 def _read_volume_case(path: Path, masks: MaskPolicy, mask_suffix: str, resample: bool = False) -> Case:
     stem = nifti_stem(path)
-    if masks == "only":
-        label = read_nifti(path, case_id=stem.removesuffix(mask_suffix))
-        return Case(label.case_id, None, label.image[..., 0] != 0, label.geometry)
     from flairseg.sequences import LABEL, is_label_name, name_of
 
     named = name_of(path)
@@ -212,23 +209,36 @@ def read_case(
     """
     if masks not in MASK_POLICIES:
         raise ValueError(f"masks must be one of {MASK_POLICIES}, not {masks!r}")
+    if masks == "only":
+        return read_labels(path, mask_suffix)[0]
     path = Path(path)
     kind = _case_format(path)
     if kind == "nifti":
         return _read_volume_case(path, masks, mask_suffix, resample)
     if kind == "kaggle":
         return read_kaggle_case(path, masks=masks, mask_suffix=mask_suffix)
-    if masks in ("required", "only"):
-        raise InputError(f"{path} is a DICOM series, which carries no masks; give masks as NIfTI or TIFF")
+    if masks == "required":
+        raise _dicom_without_masks(path)
     return read_dicom_series(path)
 
 
-def mask_levels(path: str | os.PathLike, mask_suffix: str = "_mask") -> np.ndarray:
-    """The distinct values (sorted) of a mask case: a NIfTI label file or a Kaggle folder's mask slices."""
+def read_labels(path: str | os.PathLike, mask_suffix: str = "_mask") -> tuple[Case, np.ndarray]:
+    """A mask case (a NIfTI label file, or a Kaggle folder's ``<mask_suffix>`` slices; nonzero = True) and the label
+    values its files store, (slices, rows, columns) in the processing layout: one read, for a caller that checks the
+    values too."""
     path = Path(path)
-    if _case_format(path) == "kaggle":
-        return kaggle_mask_levels(path, mask_suffix)
-    return np.unique(read_nifti(path).image)
+    kind = _case_format(path)
+    if kind == "kaggle":
+        return read_kaggle_labels(path, mask_suffix)
+    if kind == "dicom":
+        raise _dicom_without_masks(path)
+    label = read_nifti(path, case_id=nifti_stem(path).removesuffix(mask_suffix))
+    values = label.image[..., 0]
+    return Case(label.case_id, None, values != 0, label.geometry), values
+
+
+def _dicom_without_masks(path: Path) -> InputError:
+    return InputError(f"{path} is a DICOM series, which carries no masks; give masks as NIfTI or TIFF")
 
 
 def check_case(path: str | os.PathLike, masks: MaskPolicy = "optional", mask_suffix: str = "_mask") -> None:

@@ -92,6 +92,7 @@ def _check_numbering(folder: Path, numbers: list[int], what: str) -> None:
 def _stack_labels(
     folder: Path, files: dict[int, Path], numbers: list[int], plane: tuple[int, int] | None
 ) -> np.ndarray:
+    """The label slices' values as stored, (slices, rows, columns); a slice with channels gives their maximum."""
     slices = []
     for k in numbers:
         label = _read_tiff(files[k])
@@ -105,7 +106,7 @@ def _stack_labels(
             plane = label.shape
         elif label.shape != plane:
             raise InputError(f"{folder}: mixed slice sizes ({plane} and {label.shape} in {files[k].name})")
-        slices.append(label != 0)
+        slices.append(label)
     return np.stack(slices)
 
 
@@ -141,10 +142,14 @@ def kaggle_files(
     return numbers, image_files, mask_files
 
 
-def mask_levels(folder: str | os.PathLike, mask_suffix: str = "_mask") -> np.ndarray:
-    """The distinct values of a Kaggle case's mask slices, as stored (sorted)."""
-    numbers, _, mask_files = kaggle_files(Path(folder), "only", mask_suffix)
-    return np.unique(np.concatenate([np.unique(_read_tiff(mask_files[k])) for k in numbers]))
+def read_kaggle_labels(folder: str | os.PathLike, mask_suffix: str = "_mask") -> tuple[Case, np.ndarray]:
+    """A Kaggle case's ``<CASE>_<k><mask_suffix>.tif`` slices alone: the mask case (nonzero = True) and the label
+    values as stored, (slices, rows, columns), read once."""
+    folder = Path(folder)
+    numbers, _, mask_files = kaggle_files(folder, "only", mask_suffix)
+    names = tuple(mask_files[k].name.replace(mask_suffix + ".", ".", 1) for k in numbers)
+    labels = _stack_labels(folder, mask_files, numbers, None)
+    return Case(folder.resolve().name, None, labels != 0, Geometry(folder, "kaggle", slice_names=names)), labels
 
 
 def read_kaggle_case(folder: str | os.PathLike, masks: MaskPolicy = "optional", mask_suffix: str = "_mask") -> Case:
@@ -159,12 +164,10 @@ def read_kaggle_case(folder: str | os.PathLike, masks: MaskPolicy = "optional", 
             "required" (every slice needs one) or "only" (read masks, no images).
         mask_suffix: the label files' suffix (``_mask`` for tumour, ``_brain`` for brain masks).
     """
+    if masks == "only":
+        return read_kaggle_labels(folder, mask_suffix)[0]
     folder = Path(folder)
     numbers, image_files, mask_files = kaggle_files(folder, masks, mask_suffix)
-    if masks == "only":
-        names = tuple(mask_files[k].name.replace(mask_suffix + ".", ".", 1) for k in numbers)
-        mask = _stack_labels(folder, mask_files, numbers, None)
-        return Case(folder.resolve().name, None, mask, Geometry(folder, "kaggle", slice_names=names))
     slices = []
     for k in numbers:
         array = _read_tiff(image_files[k])
@@ -176,7 +179,7 @@ def read_kaggle_case(folder: str | os.PathLike, masks: MaskPolicy = "optional", 
             )
         slices.append(array)
     image = np.stack(slices)
-    mask = _stack_labels(folder, mask_files, numbers, image.shape[1:3]) if mask_files else None
+    mask = _stack_labels(folder, mask_files, numbers, image.shape[1:3]) != 0 if mask_files else None
     names = tuple(image_files[k].name for k in numbers)
     # the resolved name: "." or "cases/.." would otherwise become case ids that escape the output folder
     return Case(folder.resolve().name, image, mask, Geometry(folder, "kaggle", slice_names=names))
