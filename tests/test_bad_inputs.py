@@ -638,6 +638,46 @@ def _dicom_zero_pixel_spacing(tmp: Path) -> list[str]:
     return _predict(tmp, series)
 
 
+def _dicom_sagittal_slice(tmp: Path) -> list[str]:
+    series = _dicom_series(tmp)
+    _edit_dicom([series / "slice004.dcm"], lambda ds: setattr(ds, "ImageOrientationPatient", [0, 1, 0, 0, 0, 1]))
+    return _predict(tmp, series)
+
+
+def _dicom_other_pixel_spacing(tmp: Path) -> list[str]:
+    series = _dicom_series(tmp)
+    _edit_dicom([series / "slice004.dcm"], lambda ds: setattr(ds, "PixelSpacing", [2, 2]))
+    return _predict(tmp, series)
+
+
+def _volume_with_truth(tmp: Path) -> Path:
+    """TMP/in/vol.nii.gz with its truth TMP/in/vol_mask.nii.gz beside it."""
+    volume = _nifti(tmp, np.ones((16, 16, 4), np.float32))
+    _nifti(tmp, np.ones((16, 16, 4), np.uint8), name="vol_mask.nii.gz")
+    return volume
+
+
+def _mask_file_over_its_truth(tmp: Path) -> list[str]:
+    volume = _volume_with_truth(tmp)
+    model = str(_zero_checkpoint(tmp))
+    return ["predict", "-i", str(volume), "-o", str(tmp / "in" / "vol_mask.nii.gz"), "--overwrite", "--model", model]
+
+
+def _mask_file_linked_to_its_truth(tmp: Path) -> list[str]:
+    volume = _volume_with_truth(tmp)
+    (tmp / "lm.nii.gz").symlink_to(tmp / "in" / "vol_mask.nii.gz")
+    return [
+        "predict",
+        "-i",
+        str(volume),
+        "-o",
+        str(tmp / "lm.nii.gz"),
+        "--overwrite",
+        "--model",
+        str(_zero_checkpoint(tmp)),
+    ]
+
+
 def _dicom_short_pixel_data(tmp: Path) -> list[str]:
     """A slice whose Pixel Data holds 40 of the 6 x 6 x 16-bit = 72 bytes its header declares."""
     series = _dicom_series(tmp)
@@ -1164,6 +1204,33 @@ CATALOGUE = [
         "TMP/old/split.json lists case 'CASE' twice (each case belongs to one of train, validation, test)",
     ),
     BadInput(
+        "dicom-slice-in-another-plane",
+        "a DICOM series with one slice in another plane (Image Orientation) than the others",
+        _dicom_sagittal_slice,
+        "TMP/in/S: slice 5 (slice004.dcm) has another Image Orientation (Patient) than slice 1 (0, 1, 0, 0, 0, 1 "
+        "against 1, 0, 0, 0, 1, 0); a volume needs one for every slice: give each series its own folder",
+    ),
+    BadInput(
+        "dicom-slice-of-another-pixel-size",
+        "a DICOM series with one slice of another Pixel Spacing than the others",
+        _dicom_other_pixel_spacing,
+        "TMP/in/S: slice 5 (slice004.dcm) has another Pixel Spacing than slice 1 (2, 2 against 1, 1); a volume needs "
+        "one for every slice: give each series its own folder",
+    ),
+    BadInput(
+        "mask-file-over-its-truth",
+        "`predict -i vol.nii.gz -o vol_mask.nii.gz --overwrite`: the output mask file is the input's truth mask",
+        _mask_file_over_its_truth,
+        "output TMP/in/vol_mask.nii.gz overlaps the input TMP/in/vol_mask.nii.gz; choose an output path outside the "
+        "inputs",
+    ),
+    BadInput(
+        "mask-file-linked-to-its-truth",
+        "an output mask file that is a symbolic link to the input's truth mask, with --overwrite",
+        _mask_file_linked_to_its_truth,
+        "output TMP/lm.nii.gz overlaps the input TMP/in/vol_mask.nii.gz; choose an output path outside the inputs",
+    ),
+    BadInput(
         "dicom-zero-pixel-spacing",
         "a DICOM series whose Pixel Spacing is 0\\0",
         _dicom_zero_pixel_spacing,
@@ -1265,6 +1332,21 @@ def test_bad_input_gives_its_documented_message(
     for output in ("out", "run", "report", "features.txt", "model.pt"):
         created = tmp_path / output
         assert not created.exists() or output in ("report", "run") and not any(created.iterdir())
+
+
+def test_a_refused_mask_file_leaves_the_truth_and_writes_no_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    truth = tmp_path / "in" / "vol_mask.nii.gz"
+    for make in (_mask_file_over_its_truth, _mask_file_linked_to_its_truth):
+        shutil.rmtree(tmp_path / "in", ignore_errors=True)
+        argv = make(tmp_path)
+        before = truth.read_bytes()
+        assert main(argv) == 1
+        assert truth.read_bytes() == before and not truth.is_symlink()
+        assert not any(p.name.endswith("_flairseg") for p in [*tmp_path.iterdir(), *(tmp_path / "in").iterdir()])
+        (tmp_path / "lm.nii.gz").unlink(missing_ok=True)
+    capsys.readouterr()
 
 
 def test_the_catalogue_is_long_and_documented() -> None:

@@ -572,3 +572,29 @@ def test_a_read_volume_is_its_own_writable_float32_array_never_the_file_s_memory
     assert not np.shares_memory(case.image, mapped)
     case.image[...] = 0  # writing to it leaves the file as it was
     np.testing.assert_array_equal(np.asanyarray(nib.load(path).dataobj), data)
+
+
+@pytest.mark.parametrize(
+    ("tag", "value", "words"),
+    [
+        ((0x0020, 0x0037), [0, 1, 0, 0, 0, 1], "slice 5 (slice004.dcm) has another Image Orientation (Patient)"),
+        ((0x0028, 0x0030), [2, 2], "slice 5 (slice004.dcm) has another Pixel Spacing than slice 1 (2, 2 against 1, 1)"),
+        ((0x0020, 0x0037), None, "slice 5 (slice004.dcm) has no Image Orientation (Patient) tag"),
+    ],
+    ids=["sagittal-slice", "other-pixel-spacing", "no-orientation"],
+)
+def test_a_slice_in_another_plane_or_of_another_pixel_size_is_refused(
+    tmp_path: Path, tag: tuple[int, int], value: list | None, words: str
+) -> None:
+    """The volume takes the first slice's plane and pixel size: a slice with its own would be silently misplaced."""
+    import pydicom
+
+    _write_dicom_series(tmp_path / "s", np.ones((5, 6, 6)), (1.0, 1.0, 3.0), np.eye(3), (0.0, 0.0, 0.0))
+    last = tmp_path / "s" / "slice004.dcm"
+    ds = pydicom.dcmread(last)
+    if value is None:
+        del ds[tag]
+    else:
+        ds[tag].value = value
+    ds.save_as(last)
+    assert words in _message(read_dicom_series, tmp_path / "s")

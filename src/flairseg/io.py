@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from flairseg.cases import MASK_POLICIES, NIFTI_SUFFIXES, Case, MaskPolicy, is_nifti, nifti_stem
+from flairseg.config import TASK_SPECS
 from flairseg.errors import InputError
 from flairseg.kaggle import (
     has_tiffs,
@@ -51,6 +52,15 @@ def read_label(case: Case, suffix: str) -> np.ndarray | None:
             return None
         return read_nifti(geometry.source, mask_path=sibling).mask
     return None
+
+
+def label_files(path: Path) -> list[Path]:
+    """The label files stored beside a NIfTI volume (every task's, ``<name>_mask`` and ``<name>_brain``): inputs
+    that outputs must never replace. A Kaggle or DICOM case keeps its labels inside its own folder."""
+    if not (is_nifti(path) and path.is_file()):
+        return []
+    found = (_sibling_label(path, spec.label_suffix) for spec in TASK_SPECS.values())
+    return [label for label in found if label is not None]
 
 
 def _sibling_label(path: Path, suffix: str) -> Path | None:

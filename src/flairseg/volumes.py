@@ -47,6 +47,8 @@ _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 _POSITION_TOLERANCE = 0.1  # how far a DICOM slice may sit off its grid position, in units of the smallest voxel size
 _POSITION_TAG = "0020|0032"  # Image Position (Patient)
 _PIXEL_SPACING_TAG = "0028|0030"  # Pixel Spacing (row, column), mm
+_ORIENTATION_TAG = "0020|0037"  # Image Orientation (Patient): row and column direction cosines
+_ORIENTATION_TOLERANCE = 1e-4  # direction cosines of one series' slices agree to this (about 0.006 degrees)
 _DICOM_SUFFIX = ".dcm"
 _DICOM_DIRECTORY = "DICOMDIR"  # the index of a DICOM file set, always so named (PS3.10): no image
 MAX_VOXELS = 2**28  # 268 M voxels (e.g. 1024 x 1024 x 256): far above any brain MRI, a bound on memory
@@ -394,27 +396,63 @@ def _first_without(reader: Any, tag: str) -> tuple[int, str] | None:
     return next(((k, Path(files[k]).name) for k in range(len(files)) if not reader.HasMetaDataKey(k, tag)), None)
 
 
-def _check_pixel_spacing(reader: Any, folder: Path) -> None:
-    """Raise when a slice lacks Pixel Spacing or gives one that is not two positive finite numbers: a reader would
-    put it at 1 mm."""
-    missing = _first_without(reader, _PIXEL_SPACING_TAG)
+def _slice_numbers(reader: Any, tag: str, count: int, what: str, folder: Path) -> np.ndarray:
+    """(slices, count) numbers of a backslash-separated tag in every slice of the series; a slice that lacks the tag
+    or holds anything but ``count`` finite numbers in it ends the read, named."""
+    missing = _first_without(reader, tag)
     if missing is not None:
         raise InputError(
-            f"{folder}: slice {missing[0] + 1} ({missing[1]}) has no Pixel Spacing tag, "
-            "so its voxel size is unknown (a reader would guess 1 mm); repair the series"
+            f"{folder}: slice {missing[0] + 1} ({missing[1]}) has no {what} tag, so its geometry is unknown (a reader "
+            "would guess it); repair the series"
         )
     files = reader.GetFileNames()
+    rows = []
     for k in range(len(files)):
-        text = reader.GetMetaData(k, _PIXEL_SPACING_TAG).strip()
+        text = reader.GetMetaData(k, tag).strip()
         try:
             values = np.array(text.split("\\"), dtype=float)
         except ValueError:
             values = np.empty(0)
-        if values.shape != (2,) or not np.isfinite(values).all() or (values <= 0).any():
+        if values.shape != (count,) or not np.isfinite(values).all():
             raise InputError(
-                f"{folder}: slice {k + 1} ({Path(files[k]).name}) has Pixel Spacing '{text}'; it must be two positive "
-                "finite millimetre values (a reader would guess 1 mm); repair the series"
+                f"{folder}: slice {k + 1} ({Path(files[k]).name}) has {what} '{text}'; it must be {count} finite "
+                "numbers; repair the series"
             )
+        rows.append(values)
+    return np.array(rows)
+
+
+def _check_slices_agree(values: np.ndarray, tolerance: float, what: str, reader: Any, folder: Path) -> None:
+    """Raise when a slice's ``values`` differ from the first slice's by more than ``tolerance``: the volume takes
+    the first slice's, so another slice's would be silently misplaced."""
+    differs = np.flatnonzero(np.abs(values - values[0]).max(axis=1) > tolerance)
+    if differs.size:
+        k = int(differs[0])
+        raise InputError(
+            f"{folder}: slice {k + 1} ({Path(reader.GetFileNames()[k]).name}) has another {what} than slice 1 "
+            f"({', '.join(f'{v:g}' for v in values[k])} against {', '.join(f'{v:g}' for v in values[0])}); a volume "
+            "needs one for every slice: give each series its own folder"
+        )
+
+
+def _check_pixel_spacing(reader: Any, folder: Path) -> None:
+    """Raise when a slice lacks Pixel Spacing, gives one that is not two positive finite numbers (a reader would put
+    it at 1 mm) or another one than the first slice."""
+    spacing = _slice_numbers(reader, _PIXEL_SPACING_TAG, 2, "Pixel Spacing", folder)
+    bad = np.flatnonzero((spacing <= 0).any(axis=1))
+    if bad.size:
+        name, text = Path(reader.GetFileNames()[bad[0]]).name, reader.GetMetaData(int(bad[0]), _PIXEL_SPACING_TAG)
+        raise InputError(
+            f"{folder}: slice {bad[0] + 1} ({name}) has Pixel Spacing '{text.strip()}'; "
+            "it must be two positive finite millimetre values (a reader would guess 1 mm); repair the series"
+        )
+    _check_slices_agree(spacing, 1e-4 * spacing[0].min(), "Pixel Spacing", reader, folder)
+
+
+def _check_orientation(reader: Any, folder: Path) -> None:
+    """Raise when a slice lacks Image Orientation (Patient) or lies in another plane than the first slice."""
+    orientation = _slice_numbers(reader, _ORIENTATION_TAG, 6, "Image Orientation (Patient)", folder)
+    _check_slices_agree(orientation, _ORIENTATION_TOLERANCE, "Image Orientation (Patient)", reader, folder)
 
 
 def _check_positions(reader: Any, image: Any, folder: Path) -> None:
@@ -486,6 +524,7 @@ def read_dicom_series(folder: str | os.PathLike, case_id: str | None = None) -> 
         )
     _check_spacing(image.GetSpacing(), folder)
     _check_pixel_spacing(reader, folder)
+    _check_orientation(reader, folder)
     _check_positions(reader, image, folder)
     lps = np.eye(4)
     lps[:3, :3] = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3) * np.asarray(image.GetSpacing())
