@@ -650,6 +650,12 @@ def _dicom_other_pixel_spacing(tmp: Path) -> list[str]:
     return _predict(tmp, series)
 
 
+def _ids_differing_in_case(tmp: Path) -> list[str]:
+    _case(tmp, "CASE_A")
+    _case(tmp, "case_a")
+    return _predict(tmp, tmp / "in")
+
+
 def _volume_with_truth(tmp: Path) -> Path:
     """TMP/in/vol.nii.gz with its truth TMP/in/vol_mask.nii.gz beside it."""
     volume = _nifti(tmp, np.ones((16, 16, 4), np.float32))
@@ -1053,8 +1059,15 @@ CATALOGUE = [
         "duplicate-case-id",
         "two inputs with one case id",
         _duplicate_ids,
-        "two inputs have the case id 'vol' (TMP/in/vol.nii and TMP/in/vol.nii.gz); rename one, they would share an "
-        "output",
+        "two inputs have the case id 'vol' (TMP/in/vol.nii and TMP/in/vol.nii.gz, ids compared regardless of case); "
+        "rename one, they would share an output",
+    ),
+    BadInput(
+        "case-ids-differing-in-case",
+        "two case folders whose names differ only in upper and lower case (one output folder on macOS and Windows)",
+        _ids_differing_in_case,
+        "two inputs have the case id 'case_a' (TMP/in/CASE_A and TMP/in/case_a, ids compared regardless of case); "
+        "rename one, they would share an output",
     ),
     BadInput(
         "case-named-report",

@@ -603,18 +603,20 @@ def split_parts(paths: Sequence[Path], parts: int) -> list[list[Path]]:
 
 
 def _unique_cases(paths: Sequence[Path]) -> list[Path]:
-    """The cases of a tree, refusing two with one id (they would share an output) or an id the run's own files use."""
+    """The cases of a tree, refusing two with one id (they would share an output; ids differing only in case share
+    one on macOS and Windows) or an id the run's own files use."""
     seen: dict[str, Path] = {}
     for path in paths:
         case_id = case_id_of(path)
-        if case_id in seen:
+        key = case_id.casefold()
+        if key in seen:
             raise InputError(
-                f"two inputs have the case id {case_id!r} ({seen[case_id]} and {path}); rename one, they would share "
-                "an output"
+                f"two inputs have the case id {case_id!r} ({seen[key]} and {path}, ids compared regardless of case); "
+                "rename one, they would share an output"
             )
-        if case_id.lower() in RUN_NAMES:
+        if key in RUN_NAMES:
             raise InputError(f"case {path} is named {case_id!r}, which the run's own outputs use; rename it")
-        seen[case_id] = path
+        seen[key] = path
     return list(paths)
 
 
