@@ -707,6 +707,26 @@ def _dicom_last_slice_cut(tmp: Path, keep: slice) -> list[str]:
     return _predict(tmp, series)
 
 
+def _dicom_jpeg_larger_than_its_header(tmp: Path) -> list[str]:
+    """Three 1 kB JPEG slices whose headers declare 32 x 32 pixels and whose JPEG frame headers 40000 x 40000 (1.6 GB
+    each to decode)."""
+    from test_volumes import _encapsulated_series, _jpeg_frame
+
+    (tmp / "in").mkdir()
+    _encapsulated_series(tmp / "in" / "S", "1.2.840.10008.1.2.4.50", [_jpeg_frame(40000, 40000)])
+    return _predict(tmp, tmp / "in" / "S", "--max-memory", "200M")
+
+
+def _dicom_deflated_beyond_its_header(tmp: Path) -> list[str]:
+    """Three deflated slices of a few kB whose headers declare 6 x 6 16-bit pixels (72 bytes) and whose Pixel Data
+    inflates to 1 MB."""
+    from test_volumes import _deflated_series
+
+    (tmp / "in").mkdir()
+    _deflated_series(tmp / "in" / "S", PixelData=bytes(1 << 20))
+    return _predict(tmp, tmp / "in" / "S", "--max-memory", "200M")
+
+
 def _clinical_patient_twice(tmp: Path) -> list[str]:
     (tmp / "f.csv").write_text("case_id,bevr\nTCGA_XX_0001_20000101,0.5\n")
     (tmp / "c.csv").write_text("Patient,RNASeqCluster\nTCGA_XX_0001,1\nTCGA_XX_0001,2\n")
@@ -1314,6 +1334,20 @@ CATALOGUE = [
         lambda t: _dicom_last_slice_cut(t, slice(300)),
         "TMP/in/S/slice004.dcm looks like a DICOM file but is not part of the series in its folder: it is damaged, "
         "truncated or holds no image; repair it or move it out of the folder",
+    ),
+    BadInput(
+        "dicom-jpeg-frame-larger-than-header",
+        "three 1 kB JPEG DICOM slices declaring 32 x 32 pixels whose JPEG frame header says 40000 x 40000",
+        _dicom_jpeg_larger_than_its_header,
+        "TMP/in/S/slice000.dcm: JPEG frame 1 is 40,000 x 40,000 x 1 (rows x columns x components) by its codestream "
+        "but 32 x 32 x 1 by its header: the file is damaged or invalid; re-export the series",
+    ),
+    BadInput(
+        "dicom-deflated-pixel-data-longer-than-declared",
+        "deflated DICOM slices declaring 6 x 6 16-bit pixels whose Pixel Data inflates to 1 MB",
+        _dicom_deflated_beyond_its_header,
+        "TMP/in/S/slice000.dcm has a Pixel Data element of 1,048,576 bytes but its header describes 72: the file is "
+        "damaged or its dimensions are wrong",
     ),
 ]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import struct
 import tempfile
 from pathlib import Path
 
@@ -240,8 +241,10 @@ def _write_dicom_series(
     origin: tuple[float, float, float],
     series_uid: str = "1.2.826.0.1.3680043.2.1125.1.2",
     prefix: str = "slice",
+    compressor: str | None = None,
 ) -> None:
-    """A DICOM series from a (z, y, x) array, one file per slice, positions along the slice direction."""
+    """A DICOM series from a (z, y, x) array, one file per slice, positions along the slice direction; its pixels
+    compressed by GDCM where ``compressor`` names how ("JPEG": lossless JPEG, "JPEG2000": lossless JPEG 2000)."""
     import SimpleITK as sitk
 
     folder.mkdir(exist_ok=True)
@@ -251,6 +254,10 @@ def _write_dicom_series(
     volume.SetOrigin(origin)
     writer = sitk.ImageFileWriter()
     writer.KeepOriginalImageUIDOn()  # else every file gets a fresh series UID, i.e. one series per slice
+    if compressor:
+        writer.SetImageIO("GDCMImageIO")
+        writer.UseCompressionOn()
+        writer.SetCompressor(compressor)
     orientation = "\\".join(f"{v:.6f}" for v in (*direction[:, 0], *direction[:, 1]))
     for k in range(data.shape[0]):
         plane = volume[:, :, k]
@@ -511,7 +518,7 @@ RLE = "1.2.840.10008.1.2.5"
 @pytest.mark.parametrize("syntax", NATIVE, ids=["implicit", "explicit", "big-endian", "deflated"])
 def test_dicom_pixel_data_is_counted_in_every_native_transfer_syntax(tmp_path: Path, syntax: str) -> None:
     """A whole series reads in each syntax; a slice whose Pixel Data is 40 of the 72 bytes its header declares is
-    refused (GDCM would make up the rest); a file cut short inside its pixels is counted short."""
+    refused (GDCM would make up the rest), and one of 74 bytes; a file cut short inside its pixels is counted short."""
     import pydicom
 
     from flairseg.dicom_pixels import pixel_bytes
@@ -534,6 +541,12 @@ def test_dicom_pixel_data_is_counted_in_every_native_transfer_syntax(tmp_path: P
     assert _message(read_dicom_series, tmp_path / "s") == (
         f"{target} holds 40 bytes of pixel data but its header describes 72: the file is truncated or its dimensions "
         "are wrong"
+    )
+    ds.PixelData = bytes(74)
+    ds.save_as(target)
+    assert _message(read_dicom_series, tmp_path / "s") == (
+        f"{target} has a Pixel Data element of 74 bytes but its header describes 72: the file is damaged or its "
+        "dimensions are wrong"
     )
 
 
@@ -559,6 +572,192 @@ def test_compressed_dicom_pixels_need_fragments_not_the_declared_size(tmp_path: 
     )
     target.write_bytes(target.read_bytes()[:-4])  # the sequence delimiter cut off
     assert pixel_bytes(target).complete is False
+
+
+def test_pixel_data_longer_than_declared_is_refused_but_for_the_padding_byte(tmp_path: Path) -> None:
+    """7 x 7 8-bit pixels are 49 bytes, written as 50 (a value's length is even): read; 52 bytes are refused."""
+    from flairseg.volumes import check_headers
+
+    _write_dicom_series(tmp_path / "s", np.zeros((3, 7, 7)), (1.0, 1.0, 3.0), np.eye(3), (0.0, 0.0, 0.0))
+    for path in sorted((tmp_path / "s").iterdir()):
+        _edit_slice(path, BitsAllocated=8, BitsStored=8, HighBit=7, PixelData=bytes(49))
+    check_headers(tmp_path / "s")
+    target = tmp_path / "s" / "slice001.dcm"
+    _edit_slice(target, PixelData=bytes(52))
+    assert _message(check_headers, tmp_path / "s") == (
+        f"{target} has a Pixel Data element of 52 bytes but its header describes 49: the file is damaged or its "
+        "dimensions are wrong"
+    )
+
+
+def _edit_slice(path: Path, **values) -> None:
+    import pydicom
+
+    ds = pydicom.dcmread(path)
+    for name, value in values.items():
+        setattr(ds, name, value)
+    ds.save_as(path)
+
+
+def _deflated_series(folder: Path, **extra: bytes) -> None:
+    """A 3-slice series of 6 x 6 16-bit pixels in the deflated syntax, each slice given the ``extra`` elements (by
+    keyword: PixelData in place of its own, DataSetTrailingPadding after it)."""
+    import pydicom
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    _write_dicom_series(folder, np.zeros((3, 6, 6)), (1.0, 1.0, 3.0), np.eye(3), (0.0, 0.0, 0.0))
+    for path in sorted(folder.iterdir()):
+        ds = pydicom.dcmread(path)
+        for keyword, value in extra.items():
+            setattr(ds, keyword, value)
+        ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+        ds.save_as(path)
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        ({"PixelData": bytes(24 << 20)}, "has a Pixel Data element of 25,165,824 bytes but its header describes 72"),
+        (
+            {"DataSetTrailingPadding": bytes(24 << 20)},
+            "inflates to more than its declared 72 bytes of pixel data and 16 MB of other elements",
+        ),
+    ],
+    ids=["pixel-data", "trailing-padding"],
+)
+def test_a_deflated_slice_inflating_beyond_its_declared_size_is_refused_without_inflating_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra: dict[str, bytes], words: str
+) -> None:
+    """GDCM inflates a deflated data set whole, to read its series tags: a 24 kB file inflating to 24 MB of Pixel
+    Data (or of padding after it) is refused before GDCM reads it, and counting stops past 72 bytes + 16 MB."""
+    from flairseg import dicom_pixels
+    from flairseg.volumes import check_headers
+
+    inflaters = []
+
+    class Counted(dicom_pixels._Inflating):
+        def __init__(self, *args) -> None:
+            super().__init__(*args)
+            inflaters.append(self)
+
+    monkeypatch.setattr(dicom_pixels, "_Inflating", Counted)
+    _deflated_series(tmp_path / "s", **extra)
+    assert _message(check_headers, tmp_path / "s") == (
+        f"{tmp_path / 's' / 'slice000.dcm'} {words}: the file is damaged or its dimensions are wrong"
+    )
+    assert inflaters and max(inflater.inflated for inflater in inflaters) <= dicom_pixels.ELEMENTS_ROOM + 74
+
+
+def _jpeg_frame(rows: int, columns: int, marker: int = 0xC0) -> bytes:
+    """The head of a JPEG codestream (frame header SOF0) or a JPEG-LS one (SOF55, 0xF7): SOI, an APP0 segment, a
+    frame header declaring ``rows`` x ``columns`` x 1 component, EOI; no scan."""
+    app0 = b"\xff\xe0" + struct.pack(">H", 16) + b"JFIF\0" + bytes(9)
+    frame = bytes([0xFF, marker]) + struct.pack(">HBHHB", 11, 8, rows, columns, 1) + bytes([1, 0x11, 0])
+    return b"\xff\xd8" + app0 + frame + b"\xff\xd9"
+
+
+def _j2k_frame(rows: int, columns: int, jp2: bool = False) -> bytes:
+    """The head of a JPEG 2000 codestream: SOC, then SIZ declaring ``rows`` x ``columns`` x 1 component (on a grid
+    offset by 4 rows and 8 columns); wrapped in a JP2 file's boxes where ``jp2``."""
+    grid = (columns + 8, rows + 4, 8, 4, columns, rows, 0, 0)
+    codestream = b"\xff\x4f\xff\x51" + struct.pack(">HH8IH", 41, 0, *grid, 1) + bytes([7, 1, 1]) + b"\xff\xd9"
+    if not jp2:
+        return codestream
+    signature = struct.pack(">I4sI", 12, b"jP  ", 0x0D0A870A)
+    file_type = struct.pack(">I4s4sI4s", 20, b"ftyp", b"jp2 ", 0, b"jp2 ")
+    return signature + file_type + struct.pack(">I4s", 8 + len(codestream), b"jp2c") + codestream
+
+
+def _encapsulated_series(folder: Path, syntax: str, frames: list[bytes], fragments: int = 1) -> None:
+    """A 3-slice series of 32 x 32 8-bit pixels whose every slice holds ``frames`` encapsulated in ``syntax``, each
+    in ``fragments`` fragments (nothing is encoded: the frames are given)."""
+    import pydicom
+    from pydicom.encaps import encapsulate
+
+    _write_dicom_series(folder, np.zeros((3, 32, 32)), (1.0, 1.0, 3.0), np.eye(3), (0.0, 0.0, 0.0))
+    for path in sorted(folder.iterdir()):
+        ds = pydicom.dcmread(path)
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+        ds.NumberOfFrames = len(frames)
+        ds.PixelData = encapsulate(frames, fragments_per_frame=fragments)
+        ds["PixelData"].VR = "OB"
+        ds.file_meta.TransferSyntaxUID = syntax
+        ds.save_as(path, enforce_file_format=True)
+
+
+CODESTREAMS = {  # codec: (transfer syntax, frame of rows x columns)
+    "JPEG": ("1.2.840.10008.1.2.4.50", _jpeg_frame),
+    "JPEG-LS": ("1.2.840.10008.1.2.4.80", lambda rows, columns: _jpeg_frame(rows, columns, 0xF7)),
+    "JPEG 2000": ("1.2.840.10008.1.2.4.90", _j2k_frame),
+    "JP2": ("1.2.840.10008.1.2.4.91", lambda rows, columns: _j2k_frame(rows, columns, jp2=True)),
+}
+
+
+@pytest.mark.parametrize("codec", CODESTREAMS)
+def test_a_compressed_frame_must_declare_the_header_s_size_in_its_codestream(tmp_path: Path, codec: str) -> None:
+    """A 1 kB JPEG slice whose header says 32 x 32 but whose frame header says 40000 x 40000 would decode to 1.6 GB:
+    refused before decoding. The frame's head is found across fragments; each frame of a multi-frame slice counts."""
+    from flairseg.dicom_pixels import pixel_bytes
+    from flairseg.volumes import check_headers
+
+    syntax, frame = CODESTREAMS[codec]
+    _encapsulated_series(tmp_path / "good", syntax, [frame(32, 32)])
+    check_headers(tmp_path / "good")
+    _encapsulated_series(tmp_path / "bomb", syntax, [frame(40000, 40000)])
+    shown = "JPEG 2000" if codec == "JP2" else codec
+    assert _message(check_headers, tmp_path / "bomb") == (
+        f"{tmp_path / 'bomb' / 'slice000.dcm'}: {shown} frame 1 is 40,000 x 40,000 x 1 (rows x columns x components) "
+        "by its codestream but 32 x 32 x 1 by its header: the file is damaged or invalid; re-export the series"
+    )
+    _encapsulated_series(tmp_path / "two", syntax, [frame(32, 32), frame(32, 40000)], fragments=2)
+    assert pixel_bytes(tmp_path / "two" / "slice000.dcm").frame_sizes == ((32, 32, 1), (32, 40000, 1))
+    _encapsulated_series(tmp_path / "none", syntax, [bytes(64)])
+    assert _message(check_headers, tmp_path / "none") == (
+        f"{tmp_path / 'none' / 'slice000.dcm'}: {shown} frame 1 declares no size in its codestream: the file is "
+        "damaged; re-export the series"
+    )
+
+
+def test_a_jpeg_header_gdcm_cannot_parse_while_sorting_the_series_is_refused_in_one_line(tmp_path: Path) -> None:
+    """GDCM reads a JPEG frame's precision from its first fragment to sort the series, and throws where the frame
+    header is in the second."""
+    from flairseg.volumes import check_headers
+
+    _encapsulated_series(tmp_path / "s", CODESTREAMS["JPEG"][0], [_jpeg_frame(32, 32)], fragments=2)
+    assert _message(check_headers, tmp_path / "s").startswith(f"cannot read the DICOM series in {tmp_path / 's'}: ")
+
+
+def test_a_compressed_syntax_gdcm_does_not_decode_is_refused(tmp_path: Path) -> None:
+    from flairseg.volumes import check_headers
+
+    mpeg2 = "1.2.840.10008.1.2.4.100"
+    _encapsulated_series(tmp_path / "s", mpeg2, [_jpeg_frame(32, 32)])
+    assert _message(check_headers, tmp_path / "s") == (
+        f"{tmp_path / 's' / 'slice000.dcm'} is stored in an unsupported transfer syntax ({mpeg2}); flairseg reads "
+        "uncompressed, deflated, JPEG, JPEG-LS, JPEG 2000 and RLE DICOM: convert the series to one of them"
+    )
+
+
+@pytest.mark.parametrize("compressor", ["JPEG", "JPEG2000"])
+def test_compressed_series_read_and_codec_messages_stay_off_stderr(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], compressor: str
+) -> None:
+    """Lossless JPEG and JPEG 2000 slices written by GDCM read back exactly; a slice whose codestream is cut in half
+    (its fragment whole) is refused in one line, and what the codec prints about it (OpenJPEG: "Tile part length
+    size inconsistent with stream length") never reaches stderr."""
+    import pydicom
+    from pydicom.encaps import encapsulate, generate_frames
+
+    data = np.random.default_rng(0).integers(-50, 1000, size=(3, 32, 32))
+    _write_dicom_series(tmp_path / "s", data, (1.0, 1.0, 3.0), np.eye(3), (0.0, 0.0, 0.0), compressor=compressor)
+    np.testing.assert_array_equal(read_dicom_series(tmp_path / "s").image[..., 0], data)
+    target = tmp_path / "s" / "slice001.dcm"
+    ds = pydicom.dcmread(target)
+    frame = next(generate_frames(ds.PixelData, number_of_frames=1))
+    ds.PixelData = encapsulate([frame[: len(frame) // 2]])
+    ds.save_as(target)
+    assert "cannot read the DICOM series" in _message(read_dicom_series, tmp_path / "s")
+    assert capfd.readouterr().err == ""
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.int16])

@@ -5,7 +5,9 @@ GDCM (SimpleITK's DICOM reader) decodes a slice whose Pixel Data is shorter than
 x Samples per Pixel x Bits Allocated / 8 x Number of Frames) by filling the rest from whatever memory follows, so a
 truncated file or a 1 kB file declaring 8000 x 8000 pixels reads "fine". :func:`pixel_bytes` walks the data set's
 elements by their lengths (nested sequences skipped to their delimiters) up to the top-level Pixel Data and counts
-the bytes that are really there.
+the bytes that are really there, and, for compressed frames, the size each frame's codestream declares (a JPEG
+codestream decodes to the size its own SOF marker gives, whatever the header says). A deflated data set is inflated
+as it is read, never beyond its declared pixels and :data:`ELEMENTS_ROOM` bytes of other elements.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import io
 import os
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -27,6 +30,16 @@ _DEFLATED = "1.2.840.10008.1.2.1.99"  # the whole data set, pixels included, raw
 # the transfer syntaxes that store pixels as they are; every other one encapsulates compressed frames (JPEG,
 # JPEG-LS, JPEG 2000, RLE, ...) in fragments
 _NATIVE_SYNTAXES = (_IMPLICIT_LITTLE, _EXPLICIT_LITTLE, _EXPLICIT_BIG, _DEFLATED)
+# the compressed syntaxes read, by codec: JPEG processes 1-29 (.50-.66) and lossless SV1 (.70), JPEG-LS, JPEG 2000
+# (Part 1 and 2, and High-Throughput JPEG 2000, whose codestreams open alike) and RLE (decoded to the declared size);
+# every other one is refused before GDCM sees it
+_CODECS = {
+    **{f"1.2.840.10008.1.2.4.{n}": "JPEG" for n in (*range(50, 67), 70)},
+    **{f"1.2.840.10008.1.2.4.{n}": "JPEG-LS" for n in (80, 81)},
+    **{f"1.2.840.10008.1.2.4.{n}": "JPEG 2000" for n in (90, 91, 92, 93, 201, 202, 203)},
+    "1.2.840.10008.1.2.5": "RLE",
+}
+ELEMENTS_ROOM = 16 << 20  # bytes a deflated data set may inflate to beyond its declared pixels (GDCM inflates it whole)
 _LONG_VRS = {
     b"OB",
     b"OD",
@@ -54,6 +67,13 @@ _IMAGE_TAGS = {
     0x00280100: "bits",
 }
 _CHUNK = 1 << 20
+_FRAME_HEAD = 1 << 20  # the bytes of a compressed frame searched for the size its codestream declares
+# JPEG markers: SOF0-SOF15 (but DHT, JPG and DAC) and JPEG-LS's SOF55 hold the frame's size; TEM, RST0-7 and SOI
+# stand alone; EOI and SOS end the search (a scan before a frame header: none declared)
+_JPEG_FRAME_MARKERS = {*range(0xC0, 0xD0), 0xF7} - {0xC4, 0xC8, 0xCC}
+_JPEG_STANDALONE_MARKERS = {0x01, *range(0xD0, 0xD9)}
+_JPEG_SOI, _J2K_SOC_SIZ = b"\xff\xd8", b"\xff\x4f\xff\x51"  # what opens a JPEG (or JPEG-LS) and a JPEG 2000 frame
+_JP2_SIGNATURE = b"\x00\x00\x00\x0cjP  \r\n\x87\n"  # a JP2 file's first box, wrapping a JPEG 2000 codestream
 
 
 @dataclass(frozen=True)
@@ -65,9 +85,16 @@ class PixelBytes:
     samples: int  # per pixel
     bits: int  # allocated per sample
     frames: int
-    present: int  # the bytes of Pixel Data in the file (for encapsulated data: in its fragments, offset table left out)
-    complete: bool  # every length the Pixel Data element and its fragments state is there in the file
     syntax: str  # the transfer syntax UID
+    # the bytes of Pixel Data in the file (for encapsulated data: in its fragments, offset table left out); pixels
+    # stored as they are counted up to the declared size and one more byte
+    present: int = 0
+    complete: bool = False  # every length the Pixel Data element and its fragments state is there in the file
+    length: int = 0  # the length the Pixel Data element states (pixels stored as they are)
+    # (rows, columns, components) each JPEG, JPEG-LS or JPEG 2000 frame's codestream declares; None where it declares
+    # none in its first bytes
+    frame_sizes: tuple[tuple[int, int, int] | None, ...] = ()
+    inflates_beyond: bool = False  # a deflated data set inflating to more than its declared pixels + ELEMENTS_ROOM
 
     @property
     def declared(self) -> int:
@@ -78,6 +105,12 @@ class PixelBytes:
     def compressed(self) -> bool:
         """Encapsulated compressed frames, legitimately fewer bytes than declared."""
         return self.syntax not in _NATIVE_SYNTAXES
+
+    @property
+    def codec(self) -> str | None:
+        """The codec of compressed frames that GDCM decodes ("JPEG", "JPEG-LS", "JPEG 2000", "RLE"); None for other
+        syntaxes."""
+        return _CODECS.get(self.syntax)
 
 
 @dataclass(frozen=True)
@@ -109,25 +142,34 @@ class _Elements:
 
 
 class _Inflating(io.RawIOBase):
-    """A raw-deflated stream, inflated as it is read (a damaged stream ends where it stops inflating)."""
+    """A raw-deflated stream, inflated as it is read up to one byte past ``limit`` bytes, where it ends (as a damaged
+    stream ends where it stops inflating)."""
 
-    def __init__(self, handle: BinaryIO) -> None:
+    def __init__(self, handle: BinaryIO, limit: int) -> None:
         self._handle, self._inflater = handle, zlib.decompressobj(-zlib.MAX_WBITS)
+        self.limit, self.inflated = limit, 0
+
+    @property
+    def beyond(self) -> bool:
+        """Whether the stream inflates to more than ``limit`` bytes."""
+        return self.inflated > self.limit
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: memoryview) -> int:
-        while not self._inflater.eof:
+        room = min(len(buffer), self.limit + 1 - self.inflated)
+        while room > 0 and not self._inflater.eof:
             source = self._inflater.unconsumed_tail or self._handle.read(_CHUNK)
             if not source:
                 break
             try:
-                data = self._inflater.decompress(source, len(buffer))
+                data = self._inflater.decompress(source, room)
             except zlib.error:
                 break
             if data:
                 buffer[: len(data)] = data
+                self.inflated += len(data)
                 return len(data)
         return 0
 
@@ -157,9 +199,82 @@ def _skip_undefined(elements: _Elements) -> None:
             _skip(elements.stream, length)
 
 
-def _fragments(elements: _Elements) -> tuple[int, bool]:
-    """The bytes in an encapsulated Pixel Data's fragments (the first item, the offset table, left out), and whether
-    every item is whole and the sequence delimiter follows them."""
+def _jpeg_size(head: bytes) -> tuple[int, int, int] | None:
+    """(rows, columns, components) a JPEG or JPEG-LS codestream's frame header (SOFn, SOF55) declares: height, width
+    and component count after its precision byte; None where none comes before the first scan."""
+    at = len(_JPEG_SOI) if head.startswith(_JPEG_SOI) else len(head)
+    while at + 4 <= len(head) and head[at] == 0xFF:
+        marker = head[at + 1]
+        if marker == 0xFF or marker in _JPEG_STANDALONE_MARKERS:  # a fill byte, or a marker without a segment
+            at += 1 if marker == 0xFF else 2
+        elif marker in _JPEG_FRAME_MARKERS:
+            return tuple(struct.unpack(">HHB", head[at + 5 : at + 10])) if at + 10 <= len(head) else None
+        elif marker in (0xD9, 0xDA):  # EOI, SOS
+            return None
+        else:
+            at += 2 + int.from_bytes(head[at + 2 : at + 4], "big")
+    return None
+
+
+def _jp2_codestream(head: bytes) -> int:
+    """Where the codestream starts in a JP2 file: the contents of its contiguous codestream box (``jp2c``); the end
+    of ``head`` where there is none."""
+    at = 0
+    while at + 8 <= len(head):
+        length, box = struct.unpack(">I4s", head[at : at + 8])
+        start = at + 8
+        if length == 1:  # a 64-bit length follows
+            length, start = int.from_bytes(head[at + 8 : at + 16], "big"), at + 16
+        if box == b"jp2c":
+            return start
+        if length < start - at:  # 0 (to the end of the file) or damaged
+            break
+        at += length
+    return len(head)
+
+
+def _j2k_size(head: bytes) -> tuple[int, int, int] | None:
+    """(rows, columns, components) a JPEG 2000 codestream's SIZ marker declares (Ysiz - YOsiz, Xsiz - XOsiz, Csiz),
+    inside a JP2 file where one wraps it; None where the codestream does not open with it."""
+    at = _jp2_codestream(head) if head.startswith(_JP2_SIGNATURE) else 0
+    if not head.startswith(_J2K_SOC_SIZ, at) or at + 42 > len(head):
+        return None
+    columns, rows, left, top = struct.unpack(">IIII", head[at + 8 : at + 24])
+    return rows - top, columns - left, int.from_bytes(head[at + 40 : at + 42], "big")
+
+
+_MEASURES = {"JPEG": _jpeg_size, "JPEG-LS": _jpeg_size, "JPEG 2000": _j2k_size}
+
+
+class _FrameHeads:
+    """The first bytes of each compressed frame, gathered as its fragments pass (a fragment that opens with a JPEG
+    or JPEG 2000 start marker starts a frame, any other continues the frame before it), and the size each declares."""
+
+    def __init__(self, measure: Callable[[bytes], tuple[int, int, int] | None]) -> None:
+        self._measure, self._head = measure, bytearray()
+        self._sizes: list[tuple[int, int, int] | None] = []  # of the frames before this one
+        self._started = False
+
+    def add(self, stream: BinaryIO, length: int) -> int:
+        """Pass one fragment of ``length`` bytes, keeping what its frame's head still lacks; the bytes passed."""
+        data = stream.read(min(length, len(_JP2_SIGNATURE)))
+        if not self._started or data.startswith((_JPEG_SOI, _J2K_SOC_SIZ, _JP2_SIGNATURE)):
+            if self._started:
+                self._sizes.append(self._measure(bytes(self._head)))
+            self._head, self._started = bytearray(), True
+        data += stream.read(max(0, min(length, _FRAME_HEAD - len(self._head)) - len(data)))
+        self._head += data[: _FRAME_HEAD - len(self._head)]
+        return len(data) + _skip(stream, length - len(data))
+
+    @property
+    def sizes(self) -> tuple[tuple[int, int, int] | None, ...]:
+        """The size each frame's codestream declares, this one's from its head so far."""
+        return (*self._sizes, self._measure(bytes(self._head))) if self._started else tuple(self._sizes)
+
+
+def _fragments(elements: _Elements, heads: _FrameHeads | None) -> tuple[int, bool]:
+    """The bytes in an encapsulated Pixel Data's fragments (the first item, the offset table, left out), each
+    frame's head given to ``heads``, and whether every item is whole and the sequence delimiter follows them."""
     present, first = 0, True
     while (element := elements.next()) is not None:
         tag, _, length = element
@@ -167,7 +282,7 @@ def _fragments(elements: _Elements) -> tuple[int, bool]:
             return present, True
         if tag != _ITEM or length == _UNDEFINED:
             break
-        passed = _skip(elements.stream, length)
+        passed = _skip(elements.stream, length) if first or heads is None else heads.add(elements.stream, length)
         present += 0 if first else passed
         first = False
         if passed < length:
@@ -210,39 +325,57 @@ def _transfer_syntax(handle: BinaryIO) -> str:
     return syntax
 
 
-def _image_values(values: dict[str, bytes], big: bool) -> dict[str, int]:
-    """The image tags' values: US numbers, and Number of Frames as text (1 when absent or not a whole number)."""
+def _image(values: dict[str, bytes], big: bool, syntax: str) -> PixelBytes:
+    """The image the image tags' values declare: US numbers, and Number of Frames as text (1 when absent or not a
+    whole number)."""
     order = "big" if big else "little"
     numbers = {key: int.from_bytes(value[:2], order) for key, value in values.items() if key != "frames"}
     frames = values.get("frames", b"1").strip(b"\0 ")
-    return (
-        {"samples": 1, "rows": 0, "columns": 0, "bits": 0}
-        | numbers
-        | {"frames": int(frames) if frames.isdigit() else 1}
-    )
+    image = {"samples": 1, "rows": 0, "columns": 0, "bits": 0} | numbers
+    return PixelBytes(**image, frames=int(frames) if frames.isdigit() else 1, syntax=syntax)
+
+
+def _header(elements: _Elements, syntax: str) -> tuple[PixelBytes, int | None]:
+    """The image a data set declares, read up to its top-level Pixel Data, and the length that element states (None
+    without one)."""
+    values: dict[str, bytes] = {}
+    while (element := elements.next()) is not None:
+        tag, vr, length = element
+        if tag in _PIXEL_DATA:
+            return _image(values, elements.big, syntax), length
+        if tag in _IMAGE_TAGS and length <= 16:
+            values[_IMAGE_TAGS[tag]] = elements.stream.read(length)
+        elif length == _UNDEFINED:
+            _skip_undefined(elements.inner(vr))
+        else:
+            _skip(elements.stream, length)
+    return _image(values, elements.big, syntax), None
+
+
+def _counted(elements: _Elements, header: PixelBytes, length: int) -> PixelBytes:
+    """``header`` with what its Pixel Data, a value of ``length`` bytes, holds: pixels stored as they are counted up
+    to one byte past the declared size; encapsulated ones in their fragments, with each frame's codestream size."""
+    if length != _UNDEFINED:
+        present = _skip(elements.stream, min(length, header.declared + 1))
+        return dataclasses.replace(header, present=present, complete=present == length, length=length)
+    measure = _MEASURES.get(header.codec or "")
+    heads = _FrameHeads(measure) if measure else None
+    present, complete = _fragments(elements, heads)
+    return dataclasses.replace(header, present=present, complete=complete, frame_sizes=heads.sizes if heads else ())
 
 
 def pixel_bytes(path: Path) -> PixelBytes:
     """The image ``path``'s header declares and the bytes of pixel data the file holds (none found: 0)."""
     with path.open("rb") as handle:
         syntax = _transfer_syntax(handle)
-        stream = io.BufferedReader(_Inflating(handle)) if syntax == _DEFLATED else handle
+        inflating = _Inflating(handle, ELEMENTS_ROOM) if syntax == _DEFLATED else None
+        stream = io.BufferedReader(inflating) if inflating else handle
         elements = _Elements(stream, explicit=syntax != _IMPLICIT_LITTLE, big=syntax == _EXPLICIT_BIG)
-        values: dict[str, bytes] = {}
-        present, complete = 0, False
-        while (element := elements.next()) is not None:
-            tag, vr, length = element
-            if tag in _PIXEL_DATA and length == _UNDEFINED:
-                present, complete = _fragments(elements)
-                break
-            if tag in _PIXEL_DATA:
-                present = _skip(stream, length)
-                complete = present == length
-                break
-            if tag in _IMAGE_TAGS and length <= 16:
-                values[_IMAGE_TAGS[tag]] = stream.read(length)
-            elif length == _UNDEFINED:
-                _skip_undefined(elements.inner(vr))
-            else:
-                _skip(stream, length)
-    return PixelBytes(**_image_values(values, elements.big), present=present, complete=complete, syntax=syntax)
+        header, length = _header(elements, syntax)
+        if inflating:
+            inflating.limit += header.declared + 1  # the pixels and the padding byte of an odd length
+        pixels = header if length is None else _counted(elements, header, length)
+        if inflating:
+            _skip(stream, inflating.limit)  # on through the elements after the pixels, to the end or the limit
+            pixels = dataclasses.replace(pixels, inflates_beyond=inflating.beyond)
+    return pixels

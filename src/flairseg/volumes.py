@@ -29,6 +29,8 @@ import dataclasses
 import gzip
 import logging
 import os
+import sys
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,6 +53,7 @@ _ORIENTATION_TAG = "0020|0037"  # Image Orientation (Patient): row and column di
 _ORIENTATION_TOLERANCE = 1e-4  # direction cosines of one series' slices agree to this (about 0.006 degrees)
 _DICOM_SUFFIX = ".dcm"
 _DICOM_DIRECTORY = "DICOMDIR"  # the index of a DICOM file set, always so named (PS3.10): no image
+_STDERR_LOCK = threading.Lock()  # file descriptor 2 is the process's: one redirection at a time
 MAX_VOXELS = 2**28  # 268 M voxels (e.g. 1024 x 1024 x 256): far above any brain MRI, a bound on memory
 
 
@@ -68,15 +71,33 @@ def _quiet_nibabel() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _quiet_simpleitk() -> Iterator[None]:
-    """Silence ITK's warnings on stderr; the checks here report problems as InputError instead."""
+    """Silence ITK's warnings and what its codecs (libjpeg, OpenJPEG) print on stderr; the checks here report
+    problems as InputError instead."""
     import SimpleITK as sitk
 
     previous = sitk.ProcessObject.GetGlobalWarningDisplay()
     sitk.ProcessObject.SetGlobalWarningDisplay(False)
     try:
-        yield
+        with _stderr_discarded():
+            yield
     finally:
         sitk.ProcessObject.SetGlobalWarningDisplay(previous)
+
+
+@contextlib.contextmanager
+def _stderr_discarded() -> Iterator[None]:
+    """Point file descriptor 2, where C libraries print, at the null device (one thread at a time)."""
+    with _STDERR_LOCK:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 2)
+        os.close(null)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def _volume_shape(shape: tuple[int, ...], path: Path) -> tuple[int, int, int]:
@@ -515,8 +536,7 @@ def read_dicom_series(folder: str | os.PathLike, case_id: str | None = None) -> 
         try:
             image = reader.Execute()
         except RuntimeError as exc:
-            reason = (str(exc).strip().splitlines() or ["unknown error"])[-1]
-            raise InputError(f"cannot read the DICOM series in {folder}: {reason}") from None
+            raise InputError(f"cannot read the DICOM series in {folder}: {_itk_reason(exc)}") from None
     if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
         raise InputError(
             f"{folder}: expected one 3-D greyscale series, got {image.GetDimension()}-D "
@@ -548,38 +568,61 @@ def read_dicom_series(folder: str | os.PathLike, case_id: str | None = None) -> 
 
 def _dicom_series_files(folder: Path) -> Sequence[str]:
     """The files of the one DICOM series in ``folder``, in GDCM's order, each holding the pixel data its header
-    declares, and their declared size within the memory budget."""
-    import SimpleITK as sitk
-
-    with _quiet_simpleitk():
-        series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
-        if not series:
-            raise InputError(f"{folder} holds no readable DICOM series; point flairseg at a folder of DICOM slices")
-        if len(series) > 1:
-            raise InputError(
-                f"{folder} holds {len(series)} DICOM series ({', '.join(series)}); put each series in its own folder"
-            )
-        files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series[0])
-    _check_dicom_pixels(files, folder)
+    declares (every file of the folder that looks like DICOM checked before GDCM reads one), and their declared size
+    within the memory budget."""
+    screened = {path.name: _checked_pixels(path) for path in _dicom_like_files(folder)}  # before GDCM reads a file
+    files = _gdcm_series_files(folder)
+    _check_dicom_memory([screened.get(Path(name).name) or _checked_pixels(Path(name)) for name in files], folder)
     _check_nothing_left_out(files, folder)
     return files
 
 
-def _check_nothing_left_out(files: Sequence[str], folder: Path) -> None:
-    """Refuse a file of the folder that looks like DICOM (named ``.dcm``, or a Part 10 file) but is not one of the
-    series' ``files``: GDCM leaves out the files it cannot parse, so a truncated end slice would vanish from the
-    volume (a middle one would leave a gap). A file set's DICOMDIR index holds no image and is no slice."""
-    from flairseg.dicom_pixels import is_part10, pixel_bytes
+def _gdcm_series_files(folder: Path) -> Sequence[str]:
+    """The files of the one DICOM series GDCM finds in ``folder``, in its order."""
+    import SimpleITK as sitk
 
-    kept = {Path(name).name for name in files}
-    for path in _visible_files(folder):
-        if path.name in kept or path.name == _DICOM_DIRECTORY or not (_named_dicom(path) or is_part10(path)):
-            continue
-        _check_slice_pixels(path, pixel_bytes(path))  # the precise reason, where its pixels are cut short
+    with _quiet_simpleitk():
+        try:
+            series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
+            files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series[0]) if series else []
+        except RuntimeError as exc:  # a codec's header GDCM cannot parse
+            raise InputError(f"cannot read the DICOM series in {folder}: {_itk_reason(exc)}") from None
+    if not series:
+        raise InputError(f"{folder} holds no readable DICOM series; point flairseg at a folder of DICOM slices")
+    if len(series) > 1:
         raise InputError(
-            f"{path} looks like a DICOM file but is not part of the series in its folder: it is damaged, truncated "
-            "or holds no image; repair it or move it out of the folder"
+            f"{folder} holds {len(series)} DICOM series ({', '.join(series)}); put each series in its own folder"
         )
+    return files
+
+
+def _itk_reason(exc: RuntimeError) -> str:
+    """The last line of an ITK exception's message, the one that says what went wrong."""
+    return (str(exc).strip().splitlines() or ["unknown error"])[-1]
+
+
+def _dicom_like_files(folder: Path) -> list[Path]:
+    """The files of a folder that look like DICOM (named ``.dcm``, or a Part 10 file), a file set's DICOMDIR index
+    (no image) left out."""
+    from flairseg.dicom_pixels import is_part10
+
+    return [
+        path
+        for path in _visible_files(folder)
+        if path.name != _DICOM_DIRECTORY and (_named_dicom(path) or is_part10(path))
+    ]
+
+
+def _check_nothing_left_out(files: Sequence[str], folder: Path) -> None:
+    """Refuse a file of the folder that looks like DICOM but is not one of the series' ``files``: GDCM leaves out the
+    files it cannot parse, so a truncated end slice would vanish from the volume (a middle one would leave a gap)."""
+    kept = {Path(name).name for name in files}
+    for path in _dicom_like_files(folder):
+        if path.name not in kept:
+            raise InputError(
+                f"{path} looks like a DICOM file but is not part of the series in its folder: it is damaged, "
+                "truncated or holds no image; repair it or move it out of the folder"
+            )
 
 
 def check_headers(path: Path) -> None:
@@ -595,36 +638,77 @@ def check_headers(path: Path) -> None:
             _nifti_header(other)
 
 
-def _check_dicom_pixels(files: Sequence[str], folder: Path) -> None:
-    """Each slice's pixel data against what its header declares, then the series' declared size against the memory
-    budget, before GDCM decodes a pixel (it would make up missing pixels from whatever memory follows them).
-
-    Stored as they are (implicit or explicit VR, little or big endian, deflated once inflated), the pixels must
-    fill Rows x Columns x Samples per Pixel x Bits Allocated / 8 x Number of Frames bytes. Compressed pixels
-    (JPEG, JPEG-LS, JPEG 2000, RLE) are legitimately far fewer, and no ratio tells a damaged stream from a good one
-    (a blank slice in JPEG 2000 or JPEG-LS takes a few hundred bytes at any size): their fragments must be there,
-    non-empty and whole, and the codec reports the rest; the memory budget bounds what decoding them can take.
-    """
-    from flairseg.dicom_pixels import pixel_bytes
+def _check_dicom_memory(slices: Sequence[PixelBytes], folder: Path) -> None:
+    """The series' declared size against the memory budget, before GDCM decodes a pixel."""
     from flairseg.memory import check
 
-    slices = [pixel_bytes(Path(name)) for name in files]
-    for name, pixels in zip(files, slices):
-        _check_slice_pixels(Path(name), pixels)
     voxels = sum(pixels.rows * pixels.columns * pixels.frames for pixels in slices)
     check(voxels, max(pixels.samples for pixels in slices), f"DICOM series {folder}")
 
 
-def _check_slice_pixels(path: Path, pixels: PixelBytes) -> None:
-    """Refuse a slice whose pixels stored as they are fall short of what its header declares, or whose compressed
-    pixels lack whole, non-empty fragments."""
-    if not pixels.compressed:
-        _check_holds(path, pixels.present, pixels.declared, "bytes of pixel data")
-    elif not pixels.complete or not pixels.present:
+def _checked_pixels(path: Path) -> PixelBytes:
+    """A DICOM file's pixel data, checked against what its header declares before GDCM parses the file (it inflates a
+    deflated one whole) or decodes a pixel (it would make up missing pixels from whatever memory follows them).
+
+    Stored as they are (implicit or explicit VR, little or big endian, deflated once inflated), the pixels must
+    fill Rows x Columns x Samples per Pixel x Bits Allocated / 8 x Number of Frames bytes, no more (but the padding
+    byte of an odd length); a deflated file may inflate to those and ELEMENTS_ROOM of other elements. Compressed pixels
+    (JPEG, JPEG-LS, JPEG 2000, RLE) are legitimately far fewer, and no ratio tells a damaged stream from a good one
+    (a blank slice in JPEG 2000 or JPEG-LS takes a few hundred bytes at any size): their fragments must be there,
+    non-empty and whole, each JPEG, JPEG-LS or JPEG 2000 frame must declare the header's Rows, Columns and Samples
+    per Pixel in its codestream (the size it decodes to), and the codec reports the rest; the memory budget bounds
+    what decoding them can take. Other compressed syntaxes are refused.
+    """
+    from flairseg.dicom_pixels import ELEMENTS_ROOM, pixel_bytes
+
+    pixels = pixel_bytes(path)
+    if pixels.length > pixels.declared + pixels.declared % 2:  # one byte pads an odd length
+        raise InputError(
+            f"{path} has a Pixel Data element of {pixels.length:,} bytes but its header describes {pixels.declared:,}"
+            ": the file is damaged or its dimensions are wrong"
+        )
+    if pixels.inflates_beyond:
+        raise InputError(
+            f"{path} inflates to more than its declared {pixels.declared:,} bytes of pixel data and "
+            f"{ELEMENTS_ROOM >> 20} MB of other elements: the file is damaged or its dimensions are wrong"
+        )
+    if pixels.compressed:
+        _check_compressed_pixels(path, pixels)
+        return pixels
+    _check_holds(path, pixels.present, pixels.declared, "bytes of pixel data")
+    return pixels
+
+
+def _check_compressed_pixels(path: Path, pixels: PixelBytes) -> None:
+    """Refuse compressed pixels of a syntax GDCM does not decode, without whole, non-empty fragments, or with a
+    frame whose codestream declares another size than the header (it would decode to that size)."""
+    if pixels.codec is None:
+        raise InputError(
+            f"{path} is stored in an unsupported transfer syntax ({pixels.syntax}); flairseg reads uncompressed, "
+            "deflated, JPEG, JPEG-LS, JPEG 2000 and RLE DICOM: convert the series to one of them"
+        )
+    if pixels.length or not pixels.complete or not pixels.present:  # a stated length: no fragments
         raise InputError(
             f"{path} holds {pixels.present:,} bytes of compressed pixel data (transfer syntax {pixels.syntax}) in "
             "fragments that are missing or cut short: the file is damaged or truncated; re-export the series"
         )
+    header = (pixels.rows, pixels.columns, pixels.samples)
+    for frame, size in enumerate(pixels.frame_sizes, start=1):
+        if size is None:
+            raise InputError(
+                f"{path}: {pixels.codec} frame {frame} declares no size in its codestream: the file is damaged; "
+                "re-export the series"
+            )
+        if size != header:
+            raise InputError(
+                f"{path}: {pixels.codec} frame {frame} is {_dimensions(size)} (rows x columns x components) by its "
+                f"codestream but {_dimensions(header)} by its header: the file is damaged or invalid; re-export the "
+                "series"
+            )
+
+
+def _dimensions(size: tuple[int, ...]) -> str:
+    return " x ".join(f"{n:,}" for n in size)
 
 
 def _checked_mask(case: Case, mask: np.ndarray, probability: bool) -> np.ndarray:
