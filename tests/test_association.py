@@ -57,6 +57,23 @@ def test_the_exact_enumeration_is_bounded() -> None:
         fisher_exact_2xk(one_per_patient)
 
 
+def test_the_table_count_is_exact_below_its_cap_and_quick_above_it() -> None:
+    import time
+
+    from flairseg.association import MAX_TABLES, count_tables
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        columns = rng.integers(1, 5, size=rng.integers(2, 5)).tolist()
+        row = int(rng.integers(0, sum(columns) + 1))
+        rows = [a for a in itertools.product(*(range(c + 1) for c in columns)) if sum(a) == row]
+        assert count_tables(columns, row) == len(rows)
+        assert count_tables(columns, row, cap=3) == min(len(rows), 3)
+    start = time.process_time()
+    assert count_tables([1] * 4000, 2000) == MAX_TABLES + 1  # C(4000, 2000), a 1,200-digit number, never formed
+    assert time.process_time() - start < 1.0
+
+
 def test_the_exact_enumeration_needs_memory_for_the_tables_not_for_their_width() -> None:
     """30 patients with a label each, 5 above the median: 142,506 tables of 30 columns (34 MB as one int64 array)."""
     import tracemalloc

@@ -734,6 +734,33 @@ def _clinical_patient_twice(tmp: Path) -> list[str]:
     return [*argv, "--hypothesis", "bevr:RNASeqCluster"]
 
 
+def _associate_with(tmp: Path, clinical: str, *hypotheses: str, cases: int = 4) -> list[str]:
+    """associate of ``cases`` cases P0, P1, ... (a BEVR each) against the clinical CSV text ``clinical``."""
+    (tmp / "f.csv").write_text("case_id,bevr\n" + "".join(f"P{i},{i / cases}\n" for i in range(cases)))
+    (tmp / "c.csv").write_text(clinical)
+    argv = ["associate", "--features", str(tmp / "f.csv"), "--clinical", str(tmp / "c.csv"), "-o", str(tmp / "out")]
+    return [*argv, *(arg for h in hypotheses for arg in ("--hypothesis", h))]
+
+
+def _clinical_column_of_ids(tmp: Path) -> list[str]:
+    """A clinical column with one value per patient, 1000 of them: far too many tables to enumerate."""
+    rows = "".join(f"P{i},{i}\n" for i in range(1000))
+    return _associate_with(tmp, "Patient,Id\n" + rows, "bevr:Id", cases=1000)
+
+
+def _mask_volume(folder: Path, values: np.ndarray) -> Path:
+    mask = np.zeros((8, 8, 4), np.float32)
+    mask[2:5, 2:5, 1:3] = values
+    folder.mkdir()
+    nib.save(nib.Nifti1Image(mask, np.eye(4)), folder / "P01_mask.nii.gz")
+    return folder
+
+
+def _negative_truth(tmp: Path) -> list[str]:
+    pred, truth = _mask_volume(tmp / "pred", np.ones(1)), _mask_volume(tmp / "truth", -np.ones(1))
+    return ["evaluate", "--pred", str(pred), "--truth", str(truth), "-o", str(tmp / "out"), "--quiet"]
+
+
 def _probability_as_prediction(tmp: Path) -> list[str]:
     mask = np.zeros((8, 8, 4), np.float32)
     mask[2:5, 2:5, 1:3] = 1
@@ -1348,6 +1375,40 @@ CATALOGUE = [
         _dicom_deflated_beyond_its_header,
         "TMP/in/S/slice000.dcm has a Pixel Data element of 1,048,576 bytes but its header describes 72: the file is "
         "damaged or its dimensions are wrong",
+    ),
+    BadInput(
+        "clinical-column-twice",
+        "a clinical CSV whose header names one column twice",
+        lambda t: _associate_with(t, "Patient,RNASeqCluster,RNASeqCluster\nP0,1,2\nP1,2,1\n", "bevr:RNASeqCluster"),
+        "clinical file TMP/c.csv names the column 'RNASeqCluster' twice in its header; keep one",
+    ),
+    BadInput(
+        "box-plots-named-alike",
+        "two hypotheses on clinical columns whose names differ only in case (one box plot file on macOS or Windows)",
+        lambda t: _associate_with(t, "Patient,Grade,grade\nP0,1,1\nP1,2,2\n", "bevr:Grade", "bevr:grade"),
+        "'bevr_Grade' and 'bevr_grade' would share the box plot file name 'bevr_grade' (names differing only in case "
+        "or in characters a file name cannot hold); rename one",
+    ),
+    BadInput(
+        "clinical-column-of-ids",
+        "a clinical column with a distinct value for each of 1000 patients given as the clusters of a hypothesis",
+        _clinical_column_of_ids,
+        "the exact test of this 1000-cluster table would enumerate more than 5,000,000 tables; the column has too "
+        "many distinct values: use a column of genomic clusters",
+    ),
+    BadInput(
+        "truth-negative-labels",
+        "a truth mask holding -1 where the tumour is, given to evaluate",
+        _negative_truth,
+        "case P01: the truth P01_mask.nii.gz holds the values -1, 0, not 0 and positive whole-number labels; "
+        "threshold it into a binary mask first",
+    ),
+    BadInput(
+        "shape-of-a-probability-map",
+        "a probability map (0 and 0.3) given to shape as a mask",
+        lambda t: ["shape", "-i", str(_mask_volume(t / "in", np.full(1, 0.3))), "-o", str(t / "out.csv"), "--quiet"],
+        "case P01: the mask P01_mask.nii.gz holds the values 0, 0.3, not 0 and positive whole-number labels; "
+        "threshold it into a binary mask first",
     ),
 ]
 

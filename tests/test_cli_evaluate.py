@@ -213,6 +213,25 @@ def test_label_map_predictions_count_every_label_as_foreground(
     assert float(row["dice"]) == 1.0
 
 
+@pytest.mark.parametrize("value", [-1.0, 0.3, 2.5])
+def test_a_truth_mask_follows_the_rule_of_a_prediction(
+    value: float, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Negative or fractional truth values are refused as they are in a prediction, not scored as foreground."""
+    import nibabel as nib
+
+    mask = np.zeros((8, 8, 4), np.float32)
+    mask[2:6, 2:6, 1:3] = 1
+    for folder, volume in (("truth", np.where(mask > 0, value, 0).astype(np.float32)), ("pred", mask)):
+        (tmp_path / folder).mkdir()
+        nib.save(nib.Nifti1Image(volume, np.eye(4)), tmp_path / folder / "P01_mask.nii.gz")
+    args = ["evaluate", "--pred", str(tmp_path / "pred"), "--truth", str(tmp_path / "truth"), "-o", str(tmp_path / "r")]
+    code, _, err = _run([*args, "--quiet"], capsys)
+    shown = ", ".join(f"{v:g}" for v in sorted([0, value]))
+    expected = f"flairseg: error: case P01: the truth P01_mask.nii.gz holds the values {shown}, not 0 and positive"
+    assert code == 1 and err.startswith(expected) and not (tmp_path / "r").exists()
+
+
 def _nifti_predictions(root: Path) -> tuple[Path, Path]:
     """A truth tree and a prediction tree of one NIfTI mask each."""
     import nibabel as nib

@@ -129,3 +129,28 @@ def test_the_next_run_removes_temporaries_of_a_killed_one(tmp_path: Path) -> Non
     expected = sorted([".report.user.part", mine.name, recent.name, "cases", "report"])
     assert sorted(p.name for p in tmp_path.iterdir()) == expected
     shutil.rmtree(mine)
+
+
+def test_a_name_made_from_user_data_is_one_readable_file_name() -> None:
+    from flairseg.outputs import NAME_CHARACTERS, safe_name
+
+    assert safe_name("bevr_RNASeqCluster") == "bevr_RNASeqCluster" and safe_name("A b (1)") == "A b (1)"
+    hostile = ["x/../../../../esc", "x\\..\\esc", "..", ".", "", ".hidden", "a\nb", "a\0b", "C:x", "Größe", "a" * 300]
+    names = [safe_name(text) for text in hostile]
+    for name in names:
+        assert Path(name).name == name and name not in ("", ".", "..") and not name.startswith(".")
+        assert name.isascii() and name.isprintable() and not any(c in name for c in '/\\<>:"|?*')
+        assert len(name) <= NAME_CHARACTERS + 9
+    assert names[0].startswith("x_.._.._.._.._esc-") and len(set(names)) == len(names)
+    assert len({safe_name("a/b"), safe_name("a\\b"), safe_name("a:b"), safe_name("a_b")}) == 4
+
+
+def test_names_that_would_share_a_file_are_refused() -> None:
+    from flairseg.errors import InputError
+    from flairseg.outputs import distinct_names, safe_name
+
+    assert distinct_names(["a/b", "a_b", "a/b"], "plot") == {"a/b": safe_name("a/b"), "a_b": "a_b"}
+    with pytest.raises(InputError, match="'Grade' and 'grade' would share the plot file name 'grade'"):
+        distinct_names(["Grade", "grade"], "plot")
+    with pytest.raises(InputError, match="would share"):  # a name chosen to look like another's changed name
+        distinct_names(["a/b", safe_name("a/b")], "plot")

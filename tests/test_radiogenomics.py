@@ -61,6 +61,18 @@ def test_shape_command_on_nifti_masks_uses_spacing(tmp_path: Path, capsys: pytes
     assert capsys.readouterr().err.strip().startswith("flairseg: error: output")
 
 
+@pytest.mark.parametrize("value", [-1, 0.3])
+def test_shape_refuses_a_mask_that_is_not_labels(value: float, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A -1 or 0.3 mask is refused as evaluate refuses it, not measured as tumour."""
+    folder = tmp_path / "nifti"
+    folder.mkdir()
+    nib.save(nib.Nifti1Image(np.where(_ball(), value, 0).astype(np.float32), np.eye(4)), folder / "p1_mask.nii.gz")
+    assert main(["shape", "-i", str(folder), "-o", str(tmp_path / "features.csv"), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("flairseg: error: case p1: the mask p1_mask.nii.gz holds the values") and err.count("\n") == 1
+    assert not (tmp_path / "features.csv").exists()
+
+
 def _write(path: Path, header: list[str], rows: list[list[object]]) -> Path:
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
@@ -187,3 +199,28 @@ def test_associate_refuses_ambiguous_or_overlong_rows(
     err = capsys.readouterr().err.strip()
     assert err.startswith("flairseg: error:") and message in err and "\n" not in err
     assert not out.exists()
+
+
+def test_a_column_name_never_leads_a_box_plot_out_of_the_report(tmp_path: Path) -> None:
+    """A clinical column named like a path (x/../../../../esc) once wrote its box plot over deep/a/esc.png."""
+    victim = tmp_path / "deep" / "a" / "esc.png"
+    victim.parent.mkdir(parents=True)
+    victim.write_bytes(b"someone's figure")
+    cases = [f"P{i}" for i in range(6)]
+    features = _write(tmp_path / "f.csv", ["case_id", "bevr"], [[c, i / 6] for i, c in enumerate(cases)])
+    column = "x/../../../../esc"
+    clinical = _write(tmp_path / "c.csv", ["Patient", column], [[c, i % 2] for i, c in enumerate(cases)])
+    out = tmp_path / "deep" / "a" / "b" / "c" / "d" / "out"
+    result = associate(features, clinical, out, hypotheses=[Hypothesis("bevr", column)])
+    assert victim.read_bytes() == b"someone's figure" and result.rows[0].column == column
+    (plot,) = (out / "boxplots").iterdir()
+    assert set(tmp_path.rglob("*.png")) == {victim, plot} and plot.name.startswith("bevr_x_.._.._.._.._esc-")
+
+
+def test_a_features_file_naming_a_column_twice_is_refused(tmp_path: Path) -> None:
+    from flairseg.errors import InputError
+
+    features = _write(tmp_path / "f.csv", ["case_id", "bevr", "bevr"], [["P0", 0.1, 0.9]])
+    clinical = _write(tmp_path / "c.csv", ["Patient", "RNASeqCluster"], [["P0", 1]])
+    with pytest.raises(InputError, match="features file .* names the column 'bevr' twice in its header"):
+        associate(features, clinical, tmp_path / "out", hypotheses=[Hypothesis("bevr", "RNASeqCluster")])

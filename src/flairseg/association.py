@@ -21,12 +21,20 @@ _RELATIVE_TOLERANCE = 1e-7  # tables this close to the observed probability coun
 MAX_TABLES = 5_000_000  # the exact test enumerates at most this many tables (16 bytes each, whatever their width)
 
 
-def count_tables(columns: Sequence[int], row_total: int) -> int:
-    """How many first rows (a_1..a_k), 0 <= a_j <= c_j, sum to ``row_total``: the tables the exact test enumerates."""
-    ways = np.zeros(row_total + 1, dtype=object)
+def count_tables(columns: Sequence[int], row_total: int, cap: int = MAX_TABLES + 1) -> int:
+    """How many first rows (a_1..a_k), 0 <= a_j <= c_j, sum to ``row_total`` (the tables the exact test enumerates),
+    or ``cap`` when there are at least that many.
+
+    ``ways[s]``, the rows of the columns so far summing to s, is kept at most ``cap`` (a sum of capped counts reaches
+    the cap exactly when the true sum does), so the count costs k vectorised passes over ``row_total`` + 1 numbers
+    however many tables there are.
+    """
+    ways = np.zeros(row_total + 1, dtype=np.int64)
     ways[0] = 1
+    sums = np.arange(row_total + 1)
     for capacity in columns:
-        ways = np.array([sum(ways[max(0, s - capacity) : s + 1]) for s in range(row_total + 1)], dtype=object)
+        running = np.concatenate(([0], np.cumsum(ways)))  # running[s + 1] = ways[0] + ... + ways[s]
+        ways = np.minimum(running[sums + 1] - running[np.maximum(sums - capacity, 0)], cap)
     return int(ways[row_total])
 
 
@@ -64,11 +72,10 @@ def fisher_exact_2xk(table: np.ndarray) -> float:
         return 1.0
     columns = list(map(int, table.sum(axis=0)))
     row_total, n = int(table[0].sum()), int(table.sum())
-    count = count_tables(columns, row_total)
-    if count > MAX_TABLES:
+    if count_tables(columns, row_total) > MAX_TABLES:
         raise InputError(
-            f"the exact test of this {table.shape[1]}-cluster table would enumerate {count:,} tables (more than "
-            f"{MAX_TABLES:,}); the column has too many distinct values: use a column of genomic clusters"
+            f"the exact test of this {table.shape[1]}-cluster table would enumerate more than {MAX_TABLES:,} tables; "
+            "the column has too many distinct values: use a column of genomic clusters"
         )
     log_p = _log_weights(columns, row_total) - _log_choose(n, row_total)
     observed = sum(float(_log_choose(c, a)) for c, a in zip(columns, table[0])) - _log_choose(n, row_total)
@@ -97,7 +104,8 @@ def contingency(values: Sequence[float], labels: Sequence[object]) -> tuple[np.n
     keep = [i for i, label in enumerate(labels) if finite[i] and not _missing(label)]
     kept_labels = [labels[i] for i in keep]
     levels = sorted(set(kept_labels), key=str)
+    position = {level: j for j, level in enumerate(levels)}
     table = np.zeros((2, len(levels)), dtype=np.int64)
     for i, label in zip(keep, kept_labels):
-        table[int(high[i]), levels.index(label)] += 1
+        table[int(high[i]), position[label]] += 1
     return table, levels

@@ -23,7 +23,7 @@ from flairseg.config import TASK_SPECS
 from flairseg.data import institution
 from flairseg.errors import InputError
 from flairseg.html_report import write_html_report
-from flairseg.io import index_mask_cases, read_case, read_labels
+from flairseg.io import index_mask_cases, read_case, read_mask
 from flairseg.kaggle import read_kaggle_case
 from flairseg.metrics import CaseMetrics, Summary, case_metrics, summarise_cases
 from flairseg.outputs import ReportFolder, atomic_dir, atomic_file, check_output
@@ -63,20 +63,6 @@ def _flair(truth: Case) -> np.ndarray | None:
     if image is None or image.shape[:3] != truth.shape:
         return None
     return image[..., 1] if image.shape[-1] == 3 else image[..., 0]
-
-
-def _check_binary(case_id: str, path: Path, values: np.ndarray) -> None:
-    """Refuse a prediction (read from ``path``) whose ``values`` are not a mask or label map's (0 and positive whole
-    numbers, every label counting as foreground, as the truth's do): a probability map would otherwise count every
-    non-zero voxel as foreground."""
-    levels = np.unique(values)
-    labels = levels[levels != 0]
-    if not all(label > 0 and float(label).is_integer() for label in labels):
-        shown = ", ".join(f"{v:g}" for v in levels[:4]) + (", ..." if levels.size > 4 else "")
-        raise InputError(
-            f"case {case_id}: the prediction {path.name} holds the values {shown}, not 0 and positive whole-number "
-            "labels; threshold it into a binary mask first"
-        )
 
 
 def _check_same_space(case_id: str, pred: Case, truth: Case) -> None:
@@ -235,9 +221,8 @@ def evaluate(
     rows: list[CaseMetrics] = []
     with atomic_dir(out_path, mark=True) as tmp:
         for case_id in tqdm(sorted(truth_index), desc="evaluate", unit="case", disable=quiet, file=sys.stderr):
-            truth_case = read_case(truth_index[case_id], masks="only", mask_suffix=suffix)
-            pred_case, values = read_labels(pred_index[case_id], suffix)
-            _check_binary(case_id, pred_index[case_id], values)
+            truth_case = read_mask(truth_index[case_id], suffix, "truth")
+            pred_case = read_mask(pred_index[case_id], suffix, "prediction")
             if pred_case.shape != truth_case.shape:
                 raise InputError(
                     f"case {case_id}: prediction grid {pred_case.shape} differs from truth grid {truth_case.shape}"

@@ -247,6 +247,31 @@ def read_labels(path: str | os.PathLike, mask_suffix: str = "_mask") -> tuple[Ca
     return Case(label.case_id, None, values != 0, label.geometry), values
 
 
+def read_mask(path: str | os.PathLike, mask_suffix: str = "_mask", what: str = "mask") -> Case:
+    """A mask case read by :func:`read_labels`, its stored values checked by the one rule every mask that is scored
+    or measured follows (a prediction, a truth, a mask of ``shape``): 0 and positive whole-number labels, each label
+    foreground. A probability map, a negative or fractional value would otherwise count as foreground; it is refused,
+    naming the file as the ``what`` of its case."""
+    case, values = read_labels(path, mask_suffix)
+    if not _whole_labels(values):
+        levels = np.unique(values) + 0.0  # + 0.0: -0 shows as 0
+        shown = ", ".join(f"{v:g}" for v in levels[:4]) + (", ..." if levels.size > 4 else "")
+        raise InputError(
+            f"case {case.case_id}: the {what} {Path(path).name} holds the values {shown}, not 0 and positive "
+            "whole-number labels; threshold it into a binary mask first"
+        )
+    return case
+
+
+def _whole_labels(values: np.ndarray) -> bool:
+    """Whether every value is 0 or a positive whole number (so is every unsigned one: the common case costs nothing)."""
+    if values.dtype.kind in "bu":
+        return True
+    if values.dtype.kind == "i":
+        return not (values < 0).any()
+    return bool(np.all(np.isfinite(values) & (values >= 0) & (values == np.floor(values))))
+
+
 def _dicom_without_masks(path: Path) -> InputError:
     return InputError(f"{path} is a DICOM series, which carries no masks; give masks as NIfTI or TIFF")
 

@@ -261,6 +261,43 @@ def _running(pid: int) -> bool:
     return True
 
 
+_UNSAFE_CHARACTER = re.compile(r'[^ -~]|[/\\<>:"|?*]')  # not printable ASCII, a separator, or refused by Windows
+NAME_CHARACTERS = 60  # the readable part of a name made from user data (at most 60 bytes, far below any name limit)
+
+
+def safe_name(text: str) -> str:
+    """``text`` (a column name, a case id) as a single file name, readable and never a path.
+
+    Characters outside printable ASCII (control characters among them), path separators and those Windows refuses
+    become ``_``, as does a leading dot (no ``.``, ``..`` or hidden file), and the name is cut to
+    :data:`NAME_CHARACTERS`. A name so changed ends in ``-`` and eight hex digits of ``text``'s hash, so that texts
+    that read alike keep apart; a caller writing several such names still checks them against each other
+    (:func:`distinct_names`), since a text may also be chosen to look like another's changed name.
+    """
+    name = _UNSAFE_CHARACTER.sub("_", text)
+    name = ("_" + name[1:] if name.startswith(".") else name)[:NAME_CHARACTERS]
+    if name == text and name:
+        return name
+    digest = hashlib.blake2s(text.encode("utf-8", "surrogatepass"), digest_size=4).hexdigest()
+    return f"{name}-{digest}"
+
+
+def distinct_names(texts: Iterable[str], what: str) -> dict[str, str]:
+    """{text: :func:`safe_name` of it} for the distinct ``texts``; two that would share a file name on a file system
+    that ignores case are refused, naming both (``what`` says what the names are of, e.g. "box plot")."""
+    names: dict[str, str] = {}
+    taken: dict[str, str] = {}
+    for text in dict.fromkeys(texts):
+        names[text] = safe_name(text)
+        other = taken.setdefault(names[text].casefold(), text)
+        if other != text:
+            raise InputError(
+                f"{other!r} and {text!r} would share the {what} file name {names[text]!r} (names differing only in "
+                "case or in characters a file name cannot hold); rename one"
+            )
+    return names
+
+
 @dataclass(frozen=True)
 class ReportFolder:
     """The name of everything a run keeps in its report folder, made in this one place: ``OUTPUT/report``

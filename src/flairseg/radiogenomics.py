@@ -26,8 +26,8 @@ import numpy as np
 
 from flairseg.association import contingency, fisher_exact_2xk
 from flairseg.errors import InputError
-from flairseg.io import index_mask_cases, read_case
-from flairseg.outputs import atomic_dir, atomic_file, check_output
+from flairseg.io import index_mask_cases, read_mask
+from flairseg.outputs import atomic_dir, atomic_file, check_output, distinct_names
 from flairseg.shape import ShapeFeatures, shape_features
 
 FEATURES = ("asd", "mf", "bevr", "volume")
@@ -127,7 +127,7 @@ def shape_tree(
     seen = index_mask_cases(masks)
     rows, empty = [], []
     for case_id in tqdm(sorted(seen), desc="shape", unit="case", disable=quiet, file=sys.stderr):
-        case = read_case(seen[case_id], masks="only")
+        case = read_mask(seen[case_id], what="mask")
         if case.mask is None or not case.mask.any():
             empty.append(case_id)
         rows.append(
@@ -193,7 +193,19 @@ def _read_csv(path: Path, what: str) -> tuple[list[str], list[dict[str, str]]]:
         raise InputError(f"cannot read {what} file {path}: {exc}") from None
     if not header or not rows:
         raise InputError(f"{what} file {path} has no header or no rows")
+    _refuse_repeated_columns(header, what, path)
     return header, rows
+
+
+def _refuse_repeated_columns(header: list[str], what: str, path: Path) -> None:
+    """Refuse a header naming a column twice (which one holds the data?); unnamed columns (trailing commas) may
+    repeat."""
+    seen: set[str] = set()
+    for name in (column.strip() for column in header):
+        if name in seen:
+            raise InputError(f"{what} file {path} names the column {name!r} twice in its header; keep one")
+        if name:
+            seen.add(name)
 
 
 def _unique_by(rows: list[dict[str, str]], column: str, what: str, path: Path) -> dict[str, dict[str, str]]:
@@ -327,6 +339,24 @@ def _write_table(results: list[AssociationRow], path: Path) -> None:
             writer.writerow([r.feature, r.column, r.cases, " ".join(r.levels), low, high, *p_values, r.significant])
 
 
+def _plot_key(hypothesis: Hypothesis) -> str:
+    """``FEATURE_COLUMN``: a hypothesis's box plot is named after it (made safe by :func:`distinct_names`)."""
+    return f"{hypothesis.feature}_{hypothesis.column}"
+
+
+def _test_hypothesis(
+    h: Hypothesis, values: Sequence[float], labels: Sequence[str | None], alpha: float, tests: int
+) -> AssociationRow:
+    """One hypothesis's median split and Fisher's exact test, Bonferroni-corrected over ``tests`` hypotheses."""
+    table, levels = contingency(values, labels)
+    p = fisher_exact_2xk(table)
+    low, high = tuple(map(int, table[0])), tuple(map(int, table[1]))
+    bonferroni, significant = min(1.0, p * tests), p < alpha / tests
+    return AssociationRow(
+        h.feature, h.column, int(table.sum()), tuple(map(str, levels)), low, high, p, bonferroni, significant
+    )
+
+
 def associate(
     features: str | os.PathLike,
     clinical: str | os.PathLike,
@@ -339,7 +369,9 @@ def associate(
 ) -> Association:
     """Test each hypothesis on the cases of ``features`` found in ``clinical``; write the report folder ``out``.
 
-    The folder holds ``associations.csv``, ``associations.md`` and ``boxplots/FEATURE_COLUMN.png``.
+    The folder holds ``associations.csv``, ``associations.md`` and ``boxplots/FEATURE_COLUMN.png``, a name made
+    safe (:func:`~flairseg.outputs.safe_name`: a column name is never a path); hypotheses whose plot names would
+    coincide are refused before any work.
     """
     if not hypotheses:
         raise InputError("no hypotheses to test")
@@ -355,19 +387,16 @@ def associate(
         )
     _check_hypotheses(hypotheses, header, by_case, features, clinical)
     matched, unmatched = _match_cases(by_case, rows, id_column, features, clinical)
+    plot_names = distinct_names(map(_plot_key, hypotheses), "box plot") if plots else {}
     results = []
     with atomic_dir(out_path, mark=True) as tmp:
         for h in hypotheses:
             values = [by_case[c].get(h.feature, math.nan) for c, _ in matched]
             labels = [_label(row[h.column]) for _, row in matched]
-            table, levels = contingency(values, labels)
-            p = fisher_exact_2xk(table)
-            low, high = tuple(map(int, table[0])), tuple(map(int, table[1]))
-            bonferroni, significant = min(1.0, p * len(hypotheses)), p < alpha / len(hypotheses)
-            cases, levels = int(table.sum()), tuple(map(str, levels))
-            results.append(AssociationRow(h.feature, h.column, cases, levels, low, high, p, bonferroni, significant))
+            results.append(_test_hypothesis(h, values, labels, alpha, len(hypotheses)))
             if plots:
-                _group_plot(h.feature, h.column, values, labels, p, tmp / "boxplots" / f"{h.feature}_{h.column}.png")
+                plot = tmp / "boxplots" / f"{plot_names[_plot_key(h)]}.png"
+                _group_plot(h.feature, h.column, values, labels, results[-1].p, plot)
         _write_table(results, tmp / "associations.csv")
         (tmp / "associations.md").write_text(_markdown(results, alpha, len(matched), [c for c, _ in unmatched]))
     return Association(results, out_path, len(matched), [c for c, _ in unmatched], alpha)
