@@ -785,6 +785,45 @@ def _input_rewritten_in_place(tmp: Path) -> list[str]:
     return argv
 
 
+def _made_onnx(tmp: Path, bias: float = -1.0, batch: str | int = "batch") -> Path:
+    """TMP/m.onnx in the form flairseg exports (stamped with its graph's sha256, the zero checkpoint's record), but
+    made by hand: one 1x1 convolution whose bytes, hence hash, depend on no exporter's version."""
+    import json
+
+    from onnx import TensorProto, helper, numpy_helper
+
+    from flairseg.export import stamped
+
+    weights = [numpy_helper.from_array(np.zeros((1, 3, 1, 1), np.float32), "w")]
+    weights.append(numpy_helper.from_array(np.full(1, bias, np.float32), "b"))
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["image", "w", "b"], ["logits"])],
+        "flairseg",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [batch, 3, 256, 256])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, 1, 256, 256])],
+        weights,
+    )
+    model = helper.make_model(graph, ir_version=8, opset_imports=[helper.make_opsetid("", 17)], producer_name="test")
+    (tmp / "m.onnx").write_bytes(stamped(model, json.loads(_zero_checkpoint(tmp).read_text())))
+    return tmp / "m.onnx"
+
+
+def _onnx_edited_after_export(tmp: Path) -> list[str]:
+    import onnx
+
+    model = onnx.load(str(_made_onnx(tmp)))
+    model.graph.initializer[1].float_data[:] = [-100.0]  # the bias: every pixel background
+    onnx.save(model, str(tmp / "m.onnx"))
+    return _predict(tmp, _case(tmp), "--model", str(tmp / "m.onnx"))
+
+
+def _onnx_replaced_between_runs(tmp: Path) -> list[str]:
+    argv = ["predict", "-i", str(_case(tmp)), "-o", str(tmp / "pred"), "--quiet", "--model", str(_made_onnx(tmp))]
+    assert main(argv) == 0
+    _made_onnx(tmp, bias=1.0)
+    return argv
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -1409,6 +1448,28 @@ CATALOGUE = [
         lambda t: ["shape", "-i", str(_mask_volume(t / "in", np.full(1, 0.3))), "-o", str(t / "out.csv"), "--quiet"],
         "case P01: the mask P01_mask.nii.gz holds the values 0, 0.3, not 0 and positive whole-number labels; "
         "threshold it into a binary mask first",
+    ),
+    BadInput(
+        "onnx-edited-after-export",
+        "an ONNX export whose graph was edited afterwards (its head's bias set to -100)",
+        _onnx_edited_after_export,
+        "TMP/m.onnx was changed after export (its graph is not the one whose sha256 it records); export the "
+        "checkpoint again",
+    ),
+    BadInput(
+        "onnx-replaced-between-runs",
+        "a rerun into a prediction folder after the ONNX file it was made with was replaced by another",
+        _onnx_replaced_between_runs,
+        'case CASE in TMP/pred was made with another onnx_graph_sha256 ("26b9ecd45b60bc464348ee39e8210e74762bc0845'
+        '4797c836ca93bdadb64dca8" -> "74c56fea2136ccd095e83c71cbfd2fc26b17e2b07386fa2a83995a6a371a6d37"); pass '
+        "--overwrite to predict it again, or write elsewhere",
+    ),
+    BadInput(
+        "onnx-fixed-batch",
+        "an ONNX model whose graph takes batches of one slice only",
+        lambda t: _predict(t, _case(t), "--model", str(_made_onnx(t, batch=1))),
+        "TMP/m.onnx declares input [1, 3, 256, 256], a fixed batch size of 1; flairseg runs batches of any size: "
+        "export the checkpoint again",
     ),
 ]
 

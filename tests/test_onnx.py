@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from collections.abc import Callable
@@ -10,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 from flairseg.cli import main
 from flairseg.io import read_case, sample_case_path
@@ -156,3 +157,136 @@ def test_export_checks_the_checkpoint_record(
     assert main(["export", "--onnx", "--model", str(tmp_path / "m.json"), "-o", str(tmp_path / "m.onnx")]) == 1
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err and not (tmp_path / "m.onnx").exists()
+
+
+def _metadata_of(model: onnx.ModelProto) -> dict[str, str]:
+    return {entry.key: entry.value for entry in model.metadata_props}
+
+
+def test_the_export_records_the_sha256_of_its_graph(exported: Path, tmp_path: Path) -> None:
+    from flairseg.inference import ONNX_GRAPH_KEY, onnx_graph_sha256
+
+    model = onnx.load(str(exported))
+    recorded = _metadata_of(model)[ONNX_GRAPH_KEY]
+    del model.metadata_props[:]
+    assert hashlib.sha256(model.SerializeToString(deterministic=True)).hexdigest() == recorded
+    assert onnx_graph_sha256(exported.read_bytes()) == recorded
+    assert Segmenter(exported).settings()["onnx_graph_sha256"] == recorded  # what a case's record keeps
+    assert Segmenter(resolve(None), precision="fp32").settings()["onnx_graph_sha256"] is None
+
+
+def _head_bias_at(value: float) -> Callable[[onnx.ModelProto], None]:
+    """Set the bias of the graph's last convolution (the head) to ``value``: every pixel background at -100."""
+
+    def edit(model: onnx.ModelProto) -> None:
+        bias = [node for node in model.graph.node if node.op_type == "Conv"][-1].input[2]
+        tensor = next(t for t in model.graph.initializer if t.name == bias)
+        tensor.CopyFrom(numpy_helper.from_array(np.full_like(numpy_helper.to_array(tensor), value), bias))
+
+    return edit
+
+
+def _without_graph_sha256(model: onnx.ModelProto) -> None:
+    kept = [(e.key, e.value) for e in model.metadata_props if e.key != "flairseg_graph_sha256"]
+    onnx.helper.set_model_props(model, dict(kept))
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (_head_bias_at(-100.0), "released.onnx was changed after export (its graph is not the one whose sha256"),
+        (_without_graph_sha256, "released.onnx records no sha256 of its graph"),
+    ],
+)
+def test_an_onnx_file_changed_after_export_is_refused(
+    exported: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    edit: Callable[[onnx.ModelProto], None],
+    message: str,
+) -> None:
+    model = onnx.load(str(exported))
+    edit(model)
+    (tmp_path / "edit").mkdir()
+    onnx.save(model, str(tmp_path / "edit" / "released.onnx"))
+    argv = ["predict", "-i", str(sample_case_path()), "-o", str(tmp_path / "p"), "--quiet"]
+    assert main([*argv, "--model", str(tmp_path / "edit" / "released.onnx")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("flairseg: error:") and message in err and "\n" not in err
+    assert not (tmp_path / "p").exists()
+
+
+def _restamped(exported: Path, out: Path, edit: Callable[[onnx.ModelProto], None]) -> Path:
+    """The export edited and stamped again as export stamps: its graph's hash matches, its shapes need not."""
+    from flairseg.export import stamped
+
+    model = onnx.load(str(exported))
+    edit(model)
+    out.write_bytes(stamped(model, json.loads(_metadata_of(model)["flairseg"])))
+    return out
+
+
+def _fixed_batch(model: onnx.ModelProto) -> None:
+    for value in (*model.graph.input, *model.graph.output):
+        value.type.tensor_type.shape.dim[0].dim_value = 1
+
+
+def _after_logits(nodes: list[onnx.NodeProto], constants: dict[str, list[int]], declared: list) -> Callable:
+    """Append ``nodes`` (with int64 ``constants``) to the logits; the last one's output 'y', declared as ``declared``,
+    becomes the graph's output."""
+
+    def edit(model: onnx.ModelProto) -> None:
+        model.graph.initializer.extend(numpy_helper.from_array(np.array(v, np.int64), k) for k, v in constants.items())
+        model.graph.node.extend(nodes)
+        model.graph.output[0].CopyFrom(helper.make_tensor_value_info("y", TensorProto.FLOAT, declared))
+
+    return edit
+
+
+_LOGITS = ["batch", 1, 256, 256]  # the output the metadata asks for
+_CROP = helper.make_node("Slice", ["logits", "starts", "ends", "axes"], ["y"])
+# the same crop to 16x16, its size computed at run time (ONNX Runtime's shape inference keeps the declared size)
+_RUNTIME_CROP = [
+    helper.make_node("Shape", ["logits"], ["size"], start=2),
+    helper.make_node("Div", ["size", "sixteen"], ["ends"]),
+    _CROP,
+]
+# a reshape to a batch of one, found wrong only at run time
+_BATCH_OF_ONE = [
+    helper.make_node("Shape", ["logits"], ["size"], start=1),
+    helper.make_node("Concat", ["one", "size"], ["shape"], axis=0),
+    helper.make_node("Reshape", ["logits", "shape"], ["y"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (_fixed_batch, "declares input [1, 3, 256, 256], a fixed batch size of 1; flairseg runs batches of any size"),
+        (
+            _after_logits([_CROP], {"starts": [0, 0], "ends": [16, 16], "axes": [2, 3]}, ["batch", 1, 16, 16]),
+            "declares output ['batch', 1, 16, 16], but its metadata asks for a logit map of 256x256",
+        ),
+        (
+            _after_logits(_RUNTIME_CROP, {"starts": [0, 0], "sixteen": [16, 16], "axes": [2, 3]}, _LOGITS),
+            "m.onnx answered [4, 1, 16, 16] for a batch of [4, 3, 256, 256], not one logit map per slice",
+        ),
+        (_after_logits(_BATCH_OF_ONE, {"one": [1]}, _LOGITS), "m.onnx failed: [ONNXRuntimeError] : 1 : FAIL"),
+    ],
+)
+def test_an_onnx_graph_off_its_metadata_is_refused_in_one_line(
+    exported: Path,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    edit: Callable[[onnx.ModelProto], None],
+    message: str,
+) -> None:
+    model = _restamped(exported, tmp_path / "m.onnx", edit)
+    for argv in (
+        ["predict", "-i", str(sample_case_path()), "-o", str(tmp_path / "p"), "--model", str(model), "--quiet"],
+        ["demo", "-o", str(tmp_path / "d"), "--model", str(model)],
+    ):
+        assert main(argv) == 1
+        err = capfd.readouterr().err.strip()  # ONNX Runtime's own log too
+        assert err.startswith("flairseg: error:") and message in err and "\n" not in err, err
+    assert not (tmp_path / "p").exists() and not (tmp_path / "d").exists()

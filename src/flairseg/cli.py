@@ -764,8 +764,9 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
     export = commands.add_parser(
         "export",
         help="export a model to ONNX (for ONNX Runtime: flairseg predict --model NAME.onnx)",
-        description="Write a checkpoint or released model as an ONNX file carrying its preprocessing metadata; "
-        "`flairseg predict --model NAME.onnx` runs it with ONNX Runtime on the CPU. Needs the onnx extra.",
+        description="Write a checkpoint or released model as an ONNX file carrying its preprocessing metadata and "
+        "the sha256 of its graph; `flairseg predict --model NAME.onnx` runs it with ONNX Runtime on the CPU and "
+        "refuses it once changed. Needs the onnx extra.",
     )
     export.add_argument("--onnx", action="store_true", required=True, help="the format (ONNX, the only one for now)")
     export.add_argument("-o", "--output", required=True, metavar="NAME.onnx", help="ONNX file to create")

@@ -3,8 +3,10 @@
 The ONNX file holds the network (batch size free, the preprocessing's input size fixed) and,
 in its metadata property ``flairseg``, the checkpoint's JSON (task, preprocessing, threshold,
 architecture, sha256 of the source weights), so ``flairseg predict --model NAME.onnx``
-preprocesses and postprocesses exactly as with the checkpoint. The exporter is PyTorch's
-TorchScript-based one (``dynamo=False``): one self-contained file, seconds to write.
+preprocesses and postprocesses exactly as with the checkpoint; in ``flairseg_graph_sha256``, the
+sha256 of the rest of the file (the graph with its weights), so that a file changed after export is
+refused. The exporter is PyTorch's TorchScript-based one (``dynamo=False``): one self-contained file,
+seconds to write.
 """
 
 from __future__ import annotations
@@ -12,13 +14,17 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from flairseg import checkpoint
 from flairseg.errors import InputError
-from flairseg.inference import ONNX_METADATA_KEY
+from flairseg.inference import ONNX_GRAPH_KEY, ONNX_METADATA_KEY, onnx_graph_sha256
 from flairseg.outputs import atomic_file, check_output
+
+if TYPE_CHECKING:
+    import onnx
 
 OPSET = 17
 
@@ -51,8 +57,16 @@ def export_onnx(
             output_names=["logits"],
             dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
         )
-        exported = onnx.load(str(tmp))
-        entry = exported.metadata_props.add()
-        entry.key, entry.value = ONNX_METADATA_KEY, json.dumps(metadata)
-        onnx.save(exported, str(tmp))
+        tmp.write_bytes(stamped(onnx.load(str(tmp)), metadata))
     return out_path
+
+
+def stamped(model: onnx.ModelProto, metadata: dict[str, Any]) -> bytes:
+    """``model`` serialized with two metadata properties: the checkpoint's JSON and the sha256 of everything else
+    in the file (:func:`flairseg.inference.onnx_graph_sha256`), which loading checks. Any earlier properties go.
+    """
+    import onnx
+
+    digest = onnx_graph_sha256(model.SerializeToString(deterministic=True))
+    onnx.helper.set_model_props(model, {ONNX_METADATA_KEY: json.dumps(metadata), ONNX_GRAPH_KEY: digest})
+    return model.SerializeToString(deterministic=True)

@@ -6,9 +6,11 @@ run selects its model on are computed exactly as users will get them.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -69,10 +71,67 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
 
 
 ONNX_METADATA_KEY = "flairseg"  # the ONNX metadata property holding the checkpoint's JSON
+ONNX_GRAPH_KEY = "flairseg_graph_sha256"  # the one holding onnx_graph_sha256 of the file at export
+_METADATA_FIELD = 14  # ModelProto.metadata_props, in ONNX's protobuf schema
 
 
-def _onnx_metadata(text: str, path: str | os.PathLike) -> dict[str, Any]:
+def onnx_graph_sha256(data: bytes) -> str:
+    """The sha256 of a serialized ONNX model without its metadata properties: its graph with the weights, its opsets
+    and every other field, as stored.
+
+    The protobuf's top-level fields are read in one pass, without decoding the graph (a large model loads as fast),
+    and all but ``metadata_props`` are hashed whole: for a file written by ``SerializeToString(deterministic=True)``
+    this is the sha256 of the model serialized with its metadata properties cleared. Raises ValueError for bytes that
+    are not a protobuf message.
+    """
+    digest = hashlib.sha256()
+    view = memoryview(data)
+    position = 0
+    while position < len(view):
+        start = position
+        key, position = _varint(view, position)
+        position = _field_end(view, position, key & 7)
+        if key >> 3 != _METADATA_FIELD:
+            digest.update(view[start:position])
+    return digest.hexdigest()
+
+
+def _varint(view: memoryview, position: int) -> tuple[int, int]:
+    """The protobuf varint at ``position`` and the position after it."""
+    value = shift = 0
+    while position < len(view) and shift < 64:
+        byte = view[position]
+        value |= (byte & 0x7F) << shift
+        position, shift = position + 1, shift + 7
+        if byte < 0x80:
+            return value, position
+    raise ValueError("a protobuf varint runs past the end of the data")
+
+
+def _field_end(view: memoryview, position: int, wire_type: int) -> int:
+    """Where a protobuf field whose value starts at ``position`` ends: a varint, 64 or 32 bits, or length-prefixed."""
+    if wire_type == 0:
+        return _varint(view, position)[1]
+    if wire_type == 2:
+        length, position = _varint(view, position)
+        end = position + length
+    elif wire_type in (1, 5):
+        end = position + (8 if wire_type == 1 else 4)
+    else:
+        raise ValueError(f"protobuf wire type {wire_type} has no place in an ONNX model")
+    if end > len(view):
+        raise ValueError("a protobuf field runs past the end of the data")
+    return end
+
+
+def _onnx_metadata(properties: dict[str, str], path: str | os.PathLike) -> dict[str, Any]:
     """An ONNX export's ``flairseg`` metadata, parsed and checked as a checkpoint's JSON is."""
+    text = properties.get(ONNX_METADATA_KEY)
+    if text is None:
+        raise WeightsError(
+            f"{path} was not exported by flairseg (no {ONNX_METADATA_KEY!r} metadata); export it with `flairseg "
+            "export --onnx`"
+        )
     try:
         metadata = json.loads(text)
     except json.JSONDecodeError:
@@ -80,12 +139,42 @@ def _onnx_metadata(text: str, path: str | os.PathLike) -> dict[str, Any]:
     return checkpoint.check_metadata(metadata, str(path))
 
 
+def _checked_graph_sha256(data: bytes, properties: dict[str, str], path: str | os.PathLike) -> str:
+    """The sha256 of the model's graph, refused unless it is the one recorded at export."""
+    recorded = properties.get(ONNX_GRAPH_KEY)
+    if recorded is None:
+        raise WeightsError(
+            f"{path} records no sha256 of its graph (exported by an older flairseg, or edited); export the checkpoint "
+            "again with `flairseg export --onnx`"
+        )
+    try:
+        actual = onnx_graph_sha256(data)
+    except ValueError as exc:
+        raise WeightsError(f"cannot load ONNX model {path}: {exc}") from None
+    if actual != recorded:
+        raise WeightsError(
+            f"{path} was changed after export (its graph is not the one whose sha256 it records); export the "
+            "checkpoint again"
+        )
+    return actual
+
+
+def _onnxruntime_errors(onnxruntime: Any) -> tuple[type[Exception], ...]:
+    """ONNX Runtime's own exception types (Fail, InvalidArgument, RuntimeException...), none of them Python's."""
+    state = vars(onnxruntime.capi.onnxruntime_pybind11_state).values()
+    return tuple(kind for kind in state if isinstance(kind, type) and issubclass(kind, Exception))
+
+
 class OnnxModel:
     """A network exported by ``flairseg export --onnx``, run by ONNX Runtime on the CPU.
+
+    The file is read once: its graph's hash is checked against the one recorded at export and the same bytes are run,
+    so the model that runs is the one checked.
 
     Attributes:
         metadata: the source checkpoint's JSON (task, preprocessing, architecture, recipe).
         in_channels: input channels the network expects.
+        graph_sha256: the sha256 of the graph that runs (:func:`onnx_graph_sha256`).
     """
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None) -> None:
@@ -95,27 +184,39 @@ class OnnxModel:
             raise WeightsError("running an ONNX model needs onnxruntime: pip install 'flairseg[onnx]'") from None
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads or 0
-        options.log_severity_level = 3
+        options.log_severity_level = 4  # fatal only: a failure is raised as one line, not logged too
         try:
-            self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            data = Path(path).read_bytes()
+            self.session = onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own error types for unreadable or invalid files
             raise WeightsError(f"cannot load ONNX model {path}: {str(exc).splitlines()[0]}") from None
-        text = self.session.get_modelmeta().custom_metadata_map.get(ONNX_METADATA_KEY)
-        if text is None:
-            raise WeightsError(
-                f"{path} was not exported by flairseg (no {ONNX_METADATA_KEY!r} metadata); export it with `flairseg "
-                "export --onnx`"
-            )
-        self.metadata: dict[str, Any] = _onnx_metadata(text, path)
+        properties = self.session.get_modelmeta().custom_metadata_map
+        self.metadata: dict[str, Any] = _onnx_metadata(properties, path)
+        self.graph_sha256 = _checked_graph_sha256(data, properties, path)
         self.in_channels = checkpoint.model_config(self.metadata).in_channels
-        size = checkpoint.preprocess_config(self.metadata).size
-        graph_input = self.session.get_inputs()[0]
-        if list(graph_input.shape[1:]) != [self.in_channels, size, size]:
-            raise WeightsError(
-                f"{path} declares input {list(graph_input.shape)}, but its metadata asks for {self.in_channels} "
-                f"channels of {size}x{size}; export the checkpoint again"
-            )
-        self._input = graph_input.name
+        self._check_shapes(path, checkpoint.preprocess_config(self.metadata).size)
+        self._input = self.session.get_inputs()[0].name
+        self._path = path
+        self._errors = _onnxruntime_errors(onnxruntime)
+
+    def _check_shapes(self, path: str | os.PathLike, size: int) -> None:
+        """Refuse a graph that does not take (any batch, channels, size, size) or answer (any batch, 1, size, size)."""
+        expected = [
+            ("input", self.session.get_inputs()[0], [self.in_channels, size, size], f"{self.in_channels} channels"),
+            ("output", self.session.get_outputs()[0], [1, size, size], "a logit map"),
+        ]
+        for what, node, dims, content in expected:
+            shape = list(node.shape)
+            if shape[1:] != dims:
+                raise WeightsError(
+                    f"{path} declares {what} {shape}, but its metadata asks for {content} of {size}x{size}; export the "
+                    "checkpoint again"
+                )
+            if isinstance(shape[0], int):
+                raise WeightsError(
+                    f"{path} declares {what} {shape}, a fixed batch size of {shape[0]}; flairseg runs batches of any "
+                    "size: export the checkpoint again"
+                )
 
     # The torch network's interface, so that inference takes either (as MONAI's inferers take any network).
     training = False
@@ -128,7 +229,16 @@ class OnnxModel:
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         """(N, C, H, W) float32 -> (N, 1, H, W) float32 logits, like the torch network's forward."""
-        return torch.from_numpy(self.session.run(None, {self._input: np.ascontiguousarray(batch.float().numpy())})[0])
+        try:
+            logits = self.session.run(None, {self._input: np.ascontiguousarray(batch.float().numpy())})[0]
+        except self._errors as exc:
+            raise WeightsError(f"ONNX model {self._path} failed: {str(exc).splitlines()[0]}") from None
+        if logits.shape != (batch.shape[0], 1, *batch.shape[2:]):
+            raise WeightsError(
+                f"ONNX model {self._path} answered {list(logits.shape)} for a batch of {list(batch.shape)}, not one "
+                "logit map per slice; export the checkpoint again"
+            )
+        return torch.from_numpy(logits)
 
 
 @dataclass(frozen=True)

@@ -131,6 +131,7 @@ class Segmenter:
             "flairseg_version": __version__,
             "model": self.metadata.get("name", "unnamed checkpoint"),
             "weights_sha256": self.metadata.get("sha256"),
+            "onnx_graph_sha256": self.model.graph_sha256 if isinstance(self.model, OnnxModel) else None,
             "task": self.task,
             "folds": self.folds,
             "preprocess": dataclasses.asdict(self.preprocess),

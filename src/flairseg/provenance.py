@@ -1,14 +1,14 @@
 """How each predicted case was made, and whether a rerun may reuse it.
 
-``predict`` writes ``report/records/<case>_mask.json`` (``_brain`` for brain masks) with each case's
-mask: the flairseg version, the model (name, sha256 of its weights, task, members used), every setting that changes the
-mask (threshold, postprocessing rule, precision, TTA, two-stage brain model, resampling) and
-the input files (names, sizes, modification times and sha256 of their contents, so that a file rewritten
-with the same size and time is not mistaken for the one predicted). A rerun skips a case only when its record
-equals the one the current command would write; any difference stops the run with a one-line
-error naming it, and ``--overwrite`` predicts the case again. The record is written last, so a
-case without one (an interrupted run) is predicted again; outputs of a case with neither a record
-nor the ``.started`` file written before them are not flairseg's, and only ``--overwrite`` replaces them.
+``predict`` writes ``report/records/<case>_mask.json`` (``_brain`` for brain masks) with each case's mask: the
+flairseg version, the model (name, sha256 of its weights and, for an ONNX export, of the graph that ran; task,
+members used), every setting that changes the mask (threshold, postprocessing rule, precision, TTA, two-stage brain
+model, resampling) and the input files (names, sizes, modification times and sha256 of their contents, so that a
+file rewritten with the same size and time is not mistaken for the one predicted). A rerun skips a case only when
+its record equals the one the current command would write; any difference stops the run with a one-line error naming
+it, and ``--overwrite`` predicts the case again. The record is written last, so a case without one (an interrupted
+run) is predicted again; outputs of a case with neither a record nor the ``.started`` file written before them are
+not flairseg's, and only ``--overwrite`` replaces them.
 """
 
 from __future__ import annotations
