@@ -821,6 +821,52 @@ def _onnx_replaced_between_runs(tmp: Path) -> list[str]:
     argv = ["predict", "-i", str(_case(tmp)), "-o", str(tmp / "pred"), "--quiet", "--model", str(_made_onnx(tmp))]
     assert main(argv) == 0
     _made_onnx(tmp, bias=1.0)
+    ),
+    BadInput(
+def _resume_other_settings(tmp: Path) -> list[str]:
+    import dataclasses
+    import json
+
+    from flairseg.config import TrainConfig
+
+    data = _case(tmp).parent
+    (tmp / "old").mkdir()
+    (tmp / "old" / "config.json").write_text(json.dumps(dataclasses.asdict(TrainConfig())))
+    settings = ("--lr", "0.9", "--set", "rotation=0", "--loss", "dice+bce")
+    return ["train", "--data", str(data), "-o", str(tmp / "old"), "--resume", *settings, "--quiet"]
+
+
+def _trained_run(tmp: Path) -> list[str]:
+    """A tiny run trained into TMP/old (three cases under TMP/in); the command that resumes it."""
+    argv = _train(tmp)
+    argv[argv.index(str(tmp / "run"))] = str(tmp / "old")
+    assert main(argv) == 0
+    return ["train", "--data", str(tmp / "in"), "-o", str(tmp / "old"), "--resume", "--quiet"]
+
+
+def _resume_without_best(tmp: Path) -> list[str]:
+    argv = _trained_run(tmp)
+    (tmp / "old" / "best.json").unlink()
+    return argv
+
+
+def _resume_edited_config(tmp: Path) -> list[str]:
+    argv = _trained_run(tmp)
+    recipe = tmp / "old" / "config.json"
+    recipe.write_text(recipe.read_text().replace('"lr": 0.0001', '"lr": 0.9'))
+    return argv
+
+
+def _cv_fold_on_changed_data(tmp: Path) -> list[str]:
+    """Fold 0 of a cross-validation trained, then a slice of its training case rewritten."""
+    import json
+
+    argv = ["cv", *_train(tmp)[1:], "--fold", "0"]
+    argv[argv.index(str(tmp / "run"))] = str(tmp / "cv")
+    assert main(argv) == 0
+    case = json.loads((tmp / "cv" / "fold-0" / "split.json").read_text())["train"][0]
+    image = tmp / "in" / case / f"{case}_2.tif"
+    tifffile.imwrite(image, 255 - tifffile.imread(image), photometric="rgb")
     return argv
 
 
@@ -1402,6 +1448,7 @@ CATALOGUE = [
         "truncated or holds no image; repair it or move it out of the folder",
     ),
     BadInput(
+<<<<<<< HEAD
         "dicom-jpeg-frame-larger-than-header",
         "three 1 kB JPEG DICOM slices declaring 32 x 32 pixels whose JPEG frame header says 40000 x 40000",
         _dicom_jpeg_larger_than_its_header,
@@ -1470,6 +1517,33 @@ CATALOGUE = [
         lambda t: _predict(t, _case(t), "--model", str(_made_onnx(t, batch=1))),
         "TMP/m.onnx declares input [1, 3, 256, 256], a fixed batch size of 1; flairseg runs batches of any size: "
         "export the checkpoint again",
+=======
+        "resume-other-settings",
+        "resuming a run with settings other than its own (`--resume --lr 0.9 --set rotation=0 --loss dice+bce`)",
+        _resume_other_settings,
+        "TMP/old was trained with lr 0.0001, not 0.9; resume it with the settings of its config.json (or none), or "
+        "start a new run",
+    ),
+    BadInput(
+        "resume-without-best",
+        "resuming a run whose best.json was deleted",
+        _resume_without_best,
+        "TMP/old lacks best.json, the model of its best epoch (1); restore it, or train the run again with --overwrite",
+    ),
+    BadInput(
+        "resume-edited-config",
+        "resuming a run whose config.json was edited (another lr) after its last checkpoint",
+        _resume_edited_config,
+        "TMP/old/config.json was edited after the run's last checkpoint (lr 0.0001 -> 0.9); restore it, or start a "
+        "new run",
+    ),
+    BadInput(
+        "cv-fold-on-changed-data",
+        "`cv --fold 0` again after a slice of one of fold 0's training cases was replaced",
+        _cv_fold_on_changed_data,
+        "case CASE_1 changed since TMP/cv/fold-0 was trained on it (CASE_1_2.tif changed: sha256); restore the data "
+        "it was trained on, or train again into a new folder",
+>>>>>>> trainlock
     ),
 ]
 

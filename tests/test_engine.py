@@ -44,6 +44,15 @@ def _train(data: Path, run: Path, epochs: int, steps: int, *options: str) -> int
     return main([*command, *options])
 
 
+def _planned(run: Path, **settings: object) -> None:
+    """Change settings in a run's config.json and in the recipe its last checkpoint records alike: the run as if it
+    had been planned with them (a recipe edited in config.json alone is refused on resume)."""
+    for name, recipe in (("config.json", lambda r: r), ("last.json", lambda r: r["recipe"])):
+        record = json.loads((run / name).read_text())
+        recipe(record).update(settings)
+        (run / name).write_text(json.dumps(record))
+
+
 @pytest.fixture(scope="module")
 def phantoms(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("phantoms") / "cases"
@@ -90,9 +99,7 @@ def test_reloaded_model_predicts_identically(trained: Path, phantoms: Path) -> N
 def test_resume_continues_the_same_run(phantoms: Path, tmp_path: Path) -> None:
     whole = train(_config(epochs=2), phantoms, tmp_path / "whole", quiet=True)
     train(_config(epochs=1), phantoms, tmp_path / "killed", quiet=True)
-    config = json.loads((tmp_path / "killed" / "config.json").read_text())
-    config["epochs"] = 2  # as if the run had been killed after its first epoch
-    (tmp_path / "killed" / "config.json").write_text(json.dumps(config))
+    _planned(tmp_path / "killed", epochs=2)  # as if the run had been killed after its first epoch
     resumed = train(_config(epochs=99), phantoms, tmp_path / "killed", resume=True, quiet=True)
     assert resumed.epochs == 2
     a, _ = checkpoint.read(whole.run / "last")
@@ -426,9 +433,7 @@ def test_tail_average_of_the_last_epochs_survives_resume(phantoms: Path, tmp_pat
     # killed after its second epoch (inside the averaged tail) and resumed: the same average
     # averages epoch 2 alone, as 3/2 would
     train(_config(epochs=2, average_last=1), phantoms, tmp_path / "killed", quiet=True)
-    config = json.loads((tmp_path / "killed" / "config.json").read_text())
-    config["epochs"], config["average_last"] = 3, 2
-    (tmp_path / "killed" / "config.json").write_text(json.dumps(config))
+    _planned(tmp_path / "killed", epochs=3, average_last=2)
     train(_config(epochs=99), phantoms, tmp_path / "killed", resume=True, quiet=True)
     resumed, _ = checkpoint.read(tmp_path / "killed" / "average")
     assert all(torch.equal(resumed[k], average[k]) for k in average)

@@ -160,10 +160,15 @@ class TrainingState:
 
 
 def save_training_state(
-    model: nn.Module, optimizer: torch.optim.Optimizer, state: TrainingState, task: str, path: str | os.PathLike
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    state: TrainingState,
+    recipe: dict[str, Any],
+    path: str | os.PathLike,
 ) -> Path:
     """Model, optimizer, RNG and ``state`` as one checkpoint (tensors under key prefixes ``model.``, ``optim.<i>.``,
-    ``avg.``, ``rng.``), written atomically like every checkpoint."""
+    ``avg.``, ``rng.``), written atomically like every checkpoint; its record names the ``recipe`` (a TrainConfig
+    as a dict) the state was trained with, so that a run resumed under an edited recipe is refused."""
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     optim = optimizer.state_dict()
     for index, values in optim["state"].items():
@@ -173,7 +178,8 @@ def save_training_state(
     return save(
         tensors,
         {
-            "task": task,
+            "task": recipe["task"],
+            "recipe": recipe,
             "epoch": state.epoch,
             "best_epoch": state.best_epoch,
             "best_dice": state.best_dice,

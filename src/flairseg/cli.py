@@ -172,14 +172,19 @@ def _cmd_preprocess(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train_config(args: argparse.Namespace):
+def _recipe_layers(args: argparse.Namespace) -> list[dict]:
+    """The settings the command line gives, in the order they apply, each over the one before: --task and
+    --preset, the --config file, the recipe options and --set."""
     import json
     from pathlib import Path
 
-    from flairseg.config import TrainConfig, model_preset, replace
+    from flairseg.config import model_preset
     from flairseg.errors import ConfigError
 
-    config = TrainConfig(task=args.task, model=model_preset(args.preset))
+    base = {"task": args.task} if args.task else {}
+    if args.preset:
+        base["model"] = dataclasses.asdict(model_preset(args.preset))
+    layers = [base]
     if args.config:
         try:
             values = json.loads(Path(args.config).read_text())
@@ -187,7 +192,14 @@ def _train_config(args: argparse.Namespace):
             raise ConfigError(f"cannot read config {args.config}: {exc}") from None
         if not isinstance(values, dict):
             raise ConfigError(f"config {args.config} must hold a JSON object of settings")
-        config = replace(config, **values)
+        layers.append(values)
+    return [*layers, _option_changes(args)]
+
+
+def _option_changes(args: argparse.Namespace) -> dict:
+    """The recipe options and --set settings given on the command line (nested ones as dicts)."""
+    from flairseg.errors import ConfigError
+
     changes: dict = {}
     for name in (
         "epochs",
@@ -216,29 +228,49 @@ def _train_config(args: argparse.Namespace):
             raise ConfigError(f"--set needs KEY=VALUE, not {item!r}")
         head, dot, rest = key.partition(".")
         changes[head] = {**changes.get(head, {}), rest: value} if dot else value
-    return replace(config, **changes) if changes else config
+    return changes
 
 
-def _check_resumed_epochs(args: argparse.Namespace) -> None:
-    """``--resume --epochs N`` with another N than the run's: refused (its learning-rate schedule is fixed by its
-    epochs).
+def _train_config(args: argparse.Namespace, base=None):
+    """The recipe of the command line: its settings over ``base`` (a resumed run's recipe) or the defaults."""
+    from flairseg.config import TrainConfig, replace
+
+    config = TrainConfig() if base is None else base
+    for changes in _recipe_layers(args):
+        config = replace(config, **changes) if changes else config
+    return config
+
+
+def _check_resumed_settings(args: argparse.Namespace) -> None:
+    """``--resume`` with a setting other than the run's own (its config.json): refused, naming the first; another
+    number of epochs with the way to train longer (a run's learning-rate schedule is fixed by its epochs).
     """
     import json
     from pathlib import Path
 
+    from flairseg.config import TrainConfig, first_difference, from_dict
     from flairseg.errors import ConfigError
 
     recorded = Path(args.output) / "config.json"
-    if not (args.resume and args.epochs is not None and recorded.is_file()):
+    if not (args.resume and recorded.is_file()):
         return
     try:
-        epochs = json.loads(recorded.read_text())["epochs"]
-    except (OSError, ValueError, KeyError, TypeError):
+        values = json.loads(recorded.read_text())
+        config = from_dict(TrainConfig, values) if isinstance(values, dict) else None
+    except (OSError, ValueError, ConfigError):
+        config = None
+    if config is None:
         return  # train() reports an unreadable run folder
-    if epochs != args.epochs:
+    found = first_difference(config, _train_config(args, config))
+    if found is not None and found[0] == "epochs":
         raise ConfigError(
-            f"{args.output} was planned for {epochs} epochs and resumes to that; to train longer, start a new run "
+            f"{args.output} was planned for {found[1]} epochs and resumes to that; to train longer, start a new run "
             f"from its weights: flairseg train ... --init {Path(args.output) / 'best.json'}"
+        )
+    if found is not None:
+        raise ConfigError(
+            f"{args.output} was trained with {found[0]} {found[1]}, not {found[2]}; resume it with the settings of "
+            "its config.json (or none), or start a new run"
         )
 
 
@@ -247,7 +279,7 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
         "train",
         help="train a U-Net (abnormality or brain) with patient-level folds; resumable; torchrun for N processes",
         description="Train on the cases under DATA into the run folder OUTPUT (config.json, split.json, start.json, "
-        "log.csv, best and last checkpoints). Run the same command under "
+        "data.json, log.csv, best and last checkpoints). Run the same command under "
         "`torchrun --nproc-per-node N -m flairseg train ...` for data-parallel training.",
     )
     train.add_argument("-o", "--output", required=True, metavar="RUN", help="run folder")
@@ -269,7 +301,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from flairseg.released_models import resolve
 
     init_from = resolve(args.init) if args.init else None  # a checkpoint path or a released model's name
-    _check_resumed_epochs(args)
+    _check_resumed_settings(args)
     result = train(
         _train_config(args),
         args.data,
@@ -790,8 +822,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _add_recipe(parser: argparse.ArgumentParser) -> None:
     """The training data and recipe options shared by ``train`` and ``cv``."""
     parser.add_argument("--data", required=True, help="a tree of cases with masks (Kaggle folders or NIfTI)")
-    parser.add_argument("--task", choices=TASKS, default="abnormality")
-    parser.add_argument("--preset", default="default", help="model preset: paper, port or default")
+    parser.add_argument("--task", choices=TASKS, help="abnormality (the default) or brain")
+    parser.add_argument("--preset", help="model preset: paper, port or default (the default)")
     parser.add_argument("--config", help="JSON file of TrainConfig settings")
     parser.add_argument("--variant", choices=VARIANTS, help="preprocessing variant (default port)")
     parser.add_argument("--size", type=positive_int, help="in-plane input size (default 256)")

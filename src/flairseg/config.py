@@ -351,6 +351,20 @@ def replace(config: Any, **changes: Any) -> Any:
     return from_dict(type(config), merged)
 
 
+def first_difference(a: Any, b: Any, prefix: str = "") -> tuple[str, Any, Any] | None:
+    """The first setting (in field order, nested ones dotted: ``model.features``) in which two configs of one type
+    differ, with its value in each; None when they are equal."""
+    for name in (f.name for f in dataclasses.fields(a)):
+        left, right = getattr(a, name), getattr(b, name)
+        if dataclasses.is_dataclass(left):
+            found = first_difference(left, right, f"{prefix}{name}.")
+            if found is not None:
+                return found
+        elif left != right:
+            return f"{prefix}{name}", left, right
+    return None
+
+
 def model_preset(name: str) -> ModelConfig:
     """A named model preset ('paper', 'port', 'default')."""
     if name not in MODEL_PRESETS:

@@ -147,6 +147,8 @@ def train_folds(
 
     ``init``: an ensemble made by :func:`cross_validate` over the same folds; fold k starts from its member k.
     """
+    from flairseg.data import check_data
+    from flairseg.io import case_id_of, find_cases
     from flairseg.outputs import make_marked_folder
     from flairseg.train import train
 
@@ -159,11 +161,12 @@ def train_folds(
             _check_recipe(fold_run(out, fold), replace(config, fold=fold))
     if init is not None:
         check_init(init, config, data)
-    trained = []
+    trained, paths = [], {case_id_of(p): p for p in find_cases(data)}
     for fold in chosen:
         fold_config, run = replace(config, fold=fold), fold_run(out, fold)
         started = run.exists()
         if started and is_finished(run, fold_config):
+            check_data(run, paths)  # a finished fold is kept only while its data are as it trained on them
             continue
         if not quiet:
             print(f"fold {fold + 1} of {config.folds}: {'resuming' if started else 'training'} {run}", file=sys.stderr)
@@ -183,9 +186,10 @@ def train_folds(
     return trained
 
 
-def _held_out_jobs(config: TrainConfig, out: Path, case_ids: set[str], data: Path) -> list[tuple[int, str]]:
-    """(fold, case id) of every fold's test case, once every fold is trained and the folds cover the data exactly."""
-    from flairseg.data import load_split
+def _held_out_jobs(config: TrainConfig, out: Path, paths: dict[str, Path], data: Path) -> list[tuple[int, str]]:
+    """(fold, case id) of every fold's test case, once every fold is trained on the data as they are and the folds
+    cover the data (case id -> path) exactly."""
+    from flairseg.data import check_data, load_split
 
     jobs = []
     for fold in range(config.folds):
@@ -193,11 +197,12 @@ def _held_out_jobs(config: TrainConfig, out: Path, case_ids: set[str], data: Pat
         _check_recipe(run, replace(config, fold=fold))
         if not is_finished(run, replace(config, fold=fold)):
             raise InputError(f"fold {fold} is not trained yet ({run}); run the folds first")
+        check_data(run, paths)
         jobs += [(fold, case_id) for case_id in load_split(run / "split.json").test]
     held_out = [c for _, c in jobs]
-    if len(set(held_out)) != len(held_out) or set(held_out) != case_ids:
+    if len(set(held_out)) != len(held_out) or set(held_out) != set(paths):
         raise InputError(
-            f"the folds' test cases do not cover the {len(case_ids)} cases under {data} exactly once "
+            f"the folds' test cases do not cover the {len(paths)} cases under {data} exactly once "
             "(the data changed since the folds were made); use the same data or a new output folder"
         )
     return jobs
@@ -226,7 +231,7 @@ def predict_held_out(
     from flairseg.preprocess import invert_mask, invert_probability
 
     paths = {case_id_of(p): p for p in find_cases(data)}
-    jobs = _held_out_jobs(config, out, set(paths), data)
+    jobs = _held_out_jobs(config, out, paths, data)
     held, loaded = [], None
     for fold, case_id in tqdm(jobs, desc="out-of-fold prediction", unit="case", disable=quiet, file=sys.stderr):
         if loaded is None or loaded[0] != fold:
@@ -453,7 +458,7 @@ def cross_validate(
     ``config`` was read from (``--config``), which ``out`` may not hold, nor the ``init`` ensemble.
     """
     from flairseg.checkpoint import files_of
-    from flairseg.outputs import check_output
+    from flairseg.outputs import check_output, held_folder
 
     data, out = Path(data), Path(out)
     if not data.is_dir():
@@ -464,9 +469,10 @@ def cross_validate(
     train_folds(config, data, out, folds, device, threads, quiet, Path(init) if init is not None else None)
     if folds is not None:
         return None
-    held = predict_held_out(config, data, out, device, threads, quiet)
-    result = evaluate_held_out(held, out)
-    write_report(result, held, config)
-    write_masks(result, held, data)
-    make_ensemble(result, config)
+    with held_folder(out, "evaluated"):  # one process at a time writes the report, the masks and the ensemble
+        held = predict_held_out(config, data, out, device, threads, quiet)
+        result = evaluate_held_out(held, out)
+        write_report(result, held, config)
+        write_masks(result, held, data)
+        make_ensemble(result, config)
     return result

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -19,7 +19,11 @@ import numpy as np
 from flairseg.cases import Case
 from flairseg.config import SAMPLINGS, SCHEMES, PreprocessConfig
 from flairseg.errors import ConfigError, InputError
+from flairseg.io import case_files
 from flairseg.preprocess import SpatialTransform, preprocess_case, substitute_missing
+from flairseg.provenance import changed_file, file_entry
+
+DATA_FILE = "data.json"  # in a run folder: the files of the cases it trains and validates on, as it found them
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,37 @@ def read_json(path: str | os.PathLike) -> object:
         return json.loads(Path(path).read_text())
     except (ValueError, UnicodeDecodeError):
         raise InputError(f"{path} is not valid JSON") from None
+
+
+def data_record(paths: Mapping[str, Path]) -> dict[str, list[dict]]:
+    """Each case's files (name, size, modification time, sha256) by case id: what a run records of its data."""
+    return {case_id: [file_entry("file", p) for p in case_files(paths[case_id])] for case_id in sorted(paths)}
+
+
+def check_data(run: Path, paths: Mapping[str, Path]) -> None:
+    """Refuse when a case that ``run`` trained or validated on (its :data:`DATA_FILE`) is missing from ``paths``
+    (case id -> path) or changed since: a model resumed or reused would rest on data that are no longer there. A
+    file whose size and time are those recorded is not read again; a run made before runs recorded their data
+    passes.
+    """
+    if not (run / DATA_FILE).is_file():
+        return
+    recorded = read_json(run / DATA_FILE)
+    if not isinstance(recorded, dict):
+        raise InputError(f"{run / DATA_FILE} is not a record of the run's data (a JSON object of cases)")
+    for case_id, entries in recorded.items():
+        if case_id not in paths:
+            raise InputError(
+                f"case {case_id}, which {run} was trained on, is not in the data; restore it, or train "
+                "again into a new folder"
+            )
+        known = {e.get("file"): e for e in entries if isinstance(e, dict)} if isinstance(entries, list) else {}
+        change = changed_file(entries, [file_entry("file", p, known.get(p.name)) for p in case_files(paths[case_id])])
+        if change is not None:
+            raise InputError(
+                f"case {case_id} changed since {run} was trained on it ({change}); restore the data it was trained "
+                "on, or train again into a new folder"
+            )
 
 
 @dataclass(frozen=True)

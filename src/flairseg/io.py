@@ -63,6 +63,18 @@ def label_files(path: Path) -> list[Path]:
     return [label for label in found if label is not None]
 
 
+def case_files(path: Path) -> list[Path]:
+    """The files a case found by :func:`find_cases` is read from, its labels included, found by their names without
+    reading them: a case folder's visible files; a volume, the files of its case under its naming convention and
+    the label files beside it."""
+    from flairseg.sequences import siblings
+
+    if path.is_dir():
+        return sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+    named = [p for found in siblings(path).values() for p in found]
+    return sorted({path, *named, *label_files(path)})
+
+
 def _sibling_label(path: Path, suffix: str) -> Path | None:
     stem = nifti_stem(path)
     for ext in NIFTI_SUFFIXES:

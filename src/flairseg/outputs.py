@@ -9,6 +9,8 @@ directory or a filesystem root; a folder is replaced only when flairseg made it 
 Temporary names carry this machine's tag and the writing process's id (:func:`_temporary_affixes`), so a
 later run removes those that a killed process (SIGKILL, a power cut) left behind (:func:`_remove_stale`),
 and they stay within the file system's name limit however long the output's name.
+
+A folder that one process at a time may work on (a training run) is held with :func:`held_folder`.
 """
 
 from __future__ import annotations
@@ -112,6 +114,50 @@ def check_output(
     if replaces and out_path.is_dir() and not made_by_flairseg(out_path):
         raise InputError(_foreign_folder_reason(out, out_path))
     return out_path
+
+
+@contextlib.contextmanager
+def held_folder(folder: Path, work: str) -> Iterator[None]:
+    """Hold ``folder`` for this process while the block runs: one process at a time does its ``work`` ("trained",
+    "evaluated") there.
+
+    The lock is an exclusive ``flock`` on ``.<name>.lock`` beside the folder (so that it outlives a replacement of
+    the folder itself) holding the holder's process id; the operating system releases it when the process ends,
+    however it ends. A second process is refused with an InputError naming the holder.
+    """
+    where = folder.resolve()  # one lock, whichever path (a link, a relative one) names the folder
+    path = where.parent / f".{where.name}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = _locked(path, folder, work)
+    try:
+        os.ftruncate(handle, 0)
+        os.write(handle, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):  # while still held: a process that opened it finds it gone
+            os.unlink(path)
+        os.close(handle)
+
+
+def _locked(path: Path, folder: Path, work: str) -> int:
+    """An open descriptor of the lock file ``path``, exclusively locked; the file may be removed by its last holder
+    between opening and locking, in which case the one now at ``path`` is locked instead."""
+    import fcntl  # POSIX: imported here so that the package imports where it is missing
+
+    while True:
+        handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(handle, 32).decode(errors="replace").strip() or "unknown"
+            os.close(handle)
+            raise InputError(
+                f"{folder} is being {work} by another process (pid {holder}); wait for it to end, or use another folder"
+            ) from None
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(path).st_ino == os.fstat(handle).st_ino:
+                return handle
+        os.close(handle)
 
 
 @contextlib.contextmanager

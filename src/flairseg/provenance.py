@@ -49,17 +49,24 @@ def source_files(case: Case) -> list[tuple[str, Path]]:
 
 def input_files(case: Case) -> list[dict[str, Any]]:
     """Role, name, size, modification time and sha256 of every file the case was read from."""
-    return [
-        {
-            "role": role,
-            "file": p.name,
-            "bytes": p.stat().st_size,
-            "mtime_ns": p.stat().st_mtime_ns,
-            "sha256": sha256_of(p),
-        }
-        for role, p in source_files(case)
-        if p.is_file()
-    ]
+    return [file_entry(role, p) for role, p in source_files(case) if p.is_file()]
+
+
+def file_entry(role: str, path: Path, known: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A file's role, name, size, modification time and sha256; the sha256 of ``known`` (an earlier entry of the
+    file) when the size and time it records are the file's, without reading the file."""
+    status = path.stat()
+    entry = {"role": role, "file": path.name, "bytes": status.st_size, "mtime_ns": status.st_mtime_ns}
+    unchanged = known is not None and all(known.get(k) == entry[k] for k in ("file", "bytes", "mtime_ns"))
+    return {**entry, "sha256": known["sha256"] if unchanged and "sha256" in known else sha256_of(path)}
+
+
+def changed_file(recorded: Any, entries: list[dict[str, Any]]) -> str | None:
+    """The first file whose recorded entry differs from its entry now (its size or contents; or, recorded without a
+    sha256, its time), in words; None when they all match."""
+    if not _inputs_differ(recorded, entries):
+        return None
+    return _changed_input(recorded if isinstance(recorded, list) else [], entries)
 
 
 def record(settings: dict[str, Any], case: Case) -> dict[str, Any]:
@@ -82,8 +89,9 @@ def check_reusable(path: Path, expected: dict[str, Any], out: Path) -> None:
     changed += ["inputs"] if _inputs_differ(found.get("inputs"), expected["inputs"]) else []
     if changed == ["inputs"]:
         raise InputError(
-            f"case {expected['case']} in {out} was made from other inputs ({_changed_input(found, expected)}); pass "
-            "--overwrite to predict it again, or write elsewhere"
+            f"case {expected['case']} in {out} was made from other inputs "
+            f"({changed_file(found.get('inputs'), expected['inputs'])}); pass --overwrite to predict it again, or "
+            "write elsewhere"
         )
     if changed:
         key = changed[0]
@@ -108,17 +116,18 @@ def _inputs_differ(recorded: Any, inputs: list[dict[str, Any]]) -> bool:
     )
 
 
-def _changed_input(found: dict[str, Any], expected: dict[str, Any]) -> str:
+def _changed_input(recorded: list[Any], entries: list[dict[str, Any]]) -> str:
     """The first input file whose record differs, and what differs (its contents, size or time), in words."""
-    before = {entry.get("file"): entry for entry in found.get("inputs") or [] if isinstance(entry, dict)}
-    for entry in expected["inputs"]:
+    before = {entry.get("file"): entry for entry in recorded if isinstance(entry, dict)}
+    for entry in entries:
         old = before.get(entry["file"])
         if old is None:
             return f"{entry['file']} is new"
         differs = [name for name in _compared(old) if old.get(name) != entry[name]]
         if differs:
             return f"{entry['file']} changed: {', '.join(differs)}"
-    return "a file was removed"
+    gone = [name for name in before if name not in {entry["file"] for entry in entries}]
+    return f"{gone[0]} was removed" if gone else "a file was removed"
 
 
 def _short(value: Any) -> str:

@@ -8,6 +8,7 @@ exactly as the uninterrupted run would.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
@@ -23,10 +24,13 @@ import numpy as np
 import torch
 
 from flairseg import augment, checkpoint, distributed
-from flairseg.config import TASK_SPECS, TrainConfig, from_dict, replace
+from flairseg.config import TASK_SPECS, TrainConfig, first_difference, from_dict, replace
 from flairseg.data import (
+    DATA_FILE,
     Prepared,
     Split,
+    check_data,
+    data_record,
     epoch_items,
     load_split,
     make_split,
@@ -40,7 +44,7 @@ from flairseg.io import case_id_of, find_cases, read_case, read_label
 from flairseg.losses import loss_function
 from flairseg.metrics import case_metrics
 from flairseg.model import UNet
-from flairseg.outputs import atomic_dir, check_output
+from flairseg.outputs import atomic_dir, check_output, held_folder
 
 LOG_FIELDS = ("epoch", "train_loss", "val_dice_mean", "val_dice_median", "best_epoch", "seconds")
 START_FILE = "start.json"  # the weights a run started from: a resumed run starts from them too
@@ -224,36 +228,62 @@ def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
     return config.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
-def _plan_run(out: Path, config: TrainConfig, case_ids: list[str], resume: bool) -> tuple[TrainConfig, Split]:
+def _plan_run(out: Path, config: TrainConfig, paths: dict[str, Path], resume: bool) -> tuple[TrainConfig, Split]:
     """The run's config and split (a resumed run's own), checked; nothing is written yet."""
     if resume:
-        if not (out / "config.json").is_file() or not (out / "split.json").is_file():
-            raise InputError(f"{out} is not a flairseg run folder (no config.json / split.json) to resume")
-        config = _recorded_recipe(out / "config.json")
-        split = load_split(out / "split.json")
-        missing = sorted(set(split.train + split.validation) - set(case_ids))
-        if missing:
-            raise InputError(f"the data folder lacks {len(missing)} cases of the run's split (e.g. {missing[0]})")
-        _check_recipe(config)
-        if checkpoint.paths_of(out / "last")[1].is_file():  # its record now, before the cases are prepared
-            record = read_json(out / "last.json")  # the record only: the tensors are read once, when resuming
-            if not isinstance(record, dict):
-                raise InputError(f"{out / 'last.json'} is not a training-state record (a JSON object)")
-            checkpoint.check_state_record(record, str(out / "last.json"), config.task)
-        return config, split
+        return _resumed_plan(out, paths)
     _check_recipe(config)
-    return config, make_split(case_ids, config.scheme, config.folds, config.fold, config.validation_cases, config.seed)
+    split = make_split(sorted(paths), config.scheme, config.folds, config.fold, config.validation_cases, config.seed)
+    return config, split
 
 
-def _recorded_recipe(path: Path) -> TrainConfig:
-    """A run's config.json, parsed and checked as a recipe given on the command line is."""
-    values = read_json(path)
+def _resumed_plan(out: Path, paths: dict[str, Path]) -> tuple[TrainConfig, Split]:
+    """A resumed run's config and split, checked against its other files and the data (case id -> path)."""
+    if not (out / "config.json").is_file() or not (out / "split.json").is_file():
+        raise InputError(f"{out} is not a flairseg run folder (no config.json / split.json) to resume")
+    config = _recipe_of(read_json(out / "config.json"), str(out / "config.json"))
+    split = load_split(out / "split.json")
+    missing = sorted(set(split.train + split.validation) - set(paths))
+    if missing:
+        raise InputError(f"the data folder lacks {len(missing)} cases of the run's split (e.g. {missing[0]})")
+    _check_recipe(config)
+    if checkpoint.paths_of(out / "last")[1].is_file():  # its record now, before the cases are prepared
+        _check_last_record(out, config, read_json(out / "last.json"))  # the tensors are read once, when resuming
+    check_data(out, paths)
+    return config, split
+
+
+def _check_last_record(out: Path, config: TrainConfig, record: object) -> None:
+    """A run's training-state record (last.json): of the run's task, made under the recipe its config.json holds
+    now (a recipe edited in between would be only partly used), its best model still there."""
+    what = str(out / "last.json")
+    if not isinstance(record, dict):
+        raise InputError(f"{what} is not a training-state record (a JSON object)")
+    checkpoint.check_state_record(record, what, config.task)
+    if "recipe" in record:  # a state saved before states recorded their recipe is taken as the config's
+        changed = first_difference(_recipe_of(record["recipe"], f"{what} (its recipe)"), config)
+        if changed is not None:
+            raise InputError(
+                f"{out / 'config.json'} was edited after the run's last checkpoint ({changed[0]} {changed[1]} -> "
+                f"{changed[2]}); restore it, or start a new run"
+            )
+    missing = [path.name for path in reversed(checkpoint.paths_of(out / "best")) if not path.is_file()]
+    if record["best_epoch"] >= 0 and missing:
+        raise InputError(
+            f"{out} lacks {missing[0]}, the model of its best epoch ({record['best_epoch'] + 1}); restore it, or "
+            "train the run again with --overwrite"
+        )
+
+
+def _recipe_of(values: object, what: str) -> TrainConfig:
+    """A run's recorded recipe (``what`` names where it is), parsed and checked as one given on the command line
+    is."""
     if not isinstance(values, dict):
-        raise InputError(f"{path} is not a training recipe (a JSON object of settings)")
+        raise InputError(f"{what} is not a training recipe (a JSON object of settings)")
     try:
         return from_dict(TrainConfig, values)
     except ConfigError as exc:
-        raise InputError(f"{path}: {exc}") from None
+        raise InputError(f"{what}: {exc}") from None
 
 
 def _check_recipe(config: TrainConfig) -> None:
@@ -298,17 +328,24 @@ def _starting_point(
 
 
 def _create_run(
-    out: Path, config: TrainConfig, split: Split, start: dict[str, object], world: distributed.World
+    out: Path,
+    config: TrainConfig,
+    split: Split,
+    paths: dict[str, Path],
+    start: dict[str, object],
+    world: distributed.World,
 ) -> None:
-    """Rank 0 makes the run folder with config.json, split.json and start.json, once every rank has checked its
-    data.
+    """Rank 0 makes the run folder with config.json, split.json, start.json and data.json (the files of the cases
+    it trains and validates on), once every rank has checked its data.
     """
     distributed.barrier(world)
     if world.is_main:
-        with atomic_dir(out, mark=True) as tmp:  # the folder appears with its three files and marker or not at all
+        used = {case_id: paths[case_id] for case_id in split.train + split.validation}
+        with atomic_dir(out, mark=True) as tmp:  # the folder appears with its four files and marker or not at all
             (tmp / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
             save_split(split, tmp / "split.json")
             (tmp / START_FILE).write_text(json.dumps(start, indent=2))
+            (tmp / DATA_FILE).write_text(json.dumps(data_record(used), indent=1))
     distributed.barrier(world)
 
 
@@ -350,15 +387,50 @@ def train(
     limit_threads(threads)
     data, out = Path(data), Path(out)
     _check_run_folder(data, out, resume, overwrite, init_from, config_file)
-    paths = {case_id_of(p): p for p in find_cases(data)}
     torch_device, world = _device_and_world(torch_device)
     quiet = quiet or not world.is_main
-    config, split = _plan_run(out, config, sorted(paths), resume)
-    init_from, init_member = _starting_point(out, init_from, init_member, resume)
-    cases = _training_cases(paths, split, config, quiet, data)
-    if not resume:  # only now: bad data leave no half-made run folder behind
-        _create_run(out, config, split, _start_record(init_from, init_member), world)
-    model, optimizer, state = _model_and_state(config, out, init_from, init_member, resume, torch_device, quiet)
+    with _holding(out, world):
+        # again, held: another process may have made or replaced the folder since
+        _check_run_folder(data, out, resume, overwrite, init_from, config_file)
+        paths = {case_id_of(p): p for p in find_cases(data)}
+        config, split = _plan_run(out, config, paths, resume)
+        init_from, init_member = _starting_point(out, init_from, init_member, resume)
+        cases = _training_cases(paths, split, config, quiet, data)
+        if not resume:  # only now: bad data leave no half-made run folder behind
+            _create_run(out, config, split, paths, _start_record(init_from, init_member), world)
+        model, optimizer, state = _model_and_state(config, out, init_from, init_member, resume, torch_device, quiet)
+        return _run_epochs(model, optimizer, state, config, split, cases, out, world, quiet)
+
+
+@contextlib.contextmanager
+def _holding(out: Path, world: distributed.World) -> Iterator[None]:
+    """Rank 0 holds the run folder while the run trains (:func:`~flairseg.outputs.held_folder`); when another
+    process holds it, every rank stops."""
+    with contextlib.ExitStack() as stack:
+        refusal = None
+        if world.is_main:
+            try:
+                stack.enter_context(held_folder(out, "trained"))
+            except (InputError, OSError) as exc:
+                refusal = exc
+        if distributed.all_sum([float(refusal is not None)], world)[0]:
+            raise refusal or InputError(f"{out} is being trained by another process")
+        yield
+
+
+def _run_epochs(
+    model: UNet,
+    optimizer: torch.optim.Optimizer,
+    state: checkpoint.TrainingState,
+    config: TrainConfig,
+    split: Split,
+    cases: _Cases,
+    out: Path,
+    world: distributed.World,
+    quiet: bool,
+) -> TrainResult:
+    """The epochs that remain after ``state``, then the tail average; the run's result."""
+    torch_device = next(model.parameters()).device
     net = model  # channels-last above: about 1.8x faster convolutions on CPU (benchmarks/)
     if world.size > 1:
         net = torch.nn.parallel.DistributedDataParallel(
@@ -612,7 +684,7 @@ def _record_epoch(
     if config.average_last and epoch >= config.epochs - config.average_last:
         state.tail, state.averaged = accumulate(state.tail, model.state_dict()), state.averaged + 1
     state.epoch = epoch
-    checkpoint.save_training_state(model, optimizer, state, config.task, out / "last")
+    checkpoint.save_training_state(model, optimizer, state, dataclasses.asdict(config), out / "last")
 
 
 class _EpochLog:
