@@ -821,8 +821,9 @@ def _onnx_replaced_between_runs(tmp: Path) -> list[str]:
     argv = ["predict", "-i", str(_case(tmp)), "-o", str(tmp / "pred"), "--quiet", "--model", str(_made_onnx(tmp))]
     assert main(argv) == 0
     _made_onnx(tmp, bias=1.0)
-    ),
-    BadInput(
+    return argv
+
+
 def _resume_other_settings(tmp: Path) -> list[str]:
     import dataclasses
     import json
@@ -1448,7 +1449,6 @@ CATALOGUE = [
         "truncated or holds no image; repair it or move it out of the folder",
     ),
     BadInput(
-<<<<<<< HEAD
         "dicom-jpeg-frame-larger-than-header",
         "three 1 kB JPEG DICOM slices declaring 32 x 32 pixels whose JPEG frame header says 40000 x 40000",
         _dicom_jpeg_larger_than_its_header,
@@ -1517,7 +1517,8 @@ CATALOGUE = [
         lambda t: _predict(t, _case(t), "--model", str(_made_onnx(t, batch=1))),
         "TMP/m.onnx declares input [1, 3, 256, 256], a fixed batch size of 1; flairseg runs batches of any size: "
         "export the checkpoint again",
-=======
+    ),
+    BadInput(
         "resume-other-settings",
         "resuming a run with settings other than its own (`--resume --lr 0.9 --set rotation=0 --loss dice+bce`)",
         _resume_other_settings,
@@ -1543,7 +1544,6 @@ CATALOGUE = [
         _cv_fold_on_changed_data,
         "case CASE_1 changed since TMP/cv/fold-0 was trained on it (CASE_1_2.tif changed: sha256); restore the data "
         "it was trained on, or train again into a new folder",
->>>>>>> trainlock
     ),
 ]
 
