@@ -198,6 +198,8 @@ def test_a_two_d_model_fine_tuned_into_a_two_and_a_half_d_one_starts_where_it_wa
     result = Segmenter(out / "best.json")(read_case(phantoms / "PH_0"))
     assert result.mask.shape == read_case(phantoms / "PH_0").shape and result.mask.any()
     assert _train(phantoms, tmp_path / "narrowed", 1, 1, "--init", str(out / "best.json"), *TINY) == 1
+    further = ("--set", "preprocess.flair_neighbours=2", "--set", "model.in_channels=7")  # the neighbours would move
+    assert _train(phantoms, tmp_path / "further", 1, 1, "--init", str(out / "best.json"), *further, *TINY) == 1
 
 
 def test_fine_tune_the_abnormality_task_from_the_released_brain_model(phantoms: Path, tmp_path: Path) -> None:

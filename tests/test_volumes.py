@@ -797,3 +797,20 @@ def test_a_slice_in_another_plane_or_of_another_pixel_size_is_refused(
         ds[tag].value = value
     ds.save_as(last)
     assert words in _message(read_dicom_series, tmp_path / "s")
+
+
+def test_a_compressed_slice_with_fewer_frames_than_it_declares_is_refused(tmp_path: Path) -> None:
+    """GDCM would make up the missing frame's pixels."""
+    import pydicom
+
+    from flairseg.volumes import check_headers
+
+    syntax, frame = CODESTREAMS["JPEG"]
+    _encapsulated_series(tmp_path / "s", syntax, [frame(32, 32)])
+    first = tmp_path / "s" / "slice000.dcm"
+    ds = pydicom.dcmread(first)
+    ds.NumberOfFrames = 2
+    ds.save_as(first, enforce_file_format=True)
+    assert _message(check_headers, tmp_path / "s") == (
+        f"{first} holds 1 JPEG frames but its header declares 2: the file is damaged or truncated; re-export the series"
+    )

@@ -54,7 +54,7 @@ class TaskSpec:
     # skull-stripped images add to their names (metrics_brain.csv, gifs/<case>_brain.gif,
     # <case>_brain_probability.nii.gz, stripped_brain/), so that one output folder keeps both tasks' apart: none for
     # the tumour task, whose names evaluate and cv write too
-    report_suffix: str
+    output_suffix: str
 
 
 MAX_SIZE = 1024  # the largest model grid a recipe or checkpoint may ask for (memory grows with its square)
@@ -62,8 +62,8 @@ MIN_SIZE = 16
 FLOAT32_MAX, FLOAT32_TINY = 3.4028234663852886e38, 1.1754943508222875e-38  # its largest and least normal
 
 TASK_SPECS: dict[str, TaskSpec] = {
-    "abnormality": TaskSpec(label_suffix="_mask", label="tumour", components=True, report_suffix=""),
-    "brain": TaskSpec(label_suffix="_brain", label="brain", components=False, report_suffix="_brain"),
+    "abnormality": TaskSpec(label_suffix="_mask", label="tumour", components=True, output_suffix=""),
+    "brain": TaskSpec(label_suffix="_brain", label="brain", components=False, output_suffix="_brain"),
 }
 
 

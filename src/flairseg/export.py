@@ -67,6 +67,6 @@ def stamped(model: onnx.ModelProto, metadata: dict[str, Any]) -> bytes:
     """
     import onnx
 
-    digest = onnx_graph_sha256(model.SerializeToString(deterministic=True))
+    digest = onnx_graph_sha256(model)
     onnx.helper.set_model_props(model, {ONNX_METADATA_KEY: json.dumps(metadata), ONNX_GRAPH_KEY: digest})
     return model.SerializeToString(deterministic=True)

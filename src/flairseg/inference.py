@@ -72,56 +72,15 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
 
 ONNX_METADATA_KEY = "flairseg"  # the ONNX metadata property holding the checkpoint's JSON
 ONNX_GRAPH_KEY = "flairseg_graph_sha256"  # the one holding onnx_graph_sha256 of the file at export
-_METADATA_FIELD = 14  # ModelProto.metadata_props, in ONNX's protobuf schema
 
 
-def onnx_graph_sha256(data: bytes) -> str:
-    """The sha256 of a serialized ONNX model without its metadata properties: its graph with the weights, its opsets
-    and every other field, as stored.
-
-    The protobuf's top-level fields are read in one pass, without decoding the graph (a large model loads as fast),
-    and all but ``metadata_props`` are hashed whole: for a file written by ``SerializeToString(deterministic=True)``
-    this is the sha256 of the model serialized with its metadata properties cleared. Raises ValueError for bytes that
-    are not a protobuf message.
-    """
-    digest = hashlib.sha256()
-    view = memoryview(data)
-    position = 0
-    while position < len(view):
-        start = position
-        key, position = _varint(view, position)
-        position = _field_end(view, position, key & 7)
-        if key >> 3 != _METADATA_FIELD:
-            digest.update(view[start:position])
-    return digest.hexdigest()
-
-
-def _varint(view: memoryview, position: int) -> tuple[int, int]:
-    """The protobuf varint at ``position`` and the position after it."""
-    value = shift = 0
-    while position < len(view) and shift < 64:
-        byte = view[position]
-        value |= (byte & 0x7F) << shift
-        position, shift = position + 1, shift + 7
-        if byte < 0x80:
-            return value, position
-    raise ValueError("a protobuf varint runs past the end of the data")
-
-
-def _field_end(view: memoryview, position: int, wire_type: int) -> int:
-    """Where a protobuf field whose value starts at ``position`` ends: a varint, 64 or 32 bits, or length-prefixed."""
-    if wire_type == 0:
-        return _varint(view, position)[1]
-    if wire_type == 2:
-        length, position = _varint(view, position)
-        end = position + length
-    elif wire_type in (1, 5):
-        end = position + (8 if wire_type == 1 else 4)
-    else:
-        raise ValueError(f"protobuf wire type {wire_type} has no place in an ONNX model")
-    if end > len(view):
-        raise ValueError("a protobuf field runs past the end of the data")
-    return end
+def onnx_graph_sha256(model: Any) -> str:
+    """The sha256 of an ONNX ``ModelProto`` without its metadata properties (its graph with the weights, its opsets
+    and every other field), serialized deterministically: what export records and loading checks."""
+    copy = type(model)()
+    copy.CopyFrom(model)
+    del copy.metadata_props[:]
+    return hashlib.sha256(copy.SerializeToString(deterministic=True)).hexdigest()
 
 
 def _onnx_metadata(properties: dict[str, str], path: str | os.PathLike) -> dict[str, Any]:
@@ -139,18 +98,16 @@ def _onnx_metadata(properties: dict[str, str], path: str | os.PathLike) -> dict[
     return checkpoint.check_metadata(metadata, str(path))
 
 
-def _checked_graph_sha256(data: bytes, properties: dict[str, str], path: str | os.PathLike) -> str:
-    """The sha256 of the model's graph, refused unless it is the one recorded at export."""
+def _checked_graph_sha256(model: Any, properties: dict[str, str], path: str | os.PathLike) -> str:
+    """The sha256 of the model's graph, refused unless it is the one recorded at export. The record sits in the file
+    itself: it catches a file changed by accident or by an editor, not one whose maker wrote a new hash too."""
     recorded = properties.get(ONNX_GRAPH_KEY)
     if recorded is None:
         raise WeightsError(
             f"{path} records no sha256 of its graph (exported by an older flairseg, or edited); export the checkpoint "
             "again with `flairseg export --onnx`"
         )
-    try:
-        actual = onnx_graph_sha256(data)
-    except ValueError as exc:
-        raise WeightsError(f"cannot load ONNX model {path}: {exc}") from None
+    actual = onnx_graph_sha256(model)
     if actual != recorded:
         raise WeightsError(
             f"{path} was changed after export (its graph is not the one whose sha256 it records); export the "
@@ -168,8 +125,8 @@ def _onnxruntime_errors(onnxruntime: Any) -> tuple[type[Exception], ...]:
 class OnnxModel:
     """A network exported by ``flairseg export --onnx``, run by ONNX Runtime on the CPU.
 
-    The file is read once: its graph's hash is checked against the one recorded at export and the same bytes are run,
-    so the model that runs is the one checked.
+    The file is read once: its graph's hash is checked against the one recorded at export before the same bytes go
+    to ONNX Runtime, so the model that runs is the one checked.
 
     Attributes:
         metadata: the source checkpoint's JSON (task, preprocessing, architecture, recipe).
@@ -179,20 +136,29 @@ class OnnxModel:
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None) -> None:
         try:
+            import onnx
             import onnxruntime
         except ImportError:
-            raise WeightsError("running an ONNX model needs onnxruntime: pip install 'flairseg[onnx]'") from None
+            raise WeightsError(
+                "running an ONNX model needs onnx and onnxruntime: pip install 'flairseg[onnx]'"
+            ) from None
+        data = Path(path).read_bytes()
+        try:
+            model = onnx.load_model_from_string(data)
+        except Exception as exc:  # protobuf's DecodeError and onnx's own errors for bytes that are no ONNX model
+            raise WeightsError(
+                f"cannot load ONNX model {path}: {str(exc).splitlines()[0] if str(exc) else exc!r}"
+            ) from None
+        properties = {prop.key: prop.value for prop in model.metadata_props}
+        self.metadata: dict[str, Any] = _onnx_metadata(properties, path)
+        self.graph_sha256 = _checked_graph_sha256(model, properties, path)  # before ONNX Runtime sees the graph
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads or 0
         options.log_severity_level = 4  # fatal only: a failure is raised as one line, not logged too
         try:
-            data = Path(path).read_bytes()
             self.session = onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own error types for unreadable or invalid files
+        except Exception as exc:  # onnxruntime raises its own error types for invalid graphs
             raise WeightsError(f"cannot load ONNX model {path}: {str(exc).splitlines()[0]}") from None
-        properties = self.session.get_modelmeta().custom_metadata_map
-        self.metadata: dict[str, Any] = _onnx_metadata(properties, path)
-        self.graph_sha256 = _checked_graph_sha256(data, properties, path)
         self.in_channels = checkpoint.model_config(self.metadata).in_channels
         self._check_shapes(path, checkpoint.preprocess_config(self.metadata).size)
         self._input = self.session.get_inputs()[0].name

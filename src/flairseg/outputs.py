@@ -312,7 +312,7 @@ NAME_CHARACTERS = 60  # the readable part of a name made from user data (at most
 
 
 def safe_name(text: str) -> str:
-    """``text`` (a column name, a case id) as a single file name, readable and never a path.
+    """``text`` (a clinical column name) as a single file name, readable and never a path.
 
     Characters outside printable ASCII (control characters among them), path separators and those Windows refuses
     become ``_``, as does a leading dot (no ``.``, ``..`` or hidden file), and the name is cut to
@@ -351,7 +351,7 @@ class ReportFolder:
 
     ``key`` names a case and its task (``<case>_mask``, ``<case>_brain``); per-case tables are merged into
     the run's tables (``table``) from ``case_table`` files, whichever process or part wrote them. A task's scores
-    (``scores``) and outline GIFs carry its ``report_suffix``, so that both tasks' can share the folder.
+    (``scores``) and outline GIFs carry its ``output_suffix``, so that both tasks' can share the folder.
     """
 
     path: Path
@@ -366,7 +366,7 @@ class ReportFolder:
     def scores(self, name: str, task: str = "abnormality") -> Path:
         """``metrics.csv``, ``summary.md``, ``summary.json`` or ``dice_distribution.png`` of ``task``'s cases."""
         stem, extension = name.split(".")
-        return self.path / f"{stem}{TASK_SPECS[task].report_suffix}.{extension}"
+        return self.path / f"{stem}{TASK_SPECS[task].output_suffix}.{extension}"
 
     def table(self, table: str) -> Path:
         return self.path / f"{table}.csv"
@@ -383,7 +383,7 @@ class ReportFolder:
         return self.path / "montages" / f"{key}.png"
 
     def gif(self, case_id: str, task: str = "abnormality") -> Path:
-        return self.path / "gifs" / f"{case_id}{TASK_SPECS[task].report_suffix}.gif"
+        return self.path / "gifs" / f"{case_id}{TASK_SPECS[task].output_suffix}.gif"
 
     def part_record(self, part: int, parts: int) -> Path:
         return self.path / "parts" / f"part-{part}-of-{parts}.json"
@@ -404,7 +404,7 @@ def run_report(out: Path) -> ReportFolder:
 
 def _stripped_folder(task: str) -> str:
     """The folder of a task's skull-stripped images: ``stripped`` (the two-stage pipeline's) or ``stripped_brain``."""
-    return f"stripped{TASK_SPECS[task].report_suffix}"
+    return f"stripped{TASK_SPECS[task].output_suffix}"
 
 
 # a prediction run's own outputs
@@ -420,7 +420,7 @@ class PredictionFolder:
     ``bids_root`` is the dataset they come from (``<its folder>/<case>_desc-tumour_mask.nii.gz``), or
     go to ``mask_file`` (one case only). Probability maps and skull-stripped images have their own
     folders (named in :data:`RUN_NAMES`, so that no case can take them) or suffixes, and carry the task's
-    ``report_suffix`` (``<case>_brain_probability.nii.gz``, ``probabilities/<case>_brain.tif``,
+    ``output_suffix`` (``<case>_brain_probability.nii.gz``, ``probabilities/<case>_brain.tif``,
     ``stripped_brain/``), so that a tumour run and a brain run into one folder never write over each other.
     """
 
@@ -444,7 +444,7 @@ class PredictionFolder:
         return self.path / (case_id if case.geometry.format == "kaggle" else f"{case_id}{self.label}.nii.gz")
 
     def probability(self, case: Case) -> Path:
-        name = _output_case_id(case) + TASK_SPECS[self.task].report_suffix
+        name = _output_case_id(case) + TASK_SPECS[self.task].output_suffix
         return (
             self.path / "probabilities" / f"{name}.tif"
             if case.geometry.format == "kaggle"

@@ -297,10 +297,7 @@ def predict_tree(
     bids = given is None and is_bids_root(source)
     inputs = [source] if not bids or not Path(out).resolve().is_relative_to((source / "derivatives").resolve()) else []
     inputs += label_files(source)
-    paths: list[Path | Case] = [given] if given is not None else _unique_cases(find_cases(source))
-    if part is not None and given is None:
-        dealt = split_parts(paths, part[1])
-        paths = dealt[part[0]] if part[0] < len(dealt) else []  # more parts than cases: this one has none
+    paths = [given] if given is not None else _cases_of_part(source, part)
     label = TASK_SPECS[segmenter.task].label_suffix
     _check_headers(paths, label)
     inputs += _files_read(given, truth, segmenter, brain_segmenter)
@@ -322,6 +319,15 @@ def predict_tree(
     merged = merge_run_report(out_path, title, segmenter.task)
     _report_failures(failures, len(paths), report)
     return dataclasses.replace(merged, predicted=predicted, skipped=skipped)
+
+
+def _cases_of_part(source: Path, part: tuple[int, int] | None) -> list[Path | Case]:
+    """The cases under ``source`` (one id each), or those of part K of N (:func:`split_parts`)."""
+    paths: list[Path | Case] = _unique_cases(find_cases(source))
+    if part is None:
+        return paths
+    dealt = split_parts(paths, part[1])
+    return dealt[part[0]] if part[0] < len(dealt) else []  # more parts than cases: this one has none
 
 
 def _files_read(

@@ -557,10 +557,12 @@ def _initial_model(config: TrainConfig, init_from: str | os.PathLike | None, ini
             )
         initial = initial.members[init_member]
     widened = dict(meta["model"], in_channels=config.model.in_channels)
-    if widened != dataclasses.asdict(config.model) or meta["model"]["in_channels"] > config.model.in_channels:
+    added = config.model.in_channels - meta["model"]["in_channels"]
+    two_d = not checkpoint.preprocess_config(meta).flair_neighbours  # its channels are the sequences alone
+    if widened != dataclasses.asdict(config.model) or added < 0 or (added and not two_d):
         raise WeightsError(
             f"cannot fine-tune from {init_from}: its architecture {meta['model']} differs from "
-            f"{dataclasses.asdict(config.model)} (only more input channels may be added)"
+            f"{dataclasses.asdict(config.model)} (only a 2-D model's input may gain the neighbour channels)"
         )
     model.load_state_dict(_with_input_channels(initial.state_dict(), config.model.in_channels))
     return model

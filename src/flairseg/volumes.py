@@ -31,18 +31,17 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from flairseg.cases import NIFTI_SUFFIXES, Case, Geometry, nifti_stem
+from flairseg.dicom_pixels import ELEMENTS_ROOM, PixelBytes, is_part10, pixel_bytes
 from flairseg.errors import InputError
 from flairseg.outputs import atomic_file
 
-if TYPE_CHECKING:
-    from flairseg.dicom_pixels import PixelBytes
 
 PROCESSING_AXES = ("L", "P", "S")
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -402,8 +401,6 @@ def _named_dicom(path: Path) -> bool:
 
 def is_dicom_folder(folder: str | os.PathLike) -> bool:
     """Cheap check: the folder holds a ``.dcm`` file, or one of its first files is a DICOM Part 10 file."""
-    from flairseg.dicom_pixels import is_part10
-
     folder = Path(folder)
     if not folder.is_dir():
         return False
@@ -573,7 +570,7 @@ def _dicom_series_files(folder: Path) -> Sequence[str]:
     screened = {path.name: _checked_pixels(path) for path in _dicom_like_files(folder)}  # before GDCM reads a file
     files = _gdcm_series_files(folder)
     _check_dicom_memory([screened.get(Path(name).name) or _checked_pixels(Path(name)) for name in files], folder)
-    _check_nothing_left_out(files, folder)
+    _check_nothing_left_out(files, screened, folder)
     return files
 
 
@@ -604,8 +601,6 @@ def _itk_reason(exc: RuntimeError) -> str:
 def _dicom_like_files(folder: Path) -> list[Path]:
     """The files of a folder that look like DICOM (named ``.dcm``, or a Part 10 file), a file set's DICOMDIR index
     (no image) left out."""
-    from flairseg.dicom_pixels import is_part10
-
     return [
         path
         for path in _visible_files(folder)
@@ -613,14 +608,15 @@ def _dicom_like_files(folder: Path) -> list[Path]:
     ]
 
 
-def _check_nothing_left_out(files: Sequence[str], folder: Path) -> None:
-    """Refuse a file of the folder that looks like DICOM but is not one of the series' ``files``: GDCM leaves out the
-    files it cannot parse, so a truncated end slice would vanish from the volume (a middle one would leave a gap)."""
+def _check_nothing_left_out(files: Sequence[str], screened: Iterable[str], folder: Path) -> None:
+    """Refuse a file of the folder that looks like DICOM (``screened``: their names) but is not one of the series'
+    ``files``: GDCM leaves out the files it cannot parse, so a truncated end slice would vanish from the volume (a
+    middle one would leave a gap)."""
     kept = {Path(name).name for name in files}
-    for path in _dicom_like_files(folder):
-        if path.name not in kept:
+    for name in screened:
+        if name not in kept:
             raise InputError(
-                f"{path} looks like a DICOM file but is not part of the series in its folder: it is damaged, "
+                f"{folder / name} looks like a DICOM file but is not part of the series in its folder: it is damaged, "
                 "truncated or holds no image; repair it or move it out of the folder"
             )
 
@@ -659,7 +655,6 @@ def _checked_pixels(path: Path) -> PixelBytes:
     per Pixel in its codestream (the size it decodes to), and the codec reports the rest; the memory budget bounds
     what decoding them can take. Other compressed syntaxes are refused.
     """
-    from flairseg.dicom_pixels import ELEMENTS_ROOM, pixel_bytes
 
     pixels = pixel_bytes(path)
     if pixels.length > pixels.declared + pixels.declared % 2:  # one byte pads an odd length
@@ -691,6 +686,11 @@ def _check_compressed_pixels(path: Path, pixels: PixelBytes) -> None:
         raise InputError(
             f"{path} holds {pixels.present:,} bytes of compressed pixel data (transfer syntax {pixels.syntax}) in "
             "fragments that are missing or cut short: the file is damaged or truncated; re-export the series"
+        )
+    if pixels.codec != "RLE" and len(pixels.frame_sizes) != pixels.frames:  # RLE frames are not measured
+        raise InputError(
+            f"{path} holds {len(pixels.frame_sizes)} {pixels.codec} frames but its header declares {pixels.frames}: "
+            "the file is damaged or truncated; re-export the series"
         )
     header = (pixels.rows, pixels.columns, pixels.samples)
     for frame, size in enumerate(pixels.frame_sizes, start=1):
