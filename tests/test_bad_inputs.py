@@ -1925,3 +1925,15 @@ def test_a_line_break_in_a_file_name_keeps_the_error_on_one_line(
     assert main(_predict(tmp_path, case)) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("flairseg: error: ") and "CA\\nSE" in err
+
+
+def test_a_failed_case_stays_listed_when_parts_predict_into_one_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Jobs with --part K/N leave the folder as one process would: the failed case (part 1's only one) listed, and
+    the part that fails and every later one exit 1."""
+    argv = _one_bad_case_of_three(tmp_path)
+    codes = [main([*argv, "--part", f"{k}/2"]) for k in (1, 0)]
+    failures = (tmp_path / "out" / "report" / "failures.csv").read_text().splitlines()
+    assert codes == [1, 1] and len(failures) == 2 and failures[1].startswith("CASE_B,")
+    assert "1 of 3 cases could not be read" in capsys.readouterr().err.strip().splitlines()[-1]

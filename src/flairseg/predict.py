@@ -27,7 +27,7 @@ import torch
 from flairseg import checkpoint, provenance, qc
 from flairseg.cases import Case, Geometry
 from flairseg.config import TASK_SPECS
-from flairseg.data import Prepared, prepare_case
+from flairseg.data import Prepared, prepare_case, read_json
 from flairseg.errors import InputError
 from flairseg.inference import (
     InferenceOptions,
@@ -312,12 +312,14 @@ def predict_tree(
     settings |= {"resample": resample, "probabilities": probabilities, "strip": strip}
     names = PredictionFolder(out_path, segmenter.task, bids_root=source if bids else None, mask_file=mask_file)
     run = _Run(segmenter, brain_segmenter, names, report, truth_index, settings, overwrite, probabilities, strip)
-    predicted, skipped, failures = _predict_cases(run, paths, resample, quiet)
+    predicted, skipped, failures = _predict_cases(run, paths, resample, quiet, one_of_many=part is not None)
+    cases = len(paths)
     if part is not None:
-        _write_part_record(report, part, predicted, skipped, paths)
+        _write_part_record(report, part, predicted, skipped, paths, failures)
+        failures, cases = _failures_of_parts(report, part[1])  # the folder's, as one process would list them
     title = f"Prediction of {source.name} by {segmenter.metadata.get('name', 'the model')}"
     merged = merge_run_report(out_path, title, segmenter.task)
-    _report_failures(failures, len(paths), report)
+    _report_failures(failures, cases, report)
     return dataclasses.replace(merged, predicted=predicted, skipped=skipped)
 
 
@@ -342,13 +344,34 @@ def _files_read(
 
 
 def _write_part_record(
-    report: ReportFolder, part: tuple[int, int], predicted: int, skipped: int, paths: Sequence[Path | Case]
+    report: ReportFolder,
+    part: tuple[int, int],
+    predicted: int,
+    skipped: int,
+    paths: Sequence[Path | Case],
+    failures: Sequence[tuple[str, str]],
 ) -> None:
-    """What part K of N did, beside the other parts' records: the merge counts every part from them."""
+    """What part K of N did, beside the other parts' records: the merge counts every part, and lists every part's
+    failed cases, from them."""
     cases = [p.case_id if isinstance(p, Case) else case_id_of(p) for p in paths]
     record = {"part": part[0], "parts": part[1], "predicted": predicted, "skipped": skipped, "cases": cases}
+    record["failures"] = [list(failure) for failure in failures]
     with atomic_file(report.part_record(*part)) as tmp:
         tmp.write_text(json.dumps(record, indent=2))
+
+
+def _failures_of_parts(report: ReportFolder, parts: int) -> tuple[list[tuple[str, str]], int]:
+    """The failed cases (case, reason) that the parts of an N-part run done so far recorded, and their cases."""
+    failures, cases = [], 0
+    for k in range(parts):
+        path = report.part_record(k, parts)
+        if path.is_file():
+            record = read_json(path)
+            if not isinstance(record, dict) or not isinstance(record.get("cases"), list):
+                raise InputError(f"{path} is not a part record flairseg wrote; delete it and run that part again")
+            failures += [tuple(failure) for failure in record.get("failures", [])]
+            cases += len(record["cases"])
+    return failures, cases
 
 
 def _check_request(source: Path, segmenter: Segmenter, brain_segmenter: Segmenter | None, strip: bool) -> None:
@@ -362,10 +385,11 @@ def _check_request(source: Path, segmenter: Segmenter, brain_segmenter: Segmente
 
 
 def _predict_cases(
-    run: _Run, paths: Sequence[Path | Case], resample: bool, quiet: bool
+    run: _Run, paths: Sequence[Path | Case], resample: bool, quiet: bool, one_of_many: bool = False
 ) -> tuple[int, int, list[tuple[str, str]]]:
     """Read (ahead, on an accelerator) and predict every case: how many were predicted and reused, and which failed
-    (to read, to preprocess, to be written) with their reasons; one failed case does not stop the others.
+    (to read, to preprocess, to be written) with their reasons; one failed case does not stop the others. The failure
+    of a lone case is the run's error, unless ``one_of_many`` (a part of a larger run) lists it too.
     """
     from tqdm import tqdm
 
@@ -382,7 +406,7 @@ def _predict_cases(
             else:
                 skipped += 1
         except _CaseFailure as failure:  # anything else (a changed record, a file in the way, a full disk) stops
-            if len(paths) == 1:
+            if len(paths) == 1 and not one_of_many:
                 raise InputError(str(failure)) from None
             failures.append((case_id_of(path) if not isinstance(path, Case) else path.case_id, str(failure)))
     return predicted, skipped, failures
