@@ -663,6 +663,13 @@ def _volume_with_truth(tmp: Path) -> Path:
     return volume
 
 
+def _mask_file_over_its_t1(tmp: Path) -> list[str]:
+    """``--flair`` alone names a BraTS case's FLAIR; its T1 beside it is not read, but it is the case's."""
+    flair = _brats_case(tmp) / "BraTS_1_flair.nii.gz"
+    out = str(flair.with_name("BraTS_1_t1.nii.gz"))
+    return ["predict", "--flair", str(flair), "-o", out, "--overwrite", "--model", str(_zero_checkpoint(tmp))]
+
+
 def _mask_file_over_its_truth(tmp: Path) -> list[str]:
     volume = _volume_with_truth(tmp)
     model = str(_zero_checkpoint(tmp))
@@ -1369,6 +1376,14 @@ CATALOGUE = [
         _mask_file_over_its_truth,
         "output TMP/in/vol_mask.nii.gz overlaps the input TMP/in/vol_mask.nii.gz; choose an output path outside the "
         "inputs",
+    ),
+    BadInput(
+        "mask-file-over-its-t1",
+        "`predict --flair CASE_flair.nii.gz -o CASE_t1.nii.gz --overwrite` in a BraTS case folder: the output is the "
+        "case's T1",
+        _mask_file_over_its_t1,
+        "output TMP/in/BraTS_1/BraTS_1_t1.nii.gz overlaps the input TMP/in/BraTS_1/BraTS_1_t1.nii.gz; choose an "
+        "output path outside the inputs",
     ),
     BadInput(
         "mask-file-linked-to-its-truth",

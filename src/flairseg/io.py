@@ -54,25 +54,20 @@ def read_label(case: Case, suffix: str) -> np.ndarray | None:
     return None
 
 
-def label_files(path: Path) -> list[Path]:
-    """The label files stored beside a NIfTI volume (every task's, ``<name>_mask`` and ``<name>_brain``): inputs
-    that outputs must never replace. A Kaggle or DICOM case keeps its labels inside its own folder."""
-    if not (is_nifti(path) and path.is_file()):
-        return []
-    found = (_sibling_label(path, spec.label_suffix) for spec in TASK_SPECS.values())
-    return [label for label in found if label is not None]
-
-
 def case_files(path: Path) -> list[Path]:
     """The files a case found by :func:`find_cases` is read from, its labels included, found by their names without
-    reading them: a case folder's visible files; a volume, the files of its case under its naming convention and
-    the label files beside it."""
+    reading them: a case folder's visible files; a volume, itself, every task's label beside it (``<name>_mask``,
+    ``<name>_brain``) and, for a FLAIR named by a convention (BraTS, nnU-Net, BIDS), its other sequences and labels,
+    read or not. Outputs must never replace any of them."""
     from flairseg.sequences import siblings
 
     if path.is_dir():
         return sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+    if not (is_nifti(path) and path.is_file()):
+        return [path]
+    labels = [_sibling_label(path, spec.label_suffix) for spec in TASK_SPECS.values()]
     named = [p for found in siblings(path).values() for p in found]
-    return sorted({path, *named, *label_files(path)})
+    return sorted({path, *named, *(label for label in labels if label is not None)})
 
 
 def _sibling_label(path: Path, suffix: str) -> Path | None:

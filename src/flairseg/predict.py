@@ -40,11 +40,11 @@ from flairseg.inference import (
     segment_prepared,
 )
 from flairseg.io import (
+    case_files,
     case_id_of,
     check_case,
     find_cases,
     index_mask_cases,
-    label_files,
     read_case,
     read_label,
     write_image,
@@ -296,7 +296,7 @@ def predict_tree(
     _check_request(source, segmenter, brain_segmenter, strip)
     bids = given is None and is_bids_root(source)
     inputs = [source] if not bids or not Path(out).resolve().is_relative_to((source / "derivatives").resolve()) else []
-    inputs += label_files(source)
+    inputs += case_files(source) if source.is_file() else []
     paths = [given] if given is not None else _cases_of_part(source, part)
     label = TASK_SPECS[segmenter.task].label_suffix
     _check_headers(paths, label)
@@ -446,7 +446,7 @@ def _predict_case(run: _Run, case: Case) -> bool:
         _write_case_metrics(case, done, truth_mask, key, run.report.path)
         return False
     # a symlink inside the output folder must not lead a case's outputs into its own input or truth
-    sources = [case.geometry.source, *label_files(case.geometry.source), run.truth_index.get(case.case_id)]
+    sources = [case.geometry.source, *case_files(case.geometry.source), run.truth_index.get(case.case_id)]
     sources += [path for _, path in provenance.source_files(case)]
     for output in (target, run.names.probability(case), run.names.stripped(case)):
         check_output(output.resolve(), sources, overwrite=True, replaces=False)
