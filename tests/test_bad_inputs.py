@@ -650,6 +650,12 @@ def _dicom_other_pixel_spacing(tmp: Path) -> list[str]:
     return _predict(tmp, series)
 
 
+def _ids_differing_in_accent_composition(tmp: Path) -> list[str]:
+    _case(tmp, "cafe\u0301")  # e and a combining acute accent, as macOS writes it
+    _case(tmp, "caf\u00e9")  # the composed é
+    return _predict(tmp, tmp / "in")
+
+
 def _ids_differing_in_case(tmp: Path) -> list[str]:
     _case(tmp, "CASE_A")
     _case(tmp, "case_a")
@@ -1199,15 +1205,22 @@ CATALOGUE = [
         "duplicate-case-id",
         "two inputs with one case id",
         _duplicate_ids,
-        "two inputs have the case id 'vol' (TMP/in/vol.nii and TMP/in/vol.nii.gz, ids compared regardless of case); "
-        "rename one, they would share an output",
+        "two inputs have the case id 'vol' (TMP/in/vol.nii and TMP/in/vol.nii.gz, ids compared regardless of case "
+        "and of how accents are encoded); rename one, they would share an output",
+    ),
+    BadInput(
+        "case-ids-differing-in-accent-composition",
+        "two case folders named café, one with a composed é and one with e and a combining accent",
+        _ids_differing_in_accent_composition,
+        "two inputs have the case id 'caf\u00e9' (TMP/in/cafe\u0301 and TMP/in/caf\u00e9, ids compared regardless "
+        "of case and of how accents are encoded); rename one, they would share an output",
     ),
     BadInput(
         "case-ids-differing-in-case",
         "two case folders whose names differ only in upper and lower case (one output folder on macOS and Windows)",
         _ids_differing_in_case,
-        "two inputs have the case id 'case_a' (TMP/in/CASE_A and TMP/in/case_a, ids compared regardless of case); "
-        "rename one, they would share an output",
+        "two inputs have the case id 'case_a' (TMP/in/CASE_A and TMP/in/case_a, ids compared regardless of case "
+        "and of how accents are encoded); rename one, they would share an output",
     ),
     BadInput(
         "case-named-report",

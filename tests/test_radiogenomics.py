@@ -224,3 +224,24 @@ def test_a_features_file_naming_a_column_twice_is_refused(tmp_path: Path) -> Non
     clinical = _write(tmp_path / "c.csv", ["Patient", "RNASeqCluster"], [["P0", 1]])
     with pytest.raises(InputError, match="features file .* names the column 'bevr' twice in its header"):
         associate(features, clinical, tmp_path / "out", hypotheses=[Hypothesis("bevr", "RNASeqCluster")])
+
+
+def test_a_spreadsheet_s_missing_and_float_labels_are_read_as_written_by_hand(tmp_path: Path) -> None:
+    """Excel writes a missing value as #N/A and a numeric column as 1.0: the same clusters as 1 and an empty cell."""
+    cases = [f"TCGA_XX_{i:04d}_20000101" for i in range(12)]
+    bevr = [0.1, 0.2, 0.15, 0.12, 0.18, 0.11, 0.6, 0.7, 0.65, 0.8, 0.75, 0.9]
+    features = _write(
+        tmp_path / "features.csv",
+        ["case_id", "asd", "mf", "bevr", "volume"],
+        [[c, 0.1, "", b, 100] for c, b in zip(cases, bevr)],
+    )
+    by_hand = ["", "1", "1", "1", "1", "1", "2", "2", "2", "2", "2", ""]
+    exported = ["#N/A", "1", "1.0", "1", "1.0", "1", "2.0", "2", "2.0", "2", "2", "#N/A"]
+    results = []
+    for name, labels in (("hand", by_hand), ("excel", exported)):
+        rows = [[patient_id(c), label] for c, label in zip(cases, labels)]
+        clinical = _write(tmp_path / f"{name}.csv", ["Patient", "RNASeqCluster"], rows)
+        hypotheses = [Hypothesis("bevr", "RNASeqCluster")]
+        results.append(associate(features, clinical, tmp_path / name, hypotheses=hypotheses).rows[0])
+    assert results[1].levels == results[0].levels == ("1", "2") and results[1].cases == results[0].cases == 10
+    assert results[1].p == results[0].p

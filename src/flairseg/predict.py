@@ -16,6 +16,7 @@ import functools
 import json
 import os
 import sys
+import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -634,16 +635,16 @@ def split_parts(paths: Sequence[Path], parts: int) -> list[list[Path]]:
 
 
 def _unique_cases(paths: Sequence[Path]) -> list[Path]:
-    """The cases of a tree, refusing two with one id (they would share an output; ids differing only in case share
-    one on macOS and Windows) or an id the run's own files use."""
+    """The cases of a tree, refusing two with one id (they would share an output; ids differing only in case, or in
+    how Unicode composes their accents, share one on macOS and Windows) or an id the run's own files use."""
     seen: dict[str, Path] = {}
     for path in paths:
         case_id = case_id_of(path)
-        key = case_id.casefold()
+        key = unicodedata.normalize("NFC", case_id).casefold()
         if key in seen:
             raise InputError(
-                f"two inputs have the case id {case_id!r} ({seen[key]} and {path}, ids compared regardless of case); "
-                "rename one, they would share an output"
+                f"two inputs have the case id {case_id!r} ({seen[key]} and {path}, ids compared regardless of case "
+                "and of how accents are encoded); rename one, they would share an output"
             )
         if key in RUN_NAMES:
             raise InputError(f"case {path} is named {case_id!r}, which the run's own outputs use; rename it")

@@ -31,7 +31,8 @@ from flairseg.outputs import atomic_dir, atomic_file, check_output, distinct_nam
 from flairseg.shape import ShapeFeatures, shape_features
 
 FEATURES = ("asd", "mf", "bevr", "volume")
-MISSING_LABELS = ("", "na", "nan", "none", "null")
+# a missing cluster, as tables and spreadsheets write it (Excel's #N/A among them), compared in lower case
+MISSING_LABELS = ("", "na", "n/a", "#n/a", "#na", "nan", "none", "null", "-")
 
 
 @dataclass(frozen=True)
@@ -249,8 +250,16 @@ def read_features(path: str | os.PathLike) -> dict[str, dict[str, float]]:
 
 
 def _label(value: str | None) -> str | None:
+    """A cluster label as a table gives it: None when missing; a whole number written as a float (``1.0``, as a
+    spreadsheet exports a numeric column) as the integer it is, so that ``1`` and ``1.0`` are one cluster."""
     text = (value or "").strip()
-    return None if text.lower() in MISSING_LABELS else text
+    if text.lower() in MISSING_LABELS:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return str(int(number)) if number.is_integer() and "." in text and abs(number) < 2**53 else text
 
 
 def _group_plot(
