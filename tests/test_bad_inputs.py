@@ -669,6 +669,17 @@ def _volume_with_truth(tmp: Path) -> Path:
     return volume
 
 
+def _checkpoint_json_edited(tmp: Path) -> list[str]:
+    """A user's checkpoint whose JSON threshold was changed by hand to a valid 0.999."""
+    import json
+
+    model = _zero_checkpoint(tmp)
+    record = json.loads(model.read_text())
+    record["recipe"] = {"threshold": 0.999}
+    model.write_text(json.dumps(record))
+    return _predict(tmp, _case(tmp), "--model", str(model))
+
+
 def _mask_file_over_its_t1(tmp: Path) -> list[str]:
     """``--flair`` alone names a BraTS case's FLAIR; its T1 beside it is not read, but it is the case's."""
     flair = _brats_case(tmp) / "BraTS_1_flair.nii.gz"
@@ -1055,7 +1066,7 @@ CATALOGUE = [
         "corrupt-weights",
         "weights that do not match their recorded sha256",
         _corrupt_weights,
-        "TMP/model/m.safetensors has sha256 78a2c3eccaa0..., but its JSON records ebdbe99a68e8...: the file is "
+        "TMP/model/m.safetensors has sha256 be6706c6eddf..., but its JSON records d431cde27652...: the file is "
         "corrupt or was replaced",
     ),
     BadInput(
@@ -1389,6 +1400,13 @@ CATALOGUE = [
         _mask_file_over_its_truth,
         "output TMP/in/vol_mask.nii.gz overlaps the input TMP/in/vol_mask.nii.gz; choose an output path outside the "
         "inputs",
+    ),
+    BadInput(
+        "checkpoint-json-edited",
+        "a checkpoint whose JSON was edited by hand after training (a threshold of 0.999, a valid value)",
+        _checkpoint_json_edited,
+        "TMP/model/m.json was edited after m.safetensors was written (its settings differ from those recorded with "
+        "the weights); restore it, or train or export again",
     ),
     BadInput(
         "mask-file-over-its-t1",

@@ -46,11 +46,13 @@ def _train(data: Path, run: Path, epochs: int, steps: int, *options: str) -> int
 
 def _planned(run: Path, **settings: object) -> None:
     """Change settings in a run's config.json and in the recipe its last checkpoint records alike: the run as if it
-    had been planned with them (a recipe edited in config.json alone is refused on resume)."""
-    for name, recipe in (("config.json", lambda r: r), ("last.json", lambda r: r["recipe"])):
-        record = json.loads((run / name).read_text())
-        recipe(record).update(settings)
-        (run / name).write_text(json.dumps(record))
+    had been planned with them (a recipe edited in config.json alone is refused on resume; the last checkpoint is
+    written again, as an edited JSON beside its tensors is refused too)."""
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps(config | settings))
+    tensors, record = checkpoint.read(run / "last")
+    record["recipe"].update(settings)
+    checkpoint.save(tensors, record, run / "last")
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ resuming (optimizer moments, RNG states) uses the same two-file format.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -65,21 +66,29 @@ def files_of(path: str | os.PathLike) -> list[Path]:
     return [*paths_of(path), Path(path)]
 
 
+_JSON_DIGEST_KEY = "flairseg_json_sha256"  # in the tensor file's header: the sha256 of the JSON it was written with
+_UNBOUND_KEYS = ("sha256", "weights", "name")  # the tensors' own hash and what a release renames
+
+
+def description_sha256(metadata: dict[str, Any]) -> str:
+    """The sha256 of a checkpoint's JSON description, its keys sorted, without the fields a renamed copy changes
+    (``_UNBOUND_KEYS``): what the tensor file's header records, so that an edited JSON is found."""
+    kept = {key: value for key, value in metadata.items() if key not in _UNBOUND_KEYS}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 def save(tensors: dict[str, torch.Tensor], metadata: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Write tensors and metadata atomically (tensors first, JSON with their hash last); returns the JSON path."""
+    """Write tensors and metadata atomically (tensors first, with the JSON's hash in their header; the JSON with the
+    tensors' hash last); returns the JSON path."""
     from safetensors.torch import save_file
 
     tensor_path, json_path = paths_of(path)
+    record = {"format_version": FORMAT_VERSION, "flairseg_version": __version__, **metadata}
+    bound = {_JSON_DIGEST_KEY: description_sha256(record)}
     with atomic_file(tensor_path) as tmp:
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=bound)
         digest = sha256_of(tmp)
-    record = {
-        "format_version": FORMAT_VERSION,
-        "flairseg_version": __version__,
-        **metadata,
-        "weights": tensor_path.name,
-        "sha256": digest,
-    }
+    record |= {"weights": tensor_path.name, "sha256": digest}
     with atomic_file(json_path) as tmp:
         tmp.write_text(json.dumps(record, indent=2, sort_keys=False))
     return json_path
@@ -135,6 +144,25 @@ def read(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, An
     except Exception as exc:  # safetensors raises its own error types for malformed files
         raise WeightsError(f"cannot read {tensor_path}: {exc}") from None
     return tensors, metadata
+
+
+def check_bound(path: str | os.PathLike, metadata: dict[str, Any]) -> None:
+    """Refuse a checkpoint whose JSON was edited after its tensors were written: their header records the JSON's
+    :func:`description_sha256` (checkpoints written before it did record none). Called once the JSON's values have
+    passed their range checks, so that an impossible value is named as such."""
+    from safetensors import safe_open
+
+    tensor_path, json_path = paths_of(path)
+    try:
+        with safe_open(str(tensor_path), "pt") as handle:
+            recorded = (handle.metadata() or {}).get(_JSON_DIGEST_KEY)
+    except Exception as exc:  # safetensors raises its own error types for malformed files
+        raise WeightsError(f"cannot read {tensor_path}: {exc}") from None
+    if recorded is not None and recorded != description_sha256(metadata):
+        raise WeightsError(
+            f"{json_path} was edited after {tensor_path.name} was written (its settings differ from those recorded "
+            "with the weights); restore it, or train or export again"
+        )
 
 
 def check_format_version(metadata: dict[str, Any], what: str) -> None:
@@ -210,6 +238,7 @@ def load_training_state(
     except (KeyError, ValueError, TypeError, RuntimeError) as exc:
         reason = str(exc).splitlines()[0]
         raise WeightsError(f"{paths_of(path)[1]} does not match the run it resumes: {reason}") from None
+    check_bound(path, meta)
     tail = {k[4:]: v for k, v in tensors.items() if k.startswith("avg.")}
     return TrainingState(meta["epoch"], meta["best_epoch"], float(meta["best_dice"]), tail, meta.get("averaged", 0))
 
@@ -243,6 +272,7 @@ def load_model(path: str | os.PathLike, task: str | None = None) -> tuple[nn.Mod
     check_metadata(metadata, f"checkpoint {Path(path).name}")
     check_task(metadata, f"checkpoint {Path(path).name}", task)
     _check_finite(tensors, f"checkpoint {Path(path).name}")
+    check_bound(path, metadata)
     config, members = model_config(metadata), metadata.get("members", 0)
     try:
         unet = lambda: UNet(**dataclasses.asdict(config))  # noqa: E731
