@@ -401,3 +401,14 @@ def test_inputs_match_by_contents_and_older_records_by_time(tmp_path: Path) -> N
     older = [{k: v for k, v in e.items() if k != "sha256"} for e in inputs]  # made before records held hashes
     assert reusable(older)
     assert not reusable([{**older[0], "mtime_ns": 1}, *older[1:]])
+
+
+def test_a_changed_setting_is_named_down_to_its_own_key(tmp_path: Path) -> None:
+    from flairseg.errors import InputError
+    from flairseg.provenance import check_reusable
+
+    expected = {"case": "C", "model": {"preprocess": {"std": 50.0, "size": 256}}, "inputs": []}
+    record = tmp_path / "C_mask.json"
+    record.write_text(json.dumps({**expected, "model": {"preprocess": {"std": 1.0, "size": 256}}}))
+    with pytest.raises(InputError, match=r"another model\.preprocess\.std \(1\.0 -> 50\.0\)"):
+        check_reusable(record, expected, Path("out"))

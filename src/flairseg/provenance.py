@@ -94,11 +94,21 @@ def check_reusable(path: Path, expected: dict[str, Any], out: Path) -> None:
             "write elsewhere"
         )
     if changed:
-        key = changed[0]
+        key, before, now = _first_difference(changed[0], found.get(changed[0]), expected[changed[0]])
         raise InputError(
-            f"case {expected['case']} in {out} was made with another {key} ({_short(found.get(key))} -> "
-            f"{_short(expected[key])}); pass --overwrite to predict it again, or write elsewhere"
+            f"case {expected['case']} in {out} was made with another {key} ({_short(before)} -> {_short(now)}); pass "
+            "--overwrite to predict it again, or write elsewhere"
         )
+
+
+def _first_difference(key: str, before: Any, now: Any) -> tuple[str, Any, Any]:
+    """The innermost setting that differs between two recorded values (``preprocess.std``, not the whole
+    ``preprocess`` record), with its two values."""
+    if isinstance(before, dict) and isinstance(now, dict):
+        for name in sorted(set(before) | set(now)):
+            if before.get(name) != now.get(name):
+                return _first_difference(f"{key}.{name}", before.get(name), now.get(name))
+    return key, before, now
 
 
 def _compared(old: dict[str, Any]) -> tuple[str, ...]:
