@@ -448,7 +448,6 @@ def _predict_case(run: _Run, case: Case) -> bool:
         return False
     # a symlink inside the output folder must not lead a case's outputs into its own input or truth
     sources = [case.geometry.source, *case_files(case.geometry.source), run.truth_index.get(case.case_id)]
-    sources += [path for _, path in provenance.source_files(case)]
     for output in (target, run.names.probability(case), run.names.stripped(case)):
         check_output(output.resolve(), sources, overwrite=True, replaces=False)
     if not run.overwrite:
