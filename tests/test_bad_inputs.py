@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import shutil
+import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -648,6 +649,34 @@ def _dicom_other_pixel_spacing(tmp: Path) -> list[str]:
     series = _dicom_series(tmp)
     _edit_dicom([series / "slice004.dcm"], lambda ds: setattr(ds, "PixelSpacing", [2, 2]))
     return _predict(tmp, series)
+
+
+def _dicom_slice_without_position_beside_a_good_case(tmp: Path) -> list[str]:
+    series = _dicom_series(tmp)
+    shutil.copytree(series, tmp / "in" / "A")
+    _edit_dicom([series / "slice002.dcm"], lambda ds: delattr(ds, "ImagePositionPatient"))
+    return _predict(tmp, tmp / "in")
+
+
+def _raw_truncated_end_slice(tmp: Path) -> list[str]:
+    """The last slice of a series written without the Part 10 preamble, under a name without .dcm, and truncated."""
+    import pydicom
+
+    series = _dicom_series(tmp)
+    ds = pydicom.dcmread(series / "slice004.dcm")
+    del ds.file_meta
+    ds.preamble = None
+    ds.save_as(series / "IM4", enforce_file_format=False, implicit_vr=True, little_endian=True)
+    (series / "slice004.dcm").unlink()
+    (series / "IM4").write_bytes((series / "IM4").read_bytes()[:-30])
+    return _predict(tmp, series)
+
+
+def _micrometre_voxels_beside_a_good_case(tmp: Path) -> list[str]:
+    volume = np.ones((8, 8, 4), np.float32)
+    _nifti(tmp, volume, name="good.nii.gz")
+    _nifti(tmp, volume, np.diag([1e-6, 1e-6, 1e-6, 1.0]), name="tiny.nii.gz")
+    return _predict(tmp, tmp / "in")
 
 
 def _ids_differing_in_accent_composition(tmp: Path) -> list[str]:
@@ -1591,6 +1620,31 @@ CATALOGUE = [
         "case CASE_1 changed since TMP/cv/fold-0 was trained on it (CASE_1_2.tif changed: sha256); restore the data "
         "it was trained on, or train again into a new folder",
     ),
+    BadInput(
+        "dicom-slice-without-position-in-a-tree",
+        "a tree of two DICOM series, one slice of one of them without Image Position (Patient): a header fault, "
+        "found before the good series is predicted",
+        _dicom_slice_without_position_beside_a_good_case,
+        "1 of 2 cases fail their header checks, so nothing was written: S: TMP/in/S: slice 3 of 5 (slice002.dcm) has "
+        "no Image Position (Patient) tag, so its geometry is unknown (a reader would guess it); repair the series or "
+        "drop that slice; fix or move them, then run again",
+    ),
+    BadInput(
+        "micrometre-voxels-in-a-tree",
+        "a tree of two NIfTI volumes, one with 0.000001 mm voxels (an affine of almost no volume): a header fault, "
+        "found before the good volume is predicted",
+        _micrometre_voxels_beside_a_good_case,
+        "1 of 2 cases fail their header checks, so nothing was written: tiny: TMP/in/tiny.nii.gz has a degenerate or "
+        "non-finite affine; fix its header geometry (qform/sform); fix or move them, then run again",
+    ),
+    BadInput(
+        "dicom-raw-truncated-end-slice",
+        "a DICOM series whose last slice was written without the Part 10 preamble, under a name without .dcm (IM4), "
+        "and truncated: GDCM leaves it out of the series",
+        _raw_truncated_end_slice,
+        "TMP/in/S/IM4 holds 42 bytes of pixel data but its header describes 72: the file is truncated or its "
+        "dimensions are wrong",
+    ),
 ]
 
 
@@ -1983,3 +2037,64 @@ def test_a_failed_case_stays_listed_when_parts_predict_into_one_folder(
     failures = (tmp_path / "out" / "report" / "failures.csv").read_text().splitlines()
     assert codes == [1, 1] and len(failures) == 2 and failures[1].startswith("CASE_B,")
     assert "1 of 3 cases could not be read" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_names_from_user_data_keep_the_markdown_summaries_whole() -> None:
+    """A case id or clinical column with a line break or a pipe (a file name may hold both) stays inside its table
+    cell or line: the tables keep one row per case and hypothesis, and every name reads as it was given."""
+    from flairseg.evaluate import _summary_markdown
+    from flairseg.metrics import case_metrics, summarise_cases
+    from flairseg.radiogenomics import AssociationRow, _markdown
+
+    truth = np.zeros((2, 4, 4), bool)
+    truth[0, :2] = True
+    names = ["TCGA_A|B_0001", "CA\nSE", "TCGA_CS_0002"]
+    rows = [case_metrics(name, truth, truth) for name in names]
+    summary = _summary_markdown(rows, dict(summarise_cases(rows)), "t").splitlines()
+    assert len(summary) == 22 and not any(line == "SE" or line.startswith("SE ") for line in summary)
+    assert "| A\\|B | 1 | 1.0000 | 1.0000 |" in summary and "CA\\\\nSE (1.0000)" in summary[-1]
+    association = AssociationRow("asd", "sub|type\nx", 9, ("1|2", "3"), (1, 2), (3, 3), 0.5, 1.0, False)
+    table = _markdown([association], 0.05, 9, []).splitlines()
+    assert table[-1].count("|") - table[-1].count("\\|") == 10 and "sub\\|type\\\\nx" in table[-1]
+
+
+@pytest.mark.parametrize("entry", [e for e in CATALOGUE if e.name == "prediction-off-its-truth"], ids=lambda e: e.name)
+def test_without_quiet_the_error_still_stands_alone_on_the_last_line(
+    entry: BadInput, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Progress bars on stderr (no --quiet) end their line before the error: the error is the whole last line."""
+    argv = entry.make(tmp_path)
+    argv.remove("--quiet")
+    assert main(argv) == 1
+    err = capsys.readouterr().err.replace(str(tmp_path), "TMP")
+    assert "evaluate:" in err and err.endswith("\n") and err.split("\n")[-2] == entry.line
+
+
+def test_the_error_line_survives_a_decoder_silencing_descriptor_2_in_another_thread(tmp_path: Path) -> None:
+    """C libraries' output is silenced by pointing descriptor 2 at the null device while they decode (a reading
+    thread); the command's own error, printed meanwhile by the main thread, still reaches the user."""
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import sys, threading\n"
+        "from flairseg import evaluate, volumes\n"
+        "from flairseg.cli import main\n"
+        "from flairseg.errors import InputError\n"
+        "done = threading.Event()\n"
+        "def hold(held):\n"
+        "    with volumes._stderr_discarded():\n"
+        "        held.set()\n"
+        "        done.wait()\n"
+        "def fails(*args, **kwargs):\n"
+        "    held = threading.Event()\n"
+        "    threading.Thread(target=hold, args=(held,)).start()\n"
+        "    held.wait()\n"
+        "    raise InputError('a case failed while another was being decoded')\n"
+        "evaluate.evaluate = fails\n"
+        "try:\n"
+        "    code = main(['evaluate', '--pred', 'p', '--truth', 't', '-o', 'o'])\n"
+        "finally:\n"
+        "    done.set()\n"
+        "sys.exit(code)\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 1 and done.stderr == "flairseg: error: a case failed while another was being decoded\n"

@@ -420,7 +420,7 @@ def test_bad_dicom_folders(tmp_path: Path) -> None:
 
     for tag, words in (
         ((0x0020, 0x0032), "slice 3 of 4 (slice002.dcm) has no Image Position (Patient) tag"),
-        ((0x0028, 0x0030), "slice 3 (slice002.dcm) has no Pixel Spacing tag"),
+        ((0x0028, 0x0030), "slice 3 of 4 (slice002.dcm) has no Pixel Spacing tag"),
     ):
         folder = tmp_path / f"no-{tag[1]:04x}"
         _write_dicom_series(folder, np.zeros((4, 6, 6)), (1.0, 1.0, 3.0), np.eye(3), (0.0, 0.0, 0.0))
@@ -464,7 +464,7 @@ def test_files_that_are_not_dicom_slices_are_left_alone(tmp_path: Path) -> None:
     [
         ((0x0028, 0x0030), [0, 0], "slice 1 (slice000.dcm) has Pixel Spacing '0.0\\0.0'; it must be two positive"),
         ((0x0028, 0x0030), [-1, 1], "slice 1 (slice000.dcm) has Pixel Spacing '-1"),
-        ((0x0020, 0x0032), ["nan", 0, 6], "slice 3 of 5 (slice002.dcm) has a non-finite Image Position (Patient)"),
+        ((0x0020, 0x0032), ["nan", 0, 6], "slice 3 (slice002.dcm) has Image Position (Patient) 'nan"),
     ],
 )
 def test_dicom_geometry_that_is_not_positive_and_finite_is_refused(
@@ -778,7 +778,7 @@ def test_a_read_volume_is_its_own_writable_float32_array_never_the_file_s_memory
     [
         ((0x0020, 0x0037), [0, 1, 0, 0, 0, 1], "slice 5 (slice004.dcm) has another Image Orientation (Patient)"),
         ((0x0028, 0x0030), [2, 2], "slice 5 (slice004.dcm) has another Pixel Spacing than slice 1 (2, 2 against 1, 1)"),
-        ((0x0020, 0x0037), None, "slice 5 (slice004.dcm) has no Image Orientation (Patient) tag"),
+        ((0x0020, 0x0037), None, "slice 5 of 5 (slice004.dcm) has no Image Orientation (Patient) tag"),
     ],
     ids=["sagittal-slice", "other-pixel-spacing", "no-orientation"],
 )
@@ -814,3 +814,21 @@ def test_a_compressed_slice_with_fewer_frames_than_it_declares_is_refused(tmp_pa
     assert _message(check_headers, tmp_path / "s") == (
         f"{first} holds 1 JPEG frames but its header declares 2: the file is damaged or truncated; re-export the series"
     )
+
+
+def test_a_series_written_without_the_part10_preamble_reads_whole(tmp_path: Path) -> None:
+    """Data sets without the 128-byte preamble, under names without .dcm (as old scanners and PACS exports write
+    them), are DICOM too: found, checked and read, every slice of them."""
+    import pydicom
+
+    data = np.arange(5 * 6 * 6, dtype=np.int16).reshape(5, 6, 6)
+    _write_dicom_series(tmp_path / "s", data, (1.0, 1.0, 3.0), np.eye(3), (0.0, 0.0, 0.0))
+    for path in sorted((tmp_path / "s").iterdir()):
+        ds = pydicom.dcmread(path)
+        del ds.file_meta
+        ds.preamble = None
+        ds.save_as(path.with_name(path.stem.upper()), enforce_file_format=False, implicit_vr=True, little_endian=True)
+        path.unlink()
+    assert is_dicom_folder(tmp_path / "s")
+    case = read_dicom_series(tmp_path / "s")
+    assert case.shape == (5, 6, 6) and sorted(np.unique(case.image)) == sorted(np.unique(data))

@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import errno
 import logging
+import os
 import signal
 import sys
 import threading
@@ -21,7 +22,7 @@ from typing import NoReturn
 
 from flairseg.config import LOSSES, MISSING_POLICIES, PRECISIONS, TASKS, VARIANTS
 from flairseg.errors import FlairsegError
-from flairseg.outputs import run_report
+from flairseg.outputs import one_line, run_report
 from flairseg.version import __version__
 
 
@@ -30,7 +31,7 @@ class _Parser(argparse.ArgumentParser):
     block (``--help`` prints it)."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n")
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
 
 
 class _CommandParser(_Parser):
@@ -947,15 +948,39 @@ def _memory_budget(size: str | None) -> Iterator[None]:
             os.environ[ENVIRONMENT] = previous
 
 
-def _one_line(message: str) -> str:
-    """A message as one line: line breaks and other control characters (a file name may hold them) escaped."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+@contextlib.contextmanager
+def _stderr_of_its_own() -> Iterator[None]:
+    """Python's stderr (progress bars, the error line) on a descriptor of its own while a command runs: C libraries'
+    output is silenced by pointing descriptor 2 at the null device while they decode (``volumes``), which would
+    otherwise take along whatever another thread prints meanwhile. A stream without a descriptor (captured, or
+    replaced by the caller) is left as it is."""
+    stream = sys.stderr
+    try:
+        own = stream.fileno() == 2
+    except (AttributeError, OSError, ValueError):
+        own = False
+    if not own:
+        yield
+        return
+    stream.flush()
+    sys.stderr = open(os.dup(2), "w", buffering=1, encoding=stream.encoding, errors=stream.errors)  # noqa: SIM115
+    try:
+        yield
+    finally:
+        sys.stderr.close()
+        sys.stderr = stream
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``flairseg`` console command."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    with _stderr_of_its_own():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The command ``args`` asks for; every failure it may meet as one line on stderr and an exit status."""
     try:
         with _sigterm_raises(), _quiet_libraries(), _memory_budget(getattr(args, "max_memory", None)):
             return args.run(args)
@@ -963,11 +988,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("flairseg: terminated; nothing was left half-written", file=sys.stderr)
         return 143
     except FlairsegError as exc:
-        print(f"flairseg: error: {_one_line(str(exc))}", file=sys.stderr)
+        print(f"flairseg: error: {one_line(str(exc))}", file=sys.stderr)
         return 1
     # disk full, permissions, read-only file systems, names too long, a file where a folder is needed
     except OSError as exc:
-        print(f"flairseg: error: {_one_line(_os_error(exc))}", file=sys.stderr)
+        print(f"flairseg: error: {one_line(_os_error(exc))}", file=sys.stderr)
         return 1
     except MemoryError:
         print(

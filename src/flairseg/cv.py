@@ -336,7 +336,7 @@ def write_report(result: CrossValidation, held: Sequence[HeldOut], config: Train
     """``out/report``: metrics.csv, summary.md/.json, the Dice figure, postprocessing.csv, worst_cases.csv, cv.md,
     rules.json (the rule each fold's cases were postprocessed with)."""
     from flairseg import evaluate
-    from flairseg.outputs import atomic_file
+    from flairseg.outputs import atomic_file, markdown_text
 
     report = result.out / "report"
     summary = evaluate.write_report(
@@ -359,7 +359,7 @@ def write_report(result: CrossValidation, held: Sequence[HeldOut], config: Train
         + ".",
         f"Chosen on all cases (the ensemble's rule): {rule_name(result.rule)}.",
         f"Tumours found by the network (Dice > {DELETED_RAW} before postprocessing) and removed by it (< "
-        f"{DELETED_FINAL}): " + (", ".join(result.deleted) if result.deleted else "none") + ".",
+        f"{DELETED_FINAL}): " + (", ".join(map(markdown_text, result.deleted)) if result.deleted else "none") + ".",
         "",
         "| postprocessing (all cases) | Dice mean | median | min | cases < 0.5 | tumours deleted |",
         "|---|---|---|---|---|---|",

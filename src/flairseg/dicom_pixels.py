@@ -295,13 +295,24 @@ def _is_part10(head: bytes) -> bool:
     return head[_PREAMBLE : _PREAMBLE + len(_MAGIC)] == _MAGIC
 
 
-def is_part10(path: Path) -> bool:
-    """Whether ``path`` is a DICOM Part 10 file by its first bytes; a file that cannot be opened is not."""
+def _opens_data_set(head: bytes) -> bool:
+    """Whether a file's first bytes open a DICOM data set written without the Part 10 preamble (as GDCM reads it too):
+    a little-endian element of the meta information (group 0002) or of the identifying group 0008, with an explicit
+    VR of two capital letters or an implicit 32-bit length."""
+    if len(head) < 8 or struct.unpack("<H", head[:2])[0] not in (0x0002, 0x0008):
+        return False
+    return head[4:6].isalpha() and head[4:6].isupper() or struct.unpack("<I", head[4:8])[0] < 1 << 16
+
+
+def looks_like_dicom(path: Path) -> bool:
+    """Whether ``path`` is a DICOM file by its first bytes: a Part 10 file, or a data set without the preamble; a
+    file that cannot be opened is not."""
     try:
         with path.open("rb") as handle:
-            return _is_part10(handle.read(_PREAMBLE + len(_MAGIC)))
+            head = handle.read(_PREAMBLE + len(_MAGIC))
     except OSError:
         return False
+    return _is_part10(head) or _opens_data_set(head)
 
 
 def _transfer_syntax(handle: BinaryIO) -> str:

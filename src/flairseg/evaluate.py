@@ -26,7 +26,7 @@ from flairseg.html_report import write_html_report
 from flairseg.io import index_mask_cases, read_case, read_mask
 from flairseg.kaggle import read_kaggle_case
 from flairseg.metrics import CaseMetrics, Summary, case_metrics, summarise_cases
-from flairseg.outputs import ReportFolder, atomic_dir, atomic_file, check_output
+from flairseg.outputs import ReportFolder, atomic_dir, atomic_file, check_output, markdown_text
 
 CONVENTIONS = (
     "Dice over all slices of a case at once; both masks empty -> 1, one empty -> 0. "
@@ -113,14 +113,15 @@ def _summary_markdown(rows: Sequence[CaseMetrics], summary: dict[str, Summary], 
     if len(groups) > 1 or "" not in groups:
         lines += ["", "| institution | cases | Dice mean | Dice median |", "|---|---|---|---|"]
         for name, values in sorted(groups.items()):
-            lines.append(f"| {name or 'other'} | {len(values)} | {np.mean(values):.4f} | {np.median(values):.4f} |")
+            shown = markdown_text(name) or "other"
+            lines.append(f"| {shown} | {len(values)} | {np.mean(values):.4f} | {np.median(values):.4f} |")
     worst = sorted(rows, key=lambda r: r.dice)[:5]
     lines += [
         "",
-        f"Case nearest the mean Dice: {mean_case} ({dice[mean_case]:.4f}); "
-        f"median case: {median_case} ({dice[median_case]:.4f}).",
+        f"Case nearest the mean Dice: {markdown_text(mean_case)} ({dice[mean_case]:.4f}); "
+        f"median case: {markdown_text(median_case)} ({dice[median_case]:.4f}).",
         "",
-        "Lowest Dice: " + ", ".join(f"{r.case_id} ({r.dice:.4f})" for r in worst) + ".",
+        "Lowest Dice: " + ", ".join(f"{markdown_text(r.case_id)} ({r.dice:.4f})" for r in worst) + ".",
         "",
     ]
     return "\n".join(lines)

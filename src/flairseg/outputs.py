@@ -307,6 +307,17 @@ def _running(pid: int) -> bool:
     return True
 
 
+def one_line(text: str) -> str:
+    """``text`` (a message, a file or case name) as one line: line breaks and other control characters escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def markdown_text(text: str) -> str:
+    """``text`` from user data (a case id, a clinical column or value) as it may stand in a Markdown table or line:
+    on one line (:func:`one_line`), its pipes and backslashes escaped."""
+    return one_line(text).replace("\\", "\\\\").replace("|", "\\|")
+
+
 _UNSAFE_CHARACTER = re.compile(r'[^ -~]|[/\\<>:"|?*]')  # not printable ASCII, a separator, or refused by Windows
 NAME_CHARACTERS = 60  # the readable part of a name made from user data (at most 60 bytes, far below any name limit)
 

@@ -27,7 +27,7 @@ import numpy as np
 from flairseg.association import contingency, fisher_exact_2xk
 from flairseg.errors import InputError
 from flairseg.io import index_mask_cases, read_mask
-from flairseg.outputs import atomic_dir, atomic_file, check_output, distinct_names
+from flairseg.outputs import atomic_dir, atomic_file, check_output, distinct_names, markdown_text
 from flairseg.shape import ShapeFeatures, shape_features
 
 FEATURES = ("asd", "mf", "bevr", "volume")
@@ -303,10 +303,13 @@ def _markdown(rows: Sequence[AssociationRow], alpha: float, matched: int, unmatc
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        levels, low, high = (
+            " / ".join(map(markdown_text, values)) for values in (r.levels, map(str, r.low), map(str, r.high))
+        )
+        significant = "yes" if r.significant else ""
         lines.append(
-            f"| {r.feature.upper()} | {r.column} | {r.cases} | {' / '.join(r.levels)} | {' / '.join(map(str, r.low))} "
-            "| "
-            f"{' / '.join(map(str, r.high))} | {r.p:.3g} | {r.p_bonferroni:.3g} | {'yes' if r.significant else ''} |"
+            f"| {r.feature.upper()} | {markdown_text(r.column)} | {r.cases} | {levels} | {low} | {high} | {r.p:.3g} | "
+            f"{r.p_bonferroni:.3g} | {significant} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -33,12 +33,12 @@ import sys
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from flairseg.cases import NIFTI_SUFFIXES, Case, Geometry, nifti_stem
-from flairseg.dicom_pixels import ELEMENTS_ROOM, PixelBytes, is_part10, pixel_bytes
+from flairseg.dicom_pixels import ELEMENTS_ROOM, PixelBytes, looks_like_dicom, pixel_bytes
 from flairseg.errors import InputError
 from flairseg.outputs import atomic_file
 
@@ -50,6 +50,7 @@ _POSITION_TAG = "0020|0032"  # Image Position (Patient)
 _PIXEL_SPACING_TAG = "0028|0030"  # Pixel Spacing (row, column), mm
 _ORIENTATION_TAG = "0020|0037"  # Image Orientation (Patient): row and column direction cosines
 _ORIENTATION_TOLERANCE = 1e-4  # direction cosines of one series' slices agree to this (about 0.006 degrees)
+_GEOMETRY_TAGS = (_POSITION_TAG, _PIXEL_SPACING_TAG, _ORIENTATION_TAG)
 _DICOM_SUFFIX = ".dcm"
 _DICOM_DIRECTORY = "DICOMDIR"  # the index of a DICOM file set, always so named (PS3.10): no image
 _STDERR_LOCK = threading.Lock()  # file descriptor 2 is the process's: one redirection at a time
@@ -85,7 +86,8 @@ def _quiet_simpleitk() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _stderr_discarded() -> Iterator[None]:
-    """Point file descriptor 2, where C libraries print, at the null device (one thread at a time)."""
+    """Point file descriptor 2, where C libraries print, at the null device (one thread at a time); the command line
+    prints through a descriptor of its own meanwhile (``cli``), so its messages are never taken along."""
     with _STDERR_LOCK:
         sys.stderr.flush()
         saved = os.dup(2)
@@ -174,6 +176,7 @@ def _nifti_header(path: Path) -> tuple[Any, tuple[int, int, int]]:
         _check_size(image, shape, path)
         with ImageOpener(path) as handle:  # the header as stored, before nibabel's fixes
             _check_spacing(type(image.header).from_fileobj(handle, check=False)["pixdim"][1:4], path)
+        _orientation(image.affine, path)  # a degenerate affine is a header fault, found before any voxel is read
     except InputError:
         raise
     except Exception as exc:  # nibabel, gzip and zlib raise many types for corrupt or truncated files
@@ -400,116 +403,141 @@ def _named_dicom(path: Path) -> bool:
 
 
 def is_dicom_folder(folder: str | os.PathLike) -> bool:
-    """Cheap check: the folder holds a ``.dcm`` file, or one of its first files is a DICOM Part 10 file."""
+    """Cheap check: the folder holds a ``.dcm`` file, or one of its first files is DICOM by its first bytes."""
     folder = Path(folder)
     if not folder.is_dir():
         return False
     files = _visible_files(folder)
-    return any(map(_named_dicom, files)) or any(map(is_part10, files[:5]))
+    return any(map(_named_dicom, files)) or any(map(looks_like_dicom, files[:5]))
 
 
-def _first_without(reader: Any, tag: str) -> tuple[int, str] | None:
-    """(index, file name) of the first slice of the series whose header lacks ``tag``; None when all have it."""
-    files = reader.GetFileNames()
-    return next(((k, Path(files[k]).name) for k in range(len(files)) if not reader.HasMetaDataKey(k, tag)), None)
+class _SliceHeaders(NamedTuple):
+    """The geometry tags of each file of a DICOM series, in the series' order, read by GDCM without decoding a pixel:
+    a tag the file lacks is absent from its dictionary."""
+
+    names: tuple[str, ...]
+    tags: tuple[dict[str, str], ...]
+
+    def first_without(self, tag: str) -> int | None:
+        """The index of the first slice whose header lacks ``tag``; None when all have it."""
+        return next((k for k, tags in enumerate(self.tags) if tag not in tags), None)
 
 
-def _slice_numbers(reader: Any, tag: str, count: int, what: str, folder: Path) -> np.ndarray:
+def _slice_headers(files: Sequence[str], folder: Path) -> _SliceHeaders:
+    """Each file's Pixel Spacing, Image Orientation and Image Position (Patient), from its header alone."""
+    import SimpleITK as sitk
+
+    tags = []
+    with _quiet_simpleitk():
+        for name in files:
+            reader = sitk.ImageFileReader()
+            reader.SetFileName(name)
+            try:
+                reader.ReadImageInformation()
+            except RuntimeError as exc:
+                raise InputError(f"cannot read the DICOM header of {name}: {_itk_reason(exc)}") from None
+            tags.append({tag: reader.GetMetaData(tag) for tag in _GEOMETRY_TAGS if reader.HasMetaDataKey(tag)})
+    return _SliceHeaders(tuple(Path(name).name for name in files), tuple(tags))
+
+
+def _slice_numbers(headers: _SliceHeaders, tag: str, count: int, what: str, folder: Path) -> np.ndarray:
     """(slices, count) numbers of a backslash-separated tag in every slice of the series; a slice that lacks the tag
     or holds anything but ``count`` finite numbers in it ends the read, named."""
-    missing = _first_without(reader, tag)
+    missing = headers.first_without(tag)
     if missing is not None:
         raise InputError(
-            f"{folder}: slice {missing[0] + 1} ({missing[1]}) has no {what} tag, so its geometry is unknown (a reader "
-            "would guess it); repair the series"
+            f"{folder}: slice {missing + 1} of {len(headers.names)} ({headers.names[missing]}) has no {what} tag, so "
+            "its geometry is unknown (a reader would guess it); repair the series or drop that slice"
         )
-    files = reader.GetFileNames()
     rows = []
-    for k in range(len(files)):
-        text = reader.GetMetaData(k, tag).strip()
+    for k, tags in enumerate(headers.tags):
+        text = tags[tag].strip()
         try:
             values = np.array(text.split("\\"), dtype=float)
         except ValueError:
             values = np.empty(0)
         if values.shape != (count,) or not np.isfinite(values).all():
             raise InputError(
-                f"{folder}: slice {k + 1} ({Path(files[k]).name}) has {what} '{text}'; it must be {count} finite "
+                f"{folder}: slice {k + 1} ({headers.names[k]}) has {what} '{text}'; it must be {count} finite "
                 "numbers; repair the series"
             )
         rows.append(values)
     return np.array(rows)
 
 
-def _check_slices_agree(values: np.ndarray, tolerance: float, what: str, reader: Any, folder: Path) -> None:
+def _check_slices_agree(values: np.ndarray, tolerance: float, what: str, headers: _SliceHeaders, folder: Path) -> None:
     """Raise when a slice's ``values`` differ from the first slice's by more than ``tolerance``: the volume takes
     the first slice's, so another slice's would be silently misplaced."""
     differs = np.flatnonzero(np.abs(values - values[0]).max(axis=1) > tolerance)
     if differs.size:
         k = int(differs[0])
         raise InputError(
-            f"{folder}: slice {k + 1} ({Path(reader.GetFileNames()[k]).name}) has another {what} than slice 1 "
+            f"{folder}: slice {k + 1} ({headers.names[k]}) has another {what} than slice 1 "
             f"({', '.join(f'{v:g}' for v in values[k])} against {', '.join(f'{v:g}' for v in values[0])}); a volume "
             "needs one for every slice: give each series its own folder"
         )
 
 
-def _check_pixel_spacing(reader: Any, folder: Path) -> None:
-    """Raise when a slice lacks Pixel Spacing, gives one that is not two positive finite numbers (a reader would put
-    it at 1 mm) or another one than the first slice."""
-    spacing = _slice_numbers(reader, _PIXEL_SPACING_TAG, 2, "Pixel Spacing", folder)
+def _pixel_spacing(headers: _SliceHeaders, folder: Path) -> np.ndarray:
+    """The series' (row, column) Pixel Spacing; refused when a slice lacks it, gives one that is not two positive
+    finite numbers (a reader would put it at 1 mm) or another one than the first slice."""
+    spacing = _slice_numbers(headers, _PIXEL_SPACING_TAG, 2, "Pixel Spacing", folder)
     bad = np.flatnonzero((spacing <= 0).any(axis=1))
     if bad.size:
-        name, text = Path(reader.GetFileNames()[bad[0]]).name, reader.GetMetaData(int(bad[0]), _PIXEL_SPACING_TAG)
+        k = int(bad[0])
+        text = headers.tags[k][_PIXEL_SPACING_TAG].strip()
         raise InputError(
-            f"{folder}: slice {bad[0] + 1} ({name}) has Pixel Spacing '{text.strip()}'; "
-            "it must be two positive finite millimetre values (a reader would guess 1 mm); repair the series"
+            f"{folder}: slice {k + 1} ({headers.names[k]}) has Pixel Spacing '{text}'; it must be two positive finite "
+            "millimetre values (a reader would guess 1 mm); repair the series"
         )
-    _check_slices_agree(spacing, 1e-4 * spacing[0].min(), "Pixel Spacing", reader, folder)
+    _check_slices_agree(spacing, 1e-4 * spacing[0].min(), "Pixel Spacing", headers, folder)
+    return spacing[0]
 
 
-def _check_orientation(reader: Any, folder: Path) -> None:
-    """Raise when a slice lacks Image Orientation (Patient) or lies in another plane than the first slice."""
-    orientation = _slice_numbers(reader, _ORIENTATION_TAG, 6, "Image Orientation (Patient)", folder)
-    _check_slices_agree(orientation, _ORIENTATION_TOLERANCE, "Image Orientation (Patient)", reader, folder)
+def _slice_normal(headers: _SliceHeaders, folder: Path) -> np.ndarray:
+    """The unit normal of the series' slices; refused when a slice lacks Image Orientation (Patient), lies in another
+    plane than the first slice, or its row and column directions are not two orthogonal unit vectors."""
+    orientation = _slice_numbers(headers, _ORIENTATION_TAG, 6, "Image Orientation (Patient)", folder)
+    _check_slices_agree(orientation, _ORIENTATION_TOLERANCE, "Image Orientation (Patient)", headers, folder)
+    normal = np.cross(orientation[0, :3], orientation[0, 3:])
+    if abs(np.linalg.norm(normal) - 1) > 0.01:
+        raise InputError(
+            f"{folder}: slice 1 ({headers.names[0]}) has Image Orientation (Patient) "
+            f"'{headers.tags[0][_ORIENTATION_TAG].strip()}', not two orthogonal unit directions; repair the series"
+        )
+    return normal
 
 
-def _check_positions(reader: Any, image: Any, folder: Path) -> None:
-    """Raise when the slices are off the regular grid SimpleITK assumed (missing slices, uneven spacing, tilt)."""
-    count = len(reader.GetFileNames())
+def _check_positions(headers: _SliceHeaders, normal: np.ndarray, pixel_spacing: np.ndarray, folder: Path) -> None:
+    """Raise when a slice lacks its position or the slices are off one regular grid along ``normal`` (missing slices,
+    uneven spacing, tilt, two slices in one place)."""
+    count = len(headers.names)
     if count < 2:
         return
-    missing = _first_without(reader, _POSITION_TAG)
-    if missing is not None:
+    positions = _slice_numbers(headers, _POSITION_TAG, 3, "Image Position (Patient)", folder)
+    step = float(np.dot(positions[1] - positions[0], normal))
+    tolerance = _POSITION_TOLERANCE * min(float(pixel_spacing.min()), abs(step) or np.inf)
+    if abs(step) <= tolerance:
         raise InputError(
-            f"{folder}: slice {missing[0] + 1} of {count} ({missing[1]}) has no Image Position (Patient) tag, "
-            "so its place in the volume is unknown; repair the series or drop that slice"
+            f"{folder}: slices 1 and 2 ({headers.names[0]}, {headers.names[1]}) lie in one place; give each slice "
+            "once, or each series its own folder"
         )
-    values = [reader.GetMetaData(k, _POSITION_TAG).split("\\") for k in range(count)]
-    try:
-        positions = np.array(values, dtype=float)
-    except ValueError:
-        positions = np.empty(0)
-    if positions.shape != (count, 3):
-        raise InputError(
-            f"{folder}: a slice has a malformed Image Position (Patient) tag; repair the series or drop that slice"
-        )
-    unplaced = np.flatnonzero(~np.isfinite(positions).all(axis=1))
-    if unplaced.size:
-        name = Path(reader.GetFileNames()[unplaced[0]]).name
-        raise InputError(
-            f"{folder}: slice {unplaced[0] + 1} of {count} ({name}) has a non-finite Image Position (Patient); "
-            "repair the series or drop that slice"
-        )
-    spacing = np.asarray(image.GetSpacing(), dtype=float)
-    normal = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3)[:, 2]
-    expected = np.asarray(image.GetOrigin()) + np.outer(np.arange(count) * spacing[2], normal)
+    expected = positions[0] + np.outer(np.arange(count) * step, normal)
     offsets = np.linalg.norm(positions - expected, axis=1)
     worst = int(np.argmax(offsets))
-    if offsets[worst] > _POSITION_TOLERANCE * spacing.min():
+    if offsets[worst] > tolerance:
         raise InputError(
             f"{folder}: slice {worst + 1} of {count} lies {offsets[worst]:.2f} mm off a regular grid "
             "(missing slices, uneven spacing or gantry tilt); give a complete, evenly spaced series"
         )
+
+
+def _check_geometry(files: Sequence[str], folder: Path) -> None:
+    """The series' geometry from its headers, before a pixel is decoded: every slice with one positive Pixel
+    Spacing, one plane and a place on one regular grid."""
+    headers = _slice_headers(files, folder)
+    pixel_spacing = _pixel_spacing(headers, folder)
+    _check_positions(headers, _slice_normal(headers, folder), pixel_spacing, folder)
 
 
 def read_dicom_series(folder: str | os.PathLike, case_id: str | None = None) -> Case:
@@ -529,7 +557,6 @@ def read_dicom_series(folder: str | os.PathLike, case_id: str | None = None) -> 
     reader = sitk.ImageSeriesReader()
     with _quiet_simpleitk():
         reader.SetFileNames(files)
-        reader.MetaDataDictionaryArrayUpdateOn()
         try:
             image = reader.Execute()
         except RuntimeError as exc:
@@ -540,9 +567,6 @@ def read_dicom_series(folder: str | os.PathLike, case_id: str | None = None) -> 
             f"with {image.GetNumberOfComponentsPerPixel()} components per voxel"
         )
     _check_spacing(image.GetSpacing(), folder)
-    _check_pixel_spacing(reader, folder)
-    _check_orientation(reader, folder)
-    _check_positions(reader, image, folder)
     lps = np.eye(4)
     lps[:3, :3] = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3) * np.asarray(image.GetSpacing())
     lps[:3, 3] = image.GetOrigin()
@@ -571,6 +595,7 @@ def _dicom_series_files(folder: Path) -> Sequence[str]:
     files = _gdcm_series_files(folder)
     _check_dicom_memory([screened.get(Path(name).name) or _checked_pixels(Path(name)) for name in files], folder)
     _check_nothing_left_out(files, screened, folder)
+    _check_geometry(files, folder)
     return files
 
 
@@ -599,12 +624,12 @@ def _itk_reason(exc: RuntimeError) -> str:
 
 
 def _dicom_like_files(folder: Path) -> list[Path]:
-    """The files of a folder that look like DICOM (named ``.dcm``, or a Part 10 file), a file set's DICOMDIR index
-    (no image) left out."""
+    """The files of a folder that look like DICOM (named ``.dcm``, a Part 10 file or a data set without the preamble),
+    a file set's DICOMDIR index (no image) left out."""
     return [
         path
         for path in _visible_files(folder)
-        if path.name != _DICOM_DIRECTORY and (_named_dicom(path) or is_part10(path))
+        if path.name != _DICOM_DIRECTORY and (_named_dicom(path) or looks_like_dicom(path))
     ]
 
 
