@@ -672,6 +672,13 @@ def _raw_truncated_end_slice(tmp: Path) -> list[str]:
     return _predict(tmp, series)
 
 
+def _dicom_sheared_orientation(tmp: Path) -> list[str]:
+    series = _dicom_series(tmp)
+    sheared = [1, 0, 0, 0.5, 0.8660254, 0]  # the column direction 30 degrees off orthogonal to the row's
+    _edit_dicom(sorted(series.iterdir()), lambda ds: setattr(ds, "ImageOrientationPatient", sheared))
+    return _predict(tmp, series)
+
+
 def _micrometre_voxels_beside_a_good_case(tmp: Path) -> list[str]:
     volume = np.ones((8, 8, 4), np.float32)
     _nifti(tmp, volume, name="good.nii.gz")
@@ -1644,6 +1651,13 @@ CATALOGUE = [
         _raw_truncated_end_slice,
         "TMP/in/S/IM4 holds 42 bytes of pixel data but its header describes 72: the file is truncated or its "
         "dimensions are wrong",
+    ),
+    BadInput(
+        "dicom-sheared-orientation",
+        "a DICOM series whose Image Orientation (Patient) gives row and column directions 60 degrees apart",
+        _dicom_sheared_orientation,
+        "TMP/in/S: slice 1 (slice000.dcm) has Image Orientation (Patient) '1.0\\0.0\\0.0\\0.5\\0.8660254\\0.0', "
+        "not two orthogonal unit directions (a reader would put the image in another place); repair the series",
     ),
 ]
 

@@ -832,3 +832,21 @@ def test_a_series_written_without_the_part10_preamble_reads_whole(tmp_path: Path
     assert is_dicom_folder(tmp_path / "s")
     case = read_dicom_series(tmp_path / "s")
     assert case.shape == (5, 6, 6) and sorted(np.unique(case.image)) == sorted(np.unique(data))
+
+
+@pytest.mark.parametrize(
+    "orientation",
+    [[1, 0, 0, 0, 0, 0], [1, 0, 0, 1, 0, 0], [1, 0, 0, 0.5, 0.8660254, 0], [2, 0, 0, 0, 0.5, 0]],
+    ids=["zero-column", "parallel", "sheared", "not-unit"],
+)
+def test_a_degenerate_slice_orientation_is_refused(tmp_path: Path, orientation: list[float]) -> None:
+    """GDCM would replace direction cosines that are not two orthogonal unit vectors by the identity: the volume would
+    silently lie in another place."""
+    import pydicom
+
+    _write_dicom_series(tmp_path / "s", np.ones((3, 6, 6)), (1.0, 1.0, 3.0), np.eye(3), (0.0, 0.0, 0.0))
+    for path in sorted((tmp_path / "s").iterdir()):
+        ds = pydicom.dcmread(path)
+        ds.ImageOrientationPatient = orientation
+        ds.save_as(path)
+    assert "not two orthogonal unit directions" in _message(read_dicom_series, tmp_path / "s")

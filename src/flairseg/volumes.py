@@ -50,6 +50,7 @@ _POSITION_TAG = "0020|0032"  # Image Position (Patient)
 _PIXEL_SPACING_TAG = "0028|0030"  # Pixel Spacing (row, column), mm
 _ORIENTATION_TAG = "0020|0037"  # Image Orientation (Patient): row and column direction cosines
 _ORIENTATION_TOLERANCE = 1e-4  # direction cosines of one series' slices agree to this (about 0.006 degrees)
+_ORTHONORMAL_TOLERANCE = 1e-3  # how far the two direction cosines may be from unit length and from orthogonal
 _GEOMETRY_TAGS = (_POSITION_TAG, _PIXEL_SPACING_TAG, _ORIENTATION_TAG)
 _DICOM_SUFFIX = ".dcm"
 _DICOM_DIRECTORY = "DICOMDIR"  # the index of a DICOM file set, always so named (PS3.10): no image
@@ -499,13 +500,15 @@ def _slice_normal(headers: _SliceHeaders, folder: Path) -> np.ndarray:
     plane than the first slice, or its row and column directions are not two orthogonal unit vectors."""
     orientation = _slice_numbers(headers, _ORIENTATION_TAG, 6, "Image Orientation (Patient)", folder)
     _check_slices_agree(orientation, _ORIENTATION_TOLERANCE, "Image Orientation (Patient)", headers, folder)
-    normal = np.cross(orientation[0, :3], orientation[0, 3:])
-    if abs(np.linalg.norm(normal) - 1) > 0.01:
+    row, column = orientation[0, :3], orientation[0, 3:]
+    lengths = np.linalg.norm([row, column], axis=1)
+    if np.abs(lengths - 1).max() > _ORTHONORMAL_TOLERANCE or abs(np.dot(row, column)) > _ORTHONORMAL_TOLERANCE:
         raise InputError(
             f"{folder}: slice 1 ({headers.names[0]}) has Image Orientation (Patient) "
-            f"'{headers.tags[0][_ORIENTATION_TAG].strip()}', not two orthogonal unit directions; repair the series"
+            f"'{headers.tags[0][_ORIENTATION_TAG].strip()}', not two orthogonal unit directions (a reader would put "
+            "the image in another place); repair the series"
         )
-    return normal
+    return np.cross(row, column)
 
 
 def _check_positions(headers: _SliceHeaders, normal: np.ndarray, pixel_spacing: np.ndarray, folder: Path) -> None:
