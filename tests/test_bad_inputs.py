@@ -590,15 +590,17 @@ def _tampered_checkpoint(tmp: Path, key: str, value: object) -> Path:
 
 
 def _onnx_off_its_graph(tmp: Path) -> list[str]:
+    """An export whose metadata was given another size and stamped again (its record matches, its graph does not)."""
+    import json
+
     import onnx
 
-    from flairseg.export import export_onnx
+    from flairseg.export import export_onnx, stamped
 
     export_onnx(_zero_checkpoint(tmp), tmp / "m.onnx")
     exported = onnx.load(str(tmp / "m.onnx"))
-    entry = exported.metadata_props[0]
-    entry.value = entry.value.replace('"size": 256', '"size": 64')
-    onnx.save(exported, str(tmp / "m.onnx"))
+    metadata = json.loads(exported.metadata_props[0].value)
+    (tmp / "m.onnx").write_bytes(stamped(exported, {**metadata, "preprocess": {**metadata["preprocess"], "size": 64}}))
     return _predict(tmp, _case(tmp), "--model", str(tmp / "m.onnx"))
 
 
@@ -928,6 +930,57 @@ def _cv_fold_on_changed_data(tmp: Path) -> list[str]:
     case = json.loads((tmp / "cv" / "fold-0" / "split.json").read_text())["train"][0]
     image = tmp / "in" / case / f"{case}_2.tif"
     tifffile.imwrite(image, 255 - tifffile.imread(image), photometric="rgb")
+    return argv
+
+
+def _onnx_threshold_edited(tmp: Path) -> list[str]:
+    """An export whose metadata's threshold was set to 0.999 afterwards, its graph (and the graph's hash) untouched."""
+    import json
+
+    import onnx
+
+    model = onnx.load(str(_made_onnx(tmp)))
+    entry = next(e for e in model.metadata_props if e.key == "flairseg")
+    entry.value = json.dumps({**json.loads(entry.value), "recipe": {"threshold": 0.999}})
+    onnx.save(model, str(tmp / "m.onnx"))
+    return _predict(tmp, _case(tmp), "--model", str(tmp / "m.onnx"))
+
+
+def _negative_variance(tmp: Path) -> list[str]:
+    """A checkpoint whose batch normalisations' running variances are all negative, saved with its own sha256 and
+    binding (the files are consistent, the model is not)."""
+    model = UNet(features=2, batch_norm=True)
+    for name, buffer in model.named_buffers():
+        if name.endswith("running_var"):
+            buffer.fill_(-1.0)
+    config = ModelConfig(features=2, batch_norm=True)
+    path = save_model(model, config, PreprocessConfig(), tmp / "model" / "m", task="abnormality")
+    return _predict(tmp, _case(tmp), "--model", str(path))
+
+
+def _init_from_an_ensemble(tmp: Path) -> list[str]:
+    from flairseg.model import Ensemble
+
+    config = ModelConfig(features=2)
+    ensemble = Ensemble([UNet(features=2), UNet(features=2)])
+    save_model(ensemble, config, PreprocessConfig(), tmp / "e" / "m", task="abnormality", members=2)
+    return _train(tmp, "--init", str(tmp / "e" / "m.json"))
+
+
+def _resume_from_a_nan_state(tmp: Path) -> list[str]:
+    """A trained run whose last checkpoint was written again (sha256 and binding kept) with a NaN weight."""
+    from flairseg import checkpoint
+
+    argv = _trained_run(tmp)
+    tensors, record = checkpoint.read(tmp / "old" / "last")
+    tensors["model.head.weight"] = torch.full_like(tensors["model.head.weight"], float("nan"))
+    checkpoint.save(tensors, record, tmp / "old" / "last")
+    return argv
+
+
+def _resume_with_a_broken_best(tmp: Path) -> list[str]:
+    argv = _trained_run(tmp)
+    (tmp / "old" / "best.json").write_text('{"a":')
     return argv
 
 
@@ -1658,6 +1711,40 @@ CATALOGUE = [
         _dicom_sheared_orientation,
         "TMP/in/S: slice 1 (slice000.dcm) has Image Orientation (Patient) '1.0\\0.0\\0.0\\0.5\\0.8660254\\0.0', "
         "not two orthogonal unit directions (a reader would put the image in another place); repair the series",
+    ),
+    BadInput(
+        "onnx-metadata-edited-after-export",
+        "an ONNX export whose metadata was edited afterwards (its threshold set to 0.999), its graph untouched",
+        _onnx_threshold_edited,
+        "TMP/m.onnx: its 'flairseg' metadata was edited after export (its settings differ from those recorded with the "
+        "graph); export the checkpoint again",
+    ),
+    BadInput(
+        "negative-batchnorm-variance",
+        "a checkpoint whose batch normalisations' running variances are negative (sha256 and binding consistent)",
+        _negative_variance,
+        "checkpoint m.json holds a negative batch-normalisation variance in bottleneck.1.running_var; the file is "
+        "damaged or was edited",
+    ),
+    BadInput(
+        "train-init-from-an-ensemble",
+        "`train --init` with an ensemble checkpoint (no run folder is made)",
+        _init_from_an_ensemble,
+        "cannot fine-tune from TMP/e/m.json: it is an ensemble of 2 models; start from one of its folds' checkpoints",
+    ),
+    BadInput(
+        "resume-from-a-nan-state",
+        "resuming a run whose last checkpoint holds a NaN weight (sha256 and binding consistent)",
+        _resume_from_a_nan_state,
+        "TMP/old/last.json holds NaN or infinite values in model.head.weight; the file is damaged or its training "
+        "diverged",
+    ),
+    BadInput(
+        "resume-with-a-broken-best",
+        "resuming a finished run whose best.json is not valid JSON",
+        _resume_with_a_broken_best,
+        "the best model of TMP/old does not load (TMP/old/best.json is not valid JSON); restore it, or train the run "
+        "again with --overwrite",
     ),
 ]
 

@@ -351,6 +351,20 @@ def test_bad_training_inputs(phantoms: Path, tmp_path: Path, capsys: pytest.Capt
     )
 
 
+def test_a_diverging_run_stops_with_one_line_and_saves_no_nan_model(
+    phantoms: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    assert _train(phantoms, run, 2, 2, *TINY, "--lr", "1e30") == 1  # Adam's first steps move every weight by lr
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"flairseg: error: training {run} diverged in epoch 1 (loss nan) and stopped; no checkpoint was saved: train "
+        "again with a lower lr"
+    )
+    assert not checkpoint.paths_of(run / "last")[1].exists() and not (run / "best.json").exists()
+    assert (run / "log.csv").read_text().splitlines()[1:] == []
+
+
 def test_brain_task_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import tifffile
 

@@ -126,7 +126,11 @@ def _with_metadata(exported: Path, out: Path, text: str) -> Path:
         (lambda meta: "[1]", "holds no model description"),
         (
             lambda meta: json.dumps({**meta, "preprocess": {**meta["preprocess"], "size": 64}}),
-            "declares input ['batch', 3, 256, 256], but its metadata asks for 3 channels of 64x64",
+            "'flairseg' metadata was edited after export (its settings differ from those recorded with the graph)",
+        ),
+        (
+            lambda meta: json.dumps({**meta, "postprocess": {"rule": "none"}}),
+            "'flairseg' metadata was edited after export",
         ),
     ],
 )
@@ -164,10 +168,12 @@ def _metadata_of(model: onnx.ModelProto) -> dict[str, str]:
 
 
 def test_the_export_records_the_sha256_of_its_graph(exported: Path, tmp_path: Path) -> None:
-    from flairseg.inference import ONNX_GRAPH_KEY, onnx_graph_sha256
+    from flairseg.inference import ONNX_BINDING_KEY, ONNX_GRAPH_KEY, onnx_graph_sha256
 
     model = onnx.load(str(exported))
     recorded = _metadata_of(model)[ONNX_GRAPH_KEY]
+    bound = f"{recorded}\n{_metadata_of(model)['flairseg']}".encode()  # the graph's hash and the metadata's text
+    assert hashlib.sha256(bound).hexdigest() == _metadata_of(model)[ONNX_BINDING_KEY]
     del model.metadata_props[:]
     assert hashlib.sha256(model.SerializeToString(deterministic=True)).hexdigest() == recorded
     assert onnx_graph_sha256(onnx.load(str(exported))) == recorded
@@ -186,16 +192,25 @@ def _head_bias_at(value: float) -> Callable[[onnx.ModelProto], None]:
     return edit
 
 
-def _without_graph_sha256(model: onnx.ModelProto) -> None:
-    kept = [(e.key, e.value) for e in model.metadata_props if e.key != "flairseg_graph_sha256"]
-    onnx.helper.set_model_props(model, dict(kept))
+def _without(key: str) -> Callable[[onnx.ModelProto], None]:
+    """Drop the metadata property ``key``: an export made before flairseg recorded it, or one edited since."""
+
+    def edit(model: onnx.ModelProto) -> None:
+        onnx.helper.set_model_props(model, {e.key: e.value for e in model.metadata_props if e.key != key})
+
+    return edit
 
 
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
         (_head_bias_at(-100.0), "released.onnx was changed after export (its graph is not the one whose sha256"),
-        (_without_graph_sha256, "released.onnx records no sha256 of its graph"),
+        (_without("flairseg_graph_sha256"), "released.onnx records no sha256 of its graph"),
+        (
+            _without("flairseg_metadata_sha256"),
+            "released.onnx records no sha256 of its 'flairseg' metadata (exported by an older flairseg, or edited); "
+            "export the checkpoint again with `flairseg export --onnx`",
+        ),
     ],
 )
 def test_an_onnx_file_changed_after_export_is_refused(

@@ -222,10 +222,12 @@ def load_training_state(
     path: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Optimizer, task: str
 ) -> TrainingState:
     """Restore what :func:`save_training_state` wrote into ``model``, ``optimizer`` and the torch RNG; return the
-    state. Its record is checked first (:func:`check_state_record`).
+    state. Its record is checked first (:func:`check_state_record`), and its tensors as a model's are (no NaN, no
+    negative variance): a run resumed from them would train on NaN.
     """
     tensors, meta = read(path)
     check_state_record(meta, str(paths_of(path)[1]), task)
+    _check_values(tensors, str(paths_of(path)[1]))
     optimizer_state: dict[str, Any] = {"state": {}, "param_groups": meta["optimizer_groups"]}
     try:
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
@@ -271,7 +273,7 @@ def load_model(path: str | os.PathLike, task: str | None = None) -> tuple[nn.Mod
     tensors, metadata = read(path)
     check_metadata(metadata, f"checkpoint {Path(path).name}")
     check_task(metadata, f"checkpoint {Path(path).name}", task)
-    _check_finite(tensors, f"checkpoint {Path(path).name}")
+    _check_values(tensors, f"checkpoint {Path(path).name}")
     check_bound(path, metadata)
     config, members = model_config(metadata), metadata.get("members", 0)
     try:
@@ -286,12 +288,18 @@ def load_model(path: str | os.PathLike, task: str | None = None) -> tuple[nn.Mod
     return model, metadata
 
 
-def _check_finite(tensors: dict[str, torch.Tensor], what: str) -> None:
-    """Refuse weights with a NaN or infinite value: the model would answer NaN probabilities, hence empty masks."""
+def _check_values(tensors: dict[str, torch.Tensor], what: str) -> None:
+    """Refuse tensors no training writes, for which the model would answer NaN probabilities, hence empty masks: a
+    NaN or infinite value, or a negative batch-normalisation running variance (whose square root is NaN; zero is a
+    channel that never varied, normalised by the layer's epsilon). Model weights and training states alike."""
     for name, tensor in tensors.items():
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise WeightsError(
                 f"{what} holds NaN or infinite values in {name}; the file is damaged or its training diverged"
+            )
+        if name.endswith("running_var") and bool((tensor < 0).any()):
+            raise WeightsError(
+                f"{what} holds a negative batch-normalisation variance in {name}; the file is damaged or was edited"
             )
 
 

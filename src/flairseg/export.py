@@ -4,8 +4,9 @@ The ONNX file holds the network (batch size free, the preprocessing's input size
 in its metadata property ``flairseg``, the checkpoint's JSON (task, preprocessing, threshold,
 architecture, sha256 of the source weights), so ``flairseg predict --model NAME.onnx``
 preprocesses and postprocesses exactly as with the checkpoint; in ``flairseg_graph_sha256``, the
-sha256 of the rest of the file (the graph with its weights), so that a file changed after export is
-refused. The exporter is PyTorch's TorchScript-based one (``dynamo=False``): one self-contained file,
+sha256 of the rest of the file (the graph with its weights), and in ``flairseg_metadata_sha256`` that of
+the graph's sha256 with the metadata's text, so that a file whose graph or metadata changed after export
+is refused. The exporter is PyTorch's TorchScript-based one (``dynamo=False``): one self-contained file,
 seconds to write.
 """
 
@@ -20,7 +21,13 @@ import torch
 
 from flairseg import checkpoint
 from flairseg.errors import InputError
-from flairseg.inference import ONNX_GRAPH_KEY, ONNX_METADATA_KEY, onnx_graph_sha256
+from flairseg.inference import (
+    ONNX_BINDING_KEY,
+    ONNX_GRAPH_KEY,
+    ONNX_METADATA_KEY,
+    onnx_graph_sha256,
+    onnx_metadata_sha256,
+)
 from flairseg.outputs import atomic_file, check_output
 
 if TYPE_CHECKING:
@@ -62,11 +69,13 @@ def export_onnx(
 
 
 def stamped(model: onnx.ModelProto, metadata: dict[str, Any]) -> bytes:
-    """``model`` serialized with two metadata properties: the checkpoint's JSON and the sha256 of everything else
-    in the file (:func:`flairseg.inference.onnx_graph_sha256`), which loading checks. Any earlier properties go.
+    """``model`` serialized with three metadata properties: the checkpoint's JSON, the sha256 of everything else in
+    the file (:func:`flairseg.inference.onnx_graph_sha256`) and the one binding the two
+    (:func:`flairseg.inference.onnx_metadata_sha256`), which loading checks. Any earlier properties go.
     """
     import onnx
 
-    digest = onnx_graph_sha256(model)
-    onnx.helper.set_model_props(model, {ONNX_METADATA_KEY: json.dumps(metadata), ONNX_GRAPH_KEY: digest})
+    text, digest = json.dumps(metadata), onnx_graph_sha256(model)
+    properties = {ONNX_METADATA_KEY: text, ONNX_GRAPH_KEY: digest, ONNX_BINDING_KEY: onnx_metadata_sha256(digest, text)}
+    onnx.helper.set_model_props(model, properties)
     return model.SerializeToString(deterministic=True)

@@ -72,6 +72,7 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
 
 ONNX_METADATA_KEY = "flairseg"  # the ONNX metadata property holding the checkpoint's JSON
 ONNX_GRAPH_KEY = "flairseg_graph_sha256"  # the one holding onnx_graph_sha256 of the file at export
+ONNX_BINDING_KEY = "flairseg_metadata_sha256"  # the one holding onnx_metadata_sha256 of the file at export
 
 
 def onnx_graph_sha256(model: Any) -> str:
@@ -81,6 +82,13 @@ def onnx_graph_sha256(model: Any) -> str:
     copy.CopyFrom(model)
     del copy.metadata_props[:]
     return hashlib.sha256(copy.SerializeToString(deterministic=True)).hexdigest()
+
+
+def onnx_metadata_sha256(graph_sha256: str, text: str) -> str:
+    """The sha256 of an export's graph hash and the exact text of its ``flairseg`` metadata: what export records and
+    loading checks, so that metadata edited after export (a threshold, a task, a mean) or moved onto another graph is
+    refused as an edited graph is."""
+    return hashlib.sha256(f"{graph_sha256}\n{text}".encode()).hexdigest()
 
 
 def _onnx_metadata(properties: dict[str, str], path: str | os.PathLike) -> dict[str, Any]:
@@ -116,6 +124,22 @@ def _checked_graph_sha256(model: Any, properties: dict[str, str], path: str | os
     return actual
 
 
+def _check_metadata_bound(properties: dict[str, str], graph_sha256: str, path: str | os.PathLike) -> None:
+    """Refuse metadata that is not the one recorded with the graph at export (:func:`onnx_metadata_sha256`). Checked
+    after the metadata's range checks, so that an impossible value is named as such."""
+    recorded = properties.get(ONNX_BINDING_KEY)
+    if recorded is None:
+        raise WeightsError(
+            f"{path} records no sha256 of its {ONNX_METADATA_KEY!r} metadata (exported by an older flairseg, or "
+            "edited); export the checkpoint again with `flairseg export --onnx`"
+        )
+    if recorded != onnx_metadata_sha256(graph_sha256, properties[ONNX_METADATA_KEY]):
+        raise WeightsError(
+            f"{path}: its {ONNX_METADATA_KEY!r} metadata was edited after export (its settings differ from those "
+            "recorded with the graph); export the checkpoint again"
+        )
+
+
 def _onnxruntime_errors(onnxruntime: Any) -> tuple[type[Exception], ...]:
     """ONNX Runtime's own exception types (Fail, InvalidArgument, RuntimeException...), none of them Python's."""
     state = vars(onnxruntime.capi.onnxruntime_pybind11_state).values()
@@ -125,8 +149,9 @@ def _onnxruntime_errors(onnxruntime: Any) -> tuple[type[Exception], ...]:
 class OnnxModel:
     """A network exported by ``flairseg export --onnx``, run by ONNX Runtime on the CPU.
 
-    The file is read once: its graph's hash is checked against the one recorded at export before the same bytes go
-    to ONNX Runtime, so the model that runs is the one checked.
+    The file is read once: its graph's hash, and that of the graph's hash with the metadata, are checked against the
+    ones recorded at export before the same bytes go to ONNX Runtime, so the model that runs, and the settings it runs
+    with, are the ones checked.
 
     Attributes:
         metadata: the source checkpoint's JSON (task, preprocessing, architecture, recipe).
@@ -152,6 +177,7 @@ class OnnxModel:
         properties = {prop.key: prop.value for prop in model.metadata_props}
         self.metadata: dict[str, Any] = _onnx_metadata(properties, path)
         self.graph_sha256 = _checked_graph_sha256(model, properties, path)  # before ONNX Runtime sees the graph
+        _check_metadata_bound(properties, self.graph_sha256, path)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads or 0
         options.log_severity_level = 4  # fatal only: a failure is raised as one line, not logged too

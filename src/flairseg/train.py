@@ -273,6 +273,19 @@ def _check_last_record(out: Path, config: TrainConfig, record: object) -> None:
             f"{out} lacks {missing[0]}, the model of its best epoch ({record['best_epoch'] + 1}); restore it, or "
             "train the run again with --overwrite"
         )
+    if record["best_epoch"] >= 0:
+        _check_best(out, config.task)
+
+
+def _check_best(out: Path, task: str) -> None:
+    """Refuse a run whose best model no longer loads (a damaged or edited best.json or best.safetensors): resuming a
+    finished run only reports it, and an unfinished one may never replace it."""
+    try:
+        checkpoint.load_model(out / "best.json", task)
+    except WeightsError as exc:
+        raise WeightsError(
+            f"the best model of {out} does not load ({exc}); restore it, or train the run again with --overwrite"
+        ) from None
 
 
 def _recipe_of(values: object, what: str) -> TrainConfig:
@@ -396,9 +409,9 @@ def train(
         config, split = _plan_run(out, config, paths, resume)
         init_from, init_member = _starting_point(out, init_from, init_member, resume)
         cases = _training_cases(paths, split, config, quiet, data)
-        if not resume:  # only now: bad data leave no half-made run folder behind
-            _create_run(out, config, split, paths, _start_record(init_from, init_member), world)
         model, optimizer, state = _model_and_state(config, out, init_from, init_member, resume, torch_device, quiet)
+        if not resume:  # only now: bad data or a bad --init checkpoint leave no half-made run folder behind
+            _create_run(out, config, split, paths, _start_record(init_from, init_member), world)
         return _run_epochs(model, optimizer, state, config, split, cases, out, world, quiet)
 
 
@@ -443,6 +456,7 @@ def _run_epochs(
         started = time.perf_counter()
         losses = _train_epoch(net, optimizer, loss_fn, cases, config, epoch, steps, world, torch_device, quiet)
         train_loss = distributed.all_sum([float(np.mean(losses))], world)[0] / world.size
+        _check_loss(train_loss, epoch, state, out)
         if log is not None:
             dice = validate(model, cases.validation, config, torch_device) if cases.validation else [1.0 - train_loss]
             _record_epoch(model, optimizer, state, config, split, epoch, dice, out)
@@ -459,6 +473,17 @@ def _run_epochs(
     return TrainResult(
         out, state.best_epoch, state.best_dice, config.epochs, world.is_main, average_dice, best_is_average
     )
+
+
+def _check_loss(train_loss: float, epoch: int, state: checkpoint.TrainingState, out: Path) -> None:
+    """Stop a run whose epoch loss is NaN or infinite (every rank sees the same sum) before anything of the epoch is
+    saved: its weights are NaN or on their way there, and resuming would repeat the same steps."""
+    if not math.isfinite(train_loss):
+        kept = f"the checkpoints of epoch {state.epoch + 1} are kept" if state.epoch >= 0 else "no checkpoint was saved"
+        raise ConfigError(
+            f"training {out} diverged in epoch {epoch + 1} (loss {train_loss}) and stopped; {kept}: train again with a "
+            "lower lr"
+        )
 
 
 def _device_and_world(device: torch.device) -> tuple[torch.device, distributed.World]:
