@@ -1339,7 +1339,7 @@ CATALOGUE = [
         "negative-learning-rate",
         "a negative learning rate",
         lambda t: _train_with(t, "--lr", "-1"),
-        "lr must be > 0 and threshold in (0, 1), not lr=-1.0, threshold=0.5",
+        "lr must be in (0, 1] and threshold in (0, 1), not lr=-1.0, threshold=0.5",
     ),
     BadInput(
         "probability-above-one",
@@ -1894,7 +1894,8 @@ def test_parser_errors_name_the_mistake(argv: list[str], message: str, capsys: p
         ("preprocess.size=8", "preprocess.size 8 is not in 16..1024"),
         ("preprocess.size=2048", "preprocess.size 2048 is not in 16..1024"),
         ("seed=-1", "seed must be in [0, 9223372036854775807], not -1"),
-        ("lr=inf", "lr must be > 0 and threshold in (0, 1), not lr=inf"),
+        ("lr=inf", "lr must be in (0, 1] and threshold in (0, 1), not lr=inf"),
+        ("lr=1e38", "lr must be in (0, 1] and threshold in (0, 1), not lr=1e+38"),
         ("weight_decay=nan", "weight_decay must be >= 0, not nan"),
         ("preprocess.std=0", "std 0.0 is not positive and finite"),
         ("preprocess.mean=1e308", "mean 1e+308 is beyond float32 (+-3.4e+38)"),

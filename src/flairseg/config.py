@@ -222,8 +222,10 @@ class TrainConfig:
             if not finite or not (low is None or value >= low) or not (high is None or value <= high):
                 allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
                 raise ConfigError(f"{name} must be {allowed}, not {value}")
-        if not (math.isfinite(self.lr) and self.lr > 0) or not 0 < self.threshold < 1:
-            raise ConfigError(f"lr must be > 0 and threshold in (0, 1), not lr={self.lr}, threshold={self.threshold}")
+        if not 0 < self.lr <= 1 or not 0 < self.threshold < 1:  # Adam's steps are about lr: above 1 it only diverges
+            raise ConfigError(
+                f"lr must be in (0, 1] and threshold in (0, 1), not lr={self.lr}, threshold={self.threshold}"
+            )
         if self.average_last > self.epochs:
             raise ConfigError(f"average_last ({self.average_last}) cannot exceed epochs ({self.epochs})")
         check_grid(self.model, self.preprocess)
