@@ -984,6 +984,42 @@ def _resume_with_a_broken_best(tmp: Path) -> list[str]:
     return argv
 
 
+def _output_linked_to_another_case(tmp: Path) -> list[str]:
+    """Case A's output folder is a link to case B's input folder (another case of the same tree)."""
+    _case(tmp, "CASE_A")
+    _case(tmp, "CASE_B")
+    (tmp / "o").mkdir()
+    (tmp / "o" / "CASE_A").symlink_to(tmp / "in" / "CASE_B")
+    return ["predict", "-i", str(tmp / "in"), "-o", str(tmp / "o"), "--model", str(_zero_checkpoint(tmp)), "--quiet"]
+
+
+def _mask_file_over_its_nnunet_label(tmp: Path) -> list[str]:
+    """An nnU-Net dataset's image given alone, its mask asked for in place of its label in labelsTr."""
+    dataset = tmp / "Dataset001_X"
+    for folder in ("imagesTr", "labelsTr"):
+        (dataset / folder).mkdir(parents=True)
+    (dataset / "dataset.json").write_text('{"channel_names": {"0": "FLAIR"}, "labels": {"background": 0, "tumour": 1}}')
+    data = np.random.default_rng(0).random((8, 8, 4), np.float32)
+    nib.save(nib.Nifti1Image(data, np.eye(4)), dataset / "imagesTr" / "BR_001_0000.nii.gz")
+    nib.save(nib.Nifti1Image(np.zeros((8, 8, 4), np.uint8), np.eye(4)), dataset / "labelsTr" / "BR_001.nii.gz")
+    image, label = dataset / "imagesTr" / "BR_001_0000.nii.gz", dataset / "labelsTr" / "BR_001.nii.gz"
+    return ["predict", "-i", str(image), "-o", str(label), "--overwrite", "--model", str(_zero_checkpoint(tmp))]
+
+
+def _cases_named_with_the_brain_suffix(tmp: Path) -> list[str]:
+    """A tree of cases P and P_brain: P's brain probability map would be named as P_brain's tumour one."""
+    _case(tmp, "P")
+    _case(tmp, "P_brain")
+    return _predict(tmp, tmp / "in", "--model", str(_zero_checkpoint(tmp)), "--probabilities")
+
+
+def _folder_named_like_a_volumes_mask(tmp: Path) -> list[str]:
+    """A volume a.nii.gz beside a Kaggle case folder named a_mask.nii.gz: the volume's mask file."""
+    _nifti(tmp, np.random.default_rng(0).random((16, 16, 4), np.float32), name="a.nii.gz")
+    _case(tmp, "a_mask.nii.gz")
+    return _predict(tmp, tmp / "in", "--model", str(_zero_checkpoint(tmp)))
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -1745,6 +1781,38 @@ CATALOGUE = [
         _resume_with_a_broken_best,
         "the best model of TMP/old does not load (TMP/old/best.json is not valid JSON); restore it, or train the run "
         "again with --overwrite",
+    ),
+    BadInput(
+        "output-linked-to-another-case",
+        "a link in the output folder where case A's output goes, to case B's input folder",
+        _output_linked_to_another_case,
+        "case CASE_A's output TMP/o/CASE_A overlaps the input TMP/in (through a link: it is TMP/in/CASE_B); remove "
+        "the link, or choose an output folder outside the inputs",
+    ),
+    BadInput(
+        "mask-file-over-its-nnunet-label",
+        "`predict -i imagesTr/BR_001_0000.nii.gz -o labelsTr/BR_001.nii.gz --overwrite` in an nnU-Net dataset: the "
+        "output mask file is the case's label",
+        _mask_file_over_its_nnunet_label,
+        "output TMP/Dataset001_X/labelsTr/BR_001.nii.gz overlaps the input TMP/Dataset001_X/labelsTr/BR_001.nii.gz; "
+        "choose an output path outside the inputs",
+    ),
+    BadInput(
+        "cases-named-with-the-brain-suffix",
+        "a tree of Kaggle cases P and P_brain: the brain task's outputs of P would be named as the tumour task's of "
+        "P_brain",
+        _cases_named_with_the_brain_suffix,
+        "the brain output of case 'P' and the tumour output of case 'P_brain' would both be "
+        "TMP/out/probabilities/P_brain.tif (one folder holds both tasks' outputs; names compared regardless of case); "
+        "rename one of the cases",
+    ),
+    BadInput(
+        "folder-named-like-a-volumes-mask",
+        "a volume a.nii.gz and, beside it, a Kaggle case folder named a_mask.nii.gz (the volume's mask file)",
+        _folder_named_like_a_volumes_mask,
+        "the tumour output of case 'a_mask.nii.gz' and the tumour output of case 'a' would both be "
+        "TMP/out/a_mask.nii.gz (one folder holds both tasks' outputs; names compared regardless of case); rename one "
+        "of the cases",
     ),
 ]
 

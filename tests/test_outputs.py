@@ -73,6 +73,100 @@ def test_a_symlink_in_the_output_never_leads_a_case_into_its_input(
     assert {p.name: p.read_bytes() for p in (cases / "CASE_0").iterdir()} == before
 
 
+def test_a_symlink_in_the_output_never_leads_a_case_into_another_case(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cases = _cases(tmp_path, 2)
+    model = str(_checkpoint(tmp_path / "m"))
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "CASE_0").symlink_to(cases / "CASE_1")  # case 0's output folder is case 1's input folder
+    before = {p.name: p.read_bytes() for p in (cases / "CASE_1").iterdir()}
+    command = ["predict", "-i", str(cases), "-o", str(tmp_path / "out"), "--model", model, "--quiet"]
+    for extra in ([], ["--overwrite"]):
+        assert main([*command, *extra]) == 1 and "through a link: it is" in capsys.readouterr().err
+        assert {p.name: p.read_bytes() for p in (cases / "CASE_1").iterdir()} == before
+        assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["CASE_0"]  # nothing written, not even a report
+
+
+def test_a_symlink_in_the_output_never_leads_a_case_onto_its_nnunet_label(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The label of an nnU-Net case lies outside the tree of images given (labelsTr beside imagesTr)."""
+    import nibabel as nib
+    import numpy as np
+
+    dataset = tmp_path / "Dataset001_X"
+    (dataset / "labelsTr").mkdir(parents=True)
+    (dataset / "dataset.json").write_text('{"channel_names": {"0": "FLAIR"}}')
+    (dataset / "imagesTr").mkdir()
+    data = np.random.default_rng(0).random((8, 8, 4), np.float32)
+    nib.save(nib.Nifti1Image(data, np.eye(4)), dataset / "imagesTr" / "BR_001_0000.nii.gz")
+    label = dataset / "labelsTr" / "BR_001.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((8, 8, 4), np.uint8), np.eye(4)), label)
+    before = label.read_bytes()
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "stripped_brain").symlink_to(dataset / "labelsTr")  # where BR_001.nii.gz would be stripped
+    brain = ["--model", str(_checkpoint(tmp_path / "b", "brain")), "--task", "brain", "--strip", "--overwrite"]
+    command = ["predict", "-i", str(dataset / "imagesTr"), "-o", str(tmp_path / "out"), *brain, "--quiet"]
+    assert main(command) == 1
+    assert f"overlaps the input {label} (through a link" in capsys.readouterr().err and label.read_bytes() == before
+
+
+def test_the_input_paths_an_output_may_not_touch() -> None:
+    from flairseg.outputs import InputPaths
+
+    inputs = InputPaths([Path("/data/tree"), None, Path("/models/m.json")])
+    assert inputs.overlapped(Path("/data/tree/CASE")) == "/data/tree"  # lies in an input
+    assert inputs.overlapped(Path("/data")) == "/data/tree"  # holds one
+    assert inputs.overlapped(Path("/models/m.json")) == "/models/m.json"  # is one
+    assert inputs.overlapped(Path("/data/tree2")) is None and inputs.overlapped(Path("/models/n.json")) is None
+
+
+def test_a_case_named_as_the_other_tasks_output_of_a_recorded_case_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Cases P (one tree, brain task) and P_brain (another tree, tumour task) into one folder: the second run would
+    write P_brain's probability map and GIF over P's brain ones."""
+    image, mask = phantom(slices=3, size=32)
+    write_kaggle_case(tmp_path / "one", "P", image, mask)
+    write_kaggle_case(tmp_path / "two", "P_brain", image, mask)
+    out = tmp_path / "out"
+    brain = ["--model", str(_checkpoint(tmp_path / "b", "brain")), "--task", "brain", "--probabilities", "--quiet"]
+    assert main(["predict", "-i", str(tmp_path / "one"), "-o", str(out), *brain]) == 0
+    written = (out / "probabilities" / "P_brain.tif").read_bytes()
+    tumour = ["--model", str(_checkpoint(tmp_path / "t")), "--probabilities", "--quiet", "--overwrite"]
+    assert main(["predict", "-i", str(tmp_path / "two"), "-o", str(out), *tumour]) == 1
+    assert "the tumour outputs of case 'P_brain' would take the names of the brain outputs of case 'P'" in (
+        capsys.readouterr().err
+    )
+    assert (out / "probabilities" / "P_brain.tif").read_bytes() == written and not (out / "P_brain").exists()
+
+
+def test_strip_adds_to_a_folder_flairseg_did_not_make(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cases = _cases(tmp_path, 1)
+    folder = tmp_path / "out" / "stripped_brain" / "CASE_0"
+    folder.mkdir(parents=True)
+    (folder / "precious.txt").write_text("a user's notes")
+    brain = ["--model", str(_checkpoint(tmp_path / "b", "brain")), "--task", "brain", "--strip", "--quiet"]
+    command = ["predict", "-i", str(cases), "-o", str(tmp_path / "out"), *brain]
+    assert main(command) == 1 and "is in the way of case CASE_0's output" in capsys.readouterr().err
+    assert main([*command, "--overwrite"]) == 0
+    slices = sorted(p.name for p in (cases / "CASE_0").iterdir() if not p.name.endswith("_mask.tif"))
+    assert sorted(p.name for p in folder.iterdir()) == sorted(["precious.txt", *slices])
+    assert (folder / "precious.txt").read_text() == "a user's notes"
+
+
+def test_train_overwrites_its_run_through_a_link(tmp_path: Path) -> None:
+    cases = _cases(tmp_path)
+    run, link = tmp_path / "run", tmp_path / "link"
+    command = ["train", "--data", str(cases), "--folds", "2", "--validation-cases", "1", *TINY]
+    assert main([*command, "-o", str(run)]) == 0
+    link.symlink_to(run)
+    (run / "extra.txt").write_text("replaced with the run")
+    assert main([*command, "-o", str(link), "--overwrite"]) == 0
+    assert link.is_symlink() and (run / MARKER).is_file() and not (run / "extra.txt").exists()
+
+
 def test_runs_and_cross_validations_are_marked_and_replaceable(tmp_path: Path) -> None:
     cases = _cases(tmp_path)
     run = tmp_path / "run"

@@ -103,6 +103,22 @@ def test_nnunet_channels_are_named_by_dataset_json(tmp_path: Path) -> None:
     ]
 
 
+def test_an_nnunet_label_in_its_labels_folder_is_a_file_of_the_case(tmp_path: Path) -> None:
+    from flairseg.io import case_files
+    from flairseg.sequences import LABEL, siblings
+
+    dataset = tmp_path / "Dataset001_X"
+    dataset.mkdir()
+    (dataset / "dataset.json").write_text(json.dumps({"channel_names": {"0": "FLAIR"}}))
+    flair = _volume(dataset / "imagesTr" / "BR_001_0000.nii.gz", 10)
+    label = _label(dataset / "labelsTr" / "BR_001.nii.gz")
+    _label(dataset / "labelsTr" / "BR_002.nii.gz")  # another case's
+    assert siblings(flair) == {"flair": [flair], LABEL: [label]} and case_files(flair) == [flair, label]
+    plain = _volume(tmp_path / "images" / "vol.nii.gz", 10)  # no convention: no label found by folder
+    _label(tmp_path / "labels" / "vol.nii.gz")
+    assert case_files(plain) == [plain]
+
+
 def test_bids_dataset_gives_one_case_per_subject_and_session_and_derivatives(tmp_path: Path, sample_case: Path) -> None:
     root = tmp_path / "bids"
     root.mkdir()

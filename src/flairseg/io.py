@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from flairseg.cases import MASK_POLICIES, NIFTI_SUFFIXES, Case, MaskPolicy, is_nifti, nifti_stem
+from flairseg.cases import MASK_POLICIES, NIFTI_SUFFIXES, Case, Geometry, MaskPolicy, is_nifti, nifti_stem
 from flairseg.config import TASK_SPECS
 from flairseg.errors import InputError
 from flairseg.kaggle import (
@@ -183,6 +183,12 @@ def case_id_of(path: Path, masks: MaskPolicy = "optional", mask_suffix: str = "_
         return stem.removesuffix(mask_suffix)
     named = name_of(path)
     return named.case_id if named is not None else stem
+
+
+def case_outline(path: Path) -> Case:
+    """A case found by :func:`find_cases` as far as its name and format tell, without reading it (no image, no
+    geometry but its source): enough to name its outputs before any case is read."""
+    return Case(case_id_of(path), None, None, Geometry(path, _case_format(path)))  # type: ignore[arg-type]
 
 
 def index_mask_cases(root: str | os.PathLike, mask_suffix: str = "_mask") -> dict[str, Path]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -186,29 +186,35 @@ def read_kaggle_case(folder: str | os.PathLike, masks: MaskPolicy = "optional", 
 
 
 def write_kaggle_mask(case: Case, mask: np.ndarray, out: Path, suffix: str) -> None:
-    """A folder ``out`` of ``<CASE>_<k><suffix>.tif`` (uint8 0/255) named after the input slices, atomically
-    (added file by file to a folder that exists: the case's folder holds the other task's masks)."""
-    if out.is_dir():
-        for name, plane in zip(case.geometry.slice_names, mask):
-            with atomic_file(out / f"{name.rsplit('.', 1)[0]}{suffix}.tif") as tmp:
-                tifffile.imwrite(tmp, (plane != 0).astype(np.uint8) * 255, photometric="minisblack")
-        return
-    with atomic_dir(out) as tmp:
-        for name, plane in zip(case.geometry.slice_names, mask):
-            stem = name.rsplit(".", 1)[0]
-            tifffile.imwrite(tmp / f"{stem}{suffix}.tif", (plane != 0).astype(np.uint8) * 255, photometric="minisblack")
+    """A folder ``out`` of ``<CASE>_<k><suffix>.tif`` (uint8 0/255) named after the input slices (see
+    :func:`_write_tiffs`: the case's folder may hold the other task's masks)."""
+    planes = ((plane != 0).astype(np.uint8) * 255 for plane in mask)
+    names = (f"{name.rsplit('.', 1)[0]}{suffix}.tif" for name in case.geometry.slice_names)
+    _write_tiffs(out, ((name, plane, "minisblack") for name, plane in zip(names, planes)))
 
 
 def write_kaggle_image(case: Case, image: np.ndarray, out: Path) -> None:
-    """A folder ``out`` of TIFF slices named exactly like the input's, in the image's dtype, atomically."""
+    """A folder ``out`` of TIFF slices named exactly like the input's, in the image's dtype (see
+    :func:`_write_tiffs`: a skull-stripped case goes into a folder that may hold a user's files)."""
+    planes = []
+    for name, plane in zip(case.geometry.slice_names, image):
+        rgb = plane.ndim == 3 and plane.shape[-1] == 3
+        planes.append((name, plane if plane.ndim == 2 or rgb else plane[..., 0], "rgb" if rgb else "minisblack"))
+    _write_tiffs(out, planes)
+
+
+def _write_tiffs(out: Path, planes: Iterable[tuple[str, np.ndarray, str]]) -> None:
+    """TIFF files (name, plane, photometric) in the folder ``out``: a new folder appears with all of them or not at
+    all; one that exists is added to file by file, each file atomically, and never replaced whole, since it may hold
+    files that are not flairseg's (the other task's masks, a user's own)."""
+    if out.is_dir():
+        for name, plane, photometric in planes:
+            with atomic_file(out / name) as tmp:
+                tifffile.imwrite(tmp, plane, photometric=photometric)
+        return
     with atomic_dir(out) as tmp:
-        for name, plane in zip(case.geometry.slice_names, image):
-            rgb = plane.ndim == 3 and plane.shape[-1] == 3
-            tifffile.imwrite(
-                tmp / name,
-                plane if plane.ndim == 2 or rgb else plane[..., 0],
-                photometric="rgb" if rgb else "minisblack",
-            )
+        for name, plane, photometric in planes:
+            tifffile.imwrite(tmp / name, plane, photometric=photometric)
 
 
 def slice_count(folder: Path) -> int:

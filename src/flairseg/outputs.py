@@ -40,8 +40,28 @@ def _umask() -> int:
     return current
 
 
-def _overlaps(a: Path, b: Path) -> bool:
-    return a == b or a in b.parents or b in a.parents
+class InputPaths:
+    """The paths a run reads (files and folders, links followed), against which every output is checked: an output
+    may be none of them, lie in none and hold none. Built once, so that each of a large tree's outputs is checked in
+    the time of its own depth, not the number of inputs.
+    """
+
+    def __init__(self, inputs: Iterable[str | os.PathLike | None]) -> None:
+        self._inputs: dict[Path, str] = {}  # resolved -> as given, for messages
+        self._holders: dict[Path, str] = {}  # every folder above an input -> the first input it holds
+        for given in inputs:
+            if given is not None:
+                resolved = Path(given).resolve()
+                self._inputs.setdefault(resolved, str(given))
+                for folder in resolved.parents:
+                    self._holders.setdefault(folder, str(given))
+
+    def overlapped(self, out: Path) -> str | None:
+        """The input (as given) that the resolved path ``out`` is, lies in or holds; None when there is none."""
+        for path in (out, *out.parents):
+            if path in self._inputs:
+                return self._inputs[path]
+        return self._holders.get(out)
 
 
 MARKER = ".flairseg"  # the file that marks a folder flairseg made (and may replace with --overwrite)
@@ -83,7 +103,10 @@ def _foreign_folder_reason(out: str | os.PathLike, folder: Path) -> str:
 
 
 def check_output(
-    out: str | os.PathLike, inputs: Iterable[str | os.PathLike | None], overwrite: bool, replaces: bool = True
+    out: str | os.PathLike,
+    inputs: InputPaths | Iterable[str | os.PathLike | None],
+    overwrite: bool,
+    replaces: bool = True,
 ) -> Path:
     """Validate an output path before any work starts and return it resolved.
 
@@ -95,12 +118,9 @@ def check_output(
     if not str(out).strip():
         raise InputError("the output path is empty (an unset shell variable?); give the folder or file to write")
     out_path = Path(out).resolve()
-    for given in inputs:
-        if given is None:
-            continue
-        in_path = Path(given).resolve()
-        if _overlaps(out_path, in_path):
-            raise InputError(f"output {out} overlaps the input {given}; choose an output path outside the inputs")
+    given = (inputs if isinstance(inputs, InputPaths) else InputPaths(inputs)).overlapped(out_path)
+    if given is not None:
+        raise InputError(f"output {out} overlaps the input {given}; choose an output path outside the inputs")
     if replaces:
         special = {
             Path.cwd().resolve(): "the current directory",
@@ -453,6 +473,10 @@ class PredictionFolder:
             folder = case.geometry.source.parent.relative_to(self.bids_root)
             return self.path / folder / f"{case_id}_desc-{TASK_SPECS[self.task].label}_mask.nii.gz"
         return self.path / (case_id if case.geometry.format == "kaggle" else f"{case_id}{self.label}.nii.gz")
+
+    def outputs(self, case: Case) -> tuple[Path, Path, Path]:
+        """Every path the case's outputs may take in this folder: its mask, probability map and stripped image."""
+        return self.mask(case), self.probability(case), self.stripped(case)
 
     def probability(self, case: Case) -> Path:
         name = _output_case_id(case) + TASK_SPECS[self.task].output_suffix

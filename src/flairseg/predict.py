@@ -43,6 +43,7 @@ from flairseg.inference import (
 from flairseg.io import (
     case_files,
     case_id_of,
+    case_outline,
     check_case,
     find_cases,
     index_mask_cases,
@@ -53,9 +54,18 @@ from flairseg.io import (
 )
 from flairseg.metrics import CaseMetrics, case_metrics
 from flairseg.model import Ensemble, folded
-from flairseg.outputs import RUN_NAMES, PredictionFolder, ReportFolder, atomic_file, check_output, run_report
+from flairseg.outputs import (
+    RUN_NAMES,
+    InputPaths,
+    PredictionFolder,
+    ReportFolder,
+    atomic_file,
+    check_output,
+    run_report,
+)
 from flairseg.postprocess import Component, select_components
 from flairseg.preprocess import strip_skull
+from flairseg.sequences import nnunet_labels
 
 
 class Segmenter:
@@ -296,22 +306,22 @@ def predict_tree(
     source = given.geometry.source if given is not None else Path(source)
     _check_request(source, segmenter, brain_segmenter, strip)
     bids = given is None and is_bids_root(source)
-    inputs = [source] if not bids or not Path(out).resolve().is_relative_to((source / "derivatives").resolve()) else []
-    inputs += case_files(source) if source.is_file() else []
-    paths = [given] if given is not None else _cases_of_part(source, part)
+    cases = [given] if given is not None else _unique_cases(find_cases(source))
+    paths = cases if given is not None else _cases_of_part(cases, part)
     label = TASK_SPECS[segmenter.task].label_suffix
     _check_headers(paths, label)
-    inputs += _files_read(given, truth, segmenter, brain_segmenter)
+    inputs = _run_inputs(source, out, bids, cases, _files_read(given, truth, segmenter, brain_segmenter))
     out_path = check_output(out, inputs, overwrite=True, replaces=False)
     if mask_file is not None:
         mask_file = check_output(mask_file, inputs, overwrite=True, replaces=False)
     truth_index = index_mask_cases(truth, mask_suffix=label) if truth is not None else {}
     report = run_report(out_path)
+    names = PredictionFolder(out_path, segmenter.task, bids_root=source if bids else None, mask_file=mask_file)
+    _check_case_outputs(names, report, cases, inputs)
     if bids:
         write_derivative_description(out_path)
     settings = segmenter.settings() | {"brain_model": brain_segmenter.settings() if brain_segmenter else None}
     settings |= {"resample": resample, "probabilities": probabilities, "strip": strip}
-    names = PredictionFolder(out_path, segmenter.task, bids_root=source if bids else None, mask_file=mask_file)
     run = _Run(segmenter, brain_segmenter, names, report, truth_index, settings, overwrite, probabilities, strip)
     predicted, skipped, failures = _predict_cases(run, paths, resample, quiet, one_of_many=part is not None)
     cases = len(paths)
@@ -324,13 +334,81 @@ def predict_tree(
     return dataclasses.replace(merged, predicted=predicted, skipped=skipped)
 
 
-def _cases_of_part(source: Path, part: tuple[int, int] | None) -> list[Path | Case]:
-    """The cases under ``source`` (one id each), or those of part K of N (:func:`split_parts`)."""
-    paths: list[Path | Case] = _unique_cases(find_cases(source))
+def _cases_of_part(paths: list[Path], part: tuple[int, int] | None) -> list[Path]:
+    """The cases of a tree, or those of part K of N (:func:`split_parts`)."""
     if part is None:
         return paths
     dealt = split_parts(paths, part[1])
     return dealt[part[0]] if part[0] < len(dealt) else []  # more parts than cases: this one has none
+
+
+def _run_inputs(
+    source: Path, out: str | os.PathLike, bids: bool, cases: Sequence[Path | Case], read: list[Path]
+) -> InputPaths:
+    """Everything the run reads, which no output may be, hold or lie in: the input tree (a BIDS dataset's but its
+    ``derivatives``, where ``out`` is one of them), a lone volume's files, the files of the tree's ``cases`` that lie
+    outside it (an nnU-Net case's label), and the files ``read`` besides."""
+    derivatives = (source / "derivatives").resolve()
+    if bids and Path(out).resolve().is_relative_to(derivatives):
+        tree = [path for path in source.iterdir() if path.resolve() != derivatives]
+    else:
+        tree = [source, *(case_files(source) if source.is_file() else [])]
+    tree += [label for case in cases if isinstance(case, Path) for label in nnunet_labels(case)]
+    return InputPaths([*tree, *read])
+
+
+def _check_case_outputs(
+    names: PredictionFolder, report: ReportFolder, cases: Sequence[Path | Case], inputs: InputPaths
+) -> None:
+    """Refuse, before anything is written, an output that leads into an input (a link in the output folder: a case's
+    output, the report folder or one of its folders) or that two cases would share, whichever task wrote it: both
+    tasks may write into one folder, and case ``P_brain``'s tumour probability map is named as case ``P``'s brain one.
+    """
+    for folder in (report.path, *(report.path.iterdir() if report.path.is_dir() else ())):
+        _refuse_input_path(folder, "the report folder", inputs)
+    owners: dict[str, tuple[str, str]] = {}
+    for case in (path if isinstance(path, Case) else case_outline(path) for path in cases):
+        _refuse_recorded_namesake(names, report, case.case_id)
+        for task in TASK_SPECS:
+            folder = dataclasses.replace(names, task=task)
+            for output in (*folder.outputs(case), report.gif(case.case_id, task)):
+                if task == names.task:
+                    _refuse_input_path(output, f"case {case.case_id}'s output", inputs)
+                other, other_task = owners.setdefault(_name_key(str(output)), (case.case_id, task))
+                if other != case.case_id:
+                    raise InputError(
+                        f"the {TASK_SPECS[other_task].label} output of case {other!r} and the {TASK_SPECS[task].label}"
+                        f" output of case {case.case_id!r} would both be {output} (one folder holds both tasks' "
+                        "outputs; names compared regardless of case); rename one of the cases"
+                    )
+
+
+def _refuse_recorded_namesake(names: PredictionFolder, report: ReportFolder, case_id: str) -> None:
+    """Refuse a case whose outputs named with its task's ``output_suffix`` (probability map, outline GIF) are named as
+    those of a case that the folder records for the other task: case ``P_brain``'s tumour outputs against case
+    ``P``'s brain ones, predicted from another tree."""
+    name = case_id + TASK_SPECS[names.task].output_suffix
+    for task, spec in TASK_SPECS.items():
+        other = name.removesuffix(spec.output_suffix)
+        key = other + spec.label_suffix
+        recorded = report.record(key).exists() or report.started(key).exists()
+        if task != names.task and name.endswith(spec.output_suffix) and recorded:
+            raise InputError(
+                f"the {TASK_SPECS[names.task].label} outputs of case {case_id!r} would take the names of the "
+                f"{spec.label} outputs of case {other!r} in {names.path} (probability map and outline GIF {name}); "
+                "rename the case, or predict into another folder"
+            )
+
+
+def _refuse_input_path(output: Path, what: str, inputs: InputPaths) -> None:
+    """Refuse ``output`` (``what`` it is) when, links followed, it is, holds or lies in an input."""
+    resolved = output.resolve()
+    given = inputs.overlapped(resolved)
+    if given is not None:
+        raise InputError(
+            f"{what} {output} overlaps the input {given} (through a link: it is {resolved}); remove the link, or "
+            "choose an output folder outside the inputs"
+        )
 
 
 def _files_read(
@@ -446,10 +524,6 @@ def _predict_case(run: _Run, case: Case) -> bool:
         done = read_case(target, masks="only", mask_suffix=label).mask if truth_mask is not None else None
         _write_case_metrics(case, done, truth_mask, key, run.report.path)
         return False
-    # a symlink inside the output folder must not lead a case's outputs into its own input or truth
-    sources = [case.geometry.source, *case_files(case.geometry.source), run.truth_index.get(case.case_id)]
-    for output in (target, run.names.probability(case), run.names.stripped(case)):
-        check_output(output.resolve(), sources, overwrite=True, replaces=False)
     if not run.overwrite:
         _refuse_foreign_outputs(run, case, key)
     try:
@@ -639,7 +713,7 @@ def _unique_cases(paths: Sequence[Path]) -> list[Path]:
     seen: dict[str, Path] = {}
     for path in paths:
         case_id = case_id_of(path)
-        key = unicodedata.normalize("NFC", case_id).casefold()
+        key = _name_key(case_id)
         if key in seen:
             raise InputError(
                 f"two inputs have the case id {case_id!r} ({seen[key]} and {path}, ids compared regardless of case "
@@ -649,6 +723,11 @@ def _unique_cases(paths: Sequence[Path]) -> list[Path]:
             raise InputError(f"case {path} is named {case_id!r}, which the run's own outputs use; rename it")
         seen[key] = path
     return list(paths)
+
+
+def _name_key(name: str) -> str:
+    """What a name is on a file system that ignores case or how Unicode composes accents (macOS, Windows)."""
+    return unicodedata.normalize("NFC", name).casefold()
 
 
 def is_bids_root(path: Path) -> bool:

@@ -126,7 +126,8 @@ def name_of(path: Path) -> Named | None:
 
 
 def siblings(flair: Path) -> dict[str, list[Path]]:
-    """The files of the FLAIR's case by sequence or label (FLAIR itself included), same folder and convention."""
+    """The files of the FLAIR's case by sequence or label (FLAIR itself included): same folder and convention, and
+    an nnU-Net case's label in the dataset's ``labels*`` folder."""
     named = name_of(flair)
     if named is None or named.kind != "flair":
         return {"flair": [flair]}
@@ -136,4 +137,19 @@ def siblings(flair: Path) -> dict[str, list[Path]]:
         if other is not None and other.convention == named.convention and other.key == named.key:
             found.setdefault(other.kind, []).append(path)
     found["flair"] = [flair]
+    if labels := nnunet_labels(flair):
+        found.setdefault(LABEL, []).extend(labels)
     return found
+
+
+def nnunet_labels(image: Path) -> list[Path]:
+    """The label of the nnU-Net case whose image is ``image``: ``labelsTr/<id>.nii.gz`` for the images in
+    ``imagesTr`` (``labelsTs`` for ``imagesTs``); none for another file. Its name follows no convention of its own,
+    so only its folder tells that it is the case's, and it lies outside the folder of the case's images."""
+    named = name_of(image)
+    folder = image.parent
+    if named is None or named.convention != "nnunet" or not folder.name.startswith("images"):
+        return []
+    case_id = named.case_id
+    labels = folder.with_name("labels" + folder.name.removeprefix("images"))
+    return [labels / f"{case_id}{ext}" for ext in NIFTI_SUFFIXES if (labels / f"{case_id}{ext}").is_file()]

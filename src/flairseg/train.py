@@ -398,8 +398,9 @@ def train(
     """
     torch_device = resolve_device(device)
     limit_threads(threads)
-    data, out = Path(data), Path(out)
-    _check_run_folder(data, out, resume, overwrite, init_from, config_file)
+    data = Path(data)
+    # resolved: the run folder is replaced where it is, not a link to it (which would become a folder of its own)
+    out = _check_run_folder(data, Path(out), resume, overwrite, init_from, config_file)
     torch_device, world = _device_and_world(torch_device)
     quiet = quiet or not world.is_main
     with _holding(out, world):
@@ -502,9 +503,9 @@ def _check_run_folder(
     overwrite: bool,
     init_from: str | os.PathLike | None,
     config_file: str | os.PathLike | None,
-) -> None:
+) -> Path:
     """Refuse missing data, an existing run folder without --resume or --overwrite, and an output that holds an
-    input: the data, the --init checkpoint or the --config file.
+    input: the data, the --init checkpoint or the --config file; the run folder, resolved.
     """
     if not data.exists():
         raise InputError(f"data folder {data} does not exist")
@@ -512,7 +513,7 @@ def _check_run_folder(
         raise InputError(f"run folder {out} exists; pass --resume to continue it or --overwrite to start again")
     # never an input, the current or home folder, or a foreign folder
     inputs = [data, config_file, *(checkpoint.files_of(init_from) if init_from is not None else ())]
-    check_output(out, inputs, overwrite=True, replaces=not resume)
+    return check_output(out, inputs, overwrite=True, replaces=not resume)
 
 
 @dataclass(frozen=True)
