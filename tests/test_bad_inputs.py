@@ -1020,6 +1020,27 @@ def _folder_named_like_a_volumes_mask(tmp: Path) -> list[str]:
     return _predict(tmp, tmp / "in", "--model", str(_zero_checkpoint(tmp)))
 
 
+def _predicted_then(tmp: Path, name: str, content: bytes, *extra: str) -> list[str]:
+    """A case predicted into TMP/pred, then the file ``name`` of its report replaced by ``content``; the command."""
+    argv = ["predict", "-i", str(_case(tmp).parent), "-o", str(tmp / "pred"), "--quiet", *extra]
+    assert main(argv) == 0
+    (tmp / "pred" / "report" / name).parent.mkdir(exist_ok=True)
+    (tmp / "pred" / "report" / name).write_bytes(content)
+    return argv
+
+
+def _ragged_qc_table(tmp: Path) -> list[str]:
+    return _predicted_then(tmp, "qc/CASE_mask.csv", b"a,b\n1,2,3,4\n")
+
+
+def _inputs_table_not_utf8(tmp: Path) -> list[str]:
+    return _predicted_then(tmp, "inputs/CASE_mask.csv", b"\xff\xfe")
+
+
+def _part_record_with_a_number_for_a_failure(tmp: Path) -> list[str]:
+    return _predicted_then(tmp, "parts/part-1-of-2.json", b'{"cases": [], "failures": [1]}', "--part", "0/2")
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -1813,6 +1834,29 @@ CATALOGUE = [
         "the tumour output of case 'a_mask.nii.gz' and the tumour output of case 'a' would both be "
         "TMP/out/a_mask.nii.gz (one folder holds both tasks' outputs; names compared regardless of case); rename one "
         "of the cases",
+    ),
+    BadInput(
+        "broken-case-table",
+        "a rerun after a case's row of the QC table (report/qc/CASE_mask.csv) was replaced by a table of other "
+        "columns, one row longer than its header",
+        _ragged_qc_table,
+        "TMP/pred/report/qc/CASE_mask.csv is not a table flairseg wrote (no case column); pass --overwrite to predict "
+        "its case again, or delete the file if that case is no longer among the inputs",
+    ),
+    BadInput(
+        "case-table-not-utf8",
+        "a rerun after a case's row of the inputs table (report/inputs/CASE_mask.csv) was replaced by bytes that are "
+        "not UTF-8",
+        _inputs_table_not_utf8,
+        "TMP/pred/report/inputs/CASE_mask.csv is not a table flairseg wrote (not UTF-8 text); pass --overwrite to "
+        "predict its case again, or delete the file if that case is no longer among the inputs",
+    ),
+    BadInput(
+        "part-record-of-another-shape",
+        "`--part 0/2` after the other part's record (report/parts/part-1-of-2.json) was replaced by one whose failures "
+        "are numbers",
+        _part_record_with_a_number_for_a_failure,
+        "TMP/pred/report/parts/part-1-of-2.json is not a part record flairseg wrote; delete it and run that part again",
     ),
 ]
 

@@ -412,3 +412,164 @@ def test_a_changed_setting_is_named_down_to_its_own_key(tmp_path: Path) -> None:
     record.write_text(json.dumps({**expected, "model": {"preprocess": {"std": 1.0, "size": 256}}}))
     with pytest.raises(InputError, match=r"another model\.preprocess\.std \(1\.0 -> 50\.0\)"):
         check_reusable(record, expected, Path("out"))
+
+
+def test_a_changed_brain_label_read_by_the_model_is_not_reused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A ``paper-abnormality`` model reads the case's ``_brain`` labels: they are inputs of its record, so a rewritten
+    label is a changed input (the mask it gives differs), named like any other."""
+    import numpy as np
+    import tifffile
+
+    from flairseg.checkpoint import save_model
+    from flairseg.config import ModelConfig, PreprocessConfig
+    from flairseg.model import UNet
+    from synthetic import phantom, write_kaggle_case
+
+    image, tumour = phantom(slices=3, size=32)
+    folder = write_kaggle_case(tmp_path / "in", "CASE", image, tumour)
+    for k in (1, 2, 3):
+        tifffile.imwrite(folder / f"CASE_{k}_brain.tif", np.full((32, 32), 255, np.uint8), photometric="minisblack")
+    preprocess = PreprocessConfig(variant="paper-abnormality", size=32)
+    model = save_model(UNet(features=2), ModelConfig(features=2), preprocess, tmp_path / "model", task="abnormality")
+    command = ["predict", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(model), "--quiet"]
+    assert main(command) == 0
+    record = json.loads((tmp_path / "out" / "report" / "records" / "CASE_mask.json").read_text())
+    assert [e["file"] for e in record["inputs"] if e["role"] == "brain"] == [f"CASE_{k}_brain.tif" for k in (1, 2, 3)]
+    capsys.readouterr()
+    assert main(command) == 0 and "0 cases predicted, 1 already done" in capsys.readouterr().out
+    half = np.zeros((32, 32), np.uint8)
+    half[:, :16] = 255
+    tifffile.imwrite(folder / "CASE_2_brain.tif", half, photometric="minisblack")
+    assert main(command) == 1
+    err = capsys.readouterr().err.strip()
+    assert "made from other inputs (CASE_2_brain.tif changed: sha256)" in err and "\n" not in err
+
+
+@pytest.mark.parametrize(
+    ("table", "content", "why"),
+    [
+        ("qc", b"a,b\n1,2,3,4\n", "no case column"),
+        ("qc", b'{"a":', "no case column"),
+        ("inputs", b"\xff\xfe", "not UTF-8 text"),
+        ("components", b"case,component,kept\nCB,1,yes,extra\n", "a row whose values do not match the header"),
+        ("components", b"case,component,kept\nCB,1,maybe\n", "a value of the wrong kind"),
+        ("qc", b"case,task,flags\n", "no rows"),
+    ],
+)
+def test_a_broken_case_table_stops_the_merge_before_it_writes(
+    tmp_path: Path, table: str, content: bytes, why: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A case's own table in the report that flairseg did not write as it is (a reused case keeps its tables) is
+    named in one line, and no merged table is written from the others."""
+    from synthetic import phantom, write_kaggle_case
+
+    for index, name in enumerate(("CA", "CB")):
+        write_kaggle_case(tmp_path / "in", name, *phantom(slices=3, size=32, seed=index))
+    model = _empty_mask_checkpoint(tmp_path / "model", "abnormality", 100.0)  # one component: the whole image
+    command = ["predict", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(model), "--quiet"]
+    assert main(command) == 0
+    report = tmp_path / "out" / "report"
+    merged = {name: (report / f"{name}.csv").read_bytes() for name in ("inputs", "qc", "components")}
+    (report / table / "CB_mask.csv").write_bytes(content)
+    (report / "inputs" / "CA_mask.csv").unlink()  # a merge that went ahead would leave CA out of inputs.csv
+    capsys.readouterr()
+    assert main(command) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"flairseg: error: {report / table / 'CB_mask.csv'} is not a table flairseg wrote ({why}); pass --overwrite "
+        "to predict its case again, or delete the file if that case is no longer among the inputs"
+    )
+    assert {name: (report / f"{name}.csv").read_bytes() for name in merged} == merged
+    assert main([*command, "--overwrite"]) == 0 and (report / "inputs" / "CA_mask.csv").is_file()
+
+
+@pytest.mark.parametrize(
+    "record", [{"cases": [], "failures": [1]}, [["x"]], {"cases": [3]}, {"cases": [], "failures": [["CA"]]}]
+)
+def test_a_part_record_of_another_shape_is_refused(
+    tmp_path: Path, record: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from synthetic import phantom, write_kaggle_case
+
+    write_kaggle_case(tmp_path / "in", "CA", *phantom(slices=3, size=32))
+    model = _empty_mask_checkpoint(tmp_path / "model", "abnormality")
+    parts = tmp_path / "out" / "report" / "parts"
+    parts.mkdir(parents=True)
+    (parts / "part-1-of-2.json").write_text(json.dumps(record))
+    command = ["predict", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(model), "--quiet"]
+    assert main([*command, "--part", "0/2"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"flairseg: error: {parts / 'part-1-of-2.json'} is not a part record flairseg wrote; delete it and run that "
+        "part again"
+    )
+
+
+def test_the_case_tables_are_the_ones_the_report_keeps() -> None:
+    from flairseg.evaluate import CASE_TABLE_COLUMNS
+    from flairseg.outputs import CASE_TABLES
+
+    assert tuple(CASE_TABLE_COLUMNS) == CASE_TABLES
+
+
+def _nan_pixel(slice_file: Path) -> None:
+    import numpy as np
+    import tifffile
+
+    image = tifffile.imread(slice_file).astype(np.float32)
+    image[0, 0] = np.nan
+    tifffile.imwrite(slice_file, image)
+
+
+def test_a_case_that_fails_leaves_the_report_until_it_is_predicted_again(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A case that was predicted and then fails (its input changed into one it cannot read) leaves every table,
+    score and figure of the report, failures.csv saying so; its earlier masks are an interrupted case's, which the
+    next run replaces."""
+    import shutil
+
+    from synthetic import phantom, write_kaggle_case
+
+    for index, name in enumerate(("CA", "CB")):
+        write_kaggle_case(tmp_path / "in", name, *phantom(slices=3, size=32, seed=index))
+    model = _empty_mask_checkpoint(tmp_path / "model", "abnormality", 100.0)
+    command = ["predict", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(model), "--quiet"]
+    assert main(command) == 0
+    report = tmp_path / "out" / "report"
+    shutil.copy(tmp_path / "in" / "CB" / "CB_2.tif", tmp_path / "CB_2.tif")
+    _nan_pixel(tmp_path / "in" / "CB" / "CB_2.tif")
+    assert main(command) == 1
+    reason = (report / "failures.csv").read_text().splitlines()[1]
+    assert reason.startswith("CB,") and "its earlier outputs are left out of the report" in reason
+    for table in ("metrics", "inputs", "qc", "components"):
+        assert [line.split(",")[0] for line in (report / f"{table}.csv").read_text().splitlines()[1:]] == ["CA"]
+    assert (
+        json.loads((report / "summary.json").read_text())["cases"] == 1
+        and "1 cases" in (report / "summary.md").read_text()
+    )
+    assert sorted(p.name for p in (report / "records").iterdir()) == ["CA_mask.json", "CB_mask.started"]
+    assert [p.name for p in (report / "montages").iterdir()] == ["CA_mask.png"]
+    page = (report / "report.html").read_text()
+    assert "overlay of CA" in page and "overlay of CB" not in page
+    shutil.copy(tmp_path / "CB_2.tif", tmp_path / "in" / "CB" / "CB_2.tif")
+    capsys.readouterr()
+    assert main(command) == 0 and "1 cases predicted, 1 already done" in capsys.readouterr().out
+    assert json.loads((report / "summary.json").read_text())["cases"] == 2
+
+
+def test_a_lone_case_that_fails_takes_its_scores_with_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from synthetic import phantom, write_kaggle_case
+
+    case = write_kaggle_case(tmp_path / "in", "CA", *phantom(slices=3, size=32))
+    model = _empty_mask_checkpoint(tmp_path / "model", "abnormality", 100.0)
+    command = ["predict", "-i", str(case), "-o", str(tmp_path / "out"), "--model", str(model), "--quiet"]
+    assert main(command) == 0
+    report = tmp_path / "out" / "report"
+    _nan_pixel(case / "CA_2.tif")
+    capsys.readouterr()
+    assert main(command) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("flairseg: error: ") and "NaN" in err and "left out of the report" in err
+    assert sorted(p.name for p in report.iterdir() if p.is_file()) == ["report.html"]

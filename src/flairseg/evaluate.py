@@ -13,7 +13,7 @@ import math
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -165,25 +165,83 @@ def write_case_table(name: str, key: str, rows: Sequence[dict[str, object]], rep
         writer.writerows(rows)
 
 
+# the columns of each per-case table (:data:`flairseg.outputs.CASE_TABLES`) that the merge reads
+CASE_TABLE_COLUMNS = {
+    "metrics": tuple(f.name for f in fields(CaseMetrics)),
+    "inputs": ("case", "task", "flair"),
+    "qc": ("case", "task", "flags"),
+    "components": ("case", "component", "kept"),
+}
+
+
 def read_case_tables(name: str, report: Path, key_suffix: str = "") -> list[dict[str, str]]:
-    """Every case's rows of the table ``name`` (``report/<name>/*<key_suffix>.csv``), in the order of their keys."""
+    """Every case's rows of the table ``name`` (``report/<name>/*<key_suffix>.csv``), in the order of their keys, each
+    file checked to be one :func:`write_case_table` wrote (:func:`_case_table_rows`)."""
     rows: list[dict[str, str]] = []
     for path in ReportFolder(report).case_tables(name, key_suffix):
-        with path.open(newline="") as handle:
-            rows.extend(csv.DictReader(handle))
+        rows.extend(_case_table_rows(name, path))
     return rows
 
 
-def merge_case_tables(name: str, report: Path) -> list[dict[str, str]]:
-    """Merge ``report/<name>/*.csv`` into ``report/<name>.csv`` and return its rows (none: nothing written)."""
-    rows = read_case_tables(name, report)
-    if rows:
-        fields = list(dict.fromkeys(key for row in rows for key in row))
-        with atomic_file(ReportFolder(report).table(name)) as tmp, tmp.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=fields, restval="")
+def _case_table_rows(name: str, path: Path) -> list[dict[str, str]]:
+    """The rows of one case's table, refused (a one-line InputError naming the file and the way out) unless it is
+    UTF-8 CSV with the table's columns and one value per column in each of its rows (at least one: an empty table is
+    never written), its metrics numbers and its components' ``kept`` yes or no."""
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            rows, header = list(reader), reader.fieldnames or []
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        why = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else "unreadable"
+        raise _broken_case_table(path, why) from None
+    missing = [column for column in CASE_TABLE_COLUMNS[name] if column not in header]
+    if missing or not rows:
+        raise _broken_case_table(path, f"no {missing[0]} column" if missing else "no rows")
+    if any(None in row or None in row.values() for row in rows):
+        raise _broken_case_table(path, "a row whose values do not match the header")
+    if not _values_of_their_kind(name, rows):
+        raise _broken_case_table(path, "a value of the wrong kind")
+    return rows
+
+
+def _values_of_their_kind(name: str, rows: list[dict[str, str]]) -> bool:
+    """Whether the values the merge reads are of their kind: metrics rows read back as :class:`CaseMetrics`, a
+    component kept or not."""
+    if name == "components":
+        return all(row["kept"] in ("yes", "no") for row in rows)
+    if name == "metrics":
+        try:
+            for row in rows:
+                CaseMetrics.from_row(row)
+        except ValueError:
+            return False
+    return True
+
+
+def _broken_case_table(path: Path, why: str) -> InputError:
+    """The error for a case's table that is not as flairseg wrote it: predicting its case again writes it anew (a
+    case that is reused keeps its tables), and one of a case no longer predicted into the folder can go."""
+    return InputError(
+        f"{path} is not a table flairseg wrote ({why}); pass --overwrite to predict its case again, or delete the "
+        "file if that case is no longer among the inputs"
+    )
+
+
+def merge_case_tables(names: Sequence[str], report: Path) -> dict[str, list[dict[str, str]]]:
+    """Merge each table's ``report/<name>/*.csv`` into ``report/<name>.csv`` (no rows: no file) and return the rows by
+    name; every case's table is read and checked before any merged table is written."""
+    tables = {name: read_case_tables(name, report) for name in names}
+    for name, rows in tables.items():
+        path = ReportFolder(report).table(name)
+        if not rows:
+            path.unlink(missing_ok=True)  # a table whose every case left the report lists none of them
+            continue
+        columns = list(dict.fromkeys(key for row in rows for key in row))
+        with atomic_file(path) as tmp, tmp.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns, restval="")
             writer.writeheader()
             writer.writerows(rows)
-    return rows
+    return tables
 
 
 def evaluate(

@@ -41,17 +41,22 @@ def read_label(case: Case, suffix: str) -> np.ndarray | None:
     Kaggle: ``<CASE>_<k><suffix>.tif`` in the case folder; NIfTI: ``<case><suffix>.nii[.gz]``
     beside the volume.
     """
+    files = label_files(case, suffix)
+    if not files:
+        return None
+    if case.geometry.format == "kaggle":
+        return read_kaggle_case(case.geometry.source, masks="only", mask_suffix=suffix).mask
+    return read_nifti(case.geometry.source, mask_path=files[0]).mask
+
+
+def label_files(case: Case, suffix: str) -> list[Path]:
+    """The files :func:`read_label` reads for the label stack ``suffix`` of a case (none: it has none), so that
+    what a prediction read from them is recorded with its other inputs."""
     geometry = case.geometry
     if geometry.format == "kaggle":
-        if not slice_files(geometry.source, suffix):
-            return None
-        return read_kaggle_case(geometry.source, masks="only", mask_suffix=suffix).mask
-    if geometry.format == "nifti":
-        sibling = _sibling_label(geometry.source, suffix)
-        if sibling is None:
-            return None
-        return read_nifti(geometry.source, mask_path=sibling).mask
-    return None
+        return [path for _, path in sorted(slice_files(geometry.source, suffix).items())]
+    sibling = _sibling_label(geometry.source, suffix) if geometry.format == "nifti" else None
+    return [] if sibling is None else [sibling]
 
 
 def case_files(path: Path) -> list[Path]:

@@ -375,6 +375,10 @@ def distinct_names(texts: Iterable[str], what: str) -> dict[str, str]:
     return names
 
 
+# the tables a prediction run keeps one file per case of (``report/<table>/<key>.csv``) and merges
+CASE_TABLES = ("metrics", "inputs", "qc", "components")
+
+
 @dataclass(frozen=True)
 class ReportFolder:
     """The name of everything a run keeps in its report folder, made in this one place: ``OUTPUT/report``
@@ -390,6 +394,12 @@ class ReportFolder:
     def case_table(self, table: str, key: str) -> Path:
         return self.path / table / f"{key}.csv"
 
+    def case_entries(self, case_id: str, task: str) -> list[Path]:
+        """Everything the report keeps of one case of ``task`` besides its record: its rows of every per-case table
+        (:data:`CASE_TABLES`), its montage and its outline GIF."""
+        key = f"{case_id}{TASK_SPECS[task].label_suffix}"
+        return [*(self.case_table(t, key) for t in CASE_TABLES), self.montage(key), self.gif(case_id, task)]
+
     def case_tables(self, table: str, key_suffix: str = "") -> list[Path]:
         """The case tables of ``table`` whose keys end in ``key_suffix`` (a task's label: that task's cases)."""
         return sorted((self.path / table).glob(f"*{key_suffix}.csv"))
@@ -398,6 +408,11 @@ class ReportFolder:
         """``metrics.csv``, ``summary.md``, ``summary.json`` or ``dice_distribution.png`` of ``task``'s cases."""
         stem, extension = name.split(".")
         return self.path / f"{stem}{TASK_SPECS[task].output_suffix}.{extension}"
+
+    def all_scores(self, task: str = "abnormality") -> list[Path]:
+        """Every file of ``task``'s scores (:meth:`scores`)."""
+        names = ("metrics.csv", "summary.md", "summary.json", "dice_distribution.png")
+        return [self.scores(name, task) for name in names]
 
     def table(self, table: str) -> Path:
         return self.path / f"{table}.csv"

@@ -47,6 +47,7 @@ from flairseg.io import (
     check_case,
     find_cases,
     index_mask_cases,
+    label_files,
     read_case,
     read_label,
     write_image,
@@ -323,14 +324,14 @@ def predict_tree(
     settings = segmenter.settings() | {"brain_model": brain_segmenter.settings() if brain_segmenter else None}
     settings |= {"resample": resample, "probabilities": probabilities, "strip": strip}
     run = _Run(segmenter, brain_segmenter, names, report, truth_index, settings, overwrite, probabilities, strip)
-    predicted, skipped, failures = _predict_cases(run, paths, resample, quiet, one_of_many=part is not None)
-    cases = len(paths)
-    if part is not None:
-        _write_part_record(report, part, predicted, skipped, paths, failures)
-        failures, cases = _failures_of_parts(report, part[1])  # the folder's, as one process would list them
+    predicted, skipped, failures = _predict_cases(run, paths, resample, quiet)
+    lone = part is None and len(paths) == 1
+    if lone and failures and not report.path.is_dir():
+        raise InputError(failures[0][1])  # the only case failed and the folder has no report to update: none written
+    failures, cases = _failures_of_run(report, part, predicted, skipped, paths, failures)
     title = f"Prediction of {source.name} by {segmenter.metadata.get('name', 'the model')}"
     merged = merge_run_report(out_path, title, segmenter.task)
-    _report_failures(failures, cases, report)
+    _report_failures(failures, cases, report, lone)
     return dataclasses.replace(merged, predicted=predicted, skipped=skipped)
 
 
@@ -422,6 +423,23 @@ def _files_read(
     return files
 
 
+def _failures_of_run(
+    report: ReportFolder,
+    part: tuple[int, int] | None,
+    predicted: int,
+    skipped: int,
+    paths: Sequence[Path | Case],
+    failures: Sequence[tuple[str, str]],
+) -> tuple[list[tuple[str, str]], int]:
+    """The failed cases (case, reason) and the number of cases the report covers: this run's, or, for part K of N,
+    those of every part done so far (the folder's, as one process would list them), this part's record written first.
+    """
+    if part is None:
+        return list(failures), len(paths)
+    _write_part_record(report, part, predicted, skipped, paths, failures)
+    return _failures_of_parts(report, part[1])
+
+
 def _write_part_record(
     report: ReportFolder,
     part: tuple[int, int],
@@ -445,12 +463,24 @@ def _failures_of_parts(report: ReportFolder, parts: int) -> tuple[list[tuple[str
     for k in range(parts):
         path = report.part_record(k, parts)
         if path.is_file():
-            record = read_json(path)
-            if not isinstance(record, dict) or not isinstance(record.get("cases"), list):
-                raise InputError(f"{path} is not a part record flairseg wrote; delete it and run that part again")
+            record = _read_part_record(path)
             failures += [tuple(failure) for failure in record.get("failures", [])]
             cases += len(record["cases"])
     return failures, cases
+
+
+def _read_part_record(path: Path) -> dict:
+    """A part record as :func:`_write_part_record` wrote it (its cases ids, its failures (case, reason) pairs), or a
+    one-line InputError naming it."""
+    record = read_json(path)
+    cases = record.get("cases") if isinstance(record, dict) else None
+    failures = record.get("failures", []) if isinstance(record, dict) else None
+    pairs = isinstance(failures, list) and all(
+        isinstance(f, list) and len(f) == 2 and all(isinstance(v, str) for v in f) for f in failures
+    )
+    if not (isinstance(cases, list) and all(isinstance(c, str) for c in cases) and pairs):
+        raise InputError(f"{path} is not a part record flairseg wrote; delete it and run that part again")
+    return record
 
 
 def _check_request(source: Path, segmenter: Segmenter, brain_segmenter: Segmenter | None, strip: bool) -> None:
@@ -464,11 +494,11 @@ def _check_request(source: Path, segmenter: Segmenter, brain_segmenter: Segmente
 
 
 def _predict_cases(
-    run: _Run, paths: Sequence[Path | Case], resample: bool, quiet: bool, one_of_many: bool = False
+    run: _Run, paths: Sequence[Path | Case], resample: bool, quiet: bool
 ) -> tuple[int, int, list[tuple[str, str]]]:
     """Read (ahead, on an accelerator) and predict every case: how many were predicted and reused, and which failed
-    (to read, to preprocess, to be written) with their reasons; one failed case does not stop the others. The failure
-    of a lone case is the run's error, unless ``one_of_many`` (a part of a larger run) lists it too.
+    (to read or to preprocess: :func:`_leave_out` takes them out of the report) with their reasons; one failed case
+    does not stop the others.
     """
     from tqdm import tqdm
 
@@ -485,10 +515,25 @@ def _predict_cases(
             else:
                 skipped += 1
         except _CaseFailure as failure:  # anything else (a changed record, a file in the way, a full disk) stops
-            if len(paths) == 1 and not one_of_many:
-                raise InputError(str(failure)) from None
-            failures.append((case_id_of(path) if not isinstance(path, Case) else path.case_id, str(failure)))
+            case_id = case_id_of(path) if not isinstance(path, Case) else path.case_id
+            failures.append((case_id, str(failure) + _leave_out(run, case_id)))
     return predicted, skipped, failures
+
+
+def _leave_out(run: _Run, case_id: str) -> str:
+    """Take a case that failed out of the report: its rows and figures of an earlier run are removed and its record
+    gives way to the started file, so that its earlier outputs (masks, probability maps) are an interrupted case's:
+    in no table, and replaced by the next run. What was done, in words, for its reason ('' where nothing was there).
+    """
+    key = f"{case_id}{run.names.label}"
+    record = run.report.record(key)
+    earlier = [path for path in [*run.report.case_entries(case_id, run.segmenter.task), record] if path.exists()]
+    if record.exists():
+        with atomic_file(run.report.started(key)) as tmp:
+            tmp.write_text("failed after an earlier run; its outputs are that run's, and the next run replaces them\n")
+    for path in earlier:
+        path.unlink()
+    return "; its earlier outputs are left out of the report, and the next run predicts it again" if earlier else ""
 
 
 class _CaseFailure(InputError):
@@ -517,7 +562,7 @@ def _predict_case(run: _Run, case: Case) -> bool:
     truth_mask = case.mask
     if case.case_id in run.truth_index:
         truth_mask = read_case(run.truth_index[case.case_id], masks="only", mask_suffix=label).mask
-    expected = provenance.record(run.settings, case)
+    expected = provenance.record(run.settings, case, _labels_read(run, case))
     key = f"{case.case_id}{label}"  # a case's tumour and brain runs keep separate records and rows
     if not run.overwrite and run.report.record(key).exists() and _mask_written(case, target, label):
         provenance.check_reusable(run.report.record(key), expected, run.names.path)
@@ -569,9 +614,18 @@ def _segment(run: _Run, case: Case) -> tuple[Segmentation, np.ndarray | None]:
     segmenter = run.segmenter
     if run.brain_segmenter is not None:
         return segment_within_brain(segmenter, run.brain_segmenter, case, with_probability=run.probabilities)
-    brain = read_label(case, "_brain") if segmenter.preprocess.variant == "paper-abnormality" else None
+    brain = read_label(case, "_brain") if _labels_read(run, case) else None
     found = segmenter(case, brain=brain, with_probability=run.probabilities)
     return found, found.mask if segmenter.task == "brain" else brain
+
+
+def _labels_read(run: _Run, case: Case) -> list[tuple[str, Path]]:
+    """The label files (role, path) the prediction of ``case`` reads as the model's input: the case's own brain
+    (``_brain``) for a model trained on skull-stripped input (``paper-abnormality``), unless a brain model predicts it.
+    """
+    if run.brain_segmenter is not None or run.segmenter.preprocess.variant != "paper-abnormality":
+        return []
+    return [("brain", path) for path in label_files(case, "_brain")]
 
 
 def _write_case_report(run: _Run, case: Case, found: Segmentation, truth_mask: np.ndarray | None, key: str) -> None:
@@ -632,10 +686,14 @@ def _write_case_metrics(case: Case, mask: np.ndarray | None, truth: np.ndarray |
     write_case_table("metrics", key, rows, report)
 
 
-def _report_failures(failures: Sequence[tuple[str, str]], cases: int, report: ReportFolder) -> None:
-    """``report/failures.csv`` (case, reason) and a one-line error naming the cases that failed; none: no file."""
+def _report_failures(failures: Sequence[tuple[str, str]], cases: int, report: ReportFolder, lone: bool) -> None:
+    """``report/failures.csv`` (case, reason) and a one-line error naming the cases that failed; none: no file. The
+    failure of a ``lone`` case (the run's only one, not a part of a larger run) is the run's error, with its reason.
+    """
     import csv
 
+    if lone and failures:
+        raise InputError(failures[0][1])
     path = report.failures
     if not failures:
         path.unlink(missing_ok=True)  # a rerun that read every case leaves no stale list behind
@@ -673,15 +731,20 @@ def merge_run_report(out: Path, title: str, task: str) -> PredictResult:
     from flairseg.evaluate import merge_case_tables, read_case_tables, write_report
     from flairseg.html_report import write_html_report
 
-    report = run_report(out).path
-    inputs, qc = ([row for row in merge_case_tables(name, report) if row["task"] == task] for name in ("inputs", "qc"))
+    folder = run_report(out)
+    report = folder.path
+    rows = [CaseMetrics.from_row(row) for row in read_case_tables("metrics", report, TASK_SPECS[task].label_suffix)]
+    tables = merge_case_tables(("inputs", "qc", "components"), report)
+    inputs, qc = ([row for row in tables[name] if row["task"] == task] for name in ("inputs", "qc"))
     substituted = sum(row.get("substituted", "none") != "none" for row in inputs)
     flagged = sum(row["flags"] != "none" for row in qc)
-    components = merge_case_tables("components", report)  # the tumour task's alone
-    removed = sum(row["kept"] == "no" for row in components) if TASK_SPECS[task].components else 0
-    rows = [CaseMetrics.from_row(row) for row in read_case_tables("metrics", report, TASK_SPECS[task].label_suffix)]
+    # the components table: the tumour task's alone
+    removed = sum(row["kept"] == "no" for row in tables["components"]) if TASK_SPECS[task].components else 0
     if rows:
         write_report(rows, report, title, task=task)
+    else:  # no case of the task is scored now: earlier scores would count cases that no longer are
+        for path in folder.all_scores(task):
+            path.unlink(missing_ok=True)
     write_html_report(report, title)
     return PredictResult(0, 0, out, rows, removed, substituted, flagged, title, task)
 

@@ -3,8 +3,9 @@
 ``predict`` writes ``report/records/<case>_mask.json`` (``_brain`` for brain masks) with each case's mask: the
 flairseg version, the model (name, sha256 of its weights and, for an ONNX export, of the graph that ran; task,
 members used), every setting that changes the mask (threshold, postprocessing rule, precision, TTA, two-stage brain
-model, resampling) and the input files (names, sizes, modification times and sha256 of their contents, so that a
-file rewritten with the same size and time is not mistaken for the one predicted). A rerun skips a case only when
+model, resampling) and the input files, the labels a model reads as input included (a ``paper-abnormality``
+model's ``_brain`` labels): their names, sizes, modification times and sha256 of their contents, so that a
+file rewritten with the same size and time is not mistaken for the one predicted. A rerun skips a case only when
 its record equals the one the current command would write; any difference stops the run with a one-line error naming
 it, and ``--overwrite`` predicts the case again. The record is written last, so a case without one (an interrupted
 run) is predicted again; outputs of a case with neither a record nor the ``.started`` file written before them are
@@ -16,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +49,10 @@ def source_files(case: Case) -> list[tuple[str, Path]]:
     return [("image", source)]
 
 
-def input_files(case: Case) -> list[dict[str, Any]]:
-    """Role, name, size, modification time and sha256 of every file the case was read from."""
-    return [file_entry(role, p) for role, p in source_files(case) if p.is_file()]
+def input_files(case: Case, labels: Sequence[tuple[str, Path]] = ()) -> list[dict[str, Any]]:
+    """Role, name, size, modification time and sha256 of every file the case was read from, and of ``labels`` (role,
+    path: the label files read with it as the model's input)."""
+    return [file_entry(role, p) for role, p in [*source_files(case), *labels] if p.is_file()]
 
 
 def file_entry(role: str, path: Path, known: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -69,9 +72,10 @@ def changed_file(recorded: Any, entries: list[dict[str, Any]]) -> str | None:
     return _changed_input(recorded if isinstance(recorded, list) else [], entries)
 
 
-def record(settings: dict[str, Any], case: Case) -> dict[str, Any]:
-    """The record of one case: the run's settings and the case's inputs."""
-    return {"case": case.case_id, **settings, "inputs": input_files(case)}
+def record(settings: dict[str, Any], case: Case, labels: Sequence[tuple[str, Path]] = ()) -> dict[str, Any]:
+    """The record of one case: the run's settings and the case's inputs, ``labels`` (role, path) the label files the
+    prediction read (a changed brain label changes the mask as a changed image does)."""
+    return {"case": case.case_id, **settings, "inputs": input_files(case, labels)}
 
 
 def check_reusable(path: Path, expected: dict[str, Any], out: Path) -> None:
