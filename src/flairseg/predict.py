@@ -48,6 +48,7 @@ from flairseg.io import (
     index_mask_cases,
     read_case,
     read_label,
+    read_mask,
     write_image,
     write_mask,
 )
@@ -438,7 +439,7 @@ def _predict_case(run: _Run, case: Case) -> bool:
     target = run.names.mask(case)
     truth_mask = case.mask
     if case.case_id in run.truth_index:
-        truth_mask = read_case(run.truth_index[case.case_id], masks="only", mask_suffix=label).mask
+        truth_mask = read_mask(run.truth_index[case.case_id], label, "truth").mask
     expected = provenance.record(run.settings, case)
     key = f"{case.case_id}{label}"  # a case's tumour and brain runs keep separate records and rows
     if not run.overwrite and run.report.record(key).exists() and _mask_written(case, target, label):
