@@ -1041,6 +1041,70 @@ def _part_record_with_a_number_for_a_failure(tmp: Path) -> list[str]:
     return _predicted_then(tmp, "parts/part-1-of-2.json", b'{"cases": [], "failures": [1]}', "--part", "0/2")
 
 
+def _volume_beside(folder: Path, mask: np.ndarray | None, name: str = "v") -> Path:
+    """An 8 x 8 x 4 volume ``folder/<name>.nii.gz``, and its ``_mask`` beside it when given."""
+    folder.mkdir(parents=True)
+    volume = folder / f"{name}.nii.gz"
+    nib.save(nib.Nifti1Image(np.random.default_rng(0).random((8, 8, 4), np.float32), np.eye(4)), volume)
+    if mask is not None:
+        nib.save(nib.Nifti1Image(mask, np.eye(4)), folder / f"{name}_mask.nii.gz")
+    return volume
+
+
+def _probability_mask_beside_its_volume(tmp: Path) -> list[str]:
+    mask = np.full((8, 8, 4), 0.02, np.float32)
+    mask[2:5, 2:5, 1:3] = 0.8
+    return _predict(tmp, _volume_beside(tmp / "in", mask).parent)
+
+
+def _mask_scaled_to_fractions(tmp: Path) -> list[str]:
+    """A uint8 0/1 mask whose header scales its values (scl_slope 10, scl_inter 10.5) into 10.5 and 20.5."""
+    mask = np.zeros((8, 8, 4), np.uint8)
+    mask[2:5, 2:5, 1:3] = 1
+    _volume_beside(tmp / "in", None)
+    image = nib.Nifti1Image(mask, np.eye(4))
+    image.header.set_slope_inter(10, 10.5)
+    nib.save(image, tmp / "in" / "v_mask.nii.gz")
+    return _predict(tmp, tmp / "in")
+
+
+def _fractional_kaggle_masks(tmp: Path) -> list[str]:
+    case = _case(tmp)
+    for path in case.glob("*_mask.tif"):
+        tifffile.imwrite(path, (tifffile.imread(path) > 0).astype(np.float32) * 0.5, photometric="minisblack")
+    return _predict(tmp, case)
+
+
+def _probability_truth_tree(tmp: Path) -> list[str]:
+    _volume_beside(tmp / "in", None)
+    truth = np.zeros((8, 8, 4), np.float32)
+    truth[2:5, 2:5, 1:3] = 0.3
+    (tmp / "truth").mkdir()
+    nib.save(nib.Nifti1Image(truth, np.eye(4)), tmp / "truth" / "v_mask.nii.gz")
+    return _predict(tmp, tmp / "in", "--truth", str(tmp / "truth"))
+
+
+def _prediction_stretched_off_its_truth(tmp: Path) -> list[str]:
+    """Spacings 0.9099 x 0.9099 x 5.0099 mm against the truth's 0.9 x 0.9 x 5: every affine entry within 0.01, the far
+    corner 0.90 mm away."""
+    mask = np.zeros((64, 64, 20), np.uint8)
+    mask[20:30, 20:30, 5:9] = 1
+    for folder, spacing in (("truth", (0.9, 0.9, 5.0)), ("pred", (0.9099, 0.9099, 5.0099))):
+        (tmp / folder).mkdir()
+        nib.save(nib.Nifti1Image(mask, np.diag([*spacing, 1.0])), tmp / folder / "P01_mask.nii.gz")
+    return ["evaluate", "--pred", str(tmp / "pred"), "--truth", str(tmp / "truth"), "-o", str(tmp / "out"), "--quiet"]
+
+
+def _brats_case_over_the_budget(tmp: Path) -> list[str]:
+    """A BraTS case of three 64^3 volumes: each within a 10 MB budget (6 MB), the case's three channels not (18 MB)."""
+    folder = tmp / "in" / "BraTS_1"
+    folder.mkdir(parents=True)
+    for name in ("flair", "t1", "t1ce"):
+        data = np.random.default_rng(0).integers(0, 255, (64, 64, 64), np.uint8)
+        nib.save(nib.Nifti1Image(data, np.eye(4)), folder / f"BraTS_1_{name}.nii.gz")
+    return _predict(tmp, tmp / "in", "--max-memory", "10M")
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -1414,7 +1478,7 @@ CATALOGUE = [
         "prediction-off-its-truth",
         "a NIfTI prediction 40 mm away from its truth (same shape, other affine)",
         _prediction_off_its_truth,
-        "case P01: the prediction lies up to 40.0 mm away from its truth (their affines differ); "
+        "case P01: the prediction lies up to 40.00 mm away from its truth (their affines differ); "
         "resample it onto the truth's grid before scoring it",
     ),
     BadInput(
@@ -1857,6 +1921,49 @@ CATALOGUE = [
         "are numbers",
         _part_record_with_a_number_for_a_failure,
         "TMP/pred/report/parts/part-1-of-2.json is not a part record flairseg wrote; delete it and run that part again",
+    ),
+    BadInput(
+        "mask-beside-a-volume-not-binary",
+        "a probability map (0.02, 0.8 in the tumour) as the mask beside a NIfTI volume given to predict",
+        _probability_mask_beside_its_volume,
+        "case v: the mask v_mask.nii.gz holds the values 0.02, 0.8, not 0 and positive whole-number labels; "
+        "threshold it into a binary mask first",
+    ),
+    BadInput(
+        "mask-scaled-to-fractions",
+        "a 0/1 mask beside a NIfTI volume whose header scales it (scl_slope 10, scl_inter 10.5) to 10.5 and 20.5",
+        _mask_scaled_to_fractions,
+        "case v: the mask v_mask.nii.gz holds the values 10.5, 20.5, not 0 and positive whole-number labels; "
+        "threshold it into a binary mask first",
+    ),
+    BadInput(
+        "kaggle-masks-not-binary",
+        "Kaggle _mask.tif slices holding 0 and 0.5",
+        _fractional_kaggle_masks,
+        "case CASE: the mask CASE/*_mask.tif holds the values 0, 0.5, not 0 and positive whole-number labels; "
+        "threshold it into a binary mask first",
+    ),
+    BadInput(
+        "predict-truth-not-binary",
+        "a probability map (0 and 0.3) given to predict as --truth",
+        _probability_truth_tree,
+        "case v: the truth v_mask.nii.gz holds the values 0, 0.3, not 0 and positive whole-number labels; "
+        "threshold it into a binary mask first",
+    ),
+    BadInput(
+        "prediction-stretched-off-its-truth",
+        "a NIfTI prediction with spacings 0.9099 x 0.9099 x 5.0099 mm against its truth's 0.9 x 0.9 x 5 (same shape)",
+        _prediction_stretched_off_its_truth,
+        "case P01: the prediction lies up to 0.90 mm away from its truth (their affines differ); "
+        "resample it onto the truth's grid before scoring it",
+    ),
+    BadInput(
+        "sequences-over-the-budget",
+        "a BraTS case of three 64^3 volumes, each within a 10 MB memory budget but not the three together",
+        _brats_case_over_the_budget,
+        "case TMP/in/BraTS_1/BraTS_1_flair.nii.gz (with its other sequences) declares 262,144 voxels x 3 channel(s), "
+        "about 18 MB to process, more than the memory budget of 10 MB; check its header, or raise the budget with "
+        "--max-memory (e.g. --max-memory 32G)",
     ),
 ]
 
@@ -2312,3 +2419,116 @@ def test_the_error_line_survives_a_decoder_silencing_descriptor_2_in_another_thr
     )
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert done.returncode == 1 and done.stderr == "flairseg: error: a case failed while another was being decoded\n"
+
+
+_ALLOCATOR_FAILURE = (
+    "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: you tried to allocate "
+    "16777216 bytes. Error code 12 (Cannot allocate memory)"
+)
+
+
+@pytest.mark.parametrize(
+    "target, failure",
+    [
+        ("torch.nn.functional.conv2d", RuntimeError(_ALLOCATOR_FAILURE)),
+        ("safetensors.torch.load_file", MemoryError("Cannot allocate memory (os error 12)")),
+        ("safetensors.torch.load_file", RuntimeError("unable to mmap 38966068 bytes from <m>: Cannot allocate memory")),
+    ],
+    ids=["torch-allocator", "model-read", "model-mmap"],
+)
+def test_memory_running_out_ends_in_the_out_of_memory_line_not_a_traceback_or_a_blamed_file(
+    target: str, failure: Exception, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def fail(*args: object, **kwargs: object) -> None:
+        raise failure
+
+    monkeypatch.setattr(target, fail)
+    code = main(_predict(tmp_path, _case(tmp_path)))
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and err == (
+        "flairseg: error: out of memory; process fewer or smaller cases at a time, or use a machine with more memory"
+    )
+
+
+def test_other_runtime_errors_are_not_taken_for_memory_running_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fail(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("torch.nn.functional.conv2d", fail)
+    with pytest.raises(RuntimeError, match="a bug"):
+        main(_predict(tmp_path, _case(tmp_path)))
+
+
+def _unreadable_slice(tmp: Path) -> tuple[list[str], Path]:
+    case = _case(tmp)
+    (case / "CASE_2.tif").chmod(0)
+    return _predict(tmp, case), case / "CASE_2.tif"
+
+
+def _unreadable_volume(tmp: Path) -> tuple[list[str], Path]:
+    volume = _volume_beside(tmp / "in", None)
+    volume.chmod(0)
+    return _predict(tmp, volume), volume
+
+
+def _unreadable_case_folder(tmp: Path) -> tuple[list[str], Path]:
+    case = _case(tmp)
+    case.chmod(0)
+    return _predict(tmp, case), case
+
+
+def _as_a_user_denied(argv: list[str], tmp: Path) -> str:
+    """The last line a command prints when run by a user whom permissions bind: this one, or root without its
+    capability to override them (setpriv, when it may drop them; else the test is skipped)."""
+    import os
+
+    if os.geteuid() != 0:
+        main(argv)
+        return ""
+    setpriv = shutil.which("setpriv")
+    dropped = [setpriv or "setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
+    if setpriv is None or subprocess.run([*dropped, "true"], capture_output=True).returncode != 0:
+        pytest.skip("running as root without setpriv to drop the capability to override permissions")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    done = subprocess.run([*dropped, sys.executable, "-m", "flairseg", *argv], capture_output=True, text=True, env=env)
+    return done.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("make", [_unreadable_slice, _unreadable_volume, _unreadable_case_folder])
+def test_permission_denied_is_said_naming_what_the_user_can_fix(
+    make: Callable[[Path], tuple[list[str], Path]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A slice or a volume the user may not read is not called corrupt; a folder that may not be searched is named,
+    not the first file flairseg looked for inside it."""
+    argv, culprit = make(tmp_path)
+    try:
+        err = _as_a_user_denied(argv, tmp_path) or capsys.readouterr().err.strip()
+    finally:
+        culprit.chmod(0o755)
+    if culprit.is_dir():
+        assert err == f"flairseg: error: Permission denied ({culprit}); check its permissions or write elsewhere"
+    else:
+        assert err == (
+            f"flairseg: error: permission denied: cannot read {culprit}; make it readable for this user (chmod) and "
+            "run again"
+        )
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_slice_the_system_refuses_to_open_is_not_called_corrupt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same, without needing a user whom permissions bind: tifffile's open refused."""
+    import errno
+
+    argv = _predict(tmp_path, _case(tmp_path))
+
+    def refused(path: object, *args: object, **kwargs: object) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(tifffile, "TiffFile", refused)
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().replace(str(tmp_path), "TMP")
+    assert err.startswith("flairseg: error: permission denied: cannot read TMP/in/CASE/CASE_1.tif;"), err

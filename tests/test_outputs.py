@@ -248,3 +248,28 @@ def test_names_that_would_share_a_file_are_refused() -> None:
         distinct_names(["Grade", "grade"], "plot")
     with pytest.raises(InputError, match="would share"):  # a name chosen to look like another's changed name
         distinct_names(["a/b", safe_name("a/b")], "plot")
+
+
+def test_a_write_stopped_short_is_named_a_full_device_holding_the_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """numpy's tofile (tifffile writes through it) reports a full disk as "N requested and M written", an OSError
+    without errno or path: it becomes ENOSPC on the output the user gave, and the CLI's line says so."""
+    import errno
+
+    import tifffile
+
+    with pytest.raises(OSError) as raised, atomic_file(tmp_path / "out.tif"):
+        raise OSError("65536 requested and 7936 written")
+    assert raised.value.errno == errno.ENOSPC and raised.value.filename == str(tmp_path / "out.tif")
+    assert list(tmp_path.iterdir()) == []
+
+    def short_write(*args: object, **kwargs: object) -> None:
+        raise OSError("65536 requested and 7936 written")
+
+    source = _cases(tmp_path, 1) / "CASE_0"
+    monkeypatch.setattr(tifffile, "imwrite", short_write)
+    assert main(["predict", "-i", str(source), "-o", str(tmp_path / "out"), "--quiet"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"flairseg: error: No space left on device ({tmp_path / 'out' / 'CASE_0'}); free some space or write elsewhere"
+    )

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from flairseg.errors import InputError
 from flairseg.io import find_cases, read_case, write_mask
-from flairseg.volumes import is_dicom_folder, read_dicom_series, read_nifti, write_volume_mask
+from flairseg.volumes import is_dicom_folder, read_dicom_series, read_nifti, read_sequences, write_volume_mask
 
 GEOMETRY_FIELDS = (
     "qform_code",
@@ -210,6 +210,20 @@ def test_probability_map_mask_file_and_io_dispatch(tmp_path: Path) -> None:
     probability = nib.load(str(tmp_path / "prob.nii.gz"))
     assert probability.get_data_dtype() == np.float32
     np.testing.assert_allclose(np.asarray(probability.dataobj), data / 1000, rtol=1e-6)
+
+
+def test_a_case_of_three_files_is_budgeted_as_three_channels_before_any_is_decoded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each 64^3 file (6 MB to process) fits a 10 MB budget; the FLAIR read with its T1 and T1c (18 MB) does not."""
+    files = [_save(np.ones((64, 64, 64), np.uint8), np.eye(4), tmp_path / f"{name}.nii.gz") for name in "abc"]
+    monkeypatch.setenv("FLAIRSEG_MAX_MEMORY", "10M")
+    assert read_sequences(files[0]).image.shape == (64, 64, 64, 1)
+    decoded = []
+    monkeypatch.setattr("flairseg.volumes._load_nifti", lambda path: decoded.append(path))
+    with pytest.raises(InputError, match=r"a.nii.gz \(with its other sequences\) declares 262,144 voxels x 3 channel"):
+        read_sequences(files[0], pre=files[1], post=files[2])
+    assert decoded == []
 
 
 def test_gzip_output_is_deterministic(tmp_path: Path) -> None:

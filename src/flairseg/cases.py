@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from flairseg.errors import InputError
+
 MaskPolicy = Literal["ignore", "optional", "required", "only"]
 MASK_POLICIES = ("ignore", "optional", "required", "only")
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
@@ -97,3 +99,27 @@ def nifti_stem(path: Path) -> str:
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return name
+
+
+def check_mask_values(values: np.ndarray, case_id: str, name: str, what: str = "mask") -> None:
+    """The one rule for the values of a mask that is scored, measured or trained on (a prediction, a truth beside its
+    image or in a tree of its own, a mask of ``shape``): 0 and positive whole-number labels, each label foreground. A
+    probability map, a negative or fractional value (or a scaled one: stored values times a header's slope, plus its
+    intercept) would otherwise count as foreground; it is refused, naming the file ``name`` as the ``what`` of its
+    case."""
+    if not _whole_labels(values):
+        levels = np.unique(values) + 0.0  # + 0.0: -0 shows as 0
+        shown = ", ".join(f"{v:g}" for v in levels[:4]) + (", ..." if levels.size > 4 else "")
+        raise InputError(
+            f"case {case_id}: the {what} {name} holds the values {shown}, not 0 and positive whole-number labels; "
+            "threshold it into a binary mask first"
+        )
+
+
+def _whole_labels(values: np.ndarray) -> bool:
+    """Whether every value is 0 or a positive whole number (so is every unsigned one: the common case costs nothing)."""
+    if values.dtype.kind in "bu":
+        return True
+    if values.dtype.kind == "i":
+        return not (values < 0).any()
+    return bool(np.all(np.isfinite(values) & (values >= 0) & (values == np.floor(values))))

@@ -30,7 +30,7 @@ from flairseg.config import (
     from_dict,
     is_whole_number,
 )
-from flairseg.errors import ConfigError, WeightsError
+from flairseg.errors import ConfigError, WeightsError, out_of_memory
 from flairseg.model import Ensemble, UNet
 from flairseg.outputs import atomic_file
 from flairseg.provenance import sha256_of
@@ -142,8 +142,16 @@ def read(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, An
     try:
         tensors = load_file(str(tensor_path))
     except Exception as exc:  # safetensors raises its own error types for malformed files
-        raise WeightsError(f"cannot read {tensor_path}: {exc}") from None
+        raise _unreadable(tensor_path, exc) from None
     return tensors, metadata
+
+
+def _unreadable(tensor_path: Path, exc: Exception) -> Exception:
+    """What a failed read of a tensor file is: memory running out (safetensors raises MemoryError or, for its mmap, a
+    RuntimeError), which the CLI reports as such, else a fault of the file."""
+    if out_of_memory(exc):
+        return exc
+    return WeightsError(f"cannot read {tensor_path}: {exc}")
 
 
 def check_bound(path: str | os.PathLike, metadata: dict[str, Any]) -> None:
@@ -157,7 +165,7 @@ def check_bound(path: str | os.PathLike, metadata: dict[str, Any]) -> None:
         with safe_open(str(tensor_path), "pt") as handle:
             recorded = (handle.metadata() or {}).get(_JSON_DIGEST_KEY)
     except Exception as exc:  # safetensors raises its own error types for malformed files
-        raise WeightsError(f"cannot read {tensor_path}: {exc}") from None
+        raise _unreadable(tensor_path, exc) from None
     if recorded is not None and recorded != description_sha256(metadata):
         raise WeightsError(
             f"{json_path} was edited after {tensor_path.name} was written (its settings differ from those recorded "
@@ -238,6 +246,8 @@ def load_training_state(
         optimizer.load_state_dict(optimizer_state)
         torch.set_rng_state(tensors["rng.torch"])
     except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+        if out_of_memory(exc):
+            raise
         reason = str(exc).splitlines()[0]
         raise WeightsError(f"{paths_of(path)[1]} does not match the run it resumes: {reason}") from None
     check_bound(path, meta)
@@ -281,6 +291,8 @@ def load_model(path: str | os.PathLike, task: str | None = None) -> tuple[nn.Mod
         model: nn.Module = Ensemble([unet() for _ in range(members)]) if members else unet()
         model.load_state_dict(tensors, strict=True)
     except (ValueError, RuntimeError) as exc:
+        if out_of_memory(exc):
+            raise
         raise WeightsError(
             f"checkpoint {Path(path).name} does not match its architecture: {str(exc).splitlines()[0]}"
         ) from None

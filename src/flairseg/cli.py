@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from typing import NoReturn
 
 from flairseg.config import LOSSES, MISSING_POLICIES, PRECISIONS, TASKS, VARIANTS
-from flairseg.errors import FlairsegError
+from flairseg.errors import FlairsegError, denied_part, out_of_memory
 from flairseg.outputs import one_line, run_report
 from flairseg.version import __version__
 
@@ -883,7 +883,8 @@ _OS_FIXES = {
 
 def _os_error(exc: OSError) -> str:
     """One line for an operating-system error: what failed, on which path, and the fix."""
-    where = f" ({exc.filename})" if exc.filename else ""
+    named = denied_part(exc.filename) if exc.filename and exc.errno in (errno.EACCES, errno.EPERM) else exc.filename
+    where = f" ({named})" if named else ""
     fix = _OS_FIXES.get(exc.errno, "check the path and the disk")
     return f"{exc.strerror or type(exc).__name__}{where}; {fix}"
 
@@ -994,7 +995,9 @@ def _run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"flairseg: error: {one_line(_os_error(exc))}", file=sys.stderr)
         return 1
-    except MemoryError:
+    except (MemoryError, RuntimeError) as exc:  # torch's allocators raise a RuntimeError when memory runs out
+        if not out_of_memory(exc):
+            raise
         print(
             "flairseg: error: out of memory; process fewer or smaller cases at a time, or use a machine with more "
             "memory",

@@ -65,17 +65,26 @@ def _flair(truth: Case) -> np.ndarray | None:
     return image[..., 1] if image.shape[-1] == 3 else image[..., 0]
 
 
+# how far (mm) a prediction's voxels may lie from its truth's: far above the rounding of affines stored as float32,
+# far below a voxel
+SAME_SPACE_MM = 0.01
+
+
 def _check_same_space(case_id: str, pred: Case, truth: Case) -> None:
-    """Refuse a prediction whose voxels lie elsewhere in the world than its truth's (affines differ by > 0.01 mm)."""
+    """Refuse a prediction whose voxels lie elsewhere in the world than its truth's: the grid's 8 corner voxels under
+    both affines more than SAME_SPACE_MM apart (an affine's entries may differ by little while its far corner lies
+    millimetres away)."""
     a, b = pred.geometry.affine, truth.geometry.affine
-    if a is None or b is None or np.allclose(a, b, rtol=0, atol=1e-2):
+    if a is None or b is None:
         return
-    corners = np.array([[0, 0, 0, 1], [*(np.array(pred.geometry.input_shape[:3]) - 1), 1]], dtype=float).T
-    offset = float(np.abs((a @ corners - b @ corners)[:3]).max())
-    raise InputError(
-        f"case {case_id}: the prediction lies up to {offset:.1f} mm away from its truth (their affines differ); "
-        "resample it onto the truth's grid before scoring it"
-    )
+    last = np.array(pred.geometry.input_shape[:3], dtype=float) - 1
+    corners = np.array([[*(last * np.array(bits)), 1.0] for bits in np.ndindex(2, 2, 2)]).T
+    offset = float(np.linalg.norm((a @ corners - b @ corners)[:3], axis=0).max())
+    if offset > SAME_SPACE_MM:
+        raise InputError(
+            f"case {case_id}: the prediction lies up to {offset:.2f} mm away from its truth (their affines differ); "
+            "resample it onto the truth's grid before scoring it"
+        )
 
 
 def _write_csv(rows: Sequence[CaseMetrics], path: Path) -> None:

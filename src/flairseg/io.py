@@ -11,7 +11,16 @@ from pathlib import Path
 
 import numpy as np
 
-from flairseg.cases import MASK_POLICIES, NIFTI_SUFFIXES, Case, Geometry, MaskPolicy, is_nifti, nifti_stem
+from flairseg.cases import (
+    MASK_POLICIES,
+    NIFTI_SUFFIXES,
+    Case,
+    Geometry,
+    MaskPolicy,
+    check_mask_values,
+    is_nifti,
+    nifti_stem,
+)
 from flairseg.config import TASK_SPECS
 from flairseg.errors import InputError
 from flairseg.kaggle import (
@@ -39,13 +48,13 @@ def read_label(case: Case, suffix: str) -> np.ndarray | None:
     """Read the extra label stack stored beside a case (e.g. ``_brain``), or None if it has none.
 
     Kaggle: ``<CASE>_<k><suffix>.tif`` in the case folder; NIfTI: ``<case><suffix>.nii[.gz]``
-    beside the volume.
+    beside the volume; either holding 0 and positive whole-number labels (:func:`read_mask`).
     """
     files = label_files(case, suffix)
     if not files:
         return None
     if case.geometry.format == "kaggle":
-        return read_kaggle_case(case.geometry.source, masks="only", mask_suffix=suffix).mask
+        return read_mask(case.geometry.source, suffix).mask
     return read_nifti(case.geometry.source, mask_path=files[0]).mask
 
 
@@ -267,27 +276,10 @@ def read_labels(path: str | os.PathLike, mask_suffix: str = "_mask") -> tuple[Ca
 
 def read_mask(path: str | os.PathLike, mask_suffix: str = "_mask", what: str = "mask") -> Case:
     """A mask case read by :func:`read_labels`, its stored values checked by the one rule every mask that is scored
-    or measured follows (a prediction, a truth, a mask of ``shape``): 0 and positive whole-number labels, each label
-    foreground. A probability map, a negative or fractional value would otherwise count as foreground; it is refused,
-    naming the file as the ``what`` of its case."""
+    or measured follows (:func:`~flairseg.cases.check_mask_values`), naming the file as the ``what`` of its case."""
     case, values = read_labels(path, mask_suffix)
-    if not _whole_labels(values):
-        levels = np.unique(values) + 0.0  # + 0.0: -0 shows as 0
-        shown = ", ".join(f"{v:g}" for v in levels[:4]) + (", ..." if levels.size > 4 else "")
-        raise InputError(
-            f"case {case.case_id}: the {what} {Path(path).name} holds the values {shown}, not 0 and positive "
-            "whole-number labels; threshold it into a binary mask first"
-        )
+    check_mask_values(values, case.case_id, Path(path).name, what)
     return case
-
-
-def _whole_labels(values: np.ndarray) -> bool:
-    """Whether every value is 0 or a positive whole number (so is every unsigned one: the common case costs nothing)."""
-    if values.dtype.kind in "bu":
-        return True
-    if values.dtype.kind == "i":
-        return not (values < 0).any()
-    return bool(np.all(np.isfinite(values) & (values >= 0) & (values == np.floor(values))))
 
 
 def _dicom_without_masks(path: Path) -> InputError:

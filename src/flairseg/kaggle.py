@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from flairseg.cases import TIFF_SUFFIXES, Case, Geometry, MaskPolicy
-from flairseg.errors import InputError
+from flairseg.cases import TIFF_SUFFIXES, Case, Geometry, MaskPolicy, check_mask_values
+from flairseg.errors import InputError, read_denied
 from flairseg.memory import check
 from flairseg.outputs import atomic_dir, atomic_file
 
@@ -26,6 +26,8 @@ def has_tiffs(folder: Path) -> bool:
 def _read_tiff(path: Path) -> np.ndarray:
     try:
         array = tifffile.imread(path)
+    except PermissionError:
+        raise read_denied(path) from None
     except Exception as exc:  # tifffile raises many types for corrupt, truncated or non-TIFF files
         raise InputError(f"cannot read {path}: not a valid TIFF image or truncated ({type(exc).__name__})") from None
     if array.ndim not in (2, 3) or array.size == 0:
@@ -42,6 +44,8 @@ def _page_shape(path: Path) -> tuple[int, ...]:
     try:
         with tifffile.TiffFile(path) as tiff:
             pages, shape = len(tiff.pages), tiff.pages[0].shape
+    except PermissionError:
+        raise read_denied(path) from None
     except Exception as exc:  # tifffile raises many types for corrupt, truncated or non-TIFF files
         raise InputError(f"cannot read {path}: not a valid TIFF image or truncated ({type(exc).__name__})") from None
     if pages != 1:
@@ -156,7 +160,7 @@ def read_kaggle_case(folder: str | os.PathLike, masks: MaskPolicy = "optional", 
     """Read a Kaggle LGG case folder of ``<CASE>_<k>.tif`` slices (and ``<CASE>_<k>_mask.tif``).
 
     Slices are ordered by the number k. Images may be 1-channel (H, W) or multi-channel
-    (H, W, C); masks are nonzero = True.
+    (H, W, C); masks are 0 and positive whole-number labels, nonzero = True.
 
     Args:
         folder: the case folder.
@@ -179,10 +183,15 @@ def read_kaggle_case(folder: str | os.PathLike, masks: MaskPolicy = "optional", 
             )
         slices.append(array)
     image = np.stack(slices)
-    mask = _stack_labels(folder, mask_files, numbers, image.shape[1:3]) != 0 if mask_files else None
-    names = tuple(image_files[k].name for k in numbers)
     # the resolved name: "." or "cases/.." would otherwise become case ids that escape the output folder
-    return Case(folder.resolve().name, image, mask, Geometry(folder, "kaggle", slice_names=names))
+    case_id = folder.resolve().name
+    mask = None
+    if mask_files:
+        labels = _stack_labels(folder, mask_files, numbers, image.shape[1:3])
+        check_mask_values(labels, case_id, f"{folder.name}/*{mask_suffix}.tif")
+        mask = labels != 0
+    names = tuple(image_files[k].name for k in numbers)
+    return Case(case_id, image, mask, Geometry(folder, "kaggle", slice_names=names))
 
 
 def write_kaggle_mask(case: Case, mask: np.ndarray, out: Path, suffix: str) -> None:

@@ -191,7 +191,8 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        yield tmp
+        with _short_write_named(final):
+            yield tmp
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs get the usual permissions
         with _naming_the_output(final):
             os.replace(tmp, final)
@@ -213,7 +214,8 @@ def atomic_dir(path: str | os.PathLike, mark: bool = False) -> Iterator[Path]:
     try:
         if mark:
             write_marker(tmp)
-        yield tmp
+        with _short_write_named(final):
+            yield tmp
         os.chmod(tmp, 0o777 & ~_umask())
         with _naming_the_output(final):
             _swap_in(tmp, final)
@@ -286,6 +288,22 @@ def _naming_the_output(final: Path) -> Iterator[None]:
         yield
     except OSError as exc:
         raise OSError(exc.errno, exc.strerror, str(final)) from None
+
+
+_SHORT_WRITE = re.compile(r"\d+ requested and \d+ written")
+
+
+@contextlib.contextmanager
+def _short_write_named(final: Path) -> Iterator[None]:
+    """A write that stopped short, as numpy's ``tofile`` reports it (tifffile writes through it), named as what it
+    is: the device holding ``final`` is full (or the user's quota on it reached). numpy's ``OSError`` carries
+    neither an errno nor a path."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno is None and _SHORT_WRITE.fullmatch(str(exc)):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(final)) from None
+        raise
 
 
 @functools.cache

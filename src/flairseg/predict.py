@@ -50,6 +50,7 @@ from flairseg.io import (
     label_files,
     read_case,
     read_label,
+    read_mask,
     write_image,
     write_mask,
 )
@@ -561,7 +562,7 @@ def _predict_case(run: _Run, case: Case) -> bool:
     target = run.names.mask(case)
     truth_mask = case.mask
     if case.case_id in run.truth_index:
-        truth_mask = read_case(run.truth_index[case.case_id], masks="only", mask_suffix=label).mask
+        truth_mask = read_mask(run.truth_index[case.case_id], label, "truth").mask
     expected = provenance.record(run.settings, case, _labels_read(run, case))
     key = f"{case.case_id}{label}"  # a case's tumour and brain runs keep separate records and rows
     if not run.overwrite and run.report.record(key).exists() and _mask_written(case, target, label):

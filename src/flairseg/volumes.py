@@ -37,9 +37,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from flairseg.cases import NIFTI_SUFFIXES, Case, Geometry, nifti_stem
+from flairseg.cases import NIFTI_SUFFIXES, Case, Geometry, check_mask_values, nifti_stem
 from flairseg.dicom_pixels import ELEMENTS_ROOM, PixelBytes, looks_like_dicom, pixel_bytes
-from flairseg.errors import InputError
+from flairseg.errors import InputError, read_denied
 from flairseg.outputs import atomic_file
 
 
@@ -167,6 +167,10 @@ def _nifti_header(path: Path) -> tuple[Any, tuple[int, int, int]]:
     if not path.is_file():
         raise InputError(f"{path} does not exist")
     try:
+        path.open("rb").close()  # nibabel reports a file it may not open as no NIfTI file
+    except PermissionError:
+        raise read_denied(path) from None
+    try:
         with _quiet_nibabel():
             image = nib.load(path, mmap=False)
         if not isinstance(image, nib.Nifti1Image):  # Nifti2Image derives from it; .img/.hdr pairs do not
@@ -258,12 +262,14 @@ def read_nifti(path: str | os.PathLike, mask_path: str | os.PathLike | None = No
     Args:
         path: a ``.nii`` or ``.nii.gz`` file holding one 3-D volume (trailing singleton
             dimensions are dropped).
-        mask_path: optional mask on the same grid (same shape and affine); nonzero = True.
+        mask_path: optional mask on the same grid (same shape and affine), 0 and positive whole-number labels
+            (:func:`~flairseg.cases.check_mask_values`); nonzero = True.
         case_id: the case's name; default the file name without ``.nii``/``.nii.gz``.
     """
     path = Path(path)
     image, data = _load_nifti(path)
     ornt = _orientation(image.affine, path)
+    stem = nifti_stem(path)
     mask = None
     if mask_path is not None:
         mask_path = Path(mask_path)
@@ -274,8 +280,8 @@ def read_nifti(path: str | os.PathLike, mask_path: str | os.PathLike | None = No
                 f"{data.shape}): "
                 "shape or affine differ; resample the mask onto the image"
             )
+        check_mask_values(mask_data, case_id or stem, mask_path.name)
         mask = _to_processing(mask_data != 0, ornt)
-    stem = nifti_stem(path)
     geometry = Geometry(
         source=path,
         format="nifti",
@@ -307,6 +313,7 @@ def read_sequences(
     from flairseg.sequences import name_of
 
     named = name_of(Path(flair))
+    _check_case_memory(Path(flair), pre, post)
     flair_case = read_nifti(
         flair, mask_path=mask_path, case_id=case_id or (named.case_id if named is not None else None)
     )
@@ -337,6 +344,17 @@ def read_sequences(
         )
         record.append((role, str(Path(path).resolve()) + ("" if same_grid else " (resampled onto the FLAIR)")))
     return dataclasses.replace(flair_case, image=np.stack(channels, axis=-1), sequences=tuple(record))
+
+
+def _check_case_memory(flair: Path, pre: str | os.PathLike | None, post: str | os.PathLike | None) -> None:
+    """A case of several files against the memory budget before any is decoded: its FLAIR's voxels times the channels
+    :func:`read_sequences` makes of them (each file alone passes its own check)."""
+    from flairseg.memory import check
+
+    channels = 1 if pre is None and post is None else 3
+    if channels > 1:
+        _, shape = _nifti_header(flair)
+        check(int(np.prod(shape, dtype=np.int64)), channels, f"case {flair} (with its other sequences)")
 
 
 def _resampled_onto(path: Path, reference: Path, ornt: np.ndarray) -> np.ndarray:
@@ -383,7 +401,7 @@ def read_named_sequences(
     labels = [mask_path] if mask_path is not None and masks != "ignore" else labels
     if masks in ("required", "only") and not labels:
         raise InputError(f"{flair} has no segmentation beside it, and masks are required here")
-    pre, post = (found.get(kind, [None])[0] for kind in ("t1", "t1c"))
+    pre, post = _pre_and_post(found)
     return read_sequences(
         flair,
         pre,
@@ -392,6 +410,11 @@ def read_named_sequences(
         case_id=named.case_id if named else None,
         resample=resample,
     )
+
+
+def _pre_and_post(found: dict[str, list[Path]]) -> tuple[Path | None, Path | None]:
+    """The T1 and T1c files a named FLAIR's case is read with, from its :func:`~flairseg.sequences.siblings`."""
+    return found.get("t1", [None])[0], found.get("t1c", [None])[0]
 
 
 def _visible_files(folder: Path) -> list[Path]:
@@ -657,9 +680,11 @@ def check_headers(path: Path) -> None:
         return
     from flairseg.sequences import siblings
 
-    for files in siblings(path).values():  # the FLAIR among them
+    found = siblings(path)
+    for files in found.values():  # the FLAIR among them
         for other in files:
             _nifti_header(other)
+    _check_case_memory(path, *_pre_and_post(found))
 
 
 def _check_dicom_memory(slices: Sequence[PixelBytes], folder: Path) -> None:
