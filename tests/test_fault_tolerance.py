@@ -131,3 +131,21 @@ def test_killed_training_resumes_to_the_same_weights(cases_and_model: tuple[Path
     assert meta_a["epoch"] == meta_b["epoch"] == 3
     for key in a:
         assert torch.equal(a[key], b[key]), key
+
+
+def test_a_started_file_left_beside_a_record_goes_when_its_case_is_reused(
+    cases_and_model: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A run killed between writing a case's record and removing its ``.started`` file leaves both; the next run
+    reuses the case (its record is whole) and removes the leftover, so the folder ends as an uninterrupted run's."""
+    from flairseg.cli import main
+
+    cases, model = cases_and_model
+    out = tmp_path / "out"
+    command = ["predict", "-i", str(cases), "-o", str(out), "--model", str(model), "--quiet", "--threads", "1"]
+    assert main(command) == 0
+    expected = _visible_files(out)
+    leftover = out / "report" / "records" / "K_1_mask.started"
+    leftover.write_text("being predicted; its record replaces this file\n")
+    assert main(command) == 0
+    assert not leftover.exists() and _visible_files(out) == expected

@@ -567,6 +567,7 @@ def _predict_case(run: _Run, case: Case) -> bool:
     key = f"{case.case_id}{label}"  # a case's tumour and brain runs keep separate records and rows
     if not run.overwrite and run.report.record(key).exists() and _mask_written(case, target, label):
         provenance.check_reusable(run.report.record(key), expected, run.names.path)
+        run.report.started(key).unlink(missing_ok=True)  # left by a run killed between the record and its removal
         done = read_case(target, masks="only", mask_suffix=label).mask if truth_mask is not None else None
         _write_case_metrics(case, done, truth_mask, key, run.report.path)
         return False
