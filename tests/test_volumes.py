@@ -864,3 +864,30 @@ def test_a_degenerate_slice_orientation_is_refused(tmp_path: Path, orientation: 
         ds.ImageOrientationPatient = orientation
         ds.save_as(path)
     assert "not two orthogonal unit directions" in _message(read_dicom_series, tmp_path / "s")
+
+
+@pytest.mark.parametrize("oblique", [False, True], ids=["axial", "oblique"])
+def test_long_series_with_rounded_positions_stay_on_their_grid(oblique: bool) -> None:
+    """Scanners write positions to a few decimals: 200 slices 2/3 mm apart, rounded to 0.01 mm, lie on the grid
+    through their end slices (a grid stepped from the first two slices would drift 0.6 mm by the last), and a
+    missing slice among them is still found."""
+    from flairseg.volumes import _check_positions, _SliceHeaders, _slice_normal
+
+    angle = np.radians(12.0 if oblique else 0.0)
+    row, column = np.array([1.0, 0.0, 0.0]), np.array([0.0, np.cos(angle), np.sin(angle)])
+    normal = np.cross(row, column)
+    positions = np.array([10.0, -20.0, 30.0]) + np.outer(np.arange(200) * (2 / 3), normal)
+
+    def headers(rows: np.ndarray) -> _SliceHeaders:
+        orientation = "\\".join(f"{v:.6f}" for v in (*row, *column))
+        tags = [
+            {"position": "\\".join(f"{v:.2f}" for v in p), "orientation": orientation, "pixel_spacing": "0.5\\0.5"}
+            for p in rows
+        ]
+        return _SliceHeaders(tuple(f"IM{k}" for k in range(len(rows))), tuple(tags))
+
+    series = headers(positions)
+    _check_positions(series, _slice_normal(series, Path("S")), np.array([0.5, 0.5]), Path("S"))
+    gap = headers(np.delete(positions, 100, axis=0))
+    with pytest.raises(InputError, match="off a regular grid"):
+        _check_positions(gap, _slice_normal(gap, Path("S")), np.array([0.5, 0.5]), Path("S"))

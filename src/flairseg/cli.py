@@ -930,8 +930,6 @@ def _quiet_libraries() -> Iterator[None]:
 @contextlib.contextmanager
 def _memory_budget(size: str | None) -> Iterator[None]:
     """``--max-memory`` for the command's readers (flairseg.memory), checked first and undone after."""
-    import os
-
     from flairseg.memory import ENVIRONMENT, parse_size
 
     if size is None:

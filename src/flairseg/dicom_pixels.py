@@ -66,6 +66,13 @@ _IMAGE_TAGS = {
     0x00280011: "columns",
     0x00280100: "bits",
 }
+# the tags that place a slice, kept as their text (decimal strings, backslash-separated)
+_GEOMETRY_TAGS = {
+    0x00200032: "position",  # Image Position (Patient): the first pixel's centre, mm
+    0x00200037: "orientation",  # Image Orientation (Patient): row and column direction cosines
+    0x00280030: "pixel_spacing",  # Pixel Spacing: between rows, between columns, mm
+}
+_GEOMETRY_TEXT = 256  # bytes a geometry tag's value may hold (the standard's decimal strings need at most 16 each)
 _CHUNK = 1 << 20
 _FRAME_HEAD = 1 << 20  # the bytes of a compressed frame searched for the size its codestream declares
 # JPEG markers: SOF0-SOF15 (but DHT, JPG and DAC) and JPEG-LS's SOF55 hold the frame's size; TEM, RST0-7 and SOI
@@ -95,6 +102,8 @@ class PixelBytes:
     # none in its first bytes
     frame_sizes: tuple[tuple[int, int, int] | None, ...] = ()
     inflates_beyond: bool = False  # a deflated data set inflating to more than its declared pixels + ELEMENTS_ROOM
+    # the top-level geometry tags the file holds, by name ("position", "orientation", "pixel_spacing"), as text
+    geometry: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def declared(self) -> int:
@@ -295,13 +304,18 @@ def _is_part10(head: bytes) -> bool:
     return head[_PREAMBLE : _PREAMBLE + len(_MAGIC)] == _MAGIC
 
 
+def _is_vr(text: bytes) -> bool:
+    """Whether two bytes read as an explicit value representation: two capital letters."""
+    return len(text) == 2 and text.isalpha() and text.isupper()
+
+
 def _opens_data_set(head: bytes) -> bool:
     """Whether a file's first bytes open a DICOM data set written without the Part 10 preamble (as GDCM reads it too):
     a little-endian element of the meta information (group 0002) or of the identifying group 0008, with an explicit
     VR of two capital letters or an implicit 32-bit length."""
     if len(head) < 8 or struct.unpack("<H", head[:2])[0] not in (0x0002, 0x0008):
         return False
-    return head[4:6].isalpha() and head[4:6].isupper() or struct.unpack("<I", head[4:8])[0] < 1 << 16
+    return _is_vr(head[4:6]) or struct.unpack("<I", head[4:8])[0] < 1 << 16
 
 
 def looks_like_dicom(path: Path) -> bool:
@@ -332,35 +346,39 @@ def _transfer_syntax(handle: BinaryIO) -> str:
     if syntax is None:
         vr = handle.read(6)[4:]
         handle.seek(start)
-        syntax = _EXPLICIT_LITTLE if vr.isalpha() and vr.isupper() else _IMPLICIT_LITTLE
+        syntax = _EXPLICIT_LITTLE if _is_vr(vr) else _IMPLICIT_LITTLE
     return syntax
 
 
-def _image(values: dict[str, bytes], big: bool, syntax: str) -> PixelBytes:
+def _image(values: dict[str, bytes], geometry: dict[str, str], big: bool, syntax: str) -> PixelBytes:
     """The image the image tags' values declare: US numbers, and Number of Frames as text (1 when absent or not a
     whole number)."""
     order = "big" if big else "little"
     numbers = {key: int.from_bytes(value[:2], order) for key, value in values.items() if key != "frames"}
     frames = values.get("frames", b"1").strip(b"\0 ")
     image = {"samples": 1, "rows": 0, "columns": 0, "bits": 0} | numbers
-    return PixelBytes(**image, frames=int(frames) if frames.isdigit() else 1, syntax=syntax)
+    return PixelBytes(**image, frames=int(frames) if frames.isdigit() else 1, syntax=syntax, geometry=geometry)
 
 
 def _header(elements: _Elements, syntax: str) -> tuple[PixelBytes, int | None]:
     """The image a data set declares, read up to its top-level Pixel Data, and the length that element states (None
     without one)."""
     values: dict[str, bytes] = {}
+    geometry: dict[str, str] = {}
     while (element := elements.next()) is not None:
         tag, vr, length = element
         if tag in _PIXEL_DATA:
-            return _image(values, elements.big, syntax), length
+            return _image(values, geometry, elements.big, syntax), length
         if tag in _IMAGE_TAGS and length <= 16:
             values[_IMAGE_TAGS[tag]] = elements.stream.read(length)
+        elif tag in _GEOMETRY_TAGS and length <= _GEOMETRY_TEXT:
+            text = elements.stream.read(length).rstrip(b"\0 ").decode("ascii", "replace")
+            geometry[_GEOMETRY_TAGS[tag]] = text
         elif length == _UNDEFINED:
             _skip_undefined(elements.inner(vr))
         else:
             _skip(elements.stream, length)
-    return _image(values, elements.big, syntax), None
+    return _image(values, geometry, elements.big, syntax), None
 
 
 def _counted(elements: _Elements, header: PixelBytes, length: int) -> PixelBytes:

@@ -188,7 +188,10 @@ def read_case_tables(name: str, report: Path, key_suffix: str = "") -> list[dict
     file checked to be one :func:`write_case_table` wrote (:func:`_case_table_rows`)."""
     rows: list[dict[str, str]] = []
     for path in ReportFolder(report).case_tables(name, key_suffix):
-        rows.extend(_case_table_rows(name, path))
+        try:
+            rows.extend(_case_table_rows(name, path))
+        except FileNotFoundError:  # removed since it was listed, by a --part job whose case left the report
+            continue
     return rows
 
 
@@ -200,6 +203,8 @@ def _case_table_rows(name: str, path: Path) -> list[dict[str, str]]:
         with path.open(newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
             rows, header = list(reader), reader.fieldnames or []
+    except FileNotFoundError:
+        raise
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         why = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else "unreadable"
         raise _broken_case_table(path, why) from None

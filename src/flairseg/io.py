@@ -54,7 +54,7 @@ def read_label(case: Case, suffix: str) -> np.ndarray | None:
     if not files:
         return None
     if case.geometry.format == "kaggle":
-        return read_mask(case.geometry.source, suffix).mask
+        return read_mask(case.geometry.source, suffix, f"{suffix.strip('_')} label").mask
     return read_nifti(case.geometry.source, mask_path=files[0]).mask
 
 

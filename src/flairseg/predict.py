@@ -393,8 +393,9 @@ def _refuse_recorded_namesake(names: PredictionFolder, report: ReportFolder, cas
     for task, spec in TASK_SPECS.items():
         other = name.removesuffix(spec.output_suffix)
         key = other + spec.label_suffix
-        recorded = report.record(key).exists() or report.started(key).exists()
-        if task != names.task and name.endswith(spec.output_suffix) and recorded:
+        if task == names.task or not name.endswith(spec.output_suffix):
+            continue
+        if report.record(key).exists() or report.started(key).exists():
             raise InputError(
                 f"the {TASK_SPECS[names.task].label} outputs of case {case_id!r} would take the names of the "
                 f"{spec.label} outputs of case {other!r} in {names.path} (probability map and outline GIF {name}); "
@@ -528,11 +529,11 @@ def _leave_out(run: _Run, case_id: str) -> str:
     """
     key = f"{case_id}{run.names.label}"
     record = run.report.record(key)
-    earlier = [path for path in [*run.report.case_entries(case_id, run.segmenter.task), record] if path.exists()]
+    earlier = [path for path in [record, *run.report.case_entries(case_id, run.segmenter.task)] if path.exists()]
     if record.exists():
         with atomic_file(run.report.started(key)) as tmp:
             tmp.write_text("failed after an earlier run; its outputs are that run's, and the next run replaces them\n")
-    for path in earlier:
+    for path in earlier:  # the record first: a run killed on the way leaves an interrupted case, never a reusable one
         path.unlink()
     return "; its earlier outputs are left out of the report, and the next run predicts it again" if earlier else ""
 

@@ -46,12 +46,8 @@ from flairseg.outputs import atomic_file
 PROCESSING_AXES = ("L", "P", "S")
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 _POSITION_TOLERANCE = 0.1  # how far a DICOM slice may sit off its grid position, in units of the smallest voxel size
-_POSITION_TAG = "0020|0032"  # Image Position (Patient)
-_PIXEL_SPACING_TAG = "0028|0030"  # Pixel Spacing (row, column), mm
-_ORIENTATION_TAG = "0020|0037"  # Image Orientation (Patient): row and column direction cosines
 _ORIENTATION_TOLERANCE = 1e-4  # direction cosines of one series' slices agree to this (about 0.006 degrees)
 _ORTHONORMAL_TOLERANCE = 1e-3  # how far the two direction cosines may be from unit length and from orthogonal
-_GEOMETRY_TAGS = (_POSITION_TAG, _PIXEL_SPACING_TAG, _ORIENTATION_TAG)
 _DICOM_SUFFIX = ".dcm"
 _DICOM_DIRECTORY = "DICOMDIR"  # the index of a DICOM file set, always so named (PS3.10): no image
 _STDERR_LOCK = threading.Lock()  # file descriptor 2 is the process's: one redirection at a time
@@ -436,8 +432,8 @@ def is_dicom_folder(folder: str | os.PathLike) -> bool:
 
 
 class _SliceHeaders(NamedTuple):
-    """The geometry tags of each file of a DICOM series, in the series' order, read by GDCM without decoding a pixel:
-    a tag the file lacks is absent from its dictionary."""
+    """The geometry tags of each file of a DICOM series, in the series' order, read from its element structure
+    without a pixel (:attr:`PixelBytes.geometry`): a tag the file lacks is absent from its dictionary."""
 
     names: tuple[str, ...]
     tags: tuple[dict[str, str], ...]
@@ -445,23 +441,6 @@ class _SliceHeaders(NamedTuple):
     def first_without(self, tag: str) -> int | None:
         """The index of the first slice whose header lacks ``tag``; None when all have it."""
         return next((k for k, tags in enumerate(self.tags) if tag not in tags), None)
-
-
-def _slice_headers(files: Sequence[str], folder: Path) -> _SliceHeaders:
-    """Each file's Pixel Spacing, Image Orientation and Image Position (Patient), from its header alone."""
-    import SimpleITK as sitk
-
-    tags = []
-    with _quiet_simpleitk():
-        for name in files:
-            reader = sitk.ImageFileReader()
-            reader.SetFileName(name)
-            try:
-                reader.ReadImageInformation()
-            except RuntimeError as exc:
-                raise InputError(f"cannot read the DICOM header of {name}: {_itk_reason(exc)}") from None
-            tags.append({tag: reader.GetMetaData(tag) for tag in _GEOMETRY_TAGS if reader.HasMetaDataKey(tag)})
-    return _SliceHeaders(tuple(Path(name).name for name in files), tuple(tags))
 
 
 def _slice_numbers(headers: _SliceHeaders, tag: str, count: int, what: str, folder: Path) -> np.ndarray:
@@ -505,11 +484,11 @@ def _check_slices_agree(values: np.ndarray, tolerance: float, what: str, headers
 def _pixel_spacing(headers: _SliceHeaders, folder: Path) -> np.ndarray:
     """The series' (row, column) Pixel Spacing; refused when a slice lacks it, gives one that is not two positive
     finite numbers (a reader would put it at 1 mm) or another one than the first slice."""
-    spacing = _slice_numbers(headers, _PIXEL_SPACING_TAG, 2, "Pixel Spacing", folder)
+    spacing = _slice_numbers(headers, "pixel_spacing", 2, "Pixel Spacing", folder)
     bad = np.flatnonzero((spacing <= 0).any(axis=1))
     if bad.size:
         k = int(bad[0])
-        text = headers.tags[k][_PIXEL_SPACING_TAG].strip()
+        text = headers.tags[k]["pixel_spacing"].strip()
         raise InputError(
             f"{folder}: slice {k + 1} ({headers.names[k]}) has Pixel Spacing '{text}'; it must be two positive finite "
             "millimetre values (a reader would guess 1 mm); repair the series"
@@ -521,17 +500,18 @@ def _pixel_spacing(headers: _SliceHeaders, folder: Path) -> np.ndarray:
 def _slice_normal(headers: _SliceHeaders, folder: Path) -> np.ndarray:
     """The unit normal of the series' slices; refused when a slice lacks Image Orientation (Patient), lies in another
     plane than the first slice, or its row and column directions are not two orthogonal unit vectors."""
-    orientation = _slice_numbers(headers, _ORIENTATION_TAG, 6, "Image Orientation (Patient)", folder)
+    orientation = _slice_numbers(headers, "orientation", 6, "Image Orientation (Patient)", folder)
     _check_slices_agree(orientation, _ORIENTATION_TOLERANCE, "Image Orientation (Patient)", headers, folder)
     row, column = orientation[0, :3], orientation[0, 3:]
     lengths = np.linalg.norm([row, column], axis=1)
     if np.abs(lengths - 1).max() > _ORTHONORMAL_TOLERANCE or abs(np.dot(row, column)) > _ORTHONORMAL_TOLERANCE:
         raise InputError(
             f"{folder}: slice 1 ({headers.names[0]}) has Image Orientation (Patient) "
-            f"'{headers.tags[0][_ORIENTATION_TAG].strip()}', not two orthogonal unit directions (a reader would put "
+            f"'{headers.tags[0]['orientation'].strip()}', not two orthogonal unit directions (a reader would put "
             "the image in another place); repair the series"
         )
-    return np.cross(row, column)
+    normal = np.cross(row, column)
+    return normal / np.linalg.norm(normal)
 
 
 def _check_positions(headers: _SliceHeaders, normal: np.ndarray, pixel_spacing: np.ndarray, folder: Path) -> None:
@@ -540,14 +520,18 @@ def _check_positions(headers: _SliceHeaders, normal: np.ndarray, pixel_spacing: 
     count = len(headers.names)
     if count < 2:
         return
-    positions = _slice_numbers(headers, _POSITION_TAG, 3, "Image Position (Patient)", folder)
-    step = float(np.dot(positions[1] - positions[0], normal))
-    tolerance = _POSITION_TOLERANCE * min(float(pixel_spacing.min()), abs(step) or np.inf)
-    if abs(step) <= tolerance:
+    positions = _slice_numbers(headers, "position", 3, "Image Position (Patient)", folder)
+    along = positions @ normal
+    gaps = np.abs(np.diff(along))
+    tolerance = _POSITION_TOLERANCE * float(pixel_spacing.min())
+    if gaps.min() <= tolerance:
+        k = int(np.argmin(gaps))
         raise InputError(
-            f"{folder}: slices 1 and 2 ({headers.names[0]}, {headers.names[1]}) lie in one place; give each slice "
-            "once, or each series its own folder"
+            f"{folder}: slices {k + 1} and {k + 2} ({headers.names[k]}, {headers.names[k + 1]}) lie in one place; "
+            "give each slice once, or each series its own folder"
         )
+    step = (along[-1] - along[0]) / (count - 1)  # the grid through the end slices, as the volume is built
+    tolerance = _POSITION_TOLERANCE * min(float(pixel_spacing.min()), abs(step))
     expected = positions[0] + np.outer(np.arange(count) * step, normal)
     offsets = np.linalg.norm(positions - expected, axis=1)
     worst = int(np.argmax(offsets))
@@ -558,10 +542,10 @@ def _check_positions(headers: _SliceHeaders, normal: np.ndarray, pixel_spacing: 
         )
 
 
-def _check_geometry(files: Sequence[str], folder: Path) -> None:
-    """The series' geometry from its headers, before a pixel is decoded: every slice with one positive Pixel
-    Spacing, one plane and a place on one regular grid."""
-    headers = _slice_headers(files, folder)
+def _check_geometry(files: Sequence[str], slices: Sequence[PixelBytes], folder: Path) -> None:
+    """The series' geometry from its files' headers (``slices``, in the order of ``files``), before a pixel is
+    decoded: every slice with one positive Pixel Spacing, one plane and a place on one regular grid."""
+    headers = _SliceHeaders(tuple(Path(name).name for name in files), tuple(pixels.geometry for pixels in slices))
     pixel_spacing = _pixel_spacing(headers, folder)
     _check_positions(headers, _slice_normal(headers, folder), pixel_spacing, folder)
 
@@ -619,9 +603,10 @@ def _dicom_series_files(folder: Path) -> Sequence[str]:
     within the memory budget."""
     screened = {path.name: _checked_pixels(path) for path in _dicom_like_files(folder)}  # before GDCM reads a file
     files = _gdcm_series_files(folder)
-    _check_dicom_memory([screened.get(Path(name).name) or _checked_pixels(Path(name)) for name in files], folder)
+    slices = [screened.get(Path(name).name) or _checked_pixels(Path(name)) for name in files]
+    _check_dicom_memory(slices, folder)
     _check_nothing_left_out(files, screened, folder)
-    _check_geometry(files, folder)
+    _check_geometry(files, slices, folder)
     return files
 
 
