@@ -34,16 +34,22 @@ FUZZ = settings(
 
 @contextmanager
 def _time_limit(seconds: int) -> Iterator[None]:
+    """At most ``seconds`` of processor time for the reader (the work it does, however loaded the machine), and ten
+    times that of wall time for one that waits without working."""
+
     def _hang(signum: int, frame: object) -> None:
         raise TimeoutError(f"the reader ran longer than {seconds} s")
 
-    previous = signal.signal(signal.SIGALRM, _hang)
-    signal.alarm(seconds)
+    previous = {number: signal.signal(number, _hang) for number in (signal.SIGPROF, signal.SIGALRM)}
+    signal.setitimer(signal.ITIMER_PROF, seconds)
+    signal.setitimer(signal.ITIMER_REAL, 10 * seconds)
     try:
         yield
     finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def _read_or_one_line_error(path: Path) -> None:
