@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from synthetic import phantom, write_kaggle_case
+from synthetic import write_phantom_tree
 
 from flairseg.io import sample_case_path
 
@@ -13,11 +13,7 @@ from flairseg.io import sample_case_path
 @pytest.fixture
 def kaggle_tree(tmp_path: Path) -> Path:
     """A root folder with three small synthetic cases (images and masks)."""
-    root = tmp_path / "truth"
-    for index in range(3):
-        image, mask = phantom(seed=index)
-        write_kaggle_case(root, f"CASE_{index}", image, mask)
-    return root
+    return write_phantom_tree(tmp_path / "truth", "CASE_", 3)
 
 
 @pytest.fixture

@@ -37,3 +37,11 @@ def write_kaggle_case(root: Path, case_id: str, image: np.ndarray, mask: np.ndar
                 folder / f"{case_id}_{k + 1}_mask.tif", mask[k].astype(np.uint8) * 255, photometric="minisblack"
             )
     return folder
+
+
+def write_phantom_tree(root: Path, prefix: str, count: int, slices: int = 8, size: int = 64) -> Path:
+    """``count`` phantom cases named ``<prefix><k>`` (seeds 0 .. count - 1) in the Kaggle layout under ``root``."""
+    for index in range(count):
+        image, mask = phantom(slices=slices, size=size, seed=index)
+        write_kaggle_case(root, f"{prefix}{index}", image, mask)
+    return root

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from synthetic import phantom, write_kaggle_case
+from synthetic import phantom, write_kaggle_case, write_phantom_tree
 from flairseg.cli import main
 from flairseg.io import read_case
 from flairseg.preprocess import SpatialTransform, invert_mask
@@ -49,10 +49,7 @@ def test_preprocess_paper_brain_writes_flair_and_brain_labels(sample_case: Path,
 
 
 def test_preprocess_port_variant_tree(tmp_path: Path) -> None:
-    root = tmp_path / "in"
-    for index in range(2):
-        image, mask = phantom(slices=6, size=80, seed=index)
-        write_kaggle_case(root, f"C{index}", image, mask)
+    root = write_phantom_tree(tmp_path / "in", "C", 2, slices=6, size=80)
     out = tmp_path / "out"
     assert main(["preprocess", "-i", str(root), "-o", str(out), "--variant", "port", "--quiet"]) == 0
     case = read_case(out / "C1", masks="required")

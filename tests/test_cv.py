@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from synthetic import phantom, write_kaggle_case
+from synthetic import phantom, write_kaggle_case, write_phantom_tree
 from flairseg import checkpoint
 from flairseg.cli import main
 from flairseg.config import PostprocessConfig, TrainConfig, model_preset, replace
@@ -41,11 +41,7 @@ def _config() -> TrainConfig:
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("cvdata") / "cases"
-    for index in range(CASES):
-        image, mask = phantom(slices=10, size=64, seed=index)
-        write_kaggle_case(root, f"PH_{index}", image, mask)
-    return root
+    return write_phantom_tree(tmp_path_factory.mktemp("cvdata") / "cases", "PH_", CASES, slices=10)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from synthetic import phantom, write_kaggle_case
+from synthetic import phantom, write_kaggle_case, write_phantom_tree
 from flairseg import checkpoint
 from flairseg.cli import main
 from flairseg.config import TrainConfig, model_preset, replace
@@ -57,11 +57,7 @@ def _planned(run: Path, **settings: object) -> None:
 
 @pytest.fixture(scope="module")
 def phantoms(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("phantoms") / "cases"
-    for index in range(8):
-        image, mask = phantom(slices=10, size=64, seed=index)
-        write_kaggle_case(root, f"PH_{index}", image, mask)
-    return root
+    return write_phantom_tree(tmp_path_factory.mktemp("phantoms") / "cases", "PH_", 8, slices=10)
 
 
 @pytest.fixture(scope="module")

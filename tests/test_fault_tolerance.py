@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from synthetic import phantom, write_kaggle_case
+from synthetic import write_phantom_tree
 from flairseg import checkpoint
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same arithmetic in every process
@@ -72,10 +72,7 @@ def _kill_when_more_cases(command: list[str], out: Path, pattern: str = "K_*") -
 
 @pytest.fixture(scope="module")
 def cases_and_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("tree") / "cases"
-    for index in range(6):
-        image, mask = phantom(slices=8, size=64, seed=index)
-        write_kaggle_case(root, f"K_{index}", image, mask)
+    root = write_phantom_tree(tmp_path_factory.mktemp("tree") / "cases", "K_", 6)
     run = root.parent / "run"
     subprocess.run(
         _flairseg("train", "--data", str(root), "-o", str(run), "--epochs", "2", "--steps-per-epoch", "8", *TINY),

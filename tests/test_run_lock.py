@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from synthetic import phantom, write_kaggle_case
+from synthetic import write_phantom_tree
 from flairseg.cli import main
 from flairseg.outputs import held_folder
 
@@ -24,11 +24,7 @@ TINY += ["--folds", "2", "--threads", "1", "--quiet"]
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("lock") / "cases"
-    for index in range(4):
-        image, mask = phantom(slices=4, size=32, seed=index)
-        write_kaggle_case(root, f"C_{index}", image, mask)
-    return root
+    return write_phantom_tree(tmp_path_factory.mktemp("lock") / "cases", "C_", 4, slices=4, size=32)
 
 
 def _train(data: Path, run: Path, *extra: str) -> list[str]:

@@ -326,13 +326,14 @@ def predict_tree(
     settings |= {"resample": resample, "probabilities": probabilities, "strip": strip}
     run = _Run(segmenter, brain_segmenter, names, report, truth_index, settings, overwrite, probabilities, strip)
     predicted, skipped, failures = _predict_cases(run, paths, resample, quiet)
-    lone = part is None and len(paths) == 1
-    if lone and failures and not report.path.is_dir():
-        raise InputError(failures[0][1])  # the only case failed and the folder has no report to update: none written
-    failures, cases = _failures_of_run(report, part, predicted, skipped, paths, failures)
     title = f"Prediction of {source.name} by {segmenter.metadata.get('name', 'the model')}"
+    if part is None and len(paths) == 1 and failures:  # a lone case's failure is the run's error, with its reason
+        if report.path.is_dir():
+            merge_run_report(out_path, title, segmenter.task)  # its old rows leave the report; no report: none made
+        raise InputError(failures[0][1])
+    failures, cases = _failures_of_run(report, part, predicted, skipped, paths, failures)
     merged = merge_run_report(out_path, title, segmenter.task)
-    _report_failures(failures, cases, report, lone)
+    _report_failures(failures, cases, report)
     return dataclasses.replace(merged, predicted=predicted, skipped=skipped)
 
 
@@ -689,14 +690,10 @@ def _write_case_metrics(case: Case, mask: np.ndarray | None, truth: np.ndarray |
     write_case_table("metrics", key, rows, report)
 
 
-def _report_failures(failures: Sequence[tuple[str, str]], cases: int, report: ReportFolder, lone: bool) -> None:
-    """``report/failures.csv`` (case, reason) and a one-line error naming the cases that failed; none: no file. The
-    failure of a ``lone`` case (the run's only one, not a part of a larger run) is the run's error, with its reason.
-    """
+def _report_failures(failures: Sequence[tuple[str, str]], cases: int, report: ReportFolder) -> None:
+    """``report/failures.csv`` (case, reason) and a one-line error naming the cases that failed; none: no file."""
     import csv
 
-    if lone and failures:
-        raise InputError(failures[0][1])
     path = report.failures
     if not failures:
         path.unlink(missing_ok=True)  # a rerun that read every case leaves no stale list behind

@@ -522,16 +522,15 @@ def _check_positions(headers: _SliceHeaders, normal: np.ndarray, pixel_spacing: 
         return
     positions = _slice_numbers(headers, "position", 3, "Image Position (Patient)", folder)
     along = positions @ normal
+    step = (along[-1] - along[0]) / (count - 1)  # the grid through the end slices, as the volume is built
+    tolerance = _POSITION_TOLERANCE * min(float(pixel_spacing.min()), abs(step))
     gaps = np.abs(np.diff(along))
-    tolerance = _POSITION_TOLERANCE * float(pixel_spacing.min())
     if gaps.min() <= tolerance:
         k = int(np.argmin(gaps))
         raise InputError(
             f"{folder}: slices {k + 1} and {k + 2} ({headers.names[k]}, {headers.names[k + 1]}) lie in one place; "
             "give each slice once, or each series its own folder"
         )
-    step = (along[-1] - along[0]) / (count - 1)  # the grid through the end slices, as the volume is built
-    tolerance = _POSITION_TOLERANCE * min(float(pixel_spacing.min()), abs(step))
     expected = positions[0] + np.outer(np.arange(count) * step, normal)
     offsets = np.linalg.norm(positions - expected, axis=1)
     worst = int(np.argmax(offsets))
