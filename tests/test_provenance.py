@@ -573,3 +573,25 @@ def test_a_lone_case_that_fails_takes_its_scores_with_it(tmp_path: Path, capsys:
     err = capsys.readouterr().err.strip()
     assert err.startswith("flairseg: error: ") and "NaN" in err and "left out of the report" in err
     assert sorted(p.name for p in report.iterdir() if p.is_file()) == ["report.html"]
+
+
+def test_a_case_predicted_again_with_fewer_slices_keeps_no_old_slice_outputs(tmp_path: Path) -> None:
+    """--overwrite of a Kaggle case that lost its last slice: the mask and skull-stripped slice flairseg wrote for it
+    go (the old record names it), and a file of the user's own in the case's folders stays."""
+    from synthetic import phantom, write_kaggle_case
+
+    image, tumour = phantom(slices=4, size=32)
+    case = write_kaggle_case(tmp_path / "in", "CASE", image, tumour)
+    out = tmp_path / "out"
+    command = ["predict", "-i", str(tmp_path / "in"), "-o", str(out), "--task", "brain", "--strip", "--quiet"]
+    assert main(command) == 0
+    assert (out / "CASE" / "CASE_4_brain.tif").is_file() and (out / "stripped_brain" / "CASE" / "CASE_4.tif").is_file()
+    (out / "CASE" / "notes.txt").write_text("mine")
+    for name in ("CASE_4.tif", "CASE_4_mask.tif"):
+        (case / name).unlink()
+    assert main([*command, "--overwrite"]) == 0
+    assert sorted(p.name for p in (out / "CASE").iterdir()) == [
+        *(f"CASE_{k}_brain.tif" for k in (1, 2, 3)),
+        "notes.txt",
+    ]
+    assert sorted(p.name for p in (out / "stripped_brain" / "CASE").iterdir()) == [f"CASE_{k}.tif" for k in (1, 2, 3)]

@@ -581,6 +581,7 @@ def _predict_case(run: _Run, case: Case) -> bool:
         raise _CaseFailure(str(error)) from None
     with atomic_file(run.report.started(key)) as tmp:  # from here on, the case's outputs are flairseg's
         tmp.write_text("being predicted; its record replaces this file\n")
+    _remove_dropped_slices(run, case, key)
     if run.strip:
         # volumes: the FLAIR
         image = case.image if case.geometry.format == "kaggle" or case.image.shape[-1] == 1 else case.image[..., 1:2]
@@ -594,6 +595,18 @@ def _predict_case(run: _Run, case: Case) -> bool:
         tmp.write_text(json.dumps(expected, indent=2))
     run.report.started(key).unlink(missing_ok=True)
     return True
+
+
+def _remove_dropped_slices(run: _Run, case: Case, key: str) -> None:
+    """A Kaggle case predicted again with fewer slices: the outputs flairseg wrote for the slices it has no more (the
+    image slices its old record names) go, so that the case's folders hold its new outputs and nothing older."""
+    if case.geometry.format != "kaggle":
+        return
+    dropped = provenance.recorded_names(run.report.record(key), "slice") - set(case.geometry.slice_names)
+    for name in sorted(dropped):
+        (run.names.mask(case) / f"{name.rsplit('.', 1)[0]}{run.names.label}.tif").unlink(missing_ok=True)
+        if run.strip:
+            (run.names.stripped(case) / name).unlink(missing_ok=True)
 
 
 def _refuse_foreign_outputs(run: _Run, case: Case, key: str) -> None:

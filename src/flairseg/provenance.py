@@ -78,6 +78,18 @@ def record(settings: dict[str, Any], case: Case, labels: Sequence[tuple[str, Pat
     return {"case": case.case_id, **settings, "inputs": input_files(case, labels)}
 
 
+def recorded_names(path: Path, role: str) -> set[str]:
+    """The names of the ``role`` files a record at ``path`` lists (plain file names only); none for a missing or
+    unreadable record."""
+    try:
+        inputs = json.loads(path.read_text()).get("inputs")
+    except (OSError, ValueError, AttributeError):
+        return set()
+    entries = inputs if isinstance(inputs, list) else []
+    names = {entry.get("file") for entry in entries if isinstance(entry, dict) and entry.get("role") == role}
+    return {name for name in names if isinstance(name, str) and name and Path(name).name == name}
+
+
 def check_reusable(path: Path, expected: dict[str, Any], out: Path) -> None:
     """Allow skipping a finished case only when its record at ``path`` matches ``expected``; else a one-line
     InputError.
