@@ -2508,7 +2508,8 @@ def test_permission_denied_is_said_naming_what_the_user_can_fix(
     finally:
         culprit.chmod(0o755)
     if culprit.is_dir():
-        assert err == f"flairseg: error: Permission denied ({culprit}); check its permissions or write elsewhere"
+        fix = "make it accessible to this user (chmod), or write elsewhere if it is where output goes"
+        assert err == f"flairseg: error: Permission denied ({culprit}); {fix}"
     else:
         assert err == (
             f"flairseg: error: permission denied: cannot read {culprit}; make it readable for this user (chmod) and "

@@ -870,8 +870,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 _OS_FIXES = {
     errno.ENOSPC: "free some space or write elsewhere",
-    errno.EACCES: "check its permissions or write elsewhere",
-    errno.EPERM: "check its permissions or write elsewhere",
+    errno.EACCES: "make it accessible to this user (chmod), or write elsewhere if it is where output goes",
+    errno.EPERM: "make it accessible to this user (chmod), or write elsewhere if it is where output goes",
     errno.EROFS: "the file system is read-only: write elsewhere",
     errno.ENAMETOOLONG: "use a shorter path",
     errno.EISDIR: "it is a folder where a file is needed: give another path",
