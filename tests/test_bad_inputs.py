@@ -1105,6 +1105,26 @@ def _brats_case_over_the_budget(tmp: Path) -> list[str]:
     return _predict(tmp, tmp / "in", "--max-memory", "10M")
 
 
+def _checkpoint_json_with_a_huge_number(tmp: Path) -> list[str]:
+    """A checkpoint JSON that holds a 5001-digit number: JSON, but more digits than Python converts to an integer."""
+    model = _zero_checkpoint(tmp)
+    text = model.read_text()
+    model.write_text(text.replace('"format_version": ', '"format_version": ' + "9" * 5001 + ', "x": ', 1))
+    return _predict(tmp, _case(tmp), "--model", str(model))
+
+
+def _training_config_with_a_huge_lr(tmp: Path) -> list[str]:
+    _case(tmp)
+    (tmp / "recipe.json").write_text('{"lr": 1' + "0" * 400 + "}")
+    return ["train", "--data", str(tmp / "in"), "-o", str(tmp / "run"), "--config", str(tmp / "recipe.json"), "--quiet"]
+
+
+def _training_config_nested_too_deeply(tmp: Path) -> list[str]:
+    _case(tmp)
+    (tmp / "recipe.json").write_text("[" * 100000)
+    return ["train", "--data", str(tmp / "in"), "-o", str(tmp / "run"), "--config", str(tmp / "recipe.json"), "--quiet"]
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -1964,6 +1984,24 @@ CATALOGUE = [
         "case TMP/in/BraTS_1/BraTS_1_flair.nii.gz (with its other sequences) declares 262,144 voxels x 3 channel(s), "
         "about 18 MB to process, more than the memory budget of 10 MB; check its header, or raise the budget with "
         "--max-memory (e.g. --max-memory 32G)",
+    ),
+    BadInput(
+        "checkpoint-json-huge-number",
+        "a checkpoint JSON holding a number of 5001 digits",
+        _checkpoint_json_with_a_huge_number,
+        "TMP/model/m.json is not valid JSON",
+    ),
+    BadInput(
+        "config-huge-number",
+        "a training config whose lr is a number of 401 digits",
+        _training_config_with_a_huge_lr,
+        "lr must be float, not an integer of about 401 digits",
+    ),
+    BadInput(
+        "config-nested-too-deeply",
+        "a training config of 100,000 nested brackets",
+        _training_config_nested_too_deeply,
+        "cannot read config TMP/recipe.json: nested too deeply",
     ),
 ]
 

@@ -21,6 +21,8 @@ import torch
 from torch import nn
 
 from flairseg.config import (
+    parse_json,
+    shown_value,
     TASKS,
     ModelConfig,
     PostprocessConfig,
@@ -124,8 +126,8 @@ def read(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, An
     if not json_path.is_file() or not tensor_path.is_file():
         raise WeightsError(f"checkpoint {given} needs both {tensor_path.name} and {json_path.name}")
     try:
-        metadata = json.loads(json_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        metadata = parse_json(json_path.read_text())
+    except ValueError:  # UnicodeDecodeError is one
         raise WeightsError(f"{json_path} is not valid JSON") from None
     if not isinstance(metadata, dict) or "sha256" not in metadata:
         raise WeightsError(f"{json_path} is not a flairseg checkpoint description (no sha256)")
@@ -367,8 +369,8 @@ def threshold_of(metadata: dict[str, Any]) -> float:
     """The probability threshold a checkpoint was trained with (0.5 when it names none), checked to lie in (0, 1)."""
     recipe = metadata.get("recipe") or {}
     value = recipe.get("threshold", 0.5) if isinstance(recipe, dict) else 0.5
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 < float(value) < 1.0:
-        raise WeightsError(f"the checkpoint's threshold {value!r} is not a probability in (0, 1)")
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 < value < 1.0:
+        raise WeightsError(f"the checkpoint's threshold {shown_value(value)} is not a probability in (0, 1)")
     return float(value)
 
 

@@ -20,7 +20,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from typing import NoReturn
 
-from flairseg.config import LOSSES, MISSING_POLICIES, PRECISIONS, TASKS, VARIANTS
+from flairseg.config import LOSSES, MISSING_POLICIES, PRECISIONS, TASKS, VARIANTS, parse_json
 from flairseg.errors import FlairsegError, denied_part, out_of_memory
 from flairseg.outputs import one_line, run_report
 from flairseg.version import __version__
@@ -176,7 +176,6 @@ def _cmd_preprocess(args: argparse.Namespace) -> int:
 def _recipe_layers(args: argparse.Namespace) -> list[dict]:
     """The settings the command line gives, in the order they apply, each over the one before: --task and
     --preset, the --config file, the recipe options and --set."""
-    import json
     from pathlib import Path
 
     from flairseg.config import model_preset
@@ -188,8 +187,8 @@ def _recipe_layers(args: argparse.Namespace) -> list[dict]:
     layers = [base]
     if args.config:
         try:
-            values = json.loads(Path(args.config).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+            values = parse_json(Path(args.config).read_text())
+        except (OSError, ValueError) as exc:
             raise ConfigError(f"cannot read config {args.config}: {exc}") from None
         if not isinstance(values, dict):
             raise ConfigError(f"config {args.config} must hold a JSON object of settings")
@@ -246,7 +245,6 @@ def _check_resumed_settings(args: argparse.Namespace) -> None:
     """``--resume`` with a setting other than the run's own (its config.json): refused, naming the first; another
     number of epochs with the way to train longer (a run's learning-rate schedule is fixed by its epochs).
     """
-    import json
     from pathlib import Path
 
     from flairseg.config import TrainConfig, first_difference, from_dict
@@ -256,7 +254,7 @@ def _check_resumed_settings(args: argparse.Namespace) -> None:
     if not (args.resume and recorded.is_file()):
         return
     try:
-        values = json.loads(recorded.read_text())
+        values = parse_json(recorded.read_text())
         config = from_dict(TrainConfig, values) if isinstance(values, dict) else None
     except (OSError, ValueError, ConfigError):
         config = None

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import math
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from flairseg.errors import ConfigError
+
+_MAX_DIGITS = 4300  # Python's own limit on converting digits to an integer
 
 # Every option vocabulary of the package, defined once: a Literal type for the dataclass fields (checked
 # when a config is parsed, see _coerce) and its values as a tuple for command-line choices and messages.
@@ -300,6 +303,21 @@ def _lookup(config: Any, dotted: str) -> Any:
     return config
 
 
+def parse_json(text: str) -> Any:
+    """The JSON value of ``text``; a ValueError for anything that is not one, nesting too deep to parse and integers
+    longer than Python converts included, so that every reader of a JSON file names it in one line."""
+    try:
+        return json.loads(text, parse_int=_json_integer)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
+def _json_integer(text: str) -> int:
+    if len(text) > _MAX_DIGITS:  # int() would say so, advising a Python setting
+        raise ValueError(f"a number of {len(text.lstrip('-'))} digits")
+    return int(text)
+
+
 def _coerce(value: Any, kind: Any, name: str) -> Any:
     if dataclasses.is_dataclass(kind):
         if isinstance(value, kind):
@@ -323,8 +341,8 @@ def _coerce(value: Any, kind: Any, name: str) -> Any:
             raise ConfigError(f"{name} must be an integer, not {value!r}")
         try:
             return kind(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{name} must be {kind.__name__}, not {value!r}") from None
+        except (TypeError, ValueError, OverflowError):
+            raise ConfigError(f"{name} must be {kind.__name__}, not {shown_value(value)}") from None
     return value
 
 
@@ -374,3 +392,11 @@ def model_preset(name: str) -> ModelConfig:
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ConfigError(f"unknown model preset {name!r}; choose one of {', '.join(MODEL_PRESETS)}{hint}")
     return MODEL_PRESETS[name]
+
+
+def shown_value(value: Any) -> str:
+    """A value for a message, cut short: a 400-digit number is named by its first digits."""
+    if isinstance(value, int) and abs(value) >= 10**30:
+        return f"an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

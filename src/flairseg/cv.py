@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from flairseg.cases import Case
-from flairseg.config import PostprocessConfig, TrainConfig, from_dict, replace
+from flairseg.config import PostprocessConfig, TrainConfig, from_dict, parse_json, replace
 from flairseg.errors import ConfigError, InputError
 from flairseg.metrics import CaseMetrics, case_metrics, dice_from_counts
 from flairseg.postprocess import select_components
@@ -58,7 +58,7 @@ def fold_run(out: Path, fold: int) -> Path:
 
 def _read_json(path: Path) -> dict:
     try:
-        return json.loads(path.read_text())
+        return parse_json(path.read_text())
     except (OSError, ValueError):
         raise InputError(
             f"{path} is unreadable or truncated; delete the fold's folder {path.parent} and run again"

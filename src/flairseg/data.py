@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from flairseg.cases import Case
-from flairseg.config import SAMPLINGS, SCHEMES, PreprocessConfig
+from flairseg.config import SAMPLINGS, SCHEMES, PreprocessConfig, parse_json
 from flairseg.errors import ConfigError, InputError
 from flairseg.io import case_files
 from flairseg.preprocess import SpatialTransform, preprocess_case, substitute_missing
@@ -114,7 +114,7 @@ def load_split(path: str | os.PathLike) -> Split:
 def read_json(path: str | os.PathLike) -> object:
     """The JSON value in ``path``, or an InputError naming the file."""
     try:
-        return json.loads(Path(path).read_text())
+        return parse_json(Path(path).read_text())
     except (ValueError, UnicodeDecodeError):
         raise InputError(f"{path} is not valid JSON") from None
 

@@ -7,7 +7,6 @@ run selects its model on are computed exactly as users will get them.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ import torch
 from torch import nn
 
 from flairseg import checkpoint
-from flairseg.config import PRECISIONS, PostprocessConfig
+from flairseg.config import PRECISIONS, PostprocessConfig, parse_json
 from flairseg.data import Prepared
 from flairseg.errors import ConfigError, WeightsError
 from flairseg.postprocess import Component, postprocess, select_components
@@ -100,8 +99,8 @@ def _onnx_metadata(properties: dict[str, str], path: str | os.PathLike) -> dict[
             "export --onnx`"
         )
     try:
-        metadata = json.loads(text)
-    except json.JSONDecodeError:
+        metadata = parse_json(text)
+    except ValueError:
         raise WeightsError(f"{path}: its {ONNX_METADATA_KEY!r} metadata is not valid JSON") from None
     return checkpoint.check_metadata(metadata, str(path))
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from flairseg.cases import Case
+from flairseg.config import parse_json
 from flairseg.errors import InputError
 
 
@@ -82,7 +83,7 @@ def recorded_names(path: Path, role: str) -> set[str]:
     """The names of the ``role`` files a record at ``path`` lists (plain file names only); none for a missing or
     unreadable record."""
     try:
-        inputs = json.loads(path.read_text()).get("inputs")
+        inputs = parse_json(path.read_text()).get("inputs")
     except (OSError, ValueError, AttributeError):
         return set()
     entries = inputs if isinstance(inputs, list) else []
@@ -95,7 +96,7 @@ def check_reusable(path: Path, expected: dict[str, Any], out: Path) -> None:
     InputError.
     """
     try:
-        found = json.loads(path.read_text())
+        found = parse_json(path.read_text())
     except (OSError, ValueError):
         raise InputError(
             f"case {expected['case']} in {out} has an unreadable record of how it was made ({path.name}); "

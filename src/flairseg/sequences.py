@@ -17,12 +17,12 @@ it is never taken for a FLAIR, but not used).
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from flairseg.cases import NIFTI_SUFFIXES, nifti_stem
+from flairseg.config import parse_json
 
 SEQUENCES = ("flair", "t1", "t1c", "t2")
 LABEL = "label"
@@ -87,7 +87,7 @@ def _nnunet_channels(folder: Path) -> dict[int, str]:
         path = candidate / "dataset.json"
         if path.is_file():
             try:
-                record = json.loads(path.read_text())
+                record = parse_json(path.read_text())
             except (OSError, ValueError):
                 return {}
             names = record.get("channel_names") or record.get("modality") or {} if isinstance(record, dict) else {}
