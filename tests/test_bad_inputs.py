@@ -1125,6 +1125,22 @@ def _training_config_nested_too_deeply(tmp: Path) -> list[str]:
     return ["train", "--data", str(tmp / "in"), "-o", str(tmp / "run"), "--config", str(tmp / "recipe.json"), "--quiet"]
 
 
+def _released_copy_edited(tmp: Path) -> list[str]:
+    """A copy of the released brain model (its tensor file carries no record of its JSON) with the threshold edited."""
+    import json
+    import shutil
+
+    from flairseg.released_models import models_folder
+
+    (tmp / "copy").mkdir()
+    for suffix in (".json", ".safetensors"):
+        shutil.copy(models_folder() / f"brain-lgg{suffix}", tmp / "copy" / f"brain-lgg{suffix}")
+    record = json.loads((tmp / "copy" / "brain-lgg.json").read_text())
+    record["recipe"]["threshold"] = 0.999
+    (tmp / "copy" / "brain-lgg.json").write_text(json.dumps(record))
+    return _predict(tmp, _case(tmp), "--model", str(tmp / "copy" / "brain-lgg.json"), "--task", "brain")
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -2002,6 +2018,13 @@ CATALOGUE = [
         "a training config of 100,000 nested brackets",
         _training_config_nested_too_deeply,
         "cannot read config TMP/recipe.json: nested too deeply",
+    ),
+    BadInput(
+        "released-copy-json-edited",
+        "a copy of a released model whose JSON threshold was edited (0.999)",
+        _released_copy_edited,
+        "TMP/copy/brain-lgg.json holds the weights of the released model brain-lgg with settings other than the "
+        "release's (an edited threshold or preprocessing); use --model brain-lgg, or restore the file",
     ),
 ]
 

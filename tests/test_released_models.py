@@ -73,6 +73,20 @@ def test_resolve_refuses_an_edited_description(fake_package: Path) -> None:
         released_models.resolve("tiny-abnormality")
 
 
+def test_a_renamed_copy_of_a_released_model_passes_and_an_edited_one_does_not(
+    fake_package: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    shutil.copy(fake_package / "tiny.safetensors", copy / "mine.safetensors")
+    meta = json.loads((fake_package / "tiny.json").read_text()) | {"name": "mine", "weights": "mine.safetensors"}
+    (copy / "mine.json").write_text(json.dumps(meta))
+    assert released_models.resolve(copy / "mine.json") == copy / "mine.json"
+    (copy / "mine.json").write_text(json.dumps(meta | {"recipe": {"threshold": 0.9}}))
+    with pytest.raises(WeightsError, match="weights of the released model tiny-abnormality with settings other"):
+        released_models.resolve(copy / "mine.json")
+
+
 def test_shipped_default_model_verifies_and_loads() -> None:
     from flairseg.checkpoint import load_model
 

@@ -10,14 +10,14 @@ top of the checkpoint's own check.
 from __future__ import annotations
 
 import difflib
-import json
 import os
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from flairseg.checkpoint import paths_of
+from flairseg.checkpoint import description_sha256, paths_of
+from flairseg.config import parse_json
 from flairseg.provenance import sha256_of
 from flairseg.errors import WeightsError
 
@@ -60,7 +60,7 @@ def registry() -> list[ReleasedModel]:
     path = models_folder() / "registry.json"
     if not path.is_file():
         return []
-    return [ReleasedModel(**entry) for entry in json.loads(path.read_text())["models"]]
+    return [ReleasedModel(**entry) for entry in parse_json(path.read_text())["models"]]
 
 
 def resolve(name_or_path: str | os.PathLike | None, task: str = "abnormality") -> Path:
@@ -69,6 +69,7 @@ def resolve(name_or_path: str | os.PathLike | None, task: str = "abnormality") -
     Released weights are verified against the registry's sha256 before they are used.
     """
     if name_or_path is not None and (Path(name_or_path).exists() or paths_of(name_or_path)[1].exists()):
+        _check_released_copy(Path(name_or_path))
         return Path(name_or_path)
     released = registry()
     if name_or_path is None:
@@ -98,3 +99,28 @@ def resolve(name_or_path: str | os.PathLike | None, task: str = "abnormality") -
             "reinstall flairseg"
         )
     return entry.path
+
+
+def _check_released_copy(path: Path) -> None:
+    """Refuse a copy of a released model's weights beside a JSON whose settings are not the release's (an edited
+    threshold or preprocessing): the released tensor files carry no record of their JSON, so the registry is the
+    record. A renamed copy passes; a checkpoint of other weights is left to its own checks."""
+    tensors, description = paths_of(path)
+    if not tensors.is_file() or not description.is_file():
+        return  # checkpoint.read names what is missing
+    size = tensors.stat().st_size
+    for entry in registry():
+        released_tensors, released_json = paths_of(entry.path)
+        same_size = released_tensors.is_file() and released_tensors.stat().st_size == size
+        if not (same_size and sha256_of(tensors) == entry.sha256):
+            continue
+        try:
+            copy = parse_json(description.read_text())
+        except ValueError:
+            return  # checkpoint.read names an unreadable JSON
+        released = parse_json(released_json.read_text())
+        if not isinstance(copy, dict) or description_sha256(copy) != description_sha256(released):
+            raise WeightsError(
+                f"{description} holds the weights of the released model {entry.name} with settings other than the "
+                f"release's (an edited threshold or preprocessing); use --model {entry.name}, or restore the file"
+            )
