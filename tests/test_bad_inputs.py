@@ -2026,6 +2026,13 @@ CATALOGUE = [
         "TMP/copy/brain-lgg.json holds the weights of the released model brain-lgg with settings other than the "
         "release's (an edited threshold or preprocessing); use --model brain-lgg, or restore the file",
     ),
+    BadInput(
+        "shape-points-unbounded",
+        "shape features asked for on 10^23 boundary points",
+        lambda t: ["shape", "-i", str(_case(t)), "-o", str(t / "f.csv"), "--points", "1" + "0" * 23, "--quiet"],
+        "need 8 <= points <= 100,000, 1 <= sectors <= points / 2 (two boundary points a sector) and 0 < smoothing < 1 "
+        "(got points 100000000000000000000000, sectors 10, smoothing 0.1)",
+    ),
 ]
 
 

@@ -31,6 +31,7 @@ from flairseg.outputs import atomic_dir, atomic_file, check_output, distinct_nam
 from flairseg.shape import ShapeFeatures, shape_features
 
 FEATURES = ("asd", "mf", "bevr", "volume")
+MAX_POINTS = 100_000  # boundary points of a slice's outline: far past what the features need, a bound on memory
 # a missing cluster, as tables and spreadsheets write it (Excel's #N/A among them), compared in lower case
 MISSING_LABELS = ("", "na", "n/a", "#n/a", "#na", "nan", "none", "null", "-")
 
@@ -117,8 +118,11 @@ def shape_tree(
     """
     from tqdm import tqdm
 
-    if sectors < 1 or points < 8 or not 0 < smoothing < 1:
-        raise InputError(f"need sectors >= 1, points >= 8 and 0 < smoothing < 1 (got {sectors}, {points}, {smoothing})")
+    if not (8 <= points <= MAX_POINTS and 1 <= sectors <= points // 2 and 0 < smoothing < 1):
+        raise InputError(
+            f"need 8 <= points <= {MAX_POINTS:,}, 1 <= sectors <= points / 2 (two boundary points a sector) and "
+            f"0 < smoothing < 1 (got points {points}, sectors {sectors}, smoothing {smoothing})"
+        )
     masks = Path(masks)
     if not masks.exists():
         raise InputError(f"mask path {masks} does not exist")
