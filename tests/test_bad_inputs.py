@@ -2033,6 +2033,14 @@ CATALOGUE = [
         "need 8 <= points <= 100,000, 1 <= sectors <= points / 2 (two boundary points a sector) and 0 < smoothing < 1 "
         "(got points 100000000000000000000000, sectors 10, smoothing 0.1)",
     ),
+    BadInput(
+        "threads-beyond-any-machine",
+        "a thread count of 100,000 (PyTorch crashes on such a pool)",
+        lambda t: _predict(t, _case(t), "--threads", "100000"),
+        "argument --threads: must be at most 1024, not 100000 (see flairseg predict --help)",
+        prog="flairseg predict",
+        status=2,
+    ),
 ]
 
 

@@ -20,7 +20,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from typing import NoReturn
 
-from flairseg.config import LOSSES, MISSING_POLICIES, PRECISIONS, TASKS, VARIANTS, parse_json
+from flairseg.config import LOSSES, MAX_THREADS, MISSING_POLICIES, PRECISIONS, TASKS, VARIANTS, parse_json
 from flairseg.errors import FlairsegError, denied_part, out_of_memory
 from flairseg.outputs import one_line, run_report
 from flairseg.version import __version__
@@ -56,6 +56,14 @@ def positive_int(text: str) -> int:
     return value
 
 
+def _thread_count(text: str) -> int:
+    """argparse type: a thread count, 1 .. MAX_THREADS."""
+    value = positive_int(text)
+    if value > MAX_THREADS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_THREADS}, not {value}")
+    return value
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -64,7 +72,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 def _add_threads(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--threads", type=positive_int, help="CPU threads (PyTorch's, and the BLAS pools' under NumPy and SciPy)"
+        "--threads", type=_thread_count, help="CPU threads (PyTorch's, and the BLAS pools' under NumPy and SciPy)"
     )
 
 

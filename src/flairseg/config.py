@@ -18,6 +18,7 @@ from typing import Any, Literal
 from flairseg.errors import ConfigError
 
 _MAX_DIGITS = 4300  # Python's own limit on converting digits to an integer
+MAX_THREADS = 1024  # past any machine's cores; PyTorch crashes on pools of 100,000 threads
 
 # Every option vocabulary of the package, defined once: a Literal type for the dataclass fields (checked
 # when a config is parsed, see _coerce) and its values as a tuple for command-line choices and messages.

@@ -18,9 +18,9 @@ import torch
 from torch import nn
 
 from flairseg import checkpoint
-from flairseg.config import PRECISIONS, PostprocessConfig, parse_json
+from flairseg.config import MAX_THREADS, PRECISIONS, PostprocessConfig, parse_json
 from flairseg.data import Prepared
-from flairseg.errors import ConfigError, WeightsError
+from flairseg.errors import ConfigError, InputError, WeightsError
 from flairseg.postprocess import Component, postprocess, select_components
 from flairseg.preprocess import invert_mask, invert_probability
 
@@ -33,6 +33,8 @@ def limit_threads(threads: int | None) -> None:
     a share of the cores; a BLAS pool as large as the machine in each of them made case preparation
     about 20 times slower (5 processes on 16 cores; README, "Running at scale").
     """
+    if threads is not None and not 1 <= threads <= MAX_THREADS:
+        raise InputError(f"threads must lie between 1 and {MAX_THREADS}, not {threads}")
     if threads:
         torch.set_num_threads(threads)
         threadpoolctl.threadpool_limits(threads)
