@@ -184,6 +184,42 @@ def test_runs_and_cross_validations_are_marked_and_replaceable(tmp_path: Path) -
     assert not (existing / MARKER).exists()  # only a folder flairseg makes gets the marker
 
 
+def test_overwrite_never_replaces_a_folder_that_holds_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An earlier marked output, worked in from a folder inside it: `-o ..` (or `-o .`) with --overwrite is refused
+    and the folder and the user's notes stay."""
+    data = _cases(tmp_path, 1)
+    results = tmp_path / "results"
+    assert main(["evaluate", "--pred", str(data), "--truth", str(data), "-o", str(results), "--quiet"]) == 0
+    (results / "my_work").mkdir()
+    (results / "my_work" / "notes.txt").write_text("mine")
+    monkeypatch.chdir(results / "my_work")
+    for out, held in (("..", "holds"), (".", "is")):
+        command = ["evaluate", "--pred", str(data), "--truth", str(data), "-o", out, "--overwrite", "--quiet"]
+        assert main(command) == 1
+        assert capsys.readouterr().err == (
+            f"flairseg: error: output {out} {held} the current directory, which flairseg never replaces; give a new "
+            "folder\n"
+        )
+    assert (results / "my_work" / "notes.txt").read_text() == "mine"
+
+
+def test_a_deleted_current_directory_is_named(tmp_path: Path) -> None:
+    """A command run from a folder deleted under it (the shell stays there) says so, not a path-less OS error."""
+    data = _cases(tmp_path, 1)
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    code = "import os, sys; os.chdir(sys.argv[1]); os.rmdir(sys.argv[1]); import flairseg.cli as c; c.main(sys.argv[2:])"
+    command = [sys.executable, "-c", code, str(gone), "evaluate", "--pred", str(data), "--truth", str(data), "-o", "ev"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    done = subprocess.run([*command, "--quiet"], capture_output=True, text=True, env=env)
+    assert done.stderr == (
+        "flairseg: error: the current directory no longer exists (it was deleted or moved); change to a folder that "
+        "exists\n"
+    )
+
+
 def test_a_long_output_name_within_the_limit_is_written(tmp_path: Path) -> None:
     out = tmp_path / "long" / f"{'y' * 246}.csv"
     assert main(["shape", "-i", str(_cases(tmp_path, 1)), "-o", str(out), "--quiet"]) == 0

@@ -887,8 +887,18 @@ _OS_FIXES = {
 }
 
 
+def _current_directory_exists() -> bool:
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        return False
+    return True
+
+
 def _os_error(exc: OSError) -> str:
     """One line for an operating-system error: what failed, on which path, and the fix."""
+    if exc.errno == errno.ENOENT and not exc.filename and not _current_directory_exists():
+        return "the current directory no longer exists (it was deleted or moved); change to a folder that exists"
     named = denied_part(exc.filename) if exc.filename and exc.errno in (errno.EACCES, errno.EPERM) else exc.filename
     where = f" ({named})" if named else ""
     fix = _OS_FIXES.get(exc.errno, "check the path and the disk")

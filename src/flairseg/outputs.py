@@ -122,18 +122,27 @@ def check_output(
     if given is not None:
         raise InputError(f"output {out} overlaps the input {given}; choose an output path outside the inputs")
     if replaces:
-        special = {
-            Path.cwd().resolve(): "the current directory",
-            Path.home().resolve(): "your home directory",
-            Path(out_path.anchor): "a filesystem root",
-        }
-        if out_path in special:
-            raise InputError(f"output {out} is {special[out_path]}, which flairseg never replaces; give a new folder")
+        _refuse_special_folder(out, out_path)
     if out_path.exists() and not overwrite:
         raise InputError(f"output {out} already exists; pass --overwrite to replace it or choose another path")
     if replaces and out_path.is_dir() and not made_by_flairseg(out_path):
         raise InputError(_foreign_folder_reason(out, out_path))
     return out_path
+
+
+def _refuse_special_folder(out: str | os.PathLike, out_path: Path) -> None:
+    """Refuse an output that is or holds the current directory or the home directory, or is a filesystem root:
+    replacing it would delete where the user works (``-o ..`` from a folder inside an earlier output)."""
+    try:
+        current = Path.cwd().resolve()
+    except OSError:  # the current directory was deleted: there is nothing of it to keep
+        current = None
+    for folder, name in ((current, "the current directory"), (Path.home().resolve(), "your home directory")):
+        if folder is not None and (folder == out_path or out_path in folder.parents):
+            held = "is" if folder == out_path else "holds"
+            raise InputError(f"output {out} {held} {name}, which flairseg never replaces; give a new folder")
+    if out_path == Path(out_path.anchor):
+        raise InputError(f"output {out} is a filesystem root, which flairseg never replaces; give a new folder")
 
 
 @contextlib.contextmanager
