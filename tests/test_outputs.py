@@ -210,7 +210,10 @@ def test_a_deleted_current_directory_is_named(tmp_path: Path) -> None:
     data = _cases(tmp_path, 1)
     gone = tmp_path / "gone"
     gone.mkdir()
-    code = "import os, sys; os.chdir(sys.argv[1]); os.rmdir(sys.argv[1]); import flairseg.cli as c; c.main(sys.argv[2:])"
+    code = (
+        "import os, sys; os.chdir(sys.argv[1]); os.rmdir(sys.argv[1]); "
+        "from flairseg.cli import main; main(sys.argv[2:])"
+    )
     command = [sys.executable, "-c", code, str(gone), "evaluate", "--pred", str(data), "--truth", str(data), "-o", "ev"]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
     done = subprocess.run([*command, "--quiet"], capture_output=True, text=True, env=env)
