@@ -1141,6 +1141,14 @@ def _released_copy_edited(tmp: Path) -> list[str]:
     return _predict(tmp, _case(tmp), "--model", str(tmp / "copy" / "brain-lgg.json"), "--task", "brain")
 
 
+def _two_scans_of_one_patient(tmp: Path) -> list[str]:
+    """Two cases (two scan dates) of one TCGA patient in the features file, one clinical row for the patient."""
+    (tmp / "f.csv").write_text("case_id,bevr\nTCGA_XX_0001_20000101,0.5\nTCGA_XX_0001_20010101,0.6\n")
+    (tmp / "c.csv").write_text("Patient,RNASeqCluster\nTCGA_XX_0001,1\n")
+    argv = ["associate", "--features", str(tmp / "f.csv"), "--clinical", str(tmp / "c.csv"), "-o", str(tmp / "out")]
+    return [*argv, "--hypothesis", "bevr:RNASeqCluster"]
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -2040,6 +2048,13 @@ CATALOGUE = [
         "argument --threads: must be at most 1024, not 100000 (see flairseg predict --help)",
         prog="flairseg predict",
         status=2,
+    ),
+    BadInput(
+        "associate-patient-twice-in-features",
+        "two scans of one patient in the features file, one clinical row for the patient",
+        _two_scans_of_one_patient,
+        "cases TCGA_XX_0001_20000101 and TCGA_XX_0001_20010101 of TMP/f.csv both take the row of TCGA_XX_0001 in "
+        "TMP/c.csv: one patient would count twice in the test; keep one case per patient in the features file",
     ),
 ]
 

@@ -334,10 +334,16 @@ def _match_cases(
 ) -> tuple[list[tuple[str, dict[str, str]]], list[tuple[str, None]]]:
     """Each case's clinical row, by case id or its patient id: (matched, unmatched); none matched is refused."""
     clinical_rows = _unique_by(rows, id_column, "clinical", clinical)
-    matched, unmatched = [], []
+    matched, unmatched, taken = [], [], {}
     for case_id in sorted(by_case):
-        row = clinical_rows.get(case_id) or clinical_rows.get(patient_id(case_id))
+        key = case_id if case_id in clinical_rows else patient_id(case_id)
+        row = clinical_rows.get(key)
         (matched if row is not None else unmatched).append((case_id, row))
+        if row is not None and taken.setdefault(key, case_id) != case_id:
+            raise InputError(
+                f"cases {taken[key]} and {case_id} of {features} both take the row of {key} in {clinical}: one "
+                "patient would count twice in the test; keep one case per patient in the features file"
+            )
     if not matched:
         raise InputError(
             f"no case of {features} has a row in {clinical} (matched by {id_column}, e.g. {sorted(by_case)[0]!r})"
