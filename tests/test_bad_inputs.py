@@ -993,17 +993,19 @@ def _output_linked_to_another_case(tmp: Path) -> list[str]:
     return ["predict", "-i", str(tmp / "in"), "-o", str(tmp / "o"), "--model", str(_zero_checkpoint(tmp)), "--quiet"]
 
 
-def _mask_file_over_its_nnunet_label(tmp: Path) -> list[str]:
-    """An nnU-Net dataset's image given alone, its mask asked for in place of its label in labelsTr."""
+def _mask_file_over_its_nnunet_label(tmp: Path, described: bool = True, option: str = "-i") -> list[str]:
+    """An nnU-Net dataset's image given alone (``option`` -i or --flair), its mask asked for in place of its label in
+    labelsTr; the dataset with its dataset.json or (not ``described``) without."""
     dataset = tmp / "Dataset001_X"
     for folder in ("imagesTr", "labelsTr"):
         (dataset / folder).mkdir(parents=True)
-    (dataset / "dataset.json").write_text('{"channel_names": {"0": "FLAIR"}, "labels": {"background": 0, "tumour": 1}}')
+    if described:
+        dataset.joinpath("dataset.json").write_text('{"channel_names": {"0": "FLAIR"}, "labels": {"background": 0}}')
     data = np.random.default_rng(0).random((8, 8, 4), np.float32)
     nib.save(nib.Nifti1Image(data, np.eye(4)), dataset / "imagesTr" / "BR_001_0000.nii.gz")
     nib.save(nib.Nifti1Image(np.zeros((8, 8, 4), np.uint8), np.eye(4)), dataset / "labelsTr" / "BR_001.nii.gz")
     image, label = dataset / "imagesTr" / "BR_001_0000.nii.gz", dataset / "labelsTr" / "BR_001.nii.gz"
-    return ["predict", "-i", str(image), "-o", str(label), "--overwrite", "--model", str(_zero_checkpoint(tmp))]
+    return ["predict", option, str(image), "-o", str(label), "--overwrite", "--model", str(_zero_checkpoint(tmp))]
 
 
 def _cases_named_with_the_brain_suffix(tmp: Path) -> list[str]:
@@ -2055,6 +2057,14 @@ CATALOGUE = [
         _two_scans_of_one_patient,
         "cases TCGA_XX_0001_20000101 and TCGA_XX_0001_20010101 of TMP/f.csv both take the row of TCGA_XX_0001 in "
         "TMP/c.csv: one patient would count twice in the test; keep one case per patient in the features file",
+    ),
+    BadInput(
+        "mask-file-over-an-undescribed-nnunet-label",
+        "`predict --flair imagesTr/BR_001_0000.nii.gz -o labelsTr/BR_001.nii.gz --overwrite` in an nnU-Net dataset "
+        "without its dataset.json: the output mask file is the case's label",
+        lambda t: _mask_file_over_its_nnunet_label(t, described=False, option="--flair"),
+        "output TMP/Dataset001_X/labelsTr/BR_001.nii.gz overlaps the input TMP/Dataset001_X/labelsTr/BR_001.nii.gz; "
+        "choose an output path outside the inputs",
     ),
 ]
 

@@ -356,7 +356,8 @@ def _run_inputs(
         tree = [path for path in source.iterdir() if path.resolve() != derivatives]
     else:
         tree = [source, *(case_files(source) if source.is_file() else [])]
-    tree += [label for case in cases if isinstance(case, Path) for label in nnunet_labels(case)]
+    images = [case for case in cases if isinstance(case, Path)] + ([source] if source.is_file() else [])
+    tree += [label for image in images for label in nnunet_labels(image)]
     return InputPaths([*tree, *read])
 
 

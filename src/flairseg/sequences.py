@@ -145,11 +145,13 @@ def siblings(flair: Path) -> dict[str, list[Path]]:
 def nnunet_labels(image: Path) -> list[Path]:
     """The label of the nnU-Net case whose image is ``image``: ``labelsTr/<id>.nii.gz`` for the images in
     ``imagesTr`` (``labelsTs`` for ``imagesTs``); none for another file. Its name follows no convention of its own,
-    so only its folder tells that it is the case's, and it lies outside the folder of the case's images."""
-    named = name_of(image)
+    so only its folder tells that it is the case's, and it lies outside the folder of the case's images. The image's
+    name and folder alone make it an nnU-Net case here, with or without the dataset's ``dataset.json``: a label is
+    protected even in a split handed over without it."""
+    match = _NNUNET.match(nifti_stem(image))
     folder = image.parent
-    if named is None or named.convention != "nnunet" or not folder.name.startswith("images"):
+    if match is None or not folder.name.startswith("images"):
         return []
-    case_id = named.case_id
+    case_id = match["id"]
     labels = folder.with_name("labels" + folder.name.removeprefix("images"))
     return [labels / f"{case_id}{ext}" for ext in NIFTI_SUFFIXES if (labels / f"{case_id}{ext}").is_file()]
