@@ -18,7 +18,8 @@ from flairseg.checkpoint import save_model  # noqa: E402
 from flairseg.cli import main  # noqa: E402
 from flairseg.config import ModelConfig, PreprocessConfig  # noqa: E402
 from flairseg.model import UNet  # noqa: E402
-from flairseg.outputs import MARKER, atomic_file, make_marked_folder  # noqa: E402
+from flairseg.errors import InputError  # noqa: E402
+from flairseg.outputs import MARKER, atomic_dir, atomic_file, make_marked_folder  # noqa: E402
 
 TINY = ["--size", "32", "--features", "4", "--batch-size", "2", "--epochs", "1", "--steps-per-epoch", "1", "--quiet"]
 
@@ -221,6 +222,26 @@ def test_a_deleted_current_directory_is_named(tmp_path: Path) -> None:
         "flairseg: error: the current directory no longer exists (it was deleted or moved); change to a folder that "
         "exists\n"
     )
+
+
+def test_without_overwrite_an_output_that_appeared_meanwhile_stays(tmp_path: Path) -> None:
+    """Two runs into one new output at once, neither with --overwrite: the one that finishes second is refused and
+    the first one's output stays (with --overwrite the last one wins, as before)."""
+    folder, table = tmp_path / "results", tmp_path / "features.csv"
+    with pytest.raises(InputError, match="appeared while this command worked"):
+        with atomic_dir(folder, mark=True, replace=False) as tmp:
+            (tmp / "mine.txt").write_text("second")
+            folder.mkdir()
+            (folder / "theirs.txt").write_text("first")
+    assert sorted(p.name for p in folder.iterdir()) == ["theirs.txt"]
+    with pytest.raises(InputError, match="appeared while this command worked"):
+        with atomic_file(table, replace=False) as tmp:
+            tmp.write_text("second")
+            table.write_text("first")
+    assert table.read_text() == "first" and sorted(p.name for p in tmp_path.iterdir()) == ["features.csv", "results"]
+    with atomic_dir(folder, replace=True) as tmp:
+        (tmp / "mine.txt").write_text("second")
+    assert sorted(p.name for p in folder.iterdir()) == ["mine.txt"]
 
 
 def test_a_long_output_name_within_the_limit_is_written(tmp_path: Path) -> None:

@@ -42,7 +42,7 @@ def run_demo(
     mask = segmenter(case).mask
     metrics = case_metrics(case.case_id, mask, case.mask)
     flair = case.image[..., 1]
-    with atomic_dir(out_path, mark=True) as tmp:
+    with atomic_dir(out_path, mark=True, replace=overwrite) as tmp:
         write_mask(case, mask, tmp / case.case_id)
         figures.outline_gif(flair, case.mask, mask, tmp / f"{case.case_id}.gif")
         figures.tumour_montage(flair, case.mask, mask, ReportFolder(tmp).montage(case.case_id))

@@ -292,7 +292,7 @@ def evaluate(
         )
     extra = sorted(set(pred_index) - set(truth_index))
     rows: list[CaseMetrics] = []
-    with atomic_dir(out_path, mark=True) as tmp:
+    with atomic_dir(out_path, mark=True, replace=overwrite) as tmp:
         for case_id in tqdm(sorted(truth_index), desc="evaluate", unit="case", disable=quiet, file=sys.stderr):
             truth_case = read_mask(truth_index[case_id], suffix, "truth")
             pred_case = read_mask(pred_index[case_id], suffix, "prediction")

@@ -53,7 +53,7 @@ def export_onnx(
     network, metadata = checkpoint.load_model(model, task=task)
     size = checkpoint.preprocess_config(metadata).size
     example = torch.zeros(1, checkpoint.model_config(metadata).in_channels, size, size)
-    with atomic_file(out_path) as tmp:
+    with atomic_file(out_path, replace=overwrite) as tmp:
         torch.onnx.export(
             network,
             (example,),

@@ -190,8 +190,9 @@ def _locked(path: Path, folder: Path, work: str) -> int:
 
 
 @contextlib.contextmanager
-def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success rename it to ``path``, else delete it."""
+def atomic_file(path: str | os.PathLike, replace: bool = True) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success rename it to ``path``, else delete it. Not ``replace`` (a
+    command without ``--overwrite``): a file that appeared at ``path`` meanwhile stays and this one is refused."""
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     prefix, suffix = _temporary_affixes(final, "part")
@@ -204,16 +205,18 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
             yield tmp
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs get the usual permissions
         with _naming_the_output(final):
-            os.replace(tmp, final)
+            os.replace(tmp, final) if replace else _link_in(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike, mark: bool = False) -> Iterator[Path]:
+def atomic_dir(path: str | os.PathLike, mark: bool = False, replace: bool = True) -> Iterator[Path]:
     """Yield a temporary folder beside ``path``; on success it replaces ``path``, else it is deleted.
 
-    ``mark``: leave the :data:`MARKER` file in it, so that a later ``--overwrite`` may replace it.
+    ``mark``: leave the :data:`MARKER` file in it, so that a later ``--overwrite`` may replace it. Not ``replace``
+    (a command without ``--overwrite``): a folder that appeared at ``path`` while the block ran (another run's) stays,
+    and this one is refused in one line.
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -227,10 +230,43 @@ def atomic_dir(path: str | os.PathLike, mark: bool = False) -> Iterator[Path]:
             yield tmp
         os.chmod(tmp, 0o777 & ~_umask())
         with _naming_the_output(final):
-            _swap_in(tmp, final)
+            _swap_in(tmp, final) if replace else _move_in(tmp, final)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+def _move_in(tmp: Path, final: Path) -> None:
+    """Put the folder ``tmp`` at ``final`` unless a folder with contents is there (the system refuses to rename onto
+    one): it appeared after the command checked its output, and it is not this command's to replace."""
+    try:
+        os.rename(tmp, final)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            raise
+        raise _appeared(final) from None
+
+
+def _link_in(tmp: Path, final: Path) -> None:
+    """Give the file ``tmp`` the name ``final`` unless something has it (a hard link is never made over a name; on a
+    file system without hard links, a look before the rename)."""
+    try:
+        os.link(tmp, final)
+    except FileExistsError:
+        raise _appeared(final) from None
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP):
+            raise
+        if final.exists() or final.is_symlink():
+            raise _appeared(final) from None
+        os.replace(tmp, final)
+
+
+def _appeared(final: Path) -> InputError:
+    return InputError(
+        f"output {final} appeared while this command worked (another run into the same place?); pass --overwrite to "
+        "replace it or choose another path"
+    )
 
 
 def _swap_in(tmp: Path, final: Path) -> None:

@@ -75,7 +75,7 @@ def preprocess_tree(
     paths = find_cases(source)
     label_suffix = TASK_SPECS["brain" if variant == "paper-brain" else "abnormality"].label_suffix
     total = 0
-    with atomic_dir(out_path, mark=True) as tmp:
+    with atomic_dir(out_path, mark=True, replace=overwrite) as tmp:
         for path in tqdm(paths, desc=f"preprocess ({variant})", unit="case", disable=quiet, file=sys.stderr):
             case = read_case(path, masks="optional", mask_suffix=label_suffix)
             brain = read_label(case, "_brain") if variant == "paper-abnormality" else None

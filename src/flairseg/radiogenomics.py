@@ -141,7 +141,7 @@ def shape_tree(
             )
         )
     names = [f.name for f in fields(ShapeFeatures)]
-    with atomic_file(out_path) as tmp, tmp.open("w", newline="") as handle:
+    with atomic_file(out_path, replace=overwrite) as tmp, tmp.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(names)
         for row in rows:
@@ -411,7 +411,7 @@ def associate(
     matched, unmatched = _match_cases(by_case, rows, id_column, features, clinical)
     plot_names = distinct_names(map(_plot_key, hypotheses), "box plot") if plots else {}
     results = []
-    with atomic_dir(out_path, mark=True) as tmp:
+    with atomic_dir(out_path, mark=True, replace=overwrite) as tmp:
         for h in hypotheses:
             values = [by_case[c].get(h.feature, math.nan) for c, _ in matched]
             labels = [_label(row[h.column]) for _, row in matched]
