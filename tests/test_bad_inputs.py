@@ -2066,6 +2066,18 @@ CATALOGUE = [
         "output TMP/Dataset001_X/labelsTr/BR_001.nii.gz overlaps the input TMP/Dataset001_X/labelsTr/BR_001.nii.gz; "
         "choose an output path outside the inputs",
     ),
+    BadInput(
+        "training-weight-decay-beyond-float",
+        "a training weight decay of 1e300 (beyond what Adam's float32 state holds)",
+        lambda t: ["train", "--data", str(_case(t).parent), "-o", str(t / "run"), "--set", "weight_decay=1e300"],
+        "weight_decay must be in [0, 1], not 1e+300",
+    ),
+    BadInput(
+        "training-batch-of-10-to-the-23",
+        "a training batch size of 10^23 slices",
+        lambda t: ["train", "--data", str(_case(t).parent), "-o", str(t / "run"), "--batch-size", "1" + "0" * 23],
+        "batch_size must be in [1, 4096], not 100000000000000000000000",
+    ),
 ]
 
 

@@ -271,21 +271,21 @@ def check_grid(model: ModelConfig, preprocess: PreprocessConfig) -> None:
 
 # (setting, lowest, highest allowed); None: unbounded
 TRAIN_RANGES: tuple[tuple[str, float | None, float | None], ...] = (
-    ("epochs", 1, None),
-    ("batch_size", 1, None),
-    ("folds", 2, None),
+    ("epochs", 1, 100_000),
+    ("batch_size", 1, 4096),
+    ("folds", 2, 1000),
     ("fold", 0, None),
     ("seed", 0, 2**63 - 1),  # numpy and torch seeds
-    ("validation_cases", 0, None),
-    ("steps_per_epoch", 0, None),
-    ("warmup_steps", 0, None),
-    ("weight_decay", 0, None),
+    ("validation_cases", 0, 1_000_000),
+    ("steps_per_epoch", 0, 10_000_000),
+    ("warmup_steps", 0, 1_000_000_000),
+    ("weight_decay", 0, 1),  # a share of each weight taken off per step
     ("patch", 0, None),
     ("patch_tumour", 0, 1),
     ("rotation", 0, 180),
     ("scale", 0, 0.9),
     ("flip", 0, 1),
-    ("intensity", 0, None),
+    ("intensity", 0, 1),  # the spread of the log gain
     ("flair_only", 0, 1),
     ("skull_strip", 0, 1),
     ("slice_mix", 0, 1),
@@ -294,7 +294,7 @@ TRAIN_RANGES: tuple[tuple[str, float | None, float | None], ...] = (
     ("noise", 0, 1),
     ("blur", 0, 1),
     ("average_last", 0, None),
-    ("batch_workers", 0, None),
+    ("batch_workers", 0, 64),  # processes that prepare batches
 )
 
 
