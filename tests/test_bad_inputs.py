@@ -1151,6 +1151,32 @@ def _two_scans_of_one_patient(tmp: Path) -> list[str]:
     return [*argv, "--hypothesis", "bevr:RNASeqCluster"]
 
 
+def _truth_off_its_image(tmp: Path) -> list[str]:
+    """TMP/in/v.nii.gz and its truth TMP/truth/v_mask.nii.gz given to predict: the same shape, the origin 40 mm away."""
+    _volume_beside(tmp / "in", None)
+    (tmp / "truth").mkdir()
+    affine = np.eye(4)
+    affine[0, 3] = 40.0
+    nib.save(nib.Nifti1Image(np.ones((8, 8, 4), np.uint8), affine), tmp / "truth" / "v_mask.nii.gz")
+    return _predict(tmp, tmp / "in", "--truth", str(tmp / "truth"))
+
+
+def _volume_prediction_of_a_kaggle_truth(tmp: Path) -> list[str]:
+    """A Kaggle truth case TMP/in/CASE and a NIfTI prediction TMP/pred/CASE_mask.nii.gz of its shape."""
+    _case(tmp)
+    (tmp / "pred").mkdir()
+    nib.save(nib.Nifti1Image(np.zeros((32, 32, 3), np.uint8), np.eye(4)), tmp / "pred" / "CASE_mask.nii.gz")
+    return ["evaluate", "--pred", str(tmp / "pred"), "--truth", str(tmp / "in"), "-o", str(tmp / "out"), "--quiet"]
+
+
+def _kaggle_truth_of_a_volume(tmp: Path) -> list[str]:
+    """TMP/in/v.nii.gz given to predict with a Kaggle truth case TMP/truth/v."""
+    _volume_beside(tmp / "in", None)
+    image, mask = phantom(slices=4, size=32)
+    write_kaggle_case(tmp / "truth", "v", image, mask)
+    return _predict(tmp, tmp / "in", "--truth", str(tmp / "truth"))
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -1524,8 +1550,8 @@ CATALOGUE = [
         "prediction-off-its-truth",
         "a NIfTI prediction 40 mm away from its truth (same shape, other affine)",
         _prediction_off_its_truth,
-        "case P01: the prediction lies up to 40.00 mm away from its truth (their affines differ); "
-        "resample it onto the truth's grid before scoring it",
+        "case P01: the prediction TMP/pred/P01_mask.nii.gz lies up to 40.00 mm away from its truth "
+        "TMP/truth/P01_mask.nii.gz (their affines differ); resample it onto the truth's grid before scoring it",
     ),
     BadInput(
         "tiff-declaring-a-huge-case",
@@ -2000,8 +2026,8 @@ CATALOGUE = [
         "prediction-stretched-off-its-truth",
         "a NIfTI prediction with spacings 0.9099 x 0.9099 x 5.0099 mm against its truth's 0.9 x 0.9 x 5 (same shape)",
         _prediction_stretched_off_its_truth,
-        "case P01: the prediction lies up to 0.90 mm away from its truth (their affines differ); "
-        "resample it onto the truth's grid before scoring it",
+        "case P01: the prediction TMP/pred/P01_mask.nii.gz lies up to 0.90 mm away from its truth "
+        "TMP/truth/P01_mask.nii.gz (their affines differ); resample it onto the truth's grid before scoring it",
     ),
     BadInput(
         "sequences-over-the-budget",
@@ -2077,6 +2103,27 @@ CATALOGUE = [
         "a training batch size of 10^23 slices",
         lambda t: ["train", "--data", str(_case(t).parent), "-o", str(t / "run"), "--batch-size", "1" + "0" * 23],
         "batch_size must be in [1, 4096], not 100000000000000000000000",
+    ),
+    BadInput(
+        "predict-truth-off-its-image",
+        "a truth given to predict (--truth) of the image's shape whose origin lies 40 mm away",
+        _truth_off_its_image,
+        "case v: the image TMP/in/v.nii.gz lies up to 40.00 mm away from its truth TMP/truth/v_mask.nii.gz (their "
+        "affines differ); resample it onto the truth's grid before scoring it",
+    ),
+    BadInput(
+        "evaluate-volume-against-kaggle-truth",
+        "a NIfTI prediction evaluated against a Kaggle (TIFF) truth case",
+        _volume_prediction_of_a_kaggle_truth,
+        "case CASE: the prediction TMP/pred/CASE_mask.nii.gz is a NIfTI volume and its truth TMP/in/CASE Kaggle TIFF "
+        "slices, whose grids cannot be compared; predict from images in the truth's layout and score that",
+    ),
+    BadInput(
+        "predict-kaggle-truth-of-a-volume",
+        "a Kaggle (TIFF) truth case given to predict (--truth) for a NIfTI image",
+        _kaggle_truth_of_a_volume,
+        "case v: the image TMP/in/v.nii.gz is a NIfTI volume and its truth TMP/truth/v Kaggle TIFF slices, whose grids "
+        "cannot be compared; predict from images in the truth's layout and score that",
     ),
 ]
 

@@ -270,3 +270,28 @@ def test_each_prediction_file_is_read_once(
     assert code == 0, err
     predictions = [path for path in reads if pred in path.parents]
     assert predictions and all(reads[path] == 1 for path in predictions)
+
+
+def test_a_kaggle_prediction_is_not_scored_against_a_volume_truth(
+    kaggle_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """TIFF slices have no place in the world: against a NIfTI truth of their shape, their voxels would pair by array
+    index whatever the volume's orientation, so the pair is refused."""
+    import nibabel as nib
+
+    pred = _shifted_predictions(kaggle_tree, tmp_path / "pred")
+    truth = read_case(kaggle_tree / "CASE_1")
+    (tmp_path / "volumes").mkdir()
+    volume = truth.mask.transpose(2, 1, 0).astype(np.uint8)  # the TIFFs' shape in NIfTI's axis order
+    nib.save(nib.Nifti1Image(volume, np.diag([-1.0, 1.0, 3.0, 1.0])), tmp_path / "volumes" / "CASE_1_mask.nii.gz")
+    shutil.rmtree(pred / "CASE_0")
+    shutil.rmtree(pred / "CASE_2")
+    out = tmp_path / "report"
+    _assert_error(
+        ["evaluate", "--pred", str(pred), "--truth", str(tmp_path / "volumes"), "-o", str(out)],
+        capsys,
+        f"case CASE_1: the prediction {pred / 'CASE_1'} is Kaggle TIFF slices and its truth "
+        f"{tmp_path / 'volumes' / 'CASE_1_mask.nii.gz'} a NIfTI volume, whose grids cannot be compared; predict from "
+        "images in the truth's layout and score that",
+        out,
+    )

@@ -595,3 +595,32 @@ def test_a_case_predicted_again_with_fewer_slices_keeps_no_old_slice_outputs(tmp
         "notes.txt",
     ]
     assert sorted(p.name for p in (out / "stripped_brain" / "CASE").iterdir()) == [f"CASE_{k}.tif" for k in (1, 2, 3)]
+
+
+def test_a_reused_case_is_scored_only_against_a_truth_on_its_grid(
+    sample_case: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A --truth given to a rerun is checked against the image before the case is reused and scored: a NIfTI truth
+    of a Kaggle case (TIFF slices have no place in the world) is refused, and the report stays as it was."""
+    import nibabel as nib
+    import numpy as np
+
+    from flairseg.io import read_case
+
+    out = tmp_path / "out"
+    command = ["predict", "-i", str(sample_case), "-o", str(out), "--quiet"]
+    assert main(command) == 0
+    metrics = (out / "report" / "metrics.csv").read_text()
+    mask = read_case(sample_case).mask.transpose(2, 1, 0).astype(np.uint8)
+    truth = tmp_path / "truth" / f"{sample_case.name}_mask.nii.gz"
+    truth.parent.mkdir()
+    nib.save(nib.Nifti1Image(mask, np.eye(4)), truth)
+    capsys.readouterr()
+    assert main([*command, "--truth", str(truth.parent)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"flairseg: error: case {sample_case.name}: the image {sample_case} is Kaggle TIFF slices and its truth "
+        f"{truth} a NIfTI volume, whose grids cannot be compared; predict from images in the truth's layout and "
+        "score that"
+    )
+    assert (out / "report" / "metrics.csv").read_text() == metrics

@@ -123,3 +123,37 @@ def _whole_labels(values: np.ndarray) -> bool:
     if values.dtype.kind == "i":
         return not (values < 0).any()
     return bool(np.all(np.isfinite(values) & (values >= 0) & (values == np.floor(values))))
+
+
+# how far (mm) a scored mask's voxels may lie from its truth's: far above the rounding of affines stored as float32,
+# far below a voxel
+SAME_SPACE_MM = 0.01
+
+_LAYOUT_NAMES = {"kaggle": "Kaggle TIFF slices", "nifti": "a NIfTI volume", "dicom": "a DICOM series"}
+
+
+def check_same_grid(case_id: str, scored: Case, truth: Case, what: str) -> None:
+    """The one rule for a mask scored against its truth (``evaluate``'s prediction, ``predict --truth``'s image):
+    the same voxels in the world. A volume against TIFF slices, which have no place in the world, is refused (their
+    voxels would pair by array index whatever the volume's orientation and position); so are grids of other shapes,
+    and volumes whose grid's 8 corner voxels lie more than SAME_SPACE_MM apart under the two affines (an affine's
+    entries may differ by little while its far corner lies millimetres away). ``what`` names the scored case."""
+    a, b = scored.geometry, truth.geometry
+    if (a.affine is None) != (b.affine is None):
+        raise InputError(
+            f"case {case_id}: the {what} {a.source} is {_LAYOUT_NAMES[a.format]} and its truth {b.source} "
+            f"{_LAYOUT_NAMES[b.format]}, whose grids cannot be compared; predict from images in the truth's layout "
+            "and score that"
+        )
+    if scored.shape != truth.shape:
+        raise InputError(f"case {case_id}: {what} grid {scored.shape} differs from truth grid {truth.shape}")
+    if a.affine is None or b.affine is None:
+        return
+    last = np.array(a.input_shape[:3], dtype=float) - 1
+    corners = np.array([[*(last * np.array(bits)), 1.0] for bits in np.ndindex(2, 2, 2)]).T
+    offset = float(np.linalg.norm((a.affine @ corners - b.affine @ corners)[:3], axis=0).max())
+    if offset > SAME_SPACE_MM:
+        raise InputError(
+            f"case {case_id}: the {what} {a.source} lies up to {offset:.2f} mm away from its truth {b.source} (their "
+            "affines differ); resample it onto the truth's grid before scoring it"
+        )

@@ -2,7 +2,8 @@
 
 Both trees are in the same layout: Kaggle case folders (``<CASE>_<k>_mask.tif``) or
 folders of NIfTI masks (``<case>_mask.nii.gz``, or ``<case>.nii.gz`` when no file carries
-the suffix). Cases are matched by id; a truth case without a prediction is an error.
+the suffix); a case of one against the other is refused (:func:`~flairseg.cases.check_same_grid`).
+Cases are matched by id; a truth case without a prediction is an error.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from flairseg.cases import Case
+from flairseg.cases import Case, check_same_grid
 from flairseg.config import TASK_SPECS
 from flairseg.data import institution
 from flairseg.errors import InputError
@@ -63,28 +64,6 @@ def _flair(truth: Case) -> np.ndarray | None:
     if image is None or image.shape[:3] != truth.shape:
         return None
     return image[..., 1] if image.shape[-1] == 3 else image[..., 0]
-
-
-# how far (mm) a prediction's voxels may lie from its truth's: far above the rounding of affines stored as float32,
-# far below a voxel
-SAME_SPACE_MM = 0.01
-
-
-def _check_same_space(case_id: str, pred: Case, truth: Case) -> None:
-    """Refuse a prediction whose voxels lie elsewhere in the world than its truth's: the grid's 8 corner voxels under
-    both affines more than SAME_SPACE_MM apart (an affine's entries may differ by little while its far corner lies
-    millimetres away)."""
-    a, b = pred.geometry.affine, truth.geometry.affine
-    if a is None or b is None:
-        return
-    last = np.array(pred.geometry.input_shape[:3], dtype=float) - 1
-    corners = np.array([[*(last * np.array(bits)), 1.0] for bits in np.ndindex(2, 2, 2)]).T
-    offset = float(np.linalg.norm((a @ corners - b @ corners)[:3], axis=0).max())
-    if offset > SAME_SPACE_MM:
-        raise InputError(
-            f"case {case_id}: the prediction lies up to {offset:.2f} mm away from its truth (their affines differ); "
-            "resample it onto the truth's grid before scoring it"
-        )
 
 
 def _write_csv(rows: Sequence[CaseMetrics], path: Path) -> None:
@@ -296,11 +275,7 @@ def evaluate(
         for case_id in tqdm(sorted(truth_index), desc="evaluate", unit="case", disable=quiet, file=sys.stderr):
             truth_case = read_mask(truth_index[case_id], suffix, "truth")
             pred_case = read_mask(pred_index[case_id], suffix, "prediction")
-            if pred_case.shape != truth_case.shape:
-                raise InputError(
-                    f"case {case_id}: prediction grid {pred_case.shape} differs from truth grid {truth_case.shape}"
-                )
-            _check_same_space(case_id, pred_case, truth_case)
+            check_same_grid(case_id, pred_case, truth_case, "prediction")
             rows.append(case_metrics(case_id, pred_case.mask, truth_case.mask, truth_case.geometry.spacing))
             if figures:
                 flair = _flair(truth_case)

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from flairseg import checkpoint, provenance, qc
-from flairseg.cases import Case, Geometry
+from flairseg.cases import Case, Geometry, check_same_grid
 from flairseg.config import TASK_SPECS
 from flairseg.data import Prepared, prepare_case, read_json
 from flairseg.errors import InputError
@@ -563,9 +563,7 @@ def _predict_case(run: _Run, case: Case) -> bool:
     """Segment one case and write everything about it, its record last; False when its record lets it be reused."""
     label = run.names.label
     target = run.names.mask(case)
-    truth_mask = case.mask
-    if case.case_id in run.truth_index:
-        truth_mask = read_mask(run.truth_index[case.case_id], label, "truth").mask
+    truth_mask = _given_truth(run, case) if case.case_id in run.truth_index else case.mask
     expected = provenance.record(run.settings, case, _labels_read(run, case))
     key = f"{case.case_id}{label}"  # a case's tumour and brain runs keep separate records and rows
     if not run.overwrite and run.report.record(key).exists() and _mask_written(case, target, label):
@@ -596,6 +594,15 @@ def _predict_case(run: _Run, case: Case) -> bool:
         tmp.write_text(json.dumps(expected, indent=2))
     run.report.started(key).unlink(missing_ok=True)
     return True
+
+
+def _given_truth(run: _Run, case: Case) -> np.ndarray:
+    """The case's mask in the ``--truth`` tree, read before anything of the case is written and refused unless it lies
+    on the image's voxels (:func:`~flairseg.cases.check_same_grid`, the rule ``evaluate`` applies): a mask of the
+    image's shape on another grid, or TIFF slices against a volume, would be scored voxel by voxel all the same."""
+    truth = read_mask(run.truth_index[case.case_id], run.names.label, "truth")
+    check_same_grid(case.case_id, case, truth, "image")
+    return truth.mask  # type: ignore[return-value]
 
 
 def _remove_dropped_slices(run: _Run, case: Case, key: str) -> None:
@@ -698,8 +705,6 @@ def _write_case_metrics(case: Case, mask: np.ndarray | None, truth: np.ndarray |
     """
     from flairseg.evaluate import write_case_table
 
-    if truth is not None and truth.shape != mask.shape:
-        raise InputError(f"case {case.case_id}: truth grid {truth.shape} differs from the image grid {mask.shape}")
     rows = [case_metrics(case.case_id, mask, truth, case.geometry.spacing).as_row()] if truth is not None else []
     write_case_table("metrics", key, rows, report)
 
