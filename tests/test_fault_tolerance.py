@@ -146,3 +146,21 @@ def test_a_started_file_left_beside_a_record_goes_when_its_case_is_reused(
     leftover.write_text("being predicted; its record replaces this file\n")
     assert main(command) == 0
     assert not leftover.exists() and _visible_files(out) == expected
+
+
+def test_a_ctrl_c_while_the_command_loads_is_one_line() -> None:
+    """Ctrl-C at moments from the start of `flairseg models` (while numpy, torch and the parser load, and later): one
+    line on stderr and status 130, or the command had finished (0), never a traceback. The moments start after the
+    time Python itself takes to start (a Ctrl-C before any of flairseg's code runs is Python's to report)."""
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import pathlib, runpy"], env=ENV, check=True)
+    python = 2 * (time.perf_counter() - started)
+    for delay in (python + extra for extra in (0.0, 0.1, 0.2, 0.35, 0.5, 0.8)):
+        pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+        process = subprocess.Popen(_flairseg("models"), env=ENV, text=True, **pipes)
+        time.sleep(delay)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+        lines = err.strip().splitlines()
+        assert process.returncode in (0, 130) and len(lines) <= 1, (delay, process.returncode, lines[-3:])
+        assert process.returncode == 0 or lines[0].startswith("flairseg: interrupted; nothing was")
