@@ -1177,6 +1177,12 @@ def _kaggle_truth_of_a_volume(tmp: Path) -> list[str]:
     return _predict(tmp, tmp / "in", "--truth", str(tmp / "truth"))
 
 
+def _output_through_a_link_loop(tmp: Path) -> list[str]:
+    (tmp / "loop").symlink_to("loop")
+    case = str(_case(tmp))
+    return ["evaluate", "--pred", case, "--truth", case, "-o", str(tmp / "loop"), "--quiet"]
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -2124,6 +2130,25 @@ CATALOGUE = [
         _kaggle_truth_of_a_volume,
         "case v: the image TMP/in/v.nii.gz is a NIfTI volume and its truth TMP/truth/v Kaggle TIFF slices, whose grids "
         "cannot be compared; predict from images in the truth's layout and score that",
+    ),
+    BadInput(
+        "empty-truth-path",
+        "--truth given an empty path (an unset shell variable)",
+        lambda t: _predict(t, _case(t), "--truth", ""),
+        "--truth is an empty path (an unset shell variable?); give the file or folder to read",
+    ),
+    BadInput(
+        "empty-model-path",
+        "--model given an empty path (an unset shell variable)",
+        lambda t: _predict(t, _case(t), "--model", ""),
+        "--model is an empty path (an unset shell variable?); give the file or folder to read",
+    ),
+    BadInput(
+        "output-through-a-link-loop",
+        "an output path that is a symbolic link to itself",
+        _output_through_a_link_loop,
+        "Symlink loop from 'TMP/loop'; a symbolic link on the way leads back to itself: fix the link or give another "
+        "path",
     ),
 ]
 

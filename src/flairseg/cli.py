@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from typing import NoReturn
 
 from flairseg.config import LOSSES, MAX_THREADS, MISSING_POLICIES, PRECISIONS, TASKS, VARIANTS, parse_json
-from flairseg.errors import FlairsegError, denied_part, out_of_memory
+from flairseg.errors import FlairsegError, InputError, denied_part, out_of_memory
 from flairseg.outputs import one_line, run_report
 from flairseg.version import __version__
 
@@ -403,7 +403,6 @@ def _explicit_case(args: argparse.Namespace):
     """The case named by --flair [--t1] [--t1c] (files on one grid), refusing a mix with -i."""
     from pathlib import Path
 
-    from flairseg.errors import InputError
     from flairseg.volumes import read_sequences
 
     if args.input:
@@ -529,7 +528,7 @@ def _add_model_options(predict: argparse.ArgumentParser) -> None:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from flairseg.errors import ConfigError, InputError
+    from flairseg.errors import ConfigError
     from flairseg.predict import Segmenter, predict_tree
     from flairseg.released_models import resolve
 
@@ -591,8 +590,6 @@ def _output_of(args: argparse.Namespace, part: tuple[int, int] | None):
     SynthStrip do) and the run's report beside it, in ``NAME_flairseg/``; any other ``-o`` is the run folder."""
     from pathlib import Path
 
-    from flairseg.errors import InputError
-
     name = str(args.output)
     if not name.lower().endswith((".nii", ".nii.gz")):
         return args.output, None
@@ -616,7 +613,6 @@ def _run_on_ranks(run, world):
     import json
 
     from flairseg import distributed
-    from flairseg.errors import InputError
     from flairseg.predict import merge_run_report
 
     error = None
@@ -884,6 +880,7 @@ _OS_FIXES = {
     errno.ENOTDIR: "a part of it is a file where a folder is needed: give another path",
     errno.ENOENT: "check the path",
     errno.EEXIST: "a file is in the way of a folder flairseg needs: give another path",
+    errno.ELOOP: "a symbolic link on the way leads back to itself: fix the link or give another path",
 }
 
 
@@ -994,9 +991,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args)
 
 
+# the options that name a file or folder to read (-o, the output, has its own check: outputs.check_output)
+_INPUT_PATHS = ("input", "flair", "t1", "t1c", "truth", "pred", "data", "model", "brain_model", "init", "config")
+_INPUT_PATHS += ("clinical", "features")
+
+
+def _check_paths_given(args: argparse.Namespace) -> None:
+    """Refuse an input option given an empty path (an unset shell variable): it would read the current folder, or
+    drop what it asks for."""
+    for name in _INPUT_PATHS:
+        value = getattr(args, name, None)
+        if isinstance(value, str) and not value.strip():
+            option = "-i/--input" if name == "input" else f"--{name.replace('_', '-')}"
+            raise InputError(f"{option} is an empty path (an unset shell variable?); give the file or folder to read")
+
+
 def _run(args: argparse.Namespace) -> int:
     """The command ``args`` asks for; every failure it may meet as one line on stderr and an exit status."""
     try:
+        _check_paths_given(args)
         with _sigterm_raises(), _quiet_libraries(), _memory_budget(getattr(args, "max_memory", None)):
             return args.run(args)
     except _Terminated:
@@ -1010,6 +1023,9 @@ def _run(args: argparse.Namespace) -> int:
         print(f"flairseg: error: {one_line(_os_error(exc))}", file=sys.stderr)
         return 1
     except (MemoryError, RuntimeError) as exc:  # torch's allocators raise a RuntimeError when memory runs out
+        if str(exc).startswith("Symlink loop from"):  # pathlib's resolve (Python 3.11, 3.12; later an OSError)
+            print(f"flairseg: error: {one_line(str(exc))}; {_OS_FIXES[errno.ELOOP]}", file=sys.stderr)
+            return 1
         if not out_of_memory(exc):
             raise
         print(
