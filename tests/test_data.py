@@ -27,6 +27,19 @@ def test_kfold_split_is_patient_level_seeded_and_spread() -> None:
     assert make_split(IDS, seed=3) == make_split(IDS, seed=3) != make_split(IDS, seed=4)
 
 
+def test_the_scans_of_one_patient_share_a_fold_and_a_role() -> None:
+    """Two TCGA cases of one patient (two scan dates) are never split between training, validation and test."""
+    twice = ["TCGA_CS_4941_19960909", "TCGA_CS_4941_20010101"]
+    ids = twice + [f"TCGA_CS_{5000 + i}_19990101" for i in range(6)]
+    for seed in range(8):
+        for fold in range(2):
+            split = make_split(ids, folds=2, fold=fold, validation_cases=1, seed=seed)
+            roles = {case: role for role in ("train", "validation", "test") for case in getattr(split, role)}
+            assert sorted(roles) == sorted(ids) and roles[twice[0]] == roles[twice[1]]
+    with pytest.raises(InputError, match="2 patients cannot make 3 folds"):
+        make_split(twice + ["TCGA_CS_5000_19990101"], folds=3)
+
+
 def test_paper22_scheme() -> None:
     split = make_split(IDS, scheme="paper22", fold=21)
     assert split.folds == 22 and len(split.test) == 5

@@ -12,7 +12,8 @@ from scipy import stats
 
 from synthetic import write_kaggle_case
 from flairseg.cli import main
-from flairseg.radiogenomics import PAPER_HYPOTHESES, Hypothesis, associate, parse_hypothesis, patient_id, shape_tree
+from flairseg.cases import patient_id
+from flairseg.radiogenomics import PAPER_HYPOTHESES, Hypothesis, associate, parse_hypothesis, shape_tree
 from flairseg.shape import bounding_ellipsoid_volume_ratio
 
 

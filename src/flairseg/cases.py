@@ -157,3 +157,10 @@ def check_same_grid(case_id: str, scored: Case, truth: Case, what: str) -> None:
             f"case {case_id}: the {what} {a.source} lies up to {offset:.2f} mm away from its truth {b.source} (their "
             "affines differ); resample it onto the truth's grid before scoring it"
         )
+
+
+def patient_id(case_id: str) -> str:
+    """The patient part of a TCGA case id (``TCGA_CS_4941_19960909`` -> ``TCGA_CS_4941``): a patient's scans share
+    it; other ids unchanged (each case its own patient)."""
+    parts = case_id.split("_")
+    return "_".join(parts[:3]) if len(parts) == 4 and parts[0] == "TCGA" else case_id

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from flairseg.cases import Case
+from flairseg.cases import Case, patient_id
 from flairseg.config import SAMPLINGS, SCHEMES, PreprocessConfig, parse_json
 from flairseg.errors import ConfigError, InputError
 from flairseg.io import case_files
@@ -53,7 +53,9 @@ def make_split(
     validation_cases: int = 10,
     seed: int = 0,
 ) -> Split:
-    """Seeded patient-level folds, spread over institutions; validation drawn from the training folds.
+    """Seeded patient-level folds, spread over institutions; validation drawn from the training folds. A patient's
+    cases (TCGA ids of one patient, scanned on several dates) fall in one fold and one role, so that no test patient
+    is seen in training; other ids are each their own patient.
 
     ``paper22`` is the paper's scheme: 22 folds (of 5 patients with 110 cases).
     """
@@ -67,25 +69,35 @@ def make_split(
         raise InputError(f"{len(ids)} cases cannot make {folds} folds; use fewer folds or more cases")
     if not 0 <= fold < folds:
         raise ConfigError(f"fold must be in 0..{folds - 1}, not {fold}")
+    scans: dict[str, list[str]] = defaultdict(list)  # a patient's cases (TCGA: one per scan date) stay together
+    for case_id in ids:
+        scans[patient_id(case_id)].append(case_id)
+    if len(scans) < folds:
+        raise InputError(f"{len(scans)} patients cannot make {folds} folds; use fewer folds or more cases")
+    dealt = _dealt_patients(sorted(scans), seed)
+    assignment = {patient: index % folds for index, patient in enumerate(dealt)}
+    test = tuple(sorted(c for c in ids if assignment[patient_id(c)] == fold))
+    rest = [patient for patient in dealt if assignment[patient] != fold]
+    if not 0 <= validation_cases < len(rest):
+        raise InputError(f"cannot keep {validation_cases} validation cases out of {len(rest)} training patients")
+    chosen = rest[:: max(1, len(rest) // validation_cases)][:validation_cases] if validation_cases else []
+    validation = tuple(sorted(c for patient in chosen for c in scans[patient]))
+    train = tuple(sorted(c for patient in rest for c in scans[patient] if c not in validation))
+    return Split(scheme, folds, fold, seed, train, validation, test)
+
+
+def _dealt_patients(patients: Sequence[str], seed: int) -> list[str]:
+    """The patients in the order folds are dealt: institution by institution, shuffled within each (seeded)."""
     rng = np.random.default_rng(seed)
     groups: dict[str, list[str]] = defaultdict(list)
-    for case_id in ids:
-        groups[institution(case_id)].append(case_id)
+    for patient in patients:
+        groups[institution(patient)].append(patient)
     dealt: list[str] = []
     for name in sorted(groups):
         members = list(groups[name])
         rng.shuffle(members)
         dealt.extend(members)
-    assignment = {case_id: index % folds for index, case_id in enumerate(dealt)}
-    test = tuple(sorted(c for c in ids if assignment[c] == fold))
-    rest = [c for c in dealt if assignment[c] != fold]
-    if not 0 <= validation_cases < len(rest):
-        raise InputError(f"cannot keep {validation_cases} validation cases out of {len(rest)} training cases")
-    validation = (
-        tuple(sorted(rest[:: max(1, len(rest) // validation_cases)][:validation_cases])) if validation_cases else ()
-    )
-    train = tuple(sorted(set(rest) - set(validation)))
-    return Split(scheme, folds, fold, seed, train, validation, test)
+    return dealt
 
 
 def save_split(split: Split, path: str | os.PathLike) -> None:

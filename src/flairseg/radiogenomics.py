@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from flairseg.association import contingency, fisher_exact_2xk
+from flairseg.cases import patient_id
 from flairseg.errors import InputError
 from flairseg.io import index_mask_cases, read_mask
 from flairseg.outputs import atomic_dir, atomic_file, check_output, distinct_names, markdown_text
@@ -75,12 +76,6 @@ def parse_hypothesis(text: str) -> Hypothesis:
     if feature not in FEATURES:
         raise InputError(f"unknown feature {feature!r} in hypothesis {text!r}; choose one of {', '.join(FEATURES)}")
     return Hypothesis(feature, column.strip())
-
-
-def patient_id(case_id: str) -> str:
-    """The patient part of a TCGA case id (``TCGA_CS_4941_19960909`` -> ``TCGA_CS_4941``); other ids unchanged."""
-    parts = case_id.split("_")
-    return "_".join(parts[:3]) if len(parts) == 4 and parts[0] == "TCGA" else case_id
 
 
 # ---------------------------------------------------------------------------- features
