@@ -1183,6 +1183,50 @@ def _output_through_a_link_loop(tmp: Path) -> list[str]:
     return ["evaluate", "--pred", case, "--truth", case, "-o", str(tmp / "loop"), "--quiet"]
 
 
+def _volume_beside_its_namesake_folder(tmp: Path, name: str = "CASE_0") -> None:
+    """TMP/in/<name>.nii.gz (with its mask) beside the Kaggle case folder TMP/in/<name>: two cases of one id."""
+    image, mask = phantom(slices=4, size=32)
+    _nifti(tmp, image[..., 1].transpose(1, 2, 0).astype(np.float32), name=f"{name}.nii.gz")
+    _nifti(tmp, mask.transpose(1, 2, 0).astype(np.uint8), name=f"{name}_mask.nii.gz")
+
+
+def _train_on_two_cases_of_one_id(tmp: Path) -> list[str]:
+    argv = _train(tmp)
+    _volume_beside_its_namesake_folder(tmp)
+    return argv
+
+
+def _cv_on_two_cases_of_one_id(tmp: Path) -> list[str]:
+    argv = ["cv", *_train(tmp)[1:]]
+    argv[argv.index(str(tmp / "run"))] = str(tmp / "out")
+    _volume_beside_its_namesake_folder(tmp)
+    return argv
+
+
+def _preprocess_two_cases_of_one_id(tmp: Path) -> list[str]:
+    _case(tmp, "CASE_0")
+    _volume_beside_its_namesake_folder(tmp)
+    return ["preprocess", "-i", str(tmp / "in"), "-o", str(tmp / "out"), "--quiet"]
+
+
+def _cv_fold_on_data_rewritten_in_place(tmp: Path) -> list[str]:
+    """Fold 0 of a cross-validation trained, then a slice of its training case rewritten with its size and
+    modification time kept (as ``cp -p`` or ``rsync -t`` do)."""
+    import json
+    import os
+
+    argv = ["cv", *_train(tmp)[1:], "--fold", "0"]
+    argv[argv.index(str(tmp / "run"))] = str(tmp / "cv")
+    assert main(argv) == 0
+    case = json.loads((tmp / "cv" / "fold-0" / "split.json").read_text())["train"][0]
+    image = tmp / "in" / case / f"{case}_2.tif"
+    before = image.stat()
+    tifffile.imwrite(image, 255 - tifffile.imread(image), photometric="rgb")
+    os.utime(image, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert image.stat().st_size == before.st_size and image.stat().st_mtime_ns == before.st_mtime_ns
+    return argv
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -2149,6 +2193,35 @@ CATALOGUE = [
         _output_through_a_link_loop,
         "Symlink loop from 'TMP/loop'; a symbolic link on the way leads back to itself: fix the link or give another "
         "path",
+    ),
+    BadInput(
+        "train-on-two-cases-of-one-id",
+        "`train` on a tree holding the Kaggle case folder CASE_0 and the volume CASE_0.nii.gz",
+        _train_on_two_cases_of_one_id,
+        "two inputs have the case id 'CASE_0' (TMP/in/CASE_0 and TMP/in/CASE_0.nii.gz, ids compared regardless of "
+        "case and of how accents are encoded); rename one, they would share an output",
+    ),
+    BadInput(
+        "cv-on-two-cases-of-one-id",
+        "`cv` on a tree holding the Kaggle case folder CASE_0 and the volume CASE_0.nii.gz",
+        _cv_on_two_cases_of_one_id,
+        "two inputs have the case id 'CASE_0' (TMP/in/CASE_0 and TMP/in/CASE_0.nii.gz, ids compared regardless of "
+        "case and of how accents are encoded); rename one, they would share an output",
+    ),
+    BadInput(
+        "preprocess-two-cases-of-one-id",
+        "`preprocess` of a tree holding the Kaggle case folder CASE_0 and the volume CASE_0.nii.gz",
+        _preprocess_two_cases_of_one_id,
+        "two inputs have the case id 'CASE_0' (TMP/in/CASE_0 and TMP/in/CASE_0.nii.gz, ids compared regardless of "
+        "case and of how accents are encoded); rename one, they would share an output",
+    ),
+    BadInput(
+        "cv-fold-on-data-rewritten-in-place",
+        "`cv --fold 0` again after a slice of one of fold 0's training cases was rewritten with its size and "
+        "modification time kept",
+        _cv_fold_on_data_rewritten_in_place,
+        "case CASE_1 changed since TMP/cv/fold-0 was trained on it (CASE_1_2.tif changed: sha256); restore the data "
+        "it was trained on, or train again into a new folder",
     ),
 ]
 

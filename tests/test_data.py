@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
+import tifffile
 import torch
 
+from synthetic import phantom, write_kaggle_case
 from flairseg import augment
-from flairseg.data import epoch_items, make_split, neighbour_slices
+from flairseg.data import DATA_FILE, check_data, data_record, epoch_items, make_split, neighbour_slices
 from flairseg.errors import ConfigError, InputError
 from flairseg.losses import dice_bce_loss, dice_focal_loss, soft_dice_loss
 
@@ -310,3 +315,21 @@ def test_learning_rate_schedules() -> None:
     rates = [learning_rate(cosine, s, 100) for s in range(100)]
     assert rates[0] == pytest.approx(1e-4) and rates[9] == pytest.approx(1e-3)
     assert all(a >= b for a, b in zip(rates[10:], rates[11:])) and rates[-1] == pytest.approx(1e-5, rel=0.05)
+
+
+def test_a_training_file_rewritten_with_its_size_and_time_kept_is_a_change(tmp_path: Path) -> None:
+    """What a resumed run (``train --resume``) and a kept cv fold rest on is compared by contents, not by size and
+    time, which ``cp -p`` and ``rsync -t`` keep."""
+    image, mask = phantom(slices=3, size=32)
+    case = write_kaggle_case(tmp_path / "in", "CASE", image, mask)
+    paths = {"CASE": case}
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / DATA_FILE).write_text(json.dumps(data_record(paths)))
+    check_data(tmp_path / "run", paths)  # as recorded
+    label = case / "CASE_2_mask.tif"
+    before = label.stat()
+    tifffile.imwrite(label, np.where(tifffile.imread(label) > 0, 0, 255).astype(np.uint8), photometric="minisblack")
+    os.utime(label, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (label.stat().st_size, label.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    with pytest.raises(InputError, match=r"case CASE changed since .* \(CASE_2_mask.tif changed: sha256\)"):
+        check_data(tmp_path / "run", paths)

@@ -12,7 +12,7 @@ import tifffile
 
 from synthetic import phantom, write_kaggle_case
 from flairseg.errors import InputError
-from flairseg.io import case_id_of, find_cases, read_case, read_label, write_mask
+from flairseg.io import case_id_of, find_cases, index_cases, read_case, read_label, write_mask
 from flairseg.outputs import PredictionFolder
 from flairseg.kaggle import read_kaggle_case
 
@@ -191,3 +191,19 @@ def test_case_ids_that_could_escape_the_output_are_refused(kaggle_tree: Path, ca
     case = read_case(kaggle_tree / "CASE_0")
     with pytest.raises(InputError, match="cannot name an output"):
         PredictionFolder(kaggle_tree / "out").mask(dataclasses.replace(case, case_id=case_id))
+
+
+def test_two_mask_cases_of_one_id_are_refused_naming_both(tmp_path: Path) -> None:
+    """A mask tree (shape, evaluate) holding a Kaggle case folder and a ``_mask`` volume of the same case, refused by
+    the rule every tree command uses (:func:`index_cases`)."""
+    import nibabel as nib
+
+    image, mask = phantom(slices=3, size=32)
+    folder = write_kaggle_case(tmp_path / "masks", "CASE_A", image, mask)
+    volume = tmp_path / "masks" / "CASE_A_mask.nii.gz"
+    nib.save(nib.Nifti1Image(mask.astype(np.uint8), np.eye(4)), volume)
+    with pytest.raises(InputError, match="two inputs have the case id 'CASE_A'") as refused:
+        index_cases(tmp_path / "masks", masks="only")
+    assert f"({folder} and {volume}," in str(refused.value)
+    volume.unlink()
+    assert index_cases(tmp_path / "masks", masks="only") == {"CASE_A": folder}

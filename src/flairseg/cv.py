@@ -114,7 +114,7 @@ def check_init(init: Path, config: TrainConfig, data: Path) -> None:
     them).
     """
     from flairseg.data import make_split
-    from flairseg.io import case_id_of, find_cases
+    from flairseg.io import index_cases
 
     meta = _read_json(init)
     folds = meta.get("test_folds")
@@ -123,7 +123,7 @@ def check_init(init: Path, config: TrainConfig, data: Path) -> None:
             f"{init} is not an ensemble of {config.folds} fold models made by flairseg cv; "
             "fine-tune each fold from its own fold model"
         )
-    case_ids = sorted(case_id_of(p) for p in find_cases(data))
+    case_ids = sorted(index_cases(data))
     for fold, held in enumerate(folds):
         test = make_split(case_ids, config.scheme, config.folds, fold, config.validation_cases, config.seed).test
         if sorted(held) != sorted(test):
@@ -148,7 +148,7 @@ def train_folds(
     ``init``: an ensemble made by :func:`cross_validate` over the same folds; fold k starts from its member k.
     """
     from flairseg.data import check_data
-    from flairseg.io import case_id_of, find_cases
+    from flairseg.io import index_cases
     from flairseg.outputs import make_marked_folder
     from flairseg.train import train
 
@@ -161,7 +161,7 @@ def train_folds(
             _check_recipe(fold_run(out, fold), replace(config, fold=fold))
     if init is not None:
         check_init(init, config, data)
-    trained, paths = [], {case_id_of(p): p for p in find_cases(data)}
+    trained, paths = [], index_cases(data)
     for fold in chosen:
         fold_config, run = replace(config, fold=fold), fold_run(out, fold)
         started = run.exists()
@@ -226,11 +226,11 @@ def predict_held_out(
     """
     from tqdm import tqdm
 
-    from flairseg.io import case_id_of, find_cases, read_case, read_label
+    from flairseg.io import index_cases, read_case, read_label
     from flairseg.predict import Segmenter
     from flairseg.preprocess import invert_mask, invert_probability
 
-    paths = {case_id_of(p): p for p in find_cases(data)}
+    paths = index_cases(data)
     jobs = _held_out_jobs(config, out, paths, data)
     held, loaded = [], None
     for fold, case_id in tqdm(jobs, desc="out-of-fold prediction", unit="case", disable=quiet, file=sys.stderr):
@@ -394,10 +394,10 @@ def _write_worst_cases(result: CrossValidation, held: Sequence[HeldOut], path: P
 
 def write_masks(result: CrossValidation, held: Sequence[HeldOut], data: Path) -> None:
     """The out-of-fold masks (as scored) under ``out/predictions``, in the layout of the input."""
-    from flairseg.io import case_id_of, find_cases, read_case, write_mask
+    from flairseg.io import index_cases, read_case, write_mask
     from flairseg.outputs import PredictionFolder
 
-    paths = {case_id_of(p): p for p in find_cases(data)}
+    paths = index_cases(data)
     for case, fold in zip(held, result.folds):
         rule = result.rules_by_fold[fold]
         mask, _ = select_components(case.binary, case.probability, rule.rule, rule.value)

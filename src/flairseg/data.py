@@ -138,9 +138,10 @@ def data_record(paths: Mapping[str, Path]) -> dict[str, list[dict]]:
 
 def check_data(run: Path, paths: Mapping[str, Path]) -> None:
     """Refuse when a case that ``run`` trained or validated on (its :data:`DATA_FILE`) is missing from ``paths``
-    (case id -> path) or changed since: a model resumed or reused would rest on data that are no longer there. A
-    file whose size and time are those recorded is not read again; a run made before runs recorded their data
-    passes.
+    (case id -> path) or changed since: a model resumed or reused would rest on data that are no longer there. Files
+    are compared by their contents (sha256), as predict's records are: a file rewritten with its size and time kept
+    (``cp -p``, ``rsync -t``) is a change. Every file is read again each time, a cost small beside the training it
+    guards (a run reads each case once per epoch); a run made before runs recorded their data passes.
     """
     if not (run / DATA_FILE).is_file():
         return
@@ -153,8 +154,7 @@ def check_data(run: Path, paths: Mapping[str, Path]) -> None:
                 f"case {case_id}, which {run} was trained on, is not in the data; restore it, or train "
                 "again into a new folder"
             )
-        known = {e.get("file"): e for e in entries if isinstance(e, dict)} if isinstance(entries, list) else {}
-        change = changed_file(entries, [file_entry("file", p, known.get(p.name)) for p in case_files(paths[case_id])])
+        change = changed_file(entries, [file_entry("file", p) for p in case_files(paths[case_id])])
         if change is not None:
             raise InputError(
                 f"case {case_id} changed since {run} was trained on it ({change}); restore the data it was trained "

@@ -24,7 +24,7 @@ from flairseg.config import TASK_SPECS
 from flairseg.data import institution
 from flairseg.errors import InputError
 from flairseg.html_report import write_html_report
-from flairseg.io import index_mask_cases, read_case, read_mask
+from flairseg.io import index_cases, read_case, read_mask
 from flairseg.kaggle import read_kaggle_case
 from flairseg.metrics import CaseMetrics, Summary, case_metrics, summarise_cases
 from flairseg.outputs import ReportFolder, atomic_dir, atomic_file, check_output, markdown_text
@@ -263,7 +263,7 @@ def evaluate(
             raise InputError(f"{what} path {path} does not exist")
     out_path = check_output(out, [pred, truth], overwrite)
     suffix = TASK_SPECS[task].label_suffix  # brain masks and tumour masks are never compared with each other
-    truth_index, pred_index = index_mask_cases(truth, mask_suffix=suffix), index_mask_cases(pred, mask_suffix=suffix)
+    truth_index, pred_index = index_cases(truth, "only", suffix), index_cases(pred, "only", suffix)
     missing = sorted(set(truth_index) - set(pred_index))
     if missing:
         raise InputError(

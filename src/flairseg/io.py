@@ -33,6 +33,7 @@ from flairseg.kaggle import (
     write_kaggle_image,
     write_kaggle_mask,
 )
+from flairseg.outputs import name_key
 from flairseg.volumes import (
     check_headers,
     check_label_header,
@@ -206,15 +207,21 @@ def case_outline(path: Path) -> Case:
     return Case(case_id_of(path), None, None, Geometry(path, _case_format(path)))  # type: ignore[arg-type]
 
 
-def index_mask_cases(root: str | os.PathLike, mask_suffix: str = "_mask") -> dict[str, Path]:
-    """{case id: path} of the mask cases under ``root`` (see :func:`find_cases` with masks="only"); ids must be
-    unique.
-    """
+def index_cases(root: str | os.PathLike, masks: MaskPolicy = "optional", mask_suffix: str = "_mask") -> dict[str, Path]:
+    """{case id: path} of the cases under ``root`` (see :func:`find_cases`), in its order, refusing two cases with one
+    id: every command keys a case's outputs and records by its id, so one of them (the Kaggle folder ``CASE_A`` beside
+    the volume ``CASE_A.nii.gz``) would be lost or overwritten. Ids differing only in case, or in how Unicode composes
+    their accents, are one (they name one file on macOS and Windows)."""
     index: dict[str, Path] = {}
-    for path in find_cases(root, masks="only", mask_suffix=mask_suffix):
-        case_id = case_id_of(path, masks="only", mask_suffix=mask_suffix)
-        if case_id in index:
-            raise InputError(f"{root}: case id {case_id} appears twice ({index[case_id].name}, {path.name})")
+    keys: dict[str, Path] = {}
+    for path in find_cases(root, masks=masks, mask_suffix=mask_suffix):
+        case_id = case_id_of(path, masks=masks, mask_suffix=mask_suffix)
+        other = keys.setdefault(name_key(case_id), path)
+        if other != path:
+            raise InputError(
+                f"two inputs have the case id {case_id!r} ({other} and {path}, ids compared regardless of case "
+                "and of how accents are encoded); rename one, they would share an output"
+            )
         index[case_id] = path
     return index
 

@@ -25,6 +25,7 @@ import shutil
 import socket
 import tempfile
 import time
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -403,6 +404,12 @@ def markdown_text(text: str) -> str:
 
 _UNSAFE_CHARACTER = re.compile(r'[^ -~]|[/\\<>:"|?*]')  # not printable ASCII, a separator, or refused by Windows
 NAME_CHARACTERS = 60  # the readable part of a name made from user data (at most 60 bytes, far below any name limit)
+
+
+def name_key(name: str) -> str:
+    """What a name is on a file system that ignores case or how Unicode composes accents (macOS, Windows): two names
+    with one key name one file there."""
+    return unicodedata.normalize("NFC", name).casefold()
 
 
 def safe_name(text: str) -> str:

@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import sys
-import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -46,8 +45,7 @@ from flairseg.io import (
     case_id_of,
     case_outline,
     check_case,
-    find_cases,
-    index_mask_cases,
+    index_cases,
     label_files,
     read_case,
     read_label,
@@ -64,6 +62,7 @@ from flairseg.outputs import (
     ReportFolder,
     atomic_file,
     check_output,
+    name_key,
     run_report,
 )
 from flairseg.postprocess import Component, select_components
@@ -313,10 +312,10 @@ def predict_tree(
     source = given.geometry.source if given is not None else Path(source)
     _check_request(source, segmenter, brain_segmenter, strip)
     bids = given is None and is_bids_root(source)
-    cases = [given] if given is not None else _unique_cases(find_cases(source))
+    cases = [given] if given is not None else _refuse_run_names(index_cases(source))
     paths = cases if given is not None else _cases_of_part(cases, part)
     label = TASK_SPECS[segmenter.task].label_suffix
-    truth_index = index_mask_cases(truth, mask_suffix=label) if truth is not None else {}
+    truth_index = index_cases(truth, masks="only", mask_suffix=label) if truth is not None else {}
     _check_headers(paths, label, truth_index)
     inputs = _run_inputs(source, out, bids, cases, _files_read(given, truth, segmenter, brain_segmenter))
     out_path = check_output(out, inputs, overwrite=True, replaces=False)
@@ -383,7 +382,7 @@ def _check_case_outputs(
             for output in (*folder.outputs(case), report.gif(case.case_id, task)):
                 if task == names.task:
                     _refuse_input_path(output, f"case {case.case_id}'s output", inputs)
-                other, other_task = owners.setdefault(_name_key(str(output)), (case.case_id, task))
+                other, other_task = owners.setdefault(name_key(str(output)), (case.case_id, task))
                 if other != case.case_id:
                     raise InputError(
                         f"the {TASK_SPECS[other_task].label} output of case {other!r} and the {TASK_SPECS[task].label}"
@@ -839,27 +838,13 @@ def split_parts(paths: Sequence[Path], parts: int) -> list[list[Path]]:
     return [sorted(group, key=case_id_of) for group in dealt]
 
 
-def _unique_cases(paths: Sequence[Path]) -> list[Path]:
-    """The cases of a tree, refusing two with one id (they would share an output; ids differing only in case, or in
-    how Unicode composes their accents, share one on macOS and Windows) or an id the run's own files use."""
-    seen: dict[str, Path] = {}
-    for path in paths:
-        case_id = case_id_of(path)
-        key = _name_key(case_id)
-        if key in seen:
-            raise InputError(
-                f"two inputs have the case id {case_id!r} ({seen[key]} and {path}, ids compared regardless of case "
-                "and of how accents are encoded); rename one, they would share an output"
-            )
-        if key in RUN_NAMES:
+def _refuse_run_names(cases: dict[str, Path]) -> list[Path]:
+    """The cases of a tree (case id -> path, ids unique: :func:`~flairseg.io.index_cases`), refusing an id the run's
+    own files use (compared as a file system that ignores case does)."""
+    for case_id, path in cases.items():
+        if name_key(case_id) in RUN_NAMES:
             raise InputError(f"case {path} is named {case_id!r}, which the run's own outputs use; rename it")
-        seen[key] = path
-    return list(paths)
-
-
-def _name_key(name: str) -> str:
-    """What a name is on a file system that ignores case or how Unicode composes accents (macOS, Windows)."""
-    return unicodedata.normalize("NFC", name).casefold()
+    return list(cases.values())
 
 
 def is_bids_root(path: Path) -> bool:

@@ -19,7 +19,7 @@ import numpy as np
 from flairseg.config import TASK_SPECS, PreprocessConfig
 from flairseg.data import task_channels
 from flairseg.errors import ConfigError, InputError
-from flairseg.io import find_cases, read_case, read_label
+from flairseg.io import index_cases, read_case, read_label
 from flairseg.outputs import atomic_dir, check_output
 from flairseg.preprocess import preprocess_case
 
@@ -72,7 +72,7 @@ def preprocess_tree(
     if not source.exists():
         raise InputError(f"input {source} does not exist")
     out_path = check_output(out, [source], overwrite)
-    paths = find_cases(source)
+    paths = list(index_cases(source).values())  # two cases of one id refused before any work
     label_suffix = TASK_SPECS["brain" if variant == "paper-brain" else "abnormality"].label_suffix
     total = 0
     with atomic_dir(out_path, mark=True, replace=overwrite) as tmp:

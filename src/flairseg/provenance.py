@@ -56,13 +56,17 @@ def input_files(case: Case, labels: Sequence[tuple[str, Path]] = ()) -> list[dic
     return [file_entry(role, p) for role, p in [*source_files(case), *labels] if p.is_file()]
 
 
-def file_entry(role: str, path: Path, known: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A file's role, name, size, modification time and sha256; the sha256 of ``known`` (an earlier entry of the
-    file) when the size and time it records are the file's, without reading the file."""
+def file_entry(role: str, path: Path) -> dict[str, Any]:
+    """A file's role, name, size, modification time and sha256 (its contents read: a file rewritten with its size and
+    time kept is told apart)."""
     status = path.stat()
-    entry = {"role": role, "file": path.name, "bytes": status.st_size, "mtime_ns": status.st_mtime_ns}
-    unchanged = known is not None and all(known.get(k) == entry[k] for k in ("file", "bytes", "mtime_ns"))
-    return {**entry, "sha256": known["sha256"] if unchanged and "sha256" in known else sha256_of(path)}
+    return {
+        "role": role,
+        "file": path.name,
+        "bytes": status.st_size,
+        "mtime_ns": status.st_mtime_ns,
+        "sha256": sha256_of(path),
+    }
 
 
 def changed_file(recorded: Any, entries: list[dict[str, Any]]) -> str | None:

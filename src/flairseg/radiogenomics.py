@@ -27,7 +27,7 @@ import numpy as np
 from flairseg.association import contingency, fisher_exact_2xk
 from flairseg.cases import patient_id
 from flairseg.errors import InputError
-from flairseg.io import index_mask_cases, read_mask
+from flairseg.io import index_cases, read_mask
 from flairseg.outputs import atomic_dir, atomic_file, check_output, distinct_names, markdown_text
 from flairseg.shape import ShapeFeatures, shape_features
 
@@ -124,7 +124,7 @@ def shape_tree(
     out_path = check_output(out, [masks], overwrite)
     if out_path.suffix.lower() != ".csv":
         raise InputError(f"the features file must end in .csv, not {out_path.name!r}")
-    seen = index_mask_cases(masks)
+    seen = index_cases(masks, masks="only")
     rows, empty = [], []
     for case_id in tqdm(sorted(seen), desc="shape", unit="case", disable=quiet, file=sys.stderr):
         case = read_mask(seen[case_id], what="mask")

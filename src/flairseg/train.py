@@ -40,7 +40,7 @@ from flairseg.data import (
 )
 from flairseg.errors import ConfigError, InputError, WeightsError
 from flairseg.inference import InferenceOptions, limit_threads, resolve_device, segment_prepared
-from flairseg.io import case_id_of, find_cases, read_case, read_label
+from flairseg.io import index_cases, read_case, read_label
 from flairseg.losses import loss_function
 from flairseg.metrics import case_metrics
 from flairseg.model import UNet
@@ -406,7 +406,7 @@ def train(
     with _holding(out, world):
         # again, held: another process may have made or replaced the folder since
         _check_run_folder(data, out, resume, overwrite, init_from, config_file)
-        paths = {case_id_of(p): p for p in find_cases(data)}
+        paths = index_cases(data)
         config, split = _plan_run(out, config, paths, resume)
         init_from, init_member = _starting_point(out, init_from, init_member, resume)
         cases = _training_cases(paths, split, config, quiet, data)
