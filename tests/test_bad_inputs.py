@@ -1224,6 +1224,28 @@ def _cv_fold_on_data_rewritten_in_place(tmp: Path) -> list[str]:
     tifffile.imwrite(image, 255 - tifffile.imread(image), photometric="rgb")
     os.utime(image, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert image.stat().st_size == before.st_size and image.stat().st_mtime_ns == before.st_mtime_ns
+
+
+def _cv_predictions_link_into_data(tmp: Path) -> list[str]:
+    """A cross-validation folder whose predictions/CASE_0, where case CASE_0's out-of-fold mask goes, links to the
+    case's own folder in the data."""
+    from flairseg.outputs import make_marked_folder
+
+    argv = ["cv", *_train(tmp)[1:]]
+    argv[argv.index(str(tmp / "run"))] = str(tmp / "cv")
+    make_marked_folder(tmp / "cv")
+    (tmp / "cv" / "predictions").mkdir()
+    (tmp / "cv" / "predictions" / "CASE_0").symlink_to(tmp / "in" / "CASE_0")
+    return argv
+
+
+def _cv_into_a_foreign_folder(tmp: Path) -> list[str]:
+    """A folder of the user's own (their ensemble.json and report/cv.md) given as the cross-validation folder."""
+    argv = ["cv", *_train(tmp)[1:]]
+    argv[argv.index(str(tmp / "run"))] = str(tmp / "myproject")
+    (tmp / "myproject" / "report").mkdir(parents=True)
+    (tmp / "myproject" / "ensemble.json").write_text("my own model")
+    (tmp / "myproject" / "report" / "cv.md").write_text("my notes")
     return argv
 
 
@@ -2222,6 +2244,20 @@ CATALOGUE = [
         _cv_fold_on_data_rewritten_in_place,
         "case CASE_1 changed since TMP/cv/fold-0 was trained on it (CASE_1_2.tif changed: sha256); restore the data "
         "it was trained on, or train again into a new folder",
+    ),
+    BadInput(
+        "cv-predictions-link-into-data",
+        "`cv` into its own folder where predictions/CASE_0 links to the data's CASE_0",
+        _cv_predictions_link_into_data,
+        "case CASE_0's out-of-fold mask TMP/cv/predictions/CASE_0 overlaps the input TMP/in (through a link: it is "
+        "TMP/in/CASE_0); remove the link, or choose an output folder outside the inputs",
+    ),
+    BadInput(
+        "cv-into-a-foreign-folder",
+        "`cv -o` a folder of the user's own holding their ensemble.json and report/cv.md",
+        _cv_into_a_foreign_folder,
+        "output TMP/myproject is a folder flairseg did not make (no .flairseg marker) and holds no cross-validation "
+        "folds; flairseg cv writes only into its own folders: move it away or choose another path",
     ),
 ]
 

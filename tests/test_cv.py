@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -260,3 +262,62 @@ def test_cv_refuses_what_it_cannot_cross_validate(data: Path, tmp_path: Path) ->
     with pytest.raises(InputError, match="fold 7 does not exist"):
         cross_validate(_config(), data, tmp_path / "c", folds=[0, 7], quiet=True)
     assert not (tmp_path / "c").exists() or not any((tmp_path / "c").iterdir())  # refused before any training
+
+
+@pytest.mark.parametrize(
+    "link, target",
+    [
+        ("predictions/PH_0", "PH_0"),  # a case's out-of-fold mask folder is its input folder
+        ("fold-1", "."),
+        ("fold-0/log.csv", "PH_1/PH_1_1_mask.tif"),  # a resumed fold appends to its log
+        ("report", "PH_2"),
+        ("ensemble.safetensors", "PH_3/PH_3_1.tif"),
+    ],
+)
+def test_no_path_cv_writes_leads_into_its_data(data: Path, tmp_path: Path, link: str, target: str) -> None:
+    """A link in the cross-validation folder that would lead an output into the data is refused before any fold
+    trains."""
+    from flairseg.errors import InputError
+    from flairseg.outputs import MARKER, make_marked_folder
+
+    out = tmp_path / "cv"
+    make_marked_folder(out)
+    (out / link).parent.mkdir(exist_ok=True)
+    (out / link).symlink_to((data / target).resolve())
+    before = {p: p.read_bytes() for p in data.rglob("*") if p.is_file()}
+    with pytest.raises(InputError, match=re.escape(f"{out / link} overlaps the input {data} (through a link")):
+        cross_validate(_config(), data, out, quiet=True)
+    assert {p: p.read_bytes() for p in data.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in out.iterdir()) == sorted({MARKER, Path(link).parts[0]})
+
+
+def test_cv_writes_only_into_a_cross_validation_folder(crossval, data: Path, tmp_path: Path) -> None:
+    """A folder flairseg did not make is refused, whatever it holds; one empty but for another job's lock, or one
+    holding fold runs (an older flairseg marked no cross-validation folder) is a cross-validation folder."""
+    from flairseg.cv import check_cv_folder
+    from flairseg.errors import InputError
+    from flairseg.outputs import MARKER, make_marked_folder
+
+    mine = tmp_path / "mine"
+    (mine / "report").mkdir(parents=True)
+    (mine / "ensemble.json").write_text("my own model")
+    (mine / "report" / "cv.md").write_text("my notes")
+    (mine / "fold-0").mkdir()  # not a run
+    with pytest.raises(InputError, match=re.escape(f"output {mine} is a folder flairseg did not make")):
+        cross_validate(_config(), data, mine, quiet=True)
+    assert (mine / "ensemble.json").read_text() == "my own model"
+    assert (mine / "report" / "cv.md").read_text() == "my notes"
+    assert sorted(p.name for p in mine.iterdir()) == ["ensemble.json", "fold-0", "report"]
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    (locked / ".fold-0.lock").write_text("1\n")
+    check_cv_folder(locked)
+    make_marked_folder(locked / "fold-2")  # a fold of this flairseg in a folder that existed
+    (locked / "notes.txt").write_text("the user's own")
+    check_cv_folder(locked)
+    older = tmp_path / "older"  # every fold finished by a flairseg that marked neither runs nor folders
+    shutil.copytree(crossval.out, older, ignore=shutil.ignore_patterns(MARKER, "report", "ensemble.*"))
+    assert not any(older.rglob(MARKER))
+    assert cross_validate(_config(), data, older, quiet=True) is not None
+    assert (older / "ensemble.json").is_file() and (older / "report" / "cv.md").is_file()
+    assert not (older / MARKER).exists()  # only a folder cv makes gets the marker

@@ -16,10 +16,12 @@ import csv
 import dataclasses
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -28,6 +30,9 @@ from flairseg.config import PostprocessConfig, TrainConfig, from_dict, parse_jso
 from flairseg.errors import ConfigError, InputError
 from flairseg.metrics import CaseMetrics, case_metrics, dice_from_counts
 from flairseg.postprocess import select_components
+
+if TYPE_CHECKING:
+    from flairseg.outputs import InputPaths
 
 # The rules compared, in order of preference on a tie (simplest first).
 CANDIDATES: tuple[PostprocessConfig, ...] = (
@@ -107,6 +112,47 @@ def check_recipe(config: TrainConfig) -> None:
         raise InputError(
             f"flairseg cv uses k-fold splits; for the paper's 22 folds set folds=22 instead of scheme={config.scheme}"
         )
+
+
+_FOLD_RUN = re.compile(r"fold-[0-9]+")  # the name of a fold's run (:func:`fold_run`)
+
+
+def check_cv_folder(out: Path) -> None:
+    """Refuse an existing folder ``out`` that is not a cross-validation folder, which cv would write its folds, report
+    and ensemble into, replacing a user's files of the same names. A cross-validation folder is one flairseg made (its
+    marker), one holding fold runs (made by a flairseg before these folders were marked, or in a folder given
+    empty), or one empty but for flairseg's working files (the lock of another job's fold).
+    """
+    from flairseg.outputs import MARKER, is_training_run, is_working_file, made_by_flairseg
+
+    if not out.is_dir() or made_by_flairseg(out):
+        return
+    entries = [path for path in out.iterdir() if not is_working_file(path.name)]
+    if entries and not any(_FOLD_RUN.fullmatch(path.name) and is_training_run(path) for path in entries):
+        raise InputError(
+            f"output {out} is a folder flairseg did not make (no {MARKER} marker) and holds no cross-validation "
+            "folds; flairseg cv writes only into its own folders: move it away or choose another path"
+        )
+
+
+def check_outputs(config: TrainConfig, data: Path, out: Path, inputs: InputPaths) -> None:
+    """Refuse, before any fold trains, a path cross-validation writes that leads into an input (a link in ``out``):
+    each fold's run and the files in it, the report and its files, the ensemble, and each case's out-of-fold mask
+    under ``predictions``.
+    """
+    from flairseg.checkpoint import paths_of
+    from flairseg.io import case_outline, find_cases
+    from flairseg.outputs import PredictionFolder
+
+    for fold in range(config.folds):
+        inputs.refuse_folder(fold_run(out, fold), f"fold {fold}'s run")
+    inputs.refuse_folder(out / "report", "the report folder")
+    for path in paths_of(out / "ensemble"):
+        inputs.refuse(path, "the ensemble")
+    predictions = PredictionFolder(out / "predictions")
+    inputs.refuse(predictions.path, "the out-of-fold predictions folder")
+    for case in map(case_outline, find_cases(data)):
+        inputs.refuse(predictions.mask(case), f"case {case.case_id}'s out-of-fold mask")
 
 
 def check_init(init: Path, config: TrainConfig, data: Path) -> None:
@@ -458,14 +504,16 @@ def cross_validate(
     ``config`` was read from (``--config``), which ``out`` may not hold, nor the ``init`` ensemble.
     """
     from flairseg.checkpoint import files_of
-    from flairseg.outputs import check_output, held_folder
+    from flairseg.outputs import InputPaths, check_output, held_folder
 
     data, out = Path(data), Path(out)
     if not data.is_dir():
         raise InputError(f"data folder {data} does not exist")
-    inputs = [data, config_file, *(files_of(init) if init is not None else ())]
+    inputs = InputPaths([data, config_file, *(files_of(init) if init is not None else ())])
     check_output(out, inputs, overwrite=True, replaces=False)  # a cross-validation folder is continued, never replaced
+    check_cv_folder(out)
     check_recipe(config)
+    check_outputs(config, data, out, inputs)
     train_folds(config, data, out, folds, device, threads, quiet, Path(init) if init is not None else None)
     if folds is not None:
         return None

@@ -64,6 +64,24 @@ class InputPaths:
                 return self._inputs[path]
         return self._holders.get(out)
 
+    def refuse(self, output: Path, what: str) -> None:
+        """Refuse ``output`` (``what`` it is) when, links followed, it is, holds or lies in an input: a link inside an
+        output folder that passed :func:`check_output` may still lead one of its outputs into the inputs.
+        """
+        resolved = output.resolve()
+        given = self.overlapped(resolved)
+        if given is not None:
+            raise InputError(
+                f"{what} {output} overlaps the input {given} (through a link: it is {resolved}); remove the link, or "
+                "choose an output folder outside the inputs"
+            )
+
+    def refuse_folder(self, folder: Path, what: str) -> None:
+        """:meth:`refuse` the output folder ``folder`` and everything already in it, which a run writes into or
+        appends to."""
+        for path in (folder, *(folder.iterdir() if folder.is_dir() else ())):
+            self.refuse(path, what)
+
 
 MARKER = ".flairseg"  # the file that marks a folder flairseg made (and may replace with --overwrite)
 
@@ -88,11 +106,23 @@ def make_marked_folder(path: Path) -> None:
     write_marker(path)
 
 
+def is_training_run(folder: Path) -> bool:
+    """Whether ``folder`` is a training run of flairseg: its marker, or (:func:`_unmarked_run`) made before runs
+    were marked."""
+    return made_by_flairseg(folder) or _unmarked_run(folder)
+
+
+def _unmarked_run(folder: Path) -> bool:
+    """Whether ``folder`` looks like a training run of a flairseg that did not mark its runs: config.json and
+    split.json, which a run folder appears with."""
+    return (folder / "config.json").is_file() and (folder / "split.json").is_file()
+
+
 def _foreign_folder_reason(out: str | os.PathLike, folder: Path) -> str:
     """Why the existing folder ``out`` is not replaced, and what to do; an unmarked training run (made by a
     flairseg before runs were marked) is named as such.
     """
-    if (folder / "config.json").is_file() and (folder / "split.json").is_file():
+    if _unmarked_run(folder):
         return (
             f"output {out} looks like a training run of an older flairseg (no {MARKER} marker), which flairseg does "
             "not replace on that evidence alone: delete it yourself if you no longer need it, or choose another path"
@@ -146,6 +176,9 @@ def _refuse_special_folder(out: str | os.PathLike, out_path: Path) -> None:
         raise InputError(f"output {out} is a filesystem root, which flairseg never replaces; give a new folder")
 
 
+_LOCK_SUFFIX = ".lock"  # of the file ``.<name>.lock`` that holds the folder ``<name>`` (:func:`held_folder`)
+
+
 @contextlib.contextmanager
 def held_folder(folder: Path, work: str) -> Iterator[None]:
     """Hold ``folder`` for this process while the block runs: one process at a time does its ``work`` ("trained",
@@ -156,7 +189,7 @@ def held_folder(folder: Path, work: str) -> Iterator[None]:
     however it ends. A second process is refused with an InputError naming the holder.
     """
     where = folder.resolve()  # one lock, whichever path (a link, a relative one) names the folder
-    path = where.parent / f".{where.name}.lock"
+    path = where.parent / f".{where.name}{_LOCK_SUFFIX}"
     path.parent.mkdir(parents=True, exist_ok=True)
     handle = _locked(path, folder, work)
     try:
@@ -389,6 +422,14 @@ def _running(pid: int) -> bool:
     except (PermissionError, OverflowError):
         return True
     return True
+
+
+def is_working_file(name: str) -> bool:
+    """Whether ``name`` is one of the files flairseg keeps in a folder while it works there: a held folder's lock
+    (:func:`held_folder`) or a temporary (:func:`_temporary_affixes`). A folder holding nothing else is as good as
+    empty: another flairseg process has only begun its work there."""
+    held = name.startswith(".") and name.endswith(_LOCK_SUFFIX) and len(name) > 1 + len(_LOCK_SUFFIX)
+    return held or _TEMPORARY.fullmatch(name) is not None
 
 
 def one_line(text: str) -> str:

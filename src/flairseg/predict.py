@@ -372,8 +372,7 @@ def _check_case_outputs(
     output, the report folder or one of its folders) or that two cases would share, whichever task wrote it: both
     tasks may write into one folder, and case ``P_brain``'s tumour probability map is named as case ``P``'s brain one.
     """
-    for folder in (report.path, *(report.path.iterdir() if report.path.is_dir() else ())):
-        _refuse_input_path(folder, "the report folder", inputs)
+    inputs.refuse_folder(report.path, "the report folder")
     owners: dict[str, tuple[str, str]] = {}
     for case in (path if isinstance(path, Case) else case_outline(path) for path in cases):
         _refuse_recorded_namesake(names, report, case.case_id)
@@ -381,7 +380,7 @@ def _check_case_outputs(
             folder = dataclasses.replace(names, task=task)
             for output in (*folder.outputs(case), report.gif(case.case_id, task)):
                 if task == names.task:
-                    _refuse_input_path(output, f"case {case.case_id}'s output", inputs)
+                    inputs.refuse(output, f"case {case.case_id}'s output")
                 other, other_task = owners.setdefault(name_key(str(output)), (case.case_id, task))
                 if other != case.case_id:
                     raise InputError(
@@ -407,17 +406,6 @@ def _refuse_recorded_namesake(names: PredictionFolder, report: ReportFolder, cas
                 f"{spec.label} outputs of case {other!r} in {names.path} (probability map and outline GIF {name}); "
                 "rename the case, or predict into another folder"
             )
-
-
-def _refuse_input_path(output: Path, what: str, inputs: InputPaths) -> None:
-    """Refuse ``output`` (``what`` it is) when, links followed, it is, holds or lies in an input."""
-    resolved = output.resolve()
-    given = inputs.overlapped(resolved)
-    if given is not None:
-        raise InputError(
-            f"{what} {output} overlaps the input {given} (through a link: it is {resolved}); remove the link, or "
-            "choose an output folder outside the inputs"
-        )
 
 
 def _files_read(
