@@ -1224,6 +1224,7 @@ def _cv_fold_on_data_rewritten_in_place(tmp: Path) -> list[str]:
     tifffile.imwrite(image, 255 - tifffile.imread(image), photometric="rgb")
     os.utime(image, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert image.stat().st_size == before.st_size and image.stat().st_mtime_ns == before.st_mtime_ns
+    return argv
 
 
 def _cv_predictions_link_into_data(tmp: Path) -> list[str]:
