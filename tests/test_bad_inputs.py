@@ -1250,6 +1250,42 @@ def _cv_into_a_foreign_folder(tmp: Path) -> list[str]:
     return argv
 
 
+def _localizer_above_case_folders(tmp: Path) -> list[str]:
+    """Kaggle case folders TMP/in/CASE with a DICOM localizer slice TMP/in/localizer.dcm saved at the top."""
+    from test_volumes import _write_dicom_series
+
+    _case(tmp)
+    _write_dicom_series(tmp / "loc", np.zeros((3, 6, 6)), (1.0, 1.0, 3.0), np.eye(3), (0.0, 0.0, 0.0))
+    shutil.move(tmp / "loc" / "slice001.dcm", tmp / "in" / "localizer.dcm")
+    return _predict(tmp, tmp / "in")
+
+
+def _figure_above_case_folders(tmp: Path) -> list[str]:
+    """Kaggle case folders TMP/in/CASE with a figure TMP/in/overview.tif saved at the top, given to train."""
+    _case(tmp)
+    tifffile.imwrite(tmp / "in" / "overview.tif", np.zeros((8, 8), np.uint8))
+    return ["train", "--data", str(tmp / "in"), "-o", str(tmp / "run"), "--quiet"]
+
+
+def _dicom_media_folder_nested(tmp: Path) -> list[str]:
+    """A DICOM media folder TMP/in: DICOMDIR at the top, its series two levels down (DICOM/S)."""
+    series = _dicom_series(tmp)
+    (tmp / "in" / "DICOM").mkdir()
+    shutil.move(series, tmp / "in" / "DICOM" / "S")
+    (tmp / "in" / "DICOMDIR").write_bytes(bytes(128) + b"DICM" + bytes(64))
+    return _predict(tmp, tmp / "in")
+
+
+def _masks_one_without_suffix(tmp: Path, unsuffixed: str) -> list[str]:
+    """TMP/truth and TMP/pred of cases A and C: A_mask.nii.gz, C_mask.nii.gz, but in ``unsuffixed`` C.nii.gz."""
+    for folder in ("truth", "pred"):
+        (tmp / folder).mkdir()
+        for case in ("A", "C"):
+            name = case if folder == unsuffixed and case == "C" else f"{case}_mask"
+            nib.save(nib.Nifti1Image(np.ones((8, 8, 4), np.uint8), np.eye(4)), tmp / folder / f"{name}.nii.gz")
+    return ["evaluate", "--pred", str(tmp / "pred"), "--truth", str(tmp / "truth"), "-o", str(tmp / "out"), "--quiet"]
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -2259,6 +2295,41 @@ CATALOGUE = [
         _cv_into_a_foreign_folder,
         "output TMP/myproject is a folder flairseg did not make (no .flairseg marker) and holds no cross-validation "
         "folds; flairseg cv writes only into its own folders: move it away or choose another path",
+    ),
+    BadInput(
+        "dicom-localizer-above-case-folders",
+        "a DICOM localizer slice left at the top of a folder of case folders",
+        _localizer_above_case_folders,
+        "TMP/in holds both image slices (localizer.dcm) and case folders (CASE/), so it is neither one case nor a "
+        "folder of cases; move the stray slices out of it, or point flairseg at one case folder",
+    ),
+    BadInput(
+        "tiff-figure-above-case-folders",
+        "a TIFF figure saved at the top of a folder of Kaggle case folders, given to train",
+        _figure_above_case_folders,
+        "TMP/in holds both image slices (overview.tif) and case folders (CASE/), so it is neither one case nor a "
+        "folder of cases; move the stray slices out of it, or point flairseg at one case folder",
+    ),
+    BadInput(
+        "dicom-media-folder-series-nested",
+        "a DICOM media folder (DICOMDIR at its top) whose series lie two levels down",
+        _dicom_media_folder_nested,
+        "TMP/in is a DICOM media folder (DICOMDIR) with no series folder directly below it; point flairseg at the "
+        "folder that holds one series' slices",
+    ),
+    BadInput(
+        "evaluate-truth-mask-without-suffix",
+        "a truth folder of <case>_mask.nii.gz masks with one mask saved as C.nii.gz",
+        lambda t: _masks_one_without_suffix(t, "truth"),
+        "TMP/truth holds masks named <case>_mask (A_mask.nii.gz) and C.nii.gz without the suffix, which would be "
+        "left out; rename it C_mask.nii.gz if it is a mask, else move it out of the folder",
+    ),
+    BadInput(
+        "evaluate-prediction-mask-without-suffix",
+        "a prediction folder of <case>_mask.nii.gz masks with one mask saved as C.nii.gz",
+        lambda t: _masks_one_without_suffix(t, "pred"),
+        "TMP/pred holds masks named <case>_mask (A_mask.nii.gz) and C.nii.gz without the suffix, which would be "
+        "left out; rename it C_mask.nii.gz if it is a mask, else move it out of the folder",
     ),
 ]
 

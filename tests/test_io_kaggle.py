@@ -62,6 +62,20 @@ def test_find_cases_in_tree(kaggle_tree: Path) -> None:
     assert find_cases(kaggle_tree / "CASE_1") == [kaggle_tree / "CASE_1"]
 
 
+def test_a_stray_slice_above_case_folders_is_refused_not_taken_for_the_whole_tree(kaggle_tree: Path) -> None:
+    """A figure saved at the top of a tree would make the tree one case and hide its case folders; a case folder
+    with a folder of notes beside its slices is still one case."""
+    (kaggle_tree / "CASE_1" / "notes").mkdir()
+    assert find_cases(kaggle_tree / "CASE_1") == [kaggle_tree / "CASE_1"]
+    tifffile.imwrite(kaggle_tree / "overview.tif", np.zeros((8, 8), np.uint8))
+    with pytest.raises(InputError) as info:
+        find_cases(kaggle_tree)
+    assert str(info.value) == (
+        f"{kaggle_tree} holds both image slices (overview.tif) and case folders (CASE_0/), so it is neither one case "
+        "nor a folder of cases; move the stray slices out of it, or point flairseg at one case folder"
+    )
+
+
 # ---- bad inputs: each a one-line InputError -------------------------------------------------
 
 

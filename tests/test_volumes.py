@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import shutil
 import struct
 import tempfile
 from pathlib import Path
@@ -471,6 +472,56 @@ def test_files_that_are_not_dicom_slices_are_left_alone(tmp_path: Path) -> None:
     (folder / "DICOMDIR").write_bytes(bytes(128) + b"DICM" + bytes(64))  # the file set's index, no image
     nib.save(nib.Nifti1Image(np.zeros((2, 2, 2)), np.eye(4)), folder / "mask.nii.gz")
     assert read_dicom_series(folder).shape == (3, 6, 6)
+
+
+def _series_in(folder: Path, uid: str = "1.2.3.1") -> Path:
+    _write_dicom_series(folder, np.ones((3, 6, 6)), (1.0, 1.0, 3.0), np.eye(3), (0.0, 0.0, 0.0), series_uid=uid)
+    return folder
+
+
+def test_a_dicom_media_folder_is_a_folder_of_series(tmp_path: Path) -> None:
+    """A DICOMDIR indexes a file set whose series lie below it: alone, it does not make its folder a series."""
+    media = tmp_path / "cd"
+    media.mkdir()
+    series = [_series_in(media / "SER1", "1.2.3.1"), _series_in(media / "SER2", "1.2.3.2")]
+    (media / "DICOMDIR").write_bytes(bytes(128) + b"DICM" + bytes(64))
+    assert not is_dicom_folder(media) and find_cases(media) == series
+    nested = tmp_path / "nested"
+    (nested / "DICOM").mkdir(parents=True)
+    shutil.move(media / "SER1", nested / "DICOM" / "SER1")
+    shutil.copy(media / "DICOMDIR", nested / "DICOMDIR")
+    assert _message(find_cases, nested) == (
+        f"{nested} is a DICOM media folder (DICOMDIR) with no series folder directly below it; point flairseg at "
+        "the folder that holds one series' slices"
+    )
+
+
+def test_a_stray_dicom_series_above_series_folders_is_refused(tmp_path: Path) -> None:
+    """A localizer left at the top of a tree of series would make the tree one case and hide the series below."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    _series_in(tree / "A")
+    _series_in(tmp_path / "localizer", "1.2.3.9")
+    shutil.move(tmp_path / "localizer" / "slice000.dcm", tree / "localizer.dcm")
+    assert _message(find_cases, tree) == (
+        f"{tree} holds both image slices (localizer.dcm) and case folders (A/), so it is neither one case nor a "
+        "folder of cases; move the stray slices out of it, or point flairseg at one case folder"
+    )
+
+
+def test_a_mask_folder_refuses_a_mask_named_without_the_suffix(tmp_path: Path) -> None:
+    """Beside ``_mask`` files, a file without the suffix is a case's image, another label or a probability map by its
+    name, or else refused: a mask saved without the suffix would drop its case out of a score without a word."""
+    mask = (_volume() > 120).astype(np.uint8)
+    for name in ("a_mask", "a", "a_brain", "a_probability", "a_brain_probability", "b_mask"):
+        _save(mask, np.eye(4), tmp_path / f"{name}.nii.gz")
+    assert find_cases(tmp_path, masks="only") == [tmp_path / "a_mask.nii.gz", tmp_path / "b_mask.nii.gz"]
+    assert [p.name for p in find_cases(tmp_path, masks="only", mask_suffix="_brain")] == ["a_brain.nii.gz"]
+    _save(mask, np.eye(4), tmp_path / "c.nii.gz")
+    assert _message(lambda: find_cases(tmp_path, masks="only")) == (
+        f"{tmp_path} holds masks named <case>_mask (a_mask.nii.gz) and c.nii.gz without the suffix, which would be "
+        "left out; rename it c_mask.nii.gz if it is a mask, else move it out of the folder"
+    )
 
 
 @pytest.mark.parametrize(

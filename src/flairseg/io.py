@@ -24,6 +24,7 @@ from flairseg.cases import (
 from flairseg.config import TASK_SPECS
 from flairseg.errors import InputError
 from flairseg.kaggle import (
+    first_tiff,
     has_tiffs,
     kaggle_files,
     read_kaggle_case,
@@ -33,10 +34,12 @@ from flairseg.kaggle import (
     write_kaggle_image,
     write_kaggle_mask,
 )
-from flairseg.outputs import name_key
+from flairseg.outputs import PROBABILITY_SUFFIX, name_key
 from flairseg.volumes import (
+    DICOM_DIRECTORY,
     check_headers,
     check_label_header,
+    first_dicom_file,
     is_dicom_folder,
     read_dicom_series,
     read_named_sequences,
@@ -122,9 +125,10 @@ def _read_volume_case(path: Path, masks: MaskPolicy, mask_suffix: str, resample:
 def find_cases(path: str | os.PathLike, masks: MaskPolicy = "optional", mask_suffix: str = "_mask") -> list[Path]:
     """List the cases under ``path``: itself if it is one case, else its case folders and volume files.
 
-    A case is a Kaggle folder of TIFF slices, a DICOM series folder, or a NIfTI file. With
-    masks="only" a folder's NIfTI cases are its ``*<mask_suffix>.nii[.gz]`` files (or all of
-    them when none has the suffix); otherwise NIfTI files ending in the suffix are labels, not cases.
+    A case is a Kaggle folder of TIFF slices, a DICOM series folder, or a NIfTI file. A folder holding both slices
+    and case folders is refused: either reading would leave cases out. With masks="only" a folder's NIfTI cases are
+    its ``*<mask_suffix>.nii[.gz]`` files (or all of them when none has the suffix; see :func:`_mask_volumes`);
+    otherwise NIfTI files ending in the suffix are labels, not cases.
     """
     root = Path(path)
     if not root.exists():
@@ -135,26 +139,75 @@ def find_cases(path: str | os.PathLike, masks: MaskPolicy = "optional", mask_suf
                 f"{root} is not a case: give a Kaggle case folder, a DICOM series folder or a .nii/.nii.gz file"
             )
         return [root]
-    if has_tiffs(root) or is_dicom_folder(root):
-        return [root]
     children = sorted(root.iterdir())
-    volumes = [p for p in children if p.is_file() and is_nifti(p)]
-    labelled = [p for p in volumes if nifti_stem(p).endswith(mask_suffix)]
-    if masks == "only":
-        volumes = labelled or volumes
-    else:
-        volumes = [p for p in volumes if p not in labelled and _is_image_volume(p)]
     subfolders = [p for p in children if p.is_dir() and not p.name.startswith(".") and p.name != "derivatives"]
-    folders = [p for p in subfolders if has_tiffs(p) or is_dicom_folder(p)]
+    slice_file = _case_slice(root)
+    if slice_file is not None:
+        _refuse_cases_below(root, slice_file, subfolders)
+        return [root]
+    volumes = [p for p in children if p.is_file() and is_nifti(p)]
+    if masks == "only":
+        volumes = _mask_volumes(root, volumes, mask_suffix)
+    else:
+        volumes = [p for p in volumes if not nifti_stem(p).endswith(mask_suffix) and _is_image_volume(p)]
+    folders = [p for p in subfolders if _case_slice(p) is not None]
     if masks != "only":
         volumes += [flair for folder in subfolders if folder not in folders for flair in _named_flairs(folder)]
     cases = folders + volumes
     if not cases:
-        raise InputError(
-            f"{root} holds no cases (Kaggle TIFF folders, DICOM series folders, NIfTI files, "
-            "BraTS / nnU-Net case folders or a BIDS dataset with FLAIR images)"
-        )
+        raise _no_cases(root)
     return cases
+
+
+def _case_slice(folder: Path) -> Path | None:
+    """A file that makes ``folder`` one case: a TIFF slice (Kaggle) or a DICOM slice; None when it holds neither."""
+    return first_tiff(folder) or first_dicom_file(folder)
+
+
+def _refuse_cases_below(root: Path, slice_file: Path, subfolders: list[Path]) -> None:
+    """Refuse a folder of slices that also holds case folders: read as one case, the cases below would vanish
+    without a word (a stray localizer or figure at the top of a tree); read as a tree, the slices would."""
+    hidden = next((p for p in subfolders if _case_slice(p) is not None or _named_flairs(p)), None)
+    if hidden is not None:
+        raise InputError(
+            f"{root} holds both image slices ({slice_file.name}) and case folders ({hidden.name}/), so it is neither "
+            "one case nor a folder of cases; move the stray slices out of it, or point flairseg at one case folder"
+        )
+
+
+def _mask_volumes(root: Path, volumes: list[Path], mask_suffix: str) -> list[Path]:
+    """The mask cases among a folder's NIfTI files: those named with ``mask_suffix``, or all when none is.
+
+    A file without the suffix beside suffixed masks is refused unless its name tells what else it is (the image
+    of a mask beside it, another task's label, a probability map): it may be a mask saved without the suffix,
+    whose case would drop out of a score without a word."""
+    labelled = [p for p in volumes if nifti_stem(p).endswith(mask_suffix)]
+    if not labelled:
+        return volumes
+    masked = {nifti_stem(p).removesuffix(mask_suffix) for p in labelled}
+    others = (PROBABILITY_SUFFIX, *(spec.label_suffix for spec in TASK_SPECS.values()))
+    for path in volumes:
+        stem = nifti_stem(path)
+        if path not in labelled and stem not in masked and not stem.endswith(others):
+            raise InputError(
+                f"{root} holds masks named <case>{mask_suffix} ({labelled[0].name}) and {path.name} without the "
+                f"suffix, which would be left out; rename it {stem}{mask_suffix}.nii.gz if it is a mask, "
+                "else move it out of the folder"
+            )
+    return labelled
+
+
+def _no_cases(root: Path) -> InputError:
+    """The error for a folder without cases; a DICOM media folder (DICOMDIR, series nested deeper) told what to do."""
+    if (root / DICOM_DIRECTORY).is_file():
+        return InputError(
+            f"{root} is a DICOM media folder (DICOMDIR) with no series folder directly below it; point flairseg "
+            "at the folder that holds one series' slices"
+        )
+    return InputError(
+        f"{root} holds no cases (Kaggle TIFF folders, DICOM series folders, NIfTI files, "
+        "BraTS / nnU-Net case folders or a BIDS dataset with FLAIR images)"
+    )
 
 
 def _is_image_volume(path: Path) -> bool:

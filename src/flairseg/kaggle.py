@@ -20,7 +20,12 @@ SLICE_NAME = re.compile(r"^(?P<stem>.+)_(?P<k>\d+)(?P<suffix>_[A-Za-z]+)?\.tiff?
 
 
 def has_tiffs(folder: Path) -> bool:
-    return any(p.suffix.lower() in TIFF_SUFFIXES for p in folder.iterdir() if p.is_file())
+    return first_tiff(folder) is not None
+
+
+def first_tiff(folder: Path) -> Path | None:
+    """The first TIFF file of a folder by name (None: it holds none); one makes the folder a Kaggle case."""
+    return next((p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in TIFF_SUFFIXES), None)
 
 
 def _read_tiff(path: Path) -> np.ndarray:

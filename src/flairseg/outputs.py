@@ -570,6 +570,9 @@ def _stripped_folder(task: str) -> str:
     return f"stripped{TASK_SPECS[task].output_suffix}"
 
 
+# the name ending of a volume's probability map (``<case><task's output suffix>_probability.nii.gz``), never a mask
+PROBABILITY_SUFFIX = "_probability"
+
 # a prediction run's own outputs
 RUN_NAMES = ("report", "probabilities", *map(_stripped_folder, TASK_SPECS), "dataset_description")
 
@@ -615,7 +618,7 @@ class PredictionFolder:
         return (
             self.path / "probabilities" / f"{name}.tif"
             if case.geometry.format == "kaggle"
-            else self.path / f"{name}_probability.nii.gz"
+            else self.path / f"{name}{PROBABILITY_SUFFIX}.nii.gz"
         )
 
     def stripped(self, case: Case) -> Path:

@@ -49,7 +49,7 @@ _POSITION_TOLERANCE = 0.1  # how far a DICOM slice may sit off its grid position
 _ORIENTATION_TOLERANCE = 1e-4  # direction cosines of one series' slices agree to this (about 0.006 degrees)
 _ORTHONORMAL_TOLERANCE = 1e-3  # how far the two direction cosines may be from unit length and from orthogonal
 _DICOM_SUFFIX = ".dcm"
-_DICOM_DIRECTORY = "DICOMDIR"  # the index of a DICOM file set, always so named (PS3.10): no image
+DICOM_DIRECTORY = "DICOMDIR"  # the index of a DICOM file set, always so named (PS3.10): no image
 _STDERR_LOCK = threading.Lock()  # file descriptor 2 is the process's: one redirection at a time
 MAX_VOXELS = 2**28  # 268 M voxels (e.g. 1024 x 1024 x 256): far above any brain MRI, a bound on memory
 
@@ -423,12 +423,18 @@ def _named_dicom(path: Path) -> bool:
 
 
 def is_dicom_folder(folder: str | os.PathLike) -> bool:
-    """Cheap check: the folder holds a ``.dcm`` file, or one of its first files is DICOM by its first bytes."""
+    """Cheap check: the folder holds a DICOM slice (:func:`first_dicom_file`)."""
     folder = Path(folder)
-    if not folder.is_dir():
-        return False
-    files = _visible_files(folder)
-    return any(map(_named_dicom, files)) or any(map(looks_like_dicom, files[:5]))
+    return folder.is_dir() and first_dicom_file(folder) is not None
+
+
+def first_dicom_file(folder: Path) -> Path | None:
+    """A ``.dcm`` file of the folder, else one of its first files that is DICOM by its first bytes (None: neither).
+
+    A DICOMDIR is left out: it indexes a file set whose series lie in subfolders, so a media folder holding it is a
+    folder of series, not one."""
+    files = [path for path in _visible_files(folder) if path.name != DICOM_DIRECTORY]
+    return next(filter(_named_dicom, files), None) or next(filter(looks_like_dicom, files[:5]), None)
 
 
 class _SliceHeaders(NamedTuple):
@@ -639,7 +645,7 @@ def _dicom_like_files(folder: Path) -> list[Path]:
     return [
         path
         for path in _visible_files(folder)
-        if path.name != _DICOM_DIRECTORY and (_named_dicom(path) or looks_like_dicom(path))
+        if path.name != DICOM_DIRECTORY and (_named_dicom(path) or looks_like_dicom(path))
     ]
 
 
