@@ -66,6 +66,21 @@ def test_a_run_held_by_another_process_is_neither_replaced_nor_resumed(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # the lock file goes with its holder
 
 
+def test_a_lock_file_that_is_a_link_is_never_followed(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A link where a run's lock file goes (``.run.lock`` -> a slice of the data) is refused, not truncated through."""
+    target = next((data / "C_0").glob("C_0_1.tif"))
+    before = target.read_bytes()
+    (tmp_path / ".run.lock").symlink_to(target)
+    assert main(_train(data, tmp_path / "run")) == 1
+    lock = tmp_path / ".run.lock"
+    assert capsys.readouterr().err == (
+        f"flairseg: error: {lock}, the lock file of {tmp_path / 'run'}, is a symbolic link; remove it, then run again\n"
+    )
+    assert target.read_bytes() == before and not (tmp_path / "run").exists()
+
+
 def test_the_lock_dies_with_its_process(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "run"
     hold = (

@@ -208,7 +208,13 @@ def _locked(path: Path, folder: Path, work: str) -> int:
     import fcntl  # POSIX: imported here so that the package imports where it is missing
 
     while True:
-        handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:  # never through a link: the lock file is truncated, and a link could lead to an input
+            handle = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            what = f"{path}, the lock file of {folder},"
+            raise InputError(f"{what} is a symbolic link; remove it, then run again") from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
