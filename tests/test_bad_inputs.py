@@ -1286,6 +1286,15 @@ def _masks_one_without_suffix(tmp: Path, unsuffixed: str) -> list[str]:
     return ["evaluate", "--pred", str(tmp / "pred"), "--truth", str(tmp / "truth"), "-o", str(tmp / "out"), "--quiet"]
 
 
+def _output_onto_the_store_of_linked_slices(tmp: Path) -> list[str]:
+    """A case folder of links to the slices and masks of a data store; the store given as the output."""
+    store = _case(tmp).parent.rename(tmp / "store")
+    (tmp / "view" / "CASE").mkdir(parents=True)
+    for path in sorted((store / "CASE").iterdir()):
+        (tmp / "view" / "CASE" / path.name).symlink_to(path)
+    return ["predict", "-i", str(tmp / "view"), "-o", str(store), "--overwrite", "--quiet"]
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -2330,6 +2339,13 @@ CATALOGUE = [
         lambda t: _masks_one_without_suffix(t, "pred"),
         "TMP/pred holds masks named <case>_mask (A_mask.nii.gz) and C.nii.gz without the suffix, which would be "
         "left out; rename it C_mask.nii.gz if it is a mask, else move it out of the folder",
+    ),
+    BadInput(
+        "output-onto-the-store-of-linked-slices",
+        "`predict --overwrite` of a case folder of links into a data store, with the store as the output",
+        _output_onto_the_store_of_linked_slices,
+        "output TMP/store overlaps the input TMP/view/CASE/CASE_1.tif (a link to TMP/store/CASE/CASE_1.tif); choose "
+        "an output path outside the inputs",
     ),
 ]
 

@@ -41,6 +41,20 @@ def _umask() -> int:
     return current
 
 
+def _links_inside(folder: Path) -> list[tuple[Path, str]]:
+    """Every symbolic link inside the input folder ``folder`` (not followed into), as (link, its name): the files
+    and folders they lead to are read too (a folder of links into a data store), wherever they lie."""
+    if folder.is_symlink() or not folder.is_dir():
+        return []
+    found = []
+    for root, folders, files in os.walk(folder):
+        for name in sorted((*folders, *files)):
+            path = Path(root) / name
+            if path.is_symlink():
+                found.append((path, f"{path} (a link to {path.resolve()})"))
+    return found
+
+
 class InputPaths:
     """The paths a run reads (files and folders, links followed), against which every output is checked: an output
     may be none of them, lie in none and hold none. Built once, so that each of a large tree's outputs is checked in
@@ -52,10 +66,11 @@ class InputPaths:
         self._holders: dict[Path, str] = {}  # every folder above an input -> the first input it holds
         for given in inputs:
             if given is not None:
-                resolved = Path(given).resolve()
-                self._inputs.setdefault(resolved, str(given))
-                for folder in resolved.parents:
-                    self._holders.setdefault(folder, str(given))
+                for path, named in ((Path(given), str(given)), *_links_inside(Path(given))):
+                    resolved = path.resolve()
+                    self._inputs.setdefault(resolved, named)
+                    for folder in resolved.parents:
+                        self._holders.setdefault(folder, named)
 
     def overlapped(self, out: Path) -> str | None:
         """The input (as given) that the resolved path ``out`` is, lies in or holds; None when there is none."""
