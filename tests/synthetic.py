@@ -45,3 +45,11 @@ def write_phantom_tree(root: Path, prefix: str, count: int, slices: int = 8, siz
         image, mask = phantom(slices=slices, size=size, seed=index)
         write_kaggle_case(root, f"{prefix}{index}", image, mask)
     return root
+
+
+def make_marked_folder(path: Path) -> None:
+    """A folder ``path`` with flairseg's marker, as its commands leave the folders they make."""
+    from flairseg.outputs import write_marker
+
+    path.mkdir(parents=True)
+    write_marker(path)

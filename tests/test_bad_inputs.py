@@ -22,7 +22,7 @@ import tifffile
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from synthetic import phantom, write_kaggle_case  # noqa: E402
+from synthetic import make_marked_folder, phantom, write_kaggle_case  # noqa: E402
 from flairseg.cli import main  # noqa: E402
 from flairseg.checkpoint import save_model  # noqa: E402
 from flairseg.config import ModelConfig, PreprocessConfig  # noqa: E402
@@ -1230,7 +1230,6 @@ def _cv_fold_on_data_rewritten_in_place(tmp: Path) -> list[str]:
 def _cv_predictions_link_into_data(tmp: Path) -> list[str]:
     """A cross-validation folder whose predictions/CASE_0, where case CASE_0's out-of-fold mask goes, links to the
     case's own folder in the data."""
-    from flairseg.outputs import make_marked_folder
 
     argv = ["cv", *_train(tmp)[1:]]
     argv[argv.index(str(tmp / "run"))] = str(tmp / "cv")
@@ -1293,6 +1292,13 @@ def _output_onto_the_store_of_linked_slices(tmp: Path) -> list[str]:
     for path in sorted((store / "CASE").iterdir()):
         (tmp / "view" / "CASE" / path.name).symlink_to(path)
     return ["predict", "-i", str(tmp / "view"), "-o", str(store), "--overwrite", "--quiet"]
+
+
+def _cv_on_no_tumour(tmp: Path) -> list[str]:
+    """The training data of ``_no_tumour`` given to cv: refused before its folder is made."""
+    argv = ["cv", *_no_tumour(tmp)[1:]]
+    argv[argv.index(str(tmp / "run"))] = str(tmp / "out")
+    return argv
 
 
 CATALOGUE = [
@@ -2346,6 +2352,12 @@ CATALOGUE = [
         _output_onto_the_store_of_linked_slices,
         "output TMP/store overlaps the input TMP/view/CASE/CASE_1.tif (a link to TMP/store/CASE/CASE_1.tif); choose "
         "an output path outside the inputs",
+    ),
+    BadInput(
+        "cv-no-tumour",
+        "cross-validation on training masks that are all empty",
+        _cv_on_no_tumour,
+        "no tumour voxel in any training case under TMP/in; check the masks",
     ),
 ]
 

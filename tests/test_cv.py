@@ -278,7 +278,9 @@ def test_no_path_cv_writes_leads_into_its_data(data: Path, tmp_path: Path, link:
     """A link in the cross-validation folder that would lead an output into the data is refused before any fold
     trains."""
     from flairseg.errors import InputError
-    from flairseg.outputs import MARKER, make_marked_folder
+    from synthetic import make_marked_folder
+
+    from flairseg.outputs import MARKER
 
     out = tmp_path / "cv"
     make_marked_folder(out)
@@ -296,7 +298,9 @@ def test_cv_writes_only_into_a_cross_validation_folder(crossval, data: Path, tmp
     holding fold runs (an older flairseg marked no cross-validation folder) is a cross-validation folder."""
     from flairseg.cv import check_cv_folder
     from flairseg.errors import InputError
-    from flairseg.outputs import MARKER, make_marked_folder
+    from synthetic import make_marked_folder
+
+    from flairseg.outputs import MARKER
 
     mine = tmp_path / "mine"
     (mine / "report").mkdir(parents=True)

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from synthetic import phantom, write_kaggle_case  # noqa: E402
+from synthetic import make_marked_folder, phantom, write_kaggle_case  # noqa: E402
 from flairseg.checkpoint import save_model  # noqa: E402
 from flairseg.cli import main  # noqa: E402
 from flairseg.config import ModelConfig, PreprocessConfig  # noqa: E402
 from flairseg.model import UNet  # noqa: E402
 from flairseg.errors import InputError  # noqa: E402
-from flairseg.outputs import MARKER, atomic_dir, atomic_file, make_marked_folder  # noqa: E402
+from flairseg.outputs import MARKER, atomic_dir, atomic_file  # noqa: E402
 
 TINY = ["--size", "32", "--features", "4", "--batch-size", "2", "--epochs", "1", "--steps-per-epoch", "1", "--quiet"]
 
@@ -179,10 +179,6 @@ def test_runs_and_cross_validations_are_marked_and_replaceable(tmp_path: Path) -
     command = ["cv", "--data", str(cases), "-o", str(cv), "--folds", "2", "--fold", "0", "--validation-cases", "1"]
     assert main([*command, *TINY]) == 0
     assert (cv / MARKER).is_file() and (cv / "fold-0" / MARKER).is_file()
-    existing = tmp_path / "existing"
-    existing.mkdir()
-    make_marked_folder(existing)
-    assert not (existing / MARKER).exists()  # only a folder flairseg makes gets the marker
 
 
 def test_overwrite_never_replaces_a_folder_that_holds_the_current_directory(

@@ -12,13 +12,14 @@ fold models, into ``out/ensemble.safetensors/.json``, a checkpoint that averages
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
 import os
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -195,7 +196,6 @@ def train_folds(
     """
     from flairseg.data import check_data
     from flairseg.io import index_cases
-    from flairseg.outputs import make_marked_folder
     from flairseg.train import train
 
     chosen = list(range(config.folds)) if folds is None else list(folds)
@@ -216,20 +216,38 @@ def train_folds(
             continue
         if not quiet:
             print(f"fold {fold + 1} of {config.folds}: {'resuming' if started else 'training'} {run}", file=sys.stderr)
-        make_marked_folder(out)  # a new cross-validation folder is flairseg's, an existing one stays as it was
-        train(
-            fold_config,
-            data,
-            run,
-            resume=started,
-            init_from=init,
-            init_member=fold if init else None,
-            device=device,
-            threads=threads,
-            quiet=quiet,
-        )
+        with _new_folder_marked(out):
+            train(
+                fold_config,
+                data,
+                run,
+                resume=started,
+                init_from=init,
+                init_member=fold if init else None,
+                device=device,
+                threads=threads,
+                quiet=quiet,
+            )
         trained.append(fold)
     return trained
+
+
+@contextlib.contextmanager
+def _new_folder_marked(out: Path) -> Iterator[None]:
+    """A cross-validation folder the block makes (the first fold's run, once its inputs pass) is marked as
+    flairseg's; one it leaves empty (a refused first fold: only its lock was there) is removed; an existing folder
+    stays as it was."""
+    from flairseg.outputs import made_by_flairseg, write_marker
+
+    new = not out.exists()
+    try:
+        yield
+    finally:
+        if new and out.is_dir():
+            if not any(out.iterdir()):
+                out.rmdir()
+            elif not made_by_flairseg(out):
+                write_marker(out)
 
 
 def _held_out_jobs(config: TrainConfig, out: Path, paths: dict[str, Path], data: Path) -> list[tuple[int, str]]:

@@ -111,16 +111,6 @@ def write_marker(folder: Path) -> None:
     (folder / MARKER).write_text("made by flairseg; `--overwrite` may replace this folder\n")
 
 
-def make_marked_folder(path: Path) -> None:
-    """Create the folder ``path`` with the marker; an existing folder is left as it is (and unmarked)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        path.mkdir()
-    except FileExistsError:
-        return
-    write_marker(path)
-
-
 def is_training_run(folder: Path) -> bool:
     """Whether ``folder`` is a training run of flairseg: its marker, or (:func:`_unmarked_run`) made before runs
     were marked."""
