@@ -1,10 +1,25 @@
 """flairseg: skull stripping and FLAIR abnormality segmentation of brain MRI with U-Nets."""
 
-from flairseg.cases import Case, Geometry
-from flairseg.errors import ConfigError, FlairsegError, InputError, WeightsError
-from flairseg.io import find_cases, read_case, write_mask
+import importlib
 
+from flairseg.errors import ConfigError, FlairsegError, InputError, WeightsError
 from flairseg.version import __version__
+
+# imported when first used: the command line starts (and a Ctrl-C in its first moments is answered in one line)
+# before numpy and the image libraries load
+_LAZY = {
+    "Case": "flairseg.cases",
+    "Geometry": "flairseg.cases",
+    "find_cases": "flairseg.io",
+    "read_case": "flairseg.io",
+    "write_mask": "flairseg.io",
+}
+
+
+def __getattr__(name: str):  # noqa: ANN202
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'flairseg' has no attribute {name!r}")
 
 
 def load_model(name_or_path=None, task="abnormality", **options):  # noqa: ANN001, ANN201

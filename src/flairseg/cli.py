@@ -985,8 +985,11 @@ def _stderr_of_its_own() -> Iterator[None]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``flairseg`` console command."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except KeyboardInterrupt:
+        print("flairseg: interrupted; nothing was written", file=sys.stderr)
+        return 130
     with _stderr_of_its_own():
         return _run(args)
 
