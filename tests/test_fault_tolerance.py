@@ -162,5 +162,6 @@ def test_a_ctrl_c_while_the_command_loads_is_one_line() -> None:
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=60)
         lines = err.strip().splitlines()
-        assert process.returncode in (0, 130) and len(lines) <= 1, (delay, process.returncode, lines[-3:])
-        assert process.returncode == 0 or lines[0].startswith("flairseg: interrupted; nothing was")
+        # 130, or the signal's own status where it lands as the interpreter exits: the shell shows both as 130
+        assert process.returncode in (0, 130, -signal.SIGINT) and len(lines) <= 1, (delay, process.returncode, lines)
+        assert not lines or lines[0].startswith("flairseg: interrupted; ")
