@@ -35,6 +35,7 @@ from flairseg.kaggle import (
 )
 from flairseg.volumes import (
     check_headers,
+    check_label_header,
     is_dicom_folder,
     read_dicom_series,
     read_named_sequences,
@@ -287,12 +288,21 @@ def _dicom_without_masks(path: Path) -> InputError:
 
 
 def check_case(path: str | os.PathLike, masks: MaskPolicy = "optional", mask_suffix: str = "_mask") -> None:
-    """Check what a case's file names and headers declare, as :func:`read_case` would, without decoding pixels."""
+    """Check what a case's file names and headers declare, its mask's included, as :func:`read_case` would (a mask
+    case with masks="only"), without decoding pixels."""
     path = Path(path)
-    if _case_format(path) == "kaggle":
+    kind = _case_format(path)
+    if kind == "kaggle":
         kaggle_files(path, masks, mask_suffix)
+    elif masks == "only":
+        if kind == "dicom":
+            raise _dicom_without_masks(path)
+        check_label_header(path)
     else:
         check_headers(path)
+        mask = _sibling_label(path, mask_suffix) if kind == "nifti" and masks != "ignore" else None
+        if mask is not None:
+            check_label_header(mask)
 
 
 def write_mask(case: Case, mask: np.ndarray, path: str | os.PathLike, suffix: str = "_mask") -> Path:

@@ -459,9 +459,10 @@ class ReportFolder:
 
     def case_entries(self, case_id: str, task: str) -> list[Path]:
         """Everything the report keeps of one case of ``task`` besides its record: its rows of every per-case table
-        (:data:`CASE_TABLES`), its montage and its outline GIF."""
+        (:data:`CASE_TABLES`), its montage, its outline GIF and the truth they outline."""
         key = f"{case_id}{TASK_SPECS[task].label_suffix}"
-        return [*(self.case_table(t, key) for t in CASE_TABLES), self.montage(key), self.gif(case_id, task)]
+        figures = [self.montage(key), self.gif(case_id, task), self.drawn_truth(key)]
+        return [*(self.case_table(t, key) for t in CASE_TABLES), *figures]
 
     def case_tables(self, table: str, key_suffix: str = "") -> list[Path]:
         """The case tables of ``table`` whose keys end in ``key_suffix`` (a task's label: that task's cases)."""
@@ -493,6 +494,11 @@ class ReportFolder:
 
     def gif(self, case_id: str, task: str = "abnormality") -> Path:
         return self.path / "gifs" / f"{case_id}{TASK_SPECS[task].output_suffix}.gif"
+
+    def drawn_truth(self, key: str) -> Path:
+        """The digest of the truth a case's montage and outline GIF outline ('none' without one), written after them:
+        a rerun that reuses the case redraws them when its truth is another."""
+        return self.path / "figures" / f"{key}.truth"
 
     def part_record(self, part: int, parts: int) -> Path:
         return self.path / "parts" / f"part-{part}-of-{parts}.json"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import json
 import os
 import sys
@@ -255,17 +256,21 @@ class PredictResult:
     task: str = "abnormality"  # the task whose cases the metrics and counts cover
 
 
-def _check_headers(paths: Sequence[Path | Case], label: str) -> None:
-    """Refuse the run, before anything is written, when a case's file names or headers fail their checks."""
+def _check_headers(paths: Sequence[Path | Case], label: str, truth_index: dict[str, Path]) -> None:
+    """Refuse the run, before anything is written, when a case's file names or headers (its mask's and its truth's in
+    ``truth_index`` included) fail their checks."""
     failed = []
     for path in paths:
-        if isinstance(path, Path):
-            try:
+        case_id = path.case_id if isinstance(path, Case) else case_id_of(path)
+        try:
+            if isinstance(path, Path):
                 check_case(path, masks="optional", mask_suffix=label)
-            except InputError as exc:
-                if len(paths) == 1:
-                    raise
-                failed.append(f"{case_id_of(path)}: {exc}")
+            if case_id in truth_index:
+                check_case(truth_index[case_id], masks="only", mask_suffix=label)
+        except InputError as exc:
+            if len(paths) == 1:
+                raise
+            failed.append(f"{case_id}: {exc}")
     if failed:
         more = f"; and {len(failed) - 2} more" if len(failed) > 2 else ""
         raise InputError(
@@ -311,12 +316,12 @@ def predict_tree(
     cases = [given] if given is not None else _unique_cases(find_cases(source))
     paths = cases if given is not None else _cases_of_part(cases, part)
     label = TASK_SPECS[segmenter.task].label_suffix
-    _check_headers(paths, label)
+    truth_index = index_mask_cases(truth, mask_suffix=label) if truth is not None else {}
+    _check_headers(paths, label, truth_index)
     inputs = _run_inputs(source, out, bids, cases, _files_read(given, truth, segmenter, brain_segmenter))
     out_path = check_output(out, inputs, overwrite=True, replaces=False)
     if mask_file is not None:
         mask_file = check_output(mask_file, inputs, overwrite=True, replaces=False)
-    truth_index = index_mask_cases(truth, mask_suffix=label) if truth is not None else {}
     report = run_report(out_path)
     names = PredictionFolder(out_path, segmenter.task, bids_root=source if bids else None, mask_file=mask_file)
     _check_case_outputs(names, report, cases, inputs)
@@ -569,8 +574,7 @@ def _predict_case(run: _Run, case: Case) -> bool:
     if not run.overwrite and run.report.record(key).exists() and _mask_written(case, target, label):
         provenance.check_reusable(run.report.record(key), expected, run.names.path)
         run.report.started(key).unlink(missing_ok=True)  # left by a run killed between the record and its removal
-        done = read_case(target, masks="only", mask_suffix=label).mask if truth_mask is not None else None
-        _write_case_metrics(case, done, truth_mask, key, run.report.path)
+        _rescore_reused_case(run, case, truth_mask, key)
         return False
     if not run.overwrite:
         _refuse_foreign_outputs(run, case, key)
@@ -599,8 +603,13 @@ def _predict_case(run: _Run, case: Case) -> bool:
 def _given_truth(run: _Run, case: Case) -> np.ndarray:
     """The case's mask in the ``--truth`` tree, read before anything of the case is written and refused unless it lies
     on the image's voxels (:func:`~flairseg.cases.check_same_grid`, the rule ``evaluate`` applies): a mask of the
-    image's shape on another grid, or TIFF slices against a volume, would be scored voxel by voxel all the same."""
-    truth = read_mask(run.truth_index[case.case_id], run.names.label, "truth")
+    image's shape on another grid, or TIFF slices against a volume, would be scored voxel by voxel all the same. Its
+    headers passed before the run (:func:`_check_headers`): a truth that fails to read now (its voxels) is the case's
+    failure, listed, and the other cases go on."""
+    try:
+        truth = read_mask(run.truth_index[case.case_id], run.names.label, "truth")
+    except InputError as error:
+        raise _CaseFailure(str(error)) from None
     check_same_grid(case.case_id, case, truth, "image")
     return truth.mask  # type: ignore[return-value]
 
@@ -655,22 +664,63 @@ def _labels_read(run: _Run, case: Case) -> list[tuple[str, Path]]:
 
 def _write_case_report(run: _Run, case: Case, found: Segmentation, truth_mask: np.ndarray | None, key: str) -> None:
     """The case's rows (metrics, inputs, QC, components) and figures in the run's report folder."""
-    from flairseg import figures
     from flairseg.evaluate import write_case_table
 
     report, task = run.report, run.segmenter.task
     _write_case_metrics(case, found.mask, truth_mask, key, report.path)
-    if truth_mask is not None:
-        figures.outline_gif(case.flair, truth_mask, found.mask, report.gif(case.case_id, task))
-    # processing layout: columns run patient right to left
-    sides = ("R", "L") if case.geometry.affine is not None else None
-    figures.tumour_montage(case.flair, truth_mask, found.mask, report.montage(key), sides=sides)
+    _draw_case_figures(run, case, found.mask, truth_mask, key)
     inputs = input_rows(case, run.segmenter)
     write_case_table("inputs", key, inputs, report.path)
     flair_only = inputs[0].get("substituted") == "pre post"
     write_case_table("qc", key, [qc.row(case, found.mask, task, found.components, flair_only)], report.path)
     if TASK_SPECS[task].components:
         write_case_table("components", key, component_rows(case, found.components), report.path)
+
+
+def _rescore_reused_case(run: _Run, case: Case, truth_mask: np.ndarray | None, key: str) -> None:
+    """A reused case's metrics against the truth given now, and its figures redrawn where they outline another (the
+    truth changed, came or went since they were drawn): its mask and image are the recorded ones, its truth is not."""
+    redraw = _drawn_truth(run.report, key) != _truth_digest(truth_mask)
+    reread = truth_mask is not None or redraw
+    done = read_case(run.names.mask(case), masks="only", mask_suffix=run.names.label).mask if reread else None
+    _write_case_metrics(case, done, truth_mask, key, run.report.path)
+    if redraw:
+        _draw_case_figures(run, case, done, truth_mask, key)
+
+
+def _draw_case_figures(run: _Run, case: Case, mask: np.ndarray | None, truth_mask: np.ndarray | None, key: str) -> None:
+    """The case's outline GIF (none without a truth: an earlier one goes) and montage, then the digest of the truth
+    they outline (:meth:`~flairseg.outputs.ReportFolder.drawn_truth`), last, so that a rerun tells what they show."""
+    from flairseg import figures
+
+    report, gif = run.report, run.report.gif(case.case_id, run.segmenter.task)
+    if truth_mask is not None:
+        figures.outline_gif(case.flair, truth_mask, mask, gif)
+    else:
+        gif.unlink(missing_ok=True)
+    # processing layout: columns run patient right to left
+    sides = ("R", "L") if case.geometry.affine is not None else None
+    figures.tumour_montage(case.flair, truth_mask, mask, report.montage(key), sides=sides)
+    with atomic_file(report.drawn_truth(key)) as tmp:
+        tmp.write_text(_truth_digest(truth_mask) + "\n")
+
+
+def _truth_digest(truth_mask: np.ndarray | None) -> str:
+    """What tells one truth mask from another: the sha256 of its shape and voxels; 'none' without one."""
+    if truth_mask is None:
+        return "none"
+    digest = hashlib.sha256(repr(truth_mask.shape).encode())
+    digest.update(np.packbits(np.asarray(truth_mask, dtype=bool)).tobytes())
+    return digest.hexdigest()
+
+
+def _drawn_truth(report: ReportFolder, key: str) -> str | None:
+    """The digest of the truth the case's figures outline; None where no run wrote it (figures of an older version:
+    unknown, so redrawn)."""
+    try:
+        return report.drawn_truth(key).read_text().strip()
+    except OSError:
+        return None
 
 
 def _read_ahead(

@@ -671,6 +671,12 @@ def check_headers(path: Path) -> None:
     _check_case_memory(path, *_pre_and_post(found))
 
 
+def check_label_header(path: Path) -> None:
+    """What a label volume (the mask beside a case, a truth mask) declares in its header, checked as reading it would,
+    without decoding any voxel."""
+    _nifti_header(path)
+
+
 def _check_dicom_memory(slices: Sequence[PixelBytes], folder: Path) -> None:
     """The series' declared size against the memory budget, before GDCM decodes a pixel."""
     from flairseg.memory import check
