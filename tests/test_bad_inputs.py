@@ -1301,6 +1301,27 @@ def _cv_on_no_tumour(tmp: Path) -> list[str]:
     return argv
 
 
+def _two_volumes_one_mask_not_a_nifti(tmp: Path, masks: Path) -> None:
+    """TMP/in/{good,v}.nii.gz with their masks in ``masks``: good_mask.nii.gz, and v_mask.nii.gz a text file."""
+    volume = np.random.default_rng(0).random((8, 8, 4), np.float32)
+    for folder in (tmp / "in", masks):
+        folder.mkdir(exist_ok=True)
+    for name in ("good", "v"):
+        nib.save(nib.Nifti1Image(volume, np.eye(4)), tmp / "in" / f"{name}.nii.gz")
+    nib.save(nib.Nifti1Image(np.ones((8, 8, 4), np.uint8), np.eye(4)), masks / "good_mask.nii.gz")
+    (masks / "v_mask.nii.gz").write_text("not a nifti\n")
+
+
+def _truth_tree_with_one_not_a_nifti(tmp: Path) -> list[str]:
+    _two_volumes_one_mask_not_a_nifti(tmp, tmp / "truth")
+    return _predict(tmp, tmp / "in", "--truth", str(tmp / "truth"))
+
+
+def _mask_beside_a_volume_not_a_nifti(tmp: Path) -> list[str]:
+    _two_volumes_one_mask_not_a_nifti(tmp, tmp / "in")
+    return _predict(tmp, tmp / "in")
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -2358,6 +2379,22 @@ CATALOGUE = [
         "cross-validation on training masks that are all empty",
         _cv_on_no_tumour,
         "no tumour voxel in any training case under TMP/in; check the masks",
+    ),
+    BadInput(
+        "predict-truth-not-a-nifti-beside-a-good-case",
+        "a tree of two volumes given to predict with a --truth tree, the truth of one a text file named .nii.gz: a "
+        "header fault, found before the good volume is predicted",
+        _truth_tree_with_one_not_a_nifti,
+        "1 of 2 cases fail their header checks, so nothing was written: v: cannot read TMP/truth/v_mask.nii.gz: not a "
+        "valid NIfTI file, or truncated (ImageFileError); re-export it; fix or move them, then run again",
+    ),
+    BadInput(
+        "predict-mask-not-a-nifti-beside-a-good-case",
+        "a tree of two volumes with masks beside them, one mask a text file named .nii.gz: a header fault, found "
+        "before the good volume is predicted",
+        _mask_beside_a_volume_not_a_nifti,
+        "1 of 2 cases fail their header checks, so nothing was written: v: cannot read TMP/in/v_mask.nii.gz: not a "
+        "valid NIfTI file, or truncated (ImageFileError); re-export it; fix or move them, then run again",
     ),
 ]
 

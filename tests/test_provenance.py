@@ -624,3 +624,73 @@ def test_a_reused_case_is_scored_only_against_a_truth_on_its_grid(
         "score that"
     )
     assert (out / "report" / "metrics.csv").read_text() == metrics
+
+
+def test_a_truth_that_fails_to_read_is_its_cases_listed_failure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A --truth whose header passes but whose voxels cannot be read (a file cut short) fails its case alone: listed
+    in failures.csv with its reason, nothing of the case written, the other case predicted and the report merged."""
+    import csv
+
+    import nibabel as nib
+    import numpy as np
+
+    for folder in ("in", "truth"):
+        (tmp_path / folder).mkdir()
+    for name in ("A", "B"):
+        image = np.random.default_rng(0).random((32, 32, 3), np.float32)
+        nib.save(nib.Nifti1Image(image, np.eye(4)), tmp_path / "in" / f"{name}.nii.gz")
+        nib.save(nib.Nifti1Image(np.ones((32, 32, 3), np.uint8), np.eye(4)), tmp_path / "truth" / f"{name}_mask.nii")
+    cut = tmp_path / "truth" / "B_mask.nii"  # uncompressed: its last bytes are voxels
+    cut.write_bytes(cut.read_bytes()[:-100])
+    model = _empty_mask_checkpoint(tmp_path / "model", "abnormality", 100.0)
+    out, report = tmp_path / "out", tmp_path / "out" / "report"
+    command = ["predict", "-i", str(tmp_path / "in"), "-o", str(out), "--model", str(model), "--quiet"]
+    assert main([*command, "--truth", str(tmp_path / "truth")]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "flairseg: error: 1 of 2 cases could not be read or predicted (B); the others were predicted; the reasons are "
+        f"in {report / 'failures.csv'}"
+    )
+    with (report / "failures.csv").open() as handle:
+        (failure,) = csv.DictReader(handle)
+    assert failure["case"] == "B" and failure["reason"].startswith(f"cannot read {cut}: not a valid NIfTI file")
+    assert sorted(p.name for p in out.glob("*.nii.gz")) == ["A_mask.nii.gz"]
+    assert [line.split(",")[0] for line in (report / "metrics.csv").read_text().splitlines()[1:]] == ["A"]
+    assert (report / "report.html").is_file() and not (report / "records" / "B_mask.started").exists()
+
+
+def test_a_reused_case_is_drawn_with_the_truth_it_is_scored_against(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The figures of a reused case outline the truth given now, as those of a fresh run do: redrawn after its truth
+    masks changed (kept as they are while it stays the same), and without a truth when it has none any more."""
+    import numpy as np
+    import tifffile
+    from synthetic import phantom, write_kaggle_case
+
+    case = write_kaggle_case(tmp_path / "in", "CASE", *phantom(slices=3, size=32))
+    model = _empty_mask_checkpoint(tmp_path / "model", "abnormality", 100.0)
+
+    def predict(out: Path) -> tuple[bytes | None, bytes]:
+        """The outline GIF (None: none) and montage of a run into ``out``, which must reuse the case there."""
+        command = ["predict", "-i", str(tmp_path / "in"), "-o", str(out), "--model", str(model), "--quiet"]
+        assert main(command) == 0
+        report = out / "report"
+        gif = report / "gifs" / "CASE.gif"
+        return (gif.read_bytes() if gif.exists() else None), (report / "montages" / "CASE_mask.png").read_bytes()
+
+    first = predict(tmp_path / "out")
+    for path in case.glob("*_mask.tif"):  # the truth inverted
+        tifffile.imwrite(path, np.where(tifffile.imread(path) > 0, 0, 255).astype(np.uint8), photometric="minisblack")
+    capsys.readouterr()
+    inverted = predict(tmp_path / "out")
+    assert "0 cases predicted, 1 already done" in capsys.readouterr().out
+    assert inverted == predict(tmp_path / "fresh") and inverted[0] != first[0] and inverted[1] != first[1]
+    montage = tmp_path / "out" / "report" / "montages" / "CASE_mask.png"
+    drawn = montage.stat().st_mtime_ns
+    assert predict(tmp_path / "out") == inverted and montage.stat().st_mtime_ns == drawn  # the same truth: kept
+    for path in case.glob("*_mask.tif"):
+        path.unlink()
+    without = predict(tmp_path / "out")
+    assert without[0] is None and without == predict(tmp_path / "fresh-without")
