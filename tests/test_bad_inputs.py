@@ -1322,6 +1322,25 @@ def _mask_beside_a_volume_not_a_nifti(tmp: Path) -> list[str]:
     return _predict(tmp, tmp / "in")
 
 
+def _resume_edited_split(tmp: Path) -> list[str]:
+    """A trained run whose split.json then moved its test case into training."""
+    import json
+
+    argv = _trained_run(tmp)
+    split_file = tmp / "old" / "split.json"
+    split = json.loads(split_file.read_text())
+    split_file.write_text(json.dumps(split | {"train": split["train"] + split["test"], "test": []}))
+    return argv
+
+
+def _resume_without_last(tmp: Path) -> list[str]:
+    """A trained run (one epoch logged) whose last checkpoint was deleted."""
+    argv = _trained_run(tmp)
+    for name in ("last.json", "last.safetensors"):
+        (tmp / "old" / name).unlink()
+    return argv
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -2395,6 +2414,19 @@ CATALOGUE = [
         _mask_beside_a_volume_not_a_nifti,
         "1 of 2 cases fail their header checks, so nothing was written: v: cannot read TMP/in/v_mask.nii.gz: not a "
         "valid NIfTI file, or truncated (ImageFileError); re-export it; fix or move them, then run again",
+    ),
+    BadInput(
+        "resume-edited-split",
+        "resuming a run whose split.json was edited (its test case moved into training) after its last checkpoint",
+        _resume_edited_split,
+        "TMP/old/split.json was edited after the run's last checkpoint (train now lists CASE_2); restore it, or "
+        "start a new run",
+    ),
+    BadInput(
+        "resume-without-last",
+        "resuming a run that logged an epoch but whose last.json and last.safetensors were deleted",
+        _resume_without_last,
+        "TMP/old lacks last.json, the state of its epoch 1; restore it, or start again with --overwrite",
     ),
 ]
 

@@ -106,6 +106,61 @@ def test_resume_continues_the_same_run(phantoms: Path, tmp_path: Path) -> None:
         assert torch.equal(a[key], b[key]), key
 
 
+def test_a_run_stopped_before_its_first_last_checkpoint_starts_again(phantoms: Path, tmp_path: Path) -> None:
+    """Killed after its first epoch's best model was saved but before its last checkpoint and log row: the run starts
+    again from its first epoch, which it logs once."""
+    whole = train(_config(epochs=1), phantoms, tmp_path / "whole", quiet=True)
+    killed = train(_config(epochs=1), phantoms, tmp_path / "killed", quiet=True).run
+    for name in ("last.json", "last.safetensors"):
+        (killed / name).unlink()
+    (killed / "log.csv").write_text((killed / "log.csv").read_text().splitlines()[0] + "\n")
+    train(_config(epochs=99), phantoms, killed, resume=True, quiet=True)
+    assert [row.split(",")[0] for row in (killed / "log.csv").read_text().splitlines()[1:]] == ["0"]
+    a, _ = checkpoint.read(whole.run / "last")
+    b, _ = checkpoint.read(killed / "last")
+    assert all(torch.equal(a[key], b[key]) for key in a)
+
+
+def test_a_run_without_its_last_checkpoint_that_trained_epochs_is_refused(tmp_path: Path) -> None:
+    """Its log's rows, or a best model of a later epoch than the first, show that a last checkpoint was saved."""
+    from flairseg.errors import InputError
+    from flairseg.train import LOG_FIELDS, _check_never_checkpointed
+
+    (tmp_path / "log.csv").write_text(",".join(LOG_FIELDS) + "\n")
+    for best_epoch in (None, 0):  # stopped in its first epoch, before or after its best model was saved
+        if best_epoch is not None:
+            (tmp_path / "best.json").write_text(json.dumps({"metrics": {"epoch": best_epoch}}))
+        _check_never_checkpointed(tmp_path)
+    (tmp_path / "best.json").write_text(json.dumps({"metrics": {"epoch": 2}}))
+    with pytest.raises(InputError, match="lacks last.json, the state of its epoch 2;"):
+        _check_never_checkpointed(tmp_path)
+    (tmp_path / "log.csv").write_text(",".join(LOG_FIELDS) + "\n" + "0,1,0,0,0,1\n" * 3)
+    with pytest.raises(InputError, match="lacks last.json, the state of its epoch 3;"):
+        _check_never_checkpointed(tmp_path)
+
+
+def test_a_split_edited_after_the_last_checkpoint_is_named(tmp_path: Path) -> None:
+    """The first change is named; a state saved before states recorded their split resumes as before."""
+    import dataclasses
+
+    from flairseg.data import Split
+    from flairseg.errors import InputError
+    from flairseg.train import _check_recorded_split
+
+    split = Split("kfold", 3, 1, 0, ("A", "B"), ("C",), ("D",))
+    recorded = json.loads(json.dumps(dataclasses.asdict(split)))
+    _check_recorded_split(tmp_path, split, {"split": recorded})
+    _check_recorded_split(tmp_path, split, {})  # an older flairseg's state: accepted
+    for before, change in (
+        ({"fold": 0}, "fold 0 -> 1"),
+        ({"train": ["A"], "validation": ["B", "C"]}, "train now lists B"),
+        ({"test": ["D", "E"]}, "test no longer lists E"),
+        ({"train": ["B", "A"]}, "train lists its cases in another order"),
+    ):
+        with pytest.raises(InputError, match=rf"split.json was edited after the run's last checkpoint \({change}\);"):
+            _check_recorded_split(tmp_path, split, {"split": recorded | before})
+
+
 def test_batch_workers_build_the_same_batches(phantoms: Path, tmp_path: Path) -> None:
     here = train(_config(epochs=2), phantoms, tmp_path / "here", quiet=True)
     ahead = train(replace(_config(epochs=2), batch_workers=2), phantoms, tmp_path / "ahead", quiet=True)

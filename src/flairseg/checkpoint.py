@@ -202,11 +202,13 @@ def save_training_state(
     optimizer: torch.optim.Optimizer,
     state: TrainingState,
     recipe: dict[str, Any],
+    split: dict[str, Any],
     path: str | os.PathLike,
 ) -> Path:
     """Model, optimizer, RNG and ``state`` as one checkpoint (tensors under key prefixes ``model.``, ``optim.<i>.``,
     ``avg.``, ``rng.``), written atomically like every checkpoint; its record names the ``recipe`` (a TrainConfig
-    as a dict) the state was trained with, so that a run resumed under an edited recipe is refused."""
+    as a dict) and the ``split`` (a Split as a dict) the state was trained with, so that a run resumed under an
+    edited recipe, or with test cases moved into training, is refused."""
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     optim = optimizer.state_dict()
     for index, values in optim["state"].items():
@@ -218,6 +220,7 @@ def save_training_state(
         {
             "task": recipe["task"],
             "recipe": recipe,
+            "split": split,
             "epoch": state.epoch,
             "best_epoch": state.best_epoch,
             "best_dice": state.best_dice,

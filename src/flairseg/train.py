@@ -24,7 +24,15 @@ import numpy as np
 import torch
 
 from flairseg import augment, checkpoint, distributed
-from flairseg.config import TASK_SPECS, TrainConfig, first_difference, from_dict, replace
+from flairseg.config import (
+    TASK_SPECS,
+    TrainConfig,
+    first_difference,
+    from_dict,
+    is_whole_number,
+    replace,
+    shown_value,
+)
 from flairseg.data import (
     DATA_FILE,
     Prepared,
@@ -248,18 +256,22 @@ def _resumed_plan(out: Path, paths: dict[str, Path]) -> tuple[TrainConfig, Split
         raise InputError(f"the data folder lacks {len(missing)} cases of the run's split (e.g. {missing[0]})")
     _check_recipe(config)
     if checkpoint.paths_of(out / "last")[1].is_file():  # its record now, before the cases are prepared
-        _check_last_record(out, config, read_json(out / "last.json"))  # the tensors are read once, when resuming
+        _check_last_record(out, config, split, read_json(out / "last.json"))  # the tensors are read when resuming
+    else:
+        _check_never_checkpointed(out)
     check_data(out, paths)
     return config, split
 
 
-def _check_last_record(out: Path, config: TrainConfig, record: object) -> None:
+def _check_last_record(out: Path, config: TrainConfig, split: Split, record: object) -> None:
     """A run's training-state record (last.json): of the run's task, made under the recipe its config.json holds
-    now (a recipe edited in between would be only partly used), its best model still there."""
+    now (a recipe edited in between would be only partly used) and the split its split.json holds now, its best
+    model still there."""
     what = str(out / "last.json")
     if not isinstance(record, dict):
         raise InputError(f"{what} is not a training-state record (a JSON object)")
     checkpoint.check_state_record(record, what, config.task)
+    _check_recorded_split(out, split, record)
     if "recipe" in record:  # a state saved before states recorded their recipe is taken as the config's
         changed = first_difference(_recipe_of(record["recipe"], f"{what} (its recipe)"), config)
         if changed is not None:
@@ -275,6 +287,61 @@ def _check_last_record(out: Path, config: TrainConfig, record: object) -> None:
         )
     if record["best_epoch"] >= 0:
         _check_best(out, config.task)
+
+
+def _check_recorded_split(out: Path, split: Split, record: dict[str, object]) -> None:
+    """Refuse a split.json edited after the last checkpoint (a state saved before states recorded their split is
+    taken as the file's): the epochs left would train on cases the epochs before held out, or the reverse."""
+    now = json.loads(json.dumps(dataclasses.asdict(split)))  # as last.json records it: lists, not tuples
+    if "split" in record and record["split"] != now:
+        raise InputError(
+            f"{out / 'split.json'} was edited after the run's last checkpoint ({_split_change(record['split'], now)}); "
+            "restore it, or start a new run"
+        )
+
+
+def _split_change(recorded: object, now: dict[str, object]) -> str:
+    """The first difference between a recorded split and the one now (``train now lists CASE_A``, ``fold 0 -> 1``)."""
+    before = recorded if isinstance(recorded, dict) else {}
+    name = next((name for name in now if before.get(name) != now[name]), None)
+    if name is None:
+        return "its record holds other fields"
+    old, new = before.get(name), now[name]
+    if not (isinstance(old, list) and isinstance(new, list)):
+        return f"{name} {shown_value(old)} -> {shown_value(new)}"
+    added, dropped = [c for c in new if c not in old], [c for c in old if c not in new]
+    if added:
+        return f"{name} now lists {added[0]}"
+    return f"{name} no longer lists {dropped[0]}" if dropped else f"{name} lists its cases in another order"
+
+
+def _check_never_checkpointed(out: Path) -> None:
+    """Refuse a run without a last checkpoint that trained epochs all the same: resuming would start it again from
+    its first epoch, replace its best model and log its epochs twice. A run stopped in its first epoch starts again.
+    """
+    trained = _checkpointed_epochs(out)
+    if trained:
+        raise InputError(
+            f"{out} lacks last.json, the state of its epoch {trained}; restore it, or start again with --overwrite"
+        )
+
+
+def _checkpointed_epochs(out: Path) -> int:
+    """How many epochs a run folder shows saved in a last checkpoint: its log.csv's rows (an epoch's row is written
+    after its last checkpoint), else its best model's 0-based epoch (the best of epoch k + 1 is saved after the last
+    checkpoint of epoch k; only the first epoch's may be there alone, its run killed before the last was saved)."""
+    log = out / "log.csv"
+    if log.is_file():
+        rows = sum(1 for line in log.read_text(errors="replace").splitlines()[1:] if line.strip())
+        if rows:
+            return rows
+    try:
+        best = read_json(out / "best.json") if (out / "best.json").is_file() else {}
+    except InputError:  # unreadable: it tells nothing
+        best = {}
+    metrics = best.get("metrics") if isinstance(best, dict) else None
+    epoch = metrics.get("epoch") if isinstance(metrics, dict) else None
+    return epoch if is_whole_number(epoch) and epoch > 0 else 0
 
 
 def _check_best(out: Path, task: str) -> None:
@@ -712,7 +779,9 @@ def _record_epoch(
     if config.average_last and epoch >= config.epochs - config.average_last:
         state.tail, state.averaged = accumulate(state.tail, model.state_dict()), state.averaged + 1
     state.epoch = epoch
-    checkpoint.save_training_state(model, optimizer, state, dataclasses.asdict(config), out / "last")
+    checkpoint.save_training_state(
+        model, optimizer, state, dataclasses.asdict(config), dataclasses.asdict(split), out / "last"
+    )
 
 
 class _EpochLog:
