@@ -1341,6 +1341,14 @@ def _resume_without_last(tmp: Path) -> list[str]:
     return argv
 
 
+def _predict_into_a_users_report(tmp: Path) -> list[str]:
+    case = _case(tmp)
+    (tmp / "study" / "report").mkdir(parents=True)
+    (tmp / "study" / "report" / "report.html").write_text("my own review of the cases")
+    (tmp / "study" / "report" / "metrics.csv").write_text("case,my_score\nCASE,1\n")
+    return ["predict", "-i", str(case), "-o", str(tmp / "study"), "--model", str(_zero_checkpoint(tmp)), "--quiet"]
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -2428,6 +2436,13 @@ CATALOGUE = [
         _resume_without_last,
         "TMP/old lacks last.json, the state of its epoch 1; restore it, or start again with --overwrite",
     ),
+    BadInput(
+        "predict-into-a-users-report",
+        "predicting into a folder whose report/ holds the user's own report.html and metrics.csv, without --overwrite",
+        _predict_into_a_users_report,
+        "TMP/study/report is in the way of the run's report and flairseg has no record of writing it; move it away, "
+        "or pass --overwrite to write the report into it",
+    ),
 ]
 
 
@@ -2728,7 +2743,8 @@ def test_sigterm_leaves_no_temporary_files(tmp_path: Path) -> None:
     assert process.poll() is None, "the run ended before it could be interrupted; give it more cases"
     process.send_signal(signal.SIGTERM)
     err = process.communicate(timeout=60)[1].strip()
-    assert process.returncode == 143 and err == "flairseg: terminated; nothing was left half-written"
+    stopped = "no file was left half-written, and nothing unfinished is taken for finished by a rerun"
+    assert process.returncode == 143 and err == f"flairseg: terminated; {stopped}"
     assert not list(tmp_path.rglob("*.part")) and not out.exists()
 
 

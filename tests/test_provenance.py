@@ -495,10 +495,11 @@ def test_a_part_record_of_another_shape_is_refused(
 
     write_kaggle_case(tmp_path / "in", "CA", *phantom(slices=3, size=32))
     model = _empty_mask_checkpoint(tmp_path / "model", "abnormality")
-    parts = tmp_path / "out" / "report" / "parts"
-    parts.mkdir(parents=True)
-    (parts / "part-1-of-2.json").write_text(json.dumps(record))
     command = ["predict", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(model), "--quiet"]
+    assert main([*command, "--part", "1/2"]) == 0  # the part of no case: its part record alone
+    parts = tmp_path / "out" / "report" / "parts"
+    (parts / "part-1-of-2.json").write_text(json.dumps(record))
+    capsys.readouterr()
     assert main([*command, "--part", "0/2"]) == 1
     assert capsys.readouterr().err.strip() == (
         f"flairseg: error: {parts / 'part-1-of-2.json'} is not a part record flairseg wrote; delete it and run that "
@@ -572,7 +573,7 @@ def test_a_lone_case_that_fails_takes_its_scores_with_it(tmp_path: Path, capsys:
     assert main(command) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("flairseg: error: ") and "NaN" in err and "left out of the report" in err
-    assert sorted(p.name for p in report.iterdir() if p.is_file()) == ["report.html"]
+    assert sorted(p.name for p in report.iterdir() if p.is_file()) == [".flairseg", "report.html"]
 
 
 def test_a_case_predicted_again_with_fewer_slices_keeps_no_old_slice_outputs(tmp_path: Path) -> None:
@@ -694,3 +695,122 @@ def test_a_reused_case_is_drawn_with_the_truth_it_is_scored_against(
         path.unlink()
     without = predict(tmp_path / "out")
     assert without[0] is None and without == predict(tmp_path / "fresh-without")
+
+
+def _weights_recorded(record: Path) -> str | None:
+    """The weights sha256 a case's record names; None while it has none (not written yet, or given way)."""
+    try:
+        return json.loads(record.read_text())["weights_sha256"]
+    except FileNotFoundError:
+        return None
+
+
+def test_a_case_another_process_holds_is_waited_for_then_predicted_afresh(tmp_path: Path) -> None:
+    """Two --overwrite runs into one folder: a run reaching a case that another process holds (``held_case``, which
+    the other run takes while it checks and writes the case) writes nothing of it until it is let go, then predicts
+    it again, so that every case's mask and record are one run's, never a mix of two models' slices."""
+    import subprocess
+    import sys
+    import time
+
+    from synthetic import write_phantom_tree
+    from flairseg.outputs import held_case, run_report
+
+    cases = write_phantom_tree(tmp_path / "in", "C_", 3, slices=4, size=32)
+    empty = _empty_mask_checkpoint(tmp_path / "empty", "abnormality")
+    whole = _empty_mask_checkpoint(tmp_path / "whole", "abnormality", 100.0)
+    command = ["predict", "-i", str(cases), "--quiet", "--threads", "1"]
+    assert main([*command, "-o", str(tmp_path / "whole_run"), "--model", str(whole)]) == 0
+    out = tmp_path / "out"
+    assert main([*command, "-o", str(out), "--model", str(empty)]) == 0
+    report, expected = run_report(out), run_report(tmp_path / "whole_run")
+
+    def masks(folder: Path, case: str) -> dict[str, bytes]:
+        return {p.name: p.read_bytes() for p in sorted((folder / case).glob("*_mask.tif"))}
+
+    before = masks(out, "C_1"), report.record("C_1_mask").read_bytes()
+    with held_case(report, "C_1_mask"):
+        other = subprocess.Popen(
+            [sys.executable, "-m", "flairseg", *command, "-o", str(out), "--model", str(whole), "--overwrite"]
+        )
+        deadline = time.monotonic() + 120
+        while _weights_recorded(report.record("C_0_mask")) != _weights_recorded(expected.record("C_0_mask")):
+            assert other.poll() is None and time.monotonic() < deadline, "the run ended before the held case"
+            time.sleep(0.02)  # polling for the event: the case before the held one written
+        time.sleep(2.0)  # ample for a run that would not wait to write the held case
+        assert other.poll() is None  # waiting for the held case
+        assert (masks(out, "C_1"), report.record("C_1_mask").read_bytes()) == before
+    assert other.wait(timeout=120) == 0
+    for case in ("C_0", "C_1", "C_2"):
+        assert masks(out, case) == masks(tmp_path / "whole_run", case)
+        key = f"{case}_mask"
+        assert _weights_recorded(report.record(key)) == _weights_recorded(expected.record(key))
+    assert not list(out.rglob("*.lock"))
+
+
+def test_an_overwrite_stopped_midway_is_predicted_again_by_a_plain_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--overwrite with another model stopped (Ctrl-C, SIGTERM) while it replaces a Kaggle case's mask slices one by
+    one: the case's old record went before them, so the next run without --overwrite predicts the case again instead
+    of reusing a mask of two models' slices under the first one's record."""
+    import itertools
+
+    from synthetic import phantom, write_kaggle_case
+    from flairseg import kaggle
+
+    image, truth = phantom(slices=6, size=32)
+    write_kaggle_case(tmp_path / "in", "CASE", image, truth)
+    empty = _empty_mask_checkpoint(tmp_path / "empty", "abnormality")
+    whole = _empty_mask_checkpoint(tmp_path / "whole", "abnormality", 100.0)
+    out = tmp_path / "out"
+    command = ["predict", "-i", str(tmp_path / "in"), "-o", str(out), "--quiet", "--threads", "1"]
+    assert main([*command, "--model", str(empty)]) == 0
+    first = {p: p.read_bytes() for p in sorted((out / "CASE").glob("*_mask.tif"))}
+    write_tiffs = kaggle._write_tiffs
+
+    def stopped_midway(folder: Path, planes) -> None:
+        write_tiffs(folder, itertools.islice(planes, 3))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(kaggle, "_write_tiffs", stopped_midway)
+    capsys.readouterr()
+    assert main([*command, "--model", str(whole), "--overwrite"]) == 130
+    stopped = "no file was left half-written, and nothing unfinished is taken for finished by a rerun"
+    assert capsys.readouterr().err.strip() == f"flairseg: interrupted; {stopped}"
+    assert 0 < sum(path.read_bytes() != old for path, old in first.items()) <= 3  # a mask of both models' slices
+    records = out / "report" / "records"
+    assert sorted(p.name for p in records.iterdir()) == ["CASE_mask.started"]
+    monkeypatch.undo()
+    assert main([*command, "--model", str(empty)]) == 0
+    assert "1 cases predicted, 0 already done" in capsys.readouterr().out
+    assert {p: p.read_bytes() for p in first} == first and sorted(p.name for p in records.iterdir()) == [
+        "CASE_mask.json"
+    ]
+
+
+def test_a_report_folder_flairseg_did_not_write_is_written_into_only_with_overwrite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A user's own report folder where the run's goes (report.html, metrics.csv of their own) stops the run before
+    anything is written; --overwrite writes the report into it, and it is flairseg's from then on, as is a report of an
+    older flairseg that did not mark its reports (its cases' records say whose it is)."""
+    from synthetic import write_phantom_tree
+
+    cases = write_phantom_tree(tmp_path / "in", "C_", 1, slices=3, size=32)
+    study = tmp_path / "study"
+    (study / "report").mkdir(parents=True)
+    (study / "report" / "report.html").write_text("my own review")
+    (study / "report" / "metrics.csv").write_text("case,score\nx,1\n")
+    model = _empty_mask_checkpoint(tmp_path / "empty", "abnormality")
+    command = ["predict", "-i", str(cases), "-o", str(study), "--model", str(model), "--quiet", "--threads", "1"]
+    assert main(command) == 1
+    err = capsys.readouterr().err
+    assert "report is in the way of the run's report and flairseg has no record of writing it" in err
+    assert sorted(p.name for p in study.rglob("*")) == ["metrics.csv", "report", "report.html"]
+    assert (study / "report" / "report.html").read_text() == "my own review"
+    assert main([*command, "--overwrite"]) == 0
+    assert (study / "report" / "report.html").read_text() != "my own review"
+    (study / "report" / ".flairseg").unlink(missing_ok=True)  # as an older flairseg left it: its records alone
+    assert main(command) == 0
+    assert (study / "report" / ".flairseg").is_file()

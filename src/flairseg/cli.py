@@ -1009,6 +1009,11 @@ def _check_paths_given(args: argparse.Namespace) -> None:
             raise InputError(f"{option} is an empty path (an unset shell variable?); give the file or folder to read")
 
 
+# what a stopped command leaves: each file whole or absent, and its unfinished work (a case whose outputs were being
+# replaced, an epoch) without the record that would let a rerun take it for finished
+_STOPPED = "no file was left half-written, and nothing unfinished is taken for finished by a rerun"
+
+
 def _run(args: argparse.Namespace) -> int:
     """The command ``args`` asks for; every failure it may meet as one line on stderr and an exit status."""
     try:
@@ -1016,7 +1021,7 @@ def _run(args: argparse.Namespace) -> int:
         with _sigterm_raises(), _quiet_libraries(), _memory_budget(getattr(args, "max_memory", None)):
             return args.run(args)
     except _Terminated:
-        print("flairseg: terminated; nothing was left half-written", file=sys.stderr)
+        print(f"flairseg: terminated; {_STOPPED}", file=sys.stderr)
         return 143
     except FlairsegError as exc:
         print(f"flairseg: error: {one_line(str(exc))}", file=sys.stderr)
@@ -1038,7 +1043,7 @@ def _run(args: argparse.Namespace) -> int:
         )
         return 1
     except KeyboardInterrupt:
-        print("flairseg: interrupted; nothing was left half-written", file=sys.stderr)
+        print(f"flairseg: interrupted; {_STOPPED}", file=sys.stderr)
         return 130
 
 

@@ -10,7 +10,8 @@ Temporary names carry this machine's tag and the writing process's id (:func:`_t
 later run removes those that a killed process (SIGKILL, a power cut) left behind (:func:`_remove_stale`),
 and they stay within the file system's name limit however long the output's name.
 
-A folder that one process at a time may work on (a training run) is held with :func:`held_folder`.
+A folder that one process at a time may work on (a training run) is held with :func:`held_folder`, a case of a
+prediction run with :func:`held_case`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import socket
 import tempfile
 import time
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,6 +124,13 @@ def _unmarked_run(folder: Path) -> bool:
     return (folder / "config.json").is_file() and (folder / "split.json").is_file()
 
 
+def mark_folder(path: Path) -> None:
+    """Make the folder ``path`` where it is missing and leave the marker in it: one that flairseg writes into."""
+    path.mkdir(parents=True, exist_ok=True)
+    if not made_by_flairseg(path):
+        write_marker(path)
+
+
 def _foreign_folder_reason(out: str | os.PathLike, folder: Path) -> str:
     """Why the existing folder ``out`` is not replaced, and what to do; an unmarked training run (made by a
     flairseg before runs were marked) is named as such.
@@ -190,13 +198,41 @@ def held_folder(folder: Path, work: str) -> Iterator[None]:
     "evaluated") there.
 
     The lock is an exclusive ``flock`` on ``.<name>.lock`` beside the folder (so that it outlives a replacement of
-    the folder itself) holding the holder's process id; the operating system releases it when the process ends,
-    however it ends. A second process is refused with an InputError naming the holder.
+    the folder itself); a second process is refused with an InputError naming the holder.
     """
     where = folder.resolve()  # one lock, whichever path (a link, a relative one) names the folder
-    path = where.parent / f".{where.name}{_LOCK_SUFFIX}"
+
+    def refusal(holder: str) -> InputError:
+        return InputError(
+            f"{folder} is being {work} by another process (pid {holder}); wait for it to end, or use another folder"
+        )
+
+    with _held(where.parent / f".{where.name}{_LOCK_SUFFIX}", refusal):
+        yield
+
+
+@contextlib.contextmanager
+def held_case(report: ReportFolder, key: str) -> Iterator[None]:
+    """Hold the case ``key`` of the prediction run whose report is ``report`` while the block checks and writes its
+    outputs and record, waiting first for any other process that holds it: a case's outputs and record are then one
+    run's, while runs into one folder (``--part`` jobs, torchrun ranks, a run beside another) share its other cases.
+
+    Marks the report folder (made where missing) as flairseg's (:meth:`ReportFolder.is_flairsegs`).
+    """
+    mark_folder(report.path)
+    with _held(report.lock(key), None):
+        yield
+
+
+@contextlib.contextmanager
+def _held(path: Path, refusal: Callable[[str], InputError] | None) -> Iterator[None]:
+    """An exclusive ``flock`` on the file ``path`` (holding the holder's process id) while the block runs; a holder
+    that is not this process is waited for, or, with ``refusal``, is the error it makes of the holder's pid.
+
+    The operating system releases the lock when the process ends, however it ends; the file goes with its holder.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle = _locked(path, folder, work)
+    handle = _locked(path, refusal)
     try:
         os.ftruncate(handle, 0)
         os.write(handle, f"{os.getpid()}\n".encode())
@@ -207,31 +243,39 @@ def held_folder(folder: Path, work: str) -> Iterator[None]:
         os.close(handle)
 
 
-def _locked(path: Path, folder: Path, work: str) -> int:
+def _locked(path: Path, refusal: Callable[[str], InputError] | None) -> int:
     """An open descriptor of the lock file ``path``, exclusively locked; the file may be removed by its last holder
     between opening and locking, in which case the one now at ``path`` is locked instead."""
-    import fcntl  # POSIX: imported here so that the package imports where it is missing
-
     while True:
         try:  # never through a link: the lock file is truncated, and a link could lead to an input
             handle = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
         except OSError as exc:
             if exc.errno != errno.ELOOP:
                 raise
-            what = f"{path}, the lock file of {folder},"
-            raise InputError(f"{what} is a symbolic link; remove it, then run again") from None
+            raise InputError(f"the lock file {path} is a symbolic link; remove it, then run again") from None
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(handle, 32).decode(errors="replace").strip() or "unknown"
+            _lock(handle, refusal)
+        except BaseException:  # refused, or a signal (SIGTERM) while waiting
             os.close(handle)
-            raise InputError(
-                f"{folder} is being {work} by another process (pid {holder}); wait for it to end, or use another folder"
-            ) from None
+            raise
         with contextlib.suppress(FileNotFoundError):
             if os.stat(path).st_ino == os.fstat(handle).st_ino:
                 return handle
         os.close(handle)
+
+
+def _lock(handle: int, refusal: Callable[[str], InputError] | None) -> None:
+    """Lock the open file ``handle`` exclusively: wait for its holder, or, with ``refusal``, raise what it makes of the
+    holder's process id (written in the file)."""
+    import fcntl  # POSIX: imported here so that the package imports where it is missing
+
+    if refusal is None:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        return
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise refusal(os.read(handle, 32).decode(errors="replace").strip() or "unknown") from None
 
 
 @contextlib.contextmanager
@@ -547,6 +591,17 @@ class ReportFolder:
         """Written before a case's outputs, removed once its record is: the outputs of an interrupted case are
         flairseg's too."""
         return self.path / "records" / f"{key}.started"
+
+    def lock(self, key: str) -> Path:
+        """Held while a process checks and writes the case (:func:`held_case`)."""
+        return self.path / "records" / f"{key}.lock"
+
+    def is_flairsegs(self) -> bool:
+        """Whether a prediction run wrote this folder: its marker, or (a report of a flairseg that did not mark its
+        reports yet) a case's record or started file."""
+        records = self.path / "records"
+        found = records.iterdir() if records.is_dir() else ()
+        return made_by_flairseg(self.path) or any(path.suffix in (".json", ".started") for path in found)
 
     def montage(self, key: str) -> Path:
         return self.path / "montages" / f"{key}.png"

@@ -6,7 +6,8 @@ optionally a probability map, a record of how it was made (:mod:`flairseg.proven
 and, when truth masks are available, a report. A case whose output exists and whose record
 matches the command is skipped, so an interrupted batch is finished by running the same
 command again; a different command stops with the difference. Every output appears complete
-or not at all.
+or not at all. Runs into one folder at once share it case by case: one process at a time checks and
+writes a case (:func:`~flairseg.outputs.held_case`).
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ from flairseg.outputs import (
     atomic_file,
     check_output,
     name_key,
+    held_case,
+    mark_folder,
     run_report,
 )
 from flairseg.postprocess import Component, select_components
@@ -324,6 +327,7 @@ def predict_tree(
     report = run_report(out_path)
     names = PredictionFolder(out_path, segmenter.task, bids_root=source if bids else None, mask_file=mask_file)
     _check_case_outputs(names, report, cases, inputs)
+    _refuse_foreign_report(report, overwrite)
     if bids:
         write_derivative_description(out_path)
     settings = segmenter.settings() | {"brain_model": brain_segmenter.settings() if brain_segmenter else None}
@@ -388,6 +392,21 @@ def _check_case_outputs(
                         f" output of case {case.case_id!r} would both be {output} (one folder holds both tasks' "
                         "outputs; names compared regardless of case); rename one of the cases"
                     )
+
+
+def _refuse_foreign_report(report: ReportFolder, overwrite: bool) -> None:
+    """Refuse, unless --overwrite, a report folder holding files flairseg has no sign of writing (no marker, no case's
+    record: a user's own report.html or metrics.csv, which the run's would replace), as a case's outputs in the way
+    are refused (:func:`_refuse_foreign_outputs`); an empty folder holds nothing to replace."""
+    path = report.path
+    if overwrite or not (path.exists() or path.is_symlink()) or report.is_flairsegs():
+        return
+    if path.is_dir() and not any(path.iterdir()):
+        return
+    raise InputError(
+        f"{path} is in the way of the run's report and flairseg has no record of writing it; move it away, or pass "
+        "--overwrite to write the report into it"
+    )
 
 
 def _refuse_recorded_namesake(names: PredictionFolder, report: ReportFolder, case_id: str) -> None:
@@ -521,14 +540,19 @@ def _leave_out(run: _Run, case_id: str) -> str:
     gives way to the started file, so that its earlier outputs (masks, probability maps) are an interrupted case's:
     in no table, and replaced by the next run. What was done, in words, for its reason ('' where nothing was there).
     """
+    if not run.report.path.is_dir():
+        return ""  # no report: nothing of the case's in one
     key = f"{case_id}{run.names.label}"
     record = run.report.record(key)
-    earlier = [path for path in [record, *run.report.case_entries(case_id, run.segmenter.task)] if path.exists()]
-    if record.exists():
-        with atomic_file(run.report.started(key)) as tmp:
-            tmp.write_text("failed after an earlier run; its outputs are that run's, and the next run replaces them\n")
-    for path in earlier:  # the record first: a run killed on the way leaves an interrupted case, never a reusable one
-        path.unlink()
+    with held_case(run.report, key):
+        earlier = [path for path in [record, *run.report.case_entries(case_id, run.segmenter.task)] if path.exists()]
+        if record.exists():
+            with atomic_file(run.report.started(key)) as tmp:
+                tmp.write_text(
+                    "failed after an earlier run; its outputs are that run's, and the next run replaces them\n"
+                )
+        for path in earlier:  # the record first: a run killed on the way leaves an interrupted case, never a reused one
+            path.unlink()
     return "; its earlier outputs are left out of the report, and the next run predicts it again" if earlier else ""
 
 
@@ -552,26 +576,69 @@ class _Run:
 
 
 def _predict_case(run: _Run, case: Case) -> bool:
-    """Segment one case and write everything about it, its record last; False when its record lets it be reused."""
-    label = run.names.label
-    target = run.names.mask(case)
+    """Segment one case and write everything about it, its record last; False when its record lets it be reused.
+
+    The case is held (:func:`held_case`) while it is checked and written, not while it is segmented: a run that finds
+    another process holding it waits, then decides afresh (the other may have finished it, or made it otherwise).
+    """
     truth_mask = _given_truth(run, case) if case.case_id in run.truth_index else case.mask
     expected = provenance.record(run.settings, case, _labels_read(run, case))
-    key = f"{case.case_id}{label}"  # a case's tumour and brain runs keep separate records and rows
-    if not run.overwrite and run.report.record(key).exists() and _mask_written(case, target, label):
-        provenance.check_reusable(run.report.record(key), expected, run.names.path)
-        run.report.started(key).unlink(missing_ok=True)  # left by a run killed between the record and its removal
-        _rescore_reused_case(run, case, truth_mask, key)
-        return False
+    key = f"{case.case_id}{run.names.label}"  # a case's tumour and brain runs keep separate records and rows
+    if _finished(run, case, key):  # no prediction spent on a case done already
+        with held_case(run.report, key):
+            if _reused(run, case, expected, truth_mask, key):
+                return False
     if not run.overwrite:
         _refuse_foreign_outputs(run, case, key)
     try:
         found, brain = _segment(run, case)
     except InputError as error:
         raise _CaseFailure(str(error)) from None
+    with held_case(run.report, key):
+        if _reused(run, case, expected, truth_mask, key):  # another run finished it meanwhile
+            return False
+        if not run.overwrite:
+            _refuse_foreign_outputs(run, case, key)
+        _write_case(run, case, found, brain, truth_mask, expected, key)
+    return True
+
+
+def _finished(run: _Run, case: Case, key: str) -> bool:
+    """Whether the case has a record and its whole mask, and no --overwrite asks for it again: a case to reuse."""
+    target = run.names.mask(case)
+    return not run.overwrite and run.report.record(key).exists() and _mask_written(case, target, run.names.label)
+
+
+def _reused(run: _Run, case: Case, expected: dict, truth_mask: np.ndarray | None, key: str) -> bool:
+    """Whether the case's outputs are reused (:func:`_finished`, its record equal to ``expected``; a record that
+    differs stops the run): its metrics and figures follow the truth given now (:func:`_rescore_reused_case`), and a
+    started file left beside the record is removed."""
+    if not _finished(run, case, key):
+        return False
+    provenance.check_reusable(run.report.record(key), expected, run.names.path)
+    run.report.started(key).unlink(missing_ok=True)  # left by a run killed between the record and its removal
+    _rescore_reused_case(run, case, truth_mask, key)
+    return True
+
+
+def _write_case(
+    run: _Run,
+    case: Case,
+    found: Segmentation,
+    brain: np.ndarray | None,
+    truth_mask: np.ndarray | None,
+    expected: dict,
+    key: str,
+) -> None:
+    """The case's outputs, rows and record. The started file comes first and the old record goes before the outputs it
+    names change: a run stopped on the way leaves an interrupted case, which the next run predicts again, never
+    a record over a mix of two runs' outputs."""
     with atomic_file(run.report.started(key)) as tmp:  # from here on, the case's outputs are flairseg's
         tmp.write_text("being predicted; its record replaces this file\n")
-    _remove_dropped_slices(run, case, key)
+    dropped = _dropped_outputs(run, case, key)
+    run.report.record(key).unlink(missing_ok=True)
+    for path in dropped:
+        path.unlink(missing_ok=True)
     if run.strip:
         # volumes: the FLAIR
         image = case.image if case.geometry.format == "kaggle" or case.image.shape[-1] == 1 else case.image[..., 1:2]
@@ -579,12 +646,11 @@ def _predict_case(run: _Run, case: Case) -> bool:
     if found.probability is not None:
         _write_probability(case, found.probability, run.names.probability(case))
     _write_case_report(run, case, found, truth_mask, key)
-    write_mask(case, found.mask, target, suffix=label)
+    write_mask(case, found.mask, run.names.mask(case), suffix=run.names.label)
     # last: a case with a record has every output, and a rerun may reuse it
     with atomic_file(run.report.record(key)) as tmp:
         tmp.write_text(json.dumps(expected, indent=2))
     run.report.started(key).unlink(missing_ok=True)
-    return True
 
 
 def _given_truth(run: _Run, case: Case) -> np.ndarray:
@@ -601,16 +667,17 @@ def _given_truth(run: _Run, case: Case) -> np.ndarray:
     return truth.mask  # type: ignore[return-value]
 
 
-def _remove_dropped_slices(run: _Run, case: Case, key: str) -> None:
+def _dropped_outputs(run: _Run, case: Case, key: str) -> list[Path]:
     """A Kaggle case predicted again with fewer slices: the outputs flairseg wrote for the slices it has no more (the
-    image slices its old record names) go, so that the case's folders hold its new outputs and nothing older."""
+    image slices its old record names), to remove so that the case's folders hold its new outputs and nothing older."""
     if case.geometry.format != "kaggle":
-        return
+        return []
     dropped = provenance.recorded_names(run.report.record(key), "slice") - set(case.geometry.slice_names)
+    paths = []
     for name in sorted(dropped):
-        (run.names.mask(case) / f"{name.rsplit('.', 1)[0]}{run.names.label}.tif").unlink(missing_ok=True)
-        if run.strip:
-            (run.names.stripped(case) / name).unlink(missing_ok=True)
+        paths.append(run.names.mask(case) / f"{name.rsplit('.', 1)[0]}{run.names.label}.tif")
+        paths += [run.names.stripped(case) / name] if run.strip else []
+    return paths
 
 
 def _refuse_foreign_outputs(run: _Run, case: Case, key: str) -> None:
@@ -789,6 +856,7 @@ def merge_run_report(out: Path, title: str, task: str) -> PredictResult:
 
     folder = run_report(out)
     report = folder.path
+    mark_folder(report)  # the report's files are flairseg's: a later run writes over them
     rows = [CaseMetrics.from_row(row) for row in read_case_tables("metrics", report, TASK_SPECS[task].label_suffix)]
     tables = merge_case_tables(("inputs", "qc", "components"), report)
     inputs, qc = ([row for row in tables[name] if row["task"] == task] for name in ("inputs", "qc"))

@@ -7,9 +7,10 @@ model, resampling) and the input files, the labels a model reads as input includ
 model's ``_brain`` labels): their names, sizes, modification times and sha256 of their contents, so that a
 file rewritten with the same size and time is not mistaken for the one predicted. A rerun skips a case only when
 its record equals the one the current command would write; any difference stops the run with a one-line error naming
-it, and ``--overwrite`` predicts the case again. The record is written last, so a case without one (an interrupted
-run) is predicted again; outputs of a case with neither a record nor the ``.started`` file written before them are
-not flairseg's, and only ``--overwrite`` replaces them.
+it, and ``--overwrite`` predicts the case again. The record is written last (and a case predicted again loses its
+old one before its outputs change), so a case without one (an interrupted run) is predicted again; outputs of a case
+with neither a record nor the ``.started`` file written before them are not flairseg's, and only ``--overwrite``
+replaces them.
 """
 
 from __future__ import annotations
