@@ -53,8 +53,24 @@ def test_the_exact_enumeration_is_bounded() -> None:
 
     assert count_tables([2, 3], 2) == 3  # (0,2) (1,1) (2,0)
     one_per_patient = np.ones((2, 60), dtype=int)  # a column with one value per patient
-    with pytest.raises(InputError, match="too many distinct values"):
+    with pytest.raises(InputError, match="a column of 60 distinct values cannot be tested exactly with more than 24"):
         fisher_exact_2xk(one_per_patient)
+
+
+def test_a_refused_test_names_its_patients_and_clusters_and_how_many_patients_fit() -> None:
+    """Few clusters over many patients have too many tables as well: the refusal says so, not that the column has too
+    many values, and names the most patients the test of that many clusters takes."""
+    from flairseg.association import MAX_TABLES, _most_patients, count_tables, fisher_exact_2xk
+    from flairseg.errors import InputError
+
+    def evenly(patients: int) -> int:  # the tables of patients spread evenly over 3 clusters, half above the median
+        return count_tables([patients // 3 + (j < patients % 3) for j in range(3)], patients // 2)
+
+    most = _most_patients(3)
+    assert evenly(most) <= MAX_TABLES < evenly(most + 1)
+    table = np.array([[1500, 1500, 1500], [1500, 1500, 1500]])
+    with pytest.raises(InputError, match=rf"\(9,000 patients in 3 clusters\).*up to about {most:,} patients: test"):
+        fisher_exact_2xk(table, "hypothesis bevr:RNASeqCluster")
 
 
 def test_the_table_count_is_exact_below_its_cap_and_quick_above_it() -> None:

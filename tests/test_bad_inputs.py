@@ -1349,6 +1349,34 @@ def _predict_into_a_users_report(tmp: Path) -> list[str]:
     return ["predict", "-i", str(case), "-o", str(tmp / "study"), "--model", str(_zero_checkpoint(tmp)), "--quiet"]
 
 
+def _training_state(tmp: Path) -> Path:
+    """TMP/old/last.json: a run's training state (model, optimizer and RNG, what train --resume continues from)."""
+    import dataclasses
+
+    from flairseg.checkpoint import TrainingState, save_training_state
+    from flairseg.config import TrainConfig
+
+    model = UNet(features=2, batch_norm=True)
+    optimizer = torch.optim.Adam(model.parameters())
+    recipe, split = dataclasses.asdict(TrainConfig()), {"train": [], "validation": [], "test": []}
+    return save_training_state(model, optimizer, TrainingState(), recipe, split, tmp / "old" / "last")
+
+
+def _nifti_scaled_beyond_float32(tmp: Path) -> list[str]:
+    """A uint8 volume whose header scales its values by scl_slope 3e38: up to 7.7e40, more than float32 holds."""
+    image = nib.Nifti1Image(np.full((16, 16, 4), 255, np.uint8), np.diag([0.9, 0.9, 3.0, 1.0]))
+    image.header.set_slope_inter(3e38, 0.0)
+    (tmp / "in").mkdir()
+    nib.save(image, tmp / "in" / "vol.nii")
+    return _predict(tmp, tmp / "in" / "vol.nii")
+
+
+def _three_clusters_over_20000_patients(tmp: Path) -> list[str]:
+    """A column of 3 clusters over 20,000 patients: the exact test's tables grow with the patients too."""
+    rows = "".join(f"P{i},{i % 3 + 1}\n" for i in range(20000))
+    return _associate_with(tmp, "Patient,RNASeqCluster\n" + rows, "bevr:RNASeqCluster", cases=20000)
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -1979,8 +2007,10 @@ CATALOGUE = [
         "clinical-column-of-ids",
         "a clinical column with a distinct value for each of 1000 patients given as the clusters of a hypothesis",
         _clinical_column_of_ids,
-        "the exact test of this 1000-cluster table would enumerate more than 5,000,000 tables; the column has too "
-        "many distinct values: use a column of genomic clusters",
+        "the exact test of hypothesis bevr:Id (1,000 patients in 1000 clusters) would enumerate more than 5,000,000 "
+        "tables, a number that grows with the patients and the clusters; a column of 1000 distinct values cannot be "
+        "tested exactly with more than 24 patients: use a column of genomic clusters, a few values each shared by "
+        "many patients",
     ),
     BadInput(
         "truth-negative-labels",
@@ -2442,6 +2472,35 @@ CATALOGUE = [
         _predict_into_a_users_report,
         "TMP/study/report is in the way of the run's report and flairseg has no record of writing it; move it away, "
         "or pass --overwrite to write the report into it",
+    ),
+    BadInput(
+        "predict-model-training-state",
+        "a run's training state RUN/last.json given to predict as the model",
+        lambda t: _predict(t, _case(t), "--model", str(_training_state(t))),
+        "TMP/old/last.json is a training state (the run's last epoch with its optimizer, for train --resume), not a "
+        "model; use the run's model TMP/old/best.json",
+    ),
+    BadInput(
+        "train-init-training-state",
+        "a run's training state RUN/last.json given to train --init as the starting weights",
+        lambda t: _train(t, "--init", str(_training_state(t))),
+        "TMP/old/last.json is a training state (the run's last epoch with its optimizer, for train --resume), not a "
+        "model; use the run's model TMP/old/best.json",
+    ),
+    BadInput(
+        "nifti-scaled-beyond-float32",
+        "a uint8 NIfTI volume whose header's scl_slope 3e38 scales its values beyond float32",
+        _nifti_scaled_beyond_float32,
+        "TMP/in/vol.nii: its header's scaling (scl_slope 3e+38, scl_inter 0) takes the stored values to 7.65e+40, "
+        "beyond float32 (at most 3.4e+38 in size); fix scl_slope and scl_inter in the header",
+    ),
+    BadInput(
+        "associate-three-clusters-over-20000-patients",
+        "a column of 3 genomic clusters over 20,000 patients (too many tables to enumerate exactly)",
+        _three_clusters_over_20000_patients,
+        "the exact test of hypothesis bevr:RNASeqCluster (20,000 patients in 3 clusters) would enumerate more than "
+        "5,000,000 tables, a number that grows with the patients and the clusters; with 3 clusters it stays within "
+        "that up to about 7,742 patients: test a random subset of them, or a column of fewer clusters",
     ),
 ]
 

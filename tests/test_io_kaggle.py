@@ -37,6 +37,24 @@ def test_single_channel_slices(tmp_path: Path) -> None:
     assert case.image.shape == (4, 64, 64, 1)
 
 
+def test_slices_stored_plane_by_plane_read_as_those_stored_pixel_by_pixel(tmp_path: Path) -> None:
+    """A TIFF whose channels are stored as planes (PlanarConfiguration "separate") decodes as (channels, H, W); read
+    as it is, its 3 planes would be the rows and its rows the channels."""
+    image, mask = phantom(slices=3)
+    image, mask = image[:, :48], mask[:, :48]  # 48 rows of 64 columns: a transposed read would show
+    pixel_by_pixel = write_kaggle_case(tmp_path / "contig", "CASE", image, mask)
+    plane_by_plane = tmp_path / "planar" / "CASE"
+    plane_by_plane.mkdir(parents=True)
+    for k in range(3):
+        label = np.stack([mask[k].astype(np.uint8) * 255] * 3)  # an RGB mask, also plane by plane
+        for name, planes in ((f"CASE_{k + 1}.tif", np.moveaxis(image[k], -1, 0)), (f"CASE_{k + 1}_mask.tif", label)):
+            tifffile.imwrite(plane_by_plane / name, planes, planarconfig="separate", photometric="rgb")
+    expected, case = read_case(pixel_by_pixel), read_case(plane_by_plane)
+    assert case.image.shape == (3, 48, 64, 3)
+    np.testing.assert_array_equal(case.image, expected.image)
+    np.testing.assert_array_equal(case.mask, expected.mask)
+
+
 def test_sample_case_is_real_and_complete(sample_case: Path) -> None:
     case = read_case(sample_case, masks="required")
     assert case.image.shape == (20, 256, 256, 3)

@@ -402,6 +402,27 @@ def test_bad_nifti_inputs(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> N
     assert not [r for r in caplog.records if r.name.startswith("nibabel")]  # nibabel's header-fix chatter stays quiet
 
 
+def test_values_beyond_float32_are_refused_naming_their_source(tmp_path: Path) -> None:
+    """flairseg computes in float32: a volume's values beyond its range (they would become infinite) are refused,
+    blamed on the header's scaling where it has one, on the values otherwise; scaled values within it are read."""
+    eye = np.eye(4)
+    scaled = nib.Nifti1Image(np.full((8, 8, 4), 2, np.int16), eye)
+    scaled.header.set_slope_inter(-1e38, -2e38)
+    nib.save(scaled, tmp_path / "scaled.nii")
+    assert _message(read_nifti, tmp_path / "scaled.nii").endswith(
+        "scaled.nii: its header's scaling (scl_slope -1e+38, scl_inter -2e+38) takes the stored values to -4e+38, "
+        "beyond float32 (at most 3.4e+38 in size); fix scl_slope and scl_inter in the header"
+    )
+    large = _save(np.full((8, 8, 4), 1e39), eye, tmp_path / "large.nii.gz")
+    assert _message(read_nifti, large).endswith(
+        "large.nii.gz holds the value 1e+39, beyond float32 (at most 3.4e+38 in size); rescale the volume"
+    )
+    fits = nib.Nifti1Image(np.full((8, 8, 4), 2, np.uint8), eye)
+    fits.header.set_slope_inter(1e38, 0.0)
+    nib.save(fits, tmp_path / "fits.nii")
+    assert read_nifti(tmp_path / "fits.nii").image.max() == np.float32(2e38)
+
+
 def test_bad_masks_to_write(tmp_path: Path) -> None:
     case = read_nifti(_save(_volume(), np.eye(4), tmp_path / "v.nii.gz"))
     assert "does not match" in _message(write_volume_mask, case, np.zeros((7, 10, 11), bool), tmp_path / "m.nii.gz")

@@ -62,8 +62,45 @@ def _log_weights(columns: Sequence[int], row_total: int) -> np.ndarray:
     return logs
 
 
-def fisher_exact_2xk(table: np.ndarray) -> float:
-    """Two-sided exact p-value of a 2 x k contingency table (k >= 2) of non-negative counts."""
+def _most_patients(clusters: int) -> int:
+    """About the most patients whose exact test over ``clusters`` clusters stays within MAX_TABLES: the tables of
+    patients spread evenly over the clusters, half of them above the median (the margins with the most tables for a
+    number of patients), counted for ever more patients, doubling and then halving the step."""
+
+    def fits(patients: int) -> bool:
+        even = [patients // clusters + (j < patients % clusters) for j in range(min(patients, clusters))]
+        return count_tables(even, patients // 2) <= MAX_TABLES
+
+    fitting, step = 0, 1
+    while fits(fitting + step):
+        fitting, step = fitting + step, step * 2
+    while step > 1:
+        step //= 2
+        if fits(fitting + step):
+            fitting += step
+    return fitting
+
+
+def _too_many_tables(what: str, patients: int, clusters: int) -> InputError:
+    """The refusal of a test whose tables are too many to enumerate, naming what makes them many and what fits."""
+    most = _most_patients(clusters)
+    if most < 2 * clusters:
+        advice = (
+            f"a column of {clusters} distinct values cannot be tested exactly with more than {most} patients: use a "
+            "column of genomic clusters, a few values each shared by many patients"
+        )
+    else:
+        advice = f"with {clusters} clusters it stays within that up to about {most:,} patients: test a random "
+        advice += "subset of them, or a column of fewer clusters"
+    return InputError(
+        f"the exact test of {what} ({patients:,} patients in {clusters} clusters) would enumerate more than "
+        f"{MAX_TABLES:,} tables, a number that grows with the patients and the clusters; {advice}"
+    )
+
+
+def fisher_exact_2xk(table: np.ndarray, what: str = "this table") -> float:
+    """Two-sided exact p-value of a 2 x k contingency table (k >= 2) of non-negative counts; ``what`` names the
+    table in a refusal of one with too many tables to enumerate."""
     table = np.asarray(table, dtype=np.int64)
     if table.ndim != 2 or table.shape[0] != 2 or table.shape[1] < 1 or (table < 0).any():
         raise ValueError(f"expected a 2 x k table of non-negative counts, got {table.tolist()}")
@@ -73,10 +110,7 @@ def fisher_exact_2xk(table: np.ndarray) -> float:
     columns = list(map(int, table.sum(axis=0)))
     row_total, n = int(table[0].sum()), int(table.sum())
     if count_tables(columns, row_total) > MAX_TABLES:
-        raise InputError(
-            f"the exact test of this {table.shape[1]}-cluster table would enumerate more than {MAX_TABLES:,} tables; "
-            "the column has too many distinct values: use a column of genomic clusters"
-        )
+        raise _too_many_tables(what, n, table.shape[1])
     log_p = _log_weights(columns, row_total) - _log_choose(n, row_total)
     observed = sum(float(_log_choose(c, a)) for c, a in zip(columns, table[0])) - _log_choose(n, row_total)
     p = np.exp(log_p[log_p <= observed + _RELATIVE_TOLERANCE]).sum()

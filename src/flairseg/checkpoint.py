@@ -272,6 +272,18 @@ def check_state_record(meta: dict[str, Any], what: str, task: str) -> None:
         raise WeightsError(f"{what}: best_epoch {meta['best_epoch']} or best_dice {meta.get('best_dice')!r} is invalid")
 
 
+def _refuse_training_state(path: str | os.PathLike, metadata: dict[str, Any]) -> None:
+    """Refuse a training state (``RUN/last``, what :func:`save_training_state` writes: its record holds the
+    optimizer's settings and no architecture) given where a model is wanted, naming the run's model beside it: its
+    record would otherwise be refused as a model's with an architecture missing."""
+    if "optimizer_groups" in metadata and "model" not in metadata:
+        json_path = paths_of(path)[1]
+        raise WeightsError(
+            f"{json_path} is a training state (the run's last epoch with its optimizer, for train --resume), not a "
+            f"model; use the run's model {json_path.with_name('best.json')}"
+        )
+
+
 def check_task(metadata: dict[str, Any], what: str, task: str | None) -> None:
     """Refuse a model trained for another task than ``task`` (None: any task)."""
     if task is not None and metadata.get("task") != task:
@@ -286,6 +298,7 @@ def load_model(path: str | os.PathLike, task: str | None = None) -> tuple[nn.Mod
     a model of another ``task``.
     """
     tensors, metadata = read(path)
+    _refuse_training_state(path, metadata)
     check_metadata(metadata, f"checkpoint {Path(path).name}")
     check_task(metadata, f"checkpoint {Path(path).name}", task)
     _check_values(tensors, f"checkpoint {Path(path).name}")

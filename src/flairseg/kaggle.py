@@ -28,9 +28,20 @@ def first_tiff(folder: Path) -> Path | None:
     return next((p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in TIFF_SUFFIXES), None)
 
 
+def _channels_last(page: tifffile.TiffPage, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The order of a slice's axes that puts its channels last: a page stored plane by plane (PlanarConfiguration
+    "separate", axes SYX) comes as (channels, H, W), which read as it is would make its planes the rows and its
+    columns the channels."""
+    return (1, 2, 0) if page.axes.startswith("S") and len(shape) == 3 else tuple(range(len(shape)))
+
+
 def _read_tiff(path: Path) -> np.ndarray:
+    """A slice file's one page (its header checked first, :func:`_page_shape`) as (H, W) or (H, W, channels)."""
     try:
-        array = tifffile.imread(path)
+        with tifffile.TiffFile(path) as tiff:
+            page = tiff.pages[0]
+            array = page.asarray()
+            array = array.transpose(_channels_last(page, array.shape))
     except PermissionError:
         raise read_denied(path) from None
     except Exception as exc:  # tifffile raises many types for corrupt, truncated or non-TIFF files
@@ -48,7 +59,8 @@ def _page_shape(path: Path) -> tuple[int, ...]:
     """The shape a slice file's header declares for its one page (every page would be decoded: a slice is one)."""
     try:
         with tifffile.TiffFile(path) as tiff:
-            pages, shape = len(tiff.pages), tiff.pages[0].shape
+            page, pages = tiff.pages[0], len(tiff.pages)
+            shape = tuple(page.shape[axis] for axis in _channels_last(page, page.shape))
     except PermissionError:
         raise read_denied(path) from None
     except Exception as exc:  # tifffile raises many types for corrupt, truncated or non-TIFF files

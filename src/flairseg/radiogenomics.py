@@ -366,7 +366,7 @@ def _test_hypothesis(
 ) -> AssociationRow:
     """One hypothesis's median split and Fisher's exact test, Bonferroni-corrected over ``tests`` hypotheses."""
     table, levels = contingency(values, labels)
-    p = fisher_exact_2xk(table)
+    p = fisher_exact_2xk(table, f"hypothesis {h}")
     low, high = tuple(map(int, table[0])), tuple(map(int, table[1]))
     bonferroni, significant = min(1.0, p * tests), p < alpha / tests
     return AssociationRow(

@@ -128,6 +128,27 @@ def _check_finite(data: np.ndarray, where: Path) -> None:
             )
 
 
+def _check_float32_range(data: np.ndarray, stored: Any, path: Path) -> None:
+    """Refuse finite values that float32, the type flairseg computes in, cannot hold (they would become infinite),
+    naming their source: the header's scaling (``scl_slope``, ``scl_inter``, which nibabel's ``stored`` array proxy
+    applies to the stored values) or the values themselves."""
+    if data.dtype.kind != "f" or data.dtype.itemsize <= 4:
+        return
+    low, high, limit = float(data.min()), float(data.max()), float(np.finfo(np.float32).max)
+    if max(-low, high) <= limit:
+        return
+    extreme = high if high > limit else low
+    slope, inter = float(stored.slope), float(stored.inter)
+    if (slope, inter) != (1.0, 0.0):
+        raise InputError(
+            f"{path}: its header's scaling (scl_slope {slope:.6g}, scl_inter {inter:.6g}) takes the stored values "
+            f"to {extreme:.3g}, beyond float32 (at most {limit:.3g} in size); fix scl_slope and scl_inter in the header"
+        )
+    raise InputError(
+        f"{path} holds the value {extreme:.3g}, beyond float32 (at most {limit:.3g} in size); rescale the volume"
+    )
+
+
 def _check_size(image: Any, shape: tuple[int, int, int], path: Path) -> None:
     """Refuse absurd dimensions before any voxel is read: above MAX_VOXELS, or more bytes than the file holds."""
     from flairseg.memory import check
@@ -199,6 +220,7 @@ def _load_nifti(path: Path) -> tuple[Any, np.ndarray]:
     if data.dtype.kind not in "biuf":
         raise InputError(f"{path} holds {data.dtype} voxels; flairseg needs one real-valued (grey-level) channel")
     _check_finite(data, path)
+    _check_float32_range(data, image.dataobj, path)
     return image, data
 
 
