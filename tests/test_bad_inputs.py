@@ -1377,6 +1377,13 @@ def _three_clusters_over_20000_patients(tmp: Path) -> list[str]:
     return _associate_with(tmp, "Patient,RNASeqCluster\n" + rows, "bevr:RNASeqCluster", cases=20000)
 
 
+def _resume_without_record(tmp: Path, name: str) -> list[str]:
+    """A trained run whose record ``name`` (data.json, start.json) was deleted."""
+    argv = _trained_run(tmp)
+    (tmp / "old" / name).unlink()
+    return argv
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -2501,6 +2508,20 @@ CATALOGUE = [
         "the exact test of hypothesis bevr:RNASeqCluster (20,000 patients in 3 clusters) would enumerate more than "
         "5,000,000 tables, a number that grows with the patients and the clusters; with 3 clusters it stays within "
         "that up to about 7,742 patients: test a random subset of them, or a column of fewer clusters",
+    ),
+    BadInput(
+        "resume-without-data-record",
+        "resuming a run whose data.json (the record of its training data) was deleted",
+        lambda t: _resume_without_record(t, "data.json"),
+        "TMP/old lacks data.json, the record of the data it was trained on; restore it, or train the run again with "
+        "--overwrite",
+    ),
+    BadInput(
+        "resume-without-start-record",
+        "resuming a run whose start.json (the record of its starting weights) was deleted",
+        lambda t: _resume_without_record(t, "start.json"),
+        "TMP/old lacks start.json, the record of the weights it started from; restore it, or train the run again "
+        "with --overwrite",
     ),
 ]
 

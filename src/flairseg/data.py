@@ -136,6 +136,18 @@ def data_record(paths: Mapping[str, Path]) -> dict[str, list[dict]]:
     return {case_id: [file_entry("file", p) for p in case_files(paths[case_id])] for case_id in sorted(paths)}
 
 
+def _refuse_lost_record(run: Path) -> None:
+    """Refuse a run without its :data:`DATA_FILE` whose last checkpoint records its recipe: runs have written both
+    since they began recording either, so the record was lost, and the data would go unchecked from now on."""
+    last = run / "last.json"
+    record = read_json(last) if last.is_file() else None
+    if isinstance(record, dict) and "recipe" in record:
+        raise InputError(
+            f"{run} lacks {DATA_FILE}, the record of the data it was trained on; restore it, or train the run again "
+            "with --overwrite"
+        )
+
+
 def check_data(run: Path, paths: Mapping[str, Path]) -> None:
     """Refuse when a case that ``run`` trained or validated on (its :data:`DATA_FILE`) is missing from ``paths``
     (case id -> path) or changed since: a model resumed or reused would rest on data that are no longer there. Files
@@ -144,6 +156,7 @@ def check_data(run: Path, paths: Mapping[str, Path]) -> None:
     guards (a run reads each case once per epoch); a run made before runs recorded their data passes.
     """
     if not (run / DATA_FILE).is_file():
+        _refuse_lost_record(run)
         return
     recorded = read_json(run / DATA_FILE)
     if not isinstance(recorded, dict):
