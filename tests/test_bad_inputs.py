@@ -1384,6 +1384,13 @@ def _resume_without_record(tmp: Path, name: str) -> list[str]:
     return argv
 
 
+def _preprocess_a_case_named_dot_dot(tmp: Path) -> list[str]:
+    """A volume named ``...nii.gz`` (case id '..', whose folder would be the output's parent) beside a Kaggle case."""
+    _case(tmp)
+    nib.save(nib.Nifti1Image(np.ones((8, 8, 4), np.float32), np.eye(4)), tmp / "in" / "...nii.gz")
+    return ["preprocess", "-i", str(tmp / "in"), "-o", str(tmp / "out"), "--quiet"]
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -2522,6 +2529,12 @@ CATALOGUE = [
         lambda t: _resume_without_record(t, "start.json"),
         "TMP/old lacks start.json, the record of the weights it started from; restore it, or train the run again "
         "with --overwrite",
+    ),
+    BadInput(
+        "preprocess-case-named-dot-dot",
+        "preprocess of a tree holding a volume named ...nii.gz (case id '..')",
+        _preprocess_a_case_named_dot_dot,
+        "case id '..' cannot name an output; give the case a plain name (no '..' or separators)",
     ),
 ]
 

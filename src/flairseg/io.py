@@ -34,7 +34,7 @@ from flairseg.kaggle import (
     write_kaggle_image,
     write_kaggle_mask,
 )
-from flairseg.outputs import PROBABILITY_SUFFIX, name_key
+from flairseg.outputs import PROBABILITY_SUFFIX, check_case_id, name_key
 from flairseg.volumes import (
     DICOM_DIRECTORY,
     check_headers,
@@ -268,7 +268,7 @@ def index_cases(root: str | os.PathLike, masks: MaskPolicy = "optional", mask_su
     index: dict[str, Path] = {}
     keys: dict[str, Path] = {}
     for path in find_cases(root, masks=masks, mask_suffix=mask_suffix):
-        case_id = case_id_of(path, masks=masks, mask_suffix=mask_suffix)
+        case_id = check_case_id(case_id_of(path, masks=masks, mask_suffix=mask_suffix))
         other = keys.setdefault(name_key(case_id), path)
         if other != path:
             raise InputError(

@@ -695,9 +695,14 @@ class PredictionFolder:
 
 
 def _output_case_id(case: Case) -> str:
-    """The case id, refused when it could leave the output folder ("", ".", "..", separators)."""
-    if case.case_id in ("", ".", "..") or any(c in case.case_id for c in ("/", "\\", "\0")):
+    return check_case_id(case.case_id)
+
+
+def check_case_id(case_id: str) -> str:
+    """The case id, refused when it could leave the output folder ("", ".", "..", separators): every command names
+    a case's outputs by it."""
+    if case_id in ("", ".", "..") or any(c in case_id for c in ("/", "\\", "\0")):
         raise InputError(
-            f"case id {case.case_id!r} cannot name an output; give the case a plain name (no '..' or separators)"
+            f"case id {case_id!r} cannot name an output; give the case a plain name (no '..' or separators)"
         )
-    return case.case_id
+    return case_id
