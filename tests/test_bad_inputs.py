@@ -1391,6 +1391,17 @@ def _preprocess_a_case_named_dot_dot(tmp: Path) -> list[str]:
     return ["preprocess", "-i", str(tmp / "in"), "-o", str(tmp / "out"), "--quiet"]
 
 
+def _bids_lone_case_with_nan(tmp: Path) -> list[str]:
+    """A BIDS dataset of one subject whose FLAIR holds a NaN voxel (found only while it is decoded)."""
+    anat = tmp / "bids" / "sub-01" / "anat"
+    anat.mkdir(parents=True)
+    (tmp / "bids" / "dataset_description.json").write_text('{"Name": "x", "BIDSVersion": "1.8.0"}')
+    volume = np.ones((16, 16, 4), np.float32)
+    volume[3, 3, 1] = np.nan
+    nib.save(nib.Nifti1Image(volume, np.eye(4)), anat / "sub-01_FLAIR.nii.gz")
+    return _predict(tmp, tmp / "bids", "--model", str(_zero_checkpoint(tmp)))
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -2535,6 +2546,13 @@ CATALOGUE = [
         "preprocess of a tree holding a volume named ...nii.gz (case id '..')",
         _preprocess_a_case_named_dot_dot,
         "case id '..' cannot name an output; give the case a plain name (no '..' or separators)",
+    ),
+    BadInput(
+        "bids-lone-case-with-nan",
+        "a BIDS dataset whose one FLAIR holds a NaN voxel: no derivatives folder is left",
+        _bids_lone_case_with_nan,
+        "TMP/bids/sub-01/anat/sub-01_FLAIR.nii.gz holds 1 NaN or infinite voxels; fix the volume (e.g. set them to 0) "
+        "and retry",
     ),
 ]
 

@@ -328,8 +328,6 @@ def predict_tree(
     names = PredictionFolder(out_path, segmenter.task, bids_root=source if bids else None, mask_file=mask_file)
     _check_case_outputs(names, report, cases, inputs)
     _refuse_foreign_report(report, overwrite)
-    if bids:
-        write_derivative_description(out_path)
     settings = segmenter.settings() | {"brain_model": brain_segmenter.settings() if brain_segmenter else None}
     settings |= {"resample": resample, "probabilities": probabilities, "strip": strip}
     run = _Run(segmenter, brain_segmenter, names, report, truth_index, settings, overwrite, probabilities, strip)
@@ -339,6 +337,8 @@ def predict_tree(
         if report.path.is_dir():
             merge_run_report(out_path, title, segmenter.task)  # its old rows leave the report; no report: none made
         raise InputError(failures[0][1])
+    if bids:  # once a case is written: a refused lone case leaves no folder that passes for a derivative
+        write_derivative_description(out_path)
     failures, cases = _failures_of_run(report, part, predicted, skipped, paths, failures)
     merged = merge_run_report(out_path, title, segmenter.task)
     _report_failures(failures, cases, report)
