@@ -333,16 +333,22 @@ def predict_tree(
     run = _Run(segmenter, brain_segmenter, names, report, truth_index, settings, overwrite, probabilities, strip)
     predicted, skipped, failures = _predict_cases(run, paths, resample, quiet)
     title = f"Prediction of {source.name} by {segmenter.metadata.get('name', 'the model')}"
-    if part is None and len(paths) == 1 and failures:  # a lone case's failure is the run's error, with its reason
-        if report.path.is_dir():
-            merge_run_report(out_path, title, segmenter.task)  # its old rows leave the report; no report: none made
-        raise InputError(failures[0][1])
+    if part is None and len(paths) == 1 and failures:
+        _fail_lone_case(report, title, segmenter.task, failures[0][1])
     if bids:  # once a case is written: a refused lone case leaves no folder that passes for a derivative
         write_derivative_description(out_path)
     failures, cases = _failures_of_run(report, part, predicted, skipped, paths, failures)
     merged = merge_run_report(out_path, title, segmenter.task)
     _report_failures(failures, cases, report)
     return dataclasses.replace(merged, predicted=predicted, skipped=skipped)
+
+
+def _fail_lone_case(report: ReportFolder, title: str, task: str, reason: str) -> None:
+    """A lone case's failure (the run's only case, not a part of a larger run) is the run's error, with its reason;
+    its old rows leave a report there is (none is made)."""
+    if report.path.is_dir():
+        merge_run_report(report.path.parent, title, task)
+    raise InputError(reason)
 
 
 def _cases_of_part(paths: list[Path], part: tuple[int, int] | None) -> list[Path]:
