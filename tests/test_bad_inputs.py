@@ -1402,6 +1402,19 @@ def _bids_lone_case_with_nan(tmp: Path) -> list[str]:
     return _predict(tmp, tmp / "bids", "--model", str(_zero_checkpoint(tmp)))
 
 
+def _cv_fold_with_split_edited(tmp: Path) -> list[str]:
+    """Fold 0 of a cross-validation trained, then its split.json edited to move its test cases into training."""
+    import json
+
+    argv = ["cv", *_train(tmp)[1:], "--fold", "0"]
+    argv[argv.index(str(tmp / "run"))] = str(tmp / "cv")
+    assert main(argv) == 0
+    split_file = tmp / "cv" / "fold-0" / "split.json"
+    split = json.loads(split_file.read_text())
+    split_file.write_text(json.dumps(split | {"train": sorted(split["train"] + split["test"]), "test": []}))
+    return argv
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -2553,6 +2566,13 @@ CATALOGUE = [
         _bids_lone_case_with_nan,
         "TMP/bids/sub-01/anat/sub-01_FLAIR.nii.gz holds 1 NaN or infinite voxels; fix the volume (e.g. set them to 0) "
         "and retry",
+    ),
+    BadInput(
+        "cv-fold-with-split-edited",
+        "`cv --fold 0` again after fold 0's split.json moved its test cases into training",
+        _cv_fold_with_split_edited,
+        "TMP/cv/fold-0/split.json was edited after the run's last checkpoint (train now lists CASE_2); restore it, "
+        "or start a new run",
     ),
 ]
 

@@ -194,9 +194,9 @@ def train_folds(
 
     ``init``: an ensemble made by :func:`cross_validate` over the same folds; fold k starts from its member k.
     """
-    from flairseg.data import check_data
+    from flairseg.data import check_data, load_split
     from flairseg.io import index_cases
-    from flairseg.train import train
+    from flairseg.train import check_recorded_split, train
 
     chosen = list(range(config.folds)) if folds is None else list(folds)
     wrong = [f for f in chosen if not 0 <= f < config.folds]
@@ -213,6 +213,7 @@ def train_folds(
         started = run.exists()
         if started and is_finished(run, fold_config):
             check_data(run, paths)  # a finished fold is kept only while its data are as it trained on them
+            check_recorded_split(run, load_split(run / "split.json"), _read_json(run / "last.json"))
             continue
         if not quiet:
             print(f"fold {fold + 1} of {config.folds}: {'resuming' if started else 'training'} {run}", file=sys.stderr)

@@ -271,7 +271,7 @@ def _check_last_record(out: Path, config: TrainConfig, split: Split, record: obj
     if not isinstance(record, dict):
         raise InputError(f"{what} is not a training-state record (a JSON object)")
     checkpoint.check_state_record(record, what, config.task)
-    _check_recorded_split(out, split, record)
+    check_recorded_split(out, split, record)
     if "recipe" in record:  # a state saved before states recorded their recipe is taken as the config's
         changed = first_difference(_recipe_of(record["recipe"], f"{what} (its recipe)"), config)
         if changed is not None:
@@ -289,9 +289,10 @@ def _check_last_record(out: Path, config: TrainConfig, split: Split, record: obj
         _check_best(out, config.task)
 
 
-def _check_recorded_split(out: Path, split: Split, record: dict[str, object]) -> None:
+def check_recorded_split(out: Path, split: Split, record: dict[str, object]) -> None:
     """Refuse a split.json edited after the last checkpoint (a state saved before states recorded their split is
-    taken as the file's): the epochs left would train on cases the epochs before held out, or the reverse."""
+    taken as the file's): the epochs left would train on cases the epochs before held out, or the reverse; a
+    finished fold kept by ``cv`` would be scored on cases it trained on."""
     now = json.loads(json.dumps(dataclasses.asdict(split)))  # as last.json records it: lists, not tuples
     if "split" in record and record["split"] != now:
         raise InputError(
