@@ -2453,14 +2453,16 @@ CATALOGUE = [
         "a truth folder of <case>_mask.nii.gz masks with one mask saved as C.nii.gz",
         lambda t: _masks_one_without_suffix(t, "truth"),
         "TMP/truth holds masks named <case>_mask (A_mask.nii.gz) and C.nii.gz without the suffix, which would be "
-        "left out; rename it C_mask.nii.gz if it is a mask, else move it out of the folder",
+        "left out; rename it C_mask.nii.gz if it is a mask, or move it out of the folder if it is an image "
+        "without a mask",
     ),
     BadInput(
         "evaluate-prediction-mask-without-suffix",
         "a prediction folder of <case>_mask.nii.gz masks with one mask saved as C.nii.gz",
         lambda t: _masks_one_without_suffix(t, "pred"),
         "TMP/pred holds masks named <case>_mask (A_mask.nii.gz) and C.nii.gz without the suffix, which would be "
-        "left out; rename it C_mask.nii.gz if it is a mask, else move it out of the folder",
+        "left out; rename it C_mask.nii.gz if it is a mask, or move it out of the folder if it is an image "
+        "without a mask",
     ),
     BadInput(
         "output-onto-the-store-of-linked-slices",

@@ -541,7 +541,8 @@ def test_a_mask_folder_refuses_a_mask_named_without_the_suffix(tmp_path: Path) -
     _save(mask, np.eye(4), tmp_path / "c.nii.gz")
     assert _message(lambda: find_cases(tmp_path, masks="only")) == (
         f"{tmp_path} holds masks named <case>_mask (a_mask.nii.gz) and c.nii.gz without the suffix, which would be "
-        "left out; rename it c_mask.nii.gz if it is a mask, else move it out of the folder"
+        "left out; rename it c_mask.nii.gz if it is a mask, or move it out of the folder if it is an image "
+        "without a mask"
     )
 
 

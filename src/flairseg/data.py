@@ -55,7 +55,8 @@ def make_split(
 ) -> Split:
     """Seeded patient-level folds, spread over institutions; validation drawn from the training folds. A patient's
     cases (TCGA ids of one patient, scanned on several dates) fall in one fold and one role, so that no test patient
-    is seen in training; other ids are each their own patient.
+    is seen in training; other ids are each their own patient. ``validation_cases`` counts patients (with all their
+    cases): one case each but for TCGA patients scanned more than once.
 
     ``paper22`` is the paper's scheme: 22 folds (of 5 patients with 110 cases).
     """
@@ -79,7 +80,10 @@ def make_split(
     test = tuple(sorted(c for c in ids if assignment[patient_id(c)] == fold))
     rest = [patient for patient in dealt if assignment[patient] != fold]
     if not 0 <= validation_cases < len(rest):
-        raise InputError(f"cannot keep {validation_cases} validation cases out of {len(rest)} training patients")
+        raise InputError(
+            f"cannot keep {validation_cases} validation patients (validation_cases) out of {len(rest)} training "
+            "patients; ask for fewer"
+        )
     chosen = rest[:: max(1, len(rest) // validation_cases)][:validation_cases] if validation_cases else []
     validation = tuple(sorted(c for patient in chosen for c in scans[patient]))
     train = tuple(sorted(c for patient in rest for c in scans[patient] if c not in validation))
@@ -136,16 +140,14 @@ def data_record(paths: Mapping[str, Path]) -> dict[str, list[dict]]:
     return {case_id: [file_entry("file", p) for p in case_files(paths[case_id])] for case_id in sorted(paths)}
 
 
-def _refuse_lost_record(run: Path) -> None:
-    """Refuse a run without its :data:`DATA_FILE` whose last checkpoint records its recipe: runs have written both
-    since they began recording either, so the record was lost, and the data would go unchecked from now on."""
+def refuse_lost_record(run: Path, name: str, since: str, what: str) -> None:
+    """Refuse a run without its record ``name`` (``what`` it records) whose last checkpoint records ``since``: every
+    run has written both since checkpoints began recording ``since``, so the record was lost, and what it guards
+    (the data, the starting weights) would go unchecked from now on. Older runs, without either, pass."""
     last = run / "last.json"
-    record = read_json(last) if last.is_file() else None
-    if isinstance(record, dict) and "recipe" in record:
-        raise InputError(
-            f"{run} lacks {DATA_FILE}, the record of the data it was trained on; restore it, or train the run again "
-            "with --overwrite"
-        )
+    record = read_json(last) if last.is_file() and not (run / name).is_file() else None
+    if isinstance(record, dict) and since in record:
+        raise InputError(f"{run} lacks {name}, {what}; restore it, or train the run again with --overwrite")
 
 
 def check_data(run: Path, paths: Mapping[str, Path]) -> None:
@@ -156,7 +158,7 @@ def check_data(run: Path, paths: Mapping[str, Path]) -> None:
     guards (a run reads each case once per epoch); a run made before runs recorded their data passes.
     """
     if not (run / DATA_FILE).is_file():
-        _refuse_lost_record(run)
+        refuse_lost_record(run, DATA_FILE, "recipe", "the record of the data it was trained on")
         return
     recorded = read_json(run / DATA_FILE)
     if not isinstance(recorded, dict):

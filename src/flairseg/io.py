@@ -192,7 +192,7 @@ def _mask_volumes(root: Path, volumes: list[Path], mask_suffix: str) -> list[Pat
             raise InputError(
                 f"{root} holds masks named <case>{mask_suffix} ({labelled[0].name}) and {path.name} without the "
                 f"suffix, which would be left out; rename it {stem}{mask_suffix}.nii.gz if it is a mask, "
-                "else move it out of the folder"
+                "or move it out of the folder if it is an image without a mask"
             )
     return labelled
 

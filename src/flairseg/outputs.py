@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 import socket
+import stat
 import tempfile
 import time
 import unicodedata
@@ -43,16 +44,21 @@ def _umask() -> int:
 
 
 def _links_inside(folder: Path) -> list[tuple[Path, str]]:
-    """Every symbolic link inside the input folder ``folder`` (not followed into), as (link, its name): the files
-    and folders they lead to are read too (a folder of links into a data store), wherever they lie."""
-    if folder.is_symlink() or not folder.is_dir():
+    """Every symbolic link inside the input folder ``folder`` (not followed into; hidden folders such as ``.git``
+    skipped), as (link, its name): the files and folders they lead to are read too (a folder of links into a data
+    store), wherever they lie. A link that leads nowhere (a loop) leads to no input."""
+    if not folder.is_dir():
         return []
     found = []
     for root, folders, files in os.walk(folder):
+        folders[:] = [name for name in folders if not name.startswith(".")]
         for name in sorted((*folders, *files)):
             path = Path(root) / name
             if path.is_symlink():
-                found.append((path, f"{path} (a link to {path.resolve()})"))
+                try:
+                    found.append((path, f"{path} (a link to {path.resolve()})"))
+                except (RuntimeError, OSError):  # a loop: Python 3.11 and 3.12 raise RuntimeError, later ones OSError
+                    continue
     return found
 
 
@@ -68,7 +74,7 @@ class InputPaths:
         for given in inputs:
             if given is not None:
                 for path, named in ((Path(given), str(given)), *_links_inside(Path(given))):
-                    resolved = path.resolve()
+                    resolved = path.resolve()  # a link in the tree resolved above; the given path as check_output does
                     self._inputs.setdefault(resolved, named)
                     for folder in resolved.parents:
                         self._holders.setdefault(folder, named)
@@ -156,7 +162,7 @@ def check_output(
 
     Raises InputError when the output is empty, is, contains or lies inside an input, or when it
     exists and ``overwrite`` is False. An output that ``replaces`` what is there (every command
-    but ``predict``, which adds to its folder) must also not be the current or home directory or a
+    but ``predict``, which adds to its folder) must also not be or hold the current or home directory, nor be a
     filesystem root, and an existing folder must be one flairseg made (:func:`made_by_flairseg`).
     """
     if not str(out).strip():
@@ -181,7 +187,11 @@ def _refuse_special_folder(out: str | os.PathLike, out_path: Path) -> None:
         current = Path.cwd().resolve()
     except OSError:  # the current directory was deleted: there is nothing of it to keep
         current = None
-    for folder, name in ((current, "the current directory"), (Path.home().resolve(), "your home directory")):
+    try:
+        home = Path.home().resolve()
+    except (RuntimeError, KeyError):  # no HOME and no account entry (a container run under an arbitrary uid)
+        home = None
+    for folder, name in ((current, "the current directory"), (home, "your home directory")):
         if folder is not None and (folder == out_path or out_path in folder.parents):
             held = "is" if folder == out_path else "holds"
             raise InputError(f"output {out} {held} {name}, which flairseg never replaces; give a new folder")
@@ -226,12 +236,12 @@ def held_case(report: ReportFolder, key: str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _held(path: Path, refusal: Callable[[str], InputError] | None) -> Iterator[None]:
-    """An exclusive ``flock`` on the file ``path`` (holding the holder's process id) while the block runs; a holder
-    that is not this process is waited for, or, with ``refusal``, is the error it makes of the holder's pid.
+    """An exclusive ``flock`` on the file ``path`` (holding the holder's process id) while the block runs; another
+    holder (a second hold by this process too) is waited for, or, with ``refusal``, is the error it makes of the
+    holder's pid.
 
     The operating system releases the lock when the process ends, however it ends; the file goes with its holder.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     handle = _locked(path, refusal)
     try:
         os.ftruncate(handle, 0)
@@ -247,12 +257,18 @@ def _locked(path: Path, refusal: Callable[[str], InputError] | None) -> int:
     """An open descriptor of the lock file ``path``, exclusively locked; the file may be removed by its last holder
     between opening and locking, in which case the one now at ``path`` is locked instead."""
     while True:
+        path.parent.mkdir(parents=True, exist_ok=True)  # again each time: a refused run may remove a folder it made
         try:  # never through a link: the lock file is truncated, and a link could lead to an input
             handle = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+        except FileNotFoundError:
+            continue
         except OSError as exc:
             if exc.errno != errno.ELOOP:
                 raise
             raise InputError(f"the lock file {path} is a symbolic link; remove it, then run again") from None
+        if not stat.S_ISREG(os.fstat(handle).st_mode) or os.fstat(handle).st_nlink != 1:  # a hard link: another file
+            os.close(handle)
+            raise InputError(f"the lock file {path} is not a file of its own (a hard link?); remove it, then run again")
         try:
             _lock(handle, refusal)
         except BaseException:  # refused, or a signal (SIGTERM) while waiting
@@ -270,7 +286,11 @@ def _lock(handle: int, refusal: Callable[[str], InputError] | None) -> None:
     import fcntl  # POSIX: imported here so that the package imports where it is missing
 
     if refusal is None:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        except OSError as exc:  # a file system without locks (Lustre without flock, NFS without lockd): unheld
+            if exc.errno not in (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP):
+                raise
         return
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -331,7 +351,7 @@ def _move_in(tmp: Path, final: Path) -> None:
     try:
         os.rename(tmp, final)
     except OSError as exc:
-        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):  # ENOTDIR: a file appeared there
             raise
         raise _appeared(final) from None
 
@@ -344,7 +364,7 @@ def _link_in(tmp: Path, final: Path) -> None:
     except FileExistsError:
         raise _appeared(final) from None
     except OSError as exc:
-        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP):
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS):
             raise
         if final.exists() or final.is_symlink():
             raise _appeared(final) from None

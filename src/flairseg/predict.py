@@ -335,7 +335,7 @@ def predict_tree(
     title = f"Prediction of {source.name} by {segmenter.metadata.get('name', 'the model')}"
     if part is None and len(paths) == 1 and failures:
         _fail_lone_case(report, title, segmenter.task, failures[0][1])
-    if bids:  # once a case is written: a refused lone case leaves no folder that passes for a derivative
+    if bids:  # after the cases: a refused lone case leaves no folder that passes for a derivative
         write_derivative_description(out_path)
     failures, cases = _failures_of_run(report, part, predicted, skipped, paths, failures)
     merged = merge_run_report(out_path, title, segmenter.task)

@@ -16,7 +16,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from flairseg.checkpoint import description_sha256, paths_of
+from flairseg.checkpoint import check_metadata, description_sha256, paths_of
 from flairseg.config import parse_json
 from flairseg.provenance import sha256_of
 from flairseg.errors import WeightsError
@@ -118,8 +118,9 @@ def _check_released_copy(path: Path) -> None:
             copy = parse_json(description.read_text())
         except ValueError:
             return  # checkpoint.read names an unreadable JSON
+        check_metadata(copy, str(description))  # an impossible value is named as such, as checkpoint.check_bound does
         released = parse_json(released_json.read_text())
-        if not isinstance(copy, dict) or description_sha256(copy) != description_sha256(released):
+        if description_sha256(copy) != description_sha256(released):
             raise WeightsError(
                 f"{description} holds the weights of the released model {entry.name} with settings other than the "
                 f"release's (an edited threshold or preprocessing); use --model {entry.name}, or restore the file"

@@ -38,6 +38,7 @@ from flairseg.data import (
     Prepared,
     Split,
     check_data,
+    refuse_lost_record,
     data_record,
     epoch_items,
     load_split,
@@ -393,8 +394,9 @@ def _starting_point(
     """The weights the run starts from: ``init_from`` for a new run; for a resumed one, those its start.json
     records (a run stopped before its first checkpoint starts again from them), which another --init may not replace.
     """
+    if resume:
+        refuse_lost_record(out, START_FILE, "split", "the record of the weights it started from")
     if not resume or not (out / START_FILE).is_file():
-        _refuse_lost_start(out, resume)
         return init_from, init_member  # a new run, or one made before runs recorded their start
     recorded = read_json(out / START_FILE)
     try:
@@ -407,18 +409,6 @@ def _starting_point(
             f"{'' if member is None else f' (member {member})'}; resume it with that --init or none"
         )
     return start, member
-
-
-def _refuse_lost_start(out: Path, resume: bool) -> None:
-    """Refuse to resume a run without its start.json whose last checkpoint records its split: runs have written both
-    since they began recording the split, so the record was lost, and another --init would go unnoticed."""
-    last = out / "last.json"
-    record = read_json(last) if resume and last.is_file() else None
-    if isinstance(record, dict) and "split" in record:
-        raise InputError(
-            f"{out} lacks {START_FILE}, the record of the weights it started from; restore it, or train the run again "
-            "with --overwrite"
-        )
 
 
 def _create_run(
