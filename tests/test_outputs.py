@@ -123,6 +123,25 @@ def test_the_input_paths_an_output_may_not_touch() -> None:
     assert inputs.overlapped(Path("/data/tree2")) is None and inputs.overlapped(Path("/models/n.json")) is None
 
 
+def test_the_files_an_input_folders_links_lead_to_are_inputs(tmp_path: Path) -> None:
+    """A folder of links into a store, given itself or through a link: the store is an input; a link loop or a link
+    in a hidden folder (.git) leads to none."""
+    from flairseg.outputs import InputPaths
+
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "a.nii.gz").write_bytes(b"x")
+    (tmp_path / "elsewhere").mkdir()
+    view = tmp_path / "view"
+    (view / ".git").mkdir(parents=True)
+    (view / "a.nii.gz").symlink_to(tmp_path / "store" / "a.nii.gz")
+    (view / "loop").symlink_to("loop")
+    (view / ".git" / "objects").symlink_to(tmp_path / "elsewhere")
+    (tmp_path / "linked").symlink_to(view)
+    for given in (view, tmp_path / "linked"):
+        inputs = InputPaths([given])
+        assert inputs.overlapped(tmp_path / "store") is not None and inputs.overlapped(tmp_path / "elsewhere") is None
+
+
 def test_a_case_named_as_the_other_tasks_output_of_a_recorded_case_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

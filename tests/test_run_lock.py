@@ -80,6 +80,13 @@ def test_a_lock_file_that_is_a_link_is_never_followed(
         == f"flairseg: error: the lock file {lock} is a symbolic link; remove it, then run again\n"
     )
     assert target.read_bytes() == before and not (tmp_path / "run").exists()
+    lock.unlink()
+    os.link(target, lock)  # a hard link: the same file under the lock's name
+    assert main(_train(data, tmp_path / "run")) == 1
+    assert capsys.readouterr().err == (
+        f"flairseg: error: the lock file {lock} is not a file of its own (a hard link?); remove it, then run again\n"
+    )
+    assert target.read_bytes() == before and not (tmp_path / "run").exists()
 
 
 def test_the_lock_dies_with_its_process(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
