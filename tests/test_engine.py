@@ -145,12 +145,12 @@ def test_a_split_edited_after_the_last_checkpoint_is_named(tmp_path: Path) -> No
 
     from flairseg.data import Split
     from flairseg.errors import InputError
-    from flairseg.train import _check_recorded_split
+    from flairseg.train import check_recorded_split
 
     split = Split("kfold", 3, 1, 0, ("A", "B"), ("C",), ("D",))
     recorded = json.loads(json.dumps(dataclasses.asdict(split)))
-    _check_recorded_split(tmp_path, split, {"split": recorded})
-    _check_recorded_split(tmp_path, split, {})  # an older flairseg's state: accepted
+    check_recorded_split(tmp_path, split, {"split": recorded})
+    check_recorded_split(tmp_path, split, {})  # an older flairseg's state: accepted
     for before, change in (
         ({"fold": 0}, "fold 0 -> 1"),
         ({"train": ["A"], "validation": ["B", "C"]}, "train now lists B"),
@@ -158,7 +158,7 @@ def test_a_split_edited_after_the_last_checkpoint_is_named(tmp_path: Path) -> No
         ({"train": ["B", "A"]}, "train lists its cases in another order"),
     ):
         with pytest.raises(InputError, match=rf"split.json was edited after the run's last checkpoint \({change}\);"):
-            _check_recorded_split(tmp_path, split, {"split": recorded | before})
+            check_recorded_split(tmp_path, split, {"split": recorded | before})
 
 
 def test_batch_workers_build_the_same_batches(phantoms: Path, tmp_path: Path) -> None:
