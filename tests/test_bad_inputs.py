@@ -1415,6 +1415,20 @@ def _cv_fold_with_split_edited(tmp: Path) -> list[str]:
     return argv
 
 
+def _tiff_tile_bomb(tmp: Path) -> list[str]:
+    """A 32 x 32 slice stored as one 4096 x 4096 zlib tile (a tile is inflated whole), within a 100 MB budget."""
+    case = _case(tmp)
+    plane = np.zeros((32, 32, 3), np.uint8)
+    (case / "CASE_2.tif").unlink()
+    tifffile.imwrite(case / "CASE_2.tif", plane, photometric="rgb", tile=(4096, 4096), compression="zlib")
+    return _predict(tmp, case, "--max-memory", "100M")
+
+
+def _associate_no_labelled_case(tmp: Path) -> list[str]:
+    """A clinical column that is NA for every patient of the features file."""
+    return _associate_with(tmp, "Patient,IDH\n" + "".join(f"P{i},NA\n" for i in range(4)), "bevr:IDH")
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -2575,6 +2589,20 @@ CATALOGUE = [
         _cv_fold_with_split_edited,
         "TMP/cv/fold-0/split.json was edited after the run's last checkpoint (train now lists CASE_2); restore it, "
         "or start a new run",
+    ),
+    BadInput(
+        "tiff-tile-bomb",
+        "a 32 x 32 TIFF slice stored as one 4096 x 4096 compressed tile, under a 100 MB memory budget",
+        _tiff_tile_bomb,
+        "case TMP/in/CASE declares 50,331,648 voxels x 3 channel(s), about 3.4 GB to process, more than the memory "
+        "budget of 100 MB; check its header, or raise the budget with --max-memory (e.g. --max-memory 32G)",
+    ),
+    BadInput(
+        "associate-no-labelled-case",
+        "a hypothesis whose clinical column is NA for every patient",
+        _associate_no_labelled_case,
+        "hypothesis bevr:IDH has no case with both a bevr value and a IDH label (empty masks give no features, "
+        "missing labels no level); drop it, or give cases that have both",
     ),
 ]
 

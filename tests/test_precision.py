@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from flairseg.errors import ConfigError
-from flairseg.inference import resolve_precision
+from flairseg.errors import ConfigError, WeightsError
+from flairseg.inference import InferenceOptions, predict_probabilities, resolve_device, resolve_precision
 from flairseg.io import read_case, sample_case_path
 from flairseg.metrics import case_metrics
 from flairseg.predict import Segmenter
@@ -37,3 +37,28 @@ def test_bfloat16_masks_match_float32_on_the_sample_case() -> None:
         abs(case_metrics("sample", bf16_mask, case.mask).dice - case_metrics("sample", fp32_mask, case.mask).dice)
         < 0.005
     )
+
+
+def test_cuda_device_names_are_checked_against_the_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With one CUDA device: cuda and cuda:0 pass; cuda:1 and malformed names are one-line refusals, not torch's."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert resolve_device("cuda") == torch.device("cuda") and resolve_device("cuda:0") == torch.device("cuda:0")
+    with pytest.raises(ConfigError, match="has 1 CUDA device"):
+        resolve_device("cuda:1")
+    for name in ("cudafoo", "cuda:x", "cuda:-1", "cuda:0,1"):
+        with pytest.raises(ConfigError, match="unknown device"):
+            resolve_device(name)
+
+
+class _Diverged(torch.nn.Module):
+    """A network whose weights overflow: NaN logits for every pixel."""
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        return torch.full_like(batch[:, :1], float("nan"))
+
+
+def test_nan_probabilities_are_refused_not_thresholded_into_empty_masks() -> None:
+    inputs = np.zeros((2, 3, 8, 8), np.float32)
+    with pytest.raises(WeightsError, match="answers NaN probabilities"):
+        predict_probabilities(_Diverged(), inputs, InferenceOptions(batch_size=2, device=torch.device("cpu")))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -814,3 +815,21 @@ def test_a_report_folder_flairseg_did_not_write_is_written_into_only_with_overwr
     (study / "report" / ".flairseg").unlink(missing_ok=True)  # as an older flairseg left it: its records alone
     assert main(command) == 0
     assert (study / "report" / ".flairseg").is_file()
+
+
+def test_the_part_records_of_a_run_of_very_many_parts_are_found_by_name(tmp_path: Path) -> None:
+    """A run split into 10^23 parts (more than its cases) reads the records there are, not every part's."""
+    from flairseg.outputs import ReportFolder
+    from flairseg.predict import _failures_of_parts
+
+    report = ReportFolder(tmp_path / "report")
+    parts = 10**23
+    report.part_record(0, parts).parent.mkdir(parents=True)
+    record = {"part": 0, "parts": parts, "predicted": 1, "skipped": 0, "cases": ["A"], "failures": [["A", "why"]]}
+    report.part_record(0, parts).write_text(json.dumps(record))
+    report.part_record(5, 8).write_text(json.dumps(record))  # another split's: not this run's
+    found: list = []
+    worker = threading.Thread(target=lambda: found.append(_failures_of_parts(report, parts)), daemon=True)
+    worker.start()
+    worker.join(timeout=30)  # probing every part would never end
+    assert found == [([("A", "why")], 1)]

@@ -89,6 +89,26 @@ def test_a_lock_file_that_is_a_link_is_never_followed(
     assert target.read_bytes() == before and not (tmp_path / "run").exists()
 
 
+def test_a_folder_that_appears_while_a_run_reads_its_data_stays(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without --overwrite, a folder another tool makes at the run's path while the run reads its data stays, with
+    the user's file, and the run is refused."""
+    from flairseg import train
+
+    run, reading = tmp_path / "run", train._training_cases
+
+    def appears_meanwhile(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        run.mkdir()
+        (run / "notes.txt").write_text("mine")
+        return reading(*args, **kwargs)
+
+    monkeypatch.setattr(train, "_training_cases", appears_meanwhile)
+    assert main(_train(data, run)) == 1
+    assert "appeared while this command worked" in capsys.readouterr().err
+    assert sorted(p.name for p in run.iterdir()) == ["notes.txt"]
+
+
 def test_the_lock_dies_with_its_process(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "run"
     hold = (

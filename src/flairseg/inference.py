@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -49,8 +50,14 @@ def resolve_device(name: str) -> torch.device:
         raise ConfigError(f"device {name!r} requested but CUDA is not available here; use --device cpu")
     if name == "mps" and not mps:
         raise ConfigError("device 'mps' requested but Apple's MPS is not available here; use --device cpu")
-    if name not in ("cpu", "mps") and not name.startswith("cuda"):
+    cuda = re.fullmatch(r"cuda(?::(\d+))?", name)
+    if name not in ("cpu", "mps") and cuda is None:
         raise ConfigError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps")
+    if cuda is not None and cuda[1] is not None and int(cuda[1]) >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise ConfigError(
+            f"device {name!r} requested but this machine has {count} CUDA device(s) (cuda:0 .. cuda:{count - 1})"
+        )
     return torch.device(name)
 
 
@@ -274,6 +281,11 @@ def predict_probabilities(
         prob = torch.sigmoid(logits.float())
         if flipped is not None:
             prob = (prob + torch.sigmoid(flipped.float())) / 2
+        if not bool(torch.isfinite(prob).all()):  # NaN is above no threshold: the masks would be silently empty
+            raise WeightsError(
+                "the model answers NaN probabilities (its weights overflow: damaged, or trained to diverge); use "
+                "another checkpoint"
+            )
         out[start : start + batch.shape[0]] = prob[:, 0].float().cpu().numpy()
     model.train(was_training)
     return out

@@ -56,11 +56,14 @@ def _read_tiff(path: Path) -> np.ndarray:
 
 
 def _page_shape(path: Path) -> tuple[int, ...]:
-    """The shape a slice file's header declares for its one page (every page would be decoded: a slice is one)."""
+    """The shape a slice file's header declares for its one page (every page would be decoded: a slice is one); a
+    page stored in tiles larger than itself counts as its tile (a tile is inflated whole before it is cropped)."""
     try:
         with tifffile.TiffFile(path) as tiff:
             page, pages = tiff.pages[0], len(tiff.pages)
             shape = tuple(page.shape[axis] for axis in _channels_last(page, page.shape))
+            if page.is_tiled:
+                shape = (max(shape[0], page.tilelength), max(shape[1], page.tilewidth), *shape[2:])
     except PermissionError:
         raise read_denied(path) from None
     except Exception as exc:  # tifffile raises many types for corrupt, truncated or non-TIFF files

@@ -17,6 +17,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -479,15 +480,21 @@ def _write_part_record(
 
 
 def _failures_of_parts(report: ReportFolder, parts: int) -> tuple[list[tuple[str, str]], int]:
-    """The failed cases (case, reason) that the parts of an N-part run done so far recorded, and their cases."""
+    """The failed cases (case, reason) that the parts of an N-part run done so far recorded, and their cases: the
+    records there are, found by name (N may be far more than the cases, and most parts have none)."""
     failures, cases = [], 0
-    for k in range(parts):
-        path = report.part_record(k, parts)
-        if path.is_file():
-            record = _read_part_record(path)
-            failures += [tuple(failure) for failure in record.get("failures", [])]
-            cases += len(record["cases"])
+    for k in _recorded_parts(report, parts):
+        record = _read_part_record(report.part_record(k, parts))
+        failures += [tuple(failure) for failure in record.get("failures", [])]
+        cases += len(record["cases"])
     return failures, cases
+
+
+def _recorded_parts(report: ReportFolder, parts: int) -> list[int]:
+    """The parts K of an N-part run whose records are in the report, in order."""
+    folder = report.part_record(0, parts).parent
+    found = (re.fullmatch(rf"part-(0|[1-9]\d*)-of-{parts}\.json", path.name) for path in folder.glob("part-*.json"))
+    return sorted(k for k in (int(match[1]) for match in found if match) if k < parts) if folder.is_dir() else []
 
 
 def _read_part_record(path: Path) -> dict:

@@ -365,6 +365,11 @@ def _test_hypothesis(
     h: Hypothesis, values: Sequence[float], labels: Sequence[str | None], alpha: float, tests: int
 ) -> AssociationRow:
     """One hypothesis's median split and Fisher's exact test, Bonferroni-corrected over ``tests`` hypotheses."""
+    if not any(label is not None and not math.isnan(value) for value, label in zip(values, labels)):
+        raise InputError(
+            f"hypothesis {h} has no case with both a {h.feature} value and a {h.column} label (empty masks give "
+            "no features, missing labels no level); drop it, or give cases that have both"
+        )
     table, levels = contingency(values, labels)
     p = fisher_exact_2xk(table, f"hypothesis {h}")
     low, high = tuple(map(int, table[0])), tuple(map(int, table[1]))

@@ -418,14 +418,18 @@ def _create_run(
     paths: dict[str, Path],
     start: dict[str, object],
     world: distributed.World,
+    overwrite: bool,
 ) -> None:
     """Rank 0 makes the run folder with config.json, split.json, start.json and data.json (the files of the cases
-    it trains and validates on), once every rank has checked its data.
+    it trains and validates on), once every rank has checked its data; without ``overwrite``, a folder that appeared
+    at ``out`` while the data were read stays, and the run is refused.
     """
     distributed.barrier(world)
     if world.is_main:
         used = {case_id: paths[case_id] for case_id in split.train + split.validation}
-        with atomic_dir(out, mark=True) as tmp:  # the folder appears with its four files and marker or not at all
+        with atomic_dir(
+            out, mark=True, replace=overwrite
+        ) as tmp:  # the folder appears with its four files and marker or not at all
             (tmp / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
             save_split(split, tmp / "split.json")
             (tmp / START_FILE).write_text(json.dumps(start, indent=2))
@@ -483,7 +487,7 @@ def train(
         cases = _training_cases(paths, split, config, quiet, data)
         model, optimizer, state = _model_and_state(config, out, init_from, init_member, resume, torch_device, quiet)
         if not resume:  # only now: bad data or a bad --init checkpoint leave no half-made run folder behind
-            _create_run(out, config, split, paths, _start_record(init_from, init_member), world)
+            _create_run(out, config, split, paths, _start_record(init_from, init_member), world, overwrite)
         return _run_epochs(model, optimizer, state, config, split, cases, out, world, quiet)
 
 
