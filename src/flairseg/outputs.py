@@ -266,7 +266,8 @@ def _locked(path: Path, refusal: Callable[[str], InputError] | None) -> int:
             if exc.errno != errno.ELOOP:
                 raise
             raise InputError(f"the lock file {path} is a symbolic link; remove it, then run again") from None
-        if not stat.S_ISREG(os.fstat(handle).st_mode) or os.fstat(handle).st_nlink != 1:  # a hard link: another file
+        status = os.fstat(handle)
+        if not stat.S_ISREG(status.st_mode) or status.st_nlink != 1:  # a hard link: another file's contents
             os.close(handle)
             raise InputError(f"the lock file {path} is not a file of its own (a hard link?); remove it, then run again")
         try:
@@ -689,7 +690,7 @@ class PredictionFolder:
     def mask(self, case: Case) -> Path:
         if self.mask_file is not None:
             return self.mask_file
-        case_id = _output_case_id(case)
+        case_id = check_case_id(case.case_id)
         if self.bids_root is not None:
             folder = case.geometry.source.parent.relative_to(self.bids_root)
             return self.path / folder / f"{case_id}_desc-{TASK_SPECS[self.task].label}_mask.nii.gz"
@@ -700,7 +701,7 @@ class PredictionFolder:
         return self.mask(case), self.probability(case), self.stripped(case)
 
     def probability(self, case: Case) -> Path:
-        name = _output_case_id(case) + TASK_SPECS[self.task].output_suffix
+        name = check_case_id(case.case_id) + TASK_SPECS[self.task].output_suffix
         return (
             self.path / "probabilities" / f"{name}.tif"
             if case.geometry.format == "kaggle"
@@ -709,13 +710,9 @@ class PredictionFolder:
 
     def stripped(self, case: Case) -> Path:
         """The skull-stripped image, named like the input (a Kaggle case folder, ``<case>.nii.gz``)."""
-        case_id = _output_case_id(case)
+        case_id = check_case_id(case.case_id)
         folder = self.path / _stripped_folder(self.task)
         return folder / (case_id if case.geometry.format == "kaggle" else f"{case_id}.nii.gz")
-
-
-def _output_case_id(case: Case) -> str:
-    return check_case_id(case.case_id)
 
 
 def check_case_id(case_id: str) -> str:

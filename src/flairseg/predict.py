@@ -492,9 +492,9 @@ def _failures_of_parts(report: ReportFolder, parts: int) -> tuple[list[tuple[str
 
 def _recorded_parts(report: ReportFolder, parts: int) -> list[int]:
     """The parts K of an N-part run whose records are in the report, in order."""
-    folder = report.part_record(0, parts).parent
-    found = (re.fullmatch(rf"part-(0|[1-9]\d*)-of-{parts}\.json", path.name) for path in folder.glob("part-*.json"))
-    return sorted(k for k in (int(match[1]) for match in found if match) if k < parts) if folder.is_dir() else []
+    name = re.compile(rf"part-(0|[1-9]\d*)-of-{parts}\.json")
+    found = (name.fullmatch(path.name) for path in report.part_record(0, parts).parent.glob("part-*.json"))
+    return sorted(k for k in (int(match[1]) for match in found if match) if k < parts)
 
 
 def _read_part_record(path: Path) -> dict:
