@@ -1429,6 +1429,17 @@ def _associate_no_labelled_case(tmp: Path) -> list[str]:
     return _associate_with(tmp, "Patient,IDH\n" + "".join(f"P{i},NA\n" for i in range(4)), "bevr:IDH")
 
 
+def _dicom_rescaled_beyond_float32(tmp: Path) -> list[str]:
+    """A DICOM series of pixels 255 whose slices' Rescale Slope 3e38 takes them to 7.65e40, more than float32 holds."""
+    from test_volumes import _write_dicom_series
+
+    (tmp / "in").mkdir()
+    series = tmp / "in" / "S"
+    _write_dicom_series(series, np.full((3, 6, 6), 255), (1.0, 1.0, 3.0), np.eye(3), (0.0, 0.0, 0.0))
+    _edit_dicom(sorted(series.iterdir()), lambda ds: setattr(ds, "RescaleSlope", "3e38"))
+    return _predict(tmp, series)
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -2603,6 +2614,13 @@ CATALOGUE = [
         _associate_no_labelled_case,
         "hypothesis bevr:IDH has no case with both a bevr value and a IDH label (empty masks give no features, "
         "missing labels no level); drop it, or give cases that have both",
+    ),
+    BadInput(
+        "dicom-rescaled-beyond-float32",
+        "a DICOM series whose Rescale Slope 3e38 scales its pixel values beyond float32",
+        _dicom_rescaled_beyond_float32,
+        "TMP/in/S: slice 1 (slice000.dcm) has Rescale Slope '3e38' and Rescale Intercept '0', which take its stored "
+        "values to 7.65e+40, beyond float32 (at most 3.4e+38 in size); fix them in the slices' headers",
     ),
 ]
 

@@ -295,3 +295,24 @@ def test_a_kaggle_prediction_is_not_scored_against_a_volume_truth(
         "images in the truth's layout and score that",
         out,
     )
+
+
+def test_a_partly_labelled_data_folder_is_the_truth_of_its_labelled_cases(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--truth data` with the data folder itself, images beside their masks and one image (B) without a mask: A is
+    scored, and B's prediction is noted as having no truth."""
+    import nibabel as nib
+
+    mask = np.zeros((8, 8, 4), np.uint8)
+    mask[2:6, 2:6, 1:3] = 1
+    for folder, names in (("data", ("A", "A_mask", "B")), ("pred", ("A_mask", "B_mask"))):
+        (tmp_path / folder).mkdir()
+        for name in names:
+            nib.save(nib.Nifti1Image(mask, np.eye(4)), tmp_path / folder / f"{name}.nii.gz")
+    args = ["evaluate", "--pred", str(tmp_path / "pred"), "--truth", str(tmp_path / "data"), "-o", str(tmp_path / "r")]
+    code, out, err = _run([*args, "--quiet", "--no-figures"], capsys)
+    assert code == 0, err
+    assert [row["case_id"] for row in csv.DictReader((tmp_path / "r" / "metrics.csv").open())] == ["A"]
+    assert out.startswith("1 cases: Dice mean 1.0000")
+    assert err == "note: 1 predicted cases have no truth and were skipped\n"

@@ -40,12 +40,18 @@ def test_bfloat16_masks_match_float32_on_the_sample_case() -> None:
 
 
 def test_cuda_device_names_are_checked_against_the_machine(monkeypatch: pytest.MonkeyPatch) -> None:
-    """With one CUDA device: cuda and cuda:0 pass; cuda:1 and malformed names are one-line refusals, not torch's."""
+    """With one CUDA device: cuda and cuda:0 pass; cuda:1 and malformed names are one-line refusals, not torch's,
+    naming the devices there are."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     assert resolve_device("cuda") == torch.device("cuda") and resolve_device("cuda:0") == torch.device("cuda:0")
-    with pytest.raises(ConfigError, match="has 1 CUDA device"):
+    with pytest.raises(ConfigError) as refused:
         resolve_device("cuda:1")
+    assert str(refused.value) == "device 'cuda:1' requested but this machine has 1 CUDA device (cuda:0)"
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    with pytest.raises(ConfigError) as refused:
+        resolve_device("cuda:4")
+    assert str(refused.value) == "device 'cuda:4' requested but this machine has 4 CUDA devices (cuda:0 .. cuda:3)"
     for name in ("cudafoo", "cuda:x", "cuda:-1", "cuda:0,1"):
         with pytest.raises(ConfigError, match="unknown device"):
             resolve_device(name)

@@ -662,6 +662,30 @@ def test_a_truth_that_fails_to_read_is_its_cases_listed_failure(
     assert (report / "report.html").is_file() and not (report / "records" / "B_mask.started").exists()
 
 
+def test_a_partly_labelled_data_folder_is_the_truth_of_predict(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`predict -i data --truth data`, images beside their masks and one image (B) without a mask: both cases are
+    predicted, A alone is scored, and the summary counts the cases with truth."""
+    import nibabel as nib
+    import numpy as np
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("A", "B"):
+        image = np.random.default_rng(0).random((32, 32, 3), np.float32)
+        nib.save(nib.Nifti1Image(image, np.eye(4)), data / f"{name}.nii.gz")
+    nib.save(nib.Nifti1Image(np.ones((32, 32, 3), np.uint8), np.eye(4)), data / "A_mask.nii.gz")
+    model = _empty_mask_checkpoint(tmp_path / "model", "abnormality", 100.0)
+    out = tmp_path / "out"
+    command = ["predict", "-i", str(data), "-o", str(out), "--model", str(model), "--truth", str(data), "--quiet"]
+    assert main(command) == 0, capsys.readouterr().err
+    summary = capsys.readouterr().out
+    assert summary.startswith("2 cases predicted") and "over 1 cases with truth" in summary
+    assert sorted(p.name for p in out.glob("*.nii.gz")) == ["A_mask.nii.gz", "B_mask.nii.gz"]
+    assert [line.split(",")[0] for line in (out / "report" / "metrics.csv").read_text().splitlines()[1:]] == ["A"]
+
+
 def test_a_reused_case_is_drawn_with_the_truth_it_is_scored_against(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

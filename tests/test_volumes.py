@@ -531,10 +531,10 @@ def test_a_stray_dicom_series_above_series_folders_is_refused(tmp_path: Path) ->
 
 
 def test_a_mask_folder_refuses_a_mask_named_without_the_suffix(tmp_path: Path) -> None:
-    """Beside ``_mask`` files, a file without the suffix is a case's image, another label or a probability map by its
-    name, or else refused: a mask saved without the suffix would drop its case out of a score without a word."""
+    """Beside ``_mask`` files without their images, a file without the suffix is another label or a probability map
+    by its name, or else refused: a mask saved without the suffix would drop its case out of a score without a word."""
     mask = (_volume() > 120).astype(np.uint8)
-    for name in ("a_mask", "a", "a_brain", "a_probability", "a_brain_probability", "b_mask"):
+    for name in ("a_mask", "a_brain", "a_probability", "a_brain_probability", "b_mask"):
         _save(mask, np.eye(4), tmp_path / f"{name}.nii.gz")
     assert find_cases(tmp_path, masks="only") == [tmp_path / "a_mask.nii.gz", tmp_path / "b_mask.nii.gz"]
     assert [p.name for p in find_cases(tmp_path, masks="only", mask_suffix="_brain")] == ["a_brain.nii.gz"]
@@ -544,6 +544,17 @@ def test_a_mask_folder_refuses_a_mask_named_without_the_suffix(tmp_path: Path) -
         "left out; rename it c_mask.nii.gz if it is a mask, or move it out of the folder if it is an image "
         "without a mask"
     )
+
+
+def test_a_partly_labelled_data_folder_is_read_as_its_masks(tmp_path: Path) -> None:
+    """A data folder of images beside their masks (given as the truth) with one image without a mask: its masks are
+    the cases and the image without a mask is left out, since an image with its mask beside it tells the folder's
+    unsuffixed files are images."""
+    mask = (_volume() > 120).astype(np.uint8)
+    for name in ("a", "a_mask", "b", "c_mask"):
+        _save(mask, np.eye(4), tmp_path / f"{name}.nii.gz")
+    assert find_cases(tmp_path, masks="only") == [tmp_path / "a_mask.nii.gz", tmp_path / "c_mask.nii.gz"]
+    assert find_cases(tmp_path) == [tmp_path / "a.nii.gz", tmp_path / "b.nii.gz"]
 
 
 @pytest.mark.parametrize(
@@ -565,6 +576,32 @@ def test_dicom_geometry_that_is_not_positive_and_finite_is_refused(
         ds[tag].value = value
         ds.save_as(path)
     assert words in _message(read_dicom_series, tmp_path / "s")
+
+
+@pytest.mark.parametrize(
+    ("slope", "intercept", "words"),
+    [("2", "-10", None), ("3e38", "0", "to 7.65e+40"), ("1", "-1e300", "to -1e+300")],
+)
+def test_a_dicom_rescale_beyond_float32_is_refused(
+    tmp_path: Path, slope: str, intercept: str, words: str | None
+) -> None:
+    """Rescale Slope and Intercept that take the stored values beyond float32 are refused, naming them and a slice
+    (they would become infinite voxels); an ordinary rescale is applied."""
+    import pydicom
+
+    _write_dicom_series(tmp_path / "s", np.full((3, 6, 6), 255), (1.0, 1.0, 3.0), np.eye(3), (0.0, 0.0, 0.0))
+    for path in sorted((tmp_path / "s").iterdir()):
+        ds = pydicom.dcmread(path)
+        ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
+        ds.save_as(path)
+    if words is None:
+        assert np.all(read_dicom_series(tmp_path / "s").image == 500.0)
+        return
+    assert _message(read_dicom_series, tmp_path / "s") == (
+        f"{tmp_path / 's'}: slice 1 (slice000.dcm) has Rescale Slope {slope!r} and Rescale Intercept {intercept!r}, "
+        f"which take its stored values {words}, beyond float32 (at most 3.4e+38 in size); fix them in the slices' "
+        "headers"
+    )
 
 
 def _reencode(folder: Path, syntax: str, nested: bool = True) -> None:

@@ -55,9 +55,8 @@ def resolve_device(name: str) -> torch.device:
         raise ConfigError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps")
     if cuda is not None and cuda[1] is not None and int(cuda[1]) >= torch.cuda.device_count():
         count = torch.cuda.device_count()
-        raise ConfigError(
-            f"device {name!r} requested but this machine has {count} CUDA device(s) (cuda:0 .. cuda:{count - 1})"
-        )
+        devices = "1 CUDA device (cuda:0)" if count == 1 else f"{count} CUDA devices (cuda:0 .. cuda:{count - 1})"
+        raise ConfigError(f"device {name!r} requested but this machine has {devices}")
     return torch.device(name)
 
 

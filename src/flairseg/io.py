@@ -127,7 +127,8 @@ def find_cases(path: str | os.PathLike, masks: MaskPolicy = "optional", mask_suf
 
     A case is a Kaggle folder of TIFF slices, a DICOM series folder, or a NIfTI file. A folder holding both slices
     and case folders is refused: either reading would leave cases out. With masks="only" a folder's NIfTI cases are
-    its ``*<mask_suffix>.nii[.gz]`` files (or all of them when none has the suffix; see :func:`_mask_volumes`);
+    its ``*<mask_suffix>.nii[.gz]`` files (or all of them when none has the suffix; images beside them skipped, a
+    mask saved without the suffix refused: see :func:`_mask_volumes`);
     otherwise NIfTI files ending in the suffix are labels, not cases.
     """
     root = Path(path)
@@ -178,17 +179,22 @@ def _refuse_cases_below(root: Path, slice_file: Path, subfolders: list[Path]) ->
 def _mask_volumes(root: Path, volumes: list[Path], mask_suffix: str) -> list[Path]:
     """The mask cases among a folder's NIfTI files: those named with ``mask_suffix``, or all when none is.
 
-    A file without the suffix beside suffixed masks is refused unless its name tells what else it is (the image
-    of a mask beside it, another task's label, a probability map): it may be a mask saved without the suffix,
-    whose case would drop out of a score without a word."""
+    In a folder of images beside their masks (at least one ``X`` with its ``X<mask_suffix>``: a data folder given as
+    the truth) a file without the suffix is an image, one without a mask being left out as the summaries count
+    (cases with truth, predictions without truth). Elsewhere a file without the suffix beside suffixed masks is
+    refused unless its name tells what else it is (another task's label, a probability map): it may be a mask
+    saved without the suffix, whose case would drop out of a score without a word."""
     labelled = [p for p in volumes if nifti_stem(p).endswith(mask_suffix)]
     if not labelled:
         return volumes
     masked = {nifti_stem(p).removesuffix(mask_suffix) for p in labelled}
+    unsuffixed = [p for p in volumes if p not in labelled]
+    if any(nifti_stem(p) in masked for p in unsuffixed):
+        return labelled
     others = (PROBABILITY_SUFFIX, *(spec.label_suffix for spec in TASK_SPECS.values()))
-    for path in volumes:
+    for path in unsuffixed:
         stem = nifti_stem(path)
-        if path not in labelled and stem not in masked and not stem.endswith(others):
+        if not stem.endswith(others):
             raise InputError(
                 f"{root} holds masks named <case>{mask_suffix} ({labelled[0].name}) and {path.name} without the "
                 f"suffix, which would be left out; rename it {stem}{mask_suffix}.nii.gz if it is a mask, "

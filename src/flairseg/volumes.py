@@ -128,16 +128,24 @@ def _check_finite(data: np.ndarray, where: Path) -> None:
             )
 
 
-def _check_float32_range(data: np.ndarray, stored: Any, path: Path) -> None:
-    """Refuse finite values that float32, the type flairseg computes in, cannot hold (they would become infinite),
-    naming their source: the header's scaling (``scl_slope``, ``scl_inter``, which nibabel's ``stored`` array proxy
-    applies to the stored values) or the values themselves."""
+def _beyond_float32(data: np.ndarray) -> float | None:
+    """The value of ``data`` furthest beyond what float32, the type flairseg computes in, holds (it would become
+    infinite); None when float32 holds them all."""
     if data.dtype.kind != "f" or data.dtype.itemsize <= 4:
-        return
+        return None
     low, high, limit = float(data.min()), float(data.max()), float(np.finfo(np.float32).max)
     if max(-low, high) <= limit:
+        return None
+    return high if high > limit else low
+
+
+def _check_float32_range(data: np.ndarray, stored: Any, path: Path) -> None:
+    """Refuse finite values that float32 cannot hold (:func:`_beyond_float32`), naming their source: the header's
+    scaling (``scl_slope``, ``scl_inter``, which nibabel's ``stored`` array proxy applies to the stored values) or
+    the values themselves."""
+    extreme, limit = _beyond_float32(data), float(np.finfo(np.float32).max)
+    if extreme is None:
         return
-    extreme = high if high > limit else low
     slope, inter = float(stored.slope), float(stored.inter)
     if (slope, inter) != (1.0, 0.0):
         raise InputError(
@@ -610,6 +618,7 @@ def read_dicom_series(folder: str | os.PathLike, case_id: str | None = None) -> 
     affine = _LPS_TO_RAS @ lps
     data = sitk.GetArrayFromImage(image).transpose(2, 1, 0)  # (x, y, z) voxel axes, as the affine indexes them
     _check_finite(data, folder)
+    _check_rescale_range(data, files, folder)
     ornt = _orientation(affine, folder)
     geometry = Geometry(
         source=folder,
@@ -622,6 +631,30 @@ def read_dicom_series(folder: str | os.PathLike, case_id: str | None = None) -> 
     )
     volume = _float32_processing(data, ornt)[..., None]
     return Case(case_id or folder.resolve().name, volume, None, geometry)
+
+
+def _check_rescale_range(data: np.ndarray, files: Sequence[str], folder: Path) -> None:
+    """Refuse a series whose Rescale Slope and Intercept take a slice's stored values (whole numbers, which float32
+    holds) beyond float32 (:func:`_beyond_float32`), naming the slice of the value furthest beyond it."""
+    import SimpleITK as sitk
+
+    extreme, limit = _beyond_float32(data), float(np.finfo(np.float32).max)
+    if extreme is None:
+        return
+    index = int(np.argwhere(data == extreme)[0][2])  # data's third axis: the slices in the order of ``files``
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(files[index])
+    with _quiet_simpleitk():
+        reader.ReadImageInformation()  # the header alone
+    slope, intercept = (
+        reader.GetMetaData(tag).strip() if reader.HasMetaDataKey(tag) else default
+        for tag, default in (("0028|1053", "1"), ("0028|1052", "0"))
+    )
+    raise InputError(
+        f"{folder}: slice {index + 1} ({Path(files[index]).name}) has Rescale Slope {slope!r} and Rescale Intercept "
+        f"{intercept!r}, which take its stored values to {extreme:.3g}, beyond float32 (at most {limit:.3g} in "
+        "size); fix them in the slices' headers"
+    )
 
 
 def _dicom_series_files(folder: Path) -> Sequence[str]:
