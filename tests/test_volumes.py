@@ -604,6 +604,23 @@ def test_a_dicom_rescale_beyond_float32_is_refused(
     )
 
 
+@pytest.mark.parametrize("slope, intercept", [("200", "0"), ("0.5", "0"), ("1", "-40000")])
+def test_each_dicom_slice_keeps_its_own_rescale(tmp_path: Path, slope: str, intercept: str) -> None:
+    """A slice whose Rescale Slope or Intercept differs from the first slice's keeps its own values: read in the first
+    slice's pixel type, 255 x 200 wrapped around int16 and 255 x 0.5 lost its half."""
+    import pydicom
+
+    _write_dicom_series(tmp_path / "s", np.full((4, 6, 6), 255), (1.0, 1.0, 3.0), np.eye(3), (0.0, 0.0, 0.0))
+    third = sorted((tmp_path / "s").iterdir())[2]
+    ds = pydicom.dcmread(third)
+    ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
+    ds.save_as(third)
+    volume = read_dicom_series(tmp_path / "s").image[..., 0]
+    expected = 255 * float(slope) + float(intercept)
+    assert sorted(np.unique(volume).tolist()) == sorted({255.0, expected})
+    assert np.count_nonzero(volume == expected) == 36
+
+
 def _reencode(folder: Path, syntax: str, nested: bool = True) -> None:
     """Write every slice of a series again in another transfer syntax, with an undefined-length sequence (nested, a
     thumbnail's own Rows and Pixel Data inside) before its pixels."""

@@ -600,6 +600,7 @@ def read_dicom_series(folder: str | os.PathLike, case_id: str | None = None) -> 
         raise InputError(f"DICOM folder {folder} does not exist")
     files = _dicom_series_files(folder)
     reader = sitk.ImageSeriesReader()
+    reader.SetOutputPixelType(sitk.sitkFloat64)  # each slice's own rescale, which the first slice's type may not hold
     with _quiet_simpleitk():
         reader.SetFileNames(files)
         try:
