@@ -1440,6 +1440,47 @@ def _dicom_rescaled_beyond_float32(tmp: Path) -> list[str]:
     return _predict(tmp, series)
 
 
+def _cv_fold_from_random_given_an_init(tmp: Path) -> list[str]:
+    """Fold 0 of a cross-validation trained from random weights, then `cv --fold 0 --init` an ensemble."""
+    from flairseg.model import Ensemble
+
+    argv = ["cv", *_train(tmp)[1:], "--fold", "0"]
+    argv[argv.index(str(tmp / "run"))] = str(tmp / "cv")
+    assert main(argv) == 0
+    ensemble = Ensemble([UNet(features=4) for _ in range(3)])
+    save_model(ensemble, ModelConfig(features=4), PreprocessConfig(size=32), tmp / "ens", task="abnormality", members=3)
+    return [*argv, "--init", str(tmp / "ens.json")]
+
+
+def _cv_fine_tuned_fold_rerun_without_init(tmp: Path) -> list[str]:
+    """Fold 0 of a cross-validation whose start.json records member 0 of an ensemble; `cv --fold 0` without --init."""
+    import json
+
+    argv = ["cv", *_train(tmp)[1:], "--fold", "0"]
+    argv[argv.index(str(tmp / "run"))] = str(tmp / "cv")
+    assert main(argv) == 0
+    start = {"init": str(tmp / "ens.json"), "member": 0, "sha256": "0" * 64}
+    (tmp / "cv" / "fold-0" / "start.json").write_text(json.dumps(start))
+    return argv
+
+
+def _resume_after_its_init_was_replaced(tmp: Path) -> list[str]:
+    """A fine-tuning run stopped before its first checkpoint, whose --init checkpoint was saved over since."""
+    argv = _resume_from_another_init(tmp)
+    start = tmp / "old" / "start.json"
+    start.write_text(start.read_text().replace('"member": null', '"member": null, "sha256": "' + "0" * 64 + '"'))
+    save_model(UNet(), ModelConfig(), PreprocessConfig(), tmp / "a" / "best", task="abnormality")
+    return argv[: argv.index("--init")]
+
+
+def _resume_through_a_link_into_the_data(tmp: Path) -> list[str]:
+    """A trained run whose log.csv, which a resumed run appends to, was replaced by a link to a slice of the data."""
+    argv = _trained_run(tmp)
+    (tmp / "old" / "log.csv").unlink()
+    (tmp / "old" / "log.csv").symlink_to(tmp / "in" / "CASE_0" / "CASE_0_1.tif")
+    return argv
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -1728,7 +1769,7 @@ CATALOGUE = [
         "resume-from-another-init",
         "resuming a fine-tuning run with another --init checkpoint",
         _resume_from_another_init,
-        "run TMP/old started from TMP/a/best.json; resume it with that --init or none",
+        "run TMP/old started from TMP/a/best.json, not TMP/b/best.json; resume it with that --init or none",
     ),
     BadInput(
         "empty-output",
@@ -2621,6 +2662,34 @@ CATALOGUE = [
         _dicom_rescaled_beyond_float32,
         "TMP/in/S: slice 1 (slice000.dcm) has Rescale Slope '3e38' and Rescale Intercept '0', which take its stored "
         "values to 7.65e+40, beyond float32 (at most 3.4e+38 in size); fix them in the slices' headers",
+    ),
+    BadInput(
+        "cv-init-over-folds-from-random-weights",
+        "`cv --init ENSEMBLE` into a cross-validation folder whose fold 0 trained from random weights",
+        _cv_fold_from_random_given_an_init,
+        "fold 0 (TMP/cv/fold-0) started from random weights, not TMP/ens.json (member 0); give cv the --init its "
+        "folds started from (or none), or use a new output folder",
+    ),
+    BadInput(
+        "cv-without-init-over-fine-tuned-folds",
+        "`cv` without --init into a cross-validation folder whose fold 0 was fine-tuned from an ensemble",
+        _cv_fine_tuned_fold_rerun_without_init,
+        "fold 0 (TMP/cv/fold-0) started from TMP/ens.json (member 0), not random weights; give cv the --init its "
+        "folds started from (or none), or use a new output folder",
+    ),
+    BadInput(
+        "resume-after-init-replaced",
+        "resuming a fine-tuning run stopped before its first checkpoint, its --init checkpoint saved over since",
+        _resume_after_its_init_was_replaced,
+        "run TMP/old started from TMP/a/best.json (weights sha256 000000000000...), which no longer holds them; "
+        "restore that checkpoint, or train the run again with --overwrite",
+    ),
+    BadInput(
+        "resume-through-a-link-into-the-data",
+        "resuming a run whose log.csv is a link to a file of the data",
+        _resume_through_a_link_into_the_data,
+        "a file of the run TMP/old/log.csv overlaps the input TMP/in (through a link: it is "
+        "TMP/in/CASE_0/CASE_0_1.tif); remove the link, or choose an output folder outside the inputs",
     ),
 ]
 

@@ -232,6 +232,37 @@ def test_fold_k_is_fine_tuned_from_member_k_of_the_ensemble(crossval, data: Path
     assert not (tmp_path / "leak").exists() or not any((tmp_path / "leak").iterdir())
 
 
+def test_a_fold_started_from_other_weights_is_neither_kept_nor_resumed(crossval, data: Path, tmp_path: Path) -> None:
+    """A fold's start.json is compared with the start asked for: folds trained from random weights are not kept as
+    fine-tuned from an ensemble, nor fine-tuned ones as trained from random weights, nor ones fine-tuned from an
+    ensemble saved over since (a start.json made before runs recorded the weights' sha256 is compared by path)."""
+    from flairseg.errors import InputError
+
+    ensemble = tmp_path / "e" / "ensemble.json"
+    ensemble.parent.mkdir()
+    for path in checkpoint.paths_of(crossval.out / "ensemble"):
+        shutil.copy(path, ensemble.parent / path.name)
+    shutil.copytree(fold_run(crossval.out, 0), fold_run(tmp_path / "random", 0))
+    before = (fold_run(crossval.out, 0) / "best.safetensors").read_bytes()
+    with pytest.raises(InputError, match=re.escape(f"started from random weights, not {ensemble} (member 0)")):
+        cross_validate(_config(), data, tmp_path / "random", folds=[0], quiet=True, init=ensemble)
+    assert (fold_run(tmp_path / "random", 0) / "best.safetensors").read_bytes() == before
+    phase = replace(_config(), epochs=1, steps_per_epoch=1, lr=1e-9)
+    out = tmp_path / "tuned"
+    assert cross_validate(phase, data, out, folds=[0], quiet=True, init=ensemble) is None
+    tuned = (fold_run(out, 0) / "best.safetensors").read_bytes()
+    with pytest.raises(InputError, match=re.escape(f"({fold_run(out, 0)}) started from {ensemble} (member 0), not")):
+        cross_validate(phase, data, out, folds=[0], quiet=True)
+    tensors, record = checkpoint.read(ensemble)
+    checkpoint.save({k: v / 2 if v.is_floating_point() else v for k, v in tensors.items()}, record, ensemble)
+    with pytest.raises(InputError, match=re.escape(f"(weights sha256 {record['sha256'][:12]}...), which no longer")):
+        cross_validate(phase, data, out, folds=[0], quiet=True, init=ensemble)
+    start = json.loads((fold_run(out, 0) / "start.json").read_text())
+    (fold_run(out, 0) / "start.json").write_text(json.dumps({k: start[k] for k in ("init", "member")}))
+    assert cross_validate(phase, data, out, folds=[0], quiet=True, init=ensemble) is None
+    assert (fold_run(out, 0) / "best.safetensors").read_bytes() == tuned  # kept: the same path
+
+
 def test_single_unet_checkpoints_still_load(tmp_path: Path) -> None:
     small = replace(_config().model, features=4, depth=2)
     path = checkpoint.save_model(

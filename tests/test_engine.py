@@ -231,6 +231,34 @@ def test_fine_tune_stopped_before_its_first_checkpoint_resumes_from_its_init(
     assert all(torch.allclose(whole[k].float(), resumed[k].float(), atol=1e-6) for k in whole)
 
 
+def test_a_fine_tune_whose_init_was_saved_over_is_not_resumed_from_it(
+    trained: Path, phantoms: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run stopped before its first checkpoint starts again from its --init, read again by path: another checkpoint
+    saved at that path since is not its start (start.json records the weights' sha256), with --init or without."""
+    init = tmp_path / "init"
+    init.mkdir()
+    for path in checkpoint.paths_of(trained / "best"):
+        (init / path.name).write_bytes(path.read_bytes())
+    stopped = tmp_path / "stopped"
+    assert _train(phantoms, stopped, 1, 1, "--init", str(init / "best.json"), *TINY) == 0
+    for path in stopped.iterdir():  # what a run killed in its first epoch holds
+        if path.name not in ("config.json", "split.json", "start.json", "data.json", ".flairseg"):
+            path.unlink()
+    tensors, record = checkpoint.read(init / "best")
+    checkpoint.save({k: v / 2 if v.is_floating_point() else v for k, v in tensors.items()}, record, init / "best")
+    capsys.readouterr()
+    for again in ((), ("--init", str(init / "best.json"))):
+        assert _train(phantoms, stopped, 1, 1, "--resume", *again, *TINY) == 1
+        started = f"run {stopped} started from {init / 'best.json'} (weights sha256 {record['sha256'][:12]}...)"
+        assert f"{started}, which no longer holds them" in capsys.readouterr().err
+    assert not (stopped / "best.json").exists()
+    start = json.loads((stopped / "start.json").read_text())
+    del start["sha256"]  # a run made before runs recorded it: compared by path
+    (stopped / "start.json").write_text(json.dumps(start))
+    assert _train(phantoms, stopped, 1, 1, "--resume", *TINY) == 0
+
+
 def test_a_two_d_model_fine_tuned_into_a_two_and_a_half_d_one_starts_where_it_was(
     trained: Path, phantoms: Path, tmp_path: Path
 ) -> None:

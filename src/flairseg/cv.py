@@ -202,9 +202,10 @@ def train_folds(
     wrong = [f for f in chosen if not 0 <= f < config.folds]
     if wrong:
         raise InputError(f"fold {wrong[0]} does not exist; the recipe has folds 0..{config.folds - 1}")
-    for fold in range(config.folds):  # every fold started so far, not only those asked for, must share the recipe
+    for fold in range(config.folds):  # every fold started so far (not only those asked for): same recipe, same start
         if fold_run(out, fold).exists():
             _check_recipe(fold_run(out, fold), replace(config, fold=fold))
+            _check_start(fold_run(out, fold), fold, init)
     if init is not None:
         check_init(init, config, data)
     trained, paths = [], index_cases(data)
@@ -231,6 +232,27 @@ def train_folds(
             )
         trained.append(fold)
     return trained
+
+
+def _check_start(run: Path, fold: int, init: Path | None) -> None:
+    """Refuse a fold started from other weights than this command's: random ones without ``init``, else member
+    ``fold`` of the ensemble ``init`` as it is now. A finished fold would be kept, an unfinished one resumed, as if
+    trained from them. A fold made before runs recorded their start passes (one whose record was lost does not);
+    one made before runs recorded the weights' sha256 is compared by path."""
+    from flairseg.data import refuse_lost_record
+    from flairseg.train import START_FILE, check_start
+
+    if not (run / START_FILE).is_file():
+        refuse_lost_record(run, START_FILE, "split", "the record of the weights it started from")
+        return
+    check_start(
+        run,
+        f"fold {fold} ({run})",
+        init,
+        fold if init is not None else None,
+        "give cv the --init its folds started from (or none), or use a new output folder",
+        "use a new output folder",
+    )
 
 
 @contextlib.contextmanager

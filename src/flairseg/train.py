@@ -30,6 +30,7 @@ from flairseg.config import (
     first_difference,
     from_dict,
     is_whole_number,
+    parse_json,
     replace,
     shown_value,
 )
@@ -53,7 +54,7 @@ from flairseg.io import index_cases, read_case, read_label
 from flairseg.losses import loss_function
 from flairseg.metrics import case_metrics
 from flairseg.model import UNet
-from flairseg.outputs import atomic_dir, check_output, held_folder
+from flairseg.outputs import InputPaths, atomic_dir, check_output, held_folder
 
 LOG_FIELDS = ("epoch", "train_loss", "val_dice_mean", "val_dice_median", "best_epoch", "seconds")
 START_FILE = "start.json"  # the weights a run started from: a resumed run starts from them too
@@ -382,31 +383,87 @@ def _check_recipe(config: TrainConfig) -> None:
 
 
 def _start_record(init_from: str | os.PathLike | None, init_member: int | None) -> dict[str, object]:
-    """What start.json holds: the checkpoint a run's weights start from (None: random) and its ensemble member."""
+    """What start.json holds: the checkpoint a run's weights start from (None: random), its ensemble member and the
+    sha256 of its weights, which its JSON records (and loading checks): another checkpoint saved at that path later is
+    another starting point, not the run's."""
     if init_from is None:
-        return {"init": None, "member": None}
-    return {"init": str(checkpoint.paths_of(init_from)[1].resolve()), "member": init_member}
+        return {"init": None, "member": None, "sha256": None}
+    json_path = checkpoint.paths_of(init_from)[1]
+    return {"init": str(json_path.resolve()), "member": init_member, "sha256": _weights_sha256(json_path)}
+
+
+def _weights_sha256(json_path: Path) -> str | None:
+    """The sha256 of a checkpoint's weights as its JSON records it; None where the JSON does not (missing, unreadable):
+    no weights a run may start from."""
+    try:
+        recorded = parse_json(json_path.read_text()).get("sha256")
+    except (OSError, ValueError, AttributeError):  # UnicodeDecodeError is a ValueError; AttributeError: not an object
+        return None
+    return recorded if isinstance(recorded, str) else None
+
+
+def _recorded_start(run: Path) -> dict[str, object]:
+    """A run's start record (start.json), checked: a checkpoint path or None, a member or None and, in a record made
+    since runs record it, the sha256 of the checkpoint's weights or None."""
+    recorded = read_json(run / START_FILE)
+    kinds = {"init": str, "member": int, "sha256": str}
+    if (
+        not isinstance(recorded, dict)
+        or not {"init", "member"} <= recorded.keys()
+        or any(recorded.get(name) is not None and not isinstance(recorded[name], kind) for name, kind in kinds.items())
+    ):
+        raise InputError(f"{run / START_FILE} is not a start record; train the run again with --overwrite")
+    return recorded
+
+
+def check_start(
+    run: Path, who: str, init_from: str | os.PathLike | None, init_member: int | None, again: str, fix: str
+) -> None:
+    """Refuse starting weights (``init_from``, member ``init_member``) other than those the run ``run`` (``who``)
+    started from, as its start.json records them (:func:`_refuse_other_start`)."""
+    _refuse_other_start(who, _recorded_start(run), _start_record(init_from, init_member), again, fix)
+
+
+def _refuse_other_start(who: str, recorded: dict[str, object], asked: dict[str, object], again: str, fix: str) -> None:
+    """Refuse starting weights ``asked`` other than those ``who`` (a run, a fold) started from (``recorded``, its
+    start.json): another checkpoint or member (``again`` says what to give instead), or other weights saved since at
+    the recorded path (``fix``: the other way out). A record made before runs recorded the weights' sha256 is
+    compared by path and member alone."""
+    if (recorded["init"], recorded["member"]) != (asked["init"], asked["member"]):
+        raise InputError(f"{who} started from {_described(recorded)}, not {_described(asked)}; {again}")
+    digest = recorded.get("sha256")
+    if digest is not None and digest != asked["sha256"]:
+        raise InputError(
+            f"{who} started from {recorded['init']} (weights sha256 {str(digest)[:12]}...), which no longer holds "
+            f"them; restore that checkpoint, or {fix}"
+        )
+
+
+def _described(start: dict[str, object]) -> str:
+    """A starting point in words: its checkpoint (and member), or random weights."""
+    if start["init"] is None:
+        return "random weights"
+    return str(start["init"]) + ("" if start["member"] is None else f" (member {start['member']})")
 
 
 def _starting_point(
     out: Path, init_from: str | os.PathLike | None, init_member: int | None, resume: bool
 ) -> tuple[str | os.PathLike | None, int | None]:
     """The weights the run starts from: ``init_from`` for a new run; for a resumed one, those its start.json
-    records (a run stopped before its first checkpoint starts again from them), which another --init may not replace.
+    records (a run stopped before its first checkpoint starts again from them, so they must still be at their path),
+    which another --init may not replace.
     """
     if resume:
         refuse_lost_record(out, START_FILE, "split", "the record of the weights it started from")
     if not resume or not (out / START_FILE).is_file():
         return init_from, init_member  # a new run, or one made before runs recorded their start
-    recorded = read_json(out / START_FILE)
-    try:
-        start, member = recorded["init"], recorded["member"]  # type: ignore[index]
-    except (KeyError, TypeError):
-        raise InputError(f"{out / START_FILE} is not a start record; train the run again with --overwrite") from None
-    if init_from is not None and _start_record(init_from, init_member) != recorded:
-        raise InputError(
-            f"run {out} started from {start or 'random weights'}"
-            f"{'' if member is None else f' (member {member})'}; resume it with that --init or none"
+    recorded = _recorded_start(out)
+    start, member = recorded["init"], recorded["member"]
+    checkpointed = checkpoint.paths_of(out / "last")[1].is_file()
+    if init_from is not None or (start is not None and not checkpointed):  # asked for, or read again
+        asked = _start_record(init_from, init_member) if init_from is not None else _start_record(start, member)
+        _refuse_other_start(
+            f"run {out}", recorded, asked, "resume it with that --init or none", "train the run again with --overwrite"
         )
     return start, member
 
@@ -580,15 +637,19 @@ def _check_run_folder(
     config_file: str | os.PathLike | None,
 ) -> Path:
     """Refuse missing data, an existing run folder without --resume or --overwrite, and an output that holds an
-    input: the data, the --init checkpoint or the --config file; the run folder, resolved.
+    input: the data, the --init checkpoint or the --config file, or (resumed: written into, not replaced) holds a link
+    that leads one of its files into them, as cv refuses for its folds; the run folder, resolved.
     """
     if not data.exists():
         raise InputError(f"data folder {data} does not exist")
     if out.exists() and not (resume or overwrite):
         raise InputError(f"run folder {out} exists; pass --resume to continue it or --overwrite to start again")
     # never an input, the current or home folder, or a foreign folder
-    inputs = [data, config_file, *(checkpoint.files_of(init_from) if init_from is not None else ())]
-    return check_output(out, inputs, overwrite=True, replaces=not resume)
+    inputs = InputPaths([data, config_file, *(checkpoint.files_of(init_from) if init_from is not None else ())])
+    out = check_output(out, inputs, overwrite=True, replaces=not resume)
+    if resume:
+        inputs.refuse_folder(out, "a file of the run")
+    return out
 
 
 @dataclass(frozen=True)
