@@ -1481,6 +1481,46 @@ def _resume_through_a_link_into_the_data(tmp: Path) -> list[str]:
     return argv
 
 
+def _truth_of_other_cases(tmp: Path) -> list[str]:
+    """Volumes TMP/in/P1.nii.gz and P2.nii.gz given to predict with --truth TMP/gts holding Q1_mask and Q2_mask (the
+    truth of other images)."""
+    shutil.copy(_volume_beside(tmp / "in", None, "P1"), tmp / "in" / "P2.nii.gz")
+    (tmp / "gts").mkdir()
+    for name in ("Q1", "Q2"):
+        nib.save(nib.Nifti1Image(np.ones((8, 8, 4), np.uint8), np.eye(4)), tmp / "gts" / f"{name}_mask.nii.gz")
+    return _predict(tmp, tmp / "in", "--truth", str(tmp / "gts"), "--model", str(_zero_checkpoint(tmp)))
+
+
+def _second_truth_off_its_image(tmp: Path) -> list[str]:
+    """Volumes TMP/in/v and w given to predict with --truth TMP/truth: v's truth on its grid, w's 40 mm away."""
+    shutil.copy(_volume_beside(tmp / "in", None, "v"), tmp / "in" / "w.nii.gz")
+    (tmp / "truth").mkdir()
+    for name, x in (("v", 0.0), ("w", 40.0)):
+        affine = np.eye(4)
+        affine[0, 3] = x
+        nib.save(nib.Nifti1Image(np.ones((8, 8, 4), np.uint8), affine), tmp / "truth" / f"{name}_mask.nii.gz")
+    return _predict(tmp, tmp / "in", "--truth", str(tmp / "truth"), "--model", str(_zero_checkpoint(tmp)))
+
+
+def _brain_label_not_a_tiff(tmp: Path) -> list[str]:
+    """Kaggle cases CASE_A and CASE_B, each with its _brain slices, for a paper-abnormality model (which reads them
+    as its input); CASE_B_2_brain.tif holds text."""
+    for name in ("CASE_A", "CASE_B"):
+        case = _case(tmp, name)
+        for mask in case.glob("*_mask.tif"):
+            shutil.copy(mask, case / mask.name.replace("_mask.tif", "_brain.tif"))
+    (tmp / "in" / "CASE_B" / "CASE_B_2_brain.tif").write_text("not an image")
+    preprocess = PreprocessConfig(variant="paper-abnormality", size=32)
+    model = save_model(
+        UNet(features=2, batch_norm=True),
+        ModelConfig(features=2, batch_norm=True),
+        preprocess,
+        tmp / "model" / "paper",
+        task="abnormality",
+    )
+    return _predict(tmp, tmp / "in", "--model", str(model))
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -2690,6 +2730,29 @@ CATALOGUE = [
         _resume_through_a_link_into_the_data,
         "a file of the run TMP/old/log.csv overlaps the input TMP/in (through a link: it is "
         "TMP/in/CASE_0/CASE_0_1.tif); remove the link, or choose an output folder outside the inputs",
+    ),
+    BadInput(
+        "predict-truth-of-other-cases",
+        "predict's --truth a tree whose masks pair with none of the cases (another dataset's truth, a mistyped folder)",
+        _truth_of_other_cases,
+        "--truth TMP/gts has no mask for any of the 2 cases (P1, P2) (a case's truth is named after it: <case>_mask); "
+        "give the truth of these images, or leave --truth out",
+    ),
+    BadInput(
+        "predict-second-truth-off-its-image",
+        "a tree of two volumes given to predict with --truth, the second case's truth 40 mm off its image",
+        _second_truth_off_its_image,
+        "1 of 2 cases fail their header checks, so nothing was written: w: case w: the image TMP/in/w.nii.gz lies up "
+        "to 40.00 mm away from its truth TMP/truth/w_mask.nii.gz (their affines differ); resample it onto the truth's "
+        "grid before scoring it; fix or move them, then run again",
+    ),
+    BadInput(
+        "predict-brain-label-read-as-input-not-a-tiff",
+        "a paper-abnormality model (which reads each case's _brain slices) on two cases, one _brain slice a text file",
+        _brain_label_not_a_tiff,
+        "1 of 2 cases fail their header checks, so nothing was written: CASE_B: cannot read "
+        "TMP/in/CASE_B/CASE_B_2_brain.tif: not a valid TIFF image or truncated (TiffFileError); fix or move them, then "
+        "run again",
     ),
 ]
 

@@ -316,3 +316,30 @@ def test_a_partly_labelled_data_folder_is_the_truth_of_its_labelled_cases(
     assert [row["case_id"] for row in csv.DictReader((tmp_path / "r" / "metrics.csv").open())] == ["A"]
     assert out.startswith("1 cases: Dice mean 1.0000")
     assert err == "note: 1 predicted cases have no truth and were skipped\n"
+
+
+def test_a_prediction_stored_in_another_voxel_order_is_scored_on_its_truth_grid(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A prediction holding the truth's voxels stored right to left (its x axis reversed, the affine to match: the
+    same grid in the world, as FSL or ITK tools may write it) is the truth's grid: its corners compare where reading
+    puts them, not in stored order; a real shift is still refused."""
+    import nibabel as nib
+
+    mask = np.zeros((32, 32, 4), np.uint8)
+    mask[4:12, 10:20, 1:3] = 1
+    affine = np.diag([1.0, 1.0, 3.0, 1.0])
+    reversed_x = affine.copy()
+    reversed_x[0] = [-1.0, 0.0, 0.0, 31.0]
+    for folder, data, grid in (("truth", mask, affine), ("pred", mask[::-1].copy(), reversed_x)):
+        (tmp_path / folder).mkdir()
+        nib.save(nib.Nifti1Image(data, grid), tmp_path / folder / "A_mask.nii.gz")
+    args = ["evaluate", "--pred", str(tmp_path / "pred"), "--truth", str(tmp_path / "truth"), "--quiet"]
+    code, _, err = _run([*args, "-o", str(tmp_path / "r")], capsys)
+    assert code == 0, err
+    assert float(next(csv.DictReader((tmp_path / "r" / "metrics.csv").open()))["dice"]) == 1.0
+    reversed_x[0, 3] = 30.0  # one voxel off
+    nib.save(nib.Nifti1Image(mask[::-1].copy(), reversed_x), tmp_path / "pred" / "A_mask.nii.gz")
+    _assert_error(
+        [*args, "-o", str(tmp_path / "r2")], capsys, "lies up to 1.00 mm away from its truth", tmp_path / "r2"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import shutil
 from pathlib import Path
 
 import nibabel as nib
@@ -74,3 +75,67 @@ def test_four_d_volume_is_one_line_error(tmp_path: Path, capsys: pytest.CaptureF
     assert main(["preprocess", "-i", str(tmp_path / "dwi.nii.gz"), "-o", str(out), "--quiet"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("flairseg: error:") and "4-D" in err and err.count("\n") == 1 and not out.exists()
+
+
+def _tiny_model(tmp_path: Path) -> Path:
+    from flairseg.checkpoint import save_model
+    from flairseg.config import ModelConfig, PreprocessConfig
+    from flairseg.model import UNet
+
+    config = ModelConfig(features=2, batch_norm=True)
+    return save_model(UNet(features=2, batch_norm=True), config, PreprocessConfig(size=32), tmp_path / "m")
+
+
+def _predict_with_truth(tmp_path: Path, source: Path, truth: Path, out: str = "out") -> list[str]:
+    """predict's arguments for ``source`` scored against ``truth``, by one tiny model made on the first call."""
+    model = tmp_path / "m.json"
+    if not model.exists():
+        model = _tiny_model(tmp_path)
+    return ["predict", "-i", str(source), "--truth", str(truth), "-o", str(tmp_path / out), "--model", str(model)]
+
+
+def _scored(report: Path) -> list[str]:
+    return [row["case_id"] for row in csv.DictReader((report / "metrics.csv").open())]
+
+
+def test_predict_takes_a_lone_volumes_truth_file_whatever_its_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--truth gt.nii.gz`` for one volume is its truth, as ``-o FILE`` names its mask; never silently unscored."""
+    _nifti_tree(tmp_path / "in")
+    (tmp_path / "in" / "vol0_mask.nii.gz").rename(tmp_path / "gt.nii.gz")
+    assert (
+        main([*_predict_with_truth(tmp_path, tmp_path / "in" / "vol0.nii.gz", tmp_path / "gt.nii.gz"), "--quiet"]) == 0
+    )
+    assert _scored(tmp_path / "out" / "report") == ["vol0"]
+
+
+def test_predict_names_the_cases_its_truth_has_no_mask_for(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A truth tree that pairs with some of the cases: the others are predicted unscored, and a note says which."""
+    _nifti_tree(tmp_path / "in")
+    (tmp_path / "truth").mkdir()
+    (tmp_path / "in" / "vol1_mask.nii.gz").rename(tmp_path / "truth" / "vol1_mask.nii.gz")
+    (tmp_path / "in" / "vol0_mask.nii.gz").unlink()
+    assert main(_predict_with_truth(tmp_path, tmp_path / "in", tmp_path / "truth")) == 0
+    err = capsys.readouterr().err
+    assert f"note: --truth {tmp_path / 'truth'} has no mask for 1 of 2 cases (vol0); they are predicted unscored" in err
+    assert _scored(tmp_path / "out" / "report") == ["vol1"]
+
+
+def test_predict_scores_a_truth_stored_in_another_voxel_order(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A truth on its image's grid stored with the x axis reversed (the affine to match) passes the header pass and
+    the case's own check, and is scored voxel for voxel."""
+    _nifti_tree(tmp_path / "in")
+    (tmp_path / "truth").mkdir()
+    for name in ("vol0", "vol1"):
+        stored = nib.load(tmp_path / "in" / f"{name}_mask.nii.gz")
+        flipped = stored.affine @ np.array([[-1, 0, 0, 47], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]], float)
+        data = np.asarray(stored.dataobj)[::-1].copy()
+        nib.save(nib.Nifti1Image(data, flipped), tmp_path / "truth" / f"{name}_mask.nii.gz")
+    shutil.copytree(tmp_path / "in", tmp_path / "same")
+    assert main([*_predict_with_truth(tmp_path, tmp_path / "in", tmp_path / "truth"), "--quiet"]) == 0
+    assert main([*_predict_with_truth(tmp_path, tmp_path / "same", tmp_path / "same", "out2"), "--quiet"]) == 0
+    flipped_rows = (tmp_path / "out" / "report" / "metrics.csv").read_text()
+    assert flipped_rows == (tmp_path / "out2" / "report" / "metrics.csv").read_text()

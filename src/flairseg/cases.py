@@ -76,8 +76,11 @@ class Case:
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        """(slices, height, width) of the case's grid."""
+        """(slices, height, width) of the case's grid; a volume's read from its header alone (no array): the grid its
+        header declares, reoriented as reading it would."""
         array = self.image if self.image is not None else self.mask
+        if array is None:
+            return _declared_shape(self.geometry)
         return tuple(array.shape[:3])  # type: ignore[union-attr,return-value]
 
     @property
@@ -85,6 +88,15 @@ class Case:
         """(slices, height, width) FLAIR image: the middle of three channels (Kaggle order pre-contrast, FLAIR,
         post-contrast), else the first."""
         return self.image[..., 1] if self.image.shape[-1] == 3 else self.image[..., 0]  # type: ignore[index]
+
+
+def _declared_shape(geometry: Geometry) -> tuple[int, int, int]:
+    """The processing grid (slices, rows, columns) of a volume's input shape: input axis i becomes the processing
+    (L, P, S) axis ``ornt[i, 0]``, and (L, P, S) is held as (S, P, L)."""
+    shape = [0, 0, 0]
+    for size, target in zip(geometry.input_shape[:3], geometry.ornt[:, 0].astype(int)):  # type: ignore[index]
+        shape[target] = int(size)
+    return (shape[2], shape[1], shape[0])
 
 
 def is_nifti(path: Path) -> bool:
@@ -137,7 +149,9 @@ def check_same_grid(case_id: str, scored: Case, truth: Case, what: str) -> None:
     the same voxels in the world. A volume against TIFF slices, which have no place in the world, is refused (their
     voxels would pair by array index whatever the volume's orientation and position); so are grids of other shapes,
     and volumes whose grid's 8 corner voxels lie more than SAME_SPACE_MM apart under the two affines (an affine's
-    entries may differ by little while its far corner lies millimetres away). ``what`` names the scored case."""
+    entries may differ by little while its far corner lies millimetres away), each corner taken where reading puts it
+    (:func:`_world_corners`): one grid stored in two voxel orders is the same grid. ``what`` names the scored case;
+    either case may be read from its headers alone (no array: the grid they declare)."""
     a, b = scored.geometry, truth.geometry
     if (a.affine is None) != (b.affine is None):
         raise InputError(
@@ -149,14 +163,27 @@ def check_same_grid(case_id: str, scored: Case, truth: Case, what: str) -> None:
         raise InputError(f"case {case_id}: {what} grid {scored.shape} differs from truth grid {truth.shape}")
     if a.affine is None or b.affine is None:
         return
-    last = np.array(a.input_shape[:3], dtype=float) - 1
-    corners = np.array([[*(last * np.array(bits)), 1.0] for bits in np.ndindex(2, 2, 2)]).T
-    offset = float(np.linalg.norm((a.affine @ corners - b.affine @ corners)[:3], axis=0).max())
+    offset = float(np.linalg.norm(_world_corners(a) - _world_corners(b), axis=0).max())
     if offset > SAME_SPACE_MM:
         raise InputError(
             f"case {case_id}: the {what} {a.source} lies up to {offset:.2f} mm away from its truth {b.source} (their "
             "affines differ); resample it onto the truth's grid before scoring it"
         )
+
+
+def _world_corners(geometry: Geometry) -> np.ndarray:
+    """The world points (3 x 8) of a volume's 8 corner voxels in the order of the processing layout's corners: each
+    input axis i goes to processing axis ``ornt[i, 0]``, reversed where ``ornt[i, 1]`` is -1, as reading reorients
+    the voxels. Listed in the volume's stored order instead, the corners of a grid stored right to left would be
+    compared with those of the same grid stored left to right, corner against opposite corner."""
+    last = np.array(geometry.input_shape[:3], dtype=float) - 1
+    targets = geometry.ornt[:, 0].astype(int)  # type: ignore[index]
+    reversed_axes = geometry.ornt[:, 1] < 0  # type: ignore[index]
+    corners = []
+    for bits in np.ndindex(2, 2, 2):  # a corner of the processing grid, one bit per processing axis
+        ends = np.array([bits[target] for target in targets], dtype=float)
+        corners.append([*(np.where(reversed_axes, 1 - ends, ends) * last), 1.0])
+    return (geometry.affine @ np.array(corners).T)[:3]  # type: ignore[operator]
 
 
 def patient_id(case_id: str) -> str:

@@ -41,6 +41,7 @@ from flairseg.volumes import (
     check_label_header,
     first_dicom_file,
     is_dicom_folder,
+    nifti_grid,
     read_dicom_series,
     read_named_sequences,
     read_nifti,
@@ -264,6 +265,18 @@ def case_outline(path: Path) -> Case:
     """A case found by :func:`find_cases` as far as its name and format tell, without reading it (no image, no
     geometry but its source): enough to name its outputs before any case is read."""
     return Case(case_id_of(path), None, None, Geometry(path, _case_format(path)))  # type: ignore[arg-type]
+
+
+def declared_grid(path: str | os.PathLike, masks: MaskPolicy = "optional", mask_suffix: str = "_mask") -> Case | None:
+    """A case with no voxel read, holding the grid its headers declare, for
+    :func:`~flairseg.cases.check_same_grid` before anything is read: a NIfTI volume's affine, orientation and shape;
+    TIFF slices' outline (no place in the world, no shape yet); None for a DICOM series, whose grid is known once
+    its slices are sorted."""
+    path = Path(path)
+    kind = _case_format(path)
+    if kind == "nifti":
+        return Case(case_id_of(path, masks, mask_suffix), None, None, nifti_grid(path))
+    return case_outline(path) if kind == "kaggle" else None
 
 
 def index_cases(root: str | os.PathLike, masks: MaskPolicy = "optional", mask_suffix: str = "_mask") -> dict[str, Path]:

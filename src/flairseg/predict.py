@@ -47,6 +47,7 @@ from flairseg.io import (
     case_id_of,
     case_outline,
     check_case,
+    declared_grid,
     index_cases,
     label_files,
     read_case,
@@ -259,17 +260,22 @@ class PredictResult:
     task: str = "abnormality"  # the task whose cases the metrics and counts cover
 
 
-def _check_headers(paths: Sequence[Path | Case], label: str, truth_index: dict[str, Path]) -> None:
-    """Refuse the run, before anything is written, when a case's file names or headers (its mask's and its truth's in
-    ``truth_index`` included) fail their checks."""
+def _check_headers(
+    paths: Sequence[Path | Case], label: str, truth_index: dict[str, Path], labels_read: Sequence[str]
+) -> None:
+    """Refuse the run, before anything is written, when a case's file names or headers fail their checks: its own and
+    its mask's, those of the labels the model reads as its input (``labels_read``: :func:`_suffixes_read`), and its
+    truth's in ``truth_index``, whose grid must be the image's (:func:`_check_truth_grid`)."""
     failed = []
     for path in paths:
-        case_id = path.case_id if isinstance(path, Case) else case_id_of(path)
+        case_id = _case_id(path)
         try:
             if isinstance(path, Path):
                 check_case(path, masks="optional", mask_suffix=label)
+            _check_label_headers(path, labels_read)
             if case_id in truth_index:
                 check_case(truth_index[case_id], masks="only", mask_suffix=label)
+                _check_truth_grid(path, case_id, truth_index[case_id], label)
         except InputError as exc:
             if len(paths) == 1:
                 raise
@@ -280,6 +286,64 @@ def _check_headers(paths: Sequence[Path | Case], label: str, truth_index: dict[s
             f"{len(failed)} of {len(paths)} cases fail their header checks, so nothing was written: "
             f"{'; '.join(failed[:2])}{more}; fix or move them, then run again"
         )
+
+
+def _case_id(path: Path | Case) -> str:
+    """The id of a case to predict, read (a :class:`Case`) or not."""
+    return path.case_id if isinstance(path, Case) else case_id_of(path)
+
+
+def _check_label_headers(path: Path | Case, labels_read: Sequence[str]) -> None:
+    """The headers of the label stacks beside a case that the model reads as its input (a Kaggle case's slices of
+    each stack, a volume's label file): a broken one would otherwise fail its case after other cases were written."""
+    case = path if isinstance(path, Case) else case_outline(path)
+    for suffix in labels_read:
+        files = label_files(case, suffix)
+        if files:
+            kaggle = case.geometry.format == "kaggle"
+            check_case(case.geometry.source if kaggle else files[0], masks="only", mask_suffix=suffix)
+
+
+def _check_truth_grid(path: Path | Case, case_id: str, truth: Path, label: str) -> None:
+    """The ``--truth`` mask's grid against its image's as their headers declare them, by the rule ``evaluate``
+    applies (:func:`~flairseg.cases.check_same_grid`), so that a truth off its image is refused before anything is
+    written. A DICOM series' grid, and TIFF slices' shape against TIFF slices', are known once the case is read:
+    :func:`_given_truth` checks them then."""
+    image = path if isinstance(path, Case) else declared_grid(path)
+    given = declared_grid(truth, masks="only", mask_suffix=label)
+    if image is None or given is None or (image.geometry.affine is None and given.geometry.affine is None):
+        return
+    check_same_grid(case_id, image, given, "image")
+
+
+def _truth_index(
+    truth: str | os.PathLike | None, label: str, cases: Sequence[Path | Case], quiet: bool
+) -> dict[str, Path]:
+    """{case id: its ``--truth`` mask}. One case given one mask (a file, a Kaggle case folder) takes it whatever its
+    name, as ``-o FILE`` names a lone case's mask; a tree's masks pair with its cases by id, and a truth that pairs
+    with none of them (another dataset's, a mistyped folder) is refused before anything is written, where it would
+    leave the run silently unscored; the cases some truth leaves without a mask are named in a note."""
+    if truth is None:
+        return {}
+    index = index_cases(truth, masks="only", mask_suffix=label)
+    ids = [_case_id(case) for case in cases]
+    if len(ids) == 1 and list(index.values()) == [Path(truth)]:
+        return {ids[0]: Path(truth)}
+    missing = [case_id for case_id in ids if case_id not in index]
+    shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+    if len(missing) == len(ids):
+        which = f"case {shown}" if len(ids) == 1 else f"any of the {len(ids)} cases ({shown})"
+        raise InputError(
+            f"--truth {truth} has no mask for {which} (a case's truth is named after it: <case>{label}); "
+            "give the truth of these images, or leave --truth out"
+        )
+    if missing and not quiet:
+        print(
+            f"note: --truth {truth} has no mask for {len(missing)} of {len(ids)} cases ({shown}); they are "
+            "predicted unscored",
+            file=sys.stderr,
+        )
+    return index
 
 
 def predict_tree(
@@ -319,8 +383,8 @@ def predict_tree(
     cases = [given] if given is not None else _refuse_run_names(index_cases(source))
     paths = cases if given is not None else _cases_of_part(cases, part)
     label = TASK_SPECS[segmenter.task].label_suffix
-    truth_index = index_cases(truth, masks="only", mask_suffix=label) if truth is not None else {}
-    _check_headers(paths, label, truth_index)
+    truth_index = _truth_index(truth, label, cases, quiet)
+    _check_headers(paths, label, truth_index, _suffixes_read(segmenter, brain_segmenter))
     inputs = _run_inputs(source, out, bids, cases, _files_read(given, truth, segmenter, brain_segmenter))
     out_path = check_output(out, inputs, overwrite=True, replaces=False)
     if mask_file is not None:
@@ -670,8 +734,9 @@ def _given_truth(run: _Run, case: Case) -> np.ndarray:
     """The case's mask in the ``--truth`` tree, read before anything of the case is written and refused unless it lies
     on the image's voxels (:func:`~flairseg.cases.check_same_grid`, the rule ``evaluate`` applies): a mask of the
     image's shape on another grid, or TIFF slices against a volume, would be scored voxel by voxel all the same. Its
-    headers passed before the run (:func:`_check_headers`): a truth that fails to read now (its voxels) is the case's
-    failure, listed, and the other cases go on."""
+    headers, and the grid they declare, passed before the run (:func:`_check_headers`); checked again on what was
+    read, where a DICOM series' grid and TIFF slices' shapes are first known. A truth that fails to read now (its
+    voxels) is the case's failure, listed, and the other cases go on."""
     try:
         truth = read_mask(run.truth_index[case.case_id], run.names.label, "truth")
     except InputError as error:
@@ -721,12 +786,17 @@ def _segment(run: _Run, case: Case) -> tuple[Segmentation, np.ndarray | None]:
 
 
 def _labels_read(run: _Run, case: Case) -> list[tuple[str, Path]]:
-    """The label files (role, path) the prediction of ``case`` reads as the model's input: the case's own brain
-    (``_brain``) for a model trained on skull-stripped input (``paper-abnormality``), unless a brain model predicts it.
-    """
-    if run.brain_segmenter is not None or run.segmenter.preprocess.variant != "paper-abnormality":
-        return []
-    return [("brain", path) for path in label_files(case, "_brain")]
+    """The label files (role, path) the prediction of ``case`` reads as the model's input (:func:`_suffixes_read`)."""
+    suffixes = _suffixes_read(run.segmenter, run.brain_segmenter)
+    return [(suffix.strip("_"), path) for suffix in suffixes for path in label_files(case, suffix)]
+
+
+def _suffixes_read(segmenter: Segmenter, brain_segmenter: Segmenter | None) -> tuple[str, ...]:
+    """The label stacks beside a case that the model reads as its input: the case's own brain (``_brain``) for a
+    model trained on skull-stripped input (``paper-abnormality``), unless a brain model predicts it."""
+    if brain_segmenter is not None or segmenter.preprocess.variant != "paper-abnormality":
+        return ()
+    return ("_brain",)
 
 
 def _write_case_report(run: _Run, case: Case, found: Segmentation, truth_mask: np.ndarray | None, key: str) -> None:

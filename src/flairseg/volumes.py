@@ -733,6 +733,15 @@ def check_headers(path: Path) -> None:
     _check_case_memory(path, *_pre_and_post(found))
 
 
+def nifti_grid(path: Path) -> Geometry:
+    """A NIfTI file's grid as its header declares it (affine, orientation to the processing layout, shape), checked
+    as reading it would, without decoding any voxel."""
+    image, shape = _nifti_header(path)
+    ornt = _orientation(image.affine, path)
+    spacing = _spacing(image.affine, ornt)
+    return Geometry(path, "nifti", spacing=spacing, affine=image.affine.copy(), ornt=ornt, input_shape=shape)
+
+
 def check_label_header(path: Path) -> None:
     """What a label volume (the mask beside a case, a truth mask) declares in its header, checked as reading it would,
     without decoding any voxel."""
