@@ -1521,6 +1521,42 @@ def _brain_label_not_a_tiff(tmp: Path) -> list[str]:
     return _predict(tmp, tmp / "in", "--model", str(model))
 
 
+def _mask_file_of_another_case(tmp: Path) -> list[str]:
+    """Case A predicted into ``-o m.nii.gz``, then case B into the same file without --overwrite."""
+    model = str(_zero_checkpoint(tmp))
+    for name in ("A", "B"):
+        _nifti(tmp, np.ones((16, 16, 4), np.float32), name=f"{name}.nii.gz")
+    options = ["-o", str(tmp / "m.nii.gz"), "--model", model, "--quiet"]
+    assert main(["predict", "-i", str(tmp / "in" / "A.nii.gz"), *options]) == 0
+    return ["predict", "-i", str(tmp / "in" / "B.nii.gz"), *options]
+
+
+def _mask_file_of_the_other_extension(tmp: Path) -> list[str]:
+    """Case A predicted into ``-o m.nii.gz``, then into ``-o m.nii`` (one report folder, ``m_flairseg``)."""
+    model = str(_zero_checkpoint(tmp))
+    volume = str(_nifti(tmp, np.ones((16, 16, 4), np.float32), name="A.nii.gz"))
+    assert main(["predict", "-i", volume, "-o", str(tmp / "m.nii.gz"), "--model", model, "--quiet"]) == 0
+    return ["predict", "-i", volume, "-o", str(tmp / "m.nii"), "--model", model, "--quiet"]
+
+
+def _predicted_mask_edited(tmp: Path) -> list[str]:
+    """A case's mask rewritten (a hand correction) after the run, then the run again."""
+    argv = ["predict", "-i", str(_nifti(tmp, np.ones((16, 16, 4), np.float32))), "-o", str(tmp / "pred")]
+    argv += ["--model", str(_zero_checkpoint(tmp)), "--quiet"]
+    assert main(argv) == 0
+    nib.save(nib.Nifti1Image(np.ones((16, 16, 4), np.uint8), np.eye(4)), tmp / "pred" / "vol_mask.nii.gz")
+    return argv
+
+
+def _recorded_case_of_another_layout(tmp: Path) -> list[str]:
+    """Kaggle case CASE predicted into a folder, then a volume CASE.nii.gz of another tree into it."""
+    model = str(_zero_checkpoint(tmp))
+    assert main(["predict", "-i", str(_case(tmp)), "-o", str(tmp / "pred"), "--model", model, "--quiet"]) == 0
+    (tmp / "in2").mkdir()
+    nib.save(nib.Nifti1Image(np.ones((16, 16, 4), np.float32), np.eye(4)), tmp / "in2" / "CASE.nii.gz")
+    return ["predict", "-i", str(tmp / "in2"), "-o", str(tmp / "pred"), "--model", model, "--quiet"]
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -2753,6 +2789,34 @@ CATALOGUE = [
         "1 of 2 cases fail their header checks, so nothing was written: CASE_B: cannot read "
         "TMP/in/CASE_B/CASE_B_2_brain.tif: not a valid TIFF image or truncated (TiffFileError); fix or move them, then "
         "run again",
+    ),
+    BadInput(
+        "mask-file-of-another-case",
+        "`-o m.nii.gz` for one case, then for another case without --overwrite",
+        _mask_file_of_another_case,
+        "TMP/m_flairseg holds the report of case A, which the report of case B (mask TMP/m.nii.gz) would replace; "
+        "pass --overwrite to replace it, or give -o another name",
+    ),
+    BadInput(
+        "mask-file-of-the-other-extension",
+        "`-o m.nii.gz` for a case, then `-o m.nii` for it (both reported in m_flairseg)",
+        _mask_file_of_the_other_extension,
+        "case A in TMP/m_flairseg was recorded with other outputs (its record names the mask ../m.nii.gz, this run "
+        "writes the mask ../m.nii); pass --overwrite to predict it again, or write elsewhere",
+    ),
+    BadInput(
+        "predicted-mask-edited",
+        "a predicted mask edited by hand, then the prediction run again",
+        _predicted_mask_edited,
+        "TMP/pred/vol_mask.nii.gz changed since case vol was predicted into it; pass --overwrite to predict the case "
+        "again (the change is then replaced), or move the file away",
+    ),
+    BadInput(
+        "recorded-case-of-another-layout",
+        "a volume CASE.nii.gz predicted into a folder that holds Kaggle case CASE's masks",
+        _recorded_case_of_another_layout,
+        "case CASE in TMP/pred was made from other inputs (CASE.nii.gz is new); pass --overwrite to predict it "
+        "again, or write elsewhere",
     ),
 ]
 

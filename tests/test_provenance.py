@@ -599,6 +599,147 @@ def test_a_case_predicted_again_with_fewer_slices_keeps_no_old_slice_outputs(tmp
     assert sorted(p.name for p in (out / "stripped_brain" / "CASE").iterdir()) == [f"CASE_{k}.tif" for k in (1, 2, 3)]
 
 
+def _volume(path: Path, seed: int = 0) -> Path:
+    """A small float NIfTI volume at ``path``."""
+    import nibabel as nib
+    import numpy as np
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(nib.Nifti1Image(np.random.default_rng(seed).random((32, 32, 3), np.float32), np.eye(4)), path)
+    return path
+
+
+def _voxels(path: Path) -> int:
+    import nibabel as nib
+    import numpy as np
+
+    return int(np.asarray(nib.load(path).dataobj).sum())
+
+
+def test_an_output_changed_since_it_was_predicted_is_not_reused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The record names each output with its sha256: a mask edited since (a hand correction) stops a rerun instead of
+    being reused, and scored, as the model's; --overwrite predicts it again, as a plain run does once it is removed. A
+    record of an older flairseg, which names no output, is reused by no run: --overwrite predicts the case again."""
+    import nibabel as nib
+    import numpy as np
+
+    _volume(tmp_path / "in" / "A.nii.gz")
+    model = _empty_mask_checkpoint(tmp_path / "model", "abnormality", 100.0)
+    out = tmp_path / "out"
+    command = ["predict", "-i", str(tmp_path / "in"), "-o", str(out), "--model", str(model), "--quiet"]
+    command += ["--probabilities", "--threads", "1"]
+    assert main(command) == 0
+    record = out / "report" / "records" / "A_mask.json"
+    outputs = json.loads(record.read_text())["outputs"]
+    named = [("mask", "A_mask.nii.gz"), ("probability", "A_probability.nii.gz")]
+    assert [(e["role"], e["file"]) for e in outputs] == named
+    mask = out / "A_mask.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((32, 32, 3), np.uint8), np.eye(4)), mask)
+    capsys.readouterr()
+    assert main(command) == 1 and _voxels(mask) == 0
+    assert capsys.readouterr().err.strip() == (
+        f"flairseg: error: {mask} changed since case A was predicted into it; pass --overwrite to predict the case "
+        "again (the change is then replaced), or move the file away"
+    )
+    assert main([*command, "--overwrite"]) == 0 and _voxels(mask) > 0
+    mask.unlink()
+    capsys.readouterr()
+    assert main(command) == 0 and "1 cases predicted, 0 already done" in capsys.readouterr().out
+    assert main(command) == 0 and "0 cases predicted, 1 already done" in capsys.readouterr().out
+    record.write_text(json.dumps({k: v for k, v in json.loads(record.read_text()).items() if k != "outputs"}))
+    assert main(command) == 1 and "has a record that names none of its outputs" in capsys.readouterr().err
+    assert main([*command, "--overwrite"]) == 0 and "outputs" in json.loads(record.read_text())
+
+
+def test_a_recorded_case_is_refused_whatever_its_mask_path_and_replaced_whole_with_overwrite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A case recorded in the folder and now of other inputs or settings is refused without --overwrite even where its
+    mask would go elsewhere now (a Kaggle case that gained a slice; a volume of another tree with the id of a Kaggle
+    case); --overwrite removes the outputs its record names that the new case does not write (no case's id is left
+    twice in the folder)."""
+    import shutil
+
+    from synthetic import phantom, write_kaggle_case
+
+    case = write_kaggle_case(tmp_path / "t1", "X", *phantom(slices=3, size=32))
+    empty = _empty_mask_checkpoint(tmp_path / "empty", "abnormality")
+    whole = _empty_mask_checkpoint(tmp_path / "whole", "abnormality", 100.0)
+    out = tmp_path / "out"
+
+    def predict(tree: str, model: Path, *extra: str) -> int:
+        command = ["predict", "-i", str(tmp_path / tree), "-o", str(out), "--model", str(model), "--quiet"]
+        return main([*command, "--threads", "1", *extra])
+
+    assert predict("t1", empty) == 0
+    for name in ("X_3.tif", "X_3_mask.tif"):
+        shutil.copy(case / name, case / name.replace("3", "4"))
+    capsys.readouterr()
+    assert predict("t1", whole) == 1 and "case X in" in capsys.readouterr().err
+    _volume(tmp_path / "t2" / "X.nii.gz")
+    assert predict("t2", empty) == 1 and "made from other inputs (X.nii.gz is new)" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["X", "report"]
+    assert predict("t2", whole, "--overwrite") == 0
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["X_mask.nii.gz", "report"]
+    record = json.loads((out / "report" / "records" / "X_mask.json").read_text())
+    assert [e["file"] for e in record["outputs"]] == ["X_mask.nii.gz"]
+
+
+def test_a_mask_file_holds_one_case_and_its_record_names_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``-o m.nii.gz``: its report folder ``m_flairseg`` holds one case. Another case written into the file takes the
+    place of the first's record and rows (--overwrite); a rerun of the first is then refused, never reused over the
+    other's mask; ``-o m.nii``, whose report shares the folder, is refused as a case recorded with other outputs."""
+    empty = _empty_mask_checkpoint(tmp_path / "empty", "abnormality")
+    whole = _empty_mask_checkpoint(tmp_path / "whole", "abnormality", 100.0)
+    mask, report = tmp_path / "m.nii.gz", tmp_path / "m_flairseg" / "report"
+
+    def predict(case: str, model: Path, target: Path = mask, *extra: str) -> int:
+        source = _volume(tmp_path / "in" / f"{case}.nii.gz", seed=ord(case))
+        return main(["predict", "-i", str(source), "-o", str(target), "--model", str(model), "--quiet", *extra])
+
+    assert predict("A", empty) == 0 and predict("B", whole, mask, "--overwrite") == 0
+    assert sorted(p.name for p in (report / "records").iterdir()) == ["B_mask.json"]
+    assert [row.split(",")[0] for row in (report / "qc.csv").read_text().splitlines()[1:]] == ["B"]
+    capsys.readouterr()
+    assert predict("A", empty) == 1 and _voxels(mask) > 0  # B's mask, not taken for A's
+    assert "m_flairseg holds the report of case B, which the report of case A" in capsys.readouterr().err
+    assert predict("B", whole) == 0 and "0 cases predicted, 1 already done" in capsys.readouterr().out
+    assert predict("B", whole, tmp_path / "m.nii") == 1 and not (tmp_path / "m.nii").exists()
+    err = capsys.readouterr().err
+    assert "its record names the mask ../m.nii.gz, this run writes the mask ../m.nii" in err
+
+
+def test_two_cases_predicted_into_one_mask_file_at_once_are_written_one_after_the_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mask-file run holds its report folder's one case, not its own case id: a run of another case into the file
+    meanwhile waits, then finds its mask and record (and is refused without --overwrite)."""
+    import threading
+
+    from flairseg import predict
+    from flairseg.outputs import held_case, run_report
+
+    model = _empty_mask_checkpoint(tmp_path / "empty", "abnormality")
+    source, mask = _volume(tmp_path / "in" / "A.nii.gz"), tmp_path / "m.nii.gz"
+    segmented, segment = threading.Event(), predict._segment
+    monkeypatch.setattr(predict, "_segment", lambda *a: (segment(*a), segmented.set())[0])
+    done: list[object] = []
+    with held_case(run_report(tmp_path / "m_flairseg"), "mask-file"):  # as another run writing case B there
+        worker = threading.Thread(
+            target=lambda: done.append(
+                predict.predict_tree(source, tmp_path / "m_flairseg", predict.Segmenter(model), mask_file=mask)
+            )
+        )
+        worker.start()
+        assert segmented.wait(timeout=120)
+        worker.join(timeout=2.0)  # ample for a run that would not wait to write its case
+        assert worker.is_alive() and not mask.exists()
+    worker.join(timeout=120)
+    assert done and mask.is_file()
+
+
 def test_a_reused_case_is_scored_only_against_a_truth_on_its_grid(
     sample_case: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

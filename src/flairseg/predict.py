@@ -12,6 +12,7 @@ writes a case (:func:`~flairseg.outputs.held_case`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -637,6 +638,10 @@ class _CaseFailure(InputError):
     """What is wrong with one case of a tree (it cannot be read or preprocessed): listed, and the others go on."""
 
 
+# the lock name of a mask-file run's one case (:func:`_holding`); a case's key ends in its task's label
+_MASK_FILE_CASE = "mask-file"
+
+
 @dataclass(frozen=True)
 class _Run:
     """What every case of one prediction run shares."""
@@ -661,8 +666,8 @@ def _predict_case(run: _Run, case: Case) -> bool:
     truth_mask = _given_truth(run, case) if case.case_id in run.truth_index else case.mask
     expected = provenance.record(run.settings, case, _labels_read(run, case))
     key = f"{case.case_id}{run.names.label}"  # a case's tumour and brain runs keep separate records and rows
-    if _finished(run, case, key):  # no prediction spent on a case done already
-        with held_case(run.report, key):
+    if _finished(run, key):  # no prediction spent on a case done already
+        with _holding(run, key):
             if _reused(run, case, expected, truth_mask, key):
                 return False
     if not run.overwrite:
@@ -671,7 +676,7 @@ def _predict_case(run: _Run, case: Case) -> bool:
         found, brain = _segment(run, case)
     except InputError as error:
         raise _CaseFailure(str(error)) from None
-    with held_case(run.report, key):
+    with _holding(run, key):
         if _reused(run, case, expected, truth_mask, key):  # another run finished it meanwhile
             return False
         if not run.overwrite:
@@ -680,19 +685,29 @@ def _predict_case(run: _Run, case: Case) -> bool:
     return True
 
 
-def _finished(run: _Run, case: Case, key: str) -> bool:
-    """Whether the case has a record and its whole mask, and no --overwrite asks for it again: a case to reuse."""
-    target = run.names.mask(case)
-    return not run.overwrite and run.report.record(key).exists() and _mask_written(case, target, run.names.label)
+def _holding(run: _Run, key: str) -> contextlib.AbstractContextManager:
+    """Hold the case ``key`` (:func:`held_case`) or, in a mask-file run, the report folder's one case: two runs of
+    two cases into one mask file then write one after the other, and the second finds the first's mask and record."""
+    return held_case(run.report, key if run.names.mask_file is None else _MASK_FILE_CASE)
+
+
+def _finished(run: _Run, key: str) -> bool:
+    """Whether the case has a record and no --overwrite asks for it again: a case to reuse, or refuse
+    (:func:`_reused`), whether or not its mask is where this run would write it."""
+    return not run.overwrite and run.report.record(key).exists()
 
 
 def _reused(run: _Run, case: Case, expected: dict, truth_mask: np.ndarray | None, key: str) -> bool:
-    """Whether the case's outputs are reused (:func:`_finished`, its record equal to ``expected``; a record that
-    differs stops the run): its metrics and figures follow the truth given now (:func:`_rescore_reused_case`), and a
+    """Whether the case's outputs are reused (:func:`_finished`, its record equal to ``expected``, the outputs it names
+    this run's and as written; a record that differs, or an output changed since, stops the run, and one gone has the
+    case predicted again): its metrics and figures follow the truth given now (:func:`_rescore_reused_case`), and a
     started file left beside the record is removed."""
-    if not _finished(run, case, key):
+    if not _finished(run, key):
         return False
-    provenance.check_reusable(run.report.record(key), expected, run.names.path)
+    record = run.report.record(key)
+    provenance.check_reusable(record, expected, run.names.path)
+    if not provenance.check_outputs(record, _case_outputs(run, case), run.names.path, case.case_id):
+        return False
     run.report.started(key).unlink(missing_ok=True)  # left by a run killed between the record and its removal
     _rescore_reused_case(run, case, truth_mask, key)
     return True
@@ -714,8 +729,8 @@ def _write_case(
         tmp.write_text("being predicted; its record replaces this file\n")
     dropped = _dropped_outputs(run, case, key)
     run.report.record(key).unlink(missing_ok=True)
-    for path in dropped:
-        path.unlink(missing_ok=True)
+    _remove_outputs(dropped, run.names.path)
+    _forget_other_cases(run, key)
     if run.strip:
         # volumes: the FLAIR
         image = case.image if case.geometry.format == "kaggle" or case.image.shape[-1] == 1 else case.image[..., 1:2]
@@ -724,9 +739,10 @@ def _write_case(
         _write_probability(case, found.probability, run.names.probability(case))
     _write_case_report(run, case, found, truth_mask, key)
     write_mask(case, found.mask, run.names.mask(case), suffix=run.names.label)
-    # last: a case with a record has every output, and a rerun may reuse it
+    # last: a case with a record has every output, and a rerun may reuse it while they are as written
+    outputs = provenance.output_entries(run.names.path, _case_outputs(run, case))
     with atomic_file(run.report.record(key)) as tmp:
-        tmp.write_text(json.dumps(expected, indent=2))
+        tmp.write_text(json.dumps(expected | {"outputs": outputs}, indent=2))
     run.report.started(key).unlink(missing_ok=True)
 
 
@@ -746,22 +762,63 @@ def _given_truth(run: _Run, case: Case) -> np.ndarray:
 
 
 def _dropped_outputs(run: _Run, case: Case, key: str) -> list[Path]:
-    """A Kaggle case predicted again with fewer slices: the outputs flairseg wrote for the slices it has no more (the
-    image slices its old record names), to remove so that the case's folders hold its new outputs and nothing older."""
-    if case.geometry.format != "kaggle":
+    """The outputs the case's old record names that it writes no more (a Kaggle case's slices it has lost; a case of
+    another layout, or on another mask file, that had its id), to remove so that the folder holds its new outputs and
+    nothing older: those inside the output folder (a mask file beside it is the user's to remove)."""
+    now = {path.resolve() for _, path in _case_outputs(run, case)}
+    recorded = provenance.recorded_outputs(run.report.record(key)) or []
+    inside = (Path(entry["file"]) for entry in recorded)
+    paths = (run.names.path / file for file in inside if not file.is_absolute() and ".." not in file.parts)
+    return [path for path in paths if path.resolve() not in now]
+
+
+def _remove_outputs(paths: Sequence[Path], folder: Path) -> None:
+    """Remove ``paths`` and then the folders under ``folder`` they leave empty (a Kaggle case's folder), so that no
+    empty case folder is left to be read as a case."""
+    for path in paths:
+        path.unlink(missing_ok=True)
+    for parent in sorted({path.parent for path in paths}, key=lambda p: len(p.parts), reverse=True):
+        if parent != folder and parent.is_dir() and not any(parent.iterdir()):
+            parent.rmdir()
+
+
+def _other_cases(run: _Run, key: str) -> list[str]:
+    """The keys of the cases other than ``key`` with a record or started file in a mask-file run's report folder,
+    which holds one case (its mask file's): none in a folder of cases."""
+    if run.names.mask_file is None or not (run.report.path / "records").is_dir():
         return []
-    dropped = provenance.recorded_names(run.report.record(key), "slice") - set(case.geometry.slice_names)
-    paths = []
-    for name in sorted(dropped):
-        paths.append(run.names.mask(case) / f"{name.rsplit('.', 1)[0]}{run.names.label}.tif")
-        paths += [run.names.stripped(case) / name] if run.strip else []
-    return paths
+    found = {path.stem for path in (run.report.path / "records").iterdir() if path.suffix in (".json", ".started")}
+    return sorted(found - {key})
+
+
+def _case_of_key(key: str) -> tuple[str, str]:
+    """The case id and task of a record's key (``<case><task's label>``)."""
+    task = next((task for task, spec in TASK_SPECS.items() if key.endswith(spec.label_suffix)), "abnormality")
+    return key.removesuffix(TASK_SPECS[task].label_suffix), task
+
+
+def _forget_other_cases(run: _Run, key: str) -> None:
+    """Remove, in a mask-file run, the record, started file and report entries of every other case (refused unless
+    --overwrite where one has a record: :func:`_refuse_foreign_outputs`), so that no record outlives the mask it names
+    and the report is the mask file's case alone."""
+    for other in _other_cases(run, key):
+        case_id, task = _case_of_key(other)
+        for path in (run.report.record(other), run.report.started(other), *run.report.case_entries(case_id, task)):
+            path.unlink(missing_ok=True)
 
 
 def _refuse_foreign_outputs(run: _Run, case: Case, key: str) -> None:
     """Refuse to write over a file (or folder) where the case's outputs go (its mask, probability map and stripped
-    image: each task's own names) that flairseg has no record of writing: no record (or started file) under ``key``.
-    """
+    image: each task's own names) that flairseg has no record of writing: no record (or started file) under ``key``;
+    and, in a mask-file run, over the report of another case that the folder records (its mask file's, or that of
+    ``NAME.nii`` where this is ``NAME.nii.gz``: they share ``NAME_flairseg``)."""
+    recorded = [other for other in _other_cases(run, key) if run.report.record(other).exists()]
+    if recorded:
+        raise InputError(
+            f"{run.names.path} holds the report of case {_case_of_key(recorded[0])[0]}, which the report of case "
+            f"{case.case_id} (mask {run.names.mask_file}) would replace; pass --overwrite to replace it, or give -o "
+            "another name"
+        )
     if run.report.record(key).exists() or run.report.started(key).exists():
         return
     paths = _mask_files(case, run.names.mask(case), run.names.label)
@@ -773,6 +830,18 @@ def _refuse_foreign_outputs(run: _Run, case: Case, key: str) -> None:
             f"{found[0]} is in the way of case {case.case_id}'s output and flairseg has no record of writing it; "
             "move it away, or pass --overwrite to replace it"
         )
+
+
+def _case_outputs(run: _Run, case: Case) -> list[tuple[str, Path]]:
+    """Every file (role, path) the run writes for the case: its mask (a Kaggle case's slices), probability map and
+    skull-stripped image (a Kaggle case's slices), as asked."""
+    outputs = [("mask", path) for path in _mask_files(case, run.names.mask(case), run.names.label)]
+    outputs += [("probability", run.names.probability(case))] if run.probabilities else []
+    if run.strip:
+        stripped = run.names.stripped(case)
+        slices = [stripped / name for name in case.geometry.slice_names] if case.geometry.format == "kaggle" else []
+        outputs += [("stripped", path) for path in slices or [stripped]]
+    return outputs
 
 
 def _segment(run: _Run, case: Case) -> tuple[Segmentation, np.ndarray | None]:
@@ -920,11 +989,6 @@ def _mask_files(case: Case, target: Path, suffix: str) -> list[Path]:
     if case.geometry.format != "kaggle":
         return [target]
     return [target / f"{name.rsplit('.', 1)[0]}{suffix}.tif" for name in case.geometry.slice_names]
-
-
-def _mask_written(case: Case, target: Path, suffix: str) -> bool:
-    """Whether the case's mask is complete at ``target``."""
-    return all(path.is_file() for path in _mask_files(case, target, suffix))
 
 
 def merge_run_report(out: Path, title: str, task: str) -> PredictResult:

@@ -6,8 +6,12 @@ members used), every setting that changes the mask (threshold, postprocessing ru
 model, resampling) and the input files, the labels a model reads as input included (a ``paper-abnormality``
 model's ``_brain`` labels): their names, sizes, modification times and sha256 of their contents, so that a
 file rewritten with the same size and time is not mistaken for the one predicted. A rerun skips a case only when
-its record equals the one the current command would write; any difference stops the run with a one-line error naming
-it, and ``--overwrite`` predicts the case again. The record is written last (and a case predicted again loses its
+its record equals the one the current command would write (whether or not its mask is still there); any difference
+stops the run with a one-line error naming it, and ``--overwrite`` predicts the case again. The record also names the
+outputs it describes (mask, probability map, stripped image: each file's path in the output folder, ``../NAME.nii.gz``
+for a mask file beside it, and its sha256): a case is reused only while they are the ones it would write now, each as
+written (an output changed since stops the run, one missing has the case predicted again; a record of an older
+flairseg names none and stops the run too). The record is written last (and a case predicted again loses its
 old one before its outputs change), so a case without one (an interrupted run) is predicted again; outputs of a case
 with neither a record nor the ``.started`` file written before them are not flairseg's, and only ``--overwrite``
 replaces them.
@@ -84,16 +88,64 @@ def record(settings: dict[str, Any], case: Case, labels: Sequence[tuple[str, Pat
     return {"case": case.case_id, **settings, "inputs": input_files(case, labels)}
 
 
-def recorded_names(path: Path, role: str) -> set[str]:
-    """The names of the ``role`` files a record at ``path`` lists (plain file names only); none for a missing or
-    unreadable record."""
+def output_entries(folder: Path, outputs: Sequence[tuple[str, Path]]) -> list[dict[str, Any]]:
+    """Role, path (relative to the output ``folder``, in which a case's record names its outputs) and sha256 of each
+    of a case's ``outputs`` (role, path), as it wrote them."""
+    return [{"role": role, "file": _relative(path, folder), "sha256": sha256_of(path)} for role, path in outputs]
+
+
+def _relative(path: Path, folder: Path) -> str:
+    return Path(os.path.relpath(path, folder)).as_posix()
+
+
+def recorded_outputs(path: Path) -> list[dict[str, Any]] | None:
+    """The outputs (role, file, sha256) a record at ``path`` names; None where it names none (an older flairseg's,
+    or a record unreadable or of another shape)."""
     try:
-        inputs = parse_json(path.read_text()).get("inputs")
+        outputs = parse_json(path.read_text()).get("outputs")
     except (OSError, ValueError, AttributeError):
-        return set()
-    entries = inputs if isinstance(inputs, list) else []
-    names = {entry.get("file") for entry in entries if isinstance(entry, dict) and entry.get("role") == role}
-    return {name for name in names if isinstance(name, str) and name and Path(name).name == name}
+        return None
+    fields = ("role", "file", "sha256")
+    entries = outputs if isinstance(outputs, list) else []
+    if not entries or not all(isinstance(e, dict) and all(isinstance(e.get(k), str) for k in fields) for e in entries):
+        return None
+    return entries
+
+
+def check_outputs(path: Path, outputs: Sequence[tuple[str, Path]], out: Path, case_id: str) -> bool:
+    """Whether the outputs the record at ``path`` names, which must be the case's ``outputs`` (role, path) now, are all
+    there as written (True: the case may be reused) or some are gone (False: predicted again; what is left is
+    flairseg's, unchanged). A record naming none (an older flairseg's) or others, or an output changed since it was
+    written (a hand correction, another tool's file), is a one-line InputError: neither reused nor silently replaced."""
+    recorded = recorded_outputs(path)
+    if recorded is None:
+        raise InputError(
+            f"case {case_id} in {out} has a record that names none of its outputs (an older flairseg's); pass "
+            "--overwrite to predict it again"
+        )
+    now = [(role, _relative(file, out)) for role, file in outputs]
+    named = [(entry["role"], entry["file"]) for entry in recorded]
+    if named != now:
+        differs = [f"its record names the {r} {f}" for r, f in named if (r, f) not in now][:1]
+        differs += [f"this run writes the {r} {f}" for r, f in now if (r, f) not in named][:1]
+        raise InputError(
+            f"case {case_id} in {out} was recorded with other outputs ({', '.join(differs)}); pass --overwrite to "
+            "predict it again, or write elsewhere"
+        )
+    return all([_unchanged(entry, out, case_id) for entry in recorded])  # each checked: a gone mask hides no change
+
+
+def _unchanged(entry: dict[str, Any], out: Path, case_id: str) -> bool:
+    """Whether a recorded output is there as written; False where it is gone, a one-line InputError where it changed."""
+    path = out / entry["file"]
+    if not (path.exists() or path.is_symlink()):
+        return False
+    if not path.is_file() or sha256_of(path) != entry["sha256"]:
+        raise InputError(
+            f"{os.path.normpath(path)} changed since case {case_id} was predicted into it; pass --overwrite to predict "
+            "the case again (the change is then replaced), or move the file away"
+        )
+    return True
 
 
 def check_reusable(path: Path, expected: dict[str, Any], out: Path) -> None:
