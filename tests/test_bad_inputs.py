@@ -1429,6 +1429,15 @@ def _associate_no_labelled_case(tmp: Path) -> list[str]:
     return _associate_with(tmp, "Patient,IDH\n" + "".join(f"P{i},NA\n" for i in range(4)), "bevr:IDH")
 
 
+def _part_with_other_settings(tmp: Path) -> list[str]:
+    """Part 0 of 2 (CASE_A) predicted into TMP/pred; part 1 (CASE_B) then run with --tta."""
+    _case(tmp, "CASE_A")
+    _case(tmp, "CASE_B")
+    argv = ["predict", "-i", str(tmp / "in"), "-o", str(tmp / "pred"), "--model", str(_zero_checkpoint(tmp)), "--quiet"]
+    assert main([*argv, "--part", "0/2"]) == 0
+    return [*argv, "--part", "1/2", "--tta"]
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -2603,6 +2612,14 @@ CATALOGUE = [
         _associate_no_labelled_case,
         "hypothesis bevr:IDH has no case with both a bevr value and a IDH label (empty masks give no features, "
         "missing labels no level); drop it, or give cases that have both",
+    ),
+    BadInput(
+        "part-with-other-settings",
+        "`--part 1/2 --tta` into a folder where part 0/2 was predicted without --tta",
+        _part_with_other_settings,
+        "case CASE_A in TMP/pred was predicted with another tta (false; this run: true); use the same model and "
+        "settings for every part and run into one folder (--overwrite replaces this run's cases alone), or another "
+        "output folder",
     ),
 ]
 
