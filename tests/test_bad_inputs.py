@@ -1557,6 +1557,15 @@ def _recorded_case_of_another_layout(tmp: Path) -> list[str]:
     return ["predict", "-i", str(tmp / "in2"), "-o", str(tmp / "pred"), "--model", model, "--quiet"]
 
 
+def _part_with_other_settings(tmp: Path) -> list[str]:
+    """Part 0 of 2 (CASE_A) predicted into TMP/pred; part 1 (CASE_B) then run with --tta."""
+    _case(tmp, "CASE_A")
+    _case(tmp, "CASE_B")
+    argv = ["predict", "-i", str(tmp / "in"), "-o", str(tmp / "pred"), "--model", str(_zero_checkpoint(tmp)), "--quiet"]
+    assert main([*argv, "--part", "0/2"]) == 0
+    return [*argv, "--part", "1/2", "--tta"]
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -2817,6 +2826,14 @@ CATALOGUE = [
         _recorded_case_of_another_layout,
         "case CASE in TMP/pred was made from other inputs (CASE.nii.gz is new); pass --overwrite to predict it "
         "again, or write elsewhere",
+    ),
+    BadInput(
+        "part-with-other-settings",
+        "`--part 1/2 --tta` into a folder where part 0/2 was predicted without --tta",
+        _part_with_other_settings,
+        "case CASE_A in TMP/pred was predicted with another tta (false; this run: true); use the same model and "
+        "settings for every part and run into one folder (--overwrite replaces this run's cases alone), or another "
+        "output folder",
     ),
 ]
 

@@ -982,6 +982,82 @@ def test_a_report_folder_flairseg_did_not_write_is_written_into_only_with_overwr
     assert (study / "report" / ".flairseg").is_file()
 
 
+def _two_part_tree(tmp_path: Path) -> list[str]:
+    """Kaggle cases A (4 slices: part 0 of 2) and B (3 slices: part 1) and a tiny model; the predict command."""
+    from synthetic import phantom, write_kaggle_case
+
+    write_kaggle_case(tmp_path / "in", "A", *phantom(slices=4, size=32))
+    write_kaggle_case(tmp_path / "in", "B", *phantom(slices=3, size=32, seed=1))
+    model = _empty_mask_checkpoint(tmp_path / "model", "abnormality")
+    return ["predict", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(model), "--quiet"]
+
+
+def test_a_part_with_other_settings_than_the_folders_cases_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Part 1 of 2 with --tta after part 0 without: refused before it writes anything (--overwrite replaces the
+    part's own cases alone, so it is refused too); a run that covers every recorded case may replace them all."""
+    command = _two_part_tree(tmp_path)
+    out = tmp_path / "out"
+    assert main([*command, "--part", "0/2"]) == 0
+    capsys.readouterr()
+    for extra in ([], ["--overwrite"]):
+        assert main([*command, "--part", "1/2", "--tta", *extra]) == 1
+        assert capsys.readouterr().err.strip() == (
+            f"flairseg: error: case A in {out} was predicted with another tta (false; this run: true); use the same "
+            "model and settings for every part and run into one folder (--overwrite replaces this run's cases "
+            "alone), or another output folder"
+        )
+        assert not (out / "B").exists() and not (out / "report" / "records" / "B_mask.json").exists()
+    assert main([*command, "--part", "1/2"]) == 0  # the same settings: merged
+    assert main([*command, "--tta", "--overwrite"]) == 0
+    records = [json.loads(p.read_text()) for p in sorted((out / "report" / "records").glob("*.json"))]
+    assert [(r["case"], r["tta"]) for r in records] == [("A", True), ("B", True)]
+
+
+def test_a_part_that_finds_another_settings_part_beside_it_when_done_writes_no_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two parts started together, one with --tta: each found the folder empty, so the later to finish refuses to
+    merge the mix into one report."""
+    from flairseg import predict
+
+    command = _two_part_tree(tmp_path)
+    predict_cases = predict._predict_cases
+
+    def with_the_other_part_beside(*args, **kwargs):
+        monkeypatch.setattr(predict, "_predict_cases", predict_cases)
+        assert main([*command, "--part", "1/2", "--tta"]) == 0  # runs while this part predicts
+        return predict_cases(*args, **kwargs)
+
+    monkeypatch.setattr(predict, "_predict_cases", with_the_other_part_beside)
+    capsys.readouterr()
+    assert main([*command, "--part", "0/2"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"flairseg: error: case B in {tmp_path / 'out'} was predicted with another tta (true; this")
+    assert not (tmp_path / "out" / "report" / "parts" / "part-0-of-2.json").exists()
+
+
+def test_a_part_does_not_list_a_case_predicted_since_its_part_failed_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Part 1 fails B (a truncated slice); B is repaired and a plain run predicts it; part 0 run again then finds
+    B's failure in part 1's record stale: exit 0, no failures.csv."""
+    command = _two_part_tree(tmp_path)
+    slice_file = tmp_path / "in" / "B" / "B_2.tif"
+    good = slice_file.read_bytes()
+    slice_file.write_bytes(good[:-100])  # its headers pass; its pixels fail to decode while part 1 runs
+    assert main([*command, "--part", "0/2"]) == 0
+    assert main([*command, "--part", "1/2"]) == 1
+    failures = tmp_path / "out" / "report" / "failures.csv"
+    assert failures.read_text().splitlines()[1].startswith("B,")
+    slice_file.write_bytes(good)
+    assert main(command) == 0 and not failures.exists()
+    capsys.readouterr()
+    assert main([*command, "--part", "0/2"]) == 0, capsys.readouterr().err
+    assert not failures.exists()
+
+
 def test_the_part_records_of_a_run_of_very_many_parts_are_found_by_name(tmp_path: Path) -> None:
     """A run split into 10^23 parts (more than its cases) reads the records there are, not every part's."""
     from flairseg.outputs import ReportFolder
@@ -994,7 +1070,7 @@ def test_the_part_records_of_a_run_of_very_many_parts_are_found_by_name(tmp_path
     report.part_record(0, parts).write_text(json.dumps(record))
     report.part_record(5, 8).write_text(json.dumps(record))  # another split's: not this run's
     found: list = []
-    worker = threading.Thread(target=lambda: found.append(_failures_of_parts(report, parts)), daemon=True)
+    worker = threading.Thread(target=lambda: found.append(_failures_of_parts(report, parts, "_mask")), daemon=True)
     worker.start()
     worker.join(timeout=30)  # probing every part would never end
     assert found == [([("A", "why")], 1)]

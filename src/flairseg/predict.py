@@ -396,6 +396,7 @@ def predict_tree(
     _refuse_foreign_report(report, overwrite)
     settings = segmenter.settings() | {"brain_model": brain_segmenter.settings() if brain_segmenter else None}
     settings |= {"resample": resample, "probabilities": probabilities, "strip": strip}
+    _refuse_other_settings(report, settings, paths)
     run = _Run(segmenter, brain_segmenter, names, report, truth_index, settings, overwrite, probabilities, strip)
     predicted, skipped, failures = _predict_cases(run, paths, resample, quiet)
     title = f"Prediction of {source.name} by {segmenter.metadata.get('name', 'the model')}"
@@ -403,7 +404,8 @@ def predict_tree(
         _fail_lone_case(report, title, segmenter.task, failures[0][1])
     if bids:  # after the cases: a refused lone case leaves no folder that passes for a derivative
         write_derivative_description(out_path)
-    failures, cases = _failures_of_run(report, part, predicted, skipped, paths, failures)
+    _refuse_other_settings(report, settings, paths)  # again: a part started with this one may have written since
+    failures, cases = _failures_of_run(report, part, predicted, skipped, paths, failures, names.label)
     merged = merge_run_report(out_path, title, segmenter.task)
     _report_failures(failures, cases, report)
     return dataclasses.replace(merged, predicted=predicted, skipped=skipped)
@@ -481,6 +483,28 @@ def _refuse_foreign_report(report: ReportFolder, overwrite: bool) -> None:
     )
 
 
+def _refuse_other_settings(report: ReportFolder, settings: dict[str, object], paths: Sequence[Path | Case]) -> None:
+    """Refuse a run whose settings (model, threshold, TTA, precision, ...) differ from those a case of its task that the
+    folder records and the run does not cover was predicted with (another part's, an earlier run's): the merged report
+    would score two models' masks as one model's. ``--overwrite`` replaces the run's own cases alone, so it is refused
+    the same way; a run that covers every recorded case replaces them all. Checked before the run, and again before
+    its report: parts started together may each have found the folder empty."""
+    ours = {path.case_id if isinstance(path, Case) else case_id_of(path) for path in paths}
+    records = report.path / "records"
+    for path in sorted(records.glob("*.json")) if records.is_dir() else []:
+        found = provenance.read_record(path)
+        if found.get("task") != settings["task"] or found.get("case") in ours:
+            continue
+        differs = provenance.differing_setting(found, settings)
+        if differs is not None:
+            key, before, now = differs
+            raise InputError(
+                f"case {found.get('case')} in {report.path.parent} was predicted with another {key} ({before}; this "
+                f"run: {now}); use the same model and settings for every part and run into one folder (--overwrite "
+                "replaces this run's cases alone), or another output folder"
+            )
+
+
 def _refuse_recorded_namesake(names: PredictionFolder, report: ReportFolder, case_id: str) -> None:
     """Refuse a case whose outputs named with its task's ``output_suffix`` (probability map, outline GIF) are named as
     those of a case that the folder records for the other task: case ``P_brain``'s tumour outputs against case
@@ -517,6 +541,7 @@ def _failures_of_run(
     skipped: int,
     paths: Sequence[Path | Case],
     failures: Sequence[tuple[str, str]],
+    label: str,
 ) -> tuple[list[tuple[str, str]], int]:
     """The failed cases (case, reason) and the number of cases the report covers: this run's, or, for part K of N,
     those of every part done so far (the folder's, as one process would list them), this part's record written first.
@@ -524,7 +549,7 @@ def _failures_of_run(
     if part is None:
         return list(failures), len(paths)
     _write_part_record(report, part, predicted, skipped, paths, failures)
-    return _failures_of_parts(report, part[1])
+    return _failures_of_parts(report, part[1], label)
 
 
 def _write_part_record(
@@ -544,13 +569,16 @@ def _write_part_record(
         tmp.write_text(json.dumps(record, indent=2))
 
 
-def _failures_of_parts(report: ReportFolder, parts: int) -> tuple[list[tuple[str, str]], int]:
+def _failures_of_parts(report: ReportFolder, parts: int, label: str) -> tuple[list[tuple[str, str]], int]:
     """The failed cases (case, reason) that the parts of an N-part run done so far recorded, and their cases: the
-    records there are, found by name (N may be far more than the cases, and most parts have none)."""
+    records there are, found by name (N may be far more than the cases, and most parts have none). A failed case that
+    has a record (under its key, case id and ``label``) was predicted since by another run (a failure removes the
+    case's record: :func:`_leave_out`), so its part's failure is stale and left out."""
     failures, cases = [], 0
     for k in _recorded_parts(report, parts):
         record = _read_part_record(report.part_record(k, parts))
-        failures += [tuple(failure) for failure in record.get("failures", [])]
+        listed = [tuple(failure) for failure in record.get("failures", [])]
+        failures += [failure for failure in listed if not report.record(f"{failure[0]}{label}").exists()]
         cases += len(record["cases"])
     return failures, cases
 

@@ -175,6 +175,25 @@ def check_reusable(path: Path, expected: dict[str, Any], out: Path) -> None:
         )
 
 
+def read_record(path: Path) -> dict[str, Any]:
+    """The record at ``path``; empty where it cannot be read (a rerun of its case refuses it, in check_reusable)."""
+    try:
+        found = parse_json(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def differing_setting(found: dict[str, Any], settings: dict[str, Any]) -> tuple[str, str, str] | None:
+    """The first of a run's ``settings`` that a record ``found`` holds otherwise (the innermost: ``preprocess.std``),
+    with the record's value and the run's in short words; None where they agree."""
+    changed = [key for key in settings if found.get(key) != settings[key]]
+    if not changed:
+        return None
+    key, before, now = _first_difference(changed[0], found.get(changed[0]), settings[changed[0]])
+    return key, _short(before), _short(now)
+
+
 def _first_difference(key: str, before: Any, now: Any) -> tuple[str, Any, Any]:
     """The innermost setting that differs between two recorded values (``preprocess.std``, not the whole
     ``preprocess`` record), with its two values."""
