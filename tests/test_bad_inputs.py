@@ -1385,10 +1385,11 @@ def _resume_without_record(tmp: Path, name: str) -> list[str]:
 
 
 def _preprocess_a_case_named_dot_dot(tmp: Path) -> list[str]:
-    """A volume named ``...nii.gz`` (case id '..', whose folder would be the output's parent) beside a Kaggle case."""
+    """A volume named ``...nii.gz`` (case id '..', whose folder would be the output's parent), given by name (in a
+    tree it is a hidden file, skipped)."""
     _case(tmp)
     nib.save(nib.Nifti1Image(np.ones((8, 8, 4), np.float32), np.eye(4)), tmp / "in" / "...nii.gz")
-    return ["preprocess", "-i", str(tmp / "in"), "-o", str(tmp / "out"), "--quiet"]
+    return ["preprocess", "-i", str(tmp / "in" / "...nii.gz"), "-o", str(tmp / "out"), "--quiet"]
 
 
 def _bids_lone_case_with_nan(tmp: Path) -> list[str]:
@@ -1564,6 +1565,32 @@ def _part_with_other_settings(tmp: Path) -> list[str]:
     argv = ["predict", "-i", str(tmp / "in"), "-o", str(tmp / "pred"), "--model", str(_zero_checkpoint(tmp)), "--quiet"]
     assert main([*argv, "--part", "0/2"]) == 0
     return [*argv, "--part", "1/2", "--tta"]
+
+
+def _folder_command_over_a_file(tmp: Path) -> list[str]:
+    """evaluate (which writes a folder) given ``-o`` a user's file, with --overwrite."""
+    case = _case(tmp)
+    (tmp / "notes.txt").write_text("my notes")
+    return ["evaluate", "--pred", str(case), "--truth", str(case), "-o", str(tmp / "notes.txt"), "--overwrite"]
+
+
+def _file_command_over_a_folder(tmp: Path) -> list[str]:
+    """shape (which writes a CSV file) given ``-o`` a folder flairseg made, with --overwrite."""
+    make_marked_folder(tmp / "features.csv")
+    return ["shape", "-i", str(_case(tmp)), "-o", str(tmp / "features.csv"), "--overwrite", "--quiet"]
+
+
+def _preprocess_over_its_volumes_label(tmp: Path) -> list[str]:
+    """preprocess of a lone volume into its own label beside it (which it reads as the case's mask), --overwrite."""
+    volume = _volume_with_truth(tmp)
+    return ["preprocess", "-i", str(volume), "-o", str(tmp / "in" / "vol_mask.nii.gz"), "--overwrite", "--quiet"]
+
+
+def _preprocess_a_case_named_as_the_marker(tmp: Path) -> list[str]:
+    """A volume named ``.flairseg.nii.gz`` (case id '.flairseg', the name of the marker of a folder flairseg made),
+    given by name (in a tree it is a hidden file, skipped)."""
+    volume = _nifti(tmp, np.ones((16, 16, 4), np.float32), name=".flairseg.nii.gz")
+    return ["preprocess", "-i", str(volume), "-o", str(tmp / "out"), "--quiet"]
 
 
 CATALOGUE = [
@@ -2709,7 +2736,7 @@ CATALOGUE = [
     ),
     BadInput(
         "preprocess-case-named-dot-dot",
-        "preprocess of a tree holding a volume named ...nii.gz (case id '..')",
+        "preprocess of a volume named ...nii.gz (case id '..')",
         _preprocess_a_case_named_dot_dot,
         "case id '..' cannot name an output; give the case a plain name (no '..' or separators)",
     ),
@@ -2834,6 +2861,32 @@ CATALOGUE = [
         "case CASE_A in TMP/pred was predicted with another tta (false; this run: true); use the same model and "
         "settings for every part and run into one folder (--overwrite replaces this run's cases alone), or another "
         "output folder",
+    ),
+    BadInput(
+        "folder-command-over-a-file",
+        "evaluate, which writes a folder, given -o an existing file and --overwrite",
+        _folder_command_over_a_file,
+        "output TMP/notes.txt is a file; this command writes a folder: give a new path",
+    ),
+    BadInput(
+        "file-command-over-a-folder",
+        "shape, which writes a CSV file, given -o a folder flairseg made and --overwrite",
+        _file_command_over_a_folder,
+        "output TMP/features.csv is a folder; this command writes a file: give a new path",
+    ),
+    BadInput(
+        "preprocess-over-its-volumes-label",
+        "preprocess of a lone volume with -o its own label beside it (read as the case's mask) and --overwrite",
+        _preprocess_over_its_volumes_label,
+        "output TMP/in/vol_mask.nii.gz overlaps the input TMP/in/vol_mask.nii.gz; choose an output path outside the "
+        "inputs",
+    ),
+    BadInput(
+        "preprocess-a-case-named-as-the-marker",
+        "preprocess of a volume named .flairseg.nii.gz (case id '.flairseg', the name of flairseg's folder marker)",
+        _preprocess_a_case_named_as_the_marker,
+        "case id '.flairseg' is a hidden name, as flairseg's own files in an output folder are (.flairseg, locks, "
+        "temporaries); rename the case without the leading '.'",
     ),
 ]
 

@@ -90,3 +90,47 @@ def test_preprocess_port_with_a_percentile_peak_and_its_refusals(
         err = capsys.readouterr().err
         assert err.startswith("flairseg: error: --peak-percentile takes 90-100") and err.count("\n") == 1
         assert not (tmp_path / "bad").exists()
+
+
+def _volume(path: Path, seed: int = 0) -> Path:
+    """A phantom FLAIR saved as the NIfTI ``path`` (and its tumour label as ``<stem>_mask.nii.gz`` beside it)."""
+    import nibabel as nib
+
+    image, mask = phantom(slices=4, size=32, seed=seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(nib.Nifti1Image(image[..., 1].transpose(2, 1, 0).astype(np.float32), np.eye(4)), path)
+    label = path.with_name(path.name.removesuffix(".nii.gz") + "_mask.nii.gz")
+    nib.save(nib.Nifti1Image(mask.transpose(2, 1, 0).astype(np.uint8), np.eye(4)), label)
+    return path
+
+
+def test_hidden_volumes_are_not_cases_and_a_hidden_case_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A hidden volume in a tree (``.flairseg.nii.gz``, macOS's ``._B.nii.gz`` copy) is skipped as a hidden folder is,
+    so that no case takes the name of the output's marker; one given by name is refused before any work."""
+    for name, seed in ((".flairseg.nii.gz", 1), ("._B.nii.gz", 2), ("B.nii.gz", 3)):
+        _volume(tmp_path / "in" / name, seed)
+    out = tmp_path / "out"
+    assert main(["preprocess", "-i", str(tmp_path / "in"), "-o", str(out), "--quiet"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [".flairseg", "B"] and (out / ".flairseg").is_file()
+    command = ["preprocess", "-i", str(tmp_path / "in" / ".flairseg.nii.gz"), "-o", str(tmp_path / "lone"), "--quiet"]
+    assert main(command) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("flairseg: error: case id '.flairseg' is a hidden name") and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out"]
+
+
+def test_a_lone_volumes_labels_are_inputs_that_no_output_replaces(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """preprocess reads a lone volume's label beside it: ``-o`` that label is refused as an input, before any work
+    (not once the case is preprocessed, as a file where a folder is written)."""
+    volume = _volume(tmp_path / "c" / "caseA.nii.gz")
+    label = tmp_path / "c" / "caseA_mask.nii.gz"
+    before = label.read_bytes()
+    assert main(["preprocess", "-i", str(volume), "-o", str(label), "--overwrite", "--quiet"]) == 1
+    assert capsys.readouterr().err == (
+        f"flairseg: error: output {label} overlaps the input {label}; choose an output path outside the inputs\n"
+    )
+    assert label.read_bytes() == before and sorted(p.name for p in label.parent.iterdir()) == [volume.name, label.name]

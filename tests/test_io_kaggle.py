@@ -239,3 +239,38 @@ def test_two_mask_cases_of_one_id_are_refused_naming_both(tmp_path: Path) -> Non
     assert f"({folder} and {volume}," in str(refused.value)
     volume.unlink()
     assert index_cases(tmp_path / "masks", masks="only") == {"CASE_A": folder}
+
+
+def test_a_prediction_runs_own_folders_are_not_mask_cases(tmp_path: Path) -> None:
+    """A mask tree that is a prediction run (its report is flairseg's) is its masks: ``probabilities`` (TIFFs, like a
+    case folder) and ``stripped`` are the run's folders, which predict never lets a case take; in another mask tree
+    a case folder of that name is a case."""
+    from synthetic import make_marked_folder
+
+    image, mask = phantom(slices=3, size=32)
+    out = tmp_path / "out"
+    case = write_kaggle_case(out, "CASE_A", image, mask)
+    write_kaggle_case(out / "stripped", "CASE_A", image, None)
+    (out / "probabilities").mkdir()
+    tifffile.imwrite(out / "probabilities" / "CASE_A.tif", mask[0].astype(np.uint8))
+    write_kaggle_case(tmp_path / "masks", "probabilities", image, mask)
+    make_marked_folder(out / "report")
+    assert index_cases(out, masks="only") == {"CASE_A": case}
+    assert list(index_cases(tmp_path / "masks", masks="only")) == ["probabilities"]
+
+
+def test_hidden_files_and_folders_are_never_cases(tmp_path: Path) -> None:
+    """Hidden volumes (``.x.nii.gz``, macOS's ``._`` copies) are skipped as hidden folders are, in every kind of
+    tree: a case named so would take the name of flairseg's own files (its marker, locks, temporaries)."""
+    import nibabel as nib
+
+    image, mask = phantom(slices=3, size=32)
+    case = write_kaggle_case(tmp_path / "in", "CASE_A", image, mask)
+    write_kaggle_case(tmp_path / "in", ".CASE_B", image, mask)
+    for name in (".flairseg.nii.gz", "._CASE_C.nii.gz", "._CASE_C_mask.nii.gz", "CASE_C.nii.gz"):
+        nib.save(nib.Nifti1Image(mask.astype(np.uint8), np.eye(4)), tmp_path / "in" / name)
+    volume = tmp_path / "in" / "CASE_C.nii.gz"
+    assert index_cases(tmp_path / "in") == {"CASE_A": case, "CASE_C": volume}
+    assert index_cases(tmp_path / "in", masks="only") == {"CASE_A": case, "CASE_C": volume}
+    with pytest.raises(InputError, match="case id '.flairseg' is a hidden name"):
+        index_cases(tmp_path / "in" / ".flairseg.nii.gz")

@@ -348,3 +348,50 @@ def test_a_write_stopped_short_is_named_a_full_device_holding_the_output(
     assert capsys.readouterr().err.strip() == (
         f"flairseg: error: No space left on device ({tmp_path / 'out' / 'CASE_0'}); free some space or write elsewhere"
     )
+
+
+def test_an_existing_output_of_the_other_kind_is_refused_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A folder-writing command given a file as its output, and a file-writing one a folder (flairseg's own), are
+    refused when the output is checked, not once the work is done and the result cannot be renamed into place."""
+    cases = _cases(tmp_path, 1)
+    notes, folder = tmp_path / "notes.txt", tmp_path / "features.csv"
+    notes.write_text("mine")
+    make_marked_folder(folder)
+    model = ["--model", str(_checkpoint(tmp_path / "m")), "--quiet"]
+    to_a_file = [
+        ["evaluate", "--pred", str(cases), "--truth", str(cases), "-o", str(notes), "--overwrite"],
+        ["preprocess", "-i", str(cases), "-o", str(notes), "--overwrite"],
+        ["train", "--data", str(cases), "-o", str(notes), "--overwrite", *TINY],
+        ["cv", "--data", str(cases), "-o", str(notes), *TINY],
+        ["predict", "-i", str(cases), "-o", str(notes), *model],
+    ]
+    for command in to_a_file:
+        assert main(command) == 1
+        assert capsys.readouterr().err == (
+            f"flairseg: error: output {notes} is a file; this command writes a folder: give a new path\n"
+        ), command
+    assert main(["shape", "-i", str(cases), "-o", str(folder), "--overwrite", "--quiet"]) == 1
+    message = f"flairseg: error: output {folder} is a folder; this command writes a file: give a new path\n"
+    assert capsys.readouterr().err == message
+    assert notes.read_text() == "mine" and [p.name for p in folder.iterdir()] == [MARKER]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["features.csv", "in", "m.json", "m.safetensors", "notes.txt"]
+
+
+def test_a_prediction_folder_is_read_back_as_its_masks_without_its_run_folders(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``shape`` and ``evaluate --pred`` read a prediction folder made with ``--probabilities``: its
+    ``probabilities`` folder (TIFFs, like a Kaggle case) is the run's, not a case."""
+    cases = _cases(tmp_path, 2)
+    out = tmp_path / "out"
+    model = ["--model", str(_checkpoint(tmp_path / "m")), "--probabilities", "--quiet"]
+    assert main(["predict", "-i", str(cases), "-o", str(out), *model]) == 0
+    assert (out / "probabilities" / "CASE_0.tif").is_file()
+    capsys.readouterr()
+    assert main(["shape", "-i", str(out), "-o", str(tmp_path / "shape.csv"), "--quiet"]) == 0
+    evaluate = ["evaluate", "--pred", str(out), "--truth", str(cases), "-o", str(tmp_path / "ev"), "--no-figures"]
+    assert main(evaluate) == 0
+    printed = capsys.readouterr()
+    assert "2 cases:" in printed.out and "no truth" not in printed.err

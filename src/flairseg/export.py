@@ -49,7 +49,7 @@ def export_onnx(
     out_path = Path(out)
     if out_path.suffix.lower() != ".onnx":
         raise InputError(f"the ONNX file must end in .onnx, not {out_path.name!r}")
-    out_path = check_output(out_path, checkpoint.files_of(model), overwrite)
+    out_path = check_output(out_path, checkpoint.files_of(model), overwrite, writes="file")
     network, metadata = checkpoint.load_model(model, task=task)
     size = checkpoint.preprocess_config(metadata).size
     example = torch.zeros(1, checkpoint.model_config(metadata).in_channels, size, size)

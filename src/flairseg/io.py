@@ -34,7 +34,7 @@ from flairseg.kaggle import (
     write_kaggle_image,
     write_kaggle_mask,
 )
-from flairseg.outputs import PROBABILITY_SUFFIX, check_case_id, name_key
+from flairseg.outputs import PROBABILITY_SUFFIX, RUN_NAMES, check_case_id, name_key, run_report
 from flairseg.volumes import (
     DICOM_DIRECTORY,
     check_headers,
@@ -90,6 +90,12 @@ def case_files(path: Path) -> list[Path]:
     return sorted({path, *named, *(label for label in labels if label is not None)})
 
 
+def input_files(source: Path) -> list[Path]:
+    """The paths a command given the input ``source`` reads, which no output may be, hold or lie in: a tree or a case
+    folder itself; a lone volume and its case's other files (:func:`case_files`: its labels and sequences)."""
+    return [source, *(case_files(source) if source.is_file() else [])]
+
+
 def _sibling_label(path: Path, suffix: str) -> Path | None:
     stem = nifti_stem(path)
     for ext in NIFTI_SUFFIXES:
@@ -129,8 +135,9 @@ def find_cases(path: str | os.PathLike, masks: MaskPolicy = "optional", mask_suf
     A case is a Kaggle folder of TIFF slices, a DICOM series folder, or a NIfTI file. A folder holding both slices
     and case folders is refused: either reading would leave cases out. With masks="only" a folder's NIfTI cases are
     its ``*<mask_suffix>.nii[.gz]`` files (or all of them when none has the suffix; images beside them skipped, a
-    mask saved without the suffix refused: see :func:`_mask_volumes`);
-    otherwise NIfTI files ending in the suffix are labels, not cases.
+    mask saved without the suffix refused: see :func:`_mask_volumes`) and a prediction run's own folders are
+    skipped (:func:`_run_folders`); otherwise NIfTI files ending in the suffix are labels, not cases. Hidden files
+    and folders (``.git``, macOS's ``._`` copies) are never cases.
     """
     root = Path(path)
     if not root.exists():
@@ -141,8 +148,9 @@ def find_cases(path: str | os.PathLike, masks: MaskPolicy = "optional", mask_suf
                 f"{root} is not a case: give a Kaggle case folder, a DICOM series folder or a .nii/.nii.gz file"
             )
         return [root]
-    children = sorted(root.iterdir())
-    subfolders = [p for p in children if p.is_dir() and not p.name.startswith(".") and p.name != "derivatives"]
+    children = [p for p in sorted(root.iterdir()) if not p.name.startswith(".")]  # hidden: .git, macOS's ._ copies
+    not_cases = {"derivatives", *(_run_folders(root) if masks == "only" else ())}
+    subfolders = [p for p in children if p.is_dir() and p.name not in not_cases]
     slice_file = _case_slice(root)
     if slice_file is not None:
         _refuse_cases_below(root, slice_file, subfolders)
@@ -159,6 +167,13 @@ def find_cases(path: str | os.PathLike, masks: MaskPolicy = "optional", mask_suf
     if not cases:
         raise _no_cases(root)
     return cases
+
+
+def _run_folders(root: Path) -> tuple[str, ...]:
+    """The folders a prediction run keeps beside its masks (:data:`~flairseg.outputs.RUN_NAMES`: probability maps,
+    skull-stripped images, the report) when ``root`` is one (its report is flairseg's): never cases, since predict
+    refuses a case of those names; a run with ``--probabilities`` or ``--strip`` is read back as its masks."""
+    return RUN_NAMES if run_report(root).is_flairsegs() else ()
 
 
 def _case_slice(folder: Path) -> Path | None:
@@ -233,7 +248,8 @@ def _named_flairs(folder: Path) -> list[Path]:
     candidates += sorted(folder.glob("anat/*.nii*"))  # BIDS: a subject's or a session's anat folder
     if folder.name.startswith("sub-"):  # BIDS: sub-<s>/ses-<x>/anat
         candidates += sorted(folder.glob("ses-*/anat/*.nii*"))
-    return [p for p in candidates if (named := name_of(p)) is not None and named.kind == "flair"]
+    visible = [p for p in candidates if not p.name.startswith(".")]  # as hidden files at the top of a tree
+    return [p for p in visible if (named := name_of(p)) is not None and named.kind == "flair"]
 
 
 def case_size(path: Path) -> int:

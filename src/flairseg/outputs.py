@@ -31,6 +31,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from flairseg.cases import Case
 from flairseg.config import TASK_SPECS
@@ -157,13 +158,15 @@ def check_output(
     inputs: InputPaths | Iterable[str | os.PathLike | None],
     overwrite: bool,
     replaces: bool = True,
+    writes: Literal["folder", "file"] = "folder",
 ) -> Path:
     """Validate an output path before any work starts and return it resolved.
 
-    Raises InputError when the output is empty, is, contains or lies inside an input, or when it
-    exists and ``overwrite`` is False. An output that ``replaces`` what is there (every command
-    but ``predict``, which adds to its folder) must also not be or hold the current or home directory, nor be a
-    filesystem root, and an existing folder must be one flairseg made (:func:`made_by_flairseg`).
+    Raises InputError when the output is empty, is, contains or lies inside an input, is not what the command
+    ``writes`` (a file where it writes a folder, or the reverse), or when it exists and ``overwrite`` is False. An
+    output that ``replaces`` what is there (every command but ``predict``, which adds to its folder) must also not be
+    or hold the current or home directory, nor be a filesystem root, and an existing folder must be one flairseg made
+    (:func:`made_by_flairseg`).
     """
     if not str(out).strip():
         raise InputError("the output path is empty (an unset shell variable?); give the folder or file to write")
@@ -173,11 +176,20 @@ def check_output(
         raise InputError(f"output {out} overlaps the input {given}; choose an output path outside the inputs")
     if replaces:
         _refuse_special_folder(out, out_path)
+    _refuse_other_kind(out, out_path, writes)
     if out_path.exists() and not overwrite:
         raise InputError(f"output {out} already exists; pass --overwrite to replace it or choose another path")
     if replaces and out_path.is_dir() and not made_by_flairseg(out_path):
         raise InputError(_foreign_folder_reason(out, out_path))
     return out_path
+
+
+def _refuse_other_kind(out: str | os.PathLike, out_path: Path, writes: Literal["folder", "file"]) -> None:
+    """Refuse an existing output that is not what the command writes: found only when the result is renamed into
+    place, after all the work (a folder is never renamed over a file, nor a file over a folder)."""
+    there = "file" if writes == "folder" else "folder"
+    if out_path.exists() and out_path.is_dir() == (writes == "file"):
+        raise InputError(f"output {out} is a {there}; this command writes a {writes}: give a new path")
 
 
 def _refuse_special_folder(out: str | os.PathLike, out_path: Path) -> None:
@@ -716,10 +728,16 @@ class PredictionFolder:
 
 
 def check_case_id(case_id: str) -> str:
-    """The case id, refused when it could leave the output folder ("", ".", "..", separators): every command names
-    a case's outputs by it."""
+    """The case id, refused when it could leave the output folder ("", ".", "..", separators) or is hidden (its
+    outputs would take the names of flairseg's own files, the :data:`MARKER` among them, and trees skip them as
+    hidden, as they skip a hidden case): every command names a case's outputs by it."""
     if case_id in ("", ".", "..") or any(c in case_id for c in ("/", "\\", "\0")):
         raise InputError(
             f"case id {case_id!r} cannot name an output; give the case a plain name (no '..' or separators)"
+        )
+    if case_id.startswith("."):
+        raise InputError(
+            f"case id {case_id!r} is a hidden name, as flairseg's own files in an output folder are ({MARKER}, locks, "
+            "temporaries); rename the case without the leading '.'"
         )
     return case_id

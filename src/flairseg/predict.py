@@ -44,12 +44,12 @@ from flairseg.inference import (
     segment_prepared,
 )
 from flairseg.io import (
-    case_files,
     case_id_of,
     case_outline,
     check_case,
     declared_grid,
     index_cases,
+    input_files,
     label_files,
     read_case,
     read_label,
@@ -389,7 +389,7 @@ def predict_tree(
     inputs = _run_inputs(source, out, bids, cases, _files_read(given, truth, segmenter, brain_segmenter))
     out_path = check_output(out, inputs, overwrite=True, replaces=False)
     if mask_file is not None:
-        mask_file = check_output(mask_file, inputs, overwrite=True, replaces=False)
+        mask_file = check_output(mask_file, inputs, overwrite=True, replaces=False, writes="file")
     report = run_report(out_path)
     names = PredictionFolder(out_path, segmenter.task, bids_root=source if bids else None, mask_file=mask_file)
     _check_case_outputs(names, report, cases, inputs)
@@ -437,7 +437,7 @@ def _run_inputs(
     if bids and Path(out).resolve().is_relative_to(derivatives):
         tree = [path for path in source.iterdir() if path.resolve() != derivatives]
     else:
-        tree = [source, *(case_files(source) if source.is_file() else [])]
+        tree = input_files(source)
     images = [case for case in cases if isinstance(case, Path)] + ([source] if source.is_file() else [])
     tree += [label for image in images for label in nnunet_labels(image)]
     return InputPaths([*tree, *read])

@@ -19,7 +19,7 @@ import numpy as np
 from flairseg.config import TASK_SPECS, PreprocessConfig
 from flairseg.data import task_channels
 from flairseg.errors import ConfigError, InputError
-from flairseg.io import index_cases, read_case, read_label
+from flairseg.io import index_cases, input_files, read_case, read_label
 from flairseg.outputs import atomic_dir, check_output
 from flairseg.preprocess import preprocess_case
 
@@ -71,7 +71,7 @@ def preprocess_tree(
     source = Path(source)
     if not source.exists():
         raise InputError(f"input {source} does not exist")
-    out_path = check_output(out, [source], overwrite)
+    out_path = check_output(out, input_files(source), overwrite)  # a lone volume's labels are read too
     paths = list(index_cases(source).values())  # two cases of one id refused before any work
     label_suffix = TASK_SPECS["brain" if variant == "paper-brain" else "abnormality"].label_suffix
     total = 0

@@ -121,7 +121,7 @@ def shape_tree(
     masks = Path(masks)
     if not masks.exists():
         raise InputError(f"mask path {masks} does not exist")
-    out_path = check_output(out, [masks], overwrite)
+    out_path = check_output(out, [masks], overwrite, writes="file")
     if out_path.suffix.lower() != ".csv":
         raise InputError(f"the features file must end in .csv, not {out_path.name!r}")
     seen = index_cases(masks, masks="only")
