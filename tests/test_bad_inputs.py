@@ -1429,6 +1429,27 @@ def _associate_no_labelled_case(tmp: Path) -> list[str]:
     return _associate_with(tmp, "Patient,IDH\n" + "".join(f"P{i},NA\n" for i in range(4)), "bevr:IDH")
 
 
+def _evaluate_against_itself(tmp: Path) -> list[str]:
+    """One folder given as both --pred and --truth (a slip of the shell history)."""
+    _case(tmp)
+    return ["evaluate", "--pred", str(tmp / "in"), "--truth", str(tmp / "in"), "-o", str(tmp / "out"), "--quiet"]
+
+
+def _evaluate_prediction_inside_truth(tmp: Path) -> list[str]:
+    """A prediction folder kept inside the truth folder, whose masks the truth tree would read as its own."""
+    case = _case(tmp)
+    shutil.copytree(case, tmp / "in" / "pred" / "CASE")
+    return ["evaluate", "--pred", str(tmp / "in" / "pred"), "--truth", str(tmp / "in"), "-o", str(tmp / "out")]
+
+
+def _evaluate_prediction_linked_to_truth(tmp: Path) -> list[str]:
+    """A prediction folder whose case is a link to the truth's case."""
+    case = _case(tmp)
+    (tmp / "pred").mkdir()
+    (tmp / "pred" / "CASE").symlink_to(case)
+    return ["evaluate", "--pred", str(tmp / "pred"), "--truth", str(tmp / "in"), "-o", str(tmp / "out"), "--quiet"]
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -2604,6 +2625,27 @@ CATALOGUE = [
         "hypothesis bevr:IDH has no case with both a bevr value and a IDH label (empty masks give no features, "
         "missing labels no level); drop it, or give cases that have both",
     ),
+    BadInput(
+        "evaluate-against-itself",
+        "one folder given as both the prediction and the truth",
+        _evaluate_against_itself,
+        "--pred TMP/in and --truth TMP/in are the same folder: every case would score Dice 1 against itself; give "
+        "the predicted masks as --pred and the true masks as --truth",
+    ),
+    BadInput(
+        "evaluate-prediction-inside-truth",
+        "a prediction folder kept inside the truth folder",
+        _evaluate_prediction_inside_truth,
+        "--pred TMP/in/pred lies inside --truth TMP/in: the masks of one would be read as the other's; keep the "
+        "predictions and the truth in separate folders",
+    ),
+    BadInput(
+        "evaluate-prediction-linked-to-truth",
+        "a prediction folder whose case is a link to the truth's case",
+        _evaluate_prediction_linked_to_truth,
+        "the prediction of case CASE (TMP/pred/CASE) is its truth TMP/in/CASE (a link?): it would score Dice 1 "
+        "against itself; give the predicted masks as --pred",
+    ),
 ]
 
 
@@ -2838,12 +2880,13 @@ def test_broken_run_files_are_refused_on_resume(
 def test_operating_system_errors_end_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """An output under a file (ENOTDIR) and an unwritable folder (EACCES, when not root) give one line, no traceback."""
     _case(tmp_path)
+    shutil.copytree(tmp_path / "in", tmp_path / "pred")
     (tmp_path / "afile").write_text("x")
     code = main(
         [
             "evaluate",
             "--pred",
-            str(tmp_path / "in"),
+            str(tmp_path / "pred"),
             "--truth",
             str(tmp_path / "in"),
             "-o",
@@ -2883,6 +2926,7 @@ def test_sigterm_leaves_no_temporary_files(tmp_path: Path) -> None:
     for index in range(150):
         image, mask = phantom(slices=12, size=64, seed=index)
         write_kaggle_case(tmp_path / "cases", f"CASE_{index:03d}", image, mask)
+    shutil.copytree(tmp_path / "cases", tmp_path / "pred")
     out = tmp_path / "out"
     command = [
         sys.executable,
@@ -2890,7 +2934,7 @@ def test_sigterm_leaves_no_temporary_files(tmp_path: Path) -> None:
         "flairseg",
         "evaluate",
         "--pred",
-        str(tmp_path / "cases"),
+        str(tmp_path / "pred"),
         "--truth",
         str(tmp_path / "cases"),
         "-o",
