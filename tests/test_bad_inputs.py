@@ -1450,6 +1450,15 @@ def _evaluate_prediction_linked_to_truth(tmp: Path) -> list[str]:
     return ["evaluate", "--pred", str(tmp / "pred"), "--truth", str(tmp / "in"), "-o", str(tmp / "out"), "--quiet"]
 
 
+def _checkpoint_declaring_a_larger_network(tmp: Path) -> list[str]:
+    """A consistent checkpoint of a U-Net of 2 features and depth 1 whose record declares 128 features and depth 3:
+    refused by its tensors' names before the declared network is allocated."""
+    model = UNet(features=2, depth=1, batch_norm=True)
+    declared = ModelConfig(features=128, depth=3, batch_norm=True)
+    path = save_model(model, declared, PreprocessConfig(), tmp / "model" / "m", task="abnormality")
+    return _predict(tmp, _case(tmp), "--model", str(path))
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -2645,6 +2654,14 @@ CATALOGUE = [
         _evaluate_prediction_linked_to_truth,
         "the prediction of case CASE (TMP/pred/CASE) is its truth TMP/in/CASE (a link?): it would score Dice 1 "
         "against itself; give the predicted masks as --pred",
+    ),
+    BadInput(
+        "checkpoint-declaring-a-larger-network",
+        "a small checkpoint whose record declares a far larger network than its weights hold",
+        _checkpoint_declaring_a_larger_network,
+        "checkpoint m.json does not match its architecture: its weights lack 52 tensors of the network its record "
+        "declares (e.g. dec2.0.weight, dec2.1.bias, dec2.1.num_batches_tracked); the record and the weights are not "
+        "of one model",
     ),
 ]
 
