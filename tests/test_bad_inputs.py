@@ -1593,6 +1593,36 @@ def _preprocess_a_case_named_as_the_marker(tmp: Path) -> list[str]:
     return ["preprocess", "-i", str(volume), "-o", str(tmp / "out"), "--quiet"]
 
 
+def _evaluate_against_itself(tmp: Path) -> list[str]:
+    """One folder given as both --pred and --truth (a slip of the shell history)."""
+    _case(tmp)
+    return ["evaluate", "--pred", str(tmp / "in"), "--truth", str(tmp / "in"), "-o", str(tmp / "out"), "--quiet"]
+
+
+def _evaluate_prediction_inside_truth(tmp: Path) -> list[str]:
+    """A prediction folder kept inside the truth folder, whose masks the truth tree would read as its own."""
+    case = _case(tmp)
+    shutil.copytree(case, tmp / "in" / "pred" / "CASE")
+    return ["evaluate", "--pred", str(tmp / "in" / "pred"), "--truth", str(tmp / "in"), "-o", str(tmp / "out")]
+
+
+def _evaluate_prediction_linked_to_truth(tmp: Path) -> list[str]:
+    """A prediction folder whose case is a link to the truth's case."""
+    case = _case(tmp)
+    (tmp / "pred").mkdir()
+    (tmp / "pred" / "CASE").symlink_to(case)
+    return ["evaluate", "--pred", str(tmp / "pred"), "--truth", str(tmp / "in"), "-o", str(tmp / "out"), "--quiet"]
+
+
+def _checkpoint_declaring_a_larger_network(tmp: Path) -> list[str]:
+    """A consistent checkpoint of a U-Net of 2 features and depth 1 whose record declares 128 features and depth 3:
+    refused by its tensors' names before the declared network is allocated."""
+    model = UNet(features=2, depth=1, batch_norm=True)
+    declared = ModelConfig(features=128, depth=3, batch_norm=True)
+    path = save_model(model, declared, PreprocessConfig(), tmp / "model" / "m", task="abnormality")
+    return _predict(tmp, _case(tmp), "--model", str(path))
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -2888,6 +2918,35 @@ CATALOGUE = [
         "case id '.flairseg' is a hidden name, as flairseg's own files in an output folder are (.flairseg, locks, "
         "temporaries); rename the case without the leading '.'",
     ),
+    BadInput(
+        "evaluate-against-itself",
+        "one folder given as both the prediction and the truth",
+        _evaluate_against_itself,
+        "--pred TMP/in and --truth TMP/in are the same folder: every case would score Dice 1 against itself; give "
+        "the predicted masks as --pred and the true masks as --truth",
+    ),
+    BadInput(
+        "evaluate-prediction-inside-truth",
+        "a prediction folder kept inside the truth folder",
+        _evaluate_prediction_inside_truth,
+        "--pred TMP/in/pred lies inside --truth TMP/in: the masks of one would be read as the other's; keep the "
+        "predictions and the truth in separate folders",
+    ),
+    BadInput(
+        "evaluate-prediction-linked-to-truth",
+        "a prediction folder whose case is a link to the truth's case",
+        _evaluate_prediction_linked_to_truth,
+        "the prediction of case CASE (TMP/pred/CASE) is its truth TMP/in/CASE (a link?): it would score Dice 1 "
+        "against itself; give the predicted masks as --pred",
+    ),
+    BadInput(
+        "checkpoint-declaring-a-larger-network",
+        "a small checkpoint whose record declares a far larger network than its weights hold",
+        _checkpoint_declaring_a_larger_network,
+        "checkpoint m.json does not match its architecture: its weights lack 52 tensors of the network its record "
+        "declares (e.g. dec2.0.weight, dec2.1.bias, dec2.1.num_batches_tracked); the record and the weights are not "
+        "of one model",
+    ),
 ]
 
 
@@ -3122,12 +3181,13 @@ def test_broken_run_files_are_refused_on_resume(
 def test_operating_system_errors_end_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """An output under a file (ENOTDIR) and an unwritable folder (EACCES, when not root) give one line, no traceback."""
     _case(tmp_path)
+    shutil.copytree(tmp_path / "in", tmp_path / "pred")
     (tmp_path / "afile").write_text("x")
     code = main(
         [
             "evaluate",
             "--pred",
-            str(tmp_path / "in"),
+            str(tmp_path / "pred"),
             "--truth",
             str(tmp_path / "in"),
             "-o",
@@ -3167,6 +3227,7 @@ def test_sigterm_leaves_no_temporary_files(tmp_path: Path) -> None:
     for index in range(150):
         image, mask = phantom(slices=12, size=64, seed=index)
         write_kaggle_case(tmp_path / "cases", f"CASE_{index:03d}", image, mask)
+    shutil.copytree(tmp_path / "cases", tmp_path / "pred")
     out = tmp_path / "out"
     command = [
         sys.executable,
@@ -3174,7 +3235,7 @@ def test_sigterm_leaves_no_temporary_files(tmp_path: Path) -> None:
         "flairseg",
         "evaluate",
         "--pred",
-        str(tmp_path / "cases"),
+        str(tmp_path / "pred"),
         "--truth",
         str(tmp_path / "cases"),
         "-o",

@@ -59,12 +59,12 @@ def test_evaluate_shifted_masks(kaggle_tree: Path, tmp_path: Path, capsys: pytes
     assert (out / "montages" / "CASE_1.png").is_file()
 
 
-def test_evaluate_against_itself_is_perfect(
+def test_evaluate_against_a_copy_is_perfect(
     sample_case: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    copy = shutil.copytree(sample_case, tmp_path / "pred" / sample_case.name)
     code, stdout, _ = _run(
-        ["evaluate", "--pred", str(sample_case), "--truth", str(sample_case), "-o", str(tmp_path / "r"), "--quiet"],
-        capsys,
+        ["evaluate", "--pred", str(copy), "--truth", str(sample_case), "-o", str(tmp_path / "r"), "--quiet"], capsys
     )
     assert code == 0 and "Dice mean 1.0000" in stdout
 
@@ -114,9 +114,10 @@ def test_evaluate_missing_and_empty_inputs(tmp_path: Path, capsys: pytest.Captur
         "does not exist",
         out,
     )
-    (tmp_path / "empty").mkdir()
+    for name in ("empty", "empty_too"):
+        (tmp_path / name).mkdir()
     _assert_error(
-        ["evaluate", "--pred", str(tmp_path / "empty"), "--truth", str(tmp_path / "empty"), "-o", str(out)],
+        ["evaluate", "--pred", str(tmp_path / "empty"), "--truth", str(tmp_path / "empty_too"), "-o", str(out)],
         capsys,
         "holds no cases",
         out,
@@ -139,16 +140,15 @@ def test_output_equal_to_input(kaggle_tree: Path, capsys: pytest.CaptureFixture[
 
 
 def test_existing_output_needs_overwrite(kaggle_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pred = _shifted_predictions(kaggle_tree, tmp_path / "pred")
     out = tmp_path / "report"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    _assert_error(
-        ["evaluate", "--pred", str(kaggle_tree), "--truth", str(kaggle_tree), "-o", str(out)], capsys, "--overwrite"
-    )
+    _assert_error(["evaluate", "--pred", str(pred), "--truth", str(kaggle_tree), "-o", str(out)], capsys, "--overwrite")
     assert (out / "keep.txt").read_text() == "mine"
     # a folder of the user's is never replaced
     _assert_error(
-        ["evaluate", "--pred", str(kaggle_tree), "--truth", str(kaggle_tree), "-o", str(out), "--overwrite"],
+        ["evaluate", "--pred", str(pred), "--truth", str(kaggle_tree), "-o", str(out), "--overwrite"],
         capsys,
         "did not make",
     )
@@ -159,7 +159,7 @@ def test_existing_output_needs_overwrite(kaggle_tree: Path, tmp_path: Path, caps
             [
                 "evaluate",
                 "--pred",
-                str(kaggle_tree),
+                str(pred),
                 "--truth",
                 str(kaggle_tree),
                 "-o",
@@ -170,6 +170,47 @@ def test_existing_output_needs_overwrite(kaggle_tree: Path, tmp_path: Path, caps
             capsys,
         )
         assert code == 0 and (ours / "metrics.csv").exists() and (ours / ".flairseg").exists()
+
+
+def test_one_tree_for_both_is_refused(kaggle_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A tree, a case or a file given as both the prediction and the truth (also through a link), or one inside the
+    other, is refused: it would score Dice 1 against itself."""
+    out = tmp_path / "report"
+    case = kaggle_tree / "CASE_0"
+    mask = case / "CASE_0_1_mask.tif"
+    (tmp_path / "link").symlink_to(kaggle_tree)
+    for pred, truth in ((kaggle_tree, kaggle_tree), (case, case), (mask, mask), (tmp_path / "link", kaggle_tree)):
+        _assert_error(
+            ["evaluate", "--pred", str(pred), "--truth", str(truth), "-o", str(out)], capsys, "are the same", out
+        )
+    _assert_error(
+        ["evaluate", "--pred", str(case), "--truth", str(kaggle_tree), "-o", str(out)],
+        capsys,
+        f"--pred {case} lies inside --truth {kaggle_tree}",
+        out,
+    )
+    _assert_error(
+        ["evaluate", "--pred", str(kaggle_tree), "--truth", str(case), "-o", str(out)],
+        capsys,
+        f"--truth {case} lies inside --pred {kaggle_tree}",
+        out,
+    )
+
+
+def test_a_prediction_linked_to_its_truth_is_refused(
+    kaggle_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A prediction tree whose case is a link to the truth's case scores that case against itself: refused."""
+    pred = _shifted_predictions(kaggle_tree, tmp_path / "pred")
+    shutil.rmtree(pred / "CASE_1")
+    (pred / "CASE_1").symlink_to(kaggle_tree / "CASE_1")
+    out = tmp_path / "report"
+    _assert_error(
+        ["evaluate", "--pred", str(pred), "--truth", str(kaggle_tree), "-o", str(out)],
+        capsys,
+        f"the prediction of case CASE_1 ({pred / 'CASE_1'}) is its truth {kaggle_tree / 'CASE_1'}",
+        out,
+    )
 
 
 def test_corrupt_case_writes_nothing(kaggle_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -206,13 +206,14 @@ def test_overwrite_never_replaces_a_folder_that_holds_the_current_directory(
     """An earlier marked output, worked in from a folder inside it: `-o ..` (or `-o .`) with --overwrite is refused
     and the folder and the user's notes stay."""
     data = _cases(tmp_path, 1)
+    pred = shutil.copytree(data, tmp_path / "pred")
     results = tmp_path / "results"
-    assert main(["evaluate", "--pred", str(data), "--truth", str(data), "-o", str(results), "--quiet"]) == 0
+    assert main(["evaluate", "--pred", str(pred), "--truth", str(data), "-o", str(results), "--quiet"]) == 0
     (results / "my_work").mkdir()
     (results / "my_work" / "notes.txt").write_text("mine")
     monkeypatch.chdir(results / "my_work")
     for out, held in (("..", "holds"), (".", "is")):
-        command = ["evaluate", "--pred", str(data), "--truth", str(data), "-o", out, "--overwrite", "--quiet"]
+        command = ["evaluate", "--pred", str(pred), "--truth", str(data), "-o", out, "--overwrite", "--quiet"]
         assert main(command) == 1
         assert capsys.readouterr().err == (
             f"flairseg: error: output {out} {held} the current directory, which flairseg never replaces; give a new "
@@ -224,13 +225,14 @@ def test_overwrite_never_replaces_a_folder_that_holds_the_current_directory(
 def test_a_deleted_current_directory_is_named(tmp_path: Path) -> None:
     """A command run from a folder deleted under it (the shell stays there) says so, not a path-less OS error."""
     data = _cases(tmp_path, 1)
+    pred = shutil.copytree(data, tmp_path / "pred")
     gone = tmp_path / "gone"
     gone.mkdir()
     code = (
         "import os, sys; os.chdir(sys.argv[1]); os.rmdir(sys.argv[1]); "
         "from flairseg.cli import main; main(sys.argv[2:])"
     )
-    command = [sys.executable, "-c", code, str(gone), "evaluate", "--pred", str(data), "--truth", str(data), "-o", "ev"]
+    command = [sys.executable, "-c", code, str(gone), "evaluate", "--pred", str(pred), "--truth", str(data), "-o", "ev"]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
     done = subprocess.run([*command, "--quiet"], capture_output=True, text=True, env=env)
     assert done.stderr == (
@@ -291,8 +293,9 @@ def test_the_next_run_removes_temporaries_of_a_killed_one(tmp_path: Path) -> Non
     mine.mkdir()
     (tmp_path / ".report.user.part").write_text("not flairseg's")
     cases = _cases(tmp_path / "cases", 1)
+    pred = shutil.copytree(cases, tmp_path / "cases" / "pred")
     assert (
-        main(["evaluate", "--pred", str(cases), "--truth", str(cases), "-o", str(tmp_path / "report"), "--no-figures"])
+        main(["evaluate", "--pred", str(pred), "--truth", str(cases), "-o", str(tmp_path / "report"), "--no-figures"])
         == 0
     )
     expected = sorted([".report.user.part", mine.name, recent.name, "cases", "report"])

@@ -87,6 +87,40 @@ def test_a_renamed_copy_of_a_released_model_passes_and_an_edited_one_does_not(
         released_models.resolve(copy / "mine.json")
 
 
+def test_a_released_name_that_also_names_local_files_is_refused(
+    fake_package: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files in the current folder named like a released model (a fine-tuned copy kept under its name) never replace
+    it silently: the bare name is refused, ./NAME.json names the local file; a folder of that name is no checkpoint."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    (work / "tiny-abnormality").mkdir()
+    assert released_models.resolve("tiny-abnormality") == fake_package / "tiny.json"
+    save_model(
+        UNet(features=2, depth=1), ModelConfig(features=2, depth=1), PreprocessConfig(), work / "tiny-abnormality"
+    )
+    with pytest.raises(WeightsError) as refused:
+        released_models.resolve("tiny-abnormality")
+    assert str(refused.value) == (
+        "tiny-abnormality names both the released model tiny-abnormality and tiny-abnormality.safetensors, "
+        "tiny-abnormality.json in the current folder; give ./tiny-abnormality.json for the local checkpoint, or "
+        "rename it to use the released model"
+    )
+    for local in ("./tiny-abnormality.json", "tiny-abnormality.json", str(work / "tiny-abnormality")):
+        assert released_models.resolve(local) == Path(local)
+
+
+def test_a_released_name_run_from_its_own_folder_is_the_release(
+    fake_package: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = json.loads((fake_package / "registry.json").read_text())
+    registry["models"][0]["name"] = "tiny"  # named as its files are
+    (fake_package / "registry.json").write_text(json.dumps(registry))
+    monkeypatch.chdir(fake_package)
+    assert released_models.resolve("tiny") == fake_package / "tiny.json"
+
+
 def test_shipped_default_model_verifies_and_loads() -> None:
     from flairseg.checkpoint import load_model
 

@@ -304,9 +304,9 @@ def load_model(path: str | os.PathLike, task: str | None = None) -> tuple[nn.Mod
     _check_values(tensors, f"checkpoint {Path(path).name}")
     check_bound(path, metadata)
     config, members = model_config(metadata), metadata.get("members", 0)
+    _check_architecture(tensors, config, members, f"checkpoint {Path(path).name}")
     try:
-        unet = lambda: UNet(**dataclasses.asdict(config))  # noqa: E731
-        model: nn.Module = Ensemble([unet() for _ in range(members)]) if members else unet()
+        model = _network(config, members)
         model.load_state_dict(tensors, strict=True)
     except (ValueError, RuntimeError) as exc:
         if out_of_memory(exc):
@@ -316,6 +316,39 @@ def load_model(path: str | os.PathLike, task: str | None = None) -> tuple[nn.Mod
         ) from None
     model.eval()
     return model, metadata
+
+
+def _network(config: ModelConfig, members: int) -> nn.Module:
+    """The network a checkpoint's record declares: one U-Net, or an ensemble of ``members`` U-Nets."""
+    unet = lambda: UNet(**dataclasses.asdict(config))  # noqa: E731
+    return Ensemble([unet() for _ in range(members)]) if members else unet()
+
+
+def _check_architecture(tensors: dict[str, torch.Tensor], config: ModelConfig, members: int, what: str) -> None:
+    """Refuse tensors whose names or shapes are not those of the architecture the record declares, built first on
+    torch's meta device (shapes, no memory): a record declaring a far larger network than its tensors hold would
+    otherwise be allocated whole (gigabytes from a file of kilobytes) before the mismatch shows."""
+    with torch.device("meta"):
+        expected = {name: tuple(value.shape) for name, value in _network(config, members).state_dict().items()}
+    found = {name: tuple(value.shape) for name, value in tensors.items()}
+    missing, unexpected = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
+    wrong = [name for name in expected if name in found and found[name] != expected[name]]
+    differences = [
+        f"{verb} {len(names)} tensors {where} the network its record declares (e.g. {', '.join(names[:3])})"
+        for verb, where, names in (("lack", "of", missing), ("hold", "not in", unexpected))
+        if names
+    ]
+    if differences:
+        raise WeightsError(
+            f"{what} does not match its architecture: its weights {' and '.join(differences)}; the record and the "
+            "weights are not of one model"
+        )
+    if wrong:
+        name = wrong[0]
+        raise WeightsError(
+            f"{what} does not match its architecture: its weights' {name} has shape {list(found[name])}, that of the "
+            f"network its record declares {list(expected[name])}; the record and the weights are not of one model"
+        )
 
 
 def _check_values(tensors: dict[str, torch.Tensor], what: str) -> None:

@@ -237,6 +237,37 @@ def merge_case_tables(names: Sequence[str], report: Path) -> dict[str, list[dict
     return tables
 
 
+def _refuse_one_tree_for_both(pred: Path, truth: Path) -> None:
+    """Refuse a prediction and a truth that are one folder or file (links followed), or one inside the other: masks
+    scored against themselves are a perfect Dice 1 that says nothing (a slip of the shell history), and a tree holding
+    the other would read its masks as its own cases."""
+    if os.path.samefile(pred, truth):
+        raise InputError(
+            f"--pred {pred} and --truth {truth} are the same {'folder' if pred.is_dir() else 'file'}: every case "
+            "would score Dice 1 against itself; give the predicted masks as --pred and the true masks as --truth"
+        )
+    for (inner, inner_option), (outer, outer_option) in (
+        ((pred, "--pred"), (truth, "--truth")),
+        ((truth, "--truth"), (pred, "--pred")),
+    ):
+        if outer.resolve() in inner.resolve().parents:
+            raise InputError(
+                f"{inner_option} {inner} lies inside {outer_option} {outer}: the masks of one would be read as the "
+                "other's; keep the predictions and the truth in separate folders"
+            )
+
+
+def _refuse_a_case_for_both(pred_index: dict[str, Path], truth_index: dict[str, Path]) -> None:
+    """Refuse a case whose prediction is its truth's own file or folder (a link or a hard link to it in the prediction
+    tree): it would score Dice 1 against itself."""
+    for case_id, truth_path in truth_index.items():
+        if os.path.samefile(pred_index[case_id], truth_path):
+            raise InputError(
+                f"the prediction of case {case_id} ({pred_index[case_id]}) is its truth {truth_path} (a link?): it "
+                "would score Dice 1 against itself; give the predicted masks as --pred"
+            )
+
+
 def evaluate(
     pred: str | os.PathLike,
     truth: str | os.PathLike,
@@ -262,6 +293,7 @@ def evaluate(
         if not path.exists():
             raise InputError(f"{what} path {path} does not exist")
     out_path = check_output(out, [pred, truth], overwrite)
+    _refuse_one_tree_for_both(pred, truth)
     suffix = TASK_SPECS[task].label_suffix  # brain masks and tumour masks are never compared with each other
     truth_index, pred_index = index_cases(truth, "only", suffix), index_cases(pred, "only", suffix)
     missing = sorted(set(truth_index) - set(pred_index))
@@ -269,6 +301,7 @@ def evaluate(
         raise InputError(
             f"no prediction for {len(missing)} of {len(truth_index)} truth cases (e.g. {', '.join(missing[:3])})"
         )
+    _refuse_a_case_for_both(pred_index, truth_index)
     extra = sorted(set(pred_index) - set(truth_index))
     rows: list[CaseMetrics] = []
     with atomic_dir(out_path, mark=True, replace=overwrite) as tmp:

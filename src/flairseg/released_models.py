@@ -16,7 +16,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from flairseg.checkpoint import check_metadata, description_sha256, paths_of
+from flairseg.checkpoint import check_metadata, description_sha256, files_of, paths_of
 from flairseg.config import parse_json
 from flairseg.provenance import sha256_of
 from flairseg.errors import WeightsError
@@ -68,7 +68,7 @@ def resolve(name_or_path: str | os.PathLike | None, task: str = "abnormality") -
 
     Released weights are verified against the registry's sha256 before they are used.
     """
-    if name_or_path is not None and (Path(name_or_path).exists() or paths_of(name_or_path)[1].exists()):
+    if name_or_path is not None and _names_local_checkpoint(str(name_or_path)):
         _check_released_copy(Path(name_or_path))
         return Path(name_or_path)
     released = registry()
@@ -99,6 +99,29 @@ def resolve(name_or_path: str | os.PathLike | None, task: str = "abnormality") -
             "reinstall flairseg"
         )
     return entry.path
+
+
+def _names_local_checkpoint(name: str) -> bool:
+    """Whether ``name`` names checkpoint files to use as given rather than a released model: a path that exists, or
+    NAME.json. A released model's name that also names files in the current folder (a fine-tuned copy or a download
+    kept under the release's name) is refused: which of the two was meant cannot be told, and running the other would
+    go unnoticed; ``./NAME.json`` names the local file. The release's own files, found from inside the package's
+    models folder, are the release."""
+    entry = next((m for m in registry() if m.name == name), None)
+    if entry is None:
+        return Path(name).exists() or paths_of(name)[1].exists()
+    released = [path for path in paths_of(entry.path) if path.is_file()]
+    others = [
+        path
+        for path in dict.fromkeys(files_of(name))
+        if path.is_file() and not any(os.path.samefile(path, mine) for mine in released)
+    ]
+    if others:
+        raise WeightsError(
+            f"{name} names both the released model {name} and {', '.join(map(str, others))} in the current folder; "
+            f"give ./{paths_of(name)[1]} for the local checkpoint, or rename it to use the released model"
+        )
+    return False
 
 
 def _check_released_copy(path: Path) -> None:
