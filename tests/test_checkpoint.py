@@ -38,33 +38,33 @@ def built_on(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, str]]:
     return built
 
 
-def test_a_larger_declared_network_is_refused_before_it_is_allocated(
-    tmp_path: Path, built_on: list[tuple[int, str]]
+@pytest.mark.parametrize(
+    "declared, message",
+    [
+        (
+            ModelConfig(features=64, depth=3, batch_norm=True),
+            "its weights lack 52 tensors of the network its record declares (e.g. dec2.0.weight, dec2.1.bias, "
+            "dec2.1.num_batches_tracked)",
+        ),
+        (
+            ModelConfig(features=8, depth=1, batch_norm=True),
+            "its weights' enc1.0.weight has shape [2, 3, 3, 3], that of the network its record declares [8, 3, 3, 3]",
+        ),
+    ],
+)
+def test_a_declared_network_other_than_the_tensors_is_refused_before_it_is_allocated(
+    tmp_path: Path, built_on: list[tuple[int, str]], declared: ModelConfig, message: str
 ) -> None:
-    """A small file whose record declares a far larger network: refused by its tensors' names, built on the meta
-    device only (a real build would allocate the declared network whole before the mismatch shows)."""
-    path = _declaring(tmp_path, ModelConfig(features=64, depth=3, batch_norm=True))
+    """A small file whose record declares a far larger (or wider) network: refused by its tensors' names and shapes,
+    built on the meta device only (a real build would allocate the declared network whole before the mismatch
+    shows)."""
+    path = _declaring(tmp_path, declared)
     with pytest.raises(WeightsError) as refused:
         checkpoint.load_model(path)
     assert str(refused.value) == (
-        "checkpoint m.json does not match its architecture: its weights lack 52 tensors of the network its record "
-        "declares (e.g. dec2.0.weight, dec2.1.bias, dec2.1.num_batches_tracked); the record and the weights are not "
-        "of one model"
+        f"checkpoint m.json does not match its architecture: {message}; the record and the weights are not of one model"
     )
-    assert built_on == [(64, "meta")]
-
-
-def test_a_declared_width_that_differs_from_the_tensors_is_refused(
-    tmp_path: Path, built_on: list[tuple[int, str]]
-) -> None:
-    path = _declaring(tmp_path, ModelConfig(features=8, depth=1, batch_norm=True))
-    with pytest.raises(WeightsError) as refused:
-        checkpoint.load_model(path)
-    assert str(refused.value) == (
-        "checkpoint m.json does not match its architecture: its weights' enc1.0.weight has shape [2, 3, 3, 3], that "
-        "of the network its record declares [8, 3, 3, 3]; the record and the weights are not of one model"
-    )
-    assert built_on == [(8, "meta")]
+    assert built_on == [(declared.features, "meta")]
 
 
 def test_a_declared_ensemble_of_one_network_is_refused(tmp_path: Path, built_on: list[tuple[int, str]]) -> None:
