@@ -373,9 +373,8 @@ def predict_tree(
     channel zeroed outside the predicted brain) is written, named like the input, under ``out/stripped_brain``
     (a brain model) or ``out/stripped`` (the two-stage pipeline: see :class:`PredictionFolder`). With
     ``resample``, a case's sequences on another grid than its FLAIR's are resampled onto it.
-    ``part`` = (K, N) predicts only part K (0-based) of a split of the cases into N parts balanced
-    by size (:func:`split_parts`), for N independent jobs writing into one ``out``. ``mask_file``
-    (one case only) is where its mask goes instead of ``out``, which then holds the report alone.
+    ``part`` = (K, N) predicts part K (0-based) of N parts balanced by size (:func:`split_parts`), for N jobs
+    writing into one ``out``. ``mask_file`` (one case only) takes its mask, ``out`` then holding the report alone.
     """
     given = source if isinstance(source, Case) else None
     source = given.geometry.source if given is not None else Path(source)
@@ -394,8 +393,7 @@ def predict_tree(
     names = PredictionFolder(out_path, segmenter.task, bids_root=source if bids else None, mask_file=mask_file)
     _check_case_outputs(names, report, cases, inputs)
     _refuse_foreign_report(report, overwrite)
-    settings = segmenter.settings() | {"brain_model": brain_segmenter.settings() if brain_segmenter else None}
-    settings |= {"resample": resample, "probabilities": probabilities, "strip": strip}
+    settings = _run_settings(segmenter, brain_segmenter, resample=resample, probabilities=probabilities, strip=strip)
     _refuse_other_settings(report, settings, paths)
     run = _Run(segmenter, brain_segmenter, names, report, truth_index, settings, overwrite, probabilities, strip)
     predicted, skipped, failures = _predict_cases(run, paths, resample, quiet)
@@ -409,6 +407,12 @@ def predict_tree(
     merged = merge_run_report(out_path, title, segmenter.task)
     _report_failures(failures, cases, report)
     return dataclasses.replace(merged, predicted=predicted, skipped=skipped)
+
+
+def _run_settings(segmenter: Segmenter, brain_segmenter: Segmenter | None, **flags: bool) -> dict[str, object]:
+    """The settings a case record keeps (the models' and the run's ``flags``), which a rerun and the folder's other
+    cases must share."""
+    return segmenter.settings() | {"brain_model": brain_segmenter.settings() if brain_segmenter else None} | flags
 
 
 def _fail_lone_case(report: ReportFolder, title: str, task: str, reason: str) -> None:
