@@ -2889,8 +2889,8 @@ CATALOGUE = [
         "`--part 1/2 --tta` into a folder where part 0/2 was predicted without --tta",
         _part_with_other_settings,
         "case CASE_A in TMP/pred was predicted with another tta (false; this run: true); use the same model and "
-        "settings for every part and run into one folder (--overwrite replaces this run's cases alone), or another "
-        "output folder",
+        "settings for every part and run into one folder (--overwrite replaces the cases of this run's input alone), "
+        "or another output folder",
     ),
     BadInput(
         "folder-command-over-a-file",

@@ -995,24 +995,48 @@ def _two_part_tree(tmp_path: Path) -> list[str]:
 def test_a_part_with_other_settings_than_the_folders_cases_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Part 1 of 2 with --tta after part 0 without: refused before it writes anything (--overwrite replaces the
-    part's own cases alone, so it is refused too); a run that covers every recorded case may replace them all."""
+    """Part 1 of 2 with --tta after part 0 without: refused before it writes anything; with --overwrite each part
+    replaces its own cases with the new settings, the other part's cases named in a note until that part has run."""
     command = _two_part_tree(tmp_path)
     out = tmp_path / "out"
     assert main([*command, "--part", "0/2"]) == 0
     capsys.readouterr()
-    for extra in ([], ["--overwrite"]):
-        assert main([*command, "--part", "1/2", "--tta", *extra]) == 1
-        assert capsys.readouterr().err.strip() == (
-            f"flairseg: error: case A in {out} was predicted with another tta (false; this run: true); use the same "
-            "model and settings for every part and run into one folder (--overwrite replaces this run's cases "
-            "alone), or another output folder"
-        )
-        assert not (out / "B").exists() and not (out / "report" / "records" / "B_mask.json").exists()
+    assert main([*command, "--part", "1/2", "--tta"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"flairseg: error: case A in {out} was predicted with another tta (false; this run: true); use the same model "
+        "and settings for every part and run into one folder (--overwrite replaces the cases of this run's input "
+        "alone), or another output folder"
+    )
+    assert not (out / "B").exists() and not (out / "report" / "records" / "B_mask.json").exists()
     assert main([*command, "--part", "1/2"]) == 0  # the same settings: merged
-    assert main([*command, "--tta", "--overwrite"]) == 0
+    capsys.readouterr()
+    assert main([*command[:-1], "--part", "1/2", "--tta", "--overwrite"]) == 0
+    assert capsys.readouterr().err.startswith(
+        f"note: case A in {out} was predicted with another tta (false; this run: true): its part has not run again "
+        "with these settings yet\n"
+    )
+    assert main([*command[:-1], "--part", "0/2", "--tta", "--overwrite"]) == 0
+    assert "note:" not in capsys.readouterr().err
     records = [json.loads(p.read_text()) for p in sorted((out / "report" / "records").glob("*.json"))]
     assert [(r["case"], r["tta"]) for r in records] == [("A", True), ("B", True)]
+
+
+def test_a_mask_file_takes_another_case_with_other_settings_under_overwrite(tmp_path: Path) -> None:
+    """`-o lesion.nii.gz` holds one case: another case with other settings replaces it under --overwrite."""
+    import nibabel as nib
+    import numpy as np
+    from synthetic import phantom
+
+    for name, seed in (("A", 0), ("B", 1)):
+        nib.save(
+            nib.Nifti1Image(phantom(slices=3, size=32, seed=seed)[0][..., 0], np.eye(4)), tmp_path / f"{name}.nii.gz"
+        )
+    model = str(_empty_mask_checkpoint(tmp_path / "model", "abnormality"))
+    options = ["-o", str(tmp_path / "lesion.nii.gz"), "--model", model, "--quiet"]
+    assert main(["predict", "-i", str(tmp_path / "A.nii.gz"), *options]) == 0
+    assert main(["predict", "-i", str(tmp_path / "B.nii.gz"), *options, "--tta", "--overwrite"]) == 0
+    records = sorted((tmp_path / "lesion_flairseg" / "report" / "records").glob("*.json"))
+    assert [(json.loads(p.read_text())["case"], json.loads(p.read_text())["tta"]) for p in records] == [("B", True)]
 
 
 def test_a_part_that_finds_another_settings_part_beside_it_when_done_writes_no_report(

@@ -394,15 +394,15 @@ def predict_tree(
     _check_case_outputs(names, report, cases, inputs)
     _refuse_foreign_report(report, overwrite)
     settings = _run_settings(segmenter, brain_segmenter, resample=resample, probabilities=probabilities, strip=strip)
-    _refuse_other_settings(report, settings, paths)
     run = _Run(segmenter, brain_segmenter, names, report, truth_index, settings, overwrite, probabilities, strip)
+    _check_settings(run, paths, cases, quiet)
     predicted, skipped, failures = _predict_cases(run, paths, resample, quiet)
     title = f"Prediction of {source.name} by {segmenter.metadata.get('name', 'the model')}"
     if part is None and len(paths) == 1 and failures:
         _fail_lone_case(report, title, segmenter.task, failures[0][1])
     if bids:  # after the cases: a refused lone case leaves no folder that passes for a derivative
         write_derivative_description(out_path)
-    _refuse_other_settings(report, settings, paths)  # again: a part started with this one may have written since
+    _check_settings(run, paths, cases, quiet=True)  # again: a part started with this one may have written since
     failures, cases = _failures_of_run(report, part, predicted, skipped, paths, failures, names.label)
     merged = merge_run_report(out_path, title, segmenter.task)
     _report_failures(failures, cases, report)
@@ -487,26 +487,42 @@ def _refuse_foreign_report(report: ReportFolder, overwrite: bool) -> None:
     )
 
 
-def _refuse_other_settings(report: ReportFolder, settings: dict[str, object], paths: Sequence[Path | Case]) -> None:
+def _check_settings(run: _Run, paths: Sequence[Path | Case], tree: Sequence[Path | Case], quiet: bool) -> None:
     """Refuse a run whose settings (model, threshold, TTA, precision, ...) differ from those a case of its task that the
-    folder records and the run does not cover was predicted with (another part's, an earlier run's): the merged report
-    would score two models' masks as one model's. ``--overwrite`` replaces the run's own cases alone, so it is refused
-    the same way; a run that covers every recorded case replaces them all. Checked before the run, and again before
-    its report: parts started together may each have found the folder empty."""
-    ours = {path.case_id if isinstance(path, Case) else case_id_of(path) for path in paths}
+    folder records and the run may not replace was predicted with (another part's, an earlier run's): the merged report
+    would score two models' masks as one model's. Without ``--overwrite`` the run replaces none of them; with it, the
+    cases of its input ``tree`` are the ones its parts replace (``paths`` being this part's), so the other parts'
+    cases, still of the old settings until their part runs, are only named in a note. Checked before the run, and again
+    before its report: parts started together may each have found the folder empty. A mask file's folder holds one
+    case, which ``--overwrite`` replaces whatever its settings."""
+    if run.names.mask_file is not None:
+        return
+    covered = {_case_id(path) for path in (tree if run.overwrite else paths)}
+    clash = _settings_clash(run.report, run.settings, covered)
+    if clash is not None:
+        raise InputError(
+            f"{clash}; use the same model and settings for every part and run into one folder (--overwrite replaces "
+            "the cases of this run's input alone), or another output folder"
+        )
+    pending = _settings_clash(run.report, run.settings, {_case_id(path) for path in paths})
+    if pending is not None and not quiet:
+        print(f"note: {pending}: its part has not run again with these settings yet", file=sys.stderr)
+
+
+def _settings_clash(report: ReportFolder, settings: dict[str, object], covered: set[str]) -> str | None:
+    """The first case of the task the folder records, outside ``covered``, whose record's settings differ from
+    ``settings``, and how; None where there is none."""
     records = report.path / "records"
     for path in sorted(records.glob("*.json")) if records.is_dir() else []:
         found = provenance.read_record(path)
-        if found.get("task") != settings["task"] or found.get("case") in ours:
+        if found.get("task") != settings["task"] or found.get("case") in covered:
             continue
         differs = provenance.differing_setting(found, settings)
         if differs is not None:
             key, before, now = differs
-            raise InputError(
-                f"case {found.get('case')} in {report.path.parent} was predicted with another {key} ({before}; this "
-                f"run: {now}); use the same model and settings for every part and run into one folder (--overwrite "
-                "replaces this run's cases alone), or another output folder"
-            )
+            where = report.path.parent
+            return f"case {found.get('case')} in {where} was predicted with another {key} ({before}; this run: {now})"
+    return None
 
 
 def _refuse_recorded_namesake(names: PredictionFolder, report: ReportFolder, case_id: str) -> None:
