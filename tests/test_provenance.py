@@ -577,9 +577,13 @@ def test_a_lone_case_that_fails_takes_its_scores_with_it(tmp_path: Path, capsys:
     assert sorted(p.name for p in report.iterdir() if p.is_file()) == [".flairseg", "report.html"]
 
 
-def test_a_case_predicted_again_with_fewer_slices_keeps_no_old_slice_outputs(tmp_path: Path) -> None:
+@pytest.mark.parametrize("older_record", [False, True])
+def test_a_case_predicted_again_with_fewer_slices_keeps_no_old_slice_outputs(
+    tmp_path: Path, older_record: bool
+) -> None:
     """--overwrite of a Kaggle case that lost its last slice: the mask and skull-stripped slice flairseg wrote for it
-    go (the old record names it), and a file of the user's own in the case's folders stays."""
+    go (the old record names it; an older flairseg's record, which names no outputs, by the image slice it lists), and
+    a file of the user's own in the case's folders stays."""
     from synthetic import phantom, write_kaggle_case
 
     image, tumour = phantom(slices=4, size=32)
@@ -589,6 +593,9 @@ def test_a_case_predicted_again_with_fewer_slices_keeps_no_old_slice_outputs(tmp
     assert main(command) == 0
     assert (out / "CASE" / "CASE_4_brain.tif").is_file() and (out / "stripped_brain" / "CASE" / "CASE_4.tif").is_file()
     (out / "CASE" / "notes.txt").write_text("mine")
+    if older_record:
+        record = out / "report" / "records" / "CASE_brain.json"
+        record.write_text(json.dumps({k: v for k, v in json.loads(record.read_text()).items() if k != "outputs"}))
     for name in ("CASE_4.tif", "CASE_4_mask.tif"):
         (case / name).unlink()
     assert main([*command, "--overwrite"]) == 0

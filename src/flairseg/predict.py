@@ -814,10 +814,21 @@ def _dropped_outputs(run: _Run, case: Case, key: str) -> list[Path]:
     another layout, or on another mask file, that had its id), to remove so that the folder holds its new outputs and
     nothing older: those inside the output folder (a mask file beside it is the user's to remove)."""
     now = {path.resolve() for _, path in _case_outputs(run, case)}
-    recorded = provenance.recorded_outputs(run.report.record(key)) or []
+    recorded = provenance.recorded_outputs(run.report.record(key))
+    if recorded is None:  # an older flairseg's record: the outputs of the Kaggle slices it lists
+        return [path for path in _slice_outputs(run, case, key) if path.resolve() not in now]
     inside = (Path(entry["file"]) for entry in recorded)
     paths = (run.names.path / file for file in inside if not file.is_absolute() and ".." not in file.parts)
     return [path for path in paths if path.resolve() not in now]
+
+
+def _slice_outputs(run: _Run, case: Case, key: str) -> list[Path]:
+    """The mask (and stripped) slices a Kaggle case's record written by an older flairseg was predicted into."""
+    if case.geometry.format != "kaggle":
+        return []
+    names = sorted(provenance.recorded_slices(run.report.record(key)))
+    masks = [run.names.mask(case) / f"{name.rsplit('.', 1)[0]}{run.names.label}.tif" for name in names]
+    return masks + ([run.names.stripped(case) / name for name in names] if run.strip else [])
 
 
 def _remove_outputs(paths: Sequence[Path], folder: Path) -> None:

@@ -112,6 +112,15 @@ def recorded_outputs(path: Path) -> list[dict[str, Any]] | None:
     return entries
 
 
+def recorded_slices(path: Path) -> set[str]:
+    """The image slices (plain file names) a record at ``path`` lists as its case's inputs: the outputs an older
+    flairseg's record, which names none (:func:`recorded_outputs`), was written for; none where it cannot be read."""
+    inputs = read_record(path).get("inputs")
+    entries = inputs if isinstance(inputs, list) else []
+    names = {entry.get("file") for entry in entries if isinstance(entry, dict) and entry.get("role") == "slice"}
+    return {name for name in names if isinstance(name, str) and name and Path(name).name == name}
+
+
 def check_outputs(path: Path, outputs: Sequence[tuple[str, Path]], out: Path, case_id: str) -> bool:
     """Whether the outputs the record at ``path`` names, which must be the case's ``outputs`` (role, path) now, are all
     there as written (True: the case may be reused) or some are gone (False: predicted again; what is left is
