@@ -1599,11 +1599,10 @@ def _evaluate_against_itself(tmp: Path) -> list[str]:
     return ["evaluate", "--pred", str(tmp / "in"), "--truth", str(tmp / "in"), "-o", str(tmp / "out"), "--quiet"]
 
 
-def _evaluate_prediction_inside_truth(tmp: Path) -> list[str]:
-    """A prediction folder kept inside the truth folder, whose masks the truth tree would read as its own."""
+def _evaluate_prediction_a_case_of_truth(tmp: Path) -> list[str]:
+    """A case folder of the truth tree given as the prediction."""
     case = _case(tmp)
-    shutil.copytree(case, tmp / "in" / "pred" / "CASE")
-    return ["evaluate", "--pred", str(tmp / "in" / "pred"), "--truth", str(tmp / "in"), "-o", str(tmp / "out")]
+    return ["evaluate", "--pred", str(case), "--truth", str(tmp / "in"), "-o", str(tmp / "out")]
 
 
 def _evaluate_prediction_linked_to_truth(tmp: Path) -> list[str]:
@@ -2926,11 +2925,11 @@ CATALOGUE = [
         "the predicted masks as --pred and the true masks as --truth",
     ),
     BadInput(
-        "evaluate-prediction-inside-truth",
-        "a prediction folder kept inside the truth folder",
-        _evaluate_prediction_inside_truth,
-        "--pred TMP/in/pred lies inside --truth TMP/in: the masks of one would be read as the other's; keep the "
-        "predictions and the truth in separate folders",
+        "evaluate-prediction-a-case-of-truth",
+        "a case folder of the truth tree given as the prediction",
+        _evaluate_prediction_a_case_of_truth,
+        "case CASE of --pred (TMP/in/CASE) is or lies in case CASE of --truth (TMP/in/CASE): the masks of one would "
+        "be read as the other's; keep the predictions and the truth in separate folders",
     ),
     BadInput(
         "evaluate-prediction-linked-to-truth",

@@ -183,18 +183,30 @@ def test_one_tree_for_both_is_refused(kaggle_tree: Path, tmp_path: Path, capsys:
         _assert_error(
             ["evaluate", "--pred", str(pred), "--truth", str(truth), "-o", str(out)], capsys, "are the same", out
         )
-    _assert_error(
-        ["evaluate", "--pred", str(case), "--truth", str(kaggle_tree), "-o", str(out)],
-        capsys,
-        f"--pred {case} lies inside --truth {kaggle_tree}",
-        out,
-    )
-    _assert_error(
-        ["evaluate", "--pred", str(kaggle_tree), "--truth", str(case), "-o", str(out)],
-        capsys,
-        f"--truth {case} lies inside --pred {kaggle_tree}",
-        out,
-    )
+    for pred, truth in ((case, kaggle_tree), (kaggle_tree, case)):
+        _assert_error(
+            ["evaluate", "--pred", str(pred), "--truth", str(truth), "-o", str(out)],
+            capsys,
+            f"case CASE_0 of --pred ({case}) is or lies in case CASE_0 of --truth ({case})",
+            out,
+        )
+
+
+def test_predictions_kept_beside_the_truth_cases_in_their_folder_are_scored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A prediction folder kept inside the truth's folder, beside its cases (no case of the truth tree): scored."""
+    import nibabel as nib
+
+    mask = np.zeros((8, 8, 4), np.uint8)
+    mask[2:6, 2:6, 1:3] = 1
+    (tmp_path / "data" / "pred").mkdir(parents=True)
+    for name in ("data/A", "data/A_mask", "data/pred/A_mask"):
+        nib.save(nib.Nifti1Image(mask, np.eye(4)), tmp_path / f"{name}.nii.gz")
+    args = ["--pred", str(tmp_path / "data" / "pred"), "--truth", str(tmp_path / "data"), "-o", str(tmp_path / "r")]
+    code, out, err = _run(["evaluate", *args, "--quiet", "--no-figures"], capsys)
+    assert code == 0, err
+    assert out.startswith("1 cases: Dice mean 1.0000")
 
 
 def test_a_prediction_linked_to_its_truth_is_refused(

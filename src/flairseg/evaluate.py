@@ -238,23 +238,33 @@ def merge_case_tables(names: Sequence[str], report: Path) -> dict[str, list[dict
 
 
 def _refuse_one_tree_for_both(pred: Path, truth: Path) -> None:
-    """Refuse a prediction and a truth that are one folder or file (links followed), or one inside the other: masks
-    scored against themselves are a perfect Dice 1 that says nothing (a slip of the shell history), and a tree holding
-    the other would read its masks as its own cases."""
+    """Refuse a prediction and a truth that are one folder or file (links followed): masks scored against themselves
+    are a perfect Dice 1 that says nothing (a slip of the shell history)."""
     if os.path.samefile(pred, truth):
         raise InputError(
             f"--pred {pred} and --truth {truth} are the same {'folder' if pred.is_dir() else 'file'}: every case "
             "would score Dice 1 against itself; give the predicted masks as --pred and the true masks as --truth"
         )
-    for (inner, inner_option), (outer, outer_option) in (
-        ((pred, "--pred"), (truth, "--truth")),
-        ((truth, "--truth"), (pred, "--pred")),
+
+
+def _refuse_cases_of_both(pred_index: dict[str, Path], truth_index: dict[str, Path]) -> None:
+    """Refuse a case of one tree that is, holds or lies in a case of the other (the prediction given as a case of the
+    truth tree, or kept inside a truth case's folder): the masks of one would be read as the other's. A prediction
+    folder kept in the truth's folder beside its cases is no case of it: allowed."""
+    truth_cases = {Path(os.path.abspath(path)): case_id for case_id, path in truth_index.items()}
+    pred_cases = {Path(os.path.abspath(path)): case_id for case_id, path in pred_index.items()}
+    for ours, theirs, option, other in (
+        (pred_cases, truth_cases, "--pred", "--truth"),
+        (truth_cases, pred_cases, "--truth", "--pred"),
     ):
-        if outer.resolve() in inner.resolve().parents:
-            raise InputError(
-                f"{inner_option} {inner} lies inside {outer_option} {outer}: the masks of one would be read as the "
-                "other's; keep the predictions and the truth in separate folders"
-            )
+        for path, case_id in ours.items():
+            shared = next((p for p in (path, *path.parents) if p in theirs), None)
+            if shared is not None:
+                raise InputError(
+                    f"case {case_id} of {option} ({path}) is or lies in case {theirs[shared]} of {other} ({shared}): "
+                    "the masks of one would be read as the other's; keep the predictions and the truth in separate "
+                    "folders"
+                )
 
 
 def _refuse_a_case_for_both(pred_index: dict[str, Path], truth_index: dict[str, Path]) -> None:
@@ -296,6 +306,7 @@ def evaluate(
     _refuse_one_tree_for_both(pred, truth)
     suffix = TASK_SPECS[task].label_suffix  # brain masks and tumour masks are never compared with each other
     truth_index, pred_index = index_cases(truth, "only", suffix), index_cases(pred, "only", suffix)
+    _refuse_cases_of_both(pred_index, truth_index)
     missing = sorted(set(truth_index) - set(pred_index))
     if missing:
         raise InputError(
