@@ -257,6 +257,10 @@ def test_a_fine_tune_whose_init_was_saved_over_is_not_resumed_from_it(
     del start["sha256"]  # a run made before runs recorded it: compared by path
     (stopped / "start.json").write_text(json.dumps(start))
     assert _train(phantoms, stopped, 1, 1, "--resume", *TINY) == 0
+    (stopped / "start.json").write_text(json.dumps(start | {"sha256": record["sha256"]}))
+    capsys.readouterr()
+    assert _train(phantoms, stopped, 1, 1, "--resume", "--init", str(init / "best.json"), *TINY) == 1
+    assert capsys.readouterr().err.strip().endswith("restore that checkpoint, or resume it without --init")
 
 
 def test_a_two_d_model_fine_tuned_into_a_two_and_a_half_d_one_starts_where_it_was(

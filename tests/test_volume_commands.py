@@ -118,7 +118,8 @@ def test_predict_names_the_cases_its_truth_has_no_mask_for(tmp_path: Path, capsy
     (tmp_path / "in" / "vol0_mask.nii.gz").unlink()
     assert main(_predict_with_truth(tmp_path, tmp_path / "in", tmp_path / "truth")) == 0
     err = capsys.readouterr().err
-    assert f"note: --truth {tmp_path / 'truth'} has no mask for 1 of 2 cases (vol0); they are predicted unscored" in err
+    note = f"note: --truth {tmp_path / 'truth'} has no mask for 1 of 2 cases (vol0); they are scored against a mask "
+    assert note + "beside their image where they have one, else predicted unscored" in err
     assert _scored(tmp_path / "out" / "report") == ["vol1"]
 
 

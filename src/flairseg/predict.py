@@ -341,7 +341,7 @@ def _truth_index(
     if missing and not quiet:
         print(
             f"note: --truth {truth} has no mask for {len(missing)} of {len(ids)} cases ({shown}); they are "
-            "predicted unscored",
+            "scored against a mask beside their image where they have one, else predicted unscored",
             file=sys.stderr,
         )
     return index
@@ -670,7 +670,7 @@ def _leave_out(run: _Run, case_id: str) -> str:
         return ""  # no report: nothing of the case's in one
     key = f"{case_id}{run.names.label}"
     record = run.report.record(key)
-    with held_case(run.report, key):
+    with _holding(run, key):
         earlier = [path for path in [record, *run.report.case_entries(case_id, run.segmenter.task)] if path.exists()]
         if record.exists():
             with atomic_file(run.report.started(key)) as tmp:

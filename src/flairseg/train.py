@@ -462,9 +462,8 @@ def _starting_point(
     checkpointed = checkpoint.paths_of(out / "last")[1].is_file()
     if init_from is not None or (start is not None and not checkpointed):  # asked for, or read again
         asked = _start_record(init_from, init_member) if init_from is not None else _start_record(start, member)
-        _refuse_other_start(
-            f"run {out}", recorded, asked, "resume it with that --init or none", "train the run again with --overwrite"
-        )
+        fix = "resume it without --init" if checkpointed else "train the run again with --overwrite"
+        _refuse_other_start(f"run {out}", recorded, asked, "resume it with that --init or none", fix)
     return start, member
 
 

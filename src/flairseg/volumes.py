@@ -617,7 +617,7 @@ def read_dicom_series(folder: str | os.PathLike, case_id: str | None = None) -> 
     lps[:3, :3] = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3) * np.asarray(image.GetSpacing())
     lps[:3, 3] = image.GetOrigin()
     affine = _LPS_TO_RAS @ lps
-    data = sitk.GetArrayFromImage(image).transpose(2, 1, 0)  # (x, y, z) voxel axes, as the affine indexes them
+    data = sitk.GetArrayViewFromImage(image).transpose(2, 1, 0)  # (x, y, z) voxel axes; a view: one float64 copy
     _check_finite(data, folder)
     _check_rescale_range(data, files, folder)
     ornt = _orientation(affine, folder)
