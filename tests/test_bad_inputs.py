@@ -8,6 +8,7 @@ and a test checks that it is current. ``TMP`` in a message stands for the folder
 from __future__ import annotations
 
 import gzip
+import os
 import shutil
 import subprocess
 import sys
@@ -1622,6 +1623,18 @@ def _checkpoint_declaring_a_larger_network(tmp: Path) -> list[str]:
     return _predict(tmp, _case(tmp), "--model", str(path))
 
 
+def _onnx_model_a_fifo(tmp: Path) -> list[str]:
+    """A named pipe given as the ONNX model: reading it would wait for a writer forever."""
+    os.mkfifo(tmp / "m.onnx")
+    return _predict(tmp, _case(tmp), "--model", str(tmp / "m.onnx"))
+
+
+def _train_config_a_fifo(tmp: Path) -> list[str]:
+    """A named pipe given as the training recipe."""
+    os.mkfifo(tmp / "recipe.json")
+    return [*_train(tmp), "--config", str(tmp / "recipe.json")]
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -2945,6 +2958,18 @@ CATALOGUE = [
         "checkpoint m.json does not match its architecture: its weights lack 52 tensors of the network its record "
         "declares (e.g. dec2.0.weight, dec2.1.bias, dec2.1.num_batches_tracked); the record and the weights are not "
         "of one model",
+    ),
+    BadInput(
+        "onnx-model-a-fifo",
+        "a named pipe given as `--model m.onnx`",
+        _onnx_model_a_fifo,
+        "ONNX model TMP/m.onnx is not a file; give the .onnx file flairseg export wrote",
+    ),
+    BadInput(
+        "train-config-a-fifo",
+        "a named pipe given as `train --config`",
+        _train_config_a_fifo,
+        "config TMP/recipe.json is not a file; give the JSON file of the recipe",
     ),
 ]
 

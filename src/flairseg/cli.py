@@ -194,6 +194,8 @@ def _recipe_layers(args: argparse.Namespace) -> list[dict]:
         base["model"] = dataclasses.asdict(model_preset(args.preset))
     layers = [base]
     if args.config:
+        if Path(args.config).exists() and not Path(args.config).is_file():  # a folder, a FIFO that would never end
+            raise ConfigError(f"config {args.config} is not a file; give the JSON file of the recipe")
         try:
             values = parse_json(Path(args.config).read_text())
         except (OSError, ValueError) as exc:

@@ -174,6 +174,8 @@ class OnnxModel:
             raise WeightsError(
                 "running an ONNX model needs onnx and onnxruntime: pip install 'flairseg[onnx]'"
             ) from None
+        if not Path(path).is_file():  # a folder, a FIFO that would never end
+            raise WeightsError(f"ONNX model {path} is not a file; give the .onnx file flairseg export wrote")
         data = Path(path).read_bytes()
         try:
             model = onnx.load_model_from_string(data)
