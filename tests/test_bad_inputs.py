@@ -1622,6 +1622,16 @@ def _checkpoint_declaring_a_larger_network(tmp: Path) -> list[str]:
     return _predict(tmp, _case(tmp), "--model", str(path))
 
 
+def _case_id_too_long_for_its_outputs(tmp: Path) -> list[str]:
+    """A tree of a short case and one named with 250 bytes (its slices X_<k>.tif: every input name is legal), whose
+    brain probability map (<case>_brain_probability.nii.gz) and records (<case>_mask.json) could not be named."""
+    _case(tmp, "CASE_A")
+    case = _case(tmp, "CASE_B").rename(tmp / "in" / ("L" * 250))
+    for path in case.iterdir():
+        path.rename(case / path.name.replace("CASE_B", "X"))
+    return ["predict", "-i", str(tmp / "in"), "-o", str(tmp / "out"), "--model", str(_zero_checkpoint(tmp)), "--quiet"]
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -2945,6 +2955,14 @@ CATALOGUE = [
         "checkpoint m.json does not match its architecture: its weights lack 52 tensors of the network its record "
         "declares (e.g. dec2.0.weight, dec2.1.bias, dec2.1.num_batches_tracked); the record and the weights are not "
         "of one model",
+    ),
+    BadInput(
+        "case-id-too-long-for-its-outputs",
+        "a tree whose second case is named with 250 bytes: its outputs' names would pass a file name's 255 bytes",
+        _case_id_too_long_for_its_outputs,
+        f"case id '{'L' * 250}' (250 bytes) is too long: the names of its outputs (up to "
+        "<case>_brain_probability.nii.gz) would pass the limit of 255 bytes a file name; rename the case to at most "
+        "230 bytes",
     ),
 ]
 
