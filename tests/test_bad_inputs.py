@@ -1635,6 +1635,16 @@ def _train_config_a_fifo(tmp: Path) -> list[str]:
     return [*_train(tmp), "--config", str(tmp / "recipe.json")]
 
 
+def _case_id_too_long_for_its_outputs(tmp: Path) -> list[str]:
+    """A tree of a short case and one named with 250 bytes (its slices X_<k>.tif: every input name is legal), whose
+    brain probability map (<case>_brain_probability.nii.gz) and records (<case>_mask.json) could not be named."""
+    _case(tmp, "CASE_A")
+    case = _case(tmp, "CASE_B").rename(tmp / "in" / ("L" * 250))
+    for path in case.iterdir():
+        path.rename(case / path.name.replace("CASE_B", "X"))
+    return ["predict", "-i", str(tmp / "in"), "-o", str(tmp / "out"), "--model", str(_zero_checkpoint(tmp)), "--quiet"]
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -2970,6 +2980,14 @@ CATALOGUE = [
         "a named pipe given as `train --config`",
         _train_config_a_fifo,
         "config TMP/recipe.json is not a file; give the JSON file of the recipe",
+    ),
+    BadInput(
+        "case-id-too-long-for-its-outputs",
+        "a tree whose second case is named with 250 bytes: its outputs' names would pass a file name's 255 bytes",
+        _case_id_too_long_for_its_outputs,
+        f"case id '{'L' * 250}' (250 bytes) is too long: the names of its outputs (up to "
+        "<case>_brain_probability.nii.gz) would pass the limit of 255 bytes a file name; rename the case to at most "
+        "230 bytes",
     ),
 ]
 

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import nibabel as nib
+import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -19,7 +21,17 @@ from flairseg.cli import main  # noqa: E402
 from flairseg.config import ModelConfig, PreprocessConfig  # noqa: E402
 from flairseg.model import UNet  # noqa: E402
 from flairseg.errors import InputError  # noqa: E402
-from flairseg.outputs import MARKER, atomic_dir, atomic_file  # noqa: E402
+from flairseg.cases import Case, Geometry  # noqa: E402
+from flairseg.config import TASK_SPECS  # noqa: E402
+from flairseg.outputs import (  # noqa: E402
+    LONGEST_CASE_ENDING,
+    MARKER,
+    PredictionFolder,
+    ReportFolder,
+    atomic_dir,
+    atomic_file,
+    check_case_id,
+)
 
 TINY = ["--size", "32", "--features", "4", "--batch-size", "2", "--epochs", "1", "--steps-per-epoch", "1", "--quiet"]
 
@@ -267,6 +279,58 @@ def test_a_long_output_name_within_the_limit_is_written(tmp_path: Path) -> None:
     assert out.is_file() and os.listdir(out.parent) == [out.name]
     with atomic_file(tmp_path / "long" / ("z" * 255)) as tmp:
         assert len(os.fsencode(tmp.name)) <= 255 and tmp.name.startswith(".zzz")
+
+
+ROOM = 255 - len(LONGEST_CASE_ENDING)  # the longest case id a file name's 255 bytes leave room for
+
+
+def test_the_longest_case_id_allowed_names_every_file_of_its_outputs(tmp_path: Path) -> None:
+    """Every name a case's outputs, records and figures take, of either task and in every layout, is within 255
+    bytes for a case id of the length :func:`check_case_id` allows (counted in bytes), which refuses one byte more."""
+    case_id = "é" * (ROOM // 2) + "x" * (ROOM % 2)
+    report, paths = ReportFolder(tmp_path), []
+    for task, spec in TASK_SPECS.items():
+        key = case_id + spec.label_suffix
+        paths += [*report.case_entries(case_id, task), report.record(key), report.started(key), report.lock(key)]
+        for source in (tmp_path / case_id, tmp_path / f"{case_id}.nii.gz", tmp_path / "sub-01" / "anat" / "x.nii.gz"):
+            case = Case(case_id, None, None, Geometry(source, "kaggle" if source.suffix == "" else "nifti"))
+            bids = tmp_path if "sub-01" in source.parts else None
+            paths += PredictionFolder(tmp_path, task, bids_root=bids).outputs(case)
+    assert max(len(os.fsencode(path.name)) for path in paths) == 255
+    with pytest.raises(InputError, match=f"rename the case to at most {ROOM} bytes$"):
+        check_case_id(case_id + "x")
+
+
+def test_a_case_with_the_longest_id_allowed_is_predicted_preprocessed_and_evaluated(tmp_path: Path) -> None:
+    """Its longest output, the brain probability map, is written, as are preprocess's and evaluate's files."""
+    volume = tmp_path / "in" / f"{'v' * ROOM}.nii.gz"
+    volume.parent.mkdir()
+    nib.save(nib.Nifti1Image(np.ones((32, 32, 3), np.float32), np.eye(4)), volume)
+    brain = ["--model", str(_checkpoint(tmp_path / "m", "brain"))]
+    assert main(["predict", "-i", str(volume), "-o", str(tmp_path / "out"), *brain, "--probabilities", "--quiet"]) == 0
+    assert (tmp_path / "out" / f"{'v' * ROOM}{LONGEST_CASE_ENDING}").is_file()
+    case = _cases(tmp_path / "k", 1).joinpath("CASE_0").rename(tmp_path / "k" / "in" / ("k" * ROOM))
+    for path in case.iterdir():
+        path.rename(case / path.name.replace("CASE_0", "k" * ROOM))
+    assert main(["preprocess", "-i", str(case), "-o", str(tmp_path / "pre"), "--quiet"]) == 0
+    assert (tmp_path / "pre" / case.name / f"{case.name}_3_mask.tif").is_file()
+    pred = shutil.copytree(case, tmp_path / "pred" / case.name)
+    assert main(["evaluate", "--pred", str(pred), "--truth", str(case), "-o", str(tmp_path / "ev"), "--quiet"]) == 0
+    assert (tmp_path / "ev" / "gifs" / f"{case.name}.gif").is_file()
+
+
+def test_a_case_id_too_long_for_the_output_file_system_is_refused_before_any_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file system of shorter names (eCryptfs: 143 bytes) leaves room for shorter ids, as it says."""
+    real = os.pathconf
+    monkeypatch.setattr(os, "pathconf", lambda path, name: 143 if name == "PC_NAME_MAX" else real(path, name))
+    case = _cases(tmp_path, 1).joinpath("CASE_0").rename(tmp_path / "in" / ("k" * 130))
+    argv = ["predict", "-i", str(case), "-o", str(tmp_path / "out"), "--model", str(_checkpoint(tmp_path / "m"))]
+    assert main([*argv, "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.endswith("would pass the limit of 143 bytes a file name; rename the case to at most 118 bytes\n")
+    assert not (tmp_path / "out").exists()
 
 
 _KILLED_WRITER = """

@@ -435,15 +435,22 @@ def _temporary_affixes(final: Path, kind: str) -> tuple[str, str]:
     """
     _remove_stale(final.parent.resolve())
     suffix = f".{_host_tag()}.{os.getpid()}.{kind}"
-    try:
-        limit = os.pathconf(final.parent, "PC_NAME_MAX")
-    except (OSError, ValueError):
-        limit = _NAME_MAX
+    limit = _name_limit(final.parent)
     name = os.fsencode(final.name)
     if len(name) > limit:
         raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), str(final))
     room = limit - len(suffix) - _RANDOM - 2  # the prefix's two dots
     return f".{os.fsdecode(name[:room])}.", suffix
+
+
+def _name_limit(folder: Path) -> int:
+    """The bytes a file name in ``folder`` may take, as its file system says (asked of the nearest folder there is,
+    ``folder`` being one an output will make), else :data:`_NAME_MAX`."""
+    existing = next((path for path in (folder, *folder.parents) if path.is_dir()), None)
+    try:
+        return os.pathconf(existing, "PC_NAME_MAX") if existing is not None else _NAME_MAX
+    except (OSError, ValueError):
+        return _NAME_MAX
 
 
 @contextlib.contextmanager
@@ -702,7 +709,7 @@ class PredictionFolder:
     def mask(self, case: Case) -> Path:
         if self.mask_file is not None:
             return self.mask_file
-        case_id = check_case_id(case.case_id)
+        case_id = check_case_id(case.case_id, self.path)
         if self.bids_root is not None:
             folder = case.geometry.source.parent.relative_to(self.bids_root)
             return self.path / folder / f"{case_id}_desc-{TASK_SPECS[self.task].label}_mask.nii.gz"
@@ -713,7 +720,7 @@ class PredictionFolder:
         return self.mask(case), self.probability(case), self.stripped(case)
 
     def probability(self, case: Case) -> Path:
-        name = check_case_id(case.case_id) + TASK_SPECS[self.task].output_suffix
+        name = check_case_id(case.case_id, self.path) + TASK_SPECS[self.task].output_suffix
         return (
             self.path / "probabilities" / f"{name}.tif"
             if case.geometry.format == "kaggle"
@@ -722,15 +729,24 @@ class PredictionFolder:
 
     def stripped(self, case: Case) -> Path:
         """The skull-stripped image, named like the input (a Kaggle case folder, ``<case>.nii.gz``)."""
-        case_id = check_case_id(case.case_id)
+        case_id = check_case_id(case.case_id, self.path)
         folder = self.path / _stripped_folder(self.task)
         return folder / (case_id if case.geometry.format == "kaggle" else f"{case_id}.nii.gz")
 
 
-def check_case_id(case_id: str) -> str:
-    """The case id, refused when it could leave the output folder ("", ".", "..", separators) or is hidden (its
+# the longest ending a command adds to a case id to name one of its files: the brain probability map
+# (<case>_brain_probability.nii.gz); the others end in fewer bytes (<case>_desc-tumour_mask.nii.gz of a BIDS
+# derivative, <case>_brain.started of a record, preprocess's slices <case>_<k>_mask.tif), and temporary names are
+# cut to the limit (_temporary_affixes)
+LONGEST_CASE_ENDING = max((f"{spec.output_suffix}{PROBABILITY_SUFFIX}.nii.gz" for spec in TASK_SPECS.values()), key=len)
+
+
+def check_case_id(case_id: str, folder: Path | None = None) -> str:
+    """The case id, refused when it could leave the output folder ("", ".", "..", separators), is hidden (its
     outputs would take the names of flairseg's own files, the :data:`MARKER` among them, and trees skip them as
-    hidden, as they skip a hidden case): every command names a case's outputs by it."""
+    hidden, as they skip a hidden case) or is too long for the names of its outputs (with
+    :data:`LONGEST_CASE_ENDING`, within the name limit of ``folder``'s file system, or of most where none is given):
+    every command names a case's outputs by it, so a case found on the way would stop a run half-written."""
     if case_id in ("", ".", "..") or any(c in case_id for c in ("/", "\\", "\0")):
         raise InputError(
             f"case id {case_id!r} cannot name an output; give the case a plain name (no '..' or separators)"
@@ -740,4 +756,16 @@ def check_case_id(case_id: str) -> str:
             f"case id {case_id!r} is a hidden name, as flairseg's own files in an output folder are ({MARKER}, locks, "
             "temporaries); rename the case without the leading '.'"
         )
+    _check_case_id_length(case_id, _NAME_MAX if folder is None else _name_limit(folder))
     return case_id
+
+
+def _check_case_id_length(case_id: str, limit: int) -> None:
+    """Refuse a case id that, with :data:`LONGEST_CASE_ENDING`, exceeds ``limit`` bytes (a file name's limit)."""
+    size, room = len(os.fsencode(case_id)), limit - len(os.fsencode(LONGEST_CASE_ENDING))
+    if size > room:
+        raise InputError(
+            f"case id {case_id!r} ({size} bytes) is too long: the names of its outputs (up to "
+            f"<case>{LONGEST_CASE_ENDING}) would pass the limit of {limit} bytes a file name; rename the case to at "
+            f"most {room} bytes"
+        )
