@@ -1622,6 +1622,21 @@ def _checkpoint_declaring_a_larger_network(tmp: Path) -> list[str]:
     return _predict(tmp, _case(tmp), "--model", str(path))
 
 
+def _cv_with_a_nan_in_a_later_fold(tmp: Path) -> list[str]:
+    """A NaN pixel in the case fold 0 holds out, which the later folds train on."""
+    from flairseg.config import TrainConfig
+    from flairseg.data import make_split
+
+    argv = ["cv", *_train(tmp)[1:]]
+    argv[argv.index(str(tmp / "run"))] = str(tmp / "out")
+    (case,) = make_split([f"CASE_{i}" for i in range(3)], "kfold", 3, 0, 1, TrainConfig().seed).test
+    image = tmp / "in" / case / f"{case}_2.tif"
+    pixels = tifffile.imread(image).astype(np.float32)
+    pixels[3, 3, 0] = np.nan
+    tifffile.imwrite(image, pixels, photometric="rgb")
+    return argv
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -2945,6 +2960,12 @@ CATALOGUE = [
         "checkpoint m.json does not match its architecture: its weights lack 52 tensors of the network its record "
         "declares (e.g. dec2.0.weight, dec2.1.bias, dec2.1.num_batches_tracked); the record and the weights are not "
         "of one model",
+    ),
+    BadInput(
+        "cv-with-a-bad-case-of-a-later-fold",
+        "cv on data whose one bad case (a NaN pixel) is held out by fold 0 and trained on by the later folds",
+        _cv_with_a_nan_in_a_later_fold,
+        "TMP/in/CASE_2/CASE_2_2.tif holds 1 NaN or infinite pixels; fix or drop the slice",
     ),
 ]
 
