@@ -1645,6 +1645,21 @@ def _case_id_too_long_for_its_outputs(tmp: Path) -> list[str]:
     return ["predict", "-i", str(tmp / "in"), "-o", str(tmp / "out"), "--model", str(_zero_checkpoint(tmp)), "--quiet"]
 
 
+def _cv_with_a_nan_in_a_later_fold(tmp: Path) -> list[str]:
+    """A NaN pixel in the case fold 0 holds out, which the later folds train on."""
+    from flairseg.config import TrainConfig
+    from flairseg.data import make_split
+
+    argv = ["cv", *_train(tmp)[1:]]
+    argv[argv.index(str(tmp / "run"))] = str(tmp / "out")
+    (case,) = make_split([f"CASE_{i}" for i in range(3)], "kfold", 3, 0, 1, TrainConfig().seed).test
+    image = tmp / "in" / case / f"{case}_2.tif"
+    pixels = tifffile.imread(image).astype(np.float32)
+    pixels[3, 3, 0] = np.nan
+    tifffile.imwrite(image, pixels, photometric="rgb")
+    return argv
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -2988,6 +3003,12 @@ CATALOGUE = [
         f"case id '{'L' * 250}' (250 bytes) is too long: the names of its outputs (up to "
         "<case>_brain_probability.nii.gz) would pass the limit of 255 bytes a file name; rename the case to at most "
         "230 bytes",
+    ),
+    BadInput(
+        "cv-with-a-bad-case-of-a-later-fold",
+        "cv on data whose one bad case (a NaN pixel) is held out by fold 0 and trained on by the later folds",
+        _cv_with_a_nan_in_a_later_fold,
+        "TMP/in/CASE_2/CASE_2_2.tif holds 1 NaN or infinite pixels; fix or drop the slice",
     ),
 ]
 

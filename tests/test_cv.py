@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tifffile
 import torch
 
 from synthetic import phantom, write_kaggle_case, write_phantom_tree
@@ -356,3 +357,27 @@ def test_cv_writes_only_into_a_cross_validation_folder(crossval, data: Path, tmp
     assert cross_validate(_config(), data, older, quiet=True) is not None
     assert (older / "ensemble.json").is_file() and (older / "report" / "cv.md").is_file()
     assert not (older / MARKER).exists()  # only a folder cv makes gets the marker
+
+
+def test_a_mask_changed_since_cv_wrote_it_is_never_replaced(crossval, data: Path, tmp_path: Path) -> None:
+    """A rerun of a finished cross-validation refuses, before predicting, an out-of-fold mask file edited since it was
+    written (a hand correction); one moved away is written again, and recorded."""
+    from flairseg.cv import MASK_RECORD
+    from flairseg.errors import InputError
+
+    out = tmp_path / "cv"
+    shutil.copytree(crossval.out, out)
+    corrected = out / "predictions" / "PH_0" / "PH_0_2_mask.tif"
+    written = corrected.read_bytes()
+    edit = np.zeros((64, 64), np.uint8)
+    edit[5:10, 5:10] = 255
+    tifffile.imwrite(corrected, edit, photometric="minisblack")
+    edited = corrected.read_bytes()
+    with pytest.raises(InputError, match=re.escape(f"{corrected} changed since cv wrote it; move it away to keep it")):
+        cross_validate(_config(), data, out, quiet=True)
+    assert corrected.read_bytes() == edited
+    corrected.rename(tmp_path / "kept.tif")
+    assert cross_validate(_config(), data, out, quiet=True) is not None
+    assert corrected.read_bytes() == written
+    record = json.loads((out / MASK_RECORD).read_text())
+    assert len(record) == len(list((out / "predictions").rglob("*_mask.tif"))) and "PH_0/PH_0_2_mask.tif" in record

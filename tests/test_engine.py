@@ -556,3 +556,19 @@ def test_threads_bound_pytorch_and_the_blas_pools() -> None:
     env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True)
     assert result.stdout.split(maxsplit=1) == ["1", "[1]\n"]
+
+
+def test_tensorboard_without_its_package_is_refused_before_anything_is_written(
+    phantoms: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """train and cv refuse tensorboard=true where the package is missing before they make a folder: a run folder made
+    first would block its path (a rerun without the setting finds it there, a resume is refused its other recipe)."""
+    from flairseg.cv import cross_validate
+    from flairseg.errors import InputError
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # as where the package is missing
+    config = _config(tensorboard=True, folds=3)
+    for run in (train, cross_validate):
+        with pytest.raises(InputError, match="tensorboard logging needs the tensorboard package"):
+            run(config, phantoms, tmp_path / run.__name__, quiet=True)
+        assert not (tmp_path / run.__name__).exists()

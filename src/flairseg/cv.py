@@ -44,6 +44,7 @@ CANDIDATES: tuple[PostprocessConfig, ...] = (
     *(PostprocessConfig("peak", v) for v in (0.6, 0.7, 0.8, 0.9, 0.95)),
 )
 DELETED_RAW, DELETED_FINAL = 0.5, 0.3  # a tumour found (raw Dice > 0.5) but removed (final Dice < 0.3)
+MASK_RECORD = "predictions.json"  # beside ``predictions``: each out-of-fold mask file written there -> its sha256
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,7 @@ def check_outputs(config: TrainConfig, data: Path, out: Path, inputs: InputPaths
         inputs.refuse(path, "the ensemble")
     predictions = PredictionFolder(out / "predictions")
     inputs.refuse(predictions.path, "the out-of-fold predictions folder")
+    inputs.refuse(out / MASK_RECORD, "the record of the out-of-fold masks")
     for case in map(case_outline, find_cases(data)):
         inputs.refuse(predictions.mask(case), f"case {case.case_id}'s out-of-fold mask")
 
@@ -209,6 +211,8 @@ def train_folds(
     if init is not None:
         check_init(init, config, data)
     trained, paths = [], index_cases(data)
+    unfinished = [f for f in chosen if not is_finished(fold_run(out, f), replace(config, fold=f))]
+    _check_folds_data(config, data, out, paths, unfinished, quiet)
     for fold in chosen:
         fold_config, run = replace(config, fold=fold), fold_run(out, fold)
         started = run.exists()
@@ -232,6 +236,26 @@ def train_folds(
             )
         trained.append(fold)
     return trained
+
+
+def _check_folds_data(
+    config: TrainConfig, data: Path, out: Path, paths: dict[str, Path], folds: Sequence[int], quiet: bool
+) -> None:
+    """Refuse, before the first of ``folds`` trains, what the training of any of them would refuse in its data (a
+    case unreadable, with NaN pixels, ...), each case read once: a fault in fold k's cases would otherwise be found
+    once folds 0..k-1 had trained. A started fold's split is its own, a new one's made as train makes it."""
+    from flairseg.data import load_split, make_split
+    from flairseg.train import check_runs
+
+    if not folds:
+        return
+    splits = [
+        load_split(fold_run(out, fold) / "split.json")
+        if fold_run(out, fold).exists()
+        else make_split(sorted(paths), config.scheme, config.folds, fold, config.validation_cases, config.seed)
+        for fold in folds
+    ]
+    check_runs(config, data, paths, splits, quiet)
 
 
 def _check_start(run: Path, fold: int, init: Path | None) -> None:
@@ -480,16 +504,66 @@ def _write_worst_cases(result: CrossValidation, held: Sequence[HeldOut], path: P
 
 
 def write_masks(result: CrossValidation, held: Sequence[HeldOut], data: Path) -> None:
-    """The out-of-fold masks (as scored) under ``out/predictions``, in the layout of the input."""
+    """The out-of-fold masks (as scored) under ``out/predictions``, in the layout of the input, each file's sha256
+    recorded (:func:`check_masks_unchanged`). A case's files leave the record before they are written and enter it
+    after: a run killed in between leaves no record of them, not a record of other contents."""
     from flairseg.io import index_cases, read_case, write_mask
     from flairseg.outputs import PredictionFolder
+    from flairseg.predict import mask_files
+    from flairseg.provenance import sha256_of
 
-    paths = index_cases(data)
+    paths, predictions = index_cases(data), PredictionFolder(result.out / "predictions")
+    written = _written_masks(result.out)
     for case, fold in zip(held, result.folds):
         rule = result.rules_by_fold[fold]
         mask, _ = select_components(case.binary, case.probability, rule.rule, rule.value)
         source = read_case(paths[case.case_id], masks="ignore")
-        write_mask(source, mask, PredictionFolder(result.out / "predictions").mask(source))
+        files = mask_files(source, predictions.mask(source), predictions.label)
+        names = [path.relative_to(predictions.path).as_posix() for path in files]
+        written = {name: digest for name, digest in written.items() if name not in names}
+        _save_written_masks(result.out, written)
+        write_mask(source, mask, predictions.mask(source), predictions.label)
+        written |= {name: sha256_of(path) for name, path in zip(names, files)}
+        _save_written_masks(result.out, written)
+
+
+def _written_masks(out: Path) -> dict[str, str]:
+    """The out-of-fold mask files cv wrote under ``out/predictions`` (path there -> sha256), as its record holds them;
+    none without a record (no masks written yet, or written by a flairseg that recorded none)."""
+    path = out / MASK_RECORD
+    if not path.exists():
+        return {}
+    try:
+        written = parse_json(path.read_text())
+    except (OSError, ValueError):
+        written = None
+    if not isinstance(written, dict) or not all(isinstance(v, str) for v in written.values()):
+        raise InputError(
+            f"{path} is not the record of the out-of-fold masks cv wrote; move it and {out / 'predictions'} away, then "
+            "run again"
+        )
+    return written
+
+
+def _save_written_masks(out: Path, written: dict[str, str]) -> None:
+    from flairseg.outputs import atomic_file
+
+    with atomic_file(out / MASK_RECORD) as tmp:
+        tmp.write_text(json.dumps(written, indent=1, sort_keys=True))
+
+
+def check_masks_unchanged(out: Path) -> None:
+    """Refuse, before any case is predicted out of fold, an out-of-fold mask file changed since cv wrote it (a hand
+    correction): the run would replace it, and cv has no --overwrite. One gone is written again."""
+    from flairseg.provenance import sha256_of
+
+    for name, digest in _written_masks(out).items():
+        path = out / "predictions" / name
+        if (path.exists() or path.is_symlink()) and (not path.is_file() or sha256_of(path) != digest):
+            raise InputError(
+                f"{path} changed since cv wrote it; move it away to keep it (cv then writes the case's mask again), "
+                "or delete it"
+            )
 
 
 def make_ensemble(result: CrossValidation, config: TrainConfig) -> Path:
@@ -559,6 +633,7 @@ def cross_validate(
     if folds is not None:
         return None
     with held_folder(out, "evaluated"):  # one process at a time writes the report, the masks and the ensemble
+        check_masks_unchanged(out)
         held = predict_held_out(config, data, out, device, threads, quiet)
         result = evaluate_held_out(held, out)
         write_report(result, held, config)

@@ -880,7 +880,7 @@ def _refuse_foreign_outputs(run: _Run, case: Case, key: str) -> None:
         )
     if run.report.record(key).exists() or run.report.started(key).exists():
         return
-    paths = _mask_files(case, run.names.mask(case), run.names.label)
+    paths = mask_files(case, run.names.mask(case), run.names.label)
     paths += [run.names.probability(case)] if run.probabilities else []
     paths += [run.names.stripped(case)] if run.strip else []
     found = [path for path in paths if path.exists() or path.is_symlink()]
@@ -894,7 +894,7 @@ def _refuse_foreign_outputs(run: _Run, case: Case, key: str) -> None:
 def _case_outputs(run: _Run, case: Case) -> list[tuple[str, Path]]:
     """Every file (role, path) the run writes for the case: its mask (a Kaggle case's slices), probability map and
     skull-stripped image (a Kaggle case's slices), as asked."""
-    outputs = [("mask", path) for path in _mask_files(case, run.names.mask(case), run.names.label)]
+    outputs = [("mask", path) for path in mask_files(case, run.names.mask(case), run.names.label)]
     outputs += [("probability", run.names.probability(case))] if run.probabilities else []
     if run.strip:
         stripped = run.names.stripped(case)
@@ -1043,7 +1043,7 @@ def _report_failures(failures: Sequence[tuple[str, str]], cases: int, report: Re
     )
 
 
-def _mask_files(case: Case, target: Path, suffix: str) -> list[Path]:
+def mask_files(case: Case, target: Path, suffix: str) -> list[Path]:
     """The files of the case's mask at ``target``: the volume, or every slice's ``<slice><suffix>.tif``."""
     if case.geometry.format != "kaggle":
         return [target]

@@ -253,9 +253,7 @@ def _resumed_plan(out: Path, paths: dict[str, Path]) -> tuple[TrainConfig, Split
         raise InputError(f"{out} is not a flairseg run folder (no config.json / split.json) to resume")
     config = _recipe_of(read_json(out / "config.json"), str(out / "config.json"))
     split = load_split(out / "split.json")
-    missing = sorted(set(split.train + split.validation) - set(paths))
-    if missing:
-        raise InputError(f"the data folder lacks {len(missing)} cases of the run's split (e.g. {missing[0]})")
+    _check_split_cases(split, paths)
     _check_recipe(config)
     if checkpoint.paths_of(out / "last")[1].is_file():  # its record now, before the cases are prepared
         _check_last_record(out, config, split, read_json(out / "last.json"))  # the tensors are read when resuming
@@ -263,6 +261,13 @@ def _resumed_plan(out: Path, paths: dict[str, Path]) -> tuple[TrainConfig, Split
         _check_never_checkpointed(out)
     check_data(out, paths)
     return config, split
+
+
+def _check_split_cases(split: Split, paths: dict[str, Path]) -> None:
+    """Refuse a split whose training or validation cases are not all in the data (case id -> path)."""
+    missing = sorted(set(split.train + split.validation) - set(paths))
+    if missing:
+        raise InputError(f"the data folder lacks {len(missing)} cases of the run's split (e.g. {missing[0]})")
 
 
 def _check_last_record(out: Path, config: TrainConfig, split: Split, record: object) -> None:
@@ -370,7 +375,8 @@ def _recipe_of(values: object, what: str) -> TrainConfig:
 
 
 def _check_recipe(config: TrainConfig) -> None:
-    """Refuse settings that contradict each other for the task or the input size."""
+    """Refuse settings that contradict each other for the task or the input size, or that need a package missing
+    here."""
     if config.flair_only and config.task != "abnormality":
         raise InputError(
             "flair_only replaces the pre- and post-contrast channels of the abnormality task; set it to 0 for brain "
@@ -380,6 +386,17 @@ def _check_recipe(config: TrainConfig) -> None:
         raise InputError(
             f"patch {config.patch} is larger than the model input {config.preprocess.size}x{config.preprocess.size}"
         )
+    if config.tensorboard:  # its package now, not once the run folder is made and the cases are read
+        _summary_writer()
+
+
+def _summary_writer() -> type:
+    """TensorBoard's ``SummaryWriter``; refused in one line where the tensorboard package is missing."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise InputError("tensorboard logging needs the tensorboard package: pip install tensorboard") from None
+    return SummaryWriter
 
 
 def _start_record(init_from: str | os.PathLike | None, init_member: int | None) -> dict[str, object]:
@@ -667,12 +684,36 @@ def _training_cases(paths: dict[str, Path], split: Split, config: TrainConfig, q
     val_cases, _ = _prepare(
         [paths[c] for c in split.validation], replace(config, skull_strip=0.0), quiet, "validation cases"
     )
+    _check_training_cases(train_cases, config, data)
+    return _Cases(train_cases, stripped_cases, val_cases, [p.target.sum(axis=(1, 2)) for p in train_cases])
+
+
+def _check_training_cases(train_cases: Sequence[Prepared], config: TrainConfig, data: Path) -> None:
+    """Refuse training cases without a voxel of the task's label, or with other input channels than the model's."""
     if not any(p.target.any() for p in train_cases):
         raise InputError(f"no {TASK_SPECS[config.task].label} voxel in any training case under {data}; check the masks")
     channels = train_cases[0].inputs.shape[1]
     if channels != config.model.in_channels:
         raise InputError(f"the data give {channels} input channels but the model expects {config.model.in_channels}")
-    return _Cases(train_cases, stripped_cases, val_cases, [p.target.sum(axis=(1, 2)) for p in train_cases])
+
+
+def check_runs(config: TrainConfig, data: Path, paths: dict[str, Path], splits: Sequence[Split], quiet: bool) -> None:
+    """Refuse, before the first of several runs of one recipe on one data folder is made (cv's folds, ``splits``
+    theirs; ``paths``: the cases under ``data``, case id -> path), what :func:`train` would refuse in any of them
+    before making its folder: the recipe, a case missing, a case it cannot read or prepare, a run whose training cases
+    hold no label. Each case is read once, not once a run; a run refusing its data only when its turn comes would come
+    after the runs before it trained.
+    """
+    _check_recipe(config)
+    for split in splits:
+        _check_split_cases(split, paths)
+    training = sorted({case_id for split in splits for case_id in split.train})
+    validating = sorted({case_id for split in splits for case_id in split.validation} - set(training))
+    prepared, _ = _prepare([paths[c] for c in training], config, quiet, "every fold's training cases")
+    _prepare([paths[c] for c in validating], replace(config, skull_strip=0.0), quiet, "validation cases")
+    by_id = dict(zip(training, prepared))
+    for split in splits:
+        _check_training_cases([by_id[c] for c in split.train], config, data)
 
 
 def _model_and_state(
@@ -860,11 +901,7 @@ class _EpochLog:
         if not self.path.exists():
             self.path.write_text(",".join(LOG_FIELDS) + "\n")
         if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
-                raise InputError("tensorboard logging needs the tensorboard package: pip install tensorboard") from None
-            self.writer = SummaryWriter(str(out / "tensorboard"))
+            self.writer = _summary_writer()(str(out / "tensorboard"))
 
     def write(
         self,
