@@ -1622,6 +1622,35 @@ def _checkpoint_declaring_a_larger_network(tmp: Path) -> list[str]:
     return _predict(tmp, _case(tmp), "--model", str(path))
 
 
+def _selection_of_linked_views(tmp: Path, store: Path) -> Path:
+    """A selection tree whose case CASE is a link to a view's case folder, itself a folder of links to the files of
+    ``store``'s case CASE: two levels of links between the tree and the files it reads."""
+    (tmp / "view" / "CASE").mkdir(parents=True)
+    for path in sorted((store / "CASE").iterdir()):
+        (tmp / "view" / "CASE" / path.name).symlink_to(path)
+    (tmp / "tree").mkdir()
+    (tmp / "tree" / "CASE").symlink_to(tmp / "view" / "CASE")
+    return tmp / "tree"
+
+
+def _predict_onto_the_store_of_a_linked_view(tmp: Path) -> list[str]:
+    """The store behind a selection of linked views given as the output: its truth masks would be replaced."""
+    store = _case(tmp).parent.rename(tmp / "store")
+    tree = _selection_of_linked_views(tmp, store)
+    return ["predict", "-i", str(tree), "-o", str(store), "--overwrite", "--quiet"]
+
+
+def _preprocess_onto_the_store_of_a_linked_view(tmp: Path) -> list[str]:
+    """A flairseg-made store behind a selection of linked views given as preprocess's output: replacing it would
+    delete the slices being read."""
+    from flairseg.outputs import write_marker
+
+    store = _case(tmp).parent.rename(tmp / "store")
+    write_marker(store)
+    tree = _selection_of_linked_views(tmp, store)
+    return ["preprocess", "-i", str(tree), "-o", str(store), "--overwrite", "--quiet"]
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -2945,6 +2974,20 @@ CATALOGUE = [
         "checkpoint m.json does not match its architecture: its weights lack 52 tensors of the network its record "
         "declares (e.g. dec2.0.weight, dec2.1.bias, dec2.1.num_batches_tracked); the record and the weights are not "
         "of one model",
+    ),
+    BadInput(
+        "predict-onto-the-store-of-a-linked-view",
+        "a selection tree of links to case folders of links into a data store, with that store as the output",
+        _predict_onto_the_store_of_a_linked_view,
+        "output TMP/store overlaps the input TMP/tree/CASE/CASE_1.tif (a link to TMP/store/CASE/CASE_1.tif); choose "
+        "an output path outside the inputs",
+    ),
+    BadInput(
+        "preprocess-onto-the-store-of-a-linked-view",
+        "preprocess of a selection tree of links to case folders of links into a flairseg-made store, into that store",
+        _preprocess_onto_the_store_of_a_linked_view,
+        "output TMP/store overlaps the input TMP/tree/CASE/CASE_1.tif (a link to TMP/store/CASE/CASE_1.tif); choose "
+        "an output path outside the inputs",
     ),
 ]
 
