@@ -1651,6 +1651,15 @@ def _preprocess_onto_the_store_of_a_linked_view(tmp: Path) -> list[str]:
     return ["preprocess", "-i", str(tree), "-o", str(store), "--overwrite", "--quiet"]
 
 
+def _evaluate_prediction_slices_linked_to_truth(tmp: Path) -> list[str]:
+    """A prediction case folder of its own whose mask slices are links to the truth's slices."""
+    case = _case(tmp)
+    (tmp / "pred" / "CASE").mkdir(parents=True)
+    for path in sorted(case.glob("*_mask.tif")):
+        (tmp / "pred" / "CASE" / path.name).symlink_to(path)
+    return ["evaluate", "--pred", str(tmp / "pred"), "--truth", str(tmp / "in"), "-o", str(tmp / "out"), "--quiet"]
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -2988,6 +2997,13 @@ CATALOGUE = [
         _preprocess_onto_the_store_of_a_linked_view,
         "output TMP/store overlaps the input TMP/tree/CASE/CASE_1.tif (a link to TMP/store/CASE/CASE_1.tif); choose "
         "an output path outside the inputs",
+    ),
+    BadInput(
+        "evaluate-prediction-slices-linked-to-truth",
+        "a prediction case folder whose mask slices are links to the truth's slices",
+        _evaluate_prediction_slices_linked_to_truth,
+        "the prediction of case CASE (TMP/pred/CASE/CASE_1_mask.tif) is its truth TMP/in/CASE/CASE_1_mask.tif (a "
+        "link?): it would score Dice 1 against itself; give the predicted masks as --pred",
     ),
 ]
 
