@@ -76,9 +76,10 @@ def _links_in_walk(folder: Path) -> Iterator[tuple[Path, Path]]:
             path = Path(root) / name
             if path.is_symlink():
                 try:
-                    yield path, path.resolve()
+                    target = path.resolve()
                 except (RuntimeError, OSError):  # a loop: Python 3.11 and 3.12 raise RuntimeError, later ones OSError
                     continue
+                yield path, target
 
 
 class InputPaths:
