@@ -1660,6 +1660,44 @@ def _cv_with_a_nan_in_a_later_fold(tmp: Path) -> list[str]:
     return argv
 
 
+def _selection_of_linked_views(tmp: Path, store: Path) -> Path:
+    """A selection tree whose case CASE is a link to a view's case folder, itself a folder of links to the files of
+    ``store``'s case CASE: two levels of links between the tree and the files it reads."""
+    (tmp / "view" / "CASE").mkdir(parents=True)
+    for path in sorted((store / "CASE").iterdir()):
+        (tmp / "view" / "CASE" / path.name).symlink_to(path)
+    (tmp / "tree").mkdir()
+    (tmp / "tree" / "CASE").symlink_to(tmp / "view" / "CASE")
+    return tmp / "tree"
+
+
+def _predict_onto_the_store_of_a_linked_view(tmp: Path) -> list[str]:
+    """The store behind a selection of linked views given as the output: its truth masks would be replaced."""
+    store = _case(tmp).parent.rename(tmp / "store")
+    tree = _selection_of_linked_views(tmp, store)
+    return ["predict", "-i", str(tree), "-o", str(store), "--overwrite", "--quiet"]
+
+
+def _preprocess_onto_the_store_of_a_linked_view(tmp: Path) -> list[str]:
+    """A flairseg-made store behind a selection of linked views given as preprocess's output: replacing it would
+    delete the slices being read."""
+    from flairseg.outputs import write_marker
+
+    store = _case(tmp).parent.rename(tmp / "store")
+    write_marker(store)
+    tree = _selection_of_linked_views(tmp, store)
+    return ["preprocess", "-i", str(tree), "-o", str(store), "--overwrite", "--quiet"]
+
+
+def _evaluate_prediction_slices_linked_to_truth(tmp: Path) -> list[str]:
+    """A prediction case folder of its own whose mask slices are links to the truth's slices."""
+    case = _case(tmp)
+    (tmp / "pred" / "CASE").mkdir(parents=True)
+    for path in sorted(case.glob("*_mask.tif")):
+        (tmp / "pred" / "CASE" / path.name).symlink_to(path)
+    return ["evaluate", "--pred", str(tmp / "pred"), "--truth", str(tmp / "in"), "-o", str(tmp / "out"), "--quiet"]
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -3009,6 +3047,27 @@ CATALOGUE = [
         "cv on data whose one bad case (a NaN pixel) is held out by fold 0 and trained on by the later folds",
         _cv_with_a_nan_in_a_later_fold,
         "TMP/in/CASE_2/CASE_2_2.tif holds 1 NaN or infinite pixels; fix or drop the slice",
+    ),
+    BadInput(
+        "predict-onto-the-store-of-a-linked-view",
+        "a selection tree of links to case folders of links into a data store, with that store as the output",
+        _predict_onto_the_store_of_a_linked_view,
+        "output TMP/store overlaps the input TMP/tree/CASE/CASE_1.tif (a link to TMP/store/CASE/CASE_1.tif); choose "
+        "an output path outside the inputs",
+    ),
+    BadInput(
+        "preprocess-onto-the-store-of-a-linked-view",
+        "preprocess of a selection tree of links to case folders of links into a flairseg-made store, into that store",
+        _preprocess_onto_the_store_of_a_linked_view,
+        "output TMP/store overlaps the input TMP/tree/CASE/CASE_1.tif (a link to TMP/store/CASE/CASE_1.tif); choose "
+        "an output path outside the inputs",
+    ),
+    BadInput(
+        "evaluate-prediction-slices-linked-to-truth",
+        "a prediction case folder whose mask slices are links to the truth's slices",
+        _evaluate_prediction_slices_linked_to_truth,
+        "the prediction of case CASE (TMP/pred/CASE/CASE_1_mask.tif) is its truth TMP/in/CASE/CASE_1_mask.tif (a "
+        "link?): it would score Dice 1 against itself; give the predicted masks as --pred",
     ),
 ]
 

@@ -225,6 +225,32 @@ def test_a_prediction_linked_to_its_truth_is_refused(
     )
 
 
+@pytest.mark.parametrize("layout", ["hard link", "linked folder of links"])
+def test_a_prediction_whose_mask_slice_is_its_truths_is_refused(
+    layout: str, kaggle_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A predicted case folder whose second mask slice is the truth's own file (a hard link in a folder of its own, or
+    a link in a folder of links that the prediction tree links to): that slice would score against itself."""
+    pred = _shifted_predictions(kaggle_tree, tmp_path / "pred")
+    slice_2 = pred / "CASE_1" / "CASE_1_2_mask.tif"
+    slice_2.unlink()
+    if layout == "hard link":
+        slice_2.hardlink_to(kaggle_tree / "CASE_1" / "CASE_1_2_mask.tif")
+    else:
+        slice_2.symlink_to(kaggle_tree / "CASE_1" / "CASE_1_2_mask.tif")
+        (tmp_path / "view").mkdir()
+        (pred / "CASE_1").rename(tmp_path / "view" / "CASE_1")
+        (pred / "CASE_1").symlink_to(tmp_path / "view" / "CASE_1")
+    out = tmp_path / "report"
+    _assert_error(
+        ["evaluate", "--pred", str(pred), "--truth", str(kaggle_tree), "-o", str(out)],
+        capsys,
+        f"the prediction of case CASE_1 ({slice_2}) is its truth {kaggle_tree / 'CASE_1' / 'CASE_1_2_mask.tif'} (a "
+        "link?)",
+        out,
+    )
+
+
 def test_corrupt_case_writes_nothing(kaggle_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pred = _shifted_predictions(kaggle_tree, tmp_path / "pred")
     (pred / "CASE_2" / "CASE_2_3_mask.tif").write_bytes(b"II*\x00garbage")

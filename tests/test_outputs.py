@@ -154,6 +154,26 @@ def test_the_files_an_input_folders_links_lead_to_are_inputs(tmp_path: Path) -> 
         assert inputs.overlapped(tmp_path / "store") is not None and inputs.overlapped(tmp_path / "elsewhere") is None
 
 
+def test_the_links_inside_a_linked_folder_lead_to_inputs_too(tmp_path: Path) -> None:
+    """A tree whose case is a link to a view's case folder of links into a store: the store is an input, however
+    many levels of links lie between; a link in the view back up to the tree (a loop of folders) ends the walk."""
+    from flairseg.outputs import InputPaths
+
+    (tmp_path / "store" / "CASE").mkdir(parents=True)
+    (tmp_path / "store" / "CASE" / "CASE_1.tif").write_bytes(b"x")
+    (tmp_path / "view" / "CASE").mkdir(parents=True)
+    (tmp_path / "view" / "CASE" / "CASE_1.tif").symlink_to(tmp_path / "store" / "CASE" / "CASE_1.tif")
+    (tmp_path / "view" / "CASE" / "up").symlink_to(tmp_path / "tree")
+    (tmp_path / "tree").mkdir()
+    (tmp_path / "tree" / "CASE").symlink_to(tmp_path / "view" / "CASE")
+    (tmp_path / "tree" / "again").symlink_to(tmp_path / "view")
+    inputs = InputPaths([tmp_path / "tree"])
+    assert inputs.overlapped(tmp_path / "store") == (
+        f"{tmp_path}/tree/CASE/CASE_1.tif (a link to {tmp_path}/store/CASE/CASE_1.tif)"
+    )
+    assert inputs.overlapped(tmp_path / "elsewhere") is None
+
+
 def test_a_case_named_as_the_other_tasks_output_of_a_recorded_case_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

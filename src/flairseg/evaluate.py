@@ -25,7 +25,7 @@ from flairseg.data import institution
 from flairseg.errors import InputError
 from flairseg.html_report import write_html_report
 from flairseg.io import index_cases, read_case, read_mask
-from flairseg.kaggle import read_kaggle_case
+from flairseg.kaggle import read_kaggle_case, slice_files
 from flairseg.metrics import CaseMetrics, Summary, case_metrics, summarise_cases
 from flairseg.outputs import ReportFolder, atomic_dir, atomic_file, check_output, markdown_text
 
@@ -267,15 +267,30 @@ def _refuse_cases_of_both(pred_index: dict[str, Path], truth_index: dict[str, Pa
                 )
 
 
-def _refuse_a_case_for_both(pred_index: dict[str, Path], truth_index: dict[str, Path]) -> None:
-    """Refuse a case whose prediction is its truth's own file or folder (a link or a hard link to it in the prediction
-    tree): it would score Dice 1 against itself."""
+def _refuse_a_case_for_both(pred_index: dict[str, Path], truth_index: dict[str, Path], suffix: str) -> None:
+    """Refuse a case whose prediction is its truth: the truth's file or folder, or a mask slice that is one of the
+    truth's (a Kaggle case folder of links or hard links to them, the folder itself linked or not). Compared as
+    :func:`os.path.samefile` does, by device and inode, links followed: it would score Dice 1 against itself."""
     for case_id, truth_path in truth_index.items():
-        if os.path.samefile(pred_index[case_id], truth_path):
-            raise InputError(
-                f"the prediction of case {case_id} ({pred_index[case_id]}) is its truth {truth_path} (a link?): it "
-                "would score Dice 1 against itself; give the predicted masks as --pred"
-            )
+        truth_files = {_file_identity(path): path for path in _mask_files_read(truth_path, suffix)}
+        for path in _mask_files_read(pred_index[case_id], suffix):
+            same = truth_files.get(_file_identity(path))
+            if same is not None:
+                raise InputError(
+                    f"the prediction of case {case_id} ({path}) is its truth {same} (a link?): it would score Dice 1 "
+                    "against itself; give the predicted masks as --pred"
+                )
+
+
+def _mask_files_read(case: Path, suffix: str) -> list[Path]:
+    """A mask case's path (a NIfTI file or a Kaggle case folder) and, for a folder, the mask slices read from it."""
+    return [case, *(path for _, path in sorted(slice_files(case, suffix).items()))] if case.is_dir() else [case]
+
+
+def _file_identity(path: Path) -> tuple[int, int]:
+    """What :func:`os.path.samefile` compares: the device and inode ``path`` leads to."""
+    found = path.stat()
+    return found.st_dev, found.st_ino
 
 
 def evaluate(
@@ -312,7 +327,7 @@ def evaluate(
         raise InputError(
             f"no prediction for {len(missing)} of {len(truth_index)} truth cases (e.g. {', '.join(missing[:3])})"
         )
-    _refuse_a_case_for_both(pred_index, truth_index)
+    _refuse_a_case_for_both(pred_index, truth_index, suffix)
     extra = sorted(set(pred_index) - set(truth_index))
     rows: list[CaseMetrics] = []
     with atomic_dir(out_path, mark=True, replace=overwrite) as tmp:

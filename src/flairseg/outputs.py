@@ -45,22 +45,41 @@ def _umask() -> int:
 
 
 def _links_inside(folder: Path) -> list[tuple[Path, str]]:
-    """Every symbolic link inside the input folder ``folder`` (not followed into; hidden folders such as ``.git``
-    skipped), as (link, its name): the files and folders they lead to are read too (a folder of links into a data
-    store), wherever they lie. A link that leads nowhere (a loop) leads to no input."""
-    if not folder.is_dir():
-        return []
-    found = []
+    """Every symbolic link inside the input folder ``folder`` and, at every level, inside the folders those links
+    lead to (hidden folders such as ``.git`` skipped), as (link, its name): the files and folders they lead to are
+    read too (a selection of linked case folders, each a folder of links into a data store), wherever they lie. Each
+    folder is walked once, by resolved path, so that links that lead back up end; a link that leads nowhere (a loop)
+    leads to no input."""
+    found: list[tuple[Path, str]] = []
+    walked: set[Path] = set()
+    pending = [folder]
+    for top in pending:  # grows as links to folders are found: breadth first, so that a file is named nearest the input
+        try:
+            resolved = top.resolve()
+        except (RuntimeError, OSError):  # a loop: Python 3.11 and 3.12 raise RuntimeError, later ones OSError
+            continue
+        if not top.is_dir() or any(path in walked for path in (resolved, *resolved.parents)):
+            continue
+        walked.add(resolved)
+        for link, target in _links_in_walk(top):
+            found.append((link, f"{link} (a link to {target})"))
+            pending.append(link)
+    return found
+
+
+def _links_in_walk(folder: Path) -> Iterator[tuple[Path, Path]]:
+    """The symbolic links in ``folder`` and its subfolders (not followed into; hidden folders skipped), each with
+    where it leads; a loop is left out."""
     for root, folders, files in os.walk(folder):
         folders[:] = [name for name in folders if not name.startswith(".")]
         for name in sorted((*folders, *files)):
             path = Path(root) / name
             if path.is_symlink():
                 try:
-                    found.append((path, f"{path} (a link to {path.resolve()})"))
+                    target = path.resolve()
                 except (RuntimeError, OSError):  # a loop: Python 3.11 and 3.12 raise RuntimeError, later ones OSError
                     continue
-    return found
+                yield path, target
 
 
 class InputPaths:
