@@ -1622,6 +1622,29 @@ def _checkpoint_declaring_a_larger_network(tmp: Path) -> list[str]:
     return _predict(tmp, _case(tmp), "--model", str(path))
 
 
+def _resume_with_an_emptied_data_record(tmp: Path) -> list[str]:
+    """A trained run whose data.json was reduced to ``{}``, then a slice of its training case rewritten."""
+    import json
+
+    argv = _trained_run(tmp)
+    (tmp / "old" / "data.json").write_text("{}")
+    case = json.loads((tmp / "old" / "split.json").read_text())["train"][0]
+    image = tmp / "in" / case / f"{case}_2.tif"
+    tifffile.imwrite(image, 255 - tifffile.imread(image), photometric="rgb")
+    return argv
+
+
+def _cv_fold_with_a_data_record_lacking_a_case(tmp: Path) -> list[str]:
+    """Fold 0 of a cross-validation trained, its data.json stripped of the training case, then that case rewritten."""
+    import json
+
+    argv = _cv_fold_on_changed_data(tmp)
+    record = tmp / "cv" / "fold-0" / "data.json"
+    case = json.loads((tmp / "cv" / "fold-0" / "split.json").read_text())["train"][0]
+    record.write_text(json.dumps({k: v for k, v in json.loads(record.read_text()).items() if k != case}))
+    return argv
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -2945,6 +2968,21 @@ CATALOGUE = [
         "checkpoint m.json does not match its architecture: its weights lack 52 tensors of the network its record "
         "declares (e.g. dec2.0.weight, dec2.1.bias, dec2.1.num_batches_tracked); the record and the weights are not "
         "of one model",
+    ),
+    BadInput(
+        "resume-with-an-emptied-data-record",
+        "resuming a run whose data.json (the record of its training data) was reduced to {} and a training case "
+        "changed",
+        _resume_with_an_emptied_data_record,
+        "TMP/old/data.json is not the record of the run's data (the 2 training and validation cases of its "
+        "split.json); restore it, or train the run again with --overwrite",
+    ),
+    BadInput(
+        "cv-fold-with-a-data-record-lacking-a-case",
+        "rerunning cv over a finished fold whose data.json lost its training case, which then changed",
+        _cv_fold_with_a_data_record_lacking_a_case,
+        "TMP/cv/fold-0/data.json is not the record of the run's data (the 2 training and validation cases of its "
+        "split.json); restore it, or train the run again with --overwrite",
     ),
 ]
 
