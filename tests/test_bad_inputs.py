@@ -1645,6 +1645,13 @@ def _cv_fold_with_a_data_record_lacking_a_case(tmp: Path) -> list[str]:
     return argv
 
 
+def _thin_volume_over_the_budget(tmp: Path) -> list[str]:
+    """A NIfTI FLAIR of 40 slices of 4 x 4 voxels: tiny itself, but each slice is resampled to the model's grid."""
+    (tmp / "in").mkdir()
+    nib.save(nib.Nifti1Image(np.ones((4, 4, 40), np.float32), np.eye(4)), tmp / "in" / "thin.nii.gz")
+    return _predict(tmp, tmp / "in" / "thin.nii.gz", "--max-memory", "8M")
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -2983,6 +2990,15 @@ CATALOGUE = [
         _cv_fold_with_a_data_record_lacking_a_case,
         "TMP/cv/fold-0/data.json is not the record of the run's data (the 2 training and validation cases of its "
         "split.json); restore it, or train the run again with --overwrite",
+    ),
+    BadInput(
+        "thin-volume-over-the-budget-on-the-model-grid",
+        "a NIfTI FLAIR of 40 slices of 4 x 4 voxels under an 8 MB memory budget: within it as read, not once each "
+        "slice is resampled to the model's 256 x 256 input",
+        _thin_volume_over_the_budget,
+        "case thin declares 640 voxels x 1 channel(s), 2,621,440 on the model's 256 x 256 grid (40 slices), about "
+        "60 MB to process, more than the memory budget of 8 MB; check its header, or raise the budget with "
+        "--max-memory (e.g. --max-memory 32G)",
     ),
 ]
 

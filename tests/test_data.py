@@ -358,3 +358,24 @@ def test_a_data_record_without_the_split_s_cases_is_refused(tmp_path: Path, kept
     (tmp_path / "run" / DATA_FILE).write_text(json.dumps(data_record({c: paths[c] for c in kept})))
     with pytest.raises(InputError, match=r"data.json is not the record of the run's data \(the 2 training and"):
         check_data(tmp_path / "run", paths)
+
+
+def test_a_case_of_tiny_slices_is_budgeted_on_the_model_s_grid(monkeypatch: pytest.MonkeyPatch) -> None:
+    """400 slices of 4 x 4 voxels (38 KB to process as read) become 400 slices of 256 x 256 in model space (600 MB
+    by the same rule): refused before the model-space arrays are made; a 32-pixel model's grid (9 MB) fits."""
+    from flairseg.cases import Case, Geometry
+    from flairseg.config import PreprocessConfig
+    from flairseg.data import prepare_case
+
+    case = Case("thin", np.ones((400, 4, 4, 1), np.float32), None, Geometry(Path("."), "kaggle"))
+    monkeypatch.setenv("FLAIRSEG_MAX_MEMORY", "100M")
+    assert prepare_case(case, "abnormality", PreprocessConfig(size=32), target=False).inputs.shape[1:] == (3, 32, 32)
+    resampled = []
+    monkeypatch.setattr("flairseg.data.preprocess_case", lambda *args, **kwargs: resampled.append(args))
+    with pytest.raises(
+        InputError,
+        match=r"case thin declares 6,400 voxels x 1 channel\(s\), 26,214,400 on the model's "
+        r"256 x 256 grid \(400 slices\), about 600 MB to process, more than the memory budget of 100 MB",
+    ):
+        prepare_case(case, "abnormality", PreprocessConfig(size=256), target=False)
+    assert resampled == []

@@ -246,6 +246,17 @@ def model_inputs(image: np.ndarray, task: str, preprocess: PreprocessConfig, fil
     return np.concatenate([sequences, around[:, :reach], around[:, reach + 1 :]], axis=1)
 
 
+def _check_model_grid_memory(case: Case, size: int) -> None:
+    """Refuse a case whose model-space arrays (each slice resampled to ``size`` x ``size``) would exceed the memory
+    budget, before they are made: its reader checked only its own voxels, which a volume of many tiny slices keeps
+    small."""
+    from flairseg.memory import check
+
+    if case.image is not None:
+        slices, height, width = case.image.shape[:3]
+        check(slices * height * width, case.image.shape[-1], f"case {case.case_id}", slices=slices, size=size)
+
+
 def prepare_case(
     case: Case, task: str, preprocess: PreprocessConfig, brain: np.ndarray | None = None, target: bool = True
 ) -> Prepared:
@@ -254,6 +265,7 @@ def prepare_case(
     ``target=False`` keeps the labels on the case's own grid only (``truth``): prediction has no use for them in
     model space, so they are not resized.
     """
+    _check_model_grid_memory(case, preprocess.size)
     channels = task_channels(case, task, preprocess.missing)
     try:
         result = preprocess_case(
