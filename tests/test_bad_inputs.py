@@ -1698,6 +1698,36 @@ def _evaluate_prediction_slices_linked_to_truth(tmp: Path) -> list[str]:
     return ["evaluate", "--pred", str(tmp / "pred"), "--truth", str(tmp / "in"), "-o", str(tmp / "out"), "--quiet"]
 
 
+def _resume_with_an_emptied_data_record(tmp: Path) -> list[str]:
+    """A trained run whose data.json was reduced to ``{}``, then a slice of its training case rewritten."""
+    import json
+
+    argv = _trained_run(tmp)
+    (tmp / "old" / "data.json").write_text("{}")
+    case = json.loads((tmp / "old" / "split.json").read_text())["train"][0]
+    image = tmp / "in" / case / f"{case}_2.tif"
+    tifffile.imwrite(image, 255 - tifffile.imread(image), photometric="rgb")
+    return argv
+
+
+def _cv_fold_with_a_data_record_lacking_a_case(tmp: Path) -> list[str]:
+    """Fold 0 of a cross-validation trained, its data.json stripped of the training case, then that case rewritten."""
+    import json
+
+    argv = _cv_fold_on_changed_data(tmp)
+    record = tmp / "cv" / "fold-0" / "data.json"
+    case = json.loads((tmp / "cv" / "fold-0" / "split.json").read_text())["train"][0]
+    record.write_text(json.dumps({k: v for k, v in json.loads(record.read_text()).items() if k != case}))
+    return argv
+
+
+def _thin_volume_over_the_budget(tmp: Path) -> list[str]:
+    """A NIfTI FLAIR of 40 slices of 4 x 4 voxels: tiny itself, but each slice is resampled to the model's grid."""
+    (tmp / "in").mkdir()
+    nib.save(nib.Nifti1Image(np.ones((4, 4, 40), np.float32), np.eye(4)), tmp / "in" / "thin.nii.gz")
+    return _predict(tmp, tmp / "in" / "thin.nii.gz", "--max-memory", "8M")
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -3068,6 +3098,30 @@ CATALOGUE = [
         _evaluate_prediction_slices_linked_to_truth,
         "the prediction of case CASE (TMP/pred/CASE/CASE_1_mask.tif) is its truth TMP/in/CASE/CASE_1_mask.tif (a "
         "link?): it would score Dice 1 against itself; give the predicted masks as --pred",
+    ),
+    BadInput(
+        "resume-with-an-emptied-data-record",
+        "resuming a run whose data.json (the record of its training data) was reduced to {} and a training case "
+        "changed",
+        _resume_with_an_emptied_data_record,
+        "TMP/old/data.json is not the record of the run's data (the 2 training and validation cases of its "
+        "split.json); restore it, or train the run again with --overwrite",
+    ),
+    BadInput(
+        "cv-fold-with-a-data-record-lacking-a-case",
+        "rerunning cv over a finished fold whose data.json lost its training case, which then changed",
+        _cv_fold_with_a_data_record_lacking_a_case,
+        "TMP/cv/fold-0/data.json is not the record of the run's data (the 2 training and validation cases of its "
+        "split.json); restore it, or train the run again with --overwrite",
+    ),
+    BadInput(
+        "thin-volume-over-the-budget-on-the-model-grid",
+        "a NIfTI FLAIR of 40 slices of 4 x 4 voxels under an 8 MB memory budget: within it as read, not once each "
+        "slice is resampled to the model's 256 x 256 input",
+        _thin_volume_over_the_budget,
+        "case thin declares 640 voxels x 1 channel(s), 2,621,440 on the model's 256 x 256 grid (40 slices), about "
+        "60 MB to process, more than the memory budget of 8 MB; check its header, or raise the budget with "
+        "--max-memory (e.g. --max-memory 32G)",
     ),
 ]
 

@@ -14,7 +14,16 @@ import torch
 
 from synthetic import phantom, write_kaggle_case
 from flairseg import augment
-from flairseg.data import DATA_FILE, check_data, data_record, epoch_items, make_split, neighbour_slices
+from flairseg.data import (
+    DATA_FILE,
+    Split,
+    check_data,
+    data_record,
+    epoch_items,
+    make_split,
+    neighbour_slices,
+    save_split,
+)
 from flairseg.errors import ConfigError, InputError
 from flairseg.losses import dice_bce_loss, dice_focal_loss, soft_dice_loss
 
@@ -324,6 +333,7 @@ def test_a_training_file_rewritten_with_its_size_and_time_kept_is_a_change(tmp_p
     case = write_kaggle_case(tmp_path / "in", "CASE", image, mask)
     paths = {"CASE": case}
     (tmp_path / "run").mkdir()
+    save_split(Split("kfold", 2, 0, 0, ("CASE",), (), ("OTHER",)), tmp_path / "run" / "split.json")
     (tmp_path / "run" / DATA_FILE).write_text(json.dumps(data_record(paths)))
     check_data(tmp_path / "run", paths)  # as recorded
     label = case / "CASE_2_mask.tif"
@@ -333,3 +343,39 @@ def test_a_training_file_rewritten_with_its_size_and_time_kept_is_a_change(tmp_p
     assert (label.stat().st_size, label.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
     with pytest.raises(InputError, match=r"case CASE changed since .* \(CASE_2_mask.tif changed: sha256\)"):
         check_data(tmp_path / "run", paths)
+
+
+@pytest.mark.parametrize("kept", [[], ["A"], ["A", "B", "C"]])
+def test_a_data_record_without_the_split_s_cases_is_refused(tmp_path: Path, kept: list[str]) -> None:
+    """Only the cases a run's data.json lists are compared: a record that lost some (or all) of the split's training
+    and validation cases, or lists another, would let those change unchecked under a resumed run or a kept cv fold."""
+    image, mask = phantom(slices=3, size=32)
+    paths = {c: write_kaggle_case(tmp_path / "in", c, image, mask) for c in ("A", "B", "C")}
+    (tmp_path / "run").mkdir()
+    save_split(Split("kfold", 2, 0, 0, ("A",), ("B",), ("C",)), tmp_path / "run" / "split.json")
+    (tmp_path / "run" / DATA_FILE).write_text(json.dumps(data_record({c: paths[c] for c in ("A", "B")})))
+    check_data(tmp_path / "run", paths)  # as recorded
+    (tmp_path / "run" / DATA_FILE).write_text(json.dumps(data_record({c: paths[c] for c in kept})))
+    with pytest.raises(InputError, match=r"data.json is not the record of the run's data \(the 2 training and"):
+        check_data(tmp_path / "run", paths)
+
+
+def test_a_case_of_tiny_slices_is_budgeted_on_the_model_s_grid(monkeypatch: pytest.MonkeyPatch) -> None:
+    """400 slices of 4 x 4 voxels (38 KB to process as read) become 400 slices of 256 x 256 in model space (600 MB
+    by the same rule): refused before the model-space arrays are made; a 32-pixel model's grid (9 MB) fits."""
+    from flairseg.cases import Case, Geometry
+    from flairseg.config import PreprocessConfig
+    from flairseg.data import prepare_case
+
+    case = Case("thin", np.ones((400, 4, 4, 1), np.float32), None, Geometry(Path("."), "kaggle"))
+    monkeypatch.setenv("FLAIRSEG_MAX_MEMORY", "100M")
+    assert prepare_case(case, "abnormality", PreprocessConfig(size=32), target=False).inputs.shape[1:] == (3, 32, 32)
+    resampled = []
+    monkeypatch.setattr("flairseg.data.preprocess_case", lambda *args, **kwargs: resampled.append(args))
+    with pytest.raises(
+        InputError,
+        match=r"case thin declares 6,400 voxels x 1 channel\(s\), 26,214,400 on the model's "
+        r"256 x 256 grid \(400 slices\), about 600 MB to process, more than the memory budget of 100 MB",
+    ):
+        prepare_case(case, "abnormality", PreprocessConfig(size=256), target=False)
+    assert resampled == []

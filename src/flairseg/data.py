@@ -163,6 +163,7 @@ def check_data(run: Path, paths: Mapping[str, Path]) -> None:
     recorded = read_json(run / DATA_FILE)
     if not isinstance(recorded, dict):
         raise InputError(f"{run / DATA_FILE} is not a record of the run's data (a JSON object of cases)")
+    _check_recorded_cases(run, recorded)
     for case_id, entries in recorded.items():
         if case_id not in paths:
             raise InputError(
@@ -175,6 +176,17 @@ def check_data(run: Path, paths: Mapping[str, Path]) -> None:
                 f"case {case_id} changed since {run} was trained on it ({change}); restore the data it was trained "
                 "on, or train again into a new folder"
             )
+
+
+def _check_recorded_cases(run: Path, recorded: Mapping[str, object]) -> None:
+    """Refuse a data record whose cases are not exactly those ``run`` trains and validates on (its split.json): only
+    the cases it lists are compared, so one that lost some (or all, ``{}``) would let those change unchecked."""
+    split = load_split(run / "split.json")
+    if set(recorded) != set(split.train + split.validation):
+        raise InputError(
+            f"{run / DATA_FILE} is not the record of the run's data (the {len(split.train + split.validation)} "
+            "training and validation cases of its split.json); restore it, or train the run again with --overwrite"
+        )
 
 
 @dataclass(frozen=True)
@@ -234,6 +246,17 @@ def model_inputs(image: np.ndarray, task: str, preprocess: PreprocessConfig, fil
     return np.concatenate([sequences, around[:, :reach], around[:, reach + 1 :]], axis=1)
 
 
+def _check_model_grid_memory(case: Case, size: int) -> None:
+    """Refuse a case whose model-space arrays (each slice resampled to ``size`` x ``size``) would exceed the memory
+    budget, before they are made: its reader checked only its own voxels, which a volume of many tiny slices keeps
+    small."""
+    from flairseg.memory import check
+
+    if case.image is not None:
+        slices, height, width = case.image.shape[:3]
+        check(slices * height * width, case.image.shape[-1], f"case {case.case_id}", slices=slices, size=size)
+
+
 def prepare_case(
     case: Case, task: str, preprocess: PreprocessConfig, brain: np.ndarray | None = None, target: bool = True
 ) -> Prepared:
@@ -242,6 +265,7 @@ def prepare_case(
     ``target=False`` keeps the labels on the case's own grid only (``truth``): prediction has no use for them in
     model space, so they are not resized.
     """
+    _check_model_grid_memory(case, preprocess.size)
     channels = task_channels(case, task, preprocess.missing)
     try:
         result = preprocess_case(

@@ -3,8 +3,10 @@
 Readers call :func:`check` with the bytes the pipeline will need for a case, computed from
 the sizes its headers declare (TIFF pages, NIfTI and DICOM dimensions), before a voxel is
 decoded: a 152-byte TIFF that declares 16000 x 16000 pixels ends in one line, not in a
-``MemoryError`` half-way. The budget is half of the machine's memory unless set, on the
-command line with ``--max-memory 8G`` or in the environment as ``FLAIRSEG_MAX_MEMORY``.
+``MemoryError`` half-way. A case is checked again before it is resampled to a model's grid,
+which may hold far more voxels than the case (many tiny slices). The budget is half of the
+machine's memory unless set, on the command line with ``--max-memory 8G`` or in the
+environment as ``FLAIRSEG_MAX_MEMORY``.
 """
 
 from __future__ import annotations
@@ -55,13 +57,20 @@ def _shown(size: float) -> str:
     return f"{size / 2**30:.1f} GB" if size >= 2**30 else f"{size / 2**20:.0f} MB"
 
 
-def check(voxels: int, channels: int, what: str) -> None:
-    """Refuse a case of ``voxels`` x ``channels`` declared values whose processing would exceed the budget."""
-    needed = int(voxels) * max(1, int(channels)) * BYTES_PER_VOXEL
+def check(voxels: int, channels: int, what: str, slices: int = 0, size: int = 0) -> None:
+    """Refuse a case of ``voxels`` x ``channels`` declared values whose processing would exceed the budget.
+
+    A case resampled to a model's ``size`` x ``size`` grid (its ``slices`` slices) counts the larger of its own
+    voxels and the grid's: the model-space inputs, probabilities and masks grow with slices x size², so a volume of
+    tiny slices (4 x 4 x 20,000 voxels) needs as much as one of full ones.
+    """
+    processed = max(int(voxels), int(slices) * int(size) ** 2)
+    needed = processed * max(1, int(channels)) * BYTES_PER_VOXEL
     allowed = budget()
     if needed > allowed:
+        grid = f", {processed:,} on the model's {size} x {size} grid ({slices:,} slices)" if processed > voxels else ""
         raise InputError(
-            f"{what} declares {int(voxels):,} voxels x {channels} channel(s), about {_shown(needed)} to process, "
-            f"more than the memory budget of {_shown(allowed)}; check its header, or raise the budget with "
+            f"{what} declares {int(voxels):,} voxels x {channels} channel(s){grid}, about {_shown(needed)} to "
+            f"process, more than the memory budget of {_shown(allowed)}; check its header, or raise the budget with "
             "--max-memory (e.g. --max-memory 32G)"
         )
