@@ -86,9 +86,9 @@ def _duplicate_number(tmp: Path) -> list[str]:
 
 def _nan_pixels(tmp: Path) -> list[str]:
     case = _case(tmp, masks=False)
-    plane = np.zeros((32, 32), np.float32)
-    plane[3, 4] = np.nan
-    tifffile.imwrite(case / "CASE_2.tif", plane)
+    plane = np.zeros((32, 32, 3), np.float32)  # the size and channels of the case's other slices
+    plane[3, 4, 1] = np.nan
+    tifffile.imwrite(case / "CASE_2.tif", plane, photometric="rgb")
     return _predict(tmp, case)
 
 
@@ -1728,6 +1728,52 @@ def _thin_volume_over_the_budget(tmp: Path) -> list[str]:
     return _predict(tmp, tmp / "in" / "thin.nii.gz", "--max-memory", "8M")
 
 
+def _second_mask_off_its_volume(tmp: Path) -> list[str]:
+    """Volumes TMP/in/v and w, each with its mask beside it: v's on its grid, w's of its shape 40 mm away."""
+    _volume_beside(tmp / "in", np.zeros((8, 8, 4), np.uint8))
+    shutil.copy(tmp / "in" / "v.nii.gz", tmp / "in" / "w.nii.gz")
+    affine = np.eye(4)
+    affine[0, 3] = 40.0
+    nib.save(nib.Nifti1Image(np.zeros((8, 8, 4), np.uint8), affine), tmp / "in" / "w_mask.nii.gz")
+    return _predict(tmp, tmp / "in")
+
+
+def _second_brats_t1ce_off_its_flair(tmp: Path) -> list[str]:
+    """BraTS cases TMP/in/BraTS_1 and BraTS_2 (FLAIR, T1, T1c): BraTS_2's T1c of its FLAIR's shape 40 mm away."""
+    for case in ("BraTS_1", "BraTS_2"):
+        (tmp / "in" / case).mkdir(parents=True)
+        for name in ("flair", "t1", "t1ce"):
+            affine = np.eye(4)
+            affine[0, 3] = 40.0 if (case, name) == ("BraTS_2", "t1ce") else 0.0
+            data = np.random.default_rng(0).random((8, 8, 4), np.float32)
+            nib.save(nib.Nifti1Image(data, affine), tmp / "in" / case / f"{case}_{name}.nii.gz")
+    return _predict(tmp, tmp / "in")
+
+
+def _second_kaggle_case_with_a_mask_of_another_size(tmp: Path) -> list[str]:
+    _case(tmp, "CASE_A")
+    tifffile.imwrite(_case(tmp, "CASE_B") / "CASE_B_2_mask.tif", np.zeros((16, 16), np.uint8))
+    return _predict(tmp, tmp / "in")
+
+
+def _second_kaggle_case_with_a_slice_of_another_size(tmp: Path) -> list[str]:
+    _case(tmp, "CASE_A")
+    tifffile.imwrite(_case(tmp, "CASE_B") / "CASE_B_2.tif", np.zeros((16, 16, 3), np.uint8), photometric="rgb")
+    return _predict(tmp, tmp / "in")
+
+
+def _dicom_slice_of_another_size_beside_a_good_series(tmp: Path) -> list[str]:
+    """DICOM series TMP/in/A and S of 5 slices of 6 x 6 pixels; S's slice002.dcm replaced by one of 4 x 4 pixels
+    at its place, of its series."""
+    from test_volumes import _write_dicom_series
+
+    series = _dicom_series(tmp)
+    shutil.copytree(series, tmp / "in" / "A")
+    _write_dicom_series(tmp / "small", np.zeros((5, 4, 4)), (1.0, 1.0, 3.0), np.eye(3), (0.0, 0.0, 0.0))
+    shutil.copy(tmp / "small" / "slice002.dcm", series / "slice002.dcm")
+    return _predict(tmp, tmp / "in")
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -3122,6 +3168,44 @@ CATALOGUE = [
         "case thin declares 640 voxels x 1 channel(s), 2,621,440 on the model's 256 x 256 grid (40 slices), about "
         "60 MB to process, more than the memory budget of 8 MB; check its header, or raise the budget with "
         "--max-memory (e.g. --max-memory 32G)",
+    ),
+    BadInput(
+        "second-mask-off-its-volume",
+        "in a tree, a mask beside its volume whose header puts it 40 mm away (refused before any case is written)",
+        _second_mask_off_its_volume,
+        "1 of 2 cases fail their header checks, so nothing was written: w: mask w_mask.nii.gz (shape (8, 8, 4)) is "
+        "not on the grid of w.nii.gz (shape (8, 8, 4)): shape or affine differ; resample the mask onto the image; "
+        "fix or move them, then run again",
+    ),
+    BadInput(
+        "second-brats-t1ce-off-its-flair",
+        "in a tree, a BraTS case's T1c whose header puts it off its FLAIR's grid (refused before any case is written)",
+        _second_brats_t1ce_off_its_flair,
+        "1 of 2 cases fail their header checks, so nothing was written: BraTS_2: BraTS_2_t1ce.nii.gz is not on the "
+        "grid of the FLAIR BraTS_2_flair.nii.gz (shape or affine differ); pass --resample to resample it onto the "
+        "FLAIR, or resample it yourself; fix or move them, then run again",
+    ),
+    BadInput(
+        "second-kaggle-mask-of-another-size",
+        "in a tree, a Kaggle case's mask slice of another size than its images (refused before any case is written)",
+        _second_kaggle_case_with_a_mask_of_another_size,
+        "1 of 2 cases fail their header checks, so nothing was written: CASE_B: TMP/in/CASE_B/CASE_B_2_mask.tif is "
+        "16x16 but the images are 32x32; fix or move them, then run again",
+    ),
+    BadInput(
+        "second-kaggle-slice-of-another-size",
+        "in a tree, a Kaggle case's slice of another size than its others (refused before any case is written)",
+        _second_kaggle_case_with_a_slice_of_another_size,
+        "1 of 2 cases fail their header checks, so nothing was written: CASE_B: TMP/in/CASE_B: mixed slice sizes or "
+        "channel counts ((32, 32, 3) and (16, 16, 3) in CASE_B_2.tif); fix or move them, then run again",
+    ),
+    BadInput(
+        "dicom-slice-of-another-size",
+        "in a tree, a DICOM series with one slice of other Rows and Columns (refused before any case is written)",
+        _dicom_slice_of_another_size_beside_a_good_series,
+        "1 of 2 cases fail their header checks, so nothing was written: S: TMP/in/S: slice 3 (slice002.dcm) is 4 x 4 "
+        "pixels (rows x columns) but slice 1 is 6 x 6; a volume needs one size for every slice: give each series its "
+        "own folder; fix or move them, then run again",
     ),
 ]
 

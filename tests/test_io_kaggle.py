@@ -12,7 +12,7 @@ import tifffile
 
 from synthetic import phantom, write_kaggle_case
 from flairseg.errors import InputError
-from flairseg.io import case_id_of, find_cases, index_cases, read_case, read_label, write_mask
+from flairseg.io import case_id_of, check_case, find_cases, index_cases, read_case, read_label, write_mask
 from flairseg.outputs import PredictionFolder
 from flairseg.kaggle import read_kaggle_case
 
@@ -274,3 +274,22 @@ def test_hidden_files_and_folders_are_never_cases(tmp_path: Path) -> None:
     assert index_cases(tmp_path / "in", masks="only") == {"CASE_A": case, "CASE_C": volume}
     with pytest.raises(InputError, match="case id '.flairseg' is a hidden name"):
         index_cases(tmp_path / "in" / ".flairseg.nii.gz")
+
+
+def test_slice_sizes_are_checked_from_the_headers_in_the_words_reading_uses(tmp_path: Path) -> None:
+    """check_case refuses a mask or an image slice of another size than the case's images before any slice is
+    decoded, as reading it does; a mask case (masks="only") of mixed sizes too."""
+    folder = _case(tmp_path)
+    tifffile.imwrite(folder / "CASE_2_mask.tif", np.zeros((32, 32), np.uint8))
+    with pytest.raises(InputError) as info:
+        check_case(folder)
+    assert str(info.value) == _error(folder) == f"{folder / 'CASE_2_mask.tif'} is 32x32 but the images are 64x64"
+    with pytest.raises(InputError) as info:
+        check_case(folder, masks="only")
+    expected = f"{folder}: mixed slice sizes ((64, 64) and (32, 32) in CASE_2_mask.tif)"
+    assert str(info.value) == _error(folder, masks="only") == expected
+    tifffile.imwrite(folder / "CASE_3.tif", np.zeros((48, 48, 3), np.uint8), photometric="rgb")
+    with pytest.raises(InputError) as info:
+        check_case(folder, masks="ignore")
+    expected = f"{folder}: mixed slice sizes or channel counts ((64, 64, 3) and (48, 48, 3) in CASE_3.tif)"
+    assert str(info.value) == _error(folder, masks="ignore") == expected

@@ -11,7 +11,7 @@ import pytest
 
 from flairseg.cli import main
 from flairseg.errors import InputError
-from flairseg.io import find_cases, read_case
+from flairseg.io import check_case, find_cases, read_case
 from flairseg.sequences import name_of
 from flairseg.volumes import read_sequences
 
@@ -193,3 +193,39 @@ def test_resampling_follows_world_coordinates(tmp_path: Path) -> None:
     nib.save(nib.Nifti1Image(data[::-1].copy(), flipped), tmp_path / "t1.nii.gz")
     case = read_sequences(tmp_path / "P_flair.nii.gz", pre=tmp_path / "t1.nii.gz", resample=True)
     np.testing.assert_allclose(case.image[..., 0], case.image[..., 1], atol=1e-3)
+
+
+def _refusal(call, *args, **kwargs) -> str:
+    with pytest.raises(InputError) as info:
+        call(*args, **kwargs)
+    return str(info.value)
+
+
+def test_the_header_pass_refuses_the_grids_reading_refuses(tmp_path: Path) -> None:
+    """check_case refuses from the headers alone what reading the case refuses, in the same words: a sequence off
+    its FLAIR's grid (unless resampled), a BraTS segmentation off it (read only as a tumour mask)."""
+    flair = _brats(tmp_path / "P", "P") / "P_flair.nii.gz"
+    check_case(flair)
+    _volume(tmp_path / "P" / "P_t1ce.nii.gz", 30, affine=AFFINE + np.diag([0, 0, 0.5, 0]))
+    assert _refusal(check_case, flair) == _refusal(read_case, flair)
+    assert "P_t1ce.nii.gz is not on the grid of the FLAIR P_flair.nii.gz" in _refusal(check_case, flair)
+    check_case(flair, resample=True)
+    shifted = AFFINE.copy()
+    shifted[0, 3] = 40.0
+    (tmp_path / "P" / "P_seg.nii.gz").unlink()
+    nib.save(nib.Nifti1Image(np.zeros((12, 10, 6), np.uint8), shifted), tmp_path / "P" / "P_seg.nii.gz")
+    refused = _refusal(check_case, flair, resample=True)
+    assert refused == _refusal(read_case, flair, resample=True)
+    assert refused.startswith("mask P_seg.nii.gz (shape (12, 10, 6)) is not on the grid of P_flair.nii.gz")
+    check_case(flair, mask_suffix="_brain", resample=True)  # a brain mask asked for: the tumour labels are not read
+
+
+def test_a_tree_of_sequences_off_their_flair_is_predicted_with_resample(tmp_path: Path) -> None:
+    """The header pass lets through what ``--resample`` reads: sequences on another grid than their FLAIR."""
+    for case_id in ("P", "Q"):
+        _brats(tmp_path / "in" / case_id, case_id)
+    _volume(tmp_path / "in" / "Q" / "Q_t1ce.nii.gz", 30, affine=AFFINE + np.diag([0, 0, 0.5, 0]))
+    argv = ["predict", "-i", str(tmp_path / "in"), "--quiet", "--threads", "1"]
+    assert main([*argv, "-o", str(tmp_path / "refused")]) == 1 and not (tmp_path / "refused").exists()
+    assert main([*argv, "-o", str(tmp_path / "out"), "--resample"]) == 0
+    assert (tmp_path / "out" / "Q_mask.nii.gz").is_file()

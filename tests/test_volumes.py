@@ -1018,3 +1018,18 @@ def test_long_series_with_rounded_positions_stay_on_their_grid(oblique: bool) ->
     gap = headers(np.delete(positions, 100, axis=0))
     with pytest.raises(InputError, match="off a regular grid"):
         _check_positions(gap, _slice_normal(gap, Path("S")), np.array([0.5, 0.5]), Path("S"))
+
+
+def test_a_slice_of_other_rows_and_columns_is_refused_from_the_headers_naming_it(tmp_path: Path) -> None:
+    """A volume has one size for every slice; the slice of another is named before any pixel is decoded (GDCM
+    fails on it with a fragment of its own message)."""
+    from flairseg.volumes import check_headers
+
+    _write_dicom_series(tmp_path / "s", np.ones((5, 6, 6)), (1.0, 1.0, 3.0), np.eye(3), (0.0, 0.0, 0.0))
+    _write_dicom_series(tmp_path / "small", np.ones((5, 4, 4)), (1.0, 1.0, 3.0), np.eye(3), (0.0, 0.0, 0.0))
+    shutil.copy(tmp_path / "small" / "slice002.dcm", tmp_path / "s" / "slice002.dcm")
+    expected = (
+        f"{tmp_path / 's'}: slice 3 (slice002.dcm) is 4 x 4 pixels (rows x columns) but slice 1 is 6 x 6; a volume "
+        "needs one size for every slice: give each series its own folder"
+    )
+    assert _message(check_headers, tmp_path / "s") == _message(read_dicom_series, tmp_path / "s") == expected

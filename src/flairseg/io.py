@@ -382,9 +382,12 @@ def _dicom_without_masks(path: Path) -> InputError:
     return InputError(f"{path} is a DICOM series, which carries no masks; give masks as NIfTI or TIFF")
 
 
-def check_case(path: str | os.PathLike, masks: MaskPolicy = "optional", mask_suffix: str = "_mask") -> None:
+def check_case(
+    path: str | os.PathLike, masks: MaskPolicy = "optional", mask_suffix: str = "_mask", resample: bool = False
+) -> None:
     """Check what a case's file names and headers declare, its mask's included, as :func:`read_case` would (a mask
-    case with masks="only"), without decoding pixels."""
+    case with masks="only"), without decoding pixels: the grids its files declare too, its mask's and (without
+    ``resample``) its other sequences' against its image's, and its slices' sizes."""
     path = Path(path)
     kind = _case_format(path)
     if kind == "kaggle":
@@ -394,10 +397,8 @@ def check_case(path: str | os.PathLike, masks: MaskPolicy = "optional", mask_suf
             raise _dicom_without_masks(path)
         check_label_header(path)
     else:
-        check_headers(path)
         mask = _sibling_label(path, mask_suffix) if kind == "nifti" and masks != "ignore" else None
-        if mask is not None:
-            check_label_header(mask)
+        check_headers(path, masks, mask, resample, tumour_labels=mask_suffix == "_mask")
 
 
 def write_mask(case: Case, mask: np.ndarray, path: str | os.PathLike, suffix: str = "_mask") -> Path:

@@ -55,15 +55,15 @@ def _read_tiff(path: Path) -> np.ndarray:
     return array
 
 
-def _page_shape(path: Path) -> tuple[int, ...]:
-    """The shape a slice file's header declares for its one page (every page would be decoded: a slice is one); a
-    page stored in tiles larger than itself counts as its tile (a tile is inflated whole before it is cropped)."""
+def _page_shape(path: Path) -> tuple[tuple[int, ...], int]:
+    """The shape a slice file's header declares for its one page, channels last (every page would be decoded: a slice
+    is one), and the pixels decoding it takes: a page stored in tiles larger than itself takes its tile (a tile is
+    inflated whole before it is cropped)."""
     try:
         with tifffile.TiffFile(path) as tiff:
             page, pages = tiff.pages[0], len(tiff.pages)
-            shape = tuple(page.shape[axis] for axis in _channels_last(page, page.shape))
-            if page.is_tiled:
-                shape = (max(shape[0], page.tilelength), max(shape[1], page.tilewidth), *shape[2:])
+            shape = tuple(int(page.shape[axis]) for axis in _channels_last(page, page.shape))
+            plane = (max(shape[0], page.tilelength), max(shape[1], page.tilewidth)) if page.is_tiled else shape[:2]
     except PermissionError:
         raise read_denied(path) from None
     except Exception as exc:  # tifffile raises many types for corrupt, truncated or non-TIFF files
@@ -73,18 +73,47 @@ def _page_shape(path: Path) -> tuple[int, ...]:
             f"{path} holds {pages:,} pages (images); a slice is one page, (H, W) or (H, W, channels): "
             "split the stack into <CASE>_<k>.tif files"
         )
-    return shape
+    return shape, int(np.prod(plane, dtype=np.int64))
 
 
-def _check_declared_size(folder: Path, files: Sequence[Path]) -> None:
-    """Every slice's TIFF header readable and of one page, and the case's size as they declare it within the memory
-    budget."""
-    largest, channels = 0, 1
+def _declared_shapes(folder: Path, files: Sequence[Path]) -> list[tuple[int, ...]]:
+    """Every slice's shape as its TIFF header declares it (readable, of one page), the case's size as they declare it
+    checked against the memory budget."""
+    shapes, largest, channels = [], 0, 1
     for path in files:
-        shape = _page_shape(path)
-        largest = max(largest, int(np.prod(shape[:2], dtype=np.int64)))
-        channels = max(channels, int(shape[2]) if len(shape) == 3 else 1)
+        shape, pixels = _page_shape(path)
+        shapes.append(shape)
+        largest = max(largest, pixels)
+        channels = max(channels, shape[2] if len(shape) == 3 else 1)
     check(largest * len(files), channels, f"case {folder}")
+    return shapes
+
+
+def _mixed_images(folder: Path, first: tuple[int, ...], shape: tuple[int, ...], name: str) -> InputError:
+    return InputError(f"{folder}: mixed slice sizes or channel counts ({first} and {shape} in {name})")
+
+
+def _label_off_images(path: Path, label: tuple[int, ...], plane: tuple[int, ...]) -> InputError:
+    return InputError(f"{path} is {label[0]}x{label[1]} but the images are {plane[0]}x{plane[1]}")
+
+
+def _mixed_labels(folder: Path, plane: tuple[int, ...], label: tuple[int, ...], name: str) -> InputError:
+    return InputError(f"{folder}: mixed slice sizes ({plane} and {label[:2]} in {name})")
+
+
+def _check_declared_sizes(folder: Path, images: Sequence[Path], labels: Sequence[Path]) -> None:
+    """One size (and channel count) for every image slice, and the images' size for every label slice, as their TIFF
+    headers declare them, checked before any slice is decoded (by the rules reading them applies: the same
+    messages), so that a case of slices of other sizes is refused before any case of a tree is written."""
+    shapes = [(*shape, 1) if len(shape) == 2 else shape for shape in _declared_shapes(folder, images)]
+    for path, shape in zip(images, shapes):
+        if shape != shapes[0]:
+            raise _mixed_images(folder, shapes[0], shape, path.name)
+    plane = shapes[0][:2] if shapes else None
+    for path, shape in zip(labels, _declared_shapes(folder, labels) if labels else []):
+        if plane is not None and shape[:2] != plane:
+            raise _label_off_images(path, shape, plane) if images else _mixed_labels(folder, plane, shape, path.name)
+        plane = shape[:2]
 
 
 def slice_files(folder: Path, suffix: str) -> dict[int, Path]:
@@ -123,13 +152,11 @@ def _stack_labels(
         if label.ndim == 3:
             label = label.max(axis=2)
         if plane is not None and label.shape != plane:
-            raise InputError(
-                f"{files[k]} is {label.shape[0]}x{label.shape[1]} but the images are {plane[0]}x{plane[1]}"
-            )
+            raise _label_off_images(files[k], label.shape, plane)
         if plane is None:
             plane = label.shape
         elif label.shape != plane:
-            raise InputError(f"{folder}: mixed slice sizes ({plane} and {label.shape} in {files[k].name})")
+            raise _mixed_labels(folder, plane, label.shape, files[k].name)
         slices.append(label)
     return np.stack(slices)
 
@@ -147,7 +174,7 @@ def kaggle_files(
             raise InputError(f"{folder} holds no <CASE>_<k>{mask_suffix}.tif files")
         numbers = sorted(mask_files)
         _check_numbering(folder, numbers, "mask")
-        _check_declared_size(folder, [mask_files[k] for k in numbers])
+        _check_declared_sizes(folder, [], [mask_files[k] for k in numbers])
         return numbers, image_files, mask_files
     if not image_files:
         raise InputError(f"{folder} holds no <CASE>_<k>.tif slices; point flairseg at a Kaggle-layout case folder")
@@ -160,9 +187,7 @@ def kaggle_files(
             f"{folder}: {len(mask_files)} masks for {len(numbers)} image slices; every slice needs exactly one mask "
             f"(slices without a mask: {sorted(set(numbers) - set(mask_files))[:5]})"
         )
-    _check_declared_size(folder, [image_files[k] for k in numbers])
-    if mask_files:
-        _check_declared_size(folder, [mask_files[k] for k in numbers])
+    _check_declared_sizes(folder, [image_files[k] for k in numbers], [mask_files[k] for k in sorted(mask_files)])
     return numbers, image_files, mask_files
 
 
@@ -197,10 +222,7 @@ def read_kaggle_case(folder: str | os.PathLike, masks: MaskPolicy = "optional", 
         array = _read_tiff(image_files[k])
         array = array[..., None] if array.ndim == 2 else array
         if slices and array.shape != slices[0].shape:
-            raise InputError(
-                f"{folder}: mixed slice sizes or channel counts ({slices[0].shape} and {array.shape} in "
-                f"{image_files[k].name})"
-            )
+            raise _mixed_images(folder, slices[0].shape, array.shape, image_files[k].name)
         slices.append(array)
     image = np.stack(slices)
     # the resolved name: "." or "cases/.." would otherwise become case ids that escape the output folder

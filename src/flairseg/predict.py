@@ -262,17 +262,23 @@ class PredictResult:
 
 
 def _check_headers(
-    paths: Sequence[Path | Case], label: str, truth_index: dict[str, Path], labels_read: Sequence[str]
+    paths: Sequence[Path | Case],
+    label: str,
+    truth_index: dict[str, Path],
+    labels_read: Sequence[str],
+    resample: bool = False,
 ) -> None:
     """Refuse the run, before anything is written, when a case's file names or headers fail their checks: its own and
-    its mask's, those of the labels the model reads as its input (``labels_read``: :func:`_suffixes_read`), and its
-    truth's in ``truth_index``, whose grid must be the image's (:func:`_check_truth_grid`)."""
+    its mask's (the grids they declare included: a mask or, without ``resample``, a sequence off its FLAIR's grid;
+    slices of another size), those of the labels the model reads as its input (``labels_read``:
+    :func:`_suffixes_read`), and its truth's in ``truth_index``, whose grid must be the image's
+    (:func:`_check_truth_grid`)."""
     failed = []
     for path in paths:
         case_id = _case_id(path)
         try:
             if isinstance(path, Path):
-                check_case(path, masks="optional", mask_suffix=label)
+                check_case(path, masks="optional", mask_suffix=label, resample=resample)
             _check_label_headers(path, labels_read)
             if case_id in truth_index:
                 check_case(truth_index[case_id], masks="only", mask_suffix=label)
@@ -384,7 +390,7 @@ def predict_tree(
     paths = cases if given is not None else _cases_of_part(cases, part)
     label = TASK_SPECS[segmenter.task].label_suffix
     truth_index = _truth_index(truth, label, cases, quiet)
-    _check_headers(paths, label, truth_index, _suffixes_read(segmenter, brain_segmenter))
+    _check_headers(paths, label, truth_index, _suffixes_read(segmenter, brain_segmenter), resample)
     inputs = _run_inputs(source, out, bids, cases, _files_read(given, truth, segmenter, brain_segmenter))
     out_path = check_output(out, inputs, overwrite=True, replaces=False)
     if mask_file is not None:

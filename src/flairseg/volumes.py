@@ -300,12 +300,7 @@ def read_nifti(path: str | os.PathLike, mask_path: str | os.PathLike | None = No
     if mask_path is not None:
         mask_path = Path(mask_path)
         mask_image, mask_data = _load_nifti(mask_path)
-        if mask_data.shape != data.shape or not np.allclose(mask_image.affine, image.affine, atol=1e-4):
-            raise InputError(
-                f"mask {mask_path.name} (shape {mask_data.shape}) is not on the grid of {path.name} (shape "
-                f"{data.shape}): "
-                "shape or affine differ; resample the mask onto the image"
-            )
+        _check_mask_grid(mask_path, (mask_image.affine, mask_data.shape), path, (image.affine, data.shape))
         check_mask_values(mask_data, case_id or stem, mask_path.name)
         mask = _to_processing(mask_data != 0, ornt)
     geometry = Geometry(
@@ -357,19 +352,43 @@ def read_sequences(
             record.append((role, "copy of FLAIR"))  # the stand-in the released model is trained for
             continue
         other = read_nifti(path)
-        same_grid = other.image.shape == flair_case.image.shape and np.allclose(
-            other.geometry.affine, flair_case.geometry.affine, atol=1e-4
-        )
+        same_grid = _same_grid(_grid_of(other), _grid_of(flair_case))
         if not same_grid and not resample:
-            raise InputError(
-                f"{Path(path).name} is not on the grid of the FLAIR {Path(flair).name} (shape or affine differ); "
-                "pass --resample to resample it onto the FLAIR, or resample it yourself"
-            )
+            raise _off_flair_grid(Path(path), Path(flair))
         channels.append(
             other.image[..., 0] if same_grid else _resampled_onto(Path(path), Path(flair), flair_case.geometry.ornt)
         )
         record.append((role, str(Path(path).resolve()) + ("" if same_grid else " (resampled onto the FLAIR)")))
     return dataclasses.replace(flair_case, image=np.stack(channels, axis=-1), sequences=tuple(record))
+
+
+_Grid = tuple[np.ndarray, tuple[int, ...]]  # a volume's affine and its stored 3-D shape
+
+
+def _grid_of(case: Case) -> _Grid:
+    return case.geometry.affine, case.geometry.input_shape  # type: ignore[return-value]
+
+
+def _same_grid(grid: _Grid, reference: _Grid) -> bool:
+    """The rule for the files of one case read voxel for voxel together (a mask beside its image, a sequence beside
+    its FLAIR): one stored shape, and affines equal to 1e-4. The headers declare both, so the header pass
+    (:func:`check_headers`) applies it before any case is read, as reading does."""
+    return tuple(grid[1]) == tuple(reference[1]) and bool(np.allclose(grid[0], reference[0], atol=1e-4))
+
+
+def _check_mask_grid(mask: Path, grid: _Grid, image: Path, reference: _Grid) -> None:
+    if not _same_grid(grid, reference):
+        raise InputError(
+            f"mask {mask.name} (shape {tuple(grid[1])}) is not on the grid of {image.name} (shape "
+            f"{tuple(reference[1])}): shape or affine differ; resample the mask onto the image"
+        )
+
+
+def _off_flair_grid(path: Path, flair: Path) -> InputError:
+    return InputError(
+        f"{path.name} is not on the grid of the FLAIR {flair.name} (shape or affine differ); "
+        "pass --resample to resample it onto the FLAIR, or resample it yourself"
+    )
 
 
 def _check_case_memory(flair: Path, pre: str | os.PathLike | None, post: str | os.PathLike | None) -> None:
@@ -411,7 +430,7 @@ def read_named_sequences(
     The mask is ``mask_path`` when given, else (``tumour_labels``: the mask asked for is a tumour
     mask) BraTS ``seg`` labels (nonzero = the whole tumour), unless ``masks`` is "ignore".
     """
-    from flairseg.sequences import LABEL, name_of, siblings
+    from flairseg.sequences import name_of, siblings
 
     named = name_of(flair)
     found = siblings(flair)
@@ -422,20 +441,30 @@ def read_named_sequences(
                 f"case {named.case_id if named else flair.name}: more than one {kind} volume ({names}); "
                 "keep one, or name the files with flairseg predict --flair/--t1/--t1c"
             )
-    brats = named is not None and named.convention.startswith("brats")
-    labels = found.get(LABEL, []) if brats and tumour_labels and masks != "ignore" else []
-    labels = [mask_path] if mask_path is not None and masks != "ignore" else labels
-    if masks in ("required", "only") and not labels:
+    label = _case_label(flair, found, masks, mask_path, tumour_labels)
+    if masks in ("required", "only") and label is None:
         raise InputError(f"{flair} has no segmentation beside it, and masks are required here")
     pre, post = _pre_and_post(found)
     return read_sequences(
-        flair,
-        pre,
-        post,
-        mask_path=labels[0] if labels else None,
-        case_id=named.case_id if named else None,
-        resample=resample,
+        flair, pre, post, mask_path=label, case_id=named.case_id if named else None, resample=resample
     )
+
+
+def _case_label(
+    flair: Path, found: dict[str, list[Path]], masks: str, mask_path: Path | None, tumour_labels: bool
+) -> Path | None:
+    """The label file a FLAIR's case is read with: ``mask_path`` when given, else (``tumour_labels``: the mask asked
+    for is a tumour mask) a BraTS case's ``seg`` labels among its :func:`~flairseg.sequences.siblings` ``found``;
+    none where ``masks`` is "ignore"."""
+    from flairseg.sequences import LABEL, name_of
+
+    if masks == "ignore":
+        return None
+    if mask_path is not None:
+        return mask_path
+    named = name_of(flair)
+    brats = named is not None and named.convention.startswith("brats")
+    return found.get(LABEL, [None])[0] if brats and tumour_labels else None
 
 
 def _pre_and_post(found: dict[str, list[Path]]) -> tuple[Path | None, Path | None]:
@@ -577,10 +606,24 @@ def _check_positions(headers: _SliceHeaders, normal: np.ndarray, pixel_spacing: 
         )
 
 
+def _check_slice_sizes(headers: _SliceHeaders, slices: Sequence[PixelBytes], folder: Path) -> None:
+    """Refuse a slice whose Rows and Columns differ from the first slice's: a volume has one size (a reader fails on
+    it with a fragment of its own message, or worse)."""
+    first = (slices[0].rows, slices[0].columns)
+    for k, pixels in enumerate(slices):
+        if (pixels.rows, pixels.columns) != first:
+            raise InputError(
+                f"{folder}: slice {k + 1} ({headers.names[k]}) is {pixels.rows} x {pixels.columns} pixels (rows x "
+                f"columns) but slice 1 is {first[0]} x {first[1]}; a volume needs one size for every slice: give each "
+                "series its own folder"
+            )
+
+
 def _check_geometry(files: Sequence[str], slices: Sequence[PixelBytes], folder: Path) -> None:
     """The series' geometry from its files' headers (``slices``, in the order of ``files``), before a pixel is
-    decoded: every slice with one positive Pixel Spacing, one plane and a place on one regular grid."""
+    decoded: every slice of one size, with one positive Pixel Spacing, one plane and a place on one regular grid."""
     headers = _SliceHeaders(tuple(Path(name).name for name in files), tuple(pixels.geometry for pixels in slices))
+    _check_slice_sizes(headers, slices, folder)
     pixel_spacing = _pixel_spacing(headers, folder)
     _check_positions(headers, _slice_normal(headers, folder), pixel_spacing, folder)
 
@@ -718,19 +761,38 @@ def _check_nothing_left_out(files: Sequence[str], screened: Iterable[str], folde
             )
 
 
-def check_headers(path: Path) -> None:
-    """What a NIfTI case (with the sequences and labels named beside it) or a DICOM series declares in its
-    headers, checked as reading it would, without decoding any voxel."""
+def check_headers(
+    path: Path,
+    masks: str = "optional",
+    mask_path: Path | None = None,
+    resample: bool = False,
+    tumour_labels: bool = True,
+) -> None:
+    """What a NIfTI case (with the sequences and labels named beside it, its mask ``mask_path``) or a DICOM series
+    declares in its headers, checked as reading it would (:func:`read_named_sequences`, same arguments), without
+    decoding any voxel: the grids its mask and (without ``resample``) its other sequences declare included, so that a
+    case off its own grid is refused before any case of a tree is written."""
     if path.is_dir():
         _dicom_series_files(path)
         return
     from flairseg.sequences import siblings
 
     found = siblings(path)
-    for files in found.values():  # the FLAIR among them
-        for other in files:
-            _nifti_header(other)
-    _check_case_memory(path, *_pre_and_post(found))
+    grids = {other: _header_grid(other) for files in found.values() for other in files}  # the FLAIR among them
+    pre, post = _pre_and_post(found)
+    _check_case_memory(path, pre, post)
+    label = _case_label(path, found, masks, mask_path, tumour_labels)
+    if label is not None:
+        _check_mask_grid(label, grids.get(label) or _header_grid(label), path, grids[path])
+    for other in () if resample else (pre, post):
+        if other is not None and not _same_grid(grids[other], grids[path]):
+            raise _off_flair_grid(other, path)
+
+
+def _header_grid(path: Path) -> _Grid:
+    """A NIfTI file's grid as its header declares it, the header checked (:func:`_nifti_header`)."""
+    image, shape = _nifti_header(path)
+    return image.affine, shape
 
 
 def nifti_grid(path: Path) -> Geometry:
