@@ -1774,6 +1774,51 @@ def _dicom_slice_of_another_size_beside_a_good_series(tmp: Path) -> list[str]:
     return _predict(tmp, tmp / "in")
 
 
+def _cv_with_init(tmp: Path, init: Path) -> list[str]:
+    """`cv` into TMP/cv of three cases, fine-tuning from ``init``."""
+    argv = ["cv", *_train(tmp)[1:], "--init", str(init)]
+    argv[argv.index(str(tmp / "run"))] = str(tmp / "cv")
+    return argv
+
+
+def _cv_init_not_a_checkpoint_record(tmp: Path) -> list[str]:
+    """`cv --init list.json`, a JSON list beside a tensor file of the same name."""
+    (tmp / "list.json").write_text("[]")
+    (tmp / "list.safetensors").write_bytes(b"")
+    return _cv_with_init(tmp, tmp / "list.json")
+
+
+def _cv_init_a_folder(tmp: Path) -> list[str]:
+    """`cv --init` a folder (a previous cross-validation run) rather than its ensemble."""
+    (tmp / "previous").mkdir()
+    return _cv_with_init(tmp, tmp / "previous")
+
+
+def _cv_fold_record_replaced(tmp: Path, name: str, edit: Callable[[dict], object]) -> list[str]:
+    """Fold 0 of a cross-validation trained, then its record ``name`` replaced by ``edit`` of it; `cv --fold 0`."""
+    argv = ["cv", *_train(tmp)[1:], "--fold", "0"]
+    argv[argv.index(str(tmp / "run"))] = str(tmp / "cv")
+    assert main(argv) == 0
+    _edit_json(tmp / "cv" / "fold-0" / name, edit)
+    return argv
+
+
+def _cv_fold_state_not_an_object(tmp: Path) -> list[str]:
+    return _cv_fold_record_replaced(tmp, "last.json", lambda state: [])
+
+
+def _cv_fold_state_epoch_not_a_number(tmp: Path) -> list[str]:
+    return _cv_fold_record_replaced(tmp, "last.json", lambda state: {**state, "epoch": "x"})
+
+
+def _cv_fold_recipe_not_an_object(tmp: Path) -> list[str]:
+    return _cv_fold_record_replaced(tmp, "config.json", lambda recipe: None)
+
+
+def _predicted_case_record_not_an_object(tmp: Path) -> list[str]:
+    return _predicted_then(tmp, "records/CASE_mask.json", b"[]")
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -3206,6 +3251,43 @@ CATALOGUE = [
         "1 of 2 cases fail their header checks, so nothing was written: S: TMP/in/S: slice 3 (slice002.dcm) is 4 x 4 "
         "pixels (rows x columns) but slice 1 is 6 x 6; a volume needs one size for every slice: give each series its "
         "own folder; fix or move them, then run again",
+    ),
+    BadInput(
+        "cv-init-not-a-checkpoint-record",
+        "`cv --init list.json`, a JSON list (not a checkpoint's record) beside list.safetensors",
+        _cv_init_not_a_checkpoint_record,
+        "TMP/list.json is not a flairseg checkpoint description (no sha256)",
+    ),
+    BadInput(
+        "cv-init-a-folder",
+        "`cv --init` a folder (a previous cross-validation run) instead of its ensemble",
+        _cv_init_a_folder,
+        "checkpoint TMP/previous needs both previous.safetensors and previous.json",
+    ),
+    BadInput(
+        "cv-fold-state-not-an-object",
+        "`cv --fold 0` again after fold 0's last.json was replaced by a JSON list",
+        _cv_fold_state_not_an_object,
+        "TMP/cv/fold-0/last.json is not a training-state record (a JSON object)",
+    ),
+    BadInput(
+        "cv-fold-state-epoch-not-a-number",
+        '`cv --fold 0` again after fold 0\'s last.json got the epoch "x"',
+        _cv_fold_state_epoch_not_a_number,
+        "TMP/cv/fold-0/last.json: epoch 'x' is not a whole number >= -1",
+    ),
+    BadInput(
+        "cv-fold-recipe-not-an-object",
+        "`cv --fold 0` again after fold 0's config.json was replaced by null",
+        _cv_fold_recipe_not_an_object,
+        "TMP/cv/fold-0/config.json is not a training recipe (a JSON object of settings)",
+    ),
+    BadInput(
+        "predicted-case-record-not-an-object",
+        "a prediction rerun after a case's record (report/records/CASE_mask.json) was replaced by a JSON list",
+        _predicted_case_record_not_an_object,
+        "case CASE in TMP/pred has an unreadable record of how it was made (CASE_mask.json); pass --overwrite to "
+        "predict it again",
     ),
 ]
 

@@ -233,6 +233,26 @@ def test_fold_k_is_fine_tuned_from_member_k_of_the_ensemble(crossval, data: Path
     assert not (tmp_path / "leak").exists() or not any((tmp_path / "leak").iterdir())
 
 
+def test_init_is_read_as_every_checkpoint_is(crossval, data: Path, tmp_path: Path) -> None:
+    """``--init`` names an ensemble as any checkpoint option does (NAME, NAME.json, NAME.safetensors); what is no
+    checkpoint is refused by the checkpoint reader, naming the file and never advising to delete the input."""
+    from flairseg.cv import check_init
+    from flairseg.errors import WeightsError
+
+    for given in ("ensemble", "ensemble.json", "ensemble.safetensors"):
+        check_init(crossval.out / given, _config(), data)
+    (tmp_path / "list.json").write_text("[]")
+    (tmp_path / "list.safetensors").write_bytes(b"")
+    refused = {
+        crossval.out: f"checkpoint {crossval.out} needs both cv.safetensors and cv.json",
+        tmp_path / "list.json": f"{tmp_path / 'list.json'} is not a flairseg checkpoint description (no sha256)",
+    }
+    for given, message in refused.items():
+        with pytest.raises(WeightsError) as refusal:
+            check_init(given, _config(), data)
+        assert str(refusal.value) == message
+
+
 def test_a_fold_started_from_other_weights_is_neither_kept_nor_resumed(crossval, data: Path, tmp_path: Path) -> None:
     """A fold's start.json is compared with the start asked for: folds trained from random weights are not kept as
     fine-tuned from an ensemble, nor fine-tuned ones as trained from random weights, nor ones fine-tuned from an

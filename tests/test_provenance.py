@@ -415,6 +415,22 @@ def test_a_changed_setting_is_named_down_to_its_own_key(tmp_path: Path) -> None:
         check_reusable(record, expected, Path("out"))
 
 
+@pytest.mark.parametrize("content", ["{", "[]", "null", '"x"', "3"])
+def test_a_record_that_is_not_a_json_object_is_unreadable(tmp_path: Path, content: str) -> None:
+    """A case's record that does not parse or parses to no object is one unreadable record to every reader: a rerun
+    refuses it in one line, and it names no outputs and no slices."""
+    from flairseg.errors import InputError
+    from flairseg.provenance import check_reusable, read_record, recorded_outputs, recorded_slices
+
+    record = tmp_path / "C_mask.json"
+    record.write_text(content)
+    with pytest.raises(
+        InputError, match=r"^case C in out has an unreadable record of how it was made \(C_mask\.json\); "
+    ):
+        check_reusable(record, {"case": "C", "inputs": []}, Path("out"))
+    assert read_record(record) == {} and recorded_outputs(record) is None and recorded_slices(record) == set()
+
+
 def test_a_changed_brain_label_read_by_the_model_is_not_reused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -360,7 +360,8 @@ def _add_cv(commands: argparse._SubParsersAction) -> None:
         "--init",
         metavar="ENSEMBLE",
         help="fine-tune: fold k starts from member k of an ensemble that flairseg cv made "
-        "over the same folds (its JSON, or a released model's name, e.g. abnormality-lgg-cv5-v3)",
+        "over the same folds (given as any checkpoint: NAME, NAME.json or NAME.safetensors; or a released "
+        "model's name, e.g. abnormality-lgg-cv5-v3)",
     )
     _add_memory(cv)
     _add_device(cv)

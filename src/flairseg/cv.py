@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from flairseg.cases import Case
-from flairseg.config import PostprocessConfig, TrainConfig, from_dict, parse_json, replace
-from flairseg.errors import ConfigError, InputError
+from flairseg.config import PostprocessConfig, TrainConfig, parse_json, replace
+from flairseg.errors import InputError
 from flairseg.metrics import CaseMetrics, case_metrics, dice_from_counts
 from flairseg.postprocess import select_components
 
@@ -63,21 +63,14 @@ def fold_run(out: Path, fold: int) -> Path:
     return out / f"fold-{fold}"
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        return parse_json(path.read_text())
-    except (OSError, ValueError):
-        raise InputError(
-            f"{path} is unreadable or truncated; delete the fold's folder {path.parent} and run again"
-        ) from None
-
-
 def is_finished(run: Path, config: TrainConfig) -> bool:
-    """Whether a fold's run has trained every epoch (and made its tail average, when asked)."""
-    last = run / "last.json"
-    if not last.is_file():
+    """Whether a fold's run has trained every epoch (and made its tail average, when asked), by its training-state
+    record read as ``train --resume`` reads it."""
+    from flairseg.train import state_record
+
+    if not (run / "last.json").is_file():
         return False
-    done = _read_json(last).get("epoch", -1) >= config.epochs - 1 and (
+    done = state_record(run, config.task)["epoch"] >= config.epochs - 1 and (
         not config.average_last or (run / "average.json").is_file()
     )
     if done and not (run / "best.json").is_file():
@@ -89,15 +82,13 @@ def is_finished(run: Path, config: TrainConfig) -> bool:
 
 
 def _check_recipe(run: Path, config: TrainConfig) -> None:
+    """Refuse a fold's run without its recipe and split, or with another recipe than ``config`` (its config.json read
+    as ``train --resume`` reads it)."""
+    from flairseg.train import recorded_recipe
+
     if not (run / "config.json").is_file() or not (run / "split.json").is_file():
         raise InputError(f"{run} is an incomplete fold (no config.json or split.json); delete it and run again")
-    try:
-        saved = from_dict(TrainConfig, _read_json(run / "config.json"))
-    except ConfigError as exc:
-        raise InputError(
-            f"{run}/config.json is not a recipe flairseg can read ({exc}); delete the fold and run again"
-        ) from None
-    if saved != config:
+    if recorded_recipe(run) != config:
         raise InputError(
             f"{run} was trained with another recipe than the one given; use a new output folder or the same recipe"
         )
@@ -159,15 +150,22 @@ def check_outputs(config: TrainConfig, data: Path, out: Path, inputs: InputPaths
 
 
 def check_init(init: Path, config: TrainConfig, data: Path) -> None:
-    """Refuse an ``--init`` ensemble whose member k did not hold out exactly fold k's test cases (that would leak
+    """Refuse an ``--init`` that is not a checkpoint (read as every checkpoint is: NAME, NAME.json or
+    NAME.safetensors), or an ensemble whose member k did not hold out exactly fold k's test cases (that would leak
     them).
     """
+    from flairseg.checkpoint import load_model
     from flairseg.data import make_split
     from flairseg.io import index_cases
 
-    meta = _read_json(init)
+    _, meta = load_model(init, config.task)
     folds = meta.get("test_folds")
-    if meta.get("members") != config.folds or not isinstance(folds, list) or len(folds) != config.folds:
+    if (
+        meta.get("members") != config.folds
+        or not isinstance(folds, list)
+        or len(folds) != config.folds
+        or not all(isinstance(held, list) for held in folds)
+    ):
         raise InputError(
             f"{init} is not an ensemble of {config.folds} fold models made by flairseg cv; "
             "fine-tune each fold from its own fold model"
@@ -198,7 +196,7 @@ def train_folds(
     """
     from flairseg.data import check_data, load_split
     from flairseg.io import index_cases
-    from flairseg.train import check_recorded_split, train
+    from flairseg.train import check_recorded_split, state_record, train
 
     chosen = list(range(config.folds)) if folds is None else list(folds)
     wrong = [f for f in chosen if not 0 <= f < config.folds]
@@ -218,7 +216,7 @@ def train_folds(
         started = run.exists()
         if started and is_finished(run, fold_config):
             check_data(run, paths)  # a finished fold is kept only while its data are as it trained on them
-            check_recorded_split(run, load_split(run / "split.json"), _read_json(run / "last.json"))
+            check_recorded_split(run, load_split(run / "split.json"), state_record(run, fold_config.task))
             continue
         if not quiet:
             print(f"fold {fold + 1} of {config.folds}: {'resuming' if started else 'training'} {run}", file=sys.stderr)

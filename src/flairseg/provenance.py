@@ -101,10 +101,7 @@ def _relative(path: Path, folder: Path) -> str:
 def recorded_outputs(path: Path) -> list[dict[str, Any]] | None:
     """The outputs (role, file, sha256) a record at ``path`` names; None where it names none (an older flairseg's,
     or a record unreadable or of another shape)."""
-    try:
-        outputs = parse_json(path.read_text()).get("outputs")
-    except (OSError, ValueError, AttributeError):
-        return None
+    outputs = read_record(path).get("outputs")
     fields = ("role", "file", "sha256")
     entries = outputs if isinstance(outputs, list) else []
     if not entries or not all(isinstance(e, dict) and all(isinstance(e.get(k), str) for k in fields) for e in entries):
@@ -161,13 +158,12 @@ def check_reusable(path: Path, expected: dict[str, Any], out: Path) -> None:
     """Allow skipping a finished case only when its record at ``path`` matches ``expected``; else a one-line
     InputError.
     """
-    try:
-        found = parse_json(path.read_text())
-    except (OSError, ValueError):
+    found = _parsed_record(path)
+    if found is None:
         raise InputError(
             f"case {expected['case']} in {out} has an unreadable record of how it was made ({path.name}); "
             "pass --overwrite to predict it again"
-        ) from None
+        )
     changed = [key for key in expected if key != "inputs" and found.get(key) != expected[key]]
     changed += ["inputs"] if _inputs_differ(found.get("inputs"), expected["inputs"]) else []
     if changed == ["inputs"]:
@@ -186,11 +182,18 @@ def check_reusable(path: Path, expected: dict[str, Any], out: Path) -> None:
 
 def read_record(path: Path) -> dict[str, Any]:
     """The record at ``path``; empty where it cannot be read (a rerun of its case refuses it, in check_reusable)."""
+    found = _parsed_record(path)
+    return {} if found is None else found
+
+
+def _parsed_record(path: Path) -> dict[str, Any] | None:
+    """The record at ``path``, the one reader of records; None where it cannot be read or is not a JSON object (no
+    record: a rerun of its case refuses it, in check_reusable)."""
     try:
         found = parse_json(path.read_text())
     except (OSError, ValueError):
-        return {}
-    return found if isinstance(found, dict) else {}
+        return None
+    return found if isinstance(found, dict) else None
 
 
 def differing_setting(found: dict[str, Any], settings: dict[str, Any]) -> tuple[str, str, str] | None:

@@ -251,12 +251,12 @@ def _resumed_plan(out: Path, paths: dict[str, Path]) -> tuple[TrainConfig, Split
     """A resumed run's config and split, checked against its other files and the data (case id -> path)."""
     if not (out / "config.json").is_file() or not (out / "split.json").is_file():
         raise InputError(f"{out} is not a flairseg run folder (no config.json / split.json) to resume")
-    config = _recipe_of(read_json(out / "config.json"), str(out / "config.json"))
+    config = recorded_recipe(out)
     split = load_split(out / "split.json")
     _check_split_cases(split, paths)
     _check_recipe(config)
     if checkpoint.paths_of(out / "last")[1].is_file():  # its record now, before the cases are prepared
-        _check_last_record(out, config, split, read_json(out / "last.json"))  # the tensors are read when resuming
+        _check_last_record(out, config, split, state_record(out, config.task))  # the tensors are read when resuming
     else:
         _check_never_checkpointed(out)
     check_data(out, paths)
@@ -270,14 +270,22 @@ def _check_split_cases(split: Split, paths: dict[str, Path]) -> None:
         raise InputError(f"the data folder lacks {len(missing)} cases of the run's split (e.g. {missing[0]})")
 
 
-def _check_last_record(out: Path, config: TrainConfig, split: Split, record: object) -> None:
-    """A run's training-state record (last.json): of the run's task, made under the recipe its config.json holds
-    now (a recipe edited in between would be only partly used) and the split its split.json holds now, its best
-    model still there."""
+def state_record(out: Path, task: str) -> dict[str, object]:
+    """A run's training-state record (last.json), read and checked: a JSON object of a ``task`` run with epochs and
+    counts a run writes. What ``train --resume`` and ``cv`` (whether a fold is finished) read it with."""
     what = str(out / "last.json")
+    record = read_json(out / "last.json")
     if not isinstance(record, dict):
         raise InputError(f"{what} is not a training-state record (a JSON object)")
-    checkpoint.check_state_record(record, what, config.task)
+    checkpoint.check_state_record(record, what, task)
+    return record
+
+
+def _check_last_record(out: Path, config: TrainConfig, split: Split, record: dict[str, object]) -> None:
+    """A run's training-state record (last.json, read by :func:`state_record`): made under the recipe its
+    config.json holds now (a recipe edited in between would be only partly used) and the split its split.json holds
+    now, its best model still there."""
+    what = str(out / "last.json")
     check_recorded_split(out, split, record)
     if "recipe" in record:  # a state saved before states recorded their recipe is taken as the config's
         changed = first_difference(_recipe_of(record["recipe"], f"{what} (its recipe)"), config)
@@ -361,6 +369,12 @@ def _check_best(out: Path, task: str) -> None:
         raise WeightsError(
             f"the best model of {out} does not load ({exc}); restore it, or train the run again with --overwrite"
         ) from None
+
+
+def recorded_recipe(out: Path) -> TrainConfig:
+    """A run's recipe as its config.json records it, checked (:func:`_recipe_of`): what ``train --resume`` and
+    ``cv`` (whether a fold was trained with the recipe given) read it with."""
+    return _recipe_of(read_json(out / "config.json"), str(out / "config.json"))
 
 
 def _recipe_of(values: object, what: str) -> TrainConfig:
