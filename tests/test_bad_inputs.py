@@ -3196,14 +3196,14 @@ CATALOGUE = [
         "changed",
         _resume_with_an_emptied_data_record,
         "TMP/old/data.json is not the record of the run's data (the 2 training and validation cases of its "
-        "split.json); restore it, or train the run again with --overwrite",
+        "split.json); restore it, or train again into a new folder",
     ),
     BadInput(
         "cv-fold-with-a-data-record-lacking-a-case",
         "rerunning cv over a finished fold whose data.json lost its training case, which then changed",
         _cv_fold_with_a_data_record_lacking_a_case,
         "TMP/cv/fold-0/data.json is not the record of the run's data (the 2 training and validation cases of its "
-        "split.json); restore it, or train the run again with --overwrite",
+        "split.json); restore it, or train again into a new folder",
     ),
     BadInput(
         "thin-volume-over-the-budget-on-the-model-grid",
@@ -3861,3 +3861,16 @@ def test_a_slice_the_system_refuses_to_open_is_not_called_corrupt(
     assert main(argv) == 1
     err = capsys.readouterr().err.strip().replace(str(tmp_path), "TMP")
     assert err.startswith("flairseg: error: permission denied: cannot read TMP/in/CASE/CASE_1.tif;"), err
+
+
+def test_cv_refuses_a_kept_folds_changed_data_before_another_fold_trains(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`cv --fold 1 --fold 0` where fold 0 finished and its training data changed since: refused before fold 1
+    trains (its turn would come only after fold 1's hours of training)."""
+    argv = _cv_fold_on_data_rewritten_in_place(tmp_path)
+    argv[argv.index("--fold") + 1] = "1"
+    capsys.readouterr()
+    assert main([*argv, "--fold", "0"]) == 1
+    assert "changed since" in capsys.readouterr().err
+    assert not (tmp_path / "cv" / "fold-1").exists()

@@ -180,6 +180,23 @@ def check_init(init: Path, config: TrainConfig, data: Path) -> None:
             )
 
 
+def _check_started_folds(
+    config: TrainConfig, out: Path, chosen: Sequence[int], unfinished: Sequence[int], paths: dict[str, Path]
+) -> None:
+    """Refuse, before any fold trains, a started fold of ``chosen`` whose data changed since it trained on them (a
+    finished fold is kept, a started one resumed, only while they are as it recorded them), or a finished one whose
+    split.json is not the one its last checkpoint records."""
+    from flairseg.data import check_data, load_split
+    from flairseg.train import check_recorded_split, state_record
+
+    for fold in chosen:
+        run = fold_run(out, fold)
+        if fold not in unfinished:
+            check_recorded_split(run, load_split(run / "split.json"), state_record(run, config.task))
+        if run.exists() and (run / "split.json").is_file():
+            check_data(run, paths)
+
+
 def train_folds(
     config: TrainConfig,
     data: Path,
@@ -194,9 +211,8 @@ def train_folds(
 
     ``init``: an ensemble made by :func:`cross_validate` over the same folds; fold k starts from its member k.
     """
-    from flairseg.data import check_data, load_split
     from flairseg.io import index_cases
-    from flairseg.train import check_recorded_split, state_record, train
+    from flairseg.train import train
 
     chosen = list(range(config.folds)) if folds is None else list(folds)
     wrong = [f for f in chosen if not 0 <= f < config.folds]
@@ -210,14 +226,11 @@ def train_folds(
         check_init(init, config, data)
     trained, paths = [], index_cases(data)
     unfinished = [f for f in chosen if not is_finished(fold_run(out, f), replace(config, fold=f))]
+    _check_started_folds(config, out, chosen, unfinished, paths)
     _check_folds_data(config, data, out, paths, unfinished, quiet)
-    for fold in chosen:
+    for fold in unfinished:
         fold_config, run = replace(config, fold=fold), fold_run(out, fold)
         started = run.exists()
-        if started and is_finished(run, fold_config):
-            check_data(run, paths)  # a finished fold is kept only while its data are as it trained on them
-            check_recorded_split(run, load_split(run / "split.json"), state_record(run, fold_config.task))
-            continue
         if not quiet:
             print(f"fold {fold + 1} of {config.folds}: {'resuming' if started else 'training'} {run}", file=sys.stderr)
         with _new_folder_marked(out):
@@ -627,6 +640,7 @@ def cross_validate(
     check_cv_folder(out)
     check_recipe(config)
     check_outputs(config, data, out, inputs)
+    check_masks_unchanged(out)  # before the folds train too: hours before the masks are written
     train_folds(config, data, out, folds, device, threads, quiet, Path(init) if init is not None else None)
     if folds is not None:
         return None

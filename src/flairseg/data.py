@@ -185,7 +185,7 @@ def _check_recorded_cases(run: Path, recorded: Mapping[str, object]) -> None:
     if set(recorded) != set(split.train + split.validation):
         raise InputError(
             f"{run / DATA_FILE} is not the record of the run's data (the {len(split.train + split.validation)} "
-            "training and validation cases of its split.json); restore it, or train the run again with --overwrite"
+            "training and validation cases of its split.json); restore it, or train again into a new folder"
         )
 
 
