@@ -27,7 +27,8 @@ def test_resolve_precision() -> None:
 def test_bfloat16_masks_match_float32_on_the_sample_case() -> None:
     case = read_case(sample_case_path(), masks="required")
     model = resolve(None)
-    fp32, bf16 = (Segmenter(model, precision=p)(case, with_probability=True) for p in ("fp32", "bf16"))
+    # one member of the released ensemble: the same arithmetic at a fifth of the time
+    fp32, bf16 = (Segmenter(model, precision=p, folds=[0])(case, with_probability=True) for p in ("fp32", "bf16"))
     fp32_mask, fp32_prob, bf16_mask, bf16_prob = fp32.mask, fp32.probability, bf16.mask, bf16.probability
     assert fp32_prob is not None and bf16_prob is not None and bf16_prob.dtype == np.float32
     assert not np.array_equal(fp32_prob, bf16_prob)  # bfloat16 did run
