@@ -1819,6 +1819,39 @@ def _predicted_case_record_not_an_object(tmp: Path) -> list[str]:
     return _predicted_then(tmp, "records/CASE_mask.json", b"[]")
 
 
+def _associate_hypothesis_twice(tmp: Path) -> list[str]:
+    """One hypothesis given twice, once in capitals (features are named case-insensitively)."""
+    clinical = "Patient,Cluster\n" + "".join(f"P{i},{'ab'[i % 2]}\n" for i in range(4))
+    return _associate_with(tmp, clinical, "bevr:Cluster", "BEVR:Cluster")
+
+
+def _associate_feature_all_infinite(tmp: Path) -> list[str]:
+    """A features file whose bevr column is infinite for every case (another tool's, or hand-edited)."""
+    argv = _associate_with(
+        tmp, "Patient,Cluster\n" + "".join(f"P{i},{'ab'[i % 2]}\n" for i in range(4)), "bevr:Cluster"
+    )
+    (tmp / "f.csv").write_text("case_id,bevr\n" + "".join(f"P{i},inf\n" for i in range(4)))
+    return argv
+
+
+def _tiff_header_off_its_strips(tmp: Path) -> list[str]:
+    """A zlib slice whose ImageWidth and ImageLength were patched to 60000 (a damaged header): tifffile logs the
+    strip table's mismatch while the header is read."""
+    import struct
+
+    case = _case(tmp)
+    path = case / "CASE_2.tif"
+    tifffile.imwrite(path, tifffile.imread(path), compression="zlib", photometric="rgb")
+    data = bytearray(path.read_bytes())
+    with tifffile.TiffFile(path) as tiff:
+        for tag in tiff.pages[0].tags.values():
+            if tag.code in (256, 257):
+                form = "<H" if tag.dtype == 3 else "<I"
+                data[tag.valueoffset : tag.valueoffset + struct.calcsize(form)] = struct.pack(form, 60000)
+    path.write_bytes(data)
+    return _predict(tmp, case, "--max-memory", "1G")
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -2912,10 +2945,10 @@ CATALOGUE = [
     ),
     BadInput(
         "predict-into-a-users-report",
-        "predicting into a folder whose report/ holds the user's own report.html and metrics.csv, without --overwrite",
+        "predicting into a folder whose report/ holds the user's own report.html and metrics.csv",
         _predict_into_a_users_report,
-        "TMP/study/report is in the way of the run's report and flairseg has no record of writing it; move it away, "
-        "or pass --overwrite to write the report into it",
+        "TMP/study/report is in the way of the run's report and flairseg has no record of writing it; move it away "
+        "(flairseg writes its report only into a folder of its own)",
     ),
     BadInput(
         "predict-model-training-state",
@@ -3288,6 +3321,26 @@ CATALOGUE = [
         _predicted_case_record_not_an_object,
         "case CASE in TMP/pred has an unreadable record of how it was made (CASE_mask.json); pass --overwrite to "
         "predict it again",
+    ),
+    BadInput(
+        "associate-hypothesis-twice",
+        "`associate --hypothesis bevr:Cluster --hypothesis BEVR:Cluster`",
+        _associate_hypothesis_twice,
+        "hypothesis bevr:Cluster is given twice; give each hypothesis once",
+    ),
+    BadInput(
+        "associate-feature-all-infinite",
+        "a features file whose bevr column is infinite for every case",
+        _associate_feature_all_infinite,
+        "hypothesis bevr:Cluster has no case with both a bevr value and a Cluster label (empty masks give no "
+        "features, missing labels no level); drop it, or give cases that have both",
+    ),
+    BadInput(
+        "tiff-header-off-its-strips",
+        "a slice whose header declares 60000 x 60000 pixels, which its strip table does not hold",
+        _tiff_header_off_its_strips,
+        "case TMP/in/CASE declares 10,800,000,000 voxels x 3 channel(s), about 724.2 GB to process, more than the "
+        "memory budget of 1.0 GB; check its header, or raise the budget with --max-memory (e.g. --max-memory 32G)",
     ),
 ]
 
@@ -3874,3 +3927,16 @@ def test_cv_refuses_a_kept_folds_changed_data_before_another_fold_trains(
     assert main([*argv, "--fold", "0"]) == 1
     assert "changed since" in capsys.readouterr().err
     assert not (tmp_path / "cv" / "fold-1").exists()
+
+
+def test_a_library_log_line_never_joins_the_one_line_error(tmp_path: Path) -> None:
+    """tifffile logs a damaged header at ERROR while it reads it: in a process of its own (where no test captures
+    the log) stderr still holds the one flairseg line."""
+    import os
+
+    argv = _tiff_header_off_its_strips(tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    done = subprocess.run(
+        [sys.executable, "-m", "flairseg", *argv], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 1 and done.stderr.startswith("flairseg: error: case ") and done.stderr.count("\n") == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 from pathlib import Path
 
@@ -978,12 +979,13 @@ def test_an_overwrite_stopped_midway_is_predicted_again_by_a_plain_run(
     ]
 
 
-def test_a_report_folder_flairseg_did_not_write_is_written_into_only_with_overwrite(
+def test_a_report_folder_flairseg_did_not_write_is_never_written_into(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A user's own report folder where the run's goes (report.html, metrics.csv of their own) stops the run before
-    anything is written; --overwrite writes the report into it, and it is flairseg's from then on, as is a report of an
-    older flairseg that did not mark its reports (its cases' records say whose it is)."""
+    anything is written, with --overwrite too (writing the report would mark the folder flairseg's, and a later
+    --overwrite would replace it whole); a report of an older flairseg that did not mark its reports is flairseg's
+    (its cases' records say whose it is)."""
     from synthetic import write_phantom_tree
 
     cases = write_phantom_tree(tmp_path / "in", "C_", 1, slices=3, size=32)
@@ -998,9 +1000,12 @@ def test_a_report_folder_flairseg_did_not_write_is_written_into_only_with_overwr
     assert "report is in the way of the run's report and flairseg has no record of writing it" in err
     assert sorted(p.name for p in study.rglob("*")) == ["metrics.csv", "report", "report.html"]
     assert (study / "report" / "report.html").read_text() == "my own review"
-    assert main([*command, "--overwrite"]) == 0
-    assert (study / "report" / "report.html").read_text() != "my own review"
-    (study / "report" / ".flairseg").unlink(missing_ok=True)  # as an older flairseg left it: its records alone
+    assert main([*command, "--overwrite"]) == 1
+    assert (study / "report" / "report.html").read_text() == "my own review"
+    assert not (study / "report" / ".flairseg").exists()
+    shutil.rmtree(study / "report")
+    assert main(command) == 0
+    (study / "report" / ".flairseg").unlink()  # as an older flairseg left it: its records alone
     assert main(command) == 0
     assert (study / "report" / ".flairseg").is_file()
 

@@ -934,7 +934,7 @@ def _quiet_libraries() -> Iterator[None]:
     """Library warnings and log lines (nibabel, tifffile, numpy) off while a command runs: its own messages are the
     output.
     """
-    logging.disable(logging.WARNING)
+    logging.disable(logging.CRITICAL)  # tifffile logs a damaged header at ERROR
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -398,7 +398,7 @@ def predict_tree(
     report = run_report(out_path)
     names = PredictionFolder(out_path, segmenter.task, bids_root=source if bids else None, mask_file=mask_file)
     _check_case_outputs(names, report, cases, inputs)
-    _refuse_foreign_report(report, overwrite)
+    _refuse_foreign_report(report)
     settings = _run_settings(segmenter, brain_segmenter, resample=resample, probabilities=probabilities, strip=strip)
     run = _Run(segmenter, brain_segmenter, names, report, truth_index, settings, overwrite, probabilities, strip)
     _check_settings(run, paths, cases, quiet)
@@ -478,18 +478,18 @@ def _check_case_outputs(
                     )
 
 
-def _refuse_foreign_report(report: ReportFolder, overwrite: bool) -> None:
-    """Refuse, unless --overwrite, a report folder holding files flairseg has no sign of writing (no marker, no case's
-    record: a user's own report.html or metrics.csv, which the run's would replace), as a case's outputs in the way
-    are refused (:func:`_refuse_foreign_outputs`); an empty folder holds nothing to replace."""
+def _refuse_foreign_report(report: ReportFolder) -> None:
+    """Refuse a report folder holding files flairseg has no sign of writing (no marker, no case's record: a user's own
+    report.html or metrics.csv, which the run's would replace), even with --overwrite: the report would mark it as
+    flairseg's, and a later --overwrite would replace it whole. An empty folder holds nothing to replace."""
     path = report.path
-    if overwrite or not (path.exists() or path.is_symlink()) or report.is_flairsegs():
+    if not (path.exists() or path.is_symlink()) or report.is_flairsegs():
         return
-    if path.is_dir() and not any(path.iterdir()):
+    if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
         return
     raise InputError(
-        f"{path} is in the way of the run's report and flairseg has no record of writing it; move it away, or pass "
-        "--overwrite to write the report into it"
+        f"{path} is in the way of the run's report and flairseg has no record of writing it; move it away (flairseg "
+        "writes its report only into a folder of its own)"
     )
 
 

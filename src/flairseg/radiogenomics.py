@@ -316,8 +316,11 @@ def _markdown(rows: Sequence[AssociationRow], alpha: float, matched: int, unmatc
 def _check_hypotheses(
     hypotheses: Sequence[Hypothesis], header: list[str], by_case: dict, features: Path, clinical: Path
 ) -> None:
-    """Refuse a hypothesis whose clinical column or feature is missing."""
-    for h in hypotheses:
+    """Refuse a hypothesis whose clinical column or feature is missing, or given twice (Bonferroni's correction
+    would count it twice)."""
+    for index, h in enumerate(hypotheses):
+        if h in hypotheses[:index]:
+            raise InputError(f"hypothesis {h} is given twice; give each hypothesis once")
         if h.column not in header:
             raise InputError(f"clinical file {clinical} has no column {h.column!r} for hypothesis {h}")
         if not any(h.feature in values for values in by_case.values()):
@@ -365,7 +368,7 @@ def _test_hypothesis(
     h: Hypothesis, values: Sequence[float], labels: Sequence[str | None], alpha: float, tests: int
 ) -> AssociationRow:
     """One hypothesis's median split and Fisher's exact test, Bonferroni-corrected over ``tests`` hypotheses."""
-    if not any(label is not None and not math.isnan(value) for value, label in zip(values, labels)):
+    if not any(label is not None and math.isfinite(value) for value, label in zip(values, labels)):
         raise InputError(
             f"hypothesis {h} has no case with both a {h.feature} value and a {h.column} label (empty masks give "
             "no features, missing labels no level); drop it, or give cases that have both"
