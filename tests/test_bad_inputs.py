@@ -1852,6 +1852,18 @@ def _tiff_header_off_its_strips(tmp: Path) -> list[str]:
     return _predict(tmp, case, "--max-memory", "1G")
 
 
+def _evaluate_prediction_slice_linked_to_another_truth(tmp: Path) -> list[str]:
+    """Two cases whose predictions are copies of their truths, but one slice of CASE's a link to OTHER's truth."""
+    import shutil
+
+    for name in ("CASE", "OTHER"):
+        shutil.copytree(_case(tmp, name), tmp / "pred" / name)
+    slice_1 = tmp / "pred" / "CASE" / "CASE_1_mask.tif"
+    slice_1.unlink()
+    slice_1.symlink_to(tmp / "in" / "OTHER" / "OTHER_1_mask.tif")
+    return ["evaluate", "--pred", str(tmp / "pred"), "--truth", str(tmp / "in"), "-o", str(tmp / "out"), "--quiet"]
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -3165,8 +3177,8 @@ CATALOGUE = [
         "evaluate-prediction-linked-to-truth",
         "a prediction folder whose case is a link to the truth's case",
         _evaluate_prediction_linked_to_truth,
-        "the prediction of case CASE (TMP/pred/CASE) is its truth TMP/in/CASE (a link?): it would score Dice 1 "
-        "against itself; give the predicted masks as --pred",
+        "the prediction of case CASE (TMP/pred/CASE) is its truth TMP/in/CASE (a link?): a truth mask would be "
+        "scored as a prediction; give the predicted masks as --pred",
     ),
     BadInput(
         "checkpoint-declaring-a-larger-network",
@@ -3221,7 +3233,7 @@ CATALOGUE = [
         "a prediction case folder whose mask slices are links to the truth's slices",
         _evaluate_prediction_slices_linked_to_truth,
         "the prediction of case CASE (TMP/pred/CASE/CASE_1_mask.tif) is its truth TMP/in/CASE/CASE_1_mask.tif (a "
-        "link?): it would score Dice 1 against itself; give the predicted masks as --pred",
+        "link?): a truth mask would be scored as a prediction; give the predicted masks as --pred",
     ),
     BadInput(
         "resume-with-an-emptied-data-record",
@@ -3341,6 +3353,14 @@ CATALOGUE = [
         _tiff_header_off_its_strips,
         "case TMP/in/CASE declares 10,800,000,000 voxels x 3 channel(s), about 724.2 GB to process, more than the "
         "memory budget of 1.0 GB; check its header, or raise the budget with --max-memory (e.g. --max-memory 32G)",
+    ),
+    BadInput(
+        "evaluate-prediction-slice-linked-to-another-truth",
+        "a predicted mask slice that is a link to another case's truth slice",
+        _evaluate_prediction_slice_linked_to_another_truth,
+        "the prediction of case CASE (TMP/pred/CASE/CASE_1_mask.tif) is the truth of case OTHER "
+        "TMP/in/OTHER/OTHER_1_mask.tif (a link?): a truth mask would be scored as a prediction; give the predicted "
+        "masks as --pred",
     ),
 ]
 

@@ -251,6 +251,25 @@ def test_a_prediction_whose_mask_slice_is_its_truths_is_refused(
     )
 
 
+def test_a_prediction_slice_linked_to_another_cases_truth_is_refused(
+    kaggle_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A predicted mask slice that is a link to another case's truth slice would score that truth as a prediction
+    (a copy script's off-by-one): refused, naming whose truth it is."""
+    pred = _shifted_predictions(kaggle_tree, tmp_path / "pred")
+    slice_2 = pred / "CASE_1" / "CASE_1_2_mask.tif"
+    slice_2.unlink()
+    slice_2.symlink_to(kaggle_tree / "CASE_2" / "CASE_2_2_mask.tif")
+    out = tmp_path / "report"
+    _assert_error(
+        ["evaluate", "--pred", str(pred), "--truth", str(kaggle_tree), "-o", str(out)],
+        capsys,
+        f"the prediction of case CASE_1 ({slice_2}) is the truth of case CASE_2 "
+        f"{kaggle_tree / 'CASE_2' / 'CASE_2_2_mask.tif'} (a link?)",
+        out,
+    )
+
+
 def test_corrupt_case_writes_nothing(kaggle_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pred = _shifted_predictions(kaggle_tree, tmp_path / "pred")
     (pred / "CASE_2" / "CASE_2_3_mask.tif").write_bytes(b"II*\x00garbage")

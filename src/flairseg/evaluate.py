@@ -268,17 +268,23 @@ def _refuse_cases_of_both(pred_index: dict[str, Path], truth_index: dict[str, Pa
 
 
 def _refuse_a_case_for_both(pred_index: dict[str, Path], truth_index: dict[str, Path], suffix: str) -> None:
-    """Refuse a case whose prediction is its truth: the truth's file or folder, or a mask slice that is one of the
-    truth's (a Kaggle case folder of links or hard links to them, the folder itself linked or not). Compared as
-    :func:`os.path.samefile` does, by device and inode, links followed: it would score Dice 1 against itself."""
-    for case_id, truth_path in truth_index.items():
-        truth_files = {_file_identity(path): path for path in _mask_files_read(truth_path, suffix)}
+    """Refuse a prediction that is a truth mask, its own case's or another's: the truth's file or folder, or a mask
+    slice that is one of the truth's (a Kaggle case folder of links or hard links to them, the folder itself linked
+    or not). Compared as :func:`os.path.samefile` does, by device and inode, links followed: it would score its
+    truth, or another case's, as a prediction."""
+    truth_files = {
+        _file_identity(path): (case_id, path)
+        for case_id, truth_path in truth_index.items()
+        for path in _mask_files_read(truth_path, suffix)
+    }
+    for case_id in truth_index:
         for path in _mask_files_read(pred_index[case_id], suffix):
             same = truth_files.get(_file_identity(path))
             if same is not None:
+                whose = "its truth" if same[0] == case_id else f"the truth of case {same[0]}"
                 raise InputError(
-                    f"the prediction of case {case_id} ({path}) is its truth {same} (a link?): it would score Dice 1 "
-                    "against itself; give the predicted masks as --pred"
+                    f"the prediction of case {case_id} ({path}) is {whose} {same[1]} (a link?): a truth mask would "
+                    "be scored as a prediction; give the predicted masks as --pred"
                 )
 
 
