@@ -1864,6 +1864,16 @@ def _evaluate_prediction_slice_linked_to_another_truth(tmp: Path) -> list[str]:
     return ["evaluate", "--pred", str(tmp / "pred"), "--truth", str(tmp / "in"), "-o", str(tmp / "out"), "--quiet"]
 
 
+def _kaggle_slice_names_too_long_for_their_masks(tmp: Path) -> list[str]:
+    """A tree of a short case and one whose slices are named with 245 bytes and their number (legal names), whose
+    mask slices (<stem>_mask.tif, <stem>_brain.tif) could not be named."""
+    _case(tmp, "CASE_A")
+    case = _case(tmp, "CASE_B", masks=False)
+    for path in case.iterdir():
+        path.rename(case / path.name.replace("CASE_B", "S" * 245))
+    return ["predict", "-i", str(tmp / "in"), "-o", str(tmp / "out"), "--model", str(_zero_checkpoint(tmp)), "--quiet"]
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -3361,6 +3371,14 @@ CATALOGUE = [
         "the prediction of case CASE (TMP/pred/CASE/CASE_1_mask.tif) is the truth of case OTHER "
         "TMP/in/OTHER/OTHER_1_mask.tif (a link?): a truth mask would be scored as a prediction; give the predicted "
         "masks as --pred",
+    ),
+    BadInput(
+        "kaggle-slice-names-too-long-for-their-masks",
+        "a tree whose second case's slices are named with 250 bytes: their mask slices' names would pass 255 bytes",
+        _kaggle_slice_names_too_long_for_their_masks,
+        f"1 of 2 cases fail their header checks, so nothing was written: CASE_B: TMP/in/CASE_B/{'S' * 245}_1.tif: "
+        "the name of its mask slice (257 bytes with _brain.tif) would pass the limit of 255 bytes a file name; "
+        "rename the case's slices; fix or move them, then run again",
     ),
 ]
 

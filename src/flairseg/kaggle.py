@@ -12,11 +12,14 @@ import numpy as np
 import tifffile
 
 from flairseg.cases import TIFF_SUFFIXES, Case, Geometry, MaskPolicy, check_mask_values
+from flairseg.config import TASK_SPECS
 from flairseg.errors import InputError, read_denied
 from flairseg.memory import check
-from flairseg.outputs import atomic_dir, atomic_file
+from flairseg.outputs import NAME_MAX, atomic_dir, atomic_file
 
 SLICE_NAME = re.compile(r"^(?P<stem>.+)_(?P<k>\d+)(?P<suffix>_[A-Za-z]+)?\.tiff?$", re.IGNORECASE)
+# the longest suffix a mask slice written for an image slice takes (``<CASE>_<k>_brain.tif``)
+LONGEST_LABEL_SUFFIX = max((spec.label_suffix for spec in TASK_SPECS.values()), key=len)
 
 
 def has_tiffs(folder: Path) -> bool:
@@ -142,6 +145,18 @@ def _check_numbering(folder: Path, numbers: list[int], what: str) -> None:
         )
 
 
+def _check_mask_names(image_files: Iterable[Path]) -> None:
+    """Refuse an image slice whose mask slice's name (``<its stem>_brain.tif``) would pass a file name's limit: the
+    case would fail while its masks are written, after other cases were."""
+    for path in image_files:
+        name = f"{path.name.rsplit('.', 1)[0]}{LONGEST_LABEL_SUFFIX}.tif"
+        if len(os.fsencode(name)) > NAME_MAX:
+            raise InputError(
+                f"{path}: the name of its mask slice ({len(os.fsencode(name))} bytes with {LONGEST_LABEL_SUFFIX}.tif) "
+                f"would pass the limit of {NAME_MAX} bytes a file name; rename the case's slices"
+            )
+
+
 def _stack_labels(
     folder: Path, files: dict[int, Path], numbers: list[int], plane: tuple[int, int] | None
 ) -> np.ndarray:
@@ -180,6 +195,7 @@ def kaggle_files(
         raise InputError(f"{folder} holds no <CASE>_<k>.tif slices; point flairseg at a Kaggle-layout case folder")
     numbers = sorted(image_files)
     _check_numbering(folder, numbers, "image")
+    _check_mask_names(image_files.values())
     if masks == "required" and not mask_files:
         raise InputError(f"{folder} has images but no {mask_suffix}.tif masks, and masks are required here")
     if mask_files and sorted(mask_files) != numbers:

@@ -435,7 +435,7 @@ def _swap_in(tmp: Path, final: Path) -> None:
         shutil.rmtree(aside, ignore_errors=True)
 
 
-_NAME_MAX = 255  # bytes in one file name on most file systems, where the system does not say
+NAME_MAX = 255  # bytes in one file name on most file systems, where the system does not say
 _RANDOM = 8  # the characters tempfile puts between a temporary name's prefix and suffix
 # a name of _temporary_affixes: .<name>.<tempfile's random part>.<host>.<pid>.<kind>
 _TEMPORARY = re.compile(r"\..*\.[a-z0-9_]{8}\.(?P<host>[0-9a-f]{6})\.(?P<pid>[0-9]+)\.(?:part|old)", re.DOTALL)
@@ -464,12 +464,12 @@ def _temporary_affixes(final: Path, kind: str) -> tuple[str, str]:
 
 def _name_limit(folder: Path) -> int:
     """The bytes a file name in ``folder`` may take, as its file system says (asked of the nearest folder there is,
-    ``folder`` being one an output will make), else :data:`_NAME_MAX`."""
+    ``folder`` being one an output will make), else :data:`NAME_MAX`."""
     existing = next((path for path in (folder, *folder.parents) if path.is_dir()), None)
     try:
-        return os.pathconf(existing, "PC_NAME_MAX") if existing is not None else _NAME_MAX
+        return os.pathconf(existing, "PC_NAME_MAX") if existing is not None else NAME_MAX
     except (OSError, ValueError):
-        return _NAME_MAX
+        return NAME_MAX
 
 
 @contextlib.contextmanager
@@ -775,7 +775,7 @@ def check_case_id(case_id: str, folder: Path | None = None) -> str:
             f"case id {case_id!r} is a hidden name, as flairseg's own files in an output folder are ({MARKER}, locks, "
             "temporaries); rename the case without the leading '.'"
         )
-    _check_case_id_length(case_id, _NAME_MAX if folder is None else _name_limit(folder))
+    _check_case_id_length(case_id, NAME_MAX if folder is None else _name_limit(folder))
     return case_id
 
 
