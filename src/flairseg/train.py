@@ -77,9 +77,18 @@ def _prepare(
     paths: Sequence[Path], config: TrainConfig, quiet: bool, what: str
 ) -> tuple[list[Prepared], list[Prepared] | None]:
     """The cases as model inputs and, when ``config.skull_strip`` asks for them, their skull-stripped copies."""
+    pairs = list(_each_prepared(paths, config, quiet, what))
+    stripped = [copy for _, copy in pairs if copy is not None]
+    return [prepared for prepared, _ in pairs], (stripped if config.skull_strip else None)
+
+
+def _each_prepared(
+    paths: Sequence[Path], config: TrainConfig, quiet: bool, what: str
+) -> Iterator[tuple[Prepared, Prepared | None]]:
+    """Each case as model inputs and, when ``config.skull_strip`` asks for it, its skull-stripped copy, one case at
+    a time (a check that keeps what it needs of each holds one case, not all)."""
     from tqdm import tqdm
 
-    prepared, stripped = [], []
     for path in tqdm(paths, desc=f"prepare {what}", unit="case", disable=quiet, file=sys.stderr):
         case = read_case(path, masks="required", mask_suffix=TASK_SPECS[config.task].label_suffix)
         brain = (
@@ -91,17 +100,16 @@ def _prepare(
             raise InputError(
                 f"case {case.case_id} has no _brain labels, which skull_strip > 0 needs; add them or set skull_strip=0"
             )
-        prepared.append(
-            prepare_case(
-                case,
-                config.task,
-                config.preprocess,
-                brain=brain if config.preprocess.variant == "paper-abnormality" else None,
-            )
+        prepared = prepare_case(
+            case,
+            config.task,
+            config.preprocess,
+            brain=brain if config.preprocess.variant == "paper-abnormality" else None,
         )
-        if config.skull_strip:
-            stripped.append(prepare_case(case, config.task, config.preprocess, brain=brain))
-    return prepared, (stripped if config.skull_strip else None)
+        yield (
+            prepared,
+            (prepare_case(case, config.task, config.preprocess, brain=brain) if config.skull_strip else None),
+        )
 
 
 def training_batch(
@@ -698,15 +706,15 @@ def _training_cases(paths: dict[str, Path], split: Split, config: TrainConfig, q
     val_cases, _ = _prepare(
         [paths[c] for c in split.validation], replace(config, skull_strip=0.0), quiet, "validation cases"
     )
-    _check_training_cases(train_cases, config, data)
+    _check_training_cases(any(p.target.any() for p in train_cases), train_cases[0].inputs.shape[1], config, data)
     return _Cases(train_cases, stripped_cases, val_cases, [p.target.sum(axis=(1, 2)) for p in train_cases])
 
 
-def _check_training_cases(train_cases: Sequence[Prepared], config: TrainConfig, data: Path) -> None:
-    """Refuse training cases without a voxel of the task's label, or with other input channels than the model's."""
-    if not any(p.target.any() for p in train_cases):
+def _check_training_cases(labelled: bool, channels: int, config: TrainConfig, data: Path) -> None:
+    """Refuse training cases without a voxel of the task's label (``labelled``: any of them holds one), or with other
+    input channels than the model's (``channels``: what the data give)."""
+    if not labelled:
         raise InputError(f"no {TASK_SPECS[config.task].label} voxel in any training case under {data}; check the masks")
-    channels = train_cases[0].inputs.shape[1]
     if channels != config.model.in_channels:
         raise InputError(f"the data give {channels} input channels but the model expects {config.model.in_channels}")
 
@@ -715,19 +723,24 @@ def check_runs(config: TrainConfig, data: Path, paths: dict[str, Path], splits: 
     """Refuse, before the first of several runs of one recipe on one data folder is made (cv's folds, ``splits``
     theirs; ``paths``: the cases under ``data``, case id -> path), what :func:`train` would refuse in any of them
     before making its folder: the recipe, a case missing, a case it cannot read or prepare, a run whose training cases
-    hold no label. Each case is read once, not once a run; a run refusing its data only when its turn comes would come
-    after the runs before it trained.
+    hold no label. Each case is read and prepared once, not once a run, and only whether it holds a label and its
+    channel count are kept; a run refusing its data only when its turn comes would come after the runs before it
+    trained.
     """
     _check_recipe(config)
     for split in splits:
         _check_split_cases(split, paths)
     training = sorted({case_id for split in splits for case_id in split.train})
     validating = sorted({case_id for split in splits for case_id in split.validation} - set(training))
-    prepared, _ = _prepare([paths[c] for c in training], config, quiet, "every fold's training cases")
-    _prepare([paths[c] for c in validating], replace(config, skull_strip=0.0), quiet, "validation cases")
-    by_id = dict(zip(training, prepared))
+    cases = _each_prepared([paths[c] for c in training], config, quiet, "every fold's training cases")
+    facts = {case_id: (bool(p.target.any()), p.inputs.shape[1]) for case_id, (p, _) in zip(training, cases)}
+    for _ in _each_prepared(
+        [paths[c] for c in validating], replace(config, skull_strip=0.0), quiet, "validation cases"
+    ):
+        pass
     for split in splits:
-        _check_training_cases([by_id[c] for c in split.train], config, data)
+        labelled = any(facts[c][0] for c in split.train)
+        _check_training_cases(labelled, facts[split.train[0]][1], config, data)
 
 
 def _model_and_state(
