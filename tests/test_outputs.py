@@ -174,6 +174,32 @@ def test_the_links_inside_a_linked_folder_lead_to_inputs_too(tmp_path: Path) -> 
     assert inputs.overlapped(tmp_path / "elsewhere") is None
 
 
+def test_a_link_to_a_folder_above_the_input_walks_no_folder_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A link inside the input to the folder above it (``data/in/up -> data``): the folder above is walked for the
+    links it holds, the input inside it not again (a large tree would be walked twice, each of its links followed
+    twice)."""
+    import os
+
+    from flairseg import outputs
+
+    (tmp_path / "data" / "in" / "CASE" / "deep").mkdir(parents=True)
+    (tmp_path / "data" / "other").mkdir()
+    (tmp_path / "data" / "in" / "up").symlink_to(tmp_path / "data")
+    walked: list[str] = []
+    real_walk = os.walk
+
+    def counted_walk(top: str | os.PathLike, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        for root, folders, files in real_walk(top, *args, **kwargs):  # type: ignore[arg-type]
+            walked.append(os.path.realpath(root))
+            yield root, folders, files
+
+    monkeypatch.setattr(outputs.os, "walk", counted_walk)
+    outputs.InputPaths([tmp_path / "data" / "in"])
+    assert sorted(walked) == sorted(set(walked)) and str(tmp_path / "data" / "other") in walked
+
+
 def test_a_case_named_as_the_other_tasks_output_of_a_recorded_case_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

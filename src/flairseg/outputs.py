@@ -48,8 +48,8 @@ def _links_inside(folder: Path) -> list[tuple[Path, str]]:
     """Every symbolic link inside the input folder ``folder`` and, at every level, inside the folders those links
     lead to (hidden folders such as ``.git`` skipped), as (link, its name): the files and folders they lead to are
     read too (a selection of linked case folders, each a folder of links into a data store), wherever they lie. Each
-    folder is walked once, by resolved path, so that links that lead back up end; a link that leads nowhere (a loop)
-    leads to no input."""
+    folder is walked once, by resolved path, so that links that lead back up end (a link to a folder above one
+    walked skips it); a link that leads nowhere (a loop) leads to no input."""
     found: list[tuple[Path, str]] = []
     walked: set[Path] = set()
     pending = [folder]
@@ -61,17 +61,19 @@ def _links_inside(folder: Path) -> list[tuple[Path, str]]:
         if not top.is_dir() or any(path in walked for path in (resolved, *resolved.parents)):
             continue
         walked.add(resolved)
-        for link, target in _links_in_walk(top):
+        for link, target in _links_in_walk(top, walked):
             found.append((link, f"{link} (a link to {target})"))
             pending.append(link)
     return found
 
 
-def _links_in_walk(folder: Path) -> Iterator[tuple[Path, Path]]:
-    """The symbolic links in ``folder`` and its subfolders (not followed into; hidden folders skipped), each with
-    where it leads; a loop is left out."""
+def _links_in_walk(folder: Path, walked: set[Path]) -> Iterator[tuple[Path, Path]]:
+    """The symbolic links in ``folder`` and its subfolders (not followed into; hidden folders and those in
+    ``walked``, by resolved path, skipped), each with where it leads; a loop is left out."""
     for root, folders, files in os.walk(folder):
-        folders[:] = [name for name in folders if not name.startswith(".")]
+        folders[:] = [
+            name for name in folders if not name.startswith(".") and (Path(root) / name).resolve() not in walked
+        ]
         for name in sorted((*folders, *files)):
             path = Path(root) / name
             if path.is_symlink():
