@@ -276,6 +276,18 @@ def test_hidden_files_and_folders_are_never_cases(tmp_path: Path) -> None:
         index_cases(tmp_path / "in" / ".flairseg.nii.gz")
 
 
+def test_hidden_slices_of_a_kaggle_case_are_never_read(tmp_path: Path) -> None:
+    """macOS's ``._`` copies of a case's slices (AppleDouble files named ``._<CASE>_<k>.tif``) are no slices: the
+    case reads as its own slices, not as slices numbered twice."""
+    image, mask = phantom(slices=3, size=32)
+    case = write_kaggle_case(tmp_path / "in", "CASE_A", image, mask)
+    for path in sorted(case.iterdir()):
+        (case / f"._{path.name}").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    read = read_case(case)
+    assert read.image.shape[0] == 3 and read.mask.sum() == (mask != 0).sum()
+    assert read.geometry.slice_names == ("CASE_A_1.tif", "CASE_A_2.tif", "CASE_A_3.tif")
+
+
 def test_slice_sizes_are_checked_from_the_headers_in_the_words_reading_uses(tmp_path: Path) -> None:
     """check_case refuses a mask or an image slice of another size than the case's images before any slice is
     decoded, as reading it does; a mask case (masks="only") of mixed sizes too."""

@@ -1122,7 +1122,9 @@ def test_the_part_records_of_a_run_of_very_many_parts_are_found_by_name(tmp_path
     report.part_record(0, parts).write_text(json.dumps(record))
     report.part_record(5, 8).write_text(json.dumps(record))  # another split's: not this run's
     found: list = []
-    worker = threading.Thread(target=lambda: found.append(_failures_of_parts(report, parts, "_mask")), daemon=True)
+    worker = threading.Thread(
+        target=lambda: found.append(_failures_of_parts(report, parts, "abnormality")), daemon=True
+    )
     worker.start()
     worker.join(timeout=30)  # probing every part would never end
     assert found == [([("A", "why")], 1)]

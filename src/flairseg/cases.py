@@ -99,6 +99,12 @@ def _declared_shape(geometry: Geometry) -> tuple[int, int, int]:
     return (shape[2], shape[1], shape[0])
 
 
+def is_hidden(path: Path) -> bool:
+    """A hidden file or folder (``.git``, macOS's ``._`` copies, flairseg's own marker and locks): never a case, a
+    slice or a volume of one."""
+    return path.name.startswith(".")
+
+
 def is_nifti(path: Path) -> bool:
     """A .nii or .nii.gz file name."""
     return path.name.lower().endswith(NIFTI_SUFFIXES)

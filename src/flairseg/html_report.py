@@ -72,7 +72,7 @@ def _image(path: Path) -> str:
 
 def _montage(report: Path, case: str, task: str) -> Path | None:
     """The case's montage: predict names it by case and task, evaluate by case."""
-    keys = ([f"{case}{TASK_SPECS[task].label_suffix}"] if task in TASK_SPECS else []) + [case]
+    keys = ([ReportFolder.key(case, task)] if task in TASK_SPECS else []) + [case]
     return next((path for path in map(ReportFolder(report).montage, keys) if path.is_file()), None)
 
 

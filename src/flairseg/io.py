@@ -18,6 +18,7 @@ from flairseg.cases import (
     Geometry,
     MaskPolicy,
     check_mask_values,
+    is_hidden,
     is_nifti,
     nifti_stem,
 )
@@ -82,7 +83,7 @@ def case_files(path: Path) -> list[Path]:
     from flairseg.sequences import siblings
 
     if path.is_dir():
-        return sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+        return sorted(p for p in path.iterdir() if p.is_file() and not is_hidden(p))
     if not (is_nifti(path) and path.is_file()):
         return [path]
     labels = [_sibling_label(path, spec.label_suffix) for spec in TASK_SPECS.values()]
@@ -148,7 +149,7 @@ def find_cases(path: str | os.PathLike, masks: MaskPolicy = "optional", mask_suf
                 f"{root} is not a case: give a Kaggle case folder, a DICOM series folder or a .nii/.nii.gz file"
             )
         return [root]
-    children = [p for p in sorted(root.iterdir()) if not p.name.startswith(".")]  # hidden: .git, macOS's ._ copies
+    children = [p for p in sorted(root.iterdir()) if not is_hidden(p)]
     not_cases = {"derivatives", *(_run_folders(root) if masks == "only" else ())}
     subfolders = [p for p in children if p.is_dir() and p.name not in not_cases]
     slice_file = _case_slice(root)
@@ -248,7 +249,7 @@ def _named_flairs(folder: Path) -> list[Path]:
     candidates += sorted(folder.glob("anat/*.nii*"))  # BIDS: a subject's or a session's anat folder
     if folder.name.startswith("sub-"):  # BIDS: sub-<s>/ses-<x>/anat
         candidates += sorted(folder.glob("ses-*/anat/*.nii*"))
-    visible = [p for p in candidates if not p.name.startswith(".")]  # as hidden files at the top of a tree
+    visible = [p for p in candidates if not is_hidden(p)]
     return [p for p in visible if (named := name_of(p)) is not None and named.kind == "flair"]
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from flairseg.cases import TIFF_SUFFIXES, Case, Geometry, MaskPolicy, check_mask_values
+from flairseg.cases import TIFF_SUFFIXES, Case, Geometry, MaskPolicy, check_mask_values, is_hidden
 from flairseg.config import TASK_SPECS
 from flairseg.errors import InputError, read_denied
 from flairseg.memory import check
@@ -28,7 +28,10 @@ def has_tiffs(folder: Path) -> bool:
 
 def first_tiff(folder: Path) -> Path | None:
     """The first TIFF file of a folder by name (None: it holds none); one makes the folder a Kaggle case."""
-    return next((p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in TIFF_SUFFIXES), None)
+    return next(
+        (p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in TIFF_SUFFIXES and not is_hidden(p)),
+        None,
+    )
 
 
 def _channels_last(page: tifffile.TiffPage, shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -120,11 +123,11 @@ def _check_declared_sizes(folder: Path, images: Sequence[Path], labels: Sequence
 
 
 def slice_files(folder: Path, suffix: str) -> dict[int, Path]:
-    """Map slice number k -> file for ``<CASE>_<k><suffix>.tif`` in a Kaggle case folder."""
+    """Map slice number k -> file for ``<CASE>_<k><suffix>.tif`` in a Kaggle case folder (hidden files left out)."""
     files: dict[int, Path] = {}
     for path in sorted(folder.iterdir()):
         match = SLICE_NAME.match(path.name)
-        if not path.is_file() or match is None or (match["suffix"] or "") != suffix:
+        if not path.is_file() or match is None or is_hidden(path) or (match["suffix"] or "") != suffix:
             continue
         k = int(match["k"])
         if k in files:
@@ -287,5 +290,7 @@ def _write_tiffs(out: Path, planes: Iterable[tuple[str, np.ndarray, str]]) -> No
 def slice_count(folder: Path) -> int:
     """The number of image slices of a Kaggle case folder, from the file names alone."""
     return sum(
-        (match := SLICE_NAME.match(p.name)) is not None and not match["suffix"] for p in folder.iterdir() if p.is_file()
+        (match := SLICE_NAME.match(p.name)) is not None and not match["suffix"]
+        for p in folder.iterdir()
+        if p.is_file() and not is_hidden(p)
     )

@@ -621,10 +621,22 @@ class ReportFolder:
     def case_table(self, table: str, key: str) -> Path:
         return self.path / table / f"{key}.csv"
 
+    @staticmethod
+    def key(case_id: str, task: str) -> str:
+        """What names a case of ``task`` here (``<case><task's label>``): a case's tumour and brain runs keep
+        separate records and rows."""
+        return f"{case_id}{TASK_SPECS[task].label_suffix}"
+
+    @staticmethod
+    def case_of_key(key: str) -> tuple[str, str]:
+        """The case id and task that :meth:`key` made ``key`` of."""
+        task = next((task for task, spec in TASK_SPECS.items() if key.endswith(spec.label_suffix)), "abnormality")
+        return key.removesuffix(TASK_SPECS[task].label_suffix), task
+
     def case_entries(self, case_id: str, task: str) -> list[Path]:
         """Everything the report keeps of one case of ``task`` besides its record: its rows of every per-case table
         (:data:`CASE_TABLES`), its montage, its outline GIF and the truth they outline."""
-        key = f"{case_id}{TASK_SPECS[task].label_suffix}"
+        key = self.key(case_id, task)
         figures = [self.montage(key), self.gif(case_id, task), self.drawn_truth(key)]
         return [*(self.case_table(t, key) for t in CASE_TABLES), *figures]
 

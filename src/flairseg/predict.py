@@ -409,7 +409,7 @@ def predict_tree(
     if bids:  # after the cases: a refused lone case leaves no folder that passes for a derivative
         write_derivative_description(out_path)
     _check_settings(run, paths, cases, quiet=True)  # again: a part started with this one may have written since
-    failures, cases = _failures_of_run(report, part, predicted, skipped, paths, failures, names.label)
+    failures, cases = _failures_of_run(report, part, predicted, skipped, paths, failures, names.task)
     merged = merge_run_report(out_path, title, segmenter.task)
     _report_failures(failures, cases, report)
     return dataclasses.replace(merged, predicted=predicted, skipped=skipped)
@@ -567,7 +567,7 @@ def _failures_of_run(
     skipped: int,
     paths: Sequence[Path | Case],
     failures: Sequence[tuple[str, str]],
-    label: str,
+    task: str,
 ) -> tuple[list[tuple[str, str]], int]:
     """The failed cases (case, reason) and the number of cases the report covers: this run's, or, for part K of N,
     those of every part done so far (the folder's, as one process would list them), this part's record written first.
@@ -575,7 +575,7 @@ def _failures_of_run(
     if part is None:
         return list(failures), len(paths)
     _write_part_record(report, part, predicted, skipped, paths, failures)
-    return _failures_of_parts(report, part[1], label)
+    return _failures_of_parts(report, part[1], task)
 
 
 def _write_part_record(
@@ -595,16 +595,16 @@ def _write_part_record(
         tmp.write_text(json.dumps(record, indent=2))
 
 
-def _failures_of_parts(report: ReportFolder, parts: int, label: str) -> tuple[list[tuple[str, str]], int]:
+def _failures_of_parts(report: ReportFolder, parts: int, task: str) -> tuple[list[tuple[str, str]], int]:
     """The failed cases (case, reason) that the parts of an N-part run done so far recorded, and their cases: the
     records there are, found by name (N may be far more than the cases, and most parts have none). A failed case that
-    has a record (under its key, case id and ``label``) was predicted since by another run (a failure removes the
+    has a record (under its key: case id and ``task``) was predicted since by another run (a failure removes the
     case's record: :func:`_leave_out`), so its part's failure is stale and left out."""
     failures, cases = [], 0
     for k in _recorded_parts(report, parts):
         record = _read_part_record(report.part_record(k, parts))
         listed = [tuple(failure) for failure in record.get("failures", [])]
-        failures += [failure for failure in listed if not report.record(f"{failure[0]}{label}").exists()]
+        failures += [failure for failure in listed if not report.record(ReportFolder.key(failure[0], task)).exists()]
         cases += len(record["cases"])
     return failures, cases
 
@@ -674,7 +674,7 @@ def _leave_out(run: _Run, case_id: str) -> str:
     """
     if not run.report.path.is_dir():
         return ""  # no report: nothing of the case's in one
-    key = f"{case_id}{run.names.label}"
+    key = ReportFolder.key(case_id, run.names.task)
     record = run.report.record(key)
     with _holding(run, key):
         earlier = [path for path in [record, *run.report.case_entries(case_id, run.segmenter.task)] if path.exists()]
@@ -719,7 +719,7 @@ def _predict_case(run: _Run, case: Case) -> bool:
     """
     truth_mask = _given_truth(run, case) if case.case_id in run.truth_index else case.mask
     expected = provenance.record(run.settings, case, _labels_read(run, case))
-    key = f"{case.case_id}{run.names.label}"  # a case's tumour and brain runs keep separate records and rows
+    key = ReportFolder.key(case.case_id, run.names.task)
     if _finished(run, key):  # no prediction spent on a case done already
         with _holding(run, key):
             if _reused(run, case, expected, truth_mask, key):
@@ -856,18 +856,12 @@ def _other_cases(run: _Run, key: str) -> list[str]:
     return sorted(found - {key})
 
 
-def _case_of_key(key: str) -> tuple[str, str]:
-    """The case id and task of a record's key (``<case><task's label>``)."""
-    task = next((task for task, spec in TASK_SPECS.items() if key.endswith(spec.label_suffix)), "abnormality")
-    return key.removesuffix(TASK_SPECS[task].label_suffix), task
-
-
 def _forget_other_cases(run: _Run, key: str) -> None:
     """Remove, in a mask-file run, the record, started file and report entries of every other case (refused unless
     --overwrite where one has a record: :func:`_refuse_foreign_outputs`), so that no record outlives the mask it names
     and the report is the mask file's case alone."""
     for other in _other_cases(run, key):
-        case_id, task = _case_of_key(other)
+        case_id, task = ReportFolder.case_of_key(other)
         for path in (run.report.record(other), run.report.started(other), *run.report.case_entries(case_id, task)):
             path.unlink(missing_ok=True)
 
@@ -879,8 +873,9 @@ def _refuse_foreign_outputs(run: _Run, case: Case, key: str) -> None:
     ``NAME.nii`` where this is ``NAME.nii.gz``: they share ``NAME_flairseg``)."""
     recorded = [other for other in _other_cases(run, key) if run.report.record(other).exists()]
     if recorded:
+        other = ReportFolder.case_of_key(recorded[0])[0]
         raise InputError(
-            f"{run.names.path} holds the report of case {_case_of_key(recorded[0])[0]}, which the report of case "
+            f"{run.names.path} holds the report of case {other}, which the report of case "
             f"{case.case_id} (mask {run.names.mask_file}) would replace; pass --overwrite to replace it, or give -o "
             "another name"
         )
