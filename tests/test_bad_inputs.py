@@ -1874,6 +1874,25 @@ def _kaggle_slice_names_too_long_for_their_masks(tmp: Path) -> list[str]:
     return ["predict", "-i", str(tmp / "in"), "-o", str(tmp / "out"), "--model", str(_zero_checkpoint(tmp)), "--quiet"]
 
 
+def _shape_of_a_case_its_run_did_not_finish(tmp: Path) -> list[str]:
+    """Two volumes predicted, then one's voxel data cut short (its header intact) and the run repeated with
+    --overwrite (it fails that case and keeps its earlier mask), then the masks measured."""
+    import contextlib
+    import gzip
+    import io
+
+    model = str(_zero_checkpoint(tmp))
+    for name in ("a.nii.gz", "b.nii.gz"):
+        _nifti(tmp, np.ones((16, 16, 4), np.float32), name=name)
+    argv = ["predict", "-i", str(tmp / "in"), "-o", str(tmp / "pred"), "--model", model, "--quiet"]
+    assert main(argv) == 0
+    raw = gzip.decompress((tmp / "in" / "b.nii.gz").read_bytes())
+    (tmp / "in" / "b.nii.gz").write_bytes(gzip.compress(raw[:-500]))
+    with contextlib.redirect_stderr(io.StringIO()):  # its own one-line error, not the one documented
+        assert main([*argv, "--overwrite"]) == 1
+    return ["shape", "-i", str(tmp / "pred"), "-o", str(tmp / "shape.csv"), "--quiet"]
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -3379,6 +3398,14 @@ CATALOGUE = [
         f"1 of 2 cases fail their header checks, so nothing was written: CASE_B: TMP/in/CASE_B/{'S' * 245}_1.tif: "
         "the name of its mask slice (257 bytes with _brain.tif) would pass the limit of 255 bytes a file name; "
         "rename the case's slices; fix or move them, then run again",
+    ),
+    BadInput(
+        "shape-of-a-case-its-run-did-not-finish",
+        "a prediction folder whose case failed when the run was repeated (its earlier mask kept), measured by shape",
+        _shape_of_a_case_its_run_did_not_finish,
+        "TMP/pred/b_mask.nii.gz is the mask of case b, which its prediction run began and did not finish (it failed "
+        "or was stopped; its mask is not the prediction of its input now): predict the case again, or move its mask "
+        "out of the folder",
     ),
 ]
 

@@ -51,6 +51,24 @@ def test_a_case_without_record_is_predicted_again(
     assert sorted(p.name for p in records.iterdir()) == ["TCGA_CS_4942_19970222_mask.json"]
 
 
+def test_a_case_whose_report_rows_are_gone_is_predicted_again(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A finished case whose QC and inputs rows were lost (a partial copy of the folder) is predicted again, never
+    reused without them and left out of the merged tables and their counts."""
+    out = tmp_path / "out"
+    model = _empty_mask_checkpoint(tmp_path / "model", "abnormality")
+    command = ["predict", "-i", str(_volume(tmp_path / "in" / "v.nii.gz")), "-o", str(out), "--model", str(model)]
+    assert main([*command, "--quiet"]) == 0
+    for table in ("qc", "inputs"):
+        (out / "report" / table / "v_mask.csv").unlink()
+    capsys.readouterr()
+    assert main([*command, "--quiet"]) == 0
+    assert "1 cases predicted, 0 already done" in capsys.readouterr().out
+    for table in ("qc", "inputs"):
+        assert (out / "report" / f"{table}.csv").read_text().splitlines()[1].startswith("v,")
+
+
 def test_masks_without_a_record_are_not_overwritten(
     sample_case: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

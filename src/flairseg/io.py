@@ -35,7 +35,7 @@ from flairseg.kaggle import (
     write_kaggle_image,
     write_kaggle_mask,
 )
-from flairseg.outputs import PROBABILITY_SUFFIX, RUN_NAMES, check_case_id, name_key, run_report
+from flairseg.outputs import PROBABILITY_SUFFIX, RUN_NAMES, ReportFolder, check_case_id, name_key, run_report
 from flairseg.volumes import (
     DICOM_DIRECTORY,
     check_headers,
@@ -312,7 +312,27 @@ def index_cases(root: str | os.PathLike, masks: MaskPolicy = "optional", mask_su
                 "and of how accents are encoded); rename one, they would share an output"
             )
         index[case_id] = path
+    if masks == "only" and Path(root).is_dir():
+        _refuse_unfinished_cases(Path(root), index, mask_suffix)
     return index
+
+
+def _refuse_unfinished_cases(root: Path, index: dict[str, Path], mask_suffix: str) -> None:
+    """Refuse, in a prediction run's folder read as masks, a case that its run began and did not finish (a started
+    file and no record: it failed or was stopped): its mask is an earlier run's, or half of this one's, and would be
+    scored or measured as the prediction of the input the run failed on."""
+    report = run_report(root)
+    task = next((task for task, spec in TASK_SPECS.items() if spec.label_suffix == mask_suffix), None)
+    if task is None or not report.is_flairsegs():
+        return
+    for case_id, path in index.items():
+        key = ReportFolder.key(case_id, task)
+        if report.started(key).exists() and not report.record(key).exists():
+            raise InputError(
+                f"{path} is the mask of case {case_id}, which its prediction run began and did not finish (it failed "
+                "or was stopped; its mask is not the prediction of its input now): predict the case again, or move "
+                "its mask out of the folder"
+            )
 
 
 def _case_format(path: Path) -> str:

@@ -753,15 +753,17 @@ def _finished(run: _Run, key: str) -> bool:
 
 def _reused(run: _Run, case: Case, expected: dict, truth_mask: np.ndarray | None, key: str) -> bool:
     """Whether the case's outputs are reused (:func:`_finished`, its record equal to ``expected``, the outputs it names
-    this run's and as written; a record that differs, or an output changed since, stops the run, and one gone has the
-    case predicted again): its metrics and figures follow the truth given now (:func:`_rescore_reused_case`), and a
-    started file left beside the record is removed."""
+    this run's and as written; a record that differs, or an output changed since, stops the run, and one gone, or
+    a row of the report, has the case predicted again): its metrics and figures follow the truth given now
+    (:func:`_rescore_reused_case`), and a started file left beside the record is removed."""
     if not _finished(run, key):
         return False
     record = run.report.record(key)
     provenance.check_reusable(record, expected, run.names.path)
     if not provenance.check_outputs(record, _case_outputs(run, case), run.names.path, case.case_id):
         return False
+    if not all(path.is_file() for path in _case_rows(run, key)):
+        return False  # rows gone (a partial copy of the folder): predicted again, never left out of the tables
     run.report.started(key).unlink(missing_ok=True)  # left by a run killed between the record and its removal
     _rescore_reused_case(run, case, truth_mask, key)
     return True
@@ -890,6 +892,13 @@ def _refuse_foreign_outputs(run: _Run, case: Case, key: str) -> None:
             f"{found[0]} is in the way of case {case.case_id}'s output and flairseg has no record of writing it; "
             "move it away, or pass --overwrite to replace it"
         )
+
+
+def _case_rows(run: _Run, key: str) -> list[Path]:
+    """The case's rows that every prediction writes (its inputs and QC, its components where the task has them); its
+    metrics row follows the truth given to each run (:func:`_rescore_reused_case`)."""
+    tables = ["inputs", "qc", *(["components"] if TASK_SPECS[run.segmenter.task].components else [])]
+    return [run.report.case_table(table, key) for table in tables]
 
 
 def _case_outputs(run: _Run, case: Case) -> list[tuple[str, Path]]:
