@@ -1893,6 +1893,19 @@ def _shape_of_a_case_its_run_did_not_finish(tmp: Path) -> list[str]:
     return ["shape", "-i", str(tmp / "pred"), "-o", str(tmp / "shape.csv"), "--quiet"]
 
 
+def _predict_truth_its_own_image(tmp: Path) -> list[str]:
+    """A volume given as the image and as its truth (a slip between -i and --truth)."""
+    image = np.arange(16 * 16 * 4, dtype=np.int16).reshape(16, 16, 4) % 200
+    volume = _nifti(tmp, image)
+    return [*_predict(tmp, volume), "--truth", str(volume), "--model", str(_zero_checkpoint(tmp))]
+
+
+def _shape_of_images(tmp: Path) -> list[str]:
+    """A tree of int16 FLAIR volumes (no masks) measured as masks: every voxel of the head would be foreground."""
+    _nifti(tmp, np.arange(16 * 16 * 4, dtype=np.int16).reshape(16, 16, 4))
+    return ["shape", "-i", str(tmp / "in"), "-o", str(tmp / "features.csv"), "--quiet"]
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -3406,6 +3419,20 @@ CATALOGUE = [
         "TMP/pred/b_mask.nii.gz is the mask of case b, which its prediction run began and did not finish (it failed "
         "or was stopped; its mask is not the prediction of its input now): predict the case again, or move its mask "
         "out of the folder",
+    ),
+    BadInput(
+        "predict-truth-its-own-image",
+        "`predict -i vol.nii.gz --truth vol.nii.gz`: the image given as its own truth",
+        _predict_truth_its_own_image,
+        "the truth of case vol (TMP/in/vol.nii.gz) is its image: --truth takes masks (<case>_mask.nii.gz), not the "
+        "images predicted",
+    ),
+    BadInput(
+        "shape-of-images",
+        "`shape` of a tree of int16 FLAIR volumes without masks: images read as label maps",
+        _shape_of_images,
+        "case vol: the mask vol.nii.gz holds 1,023 different labels, more than the 255 of a label map: an image, not "
+        "a mask? give its mask (0 background, positive labels)",
     ),
 ]
 

@@ -119,12 +119,18 @@ def nifti_stem(path: Path) -> str:
     return name
 
 
+# the most labels a mask may hold (0 aside): masks are binary or hold a few labels (BraTS' three, a lesion map's
+# instances), an image hundreds of grey levels
+MAX_LABELS = 255
+
+
 def check_mask_values(values: np.ndarray, case_id: str, name: str, what: str = "mask") -> None:
     """The one rule for the values of a mask that is scored, measured or trained on (a prediction, a truth beside its
     image or in a tree of its own, a mask of ``shape``): 0 and positive whole-number labels, each label foreground. A
     probability map, a negative or fractional value (or a scaled one: stored values times a header's slope, plus its
     intercept) would otherwise count as foreground; it is refused, naming the file ``name`` as the ``what`` of its
-    case."""
+    case. So is one of more than :data:`MAX_LABELS` labels: an image (an integer FLAIR given as the truth) passes for
+    labels, every voxel of the head foreground."""
     if not _whole_labels(values):
         levels = np.unique(values) + 0.0  # + 0.0: -0 shows as 0
         shown = ", ".join(f"{v:g}" for v in levels[:4]) + (", ..." if levels.size > 4 else "")
@@ -132,6 +138,13 @@ def check_mask_values(values: np.ndarray, case_id: str, name: str, what: str = "
             f"case {case_id}: the {what} {name} holds the values {shown}, not 0 and positive whole-number labels; "
             "threshold it into a binary mask first"
         )
+    if values.size and values.max() > MAX_LABELS:  # else at most MAX_LABELS labels: nothing to count
+        labels = np.unique(values).size - 1
+        if labels > MAX_LABELS:
+            raise InputError(
+                f"case {case_id}: the {what} {name} holds {labels:,} different labels, more than the {MAX_LABELS} of "
+                "a label map: an image, not a mask? give its mask (0 background, positive labels)"
+            )
 
 
 def _whole_labels(values: np.ndarray) -> bool:

@@ -281,6 +281,7 @@ def _check_headers(
                 check_case(path, masks="optional", mask_suffix=label, resample=resample)
             _check_label_headers(path, labels_read)
             if case_id in truth_index:
+                _refuse_image_as_truth(path, case_id, truth_index[case_id], label)
                 check_case(truth_index[case_id], masks="only", mask_suffix=label)
                 _check_truth_grid(path, case_id, truth_index[case_id], label)
         except InputError as exc:
@@ -298,6 +299,16 @@ def _check_headers(
 def _case_id(path: Path | Case) -> str:
     """The id of a case to predict, read (a :class:`Case`) or not."""
     return path.case_id if isinstance(path, Case) else case_id_of(path)
+
+
+def _refuse_image_as_truth(path: Path | Case, case_id: str, truth: Path, label: str) -> None:
+    """Refuse a ``--truth`` that is the case's own image file (the input tree given as the truth, links followed): the
+    image would be scored as its mask. A Kaggle folder holds its masks beside its images: its truth may be it."""
+    if isinstance(path, Path) and path.is_file() and os.path.samefile(path, truth):
+        raise InputError(
+            f"the truth of case {case_id} ({truth}) is its image: --truth takes masks (<case>{label}.nii.gz), not the "
+            "images predicted"
+        )
 
 
 def _check_label_headers(path: Path | Case, labels_read: Sequence[str]) -> None:
