@@ -508,3 +508,26 @@ def test_a_prediction_folder_is_read_back_as_its_masks_without_its_run_folders(
     assert main(evaluate) == 0
     printed = capsys.readouterr()
     assert "2 cases:" in printed.out and "no truth" not in printed.err
+
+
+@pytest.mark.parametrize("holder", ["atomic_dir", "atomic_file", "held_folder"])
+def test_a_refused_output_leaves_none_of_the_folders_made_above_it(holder: str, tmp_path: Path) -> None:
+    """An output in folders that do not exist yet (``-o new/sub/run``), refused while it is written (preprocess's
+    unreadable case) or while its folder is held (train's --init that is not a checkpoint): the folders made for it
+    go with it; the folders that were there, and one a user put something in meanwhile, stay."""
+    from flairseg import outputs
+
+    (tmp_path / "kept").mkdir()
+    final = tmp_path / "kept" / "new" / "sub" / "run"
+    opened = {
+        "atomic_dir": lambda: outputs.atomic_dir(final),
+        "atomic_file": lambda: outputs.atomic_file(final),
+        "held_folder": lambda: outputs.held_folder(final, "trained"),
+    }[holder]
+    with pytest.raises(InputError), opened():
+        raise InputError("refused")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"] and not any((tmp_path / "kept").iterdir())
+    with pytest.raises(InputError), opened():
+        (tmp_path / "kept" / "new" / "note.txt").write_text("a user's")
+        raise InputError("refused")
+    assert sorted(p.name for p in (tmp_path / "kept" / "new").iterdir()) == ["note.txt"]

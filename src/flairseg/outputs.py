@@ -273,17 +273,43 @@ def _held(path: Path, refusal: Callable[[str], InputError] | None) -> Iterator[N
     holder (a second hold by this process too) is waited for, or, with ``refusal``, is the error it makes of the
     holder's pid.
 
-    The operating system releases the lock when the process ends, however it ends; the file goes with its holder.
+    The operating system releases the lock when the process ends, however it ends; the file goes with its holder,
+    and so do the folders above it that were made for it and are still empty (a refused command leaves none).
     """
-    handle = _locked(path, refusal)
+    with _parents_made(path):
+        handle = _locked(path, refusal)
+        try:
+            os.ftruncate(handle, 0)
+            os.write(handle, f"{os.getpid()}\n".encode())
+            yield
+        finally:
+            with contextlib.suppress(FileNotFoundError):  # while still held: a process that opened it finds it gone
+                os.unlink(path)
+            os.close(handle)
+
+
+@contextlib.contextmanager
+def _parents_made(path: Path) -> Iterator[None]:
+    """Make the missing folders above ``path`` for the block; afterwards remove those of them left empty, deepest
+    first (an output refused, or whose temporary was deleted, leaves no trace), never one that holds anything."""
+    missing = list(_absent_parents(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        os.ftruncate(handle, 0)
-        os.write(handle, f"{os.getpid()}\n".encode())
         yield
     finally:
-        with contextlib.suppress(FileNotFoundError):  # while still held: a process that opened it finds it gone
-            os.unlink(path)
-        os.close(handle)
+        for folder in missing:
+            try:
+                folder.rmdir()
+            except OSError:  # holds the output, or another process's files: kept, and so are the folders above
+                break
+
+
+def _absent_parents(path: Path) -> Iterator[Path]:
+    """The folders above ``path`` that do not exist, nearest first."""
+    for folder in path.parents:
+        if folder.exists():
+            return
+        yield folder
 
 
 def _locked(path: Path, refusal: Callable[[str], InputError] | None) -> int:
@@ -337,20 +363,20 @@ def atomic_file(path: str | os.PathLike, replace: bool = True) -> Iterator[Path]
     """Yield a temporary path beside ``path``; on success rename it to ``path``, else delete it. Not ``replace`` (a
     command without ``--overwrite``): a file that appeared at ``path`` meanwhile stays and this one is refused."""
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    prefix, suffix = _temporary_affixes(final, "part")
-    with _naming_the_output(final):
-        fd, tmp_name = tempfile.mkstemp(suffix=suffix, prefix=prefix, dir=final.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        with _short_write_named(final):
-            yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs get the usual permissions
+    with _parents_made(final):
+        prefix, suffix = _temporary_affixes(final, "part")
         with _naming_the_output(final):
-            os.replace(tmp, final) if replace else _link_in(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
+            fd, tmp_name = tempfile.mkstemp(suffix=suffix, prefix=prefix, dir=final.parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            with _short_write_named(final):
+                yield tmp
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs get the usual permissions
+            with _naming_the_output(final):
+                os.replace(tmp, final) if replace else _link_in(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -362,21 +388,21 @@ def atomic_dir(path: str | os.PathLike, mark: bool = False, replace: bool = True
     and this one is refused in one line.
     """
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    prefix, suffix = _temporary_affixes(final, "part")
-    with _naming_the_output(final):
-        tmp = Path(tempfile.mkdtemp(suffix=suffix, prefix=prefix, dir=final.parent))
-    try:
-        if mark:
-            write_marker(tmp)
-        with _short_write_named(final):
-            yield tmp
-        os.chmod(tmp, 0o777 & ~_umask())
+    with _parents_made(final):
+        prefix, suffix = _temporary_affixes(final, "part")
         with _naming_the_output(final):
-            _swap_in(tmp, final) if replace else _move_in(tmp, final)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+            tmp = Path(tempfile.mkdtemp(suffix=suffix, prefix=prefix, dir=final.parent))
+        try:
+            if mark:
+                write_marker(tmp)
+            with _short_write_named(final):
+                yield tmp
+            os.chmod(tmp, 0o777 & ~_umask())
+            with _naming_the_output(final):
+                _swap_in(tmp, final) if replace else _move_in(tmp, final)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp)
 
 
 def _move_in(tmp: Path, final: Path) -> None:
