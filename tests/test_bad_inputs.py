@@ -1906,6 +1906,10 @@ def _shape_of_images(tmp: Path) -> list[str]:
     return ["shape", "-i", str(tmp / "in"), "-o", str(tmp / "features.csv"), "--quiet"]
 
 
+def _patch_not_a_multiple_of_the_depth(tmp: Path) -> list[str]:
+    return _train(tmp, "--set", "patch=17")
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -3433,6 +3437,12 @@ CATALOGUE = [
         _shape_of_images,
         "case vol: the mask vol.nii.gz holds 1,023 different labels, more than the 255 of a label map: an image, not "
         "a mask? give its mask (0 background, positive labels)",
+    ),
+    BadInput(
+        "patch-not-a-multiple-of-the-depth",
+        "a training patch the U-Net cannot halve at every level (17 pixels, depth 4)",
+        _patch_not_a_multiple_of_the_depth,
+        "patch 17 is not a multiple of 2**model.depth = 16; the U-Net halves its crops at every level",
     ),
 ]
 

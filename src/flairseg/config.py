@@ -233,6 +233,11 @@ class TrainConfig:
         if self.average_last > self.epochs:
             raise ConfigError(f"average_last ({self.average_last}) cannot exceed epochs ({self.epochs})")
         check_grid(self.model, self.preprocess)
+        if self.patch % 2**self.model.depth:
+            raise ConfigError(
+                f"patch {self.patch} is not a multiple of 2**model.depth = {2**self.model.depth}; the U-Net halves "
+                "its crops at every level"
+            )
         check_channels(self.task, self.model, self.preprocess)
 
 
