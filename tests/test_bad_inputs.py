@@ -1910,6 +1910,25 @@ def _patch_not_a_multiple_of_the_depth(tmp: Path) -> list[str]:
     return _train(tmp, "--set", "patch=17")
 
 
+def _onnx_answering_booleans(tmp: Path) -> list[str]:
+    """An export whose logits are cast to booleans at the end of its graph, stamped again (its record matches)."""
+    import json
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    from flairseg.export import export_onnx, stamped
+
+    export_onnx(_zero_checkpoint(tmp), tmp / "m.onnx")
+    exported = onnx.load(str(tmp / "m.onnx"))
+    output = exported.graph.output[0]
+    dims = [d.dim_param or d.dim_value for d in output.type.tensor_type.shape.dim]
+    exported.graph.node.append(helper.make_node("Cast", [output.name], ["y"], to=TensorProto.BOOL))
+    output.CopyFrom(helper.make_tensor_value_info("y", TensorProto.BOOL, dims))
+    (tmp / "m.onnx").write_bytes(stamped(exported, json.loads(exported.metadata_props[0].value)))
+    return _predict(tmp, _case(tmp), "--model", str(tmp / "m.onnx"))
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -3443,6 +3462,13 @@ CATALOGUE = [
         "a training patch the U-Net cannot halve at every level (17 pixels, depth 4)",
         _patch_not_a_multiple_of_the_depth,
         "patch 17 is not a multiple of 2**model.depth = 16; the U-Net halves its crops at every level",
+    ),
+    BadInput(
+        "onnx-answering-booleans",
+        "an ONNX export whose logits are cast to booleans (stamped again): sigmoid(1) would pass every pixel",
+        _onnx_answering_booleans,
+        "TMP/m.onnx declares its output a tensor(bool), not a tensor(float) (float32) of a logit map; export the "
+        "checkpoint again",
     ),
 ]
 

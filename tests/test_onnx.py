@@ -242,6 +242,17 @@ def _restamped(exported: Path, out: Path, edit: Callable[[onnx.ModelProto], None
     return out
 
 
+def _cast_logits_to(kind: int) -> Callable[[onnx.ModelProto], None]:
+    """A Cast of the logits to another element type, as the graph's output (booleans would pass for logits of 0 and
+    1: sigmoid 0.5 and 0.73, every slice's pixels over a threshold of 0.5)."""
+
+    def edit(model: onnx.ModelProto) -> None:
+        model.graph.node.append(helper.make_node("Cast", ["logits"], ["y"], to=kind))
+        model.graph.output[0].CopyFrom(helper.make_tensor_value_info("y", kind, _LOGITS))
+
+    return edit
+
+
 def _fixed_batch(model: onnx.ModelProto) -> None:
     for value in (*model.graph.input, *model.graph.output):
         value.type.tensor_type.shape.dim[0].dim_value = 1
@@ -288,6 +299,8 @@ _BATCH_OF_ONE = [
             "m.onnx answered [4, 1, 16, 16] for a batch of [4, 3, 256, 256], not one logit map per slice",
         ),
         (_after_logits(_BATCH_OF_ONE, {"one": [1]}, _LOGITS), "m.onnx failed: [ONNXRuntimeError] : 1 : FAIL"),
+        (_cast_logits_to(TensorProto.BOOL), "declares its output a tensor(bool), not a tensor(float) (float32)"),
+        (_cast_logits_to(TensorProto.STRING), "declares its output a tensor(string), not a tensor(float) (float32)"),
     ],
 )
 def test_an_onnx_graph_off_its_metadata_is_refused_in_one_line(

@@ -201,12 +201,18 @@ class OnnxModel:
         self._errors = _onnxruntime_errors(onnxruntime)
 
     def _check_shapes(self, path: str | os.PathLike, size: int) -> None:
-        """Refuse a graph that does not take (any batch, channels, size, size) or answer (any batch, 1, size, size)."""
+        """Refuse a graph that does not take (any batch, channels, size, size) or answer (any batch, 1, size, size)
+        float32 tensors: a boolean or integer answer would pass for logits of 0 and 1, every slice's pixels tumour."""
         expected = [
             ("input", self.session.get_inputs()[0], [self.in_channels, size, size], f"{self.in_channels} channels"),
             ("output", self.session.get_outputs()[0], [1, size, size], "a logit map"),
         ]
         for what, node, dims, content in expected:
+            if node.type != "tensor(float)":
+                raise WeightsError(
+                    f"{path} declares its {what} a {node.type}, not a tensor(float) (float32) of {content}; export "
+                    "the checkpoint again"
+                )
             shape = list(node.shape)
             if shape[1:] != dims:
                 raise WeightsError(
