@@ -1929,6 +1929,21 @@ def _onnx_answering_booleans(tmp: Path) -> list[str]:
     return _predict(tmp, _case(tmp), "--model", str(tmp / "m.onnx"))
 
 
+def _resume_with_edited_optimizer_settings(tmp: Path) -> list[str]:
+    """A trained run whose training state was set back to its first epoch and given maximize=True (gradient ascent),
+    saved again as flairseg saves one (its hashes match)."""
+    from flairseg import checkpoint
+
+    argv = _trained_run(tmp)
+    tensors, meta = checkpoint.read(tmp / "old" / "last")
+    for key in ("format_version", "flairseg_version", "weights", "sha256"):
+        meta.pop(key)
+    meta["epoch"] = meta["best_epoch"] = 0
+    meta["optimizer_groups"][0]["maximize"] = True
+    checkpoint.save(tensors, meta, tmp / "old" / "last")
+    return argv
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -3470,6 +3485,14 @@ CATALOGUE = [
         "TMP/m.onnx declares its output a tensor(bool), not a tensor(float) (float32) of a logit map; export the "
         "checkpoint again",
     ),
+    BadInput(
+        "resume-with-edited-optimizer-settings",
+        "`train --resume` of a training state whose optimizer settings were edited (maximize: gradient ascent) and "
+        "saved again with matching hashes",
+        _resume_with_edited_optimizer_settings,
+        "TMP/old/last.json: the optimizer setting maximize True is not the False the run's recipe makes; restore the "
+        "file, or start a new run",
+    ),
 ]
 
 
@@ -3681,7 +3704,7 @@ def _without(values: dict, key: str) -> dict:
         (
             "last.json",
             lambda m: {**m, "optimizer_groups": []},
-            "TMP/run/last.json does not match the run it resumes: loaded state dict has a different number of",
+            "TMP/run/last.json: optimizer_groups is not the 1 parameter group(s) of the run's optimizer",
         ),
     ],
 )

@@ -107,3 +107,19 @@ def test_every_command_that_loads_a_checkpoint_refuses_it_alike(
         err = capsys.readouterr().err
         assert err.startswith("flairseg: error: checkpoint m.json does not match its architecture: its weights lack")
     assert all(device == "meta" for _, device in built_on)
+
+
+@pytest.mark.parametrize("averaged", [0, 2])
+def test_a_training_state_whose_tail_sum_is_not_what_it_counts_is_refused(averaged: int, tmp_path: Path) -> None:
+    """A state counting tail epochs without their summed weights (or holding a sum while it counts none) would fail
+    at the end of training, after the epochs left had trained; refused when it is loaded."""
+    from flairseg.config import TrainConfig
+
+    model = UNet(features=2, batch_norm=True)
+    optimizer = torch.optim.Adam(model.parameters())
+    recipe, split = dataclasses.asdict(TrainConfig()), {"train": [], "validation": [], "test": []}
+    tail = {} if averaged else {k: v.double() for k, v in model.state_dict().items()}
+    state = checkpoint.TrainingState(tail=tail, averaged=averaged)
+    path = checkpoint.save_training_state(model, optimizer, state, recipe, split, tmp_path / "last")
+    with pytest.raises(WeightsError, match=f"averaged {averaged} does not match its tail sum"):
+        checkpoint.load_training_state(path, model, optimizer, "abnormality")

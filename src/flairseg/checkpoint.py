@@ -239,8 +239,11 @@ def load_training_state(
     negative variance): a run resumed from them would train on NaN.
     """
     tensors, meta = read(path)
-    check_state_record(meta, str(paths_of(path)[1]), task)
-    _check_values(tensors, str(paths_of(path)[1]))
+    what = str(paths_of(path)[1])
+    check_state_record(meta, what, task)
+    _check_values(tensors, what)
+    _check_optimizer_groups(meta.get("optimizer_groups"), optimizer, what)
+    _check_tail(tensors, meta, model, what)
     optimizer_state: dict[str, Any] = {"state": {}, "param_groups": meta["optimizer_groups"]}
     try:
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
@@ -258,6 +261,38 @@ def load_training_state(
     check_bound(path, meta)
     tail = {k[4:]: v for k, v in tensors.items() if k.startswith("avg.")}
     return TrainingState(meta["epoch"], meta["best_epoch"], float(meta["best_dice"]), tail, meta.get("averaged", 0))
+
+
+def _check_optimizer_groups(groups: object, optimizer: torch.optim.Optimizer, what: str) -> None:
+    """Refuse optimizer settings other than those the run's recipe makes (``optimizer``, made from it): a state whose
+    betas, epsilon, weight decay or flags (amsgrad, maximize) were edited would resume with them, or fail inside torch.
+    The learning rate is the schedule's, set before every step: any number."""
+    made = json.loads(json.dumps(optimizer.state_dict()["param_groups"]))  # as the record holds them: lists, not tuples
+    if not isinstance(groups, list) or len(groups) != len(made) or not all(isinstance(g, dict) for g in groups):
+        raise WeightsError(f"{what}: optimizer_groups is not the {len(made)} parameter group(s) of the run's optimizer")
+    for saved, fresh in zip(groups, made):
+        differs = [key for key in saved if key != "lr" and (key not in fresh or saved[key] != fresh[key])]
+        if differs:
+            key = differs[0]
+            raise WeightsError(
+                f"{what}: the optimizer setting {key} {saved[key]!r} is not the {fresh.get(key)!r} the run's recipe "
+                "makes; restore the file, or start a new run"
+            )
+        lr = saved.get("lr")
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr):
+            raise WeightsError(f"{what}: the optimizer's lr {lr!r} is not a number")
+
+
+def _check_tail(tensors: dict[str, torch.Tensor], meta: dict[str, Any], model: nn.Module, what: str) -> None:
+    """Refuse a tail sum (``avg.*``: the weights of the epochs ``averaged`` counts) that is not one of every tensor of
+    the model where the record counts epochs, or that is there where it counts none."""
+    tail = {key[4:] for key in tensors if key.startswith("avg.")}
+    expected = set(model.state_dict()) if meta.get("averaged", 0) else set()
+    if tail != expected:
+        raise WeightsError(
+            f"{what}: averaged {meta.get('averaged', 0)} does not match its tail sum ({len(tail)} of the model's "
+            f"{len(model.state_dict())} tensors); restore the file, or start a new run"
+        )
 
 
 def check_state_record(meta: dict[str, Any], what: str, task: str) -> None:
