@@ -1944,6 +1944,17 @@ def _resume_with_edited_optimizer_settings(tmp: Path) -> list[str]:
     return argv
 
 
+def _checkpoint_postprocess_value_nan(tmp: Path) -> list[str]:
+    """A checkpoint whose postprocessing setting holds a NaN value (for a rule that does not use it)."""
+    model = UNet(features=2, batch_norm=True)
+    config = ModelConfig(features=2, batch_norm=True)
+    postprocess = {"rule": "largest", "value": float("nan")}
+    path = save_model(
+        model, config, PreprocessConfig(), tmp / "model" / "m", task="abnormality", postprocess=postprocess
+    )
+    return _predict(tmp, _case(tmp), "--model", str(path))
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -3492,6 +3503,13 @@ CATALOGUE = [
         _resume_with_edited_optimizer_settings,
         "TMP/old/last.json: the optimizer setting maximize True is not the False the run's recipe makes; restore the "
         "file, or start a new run",
+    ),
+    BadInput(
+        "checkpoint-postprocess-value-nan",
+        "a checkpoint whose postprocessing value is NaN, for a rule that does not use it (written into every record)",
+        _checkpoint_postprocess_value_nan,
+        "the checkpoint's postprocessing setting is invalid: postprocessing rule 'largest' needs a finite value, not "
+        "nan",
     ),
 ]
 

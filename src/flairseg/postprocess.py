@@ -11,6 +11,7 @@ Pure functions on (slices, height, width) arrays; inputs are never modified.
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -133,6 +134,8 @@ def check_rule(rule: str, value: float) -> str:
         close = difflib.get_close_matches(rule, RULES, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ConfigError(f"unknown postprocessing rule {rule!r}; choose one of {', '.join(RULES)}{hint}")
+    if not math.isfinite(value):  # every rule's, used or not: it is written into each record the rule makes
+        raise ConfigError(f"postprocessing rule {rule!r} needs a finite value, not {value!r}")
     if rule in ("relative-volume", "peak") and not 0.0 < value <= 1.0:
         raise ConfigError(f"postprocessing rule {rule!r} needs a value in (0, 1], not {value!r}")
     return rule
