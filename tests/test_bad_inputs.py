@@ -1955,6 +1955,15 @@ def _checkpoint_postprocess_value_nan(tmp: Path) -> list[str]:
     return _predict(tmp, _case(tmp), "--model", str(path))
 
 
+def _checkpoint_of_float64_weights(tmp: Path) -> list[str]:
+    """A checkpoint whose weights are stored as float64 (loading would cast them: beyond float32's range, infinite)."""
+    model = UNet(features=2, batch_norm=True).double()
+    path = save_model(
+        model, ModelConfig(features=2, batch_norm=True), PreprocessConfig(), tmp / "m", task="abnormality"
+    )
+    return _predict(tmp, _case(tmp), "--model", str(path))
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -3510,6 +3519,13 @@ CATALOGUE = [
         _checkpoint_postprocess_value_nan,
         "the checkpoint's postprocessing setting is invalid: postprocessing rule 'largest' needs a finite value, not "
         "nan",
+    ),
+    BadInput(
+        "checkpoint-of-float64-weights",
+        "a checkpoint whose weights are float64 (1e300 would load as infinity, after the check for infinite values)",
+        _checkpoint_of_float64_weights,
+        "checkpoint m.json stores enc1.0.weight as float64, not the network's float32; the file was edited or is not "
+        "flairseg's",
     ),
 ]
 

@@ -123,3 +123,16 @@ def test_a_training_state_whose_tail_sum_is_not_what_it_counts_is_refused(averag
     path = checkpoint.save_training_state(model, optimizer, state, recipe, split, tmp_path / "last")
     with pytest.raises(WeightsError, match=f"averaged {averaged} does not match its tail sum"):
         checkpoint.load_training_state(path, model, optimizer, "abnormality")
+
+
+@pytest.mark.parametrize("dtype", [torch.complex64, torch.float8_e4m3fn])
+def test_a_tensor_of_a_type_no_checkpoint_holds_is_refused_in_one_line(dtype: torch.dtype, tmp_path: Path) -> None:
+    """A tensor re-typed to complex or float8 (its hashes made again) is refused by name, never a torch error from the
+    check of its values."""
+    tensors = {k: v for k, v in UNet(features=2, batch_norm=True).state_dict().items()}
+    tensors["head.bias"] = tensors["head.bias"].to(dtype)
+    config = dataclasses.asdict(ModelConfig(features=2, batch_norm=True))
+    record = {"model": config, "preprocess": dataclasses.asdict(PreprocessConfig()), "task": "abnormality"}
+    path = checkpoint.save(tensors, record, tmp_path / "m")
+    with pytest.raises(WeightsError, match=f"stores head.bias as {str(dtype)[6:]}, a type no flairseg checkpoint"):
+        checkpoint.load_model(path)

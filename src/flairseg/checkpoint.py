@@ -244,6 +244,7 @@ def load_training_state(
     _check_values(tensors, what)
     _check_optimizer_groups(meta.get("optimizer_groups"), optimizer, what)
     _check_tail(tensors, meta, model, what)
+    _check_dtypes({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, model.state_dict(), what)
     optimizer_state: dict[str, Any] = {"state": {}, "param_groups": meta["optimizer_groups"]}
     try:
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
@@ -364,7 +365,8 @@ def _check_architecture(tensors: dict[str, torch.Tensor], config: ModelConfig, m
     torch's meta device (shapes, no memory): a record declaring a far larger network than its tensors hold would
     otherwise be allocated whole (gigabytes from a file of kilobytes) before the mismatch shows."""
     with torch.device("meta"):
-        expected = {name: tuple(value.shape) for name, value in _network(config, members).state_dict().items()}
+        network = _network(config, members).state_dict()
+    expected = {name: tuple(value.shape) for name, value in network.items()}
     found = {name: tuple(value.shape) for name, value in tensors.items()}
     missing, unexpected = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
     wrong = [name for name in expected if name in found and found[name] != expected[name]]
@@ -384,6 +386,27 @@ def _check_architecture(tensors: dict[str, torch.Tensor], config: ModelConfig, m
             f"{what} does not match its architecture: its weights' {name} has shape {list(found[name])}, that of the "
             f"network its record declares {list(expected[name])}; the record and the weights are not of one model"
         )
+    _check_dtypes(tensors, network, what)
+
+
+def _check_dtypes(tensors: dict[str, torch.Tensor], network: dict[str, torch.Tensor], what: str) -> None:
+    """Refuse a tensor stored in another type than the network's (loading would cast it: float64 weights beyond
+    float32's range become infinite after the check for infinite values)."""
+    for name, value in network.items():
+        if name in tensors and tensors[name].dtype != value.dtype:
+            raise WeightsError(
+                f"{what} stores {name} as {_shown(tensors[name].dtype)}, not the network's {_shown(value.dtype)}; the "
+                "file was edited or is not flairseg's"
+            )
+
+
+def _shown(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+# what checkpoints store: float32 weights and optimizer moments, int64 batch counts, float64 tail sums (``avg.``),
+# the uint8 RNG state
+_STORED_DTYPES = (torch.float32, torch.float64, torch.int64, torch.uint8)
 
 
 def _check_values(tensors: dict[str, torch.Tensor], what: str) -> None:
@@ -391,6 +414,11 @@ def _check_values(tensors: dict[str, torch.Tensor], what: str) -> None:
     NaN or infinite value, or a negative batch-normalisation running variance (whose square root is NaN; zero is a
     channel that never varied, normalised by the layer's epsilon). Model weights and training states alike."""
     for name, tensor in tensors.items():
+        if tensor.dtype not in _STORED_DTYPES:
+            raise WeightsError(
+                f"{what} stores {name} as {_shown(tensor.dtype)}, a type no flairseg checkpoint holds; the file was "
+                "edited or is not flairseg's"
+            )
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise WeightsError(
                 f"{what} holds NaN or infinite values in {name}; the file is damaged or its training diverged"
