@@ -1964,6 +1964,24 @@ def _checkpoint_of_float64_weights(tmp: Path) -> list[str]:
     return _predict(tmp, _case(tmp), "--model", str(path))
 
 
+def _thin_long_slices(tmp: Path, variant: str) -> list[str]:
+    """A Kaggle case of 3 RGB slices of 4 x 1000 pixels (36 KB of pixels) preprocessed under a 50 MB budget: the paper
+    variants scale the short side to 256 (a 256 x 64000 plane), the port pads to a 1000 x 1000 square."""
+    image = np.zeros((3, 4, 1000, 3), np.uint8)
+    image[:, 1:3, 100:900] = 100
+    write_kaggle_case(tmp / "in", "CASE", image, None)
+    argv = ["preprocess", "-i", str(tmp / "in"), "-o", str(tmp / "out"), "--variant", variant]
+    return [*argv, "--max-memory", "50M", "--quiet"]
+
+
+def _thin_long_slices_paper(tmp: Path) -> list[str]:
+    return _thin_long_slices(tmp, "paper-brain")
+
+
+def _thin_long_slices_port(tmp: Path) -> list[str]:
+    return _thin_long_slices(tmp, "port")
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -3526,6 +3544,24 @@ CATALOGUE = [
         _checkpoint_of_float64_weights,
         "checkpoint m.json stores enc1.0.weight as float64, not the network's float32; the file was edited or is not "
         "flairseg's",
+    ),
+    BadInput(
+        "thin-long-slices-over-the-budget-when-resized",
+        "a case of 4 x 1000-pixel slices preprocessed with a paper variant under a 50 MB budget: small as read, "
+        "a 256 x 64000 plane once its short side is scaled to 256",
+        _thin_long_slices_paper,
+        "case CASE declares 12,000 voxels x 3 channel(s), 49,152,000 on the 256 x 64000 plane it is resized on (3 "
+        "slices), about 3.3 GB to process, more than the memory budget of 50 MB; check its header, or raise the "
+        "budget with --max-memory (e.g. --max-memory 32G)",
+    ),
+    BadInput(
+        "thin-long-slices-over-the-budget-in-the-port-square",
+        "a case of 4 x 1000-pixel slices preprocessed with the port variant under a 50 MB budget: its slices are "
+        "padded to a 1000 x 1000 square (and resized by a matrix of that square)",
+        _thin_long_slices_port,
+        "case CASE declares 12,000 voxels x 3 channel(s), 3,000,000 on the 1000 x 1000 plane it is resized on (3 "
+        "slices), about 206 MB to process, more than the memory budget of 50 MB; check its header, or raise the "
+        "budget with --max-memory (e.g. --max-memory 32G)",
     ),
 ]
 

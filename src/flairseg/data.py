@@ -20,7 +20,7 @@ from flairseg.cases import Case, patient_id
 from flairseg.config import SAMPLINGS, SCHEMES, PreprocessConfig, parse_json
 from flairseg.errors import ConfigError, InputError
 from flairseg.io import case_files
-from flairseg.preprocess import SpatialTransform, preprocess_case, substitute_missing
+from flairseg.preprocess import SpatialTransform, preprocess_case, resized_plane, substitute_missing
 from flairseg.provenance import changed_file, file_entry
 
 DATA_FILE = "data.json"  # in a run folder: the files of the cases it trains and validates on, as it found them
@@ -246,15 +246,16 @@ def model_inputs(image: np.ndarray, task: str, preprocess: PreprocessConfig, fil
     return np.concatenate([sequences, around[:, :reach], around[:, reach + 1 :]], axis=1)
 
 
-def _check_model_grid_memory(case: Case, size: int) -> None:
-    """Refuse a case whose model-space arrays (each slice resampled to ``size`` x ``size``) would exceed the memory
-    budget, before they are made: its reader checked only its own voxels, which a volume of many tiny slices keeps
-    small."""
+def check_processing_memory(case: Case, variant: str, size: int) -> None:
+    """Refuse a case whose preprocessing (its slices resized on :func:`~flairseg.preprocess.resized_plane`) or
+    model-space arrays (each slice ``size`` x ``size``) would exceed the memory budget, before they are made: its
+    reader checked only its own voxels, which a volume of many tiny slices, or of thin long ones, keeps small."""
     from flairseg.memory import check
 
     if case.image is not None:
         slices, height, width = case.image.shape[:3]
-        check(slices * height * width, case.image.shape[-1], f"case {case.case_id}", slices=slices, size=size)
+        resized = resized_plane(height, width, variant, size)
+        check(slices * height * width, case.image.shape[-1], f"case {case.case_id}", slices, size, resized)
 
 
 def prepare_case(
@@ -265,7 +266,7 @@ def prepare_case(
     ``target=False`` keeps the labels on the case's own grid only (``truth``): prediction has no use for them in
     model space, so they are not resized.
     """
-    _check_model_grid_memory(case, preprocess.size)
+    check_processing_memory(case, preprocess.variant, preprocess.size)
     channels = task_channels(case, task, preprocess.missing)
     try:
         result = preprocess_case(

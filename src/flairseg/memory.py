@@ -57,20 +57,29 @@ def _shown(size: float) -> str:
     return f"{size / 2**30:.1f} GB" if size >= 2**30 else f"{size / 2**20:.0f} MB"
 
 
-def check(voxels: int, channels: int, what: str, slices: int = 0, size: int = 0) -> None:
+def check(
+    voxels: int, channels: int, what: str, slices: int = 0, size: int = 0, resized: tuple[int, int] = (0, 0)
+) -> None:
     """Refuse a case of ``voxels`` x ``channels`` declared values whose processing would exceed the budget.
 
-    A case resampled to a model's ``size`` x ``size`` grid (its ``slices`` slices) counts the larger of its own
-    voxels and the grid's: the model-space inputs, probabilities and masks grow with slices x size², so a volume of
-    tiny slices (4 x 4 x 20,000 voxels) needs as much as one of full ones.
+    A case resampled to a model's ``size`` x ``size`` grid (its ``slices`` slices) counts the largest of its own
+    voxels, the grid's and those of the ``resized`` (rows, columns) plane its preprocessing resizes each slice on
+    before cropping (the paper's short side scaled to ``size``; the port's square of the longer side): the model-space
+    inputs, probabilities and masks grow with slices x size², so a volume of tiny slices (4 x 4 x 20,000 voxels)
+    needs as much as one of full ones, and a slice of 4 x 8,000 pixels as one of 8,000 x 8,000 on the way.
     """
-    processed = max(int(voxels), int(slices) * int(size) ** 2)
+    grids = [
+        (int(slices) * int(size) ** 2, f"the model's {size} x {size} grid"),
+        (int(slices) * resized[0] * resized[1], f"the {resized[0]} x {resized[1]} plane it is resized on"),
+    ]
+    processed, grid = max(grids)
+    processed = max(processed, int(voxels))
     needed = processed * max(1, int(channels)) * BYTES_PER_VOXEL
     allowed = budget()
     if needed > allowed:
-        grid = f", {processed:,} on the model's {size} x {size} grid ({slices:,} slices)" if processed > voxels else ""
+        shown = f", {processed:,} on {grid} ({slices:,} slices)" if processed > voxels else ""
         raise InputError(
-            f"{what} declares {int(voxels):,} voxels x {channels} channel(s){grid}, about {_shown(needed)} to "
+            f"{what} declares {int(voxels):,} voxels x {channels} channel(s){shown}, about {_shown(needed)} to "
             f"process, more than the memory budget of {_shown(allowed)}; check its header, or raise the budget with "
             "--max-memory (e.g. --max-memory 32G)"
         )

@@ -138,6 +138,16 @@ def preprocess_case(
     return _paper(image, mask, variant, int(size))
 
 
+def resized_plane(height: int, width: int, variant: str, size: int) -> tuple[int, int]:
+    """The largest (rows, columns) plane ``variant`` resizes a slice of ``height`` x ``width`` on before it crops:
+    the paper variants scale the short side to ``size`` (a thin slice grows long), the port pads the foreground's box
+    to a square of its longer side (its resize matrix is that square too)."""
+    if variant == "port":
+        return max(height, width), max(height, width)
+    scale = size / min(height, width)
+    return int(np.ceil(scale * height - _EPS)), int(np.ceil(scale * width - _EPS))
+
+
 BACKGROUND_SHARE = 0.2  # a value held by this share of a channel's voxels is its background
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from flairseg.config import TASK_SPECS, PreprocessConfig
-from flairseg.data import task_channels
+from flairseg.data import check_processing_memory, task_channels
 from flairseg.errors import ConfigError, InputError
 from flairseg.io import index_cases, input_files, read_case, read_label
 from flairseg.outputs import atomic_dir, check_output
@@ -63,7 +63,7 @@ def preprocess_tree(
     from tqdm import tqdm
 
     try:
-        PreprocessConfig(variant=variant, peak_percentile=peak_percentile)  # checks the pair
+        config = PreprocessConfig(variant=variant, peak_percentile=peak_percentile)  # checks the pair
     except ConfigError:
         raise ConfigError(
             f"--peak-percentile takes 90-100 with the port variant, not {peak_percentile} with {variant}"
@@ -79,10 +79,11 @@ def preprocess_tree(
         for path in tqdm(paths, desc=f"preprocess ({variant})", unit="case", disable=quiet, file=sys.stderr):
             case = read_case(path, masks="optional", mask_suffix=label_suffix)
             brain = read_label(case, "_brain") if variant == "paper-abnormality" else None
+            check_processing_memory(case, variant, config.size)
             try:
                 channels = task_channels(case, "brain" if variant == "paper-brain" else "abnormality", missing)
                 result = preprocess_case(
-                    channels, case.mask, variant=variant, brain=brain, peak_percentile=peak_percentile
+                    channels, case.mask, variant=variant, size=config.size, brain=brain, peak_percentile=peak_percentile
                 )
             except InputError as exc:
                 raise InputError(f"case {case.case_id}: {exc}") from None
