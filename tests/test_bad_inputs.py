@@ -1982,6 +1982,17 @@ def _thin_long_slices_port(tmp: Path) -> list[str]:
     return _thin_long_slices(tmp, "port")
 
 
+def _dicom_rescale_slope_nan(tmp: Path) -> list[str]:
+    """A DICOM series whose second slice's Rescale Slope is NaN (GDCM would leave its values unscaled)."""
+    from test_volumes import _write_dicom_series
+
+    (tmp / "in").mkdir()
+    series = tmp / "in" / "S"
+    _write_dicom_series(series, np.full((3, 6, 6), 255), (1.0, 1.0, 3.0), np.eye(3), (0.0, 0.0, 0.0))
+    _edit_dicom(sorted(series.iterdir())[1:2], lambda ds: setattr(ds, "RescaleSlope", "NaN"))
+    return _predict(tmp, series)
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -3562,6 +3573,12 @@ CATALOGUE = [
         "case CASE declares 12,000 voxels x 3 channel(s), 3,000,000 on the 1000 x 1000 plane it is resized on (3 "
         "slices), about 206 MB to process, more than the memory budget of 50 MB; check its header, or raise the "
         "budget with --max-memory (e.g. --max-memory 32G)",
+    ),
+    BadInput(
+        "dicom-rescale-slope-nan",
+        "a DICOM slice whose Rescale Slope is NaN: GDCM leaves its values unscaled without a word",
+        _dicom_rescale_slope_nan,
+        "TMP/in/S: slice 2 (slice001.dcm) has Rescale Slope 'NaN'; it must be one finite number; repair the series",
     ),
 ]
 

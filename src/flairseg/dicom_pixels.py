@@ -66,11 +66,14 @@ _IMAGE_TAGS = {
     0x00280011: "columns",
     0x00280100: "bits",
 }
-# the tags that place a slice, kept as their text (decimal strings, backslash-separated)
+# the tags that place a slice, and those that scale its values (which GDCM ignores where they are not numbers), kept
+# as their text (decimal strings, backslash-separated)
 _GEOMETRY_TAGS = {
     0x00200032: "position",  # Image Position (Patient): the first pixel's centre, mm
     0x00200037: "orientation",  # Image Orientation (Patient): row and column direction cosines
     0x00280030: "pixel_spacing",  # Pixel Spacing: between rows, between columns, mm
+    0x00281052: "rescale_intercept",  # Rescale Intercept: added to the stored values, after the slope
+    0x00281053: "rescale_slope",  # Rescale Slope: the stored values' factor
 }
 _GEOMETRY_TEXT = 256  # bytes a geometry tag's value may hold (the standard's decimal strings need at most 16 each)
 _CHUNK = 1 << 20
@@ -102,7 +105,8 @@ class PixelBytes:
     # none in its first bytes
     frame_sizes: tuple[tuple[int, int, int] | None, ...] = ()
     inflates_beyond: bool = False  # a deflated data set inflating to more than its declared pixels + ELEMENTS_ROOM
-    # the top-level geometry tags the file holds, by name ("position", "orientation", "pixel_spacing"), as text
+    # the top-level geometry and rescale tags the file holds, by name ("position", "orientation", "pixel_spacing",
+    # "rescale_slope", "rescale_intercept"), as text
     geometry: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property

@@ -35,6 +35,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import math
+
 import numpy as np
 
 from flairseg.cases import NIFTI_SUFFIXES, Case, Geometry, check_mask_values, nifti_stem
@@ -619,11 +621,29 @@ def _check_slice_sizes(headers: _SliceHeaders, slices: Sequence[PixelBytes], fol
             )
 
 
+def _check_rescale_tags(headers: _SliceHeaders, folder: Path) -> None:
+    """Refuse a Rescale Slope or Intercept that is there but not one finite number: GDCM would leave the slice's
+    values unscaled (a NaN slope) without a word."""
+    for k, tags in enumerate(headers.tags):
+        for tag, what in (("rescale_slope", "Rescale Slope"), ("rescale_intercept", "Rescale Intercept")):
+            text = tags.get(tag, "1").strip() or "1"
+            try:
+                finite = math.isfinite(float(text))
+            except ValueError:
+                finite = False
+            if not finite:
+                raise InputError(
+                    f"{folder}: slice {k + 1} ({headers.names[k]}) has {what} '{text}'; it must be one finite "
+                    "number; repair the series"
+                )
+
+
 def _check_geometry(files: Sequence[str], slices: Sequence[PixelBytes], folder: Path) -> None:
     """The series' geometry from its files' headers (``slices``, in the order of ``files``), before a pixel is
     decoded: every slice of one size, with one positive Pixel Spacing, one plane and a place on one regular grid."""
     headers = _SliceHeaders(tuple(Path(name).name for name in files), tuple(pixels.geometry for pixels in slices))
     _check_slice_sizes(headers, slices, folder)
+    _check_rescale_tags(headers, folder)
     pixel_spacing = _pixel_spacing(headers, folder)
     _check_positions(headers, _slice_normal(headers, folder), pixel_spacing, folder)
 
