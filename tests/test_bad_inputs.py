@@ -1993,6 +1993,15 @@ def _dicom_rescale_slope_nan(tmp: Path) -> list[str]:
     return _predict(tmp, series)
 
 
+def _thin_volume_second_in_a_tree(tmp: Path) -> list[str]:
+    """A tree of a small volume and one of 40 slices of 4 x 4 voxels, under an 8 MB budget: the second's model grid
+    is over it, found from its header before the first is written."""
+    (tmp / "in").mkdir()
+    nib.save(nib.Nifti1Image(np.ones((16, 16, 3), np.float32), np.eye(4)), tmp / "in" / "a.nii.gz")
+    nib.save(nib.Nifti1Image(np.ones((4, 4, 40), np.float32), np.eye(4)), tmp / "in" / "thin.nii.gz")
+    return _predict(tmp, tmp / "in", "--max-memory", "8M", "--model", str(_zero_checkpoint(tmp)))
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -3579,6 +3588,16 @@ CATALOGUE = [
         "a DICOM slice whose Rescale Slope is NaN: GDCM leaves its values unscaled without a word",
         _dicom_rescale_slope_nan,
         "TMP/in/S: slice 2 (slice001.dcm) has Rescale Slope 'NaN'; it must be one finite number; repair the series",
+    ),
+    BadInput(
+        "thin-volume-second-in-a-tree",
+        "a tree whose second volume's model grid is over the budget (40 slices of 4 x 4 voxels, 8 MB): refused from "
+        "its header, before the first case is written",
+        _thin_volume_second_in_a_tree,
+        "1 of 2 cases fail their header checks, so nothing was written: thin: case thin declares 640 voxels x 1 "
+        "channel(s), 2,621,440 on the model's 256 x 256 grid (40 slices), about 60 MB to process, more than the "
+        "memory budget of 8 MB; check its header, or raise the budget with --max-memory (e.g. --max-memory 32G); fix "
+        "or move them, then run again",
     ),
 ]
 

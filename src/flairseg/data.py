@@ -246,16 +246,16 @@ def model_inputs(image: np.ndarray, task: str, preprocess: PreprocessConfig, fil
     return np.concatenate([sequences, around[:, :reach], around[:, reach + 1 :]], axis=1)
 
 
-def check_processing_memory(case: Case, variant: str, size: int) -> None:
-    """Refuse a case whose preprocessing (its slices resized on :func:`~flairseg.preprocess.resized_plane`) or
-    model-space arrays (each slice ``size`` x ``size``) would exceed the memory budget, before they are made: its
-    reader checked only its own voxels, which a volume of many tiny slices, or of thin long ones, keeps small."""
+def check_processing_memory(case_id: str, shape: tuple[int, ...], variant: str, size: int) -> None:
+    """Refuse a case of ``shape`` (slices, rows, columns, channels) whose preprocessing (its slices resized on
+    :func:`~flairseg.preprocess.resized_plane`) or model-space arrays (each slice ``size`` x ``size``) would exceed the
+    memory budget, before they are made: its reader checked only its own voxels, which a volume of many tiny slices,
+    or of thin long ones, keeps small."""
     from flairseg.memory import check
 
-    if case.image is not None:
-        slices, height, width = case.image.shape[:3]
-        resized = resized_plane(height, width, variant, size)
-        check(slices * height * width, case.image.shape[-1], f"case {case.case_id}", slices, size, resized)
+    slices, height, width, channels = shape
+    resized = resized_plane(height, width, variant, size)
+    check(slices * height * width, channels, f"case {case_id}", slices, size, resized)
 
 
 def prepare_case(
@@ -266,7 +266,8 @@ def prepare_case(
     ``target=False`` keeps the labels on the case's own grid only (``truth``): prediction has no use for them in
     model space, so they are not resized.
     """
-    check_processing_memory(case, preprocess.variant, preprocess.size)
+    if case.image is not None:
+        check_processing_memory(case.case_id, case.image.shape, preprocess.variant, preprocess.size)
     channels = task_channels(case, task, preprocess.missing)
     try:
         result = preprocess_case(

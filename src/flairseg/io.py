@@ -28,6 +28,7 @@ from flairseg.kaggle import (
     first_tiff,
     has_tiffs,
     kaggle_files,
+    kaggle_shape,
     read_kaggle_case,
     read_kaggle_labels,
     slice_count,
@@ -294,6 +295,17 @@ def declared_grid(path: str | os.PathLike, masks: MaskPolicy = "optional", mask_
     if kind == "nifti":
         return Case(case_id_of(path, masks, mask_suffix), None, None, nifti_grid(path))
     return case_outline(path) if kind == "kaggle" else None
+
+
+def declared_shape(path: str | os.PathLike) -> tuple[int, int, int, int] | None:
+    """(slices, rows, columns, channels) of a case in the processing layout as its headers declare them, nothing
+    decoded: a NIfTI FLAIR's grid (one channel: its other sequences are found when it is read), a Kaggle case's first
+    slice and slice count; None for a DICOM series, known once its slices are sorted."""
+    path = Path(path)
+    kind = _case_format(path)
+    if kind == "nifti":
+        return (*Case(case_id_of(path), None, None, nifti_grid(path)).shape, 1)
+    return kaggle_shape(path) if kind == "kaggle" else None
 
 
 def index_cases(root: str | os.PathLike, masks: MaskPolicy = "optional", mask_suffix: str = "_mask") -> dict[str, Path]:

@@ -82,6 +82,14 @@ def _page_shape(path: Path) -> tuple[tuple[int, ...], int]:
     return shape, int(np.prod(plane, dtype=np.int64))
 
 
+def kaggle_shape(folder: Path) -> tuple[int, int, int, int]:
+    """(slices, rows, columns, channels) of a Kaggle case as its first slice's header declares them (its slices were
+    checked to be of one size: :func:`kaggle_files`)."""
+    files = slice_files(folder, "")
+    shape, _ = _page_shape(files[min(files)])
+    return len(files), shape[0], shape[1], shape[2] if len(shape) == 3 else 1
+
+
 def _declared_shapes(folder: Path, files: Sequence[Path]) -> list[tuple[int, ...]]:
     """Every slice's shape as its TIFF header declares it (readable, of one page), the case's size as they declare it
     checked against the memory budget."""

@@ -31,7 +31,7 @@ import torch
 from flairseg import checkpoint, provenance, qc
 from flairseg.cases import Case, Geometry, check_same_grid
 from flairseg.config import TASK_SPECS
-from flairseg.data import Prepared, prepare_case, read_json
+from flairseg.data import Prepared, check_processing_memory, prepare_case, read_json
 from flairseg.errors import InputError
 from flairseg.inference import (
     InferenceOptions,
@@ -48,6 +48,7 @@ from flairseg.io import (
     case_outline,
     check_case,
     declared_grid,
+    declared_shape,
     index_cases,
     input_files,
     label_files,
@@ -265,21 +266,22 @@ def _check_headers(
     paths: Sequence[Path | Case],
     label: str,
     truth_index: dict[str, Path],
-    labels_read: Sequence[str],
+    segmenters: tuple[Segmenter, Segmenter | None],
     resample: bool = False,
 ) -> None:
     """Refuse the run, before anything is written, when a case's file names or headers fail their checks: its own and
     its mask's (the grids they declare included: a mask or, without ``resample``, a sequence off its FLAIR's grid;
-    slices of another size), those of the labels the model reads as its input (``labels_read``:
-    :func:`_suffixes_read`), and its truth's in ``truth_index``, whose grid must be the image's
-    (:func:`_check_truth_grid`)."""
+    slices of another size), the memory its declared size needs in each model's preprocessing
+    (:func:`_check_declared_memory`), those of the labels the model reads as its input (:func:`_suffixes_read`), and
+    its truth's in ``truth_index``, whose grid must be the image's (:func:`_check_truth_grid`)."""
     failed = []
     for path in paths:
         case_id = _case_id(path)
         try:
             if isinstance(path, Path):
                 check_case(path, masks="optional", mask_suffix=label, resample=resample)
-            _check_label_headers(path, labels_read)
+                _check_declared_memory(path, case_id, segmenters)
+            _check_label_headers(path, _suffixes_read(*segmenters))
             if case_id in truth_index:
                 _refuse_image_as_truth(path, case_id, truth_index[case_id], label)
                 check_case(truth_index[case_id], masks="only", mask_suffix=label)
@@ -294,6 +296,16 @@ def _check_headers(
             f"{len(failed)} of {len(paths)} cases fail their header checks, so nothing was written: "
             f"{'; '.join(failed[:2])}{more}; fix or move them, then run again"
         )
+
+
+def _check_declared_memory(path: Path, case_id: str, segmenters: tuple[Segmenter, Segmenter | None]) -> None:
+    """The memory a case's declared size needs in each model's preprocessing and on its grid
+    (:func:`~flairseg.data.check_processing_memory`), refused in the header pass: found only when the case is
+    prepared, it would fail after the cases before it were written. A DICOM series is checked once it is read."""
+    shape = declared_shape(path)
+    for segmenter in segmenters:
+        if shape is not None and segmenter is not None:
+            check_processing_memory(case_id, shape, segmenter.preprocess.variant, segmenter.preprocess.size)
 
 
 def _case_id(path: Path | Case) -> str:
@@ -401,7 +413,7 @@ def predict_tree(
     paths = cases if given is not None else _cases_of_part(cases, part)
     label = TASK_SPECS[segmenter.task].label_suffix
     truth_index = _truth_index(truth, label, cases, quiet)
-    _check_headers(paths, label, truth_index, _suffixes_read(segmenter, brain_segmenter), resample)
+    _check_headers(paths, label, truth_index, (segmenter, brain_segmenter), resample)
     inputs = _run_inputs(source, out, bids, cases, _files_read(given, truth, segmenter, brain_segmenter))
     out_path = check_output(out, inputs, overwrite=True, replaces=False)
     if mask_file is not None:

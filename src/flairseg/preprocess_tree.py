@@ -79,7 +79,7 @@ def preprocess_tree(
         for path in tqdm(paths, desc=f"preprocess ({variant})", unit="case", disable=quiet, file=sys.stderr):
             case = read_case(path, masks="optional", mask_suffix=label_suffix)
             brain = read_label(case, "_brain") if variant == "paper-abnormality" else None
-            check_processing_memory(case, variant, config.size)
+            check_processing_memory(case.case_id, case.image.shape, variant, config.size)
             try:
                 channels = task_channels(case, "brain" if variant == "paper-brain" else "abnormality", missing)
                 result = preprocess_case(
