@@ -2002,6 +2002,12 @@ def _thin_volume_second_in_a_tree(tmp: Path) -> list[str]:
     return _predict(tmp, tmp / "in", "--max-memory", "8M", "--model", str(_zero_checkpoint(tmp)))
 
 
+def _shape_of_the_mask_file_of_a_case_its_run_did_not_finish(tmp: Path) -> list[str]:
+    """As ``shape-of-a-case-its-run-did-not-finish``, the failed case's mask file named itself."""
+    _shape_of_a_case_its_run_did_not_finish(tmp)
+    return ["shape", "-i", str(tmp / "pred" / "b_mask.nii.gz"), "-o", str(tmp / "shape.csv"), "--quiet"]
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -3598,6 +3604,14 @@ CATALOGUE = [
         "channel(s), 2,621,440 on the model's 256 x 256 grid (40 slices), about 60 MB to process, more than the "
         "memory budget of 8 MB; check its header, or raise the budget with --max-memory (e.g. --max-memory 32G); fix "
         "or move them, then run again",
+    ),
+    BadInput(
+        "shape-of-the-mask-file-of-a-case-its-run-did-not-finish",
+        "the mask file of a case whose run failed it (its earlier mask kept), given to shape by its own path",
+        _shape_of_the_mask_file_of_a_case_its_run_did_not_finish,
+        "TMP/pred/b_mask.nii.gz is the mask of case b, which its prediction run began and did not finish (it failed "
+        "or was stopped; its mask is not the prediction of its input now): predict the case again, or move its mask "
+        "out of the folder",
     ),
 ]
 

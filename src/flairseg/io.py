@@ -324,18 +324,27 @@ def index_cases(root: str | os.PathLike, masks: MaskPolicy = "optional", mask_su
                 "and of how accents are encoded); rename one, they would share an output"
             )
         index[case_id] = path
-    if masks == "only" and Path(root).is_dir():
+    if masks == "only":
         _refuse_unfinished_cases(Path(root), index, mask_suffix)
     return index
 
 
+# the folders a run's report may lie above a mask read from it: the run's folder, a case folder in it, a mask file
+# in a BIDS derivative's sub-<s>/ses-<x>/anat
+_RUN_DEPTH = 5
+
+
 def _refuse_unfinished_cases(root: Path, index: dict[str, Path], mask_suffix: str) -> None:
-    """Refuse, in a prediction run's folder read as masks, a case that its run began and did not finish (a started
-    file and no record: it failed or was stopped): its mask is an earlier run's, or half of this one's, and would be
-    scored or measured as the prediction of the input the run failed on."""
-    report = run_report(root)
+    """Refuse a mask that a prediction run began and did not finish (a started file in its report, no record: it
+    failed or was stopped): it is an earlier run's, or half of this one's, and would be scored or measured as the
+    prediction of the input the run failed on. The run's report is looked for where ``root`` is the run's folder or
+    lies in it (a case folder, a mask file, a BIDS derivative's subject folder)."""
     task = next((task for task, spec in TASK_SPECS.items() if spec.label_suffix == mask_suffix), None)
-    if task is None or not report.is_flairsegs():
+    report = next(
+        (run_report(folder) for folder in [root, *root.parents][:_RUN_DEPTH] if run_report(folder).is_flairsegs()),
+        None,
+    )
+    if task is None or report is None:
         return
     for case_id, path in index.items():
         key = ReportFolder.key(case_id, task)
