@@ -2008,6 +2008,14 @@ def _shape_of_the_mask_file_of_a_case_its_run_did_not_finish(tmp: Path) -> list[
     return ["shape", "-i", str(tmp / "pred" / "b_mask.nii.gz"), "-o", str(tmp / "shape.csv"), "--quiet"]
 
 
+def _shape_of_brain_masks(tmp: Path) -> list[str]:
+    """A folder of brain masks (``<case>_brain.nii.gz``, a brain run's output) measured as tumour masks."""
+    (tmp / "in").mkdir()
+    for name in ("C0", "C1"):
+        nib.save(nib.Nifti1Image(np.ones((8, 8, 3), np.uint8), np.eye(4)), tmp / "in" / f"{name}_brain.nii.gz")
+    return ["shape", "-i", str(tmp / "in"), "-o", str(tmp / "features.csv"), "--quiet"]
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -3612,6 +3620,13 @@ CATALOGUE = [
         "TMP/pred/b_mask.nii.gz is the mask of case b, which its prediction run began and did not finish (it failed "
         "or was stopped; its mask is not the prediction of its input now): predict the case again, or move its mask "
         "out of the folder",
+    ),
+    BadInput(
+        "shape-of-brain-masks",
+        "`shape` of a folder of brain masks (`<case>_brain.nii.gz`): the whole brain would be measured as a tumour",
+        _shape_of_brain_masks,
+        "TMP/in holds no masks named <case>_mask.nii.gz: C0_brain.nii.gz is named as another task's mask or a "
+        "probability map; give a folder of this task's masks",
     ),
 ]
 

@@ -195,7 +195,8 @@ def _refuse_cases_below(root: Path, slice_file: Path, subfolders: list[Path]) ->
 
 
 def _mask_volumes(root: Path, volumes: list[Path], mask_suffix: str) -> list[Path]:
-    """The mask cases among a folder's NIfTI files: those named with ``mask_suffix``, or all when none is.
+    """The mask cases among a folder's NIfTI files: those named with ``mask_suffix``, or, when none is, all but those
+    named as another task's label or a probability map (a brain run's ``<case>_brain`` masks are no tumour masks).
 
     In a folder of images beside their masks (at least one ``X`` with its ``X<mask_suffix>``: a data folder given as
     the truth) a file without the suffix is an image, one without a mask being left out as the summaries count
@@ -203,13 +204,19 @@ def _mask_volumes(root: Path, volumes: list[Path], mask_suffix: str) -> list[Pat
     refused unless its name tells what else it is (another task's label, a probability map): it may be a mask
     saved without the suffix, whose case would drop out of a score without a word."""
     labelled = [p for p in volumes if nifti_stem(p).endswith(mask_suffix)]
+    others = (PROBABILITY_SUFFIX, *(spec.label_suffix for spec in TASK_SPECS.values()))
     if not labelled:
-        return volumes
+        plain = [p for p in volumes if not nifti_stem(p).endswith(others)]
+        if volumes and not plain:
+            raise InputError(
+                f"{root} holds no masks named <case>{mask_suffix}.nii.gz: {volumes[0].name} is named as another "
+                "task's mask or a probability map; give a folder of this task's masks"
+            )
+        return plain
     masked = {nifti_stem(p).removesuffix(mask_suffix) for p in labelled}
     unsuffixed = [p for p in volumes if p not in labelled]
     if any(nifti_stem(p) in masked for p in unsuffixed):
         return labelled
-    others = (PROBABILITY_SUFFIX, *(spec.label_suffix for spec in TASK_SPECS.values()))
     for path in unsuffixed:
         stem = nifti_stem(path)
         if not stem.endswith(others):
