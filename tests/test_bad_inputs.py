@@ -2016,6 +2016,38 @@ def _shape_of_brain_masks(tmp: Path) -> list[str]:
     return ["shape", "-i", str(tmp / "in"), "-o", str(tmp / "features.csv"), "--quiet"]
 
 
+def _cv_over_a_users_report(tmp: Path) -> list[str]:
+    """A user's project folder (no marker) holding their own report/summary.md and a fold run they trained with
+    `train -o proj/fold-0 --fold 0`; then cv into the project folder."""
+    argv = _train(tmp)
+    argv[argv.index(str(tmp / "run"))] = str(tmp / "proj" / "fold-0")
+    (tmp / "proj" / "report").mkdir(parents=True)
+    (tmp / "proj" / "report" / "summary.md").write_text("my own notes on the cases")
+    assert main([*argv, "--fold", "0"]) == 0
+    argv[argv.index(str(tmp / "proj" / "fold-0"))] = str(tmp / "proj")
+    return ["cv", *argv[1:]]
+
+
+def _predict_into_a_users_report_with_records(tmp: Path) -> list[str]:
+    """A user's own report folder that holds a records/ folder of their notes (``records/CASE.json``)."""
+    argv = _predict_into_a_users_report(tmp)
+    (tmp / "study" / "report" / "records").mkdir()
+    (tmp / "study" / "report" / "records" / "CASE.json").write_text('{"reviewed": true}')
+    return argv
+
+
+def _cv_fold_holding_another_folds_model(tmp: Path) -> list[str]:
+    """Both folds of a cross-validation trained, then fold 1's best model copied over fold 0's (a mixed-up restore),
+    then cv to evaluate them."""
+    argv = ["cv", *_train(tmp)[1:]]
+    argv[argv.index(str(tmp / "run"))] = str(tmp / "cv")
+    for fold in ("0", "1"):
+        assert main([*argv, "--fold", fold]) == 0
+    for name in ("best.json", "best.safetensors"):
+        shutil.copy(tmp / "cv" / "fold-1" / name, tmp / "cv" / "fold-0" / name)
+    return argv
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -3627,6 +3659,27 @@ CATALOGUE = [
         _shape_of_brain_masks,
         "TMP/in holds no masks named <case>_mask.nii.gz: C0_brain.nii.gz is named as another task's mask or a "
         "probability map; give a folder of this task's masks",
+    ),
+    BadInput(
+        "cv-over-a-users-report",
+        "cv into a user's project folder (no marker) holding fold runs they trained and their own report/ folder",
+        _cv_over_a_users_report,
+        "TMP/proj/report is in the way of cross-validation's results and flairseg has no record of writing it; move "
+        "it away (flairseg cv writes its report and predictions only where it made them)",
+    ),
+    BadInput(
+        "predict-into-a-users-report-with-records",
+        "`predict -o PROJ` where PROJ/report is a user's own folder holding records/CASE.json, their notes",
+        _predict_into_a_users_report_with_records,
+        "TMP/study/report is in the way of the run's report and flairseg has no record of writing it; move it away "
+        "(flairseg writes its report only into a folder of its own)",
+    ),
+    BadInput(
+        "cv-fold-holding-another-folds-model",
+        "a cross-validation whose fold 0 holds fold 1's best model (trained on fold 0's test cases), evaluated",
+        _cv_fold_holding_another_folds_model,
+        "TMP/cv/fold-0/best.json records another split than TMP/cv/fold-0/split.json (another fold's model?): it may "
+        "have trained on this fold's test cases; restore the fold's own model, or delete the fold and run again",
     ),
 ]
 

@@ -33,6 +33,7 @@ from flairseg.metrics import CaseMetrics, case_metrics, dice_from_counts
 from flairseg.postprocess import select_components
 
 if TYPE_CHECKING:
+    from flairseg.data import Split
     from flairseg.outputs import InputPaths
 
 # The rules compared, in order of preference on a tie (simplest first).
@@ -126,6 +127,24 @@ def check_cv_folder(out: Path) -> None:
             f"output {out} is a folder flairseg did not make (no {MARKER} marker) and holds no cross-validation "
             "folds; flairseg cv writes only into its own folders: move it away or choose another path"
         )
+    _refuse_foreign_results(out)
+
+
+def _refuse_foreign_results(out: Path) -> None:
+    """In a folder of fold runs flairseg did not mark (the user's project folder), refuse a report folder flairseg has
+    no sign of writing (its marker), or out-of-fold predictions without cv's record of them, which cv would write
+    over: the user's own files of those names would be lost."""
+    from flairseg.outputs import ReportFolder
+
+    report = ReportFolder(out / "report")
+    ours = report.is_flairsegs() or (report.path / "cv.md").is_file()  # cv.md: the report of a cv that did not mark it
+    foreign = [report.path] if report.path.exists() and not ours else []
+    foreign += [out / "predictions"] if (out / "predictions").exists() and not (out / MASK_RECORD).is_file() else []
+    if foreign:
+        raise InputError(
+            f"{foreign[0]} is in the way of cross-validation's results and flairseg has no record of writing it; move "
+            "it away (flairseg cv writes its report and predictions only where it made them)"
+        )
 
 
 def check_outputs(config: TrainConfig, data: Path, out: Path, inputs: InputPaths) -> None:
@@ -185,14 +204,16 @@ def _check_started_folds(
 ) -> None:
     """Refuse, before any fold trains, a started fold of ``chosen`` whose data changed since it trained on them (a
     finished fold is kept, a started one resumed, only while they are as it recorded them), or a finished one whose
-    split.json is not the one its last checkpoint records."""
+    split.json is not the one its last checkpoint records, or whose model records another split."""
     from flairseg.data import check_data, load_split
     from flairseg.train import check_recorded_split, state_record
 
     for fold in chosen:
         run = fold_run(out, fold)
         if fold not in unfinished:
-            check_recorded_split(run, load_split(run / "split.json"), state_record(run, config.task))
+            split = load_split(run / "split.json")
+            check_recorded_split(run, split, state_record(run, config.task))
+            _check_fold_models(run, split)
         if run.exists() and (run / "split.json").is_file():
             check_data(run, paths)
 
@@ -308,6 +329,25 @@ def _new_folder_marked(out: Path) -> Iterator[None]:
                 write_marker(out)
 
 
+def _check_fold_models(run: Path, split: Split) -> None:
+    """Refuse a fold whose model (best.json, and its tail average where there is one) records another split than the
+    fold's (another fold's model restored or copied into it): it was trained on the fold's test cases, which cv would
+    predict as held out, and the ensemble would hold it twice."""
+    from flairseg.data import read_json
+
+    for name in ("best.json", "average.json"):
+        path = run / name
+        if not path.is_file():
+            continue
+        record = read_json(path)
+        recorded = record.get("split") if isinstance(record, dict) else None
+        if recorded != json.loads(json.dumps(dataclasses.asdict(split))):
+            raise InputError(
+                f"{path} records another split than {run / 'split.json'} (another fold's model?): it may have trained "
+                "on this fold's test cases; restore the fold's own model, or delete the fold and run again"
+            )
+
+
 def _held_out_jobs(config: TrainConfig, out: Path, paths: dict[str, Path], data: Path) -> list[tuple[int, str]]:
     """(fold, case id) of every fold's test case, once every fold is trained on the data as they are and the folds
     cover the data (case id -> path) exactly."""
@@ -320,7 +360,9 @@ def _held_out_jobs(config: TrainConfig, out: Path, paths: dict[str, Path], data:
         if not is_finished(run, replace(config, fold=fold)):
             raise InputError(f"fold {fold} is not trained yet ({run}); run the folds first")
         check_data(run, paths)
-        jobs += [(fold, case_id) for case_id in load_split(run / "split.json").test]
+        split = load_split(run / "split.json")
+        _check_fold_models(run, split)
+        jobs += [(fold, case_id) for case_id in split.test]
     held_out = [c for _, c in jobs]
     if len(set(held_out)) != len(held_out) or set(held_out) != set(paths):
         raise InputError(
@@ -458,9 +500,10 @@ def write_report(result: CrossValidation, held: Sequence[HeldOut], config: Train
     """``out/report``: metrics.csv, summary.md/.json, the Dice figure, postprocessing.csv, worst_cases.csv, cv.md,
     rules.json (the rule each fold's cases were postprocessed with)."""
     from flairseg import evaluate
-    from flairseg.outputs import atomic_file, markdown_text
+    from flairseg.outputs import atomic_file, mark_folder, markdown_text
 
     report = result.out / "report"
+    mark_folder(report)  # flairseg's: a later run writes into it again (:func:`_refuse_foreign_results`)
     summary = evaluate.write_report(
         result.rows, report, f"Out-of-fold prediction of {len(result.rows)} cases ({config.folds} folds)"
     )

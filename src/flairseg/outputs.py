@@ -20,6 +20,7 @@ import contextlib
 import errno
 import functools
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -697,10 +698,10 @@ class ReportFolder:
 
     def is_flairsegs(self) -> bool:
         """Whether a prediction run wrote this folder: its marker, or (a report of a flairseg that did not mark its
-        reports yet) a case's record or started file."""
+        reports yet) a case's record or started file (:func:`_is_case_record`)."""
         records = self.path / "records"
         found = records.iterdir() if records.is_dir() else ()
-        return made_by_flairseg(self.path) or any(path.suffix in (".json", ".started") for path in found)
+        return made_by_flairseg(self.path) or any(_is_case_record(path) for path in found)
 
     def montage(self, key: str) -> Path:
         return self.path / "montages" / f"{key}.png"
@@ -723,6 +724,24 @@ class ReportFolder:
     @property
     def html(self) -> Path:
         return self.path / "report.html"
+
+
+# the endings of a case's record key (:meth:`ReportFolder.key`)
+LABEL_SUFFIXES = tuple(spec.label_suffix for spec in TASK_SPECS.values())
+
+
+def _is_case_record(path: Path) -> bool:
+    """Whether ``path`` is a prediction run's record of a case (``<case><task's label>.json``, a JSON object naming
+    the case's inputs) or its started file: not a user's own notes that a records folder holds."""
+    if path.suffix not in (".json", ".started") or not path.stem.endswith(LABEL_SUFFIXES):
+        return False
+    if path.suffix == ".started":
+        return True
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and "inputs" in record
 
 
 def run_report(out: Path) -> ReportFolder:
