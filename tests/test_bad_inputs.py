@@ -2048,6 +2048,12 @@ def _cv_fold_holding_another_folds_model(tmp: Path) -> list[str]:
     return argv
 
 
+def _mask_file_named_as_the_truth(tmp: Path) -> list[str]:
+    """One volume without a mask, predicted into the file flairseg reads as its truth (``vol_mask.nii.gz`` beside)."""
+    volume = _nifti(tmp, np.ones((16, 16, 4), np.float32))
+    return [*_predict(tmp, volume), "-o", str(tmp / "in" / "vol_mask.nii.gz"), "--model", str(_zero_checkpoint(tmp))]
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -3680,6 +3686,14 @@ CATALOGUE = [
         _cv_fold_holding_another_folds_model,
         "TMP/cv/fold-0/best.json records another split than TMP/cv/fold-0/split.json (another fold's model?): it may "
         "have trained on this fold's test cases; restore the fold's own model, or delete the fold and run again",
+    ),
+    BadInput(
+        "mask-file-named-as-the-truth",
+        "`predict -i in/vol.nii.gz -o in/vol_mask.nii.gz`: the prediction where every later run reads the truth",
+        _mask_file_named_as_the_truth,
+        "mask file TMP/in/vol_mask.nii.gz is named as a file of case vol beside it (its truth, a label or a "
+        "sequence), which every later run would read as such; give the mask another name (e.g. vol_pred.nii.gz) or "
+        "write it elsewhere",
     ),
 ]
 

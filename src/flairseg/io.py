@@ -92,6 +92,26 @@ def case_files(path: Path) -> list[Path]:
     return sorted({path, *named, *(label for label in labels if label is not None)})
 
 
+def refuse_case_file_name(volume: Path, path: Path, what: str) -> None:
+    """Refuse ``path`` (an output file) where reading the case ``volume`` would take it as one of the case's files, not
+    there yet: a label beside it (``<name>_mask``, ``<name>_brain``) or a sequence or label its naming convention
+    gives it (BraTS ``<id>_seg``, ``<id>_t1``): a prediction written there would be read back as the case's truth."""
+    from flairseg.sequences import name_of
+
+    if not is_nifti(path) or not is_nifti(volume) or os.path.abspath(path.parent) != os.path.abspath(volume.parent):
+        return
+    labelled = nifti_stem(path) in {nifti_stem(volume) + spec.label_suffix for spec in TASK_SPECS.values()}
+    named, given = name_of(path), name_of(volume)
+    sibling = named is not None and given is not None and (named.convention, named.key) == (given.convention, given.key)
+    if labelled or sibling:
+        case_id = case_id_of(volume)
+        raise InputError(
+            f"{what} {path} is named as a file of case {case_id} beside it (its truth, a label or a sequence), which "
+            f"every later run would read as such; give the mask another name (e.g. {case_id}_pred.nii.gz) or write "
+            "it elsewhere"
+        )
+
+
 def input_files(source: Path) -> list[Path]:
     """The paths a command given the input ``source`` reads, which no output may be, hold or lie in: a tree or a case
     folder itself; a lone volume and its case's other files (:func:`case_files`: its labels and sequences)."""

@@ -55,6 +55,7 @@ from flairseg.io import (
     read_case,
     read_label,
     read_mask,
+    refuse_case_file_name,
     write_image,
     write_mask,
 )
@@ -262,6 +263,13 @@ class PredictResult:
     task: str = "abnormality"  # the task whose cases the metrics and counts cover
 
 
+def _checked_mask_file(mask_file: str | os.PathLike, inputs: InputPaths, source: Path) -> Path:
+    """``-o NAME.nii.gz``, checked: never an input, nor named as a file of the case beside it (its truth)."""
+    checked = check_output(mask_file, inputs, overwrite=True, replaces=False, writes="file")
+    refuse_case_file_name(source, checked, "mask file")
+    return checked
+
+
 def _check_headers(
     paths: Sequence[Path | Case],
     label: str,
@@ -416,8 +424,7 @@ def predict_tree(
     _check_headers(paths, label, truth_index, (segmenter, brain_segmenter), resample)
     inputs = _run_inputs(source, out, bids, cases, _files_read(given, truth, segmenter, brain_segmenter))
     out_path = check_output(out, inputs, overwrite=True, replaces=False)
-    if mask_file is not None:
-        mask_file = check_output(mask_file, inputs, overwrite=True, replaces=False, writes="file")
+    mask_file = _checked_mask_file(mask_file, inputs, source) if mask_file is not None else None
     report = run_report(out_path)
     names = PredictionFolder(out_path, segmenter.task, bids_root=source if bids else None, mask_file=mask_file)
     _check_case_outputs(names, report, cases, inputs)
