@@ -2054,6 +2054,16 @@ def _mask_file_named_as_the_truth(tmp: Path) -> list[str]:
     return [*_predict(tmp, volume), "-o", str(tmp / "in" / "vol_mask.nii.gz"), "--model", str(_zero_checkpoint(tmp))]
 
 
+def _resume_with_another_runs_best_model(tmp: Path) -> list[str]:
+    """A finished run resumed after its best model was replaced by that of another run on another split."""
+    argv = _train(tmp)
+    for run, extra in (("old", []), ("other", ["--fold", "1"])):
+        assert main([*(str(tmp / run) if arg == str(tmp / "run") else arg for arg in argv), *extra]) == 0
+    for name in ("best.json", "best.safetensors"):
+        shutil.copy(tmp / "other" / name, tmp / "old" / name)
+    return ["train", "--data", str(tmp / "in"), "-o", str(tmp / "old"), "--resume", "--quiet"]
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -3684,8 +3694,8 @@ CATALOGUE = [
         "cv-fold-holding-another-folds-model",
         "a cross-validation whose fold 0 holds fold 1's best model (trained on fold 0's test cases), evaluated",
         _cv_fold_holding_another_folds_model,
-        "TMP/cv/fold-0/best.json records another split than TMP/cv/fold-0/split.json (another fold's model?): it may "
-        "have trained on this fold's test cases; restore the fold's own model, or delete the fold and run again",
+        "TMP/cv/fold-0/best.json records another split than TMP/cv/fold-0/split.json (another run's model?): it may "
+        "have trained on this run's held-out cases; restore the run's own model, or train it again",
     ),
     BadInput(
         "mask-file-named-as-the-truth",
@@ -3694,6 +3704,13 @@ CATALOGUE = [
         "mask file TMP/in/vol_mask.nii.gz is named as a file of case vol beside it (its truth, a label or a "
         "sequence), which every later run would read as such; give the mask another name (e.g. vol_pred.nii.gz) or "
         "write it elsewhere",
+    ),
+    BadInput(
+        "resume-with-another-runs-best-model",
+        "`train --resume` of a finished run whose best model was replaced by another run's (fold 1's)",
+        _resume_with_another_runs_best_model,
+        "TMP/old/best.json records another split than TMP/old/split.json (another run's model?): it may have trained "
+        "on this run's held-out cases; restore the run's own model, or train it again",
     ),
 ]
 

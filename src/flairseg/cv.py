@@ -33,7 +33,6 @@ from flairseg.metrics import CaseMetrics, case_metrics, dice_from_counts
 from flairseg.postprocess import select_components
 
 if TYPE_CHECKING:
-    from flairseg.data import Split
     from flairseg.outputs import InputPaths
 
 # The rules compared, in order of preference on a tie (simplest first).
@@ -206,14 +205,14 @@ def _check_started_folds(
     finished fold is kept, a started one resumed, only while they are as it recorded them), or a finished one whose
     split.json is not the one its last checkpoint records, or whose model records another split."""
     from flairseg.data import check_data, load_split
-    from flairseg.train import check_recorded_split, state_record
+    from flairseg.train import check_models_of_split, check_recorded_split, state_record
 
     for fold in chosen:
         run = fold_run(out, fold)
         if fold not in unfinished:
             split = load_split(run / "split.json")
             check_recorded_split(run, split, state_record(run, config.task))
-            _check_fold_models(run, split)
+            check_models_of_split(run, split)
         if run.exists() and (run / "split.json").is_file():
             check_data(run, paths)
 
@@ -329,29 +328,11 @@ def _new_folder_marked(out: Path) -> Iterator[None]:
                 write_marker(out)
 
 
-def _check_fold_models(run: Path, split: Split) -> None:
-    """Refuse a fold whose model (best.json, and its tail average where there is one) records another split than the
-    fold's (another fold's model restored or copied into it): it was trained on the fold's test cases, which cv would
-    predict as held out, and the ensemble would hold it twice."""
-    from flairseg.data import read_json
-
-    for name in ("best.json", "average.json"):
-        path = run / name
-        if not path.is_file():
-            continue
-        record = read_json(path)
-        recorded = record.get("split") if isinstance(record, dict) else None
-        if recorded != json.loads(json.dumps(dataclasses.asdict(split))):
-            raise InputError(
-                f"{path} records another split than {run / 'split.json'} (another fold's model?): it may have trained "
-                "on this fold's test cases; restore the fold's own model, or delete the fold and run again"
-            )
-
-
 def _held_out_jobs(config: TrainConfig, out: Path, paths: dict[str, Path], data: Path) -> list[tuple[int, str]]:
     """(fold, case id) of every fold's test case, once every fold is trained on the data as they are and the folds
     cover the data (case id -> path) exactly."""
     from flairseg.data import check_data, load_split
+    from flairseg.train import check_models_of_split
 
     jobs = []
     for fold in range(config.folds):
@@ -361,7 +342,7 @@ def _held_out_jobs(config: TrainConfig, out: Path, paths: dict[str, Path], data:
             raise InputError(f"fold {fold} is not trained yet ({run}); run the folds first")
         check_data(run, paths)
         split = load_split(run / "split.json")
-        _check_fold_models(run, split)
+        check_models_of_split(run, split)
         jobs += [(fold, case_id) for case_id in split.test]
     held_out = [c for _, c in jobs]
     if len(set(held_out)) != len(held_out) or set(held_out) != set(paths):

@@ -310,6 +310,24 @@ def _check_last_record(out: Path, config: TrainConfig, split: Split, record: dic
         )
     if record["best_epoch"] >= 0:
         _check_best(out, config.task)
+        check_models_of_split(out, split)
+
+
+def check_models_of_split(run: Path, split: Split) -> None:
+    """Refuse a run whose model (best.json, and its tail average where there is one) records another split than the
+    run's (another run's or fold's model restored or copied into it): it may have trained on the run's held-out cases,
+    which cv would predict as out of fold and a resumed run would report as its own."""
+    for name in ("best.json", "average.json"):
+        path = run / name
+        if not path.is_file():
+            continue
+        record = read_json(path)
+        recorded = record.get("split") if isinstance(record, dict) else None
+        if recorded != json.loads(json.dumps(dataclasses.asdict(split))):
+            raise InputError(
+                f"{path} records another split than {run / 'split.json'} (another run's model?): it may have trained "
+                "on this run's held-out cases; restore the run's own model, or train it again"
+            )
 
 
 def check_recorded_split(out: Path, split: Split, record: dict[str, object]) -> None:
