@@ -4089,6 +4089,34 @@ def test_memory_budget_sizes(monkeypatch: pytest.MonkeyPatch) -> None:
     assert memory.budget() == 2 * 2**30
 
 
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_the_default_budget_is_half_of_a_control_groups_memory_limit(
+    version: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a container or batch job limited to 600 MB (a cgroup's limit, on its own folder or on one above it), the
+    default budget is 300 MB: half of the physical memory would let a case pass that the kernel then kills without a
+    word. An unlimited group ("max", or v1's 2**63 - 4096) leaves the physical memory."""
+    from flairseg import memory
+
+    proc = tmp_path / "cgroup"
+    if version == "v2":
+        proc.write_text("0::/job/step\n")
+        (tmp_path / "sys" / "job" / "step").mkdir(parents=True)
+        (tmp_path / "sys" / "job" / "step" / "memory.max").write_text("max\n")
+        (tmp_path / "sys" / "job" / "memory.max").write_text(f"{600 * 2**20}\n")
+    else:
+        proc.write_text("5:cpu:/\n4:memory:/job\n")
+        (tmp_path / "sys" / "memory" / "job").mkdir(parents=True)
+        (tmp_path / "sys" / "memory" / "job" / "memory.limit_in_bytes").write_text(f"{600 * 2**20}\n")
+        (tmp_path / "sys" / "memory" / "memory.limit_in_bytes").write_text("9223372036854771712\n")
+    monkeypatch.delenv(memory.ENVIRONMENT, raising=False)
+    monkeypatch.setattr(memory, "PROC_CGROUP", proc)
+    monkeypatch.setattr(memory, "CGROUP_ROOT", tmp_path / "sys")
+    assert memory.budget() == 300 * 2**20
+    (tmp_path / "sys" / ("job/memory.max" if version == "v2" else "memory/job/memory.limit_in_bytes")).unlink()
+    assert memory.budget() == memory.machine_memory() // 2 > 300 * 2**20
+
+
 def test_a_line_break_in_a_file_name_keeps_the_error_on_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -88,7 +88,7 @@ def _add_memory(parser: argparse.ArgumentParser) -> None:
         "--max-memory",
         metavar="SIZE",
         help="memory budget, e.g. 8G: a case whose header declares more is refused "
-        "before decoding (default: half of this machine's memory, or FLAIRSEG_MAX_MEMORY)",
+        "before decoding (default: half of the memory this process may use, or FLAIRSEG_MAX_MEMORY)",
     )
 
 

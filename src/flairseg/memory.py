@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 
 from flairseg.errors import ConfigError, InputError
 
 ENVIRONMENT = "FLAIRSEG_MAX_MEMORY"
+# where the kernel says which control groups the process is in, and where their limits are
+PROC_CGROUP = Path("/proc/self/cgroup")
+CGROUP_ROOT = Path("/sys/fs/cgroup")
 # a prediction's peak grows by about 17 bytes per voxel of a one-channel volume (benchmarks/peak_memory.py: the
 # decoded float32 volume, its model-space copy, the probability map and masks; the mapping back to the input grid
 # runs in slabs of slices), with room to spare
@@ -40,15 +44,59 @@ def parse_size(text: str) -> int:
 
 
 def machine_memory() -> int:
-    """Physical memory of this machine in bytes (16 GiB where it cannot be read)."""
+    """The memory this process may use, in bytes: the machine's physical memory (16 GiB where it cannot be read), or
+    less where a container, a batch job or a shell limits it (:func:`_limits`): beyond that limit the kernel kills
+    the process without a word, where the budget's refusal would have been one line."""
     try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
-        return 16 * 2**30
+        physical = 16 * 2**30
+    return min([physical, *_limits()])
+
+
+def _limits() -> list[int]:
+    """The memory limits on this process: its control groups' (cgroup v2 ``memory.max``, v1
+    ``memory.limit_in_bytes``, each folder from its own up to the hierarchy's root, as the kernel applies them) and its
+    address space's (``ulimit -v``)."""
+    import resource
+
+    found = []
+    address_space = resource.getrlimit(resource.RLIMIT_AS)[0]
+    if address_space != resource.RLIM_INFINITY:
+        found.append(address_space)
+    try:
+        lines = PROC_CGROUP.read_text().splitlines()
+    except OSError:
+        return found
+    for line in lines:
+        _, controllers, path = (line.split(":", 2) + ["", ""])[:3]
+        if controllers == "":
+            places = [(CGROUP_ROOT, "memory.max"), (CGROUP_ROOT / "unified", "memory.max")]
+        elif "memory" in controllers.split(","):
+            places = [(CGROUP_ROOT / "memory", "memory.limit_in_bytes")]
+        else:
+            continue
+        for root, name in places:
+            folder = root / path.strip().lstrip("/")
+            for level in [folder, *folder.parents]:
+                if not level.is_relative_to(root):
+                    break
+                found += _limit_in(level / name)
+    return found
+
+
+def _limit_in(path: Path) -> list[int]:
+    """The limit a cgroup file holds ([] where it holds none: "max", v1's near-2**63, a file not there)."""
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return []
+    return [int(text)] if text.isdigit() and int(text) < 2**60 else []
 
 
 def budget() -> int:
-    """The budget in bytes: ``FLAIRSEG_MAX_MEMORY`` when set, else half of the machine's memory."""
+    """The budget in bytes: ``FLAIRSEG_MAX_MEMORY`` when set, else half of the memory the process may use
+    (:func:`machine_memory`)."""
     given = os.environ.get(ENVIRONMENT)
     return parse_size(given) if given else machine_memory() // 2
 
