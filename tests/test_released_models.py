@@ -210,3 +210,32 @@ def test_tampered_checkpoint_records_are_refused(fake_package: Path, key: str, v
     path.write_text(json.dumps(meta))
     with pytest.raises(WeightsError, match=message):
         Segmenter(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("{", "not readable JSON"),
+        ("{}", "no list of models"),
+        ('{"models": [1]}', "an entry is not an object of"),
+        ('{"models": [{"name": "m"}]}', "an entry's task is missing or not a str"),
+        (
+            '{"models": [{"name": "m", "task": "brain", "checkpoint": 7, "sha256": "", "default": true, '
+            '"description": "", "metrics": {}}]}',
+            "an entry's checkpoint is missing or not a str",
+        ),
+        (
+            '{"models": [{"name": "m", "task": "brain", "checkpoint": "../m.json", "sha256": "", "default": true, '
+            '"description": "", "metrics": {}}]}',
+            "checkpoint '../m.json' is not a file name in the models folder",
+        ),
+    ],
+)
+def test_a_damaged_registry_is_one_line_naming_it(
+    text: str, reason: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A registry.json damaged or edited by hand (a broken install) is refused in one line, never a traceback."""
+    (tmp_path / "registry.json").write_text(text)
+    monkeypatch.setattr(released_models, "models_folder", lambda: tmp_path)
+    with pytest.raises(WeightsError, match=f"registry of released models .* is damaged \\({reason}"):
+        released_models.registry()

@@ -9,6 +9,8 @@ top of the checkpoint's own check.
 
 from __future__ import annotations
 
+import dataclasses
+
 import difflib
 import os
 from dataclasses import dataclass
@@ -60,7 +62,33 @@ def registry() -> list[ReleasedModel]:
     path = models_folder() / "registry.json"
     if not path.is_file():
         return []
-    return [ReleasedModel(**entry) for entry in parse_json(path.read_text())["models"]]
+    try:
+        entries = parse_json(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise _damaged(path, f"not readable JSON: {exc}") from None
+    entries = entries.get("models") if isinstance(entries, dict) else None
+    if not isinstance(entries, list):
+        raise _damaged(path, "no list of models")
+    return [_entry(path, entry) for entry in entries]
+
+
+def _entry(path: Path, entry: object) -> ReleasedModel:
+    """One registry entry, checked: its fields and their types, the checkpoint a file name in the models folder."""
+    fields = {field.name: field for field in dataclasses.fields(ReleasedModel)}
+    if not isinstance(entry, dict) or not set(entry) <= set(fields):
+        raise _damaged(path, f"an entry is not an object of {', '.join(fields)}")
+    kinds = {"default": bool, "metrics": dict}
+    for name, field in fields.items():
+        value = entry.get(name, field.default)
+        if value is dataclasses.MISSING or not isinstance(value, kinds.get(name, str)):
+            raise _damaged(path, f"an entry's {name} is missing or not a {kinds.get(name, str).__name__}")
+    if Path(entry["checkpoint"]).name != entry["checkpoint"]:
+        raise _damaged(path, f"checkpoint {entry['checkpoint']!r} is not a file name in the models folder")
+    return ReleasedModel(**entry)
+
+
+def _damaged(path: Path, reason: str) -> WeightsError:
+    return WeightsError(f"the registry of released models {path} is damaged ({reason}); reinstall flairseg")
 
 
 def resolve(name_or_path: str | os.PathLike | None, task: str = "abnormality") -> Path:
