@@ -69,6 +69,22 @@ def test_a_case_whose_report_rows_are_gone_is_predicted_again(
         assert (out / "report" / f"{table}.csv").read_text().splitlines()[1].startswith("v,")
 
 
+def test_a_reused_case_whose_figures_are_gone_is_drawn_again(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A finished case whose montage was lost (a partial copy of the folder) is reused, its montage drawn again, so
+    that the report page shows it; a case without a component (no components rows) is reused too."""
+    out = tmp_path / "out"
+    model = _empty_mask_checkpoint(tmp_path / "model", "abnormality")
+    command = ["predict", "-i", str(_volume(tmp_path / "in" / "v.nii.gz")), "-o", str(out), "--model", str(model)]
+    assert main([*command, "--quiet"]) == 0
+    montage = out / "report" / "montages" / "v_mask.png"
+    montage.unlink()
+    capsys.readouterr()
+    assert main([*command, "--quiet"]) == 0 and montage.is_file()
+    assert "0 cases predicted, 1 already done" in capsys.readouterr().out
+
+
 def test_masks_without_a_record_are_not_overwritten(
     sample_case: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

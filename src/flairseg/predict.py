@@ -925,10 +925,9 @@ def _refuse_foreign_outputs(run: _Run, case: Case, key: str) -> None:
 
 
 def _case_rows(run: _Run, key: str) -> list[Path]:
-    """The case's rows that every prediction writes (its inputs and QC, its components where the task has them); its
-    metrics row follows the truth given to each run (:func:`_rescore_reused_case`)."""
-    tables = ["inputs", "qc", *(["components"] if TASK_SPECS[run.segmenter.task].components else [])]
-    return [run.report.case_table(table, key) for table in tables]
+    """The case's rows that every prediction writes, one each: its inputs and QC (its components and metrics have none
+    where it has no component or no truth)."""
+    return [run.report.case_table(table, key) for table in ("inputs", "qc")]
 
 
 def _case_outputs(run: _Run, case: Case) -> list[tuple[str, Path]]:
@@ -984,13 +983,22 @@ def _write_case_report(run: _Run, case: Case, found: Segmentation, truth_mask: n
 
 def _rescore_reused_case(run: _Run, case: Case, truth_mask: np.ndarray | None, key: str) -> None:
     """A reused case's metrics against the truth given now, and its figures redrawn where they outline another (the
-    truth changed, came or went since they were drawn): its mask and image are the recorded ones, its truth is not."""
+    truth changed, came or went since they were drawn) or are gone: its mask and image are the recorded ones, its
+    truth is not."""
     redraw = _drawn_truth(run.report, key) != _truth_digest(truth_mask)
+    redraw = redraw or not _figures_there(run, case, truth_mask, key)
     reread = truth_mask is not None or redraw
     done = read_case(run.names.mask(case), masks="only", mask_suffix=run.names.label).mask if reread else None
     _write_case_metrics(case, done, truth_mask, key, run.report.path)
     if redraw:
         _draw_case_figures(run, case, done, truth_mask, key)
+
+
+def _figures_there(run: _Run, case: Case, truth_mask: np.ndarray | None, key: str) -> bool:
+    """Whether the case's montage, and its outline GIF where it has a truth, are in the report (a partial copy of the
+    folder loses them: its page would show the case without an overlay)."""
+    gif = run.report.gif(case.case_id, run.segmenter.task)
+    return run.report.montage(key).is_file() and (truth_mask is None or gif.is_file())
 
 
 def _draw_case_figures(run: _Run, case: Case, mask: np.ndarray | None, truth_mask: np.ndarray | None, key: str) -> None:
