@@ -2064,6 +2064,12 @@ def _resume_with_another_runs_best_model(tmp: Path) -> list[str]:
     return ["train", "--data", str(tmp / "in"), "-o", str(tmp / "old"), "--resume", "--quiet"]
 
 
+def _recipe_with_true_for_a_number(tmp: Path) -> list[str]:
+    """A recipe file (JSON) whose fold is true: it would train fold 1."""
+    (tmp / "recipe.json").write_text('{"fold": true}')
+    return _train(tmp, "--config", str(tmp / "recipe.json"))
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -3711,6 +3717,12 @@ CATALOGUE = [
         _resume_with_another_runs_best_model,
         "TMP/old/best.json records another split than TMP/old/split.json (another run's model?): it may have trained "
         "on this run's held-out cases; restore the run's own model, or train it again",
+    ),
+    BadInput(
+        "recipe-with-true-for-a-number",
+        "a recipe whose `fold` is JSON `true` (taken as 1, another fold than meant)",
+        _recipe_with_true_for_a_number,
+        "fold must be int, not true",
     ),
 ]
 

@@ -343,6 +343,8 @@ def _coerce(value: Any, kind: Any, name: str) -> Any:
             return value.lower() in ("true", "1", "yes")
         raise ConfigError(f"{name} must be true or false, not {value!r}")
     if kind in (int, float, str):
+        if isinstance(value, bool):  # JSON true/false for a number or a name: a slip (true would be 1)
+            raise ConfigError(f"{name} must be {kind.__name__}, not {str(value).lower()}")
         if kind is int and isinstance(value, float) and not value.is_integer():
             raise ConfigError(f"{name} must be an integer, not {value!r}")
         try:
