@@ -85,6 +85,25 @@ def test_a_reused_case_whose_figures_are_gone_is_drawn_again(
     assert "0 cases predicted, 1 already done" in capsys.readouterr().out
 
 
+def test_a_run_of_some_cases_keeps_the_failures_of_the_others(tmp_path: Path) -> None:
+    """A tree whose case b fails while it is decoded, then a run of case a alone into the same folder: b is still
+    listed as failed (it has no mask), until a run predicts it."""
+    import gzip
+
+    out = tmp_path / "out"
+    model = _empty_mask_checkpoint(tmp_path / "model", "abnormality")
+    first, second = _volume(tmp_path / "in" / "a.nii.gz"), _volume(tmp_path / "in" / "b.nii.gz", seed=1)
+    intact = second.read_bytes()
+    second.write_bytes(gzip.compress(gzip.decompress(intact)[:-500]))
+    command = ["predict", "-o", str(out), "--model", str(model), "--quiet"]
+    assert main(["predict", "-i", str(tmp_path / "in"), *command[1:]]) == 1
+    assert main(["predict", "-i", str(first), *command[1:]]) == 0
+    assert (out / "report" / "failures.csv").read_text().splitlines()[1].startswith("b,")
+    second.write_bytes(intact)
+    assert main(["predict", "-i", str(tmp_path / "in"), *command[1:]]) == 0
+    assert not (out / "report" / "failures.csv").exists()
+
+
 def test_masks_without_a_record_are_not_overwritten(
     sample_case: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -717,9 +717,10 @@ class ReportFolder:
     def part_record(self, part: int, parts: int) -> Path:
         return self.path / "parts" / f"part-{part}-of-{parts}.json"
 
-    @property
-    def failures(self) -> Path:
-        return self.table("failures")
+    def failures(self, task: str = "abnormality") -> Path:
+        """The cases of ``task`` that could not be read or predicted, with their reasons (``failures.csv``,
+        ``failures_brain.csv``)."""
+        return self.table(f"failures{TASK_SPECS[task].output_suffix}")
 
     @property
     def html(self) -> Path:

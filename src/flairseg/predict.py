@@ -441,7 +441,7 @@ def predict_tree(
     _check_settings(run, paths, cases, quiet=True)  # again: a part started with this one may have written since
     failures, cases = _failures_of_run(report, part, predicted, skipped, paths, failures, names.task)
     merged = merge_run_report(out_path, title, segmenter.task)
-    _report_failures(failures, cases, report)
+    _report_failures(failures, cases, report, segmenter.task)
     return dataclasses.replace(merged, predicted=predicted, skipped=skipped)
 
 
@@ -1072,23 +1072,45 @@ def _write_case_metrics(case: Case, mask: np.ndarray | None, truth: np.ndarray |
     write_case_table("metrics", key, rows, report)
 
 
-def _report_failures(failures: Sequence[tuple[str, str]], cases: int, report: ReportFolder) -> None:
-    """``report/failures.csv`` (case, reason) and a one-line error naming the cases that failed; none: no file."""
+def _report_failures(failures: Sequence[tuple[str, str]], cases: int, report: ReportFolder, task: str) -> None:
+    """``report/failures.csv`` (``failures_brain.csv`` for brain cases: case, reason), the run's failures and those
+    listed before of cases still unfinished that it did not read (a run of some of the folder's cases, or of the
+    other task, leaves them listed), and a one-line error naming the cases of this run that failed; none: no file."""
     import csv
 
-    path = report.failures
-    if not failures:
-        path.unlink(missing_ok=True)  # a rerun that read every case leaves no stale list behind
+    path = report.failures(task)
+    failed = {case for case, _ in failures}
+    kept = [
+        (case, reason)
+        for case, reason in _listed_failures(path)
+        if case not in failed and not report.record(ReportFolder.key(case, task)).exists()
+    ]
+    if not failures and not kept:
+        path.unlink(missing_ok=True)  # every case listed was predicted since: no stale list behind
         return
     with atomic_file(path) as tmp, tmp.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["case", "reason"])
-        writer.writerows(failures)
+        writer.writerows([*failures, *kept])
+    if not failures:
+        return
     names = ", ".join(case for case, _ in failures[:5]) + (", ..." if len(failures) > 5 else "")
     others = "the others were predicted; " if len(failures) < cases else ""
     raise InputError(
         f"{len(failures)} of {cases} cases could not be read or predicted ({names}); {others}the reasons are in {path}"
     )
+
+
+def _listed_failures(path: Path) -> list[tuple[str, str]]:
+    """The (case, reason) rows of a failures table an earlier run wrote; none where it is missing or unreadable."""
+    import csv
+
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.reader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return []
+    return [(row[0], row[1]) for row in rows[1:] if len(row) == 2]
 
 
 def mask_files(case: Case, target: Path, suffix: str) -> list[Path]:
