@@ -43,15 +43,18 @@ def _log_choose(n: np.ndarray | float, k: np.ndarray | float) -> np.ndarray:
 
 
 def _log_weights(columns: Sequence[int], row_total: int) -> np.ndarray:
-    """sum_j log C(c_j, a_j) of every first row (a_1..a_k), 0 <= a_j <= c_j, summing to ``row_total``.
+    """sum_j log C(c_j, a_j) of every first row (a_1..a_k), 0 <= a_j <= c_j, summing to ``row_total``, in no
+    particular order (the test sums over them).
 
     The rows are built a column at a time as (sum so far, log weight so far) pairs, never as (tables, k) arrays: 16
     bytes a partial row whatever k is, and no more partial rows than whole ones (a partial row is kept only when the
-    columns left can complete it).
+    columns left can complete it). The largest column comes last and is not enumerated: its value is what the row
+    total leaves, so the work grows with the tables, not with the tables times the largest column's patients.
     """
+    *inner, last = sorted(columns)
     sums, logs = np.zeros(1, dtype=np.int64), np.zeros(1)
-    room = np.append(np.cumsum(columns[::-1])[::-1], 0)  # room[j]: the capacity of columns j..k
-    for j, capacity in enumerate(columns):
+    room = np.append(np.cumsum([*inner, last][::-1])[::-1], 0)  # room[j]: the capacity of columns j..k
+    for j, capacity in enumerate(inner):
         kept_sums, kept_logs = [], []
         for value, weight in zip(range(capacity + 1), _log_choose(capacity, np.arange(capacity + 1))):
             totals = sums + value
@@ -59,7 +62,8 @@ def _log_weights(columns: Sequence[int], row_total: int) -> np.ndarray:
             kept_sums.append(totals[keep])
             kept_logs.append(logs[keep] + weight)
         sums, logs = np.concatenate(kept_sums), np.concatenate(kept_logs)
-    return logs
+    rest = row_total - sums  # the last column's value; every partial row kept leaves one it can hold
+    return logs + _log_choose(last, rest)
 
 
 def _most_patients(clusters: int) -> int:
