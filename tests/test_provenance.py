@@ -1181,3 +1181,16 @@ def test_the_part_records_of_a_run_of_very_many_parts_are_found_by_name(tmp_path
     worker.start()
     worker.join(timeout=30)  # probing every part would never end
     assert found == [([("A", "why")], 1)]
+
+
+def test_the_parts_of_a_brain_run_and_a_tumour_run_into_one_folder_keep_their_own_records(tmp_path: Path) -> None:
+    """Part 0 of 2 of a tumour run and part 0 of 2 of a brain run into one folder: each run's failures are its own
+    parts' (one record name for both would let the later run's replace the earlier's)."""
+    from flairseg.outputs import ReportFolder
+    from flairseg.predict import _failures_of_parts, _write_part_record
+
+    report = ReportFolder(tmp_path / "report")
+    _write_part_record(report, (0, 2, "abnormality"), 0, 0, [], [("T", "tumour run's reason")])
+    _write_part_record(report, (0, 2, "brain"), 0, 0, [], [("B", "brain run's reason")])
+    assert _failures_of_parts(report, 2, "abnormality") == ([("T", "tumour run's reason")], 0)
+    assert _failures_of_parts(report, 2, "brain") == ([("B", "brain run's reason")], 0)

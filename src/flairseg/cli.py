@@ -634,7 +634,8 @@ def _run_on_ranks(run, world):
         raise InputError(
             f"{failed} of {world.size} ranks failed; their messages say why, and a rerun finishes their cases"
         )
-    records = [json.loads(run_report(result.out).part_record(k, world.size).read_text()) for k in range(world.size)]
+    report = run_report(result.out)
+    records = [json.loads(report.part_record(k, world.size, result.task).read_text()) for k in range(world.size)]
     return dataclasses.replace(
         merge_run_report(result.out, result.title, result.task),
         predicted=sum(r["predicted"] for r in records),

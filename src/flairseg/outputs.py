@@ -714,8 +714,10 @@ class ReportFolder:
         a rerun that reuses the case redraws them when its truth is another."""
         return self.path / "figures" / f"{key}.truth"
 
-    def part_record(self, part: int, parts: int) -> Path:
-        return self.path / "parts" / f"part-{part}-of-{parts}.json"
+    def part_record(self, part: int, parts: int, task: str = "abnormality") -> Path:
+        """What part K of an N-part run of ``task`` did (``part-K-of-N.json``, ``part-K-of-N_brain.json``): parts of
+        both tasks' runs may share the folder."""
+        return self.path / "parts" / f"part-{part}-of-{parts}{TASK_SPECS[task].output_suffix}.json"
 
     def failures(self, task: str = "abnormality") -> Path:
         """The cases of ``task`` that could not be read or predicted, with their reasons (``failures.csv``,

@@ -604,20 +604,20 @@ def _failures_of_run(
     """
     if part is None:
         return list(failures), len(paths)
-    _write_part_record(report, part, predicted, skipped, paths, failures)
+    _write_part_record(report, (*part, task), predicted, skipped, paths, failures)
     return _failures_of_parts(report, part[1], task)
 
 
 def _write_part_record(
     report: ReportFolder,
-    part: tuple[int, int],
+    part: tuple[int, int, str],
     predicted: int,
     skipped: int,
     paths: Sequence[Path | Case],
     failures: Sequence[tuple[str, str]],
 ) -> None:
-    """What part K of N did, beside the other parts' records: the merge counts every part, and lists every part's
-    failed cases, from them."""
+    """What part K of N (of a task: ``part`` is K, N and the task) did, beside the other parts' records: the merge
+    counts every part, and lists every part's failed cases, from them."""
     cases = [p.case_id if isinstance(p, Case) else case_id_of(p) for p in paths]
     record = {"part": part[0], "parts": part[1], "predicted": predicted, "skipped": skipped, "cases": cases}
     record["failures"] = [list(failure) for failure in failures]
@@ -631,17 +631,18 @@ def _failures_of_parts(report: ReportFolder, parts: int, task: str) -> tuple[lis
     has a record (under its key: case id and ``task``) was predicted since by another run (a failure removes the
     case's record: :func:`_leave_out`), so its part's failure is stale and left out."""
     failures, cases = [], 0
-    for k in _recorded_parts(report, parts):
-        record = _read_part_record(report.part_record(k, parts))
+    for k in _recorded_parts(report, parts, task):
+        record = _read_part_record(report.part_record(k, parts, task))
         listed = [tuple(failure) for failure in record.get("failures", [])]
         failures += [failure for failure in listed if not report.record(ReportFolder.key(failure[0], task)).exists()]
         cases += len(record["cases"])
     return failures, cases
 
 
-def _recorded_parts(report: ReportFolder, parts: int) -> list[int]:
-    """The parts K of an N-part run whose records are in the report, in order."""
-    name = re.compile(rf"part-(0|[1-9]\d*)-of-{parts}\.json")
+def _recorded_parts(report: ReportFolder, parts: int, task: str) -> list[int]:
+    """The parts K of an N-part run of ``task`` whose records are in the report, in order."""
+    suffix = re.escape(TASK_SPECS[task].output_suffix)
+    name = re.compile(rf"part-(0|[1-9]\d*)-of-{parts}{suffix}\.json")
     found = (name.fullmatch(path.name) for path in report.part_record(0, parts).parent.glob("part-*.json"))
     return sorted(k for k in (int(match[1]) for match in found if match) if k < parts)
 
