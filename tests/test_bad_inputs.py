@@ -2070,6 +2070,27 @@ def _recipe_with_true_for_a_number(tmp: Path) -> list[str]:
     return _train(tmp, "--config", str(tmp / "recipe.json"))
 
 
+def _jpeg_strip_larger_than_its_slice(tmp: Path) -> list[str]:
+    """A Kaggle case of JPEG-compressed 32 x 32 slices, slice 2's one strip replaced by a 4000 x 4000 JPEG (its header
+    still declares 32 x 32): decoded whole before it is cropped."""
+    import struct
+
+    import imagecodecs
+
+    case = tmp / "in" / "CASE"
+    case.mkdir(parents=True)
+    for k in range(1, 4):
+        tifffile.imwrite(case / f"CASE_{k}.tif", np.full((32, 32), 100, np.uint8), compression="jpeg", rowsperstrip=32)
+    raw = bytearray((case / "CASE_2.tif").read_bytes())
+    big = imagecodecs.jpeg8_encode(np.zeros((4000, 4000), np.uint8), level=10)
+    with tifffile.TiffFile(case / "CASE_2.tif") as tiff:
+        offsets, counts = tiff.pages[0].tags["StripOffsets"], tiff.pages[0].tags["StripByteCounts"]
+        for tag, value in ((offsets, len(raw)), (counts, len(big))):
+            struct.pack_into("<I" if int(tag.dtype) == 4 else "<H", raw, tag.valueoffset, value)
+    (case / "CASE_2.tif").write_bytes(bytes(raw + big))
+    return _predict(tmp, case, "--max-memory", "50M", "--model", str(_zero_checkpoint(tmp)))
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -3723,6 +3744,13 @@ CATALOGUE = [
         "a recipe whose `fold` is JSON `true` (taken as 1, another fold than meant)",
         _recipe_with_true_for_a_number,
         "fold must be int, not true",
+    ),
+    BadInput(
+        "jpeg-strip-larger-than-its-slice",
+        "a JPEG-compressed slice of 32 x 32 pixels whose one strip holds a 4000 x 4000 JPEG, under a 50 MB budget",
+        _jpeg_strip_larger_than_its_slice,
+        "case TMP/in/CASE declares 48,000,000 voxels x 1 channel(s), about 1.1 GB to process, more than the memory "
+        "budget of 50 MB; check its header, or raise the budget with --max-memory (e.g. --max-memory 32G)",
     ),
 ]
 

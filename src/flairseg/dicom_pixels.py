@@ -212,7 +212,7 @@ def _skip_undefined(elements: _Elements) -> None:
             _skip(elements.stream, length)
 
 
-def _jpeg_size(head: bytes) -> tuple[int, int, int] | None:
+def jpeg_size(head: bytes) -> tuple[int, int, int] | None:
     """(rows, columns, components) a JPEG or JPEG-LS codestream's frame header (SOFn, SOF55) declares: height, width
     and component count after its precision byte; None where none comes before the first scan."""
     at = len(_JPEG_SOI) if head.startswith(_JPEG_SOI) else len(head)
@@ -256,7 +256,7 @@ def _j2k_size(head: bytes) -> tuple[int, int, int] | None:
     return rows - top, columns - left, int.from_bytes(head[at + 40 : at + 42], "big")
 
 
-_MEASURES = {"JPEG": _jpeg_size, "JPEG-LS": _jpeg_size, "JPEG 2000": _j2k_size}
+_MEASURES = {"JPEG": jpeg_size, "JPEG-LS": jpeg_size, "JPEG 2000": _j2k_size}
 
 
 class _FrameHeads:

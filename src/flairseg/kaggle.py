@@ -13,6 +13,7 @@ import tifffile
 
 from flairseg.cases import TIFF_SUFFIXES, Case, Geometry, MaskPolicy, check_mask_values, is_hidden
 from flairseg.config import TASK_SPECS
+from flairseg.dicom_pixels import jpeg_size
 from flairseg.errors import InputError, read_denied
 from flairseg.memory import check
 from flairseg.outputs import NAME_MAX, atomic_dir, atomic_file
@@ -70,6 +71,7 @@ def _page_shape(path: Path) -> tuple[tuple[int, ...], int]:
             page, pages = tiff.pages[0], len(tiff.pages)
             shape = tuple(int(page.shape[axis]) for axis in _channels_last(page, page.shape))
             plane = (max(shape[0], page.tilelength), max(shape[1], page.tilewidth)) if page.is_tiled else shape[:2]
+            pixels = max(int(np.prod(plane, dtype=np.int64)), _jpeg_pixels(tiff, page))
     except PermissionError:
         raise read_denied(path) from None
     except Exception as exc:  # tifffile raises many types for corrupt, truncated or non-TIFF files
@@ -79,7 +81,25 @@ def _page_shape(path: Path) -> tuple[tuple[int, ...], int]:
             f"{path} holds {pages:,} pages (images); a slice is one page, (H, W) or (H, W, channels): "
             "split the stack into <CASE>_<k>.tif files"
         )
-    return shape, int(np.prod(plane, dtype=np.int64))
+    return shape, pixels
+
+
+# the bytes of a JPEG strip or tile searched for the frame size its codestream declares
+_JPEG_HEAD = 1 << 16
+
+
+def _jpeg_pixels(tiff: tifffile.TiffFile, page: tifffile.TiffPage) -> int:
+    """The most pixels a JPEG-compressed page's strip or tile decodes to, as its codestream's frame header declares
+    them (0 for other compressions): a strip may hold a JPEG far larger than the page, which is decoded whole before
+    it is cropped."""
+    if page.compression not in (6, 7):  # OJPEG, JPEG
+        return 0
+    largest = 0
+    for offset, count in zip(page.dataoffsets, page.databytecounts):
+        tiff.filehandle.seek(offset)
+        size = jpeg_size(tiff.filehandle.read(min(int(count), _JPEG_HEAD)))
+        largest = max(largest, size[0] * size[1] if size else 0)
+    return largest
 
 
 def kaggle_shape(folder: Path) -> tuple[int, int, int, int]:
