@@ -2091,6 +2091,16 @@ def _jpeg_strip_larger_than_its_slice(tmp: Path) -> list[str]:
     return _predict(tmp, case, "--max-memory", "50M", "--model", str(_zero_checkpoint(tmp)))
 
 
+def _case_id_of_another_spelling_into_one_folder(tmp: Path) -> list[str]:
+    """Volume CaseA predicted into a folder, then volume casea of another tree into it (one file on macOS)."""
+    model = str(_zero_checkpoint(tmp))
+    for tree, name in (("in", "CaseA"), ("in2", "casea")):
+        (tmp / tree).mkdir(exist_ok=True)
+        nib.save(nib.Nifti1Image(np.ones((16, 16, 4), np.float32), np.eye(4)), tmp / tree / f"{name}.nii.gz")
+    assert main(["predict", "-i", str(tmp / "in"), "-o", str(tmp / "pred"), "--model", model, "--quiet"]) == 0
+    return ["predict", "-i", str(tmp / "in2"), "-o", str(tmp / "pred"), "--model", model, "--quiet"]
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -3751,6 +3761,13 @@ CATALOGUE = [
         _jpeg_strip_larger_than_its_slice,
         "case TMP/in/CASE declares 48,000,000 voxels x 1 channel(s), about 1.1 GB to process, more than the memory "
         "budget of 50 MB; check its header, or raise the budget with --max-memory (e.g. --max-memory 32G)",
+    ),
+    BadInput(
+        "case-id-of-another-spelling-into-one-folder",
+        "case casea predicted into a folder that records case CaseA (one file name on macOS and Windows)",
+        _case_id_of_another_spelling_into_one_folder,
+        "case 'casea' and case 'CaseA', which TMP/pred records, have one id (compared regardless of case and of how "
+        "accents are encoded): they would share an output; rename one, or predict into another folder",
     ),
 ]
 

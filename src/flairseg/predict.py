@@ -492,8 +492,16 @@ def _check_case_outputs(
     """
     inputs.refuse_folder(report.path, "the report folder")
     owners: dict[str, tuple[str, str]] = {}
+    recorded = _recorded_spellings(report)
     for case in (path if isinstance(path, Case) else case_outline(path) for path in cases):
         _refuse_recorded_namesake(names, report, case.case_id)
+        spelled = recorded.get(name_key(case.case_id), case.case_id)
+        if spelled != case.case_id:
+            raise InputError(
+                f"case {case.case_id!r} and case {spelled!r}, which {names.path} records, have one id (compared "
+                "regardless of case and of how accents are encoded): they would share an output; rename one, or "
+                "predict into another folder"
+            )
         for task in TASK_SPECS:
             folder = dataclasses.replace(names, task=task)
             for output in (*folder.outputs(case), report.gif(case.case_id, task)):
@@ -559,6 +567,15 @@ def _settings_clash(report: ReportFolder, settings: dict[str, object], covered: 
             where = report.path.parent
             return f"case {found.get('case')} in {where} was predicted with another {key} ({before}; this run: {now})"
     return None
+
+
+def _recorded_spellings(report: ReportFolder) -> dict[str, str]:
+    """{:func:`~flairseg.outputs.name_key` of a case id: the id} of the cases the report folder records (a record or a
+    started file), of either task: one id spelled two ways names one file on macOS and Windows."""
+    records = report.path / "records"
+    found = records.iterdir() if records.is_dir() else ()
+    cases = {ReportFolder.case_of_key(path.stem)[0] for path in found if path.suffix in (".json", ".started")}
+    return {name_key(case_id): case_id for case_id in cases}
 
 
 def _refuse_recorded_namesake(names: PredictionFolder, report: ReportFolder, case_id: str) -> None:
