@@ -4141,7 +4141,7 @@ def test_memory_budget_sizes(monkeypatch: pytest.MonkeyPatch) -> None:
         with pytest.raises(ConfigError):
             memory.parse_size(bad)
     monkeypatch.delenv(memory.ENVIRONMENT, raising=False)
-    assert memory.budget() == memory.machine_memory() // 2
+    assert memory.budget() == memory.usable_memory() // 2
     monkeypatch.setenv(memory.ENVIRONMENT, "2G")
     assert memory.budget() == 2 * 2**30
 
@@ -4171,7 +4171,7 @@ def test_the_default_budget_is_half_of_a_control_groups_memory_limit(
     monkeypatch.setattr(memory, "CGROUP_ROOT", tmp_path / "sys")
     assert memory.budget() == 300 * 2**20
     (tmp_path / "sys" / ("job/memory.max" if version == "v2" else "memory/job/memory.limit_in_bytes")).unlink()
-    assert memory.budget() == memory.machine_memory() // 2 > 300 * 2**20
+    assert memory.budget() == memory.usable_memory() // 2 > 300 * 2**20
 
 
 def test_a_line_break_in_a_file_name_keeps_the_error_on_one_line(

@@ -1194,3 +1194,24 @@ def test_the_parts_of_a_brain_run_and_a_tumour_run_into_one_folder_keep_their_ow
     _write_part_record(report, (0, 2, "brain"), 0, 0, [], [("B", "brain run's reason")])
     assert _failures_of_parts(report, 2, "abnormality") == ([("T", "tumour run's reason")], 0)
     assert _failures_of_parts(report, 2, "brain") == ([("B", "brain run's reason")], 0)
+
+
+def test_a_mask_file_whose_run_did_not_finish_is_never_read_as_a_mask(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``-o m.nii.gz`` written, then the volume given a NaN and the run repeated (it fails the case, keeping the
+    earlier mask): the mask file, its report in ``m_flairseg``, is refused by shape, whatever it is named."""
+    import nibabel as nib
+    import numpy as np
+
+    model = _empty_mask_checkpoint(tmp_path / "model", "abnormality")
+    volume, mask = _volume(tmp_path / "in" / "a.nii.gz"), tmp_path / "m.nii.gz"
+    command = ["predict", "-i", str(volume), "-o", str(mask), "--model", str(model), "--quiet"]
+    assert main(command) == 0
+    data = np.asarray(nib.load(volume).dataobj).copy()
+    data[5, 5, 1] = np.nan
+    nib.save(nib.Nifti1Image(data, np.eye(4)), volume)
+    assert main(command) == 1
+    capsys.readouterr()
+    assert main(["shape", "-i", str(mask), "-o", str(tmp_path / "s.csv"), "--quiet"]) == 1
+    assert "which its prediction run began and did not finish" in capsys.readouterr().err

@@ -139,7 +139,7 @@ def check_mask_values(values: np.ndarray, case_id: str, name: str, what: str = "
             "threshold it into a binary mask first"
         )
     if values.size and values.max() > MAX_LABELS:  # else at most MAX_LABELS labels: nothing to count
-        labels = np.unique(values).size - 1
+        labels = int(np.count_nonzero(np.unique(values)))
         if labels > MAX_LABELS:
             raise InputError(
                 f"case {case_id}: the {what} {name} holds {labels:,} different labels, more than the {MAX_LABELS} of "

@@ -272,7 +272,7 @@ def _check_optimizer_groups(groups: object, optimizer: torch.optim.Optimizer, wh
     if not isinstance(groups, list) or len(groups) != len(made) or not all(isinstance(g, dict) for g in groups):
         raise WeightsError(f"{what}: optimizer_groups is not the {len(made)} parameter group(s) of the run's optimizer")
     for saved, fresh in zip(groups, made):
-        differs = [key for key in saved if key != "lr" and (key not in fresh or saved[key] != fresh[key])]
+        differs = [key for key in saved if key != "lr" and key in fresh and saved[key] != fresh[key]]
         if differs:
             key = differs[0]
             raise WeightsError(

@@ -22,7 +22,7 @@ from typing import NoReturn
 
 from flairseg.config import LOSSES, MAX_THREADS, MISSING_POLICIES, PRECISIONS, TASKS, VARIANTS, parse_json
 from flairseg.errors import FlairsegError, InputError, denied_part, out_of_memory
-from flairseg.outputs import one_line, run_report
+from flairseg.outputs import mask_file_folder, one_line, run_report
 from flairseg.version import __version__
 
 
@@ -603,8 +603,7 @@ def _output_of(args: argparse.Namespace, part: tuple[int, int] | None):
             "or --probabilities; give a folder for anything else"
         )
     mask_file = Path(name)
-    stem = mask_file.name[: -len(".nii.gz")] if name.lower().endswith(".nii.gz") else mask_file.stem
-    return mask_file.with_name(f"{stem}_flairseg"), mask_file
+    return mask_file_folder(mask_file), mask_file
 
 
 def _run_on_ranks(run, world):

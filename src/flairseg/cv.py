@@ -138,7 +138,8 @@ def _refuse_foreign_results(out: Path) -> None:
     report = ReportFolder(out / "report")
     ours = report.is_flairsegs() or (report.path / "cv.md").is_file()  # cv.md: the report of a cv that did not mark it
     foreign = [report.path] if report.path.exists() and not ours else []
-    foreign += [out / "predictions"] if (out / "predictions").exists() and not (out / MASK_RECORD).is_file() else []
+    masks_ours = (out / MASK_RECORD).is_file() or (report.path / "cv.md").is_file()  # an older cv's: no record
+    foreign += [out / "predictions"] if (out / "predictions").exists() and not masks_ours else []
     if foreign:
         raise InputError(
             f"{foreign[0]} is in the way of cross-validation's results and flairseg has no record of writing it; move "

@@ -36,7 +36,15 @@ from flairseg.kaggle import (
     write_kaggle_image,
     write_kaggle_mask,
 )
-from flairseg.outputs import PROBABILITY_SUFFIX, RUN_NAMES, ReportFolder, check_case_id, name_key, run_report
+from flairseg.outputs import (
+    PROBABILITY_SUFFIX,
+    RUN_NAMES,
+    ReportFolder,
+    check_case_id,
+    mask_file_folder,
+    name_key,
+    run_report,
+)
 from flairseg.volumes import (
     DICOM_DIRECTORY,
     check_headers,
@@ -98,7 +106,7 @@ def refuse_case_file_name(volume: Path, path: Path, what: str) -> None:
     gives it (BraTS ``<id>_seg``, ``<id>_t1``): a prediction written there would be read back as the case's truth."""
     from flairseg.sequences import name_of
 
-    if not is_nifti(path) or not is_nifti(volume) or os.path.abspath(path.parent) != os.path.abspath(volume.parent):
+    if not is_nifti(path) or not is_nifti(volume) or os.path.realpath(path.parent) != os.path.realpath(volume.parent):
         return
     labelled = nifti_stem(path) in {nifti_stem(volume) + spec.label_suffix for spec in TASK_SPECS.values()}
     named, given = name_of(path), name_of(volume)
@@ -365,22 +373,39 @@ def _refuse_unfinished_cases(root: Path, index: dict[str, Path], mask_suffix: st
     """Refuse a mask that a prediction run began and did not finish (a started file in its report, no record: it
     failed or was stopped): it is an earlier run's, or half of this one's, and would be scored or measured as the
     prediction of the input the run failed on. The run's report is looked for where ``root`` is the run's folder or
-    lies in it (a case folder, a mask file, a BIDS derivative's subject folder)."""
+    lies in it (a case folder, a mask file, a BIDS derivative's subject folder), and beside a mask file a run wrote
+    alone (``-o NAME.nii.gz``: its report, of that one case, in ``NAME_flairseg``)."""
     task = next((task for task, spec in TASK_SPECS.items() if spec.label_suffix == mask_suffix), None)
-    report = next(
-        (run_report(folder) for folder in [root, *root.parents][:_RUN_DEPTH] if run_report(folder).is_flairsegs()),
-        None,
-    )
-    if task is None or report is None:
+    root = root.absolute()
+    if task is None:
         return
-    for case_id, path in index.items():
+    if root.is_file() and _unfinished(run_report(mask_file_folder(root)), task):
+        raise _unfinished_mask(root, nifti_stem(root))
+    folders = [root, *root.parents][:_RUN_DEPTH]
+    report = next((run_report(folder) for folder in folders if run_report(folder).is_flairsegs()), None)
+    bids = f"_desc-{TASK_SPECS[task].label}"  # a BIDS derivative's mask: <case>_desc-<label>_mask
+    for case_id, path in index.items() if report is not None else ():
+        if _unfinished(report, task, case_id.removesuffix(bids)):
+            raise _unfinished_mask(path, case_id)
+
+
+def _unfinished(report: ReportFolder, task: str, case_id: str | None = None) -> bool:
+    """Whether the report holds a case of ``task`` (``case_id``, or any) begun and not finished: a started file, no
+    record."""
+    records = report.path / "records"
+    if case_id is not None:
         key = ReportFolder.key(case_id, task)
-        if report.started(key).exists() and not report.record(key).exists():
-            raise InputError(
-                f"{path} is the mask of case {case_id}, which its prediction run began and did not finish (it failed "
-                "or was stopped; its mask is not the prediction of its input now): predict the case again, or move "
-                "its mask out of the folder"
-            )
+        return report.started(key).exists() and not report.record(key).exists()
+    started = records.glob(f"*{TASK_SPECS[task].label_suffix}.started") if records.is_dir() else ()
+    return any(not report.record(path.stem).exists() for path in started)
+
+
+def _unfinished_mask(path: Path, case_id: str) -> InputError:
+    return InputError(
+        f"{path} is the mask of case {case_id}, which its prediction run began and did not finish (it failed or was "
+        "stopped; its mask is not the prediction of its input now): predict the case again, or move its mask out of "
+        "the folder"
+    )
 
 
 def _case_format(path: Path) -> str:

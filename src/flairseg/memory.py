@@ -43,7 +43,7 @@ def parse_size(text: str) -> int:
     return int(size)
 
 
-def machine_memory() -> int:
+def usable_memory() -> int:
     """The memory this process may use, in bytes: the machine's physical memory (16 GiB where it cannot be read), or
     less where a container, a batch job or a shell limits it (:func:`_limits`): beyond that limit the kernel kills
     the process without a word, where the budget's refusal would have been one line."""
@@ -58,12 +58,7 @@ def _limits() -> list[int]:
     """The memory limits on this process: its control groups' (cgroup v2 ``memory.max``, v1
     ``memory.limit_in_bytes``, each folder from its own up to the hierarchy's root, as the kernel applies them) and its
     address space's (``ulimit -v``)."""
-    import resource
-
-    found = []
-    address_space = resource.getrlimit(resource.RLIMIT_AS)[0]
-    if address_space != resource.RLIM_INFINITY:
-        found.append(address_space)
+    found = _address_space_limit()
     try:
         lines = PROC_CGROUP.read_text().splitlines()
     except OSError:
@@ -85,6 +80,16 @@ def _limits() -> list[int]:
     return found
 
 
+def _address_space_limit() -> list[int]:
+    """The limit ``ulimit -v`` puts on the process's address space ([] where none, or off POSIX)."""
+    try:
+        import resource
+    except ImportError:
+        return []
+    limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+    return [] if limit == resource.RLIM_INFINITY else [limit]
+
+
 def _limit_in(path: Path) -> list[int]:
     """The limit a cgroup file holds ([] where it holds none: "max", v1's near-2**63, a file not there)."""
     try:
@@ -96,9 +101,9 @@ def _limit_in(path: Path) -> list[int]:
 
 def budget() -> int:
     """The budget in bytes: ``FLAIRSEG_MAX_MEMORY`` when set, else half of the memory the process may use
-    (:func:`machine_memory`)."""
+    (:func:`usable_memory`)."""
     given = os.environ.get(ENVIRONMENT)
-    return parse_size(given) if given else machine_memory() // 2
+    return parse_size(given) if given else usable_memory() // 2
 
 
 def _shown(size: float) -> str:
@@ -114,7 +119,8 @@ def check(
     voxels, the grid's and those of the ``resized`` (rows, columns) plane its preprocessing resizes each slice on
     before cropping (the paper's short side scaled to ``size``; the port's square of the longer side): the model-space
     inputs, probabilities and masks grow with slices x size², so a volume of tiny slices (4 x 4 x 20,000 voxels)
-    needs as much as one of full ones, and a slice of 4 x 8,000 pixels as one of 8,000 x 8,000 on the way.
+    needs as much as one of full ones, and a thin slice of 4 x 8,000 pixels far more than its own (8,000 x 8,000 in
+    the port, 256 x 512,000 in the paper variants).
     """
     grids = [
         (int(slices) * int(size) ** 2, f"the model's {size} x {size} grid"),

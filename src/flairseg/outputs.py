@@ -747,6 +747,14 @@ def _is_case_record(path: Path) -> bool:
     return isinstance(record, dict) and "inputs" in record
 
 
+def mask_file_folder(mask_file: Path) -> Path:
+    """The folder of a run that writes one case's mask to ``mask_file`` (``-o NAME.nii.gz``): ``NAME_flairseg`` beside
+    it, which holds the run's report (``NAME.nii`` shares it)."""
+    name = mask_file.name
+    stem = name[: -len(".nii.gz")] if name.lower().endswith(".nii.gz") else Path(name).stem
+    return mask_file.with_name(f"{stem}_flairseg")
+
+
 def run_report(out: Path) -> ReportFolder:
     """The report folder of a prediction run in ``out``."""
     return ReportFolder(Path(out) / "report")

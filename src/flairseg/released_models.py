@@ -10,7 +10,6 @@ top of the checkpoint's own check.
 from __future__ import annotations
 
 import dataclasses
-
 import difflib
 import os
 from dataclasses import dataclass

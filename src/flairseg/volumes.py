@@ -28,14 +28,13 @@ import contextlib
 import dataclasses
 import gzip
 import logging
+import math
 import os
 import sys
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
-
-import math
 
 import numpy as np
 
