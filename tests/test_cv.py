@@ -401,3 +401,23 @@ def test_a_mask_changed_since_cv_wrote_it_is_never_replaced(crossval, data: Path
     assert corrected.read_bytes() == written
     record = json.loads((out / MASK_RECORD).read_text())
     assert len(record) == len(list((out / "predictions").rglob("*_mask.tif"))) and "PH_0/PH_0_2_mask.tif" in record
+
+
+def test_an_older_cvs_unmarked_folder_is_continued(tmp_path: Path) -> None:
+    """A folder given empty to a cv from before cv recorded its masks (fold runs, its report with cv.md, predictions,
+    no marker, no predictions.json) is cv's own: accepted; a user's own report folder beside fold runs is not."""
+    from flairseg.cv import check_cv_folder
+    from flairseg.errors import InputError
+
+    for fold in ("fold-0", "fold-1"):
+        (tmp_path / fold).mkdir()
+        (tmp_path / fold / "config.json").write_text("{}")
+        (tmp_path / fold / "split.json").write_text("{}")
+    (tmp_path / "predictions").mkdir()
+    (tmp_path / "predictions" / "A_mask.nii.gz").write_bytes(b"x")
+    (tmp_path / "report").mkdir()
+    (tmp_path / "report" / "summary.md").write_text("my notes")
+    with pytest.raises(InputError, match="is in the way of cross-validation's results"):
+        check_cv_folder(tmp_path)
+    (tmp_path / "report" / "cv.md").write_text("# cv")
+    check_cv_folder(tmp_path)
