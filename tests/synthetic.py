@@ -47,9 +47,13 @@ def write_phantom_tree(root: Path, prefix: str, count: int, slices: int = 8, siz
     return root
 
 
-def make_marked_folder(path: Path) -> None:
-    """A folder ``path`` with flairseg's marker, as its commands leave the folders they make."""
-    from flairseg.outputs import write_marker
+def make_marked_folder(path: Path, kind: str | None = None) -> None:
+    """A folder ``path`` with flairseg's marker, as its commands leave the folders they make, naming ``kind`` (None:
+    the marker of an older flairseg, which names no kind)."""
+    from flairseg.outputs import MARKER, write_marker
 
     path.mkdir(parents=True)
-    write_marker(path)
+    if kind is None:
+        (path / MARKER).write_text("made by flairseg; `--overwrite` may replace this folder\n")
+    else:
+        write_marker(path, kind)  # type: ignore[arg-type]

@@ -1684,7 +1684,7 @@ def _preprocess_onto_the_store_of_a_linked_view(tmp: Path) -> list[str]:
     from flairseg.outputs import write_marker
 
     store = _case(tmp).parent.rename(tmp / "store")
-    write_marker(store)
+    write_marker(store, "preprocessed cases")
     tree = _selection_of_linked_views(tmp, store)
     return ["preprocess", "-i", str(tree), "-o", str(store), "--overwrite", "--quiet"]
 
@@ -2099,6 +2099,27 @@ def _case_id_of_another_spelling_into_one_folder(tmp: Path) -> list[str]:
         nib.save(nib.Nifti1Image(np.ones((16, 16, 4), np.float32), np.eye(4)), tmp / tree / f"{name}.nii.gz")
     assert main(["predict", "-i", str(tmp / "in"), "-o", str(tmp / "pred"), "--model", model, "--quiet"]) == 0
     return ["predict", "-i", str(tmp / "in2"), "-o", str(tmp / "pred"), "--model", model, "--quiet"]
+
+
+def _evaluate_over_a_training_run(tmp: Path) -> list[str]:
+    """A trained run (its weights), then `evaluate -o` it with --overwrite (a mistyped output)."""
+    _trained_run(tmp)
+    return ["evaluate", "--pred", str(tmp / "in"), "--truth", str(tmp / "in"), "-o", str(tmp / "old"), "--overwrite"]
+
+
+def _associate_clinical_a_folder(tmp: Path) -> list[str]:
+    """`associate --clinical` given a folder (the folder of the clinical files, not the CSV)."""
+    (tmp / "features.csv").write_text("case_id,asd\nP1,1.0\n")
+    (tmp / "clinical").mkdir()
+    return [
+        "associate",
+        "--features",
+        str(tmp / "features.csv"),
+        "--clinical",
+        str(tmp / "clinical"),
+        "-o",
+        str(tmp / "out"),
+    ]
 
 
 CATALOGUE = [
@@ -3768,6 +3789,19 @@ CATALOGUE = [
         _case_id_of_another_spelling_into_one_folder,
         "case 'casea' and case 'CaseA', which TMP/pred records, have one id (compared regardless of case and of how "
         "accents are encoded): they would share an output; rename one, or predict into another folder",
+    ),
+    BadInput(
+        "evaluate-over-a-training-run",
+        "`evaluate -o RUN --overwrite` where RUN is a trained run (its weights would be replaced by a report)",
+        _evaluate_over_a_training_run,
+        "output TMP/old holds flairseg's training run; this command writes its evaluation report only over a folder "
+        "of that kind: choose another path",
+    ),
+    BadInput(
+        "associate-clinical-a-folder",
+        "`associate --clinical` given a folder instead of the CSV file",
+        _associate_clinical_a_folder,
+        "clinical file TMP/clinical is not a file (a folder or a pipe?); give the CSV file",
     ),
 ]
 

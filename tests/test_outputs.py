@@ -304,7 +304,7 @@ def test_without_overwrite_an_output_that_appeared_meanwhile_stays(tmp_path: Pat
     the first one's output stays (with --overwrite the last one wins, as before)."""
     folder, table = tmp_path / "results", tmp_path / "features.csv"
     with pytest.raises(InputError, match="appeared while this command worked"):
-        with atomic_dir(folder, mark=True, replace=False) as tmp:
+        with atomic_dir(folder, mark="evaluation report", replace=False) as tmp:
             (tmp / "mine.txt").write_text("second")
             folder.mkdir()
             (folder / "theirs.txt").write_text("first")
@@ -531,3 +531,17 @@ def test_a_refused_output_leaves_none_of_the_folders_made_above_it(holder: str, 
         (tmp_path / "kept" / "new" / "note.txt").write_text("a user's")
         raise InputError("refused")
     assert sorted(p.name for p in (tmp_path / "kept" / "new").iterdir()) == ["note.txt"]
+
+
+def test_overwrite_never_replaces_a_folder_that_took_the_outputs_place_meanwhile(tmp_path: Path) -> None:
+    """--overwrite of a flairseg folder while a user's folder took its place (removed, made again with their files):
+    the user's folder stays and the command is refused, where it was moved aside and deleted."""
+    folder = tmp_path / "results"
+    make_marked_folder(folder, "evaluation report")
+    with pytest.raises(InputError, match="appeared while this command worked"):
+        with atomic_dir(folder, mark="evaluation report", replace=True) as tmp:
+            (tmp / "mine.txt").write_text("the command's")
+            shutil.rmtree(folder)
+            folder.mkdir()
+            (folder / "thesis.txt").write_text("my only copy")
+    assert (folder / "thesis.txt").read_text() == "my only copy"

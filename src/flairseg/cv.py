@@ -112,14 +112,20 @@ _FOLD_RUN = re.compile(r"fold-[0-9]+")  # the name of a fold's run (:func:`fold_
 
 def check_cv_folder(out: Path) -> None:
     """Refuse an existing folder ``out`` that is not a cross-validation folder, which cv would write its folds, report
-    and ensemble into, replacing a user's files of the same names. A cross-validation folder is one flairseg made (its
-    marker), one holding fold runs (made by a flairseg before these folders were marked, or in a folder given
-    empty), or one empty but for flairseg's working files (the lock of another job's fold).
+    and ensemble into, replacing a user's files of the same names. A cross-validation folder is one flairseg made as
+    one (its marker; another kind of flairseg's folder, such as an evaluation report, is refused), one holding fold
+    runs (made by a flairseg before these folders were marked, or in a folder given empty), or one empty but for
+    flairseg's working files (the lock of another job's fold).
     """
-    from flairseg.outputs import MARKER, is_training_run, is_working_file, made_by_flairseg
+    from flairseg.outputs import MARKER, is_training_run, is_working_file, made_as, made_by_flairseg, marker_kind
 
-    if not out.is_dir() or made_by_flairseg(out):
+    if not out.is_dir() or made_as(out, "cross-validation"):
         return
+    if made_by_flairseg(out):
+        raise InputError(
+            f"output {out} holds flairseg's {marker_kind(out)}, not a cross-validation: flairseg cv writes only into "
+            "its own folders: choose another path"
+        )
     entries = [path for path in out.iterdir() if not is_working_file(path.name)]
     if entries and not any(_FOLD_RUN.fullmatch(path.name) and is_training_run(path) for path in entries):
         raise InputError(
@@ -133,10 +139,11 @@ def _refuse_foreign_results(out: Path) -> None:
     """In a folder of fold runs flairseg did not mark (the user's project folder), refuse a report folder flairseg has
     no sign of writing (its marker), or out-of-fold predictions without cv's record of them, which cv would write
     over: the user's own files of those names would be lost."""
-    from flairseg.outputs import ReportFolder
+    from flairseg.outputs import ReportFolder, made_as
 
     report = ReportFolder(out / "report")
-    ours = report.is_flairsegs() or (report.path / "cv.md").is_file()  # cv.md: the report of a cv that did not mark it
+    # cv.md: the report of a cv that did not mark it
+    ours = made_as(report.path, "cross-validation report") or (report.path / "cv.md").is_file()
     foreign = [report.path] if report.path.exists() and not ours else []
     masks_ours = (out / MASK_RECORD).is_file() or (report.path / "cv.md").is_file()  # an older cv's: no record
     foreign += [out / "predictions"] if (out / "predictions").exists() and not masks_ours else []
@@ -326,7 +333,7 @@ def _new_folder_marked(out: Path) -> Iterator[None]:
             if not any(out.iterdir()):
                 out.rmdir()
             elif not made_by_flairseg(out):
-                write_marker(out)
+                write_marker(out, "cross-validation")
 
 
 def _held_out_jobs(config: TrainConfig, out: Path, paths: dict[str, Path], data: Path) -> list[tuple[int, str]]:
@@ -485,7 +492,7 @@ def write_report(result: CrossValidation, held: Sequence[HeldOut], config: Train
     from flairseg.outputs import atomic_file, mark_folder, markdown_text
 
     report = result.out / "report"
-    mark_folder(report)  # flairseg's: a later run writes into it again (:func:`_refuse_foreign_results`)
+    mark_folder(report, "cross-validation report")  # a later run writes into it again (:func:`_refuse_foreign_results`)
     summary = evaluate.write_report(
         result.rows, report, f"Out-of-fold prediction of {len(result.rows)} cases ({config.folds} folds)"
     )

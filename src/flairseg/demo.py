@@ -36,13 +36,13 @@ def run_demo(
     """Segment the sample case with ``model`` (default: the released abnormality model) into ``out``."""
     sample = sample_case_path()
     model_path = resolve(model, task="abnormality")
-    out_path = check_output(out, [sample, *files_of(model_path)], overwrite)
+    out_path = check_output(out, [sample, *files_of(model_path)], overwrite, kind="demo")
     segmenter = load_model(model_path, task="abnormality", threads=threads)
     case = read_case(sample, masks="required")
     mask = segmenter(case).mask
     metrics = case_metrics(case.case_id, mask, case.mask)
     flair = case.image[..., 1]
-    with atomic_dir(out_path, mark=True, replace=overwrite) as tmp:
+    with atomic_dir(out_path, mark="demo", replace=overwrite) as tmp:
         write_mask(case, mask, tmp / case.case_id)
         figures.outline_gif(flair, case.mask, mask, tmp / f"{case.case_id}.gif")
         figures.tumour_montage(flair, case.mask, mask, ReportFolder(tmp).montage(case.case_id))

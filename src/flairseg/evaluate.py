@@ -323,7 +323,7 @@ def evaluate(
     for path, what in ((pred, "prediction"), (truth, "truth")):
         if not path.exists():
             raise InputError(f"{what} path {path} does not exist")
-    out_path = check_output(out, [pred, truth], overwrite)
+    out_path = check_output(out, [pred, truth], overwrite, kind="evaluation report")
     _refuse_one_tree_for_both(pred, truth)
     suffix = TASK_SPECS[task].label_suffix  # brain masks and tumour masks are never compared with each other
     truth_index, pred_index = index_cases(truth, "only", suffix), index_cases(pred, "only", suffix)
@@ -336,7 +336,7 @@ def evaluate(
     _refuse_a_case_for_both(pred_index, truth_index, suffix)
     extra = sorted(set(pred_index) - set(truth_index))
     rows: list[CaseMetrics] = []
-    with atomic_dir(out_path, mark=True, replace=overwrite) as tmp:
+    with atomic_dir(out_path, mark="evaluation report", replace=overwrite) as tmp:
         for case_id in tqdm(sorted(truth_index), desc="evaluate", unit="case", disable=quiet, file=sys.stderr):
             truth_case = read_mask(truth_index[case_id], suffix, "truth")
             pred_case = read_mask(pred_index[case_id], suffix, "prediction")

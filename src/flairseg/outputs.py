@@ -129,6 +129,18 @@ class InputPaths:
 
 
 MARKER = ".flairseg"  # the file that marks a folder flairseg made (and may replace with --overwrite)
+# what a marked folder is, which its marker names: a command's --overwrite replaces only a folder of its own kind
+FolderKind = Literal[
+    "training run",
+    "cross-validation",
+    "cross-validation report",
+    "prediction report",
+    "evaluation report",
+    "preprocessed cases",
+    "association report",
+    "demo",
+]
+_KIND = re.compile(r"made by flairseg \((?P<kind>[a-z -]+)\)")
 
 
 def made_by_flairseg(folder: Path) -> bool:
@@ -136,9 +148,24 @@ def made_by_flairseg(folder: Path) -> bool:
     return (folder / MARKER).is_file()
 
 
-def write_marker(folder: Path) -> None:
-    """Leave the :data:`MARKER` file in ``folder``, so that a later ``--overwrite`` may replace it."""
-    (folder / MARKER).write_text("made by flairseg; `--overwrite` may replace this folder\n")
+def write_marker(folder: Path, kind: FolderKind) -> None:
+    """Leave the :data:`MARKER` file in ``folder``, naming its ``kind``, so that a later ``--overwrite`` of a command
+    that makes that kind may replace it."""
+    (folder / MARKER).write_text(f"made by flairseg ({kind}); `--overwrite` may replace this folder\n")
+
+
+def marker_kind(folder: Path) -> str | None:
+    """The kind of folder its marker names; None for a folder without one, or one an older flairseg marked (any)."""
+    try:
+        found = _KIND.search((folder / MARKER).read_text(errors="replace"))
+    except OSError:
+        return None
+    return found["kind"] if found else None
+
+
+def made_as(folder: Path, kind: FolderKind) -> bool:
+    """Whether flairseg made ``folder`` as a folder of ``kind`` (an older flairseg's marker names none: any kind)."""
+    return made_by_flairseg(folder) and marker_kind(folder) in (None, kind)
 
 
 def is_training_run(folder: Path) -> bool:
@@ -153,11 +180,12 @@ def _unmarked_run(folder: Path) -> bool:
     return (folder / "config.json").is_file() and (folder / "split.json").is_file()
 
 
-def mark_folder(path: Path) -> None:
-    """Make the folder ``path`` where it is missing and leave the marker in it: one that flairseg writes into."""
+def mark_folder(path: Path, kind: FolderKind) -> None:
+    """Make the folder ``path`` where it is missing and leave the marker of ``kind`` in it: one that flairseg writes
+    into."""
     path.mkdir(parents=True, exist_ok=True)
     if not made_by_flairseg(path):
-        write_marker(path)
+        write_marker(path, kind)
 
 
 def _foreign_folder_reason(out: str | os.PathLike, folder: Path) -> str:
@@ -181,6 +209,7 @@ def check_output(
     overwrite: bool,
     replaces: bool = True,
     writes: Literal["folder", "file"] = "folder",
+    kind: FolderKind | None = None,
 ) -> Path:
     """Validate an output path before any work starts and return it resolved.
 
@@ -188,7 +217,7 @@ def check_output(
     ``writes`` (a file where it writes a folder, or the reverse), or when it exists and ``overwrite`` is False. An
     output that ``replaces`` what is there (every command but ``predict``, which adds to its folder) must also not be
     or hold the current or home directory, nor be a filesystem root, and an existing folder must be one flairseg made
-    (:func:`made_by_flairseg`).
+    (:func:`made_by_flairseg`) as a folder of the command's ``kind`` (a training run is no evaluation report).
     """
     if not str(out).strip():
         raise InputError("the output path is empty (an unset shell variable?); give the folder or file to write")
@@ -203,6 +232,11 @@ def check_output(
         raise InputError(f"output {out} already exists; pass --overwrite to replace it or choose another path")
     if replaces and out_path.is_dir() and not made_by_flairseg(out_path):
         raise InputError(_foreign_folder_reason(out, out_path))
+    if replaces and out_path.is_dir() and kind is not None and not made_as(out_path, kind):
+        raise InputError(
+            f"output {out} holds flairseg's {marker_kind(out_path)}; this command writes its {kind} only over a "
+            "folder of that kind: choose another path"
+        )
     return out_path
 
 
@@ -263,7 +297,7 @@ def held_case(report: ReportFolder, key: str) -> Iterator[None]:
 
     Marks the report folder (made where missing) as flairseg's (:meth:`ReportFolder.is_flairsegs`).
     """
-    mark_folder(report.path)
+    mark_folder(report.path, "prediction report")
     with _held(report.lock(key), None):
         yield
 
@@ -381,12 +415,14 @@ def atomic_file(path: str | os.PathLike, replace: bool = True) -> Iterator[Path]
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike, mark: bool = False, replace: bool = True) -> Iterator[Path]:
+def atomic_dir(path: str | os.PathLike, mark: FolderKind | None = None, replace: bool = True) -> Iterator[Path]:
     """Yield a temporary folder beside ``path``; on success it replaces ``path``, else it is deleted.
 
-    ``mark``: leave the :data:`MARKER` file in it, so that a later ``--overwrite`` may replace it. Not ``replace``
-    (a command without ``--overwrite``): a folder that appeared at ``path`` while the block ran (another run's) stays,
-    and this one is refused in one line.
+    ``mark``: leave the :data:`MARKER` file naming that kind of folder in it, so that a later ``--overwrite`` of the
+    same kind may replace it; a folder at ``path`` is then replaced only while it is one (one that took its place
+    while the block ran, a user's, is kept and the command refused). Not ``replace`` (a command without
+    ``--overwrite``): a folder that appeared at ``path`` while the block ran (another run's) stays, and this one is
+    refused in one line.
     """
     final = Path(path)
     with _parents_made(final):
@@ -394,11 +430,13 @@ def atomic_dir(path: str | os.PathLike, mark: bool = False, replace: bool = True
         with _naming_the_output(final):
             tmp = Path(tempfile.mkdtemp(suffix=suffix, prefix=prefix, dir=final.parent))
         try:
-            if mark:
-                write_marker(tmp)
+            if mark is not None:
+                write_marker(tmp, mark)
             with _short_write_named(final):
                 yield tmp
             os.chmod(tmp, 0o777 & ~_umask())
+            if replace and mark is not None and final.is_dir() and not made_as(final, mark):
+                raise _appeared(final)  # what took the output's place while the command worked is not its to replace
             with _naming_the_output(final):
                 _swap_in(tmp, final) if replace else _move_in(tmp, final)
         finally:
@@ -701,7 +739,7 @@ class ReportFolder:
         reports yet) a case's record or started file (:func:`_is_case_record`)."""
         records = self.path / "records"
         found = records.iterdir() if records.is_dir() else ()
-        return made_by_flairseg(self.path) or any(_is_case_record(path) for path in found)
+        return made_as(self.path, "prediction report") or any(_is_case_record(path) for path in found)
 
     def montage(self, key: str) -> Path:
         return self.path / "montages" / f"{key}.png"

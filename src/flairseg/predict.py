@@ -1150,7 +1150,7 @@ def merge_run_report(out: Path, title: str, task: str) -> PredictResult:
 
     folder = run_report(out)
     report = folder.path
-    mark_folder(report)  # the report's files are flairseg's: a later run writes over them
+    mark_folder(report, "prediction report")  # the report's files are flairseg's: a later run writes over them
     rows = [CaseMetrics.from_row(row) for row in read_case_tables("metrics", report, TASK_SPECS[task].label_suffix)]
     tables = merge_case_tables(("inputs", "qc", "components"), report)
     inputs, qc = ([row for row in tables[name] if row["task"] == task] for name in ("inputs", "qc"))

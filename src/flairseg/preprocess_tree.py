@@ -71,11 +71,12 @@ def preprocess_tree(
     source = Path(source)
     if not source.exists():
         raise InputError(f"input {source} does not exist")
-    out_path = check_output(out, input_files(source), overwrite)  # a lone volume's labels are read too
+    # a lone volume's labels are read too
+    out_path = check_output(out, input_files(source), overwrite, kind="preprocessed cases")
     paths = list(index_cases(source).values())  # two cases of one id refused before any work
     label_suffix = TASK_SPECS["brain" if variant == "paper-brain" else "abnormality"].label_suffix
     total = 0
-    with atomic_dir(out_path, mark=True, replace=overwrite) as tmp:
+    with atomic_dir(out_path, mark="preprocessed cases", replace=overwrite) as tmp:
         for path in tqdm(paths, desc=f"preprocess ({variant})", unit="case", disable=quiet, file=sys.stderr):
             case = read_case(path, masks="optional", mask_suffix=label_suffix)
             brain = read_label(case, "_brain") if variant == "paper-abnormality" else None

@@ -175,8 +175,10 @@ LINE = "\0line"  # the key under which a read row keeps its line number (no CSV 
 
 
 def _read_csv(path: Path, what: str) -> tuple[list[str], list[dict[str, str]]]:
-    if not path.is_file():
+    if not path.exists():
         raise InputError(f"{what} file {path} does not exist")
+    if not path.is_file():
+        raise InputError(f"{what} file {path} is not a file (a folder or a pipe?); give the CSV file")
     rows = []
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
@@ -403,7 +405,7 @@ def associate(
     if not 0 < alpha < 1:
         raise InputError(f"alpha must lie in (0, 1), not {alpha}")
     features, clinical = Path(features), Path(clinical)
-    out_path = check_output(out, [features, clinical], overwrite)
+    out_path = check_output(out, [features, clinical], overwrite, kind="association report")
     by_case = read_features(features)
     header, rows = _read_csv(clinical, "clinical")
     if id_column not in header:
@@ -414,7 +416,7 @@ def associate(
     matched, unmatched = _match_cases(by_case, rows, id_column, features, clinical)
     plot_names = distinct_names(map(_plot_key, hypotheses), "box plot") if plots else {}
     results = []
-    with atomic_dir(out_path, mark=True, replace=overwrite) as tmp:
+    with atomic_dir(out_path, mark="association report", replace=overwrite) as tmp:
         for h in hypotheses:
             values = [by_case[c].get(h.feature, math.nan) for c, _ in matched]
             labels = [_label(row[h.column]) for _, row in matched]

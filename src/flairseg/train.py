@@ -541,7 +541,7 @@ def _create_run(
     if world.is_main:
         used = {case_id: paths[case_id] for case_id in split.train + split.validation}
         with atomic_dir(
-            out, mark=True, replace=overwrite
+            out, mark="training run", replace=overwrite
         ) as tmp:  # the folder appears with its four files and marker or not at all
             (tmp / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
             save_split(split, tmp / "split.json")
@@ -702,7 +702,7 @@ def _check_run_folder(
         raise InputError(f"run folder {out} exists; pass --resume to continue it or --overwrite to start again")
     # never an input, the current or home folder, or a foreign folder
     inputs = InputPaths([data, config_file, *(checkpoint.files_of(init_from) if init_from is not None else ())])
-    out = check_output(out, inputs, overwrite=True, replaces=not resume)
+    out = check_output(out, inputs, overwrite=True, replaces=not resume, kind="training run")
     if resume:
         inputs.refuse_folder(out, "a file of the run")
     return out
