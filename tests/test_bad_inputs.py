@@ -2122,6 +2122,43 @@ def _associate_clinical_a_folder(tmp: Path) -> list[str]:
     ]
 
 
+def _predict_into_preprocessed_cases(tmp: Path) -> list[str]:
+    """A folder `preprocess` made (its masks the training labels), given as predict's output with --overwrite."""
+    case = _case(tmp)
+    assert main(["preprocess", "-i", str(tmp / "in"), "-o", str(tmp / "pp"), "--quiet"]) == 0
+    return ["predict", "-i", str(case), "-o", str(tmp / "pp"), "--model", str(_zero_checkpoint(tmp)), "--overwrite"]
+
+
+def _dicom_monochrome1(tmp: Path) -> list[str]:
+    """A DICOM series whose second slice is stored as MONOCHROME1 (GDCM reads it inverted, into negative values)."""
+    from test_volumes import _write_dicom_series
+
+    (tmp / "in").mkdir()
+    series = tmp / "in" / "S"
+    _write_dicom_series(series, np.full((3, 6, 6), 100), (1.0, 1.0, 3.0), np.eye(3), (0.0, 0.0, 0.0))
+    _edit_dicom(sorted(series.iterdir())[1:2], lambda ds: setattr(ds, "PhotometricInterpretation", "MONOCHROME1"))
+    return _predict(tmp, series)
+
+
+def _kaggle_slices_of_two_bit_depths(tmp: Path) -> list[str]:
+    """A Kaggle case whose second slice is saved as 16-bit among 8-bit slices."""
+    case = _case(tmp)
+    path = case / "CASE_2.tif"
+    tifffile.imwrite(path, tifffile.imread(path).astype(np.uint16) * 257, photometric="rgb")
+    return _predict(tmp, case, "--model", str(_zero_checkpoint(tmp)))
+
+
+def _recipe_with_a_key_twice(tmp: Path) -> list[str]:
+    (tmp / "recipe.json").write_text('{"epochs": 1, "epochs": 2}')
+    return _train(tmp, "--config", str(tmp / "recipe.json"))
+
+
+def _volume_of_negative_values(tmp: Path) -> list[str]:
+    """A NIfTI FLAIR whose values are all negative (a slope of -1 applied by a converter)."""
+    volume = _nifti(tmp, -np.arange(1, 16 * 16 * 4 + 1, dtype=np.float32).reshape(16, 16, 4))
+    return _predict(tmp, volume, "--model", str(_zero_checkpoint(tmp)))
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -3802,6 +3839,39 @@ CATALOGUE = [
         "`associate --clinical` given a folder instead of the CSV file",
         _associate_clinical_a_folder,
         "clinical file TMP/clinical is not a file (a folder or a pipe?); give the CSV file",
+    ),
+    BadInput(
+        "predict-into-preprocessed-cases",
+        "`predict -o PP --overwrite` where PP is a folder `preprocess` made (its training labels would be replaced)",
+        _predict_into_preprocessed_cases,
+        "output TMP/pp holds flairseg's preprocessed cases, which predict never writes into: choose another path",
+    ),
+    BadInput(
+        "dicom-monochrome1",
+        "a DICOM slice stored as MONOCHROME1 (inverted grey levels) in a series of MONOCHROME2 ones",
+        _dicom_monochrome1,
+        "TMP/in/S: slice 2 (slice001.dcm) has Photometric Interpretation MONOCHROME1 (inverted grey levels), which "
+        "flairseg does not read; convert the series to MONOCHROME2",
+    ),
+    BadInput(
+        "kaggle-slices-of-two-bit-depths",
+        "a Kaggle case whose second slice is 16-bit among 8-bit ones (stacked, it would darken all the others)",
+        _kaggle_slices_of_two_bit_depths,
+        "TMP/in/CASE: mixed slice types (uint8 and uint16 in CASE_2.tif); save every slice of a case with one bit "
+        "depth",
+    ),
+    BadInput(
+        "recipe-with-a-key-twice",
+        "a recipe file giving `epochs` twice (the last would win without a word)",
+        _recipe_with_a_key_twice,
+        "cannot read config TMP/recipe.json: the key 'epochs' given twice in one object",
+    ),
+    BadInput(
+        "volume-of-negative-values",
+        "a NIfTI FLAIR whose values are all negative (inverted or scaled by a negative slope)",
+        _volume_of_negative_values,
+        "case vol: image holds no positive value, only zero and below (inverted, or scaled by a negative slope?); "
+        "check its header's scaling",
     ),
 ]
 

@@ -310,12 +310,22 @@ def _lookup(config: Any, dotted: str) -> Any:
 
 
 def parse_json(text: str) -> Any:
-    """The JSON value of ``text``; a ValueError for anything that is not one, nesting too deep to parse and integers
-    longer than Python converts included, so that every reader of a JSON file names it in one line."""
+    """The JSON value of ``text``; a ValueError for anything that is not one, nesting too deep to parse, integers
+    longer than Python converts and a key given twice in one object (the last would win without a word) included, so
+    that every reader of a JSON file names it in one line."""
     try:
-        return json.loads(text, parse_int=_json_integer)
+        return json.loads(text, parse_int=_json_integer, object_pairs_hook=_object_of_unique_keys)
     except RecursionError:
         raise ValueError("nested too deeply") from None
+
+
+def _object_of_unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise ValueError(f"the key {key!r} given twice in one object")
+        found[key] = value
+    return found
 
 
 def _json_integer(text: str) -> int:

@@ -72,6 +72,7 @@ _GEOMETRY_TAGS = {
     0x00200032: "position",  # Image Position (Patient): the first pixel's centre, mm
     0x00200037: "orientation",  # Image Orientation (Patient): row and column direction cosines
     0x00280030: "pixel_spacing",  # Pixel Spacing: between rows, between columns, mm
+    0x00280004: "photometric",  # Photometric Interpretation: MONOCHROME1 shows low values bright
     0x00281052: "rescale_intercept",  # Rescale Intercept: added to the stored values, after the slope
     0x00281053: "rescale_slope",  # Rescale Slope: the stored values' factor
 }

@@ -270,6 +270,11 @@ def read_kaggle_case(folder: str | os.PathLike, masks: MaskPolicy = "optional", 
         array = array[..., None] if array.ndim == 2 else array
         if slices and array.shape != slices[0].shape:
             raise _mixed_images(folder, slices[0].shape, array.shape, image_files[k].name)
+        if slices and array.dtype != slices[0].dtype:  # stacked, one 16-bit slice would darken all the others
+            raise InputError(
+                f"{folder}: mixed slice types ({slices[0].dtype} and {array.dtype} in {image_files[k].name}); save "
+                "every slice of a case with one bit depth"
+            )
         slices.append(array)
     image = np.stack(slices)
     # the resolved name: "." or "cases/.." would otherwise become case ids that escape the output folder

@@ -71,6 +71,7 @@ from flairseg.outputs import (
     name_key,
     held_case,
     mark_folder,
+    marker_kind,
     run_report,
 )
 from flairseg.postprocess import Component, select_components
@@ -264,10 +265,24 @@ class PredictResult:
 
 
 def _checked_mask_file(mask_file: str | os.PathLike, inputs: InputPaths, source: Path) -> Path:
-    """``-o NAME.nii.gz``, checked: never an input, nor named as a file of the case beside it (its truth)."""
+    """``-o NAME.nii.gz``, checked: never an input, nor named as a file of the case beside it (its truth), nor put in
+    a folder of flairseg's of another kind (:func:`_refuse_other_kind_of_folder`)."""
     checked = check_output(mask_file, inputs, overwrite=True, replaces=False, writes="file")
     refuse_case_file_name(source, checked, "mask file")
+    _refuse_other_kind_of_folder(checked.parent)
+    if run_report(checked.parent).is_flairsegs():  # a mask file there would replace a mask that run records
+        raise InputError(
+            f"mask file {checked} would lie in {checked.parent}, another prediction run's folder: choose another path"
+        )
     return checked
+
+
+def _refuse_other_kind_of_folder(out: Path) -> None:
+    """Refuse an output folder (or a mask file's folder) that flairseg made as another kind of folder (a training
+    run, preprocessed cases, a report: its marker names the kind; predict never marks the folders it writes into)."""
+    kind = marker_kind(out)
+    if kind is not None:
+        raise InputError(f"output {out} holds flairseg's {kind}, which predict never writes into: choose another path")
 
 
 def _check_headers(
@@ -424,6 +439,7 @@ def predict_tree(
     _check_headers(paths, label, truth_index, (segmenter, brain_segmenter), resample)
     inputs = _run_inputs(source, out, bids, cases, _files_read(given, truth, segmenter, brain_segmenter))
     out_path = check_output(out, inputs, overwrite=True, replaces=False)
+    _refuse_other_kind_of_folder(out_path)
     mask_file = _checked_mask_file(mask_file, inputs, source) if mask_file is not None else None
     report = run_report(out_path)
     names = PredictionFolder(out_path, segmenter.task, bids_root=source if bids else None, mask_file=mask_file)

@@ -130,6 +130,11 @@ def preprocess_case(
     if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
         raise InputError(f"size must be a positive integer, got {size!r}")
     mask = None if mask is None else _as_label(mask, image.shape[:3], "mask")
+    if all(plane.max() <= 0 for plane in image) and any(plane.min() < 0 for plane in image):
+        raise InputError(
+            "image holds no positive value, only zero and below (inverted, or scaled by a negative slope?); check "
+            "its header's scaling"
+        )
     image = background_to_zero(image)
     if brain is not None:
         image = strip_skull(image, brain)

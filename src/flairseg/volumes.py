@@ -637,12 +637,24 @@ def _check_rescale_tags(headers: _SliceHeaders, folder: Path) -> None:
                 )
 
 
+def _refuse_inverted_grey(headers: _SliceHeaders, folder: Path) -> None:
+    """Refuse a slice stored as MONOCHROME1 (low values shown bright): GDCM reads it inverted, into negative values,
+    so its contrast would be the reverse of a FLAIR's (and of the series' other slices)."""
+    for k, tags in enumerate(headers.tags):
+        if tags.get("photometric", "").strip().upper() == "MONOCHROME1":
+            raise InputError(
+                f"{folder}: slice {k + 1} ({headers.names[k]}) has Photometric Interpretation MONOCHROME1 (inverted "
+                "grey levels), which flairseg does not read; convert the series to MONOCHROME2"
+            )
+
+
 def _check_geometry(files: Sequence[str], slices: Sequence[PixelBytes], folder: Path) -> None:
     """The series' geometry from its files' headers (``slices``, in the order of ``files``), before a pixel is
     decoded: every slice of one size, with one positive Pixel Spacing, one plane and a place on one regular grid."""
     headers = _SliceHeaders(tuple(Path(name).name for name in files), tuple(pixels.geometry for pixels in slices))
     _check_slice_sizes(headers, slices, folder)
     _check_rescale_tags(headers, folder)
+    _refuse_inverted_grey(headers, folder)
     pixel_spacing = _pixel_spacing(headers, folder)
     _check_positions(headers, _slice_normal(headers, folder), pixel_spacing, folder)
 
