@@ -1431,15 +1431,21 @@ def _associate_no_labelled_case(tmp: Path) -> list[str]:
     return _associate_with(tmp, "Patient,IDH\n" + "".join(f"P{i},NA\n" for i in range(4)), "bevr:IDH")
 
 
-def _dicom_rescaled_beyond_float32(tmp: Path) -> list[str]:
-    """A DICOM series of pixels 255 whose slices' Rescale Slope 3e38 takes them to 7.65e40, more than float32 holds."""
+def _predict_edited_dicom_series(tmp: Path, value: int, tag: str, text: str, slices: slice) -> list[str]:
+    """Predict TMP/in/S, a DICOM series of 3 slices of pixels ``value``, the ``slices`` of which have ``tag`` set to
+    ``text``."""
     from test_volumes import _write_dicom_series
 
     (tmp / "in").mkdir()
     series = tmp / "in" / "S"
-    _write_dicom_series(series, np.full((3, 6, 6), 255), (1.0, 1.0, 3.0), np.eye(3), (0.0, 0.0, 0.0))
-    _edit_dicom(sorted(series.iterdir()), lambda ds: setattr(ds, "RescaleSlope", "3e38"))
+    _write_dicom_series(series, np.full((3, 6, 6), value), (1.0, 1.0, 3.0), np.eye(3), (0.0, 0.0, 0.0))
+    _edit_dicom(sorted(series.iterdir())[slices], lambda ds: setattr(ds, tag, text))
     return _predict(tmp, series)
+
+
+def _dicom_rescaled_beyond_float32(tmp: Path) -> list[str]:
+    """A DICOM series of pixels 255 whose slices' Rescale Slope 3e38 takes them to 7.65e40, more than float32 holds."""
+    return _predict_edited_dicom_series(tmp, 255, "RescaleSlope", "3e38", slice(None))
 
 
 def _cv_fold_from_random_given_an_init(tmp: Path) -> list[str]:
@@ -1984,13 +1990,7 @@ def _thin_long_slices_port(tmp: Path) -> list[str]:
 
 def _dicom_rescale_slope_nan(tmp: Path) -> list[str]:
     """A DICOM series whose second slice's Rescale Slope is NaN (GDCM would leave its values unscaled)."""
-    from test_volumes import _write_dicom_series
-
-    (tmp / "in").mkdir()
-    series = tmp / "in" / "S"
-    _write_dicom_series(series, np.full((3, 6, 6), 255), (1.0, 1.0, 3.0), np.eye(3), (0.0, 0.0, 0.0))
-    _edit_dicom(sorted(series.iterdir())[1:2], lambda ds: setattr(ds, "RescaleSlope", "NaN"))
-    return _predict(tmp, series)
+    return _predict_edited_dicom_series(tmp, 255, "RescaleSlope", "NaN", slice(1, 2))
 
 
 def _thin_volume_second_in_a_tree(tmp: Path) -> list[str]:
@@ -2131,13 +2131,7 @@ def _predict_into_preprocessed_cases(tmp: Path) -> list[str]:
 
 def _dicom_monochrome1(tmp: Path) -> list[str]:
     """A DICOM series whose second slice is stored as MONOCHROME1 (GDCM reads it inverted, into negative values)."""
-    from test_volumes import _write_dicom_series
-
-    (tmp / "in").mkdir()
-    series = tmp / "in" / "S"
-    _write_dicom_series(series, np.full((3, 6, 6), 100), (1.0, 1.0, 3.0), np.eye(3), (0.0, 0.0, 0.0))
-    _edit_dicom(sorted(series.iterdir())[1:2], lambda ds: setattr(ds, "PhotometricInterpretation", "MONOCHROME1"))
-    return _predict(tmp, series)
+    return _predict_edited_dicom_series(tmp, 100, "PhotometricInterpretation", "MONOCHROME1", slice(1, 2))
 
 
 def _kaggle_slices_of_two_bit_depths(tmp: Path) -> list[str]:

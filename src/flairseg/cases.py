@@ -138,7 +138,8 @@ def check_mask_values(values: np.ndarray, case_id: str, name: str, what: str = "
             f"case {case_id}: the {what} {name} holds the values {shown}, not 0 and positive whole-number labels; "
             "threshold it into a binary mask first"
         )
-    if values.size and values.max() > MAX_LABELS:  # else at most MAX_LABELS labels: nothing to count
+    one_byte = values.dtype.kind == "b" or (values.dtype.kind == "u" and values.dtype.itemsize == 1)
+    if not one_byte and values.size and values.max() > MAX_LABELS:  # else at most MAX_LABELS labels: none to count
         labels = int(np.count_nonzero(np.unique(values)))
         if labels > MAX_LABELS:
             raise InputError(
