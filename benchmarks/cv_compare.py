@@ -159,10 +159,10 @@ def train_all(
     """Start every fold of every recipe at once, each on ``threads`` CPU threads; stop what still runs at
     ``deadline``; which recipes finished."""
     jobs = []
+    out.mkdir(parents=True, exist_ok=True)
     for name, recipe in recipes.items():
-        (out / name).mkdir(parents=True, exist_ok=True)
-        for fold in range(folds[name]):
-            log = (out / name / f"fold-{fold}.log").open("w")
+        for fold in range(folds[name]):  # the folds make their cross-validation folder themselves (it is marked)
+            log = (out / f"{name}-fold-{fold}.log").open("w")
             command = cv_command(
                 recipe, data, out / name, device, epochs, "--fold", str(fold), "--threads", str(threads)
             )

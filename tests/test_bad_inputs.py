@@ -4174,6 +4174,33 @@ def test_sigterm_leaves_no_temporary_files(tmp_path: Path) -> None:
     assert not list(tmp_path.rglob("*.part")) and not out.exists()
 
 
+def test_sigterm_to_a_training_and_its_batch_workers_is_one_line(tmp_path: Path) -> None:
+    """A scheduler's cancel reaches the whole process group, batch workers too: torch's complaint that a worker died
+    is no traceback over the run's one line."""
+    import signal
+    import subprocess
+    import time
+
+    argv = _train(tmp_path, "--set", "batch_workers=2")
+    argv[argv.index("--steps-per-epoch") + 1] = "100000"
+    argv.remove("--quiet")  # the progress bar says when the epoch has begun
+    log = tmp_path / "stderr.txt"
+    with log.open("w") as stderr:
+        command = [sys.executable, "-m", "flairseg", *argv]
+        process = subprocess.Popen(command, stderr=stderr, text=True, start_new_session=True)
+        deadline = time.time() + 120
+        while "epoch 1/1" not in log.read_text() and process.poll() is None and time.time() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.0)  # steps under way, the workers building batches
+        assert process.poll() is None, log.read_text()
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=60)
+    err = log.read_text()
+    stopped = "no file was left half-written, and nothing unfinished is taken for finished by a rerun"
+    assert "Traceback" not in err, err
+    assert process.returncode == 143 and err.strip().splitlines()[-1] == f"flairseg: terminated; {stopped}"
+
+
 def test_three_overwriting_predictions_into_one_folder_all_succeed(tmp_path: Path) -> None:
     """Concurrent runs with --overwrite into one output: every run ends well, every case is whole, nothing is left
     aside.

@@ -316,6 +316,53 @@ def test_cv_refuses_what_it_cannot_cross_validate(data: Path, tmp_path: Path) ->
     assert not (tmp_path / "c").exists() or not any((tmp_path / "c").iterdir())  # refused before any training
 
 
+class _Stopped(Exception):
+    """Raised by a stand-in to end a command at the point a test looks at."""
+
+
+def test_the_folds_data_are_checked_on_the_threads_cv_is_given(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check that prepares every fold's cases before the first trains runs on --threads, PyTorch's and the BLAS
+    pools alike: five fold processes with pools as large as the machine took 30 s a case on 16 cores."""
+    import threadpoolctl
+
+    import flairseg.train
+    from flairseg.inference import limit_threads
+
+    seen = []
+
+    def check_runs(*args: object) -> None:
+        blas = {p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"}
+        seen.append((torch.get_num_threads(), blas))
+        raise _Stopped
+
+    monkeypatch.setattr(flairseg.train, "check_runs", check_runs)
+    before = torch.get_num_threads()
+    limit_threads(2)
+    try:
+        with pytest.raises(_Stopped):
+            cross_validate(_config(), data, tmp_path / "cv", folds=[0, 1], threads=1, quiet=True)
+    finally:
+        limit_threads(before)
+    assert seen == [(1, {1})]
+
+
+def test_a_job_of_one_fold_leaves_the_check_of_its_cases_to_its_training(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`cv --fold K` prepares its cases once: its training reads and checks them before it trains, so a check of
+    them before would only double the time to the first step."""
+    import flairseg.train
+
+    checked = []
+    monkeypatch.setattr(flairseg.train, "check_runs", lambda *args: checked.append(args))
+    monkeypatch.setattr(flairseg.train, "train", lambda *args, **kwargs: (_ for _ in ()).throw(_Stopped()))
+    with pytest.raises(_Stopped):
+        cross_validate(_config(), data, tmp_path / "cv", folds=[1], quiet=True)
+    assert checked == []
+
+
 @pytest.mark.parametrize(
     "link, target",
     [

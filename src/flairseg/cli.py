@@ -912,7 +912,14 @@ class _Terminated(BaseException):
     """
 
 
+def _ignore(signum: int, frame: object) -> None:
+    """A signal handler that does nothing."""
+
+
 def _terminate(signum: int, frame: object) -> None:
+    # a scheduler's cancel reaches the process group, batch workers too: torch's SIGCHLD handler would raise over this
+    if hasattr(signal, "SIGCHLD"):
+        signal.signal(signal.SIGCHLD, _ignore)  # not SIG_DFL: a SIGCHLD already pending would then be reported
     raise _Terminated
 
 

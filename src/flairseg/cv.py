@@ -239,9 +239,11 @@ def train_folds(
 
     ``init``: an ensemble made by :func:`cross_validate` over the same folds; fold k starts from its member k.
     """
+    from flairseg.inference import limit_threads
     from flairseg.io import index_cases
     from flairseg.train import train
 
+    limit_threads(threads)  # before the data check prepares cases: folds share a machine's cores
     chosen = list(range(config.folds)) if folds is None else list(folds)
     wrong = [f for f in chosen if not 0 <= f < config.folds]
     if wrong:
@@ -282,11 +284,12 @@ def _check_folds_data(
 ) -> None:
     """Refuse, before the first of ``folds`` trains, what the training of any of them would refuse in its data (a
     case unreadable, with NaN pixels, ...), each case read once: a fault in fold k's cases would otherwise be found
-    once folds 0..k-1 had trained. A started fold's split is its own, a new one's made as train makes it."""
+    once folds 0..k-1 had trained. A started fold's split is its own, a new one's made as train makes it. One fold
+    alone (a job of ``--fold K``) is left to its training, which prepares and checks its cases before it trains."""
     from flairseg.data import load_split, make_split
     from flairseg.train import check_runs
 
-    if not folds:
+    if len(folds) < 2:
         return
     splits = [
         load_split(fold_run(out, fold) / "split.json")
