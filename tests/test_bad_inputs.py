@@ -2153,6 +2153,18 @@ def _volume_of_negative_values(tmp: Path) -> list[str]:
     return _predict(tmp, volume, "--model", str(_zero_checkpoint(tmp)))
 
 
+def _shape_over_a_clinical_table(tmp: Path) -> list[str]:
+    """A clinical table TMP/data.csv given as shape's output, with --overwrite."""
+    (tmp / "data.csv").write_text("Patient,RNASeqCluster\nTCGA_CS_4941,2\n")
+    return ["shape", "-i", str(_case(tmp)), "-o", str(tmp / "data.csv"), "--overwrite", "--quiet"]
+
+
+def _export_over_an_onnx_file_of_another_tool(tmp: Path) -> list[str]:
+    """TMP/model.onnx, a file flairseg did not export, given as export's output, with --overwrite."""
+    (tmp / "model.onnx").write_bytes(b"\x08\x07another tool's model")
+    return ["export", "--onnx", "--model", str(_zero_checkpoint(tmp)), "-o", str(tmp / "model.onnx"), "--overwrite"]
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -3866,6 +3878,20 @@ CATALOGUE = [
         _volume_of_negative_values,
         "case vol: image holds no positive value, only zero and below (inverted, or scaled by a negative slope?); "
         "check its header's scaling",
+    ),
+    BadInput(
+        "shape-over-a-clinical-table",
+        "`shape -o data.csv --overwrite` where data.csv is a clinical table (or a training run's log.csv)",
+        _shape_over_a_clinical_table,
+        "output TMP/data.csv is a file this command did not write; --overwrite replaces only a file it wrote: "
+        "choose another path",
+    ),
+    BadInput(
+        "export-over-an-onnx-file-of-another-tool",
+        "`export -o model.onnx --overwrite` where model.onnx is a file flairseg did not export",
+        _export_over_an_onnx_file_of_another_tool,
+        "output TMP/model.onnx is a file this command did not write; --overwrite replaces only a file it wrote: "
+        "choose another path",
     ),
 ]
 

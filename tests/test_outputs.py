@@ -492,6 +492,31 @@ def test_an_existing_output_of_the_other_kind_is_refused_before_any_work(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["features.csv", "in", "m.json", "m.safetensors", "notes.txt"]
 
 
+def test_file_outputs_replace_only_a_file_their_command_wrote(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """shape and export, which write one file, replace with --overwrite the file they wrote before (or an empty one),
+    never another file: a training run's log.csv, a clinical table, an ONNX file flairseg did not export."""
+    pytest.importorskip("onnx")
+    cases = _cases(tmp_path, 1)
+    model = _checkpoint(tmp_path / "m")
+    features, exported = tmp_path / "features.csv", tmp_path / "model.onnx"
+    for _ in range(2):
+        assert main(["shape", "-i", str(cases), "-o", str(features), "--overwrite", "--quiet"]) == 0
+        assert main(["export", "--onnx", "--model", str(model), "-o", str(exported), "--overwrite"]) == 0
+    capsys.readouterr()
+    log, clinical, foreign = tmp_path / "log.csv", tmp_path / "data.csv", tmp_path / "other.onnx"
+    log.write_text("epoch,loss\n1,0.5\n")
+    clinical.write_text("Patient,RNASeqCluster\nTCGA_CS_4941,2\n")
+    foreign.write_bytes(b"\x08\x07not flairseg's")
+    commands = [["shape", "-i", str(cases), "-o", str(path), "--overwrite", "--quiet"] for path in (log, clinical)]
+    commands.append(["export", "--onnx", "--model", str(model), "-o", str(foreign), "--overwrite"])
+    for command, path in zip(commands, (log, clinical, foreign)):
+        before = path.read_bytes()
+        assert main(command) == 1 and path.read_bytes() == before
+        assert f"output {path} is a file this command did not write" in capsys.readouterr().err
+    (tmp_path / "empty.csv").write_text("")
+    assert main(["shape", "-i", str(cases), "-o", str(tmp_path / "empty.csv"), "--overwrite", "--quiet"]) == 0
+
+
 def test_a_prediction_folder_is_read_back_as_its_masks_without_its_run_folders(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -49,7 +49,7 @@ def export_onnx(
     out_path = Path(out)
     if out_path.suffix.lower() != ".onnx":
         raise InputError(f"the ONNX file must end in .onnx, not {out_path.name!r}")
-    out_path = check_output(out_path, checkpoint.files_of(model), overwrite, writes="file")
+    out_path = check_output(out_path, checkpoint.files_of(model), overwrite, writes="file", own_file=_is_exported)
     network, metadata = checkpoint.load_model(model, task=task)
     size = checkpoint.preprocess_config(metadata).size
     example = torch.zeros(1, checkpoint.model_config(metadata).in_channels, size, size)
@@ -66,6 +66,17 @@ def export_onnx(
         )
         tmp.write_bytes(stamped(onnx.load(str(tmp)), metadata))
     return out_path
+
+
+def _is_exported(path: Path) -> bool:
+    """Whether the file ``path`` is an ONNX model flairseg exported (it carries the checkpoint's JSON)."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # noqa: BLE001 -- whatever onnx cannot parse is no model flairseg exported
+        return False
+    return any(prop.key == ONNX_METADATA_KEY for prop in model.metadata_props)
 
 
 def stamped(model: onnx.ModelProto, metadata: dict[str, Any]) -> bytes:

@@ -210,6 +210,7 @@ def check_output(
     replaces: bool = True,
     writes: Literal["folder", "file"] = "folder",
     kind: FolderKind | None = None,
+    own_file: Callable[[Path], bool] | None = None,
 ) -> Path:
     """Validate an output path before any work starts and return it resolved.
 
@@ -217,7 +218,8 @@ def check_output(
     ``writes`` (a file where it writes a folder, or the reverse), or when it exists and ``overwrite`` is False. An
     output that ``replaces`` what is there (every command but ``predict``, which adds to its folder) must also not be
     or hold the current or home directory, nor be a filesystem root, and an existing folder must be one flairseg made
-    (:func:`made_by_flairseg`) as a folder of the command's ``kind`` (a training run is no evaluation report).
+    (:func:`made_by_flairseg`) as a folder of the command's ``kind`` (a training run is no evaluation report), and an
+    existing file one the command wrote (``own_file`` says so; an empty file holds nothing to lose).
     """
     if not str(out).strip():
         raise InputError("the output path is empty (an unset shell variable?); give the folder or file to write")
@@ -232,6 +234,11 @@ def check_output(
         raise InputError(f"output {out} already exists; pass --overwrite to replace it or choose another path")
     if replaces and out_path.is_dir() and not made_by_flairseg(out_path):
         raise InputError(_foreign_folder_reason(out, out_path))
+    if replaces and out_path.is_file() and out_path.stat().st_size and not (own_file and own_file(out_path)):
+        raise InputError(
+            f"output {out} is a file this command did not write; --overwrite replaces only a file it wrote: choose "
+            "another path"
+        )
     if replaces and out_path.is_dir() and kind is not None and not made_as(out_path, kind):
         raise InputError(
             f"output {out} holds flairseg's {marker_kind(out_path)}; this command writes its {kind} only over a "

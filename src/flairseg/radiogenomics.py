@@ -96,6 +96,15 @@ def _fmt(value: float | int | str) -> str:
     return str(value)
 
 
+_FEATURE_NAMES = [f.name for f in fields(ShapeFeatures)]  # the header of the table `shape` writes
+
+
+def _is_features_table(path: Path) -> bool:
+    """Whether the file ``path`` begins with the header of the table `shape` writes."""
+    with path.open("rb") as handle:
+        return handle.readline(1 << 16).rstrip(b"\r\n") == ",".join(_FEATURE_NAMES).encode()
+
+
 def shape_tree(
     masks: str | os.PathLike,
     out: str | os.PathLike,
@@ -121,7 +130,7 @@ def shape_tree(
     masks = Path(masks)
     if not masks.exists():
         raise InputError(f"mask path {masks} does not exist")
-    out_path = check_output(out, [masks], overwrite, writes="file")
+    out_path = check_output(out, [masks], overwrite, writes="file", own_file=_is_features_table)
     if out_path.suffix.lower() != ".csv":
         raise InputError(f"the features file must end in .csv, not {out_path.name!r}")
     seen = index_cases(masks, masks="only")
@@ -135,10 +144,9 @@ def shape_tree(
                 case_id, case.mask, case.geometry.spacing, sectors=sectors, smoothing=smoothing, points=points
             )
         )
-    names = [f.name for f in fields(ShapeFeatures)]
     with atomic_file(out_path, replace=overwrite) as tmp, tmp.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(names)
+        writer.writerow(_FEATURE_NAMES)
         for row in rows:
             writer.writerow([_fmt(v) for v in asdict(row).values()])
     return ShapeRun(rows, out_path, empty)
