@@ -4213,15 +4213,19 @@ def test_sigterm_to_a_training_and_its_batch_workers_is_one_line(tmp_path: Path)
     log = tmp_path / "stderr.txt"
     with log.open("w") as stderr:
         command = [sys.executable, "-m", "flairseg", *argv]
-        process = subprocess.Popen(command, stderr=stderr, text=True, start_new_session=True)
-        deadline = time.time() + 120
-        while "epoch 1/1" not in log.read_text() and process.poll() is None and time.time() < deadline:
-            time.sleep(0.1)
-        time.sleep(1.0)  # steps under way, the workers building batches
-        assert process.poll() is None, log.read_text()
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=60)
-    err = log.read_text()
+        process = subprocess.Popen(command, stderr=stderr, start_new_session=True)
+        try:  # bytes: the progress bar's block characters may be half written when read
+            deadline = time.time() + 120
+            while b"epoch 1/1" not in log.read_bytes() and process.poll() is None and time.time() < deadline:
+                time.sleep(0.1)
+            time.sleep(1.0)  # steps under way, the workers building batches
+            assert process.poll() is None, log.read_text(errors="replace")
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=60)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+    err = log.read_text(errors="replace")
     stopped = "no file was left half-written, and nothing unfinished is taken for finished by a rerun"
     assert "Traceback" not in err, err
     assert process.returncode == 143 and err.strip().splitlines()[-1] == f"flairseg: terminated; {stopped}"
