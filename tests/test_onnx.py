@@ -29,8 +29,8 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_onnx_runtime_matches_pytorch_on_the_sample_case(exported: Path) -> None:
     case = read_case(sample_case_path(), masks="required")
     torch_segmenter, onnx_segmenter = (
-        Segmenter(resolve(None), precision="fp32", tta=True),
-        Segmenter(exported, tta=True),
+        Segmenter(resolve(None), precision="fp32"),
+        Segmenter(exported),
     )
     assert onnx_segmenter.metadata["sha256"] == torch_segmenter.metadata["sha256"]  # the export knows its source
     prepared = torch_segmenter.prepare(case)
