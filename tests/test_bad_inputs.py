@@ -407,6 +407,7 @@ def _predict_over_manual_masks(tmp: Path) -> list[str]:
         "--model",
         str(_zero_checkpoint(tmp)),
         "--quiet",
+        "--overwrite",
     ]
 
 
@@ -2165,6 +2166,23 @@ def _export_over_an_onnx_file_of_another_tool(tmp: Path) -> list[str]:
     return ["export", "--onnx", "--model", str(_zero_checkpoint(tmp)), "-o", str(tmp / "model.onnx"), "--overwrite"]
 
 
+def _mask_file_over_another_scan(tmp: Path) -> list[str]:
+    """Two patients' volumes side by side; one predicted into a mask file named as the other's scan, --overwrite."""
+    first = _nifti(tmp, np.ones((16, 16, 4), np.float32), name="a.nii.gz")
+    _nifti(tmp, np.ones((16, 16, 4), np.float32), name="b.nii.gz")
+    model = str(_zero_checkpoint(tmp))
+    return ["predict", "-i", str(first), "-o", str(tmp / "in" / "b.nii.gz"), "--model", model, "--overwrite", "--quiet"]
+
+
+def _mask_file_report_over_a_tree_prediction(tmp: Path) -> list[str]:
+    """A tree predicted into TMP/study_flairseg; then one volume into the mask file TMP/study.nii.gz (whose report
+    folder is study_flairseg), --overwrite."""
+    volume = _nifti(tmp, np.ones((16, 16, 4), np.float32))
+    model = str(_zero_checkpoint(tmp))
+    assert main(["predict", "-i", str(tmp / "in"), "-o", str(tmp / "study_flairseg"), "--model", model, "--quiet"]) == 0
+    return ["predict", "-i", str(volume), "-o", str(tmp / "study.nii.gz"), "--model", model, "--overwrite", "--quiet"]
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -2438,10 +2456,10 @@ CATALOGUE = [
     ),
     BadInput(
         "predict-over-manual-masks",
-        "predicting into a folder that holds masks flairseg did not write, without --overwrite",
+        "predicting into a folder that holds masks flairseg did not write (a user's manual ones), with --overwrite",
         _predict_over_manual_masks,
         "TMP/manual/CASE/CASE_1_mask.tif is in the way of case CASE's output and flairseg has no record of writing "
-        "it; move it away, or pass --overwrite to replace it",
+        "it; move it away",
     ),
     BadInput(
         "output-name-too-long",
@@ -3892,6 +3910,20 @@ CATALOGUE = [
         _export_over_an_onnx_file_of_another_tool,
         "output TMP/model.onnx is a file this command did not write; --overwrite replaces only a file it wrote: "
         "choose another path",
+    ),
+    BadInput(
+        "mask-file-over-another-scan",
+        "`predict -i a.nii.gz -o b.nii.gz --overwrite` where b.nii.gz is another patient's scan",
+        _mask_file_over_another_scan,
+        "TMP/in/b.nii.gz is in the way of case a's output and flairseg has no record of writing it; move it away",
+    ),
+    BadInput(
+        "mask-file-report-over-a-tree-prediction",
+        "`predict -o study.nii.gz --overwrite` where study_flairseg (the mask file's report folder) holds the "
+        "prediction of a tree of cases",
+        _mask_file_report_over_a_tree_prediction,
+        "TMP/study_flairseg, where the report of mask file TMP/study.nii.gz goes, holds more than a report (the "
+        "prediction of a tree of cases?): give -o another name",
     ),
 ]
 

@@ -221,14 +221,19 @@ def test_a_case_named_as_the_other_tasks_output_of_a_recorded_case_is_refused(
 
 
 def test_strip_adds_to_a_folder_flairseg_did_not_make(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A Kaggle case's stripped slices go into a folder that exists, beside the files there; one of their names taken
+    by a file flairseg did not write stops the run, --overwrite too."""
     cases = _cases(tmp_path, 1)
     folder = tmp_path / "out" / "stripped_brain" / "CASE_0"
     folder.mkdir(parents=True)
     (folder / "precious.txt").write_text("a user's notes")
+    (folder / "CASE_0_1.tif").write_text("a user's slice")
     brain = ["--model", str(_checkpoint(tmp_path / "b", "brain")), "--task", "brain", "--strip", "--quiet"]
     command = ["predict", "-i", str(cases), "-o", str(tmp_path / "out"), *brain]
-    assert main(command) == 1 and "is in the way of case CASE_0's output" in capsys.readouterr().err
-    assert main([*command, "--overwrite"]) == 0
+    for extra in ([], ["--overwrite"]):
+        assert main([*command, *extra]) == 1 and "is in the way of case CASE_0's output" in capsys.readouterr().err
+    (folder / "CASE_0_1.tif").unlink()
+    assert main(command) == 0
     slices = sorted(p.name for p in (cases / "CASE_0").iterdir() if not p.name.endswith("_mask.tif"))
     assert sorted(p.name for p in folder.iterdir()) == sorted(["precious.txt", *slices])
     assert (folder / "precious.txt").read_text() == "a user's notes"
@@ -506,7 +511,12 @@ def test_file_outputs_replace_only_a_file_their_command_wrote(tmp_path: Path, ca
     log, clinical, foreign = tmp_path / "log.csv", tmp_path / "data.csv", tmp_path / "other.onnx"
     log.write_text("epoch,loss\n1,0.5\n")
     clinical.write_text("Patient,RNASeqCluster\nTCGA_CS_4941,2\n")
-    foreign.write_bytes(b"\x08\x07not flairseg's")
+    import onnx
+    from onnx import TensorProto, helper
+
+    tensor = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [tensor], [tensor])
+    foreign.write_bytes(helper.make_model(graph).SerializeToString())  # an ONNX model of another tool
     commands = [["shape", "-i", str(cases), "-o", str(path), "--overwrite", "--quiet"] for path in (log, clinical)]
     commands.append(["export", "--onnx", "--model", str(model), "-o", str(foreign), "--overwrite"])
     for command, path in zip(commands, (log, clinical, foreign)):
@@ -515,6 +525,33 @@ def test_file_outputs_replace_only_a_file_their_command_wrote(tmp_path: Path, ca
         assert f"output {path} is a file this command did not write" in capsys.readouterr().err
     (tmp_path / "empty.csv").write_text("")
     assert main(["shape", "-i", str(cases), "-o", str(tmp_path / "empty.csv"), "--overwrite", "--quiet"]) == 0
+    features.write_bytes(b"\xef\xbb\xbf" + features.read_bytes())  # saved again by a spreadsheet
+    assert main(["shape", "-i", str(cases), "-o", str(features), "--overwrite", "--quiet"]) == 0
+    assert onnx.load(str(foreign)).graph.node[0].op_type == "Identity"
+
+
+def test_a_file_that_takes_a_file_outputs_place_meanwhile_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """shape's features table checked at the start, then replaced by a user's table while the masks are measured: the
+    user's table stays and the run is refused."""
+    from flairseg import radiogenomics
+
+    cases, features = _cases(tmp_path, 1), tmp_path / "features.csv"
+    assert main(["shape", "-i", str(cases), "-o", str(features), "--quiet"]) == 0
+    measure = radiogenomics.shape_features
+
+    def measured_while_replaced(*args: object, **kwargs: object) -> object:
+        features.write_text("Patient,RNASeqCluster\n")
+        return measure(*args, **kwargs)
+
+    monkeypatch.setattr(radiogenomics, "shape_features", measured_while_replaced)
+    assert main(["shape", "-i", str(cases), "-o", str(features), "--overwrite", "--quiet"]) == 1
+    assert "is a file this command did not write" in capsys.readouterr().err
+    assert features.read_text() == "Patient,RNASeqCluster\n" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "features.csv",
+        "in",
+    ]
 
 
 def test_a_prediction_folder_is_read_back_as_its_masks_without_its_run_folders(

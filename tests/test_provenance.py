@@ -107,7 +107,8 @@ def test_a_run_of_some_cases_keeps_the_failures_of_the_others(tmp_path: Path) ->
 def test_masks_without_a_record_are_not_overwritten(
     sample_case: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Masks flairseg has no record of writing (a user's manual ones) stop the run; --overwrite replaces them."""
+    """Masks flairseg has no record of writing (a user's manual ones) stop the run, --overwrite too: it replaces only
+    what flairseg wrote. Once they are moved away, the case is predicted."""
     import shutil
 
     manual = tmp_path / "manual" / sample_case.name
@@ -119,7 +120,11 @@ def test_masks_without_a_record_are_not_overwritten(
     err = capsys.readouterr().err.strip()
     assert err.startswith("flairseg: error: ") and "no record of writing it" in err and "\n" not in err
     assert first.read_bytes() == b"a manual mask"
-    assert main(command + ["--overwrite"]) == 0 and first.read_bytes() != b"a manual mask"
+    assert main(command + ["--overwrite"]) == 1 and first.read_bytes() == b"a manual mask"
+    assert capsys.readouterr().err.strip().endswith("no record of writing it; move it away")
+    for mask in manual.glob("*_mask.tif"):
+        mask.unlink()
+    assert main(command) == 0
     capsys.readouterr()
     assert main(command) == 0 and "0 cases predicted, 1 already done" in capsys.readouterr().out
 

@@ -918,6 +918,7 @@ def _ignore(signum: int, frame: object) -> None:
 
 def _terminate(signum: int, frame: object) -> None:
     # a scheduler's cancel reaches the process group, batch workers too: torch's SIGCHLD handler would raise over this
+    # (for the rest of the process, which is ending)
     if hasattr(signal, "SIGCHLD"):
         signal.signal(signal.SIGCHLD, _ignore)  # not SIG_DFL: a SIGCHLD already pending would then be reported
     raise _Terminated

@@ -285,7 +285,8 @@ def _check_folds_data(
     """Refuse, before the first of ``folds`` trains, what the training of any of them would refuse in its data (a
     case unreadable, with NaN pixels, ...), each case read once: a fault in fold k's cases would otherwise be found
     once folds 0..k-1 had trained. A started fold's split is its own, a new one's made as train makes it. One fold
-    alone (a job of ``--fold K``) is left to its training, which prepares and checks its cases before it trains."""
+    left to train (a job of ``--fold K``, or the last unfinished one) is left to its training, which prepares and
+    checks its cases before it writes or trains."""
     from flairseg.data import load_split, make_split
     from flairseg.train import check_runs
 

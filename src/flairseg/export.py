@@ -49,11 +49,11 @@ def export_onnx(
     out_path = Path(out)
     if out_path.suffix.lower() != ".onnx":
         raise InputError(f"the ONNX file must end in .onnx, not {out_path.name!r}")
-    out_path = check_output(out_path, checkpoint.files_of(model), overwrite, writes="file", own_file=_is_exported)
+    out_path = check_output(out_path, checkpoint.files_of(model), overwrite, writes="file", is_own_file=_is_exported)
     network, metadata = checkpoint.load_model(model, task=task)
     size = checkpoint.preprocess_config(metadata).size
     example = torch.zeros(1, checkpoint.model_config(metadata).in_channels, size, size)
-    with atomic_file(out_path, replace=overwrite) as tmp:
+    with atomic_file(out_path, overwrite, _is_exported) as tmp:
         torch.onnx.export(
             network,
             (example,),
@@ -68,15 +68,18 @@ def export_onnx(
     return out_path
 
 
-def _is_exported(path: Path) -> bool:
-    """Whether the file ``path`` is an ONNX model flairseg exported (it carries the checkpoint's JSON)."""
-    import onnx
+# the metadata property flairseg stamps as serialized (key field, its length, the key, then the value's field): ONNX
+# writes the properties after the graph, so they lie in a file's last bytes
+_STAMP = b"\n" + bytes([len(ONNX_METADATA_KEY)]) + ONNX_METADATA_KEY.encode() + b"\x12"
+_STAMP_TAIL = 1 << 20  # bytes read from a file's end: the checkpoint's JSON and the two digests, with room to spare
 
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception:  # noqa: BLE001 -- whatever onnx cannot parse is no model flairseg exported
-        return False
-    return any(prop.key == ONNX_METADATA_KEY for prop in model.metadata_props)
+
+def _is_exported(path: Path) -> bool:
+    """Whether the file ``path`` is an ONNX model flairseg exported (it carries the checkpoint's JSON), from its last
+    bytes alone: a large file of another tool is not read whole to be refused."""
+    with path.open("rb") as handle:
+        handle.seek(max(0, path.stat().st_size - _STAMP_TAIL))
+        return _STAMP in handle.read()
 
 
 def stamped(model: onnx.ModelProto, metadata: dict[str, Any]) -> bytes:

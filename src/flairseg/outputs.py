@@ -210,7 +210,7 @@ def check_output(
     replaces: bool = True,
     writes: Literal["folder", "file"] = "folder",
     kind: FolderKind | None = None,
-    own_file: Callable[[Path], bool] | None = None,
+    is_own_file: Callable[[Path], bool] | None = None,
 ) -> Path:
     """Validate an output path before any work starts and return it resolved.
 
@@ -219,7 +219,7 @@ def check_output(
     output that ``replaces`` what is there (every command but ``predict``, which adds to its folder) must also not be
     or hold the current or home directory, nor be a filesystem root, and an existing folder must be one flairseg made
     (:func:`made_by_flairseg`) as a folder of the command's ``kind`` (a training run is no evaluation report), and an
-    existing file one the command wrote (``own_file`` says so; an empty file holds nothing to lose).
+    existing file one the command wrote (``is_own_file`` says so; an empty file holds nothing to lose).
     """
     if not str(out).strip():
         raise InputError("the output path is empty (an unset shell variable?); give the folder or file to write")
@@ -234,17 +234,24 @@ def check_output(
         raise InputError(f"output {out} already exists; pass --overwrite to replace it or choose another path")
     if replaces and out_path.is_dir() and not made_by_flairseg(out_path):
         raise InputError(_foreign_folder_reason(out, out_path))
-    if replaces and out_path.is_file() and out_path.stat().st_size and not (own_file and own_file(out_path)):
-        raise InputError(
-            f"output {out} is a file this command did not write; --overwrite replaces only a file it wrote: choose "
-            "another path"
-        )
+    if replaces:
+        _refuse_foreign_file(out, out_path, is_own_file)
     if replaces and out_path.is_dir() and kind is not None and not made_as(out_path, kind):
         raise InputError(
             f"output {out} holds flairseg's {marker_kind(out_path)}; this command writes its {kind} only over a "
             "folder of that kind: choose another path"
         )
     return out_path
+
+
+def _refuse_foreign_file(out: str | os.PathLike, out_path: Path, is_own_file: Callable[[Path], bool] | None) -> None:
+    """Refuse an existing file at the output that the command did not write (``is_own_file`` says which it did; an empty
+    file holds nothing to lose)."""
+    if out_path.is_file() and out_path.stat().st_size and not (is_own_file and is_own_file(out_path)):
+        raise InputError(
+            f"output {out} is a file this command did not write; --overwrite replaces only a file it wrote: choose "
+            "another path"
+        )
 
 
 def _refuse_other_kind(out: str | os.PathLike, out_path: Path, writes: Literal["folder", "file"]) -> None:
@@ -401,9 +408,12 @@ def _lock(handle: int, refusal: Callable[[str], InputError] | None) -> None:
 
 
 @contextlib.contextmanager
-def atomic_file(path: str | os.PathLike, replace: bool = True) -> Iterator[Path]:
+def atomic_file(
+    path: str | os.PathLike, replace: bool = True, is_own_file: Callable[[Path], bool] | None = None
+) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it to ``path``, else delete it. Not ``replace`` (a
-    command without ``--overwrite``): a file that appeared at ``path`` meanwhile stays and this one is refused."""
+    command without ``--overwrite``): a file that appeared at ``path`` meanwhile stays and this one is refused. With
+    ``is_own_file`` (:func:`check_output`'s), a file at ``path`` is replaced only while it is one the command wrote."""
     final = Path(path)
     with _parents_made(final):
         prefix, suffix = _temporary_affixes(final, "part")
@@ -415,6 +425,8 @@ def atomic_file(path: str | os.PathLike, replace: bool = True) -> Iterator[Path]
             with _short_write_named(final):
                 yield tmp
             os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs get the usual permissions
+            if replace and is_own_file is not None:  # again: another file may have taken its place meanwhile
+                _refuse_foreign_file(final, final, is_own_file)
             with _naming_the_output(final):
                 os.replace(tmp, final) if replace else _link_in(tmp, final)
         finally:

@@ -70,6 +70,7 @@ from flairseg.outputs import (
     check_output,
     name_key,
     held_case,
+    is_working_file,
     mark_folder,
     marker_kind,
     run_report,
@@ -264,10 +265,18 @@ class PredictResult:
     task: str = "abnormality"  # the task whose cases the metrics and counts cover
 
 
-def _checked_mask_file(mask_file: str | os.PathLike, inputs: InputPaths, source: Path) -> Path:
+def _checked_mask_file(mask_file: str | os.PathLike, inputs: InputPaths, source: Path, report_folder: Path) -> Path:
     """``-o NAME.nii.gz``, checked: never an input, nor named as a file of the case beside it (its truth), nor put in
-    a folder of flairseg's of another kind (:func:`_refuse_other_kind_of_folder`)."""
+    a folder of flairseg's of another kind (:func:`_refuse_other_kind_of_folder`); its ``report_folder``
+    (``NAME_flairseg``) holds a report alone: a prediction of cases there (``-o NAME_flairseg``), or a user's files,
+    is no mask file's report to replace, --overwrite or not."""
     checked = check_output(mask_file, inputs, overwrite=True, replaces=False, writes="file")
+    held = report_folder.iterdir() if report_folder.is_dir() else ()
+    if any(path.name != "report" and not is_working_file(path.name) for path in held):
+        raise InputError(
+            f"{report_folder}, where the report of mask file {checked} goes, holds more than a report (the prediction "
+            "of a tree of cases?): give -o another name"
+        )
     refuse_case_file_name(source, checked, "mask file")
     _refuse_other_kind_of_folder(checked.parent)
     if run_report(checked.parent).is_flairsegs():  # a mask file there would replace a mask that run records
@@ -440,7 +449,7 @@ def predict_tree(
     inputs = _run_inputs(source, out, bids, cases, _files_read(given, truth, segmenter, brain_segmenter))
     out_path = check_output(out, inputs, overwrite=True, replaces=False)
     _refuse_other_kind_of_folder(out_path)
-    mask_file = _checked_mask_file(mask_file, inputs, source) if mask_file is not None else None
+    mask_file = _checked_mask_file(mask_file, inputs, source, out_path) if mask_file is not None else None
     report = run_report(out_path)
     names = PredictionFolder(out_path, segmenter.task, bids_root=source if bids else None, mask_file=mask_file)
     _check_case_outputs(names, report, cases, inputs)
@@ -788,8 +797,7 @@ def _predict_case(run: _Run, case: Case) -> bool:
         with _holding(run, key):
             if _reused(run, case, expected, truth_mask, key):
                 return False
-    if not run.overwrite:
-        _refuse_foreign_outputs(run, case, key)
+    _refuse_foreign_outputs(run, case, key)
     try:
         found, brain = _segment(run, case)
     except InputError as error:
@@ -797,8 +805,7 @@ def _predict_case(run: _Run, case: Case) -> bool:
     with _holding(run, key):
         if _reused(run, case, expected, truth_mask, key):  # another run finished it meanwhile
             return False
-        if not run.overwrite:
-            _refuse_foreign_outputs(run, case, key)
+        _refuse_foreign_outputs(run, case, key)
         _write_case(run, case, found, brain, truth_mask, expected, key)
     return True
 
@@ -934,11 +941,11 @@ def _forget_other_cases(run: _Run, key: str) -> None:
 
 def _refuse_foreign_outputs(run: _Run, case: Case, key: str) -> None:
     """Refuse to write over a file (or folder) where the case's outputs go (its mask, probability map and stripped
-    image: each task's own names) that flairseg has no record of writing: no record (or started file) under ``key``;
-    and, in a mask-file run, over the report of another case that the folder records (its mask file's, or that of
-    ``NAME.nii`` where this is ``NAME.nii.gz``: they share ``NAME_flairseg``)."""
+    image: each task's own names) that flairseg has no record of writing, --overwrite or not: no record (or started
+    file) under ``key``; and, in a mask-file run without --overwrite, over the report of another case that the folder
+    records (its mask file's, or that of ``NAME.nii`` where this is ``NAME.nii.gz``: they share ``NAME_flairseg``)."""
     recorded = [other for other in _other_cases(run, key) if run.report.record(other).exists()]
-    if recorded:
+    if recorded and not run.overwrite:
         other = ReportFolder.case_of_key(recorded[0])[0]
         raise InputError(
             f"{run.names.path} holds the report of case {other}, which the report of case "
@@ -947,15 +954,20 @@ def _refuse_foreign_outputs(run: _Run, case: Case, key: str) -> None:
         )
     if run.report.record(key).exists() or run.report.started(key).exists():
         return
-    paths = mask_files(case, run.names.mask(case), run.names.label)
-    paths += [run.names.probability(case)] if run.probabilities else []
-    paths += [run.names.stripped(case)] if run.strip else []
+    others = _outputs_recorded(run, recorded) if run.overwrite else set()  # a mask file another case's record names
+    paths = [path for _, path in _case_outputs(run, case) if os.path.normpath(path) not in others]
     found = [path for path in paths if path.exists() or path.is_symlink()]
     if found:
         raise InputError(
             f"{found[0]} is in the way of case {case.case_id}'s output and flairseg has no record of writing it; "
-            "move it away, or pass --overwrite to replace it"
+            "move it away"
         )
+
+
+def _outputs_recorded(run: _Run, keys: Sequence[str]) -> set[str]:
+    """The paths (normalised) of the outputs that the records of the cases ``keys`` name."""
+    entries = (provenance.recorded_outputs(run.report.record(key)) or [] for key in keys)
+    return {os.path.normpath(run.names.path / entry["file"]) for listed in entries for entry in listed}
 
 
 def _case_rows(run: _Run, key: str) -> list[Path]:

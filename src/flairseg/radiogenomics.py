@@ -100,9 +100,11 @@ _FEATURE_NAMES = [f.name for f in fields(ShapeFeatures)]  # the header of the ta
 
 
 def _is_features_table(path: Path) -> bool:
-    """Whether the file ``path`` begins with the header of the table `shape` writes."""
+    """Whether the file ``path`` begins with the header of the table `shape` writes (a spreadsheet's byte-order mark
+    aside)."""
     with path.open("rb") as handle:
-        return handle.readline(1 << 16).rstrip(b"\r\n") == ",".join(_FEATURE_NAMES).encode()
+        header = handle.readline(1 << 16).removeprefix(b"\xef\xbb\xbf").rstrip(b"\r\n")
+    return header == ",".join(_FEATURE_NAMES).encode()
 
 
 def shape_tree(
@@ -130,7 +132,7 @@ def shape_tree(
     masks = Path(masks)
     if not masks.exists():
         raise InputError(f"mask path {masks} does not exist")
-    out_path = check_output(out, [masks], overwrite, writes="file", own_file=_is_features_table)
+    out_path = check_output(out, [masks], overwrite, writes="file", is_own_file=_is_features_table)
     if out_path.suffix.lower() != ".csv":
         raise InputError(f"the features file must end in .csv, not {out_path.name!r}")
     seen = index_cases(masks, masks="only")
@@ -144,7 +146,7 @@ def shape_tree(
                 case_id, case.mask, case.geometry.spacing, sectors=sectors, smoothing=smoothing, points=points
             )
         )
-    with atomic_file(out_path, replace=overwrite) as tmp, tmp.open("w", newline="") as handle:
+    with atomic_file(out_path, overwrite, _is_features_table) as tmp, tmp.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(_FEATURE_NAMES)
         for row in rows:
