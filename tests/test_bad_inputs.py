@@ -2183,6 +2183,35 @@ def _mask_file_report_over_a_tree_prediction(tmp: Path) -> list[str]:
     return ["predict", "-i", str(volume), "-o", str(tmp / "study.nii.gz"), "--model", model, "--overwrite", "--quiet"]
 
 
+def _flair_option_given_a_label(tmp: Path) -> list[str]:
+    """A volume's mask beside it given as --flair."""
+    _nifti(tmp, np.ones((16, 16, 4), np.float32), name="v.nii.gz")
+    mask = _nifti(tmp, np.zeros((16, 16, 4), np.uint8), name="v_mask.nii.gz")
+    return ["predict", "--flair", str(mask), "-o", str(tmp / "out"), "--model", str(_zero_checkpoint(tmp)), "--quiet"]
+
+
+def _t1_option_given_the_flair(tmp: Path) -> list[str]:
+    """One file given as --flair and as --t1."""
+    volume = _nifti(tmp, np.ones((16, 16, 4), np.float32))
+    model = str(_zero_checkpoint(tmp))
+    return ["predict", "--flair", str(volume), "--t1", str(volume), "-o", str(tmp / "out"), "--model", model, "--quiet"]
+
+
+def _truth_option_given_the_flair_file(tmp: Path) -> list[str]:
+    """A volume given as --flair and as its --truth."""
+    volume = _nifti(tmp, np.arange(16 * 16 * 4, dtype=np.int16).reshape(16, 16, 4) % 200)
+    model = str(_zero_checkpoint(tmp))
+    return ["predict", "--flair", str(volume), "--truth", str(volume), "-o", str(tmp / "out"), "--model", model]
+
+
+def _predict_into_a_cross_validations_masks(tmp: Path) -> list[str]:
+    """A cross-validation folder TMP/cv (its marker); predict into its out-of-fold masks' folder, --overwrite."""
+    make_marked_folder(tmp / "cv", "cross-validation")
+    (tmp / "cv" / "predictions").mkdir()
+    case, model, out = str(_case(tmp)), str(_zero_checkpoint(tmp)), str(tmp / "cv" / "predictions")
+    return ["predict", "-i", case, "-o", out, "--model", model, "--overwrite", "--quiet"]
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -3924,6 +3953,32 @@ CATALOGUE = [
         _mask_file_report_over_a_tree_prediction,
         "TMP/study_flairseg, where the report of mask file TMP/study.nii.gz goes, holds more than a report (the "
         "prediction of a tree of cases?): give -o another name",
+    ),
+    BadInput(
+        "flair-option-given-a-label",
+        "`predict --flair v_mask.nii.gz` (a label volume given by name as the FLAIR)",
+        _flair_option_given_a_label,
+        "--flair TMP/in/v_mask.nii.gz is named like a label volume (segmentation or mask), not an image",
+    ),
+    BadInput(
+        "t1-option-given-the-flair",
+        "`predict --flair v.nii.gz --t1 v.nii.gz` (the FLAIR given again as the T1)",
+        _t1_option_given_the_flair,
+        "--t1 TMP/in/vol.nii.gz is the FLAIR itself; leave it out, and a copy of the FLAIR stands in",
+    ),
+    BadInput(
+        "truth-option-given-the-flair-file",
+        "`predict --flair v.nii.gz --truth v.nii.gz` (the image given as its own truth)",
+        _truth_option_given_the_flair_file,
+        "the truth of case vol (TMP/in/vol.nii.gz) is its image: --truth takes masks (<case>_mask.nii.gz), not the "
+        "images predicted",
+    ),
+    BadInput(
+        "predict-into-a-cross-validations-masks",
+        "`predict -o cv/predictions --overwrite`, a folder inside the one `cv` made",
+        _predict_into_a_cross_validations_masks,
+        "output TMP/cv/predictions lies in TMP/cv, flairseg's cross-validation, which predict never writes into: "
+        "choose another path",
     ),
 ]
 

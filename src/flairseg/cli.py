@@ -406,13 +406,14 @@ def _explicit_case(args: argparse.Namespace):
     """The case named by --flair [--t1] [--t1c] (files on one grid), refusing a mix with -i."""
     from pathlib import Path
 
-    from flairseg.volumes import read_sequences
+    from flairseg.volumes import check_named_sequences, read_sequences
 
     if args.input:
         raise InputError("give either -i INPUT or --flair FILE (with --t1 / --t1c), not both")
     for path in (args.flair, args.t1, args.t1c):
         if path is not None and not Path(path).is_file():
             raise InputError(f"{path} does not exist or is not a file")
+    check_named_sequences(*(Path(path) if path is not None else None for path in (args.flair, args.t1, args.t1c)))
     return read_sequences(args.flair, args.t1, args.t1c, resample=args.resample)
 
 

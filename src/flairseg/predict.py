@@ -71,6 +71,7 @@ from flairseg.outputs import (
     name_key,
     held_case,
     is_working_file,
+    made_by_flairseg,
     mark_folder,
     marker_kind,
     run_report,
@@ -288,10 +289,20 @@ def _checked_mask_file(mask_file: str | os.PathLike, inputs: InputPaths, source:
 
 def _refuse_other_kind_of_folder(out: Path) -> None:
     """Refuse an output folder (or a mask file's folder) that flairseg made as another kind of folder (a training
-    run, preprocessed cases, a report: its marker names the kind; predict never marks the folders it writes into)."""
+    run, preprocessed cases, a report: its marker names the kind; predict never marks the folders it writes into), or
+    that lies in one (cross-validation's out-of-fold masks, a preprocessed case): the nearest marker above it says."""
     kind = marker_kind(out)
     if kind is not None:
         raise InputError(f"output {out} holds flairseg's {kind}, which predict never writes into: choose another path")
+    for folder in out.parents:
+        kind = marker_kind(folder)
+        if kind is not None:
+            raise InputError(
+                f"output {out} lies in {folder}, flairseg's {kind}, which predict never writes into: choose another "
+                "path"
+            )
+        if made_by_flairseg(folder):  # an older flairseg's marker, which names no kind
+            return
 
 
 def _check_headers(
@@ -347,8 +358,10 @@ def _case_id(path: Path | Case) -> str:
 
 def _refuse_image_as_truth(path: Path | Case, case_id: str, truth: Path, label: str) -> None:
     """Refuse a ``--truth`` that is the case's own image file (the input tree given as the truth, links followed): the
-    image would be scored as its mask. A Kaggle folder holds its masks beside its images: its truth may be it."""
-    if isinstance(path, Path) and path.is_file() and os.path.samefile(path, truth):
+    image would be scored as its mask. A Kaggle folder holds its masks beside its images: its truth may be it. A case
+    read from sequence files given by name has those files for its image."""
+    images = [path] if isinstance(path, Path) else [Path(file) for _, file in path.sequences if Path(file).is_file()]
+    if any(image.is_file() and os.path.samefile(image, truth) for image in images):
         raise InputError(
             f"the truth of case {case_id} ({truth}) is its image: --truth takes masks (<case>{label}.nii.gz), not the "
             "images predicted"
