@@ -2212,6 +2212,33 @@ def _predict_into_a_cross_validations_masks(tmp: Path) -> list[str]:
     return ["predict", "-i", case, "-o", out, "--model", model, "--overwrite", "--quiet"]
 
 
+def _output_that_is_a_pipe(tmp: Path) -> list[str]:
+    """A named pipe TMP/features.csv given as shape's output, with --overwrite."""
+    os.mkfifo(tmp / "features.csv")
+    return ["shape", "-i", str(_case(tmp)), "-o", str(tmp / "features.csv"), "--overwrite", "--quiet"]
+
+
+def _input_that_is_a_pipe(tmp: Path) -> list[str]:
+    """A named pipe given as the input volume (``-i <(zcat v.nii.gz)`` makes one)."""
+    os.mkfifo(tmp / "v.nii.gz")
+    return _predict(tmp, tmp / "v.nii.gz")
+
+
+def _tree_with_a_volume_in_a_plain_folder(tmp: Path) -> list[str]:
+    """TMP/in/a.nii.gz beside TMP/in/b/b.nii.gz: a folder no naming convention makes a case folder."""
+    _nifti(tmp, np.ones((16, 16, 4), np.float32), name="a.nii.gz")
+    (tmp / "in" / "b").mkdir()
+    nib.save(nib.Nifti1Image(np.ones((16, 16, 4), np.float32), np.eye(4)), tmp / "in" / "b" / "b.nii.gz")
+    return _predict(tmp, tmp / "in", "--model", str(_zero_checkpoint(tmp)))
+
+
+def _truth_file_of_another_task(tmp: Path) -> list[str]:
+    """A volume predicted with --truth its brain mask (``v_brain.nii.gz``), a brain run's output."""
+    volume = _nifti(tmp, np.ones((16, 16, 4), np.float32), name="v.nii.gz")
+    nib.save(nib.Nifti1Image(np.ones((16, 16, 4), np.uint8), np.eye(4)), tmp / "v_brain.nii.gz")
+    return _predict(tmp, volume, "--truth", str(tmp / "v_brain.nii.gz"), "--model", str(_zero_checkpoint(tmp)))
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -3980,6 +4007,32 @@ CATALOGUE = [
         "output TMP/cv/predictions lies in TMP/cv, flairseg's cross-validation, which predict never writes into: "
         "choose another path",
     ),
+    BadInput(
+        "output-that-is-a-pipe",
+        "`shape -o features.csv --overwrite` where features.csv is a named pipe",
+        _output_that_is_a_pipe,
+        "output TMP/features.csv is neither a file nor a folder (a pipe or a device): give a new path",
+    ),
+    BadInput(
+        "input-that-is-a-pipe",
+        "a named pipe given as the input (`-i <(zcat v.nii.gz)`)",
+        _input_that_is_a_pipe,
+        "TMP/v.nii.gz is neither a file nor a folder (a pipe or a device); give a NIfTI file or a folder",
+    ),
+    BadInput(
+        "tree-with-a-volume-in-a-plain-folder",
+        "a tree holding a.nii.gz and b/b.nii.gz (a folder no naming convention makes a case folder)",
+        _tree_with_a_volume_in_a_plain_folder,
+        "TMP/in/b/b.nii.gz lies in TMP/in/b, a folder flairseg reads as no case (a case's volumes lie beside the "
+        "others, or in a case folder named by BraTS, nnU-Net or BIDS): move it up beside the other cases",
+    ),
+    BadInput(
+        "truth-file-of-another-task",
+        "`predict --truth v_brain.nii.gz` (a brain mask given as the tumour truth)",
+        _truth_file_of_another_task,
+        "TMP/v_brain.nii.gz is named as another task's mask or a probability map; give this task's mask "
+        "(<case>_mask.nii.gz)",
+    ),
 ]
 
 
@@ -4316,6 +4369,20 @@ def test_sigterm_to_a_training_and_its_batch_workers_is_one_line(tmp_path: Path)
     stopped = "no file was left half-written, and nothing unfinished is taken for finished by a rerun"
     assert "Traceback" not in err, err
     assert process.returncode == 143 and err.strip().splitlines()[-1] == f"flairseg: terminated; {stopped}"
+
+
+def test_a_memory_budget_set_in_the_environment_is_named_when_it_is_no_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """FLAIRSEG_MAX_MEMORY that is no size: the line says the environment set it (the command line has no
+    --max-memory to look at)."""
+    monkeypatch.setenv("FLAIRSEG_MAX_MEMORY", "abc")
+    assert main(["shape", "-i", str(_case(tmp_path)), "-o", str(tmp_path / "f.csv"), "--quiet"]) == 1
+    assert capsys.readouterr().err == (
+        "flairseg: error: memory budget FLAIRSEG_MAX_MEMORY (set in the environment) 'abc' is not a size; write e.g. "
+        "8G, 512M or a number of bytes\n"
+    )
+    assert not (tmp_path / "f.csv").exists()
 
 
 def test_three_overwriting_predictions_into_one_folder_all_succeed(tmp_path: Path) -> None:

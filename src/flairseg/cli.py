@@ -954,10 +954,13 @@ def _quiet_libraries() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _memory_budget(size: str | None) -> Iterator[None]:
-    """``--max-memory`` for the command's readers (flairseg.memory), checked first and undone after."""
+    """``--max-memory`` for the command's readers (flairseg.memory), checked first and undone after; without it, the
+    budget the environment sets, checked first too."""
     from flairseg.memory import ENVIRONMENT, parse_size
 
     if size is None:
+        if os.environ.get(ENVIRONMENT):
+            parse_size(os.environ[ENVIRONMENT], f"memory budget {ENVIRONMENT} (set in the environment)")
         yield
         return
     parse_size(size)

@@ -130,9 +130,17 @@ def _sibling_label(path: Path, suffix: str) -> Path | None:
     stem = nifti_stem(path)
     for ext in NIFTI_SUFFIXES:
         candidate = path.with_name(stem + suffix + ext)
+        _refuse_special_file(candidate)
         if candidate.is_file():
             return candidate
     return None
+
+
+def _refuse_special_file(path: Path) -> None:
+    """Refuse a path that exists as neither a file nor a folder (a pipe, a device: ``-i <(zcat v.nii.gz)``), which
+    would otherwise be skipped without a word or fail as some other fault."""
+    if path.exists() and not (path.is_file() or path.is_dir()):
+        raise InputError(f"{path} is neither a file nor a folder (a pipe or a device); give a NIfTI file or a folder")
 
 
 def _read_volume_case(path: Path, masks: MaskPolicy, mask_suffix: str, resample: bool = False) -> Case:
@@ -172,13 +180,19 @@ def find_cases(path: str | os.PathLike, masks: MaskPolicy = "optional", mask_suf
     root = Path(path)
     if not root.exists():
         raise InputError(f"{root} does not exist")
+    _refuse_special_file(root)
     if root.is_file():
         if not is_nifti(root):
             raise InputError(
                 f"{root} is not a case: give a Kaggle case folder, a DICOM series folder or a .nii/.nii.gz file"
             )
+        if masks == "only":
+            _refuse_other_kind_of_mask(root, mask_suffix)
         return [root]
     children = [p for p in sorted(root.iterdir()) if not is_hidden(p)]
+    for child in children:
+        if is_nifti(child):
+            _refuse_special_file(child)
     not_cases = {"derivatives", *(_run_folders(root) if masks == "only" else ())}
     subfolders = [p for p in children if p.is_dir() and p.name not in not_cases]
     slice_file = _case_slice(root)
@@ -191,8 +205,11 @@ def find_cases(path: str | os.PathLike, masks: MaskPolicy = "optional", mask_suf
     else:
         volumes = [p for p in volumes if not nifti_stem(p).endswith(mask_suffix) and _is_image_volume(p)]
     folders = [p for p in subfolders if _case_slice(p) is not None]
+    others = [folder for folder in subfolders if folder not in folders]
     if masks != "only":
-        volumes += [flair for folder in subfolders if folder not in folders for flair in _named_flairs(folder)]
+        named = {folder: _named_flairs(folder) for folder in others}
+        volumes += [flair for found in named.values() for flair in found]
+        _refuse_unread_volumes([folder for folder, found in named.items() if not found])
     cases = folders + volumes
     if not cases:
         raise _no_cases(root)
@@ -219,6 +236,20 @@ def _refuse_cases_below(root: Path, slice_file: Path, subfolders: list[Path]) ->
         raise InputError(
             f"{root} holds both image slices ({slice_file.name}) and case folders ({hidden.name}/), so it is neither "
             "one case nor a folder of cases; move the stray slices out of it, or point flairseg at one case folder"
+        )
+
+
+def _refuse_other_kind_of_mask(path: Path, mask_suffix: str) -> None:
+    """Refuse a mask file named as another task's label or a probability map (``case_brain.nii.gz`` read as a tumour
+    mask), as a folder of them is refused (:func:`_mask_volumes`)."""
+    others = (
+        PROBABILITY_SUFFIX,
+        *(spec.label_suffix for spec in TASK_SPECS.values() if spec.label_suffix != mask_suffix),
+    )
+    if nifti_stem(path).endswith(others):
+        raise InputError(
+            f"{path} is named as another task's mask or a probability map; give this task's mask "
+            f"(<case>{mask_suffix}.nii.gz)"
         )
 
 
@@ -275,6 +306,24 @@ def _is_image_volume(path: Path) -> bool:
 
     named = name_of(path)
     return named.kind == "flair" if named is not None else not is_label_name(path)
+
+
+def _refuse_unread_volumes(folders: list[Path]) -> None:
+    """Refuse a folder in a tree of images that holds image volumes no reading of the tree takes
+    (``tree/caseB/caseB.nii.gz``): its case would be left out without a word. An nnU-Net dataset's labels folders hold
+    labels, a prediction run's folder its masks and probability maps."""
+    for folder in folders:
+        if folder.name.startswith("labels") or run_report(folder).is_flairsegs():
+            continue
+        files = (p for p in sorted(folder.iterdir()) if not is_hidden(p) and p.is_file() and is_nifti(p))
+        unread = next(
+            (p for p in files if _is_image_volume(p) and not nifti_stem(p).endswith(PROBABILITY_SUFFIX)), None
+        )
+        if unread is not None:
+            raise InputError(
+                f"{unread} lies in {folder}, a folder flairseg reads as no case (a case's volumes lie beside the "
+                "others, or in a case folder named by BraTS, nnU-Net or BIDS): move it up beside the other cases"
+            )
 
 
 def _named_flairs(folder: Path) -> list[Path]:

@@ -28,18 +28,18 @@ BYTES_PER_VOXEL = 24
 _UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
 
-def parse_size(text: str) -> int:
-    """'8G', '512M', '1.5G' or a number of bytes, as bytes."""
+def parse_size(text: str, source: str = "memory budget") -> int:
+    """'8G', '512M', '1.5G' or a number of bytes, as bytes; ``source`` names where the text came from."""
     value = text.strip().upper().removesuffix("B").removesuffix("I")
     unit = value[-1:] if value[-1:].isalpha() else ""
     try:
         size = float(value.removesuffix(unit)) * _UNITS[unit]
     except (ValueError, KeyError):
-        raise ConfigError(f"memory budget {text!r} is not a size; write e.g. 8G, 512M or a number of bytes") from None
+        raise ConfigError(f"{source} {text!r} is not a size; write e.g. 8G, 512M or a number of bytes") from None
     if size == math.inf:
-        raise ConfigError(f"memory budget {text!r} is too large to be a size; give e.g. 8G")
+        raise ConfigError(f"{source} {text!r} is too large to be a size; give e.g. 8G")
     if not size >= 2**20:
-        raise ConfigError(f"memory budget {text!r} is below 1 MB; give e.g. 8G")
+        raise ConfigError(f"{source} {text!r} is below 1 MB; give e.g. 8G")
     return int(size)
 
 

@@ -256,8 +256,11 @@ def _refuse_foreign_file(out: str | os.PathLike, out_path: Path, is_own_file: Ca
 
 def _refuse_other_kind(out: str | os.PathLike, out_path: Path, writes: Literal["folder", "file"]) -> None:
     """Refuse an existing output that is not what the command writes: found only when the result is renamed into
-    place, after all the work (a folder is never renamed over a file, nor a file over a folder)."""
+    place, after all the work (a folder is never renamed over a file, nor a file over a folder); nor a pipe or a
+    device, which a rename would replace."""
     there = "file" if writes == "folder" else "folder"
+    if out_path.exists() and not (out_path.is_file() or out_path.is_dir()):
+        raise InputError(f"output {out} is neither a file nor a folder (a pipe or a device): give a new path")
     if out_path.exists() and out_path.is_dir() == (writes == "file"):
         raise InputError(f"output {out} is a {there}; this command writes a {writes}: give a new path")
 
