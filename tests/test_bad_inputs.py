@@ -2239,6 +2239,36 @@ def _truth_file_of_another_task(tmp: Path) -> list[str]:
     return _predict(tmp, volume, "--truth", str(tmp / "v_brain.nii.gz"), "--model", str(_zero_checkpoint(tmp)))
 
 
+def _kaggle_slice_stored_white_at_zero(tmp: Path) -> list[str]:
+    """A Kaggle case whose slice 2 is stored MinIsWhite (grey levels inverted; TIFF's form of MONOCHROME1)."""
+    case = _case(tmp)
+    grey = tifffile.imread(case / "CASE_2.tif")[..., 1]
+    tifffile.imwrite(case / "CASE_2.tif", 255 - grey, photometric="miniswhite")
+    return _predict(tmp, case, "--model", str(_zero_checkpoint(tmp)))
+
+
+def _kaggle_mask_stored_bottom_up(tmp: Path) -> list[str]:
+    """A Kaggle case whose mask slice 1 is stored bottom-up (TIFF Orientation 4: displayed right, read flipped)."""
+    case = _case(tmp)
+    shutil.copytree(case, tmp / "pred" / "CASE")
+    mask = tifffile.imread(case / "CASE_1_mask.tif")
+    tifffile.imwrite(case / "CASE_1_mask.tif", mask[::-1].copy(), extratags=[(274, 3, 1, 4, True)])
+    return ["evaluate", "--pred", str(tmp / "pred"), "--truth", str(tmp / "in"), "-o", str(tmp / "report"), "--quiet"]
+
+
+def _case_named_in_another_encoding(tmp: Path) -> list[str]:
+    """A Kaggle case whose folder name holds the byte 0xFF (a Latin-1 name copied from an old share)."""
+    image, mask = phantom(slices=3, size=32)
+    write_kaggle_case(tmp / "in", os.fsdecode(b"Q\xff"), image, mask)
+    return ["shape", "-i", str(tmp / "in"), "-o", str(tmp / "f.csv"), "--quiet"]
+
+
+def _run_folder_as_the_model(tmp: Path) -> list[str]:
+    """A training run's folder given as --model (its model is RUN/best.json)."""
+    _trained_run(tmp)
+    return _predict(tmp, _case(tmp, "OTHER"), "--model", str(tmp / "old"))
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -4033,6 +4063,32 @@ CATALOGUE = [
         "TMP/v_brain.nii.gz is named as another task's mask or a probability map; give this task's mask "
         "(<case>_mask.nii.gz)",
     ),
+    BadInput(
+        "kaggle-slice-stored-white-at-zero",
+        "a Kaggle slice stored MinIsWhite (its grey levels inverted, as DICOM's MONOCHROME1)",
+        _kaggle_slice_stored_white_at_zero,
+        "TMP/in/CASE/CASE_2.tif stores its pixels as MINISWHITE (TIFF photometric interpretation); flairseg reads "
+        "grey (black at 0) or RGB slices: convert it",
+    ),
+    BadInput(
+        "kaggle-mask-stored-bottom-up",
+        "a Kaggle mask slice stored bottom-up (TIFF Orientation 4: a viewer shows it right, its rows come reversed)",
+        _kaggle_mask_stored_bottom_up,
+        "TMP/in/CASE/CASE_1_mask.tif stores its rows or columns in another order (TIFF Orientation 4, not 1: top "
+        "left); convert it",
+    ),
+    BadInput(
+        "case-named-in-another-encoding",
+        "a case folder whose name is not UTF-8 (byte 0xFF)",
+        _case_named_in_another_encoding,
+        "case id b'Q\\xff' is not UTF-8 (a name from another encoding?); rename the case",
+    ),
+    BadInput(
+        "run-folder-as-the-model",
+        "`predict --model RUN` (a training run's folder, not its RUN/best.json)",
+        _run_folder_as_the_model,
+        "TMP/old is a run folder, not a checkpoint; give its model, TMP/old/best.json",
+    ),
 ]
 
 
@@ -4383,6 +4439,19 @@ def test_a_memory_budget_set_in_the_environment_is_named_when_it_is_no_size(
         "8G, 512M or a number of bytes\n"
     )
     assert not (tmp_path / "f.csv").exists()
+
+
+def test_output_to_a_pipe_no_one_reads_ends_without_a_line() -> None:
+    """`flairseg models | head -0`: the reader is gone before the command writes; the command ends as a closed pipe
+    ends one (status 141), with nothing on stderr (it said "Broken pipe; check the path and the disk", exit 1)."""
+    import subprocess
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flairseg", "models"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    process.stdout.close()  # before the command has imported anything, let alone written
+    err = process.communicate(timeout=120)[1]
+    assert (process.returncode, err) == (141, b"")
 
 
 def test_three_overwriting_predictions_into_one_folder_all_succeed(tmp_path: Path) -> None:

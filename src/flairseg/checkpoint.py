@@ -122,6 +122,8 @@ def read(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, An
                 "unpickles)"
             )
         raise WeightsError(f"{given} is not a flairseg checkpoint (NAME.safetensors + NAME.json)")
+    if given.is_dir() and (given / "best.json").is_file():
+        raise WeightsError(f"{given} is a run folder, not a checkpoint; give its model, {given / 'best.json'}")
     tensor_path, json_path = paths_of(given)
     if not json_path.is_file() or not tensor_path.is_file():
         raise WeightsError(f"checkpoint {given} needs both {tensor_path.name} and {json_path.name}")

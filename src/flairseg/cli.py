@@ -906,6 +906,14 @@ def _os_error(exc: OSError) -> str:
     return f"{exc.strerror or type(exc).__name__}{where}; {fix}"
 
 
+def _stdout_to_nowhere() -> None:
+    """Point standard output at the null device: Python flushes it again at exit, which would fail once more."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # no file descriptor behind it (a caller's stand-in)
+        pass
+
+
 class _Terminated(BaseException):
     """SIGTERM (a job scheduler's cancel, ``kill``), raised where the command is so that temporary files are removed.
 
@@ -1041,6 +1049,9 @@ def _run(args: argparse.Namespace) -> int:
     except FlairsegError as exc:
         print(f"flairseg: error: {one_line(str(exc))}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # what reads the output went away (`flairseg models | head -1`): nothing to tell it
+        _stdout_to_nowhere()
+        return 141  # a shell's status for a command a closed pipe stopped
     # disk full, permissions, read-only file systems, names too long, a file where a folder is needed
     except OSError as exc:
         print(f"flairseg: error: {one_line(_os_error(exc))}", file=sys.stderr)

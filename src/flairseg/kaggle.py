@@ -81,7 +81,33 @@ def _page_shape(path: Path) -> tuple[tuple[int, ...], int]:
             f"{path} holds {pages:,} pages (images); a slice is one page, (H, W) or (H, W, channels): "
             "split the stack into <CASE>_<k>.tif files"
         )
+    _check_stored_as_read(path, page)
     return shape, pixels
+
+
+# how a page's pixels may be stored to be read as they are: grey with black at 0, RGB, or JPEG's YCbCr (its decoder
+# gives RGB); row 0 at the top, column 0 at the left
+_PHOTOMETRIC_READ = {tifffile.PHOTOMETRIC.MINISBLACK, tifffile.PHOTOMETRIC.RGB}
+_JPEG = (6, 7)
+
+
+def _check_stored_as_read(path: Path, page: tifffile.TiffPage) -> None:
+    """Refuse a slice whose stored numbers are not its pixels as flairseg reads them: white at 0 (MinIsWhite, the TIFF
+    form of DICOM's MONOCHROME1), a palette, another colour space (CIELab, YCbCr outside JPEG), or rows or columns
+    stored in another order (the Orientation tag): the image would be read inverted, as indices or flipped."""
+    photometric = tifffile.PHOTOMETRIC(page.photometric)
+    ycbcr_jpeg = photometric == tifffile.PHOTOMETRIC.YCBCR and page.compression in _JPEG
+    if photometric not in _PHOTOMETRIC_READ and not ycbcr_jpeg:
+        raise InputError(
+            f"{path} stores its pixels as {photometric.name} (TIFF photometric interpretation); flairseg reads grey "
+            "(black at 0) or RGB slices: convert it"
+        )
+    orientation = page.tags.valueof("Orientation", 1)
+    if orientation != 1:
+        raise InputError(
+            f"{path} stores its rows or columns in another order (TIFF Orientation {orientation}, not 1: top left); "
+            "convert it"
+        )
 
 
 # the bytes of a JPEG strip or tile searched for the frame size its codestream declares

@@ -893,13 +893,19 @@ LONGEST_CASE_ENDING = max((f"{spec.output_suffix}{PROBABILITY_SUFFIX}.nii.gz" fo
 def check_case_id(case_id: str, folder: Path | None = None) -> str:
     """The case id, refused when it could leave the output folder ("", ".", "..", separators), is hidden (its
     outputs would take the names of flairseg's own files, the :data:`MARKER` among them, and trees skip them as
-    hidden, as they skip a hidden case) or is too long for the names of its outputs (with
+    hidden, as they skip a hidden case), is not UTF-8, or is too long for the names of its outputs (with
     :data:`LONGEST_CASE_ENDING`, within the name limit of ``folder``'s file system, or of most where none is given):
     every command names a case's outputs by it, so a case found on the way would stop a run half-written."""
     if case_id in ("", ".", "..") or any(c in case_id for c in ("/", "\\", "\0")):
         raise InputError(
             f"case id {case_id!r} cannot name an output; give the case a plain name (no '..' or separators)"
         )
+    try:
+        case_id.encode("utf-8")
+    except UnicodeEncodeError:  # bytes of another encoding in a file name, which no record or table can hold
+        raise InputError(
+            f"case id {os.fsencode(case_id)!r} is not UTF-8 (a name from another encoding?); rename the case"
+        ) from None
     if case_id.startswith("."):
         raise InputError(
             f"case id {case_id!r} is a hidden name, as flairseg's own files in an output folder are ({MARKER}, locks, "
