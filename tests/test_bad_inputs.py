@@ -2269,6 +2269,28 @@ def _run_folder_as_the_model(tmp: Path) -> list[str]:
     return _predict(tmp, _case(tmp, "OTHER"), "--model", str(tmp / "old"))
 
 
+def _lock_path_taken_by_the_recipe(tmp: Path) -> list[str]:
+    """The recipe kept as TMP/.run.lock, the name of the lock flairseg keeps beside the run folder TMP/run."""
+    (tmp / ".run.lock").write_text('{"epochs": 1}')
+    return _train(tmp, "--config", str(tmp / ".run.lock"))
+
+
+def _kaggle_slice_compressed_as_png(tmp: Path) -> list[str]:
+    """A Kaggle case whose slice 2 is a PNG-compressed TIFF (each strip a PNG of any size, decoded whole)."""
+    case = _case(tmp)
+    tifffile.imwrite(case / "CASE_2.tif", tifffile.imread(case / "CASE_2.tif"), photometric="rgb", compression="png")
+    return _predict(tmp, case, "--model", str(_zero_checkpoint(tmp)))
+
+
+def _nifti_with_a_huge_header_extension(tmp: Path) -> list[str]:
+    """A small .nii.gz whose header carries a 4 MB extension (zeros, a few kB compressed), under a 2 MB budget."""
+    image = nib.Nifti1Image(np.ones((16, 16, 4), np.float32), np.eye(4))
+    image.header.extensions.append(nib.nifti1.Nifti1Extension(4, b"\0" * (4 * 2**20 - 8)))
+    (tmp / "in").mkdir()
+    nib.save(image, tmp / "in" / "vol.nii.gz")
+    return _predict(tmp, tmp / "in" / "vol.nii.gz", "--max-memory", "2M")
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -4088,6 +4110,26 @@ CATALOGUE = [
         "`predict --model RUN` (a training run's folder, not its RUN/best.json)",
         _run_folder_as_the_model,
         "TMP/old is a run folder, not a checkpoint; give its model, TMP/old/best.json",
+    ),
+    BadInput(
+        "lock-path-taken-by-the-recipe",
+        "the recipe kept as `.run.lock`, the name of the lock flairseg keeps beside the run folder `run`",
+        _lock_path_taken_by_the_recipe,
+        "TMP/.run.lock lies where flairseg keeps a lock and is no lock of its (a file of yours?); move it away",
+    ),
+    BadInput(
+        "kaggle-slice-compressed-as-png",
+        "a Kaggle slice compressed as PNG inside its TIFF (each strip an image decoded whole, whatever its size)",
+        _kaggle_slice_compressed_as_png,
+        "TMP/in/CASE/CASE_2.tif is compressed as PNG, an image codec whose decoded size flairseg cannot check before "
+        "decoding; store the slices uncompressed, or compressed as LZW, Deflate or JPEG",
+    ),
+    BadInput(
+        "nifti-with-a-huge-header-extension",
+        "a small .nii.gz whose header carries an extension larger than the memory budget",
+        _nifti_with_a_huge_header_extension,
+        "TMP/in/vol.nii.gz declares header extensions of 4 MB, more than the memory budget of 2 MB (--max-memory); "
+        "re-export it without them",
     ),
 ]
 

@@ -35,6 +35,9 @@ def first_tiff(folder: Path) -> Path | None:
     )
 
 
+_JPEG = (6, 7)  # the TIFF compressions of JPEG (old-style, new-style): the one image codec sized before decoding
+
+
 def _channels_last(page: tifffile.TiffPage, shape: tuple[int, ...]) -> tuple[int, ...]:
     """The order of a slice's axes that puts its channels last: a page stored plane by plane (PlanarConfiguration
     "separate", axes SYX) comes as (channels, H, W), which read as it is would make its planes the rows and its
@@ -82,13 +85,25 @@ def _page_shape(path: Path) -> tuple[tuple[int, ...], int]:
             "split the stack into <CASE>_<k>.tif files"
         )
     _check_stored_as_read(path, page)
+    _check_codec_sized(path, page)
     return shape, pixels
+
+
+def _check_codec_sized(path: Path, page: tifffile.TiffPage) -> None:
+    """Refuse a slice compressed by an image codec other than JPEG (PNG, JPEG 2000, WebP, JPEG XL, ...): each strip is
+    an image of its own, decoded whole at whatever size it declares before it is cropped to the page, and only JPEG's
+    is sized first (:func:`_jpeg_pixels`)."""
+    if page.compression in tifffile.TIFF.IMAGE_COMPRESSIONS and page.compression not in _JPEG:
+        name = tifffile.COMPRESSION(page.compression).name if page.compression in tifffile.COMPRESSION else "an image"
+        raise InputError(
+            f"{path} is compressed as {name}, an image codec whose decoded size flairseg cannot check before "
+            "decoding; store the slices uncompressed, or compressed as LZW, Deflate or JPEG"
+        )
 
 
 # how a page's pixels may be stored to be read as they are: grey with black at 0, RGB, or JPEG's YCbCr (its decoder
 # gives RGB); row 0 at the top, column 0 at the left
 _PHOTOMETRIC_READ = {tifffile.PHOTOMETRIC.MINISBLACK, tifffile.PHOTOMETRIC.RGB}
-_JPEG = (6, 7)
 
 
 def _check_stored_as_read(path: Path, page: tifffile.TiffPage) -> None:
@@ -118,7 +133,7 @@ def _jpeg_pixels(tiff: tifffile.TiffFile, page: tifffile.TiffPage) -> int:
     """The most pixels a JPEG-compressed page's strip or tile decodes to, as its codestream's frame header declares
     them (0 for other compressions): a strip may hold a JPEG far larger than the page, which is decoded whole before
     it is cropped."""
-    if page.compression not in (6, 7):  # OJPEG, JPEG
+    if page.compression not in _JPEG:
         return 0
     largest = 0
     for offset, count in zip(page.dataoffsets, page.databytecounts):

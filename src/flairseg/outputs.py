@@ -330,6 +330,11 @@ def _held(path: Path, refusal: Callable[[str], InputError] | None) -> Iterator[N
     """
     with _parents_made(path):
         handle = _locked(path, refusal)
+        if not _is_lock_file(handle):
+            os.close(handle)
+            raise InputError(
+                f"{path} lies where flairseg keeps a lock and is no lock of its (a file of yours?); move it away"
+            )
         try:
             os.ftruncate(handle, 0)
             os.write(handle, f"{os.getpid()}\n".encode())
@@ -390,6 +395,12 @@ def _locked(path: Path, refusal: Callable[[str], InputError] | None) -> int:
             if os.stat(path).st_ino == os.fstat(handle).st_ino:
                 return handle
         os.close(handle)
+
+
+def _is_lock_file(handle: int) -> bool:
+    """Whether the open file ``handle`` is a lock as flairseg leaves one: empty, or a process id (a user's file of the
+    lock's name, an input too, would be truncated and removed)."""
+    return os.fstat(handle).st_size <= 32 and re.fullmatch(rb"\d*\n?", os.pread(handle, 32, 0)) is not None
 
 
 def _lock(handle: int, refusal: Callable[[str], InputError] | None) -> None:

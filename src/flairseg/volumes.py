@@ -183,6 +183,43 @@ def _check_holds(path: Path, held: int, described: int, what: str) -> None:
         )
 
 
+# NIfTI-1 and NIfTI-2 headers by their size: where vox_offset lies and its type, and where extensions begin
+_HEADERS = {348: (108, "f4", 352), 540: (168, "i8", 544)}
+
+
+def _check_extensions(path: Path) -> None:
+    """Refuse a NIfTI file whose header extensions nibabel would read into memory beyond the budget (a 641 kB .nii.gz
+    declaring a 600 MB one) or without end (an extension of no size): it reads them whole before anything else. The
+    chain is walked as nibabel walks it, over ``vox_offset`` minus the header, its contents skipped, not kept."""
+    from nibabel.openers import ImageOpener
+
+    from flairseg import memory
+
+    with ImageOpener(path) as handle:
+        head = handle.read(544)
+        order = next((o for o in "<>" if len(head) >= 4 and np.frombuffer(head[:4], o + "i4")[0] in _HEADERS), None)
+        if order is None:
+            return  # no NIfTI header: nibabel says so
+        at, kind, start = _HEADERS[int(np.frombuffer(head[:4], order + "i4")[0])]
+        if len(head) < start or head[start - 4] == 0:
+            return  # the flag that says no extension follows
+        left, total = float(np.frombuffer(head[at : at + int(kind[1])], order + kind)[0]) - start, 0
+        handle.seek(start)
+        while left >= 16:
+            declared = handle.read(8)
+            size = int(np.frombuffer(declared[:4], order + "i4")[0]) if len(declared) == 8 else 16
+            if size < 16:
+                raise InputError(f"{path} declares a header extension of {size} bytes (at least 16); re-export it")
+            total += size
+            if total > memory.budget():
+                raise InputError(
+                    f"{path} declares header extensions of {total / 2**20:,.0f} MB, more than the memory budget of "
+                    f"{memory.budget() / 2**20:,.0f} MB (--max-memory); re-export it without them"
+                )
+            handle.seek(size - 8, os.SEEK_CUR)
+            left -= size
+
+
 def _nifti_header(path: Path) -> tuple[Any, tuple[int, int, int]]:
     """A NIfTI file's nibabel image (no voxel read yet) and 3-D shape, its header checked; every failure is an
     InputError.
@@ -197,6 +234,7 @@ def _nifti_header(path: Path) -> tuple[Any, tuple[int, int, int]]:
     except PermissionError:
         raise read_denied(path) from None
     try:
+        _check_extensions(path)
         with _quiet_nibabel():
             image = nib.load(path, mmap=False)
         if not isinstance(image, nib.Nifti1Image):  # Nifti2Image derives from it; .img/.hdr pairs do not
