@@ -2291,6 +2291,23 @@ def _nifti_with_a_huge_header_extension(tmp: Path) -> list[str]:
     return _predict(tmp, tmp / "in" / "vol.nii.gz", "--max-memory", "2M")
 
 
+def _tree_with_a_case_in_a_site_folder(tmp: Path) -> list[str]:
+    """Kaggle cases TMP/in/CASE_A and TMP/in/site2/CASE_B (a per-site folder one level down)."""
+    _case(tmp, "CASE_A")
+    image, mask = phantom(slices=3, size=32)
+    write_kaggle_case(tmp / "in" / "site2", "CASE_B", image, mask)
+    return _predict(tmp, tmp / "in", "--model", str(_zero_checkpoint(tmp)))
+
+
+def _kaggle_case_with_slices_in_a_subfolder(tmp: Path) -> list[str]:
+    """A Kaggle case of a tree whose last slice and its mask lie in a subfolder of the case (TMP/in/CASE/more)."""
+    case = _case(tmp, slices=4)
+    (case / "more").mkdir()
+    for name in ("CASE_4.tif", "CASE_4_mask.tif"):
+        (case / name).rename(case / "more" / name)
+    return _predict(tmp, tmp / "in", "--model", str(_zero_checkpoint(tmp)))
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -4075,8 +4092,9 @@ CATALOGUE = [
         "tree-with-a-volume-in-a-plain-folder",
         "a tree holding a.nii.gz and b/b.nii.gz (a folder no naming convention makes a case folder)",
         _tree_with_a_volume_in_a_plain_folder,
-        "TMP/in/b/b.nii.gz lies in TMP/in/b, a folder flairseg reads as no case (a case's volumes lie beside the "
-        "others, or in a case folder named by BraTS, nnU-Net or BIDS): move it up beside the other cases",
+        "TMP/in/b/b.nii.gz lies in TMP/in/b, a folder flairseg reads as no case (the cases of a tree lie side by "
+        "side, a case's volumes in a case folder named by BraTS, nnU-Net or BIDS): move it up beside the other cases, "
+        "or give the folder as an input of its own",
     ),
     BadInput(
         "truth-file-of-another-task",
@@ -4130,6 +4148,21 @@ CATALOGUE = [
         _nifti_with_a_huge_header_extension,
         "TMP/in/vol.nii.gz declares header extensions of 4 MB, more than the memory budget of 2 MB (--max-memory); "
         "re-export it without them",
+    ),
+    BadInput(
+        "tree-with-a-case-in-a-site-folder",
+        "a tree holding CASE_A and site2/CASE_B (a case folder one level down)",
+        _tree_with_a_case_in_a_site_folder,
+        "TMP/in/site2/CASE_B lies in TMP/in/site2, a folder flairseg reads as no case (the cases of a tree lie side by "
+        "side, a case's volumes in a case folder named by BraTS, nnU-Net or BIDS): move it up beside the other cases, "
+        "or give the folder as an input of its own",
+    ),
+    BadInput(
+        "kaggle-case-with-slices-in-a-subfolder",
+        "a Kaggle case of a tree with some of its slices in a subfolder of its own",
+        _kaggle_case_with_slices_in_a_subfolder,
+        "TMP/in/CASE holds both image slices (CASE_1.tif) and case folders (more/), so it is neither one case nor a "
+        "folder of cases; move the stray slices out of it, or point flairseg at one case folder",
     ),
 ]
 

@@ -205,14 +205,16 @@ def find_cases(path: str | os.PathLike, masks: MaskPolicy = "optional", mask_suf
     else:
         volumes = [p for p in volumes if not nifti_stem(p).endswith(mask_suffix) and _is_image_volume(p)]
     folders = [p for p in subfolders if _case_slice(p) is not None]
+    for folder in folders:  # slices in a case folder's own subfolder would be left out of it
+        _refuse_cases_below(
+            folder, _case_slice(folder), [p for p in folder.iterdir() if p.is_dir() and not is_hidden(p)]
+        )
     others = [folder for folder in subfolders if folder not in folders]
-    if masks != "only":
-        named = {folder: _named_flairs(folder) for folder in others}
-        volumes += [flair for found in named.values() for flair in found]
-        _refuse_unread_volumes([folder for folder, found in named.items() if not found])
-    cases = folders + volumes
+    named = {folder: _named_flairs(folder) if masks != "only" else [] for folder in others}
+    cases = folders + volumes + [flair for found in named.values() for flair in found]
     if not cases:
         raise _no_cases(root)
+    _refuse_unread_folders([folder for folder, found in named.items() if not found], masks)
     return cases
 
 
@@ -308,22 +310,31 @@ def _is_image_volume(path: Path) -> bool:
     return named.kind == "flair" if named is not None else not is_label_name(path)
 
 
-def _refuse_unread_volumes(folders: list[Path]) -> None:
-    """Refuse a folder in a tree of images that holds image volumes no reading of the tree takes
-    (``tree/caseB/caseB.nii.gz``): its case would be left out without a word. An nnU-Net dataset's labels folders hold
-    labels, a prediction run's folder its masks and probability maps."""
+def _refuse_unread_folders(folders: list[Path], masks: MaskPolicy) -> None:
+    """Refuse a folder in a tree that holds cases no reading of the tree takes: case folders one level down
+    (``tree/site2/CASE_2``) and, in a tree of images, image volumes (``tree/caseB/caseB.nii.gz``): they would be left
+    out without a word. An nnU-Net dataset's labels folders hold labels, a prediction run's folder its masks and
+    probability maps."""
     for folder in folders:
         if folder.name.startswith("labels") or run_report(folder).is_flairsegs():
             continue
-        files = (p for p in sorted(folder.iterdir()) if not is_hidden(p) and p.is_file() and is_nifti(p))
-        unread = next(
-            (p for p in files if _is_image_volume(p) and not nifti_stem(p).endswith(PROBABILITY_SUFFIX)), None
-        )
+        below = (p for p in sorted(folder.iterdir()) if not is_hidden(p))
+        unread = next((p for p in below if _is_unread_case(p, masks)), None)
         if unread is not None:
             raise InputError(
-                f"{unread} lies in {folder}, a folder flairseg reads as no case (a case's volumes lie beside the "
-                "others, or in a case folder named by BraTS, nnU-Net or BIDS): move it up beside the other cases"
+                f"{unread} lies in {folder}, a folder flairseg reads as no case (the cases of a tree lie side by side, "
+                "a case's volumes in a case folder named by BraTS, nnU-Net or BIDS): move it up beside the other "
+                "cases, or give the folder as an input of its own"
             )
+
+
+def _is_unread_case(path: Path, masks: MaskPolicy) -> bool:
+    """Whether ``path``, one level below a folder of a tree that is no case, is a case folder or (in a tree of
+    images) an image volume: a case the tree's reading would leave out."""
+    if path.is_dir():
+        return _case_slice(path) is not None
+    volume = path.is_file() and is_nifti(path) and masks != "only"
+    return volume and _is_image_volume(path) and not nifti_stem(path).endswith(PROBABILITY_SUFFIX)
 
 
 def _named_flairs(folder: Path) -> list[Path]:

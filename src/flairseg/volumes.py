@@ -191,6 +191,16 @@ def _check_extensions(path: Path) -> None:
     """Refuse a NIfTI file whose header extensions nibabel would read into memory beyond the budget (a 641 kB .nii.gz
     declaring a 600 MB one) or without end (an extension of no size): it reads them whole before anything else. The
     chain is walked as nibabel walks it, over ``vox_offset`` minus the header, its contents skipped, not kept."""
+    import zlib
+
+    try:
+        _walk_extensions(path)
+    except (OSError, EOFError, zlib.error):  # no gzip, or cut short: nibabel names the fault as it reads the header
+        return
+
+
+def _walk_extensions(path: Path) -> None:
+    """:func:`_check_extensions`' walk, which reading faults end."""
     from nibabel.openers import ImageOpener
 
     from flairseg import memory
