@@ -2308,6 +2308,37 @@ def _kaggle_case_with_slices_in_a_subfolder(tmp: Path) -> list[str]:
     return _predict(tmp, tmp / "in", "--model", str(_zero_checkpoint(tmp)))
 
 
+def _kaggle_slice_stored_as_a_volume(tmp: Path) -> list[str]:
+    """A Kaggle case whose slice 2 is a volumetric TIFF page (ImageDepth 32, 32 rows, 3 columns)."""
+    case = _case(tmp)
+    volume = np.zeros((32, 32, 3), np.uint8)
+    tifffile.imwrite(case / "CASE_2.tif", volume, volumetric=True, tile=(16, 16), photometric="minisblack")
+    return _predict(tmp, case, "--model", str(_zero_checkpoint(tmp)))
+
+
+def _kaggle_jpeg_strip_sized_past_its_head(tmp: Path) -> list[str]:
+    """A Kaggle case whose slice 2 is a JPEG-compressed TIFF whose strip puts 128 kB of APP1 segments before its frame
+    header (the size is found only past the first 64 kB)."""
+    case = _case(tmp)
+    tifffile.imwrite(case / "CASE_2.tif", tifffile.imread(case / "CASE_2.tif"), photometric="rgb", compression="jpeg")
+    with tifffile.TiffFile(case / "CASE_2.tif") as tiff:
+        offset, count = tiff.pages[0].dataoffsets[0], tiff.pages[0].databytecounts[0]
+    data = (case / "CASE_2.tif").read_bytes()
+    app1 = b"\xff\xe1" + (65533).to_bytes(2, "big") + bytes(65531)
+    strip = data[offset : offset + 2] + app1 * 2 + data[offset + 2 : offset + count]
+    image = tifffile.imread(case / "CASE_1.tif")
+    tifffile.imwrite(
+        case / "CASE_2.tif",
+        iter([strip]),
+        shape=image.shape,
+        dtype=np.uint8,
+        photometric="rgb",
+        compression="jpeg",
+        rowsperstrip=image.shape[0],
+    )
+    return _predict(tmp, case, "--model", str(_zero_checkpoint(tmp)))
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -4163,6 +4194,20 @@ CATALOGUE = [
         _kaggle_case_with_slices_in_a_subfolder,
         "TMP/in/CASE holds both image slices (CASE_1.tif) and case folders (more/), so it is neither one case nor a "
         "folder of cases; move the stray slices out of it, or point flairseg at one case folder",
+    ),
+    BadInput(
+        "kaggle-slice-stored-as-a-volume",
+        "a Kaggle slice that is a volumetric TIFF page (its depth would be read as the rows)",
+        _kaggle_slice_stored_as_a_volume,
+        "TMP/in/CASE/CASE_2.tif is a volume of 32 planes (TIFF ImageDepth); a slice is one plane: split it into "
+        "<CASE>_<k>.tif files",
+    ),
+    BadInput(
+        "kaggle-jpeg-strip-sized-past-its-head",
+        "a JPEG-compressed Kaggle slice whose strip declares its frame size only after 128 kB of metadata",
+        _kaggle_jpeg_strip_sized_past_its_head,
+        "TMP/in/CASE/CASE_2.tif: a JPEG strip or tile declares no frame size in its first 64 kB; save the slice "
+        "again (uncompressed, or as a plain JPEG-compressed TIFF)",
     ),
 ]
 

@@ -74,15 +74,22 @@ def _page_shape(path: Path) -> tuple[tuple[int, ...], int]:
             page, pages = tiff.pages[0], len(tiff.pages)
             shape = tuple(int(page.shape[axis]) for axis in _channels_last(page, page.shape))
             plane = (max(shape[0], page.tilelength), max(shape[1], page.tilewidth)) if page.is_tiled else shape[:2]
-            pixels = max(int(np.prod(plane, dtype=np.int64)), _jpeg_pixels(tiff, page))
+            pixels = max(int(np.prod(plane, dtype=np.int64)), _jpeg_pixels(tiff, page, path))
     except PermissionError:
         raise read_denied(path) from None
+    except InputError:
+        raise
     except Exception as exc:  # tifffile raises many types for corrupt, truncated or non-TIFF files
         raise InputError(f"cannot read {path}: not a valid TIFF image or truncated ({type(exc).__name__})") from None
     if pages != 1:
         raise InputError(
             f"{path} holds {pages:,} pages (images); a slice is one page, (H, W) or (H, W, channels): "
             "split the stack into <CASE>_<k>.tif files"
+        )
+    if page.imagedepth > 1:  # its depth would be read as the rows, its rows as the columns
+        raise InputError(
+            f"{path} is a volume of {page.imagedepth} planes (TIFF ImageDepth); a slice is one plane: split it into "
+            "<CASE>_<k>.tif files"
         )
     _check_stored_as_read(path, page)
     _check_codec_sized(path, page)
@@ -129,7 +136,7 @@ def _check_stored_as_read(path: Path, page: tifffile.TiffPage) -> None:
 _JPEG_HEAD = 1 << 16
 
 
-def _jpeg_pixels(tiff: tifffile.TiffFile, page: tifffile.TiffPage) -> int:
+def _jpeg_pixels(tiff: tifffile.TiffFile, page: tifffile.TiffPage, path: Path) -> int:
     """The most pixels a JPEG-compressed page's strip or tile decodes to, as its codestream's frame header declares
     them (0 for other compressions): a strip may hold a JPEG far larger than the page, which is decoded whole before
     it is cropped."""
@@ -139,6 +146,11 @@ def _jpeg_pixels(tiff: tifffile.TiffFile, page: tifffile.TiffPage) -> int:
     for offset, count in zip(page.dataoffsets, page.databytecounts):
         tiff.filehandle.seek(offset)
         size = jpeg_size(tiff.filehandle.read(min(int(count), _JPEG_HEAD)))
+        if size is None and count:  # not sized, it would be decoded at whatever size it declares further on
+            raise InputError(
+                f"{path}: a JPEG strip or tile declares no frame size in its first "
+                f"{_JPEG_HEAD // 1024} kB; save the slice again (uncompressed, or as a plain JPEG-compressed TIFF)"
+            )
         largest = max(largest, size[0] * size[1] if size else 0)
     return largest
 
