@@ -2339,6 +2339,18 @@ def _kaggle_jpeg_strip_sized_past_its_head(tmp: Path) -> list[str]:
     return _predict(tmp, case, "--model", str(_zero_checkpoint(tmp)))
 
 
+def _part_dealt_from_another_tree(tmp: Path) -> list[str]:
+    """Part 0/2 of a tree of three cases predicted, then a case added to the tree, then part 1/2: the cases would be
+    dealt anew, and one could fall in neither part."""
+    for name in ("CASE_0", "CASE_1", "CASE_2"):
+        _case(tmp, name)
+    model, out = str(_zero_checkpoint(tmp)), str(tmp / "parts")
+    argv = ["predict", "-i", str(tmp / "in"), "-o", out, "--model", model, "--quiet", "--part"]
+    assert main([*argv, "0/2"]) == 0
+    _case(tmp, "CASE_00")
+    return [*argv, "1/2"]
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -4208,6 +4220,13 @@ CATALOGUE = [
         _kaggle_jpeg_strip_sized_past_its_head,
         "TMP/in/CASE/CASE_2.tif: a JPEG strip or tile declares no frame size in its first 64 kB; save the slice "
         "again (uncompressed, or as a plain JPEG-compressed TIFF)",
+    ),
+    BadInput(
+        "part-dealt-from-another-tree",
+        "`--part 1/2` run after a case was added to the tree that `--part 0/2` was dealt from",
+        _part_dealt_from_another_tree,
+        "TMP/parts/report/parts/part-0-of-2.json names other cases than the input deals --part 0/2 now (cases added, "
+        "removed or changed since): run every part again with --overwrite",
     ),
 ]
 

@@ -455,7 +455,7 @@ def predict_tree(
     _check_request(source, segmenter, brain_segmenter, strip)
     bids = given is None and is_bids_root(source)
     cases = [given] if given is not None else _refuse_run_names(index_cases(source))
-    paths = cases if given is not None else _cases_of_part(cases, part)
+    paths = cases if given is not None else _cases_of_part(cases, part, (Path(out), segmenter.task, overwrite))
     label = TASK_SPECS[segmenter.task].label_suffix
     truth_index = _truth_index(truth, label, cases, quiet)
     _check_headers(paths, label, truth_index, (segmenter, brain_segmenter), resample)
@@ -497,11 +497,22 @@ def _fail_lone_case(report: ReportFolder, title: str, task: str, reason: str) ->
     raise InputError(reason)
 
 
-def _cases_of_part(paths: list[Path], part: tuple[int, int] | None) -> list[Path]:
-    """The cases of a tree, or those of part K of N (:func:`split_parts`)."""
+def _cases_of_part(paths: list[Path], part: tuple[int, int] | None, run: tuple[Path, str, bool]) -> list[Path]:
+    """The cases of a tree, or those of part K of N (:func:`split_parts`), refused (unless ``run``'s --overwrite, which
+    runs every part again) where another part's record in ``run``'s output folder (of its task) names other cases
+    than the tree deals that part now: the tree changed between the parts, and a case could fall in none."""
     if part is None:
         return paths
     dealt = split_parts(paths, part[1])
+    out, task, overwrite = run
+    report = run_report(out)
+    for k in [] if overwrite else _recorded_parts(report, part[1], task):
+        now = sorted(case_id_of(path) for path in dealt[k]) if k < len(dealt) else []
+        if k != part[0] and sorted(_read_part_record(report.part_record(k, part[1], task))["cases"]) != now:
+            raise InputError(
+                f"{report.part_record(k, part[1], task)} names other cases than the input deals --part "
+                f"{k}/{part[1]} now (cases added, removed or changed since): run every part again with --overwrite"
+            )
     return dealt[part[0]] if part[0] < len(dealt) else []  # more parts than cases: this one has none
 
 
