@@ -2351,6 +2351,13 @@ def _part_dealt_from_another_tree(tmp: Path) -> list[str]:
     return [*argv, "1/2"]
 
 
+def _checkpoint_named_across_lines(tmp: Path) -> list[str]:
+    """A checkpoint whose JSON name holds a line break and a markdown heading (it titles the report)."""
+    config = ModelConfig(features=2, batch_norm=True)
+    path = save_model(UNet(**vars(config)), config, PreprocessConfig(), tmp / "model" / "m", name="m\n# Released")
+    return _predict(tmp, _case(tmp), "--model", str(path))
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -2767,8 +2774,8 @@ CATALOGUE = [
         "standardisation-beyond-float32",
         "a checkpoint whose mean (1e308) and std (1e-320) are finite but not float32 numbers",
         _standardisation_beyond_float32,
-        "the checkpoint's preprocessing record is invalid: std 1e-320 is not a normal float32 (1.18e-38..3.4e+38); "
-        "mean 1e+308 is beyond float32 (+-3.4e+38)",
+        "the checkpoint's preprocessing record is invalid: std 1e-320 is not in [0.001, 1000]; mean 1e+308 is not in "
+        "[-1000, 1000]",
     ),
     BadInput(
         "nan-weight",
@@ -4228,6 +4235,12 @@ CATALOGUE = [
         "TMP/parts/report/parts/part-0-of-2.json names other cases than the input deals --part 0/2 now (cases added, "
         "removed or changed since): run every part again with --overwrite",
     ),
+    BadInput(
+        "checkpoint-named-across-lines",
+        "a checkpoint whose name holds a line break (it titles the report and the records)",
+        _checkpoint_named_across_lines,
+        "checkpoint m.json is named 'm\\n# Released'; a model's name is one line of text",
+    ),
 ]
 
 
@@ -4380,8 +4393,9 @@ def test_parser_errors_name_the_mistake(argv: list[str], message: str, capsys: p
         ("lr=1e38", "lr must be in (0, 1] and threshold in (0, 1), not lr=1e+38"),
         ("weight_decay=nan", "weight_decay must be in [0, 1], not nan"),
         ("batch_workers=100000", "batch_workers must be in [0, 64], not 100000"),
-        ("preprocess.std=0", "std 0.0 is not positive and finite"),
-        ("preprocess.mean=1e308", "mean 1e+308 is beyond float32 (+-3.4e+38)"),
+        ("preprocess.std=0", "std 0.0 is not in [0.001, 1000]"),
+        ("preprocess.mean=1e308", "mean 1e+308 is not in [-1000, 1000]"),
+        ("preprocess.mean=-1e20", "mean -1e+20 is not in [-1000, 1000]"),
     ],
 )
 def test_train_settings_are_range_checked_before_anything_is_written(

@@ -145,7 +145,7 @@ def test_paths_inside_checkpoint_metadata_are_ignored(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("section", "key", "value", "message"),
     [
-        ("preprocess", "std", 0.0, "std 0.0 is not positive"),
+        ("preprocess", "std", 0.0, "std 0.0 is not in \\[0.001, 1000\\]"),
         ("preprocess", "size", 100000, "size 100000 is not in 16..1024"),
         ("preprocess", "peak_percentile", 5.0, r"peak_percentile 5.0 is not in \[90, 100\]"),
         (

@@ -40,6 +40,7 @@ from flairseg.version import __version__
 
 FORMAT_VERSION = 1
 MAX_MEMBERS = 64  # networks in one ensemble checkpoint
+MAX_NAME = 200  # characters of a model's name
 _PICKLE_MAGIC = (b"PK\x03\x04", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
 
 
@@ -433,14 +434,18 @@ def _check_values(tensors: dict[str, torch.Tensor], what: str) -> None:
 
 def check_metadata(metadata: Any, what: str) -> dict[str, Any]:
     """A model's record (a checkpoint's JSON or an ONNX export's metadata), checked field by field before anything
-    uses it: the format version, a known task, the architecture, the preprocessing (and that the U-Net can halve its
-    input ``depth`` times), the ensemble size, the threshold and the component rule. Returns it."""
+    uses it: the format version, a known task, its name (one line of text), the architecture, the preprocessing (and
+    that the U-Net can halve its input ``depth`` times), the ensemble size, the threshold and the component rule.
+    Returns it."""
     if not isinstance(metadata, dict):
         raise WeightsError(f"{what} holds no model description (a JSON object)")
     check_format_version(metadata, what)
     task = metadata.get("task", "abnormality")
     if task not in TASKS:
         raise WeightsError(f"{what} is for task {task!r}; flairseg knows {', '.join(TASKS)}")
+    name = metadata.get("name", "")
+    if not (isinstance(name, str) and name.isprintable() and len(name) <= MAX_NAME):  # it titles reports and records
+        raise WeightsError(f"{what} is named {repr(name)[:80]}; a model's name is one line of text")
     members = metadata.get("members", 0)
     if not is_whole_number(members) or not 0 <= members <= MAX_MEMBERS:
         raise WeightsError(f"{what} has members {members!r}; an ensemble size is a whole number in 0..{MAX_MEMBERS}")
