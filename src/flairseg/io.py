@@ -204,6 +204,7 @@ def find_cases(path: str | os.PathLike, masks: MaskPolicy = "optional", mask_suf
         volumes = _mask_volumes(root, volumes, mask_suffix)
     else:
         volumes = [p for p in volumes if not nifti_stem(p).endswith(mask_suffix) and _is_image_volume(p)]
+        volumes = [p for p in volumes if not run_report(mask_file_folder(p)).is_flairsegs()]  # a mask `-o` wrote
     folders = [p for p in subfolders if _case_slice(p) is not None]
     for folder in folders:  # slices in a case folder's own subfolder would be left out of it
         _refuse_cases_below(
