@@ -4233,7 +4233,8 @@ CATALOGUE = [
         "`--part 1/2` run after a case was added to the tree that `--part 0/2` was dealt from",
         _part_dealt_from_another_tree,
         "TMP/parts/report/parts/part-0-of-2.json names other cases than the input deals --part 0/2 now (cases added, "
-        "removed or changed since): run every part again with --overwrite",
+        "removed or changed since): delete the part records in TMP/parts/report/parts and run every part again (the "
+        "cases done are reused)",
     ),
     BadInput(
         "checkpoint-named-across-lines",

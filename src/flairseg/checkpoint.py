@@ -443,7 +443,7 @@ def check_metadata(metadata: Any, what: str) -> dict[str, Any]:
     task = metadata.get("task", "abnormality")
     if task not in TASKS:
         raise WeightsError(f"{what} is for task {task!r}; flairseg knows {', '.join(TASKS)}")
-    name = metadata.get("name", "")
+    name = metadata.get("name") or ""
     if not (isinstance(name, str) and name.isprintable() and len(name) <= MAX_NAME):  # it titles reports and records
         raise WeightsError(f"{what} is named {repr(name)[:80]}; a model's name is one line of text")
     members = metadata.get("members", 0)

@@ -13,6 +13,7 @@ import dataclasses
 import errno
 import logging
 import os
+import stat
 import signal
 import sys
 import threading
@@ -906,6 +907,14 @@ def _os_error(exc: OSError) -> str:
     return f"{exc.strerror or type(exc).__name__}{where}; {fix}"
 
 
+def _stdout_is_a_pipe() -> bool:
+    """Whether standard output is a pipe (a closed one is what a reader that went away leaves)."""
+    try:
+        return stat.S_ISFIFO(os.fstat(sys.stdout.fileno()).st_mode)
+    except (OSError, ValueError):  # no file descriptor behind it (a caller's stand-in)
+        return False
+
+
 def _stdout_to_nowhere() -> None:
     """Point standard output at the null device: Python flushes it again at exit, which would fail once more."""
     try:
@@ -1049,7 +1058,10 @@ def _run(args: argparse.Namespace) -> int:
     except FlairsegError as exc:
         print(f"flairseg: error: {one_line(str(exc))}", file=sys.stderr)
         return 1
-    except BrokenPipeError:  # what reads the output went away (`flairseg models | head -1`): nothing to tell it
+    except BrokenPipeError as exc:  # what reads the output went away (`flairseg models | head -1`): nothing to tell it
+        if exc.filename is not None or not _stdout_is_a_pipe():
+            print(f"flairseg: error: {one_line(_os_error(exc))}", file=sys.stderr)
+            return 1
         _stdout_to_nowhere()
         return 141  # a shell's status for a command a closed pipe stopped
     # disk full, permissions, read-only file systems, names too long, a file where a folder is needed

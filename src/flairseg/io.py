@@ -41,6 +41,7 @@ from flairseg.outputs import (
     RUN_NAMES,
     ReportFolder,
     check_case_id,
+    made_by_flairseg,
     mask_file_folder,
     name_key,
     run_report,
@@ -317,7 +318,7 @@ def _refuse_unread_folders(folders: list[Path], masks: MaskPolicy) -> None:
     out without a word. An nnU-Net dataset's labels folders hold labels, a prediction run's folder its masks and
     probability maps."""
     for folder in folders:
-        if folder.name.startswith("labels") or run_report(folder).is_flairsegs():
+        if _holds_no_cases(folder):
             continue
         below = (p for p in sorted(folder.iterdir()) if not is_hidden(p))
         unread = next((p for p in below if _is_unread_case(p, masks)), None)
@@ -329,13 +330,27 @@ def _refuse_unread_folders(folders: list[Path], masks: MaskPolicy) -> None:
             )
 
 
+# folders of a tree that hold what is no case of it: BIDS's reserved folders (raw DICOM in sourcedata), nnU-Net's and
+# a user's label folders
+_NOT_CASES = ("sourcedata", "code", "phenotype", "stimuli", "derivatives", "masks", "truth", "gt")
+
+
+def _holds_no_cases(folder: Path) -> bool:
+    """Whether a folder of a tree holds no cases by its name (:data:`_NOT_CASES`, ``labels*``, ``seg*``) or by being
+    flairseg's (a prediction run, a folder it marked)."""
+    name = folder.name.lower()
+    if name in _NOT_CASES or name.startswith(("labels", "seg")):
+        return True
+    return made_by_flairseg(folder) or run_report(folder).is_flairsegs()
+
+
 def _is_unread_case(path: Path, masks: MaskPolicy) -> bool:
-    """Whether ``path``, one level below a folder of a tree that is no case, is a case folder or (in a tree of
-    images) an image volume: a case the tree's reading would leave out."""
+    """Whether ``path``, one level below a folder of a tree that is no case, is a case folder or (in a tree of images)
+    a volume named as the folder (``caseB/caseB.nii.gz``): a case the tree's reading would leave out."""
     if path.is_dir():
         return _case_slice(path) is not None
     volume = path.is_file() and is_nifti(path) and masks != "only"
-    return volume and _is_image_volume(path) and not nifti_stem(path).endswith(PROBABILITY_SUFFIX)
+    return volume and nifti_stem(path) == path.parent.name and _is_image_volume(path)
 
 
 def _named_flairs(folder: Path) -> list[Path]:

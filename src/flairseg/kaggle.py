@@ -111,17 +111,23 @@ def _check_codec_sized(path: Path, page: tifffile.TiffPage) -> None:
 # how a page's pixels may be stored to be read as they are: grey with black at 0, RGB, or JPEG's YCbCr (its decoder
 # gives RGB); row 0 at the top, column 0 at the left
 _PHOTOMETRIC_READ = {tifffile.PHOTOMETRIC.MINISBLACK, tifffile.PHOTOMETRIC.RGB}
+_LABEL_ENDINGS = ("_mask", "_brain")  # label slices, whose palette indices are their labels
 
 
 def _check_stored_as_read(path: Path, page: tifffile.TiffPage) -> None:
     """Refuse a slice whose stored numbers are not its pixels as flairseg reads them: white at 0 (MinIsWhite, the TIFF
     form of DICOM's MONOCHROME1), a palette, another colour space (CIELab, YCbCr outside JPEG), or rows or columns
     stored in another order (the Orientation tag): the image would be read inverted, as indices or flipped."""
-    photometric = tifffile.PHOTOMETRIC(page.photometric)
+    photometric = page.tags.valueof("PhotometricInterpretation", tifffile.PHOTOMETRIC.MINISBLACK)
     ycbcr_jpeg = photometric == tifffile.PHOTOMETRIC.YCBCR and page.compression in _JPEG
-    if photometric not in _PHOTOMETRIC_READ and not ycbcr_jpeg:
+    label_indices = photometric == tifffile.PHOTOMETRIC.PALETTE and path.stem.endswith(_LABEL_ENDINGS)
+    if photometric not in _PHOTOMETRIC_READ and not (ycbcr_jpeg or label_indices):
+        try:
+            name = tifffile.PHOTOMETRIC(photometric).name
+        except ValueError:  # a value no TIFF version defines
+            name = str(photometric)
         raise InputError(
-            f"{path} stores its pixels as {photometric.name} (TIFF photometric interpretation); flairseg reads grey "
+            f"{path} stores its pixels as {name} (TIFF photometric interpretation); flairseg reads grey "
             "(black at 0) or RGB slices: convert it"
         )
     orientation = page.tags.valueof("Orientation", 1)

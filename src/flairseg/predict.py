@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from flairseg import checkpoint, provenance, qc
-from flairseg.cases import Case, Geometry, check_same_grid
+from flairseg.cases import Case, Geometry, check_same_grid, is_hidden
 from flairseg.config import TASK_SPECS
 from flairseg.data import Prepared, check_processing_memory, prepare_case, read_json
 from flairseg.errors import InputError
@@ -70,7 +70,6 @@ from flairseg.outputs import (
     check_output,
     name_key,
     held_case,
-    is_working_file,
     made_by_flairseg,
     mark_folder,
     marker_kind,
@@ -266,6 +265,9 @@ class PredictResult:
     task: str = "abnormality"  # the task whose cases the metrics and counts cover
 
 
+_OS_CLUTTER = ("Thumbs.db", "desktop.ini")  # files a file manager leaves in a folder it showed (macOS's are hidden)
+
+
 def _checked_mask_file(mask_file: str | os.PathLike, inputs: InputPaths, source: Path, report_folder: Path) -> Path:
     """``-o NAME.nii.gz``, checked: never an input, nor named as a file of the case beside it (its truth), nor put in
     a folder of flairseg's of another kind (:func:`_refuse_other_kind_of_folder`); its ``report_folder``
@@ -273,7 +275,7 @@ def _checked_mask_file(mask_file: str | os.PathLike, inputs: InputPaths, source:
     is no mask file's report to replace, --overwrite or not."""
     checked = check_output(mask_file, inputs, overwrite=True, replaces=False, writes="file")
     held = report_folder.iterdir() if report_folder.is_dir() else ()
-    if any(path.name != "report" and not is_working_file(path.name) for path in held):
+    if any(path.name not in ("report", *_OS_CLUTTER) and not is_hidden(path) for path in held):
         raise InputError(
             f"{report_folder}, where the report of mask file {checked} goes, holds more than a report (the prediction "
             "of a tree of cases?): give -o another name"
@@ -511,7 +513,8 @@ def _cases_of_part(paths: list[Path], part: tuple[int, int] | None, run: tuple[P
         if k != part[0] and sorted(_read_part_record(report.part_record(k, part[1], task))["cases"]) != now:
             raise InputError(
                 f"{report.part_record(k, part[1], task)} names other cases than the input deals --part "
-                f"{k}/{part[1]} now (cases added, removed or changed since): run every part again with --overwrite"
+                f"{k}/{part[1]} now (cases added, removed or changed since): delete the part records in "
+                f"{report.part_record(k, part[1], task).parent} and run every part again (the cases done are reused)"
             )
     return dealt[part[0]] if part[0] < len(dealt) else []  # more parts than cases: this one has none
 

@@ -214,17 +214,20 @@ def _walk_extensions(path: Path) -> None:
         if len(head) < start or head[start - 4] == 0:
             return  # the flag that says no extension follows
         left, total = float(np.frombuffer(head[at : at + int(kind[1])], order + kind)[0]) - start, 0
+        budget = memory.budget()
         handle.seek(start)
         while left >= 16:
             declared = handle.read(8)
-            size = int(np.frombuffer(declared[:4], order + "i4")[0]) if len(declared) == 8 else 16
+            if len(declared) < 8:
+                return  # the file ends: nibabel names the fault
+            size = int(np.frombuffer(declared[:4], order + "i4")[0])
             if size < 16:
                 raise InputError(f"{path} declares a header extension of {size} bytes (at least 16); re-export it")
             total += size
-            if total > memory.budget():
+            if total > budget:
                 raise InputError(
                     f"{path} declares header extensions of {total / 2**20:,.0f} MB, more than the memory budget of "
-                    f"{memory.budget() / 2**20:,.0f} MB (--max-memory); re-export it without them"
+                    f"{budget / 2**20:,.0f} MB (--max-memory); re-export it without them"
                 )
             handle.seek(size - 8, os.SEEK_CUR)
             left -= size
