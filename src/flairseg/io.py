@@ -146,10 +146,10 @@ def _refuse_special_file(path: Path) -> None:
 
 def _read_volume_case(path: Path, masks: MaskPolicy, mask_suffix: str, resample: bool = False) -> Case:
     stem = nifti_stem(path)
-    from flairseg.sequences import LABEL, is_label_name, name_of
+    from flairseg.sequences import is_label_file, name_of
 
     named = name_of(path)
-    if (named is not None and named.kind == LABEL) or (named is None and is_label_name(path)):
+    if is_label_file(path):
         raise InputError(
             f"{path.name} is named like a label volume (segmentation or mask), not an image; give the case's FLAIR"
         )
@@ -206,11 +206,10 @@ def find_cases(path: str | os.PathLike, masks: MaskPolicy = "optional", mask_suf
     else:
         volumes = [p for p in volumes if not nifti_stem(p).endswith(mask_suffix) and _is_image_volume(p)]
         volumes = [p for p in volumes if not run_report(mask_file_folder(p)).is_flairsegs()]  # a mask `-o` wrote
-    folders = [p for p in subfolders if _case_slice(p) is not None]
+    sliced = {folder: _case_slice(folder) for folder in subfolders}
+    folders = [folder for folder, slice_file in sliced.items() if slice_file is not None]
     for folder in folders:  # slices in a case folder's own subfolder would be left out of it
-        _refuse_cases_below(
-            folder, _case_slice(folder), [p for p in folder.iterdir() if p.is_dir() and not is_hidden(p)]
-        )
+        _refuse_cases_below(folder, sliced[folder], _folders_in(folder))
     others = [folder for folder in subfolders if folder not in folders]
     named = {folder: _named_flairs(folder) if masks != "only" else [] for folder in others}
     cases = folders + volumes + [flair for found in named.values() for flair in found]
@@ -232,6 +231,13 @@ def _case_slice(folder: Path) -> Path | None:
     return first_tiff(folder) or first_dicom_file(folder)
 
 
+def _folders_in(folder: Path) -> list[Path]:
+    """The visible folders in ``folder``, told apart by the directory listing (no file's status read: a case folder
+    holds hundreds of slices)."""
+    with os.scandir(folder) as entries:
+        return [Path(entry.path) for entry in entries if entry.is_dir() and not is_hidden(Path(entry.path))]
+
+
 def _refuse_cases_below(root: Path, slice_file: Path, subfolders: list[Path]) -> None:
     """Refuse a folder of slices that also holds case folders: read as one case, the cases below would vanish
     without a word (a stray localizer or figure at the top of a tree); read as a tree, the slices would."""
@@ -243,14 +249,19 @@ def _refuse_cases_below(root: Path, slice_file: Path, subfolders: list[Path]) ->
         )
 
 
-def _refuse_other_kind_of_mask(path: Path, mask_suffix: str) -> None:
-    """Refuse a mask file named as another task's label or a probability map (``case_brain.nii.gz`` read as a tumour
-    mask), as a folder of them is refused (:func:`_mask_volumes`)."""
-    others = (
+def _other_names(mask_suffix: str) -> tuple[str, ...]:
+    """The endings of what a folder of ``mask_suffix`` masks may hold that is no such mask: another task's labels and
+    probability maps."""
+    return (
         PROBABILITY_SUFFIX,
         *(spec.label_suffix for spec in TASK_SPECS.values() if spec.label_suffix != mask_suffix),
     )
-    if nifti_stem(path).endswith(others):
+
+
+def _refuse_other_kind_of_mask(path: Path, mask_suffix: str) -> None:
+    """Refuse a mask file named as another task's label or a probability map (``case_brain.nii.gz`` read as a tumour
+    mask), as a folder of them is refused (:func:`_mask_volumes`)."""
+    if nifti_stem(path).endswith(_other_names(mask_suffix)):
         raise InputError(
             f"{path} is named as another task's mask or a probability map; give this task's mask "
             f"(<case>{mask_suffix}.nii.gz)"
@@ -267,7 +278,7 @@ def _mask_volumes(root: Path, volumes: list[Path], mask_suffix: str) -> list[Pat
     refused unless its name tells what else it is (another task's label, a probability map): it may be a mask
     saved without the suffix, whose case would drop out of a score without a word."""
     labelled = [p for p in volumes if nifti_stem(p).endswith(mask_suffix)]
-    others = (PROBABILITY_SUFFIX, *(spec.label_suffix for spec in TASK_SPECS.values()))
+    others = _other_names(mask_suffix)
     if not labelled:
         plain = [p for p in volumes if not nifti_stem(p).endswith(others)]
         if volumes and not plain:

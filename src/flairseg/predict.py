@@ -293,15 +293,12 @@ def _refuse_other_kind_of_folder(out: Path) -> None:
     """Refuse an output folder (or a mask file's folder) that flairseg made as another kind of folder (a training
     run, preprocessed cases, a report: its marker names the kind; predict never marks the folders it writes into), or
     that lies in one (cross-validation's out-of-fold masks, a preprocessed case): the nearest marker above it says."""
-    kind = marker_kind(out)
-    if kind is not None:
-        raise InputError(f"output {out} holds flairseg's {kind}, which predict never writes into: choose another path")
-    for folder in out.parents:
+    for folder in (out, *out.parents):
         kind = marker_kind(folder)
         if kind is not None:
+            where = "holds" if folder == out else f"lies in {folder},"
             raise InputError(
-                f"output {out} lies in {folder}, flairseg's {kind}, which predict never writes into: choose another "
-                "path"
+                f"output {out} {where} flairseg's {kind}, which predict never writes into: choose another path"
             )
         if made_by_flairseg(folder):  # an older flairseg's marker, which names no kind
             return

@@ -125,6 +125,13 @@ def name_of(path: Path) -> Named | None:
     return None
 
 
+def is_label_file(path: Path) -> bool:
+    """Whether a NIfTI file is a label volume by its name: a convention's label file, or, where no convention names it,
+    a label ending (:func:`is_label_name`)."""
+    named = name_of(path)
+    return named.kind == LABEL if named is not None else is_label_name(path)
+
+
 def siblings(flair: Path) -> dict[str, list[Path]]:
     """The files of the FLAIR's case by sequence or label (FLAIR itself included): same folder and convention, and
     an nnU-Net case's label in the dataset's ``labels*`` folder."""

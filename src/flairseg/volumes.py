@@ -371,16 +371,16 @@ def read_nifti(path: str | os.PathLike, mask_path: str | os.PathLike | None = No
 def check_named_sequences(flair: Path, pre: Path | None, post: Path | None) -> None:
     """Refuse sequence files given by name (``--flair``, ``--t1``, ``--t1c``) that are no such image: a file named like
     a label volume, a FLAIR named as another sequence of its case, or a T1 or T1c that is the FLAIR file itself."""
-    from flairseg.sequences import LABEL, is_label_name, name_of
+    from flairseg.sequences import is_label_file, name_of
 
-    for option, path in (("--flair", flair), ("--t1", pre), ("--t1c", post)):
-        named = name_of(path) if path is not None else None
-        if path is not None and ((named is not None and named.kind == LABEL) or is_label_name(path)):
+    given = [(option, path) for option, path in (("--flair", flair), ("--t1", pre), ("--t1c", post)) if path]
+    for option, path in given:
+        if is_label_file(path):
             raise InputError(f"{option} {path} is named like a label volume (segmentation or mask), not an image")
-        if path is not None and option != "--flair" and os.path.samefile(path, flair):
+        if option != "--flair" and os.path.samefile(path, flair):
             raise InputError(f"{option} {path} is the FLAIR itself; leave it out, and a copy of the FLAIR stands in")
     named = name_of(flair)
-    if named is not None and named.kind not in ("flair", LABEL):
+    if named is not None and named.kind != "flair":
         raise InputError(f"--flair {flair} is the {named.kind} volume of case {named.case_id}, not a FLAIR")
 
 
