@@ -125,10 +125,13 @@ def main() -> None:
     unpacking.add_argument("archive", type=Path)
     unpacking.add_argument("dest", type=Path)
     args = parser.parse_args()
-    if args.verb == "pack":
-        pack(args.data, args.out, args.parts)
-    else:
-        unpack(args.archive, args.dest)
+    try:
+        if args.verb == "pack":
+            pack(args.data, args.out, args.parts)
+        else:
+            unpack(args.archive, args.dest)
+    except (OSError, KeyError, tarfile.TarError) as exc:  # a missing folder, a part not packed by pack_kaggle.py
+        raise SystemExit(f"pack_kaggle: {type(exc).__name__}: {' '.join(str(exc).split())}") from None
 
 
 if __name__ == "__main__":
