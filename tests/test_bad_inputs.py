@@ -2358,6 +2358,54 @@ def _checkpoint_named_across_lines(tmp: Path) -> list[str]:
     return _predict(tmp, _case(tmp), "--model", str(path))
 
 
+def _kaggle_case_holding_a_nifti(tmp: Path) -> list[str]:
+    """A tree of Kaggle cases CASE_A and CASE_B, CASE_B's folder also holding a NIfTI volume P0.nii.gz."""
+    _case(tmp, "CASE_A")
+    nib.save(nib.Nifti1Image(np.ones((32, 32, 3), np.float32), np.eye(4)), _case(tmp, "CASE_B") / "P0.nii.gz")
+    return _predict(tmp, tmp / "in", "--model", str(_zero_checkpoint(tmp)))
+
+
+def _dicom_series_holding_tiff_slices(tmp: Path) -> list[str]:
+    """A DICOM series folder that also holds a Kaggle case's TIFF slices (S_1.tif..S_3.tif)."""
+    series = _dicom_series(tmp)
+    for k, plane in enumerate(phantom(slices=3, size=32)[0], start=1):
+        tifffile.imwrite(series / f"S_{k}.tif", plane, photometric="rgb")
+    return _predict(tmp, series, "--model", str(_zero_checkpoint(tmp)))
+
+
+def _bids_dataset(tmp: Path, *folders: str) -> Path:
+    """A BIDS dataset TMP/bids whose subjects sub-01, sub-02, ... lie in ``folders`` (relative to its root)."""
+    root = tmp / "bids"
+    for k, folder in enumerate(folders, start=1):
+        (root / folder).mkdir(parents=True)
+        volume = nib.Nifti1Image(np.ones((16, 16, 4), np.float32), np.eye(4))
+        nib.save(volume, root / folder / f"sub-{k:02d}_FLAIR.nii.gz")
+    (root / "dataset_description.json").write_text('{"Name": "x", "BIDSVersion": "1.8.0"}')
+    return root
+
+
+def _bids_subject_in_a_report_folder(tmp: Path) -> list[str]:
+    """A BIDS dataset whose second subject's FLAIR lies in a folder named report (its mask would go to the run's)."""
+    return _predict(tmp, _bids_dataset(tmp, "sub-01/anat", "report"), "--model", str(_zero_checkpoint(tmp)))
+
+
+def _kaggle_case_in_a_bids_dataset(tmp: Path) -> list[str]:
+    """A BIDS dataset that also holds a Kaggle case folder CASE (its masks would go to a folder named as a NIfTI)."""
+    root = _bids_dataset(tmp, "sub-01/anat")
+    image, mask = phantom(slices=3, size=32)
+    write_kaggle_case(root, "CASE", image, mask)
+    return _predict(tmp, root, "--model", str(_zero_checkpoint(tmp)))
+
+
+def _checkpoint_named_as_a_release(tmp: Path) -> list[str]:
+    """A checkpoint of the user's own weights whose JSON gives it the released default's name."""
+    config = ModelConfig(features=2, batch_norm=True)
+    path = save_model(
+        UNet(**vars(config)), config, PreprocessConfig(), tmp / "model" / "m", name="abnormality-lgg-cv5-v3"
+    )
+    return _predict(tmp, _case(tmp), "--model", str(path))
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -4241,6 +4289,42 @@ CATALOGUE = [
         "a checkpoint whose name holds a line break (it titles the report and the records)",
         _checkpoint_named_across_lines,
         "checkpoint m.json is named 'm\\n# Released'; a model's name is one line of text",
+    ),
+    BadInput(
+        "kaggle-case-holding-a-nifti",
+        "a Kaggle case folder of a tree that also holds a NIfTI volume (another case's scan)",
+        _kaggle_case_holding_a_nifti,
+        "1 of 2 cases fail their header checks, so nothing was written: CASE_B: TMP/in/CASE_B holds Kaggle TIFF "
+        "slices and also P0.nii.gz, an image of another format; a case folder holds one case in one format: move "
+        "P0.nii.gz out of it; fix or move them, then run again",
+    ),
+    BadInput(
+        "dicom-series-holding-tiff-slices",
+        "a DICOM series folder that also holds a Kaggle case's TIFF slices",
+        _dicom_series_holding_tiff_slices,
+        "TMP/in/S holds Kaggle TIFF slices and also slice000.dcm, an image of another format; a case folder holds "
+        "one case in one format: move slice000.dcm out of it",
+    ),
+    BadInput(
+        "bids-subject-in-a-report-folder",
+        "a BIDS dataset with a subject's FLAIR in a folder named report (the run's own report folder)",
+        _bids_subject_in_a_report_folder,
+        "case TMP/bids/report/sub-02_FLAIR.nii.gz lies in a folder named 'report', which the run's own outputs use; "
+        "rename the folder",
+    ),
+    BadInput(
+        "kaggle-case-in-a-bids-dataset",
+        "a Kaggle case folder inside a BIDS dataset",
+        _kaggle_case_in_a_bids_dataset,
+        "TMP/bids/CASE is a case folder of slices inside the BIDS dataset TMP/bids, whose derivatives name NIfTI "
+        "masks; convert it to NIfTI (e.g. with dcm2niix) or give it as an input of its own",
+    ),
+    BadInput(
+        "checkpoint-named-as-a-release",
+        "a checkpoint of other weights named as a released model (its reports would name the release)",
+        _checkpoint_named_as_a_release,
+        "m.json is named abnormality-lgg-cv5-v3, the name of a released model, but holds other weights; give it a "
+        'name of its own (the "name" field of its JSON)',
     ),
 ]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -14,6 +15,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from flairseg.cli import main
+from flairseg.inference import predict_probabilities
 from flairseg.io import read_case, sample_case_path
 from flairseg.predict import Segmenter
 from flairseg.released_models import resolve
@@ -43,6 +45,12 @@ def test_onnx_runtime_matches_pytorch_on_the_sample_case(exported: Path) -> None
     threshold = torch_segmenter.threshold
     torch_mask, onnx_mask = reference > threshold, probabilities > threshold
     assert torch_mask.sum() > 1000 and np.count_nonzero(torch_mask != onnx_mask) <= 2  # at most a voxel at 0.5 may flip
+    most = np.argsort(torch_mask.sum(axis=(1, 2)))[-4:]  # flip TTA, on the four slices with most tumour
+    flipped = [
+        predict_probabilities(segmenter.model, prepared.inputs[most], dataclasses.replace(segmenter.options, tta=True))
+        for segmenter in (torch_segmenter, onnx_segmenter)
+    ]
+    assert np.abs(flipped[1] - flipped[0]).max() < 1e-4 and np.abs(flipped[0] - reference[most]).max() > 1e-3
 
 
 def test_predict_command_runs_the_onnx_file(exported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -504,12 +504,30 @@ def _case_format(path: Path) -> str:
             raise InputError(f"{path} is not a .nii/.nii.gz volume nor a case folder")
         return "nifti"
     if has_tiffs(path):
+        _refuse_mixed_case(path, "Kaggle TIFF slices", first_dicom_file(path))
         return "kaggle"
     if is_dicom_folder(path):
+        _refuse_mixed_case(path, "a DICOM series", None)
         return "dicom"
     if not any(path.iterdir()):
         raise InputError(f"{path} is empty")
     raise InputError(f"{path} holds no TIFF slices and no DICOM series; is it a folder of cases?")
+
+
+def _refuse_mixed_case(folder: Path, kind: str, other: Path | None) -> None:
+    """Refuse a case folder that holds, besides its ``kind``, the images of another format (``other``: a DICOM file
+    among Kaggle slices; else any NIfTI image volume, such as one dcm2niix wrote beside its series): read as one
+    case, the other images would be left out without a word."""
+    other = other or next((p for p in sorted(folder.iterdir()) if _is_nifti_image(p)), None)
+    if other is not None:
+        raise InputError(
+            f"{folder} holds {kind} and also {other.name}, an image of another format; a case folder holds one case "
+            f"in one format: move {other.name} out of it"
+        )
+
+
+def _is_nifti_image(path: Path) -> bool:
+    return is_nifti(path) and not is_hidden(path) and path.is_file() and _is_image_volume(path)
 
 
 def read_case(

@@ -77,6 +77,7 @@ from flairseg.outputs import (
 )
 from flairseg.postprocess import Component, select_components
 from flairseg.preprocess import strip_skull
+from flairseg.released_models import check_release_name, resolve
 from flairseg.sequences import nnunet_labels
 
 
@@ -134,6 +135,7 @@ class Segmenter:
             self.model, self.metadata = checkpoint.load_model(model, task=task)
             self.model = folded(_members(self.model, folds, Path(model).name))
             self.model.to(self.device, memory_format=torch.channels_last)
+        check_release_name(self.metadata, Path(model).name)
         if folds is not None and not isinstance(self.model, torch.nn.Module):
             raise InputError("--folds chooses members of an ensemble checkpoint; an ONNX export is one network")
         self.in_channels = int(self.metadata["model"]["in_channels"])
@@ -229,8 +231,6 @@ def load_model(
     name_or_path: str | os.PathLike | None = None, task: str = "abnormality", **options: object
 ) -> Segmenter:
     """A :class:`Segmenter` for a checkpoint path, a released model's name, or the task's released default (None)."""
-    from flairseg.released_models import resolve
-
     return Segmenter(resolve(name_or_path, task=task), task=task, **options)  # type: ignore[arg-type]
 
 
@@ -453,8 +453,10 @@ def predict_tree(
     source = given.geometry.source if given is not None else Path(source)
     _check_request(source, segmenter, brain_segmenter, strip)
     bids = given is None and is_bids_root(source)
-    cases = [given] if given is not None else _refuse_run_names(index_cases(source))
-    paths = cases if given is not None else _cases_of_part(cases, part, (Path(out), segmenter.task, overwrite))
+    cases = [given] if given is not None else _refuse_run_names(index_cases(source), source if bids else None)
+    paths = (
+        cases if given is not None else _cases_of_part(cases, part, run_report(Path(out)), segmenter.task, overwrite)
+    )
     label = TASK_SPECS[segmenter.task].label_suffix
     truth_index = _truth_index(truth, label, cases, quiet)
     _check_headers(paths, label, truth_index, (segmenter, brain_segmenter), resample)
@@ -496,15 +498,15 @@ def _fail_lone_case(report: ReportFolder, title: str, task: str, reason: str) ->
     raise InputError(reason)
 
 
-def _cases_of_part(paths: list[Path], part: tuple[int, int] | None, run: tuple[Path, str, bool]) -> list[Path]:
-    """The cases of a tree, or those of part K of N (:func:`split_parts`), refused (unless ``run``'s --overwrite, which
-    runs every part again) where another part's record in ``run``'s output folder (of its task) names other cases
-    than the tree deals that part now: the tree changed between the parts, and a case could fall in none."""
+def _cases_of_part(
+    paths: list[Path], part: tuple[int, int] | None, report: ReportFolder, task: str, overwrite: bool
+) -> list[Path]:
+    """The cases of a tree, or those of part K of N (:func:`split_parts`), refused (unless ``overwrite``, which runs
+    every part again) where another part's record of ``task`` in ``report`` names other cases than the tree deals that
+    part now: the tree changed between the parts, and a case could fall in none."""
     if part is None:
         return paths
     dealt = split_parts(paths, part[1])
-    out, task, overwrite = run
-    report = run_report(out)
     for k in [] if overwrite else _recorded_parts(report, part[1], task):
         now = sorted(case_id_of(path) for path in dealt[k]) if k < len(dealt) else []
         if k != part[0] and sorted(_read_part_record(report.part_record(k, part[1], task))["cases"]) != now:
@@ -1240,13 +1242,32 @@ def split_parts(paths: Sequence[Path], parts: int) -> list[list[Path]]:
     return [sorted(group, key=case_id_of) for group in dealt]
 
 
-def _refuse_run_names(cases: dict[str, Path]) -> list[Path]:
+def _refuse_run_names(cases: dict[str, Path], bids_root: Path | None) -> list[Path]:
     """The cases of a tree (case id -> path, ids unique: :func:`~flairseg.io.index_cases`), refusing an id the run's
-    own files use (compared as a file system that ignores case does)."""
+    own files use (compared as a file system that ignores case does) and, in a BIDS dataset (``bids_root``), a case
+    its derivatives layout cannot name (:func:`_refuse_bids_misfit`)."""
     for case_id, path in cases.items():
         if name_key(case_id) in RUN_NAMES:
             raise InputError(f"case {path} is named {case_id!r}, which the run's own outputs use; rename it")
+        if bids_root is not None:
+            _refuse_bids_misfit(path, bids_root)
     return list(cases.values())
+
+
+def _refuse_bids_misfit(path: Path, root: Path) -> None:
+    """Refuse a case of the BIDS dataset ``root`` whose mask the derivatives layout would misplace: a case folder
+    (Kaggle slices, a DICOM series: its mask would be a folder named as a NIfTI file) and a volume in a folder named
+    as one of the run's own (``report/``: its mask would land in the run's report)."""
+    if path.is_dir():
+        raise InputError(
+            f"{path} is a case folder of slices inside the BIDS dataset {root}, whose derivatives name NIfTI masks; "
+            "convert it to NIfTI (e.g. with dcm2niix) or give it as an input of its own"
+        )
+    taken = next((part for part in path.parent.relative_to(root).parts if name_key(part) in RUN_NAMES), None)
+    if taken is not None:
+        raise InputError(
+            f"case {path} lies in a folder named {taken!r}, which the run's own outputs use; rename the folder"
+        )
 
 
 def is_bids_root(path: Path) -> bool:

@@ -175,3 +175,16 @@ def _check_released_copy(path: Path) -> None:
                 f"{description} holds the weights of the released model {entry.name} with settings other than the "
                 f"release's (an edited threshold or preprocessing); use --model {entry.name}, or restore the file"
             )
+
+
+def check_release_name(metadata: dict[str, Any], what: str) -> None:
+    """Refuse a model named as a released model whose weights are not that release's (a fine-tuned copy or a JSON
+    renamed by hand): its reports and records, which name the model, would credit the release with masks it did not
+    make."""
+    name = metadata.get("name")
+    entry = next((m for m in registry() if m.name == name), None)
+    if entry is not None and metadata.get("sha256") != entry.sha256:
+        raise WeightsError(
+            f"{what} is named {name}, the name of a released model, but holds other weights; give it a name of its "
+            'own (the "name" field of its JSON)'
+        )
