@@ -2406,6 +2406,26 @@ def _checkpoint_named_as_a_release(tmp: Path) -> list[str]:
     return _predict(tmp, _case(tmp), "--model", str(path))
 
 
+def _thin_dicom_series_over_the_budget_in_a_tree(tmp: Path) -> list[str]:
+    """A tree of a Kaggle case CASE_A (3 slices of 32 x 32) and a DICOM series S of 40 slices of 6 x 6 pixels under a
+    20 MB budget: S is tiny itself, but each slice is resampled to the model's 256 x 256 grid."""
+    series = _dicom_series(tmp, slices=40)
+    _case(tmp, "CASE_A")
+    return _predict(tmp, series.parent, "--max-memory", "20M", "--model", str(_zero_checkpoint(tmp)))
+
+
+def _brats_case_over_the_budget_on_the_model_grid(tmp: Path) -> list[str]:
+    """A tree of a Kaggle case and a BraTS case of a FLAIR and a T1 of 10 slices of 16 x 16 under a 20 MB budget: its
+    FLAIR alone fits on the model's 256 x 256 grid (16 MB), the three channels read with its T1 do not."""
+    folder = tmp / "in" / "BraTS_1"
+    folder.mkdir(parents=True)
+    for name in ("flair", "t1"):
+        data = np.random.default_rng(0).integers(1, 255, (16, 16, 10), np.uint8)
+        nib.save(nib.Nifti1Image(data, np.eye(4)), folder / f"BraTS_1_{name}.nii.gz")
+    _case(tmp, "CASE_A")
+    return _predict(tmp, tmp / "in", "--max-memory", "20M", "--model", str(_zero_checkpoint(tmp)))
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -4325,6 +4345,26 @@ CATALOGUE = [
         _checkpoint_named_as_a_release,
         "m.json is named abnormality-lgg-cv5-v3, the name of a released model, but holds other weights; give it a "
         'name of its own (the "name" field of its JSON)',
+    ),
+    BadInput(
+        "thin-dicom-series-over-the-budget-in-a-tree",
+        "in a tree, a DICOM series of 40 slices of 6 x 6 pixels under a 20 MB budget: within it as read, not once "
+        "each slice is resampled to the model's grid (refused before any case is written)",
+        _thin_dicom_series_over_the_budget_in_a_tree,
+        "1 of 2 cases fail their header checks, so nothing was written: S: case S declares 1,440 voxels x 1 "
+        "channel(s), 2,621,440 on the model's 256 x 256 grid (40 slices), about 60 MB to process, more than the memory "
+        "budget of 20 MB; check its header, or raise the budget with --max-memory (e.g. --max-memory 32G); fix or move "
+        "them, then run again",
+    ),
+    BadInput(
+        "brats-case-over-the-budget-on-the-model-grid",
+        "in a tree, a BraTS case whose FLAIR fits the budget on the model's grid, but not with the channels its T1 "
+        "adds (refused before any case is written)",
+        _brats_case_over_the_budget_on_the_model_grid,
+        "1 of 2 cases fail their header checks, so nothing was written: BraTS_1: case BraTS_1 declares 2,560 voxels "
+        "x 3 channel(s), 655,360 on the model's 256 x 256 grid (10 slices), about 45 MB to process, more than the "
+        "memory budget of 20 MB; check its header, or raise the budget with --max-memory (e.g. --max-memory 32G); fix "
+        "or move them, then run again",
     ),
 ]
 

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flairseg.errors import InputError
-from flairseg.io import find_cases, read_case, write_mask
+from flairseg.io import check_case, find_cases, read_case, write_mask
 from flairseg.volumes import is_dicom_folder, read_dicom_series, read_nifti, read_sequences, write_volume_mask
 
 GEOMETRY_FIELDS = (
@@ -309,6 +309,7 @@ def test_dicom_series(tmp_path: Path, name: str) -> None:
     case = read_dicom_series(folder)
     assert case.case_id == "series" and case.geometry.format == "dicom" and case.geometry.header is None
     np.testing.assert_array_equal(case.image[..., 0], expect(data))
+    assert check_case(folder) == case.image.shape  # the grid its headers declare, checked before a pixel is read
     spacing = {"axial": (4.0, 0.8, 0.9), "flipped": (4.0, 0.8, 0.9), "sagittal": (0.8, 0.9, 4.0)}[name]
     assert case.geometry.spacing == pytest.approx(spacing)
     out = tmp_path / "mask.nii.gz"

@@ -419,17 +419,6 @@ def declared_grid(path: str | os.PathLike, masks: MaskPolicy = "optional", mask_
     return case_outline(path) if kind == "kaggle" else None
 
 
-def declared_shape(path: str | os.PathLike) -> tuple[int, int, int, int] | None:
-    """(slices, rows, columns, channels) of a case in the processing layout as its headers declare them, nothing
-    decoded: a NIfTI FLAIR's grid (one channel: its other sequences are found when it is read), a Kaggle case's first
-    slice and slice count; None for a DICOM series, known once its slices are sorted."""
-    path = Path(path)
-    kind = _case_format(path)
-    if kind == "nifti":
-        return (*Case(case_id_of(path), None, None, nifti_grid(path)).shape, 1)
-    return kaggle_shape(path) if kind == "kaggle" else None
-
-
 def index_cases(root: str | os.PathLike, masks: MaskPolicy = "optional", mask_suffix: str = "_mask") -> dict[str, Path]:
     """{case id: path} of the cases under ``root`` (see :func:`find_cases`), in its order, refusing two cases with one
     id: every command keys a case's outputs and records by its id, so one of them (the Kaggle folder ``CASE_A`` beside
@@ -583,21 +572,23 @@ def _dicom_without_masks(path: Path) -> InputError:
 
 def check_case(
     path: str | os.PathLike, masks: MaskPolicy = "optional", mask_suffix: str = "_mask", resample: bool = False
-) -> None:
+) -> tuple[int, int, int, int] | None:
     """Check what a case's file names and headers declare, its mask's included, as :func:`read_case` would (a mask
     case with masks="only"), without decoding pixels: the grids its files declare too, its mask's and (without
-    ``resample``) its other sequences' against its image's, and its slices' sizes."""
+    ``resample``) its other sequences' against its image's, and its slices' sizes. Returns the (slices, rows, columns,
+    channels) its image will be read into (a Kaggle case's from its first slice; None for a mask case)."""
     path = Path(path)
     kind = _case_format(path)
     if kind == "kaggle":
         kaggle_files(path, masks, mask_suffix)
-    elif masks == "only":
+        return None if masks == "only" else kaggle_shape(path)
+    if masks == "only":
         if kind == "dicom":
             raise _dicom_without_masks(path)
         check_label_header(path)
-    else:
-        mask = _sibling_label(path, mask_suffix) if kind == "nifti" and masks != "ignore" else None
-        check_headers(path, masks, mask, resample, tumour_labels=mask_suffix == "_mask")
+        return None
+    mask = _sibling_label(path, mask_suffix) if kind == "nifti" and masks != "ignore" else None
+    return check_headers(path, masks, mask, resample, tumour_labels=mask_suffix == "_mask")
 
 
 def write_mask(case: Case, mask: np.ndarray, path: str | os.PathLike, suffix: str = "_mask") -> Path:

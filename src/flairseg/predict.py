@@ -48,7 +48,6 @@ from flairseg.io import (
     case_outline,
     check_case,
     declared_grid,
-    declared_shape,
     index_cases,
     input_files,
     label_files,
@@ -321,8 +320,8 @@ def _check_headers(
         case_id = _case_id(path)
         try:
             if isinstance(path, Path):
-                check_case(path, masks="optional", mask_suffix=label, resample=resample)
-                _check_declared_memory(path, case_id, segmenters)
+                shape = check_case(path, masks="optional", mask_suffix=label, resample=resample)
+                _check_declared_memory(shape, case_id, segmenters)
             _check_label_headers(path, _suffixes_read(*segmenters))
             if case_id in truth_index:
                 _refuse_image_as_truth(path, case_id, truth_index[case_id], label)
@@ -340,11 +339,12 @@ def _check_headers(
         )
 
 
-def _check_declared_memory(path: Path, case_id: str, segmenters: tuple[Segmenter, Segmenter | None]) -> None:
-    """The memory a case's declared size needs in each model's preprocessing and on its grid
-    (:func:`~flairseg.data.check_processing_memory`), refused in the header pass: found only when the case is
-    prepared, it would fail after the cases before it were written. A DICOM series is checked once it is read."""
-    shape = declared_shape(path)
+def _check_declared_memory(
+    shape: tuple[int, int, int, int] | None, case_id: str, segmenters: tuple[Segmenter, Segmenter | None]
+) -> None:
+    """The memory a case of the declared ``shape`` (slices, rows, columns, channels: :func:`~flairseg.io.check_case`)
+    needs in each model's preprocessing and on its grid (:func:`~flairseg.data.check_processing_memory`), refused in
+    the header pass: found only when the case is prepared, it would fail after the cases before it were written."""
     for segmenter in segmenters:
         if shape is not None and segmenter is not None:
             check_processing_memory(case_id, shape, segmenter.preprocess.variant, segmenter.preprocess.size)

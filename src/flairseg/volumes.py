@@ -647,12 +647,12 @@ def _slice_normal(headers: _SliceHeaders, folder: Path) -> np.ndarray:
     return normal / np.linalg.norm(normal)
 
 
-def _check_positions(headers: _SliceHeaders, normal: np.ndarray, pixel_spacing: np.ndarray, folder: Path) -> None:
+def _check_positions(headers: _SliceHeaders, normal: np.ndarray, pixel_spacing: np.ndarray, folder: Path) -> float:
     """Raise when a slice lacks its position or the slices are off one regular grid along ``normal`` (missing slices,
-    uneven spacing, tilt, two slices in one place)."""
+    uneven spacing, tilt, two slices in one place); returns the step from slice to slice along it (1 for one slice)."""
     count = len(headers.names)
     if count < 2:
-        return
+        return 1.0
     positions = _slice_numbers(headers, "position", 3, "Image Position (Patient)", folder)
     along = positions @ normal
     step = (along[-1] - along[0]) / (count - 1)  # the grid through the end slices, as the volume is built
@@ -672,6 +672,7 @@ def _check_positions(headers: _SliceHeaders, normal: np.ndarray, pixel_spacing: 
             f"{folder}: slice {worst + 1} of {count} lies {offsets[worst]:.2f} mm off a regular grid "
             "(missing slices, uneven spacing or gantry tilt); give a complete, evenly spaced series"
         )
+    return float(step)
 
 
 def _check_slice_sizes(headers: _SliceHeaders, slices: Sequence[PixelBytes], folder: Path) -> None:
@@ -715,15 +716,26 @@ def _refuse_inverted_grey(headers: _SliceHeaders, folder: Path) -> None:
             )
 
 
-def _check_geometry(files: Sequence[str], slices: Sequence[PixelBytes], folder: Path) -> None:
+def _checked_geometry(files: Sequence[str], slices: Sequence[PixelBytes], folder: Path) -> Geometry:
     """The series' geometry from its files' headers (``slices``, in the order of ``files``), before a pixel is
-    decoded: every slice of one size, with one positive Pixel Spacing, one plane and a place on one regular grid."""
+    decoded: every slice of one size, with one positive Pixel Spacing, one plane and a place on one regular grid.
+    Returns the grid they declare (as GDCM builds it: voxel axes columns, rows, slices)."""
     headers = _SliceHeaders(tuple(Path(name).name for name in files), tuple(pixels.geometry for pixels in slices))
     _check_slice_sizes(headers, slices, folder)
     _check_rescale_tags(headers, folder)
     _refuse_inverted_grey(headers, folder)
     pixel_spacing = _pixel_spacing(headers, folder)
-    _check_positions(headers, _slice_normal(headers, folder), pixel_spacing, folder)
+    normal = _slice_normal(headers, folder)
+    step = _check_positions(headers, normal, pixel_spacing, folder)
+    orientation = _slice_numbers(headers, "orientation", 6, "Image Orientation (Patient)", folder)[0]
+    lps = np.eye(4)
+    lps[:3, :3] = np.column_stack(
+        [orientation[:3] * pixel_spacing[1], orientation[3:] * pixel_spacing[0], normal * step]
+    )
+    affine = _LPS_TO_RAS @ lps
+    ornt = _orientation(affine, folder)
+    shape = (slices[0].columns, slices[0].rows, len(files))
+    return Geometry(folder, "dicom", spacing=_spacing(affine, ornt), affine=affine, ornt=ornt, input_shape=shape)
 
 
 def read_dicom_series(folder: str | os.PathLike, case_id: str | None = None) -> Case:
@@ -739,7 +751,7 @@ def read_dicom_series(folder: str | os.PathLike, case_id: str | None = None) -> 
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"DICOM folder {folder} does not exist")
-    files = _dicom_series_files(folder)
+    files, _ = _dicom_series_files(folder)
     reader = sitk.ImageSeriesReader()
     reader.SetOutputPixelType(sitk.sitkFloat64)  # each slice's own rescale, which the first slice's type may not hold
     with _quiet_simpleitk():
@@ -799,17 +811,16 @@ def _check_rescale_range(data: np.ndarray, files: Sequence[str], folder: Path) -
     )
 
 
-def _dicom_series_files(folder: Path) -> Sequence[str]:
+def _dicom_series_files(folder: Path) -> tuple[Sequence[str], Geometry]:
     """The files of the one DICOM series in ``folder``, in GDCM's order, each holding the pixel data its header
     declares (every file of the folder that looks like DICOM checked before GDCM reads one), and their declared size
-    within the memory budget."""
+    within the memory budget; and the grid their headers declare (:func:`_checked_geometry`)."""
     screened = {path.name: _checked_pixels(path) for path in _dicom_like_files(folder)}  # before GDCM reads a file
     files = _gdcm_series_files(folder)
     slices = [screened.get(Path(name).name) or _checked_pixels(Path(name)) for name in files]
     _check_dicom_memory(slices, folder)
     _check_nothing_left_out(files, screened, folder)
-    _check_geometry(files, slices, folder)
-    return files
+    return files, _checked_geometry(files, slices, folder)
 
 
 def _gdcm_series_files(folder: Path) -> Sequence[str]:
@@ -865,14 +876,14 @@ def check_headers(
     mask_path: Path | None = None,
     resample: bool = False,
     tumour_labels: bool = True,
-) -> None:
+) -> tuple[int, int, int, int]:
     """What a NIfTI case (with the sequences and labels named beside it, its mask ``mask_path``) or a DICOM series
     declares in its headers, checked as reading it would (:func:`read_named_sequences`, same arguments), without
     decoding any voxel: the grids its mask and (without ``resample``) its other sequences declare included, so that a
-    case off its own grid is refused before any case of a tree is written."""
+    case off its own grid is refused before any case of a tree is written. Returns the (slices, rows, columns,
+    channels) it will be read into."""
     if path.is_dir():
-        _dicom_series_files(path)
-        return
+        return (*Case(path.name, None, None, _dicom_series_files(path)[1]).shape, 1)
     from flairseg.sequences import siblings
 
     found = siblings(path)
@@ -885,6 +896,7 @@ def check_headers(
     for other in () if resample else (pre, post):
         if other is not None and not _same_grid(grids[other], grids[path]):
             raise _off_flair_grid(other, path)
+    return (*Case(path.name, None, None, nifti_grid(path)).shape, 1 if pre is None and post is None else 3)
 
 
 def _header_grid(path: Path) -> _Grid:
