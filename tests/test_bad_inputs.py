@@ -2426,6 +2426,16 @@ def _brats_case_over_the_budget_on_the_model_grid(tmp: Path) -> list[str]:
     return _predict(tmp, tmp / "in", "--max-memory", "20M", "--model", str(_zero_checkpoint(tmp)))
 
 
+def _resumed_run_with_a_linked_log(tmp: Path) -> list[str]:
+    """A training run copied with links (``cp -rs``): its log.csv, which a resumed run appends to, a link to a file
+    outside it."""
+    data = _case(tmp).parent
+    make_marked_folder(tmp / "old", "training run")
+    (tmp / "notes.txt").write_text("mine\n")
+    (tmp / "old" / "log.csv").symlink_to(tmp / "notes.txt")
+    return ["train", "--data", str(data), "-o", str(tmp / "old"), "--resume", "--quiet"]
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -4365,6 +4375,13 @@ CATALOGUE = [
         "x 3 channel(s), 655,360 on the model's 256 x 256 grid (10 slices), about 45 MB to process, more than the "
         "memory budget of 20 MB; check its header, or raise the budget with --max-memory (e.g. --max-memory 32G); fix "
         "or move them, then run again",
+    ),
+    BadInput(
+        "resumed-run-with-a-linked-log",
+        "`train --resume` of a run folder whose log.csv is a link to a file outside it (a run copied with cp -rs)",
+        _resumed_run_with_a_linked_log,
+        "TMP/old/log.csv is a link (to TMP/notes.txt), which flairseg never makes in a folder it writes into: writing "
+        "there would change the file it leads to; replace it with a copy of that file",
     ),
 ]
 

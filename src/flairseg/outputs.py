@@ -123,9 +123,15 @@ class InputPaths:
 
     def refuse_folder(self, folder: Path, what: str) -> None:
         """:meth:`refuse` the output folder ``folder`` and everything already in it, which a run writes into or
-        appends to."""
+        appends to (a training run's ``log.csv``); a link among them refused wherever it leads: flairseg makes none,
+        and writing through one (a run copied with ``cp -rs``) would change a file outside the folder."""
         for path in (folder, *(folder.iterdir() if folder.is_dir() else ())):
             self.refuse(path, what)
+            if path != folder and path.is_symlink():
+                raise InputError(
+                    f"{path} is a link (to {os.readlink(path)}), which flairseg never makes in a folder it writes "
+                    "into: writing there would change the file it leads to; replace it with a copy of that file"
+                )
 
 
 MARKER = ".flairseg"  # the file that marks a folder flairseg made (and may replace with --overwrite)
