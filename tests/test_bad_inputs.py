@@ -2436,6 +2436,18 @@ def _resumed_run_with_a_linked_log(tmp: Path) -> list[str]:
     return ["train", "--data", str(data), "-o", str(tmp / "old"), "--resume", "--quiet"]
 
 
+def _unrecorded_probability_map_of_a_recorded_case(tmp: Path) -> list[str]:
+    """A volume predicted into TMP/pred (its record names its mask alone), then a file of the user's put where its
+    probability map goes, then predicted again with --probabilities --overwrite."""
+    (tmp / "in").mkdir()
+    image = np.random.default_rng(0).integers(1, 255, (32, 32, 4)).astype(np.float32)
+    nib.save(nib.Nifti1Image(image, np.eye(4)), tmp / "in" / "vol.nii.gz")
+    argv = ["predict", "-i", str(tmp / "in"), "-o", str(tmp / "pred"), "--model", str(_zero_checkpoint(tmp)), "--quiet"]
+    assert main(argv) == 0
+    (tmp / "pred" / "vol_probability.nii.gz").write_text("another tool's map")
+    return [*argv, "--probabilities", "--overwrite"]
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -4382,6 +4394,14 @@ CATALOGUE = [
         _resumed_run_with_a_linked_log,
         "TMP/old/log.csv is a link (to TMP/notes.txt), which flairseg never makes in a folder it writes into: writing "
         "there would change the file it leads to; replace it with a copy of that file",
+    ),
+    BadInput(
+        "unrecorded-probability-map-of-a-recorded-case",
+        "`predict --probabilities --overwrite` where a file of the user's lies at a predicted case's probability "
+        "map, which its record does not name",
+        _unrecorded_probability_map_of_a_recorded_case,
+        "TMP/pred/vol_probability.nii.gz is in the way of case vol's output and flairseg has no record of writing it; "
+        "move it away",
     ),
 ]
 

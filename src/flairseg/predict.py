@@ -967,8 +967,8 @@ def _forget_other_cases(run: _Run, key: str) -> None:
 
 def _refuse_foreign_outputs(run: _Run, case: Case, key: str) -> None:
     """Refuse to write over a file (or folder) where the case's outputs go (its mask, probability map and stripped
-    image: each task's own names) that flairseg has no record of writing, --overwrite or not: no record (or started
-    file) under ``key``; and, in a mask-file run without --overwrite, over the report of another case that the folder
+    image: each task's own names) that flairseg has no record of writing, --overwrite or not: one the case's record
+    under ``key`` does not name (any, where there is no record or started file); and, in a mask-file run without --overwrite, over the report of another case that the folder
     records (its mask file's, or that of ``NAME.nii`` where this is ``NAME.nii.gz``: they share ``NAME_flairseg``)."""
     recorded = [other for other in _other_cases(run, key) if run.report.record(other).exists()]
     if recorded and not run.overwrite:
@@ -978,10 +978,12 @@ def _refuse_foreign_outputs(run: _Run, case: Case, key: str) -> None:
             f"{case.case_id} (mask {run.names.mask_file}) would replace; pass --overwrite to replace it, or give -o "
             "another name"
         )
-    if run.report.record(key).exists() or run.report.started(key).exists():
-        return
-    others = _outputs_recorded(run, recorded) if run.overwrite else set()  # a mask file another case's record names
-    paths = [path for _, path in _case_outputs(run, case) if os.path.normpath(path) not in others]
+    own = run.report.record(key).exists() and provenance.recorded_outputs(run.report.record(key)) is not None
+    if not own and (run.report.record(key).exists() or run.report.started(key).exists()):
+        return  # a run that began and did not finish, or an older flairseg's record, which names no outputs
+    known = _outputs_recorded(run, [key]) if own else set()  # what the case's record says flairseg wrote
+    known |= _outputs_recorded(run, recorded) if run.overwrite else set()  # a mask file another case's record names
+    paths = [path for _, path in _case_outputs(run, case) if os.path.normpath(path) not in known]
     found = [path for path in paths if path.exists() or path.is_symlink()]
     if found:
         raise InputError(
