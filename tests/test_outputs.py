@@ -557,14 +557,15 @@ def test_a_file_that_takes_a_file_outputs_place_meanwhile_is_kept(
 def test_a_mask_file_written_beside_the_cases_is_no_case_of_their_tree(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """`-o in/P0_pred.nii.gz` writes a mask beside the volumes (its report in in/P0_pred_flairseg); predicting the
-    folder afterwards reads the two volumes, not the mask as a third image."""
+    """`-o in/P0_pred.nii.gz` writes a mask beside the volumes (its report in in/P0_pred_flairseg), and `-o in/P1.nii`
+    one named as the image P1.nii.gz (their report in in/P1_flairseg); predicting the folder afterwards reads the two
+    volumes, not a mask as a third image, nor loses the image that shares its name with a mask."""
     (tmp_path / "in").mkdir()
     for name in ("P0", "P1"):
         nib.save(nib.Nifti1Image(np.ones((16, 16, 4), np.float32), np.eye(4)), tmp_path / "in" / f"{name}.nii.gz")
     model = ["--model", str(_checkpoint(tmp_path / "m")), "--quiet"]
-    mask = str(tmp_path / "in" / "P0_pred.nii.gz")
-    assert main(["predict", "-i", str(tmp_path / "in" / "P0.nii.gz"), "-o", mask, *model]) == 0
+    for case, mask in (("P0.nii.gz", "P0_pred.nii.gz"), ("P1.nii.gz", "P1.nii")):
+        assert main(["predict", "-i", str(tmp_path / "in" / case), "-o", str(tmp_path / "in" / mask), *model]) == 0
     assert main(["predict", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), *model]) == 0
     assert "2 cases predicted" in capsys.readouterr().out
     assert sorted(p.name for p in (tmp_path / "out").glob("*.nii.gz")) == ["P0_mask.nii.gz", "P1_mask.nii.gz"]

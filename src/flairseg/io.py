@@ -205,7 +205,7 @@ def find_cases(path: str | os.PathLike, masks: MaskPolicy = "optional", mask_suf
         volumes = _mask_volumes(root, volumes, mask_suffix)
     else:
         volumes = [p for p in volumes if not nifti_stem(p).endswith(mask_suffix) and _is_image_volume(p)]
-        volumes = [p for p in volumes if not run_report(mask_file_folder(p)).is_flairsegs()]  # a mask `-o` wrote
+        volumes = [p for p in volumes if not _is_recorded_mask_file(p)]
     sliced = {folder: _case_slice(folder) for folder in subfolders}
     folders = [folder for folder, slice_file in sliced.items() if slice_file is not None]
     for folder in folders:  # slices in a case folder's own subfolder would be left out of it
@@ -217,6 +217,19 @@ def find_cases(path: str | os.PathLike, masks: MaskPolicy = "optional", mask_suf
         raise _no_cases(root)
     _refuse_unread_folders([folder for folder, found in named.items() if not found], masks)
     return cases
+
+
+def _is_recorded_mask_file(path: Path) -> bool:
+    """Whether ``path`` is the mask a ``predict -o NAME.nii.gz`` run wrote: a record of the report in ``NAME_flairseg``
+    beside it names it (an image sharing the name in another extension, ``NAME.nii`` beside it, is no mask)."""
+    from flairseg.provenance import recorded_outputs
+
+    report = run_report(mask_file_folder(path))
+    records = report.path / "records"
+    if not (records.is_dir() and report.is_flairsegs()):
+        return False
+    named = (entry["file"] for record in records.glob("*.json") for entry in recorded_outputs(record) or [])
+    return any(os.path.normpath(report.path.parent / name) == os.path.normpath(path) for name in named)
 
 
 def _run_folders(root: Path) -> tuple[str, ...]:
