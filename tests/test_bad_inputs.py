@@ -2448,6 +2448,15 @@ def _unrecorded_probability_map_of_a_recorded_case(tmp: Path) -> list[str]:
     return [*argv, "--probabilities", "--overwrite"]
 
 
+def _tree_with_a_case_in_a_folder_named_for_labels(tmp: Path) -> list[str]:
+    """Kaggle cases TMP/in/CASE_A and TMP/in/seguimiento/CASE_B (a follow-up folder whose name starts as a label
+    folder's, seg*)."""
+    _case(tmp, "CASE_A")
+    image, mask = phantom(slices=3, size=32)
+    write_kaggle_case(tmp / "in" / "seguimiento", "CASE_B", image, mask)
+    return _predict(tmp, tmp / "in", "--model", str(_zero_checkpoint(tmp)))
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -4402,6 +4411,15 @@ CATALOGUE = [
         _unrecorded_probability_map_of_a_recorded_case,
         "TMP/pred/vol_probability.nii.gz is in the way of case vol's output and flairseg has no record of writing it; "
         "move it away",
+    ),
+    BadInput(
+        "tree-with-a-case-in-a-folder-named-for-labels",
+        "a tree holding CASE_A and seguimiento/CASE_B (a case folder of images in a folder named like a label "
+        "folder, seg*)",
+        _tree_with_a_case_in_a_folder_named_for_labels,
+        "TMP/in/seguimiento/CASE_B lies in TMP/in/seguimiento, a folder flairseg reads as no case (the cases of a tree "
+        "lie side by side, a case's volumes in a case folder named by BraTS, nnU-Net or BIDS): move it up beside the "
+        "other cases, or give the folder as an input of its own",
     ),
 ]
 

@@ -6,6 +6,7 @@ formats themselves live in ``kaggle.py`` (TIFF slice folders) and ``volumes.py``
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import numpy as np
 from flairseg.cases import (
     MASK_POLICIES,
     NIFTI_SUFFIXES,
+    TIFF_SUFFIXES,
     Case,
     Geometry,
     MaskPolicy,
@@ -25,6 +27,7 @@ from flairseg.cases import (
 from flairseg.config import TASK_SPECS
 from flairseg.errors import InputError
 from flairseg.kaggle import (
+    SLICE_NAME,
     first_tiff,
     has_tiffs,
     kaggle_files,
@@ -340,12 +343,16 @@ def _refuse_unread_folders(folders: list[Path], masks: MaskPolicy) -> None:
     """Refuse a folder in a tree that holds cases no reading of the tree takes: case folders one level down
     (``tree/site2/CASE_2``) and, in a tree of images, image volumes (``tree/caseB/caseB.nii.gz``): they would be left
     out without a word. An nnU-Net dataset's labels folders hold labels, a prediction run's folder its masks and
-    probability maps."""
+    probability maps; a folder named for labels (:func:`_is_label_folder`) is refused only where a case folder of
+    image slices lies in it (``seguimiento/CASE``)."""
     for folder in folders:
         if _holds_no_cases(folder):
             continue
+        unread_case = (
+            _holds_image_slices if _is_label_folder(folder) else functools.partial(_is_unread_case, masks=masks)
+        )
         below = (p for p in sorted(folder.iterdir()) if not is_hidden(p))
-        unread = next((p for p in below if _is_unread_case(p, masks)), None)
+        unread = next((p for p in below if unread_case(p)), None)
         if unread is not None:
             raise InputError(
                 f"{unread} lies in {folder}, a folder flairseg reads as no case (the cases of a tree lie side by side, "
@@ -354,18 +361,34 @@ def _refuse_unread_folders(folders: list[Path], masks: MaskPolicy) -> None:
             )
 
 
-# folders of a tree that hold what is no case of it: BIDS's reserved folders (raw DICOM in sourcedata), nnU-Net's and
-# a user's label folders
-_NOT_CASES = ("sourcedata", "code", "phenotype", "stimuli", "derivatives", "masks", "truth", "gt")
+# folders of a tree that hold what is no case of it: BIDS's reserved folders (raw DICOM in sourcedata)
+_NOT_CASES = ("sourcedata", "code", "phenotype", "stimuli", "derivatives")
+# the names of label folders: nnU-Net's (labelsTr) and a user's (masks, truth, gt, seg, segmentations)
+_LABEL_FOLDERS = ("masks", "truth", "gt")
 
 
 def _holds_no_cases(folder: Path) -> bool:
-    """Whether a folder of a tree holds no cases by its name (:data:`_NOT_CASES`, ``labels*``, ``seg*``) or by being
-    flairseg's (a prediction run, a folder it marked)."""
-    name = folder.name.lower()
-    if name in _NOT_CASES or name.startswith(("labels", "seg")):
+    """Whether a folder of a tree holds no cases by its name (:data:`_NOT_CASES`) or by being flairseg's (a
+    prediction run, a folder it marked)."""
+    if folder.name.lower() in _NOT_CASES:
         return True
     return made_by_flairseg(folder) or run_report(folder).is_flairsegs()
+
+
+def _is_label_folder(folder: Path) -> bool:
+    """Whether a folder's name says it holds labels (:data:`_LABEL_FOLDERS`, ``labels*``, ``seg*``)."""
+    name = folder.name.lower()
+    return name in _LABEL_FOLDERS or name.startswith(("labels", "seg"))
+
+
+def _holds_image_slices(path: Path) -> bool:
+    """Whether ``path`` is a case folder of image slices: a DICOM series, or TIFF slices other than masks (named
+    ``<CASE>_<k>_<label>.tif``)."""
+    if not path.is_dir():
+        return False
+    tiffs = [p for p in path.iterdir() if p.suffix.lower() in TIFF_SUFFIXES and not is_hidden(p)]
+    images = [p for p in tiffs if (match := SLICE_NAME.match(p.name)) is None or not match["suffix"]]
+    return bool(images) or first_dicom_file(path) is not None
 
 
 def _is_unread_case(path: Path, masks: MaskPolicy) -> bool:

@@ -968,8 +968,9 @@ def _forget_other_cases(run: _Run, key: str) -> None:
 def _refuse_foreign_outputs(run: _Run, case: Case, key: str) -> None:
     """Refuse to write over a file (or folder) where the case's outputs go (its mask, probability map and stripped
     image: each task's own names) that flairseg has no record of writing, --overwrite or not: one the case's record
-    under ``key`` does not name (any, where there is no record or started file); and, in a mask-file run without --overwrite, over the report of another case that the folder
-    records (its mask file's, or that of ``NAME.nii`` where this is ``NAME.nii.gz``: they share ``NAME_flairseg``)."""
+    under ``key`` does not name (any, where there is no record or started file); and, in a mask-file run without
+    --overwrite, over the report of another case that the folder records (its mask file's, or that of ``NAME.nii``
+    where this is ``NAME.nii.gz``: they share ``NAME_flairseg``)."""
     recorded = [other for other in _other_cases(run, key) if run.report.record(other).exists()]
     if recorded and not run.overwrite:
         other = ReportFolder.case_of_key(recorded[0])[0]
