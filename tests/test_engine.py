@@ -98,8 +98,14 @@ def test_resume_continues_the_same_run(phantoms: Path, tmp_path: Path) -> None:
     whole = train(_config(epochs=2), phantoms, tmp_path / "whole", quiet=True)
     train(_config(epochs=1), phantoms, tmp_path / "killed", quiet=True)
     _planned(tmp_path / "killed", epochs=2)  # as if the run had been killed after its first epoch
+    (tmp_path / "snapshot").mkdir()  # a copy of the run that shares its files (cp -al, rsync --link-dest)
+    for path in (tmp_path / "killed").iterdir():
+        if path.is_file():
+            os.link(path, tmp_path / "snapshot" / path.name)
+    logged = (tmp_path / "snapshot" / "log.csv").read_text()
     resumed = train(_config(epochs=99), phantoms, tmp_path / "killed", resume=True, quiet=True)
-    assert resumed.epochs == 2
+    assert resumed.epochs == 2 and (tmp_path / "snapshot" / "log.csv").read_text() == logged
+    assert (tmp_path / "killed" / "log.csv").read_text().splitlines()[1:] != logged.splitlines()[1:]
     a, _ = checkpoint.read(whole.run / "last")
     b, _ = checkpoint.read(resumed.run / "last")
     for key in a:

@@ -9,7 +9,6 @@ exactly as the uninterrupted run would.
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
 import json
 import math
@@ -54,7 +53,7 @@ from flairseg.io import index_cases, read_case, read_label
 from flairseg.losses import loss_function
 from flairseg.metrics import case_metrics
 from flairseg.model import UNet
-from flairseg.outputs import InputPaths, atomic_dir, check_output, held_folder
+from flairseg.outputs import InputPaths, atomic_dir, atomic_file, check_output, held_folder
 
 LOG_FIELDS = ("epoch", "train_loss", "val_dice_mean", "val_dice_median", "best_epoch", "seconds")
 START_FILE = "start.json"  # the weights a run started from: a resumed run starts from them too
@@ -939,12 +938,13 @@ def _record_epoch(
 
 
 class _EpochLog:
-    """log.csv (one row per epoch), the optional TensorBoard scalars and the progress line of a run."""
+    """log.csv (one row per epoch, the file replaced whole with each: a copy of the run that shares its files, made
+    with hard links, keeps its own), the optional TensorBoard scalars and the progress line of a run."""
 
     def __init__(self, out: Path, quiet: bool, tensorboard: bool) -> None:
         self.path, self.quiet, self.writer = out / "log.csv", quiet, None
         if not self.path.exists():
-            self.path.write_text(",".join(LOG_FIELDS) + "\n")
+            self._append(",".join(LOG_FIELDS) + "\n")
         if tensorboard:
             self.writer = _summary_writer()(str(out / "tensorboard"))
 
@@ -958,17 +958,8 @@ class _EpochLog:
         seconds: float,
     ) -> None:
         mean_dice = float(np.mean(dice))
-        with self.path.open("a", newline="") as handle:
-            csv.writer(handle).writerow(
-                [
-                    epoch,
-                    f"{train_loss:.5f}",
-                    f"{mean_dice:.5f}",
-                    f"{float(np.median(dice)):.5f}",
-                    state.best_epoch,
-                    f"{seconds:.1f}",
-                ]
-            )
+        row = [epoch, f"{train_loss:.5f}", f"{mean_dice:.5f}", f"{float(np.median(dice)):.5f}", state.best_epoch]
+        self._append(",".join(map(str, [*row, f"{seconds:.1f}"])) + "\r\n")  # the line ending csv writes
         if self.writer is not None:
             self.writer.add_scalar("loss/train", train_loss, epoch)
             self.writer.add_scalar("dice/validation", mean_dice, epoch)
@@ -982,6 +973,12 @@ class _EpochLog:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+    def _append(self, text: str) -> None:
+        """Add ``text`` to the log, replacing the file whole (never written through in place)."""
+        kept = self.path.read_bytes() if self.path.exists() else b""
+        with atomic_file(self.path) as tmp:
+            tmp.write_bytes(kept + text.encode())
 
 
 def _finish_with_tail_average(
