@@ -324,6 +324,21 @@ def test_without_overwrite_an_output_that_appeared_meanwhile_stays(tmp_path: Pat
     assert sorted(p.name for p in folder.iterdir()) == ["mine.txt"]
 
 
+def test_a_case_folder_made_by_a_run_of_the_other_task_meanwhile_gets_the_masks_added(tmp_path: Path) -> None:
+    """A tumour run and a brain run write a Kaggle case's new mask folder at once: the one that finishes second
+    adds its slices to the folder the first made, which keeps its own (never moved aside and deleted)."""
+    folder = tmp_path / "out" / "CASE"
+    with atomic_dir(folder, replace=False, join=True) as tmp:
+        (tmp / "CASE_1_mask.tif").write_text("tumour")
+        folder.mkdir(parents=True)
+        (folder / "CASE_1_brain.tif").write_text("brain")
+    assert {p.name: p.read_text() for p in folder.iterdir()} == {
+        "CASE_1_brain.tif": "brain",
+        "CASE_1_mask.tif": "tumour",
+    }
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["CASE"]  # no temporary folder left
+
+
 def test_a_long_output_name_within_the_limit_is_written(tmp_path: Path) -> None:
     out = tmp_path / "long" / f"{'y' * 246}.csv"
     assert main(["shape", "-i", str(_cases(tmp_path, 1)), "-o", str(out), "--quiet"]) == 0

@@ -367,14 +367,15 @@ def write_kaggle_image(case: Case, image: np.ndarray, out: Path) -> None:
 
 def _write_tiffs(out: Path, planes: Iterable[tuple[str, np.ndarray, str]]) -> None:
     """TIFF files (name, plane, photometric) in the folder ``out``: a new folder appears with all of them or not at
-    all; one that exists is added to file by file, each file atomically, and never replaced whole, since it may hold
-    files that are not flairseg's (the other task's masks, a user's own)."""
+    all; one that exists (or appears meanwhile: a run of the other task on the case) is added to file by file, each
+    file atomically, and never replaced whole, since it may hold files that are not flairseg's (the other task's
+    masks, a user's own)."""
     if out.is_dir():
         for name, plane, photometric in planes:
             with atomic_file(out / name) as tmp:
                 tifffile.imwrite(tmp, plane, photometric=photometric)
         return
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, replace=False, join=True) as tmp:
         for name, plane, photometric in planes:
             tifffile.imwrite(tmp / name, plane, photometric=photometric)
 

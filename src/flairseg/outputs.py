@@ -454,14 +454,16 @@ def atomic_file(
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike, mark: FolderKind | None = None, replace: bool = True) -> Iterator[Path]:
+def atomic_dir(
+    path: str | os.PathLike, mark: FolderKind | None = None, replace: bool = True, join: bool = False
+) -> Iterator[Path]:
     """Yield a temporary folder beside ``path``; on success it replaces ``path``, else it is deleted.
 
     ``mark``: leave the :data:`MARKER` file naming that kind of folder in it, so that a later ``--overwrite`` of the
     same kind may replace it; a folder at ``path`` is then replaced only while it is one (one that took its place
     while the block ran, a user's, is kept and the command refused). Not ``replace`` (a command without
     ``--overwrite``): a folder that appeared at ``path`` while the block ran (another run's) stays, and this one is
-    refused in one line.
+    refused in one line, or with ``join`` gets the temporary folder's files one by one.
     """
     final = Path(path)
     with _parents_made(final):
@@ -477,21 +479,25 @@ def atomic_dir(path: str | os.PathLike, mark: FolderKind | None = None, replace:
             if replace and mark is not None and final.is_dir() and not made_as(final, mark):
                 raise _appeared(final)  # what took the output's place while the command worked is not its to replace
             with _naming_the_output(final):
-                _swap_in(tmp, final) if replace else _move_in(tmp, final)
+                _swap_in(tmp, final) if replace else _move_in(tmp, final, join)
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp)
 
 
-def _move_in(tmp: Path, final: Path) -> None:
+def _move_in(tmp: Path, final: Path, join: bool = False) -> None:
     """Put the folder ``tmp`` at ``final`` unless a folder with contents is there (the system refuses to rename onto
-    one): it appeared after the command checked its output, and it is not this command's to replace."""
+    one): it appeared after the command checked its output, and it is not this command's to replace; with ``join``,
+    ``tmp``'s files are renamed into it one by one (another run's case folder, holding the other task's masks)."""
     try:
         os.rename(tmp, final)
     except OSError as exc:
         if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):  # ENOTDIR: a file appeared there
             raise
-        raise _appeared(final) from None
+        if not (join and final.is_dir() and not final.is_symlink()):
+            raise _appeared(final) from None
+        for entry in sorted(tmp.iterdir()):
+            os.replace(entry, final / entry.name)
 
 
 def _link_in(tmp: Path, final: Path) -> None:
