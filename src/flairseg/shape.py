@@ -110,7 +110,12 @@ def margin_fluctuation(
 def minimum_volume_ellipsoid(
     points: np.ndarray, tolerance: float = 1e-7, max_iterations: int = 100000
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Khachiyan's algorithm: (A, c) with the enclosing ellipsoid {x : (x - c)^T A (x - c) <= 1}."""
+    """(A, c) with the minimum-volume enclosing ellipsoid {x : (x - c)^T A (x - c) <= 1} of ``points``.
+
+    Khachiyan's algorithm with Todd and Yildirim's away steps (a point's weight also shrinks where it lies deepest
+    inside), which converge where the plain algorithm crawls on symmetric point sets: it stops once every point lies
+    within (1 + ``tolerance``) of the ellipsoid's boundary and every weighted one within as little inside it.
+    """
     points = np.asarray(points, dtype=float)
     n, d = points.shape
     lifted = np.vstack([points.T, np.ones(n)])
@@ -118,14 +123,20 @@ def minimum_volume_ellipsoid(
     for _ in range(max_iterations):
         scatter = (lifted * weights) @ lifted.T
         m = np.einsum("ij,ji->i", lifted.T, np.linalg.solve(scatter, lifted))
-        j = int(np.argmax(m))
-        step = (m[j] - d - 1.0) / ((d + 1.0) * (m[j] - 1.0))
-        updated = (1.0 - step) * weights
-        updated[j] += step
-        change = np.linalg.norm(updated - weights)
-        weights = updated
-        if change < tolerance:
+        far = int(np.argmax(m))
+        held = np.flatnonzero(weights > 0)
+        near = int(held[np.argmin(m[held])])
+        outside, inside = m[far] / (d + 1.0) - 1.0, 1.0 - m[near] / (d + 1.0)
+        if max(outside, inside) < tolerance:
             break
+        if outside >= inside:  # towards the point furthest out
+            step = (m[far] - d - 1.0) / ((d + 1.0) * (m[far] - 1.0))
+            weights = (1.0 - step) * weights
+            weights[far] += step
+        else:  # away from the weighted point deepest inside, at most down to no weight
+            step = min((d + 1.0 - m[near]) / ((d + 1.0) * (m[near] - 1.0)), weights[near] / (1.0 - weights[near]))
+            weights = (1.0 + step) * weights
+            weights[near] -= step
     centre = points.T @ weights
     covariance = (points.T * weights) @ points - np.outer(centre, centre)
     return np.linalg.inv(covariance) / d, centre
