@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import resource
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -165,3 +167,40 @@ def test_a_ctrl_c_while_the_command_loads_is_one_line() -> None:
         # 130, or the signal's own status where it lands as the interpreter exits: the shell shows both as 130
         assert process.returncode in (0, 130, -signal.SIGINT) and len(lines) <= 1, (delay, process.returncode, lines)
         assert not lines or lines[0].startswith("flairseg: interrupted; ")
+
+
+def _file_size_limit(size: int) -> Callable[[], None]:
+    """For a child process: files it writes may grow to ``size`` bytes, a write beyond failing with EFBIG (as on a
+    full disk, without a disk to fill)."""
+
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails instead of the signal ending the process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+
+    return limit
+
+
+def test_a_write_that_fails_names_the_output_in_one_line(cases_and_model: tuple[Path, Path], tmp_path: Path) -> None:
+    """A checkpoint written by safetensors (whose writer raises its own error type) and a report file written by
+    Python's file objects (whose errors name no path) fail as a full disk makes them: one line naming the output."""
+    cases, model = cases_and_model
+    commands = {  # output named: the command's largest file (limit 100 kB), a file of its report (6 kB)
+        "run/best.safetensors": (
+            100_000,
+            "train",
+            "--data",
+            str(cases),
+            "-o",
+            str(tmp_path / "run"),
+            "--epochs",
+            "1",
+            *TINY,
+        ),
+        "pred/report/": (6000, "predict", "-i", str(cases), "-o", str(tmp_path / "pred"), "--model", str(model)),
+    }
+    for output, (size, *argv) in commands.items():
+        done = subprocess.run(
+            _flairseg(*argv, "--quiet"), env=ENV, capture_output=True, text=True, preexec_fn=_file_size_limit(size)
+        )
+        assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+        assert done.stderr.startswith("flairseg: error: File too large (") and output in done.stderr, done.stderr

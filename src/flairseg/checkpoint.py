@@ -9,10 +9,12 @@ resuming (optimizer moments, RNG states) uses the same two-file format.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,18 +85,33 @@ def description_sha256(metadata: dict[str, Any]) -> str:
 def save(tensors: dict[str, torch.Tensor], metadata: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write tensors and metadata atomically (tensors first, with the JSON's hash in their header; the JSON with the
     tensors' hash last); returns the JSON path."""
-    from safetensors.torch import save_file
-
     tensor_path, json_path = paths_of(path)
     record = {"format_version": FORMAT_VERSION, "flairseg_version": __version__, **metadata}
     bound = {_JSON_DIGEST_KEY: description_sha256(record)}
     with atomic_file(tensor_path) as tmp:
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=bound)
+        _write_tensors(tensors, tmp, bound)
         digest = sha256_of(tmp)
     record |= {"weights": tensor_path.name, "sha256": digest}
     with atomic_file(json_path) as tmp:
         tmp.write_text(json.dumps(record, indent=2, sort_keys=False))
     return json_path
+
+
+_OS_ERROR = re.compile(r"os error (\d+)")  # how safetensors' writer (Rust) quotes the system's error
+
+
+def _write_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
+    """The tensors in a safetensors file at ``path``; the writer's failures (a full disk), which it raises as its own
+    error type, raised as the system's error they quote, which the command names with its output's path."""
+    from safetensors import SafetensorError
+    from safetensors.torch import save_file
+
+    try:
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(path), metadata=metadata)
+    except SafetensorError as exc:
+        quoted = _OS_ERROR.search(str(exc))
+        code = int(quoted[1]) if quoted else errno.EIO
+        raise OSError(code, os.strerror(code)) from None
 
 
 def save_model(

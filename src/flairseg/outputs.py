@@ -602,12 +602,14 @@ _SHORT_WRITE = re.compile(r"\d+ requested and \d+ written")
 def _short_write_named(final: Path) -> Iterator[None]:
     """A write that stopped short, as numpy's ``tofile`` reports it (tifffile writes through it), named as what it
     is: the device holding ``final`` is full (or the user's quota on it reached). numpy's ``OSError`` carries
-    neither an errno nor a path."""
+    neither an errno nor a path; one of a file object's write or close (a full disk), no path: ``final`` names it."""
     try:
         yield
     except OSError as exc:
         if exc.errno is None and _SHORT_WRITE.fullmatch(str(exc)):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(final)) from None
+        if exc.errno is not None and not exc.filename:
+            raise OSError(exc.errno, exc.strerror, str(final)) from None
         raise
 
 
