@@ -2457,6 +2457,27 @@ def _tree_with_a_case_in_a_folder_named_for_labels(tmp: Path) -> list[str]:
     return _predict(tmp, tmp / "in", "--model", str(_zero_checkpoint(tmp)))
 
 
+def _kaggle_slice_cut_inside_its_strip(tmp: Path) -> list[str]:
+    """A tree of Kaggle cases CASE_0 and CASE_1, CASE_1's slice 2 cut 200 bytes short inside its one uncompressed strip
+    (its header intact)."""
+    _case(tmp, "CASE_0")
+    cut = _case(tmp, "CASE_1") / "CASE_1_2.tif"
+    cut.write_bytes(cut.read_bytes()[:-200])
+    return _predict(tmp, tmp / "in", "--model", str(_zero_checkpoint(tmp)))
+
+
+def _nifti_cut_by_less_than_its_header(tmp: Path) -> list[str]:
+    """Two uncompressed int16 volumes P0.nii and P1.nii of 32 x 32 x 4 voxels (8,192 bytes after 352 of header), P1
+    cut 300 bytes short: the file still holds more bytes than its voxels take."""
+    (tmp / "in").mkdir()
+    for name in ("P0", "P1"):
+        volume = np.random.default_rng(0).integers(1, 255, (32, 32, 4)).astype(np.int16)
+        nib.save(nib.Nifti1Image(volume, np.eye(4)), tmp / "in" / f"{name}.nii")
+    cut = tmp / "in" / "P1.nii"
+    cut.write_bytes(cut.read_bytes()[:-300])
+    return _predict(tmp, tmp / "in", "--model", str(_zero_checkpoint(tmp)))
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -4420,6 +4441,23 @@ CATALOGUE = [
         "TMP/in/seguimiento/CASE_B lies in TMP/in/seguimiento, a folder flairseg reads as no case (the cases of a tree "
         "lie side by side, a case's volumes in a case folder named by BraTS, nnU-Net or BIDS): move it up beside the "
         "other cases, or give the folder as an input of its own",
+    ),
+    BadInput(
+        "kaggle-slice-cut-inside-its-strip",
+        "in a tree, a Kaggle slice cut short inside its image data, its header intact (refused before any case is "
+        "written)",
+        _kaggle_slice_cut_inside_its_strip,
+        "1 of 2 cases fail their header checks, so nothing was written: CASE_1: TMP/in/CASE_1/CASE_1_2.tif holds "
+        "3,144 bytes but its header places image data up to byte 3,344: the file is truncated; copy it again; fix or "
+        "move them, then run again",
+    ),
+    BadInput(
+        "nifti-cut-by-less-than-its-header",
+        "in a tree, an uncompressed NIfTI cut short by fewer bytes than its header takes (refused before any case is "
+        "written)",
+        _nifti_cut_by_less_than_its_header,
+        "1 of 2 cases fail their header checks, so nothing was written: P1: TMP/in/P1.nii holds 8,244 bytes but its "
+        "header describes 8,544: the file is truncated or its dimensions are wrong; fix or move them, then run again",
     ),
 ]
 

@@ -93,7 +93,20 @@ def _page_shape(path: Path) -> tuple[tuple[int, ...], int]:
         )
     _check_stored_as_read(path, page)
     _check_codec_sized(path, page)
+    _check_strips_held(path, page)
     return shape, pixels
+
+
+def _check_strips_held(path: Path, page: tifffile.TiffPage) -> None:
+    """Refuse a slice whose strips (or tiles) end past the end of its file: cut short, it would fail only once it is
+    decoded, after a tree's earlier cases were written."""
+    ends = [int(offset) + int(count) for offset, count in zip(page.dataoffsets, page.databytecounts)]
+    held = path.stat().st_size
+    if ends and max(ends) > held:
+        raise InputError(
+            f"{path} holds {held:,} bytes but its header places image data up to byte {max(ends):,}: the file is "
+            "truncated; copy it again"
+        )
 
 
 def _check_codec_sized(path: Path, page: tifffile.TiffPage) -> None:

@@ -170,7 +170,9 @@ def _check_size(image: Any, shape: tuple[int, int, int], path: Path) -> None:
         )
     check(voxels, 1, str(path))
     if not path.name.lower().endswith(".gz"):
-        needed = int(image.header.get_data_offset()) + voxels * image.header.get_data_dtype().itemsize
+        # where the data begin, as the file says (nibabel's loaded header says 0; its proxy keeps the offset)
+        offset = getattr(image.dataobj, "offset", image.header.get_data_offset())
+        needed = int(offset) + voxels * image.header.get_data_dtype().itemsize
         _check_holds(path, path.stat().st_size, needed, "bytes")
 
 
