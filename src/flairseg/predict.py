@@ -762,7 +762,8 @@ def _predict_cases(
                 skipped += 1
         except _CaseFailure as failure:  # anything else (a changed record, a file in the way, a full disk) stops
             case_id = case_id_of(path) if not isinstance(path, Case) else path.case_id
-            failures.append((case_id, str(failure) + _leave_out(run, case_id)))
+            left = _leave_out_scores(run, case_id) if isinstance(failure, _TruthFailure) else _leave_out(run, case_id)
+            failures.append((case_id, str(failure) + left))
     return predicted, skipped, failures
 
 
@@ -787,8 +788,26 @@ def _leave_out(run: _Run, case_id: str) -> str:
     return "; its earlier outputs are left out of the report, and the next run predicts it again" if earlier else ""
 
 
+def _leave_out_scores(run: _Run, case_id: str) -> str:
+    """Take the scores of a case whose truth failed to read out of the report: its metrics row and the figures that
+    outline its truth (the next run that reads the truth draws them again); its prediction, if made, stands."""
+    key = ReportFolder.key(case_id, run.names.task)
+    report = run.report
+    scored = [report.case_table("metrics", key), report.montage(key), report.gif(case_id, run.names.task)]
+    scored.append(report.drawn_truth(key))
+    with _holding(run, key):
+        earlier = [path for path in scored if path.exists()]
+        for path in earlier:
+            path.unlink()
+    return "; its earlier scores are left out of the report" if earlier else ""
+
+
 class _CaseFailure(InputError):
     """What is wrong with one case of a tree (it cannot be read or preprocessed): listed, and the others go on."""
+
+
+class _TruthFailure(_CaseFailure):
+    """A case whose ``--truth`` cannot be read: it cannot be scored, but its prediction stands."""
 
 
 # the lock name of a mask-file run's one case (:func:`_holding`); a case's key ends in its task's label
@@ -909,7 +928,7 @@ def _given_truth(run: _Run, case: Case) -> np.ndarray:
     try:
         truth = read_mask(run.truth_index[case.case_id], run.names.label, "truth")
     except InputError as error:
-        raise _CaseFailure(str(error)) from None
+        raise _TruthFailure(str(error)) from None
     check_same_grid(case.case_id, case, truth, "image")
     return truth.mask  # type: ignore[return-value]
 
