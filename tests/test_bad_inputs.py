@@ -2478,6 +2478,19 @@ def _nifti_cut_by_less_than_its_header(tmp: Path) -> list[str]:
     return _predict(tmp, tmp / "in", "--model", str(_zero_checkpoint(tmp)))
 
 
+def _train_into_a_cross_validations_fold(tmp: Path) -> list[str]:
+    """`train -o CV/fold-0 --overwrite`, CV a cross-validation (its fold-0 a training run it made)."""
+    make_marked_folder(tmp / "cv", "cross-validation")
+    make_marked_folder(tmp / "cv" / "fold-0", "training run")
+    return ["train", "--data", str(_case(tmp).parent), "-o", str(tmp / "cv" / "fold-0"), "--overwrite", "--quiet"]
+
+
+def _preprocess_into_a_training_run(tmp: Path) -> list[str]:
+    """`preprocess -o RUN/pp`, RUN a training run (which `train --overwrite` would replace with it)."""
+    make_marked_folder(tmp / "old", "training run")
+    return ["preprocess", "-i", str(_case(tmp)), "-o", str(tmp / "old" / "pp")]
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -2612,7 +2625,7 @@ CATALOGUE = [
         "short-nifti",
         "an uncompressed NIfTI cut short",
         _short_nifti,
-        "TMP/in/vol.nii holds 5,000 bytes but its header describes 32,768: the file is truncated or its dimensions "
+        "TMP/in/vol.nii holds 5,000 bytes but its header describes 33,120: the file is truncated or its dimensions "
         "are wrong",
     ),
     BadInput(
@@ -4458,6 +4471,20 @@ CATALOGUE = [
         _nifti_cut_by_less_than_its_header,
         "1 of 2 cases fail their header checks, so nothing was written: P1: TMP/in/P1.nii holds 8,244 bytes but its "
         "header describes 8,544: the file is truncated or its dimensions are wrong; fix or move them, then run again",
+    ),
+    BadInput(
+        "train-into-a-cross-validations-fold",
+        "`train -o CV/fold-0 --overwrite` into a fold of a cross-validation (its folds are cv's to train)",
+        _train_into_a_cross_validations_fold,
+        "output TMP/cv/fold-0 lies in TMP/cv, flairseg's cross-validation, which train never writes into: choose "
+        "another path",
+    ),
+    BadInput(
+        "preprocess-into-a-training-run",
+        "`preprocess -o RUN/pp` inside a training run's folder",
+        _preprocess_into_a_training_run,
+        "output TMP/old/pp lies in TMP/old, flairseg's training run, which preprocess never writes into: choose "
+        "another path",
     ),
 ]
 

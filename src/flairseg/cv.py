@@ -274,6 +274,7 @@ def train_folds(
                 device=device,
                 threads=threads,
                 quiet=quiet,
+                fold_of_cv=True,
             )
         trained.append(fold)
     return trained
@@ -672,7 +673,8 @@ def cross_validate(
     if not data.is_dir():
         raise InputError(f"data folder {data} does not exist")
     inputs = InputPaths([data, config_file, *(files_of(init) if init is not None else ())])
-    check_output(out, inputs, overwrite=True, replaces=False)  # a cross-validation folder is continued, never replaced
+    # a cross-validation folder is continued, never replaced
+    check_output(out, inputs, overwrite=True, replaces=False, kind="cross-validation")
     check_cv_folder(out)
     check_recipe(config)
     check_outputs(config, data, out, inputs)

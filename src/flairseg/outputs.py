@@ -146,6 +146,16 @@ FolderKind = Literal[
     "association report",
     "demo",
 ]
+_MADE_BY: dict[str, str] = {  # the command that makes each kind of folder
+    "training run": "train",
+    "cross-validation": "cv",
+    "cross-validation report": "cv",
+    "prediction report": "predict",
+    "evaluation report": "evaluate",
+    "preprocessed cases": "preprocess",
+    "association report": "associate",
+    "demo": "demo",
+}
 _KIND = re.compile(r"made by flairseg \((?P<kind>[a-z -]+)\)")
 
 
@@ -167,6 +177,23 @@ def marker_kind(folder: Path) -> str | None:
     except OSError:
         return None
     return found["kind"] if found else None
+
+
+def refuse_marked_above(out: Path, writer: str, within: FolderKind | None = None, start: Path | None = None) -> None:
+    """Refuse an output that lies in a folder flairseg made as a kind of folder (a training run, a cross-validation,
+    preprocessed cases, a report: its marker names the kind) other than ``within`` (a cross-validation's folds lie in
+    it): the nearest marker at or above ``start`` (the output's folder; ``out`` itself where the command writes into
+    it, as ``predict`` does) says. The folder it lies in would be replaced whole, or read as that kind's, with it in.
+    ``writer`` names the command."""
+    for folder in (start or out.parent, *(start or out.parent).parents):
+        kind = marker_kind(folder)
+        if kind is not None and kind != within:
+            where = "holds" if folder == out else f"lies in {folder},"
+            raise InputError(
+                f"output {out} {where} flairseg's {kind}, which {writer} never writes into: choose another path"
+            )
+        if made_by_flairseg(folder):  # the nearest marker decides (an older flairseg's names no kind: any)
+            return
 
 
 def made_as(folder: Path, kind: FolderKind) -> bool:
@@ -217,6 +244,7 @@ def check_output(
     writes: Literal["folder", "file"] = "folder",
     kind: FolderKind | None = None,
     is_own_file: Callable[[Path], bool] | None = None,
+    within: FolderKind | None = None,
 ) -> Path:
     """Validate an output path before any work starts and return it resolved.
 
@@ -225,7 +253,9 @@ def check_output(
     output that ``replaces`` what is there (every command but ``predict``, which adds to its folder) must also not be
     or hold the current or home directory, nor be a filesystem root, and an existing folder must be one flairseg made
     (:func:`made_by_flairseg`) as a folder of the command's ``kind`` (a training run is no evaluation report), and an
-    existing file one the command wrote (``is_own_file`` says so; an empty file holds nothing to lose).
+    existing file one the command wrote (``is_own_file`` says so; an empty file holds nothing to lose). A folder
+    output of a ``kind`` may not lie in a folder flairseg marked, but one of ``within``'s kind
+    (:func:`refuse_marked_above`).
     """
     if not str(out).strip():
         raise InputError("the output path is empty (an unset shell variable?); give the folder or file to write")
@@ -236,6 +266,8 @@ def check_output(
     if replaces:
         _refuse_special_folder(out, out_path)
     _refuse_other_kind(out, out_path, writes)
+    if writes == "folder" and kind is not None:
+        refuse_marked_above(out_path, _MADE_BY[kind], within)
     if out_path.exists() and not overwrite:
         raise InputError(f"output {out} already exists; pass --overwrite to replace it or choose another path")
     if replaces and out_path.is_dir() and not made_by_flairseg(out_path):

@@ -69,9 +69,8 @@ from flairseg.outputs import (
     check_output,
     name_key,
     held_case,
-    made_by_flairseg,
     mark_folder,
-    marker_kind,
+    refuse_marked_above,
     run_report,
 )
 from flairseg.postprocess import Component, select_components
@@ -269,7 +268,7 @@ _OS_CLUTTER = ("Thumbs.db", "desktop.ini")  # files a file manager leaves in a f
 
 def _checked_mask_file(mask_file: str | os.PathLike, inputs: InputPaths, source: Path, report_folder: Path) -> Path:
     """``-o NAME.nii.gz``, checked: never an input, nor named as a file of the case beside it (its truth), nor put in
-    a folder of flairseg's of another kind (:func:`_refuse_other_kind_of_folder`); its ``report_folder``
+    a folder of flairseg's of another kind (:func:`~flairseg.outputs.refuse_marked_above`); its ``report_folder``
     (``NAME_flairseg``) holds a report alone: a prediction of cases there (``-o NAME_flairseg``), or a user's files,
     is no mask file's report to replace, --overwrite or not."""
     checked = check_output(mask_file, inputs, overwrite=True, replaces=False, writes="file")
@@ -280,27 +279,12 @@ def _checked_mask_file(mask_file: str | os.PathLike, inputs: InputPaths, source:
             "of a tree of cases?): give -o another name"
         )
     refuse_case_file_name(source, checked, "mask file")
-    _refuse_other_kind_of_folder(checked.parent)
+    refuse_marked_above(checked.parent, "predict", start=checked.parent)
     if run_report(checked.parent).is_flairsegs():  # a mask file there would replace a mask that run records
         raise InputError(
             f"mask file {checked} would lie in {checked.parent}, another prediction run's folder: choose another path"
         )
     return checked
-
-
-def _refuse_other_kind_of_folder(out: Path) -> None:
-    """Refuse an output folder (or a mask file's folder) that flairseg made as another kind of folder (a training
-    run, preprocessed cases, a report: its marker names the kind; predict never marks the folders it writes into), or
-    that lies in one (cross-validation's out-of-fold masks, a preprocessed case): the nearest marker above it says."""
-    for folder in (out, *out.parents):
-        kind = marker_kind(folder)
-        if kind is not None:
-            where = "holds" if folder == out else f"lies in {folder},"
-            raise InputError(
-                f"output {out} {where} flairseg's {kind}, which predict never writes into: choose another path"
-            )
-        if made_by_flairseg(folder):  # an older flairseg's marker, which names no kind
-            return
 
 
 def _check_headers(
@@ -462,7 +446,7 @@ def predict_tree(
     _check_headers(paths, label, truth_index, (segmenter, brain_segmenter), resample)
     inputs = _run_inputs(source, out, bids, cases, _files_read(given, truth, segmenter, brain_segmenter))
     out_path = check_output(out, inputs, overwrite=True, replaces=False)
-    _refuse_other_kind_of_folder(out_path)
+    refuse_marked_above(out_path, "predict", start=out_path)
     mask_file = _checked_mask_file(mask_file, inputs, source, out_path) if mask_file is not None else None
     report = run_report(out_path)
     names = PredictionFolder(out_path, segmenter.task, bids_root=source if bids else None, mask_file=mask_file)
@@ -791,6 +775,8 @@ def _leave_out(run: _Run, case_id: str) -> str:
 def _leave_out_scores(run: _Run, case_id: str) -> str:
     """Take the scores of a case whose truth failed to read out of the report: its metrics row and the figures that
     outline its truth (the next run that reads the truth draws them again); its prediction, if made, stands."""
+    if not run.report.path.is_dir():
+        return ""  # no report: nothing of the case's in one
     key = ReportFolder.key(case_id, run.names.task)
     report = run.report
     scored = [report.case_table("metrics", key), report.montage(key), report.gif(case_id, run.names.task)]

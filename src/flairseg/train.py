@@ -576,23 +576,26 @@ def train(
     threads: int | None = None,
     quiet: bool = False,
     config_file: str | os.PathLike | None = None,
+    fold_of_cv: bool = False,
 ) -> TrainResult:
     """Train a U-Net on the cases under ``data`` into the run folder ``out``.
 
     The folder holds config.json, split.json, log.csv, best.safetensors/.json (highest mean
     validation Dice) and last.safetensors/.json (model, optimizer and RNG state to resume).
     ``config_file``: the file ``config`` was read from (``--config``), which the run folder may not hold.
+    ``fold_of_cv``: the run is a fold of the cross-validation whose folder holds it (no other flairseg folder may).
     """
     torch_device = resolve_device(device)
     limit_threads(threads)
     data = Path(data)
     # resolved: the run folder is replaced where it is, not a link to it (which would become a folder of its own)
-    out = _check_run_folder(data, Path(out), resume, overwrite, init_from, config_file)
+    inputs = (data, init_from, config_file)
+    out = _check_run_folder(inputs, Path(out), resume, overwrite, fold_of_cv)
     torch_device, world = _device_and_world(torch_device)
     quiet = quiet or not world.is_main
     with _holding(out, world):
         # again, held: another process may have made or replaced the folder since
-        _check_run_folder(data, out, resume, overwrite, init_from, config_file)
+        _check_run_folder(inputs, out, resume, overwrite, fold_of_cv)
         paths = index_cases(data)
         config, split = _plan_run(out, config, paths, resume)
         init_from, init_member = _starting_point(out, init_from, init_member, resume)
@@ -684,26 +687,28 @@ def _device_and_world(device: torch.device) -> tuple[torch.device, distributed.W
 
 
 def _check_run_folder(
-    data: Path,
+    inputs: tuple[Path, str | os.PathLike | None, str | os.PathLike | None],
     out: Path,
     resume: bool,
     overwrite: bool,
-    init_from: str | os.PathLike | None,
-    config_file: str | os.PathLike | None,
+    fold_of_cv: bool,
 ) -> Path:
-    """Refuse missing data, an existing run folder without --resume or --overwrite, and an output that holds an
-    input: the data, the --init checkpoint or the --config file, or (resumed: written into, not replaced) holds a link
-    that leads one of its files into them, as cv refuses for its folds; the run folder, resolved.
+    """Refuse missing data, an existing run folder without --resume or --overwrite, an output in a folder flairseg
+    made (but a cross-validation's, for its fold), and an output that holds an input (``inputs``: the data, the
+    --init checkpoint, the --config file) or (resumed: written into, not replaced) holds a link that leads one of its
+    files into them, as cv refuses for its folds; the run folder, resolved.
     """
+    data, init_from, config_file = inputs
     if not data.exists():
         raise InputError(f"data folder {data} does not exist")
     if out.exists() and not (resume or overwrite):
         raise InputError(f"run folder {out} exists; pass --resume to continue it or --overwrite to start again")
     # never an input, the current or home folder, or a foreign folder
-    inputs = InputPaths([data, config_file, *(checkpoint.files_of(init_from) if init_from is not None else ())])
-    out = check_output(out, inputs, overwrite=True, replaces=not resume, kind="training run")
+    read = InputPaths([data, config_file, *(checkpoint.files_of(init_from) if init_from is not None else ())])
+    within = "cross-validation" if fold_of_cv else None
+    out = check_output(out, read, overwrite=True, replaces=not resume, kind="training run", within=within)
     if resume:
-        inputs.refuse_folder(out, "a file of the run")
+        read.refuse_folder(out, "a file of the run")
     return out
 
 
