@@ -2491,6 +2491,14 @@ def _preprocess_into_a_training_run(tmp: Path) -> list[str]:
     return ["preprocess", "-i", str(_case(tmp)), "-o", str(tmp / "old" / "pp")]
 
 
+def _file_named_as_a_kaggle_cases_output_folder(tmp: Path) -> list[str]:
+    """A user's file TMP/pred/CASE where the Kaggle case CASE's mask folder goes."""
+    (tmp / "pred").mkdir()
+    (tmp / "pred" / "CASE").write_text("my notes")
+    model = str(_zero_checkpoint(tmp))
+    return ["predict", "-i", str(_case(tmp).parent), "-o", str(tmp / "pred"), "--model", model, "--quiet"]
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -4485,6 +4493,12 @@ CATALOGUE = [
         _preprocess_into_a_training_run,
         "output TMP/old/pp lies in TMP/old, flairseg's training run, which preprocess never writes into: choose "
         "another path",
+    ),
+    BadInput(
+        "file-named-as-a-kaggle-cases-output-folder",
+        "a file of the user's in the output folder, named as a Kaggle case whose mask folder goes there",
+        _file_named_as_a_kaggle_cases_output_folder,
+        "TMP/pred/CASE is in the way of case CASE's output and flairseg has no record of writing it; move it away",
     ),
 ]
 

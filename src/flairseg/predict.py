@@ -990,12 +990,19 @@ def _refuse_foreign_outputs(run: _Run, case: Case, key: str) -> None:
     known = _outputs_recorded(run, [key]) if own else set()  # what the case's record says flairseg wrote
     known |= _outputs_recorded(run, recorded) if run.overwrite else set()  # a mask file another case's record names
     paths = [path for _, path in _case_outputs(run, case) if os.path.normpath(path) not in known]
-    found = [path for path in paths if path.exists() or path.is_symlink()]
+    found = [path for path in paths if path.exists() or path.is_symlink()] + _files_as_folders(paths, run.names.path)
     if found:
         raise InputError(
             f"{found[0]} is in the way of case {case.case_id}'s output and flairseg has no record of writing it; "
             "move it away"
         )
+
+
+def _files_as_folders(paths: Sequence[Path], out: Path) -> list[Path]:
+    """What lies where a folder of ``paths`` in ``out`` goes (a Kaggle case's mask folder) and is no folder: a user's
+    file named as the case."""
+    folders = {folder for path in paths for folder in path.parents if folder.is_relative_to(out) and folder != out}
+    return sorted(folder for folder in folders if (folder.exists() or folder.is_symlink()) and not folder.is_dir())
 
 
 def _outputs_recorded(run: _Run, keys: Sequence[str]) -> set[str]:
