@@ -2499,6 +2499,14 @@ def _file_named_as_a_kaggle_cases_output_folder(tmp: Path) -> list[str]:
     return ["predict", "-i", str(_case(tmp).parent), "-o", str(tmp / "pred"), "--model", model, "--quiet"]
 
 
+def _resumed_run_with_a_pipe_as_its_log(tmp: Path) -> list[str]:
+    """A training run whose log.csv, which a resumed run reads and appends to, is a named pipe."""
+    data = _case(tmp).parent
+    make_marked_folder(tmp / "old", "training run")
+    os.mkfifo(tmp / "old" / "log.csv")
+    return ["train", "--data", str(data), "-o", str(tmp / "old"), "--resume", "--quiet"]
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -4499,6 +4507,12 @@ CATALOGUE = [
         "a file of the user's in the output folder, named as a Kaggle case whose mask folder goes there",
         _file_named_as_a_kaggle_cases_output_folder,
         "TMP/pred/CASE is in the way of case CASE's output and flairseg has no record of writing it; move it away",
+    ),
+    BadInput(
+        "resumed-run-with-a-pipe-as-its-log",
+        "`train --resume` of a run folder whose log.csv is a named pipe (reading it would wait for ever)",
+        _resumed_run_with_a_pipe_as_its_log,
+        "TMP/old/log.csv is neither a file nor a folder (a pipe or a device): move it away",
     ),
 ]
 

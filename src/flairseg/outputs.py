@@ -124,7 +124,8 @@ class InputPaths:
     def refuse_folder(self, folder: Path, what: str) -> None:
         """:meth:`refuse` the output folder ``folder`` and everything already in it, which a run writes into or
         appends to (a training run's ``log.csv``); a link among them refused wherever it leads: flairseg makes none,
-        and writing through one (a run copied with ``cp -rs``) would change a file outside the folder."""
+        and writing through one (a run copied with ``cp -rs``) would change a file outside the folder; so is a pipe,
+        which reading would wait on for ever."""
         for path in (folder, *(folder.iterdir() if folder.is_dir() else ())):
             self.refuse(path, what)
             if path != folder and path.is_symlink():
@@ -132,6 +133,8 @@ class InputPaths:
                     f"{path} is a link (to {os.readlink(path)}), which flairseg never makes in a folder it writes "
                     "into: writing there would change the file it leads to; replace it with a copy of that file"
                 )
+            if not (path.is_file() or path.is_dir()):
+                raise InputError(f"{path} is neither a file nor a folder (a pipe or a device): move it away")
 
 
 MARKER = ".flairseg"  # the file that marks a folder flairseg made (and may replace with --overwrite)
@@ -474,7 +477,7 @@ def atomic_file(
         os.close(fd)
         tmp = Path(tmp_name)
         try:
-            with _short_write_named(final):
+            with _short_write_named(final, tmp):
                 yield tmp
             os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs get the usual permissions
             if replace and is_own_file is not None:  # again: another file may have taken its place meanwhile
@@ -505,7 +508,7 @@ def atomic_dir(
         try:
             if mark is not None:
                 write_marker(tmp, mark)
-            with _short_write_named(final):
+            with _short_write_named(final, tmp):
                 yield tmp
             os.chmod(tmp, 0o777 & ~_umask())
             if replace and mark is not None and final.is_dir() and not made_as(final, mark):
@@ -631,17 +634,21 @@ _SHORT_WRITE = re.compile(r"\d+ requested and \d+ written")
 
 
 @contextlib.contextmanager
-def _short_write_named(final: Path) -> Iterator[None]:
-    """A write that stopped short, as numpy's ``tofile`` reports it (tifffile writes through it), named as what it
-    is: the device holding ``final`` is full (or the user's quota on it reached). numpy's ``OSError`` carries
-    neither an errno nor a path; one of a file object's write or close (a full disk), no path: ``final`` names it."""
+def _short_write_named(final: Path, tmp: Path) -> Iterator[None]:
+    """A write into the temporary ``tmp`` that failed, named as the output ``final`` (``tmp`` is gone once the command
+    ends): one that stopped short, as numpy's ``tofile`` reports it (tifffile writes through it), named as what it
+    is, the device holding ``final`` full (or the user's quota on it reached): numpy's ``OSError`` carries neither an
+    errno nor a path; one of a file object's write or close (a full disk), which names no path; one naming a file in
+    ``tmp``."""
     try:
         yield
     except OSError as exc:
         if exc.errno is None and _SHORT_WRITE.fullmatch(str(exc)):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(final)) from None
-        if exc.errno is not None and not exc.filename:
-            raise OSError(exc.errno, exc.strerror, str(final)) from None
+        named = str(exc.filename) if exc.filename else ""
+        if exc.errno is not None and (not named or Path(named) == tmp or Path(named).is_relative_to(tmp)):
+            inside = Path(named).relative_to(tmp) if named and Path(named) != tmp else None
+            raise OSError(exc.errno, exc.strerror, str(final / inside if inside else final)) from None
         raise
 
 
