@@ -2507,6 +2507,21 @@ def _resumed_run_with_a_pipe_as_its_log(tmp: Path) -> list[str]:
     return ["train", "--data", str(data), "-o", str(tmp / "old"), "--resume", "--quiet"]
 
 
+def _t1c_option_given_another_cases_flair(tmp: Path) -> list[str]:
+    """`--flair A_flair.nii.gz --t1c B_flair.nii.gz`: BraTS-named FLAIRs of two cases, the second given as the T1c."""
+    flair, other = (_nifti(tmp, np.ones((16, 16, 4), np.float32), name=f"{case}_flair.nii.gz") for case in "AB")
+    model = str(_zero_checkpoint(tmp))
+    return ["predict", "--flair", str(flair), "--t1c", str(other), "-o", str(tmp / "out"), "--model", model, "--quiet"]
+
+
+def _t1_option_given_another_cases_t1(tmp: Path) -> list[str]:
+    """`--flair A_flair.nii.gz --t1 B_t1.nii.gz`: BraTS-named volumes of two cases."""
+    flair = _nifti(tmp, np.ones((16, 16, 4), np.float32), name="A_flair.nii.gz")
+    other = _nifti(tmp, np.ones((16, 16, 4), np.float32), name="B_t1.nii.gz")
+    model = str(_zero_checkpoint(tmp))
+    return ["predict", "--flair", str(flair), "--t1", str(other), "-o", str(tmp / "out"), "--model", model, "--quiet"]
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -4513,6 +4528,19 @@ CATALOGUE = [
         "`train --resume` of a run folder whose log.csv is a named pipe (reading it would wait for ever)",
         _resumed_run_with_a_pipe_as_its_log,
         "TMP/old/log.csv is neither a file nor a folder (a pipe or a device): move it away",
+    ),
+    BadInput(
+        "t1c-option-given-another-cases-flair",
+        "`predict --flair A_flair.nii.gz --t1c B_flair.nii.gz` (another case's FLAIR, by its name, given as the T1c)",
+        _t1c_option_given_another_cases_flair,
+        "--t1c TMP/in/B_flair.nii.gz is the flair volume of case B, not a t1c",
+    ),
+    BadInput(
+        "t1-option-given-another-cases-t1",
+        "`predict --flair A_flair.nii.gz --t1 B_t1.nii.gz` (another case's T1, by its name)",
+        _t1_option_given_another_cases_t1,
+        "--t1 TMP/in/B_t1.nii.gz is a volume of case B, and --flair TMP/in/A_flair.nii.gz of case A: give the "
+        "sequences of one case",
     ),
 ]
 

@@ -372,7 +372,8 @@ def read_nifti(path: str | os.PathLike, mask_path: str | os.PathLike | None = No
 
 def check_named_sequences(flair: Path, pre: Path | None, post: Path | None) -> None:
     """Refuse sequence files given by name (``--flair``, ``--t1``, ``--t1c``) that are no such image: a file named like
-    a label volume, a FLAIR named as another sequence of its case, or a T1 or T1c that is the FLAIR file itself."""
+    a label volume, one a naming convention names as another sequence (a FLAIR as a T1) or as a volume of another
+    case than the FLAIR's, or a T1 or T1c that is the FLAIR file itself."""
     from flairseg.sequences import is_label_file, name_of
 
     given = [(option, path) for option, path in (("--flair", flair), ("--t1", pre), ("--t1c", post)) if path]
@@ -381,9 +382,17 @@ def check_named_sequences(flair: Path, pre: Path | None, post: Path | None) -> N
             raise InputError(f"{option} {path} is named like a label volume (segmentation or mask), not an image")
         if option != "--flair" and os.path.samefile(path, flair):
             raise InputError(f"{option} {path} is the FLAIR itself; leave it out, and a copy of the FLAIR stands in")
-    named = name_of(flair)
-    if named is not None and named.kind != "flair":
-        raise InputError(f"--flair {flair} is the {named.kind} volume of case {named.case_id}, not a FLAIR")
+    case = name_of(flair)
+    kinds = {"--flair": "flair", "--t1": "t1", "--t1c": "t1c"}
+    for option, path in given:
+        named, kind = name_of(path), kinds[option]
+        if named is not None and named.kind != kind:
+            raise InputError(f"{option} {path} is the {named.kind} volume of case {named.case_id}, not a {kind}")
+        if named is not None and case is not None and named.key != case.key:
+            raise InputError(
+                f"{option} {path} is a volume of case {named.case_id}, and --flair {flair} of case {case.case_id}: "
+                "give the sequences of one case"
+            )
 
 
 def read_sequences(
