@@ -133,7 +133,7 @@ class InputPaths:
                     f"{path} is a link (to {os.readlink(path)}), which flairseg never makes in a folder it writes "
                     "into: writing there would change the file it leads to; replace it with a copy of that file"
                 )
-            if not (path.is_file() or path.is_dir()):
+            if path != folder and not (path.is_file() or path.is_dir()):
                 raise InputError(f"{path} is neither a file nor a folder (a pipe or a device): move it away")
 
 
