@@ -2522,6 +2522,23 @@ def _t1_option_given_another_cases_t1(tmp: Path) -> list[str]:
     return ["predict", "--flair", str(flair), "--t1", str(other), "-o", str(tmp / "out"), "--model", model, "--quiet"]
 
 
+def _truth_named_for_a_case_in_other_letters(tmp: Path) -> list[str]:
+    """Volumes A and B, their --truth masks a_mask.nii.gz (A's, in lower case) and B_mask.nii.gz."""
+    for name, folder in (("A", "in"), ("B", "in"), ("a_mask", "truth"), ("B_mask", "truth")):
+        (tmp / folder).mkdir(exist_ok=True)
+        nib.save(nib.Nifti1Image(np.ones((16, 16, 4), np.uint8), np.eye(4)), tmp / folder / f"{name}.nii.gz")
+    model = str(_zero_checkpoint(tmp))
+    return _predict(tmp, tmp / "in", "--truth", str(tmp / "truth"), "--model", model)
+
+
+def _mask_file_named_as_its_flair_in_other_letters(tmp: Path) -> list[str]:
+    """`predict -i in/P1_flair.nii.gz -o in/p1_flair.nii.gz`: the mask named as the case's FLAIR in other letter case
+    (a second FLAIR of the case where case is ignored, another case's where it is not)."""
+    flair = _nifti(tmp, np.ones((16, 16, 4), np.float32), name="P1_flair.nii.gz")
+    model = str(_zero_checkpoint(tmp))
+    return ["predict", "-i", str(flair), "-o", str(flair.with_name("p1_flair.nii.gz")), "--model", model, "--quiet"]
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -4541,6 +4558,21 @@ CATALOGUE = [
         _t1_option_given_another_cases_t1,
         "--t1 TMP/in/B_t1.nii.gz is a volume of case B, and --flair TMP/in/A_flair.nii.gz of case A: give the "
         "sequences of one case",
+    ),
+    BadInput(
+        "truth-named-for-a-case-in-other-letters",
+        "a --truth mask a_mask.nii.gz for case A (the id in other letter case)",
+        _truth_named_for_a_case_in_other_letters,
+        "--truth mask TMP/truth/a_mask.nii.gz is named for case 'a', and the case is 'A': name it as the case "
+        "(A_mask) to score it",
+    ),
+    BadInput(
+        "mask-file-named-as-its-flair-in-other-letters",
+        "`-o in/p1_flair.nii.gz` for the case in/P1_flair.nii.gz (its own FLAIR's name in other letter case)",
+        _mask_file_named_as_its_flair_in_other_letters,
+        "mask file TMP/in/p1_flair.nii.gz is named as a file of case P1 beside it (its truth, a label or a sequence), "
+        "which every later run would read as such; give the mask another name (e.g. P1_pred.nii.gz) or write it "
+        "elsewhere",
     ),
 ]
 

@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
+import tifffile
 
 from flairseg.cli import main
 
@@ -1156,8 +1157,12 @@ def test_a_part_does_not_list_a_case_predicted_since_its_part_failed_it(
     B's failure in part 1's record stale: exit 0, no failures.csv."""
     command = _two_part_tree(tmp_path)
     slice_file = tmp_path / "in" / "B" / "B_2.tif"
+    tifffile.imwrite(slice_file, tifffile.imread(slice_file), photometric="rgb", compression="zlib")
     good = slice_file.read_bytes()
-    slice_file.write_bytes(good[:-100])  # its headers pass; its pixels fail to decode while part 1 runs
+    with tifffile.TiffFile(slice_file) as tiff:
+        middle = int(tiff.pages[0].dataoffsets[0]) + int(tiff.pages[0].databytecounts[0]) // 2
+    broken = good[:middle] + bytes(16) + good[middle + 16 :]  # its headers pass; its pixels fail to decode
+    slice_file.write_bytes(broken)
     assert main([*command, "--part", "0/2"]) == 0
     assert main([*command, "--part", "1/2"]) == 1
     failures = tmp_path / "out" / "report" / "failures.csv"

@@ -112,9 +112,12 @@ def refuse_case_file_name(volume: Path, path: Path, what: str) -> None:
 
     if not is_nifti(path) or not is_nifti(volume) or os.path.realpath(path.parent) != os.path.realpath(volume.parent):
         return
-    labelled = nifti_stem(path) in {nifti_stem(volume) + spec.label_suffix for spec in TASK_SPECS.values()}
+    # compared as a file system that ignores case would: `P1/p1_flair.nii.gz` is read as a file of case P1 there
+    labels = {name_key(nifti_stem(volume) + spec.label_suffix) for spec in TASK_SPECS.values()}
+    labelled = name_key(nifti_stem(path)) in labels
     named, given = name_of(path), name_of(volume)
-    sibling = named is not None and given is not None and (named.convention, named.key) == (given.convention, given.key)
+    sibling = named is not None and given is not None and named.convention == given.convention
+    sibling = sibling and name_key(named.key) == name_key(given.key)
     if labelled or sibling:
         case_id = case_id_of(volume)
         raise InputError(

@@ -387,6 +387,7 @@ def _truth_index(
     ids = [_case_id(case) for case in cases]
     if len(ids) == 1 and list(index.values()) == [Path(truth)]:
         return {ids[0]: Path(truth)}
+    _refuse_misspelt_truth(index, ids, label)
     missing = [case_id for case_id in ids if case_id not in index]
     shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
     if len(missing) == len(ids):
@@ -402,6 +403,20 @@ def _truth_index(
             file=sys.stderr,
         )
     return index
+
+
+def _refuse_misspelt_truth(index: dict[str, Path], ids: Sequence[str], label: str) -> None:
+    """Refuse a ``--truth`` mask named for a case id that differs from a case's only as a file system that ignores
+    case or accent composition would not tell (``a_mask`` for case ``A``): it pairs with no case, and the case would
+    go unscored without a word."""
+    cases, given = {name_key(case_id): case_id for case_id in ids}, set(ids)
+    for truth_id, path in index.items():
+        case_id = cases.get(name_key(truth_id))
+        if truth_id not in given and case_id is not None:
+            raise InputError(
+                f"--truth mask {path} is named for case {truth_id!r}, and the case is {case_id!r}: name it as the "
+                f"case ({case_id}{label}) to score it"
+            )
 
 
 def predict_tree(
