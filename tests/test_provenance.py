@@ -13,43 +13,38 @@ import tifffile
 from flairseg.cli import main
 
 
-def test_rerun_skips_only_a_matching_case(
-    sample_case: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    out = tmp_path / "out"
-    command = ["predict", "-i", str(sample_case), "-o", str(out), "--quiet", "--precision", "fp32"]
+def test_rerun_skips_only_a_matching_case(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out, model = tmp_path / "out", _empty_mask_checkpoint(tmp_path / "m", "abnormality")
+    case = str(_volume(tmp_path / "in" / "v.nii.gz"))
+    command = ["predict", "-i", case, "-o", str(out), "--model", str(model), "--quiet", "--precision", "fp32"]
     assert main(command) == 0
-    record = json.loads((out / "report" / "records" / "TCGA_CS_4942_19970222_mask.json").read_text())
+    record = json.loads((out / "report" / "records" / "v_mask.json").read_text())
     assert record["task"] == "abnormality" and record["weights_sha256"] and record["inputs"][0]["bytes"] > 0
     capsys.readouterr()
     assert main(command) == 0
     assert "0 cases predicted, 1 already done" in capsys.readouterr().out
     assert main(command[:-2] + ["--precision", "bf16"]) == 1  # another precision: not the same mask
     err = capsys.readouterr().err.strip()
-    assert (
-        err.startswith("flairseg: error: case TCGA_CS_4942_19970222")
-        and "another precision" in err
-        and "--overwrite" in err
-    )
+    assert err.startswith("flairseg: error: case v") and "another precision" in err and "--overwrite" in err
     assert main(command + ["--tta"]) == 1 and "another tta" in capsys.readouterr().err
     # brain masks: their own names
-    assert main(["predict", "-i", str(sample_case), "-o", str(out), "--quiet", "--task", "brain"]) == 0
+    brain = str(_empty_mask_checkpoint(tmp_path / "b", "brain"))
+    assert main(["predict", "-i", case, "-o", str(out), "--quiet", "--task", "brain", "--model", brain]) == 0
     assert main(command + ["--tta", "--overwrite"]) == 0
-    assert json.loads((out / "report" / "records" / "TCGA_CS_4942_19970222_mask.json").read_text())["tta"] is True
+    assert json.loads((out / "report" / "records" / "v_mask.json").read_text())["tta"] is True
 
 
-def test_a_case_without_record_is_predicted_again(
-    sample_case: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    out = tmp_path / "out"
-    assert main(["predict", "-i", str(sample_case), "-o", str(out), "--quiet"]) == 0
+def test_a_case_without_record_is_predicted_again(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out, model = tmp_path / "out", _empty_mask_checkpoint(tmp_path / "m", "abnormality")
+    command = ["predict", "-i", str(_volume(tmp_path / "in" / "v.nii.gz")), "-o", str(out), "--model", str(model)]
+    assert main([*command, "--quiet"]) == 0
     records = out / "report" / "records"
-    (records / "TCGA_CS_4942_19970222_mask.json").unlink()  # as if killed before the record: the started file is left
-    (records / "TCGA_CS_4942_19970222_mask.started").write_text("")
+    (records / "v_mask.json").unlink()  # as if killed before the record: the started file is left
+    (records / "v_mask.started").write_text("")
     capsys.readouterr()
-    assert main(["predict", "-i", str(sample_case), "-o", str(out), "--quiet"]) == 0
+    assert main([*command, "--quiet"]) == 0
     assert "1 cases predicted, 0 already done" in capsys.readouterr().out
-    assert sorted(p.name for p in records.iterdir()) == ["TCGA_CS_4942_19970222_mask.json"]
+    assert sorted(p.name for p in records.iterdir()) == ["v_mask.json"]
 
 
 def test_a_case_whose_report_rows_are_gone_is_predicted_again(
@@ -116,7 +111,8 @@ def test_masks_without_a_record_are_not_overwritten(
     shutil.copytree(sample_case, manual)
     first = sorted(manual.glob("*_mask.tif"))[0]
     first.write_bytes(b"a manual mask")
-    command = ["predict", "-i", str(sample_case), "-o", str(tmp_path / "manual"), "--quiet"]
+    model = str(_empty_mask_checkpoint(tmp_path / "m", "abnormality"))
+    command = ["predict", "-i", str(sample_case), "-o", str(tmp_path / "manual"), "--model", model, "--quiet"]
     assert main(command) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("flairseg: error: ") and "no record of writing it" in err and "\n" not in err
@@ -132,8 +128,9 @@ def test_masks_without_a_record_are_not_overwritten(
 
 def test_brain_and_tumour_masks_share_a_case_folder(sample_case: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    assert main(["predict", "-i", str(sample_case), "-o", str(out), "--quiet"]) == 0
-    assert main(["predict", "-i", str(sample_case), "-o", str(out), "--quiet", "--task", "brain"]) == 0
+    command = ["predict", "-i", str(sample_case), "-o", str(out), "--quiet"]
+    assert main([*command, "--model", str(_empty_mask_checkpoint(tmp_path / "m", "abnormality"))]) == 0
+    assert main([*command, "--task", "brain", "--model", str(_empty_mask_checkpoint(tmp_path / "b", "brain"))]) == 0
     folder = out / sample_case.name
     assert len(list(folder.glob("*_mask.tif"))) == len(list(folder.glob("*_brain.tif"))) == 20
     assert (out / "report" / "records" / "TCGA_CS_4942_19970222_brain.json").is_file()
