@@ -589,16 +589,22 @@ def test_a_mask_file_written_beside_the_cases_is_no_case_of_their_tree(
 def test_folders_beside_a_flat_tree_that_hold_no_cases_of_it_are_left_alone(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A flat tree of volumes beside a folder of their masks named as the cases (masks/P0.nii.gz) and an atlas folder:
-    the volumes are the cases; only a folder holding a volume named as itself (caseB/caseB.nii.gz) is refused."""
+    """A flat tree of volumes and a Kaggle case (holding its own bare-named seg.nii.gz) beside a folder of their masks
+    named as the cases (masks/P0.nii.gz, masks/K/K_1.tif slices without a suffix), a Segmentations folder and an atlas
+    folder: the volumes and the Kaggle case are the cases; only a folder holding a volume named as itself
+    (caseB/caseB.nii.gz) is refused."""
     (tmp_path / "in" / "masks").mkdir(parents=True)
     (tmp_path / "in" / "atlas").mkdir()
     volume = nib.Nifti1Image(np.ones((16, 16, 4), np.float32), np.eye(4))
-    for path in ("P0.nii.gz", "P1.nii.gz", "masks/P0.nii.gz", "atlas/MNI152.nii.gz"):
+    image, mask = phantom(slices=3, size=32)
+    write_kaggle_case(tmp_path / "in", "K", image, mask)
+    write_kaggle_case(tmp_path / "in" / "masks", "K", mask.astype(np.uint8) * 255, None)
+    write_kaggle_case(tmp_path / "in" / "Segmentations", "K", mask.astype(np.uint8) * 255, None)
+    for path in ("P0.nii.gz", "P1.nii.gz", "masks/P0.nii.gz", "atlas/MNI152.nii.gz", "K/seg.nii.gz"):
         nib.save(volume, tmp_path / "in" / path)
     model = ["--model", str(_checkpoint(tmp_path / "m")), "--quiet"]
     assert main(["predict", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), *model]) == 0
-    assert "2 cases predicted" in capsys.readouterr().out
+    assert "3 cases predicted" in capsys.readouterr().out
 
 
 def test_a_prediction_folder_is_read_back_as_its_masks_without_its_run_folders(

@@ -6,7 +6,6 @@ formats themselves live in ``kaggle.py`` (TIFF slice folders) and ``volumes.py``
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 from pathlib import Path
 
@@ -15,7 +14,6 @@ import numpy as np
 from flairseg.cases import (
     MASK_POLICIES,
     NIFTI_SUFFIXES,
-    TIFF_SUFFIXES,
     Case,
     Geometry,
     MaskPolicy,
@@ -27,7 +25,6 @@ from flairseg.cases import (
 from flairseg.config import TASK_SPECS
 from flairseg.errors import InputError
 from flairseg.kaggle import (
-    SLICE_NAME,
     first_tiff,
     has_tiffs,
     kaggle_files,
@@ -227,14 +224,17 @@ def find_cases(path: str | os.PathLike, masks: MaskPolicy = "optional", mask_suf
 
 def _is_recorded_mask_file(path: Path) -> bool:
     """Whether ``path`` is the mask a ``predict -o NAME.nii.gz`` run wrote: a record of the report in ``NAME_flairseg``
-    beside it names it (an image sharing the name in another extension, ``NAME.nii`` beside it, is no mask)."""
+    beside it names it (an image sharing the name in another extension, ``NAME.nii`` beside it, is no mask), or no
+    record there names any output."""
     from flairseg.provenance import recorded_outputs
 
     report = run_report(mask_file_folder(path))
     records = report.path / "records"
     if not (records.is_dir() and report.is_flairsegs()):
         return False
-    named = (entry["file"] for record in records.glob("*.json") for entry in recorded_outputs(record) or [])
+    named = [entry["file"] for record in records.glob("*.json") for entry in recorded_outputs(record) or []]
+    if not named:  # a run killed before its record, or an older flairseg's record: its mask by the folder's name
+        return True
     return any(os.path.normpath(report.path.parent / name) == os.path.normpath(path) for name in named)
 
 
@@ -346,16 +346,12 @@ def _refuse_unread_folders(folders: list[Path], masks: MaskPolicy) -> None:
     """Refuse a folder in a tree that holds cases no reading of the tree takes: case folders one level down
     (``tree/site2/CASE_2``) and, in a tree of images, image volumes (``tree/caseB/caseB.nii.gz``): they would be left
     out without a word. An nnU-Net dataset's labels folders hold labels, a prediction run's folder its masks and
-    probability maps; a folder named for labels (:func:`_is_label_folder`) is refused only where a case folder of
-    image slices lies in it (``seguimiento/CASE``)."""
+    probability maps."""
     for folder in folders:
         if _holds_no_cases(folder):
             continue
-        unread_case = (
-            _holds_image_slices if _is_label_folder(folder) else functools.partial(_is_unread_case, masks=masks)
-        )
         below = (p for p in sorted(folder.iterdir()) if not is_hidden(p))
-        unread = next((p for p in below if unread_case(p)), None)
+        unread = next((p for p in below if _is_unread_case(p, masks)), None)
         if unread is not None:
             raise InputError(
                 f"{unread} lies in {folder}, a folder flairseg reads as no case (the cases of a tree lie side by side, "
@@ -364,34 +360,20 @@ def _refuse_unread_folders(folders: list[Path], masks: MaskPolicy) -> None:
             )
 
 
-# folders of a tree that hold what is no case of it: BIDS's reserved folders (raw DICOM in sourcedata)
-_NOT_CASES = ("sourcedata", "code", "phenotype", "stimuli", "derivatives")
-# the names of label folders: nnU-Net's (labelsTr) and a user's (masks, truth, gt, seg, segmentations)
-_LABEL_FOLDERS = ("masks", "truth", "gt")
+# folders of a tree that hold what is no case of it: BIDS's reserved folders (raw DICOM in sourcedata), nnU-Net's and
+# a user's label folders, by their names (``labels*``: nnU-Net's labelsTr and labelsTs); a folder whose name only
+# begins like one (``seguimiento``) is none
+_NOT_CASES = ("sourcedata", "code", "phenotype", "stimuli", "derivatives", "masks", "truth", "gt")
+_NOT_CASES += ("seg", "segs", "segmentation", "segmentations", "ground_truth", "groundtruth")
 
 
 def _holds_no_cases(folder: Path) -> bool:
-    """Whether a folder of a tree holds no cases by its name (:data:`_NOT_CASES`) or by being flairseg's (a
-    prediction run, a folder it marked)."""
-    if folder.name.lower() in _NOT_CASES:
+    """Whether a folder of a tree holds no cases by its name (:data:`_NOT_CASES`, ``labels*``) or by being flairseg's
+    (a prediction run, a folder it marked)."""
+    name = folder.name.lower()
+    if name in _NOT_CASES or name.startswith("labels"):
         return True
     return made_by_flairseg(folder) or run_report(folder).is_flairsegs()
-
-
-def _is_label_folder(folder: Path) -> bool:
-    """Whether a folder's name says it holds labels (:data:`_LABEL_FOLDERS`, ``labels*``, ``seg*``)."""
-    name = folder.name.lower()
-    return name in _LABEL_FOLDERS or name.startswith(("labels", "seg"))
-
-
-def _holds_image_slices(path: Path) -> bool:
-    """Whether ``path`` is a case folder of image slices: a DICOM series, or TIFF slices other than masks (named
-    ``<CASE>_<k>_<label>.tif``)."""
-    if not path.is_dir():
-        return False
-    tiffs = [p for p in path.iterdir() if p.suffix.lower() in TIFF_SUFFIXES and not is_hidden(p)]
-    images = [p for p in tiffs if (match := SLICE_NAME.match(p.name)) is None or not match["suffix"]]
-    return bool(images) or first_dicom_file(path) is not None
 
 
 def _is_unread_case(path: Path, masks: MaskPolicy) -> bool:
@@ -554,8 +536,14 @@ def _refuse_mixed_case(folder: Path, kind: str, other: Path | None) -> None:
         )
 
 
+# names a case folder's own label volume goes by without a case id (a series' segmentation beside its slices)
+_BARE_LABELS = ("seg", "segmentation", "mask", "label", "labels", "roi")
+
+
 def _is_nifti_image(path: Path) -> bool:
-    return is_nifti(path) and not is_hidden(path) and path.is_file() and _is_image_volume(path)
+    """A NIfTI image volume in a case folder: no label by its name (``CASE_seg``, or a bare ``seg``, ``mask``)."""
+    visible = is_nifti(path) and not is_hidden(path) and path.is_file()
+    return visible and nifti_stem(path).lower() not in _BARE_LABELS and _is_image_volume(path)
 
 
 def read_case(

@@ -128,13 +128,24 @@ class InputPaths:
         which reading would wait on for ever."""
         for path in (folder, *(folder.iterdir() if folder.is_dir() else ())):
             self.refuse(path, what)
-            if path != folder and path.is_symlink():
-                raise InputError(
-                    f"{path} is a link (to {os.readlink(path)}), which flairseg never makes in a folder it writes "
-                    "into: writing there would change the file it leads to; replace it with a copy of that file"
-                )
-            if path != folder and not (path.is_file() or path.is_dir()):
-                raise InputError(f"{path} is neither a file nor a folder (a pipe or a device): move it away")
+            if path != folder and not is_working_file(path.name):  # another process's temporary may go meanwhile
+                _refuse_link_or_pipe(path)
+
+
+def _refuse_link_or_pipe(path: Path) -> None:
+    """Refuse a link (wherever it leads) or a pipe or device in a folder a run writes into: writing through the link
+    would change the file it leads to, and reading the pipe would wait for ever; an entry gone meanwhile is none."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(mode):
+        raise InputError(
+            f"{path} is a link (to {os.readlink(path)}), which flairseg never makes in a folder it writes into: "
+            "writing there would change the file it leads to; replace it with a copy of that file"
+        )
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise InputError(f"{path} is neither a file nor a folder (a pipe or a device): move it away")
 
 
 MARKER = ".flairseg"  # the file that marks a folder flairseg made (and may replace with --overwrite)
@@ -630,6 +641,7 @@ def _naming_the_output(final: Path) -> Iterator[None]:
         raise OSError(exc.errno, exc.strerror, str(final)) from None
 
 
+_WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # a write's failures that a file object names no path for
 _SHORT_WRITE = re.compile(r"\d+ requested and \d+ written")
 
 
@@ -638,15 +650,16 @@ def _short_write_named(final: Path, tmp: Path) -> Iterator[None]:
     """A write into the temporary ``tmp`` that failed, named as the output ``final`` (``tmp`` is gone once the command
     ends): one that stopped short, as numpy's ``tofile`` reports it (tifffile writes through it), named as what it
     is, the device holding ``final`` full (or the user's quota on it reached): numpy's ``OSError`` carries neither an
-    errno nor a path; one of a file object's write or close (a full disk), which names no path; one naming a file in
-    ``tmp``."""
+    errno nor a path; a full disk or quota as a file object's write or close reports it, without a path; one naming a
+    file in ``tmp``."""
     try:
         yield
     except OSError as exc:
         if exc.errno is None and _SHORT_WRITE.fullmatch(str(exc)):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(final)) from None
         named = str(exc.filename) if exc.filename else ""
-        if exc.errno is not None and (not named or Path(named) == tmp or Path(named).is_relative_to(tmp)):
+        unnamed_write = not named and exc.errno in _WRITE_ERRORS  # a read of an input names its path
+        if unnamed_write or (named and (Path(named) == tmp or Path(named).is_relative_to(tmp))):
             inside = Path(named).relative_to(tmp) if named and Path(named) != tmp else None
             raise OSError(exc.errno, exc.strerror, str(final / inside if inside else final)) from None
         raise

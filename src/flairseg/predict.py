@@ -451,20 +451,20 @@ def predict_tree(
     given = source if isinstance(source, Case) else None
     source = given.geometry.source if given is not None else Path(source)
     _check_request(source, segmenter, brain_segmenter, strip)
-    bids = given is None and is_bids_root(source)
-    cases = [given] if given is not None else _refuse_run_names(index_cases(source), source if bids else None)
-    paths = (
-        cases if given is not None else _cases_of_part(cases, part, run_report(Path(out)), segmenter.task, overwrite)
-    )
+    bids_root = source if given is None and is_bids_root(source) else None
+    cases = [given] if given is not None else _refuse_run_names(index_cases(source), bids_root)
+    paths = cases if given is not None else _cases_of_part(cases, part, Path(out), segmenter.task, overwrite)
     label = TASK_SPECS[segmenter.task].label_suffix
     truth_index = _truth_index(truth, label, cases, quiet)
     _check_headers(paths, label, truth_index, (segmenter, brain_segmenter), resample)
-    inputs = _run_inputs(source, out, bids, cases, _files_read(given, truth, segmenter, brain_segmenter))
+    inputs = _run_inputs(
+        source, out, bids_root is not None, cases, _files_read(given, truth, segmenter, brain_segmenter)
+    )
     out_path = check_output(out, inputs, overwrite=True, replaces=False)
     refuse_marked_above(out_path, "predict", start=out_path)
     mask_file = _checked_mask_file(mask_file, inputs, source, out_path) if mask_file is not None else None
     report = run_report(out_path)
-    names = PredictionFolder(out_path, segmenter.task, bids_root=source if bids else None, mask_file=mask_file)
+    names = PredictionFolder(out_path, segmenter.task, bids_root=bids_root, mask_file=mask_file)
     _check_case_outputs(names, report, cases, inputs)
     _refuse_foreign_report(report)
     settings = _run_settings(segmenter, brain_segmenter, resample=resample, probabilities=probabilities, strip=strip)
@@ -474,7 +474,7 @@ def predict_tree(
     title = f"Prediction of {source.name} by {segmenter.metadata.get('name', 'the model')}"
     if part is None and len(paths) == 1 and failures:
         _fail_lone_case(report, title, segmenter.task, failures[0][1])
-    if bids:  # after the cases: a refused lone case leaves no folder that passes for a derivative
+    if bids_root is not None:  # after the cases: a refused lone case leaves no folder that passes for a derivative
         write_derivative_description(out_path)
     _check_settings(run, paths, cases, quiet=True)  # again: a part started with this one may have written since
     failures, cases = _failures_of_run(report, part, predicted, skipped, paths, failures, names.task)
@@ -498,14 +498,14 @@ def _fail_lone_case(report: ReportFolder, title: str, task: str, reason: str) ->
 
 
 def _cases_of_part(
-    paths: list[Path], part: tuple[int, int] | None, report: ReportFolder, task: str, overwrite: bool
+    paths: list[Path], part: tuple[int, int] | None, out: Path, task: str, overwrite: bool
 ) -> list[Path]:
     """The cases of a tree, or those of part K of N (:func:`split_parts`), refused (unless ``overwrite``, which runs
-    every part again) where another part's record of ``task`` in ``report`` names other cases than the tree deals that
-    part now: the tree changed between the parts, and a case could fall in none."""
+    every part again) where another part's record of ``task`` in the output folder ``out`` names other cases than the
+    tree deals that part now: the tree changed between the parts, and a case could fall in none."""
     if part is None:
         return paths
-    dealt = split_parts(paths, part[1])
+    dealt, report = split_parts(paths, part[1]), run_report(out)
     for k in [] if overwrite else _recorded_parts(report, part[1], task):
         now = sorted(case_id_of(path) for path in dealt[k]) if k < len(dealt) else []
         if k != part[0] and sorted(_read_part_record(report.part_record(k, part[1], task))["cases"]) != now:
@@ -761,8 +761,7 @@ def _predict_cases(
                 skipped += 1
         except _CaseFailure as failure:  # anything else (a changed record, a file in the way, a full disk) stops
             case_id = case_id_of(path) if not isinstance(path, Case) else path.case_id
-            left = _leave_out_scores(run, case_id) if isinstance(failure, _TruthFailure) else _leave_out(run, case_id)
-            failures.append((case_id, str(failure) + left))
+            failures.append((case_id, str(failure) + _leave_out(run, case_id)))
     return predicted, skipped, failures
 
 
@@ -787,28 +786,8 @@ def _leave_out(run: _Run, case_id: str) -> str:
     return "; its earlier outputs are left out of the report, and the next run predicts it again" if earlier else ""
 
 
-def _leave_out_scores(run: _Run, case_id: str) -> str:
-    """Take the scores of a case whose truth failed to read out of the report: its metrics row and the figures that
-    outline its truth (the next run that reads the truth draws them again); its prediction, if made, stands."""
-    if not run.report.path.is_dir():
-        return ""  # no report: nothing of the case's in one
-    key = ReportFolder.key(case_id, run.names.task)
-    report = run.report
-    scored = [report.case_table("metrics", key), report.montage(key), report.gif(case_id, run.names.task)]
-    scored.append(report.drawn_truth(key))
-    with _holding(run, key):
-        earlier = [path for path in scored if path.exists()]
-        for path in earlier:
-            path.unlink()
-    return "; its earlier scores are left out of the report" if earlier else ""
-
-
 class _CaseFailure(InputError):
     """What is wrong with one case of a tree (it cannot be read or preprocessed): listed, and the others go on."""
-
-
-class _TruthFailure(_CaseFailure):
-    """A case whose ``--truth`` cannot be read: it cannot be scored, but its prediction stands."""
 
 
 # the lock name of a mask-file run's one case (:func:`_holding`); a case's key ends in its task's label
@@ -929,7 +908,7 @@ def _given_truth(run: _Run, case: Case) -> np.ndarray:
     try:
         truth = read_mask(run.truth_index[case.case_id], run.names.label, "truth")
     except InputError as error:
-        raise _TruthFailure(str(error)) from None
+        raise _CaseFailure(str(error)) from None
     check_same_grid(case.case_id, case, truth, "image")
     return truth.mask  # type: ignore[return-value]
 
@@ -1293,7 +1272,7 @@ def _refuse_bids_misfit(path: Path, root: Path) -> None:
             f"{path} is a case folder of slices inside the BIDS dataset {root}, whose derivatives name NIfTI masks; "
             "convert it to NIfTI (e.g. with dcm2niix) or give it as an input of its own"
         )
-    taken = next((part for part in path.parent.relative_to(root).parts if name_key(part) in RUN_NAMES), None)
+    taken = next((part for part in path.parent.relative_to(root).parts[:1] if name_key(part) in RUN_NAMES), None)
     if taken is not None:
         raise InputError(
             f"case {path} lies in a folder named {taken!r}, which the run's own outputs use; rename the folder"

@@ -114,7 +114,8 @@ def minimum_volume_ellipsoid(
 
     Khachiyan's algorithm with Todd and Yildirim's away steps (a point's weight also shrinks where it lies deepest
     inside), which converge where the plain algorithm crawls on symmetric point sets: it stops once every point lies
-    within (1 + ``tolerance``) of the ellipsoid's boundary and every weighted one within as little inside it.
+    within (1 + ``tolerance``) of the ellipsoid's boundary and every weighted one within as little inside it, in the
+    algorithm's lifted measure (the points' quadratic form then exceeds 1 by at most about 4/3 ``tolerance`` in 3-D).
     """
     points = np.asarray(points, dtype=float)
     n, d = points.shape
@@ -134,9 +135,10 @@ def minimum_volume_ellipsoid(
             weights = (1.0 - step) * weights
             weights[far] += step
         else:  # away from the weighted point deepest inside, at most down to no weight
-            step = min((d + 1.0 - m[near]) / ((d + 1.0) * (m[near] - 1.0)), weights[near] / (1.0 - weights[near]))
+            drop = weights[near] / (1.0 - weights[near])  # the step that takes the point's weight to none
+            step = min((d + 1.0 - m[near]) / ((d + 1.0) * (m[near] - 1.0)), drop)
             weights = (1.0 + step) * weights
-            weights[near] -= step
+            weights[near] = 0.0 if step == drop else weights[near] - step
     centre = points.T @ weights
     covariance = (points.T * weights) @ points - np.outer(centre, centre)
     return np.linalg.inv(covariance) / d, centre

@@ -589,13 +589,13 @@ def train(
     limit_threads(threads)
     data = Path(data)
     # resolved: the run folder is replaced where it is, not a link to it (which would become a folder of its own)
-    inputs = (data, init_from, config_file)
-    out = _check_run_folder(inputs, Path(out), resume, overwrite, fold_of_cv)
+    given = (data, init_from, config_file)
+    out = _check_run_folder(given, Path(out), resume, overwrite, fold_of_cv)
     torch_device, world = _device_and_world(torch_device)
     quiet = quiet or not world.is_main
     with _holding(out, world):
         # again, held: another process may have made or replaced the folder since
-        _check_run_folder(inputs, out, resume, overwrite, fold_of_cv)
+        _check_run_folder(given, out, resume, overwrite, fold_of_cv)
         paths = index_cases(data)
         config, split = _plan_run(out, config, paths, resume)
         init_from, init_member = _starting_point(out, init_from, init_member, resume)
@@ -687,28 +687,28 @@ def _device_and_world(device: torch.device) -> tuple[torch.device, distributed.W
 
 
 def _check_run_folder(
-    inputs: tuple[Path, str | os.PathLike | None, str | os.PathLike | None],
+    given: tuple[Path, str | os.PathLike | None, str | os.PathLike | None],
     out: Path,
     resume: bool,
     overwrite: bool,
     fold_of_cv: bool,
 ) -> Path:
     """Refuse missing data, an existing run folder without --resume or --overwrite, an output in a folder flairseg
-    made (but a cross-validation's, for its fold), and an output that holds an input (``inputs``: the data, the
+    made (but a cross-validation's, for its fold), and an output that holds an input (``given``: the data, the
     --init checkpoint, the --config file) or (resumed: written into, not replaced) holds a link that leads one of its
     files into them, as cv refuses for its folds; the run folder, resolved.
     """
-    data, init_from, config_file = inputs
+    data, init_from, config_file = given
     if not data.exists():
         raise InputError(f"data folder {data} does not exist")
     if out.exists() and not (resume or overwrite):
         raise InputError(f"run folder {out} exists; pass --resume to continue it or --overwrite to start again")
     # never an input, the current or home folder, or a foreign folder
-    read = InputPaths([data, config_file, *(checkpoint.files_of(init_from) if init_from is not None else ())])
+    inputs = InputPaths([data, config_file, *(checkpoint.files_of(init_from) if init_from is not None else ())])
     within = "cross-validation" if fold_of_cv else None
-    out = check_output(out, read, overwrite=True, replaces=not resume, kind="training run", within=within)
+    out = check_output(out, inputs, overwrite=True, replaces=not resume, kind="training run", within=within)
     if resume:
-        read.refuse_folder(out, "a file of the run")
+        inputs.refuse_folder(out, "a file of the run")
     return out
 
 
