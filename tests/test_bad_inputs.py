@@ -2539,6 +2539,17 @@ def _mask_file_named_as_its_flair_in_other_letters(tmp: Path) -> list[str]:
     return ["predict", "-i", str(flair), "-o", str(flair.with_name("p1_flair.nii.gz")), "--model", model, "--quiet"]
 
 
+def _case_output_folder_linked_outside(tmp: Path) -> list[str]:
+    """An output folder whose CASE entry (where the Kaggle case CASE's masks go) is a link to a user's folder of that
+    case's slices, outside the output and no input of the run."""
+    case = _case(tmp)
+    shutil.copytree(case, tmp / "user" / "CASE")
+    (tmp / "pred").mkdir()
+    (tmp / "pred" / "CASE").symlink_to(tmp / "user" / "CASE")
+    model = str(_zero_checkpoint(tmp))
+    return ["predict", "-i", str(case.parent), "-o", str(tmp / "pred"), "--model", model, "--quiet"]
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -4573,6 +4584,13 @@ CATALOGUE = [
         "mask file TMP/in/p1_flair.nii.gz is named as a file of case P1 beside it (its truth, a label or a sequence), "
         "which every later run would read as such; give the mask another name (e.g. P1_pred.nii.gz) or write it "
         "elsewhere",
+    ),
+    BadInput(
+        "case-output-folder-linked-outside",
+        "a link in the output folder, where a Kaggle case's mask folder goes, to a user's folder outside it",
+        _case_output_folder_linked_outside,
+        "TMP/pred/CASE is a link (to TMP/user/CASE), which flairseg never makes in a folder it writes into: writing "
+        "there would change the file it leads to; replace it with a copy of that file",
     ),
 ]
 

@@ -136,3 +136,13 @@ def test_a_tensor_of_a_type_no_checkpoint_holds_is_refused_in_one_line(dtype: to
     path = checkpoint.save(tensors, record, tmp_path / "m")
     with pytest.raises(WeightsError, match=f"stores head.bias as {str(dtype)[6:]}, a type no flairseg checkpoint"):
         checkpoint.load_model(path)
+
+
+def test_a_checkpoint_without_a_task_is_an_abnormality_model_everywhere(tmp_path: Path) -> None:
+    """Saved without a task, a checkpoint predicts as an abnormality model, and --task abnormality takes it too."""
+    config = ModelConfig(features=2)
+    path = checkpoint.save_model(UNet(**vars(config)), config, PreprocessConfig(), tmp_path / "m")
+    _, metadata = checkpoint.load_model(path, task="abnormality")
+    assert "task" not in metadata and checkpoint.task_of(metadata) == "abnormality"
+    with pytest.raises(WeightsError, match="is a 'abnormality' model, not a 'brain' model"):
+        checkpoint.load_model(path, task="brain")

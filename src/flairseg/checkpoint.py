@@ -340,10 +340,15 @@ def _refuse_training_state(path: str | os.PathLike, metadata: dict[str, Any]) ->
         )
 
 
+def task_of(metadata: dict[str, Any]) -> str:
+    """A model record's task: abnormality where it names none (a checkpoint saved without one)."""
+    return metadata.get("task", "abnormality")
+
+
 def check_task(metadata: dict[str, Any], what: str, task: str | None) -> None:
     """Refuse a model trained for another task than ``task`` (None: any task)."""
-    if task is not None and metadata.get("task") != task:
-        raise WeightsError(f"{what} is a {metadata.get('task')!r} model, not a {task!r} model")
+    if task is not None and task_of(metadata) != task:
+        raise WeightsError(f"{what} is a {task_of(metadata)!r} model, not a {task!r} model")
 
 
 def load_model(path: str | os.PathLike, task: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
@@ -457,7 +462,7 @@ def check_metadata(metadata: Any, what: str) -> dict[str, Any]:
     if not isinstance(metadata, dict):
         raise WeightsError(f"{what} holds no model description (a JSON object)")
     check_format_version(metadata, what)
-    task = metadata.get("task", "abnormality")
+    task = task_of(metadata)
     if task not in TASKS:
         raise WeightsError(f"{what} is for task {task!r}; flairseg knows {', '.join(TASKS)}")
     name = metadata.get("name") or ""

@@ -132,6 +132,24 @@ class InputPaths:
                 _refuse_link_or_pipe(path)
 
 
+def refuse_links_below(path: Path, top: Path) -> None:
+    """Refuse an output ``path`` below the output folder ``top`` (itself may be a link: the user's choice) that is a
+    link, or lies in a folder below ``top`` that is one: flairseg makes none, and writing through one would write
+    outside the output (a user's folder of hand-drawn masks linked as a case's)."""
+    for part in (path, *path.parents):
+        if part == top or not part.is_relative_to(top):
+            return
+        if part.is_symlink():
+            raise InputError(_link_message(part))
+
+
+def _link_message(path: Path) -> str:
+    return (
+        f"{path} is a link (to {os.readlink(path)}), which flairseg never makes in a folder it writes into: writing "
+        "there would change the file it leads to; replace it with a copy of that file"
+    )
+
+
 def _refuse_link_or_pipe(path: Path) -> None:
     """Refuse a link (wherever it leads) or a pipe or device in a folder a run writes into: writing through the link
     would change the file it leads to, and reading the pipe would wait for ever; an entry gone meanwhile is none."""
@@ -140,10 +158,7 @@ def _refuse_link_or_pipe(path: Path) -> None:
     except FileNotFoundError:
         return
     if stat.S_ISLNK(mode):
-        raise InputError(
-            f"{path} is a link (to {os.readlink(path)}), which flairseg never makes in a folder it writes into: "
-            "writing there would change the file it leads to; replace it with a copy of that file"
-        )
+        raise InputError(_link_message(path))
     if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
         raise InputError(f"{path} is neither a file nor a folder (a pipe or a device): move it away")
 

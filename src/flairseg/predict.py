@@ -70,6 +70,7 @@ from flairseg.outputs import (
     name_key,
     held_case,
     mark_folder,
+    refuse_links_below,
     refuse_marked_above,
     run_report,
 )
@@ -137,7 +138,7 @@ class Segmenter:
         if folds is not None and not isinstance(self.model, torch.nn.Module):
             raise InputError("--folds chooses members of an ensemble checkpoint; an ONNX export is one network")
         self.in_channels = int(self.metadata["model"]["in_channels"])
-        self.task = self.metadata.get("task", "abnormality")
+        self.task = checkpoint.task_of(self.metadata)
         self.preprocess = checkpoint.preprocess_config(self.metadata)
         self.components = checkpoint.postprocess_config(self.metadata)
         self.threshold = checkpoint.threshold_of(self.metadata)
@@ -536,11 +537,13 @@ def _run_inputs(
 def _check_case_outputs(
     names: PredictionFolder, report: ReportFolder, cases: Sequence[Path | Case], inputs: InputPaths
 ) -> None:
-    """Refuse, before anything is written, an output that leads into an input (a link in the output folder: a case's
-    output, the report folder or one of its folders) or that two cases would share, whichever task wrote it: both
-    tasks may write into one folder, and case ``P_brain``'s tumour probability map is named as case ``P``'s brain one.
+    """Refuse, before anything is written, an output that leads into an input or out of the output folder (a link in
+    the output folder: a case's output, the report folder or one of its folders) or that two cases would share,
+    whichever task wrote it: both tasks may write into one folder, and case ``P_brain``'s tumour probability map is
+    named as case ``P``'s brain one.
     """
     inputs.refuse_folder(report.path, "the report folder")
+    refuse_links_below(report.path, names.path)
     owners: dict[str, tuple[str, str]] = {}
     recorded = _recorded_spellings(report)
     for case in (path if isinstance(path, Case) else case_outline(path) for path in cases):
@@ -557,6 +560,7 @@ def _check_case_outputs(
             for output in (*folder.outputs(case), report.gif(case.case_id, task)):
                 if task == names.task:
                     inputs.refuse(output, f"case {case.case_id}'s output")
+                    refuse_links_below(output, names.path)
                 other, other_task = owners.setdefault(name_key(str(output)), (case.case_id, task))
                 if other != case.case_id:
                     raise InputError(
