@@ -4806,6 +4806,12 @@ def _without(values: dict, key: str) -> dict:
             lambda m: {**m, "optimizer_groups": []},
             "TMP/run/last.json: optimizer_groups is not the 1 parameter group(s) of the run's optimizer",
         ),
+        (
+            "last.json",
+            lambda m: {**m, "optimizer_groups": [_without(m["optimizer_groups"][0], "betas")]},
+            "TMP/run/last.json: optimizer_groups lacks betas; restore the file, or start a new run",
+        ),
+        ("last.json", lambda m: {**m, "best_dice": 5.0}, "TMP/run/last.json: best_epoch 0 or best_dice 5.0 is invalid"),
     ],
 )
 def test_broken_run_files_are_refused_on_resume(
@@ -5277,3 +5283,26 @@ def test_a_library_log_line_never_joins_the_one_line_error(tmp_path: Path) -> No
         [sys.executable, "-m", "flairseg", *argv], capture_output=True, text=True, env=env, timeout=120
     )
     assert done.returncode == 1 and done.stderr.startswith("flairseg: error: case ") and done.stderr.count("\n") == 1
+
+
+def test_an_optimizer_state_other_than_adams_is_refused_on_resume(
+    finished_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A training state whose optimizer moments are of another shape than their parameter's, or lack one, saved
+    consistently (its record bound to its tensors): torch would load it and fail at the first step."""
+    from flairseg import checkpoint
+
+    for edit in ("shape", "missing"):
+        shutil.rmtree(tmp_path / "run", ignore_errors=True)
+        shutil.copytree(finished_run / "run", tmp_path / "run")
+        tensors, metadata = checkpoint.read(tmp_path / "run" / "last")
+        if edit == "shape":
+            tensors["optim.0.exp_avg"] = torch.zeros(3)
+        else:
+            del tensors["optim.0.exp_avg_sq"]
+        record = {key: value for key, value in metadata.items() if key not in ("sha256", "weights")}
+        checkpoint.save(tensors, record, tmp_path / "run" / "last")
+        argv = ["train", "--data", str(finished_run / "in"), "-o", str(tmp_path / "run"), "--resume", "--quiet"]
+        assert main(argv) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("flairseg: error: ") and "parameter 0" in err and "\n" not in err, err

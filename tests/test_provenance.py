@@ -1223,3 +1223,24 @@ def test_a_mask_file_whose_run_did_not_finish_is_never_read_as_a_mask(
     capsys.readouterr()
     assert main(["shape", "-i", str(mask), "-o", str(tmp_path / "s.csv"), "--quiet"]) == 1
     assert "which its prediction run began and did not finish" in capsys.readouterr().err
+
+
+def test_a_run_stopped_after_it_replaced_a_case_leaves_no_stale_merged_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two volumes predicted by one model, then again with --overwrite by another, the run stopped at the second case
+    (a file of the user's in its way) after it replaced the first: no merged table or page still describes the first
+    case's old mask; the next complete run merges them again."""
+    out = tmp_path / "out"
+    for seed, case in enumerate(("A", "B")):
+        _volume(tmp_path / "in" / f"{case}.nii.gz", seed)
+    command = ["predict", "-i", str(tmp_path / "in"), "-o", str(out), "--quiet"]
+    assert main([*command, "--model", str(_empty_mask_checkpoint(tmp_path / "m1", "abnormality"))]) == 0
+    assert (out / "report" / "qc.csv").is_file() and (out / "report" / "report.html").is_file()
+    (out / "B_probability.nii.gz").write_text("the user's")
+    other = ["--model", str(_empty_mask_checkpoint(tmp_path / "m2", "abnormality", 100.0)), "--overwrite"]
+    assert main([*command, *other, "--probabilities"]) == 1
+    assert "B_probability.nii.gz is in the way" in capsys.readouterr().err
+    assert not (out / "report" / "qc.csv").exists() and not (out / "report" / "report.html").exists()
+    (out / "B_probability.nii.gz").unlink()
+    assert main([*command, *other, "--probabilities"]) == 0 and (out / "report" / "report.html").is_file()

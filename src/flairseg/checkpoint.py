@@ -272,6 +272,7 @@ def load_training_state(
             if key.startswith("optim."):
                 _, index, name = key.split(".", 2)
                 optimizer_state["state"].setdefault(int(index), {})[name] = value
+        _check_adam_state(optimizer_state["state"], optimizer, what)
         optimizer.load_state_dict(optimizer_state)
         torch.set_rng_state(tensors["rng.torch"])
     except (KeyError, ValueError, TypeError, RuntimeError) as exc:
@@ -292,6 +293,9 @@ def _check_optimizer_groups(groups: object, optimizer: torch.optim.Optimizer, wh
     if not isinstance(groups, list) or len(groups) != len(made) or not all(isinstance(g, dict) for g in groups):
         raise WeightsError(f"{what}: optimizer_groups is not the {len(made)} parameter group(s) of the run's optimizer")
     for saved, fresh in zip(groups, made):
+        missing = [key for key in fresh if key not in saved]
+        if missing:
+            raise WeightsError(f"{what}: optimizer_groups lacks {missing[0]}; restore the file, or start a new run")
         differs = [key for key in saved if key != "lr" and key in fresh and saved[key] != fresh[key]]
         if differs:
             key = differs[0]
@@ -302,6 +306,26 @@ def _check_optimizer_groups(groups: object, optimizer: torch.optim.Optimizer, wh
         lr = saved.get("lr")
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr):
             raise WeightsError(f"{what}: the optimizer's lr {lr!r} is not a number")
+
+
+def _check_adam_state(state: dict[int, dict[str, torch.Tensor]], optimizer: torch.optim.Optimizer, what: str) -> None:
+    """Refuse Adam's saved per-parameter state (``state``: parameter index -> its tensors) other than Adam keeps for
+    the run's parameters: its step, and first and second moments of each parameter's shape, the second never below 0
+    (torch loads any, and fails or diverges at the first step)."""
+    params = [param for group in optimizer.param_groups for param in group["params"]]
+    amsgrad = any(group.get("amsgrad") for group in optimizer.param_groups)
+    kept = {"step", "exp_avg", "exp_avg_sq", *(("max_exp_avg_sq",) if amsgrad else ())}
+    for index, tensors in state.items():
+        if not 0 <= index < len(params) or set(tensors) != kept:
+            raise WeightsError(
+                f"{what}: the optimizer state of parameter {index} is not Adam's; restore the file, or start a new run"
+            )
+        moments = [tensors[name] for name in sorted(kept - {"step"})]
+        if any(moment.shape != params[index].shape for moment in moments) or (tensors["exp_avg_sq"] < 0).any():
+            raise WeightsError(
+                f"{what}: the optimizer moments of parameter {index} are not of its shape, or a second "
+                "moment is below 0; restore the file, or start a new run"
+            )
 
 
 def _check_tail(tensors: dict[str, torch.Tensor], meta: dict[str, Any], model: nn.Module, what: str) -> None:
@@ -324,8 +348,11 @@ def check_state_record(meta: dict[str, Any], what: str, task: str) -> None:
         value = meta.get(name, 0 if name == "averaged" else None)
         if not is_whole_number(value) or value < low:
             raise WeightsError(f"{what}: {name} {value!r} is not a whole number >= {low}")
-    if meta["best_epoch"] > meta["epoch"] or not isinstance(meta.get("best_dice"), (int, float)):
-        raise WeightsError(f"{what}: best_epoch {meta['best_epoch']} or best_dice {meta.get('best_dice')!r} is invalid")
+    best = meta.get("best_dice")
+    number = isinstance(best, (int, float)) and not isinstance(best, bool)
+    none_yet = number and best == -math.inf and meta["best_epoch"] == -1  # before the first validation
+    if meta["best_epoch"] > meta["epoch"] or not (none_yet or (number and 0 <= best <= 1)):
+        raise WeightsError(f"{what}: best_epoch {meta['best_epoch']} or best_dice {best!r} is invalid")
 
 
 def _refuse_training_state(path: str | os.PathLike, metadata: dict[str, Any]) -> None:

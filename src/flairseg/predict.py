@@ -884,6 +884,8 @@ def _write_case(
     with atomic_file(run.report.started(key)) as tmp:  # from here on, the case's outputs are flairseg's
         tmp.write_text("being predicted; its record replaces this file\n")
     dropped = _dropped_outputs(run, case, key)
+    if run.report.record(key).exists():  # the merged report describes the outputs about to be replaced
+        _drop_merged_report(run.report, run.names.task)
     run.report.record(key).unlink(missing_ok=True)
     _remove_outputs(dropped, run.names.path)
     _forget_other_cases(run, key)
@@ -900,6 +902,14 @@ def _write_case(
     with atomic_file(run.report.record(key)) as tmp:
         tmp.write_text(json.dumps(expected | {"outputs": outputs}, indent=2))
     run.report.started(key).unlink(missing_ok=True)
+
+
+def _drop_merged_report(report: ReportFolder, task: str) -> None:
+    """Remove the run's merged tables, ``task``'s scores and report.html, which the end of the run merges again: a run
+    stopped after it replaced a case leaves no report that describes the case's old outputs."""
+    merged = [*report.all_scores(task), *(report.table(name) for name in ("inputs", "qc", "components")), report.html]
+    for path in merged:
+        path.unlink(missing_ok=True)
 
 
 def _given_truth(run: _Run, case: Case) -> np.ndarray:
