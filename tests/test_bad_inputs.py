@@ -2550,6 +2550,22 @@ def _case_output_folder_linked_outside(tmp: Path) -> list[str]:
     return ["predict", "-i", str(case.parent), "-o", str(tmp / "pred"), "--model", model, "--quiet"]
 
 
+def _kaggle_slices_of_two_bit_depths_in_a_tree(tmp: Path) -> list[str]:
+    """A tree of Kaggle cases CASE_A and CASE_B, CASE_B's slice 2 saved as uint16 (the others uint8)."""
+    _case(tmp, "CASE_A")
+    case = _case(tmp, "CASE_B")
+    tifffile.imwrite(case / "CASE_B_2.tif", tifffile.imread(case / "CASE_B_2.tif").astype(np.uint16), photometric="rgb")
+    return _predict(tmp, tmp / "in", "--model", str(_zero_checkpoint(tmp)))
+
+
+def _record_nested_too_deeply(tmp: Path) -> list[str]:
+    """An output folder whose report/records/CASE_mask.json holds a JSON array nested 5,000 deep."""
+    (tmp / "pred" / "report" / "records").mkdir(parents=True)
+    (tmp / "pred" / "report" / "records" / "CASE_mask.json").write_text("[" * 5000 + "]" * 5000)
+    model = str(_zero_checkpoint(tmp))
+    return ["predict", "-i", str(_case(tmp)), "-o", str(tmp / "pred"), "--model", model, "--quiet"]
+
+
 CATALOGUE = [
     BadInput(
         "missing-input",
@@ -4591,6 +4607,20 @@ CATALOGUE = [
         _case_output_folder_linked_outside,
         "TMP/pred/CASE is a link (to TMP/user/CASE), which flairseg never makes in a folder it writes into: writing "
         "there would change the file it leads to; replace it with a copy of that file",
+    ),
+    BadInput(
+        "kaggle-slices-of-two-bit-depths-in-a-tree",
+        "in a tree, a Kaggle case one of whose slices is 16-bit, the others 8-bit (refused before any case is written)",
+        _kaggle_slices_of_two_bit_depths_in_a_tree,
+        "1 of 2 cases fail their header checks, so nothing was written: CASE_B: TMP/in/CASE_B: mixed slice types (uint8 "
+        "and uint16 in CASE_B_2.tif); save every slice of a case with one bit depth; fix or move them, then run again",
+    ),
+    BadInput(
+        "record-nested-too-deeply",
+        "a case record in the output's report folder that is a JSON array nested 5,000 deep",
+        _record_nested_too_deeply,
+        "TMP/pred/report is in the way of the run's report and flairseg has no record of writing it; move it away "
+        "(flairseg writes its report only into a folder of its own)",
     ),
 ]
 

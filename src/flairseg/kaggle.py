@@ -7,6 +7,7 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import tifffile
@@ -65,10 +66,18 @@ def _read_tiff(path: Path) -> np.ndarray:
     return array
 
 
-def _page_shape(path: Path) -> tuple[tuple[int, ...], int]:
+class _Page(NamedTuple):
+    """What a slice file's header declares: its shape (channels last), the pixels decoding it takes, its dtype."""
+
+    shape: tuple[int, ...]
+    pixels: int
+    dtype: str
+
+
+def _page_shape(path: Path) -> _Page:
     """The shape a slice file's header declares for its one page, channels last (every page would be decoded: a slice
-    is one), and the pixels decoding it takes: a page stored in tiles larger than itself takes its tile (a tile is
-    inflated whole before it is cropped)."""
+    is one), its dtype, and the pixels decoding it takes: a page stored in tiles larger than itself takes its tile (a
+    tile is inflated whole before it is cropped)."""
     try:
         with tifffile.TiffFile(path) as tiff:
             page, pages = tiff.pages[0], len(tiff.pages)
@@ -94,7 +103,7 @@ def _page_shape(path: Path) -> tuple[tuple[int, ...], int]:
     _check_stored_as_read(path, page)
     _check_codec_sized(path, page)
     _check_strips_held(path, page)
-    return shape, pixels
+    return _Page(shape, pixels, str(page.dtype))
 
 
 def _check_strips_held(path: Path, page: tifffile.TiffPage) -> None:
@@ -178,21 +187,23 @@ def kaggle_shape(folder: Path) -> tuple[int, int, int, int]:
     """(slices, rows, columns, channels) of a Kaggle case as its first slice's header declares them (its slices were
     checked to be of one size: :func:`kaggle_files`)."""
     files = slice_files(folder, "")
-    shape, _ = _page_shape(files[min(files)])
+    shape = _page_shape(files[min(files)]).shape
     return len(files), shape[0], shape[1], shape[2] if len(shape) == 3 else 1
 
 
-def _declared_shapes(folder: Path, files: Sequence[Path]) -> list[tuple[int, ...]]:
-    """Every slice's shape as its TIFF header declares it (readable, of one page), the case's size as they declare it
-    checked against the memory budget."""
-    shapes, largest, channels = [], 0, 1
-    for path in files:
-        shape, pixels = _page_shape(path)
-        shapes.append(shape)
-        largest = max(largest, pixels)
-        channels = max(channels, shape[2] if len(shape) == 3 else 1)
-    check(largest * len(files), channels, f"case {folder}")
-    return shapes
+def _declared_pages(folder: Path, files: Sequence[Path]) -> list[_Page]:
+    """What every slice's TIFF header declares (readable, of one page), the case's size as they declare it checked
+    against the memory budget."""
+    pages = [_page_shape(path) for path in files]
+    channels = max([page.shape[2] if len(page.shape) == 3 else 1 for page in pages], default=1)
+    check(max([page.pixels for page in pages], default=0) * len(files), channels, f"case {folder}")
+    return pages
+
+
+def _mixed_types(folder: Path, first: object, dtype: object, name: str) -> InputError:
+    return InputError(
+        f"{folder}: mixed slice types ({first} and {dtype} in {name}); save every slice of a case with one bit depth"
+    )
 
 
 def _mixed_images(folder: Path, first: tuple[int, ...], shape: tuple[int, ...], name: str) -> InputError:
@@ -211,12 +222,15 @@ def _check_declared_sizes(folder: Path, images: Sequence[Path], labels: Sequence
     """One size (and channel count) for every image slice, and the images' size for every label slice, as their TIFF
     headers declare them, checked before any slice is decoded (by the rules reading them applies: the same
     messages), so that a case of slices of other sizes is refused before any case of a tree is written."""
-    shapes = [(*shape, 1) if len(shape) == 2 else shape for shape in _declared_shapes(folder, images)]
-    for path, shape in zip(images, shapes):
+    pages = _declared_pages(folder, images)
+    shapes = [(*page.shape, 1) if len(page.shape) == 2 else page.shape for page in pages]
+    for path, shape, page in zip(images, shapes, pages):
         if shape != shapes[0]:
             raise _mixed_images(folder, shapes[0], shape, path.name)
+        if page.dtype != pages[0].dtype:
+            raise _mixed_types(folder, pages[0].dtype, page.dtype, path.name)
     plane = shapes[0][:2] if shapes else None
-    for path, shape in zip(labels, _declared_shapes(folder, labels) if labels else []):
+    for path, shape in zip(labels, [page.shape for page in _declared_pages(folder, labels)] if labels else []):
         if plane is not None and shape[:2] != plane:
             raise _label_off_images(path, shape, plane) if images else _mixed_labels(folder, plane, shape, path.name)
         plane = shape[:2]
@@ -343,10 +357,7 @@ def read_kaggle_case(folder: str | os.PathLike, masks: MaskPolicy = "optional", 
         if slices and array.shape != slices[0].shape:
             raise _mixed_images(folder, slices[0].shape, array.shape, image_files[k].name)
         if slices and array.dtype != slices[0].dtype:  # stacked, one 16-bit slice would darken all the others
-            raise InputError(
-                f"{folder}: mixed slice types ({slices[0].dtype} and {array.dtype} in {image_files[k].name}); save "
-                "every slice of a case with one bit depth"
-            )
+            raise _mixed_types(folder, slices[0].dtype, array.dtype, image_files[k].name)
         slices.append(array)
     image = np.stack(slices)
     # the resolved name: "." or "cases/.." would otherwise become case ids that escape the output folder

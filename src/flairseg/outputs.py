@@ -20,7 +20,6 @@ import contextlib
 import errno
 import functools
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -35,7 +34,7 @@ from pathlib import Path
 from typing import Literal
 
 from flairseg.cases import Case
-from flairseg.config import TASK_SPECS
+from flairseg.config import TASK_SPECS, parse_json
 from flairseg.errors import InputError
 
 
@@ -893,8 +892,8 @@ def _is_case_record(path: Path) -> bool:
     if path.suffix == ".started":
         return True
     try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError):
+        record = parse_json(path.read_text())
+    except (OSError, ValueError):  # parse_json's ValueError: not JSON, nested too deeply, ...
         return False
     return isinstance(record, dict) and "inputs" in record
 
