@@ -57,3 +57,16 @@ def make_marked_folder(path: Path, kind: str | None = None) -> None:
         (path / MARKER).write_text("made by flairseg; `--overwrite` may replace this folder\n")
     else:
         write_marker(path, kind)  # type: ignore[arg-type]
+
+
+def with_nan_pixel(slice_file: Path) -> None:
+    """Rewrite the image slices of ``slice_file``'s Kaggle case folder as float32 (a case's slices share one bit
+    depth) and give ``slice_file`` a NaN pixel: a sound header, a slice that fails once decoded."""
+    import re
+
+    for path in slice_file.parent.glob("*.tif"):
+        if re.fullmatch(r".+_\d+\.tif", path.name) and not path.stem.endswith(("_mask", "_brain")):
+            image = tifffile.imread(path).astype(np.float32)
+            if path == slice_file:
+                image.flat[1] = np.nan
+            tifffile.imwrite(path, image, photometric="rgb" if image.ndim == 3 else "minisblack")

@@ -23,7 +23,7 @@ import tifffile
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from synthetic import make_marked_folder, phantom, write_kaggle_case  # noqa: E402
+from synthetic import make_marked_folder, phantom, with_nan_pixel, write_kaggle_case  # noqa: E402
 from flairseg.cli import main  # noqa: E402
 from flairseg.checkpoint import save_model  # noqa: E402
 from flairseg.config import ModelConfig, PreprocessConfig  # noqa: E402
@@ -86,9 +86,7 @@ def _duplicate_number(tmp: Path) -> list[str]:
 
 def _nan_pixels(tmp: Path) -> list[str]:
     case = _case(tmp, masks=False)
-    plane = np.zeros((32, 32, 3), np.float32)  # the size and channels of the case's other slices
-    plane[3, 4, 1] = np.nan
-    tifffile.imwrite(case / "CASE_2.tif", plane, photometric="rgb")
+    with_nan_pixel(case / "CASE_2.tif")
     return _predict(tmp, case)
 
 
@@ -560,10 +558,7 @@ def _one_bad_case_of_three(tmp: Path) -> list[str]:
     """A slice whose header is sound but whose pixels are not: found only while decoding."""
     for name in ("CASE_A", "CASE_B", "CASE_C"):
         _case(tmp, name)
-    slice_path = tmp / "in" / "CASE_B" / "CASE_B_2.tif"
-    tifffile.imwrite(
-        slice_path, np.full(tifffile.imread(slice_path).shape, np.nan, dtype=np.float32), photometric="rgb"
-    )
+    with_nan_pixel(tmp / "in" / "CASE_B" / "CASE_B_2.tif")
     return _predict(tmp, tmp / "in", "--model", str(_zero_checkpoint(tmp)))
 
 
@@ -1660,10 +1655,7 @@ def _cv_with_a_nan_in_a_later_fold(tmp: Path) -> list[str]:
     argv = ["cv", *_train(tmp)[1:]]
     argv[argv.index(str(tmp / "run"))] = str(tmp / "out")
     (case,) = make_split([f"CASE_{i}" for i in range(3)], "kfold", 3, 0, 1, TrainConfig().seed).test
-    image = tmp / "in" / case / f"{case}_2.tif"
-    pixels = tifffile.imread(image).astype(np.float32)
-    pixels[3, 3, 0] = np.nan
-    tifffile.imwrite(image, pixels, photometric="rgb")
+    with_nan_pixel(tmp / "in" / case / f"{case}_2.tif")
     return argv
 
 
@@ -2564,6 +2556,19 @@ def _record_nested_too_deeply(tmp: Path) -> list[str]:
     (tmp / "pred" / "report" / "records" / "CASE_mask.json").write_text("[" * 5000 + "]" * 5000)
     model = str(_zero_checkpoint(tmp))
     return ["predict", "-i", str(_case(tmp)), "-o", str(tmp / "pred"), "--model", model, "--quiet"]
+
+
+def _dicom_slice_stored_in_colour(tmp: Path) -> list[str]:
+    """A DICOM series one of whose slices is stored as RGB (3 samples per pixel)."""
+    import pydicom
+
+    series = _dicom_series(tmp)
+    path = sorted(series.iterdir())[2]
+    ds = pydicom.dcmread(path)
+    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 0
+    ds.PixelData = bytes(ds.PixelData) * 3
+    ds.save_as(path)
+    return _predict(tmp, series, "--model", str(_zero_checkpoint(tmp)))
 
 
 CATALOGUE = [
@@ -4612,8 +4617,9 @@ CATALOGUE = [
         "kaggle-slices-of-two-bit-depths-in-a-tree",
         "in a tree, a Kaggle case one of whose slices is 16-bit, the others 8-bit (refused before any case is written)",
         _kaggle_slices_of_two_bit_depths_in_a_tree,
-        "1 of 2 cases fail their header checks, so nothing was written: CASE_B: TMP/in/CASE_B: mixed slice types (uint8 "
-        "and uint16 in CASE_B_2.tif); save every slice of a case with one bit depth; fix or move them, then run again",
+        "1 of 2 cases fail their header checks, so nothing was written: CASE_B: TMP/in/CASE_B: mixed slice types "
+        "(uint8 and uint16 in CASE_B_2.tif); save every slice of a case with one bit depth; fix or move them, then run "
+        "again",
     ),
     BadInput(
         "record-nested-too-deeply",
@@ -4621,6 +4627,13 @@ CATALOGUE = [
         _record_nested_too_deeply,
         "TMP/pred/report is in the way of the run's report and flairseg has no record of writing it; move it away "
         "(flairseg writes its report only into a folder of its own)",
+    ),
+    BadInput(
+        "dicom-slice-stored-in-colour",
+        "a DICOM series one of whose slices is stored as RGB (read into grey values otherwise)",
+        _dicom_slice_stored_in_colour,
+        "TMP/in/S: slice 3 (slice002.dcm) holds 3 samples per pixel (a colour image); a FLAIR series is greyscale: "
+        "export it as MONOCHROME2",
     ),
 ]
 

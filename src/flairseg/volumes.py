@@ -699,6 +699,17 @@ def _check_slice_sizes(headers: _SliceHeaders, slices: Sequence[PixelBytes], fol
             )
 
 
+def _refuse_colour(headers: _SliceHeaders, slices: Sequence[PixelBytes], folder: Path) -> None:
+    """Refuse a slice of more than one sample per pixel (RGB): GDCM reads it into grey values, a mix of its colours,
+    without a word."""
+    for k, pixels in enumerate(slices):
+        if pixels.samples != 1:
+            raise InputError(
+                f"{folder}: slice {k + 1} ({headers.names[k]}) holds {pixels.samples} samples per pixel (a colour "
+                "image); a FLAIR series is greyscale: export it as MONOCHROME2"
+            )
+
+
 def _check_rescale_tags(headers: _SliceHeaders, folder: Path) -> None:
     """Refuse a Rescale Slope or Intercept that is there but not one finite number: GDCM would leave the slice's
     values unscaled (a NaN slope) without a word."""
@@ -733,6 +744,7 @@ def _checked_geometry(files: Sequence[str], slices: Sequence[PixelBytes], folder
     Returns the grid they declare (as GDCM builds it: voxel axes columns, rows, slices)."""
     headers = _SliceHeaders(tuple(Path(name).name for name in files), tuple(pixels.geometry for pixels in slices))
     _check_slice_sizes(headers, slices, folder)
+    _refuse_colour(headers, slices, folder)
     _check_rescale_tags(headers, folder)
     _refuse_inverted_grey(headers, folder)
     pixel_spacing = _pixel_spacing(headers, folder)
