@@ -1244,3 +1244,23 @@ def test_a_run_stopped_after_it_replaced_a_case_leaves_no_stale_merged_report(
     assert not (out / "report" / "qc.csv").exists() and not (out / "report" / "report.html").exists()
     (out / "B_probability.nii.gz").unlink()
     assert main([*command, *other, "--probabilities"]) == 0 and (out / "report" / "report.html").is_file()
+
+
+def test_a_rerun_with_other_settings_is_refused_before_a_new_case_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Volumes A and B predicted, then A0 added (it comes first) and the folder predicted again with TTA, without
+    --overwrite: refused for A's record, made without TTA, before A0 is predicted."""
+    out, model = tmp_path / "out", _empty_mask_checkpoint(tmp_path / "m", "abnormality")
+    for seed, case in enumerate(("A", "B")):
+        _volume(tmp_path / "in" / f"{case}.nii.gz", seed)
+    command = ["predict", "-i", str(tmp_path / "in"), "-o", str(out), "--model", str(model), "--quiet"]
+    assert main(command) == 0
+    _volume(tmp_path / "in" / "A0.nii.gz", 2)
+    capsys.readouterr()
+    assert main([*command, "--tta"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"flairseg: error: case A in {out} was made with another tta (false -> true); pass --overwrite to predict it "
+        "again, or write elsewhere"
+    )
+    assert not (out / "A0_mask.nii.gz").exists() and not (out / "report" / "records" / "A0_mask.json").exists()

@@ -605,6 +605,24 @@ def _check_settings(run: _Run, paths: Sequence[Path | Case], tree: Sequence[Path
     pending = _settings_clash(run.report, run.settings, {_case_id(path) for path in paths})
     if pending is not None and not quiet:
         print(f"note: {pending}: its part has not run again with these settings yet", file=sys.stderr)
+    if not run.overwrite:
+        _refuse_cases_made_otherwise(run, paths)
+
+
+def _refuse_cases_made_otherwise(run: _Run, paths: Sequence[Path | Case]) -> None:
+    """Refuse a run without --overwrite over a case of it that the folder records with other settings, before any case
+    is written: reaching the case, the run would refuse it (:func:`~flairseg.provenance.check_reusable`, in the same
+    words) after the cases before it were written."""
+    for path in paths:
+        case_id = _case_id(path)
+        found = provenance.read_record(run.report.record(ReportFolder.key(case_id, run.names.task)))
+        differs = provenance.differing_setting(found, run.settings) if found else None
+        if differs is not None:
+            key, before, now = differs
+            raise InputError(
+                f"case {case_id} in {run.names.path} was made with another {key} ({before} -> {now}); pass "
+                "--overwrite to predict it again, or write elsewhere"
+            )
 
 
 def _settings_clash(report: ReportFolder, settings: dict[str, object], covered: set[str]) -> str | None:
