@@ -999,7 +999,7 @@ def test_long_series_with_rounded_positions_stay_on_their_grid(oblique: bool) ->
     """Scanners write positions to a few decimals: 200 slices 2/3 mm apart, rounded to 0.01 mm, lie on the grid
     through their end slices (a grid stepped from the first two slices would drift 0.6 mm by the last), and a
     missing slice among them is still found."""
-    from flairseg.volumes import _check_positions, _SliceHeaders, _slice_normal
+    from flairseg.volumes import _check_positions, _SliceHeaders, _slice_axes
 
     angle = np.radians(12.0 if oblique else 0.0)
     row, column = np.array([1.0, 0.0, 0.0]), np.array([0.0, np.cos(angle), np.sin(angle)])
@@ -1015,10 +1015,10 @@ def test_long_series_with_rounded_positions_stay_on_their_grid(oblique: bool) ->
         return _SliceHeaders(tuple(f"IM{k}" for k in range(len(rows))), tuple(tags))
 
     series = headers(positions)
-    _check_positions(series, _slice_normal(series, Path("S")), np.array([0.5, 0.5]), Path("S"))
+    _check_positions(series, _slice_axes(series, Path("S"))[2], np.array([0.5, 0.5]), Path("S"))
     gap = headers(np.delete(positions, 100, axis=0))
     with pytest.raises(InputError, match="off a regular grid"):
-        _check_positions(gap, _slice_normal(gap, Path("S")), np.array([0.5, 0.5]), Path("S"))
+        _check_positions(gap, _slice_axes(gap, Path("S"))[2], np.array([0.5, 0.5]), Path("S"))
 
 
 def test_a_slice_of_other_rows_and_columns_is_refused_from_the_headers_naming_it(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ import numpy as np
 from flairseg.cases import (
     MASK_POLICIES,
     NIFTI_SUFFIXES,
+    TIFF_SUFFIXES,
     Case,
     Geometry,
     MaskPolicy,
@@ -51,6 +52,7 @@ from flairseg.volumes import (
     check_headers,
     check_label_header,
     first_dicom_file,
+    first_dicom_of,
     is_dicom_folder,
     nifti_grid,
     read_dicom_series,
@@ -514,36 +516,37 @@ def _case_format(path: Path) -> str:
             raise InputError(f"{path} is not a .nii/.nii.gz volume nor a case folder")
         return "nifti"
     if has_tiffs(path):
-        _refuse_mixed_case(path, "Kaggle TIFF slices", first_dicom_file(path))
+        _refuse_mixed_case(path, kaggle=True)
         return "kaggle"
     if is_dicom_folder(path):
-        _refuse_mixed_case(path, "a DICOM series", None)
+        _refuse_mixed_case(path, kaggle=False)
         return "dicom"
     if not any(path.iterdir()):
         raise InputError(f"{path} is empty")
     raise InputError(f"{path} holds no TIFF slices and no DICOM series; is it a folder of cases?")
 
 
-def _refuse_mixed_case(folder: Path, kind: str, other: Path | None) -> None:
-    """Refuse a case folder that holds, besides its ``kind``, the images of another format (``other``: a DICOM file
-    among Kaggle slices; else any NIfTI image volume, such as one dcm2niix wrote beside its series): read as one
-    case, the other images would be left out without a word."""
-    other = other or next((p for p in sorted(folder.iterdir()) if _is_nifti_image(p)), None)
+def _refuse_mixed_case(folder: Path, kaggle: bool) -> None:
+    """Refuse a case folder of Kaggle slices (``kaggle``) or of a DICOM series that also holds the images of another
+    format (a DICOM file among the slices; a NIfTI image volume, such as one dcm2niix wrote beside its series): read
+    as one case, the other images would be left out without a word. One listing; a Kaggle case's TIFFs are not
+    opened."""
+    visible = [p for p in sorted(folder.iterdir()) if not is_hidden(p)]
+    others = [p for p in visible if p.suffix.lower() not in TIFF_SUFFIXES] if kaggle else visible
+    other = next((p for p in others if _is_nifti_image(p)), None)
+    if other is None and kaggle:
+        other = first_dicom_of([p for p in others if p.is_file()])
     if other is not None:
+        kind = "Kaggle TIFF slices" if kaggle else "a DICOM series"
         raise InputError(
             f"{folder} holds {kind} and also {other.name}, an image of another format; a case folder holds one case "
             f"in one format: move {other.name} out of it"
         )
 
 
-# names a case folder's own label volume goes by without a case id (a series' segmentation beside its slices)
-_BARE_LABELS = ("seg", "segmentation", "mask", "label", "labels", "roi")
-
-
 def _is_nifti_image(path: Path) -> bool:
     """A NIfTI image volume in a case folder: no label by its name (``CASE_seg``, or a bare ``seg``, ``mask``)."""
-    visible = is_nifti(path) and not is_hidden(path) and path.is_file()
-    return visible and nifti_stem(path).lower() not in _BARE_LABELS and _is_image_volume(path)
+    return is_nifti(path) and not is_hidden(path) and path.is_file() and _is_image_volume(path)
 
 
 def read_case(

@@ -47,7 +47,7 @@ def _channels_last(page: tifffile.TiffPage, shape: tuple[int, ...]) -> tuple[int
 
 
 def _read_tiff(path: Path) -> np.ndarray:
-    """A slice file's one page (its header checked first, :func:`_page_shape`) as (H, W) or (H, W, channels)."""
+    """A slice file's one page (its header checked first, :func:`_declared_page`) as (H, W) or (H, W, channels)."""
     try:
         with tifffile.TiffFile(path) as tiff:
             page = tiff.pages[0]
@@ -74,7 +74,7 @@ class _Page(NamedTuple):
     dtype: str
 
 
-def _page_shape(path: Path) -> _Page:
+def _declared_page(path: Path) -> _Page:
     """The shape a slice file's header declares for its one page, channels last (every page would be decoded: a slice
     is one), its dtype, and the pixels decoding it takes: a page stored in tiles larger than itself takes its tile (a
     tile is inflated whole before it is cropped)."""
@@ -187,14 +187,14 @@ def kaggle_shape(folder: Path) -> tuple[int, int, int, int]:
     """(slices, rows, columns, channels) of a Kaggle case as its first slice's header declares them (its slices were
     checked to be of one size: :func:`kaggle_files`)."""
     files = slice_files(folder, "")
-    shape = _page_shape(files[min(files)]).shape
+    shape = _declared_page(files[min(files)]).shape
     return len(files), shape[0], shape[1], shape[2] if len(shape) == 3 else 1
 
 
 def _declared_pages(folder: Path, files: Sequence[Path]) -> list[_Page]:
     """What every slice's TIFF header declares (readable, of one page), the case's size as they declare it checked
     against the memory budget."""
-    pages = [_page_shape(path) for path in files]
+    pages = [_declared_page(path) for path in files]
     channels = max([page.shape[2] if len(page.shape) == 3 else 1 for page in pages], default=1)
     check(max([page.pixels for page in pages], default=0) * len(files), channels, f"case {folder}")
     return pages

@@ -207,13 +207,13 @@ def marker_kind(folder: Path) -> str | None:
     return found["kind"] if found else None
 
 
-def refuse_marked_above(out: Path, writer: str, within: FolderKind | None = None, start: Path | None = None) -> None:
+def refuse_marked_above(out: Path, writer: str, within: FolderKind | None = None, itself: bool = False) -> None:
     """Refuse an output that lies in a folder flairseg made as a kind of folder (a training run, a cross-validation,
     preprocessed cases, a report: its marker names the kind) other than ``within`` (a cross-validation's folds lie in
-    it): the nearest marker at or above ``start`` (the output's folder; ``out`` itself where the command writes into
-    it, as ``predict`` does) says. The folder it lies in would be replaced whole, or read as that kind's, with it in.
+    it): the nearest marker above ``out`` (or at it, ``itself``, where the command writes into the folder, as
+    ``predict`` does) says. The folder it lies in would be replaced whole, or read as that kind's, with it in.
     ``writer`` names the command."""
-    for folder in (start or out.parent, *(start or out.parent).parents):
+    for folder in (out, *out.parents) if itself else out.parents:
         kind = marker_kind(folder)
         if kind is not None and kind != within:
             where = "holds" if folder == out else f"lies in {folder},"
@@ -502,7 +502,7 @@ def atomic_file(
         os.close(fd)
         tmp = Path(tmp_name)
         try:
-            with _short_write_named(final, tmp):
+            with _write_errors_named(final, tmp):
                 yield tmp
             os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs get the usual permissions
             if replace and is_own_file is not None:  # again: another file may have taken its place meanwhile
@@ -533,7 +533,7 @@ def atomic_dir(
         try:
             if mark is not None:
                 write_marker(tmp, mark)
-            with _short_write_named(final, tmp):
+            with _write_errors_named(final, tmp):
                 yield tmp
             os.chmod(tmp, 0o777 & ~_umask())
             if replace and mark is not None and final.is_dir() and not made_as(final, mark):
@@ -660,7 +660,7 @@ _SHORT_WRITE = re.compile(r"\d+ requested and \d+ written")
 
 
 @contextlib.contextmanager
-def _short_write_named(final: Path, tmp: Path) -> Iterator[None]:
+def _write_errors_named(final: Path, tmp: Path) -> Iterator[None]:
     """A write into the temporary ``tmp`` that failed, named as the output ``final`` (``tmp`` is gone once the command
     ends): one that stopped short, as numpy's ``tofile`` reports it (tifffile writes through it), named as what it
     is, the device holding ``final`` full (or the user's quota on it reached): numpy's ``OSError`` carries neither an

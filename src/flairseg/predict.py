@@ -280,7 +280,7 @@ def _checked_mask_file(mask_file: str | os.PathLike, inputs: InputPaths, source:
             "of a tree of cases?): give -o another name"
         )
     refuse_case_file_name(source, checked, "mask file")
-    refuse_marked_above(checked.parent, "predict", start=checked.parent)
+    refuse_marked_above(checked.parent, "predict", itself=True)
     if run_report(checked.parent).is_flairsegs():  # a mask file there would replace a mask that run records
         raise InputError(
             f"mask file {checked} would lie in {checked.parent}, another prediction run's folder: choose another path"
@@ -462,7 +462,7 @@ def predict_tree(
         source, out, bids_root is not None, cases, _files_read(given, truth, segmenter, brain_segmenter)
     )
     out_path = check_output(out, inputs, overwrite=True, replaces=False)
-    refuse_marked_above(out_path, "predict", start=out_path)
+    refuse_marked_above(out_path, "predict", itself=True)
     mask_file = _checked_mask_file(mask_file, inputs, source, out_path) if mask_file is not None else None
     report = run_report(out_path)
     names = PredictionFolder(out_path, segmenter.task, bids_root=bids_root, mask_file=mask_file)
@@ -616,13 +616,8 @@ def _refuse_cases_made_otherwise(run: _Run, paths: Sequence[Path | Case]) -> Non
     for path in paths:
         case_id = _case_id(path)
         found = provenance.read_record(run.report.record(ReportFolder.key(case_id, run.names.task)))
-        differs = provenance.differing_setting(found, run.settings) if found else None
-        if differs is not None:
-            key, before, now = differs
-            raise InputError(
-                f"case {case_id} in {run.names.path} was made with another {key} ({before} -> {now}); pass "
-                "--overwrite to predict it again, or write elsewhere"
-            )
+        if found:
+            provenance.refuse_made_otherwise(found, {"case": case_id, **run.settings}, run.names.path)
 
 
 def _settings_clash(report: ReportFolder, settings: dict[str, object], covered: set[str]) -> str | None:
@@ -922,10 +917,13 @@ def _write_case(
     run.report.started(key).unlink(missing_ok=True)
 
 
+_MERGED_TABLES = ("inputs", "qc", "components")  # the run's tables merged from its cases' own, both tasks' rows
+
+
 def _drop_merged_report(report: ReportFolder, task: str) -> None:
     """Remove the run's merged tables, ``task``'s scores and report.html, which the end of the run merges again: a run
     stopped after it replaced a case leaves no report that describes the case's old outputs."""
-    merged = [*report.all_scores(task), *(report.table(name) for name in ("inputs", "qc", "components")), report.html]
+    merged = [*report.all_scores(task), *(report.table(name) for name in _MERGED_TABLES), report.html]
     for path in merged:
         path.unlink(missing_ok=True)
 
@@ -1247,7 +1245,7 @@ def merge_run_report(out: Path, title: str, task: str) -> PredictResult:
     report = folder.path
     mark_folder(report, "prediction report")  # the report's files are flairseg's: a later run writes over them
     rows = [CaseMetrics.from_row(row) for row in read_case_tables("metrics", report, TASK_SPECS[task].label_suffix)]
-    tables = merge_case_tables(("inputs", "qc", "components"), report)
+    tables = merge_case_tables(_MERGED_TABLES, report)
     inputs, qc = ([row for row in tables[name] if row["task"] == task] for name in ("inputs", "qc"))
     substituted = sum(row.get("substituted", "none") != "none" for row in inputs)
     flagged = sum(row["flags"] != "none" for row in qc)

@@ -164,19 +164,24 @@ def check_reusable(path: Path, expected: dict[str, Any], out: Path) -> None:
             f"case {expected['case']} in {out} has an unreadable record of how it was made ({path.name}); "
             "pass --overwrite to predict it again"
         )
-    changed = [key for key in expected if key != "inputs" and found.get(key) != expected[key]]
-    changed += ["inputs"] if _inputs_differ(found.get("inputs"), expected["inputs"]) else []
-    if changed == ["inputs"]:
+    refuse_made_otherwise(found, {key: value for key, value in expected.items() if key != "inputs"}, out)
+    if _inputs_differ(found.get("inputs"), expected["inputs"]):
         raise InputError(
             f"case {expected['case']} in {out} was made from other inputs "
             f"({changed_file(found.get('inputs'), expected['inputs'])}); pass --overwrite to predict it again, or "
             "write elsewhere"
         )
-    if changed:
-        key, before, now = _first_difference(changed[0], found.get(changed[0]), expected[changed[0]])
+
+
+def refuse_made_otherwise(found: dict[str, Any], settings: dict[str, Any], out: Path) -> None:
+    """Refuse to reuse the case whose record ``found`` (in the output folder ``out``) holds one of ``settings`` (its
+    ``case`` among them) otherwise: the case was made with another model, TTA, precision, ..."""
+    differs = differing_setting(found, settings)
+    if differs is not None:
+        key, before, now = differs
         raise InputError(
-            f"case {expected['case']} in {out} was made with another {key} ({_short(before)} -> {_short(now)}); pass "
-            "--overwrite to predict it again, or write elsewhere"
+            f"case {settings['case']} in {out} was made with another {key} ({before} -> {now}); pass --overwrite to "
+            "predict it again, or write elsewhere"
         )
 
 

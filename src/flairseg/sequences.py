@@ -27,6 +27,8 @@ from flairseg.config import parse_json
 SEQUENCES = ("flair", "t1", "t1c", "t2")
 LABEL = "label"
 LABEL_ENDINGS = ("_seg", "-seg", "_dseg", "_probseg", "_mask", "_brain", "_label", "_labels")
+# the names a label volume goes by without a case id (a series' segmentation kept in its case folder)
+BARE_LABEL_NAMES = ("seg", "segmentation", "mask", "label", "labels", "roi")
 
 _BRATS = re.compile(r"^(?P<id>.+)_(?P<kind>flair|t1ce|t1|t2|seg)$", re.IGNORECASE)
 _BRATS_2023 = re.compile(r"^(?P<id>.+)-(?P<kind>t2f|t1n|t1c|t2w|seg)$", re.IGNORECASE)
@@ -58,7 +60,8 @@ class Named:
 
 def is_label_name(path: Path) -> bool:
     """Whether a file's name marks it as a label volume (segmentation, mask), never an image."""
-    return nifti_stem(path).lower().endswith(LABEL_ENDINGS)
+    stem = nifti_stem(path).lower()
+    return stem in BARE_LABEL_NAMES or stem.endswith(LABEL_ENDINGS)
 
 
 def _channel_kind(name: str) -> str | None:

@@ -571,7 +571,13 @@ def first_dicom_file(folder: Path) -> Path | None:
 
     A DICOMDIR is left out: it indexes a file set whose series lie in subfolders, so a media folder holding it is a
     folder of series, not one."""
-    files = [path for path in _visible_files(folder) if path.name != DICOM_DIRECTORY]
+    return first_dicom_of(_visible_files(folder))
+
+
+def first_dicom_of(files: Sequence[Path]) -> Path | None:
+    """Of a folder's visible ``files`` (by name), a ``.dcm`` one, else one of the first five that is DICOM by its
+    first bytes (None: neither); a DICOMDIR left out (:func:`first_dicom_file`)."""
+    files = [path for path in files if path.name != DICOM_DIRECTORY]
     return next(filter(_named_dicom, files), None) or next(filter(looks_like_dicom, files[:5]), None)
 
 
@@ -641,9 +647,10 @@ def _pixel_spacing(headers: _SliceHeaders, folder: Path) -> np.ndarray:
     return spacing[0]
 
 
-def _slice_normal(headers: _SliceHeaders, folder: Path) -> np.ndarray:
-    """The unit normal of the series' slices; refused when a slice lacks Image Orientation (Patient), lies in another
-    plane than the first slice, or its row and column directions are not two orthogonal unit vectors."""
+def _slice_axes(headers: _SliceHeaders, folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The row and column directions of the series' slices and their unit normal; refused when a slice lacks Image
+    Orientation (Patient), lies in another plane than the first slice, or its row and column directions are not two
+    orthogonal unit vectors."""
     orientation = _slice_numbers(headers, "orientation", 6, "Image Orientation (Patient)", folder)
     _check_slices_agree(orientation, _ORIENTATION_TOLERANCE, "Image Orientation (Patient)", headers, folder)
     row, column = orientation[0, :3], orientation[0, 3:]
@@ -655,7 +662,7 @@ def _slice_normal(headers: _SliceHeaders, folder: Path) -> np.ndarray:
             "the image in another place); repair the series"
         )
     normal = np.cross(row, column)
-    return normal / np.linalg.norm(normal)
+    return row, column, normal / np.linalg.norm(normal)
 
 
 def _check_positions(headers: _SliceHeaders, normal: np.ndarray, pixel_spacing: np.ndarray, folder: Path) -> float:
@@ -748,13 +755,10 @@ def _checked_geometry(files: Sequence[str], slices: Sequence[PixelBytes], folder
     _check_rescale_tags(headers, folder)
     _refuse_inverted_grey(headers, folder)
     pixel_spacing = _pixel_spacing(headers, folder)
-    normal = _slice_normal(headers, folder)
+    row, column, normal = _slice_axes(headers, folder)
     step = _check_positions(headers, normal, pixel_spacing, folder)
-    orientation = _slice_numbers(headers, "orientation", 6, "Image Orientation (Patient)", folder)[0]
     lps = np.eye(4)
-    lps[:3, :3] = np.column_stack(
-        [orientation[:3] * pixel_spacing[1], orientation[3:] * pixel_spacing[0], normal * step]
-    )
+    lps[:3, :3] = np.column_stack([row * pixel_spacing[1], column * pixel_spacing[0], normal * step])
     affine = _LPS_TO_RAS @ lps
     ornt = _orientation(affine, folder)
     shape = (slices[0].columns, slices[0].rows, len(files))
@@ -919,7 +923,9 @@ def check_headers(
     for other in () if resample else (pre, post):
         if other is not None and not _same_grid(grids[other], grids[path]):
             raise _off_flair_grid(other, path)
-    return (*Case(path.name, None, None, nifti_grid(path)).shape, 1 if pre is None and post is None else 3)
+    affine, shape = grids[path]
+    geometry = Geometry(path, "nifti", affine=affine, ornt=_orientation(affine, path), input_shape=shape)
+    return (*Case(path.name, None, None, geometry).shape, 1 if pre is None and post is None else 3)
 
 
 def _header_grid(path: Path) -> _Grid:
